@@ -1,0 +1,124 @@
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { duplexPair, type Logger } from '@tu/shared';
+import { aclFor, mayPublish, maySubscribe, type Acl } from './acl.js';
+import { principalFor, verifyPassword } from './credentials.js';
+
+export interface BrokerOptions {
+  gatewayId: string;
+  secret: string;
+  logger: Logger;
+  /** Listen on TCP as well as in-process; port 0 picks a free port. */
+  tcp?: { host: string; port: number };
+  maxPayloadBytes: number;
+}
+
+export interface BrokerStats {
+  clients: number;
+  refusedConnects: number;
+  refusedPublishes: number;
+  refusedSubscribes: number;
+}
+
+export interface Broker {
+  readonly aedes: Aedes;
+  /** The TCP address, when listening. */
+  readonly address?: { host: string; port: number };
+  readonly stats: BrokerStats;
+  /** A new in-process connection to the broker (a duplex pair; one end is handled by aedes). */
+  connectInProcess(): Duplex;
+  close(): Promise<void>;
+}
+
+const CLIENT_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+function authError(message: string, returnCode: 4 | 5): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+}
+
+/**
+ * The agent's local bus: aedes with authentication for every client and topic ACLs
+ * derived from the message catalogue. Listens on TCP (TCP_NODELAY) and in-process.
+ */
+export async function startBroker(opts: BrokerOptions): Promise<Broker> {
+  const log = opts.logger.child({ component: 'broker' });
+  const acls = new WeakMap<Client, Acl>();
+  const stats: BrokerStats = { clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0 };
+
+  const aedes = await Aedes.createBroker({
+    id: `tu-${opts.gatewayId}`,
+    authenticate(client, username, password, done) {
+      const principal = username ? principalFor(username) : undefined;
+      if (!principal || !verifyPassword(opts.secret, username!, password) || !CLIENT_ID_RE.test(client.id)) {
+        stats.refusedConnects++;
+        log.warn({ clientId: client.id?.slice(0, 128), username: username?.slice(0, 128) }, 'refused connection: bad credentials or client id');
+        return done(authError('bad username or password', 4), false);
+      }
+      acls.set(client, aclFor(principal, opts.gatewayId, client.id));
+      done(null, true);
+    },
+    authorizePublish(client, packet, done) {
+      if (!client) return done(null); // broker-internal
+      const acl = acls.get(client);
+      const presenceTopic = packet.topic.includes('/sys/presence/');
+      let reason: string | undefined;
+      if (!acl || !mayPublish(acl, packet.topic)) reason = 'topic not allowed for this client';
+      else if (packet.retain && !presenceTopic) reason = 'only presence may be retained';
+      else if (packet.payload.length > opts.maxPayloadBytes) reason = `payload ${packet.payload.length} bytes over ${opts.maxPayloadBytes}`;
+      if (reason) {
+        stats.refusedPublishes++;
+        log.warn({ clientId: client.id, topic: packet.topic.slice(0, 200), reason }, 'refused publish; disconnecting client');
+        return done(new Error(reason));
+      }
+      done(null);
+    },
+    authorizeSubscribe(client, sub, done) {
+      const acl = acls.get(client);
+      if (!acl || !maySubscribe(acl, sub.topic)) {
+        stats.refusedSubscribes++;
+        log.warn({ clientId: client.id, filter: sub.topic.slice(0, 200) }, 'refused subscription');
+        return done(null, null);
+      }
+      done(null, sub);
+    },
+  });
+  aedes.on('client', () => stats.clients++);
+  aedes.on('clientDisconnect', () => stats.clients--);
+  aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
+
+  let server: net.Server | undefined;
+  let address: { host: string; port: number } | undefined;
+  if (opts.tcp) {
+    server = net.createServer({ noDelay: true }, (socket) => aedes.handle(socket));
+    const srv = server;
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(opts.tcp!.port, opts.tcp!.host, () => {
+        srv.off('error', reject);
+        resolve();
+      });
+    });
+    const a = srv.address() as net.AddressInfo;
+    address = { host: opts.tcp.host, port: a.port };
+    log.info({ host: opts.tcp.host, port: a.port }, 'MQTT broker listening');
+  }
+
+  return {
+    aedes,
+    address,
+    stats,
+    connectInProcess() {
+      const [clientSide, brokerSide] = duplexPair();
+      aedes.handle(brokerSide);
+      return clientSide;
+    },
+    async close() {
+      if (server) {
+        const srv = server;
+        await new Promise<void>((resolve) => srv.close(() => resolve()));
+      }
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    },
+  };
+}

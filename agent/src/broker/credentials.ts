@@ -1,0 +1,65 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ServiceName } from '@tu/shared';
+
+/**
+ * Who a bus client is. Built-in principals are named by their username; their
+ * password is derived from the gateway's bus secret, so every process holding the
+ * secret (the agent, a service started as its own process) can authenticate, and
+ * nothing else can.
+ */
+export type Principal =
+  | { role: 'orchestrator'; service: 'svc-analysis-orchestrator' }
+  | { role: 'service'; service: Exclude<ServiceName, 'svc-analysis-orchestrator'> }
+  | { role: 'observer'; name: string };
+
+const SERVICE_USERS: Record<string, Principal> = {
+  'svc-analysis-orchestrator': { role: 'orchestrator', service: 'svc-analysis-orchestrator' },
+  intake: { role: 'service', service: 'intake' },
+  'svc-ai-vision-adapter': { role: 'service', service: 'svc-ai-vision-adapter' },
+  'comparison-service': { role: 'service', service: 'comparison-service' },
+  'metadata-service': { role: 'service', service: 'metadata-service' },
+};
+
+/** Observers (local UI, uplink, tools) may subscribe to events and nothing else. */
+const OBSERVER_PREFIX = 'observer:';
+
+export function principalFor(username: string): Principal | undefined {
+  if (Object.hasOwn(SERVICE_USERS, username)) return SERVICE_USERS[username];
+  if (username.startsWith(OBSERVER_PREFIX) && /^[A-Za-z0-9_.-]{1,64}$/.test(username.slice(OBSERVER_PREFIX.length))) {
+    return { role: 'observer', name: username.slice(OBSERVER_PREFIX.length) };
+  }
+  return undefined;
+}
+
+export const observerUsername = (name: string): string => `${OBSERVER_PREFIX}${name}`;
+
+export function derivePassword(secret: string, username: string): string {
+  return createHmac('sha256', secret).update(`tu-bus:${username}`).digest('base64url');
+}
+
+export function verifyPassword(secret: string, username: string, password: Buffer | undefined): boolean {
+  if (!password) return false;
+  const expected = Buffer.from(derivePassword(secret, username));
+  return password.length === expected.length && timingSafeEqual(password, expected);
+}
+
+/**
+ * The bus secret: from config/env if given, else from the secret file, created with
+ * mode 0600 on first start. Never logged, never committed.
+ */
+export function resolveBusSecret(opts: { secret?: string; secretFile?: string; dataDir: string }): string {
+  if (opts.secret) return opts.secret;
+  const file = opts.secretFile ?? path.join(opts.dataDir, 'bus-secret');
+  try {
+    const s = fs.readFileSync(file, 'utf8').trim();
+    if (s.length >= 32) return s;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  fs.writeFileSync(file, secret + '\n', { mode: 0o600 });
+  return secret;
+}

@@ -1,0 +1,113 @@
+import type { AnalysisResults, AnyEvent, FailureReason, ImageRef, StepName, StepSummary } from '@tu/shared';
+
+export type AnalysisStatus = 'queued' | 'running' | 'completed' | 'failed';
+export type StepStatus = 'pending' | 'waiting' | 'running' | 'completed' | 'failed';
+
+export interface AttemptRecord {
+  n: number;
+  commandId: string;
+  /** Epoch ms the attempt started (its timeout counts from here). */
+  startedAt: number;
+  deadline: number;
+  instance?: string;
+  sentAt?: number;
+  endedAt?: number;
+  outcome?: 'completed' | 'failed' | 'timeout';
+  error?: FailureReason;
+  /** Times the command was sent again (instance gone, agent restarted). */
+  resends: number;
+}
+
+export interface StepState {
+  name: StepName;
+  status: StepStatus;
+  attempts: AttemptRecord[];
+  /** Epoch ms when a retry is due, while waiting out a backoff. */
+  retryAt?: number;
+  startedAt?: number;
+  endedAt?: number;
+  error?: FailureReason;
+}
+
+/** Everything the orchestrator knows of one analysis; persisted as one row. */
+export interface AnalysisState {
+  analysisId: string;
+  status: AnalysisStatus;
+  machineId?: string;
+  image: ImageRef;
+  uploadedAt: string;
+  uploadEventId: string;
+  traceparent?: string;
+  receivedAt: number;
+  startedAt?: number;
+  endedAt?: number;
+  steps: StepState[];
+  results: AnalysisResults;
+  failure?: { step: StepName | null; reason: FailureReason };
+  /** The terminal event, written ahead of publishing so a restart re-sends the same id. */
+  terminal?: { event: AnyEvent; published: boolean };
+  version: number;
+}
+
+export const isOpen = (s: AnalysisState): boolean => s.status === 'queued' || s.status === 'running' || (s.terminal !== undefined && !s.terminal.published);
+
+export const iso = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : new Date(ms).toISOString());
+
+export function summarizeSteps(s: AnalysisState): StepSummary[] {
+  return s.steps.map((st) => {
+    const last = st.attempts[st.attempts.length - 1];
+    return {
+      step: st.name,
+      status: st.status,
+      attempts: st.attempts.length,
+      ...(st.startedAt !== undefined ? { startedAt: iso(st.startedAt) } : {}),
+      ...(st.endedAt !== undefined ? { endedAt: iso(st.endedAt) } : {}),
+      ...(st.startedAt !== undefined && st.endedAt !== undefined ? { durationMs: st.endedAt - st.startedAt } : {}),
+      ...(last?.instance ? { instance: last.instance } : {}),
+      ...(st.error ? { error: st.error } : {}),
+    };
+  });
+}
+
+/** The public status of an analysis (for GET /api/v1/analyses/{id}). */
+export interface AnalysisStatusView {
+  analysisId: string;
+  status: AnalysisStatus;
+  machineId?: string;
+  image: ImageRef;
+  uploadedAt: string;
+  startedAt?: string;
+  endedAt?: string;
+  durationMs?: number;
+  steps: (StepSummary & { timeline: { attempt: number; instance?: string; startedAt: string; endedAt?: string; outcome?: string; error?: FailureReason; resends: number }[] })[];
+  results: AnalysisResults;
+  failure?: { step: StepName | null; reason: FailureReason };
+}
+
+export function statusView(s: AnalysisState): AnalysisStatusView {
+  const summaries = summarizeSteps(s);
+  return {
+    analysisId: s.analysisId,
+    status: s.status,
+    ...(s.machineId ? { machineId: s.machineId } : {}),
+    image: s.image,
+    uploadedAt: s.uploadedAt,
+    ...(s.startedAt !== undefined ? { startedAt: iso(s.startedAt) } : {}),
+    ...(s.endedAt !== undefined ? { endedAt: iso(s.endedAt) } : {}),
+    ...(s.startedAt !== undefined && s.endedAt !== undefined ? { durationMs: s.endedAt - s.startedAt } : {}),
+    steps: s.steps.map((st, i) => ({
+      ...summaries[i]!,
+      timeline: st.attempts.map((a) => ({
+        attempt: a.n,
+        ...(a.instance ? { instance: a.instance } : {}),
+        startedAt: iso(a.startedAt)!,
+        ...(a.endedAt !== undefined ? { endedAt: iso(a.endedAt) } : {}),
+        ...(a.outcome ? { outcome: a.outcome } : {}),
+        ...(a.error ? { error: a.error } : {}),
+        resends: a.resends,
+      })),
+    })),
+    results: s.results,
+    ...(s.failure ? { failure: s.failure } : {}),
+  };
+}

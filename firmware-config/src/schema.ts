@@ -1,0 +1,68 @@
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+const host = z.string().min(1).max(255);
+const ms = z.number().int().min(1).max(3_600_000);
+
+export const stepNames = ['recognition', 'comparison', 'metadata'] as const;
+
+export const retrySchema = z
+  .object({
+    maxAttempts: z.number().int().min(1).max(20).default(3).describe('Attempts per step, including the first.'),
+    initialDelayMs: z.number().int().min(0).max(600_000).default(250),
+    maxDelayMs: z.number().int().min(0).max(3_600_000).default(10_000),
+    multiplier: z.number().min(1).max(10).default(2),
+    jitter: z.number().min(0).max(1).default(0.2).describe('Fraction of the delay randomised (+/-).'),
+  })
+  .refine((r) => r.maxDelayMs >= r.initialDelayMs, { message: 'maxDelayMs must be >= initialDelayMs', path: ['maxDelayMs'] });
+
+export const agentConfigSchema = z
+  .object({
+    $schema: z.string().optional().describe('Path of the JSON Schema, for editors.'),
+    gatewayId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'gatewayId: 1-64 of A-Z a-z 0-9 _ -').describe('Identity of this gateway in topics and in the cloud.'),
+    dataDir: z.string().min(1).default('.data/agent').describe('Writable directory for state, blobs and the outbox (on flash).'),
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+    broker: z
+      .object({
+        host: host.default('127.0.0.1'),
+        port: port.default(1884),
+        maxPayloadBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024),
+      })
+      .prefault({}),
+    bus: z
+      .object({
+        secret: z.string().min(32, 'bus.secret must be at least 32 characters').optional().describe('Master secret; per-client MQTT passwords are derived from it. Prefer TU_BUS_SECRET or secretFile.'),
+        secretFile: z.string().min(1).optional().describe('File holding the secret; created (mode 0600) when missing. Default: {dataDir}/bus-secret.'),
+      })
+      .prefault({}),
+    http: z.object({ host: host.default('0.0.0.0'), port: port.default(8080) }).prefault({}),
+    orchestrator: z
+      .object({
+        steps: z
+          .array(z.enum(stepNames))
+          .min(1)
+          .default([...stepNames])
+          .refine((s) => new Set(s).size === s.length, 'steps must not repeat')
+          .describe('Which steps run, in this order.'),
+        stepTimeoutMs: z
+          .object({ recognition: ms.default(30_000), comparison: ms.default(10_000), metadata: ms.default(10_000) })
+          .prefault({})
+          .describe('Per-attempt timeout of each step; with no live handler the step waits this long, then fails.'),
+        retry: retrySchema.prefault({}),
+        maxConcurrent: z.number().int().min(1).max(1000).default(4).describe('Analyses in flight at once; the rest wait in the queue.'),
+        maxQueue: z.number().int().min(0).max(1_000_000).default(1000).describe('Analyses waiting; beyond it new uploads fail with QUEUE_FULL.'),
+        durability: z.enum(['full', 'normal']).default('full').describe('full: fsync every commit (survives power loss); normal: survives process crashes only.'),
+      })
+      .prefault({}),
+    model: z.object({ dir: z.string().min(1).optional().describe('Directory holding model.json (or MODEL_DIR).') }).prefault({}),
+    limits: z
+      .object({
+        maxUploadBytes: z.number().int().min(1024).max(512 * 1024 * 1024).default(25 * 1024 * 1024),
+        maxPixels: z.number().int().min(10_000).max(1_000_000_000).default(50_000_000),
+      })
+      .prefault({}),
+  })
+  .strict();
+
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+export type AgentConfigInput = z.input<typeof agentConfigSchema>;

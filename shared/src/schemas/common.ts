@@ -1,0 +1,49 @@
+import { z } from 'zod';
+
+export const analysisId = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'analysisId: 8-64 URL-safe characters');
+export const gatewayId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+export const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'sha256: 64 lowercase hex characters');
+export const isoTime = z.iso.datetime({ offset: true });
+export const machineId = z.string().min(1).max(128);
+export const attempt = z.number().int().min(1).max(100);
+export const durationMs = z.number().nonnegative().max(86_400_000);
+export const unit = z.number().min(0).max(1);
+
+export const stepName = z.enum(['recognition', 'comparison', 'metadata']);
+export type StepName = z.infer<typeof stepName>;
+
+/** An image lives in the content-addressed blob store; messages carry only its reference. */
+export const imageRef = z.object({
+  sha256,
+  contentType: z.enum(['image/jpeg', 'image/png', 'image/webp']),
+  bytes: z.number().int().positive(),
+  width: z.number().int().positive().optional(),
+  height: z.number().int().positive().optional(),
+  /** A small JPEG thumbnail (base64, at most ~16 KB) for dashboards. */
+  thumbnail: z.string().max(24_000).optional(),
+});
+export type ImageRef = z.infer<typeof imageRef>;
+
+/** A failure reason: machine-readable code, a human-actionable message, and whether retrying may help. */
+export const failureReason = z.object({
+  code: z.string().regex(/^[A-Z][A-Z0-9_]{1,63}$/),
+  message: z.string().min(1).max(2000),
+  retryable: z.boolean(),
+});
+export type FailureReason = z.infer<typeof failureReason>;
+
+export const gps = z.object({
+  latitude: z.number().min(-90).max(90),
+  longitude: z.number().min(-180).max(180),
+  altitude: z.number().optional(),
+});
+
+export const registeredMachine = z.object({
+  id: machineId.optional(),
+  type: z.string().max(64).optional(),
+  brand: z.string().max(128).optional(),
+  model: z.string().max(128).optional(),
+  serialNumber: z.string().max(128).optional(),
+  name: z.string().max(256).optional(),
+});
+export type RegisteredMachine = z.infer<typeof registeredMachine>;

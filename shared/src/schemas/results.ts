@@ -1,0 +1,84 @@
+import { z } from 'zod';
+import { gps, sha256, unit, isoTime } from './common.js';
+
+const label = z.object({ label: z.string().min(1).max(128), score: unit });
+
+export const recognitionResult = z.object({
+  /** A machine type known to the head (e.g. `excavator`), or `unknown`. */
+  machineType: z.string().min(1).max(64),
+  confidence: unit,
+  unknownReason: z.string().max(500).optional(),
+  topK: z.array(label).max(20),
+  imagenetTopK: z.array(label.extend({ index: z.number().int().min(0).max(1000) })).max(20),
+  embedding: z.array(z.number().finite()).min(1).max(4096),
+  model: z.object({
+    id: z.string().min(1).max(128),
+    version: z.string().min(1).max(64),
+    backend: z.enum(['wasm', 'tensorflow', 'cpu']),
+    head: z
+      .object({ id: z.string().min(1).max(128), labels: z.array(z.string()).max(200), trainedAt: isoTime })
+      .nullable(),
+  }),
+  timings: z.object({ decodeMs: z.number().nonnegative(), inferenceMs: z.number().nonnegative(), headMs: z.number().nonnegative() }),
+  image: z.object({ width: z.number().int().positive(), height: z.number().int().positive() }),
+});
+export type RecognitionResult = z.infer<typeof recognitionResult>;
+
+export const comparisonResult = z.object({
+  verdict: z.enum(['match', 'mismatch', 'unknown']),
+  reasons: z.array(z.string().max(500)).max(20),
+  typeCheck: z.object({
+    registeredType: z.string().nullable(),
+    recognizedType: z.string(),
+    match: z.boolean().nullable(),
+  }),
+  bestMatch: z
+    .object({ sha256, similarity: z.number().min(-1).max(1), source: z.enum(['reference', 'history']) })
+    .nullable(),
+  nearDuplicate: z.object({
+    duplicate: z.boolean(),
+    sha256: sha256.optional(),
+    hammingDistance: z.number().int().min(0).max(64).optional(),
+  }),
+  scores: z.object({ typeConfidence: unit, bestSimilarity: z.number().min(-1).max(1).nullable() }),
+  thresholds: z.object({
+    similarityMatch: z.number(),
+    similarityMismatch: z.number(),
+    duplicateHamming: z.number().int(),
+    minTypeConfidence: z.number(),
+  }),
+});
+export type ComparisonResult = z.infer<typeof comparisonResult>;
+
+export const qualityWarning = z.enum(['blurred', 'too_dark', 'too_bright', 'too_small', 'low_contrast']);
+
+export const metadataResult = z.object({
+  exif: z.object({
+    captureTime: isoTime.optional(),
+    gps: gps.optional(),
+    camera: z.object({ make: z.string().max(128).optional(), model: z.string().max(128).optional() }).optional(),
+    orientation: z.number().int().min(1).max(8).optional(),
+  }),
+  quality: z.object({
+    width: z.number().int().positive(),
+    height: z.number().int().positive(),
+    megapixels: z.number().nonnegative(),
+    sharpness: z.number().nonnegative(),
+    brightness: unit,
+    contrast: unit,
+  }),
+  warnings: z.array(qualityWarning).max(10),
+  category: z.enum(['overview', 'nameplate', 'other']),
+  record: z.object({
+    type: z.string().max(64).optional(),
+    brand: z.string().max(128).optional(),
+    model: z.string().max(128).optional(),
+    serialNumber: z.string().max(128).optional(),
+    lastSeenAt: isoTime.optional(),
+    lastPosition: gps.optional(),
+    photoQuality: z.enum(['good', 'fair', 'poor']),
+    photoCategory: z.enum(['overview', 'nameplate', 'other']),
+  }),
+  timings: z.record(z.string(), z.number().nonnegative()).optional(),
+});
+export type MetadataResult = z.infer<typeof metadataResult>;

@@ -1,0 +1,62 @@
+import { isCommandType, isEventType, type CommandType, type EventType, type ServiceName } from './catalog.js';
+
+/**
+ * The only place topic strings are built or parsed (DESIGN §3).
+ *   events:    tu/{gw}/evt/{type}
+ *   commands:  tu/{gw}/cmd/{type}/{instanceId}          (point-to-point: one instance)
+ *   presence:  tu/{gw}/sys/presence/{service}/{instanceId}   (retained; cleared by last will)
+ *   dead letters: tu/{gw}/sys/deadletter/{service}
+ */
+export const topics = {
+  event: (gw: string, type: EventType) => `tu/${gw}/evt/${type}`,
+  allEvents: (gw: string) => `tu/${gw}/evt/#`,
+  command: (gw: string, type: CommandType, instanceId: string) => `tu/${gw}/cmd/${type}/${instanceId}`,
+  presence: (gw: string, service: ServiceName, instanceId: string) => `tu/${gw}/sys/presence/${service}/${instanceId}`,
+  allPresence: (gw: string) => `tu/${gw}/sys/presence/#`,
+  deadLetter: (gw: string, service: string) => `tu/${gw}/sys/deadletter/${service}`,
+  allDeadLetters: (gw: string) => `tu/${gw}/sys/deadletter/#`,
+} as const;
+
+export type ParsedTopic =
+  | { kind: 'event'; gatewayId: string; type: EventType }
+  | { kind: 'command'; gatewayId: string; type: CommandType; instanceId: string }
+  | { kind: 'presence'; gatewayId: string; service: string; instanceId: string }
+  | { kind: 'deadletter'; gatewayId: string; service: string }
+  | { kind: 'unknown'; topic: string };
+
+export function parseTopic(topic: string): ParsedTopic {
+  const p = topic.split('/');
+  if (p[0] !== 'tu' || !p[1]) return { kind: 'unknown', topic };
+  const gatewayId = p[1];
+  if (p[2] === 'evt' && p.length === 4 && isEventType(p[3]!)) return { kind: 'event', gatewayId, type: p[3] };
+  if (p[2] === 'cmd' && p.length === 5 && isCommandType(p[3]!) && p[4]) return { kind: 'command', gatewayId, type: p[3], instanceId: p[4] };
+  if (p[2] === 'sys' && p[3] === 'presence' && p.length === 6 && p[4] && p[5]) return { kind: 'presence', gatewayId, service: p[4], instanceId: p[5] };
+  if (p[2] === 'sys' && p[3] === 'deadletter' && p.length === 5 && p[4]) return { kind: 'deadletter', gatewayId, service: p[4] };
+  return { kind: 'unknown', topic };
+}
+
+/** MQTT topic-filter matching (`+` one level, `#` the rest). */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+/** Whether every topic matched by `requested` is also matched by `allowed` (for subscribe ACLs). */
+export function filterCovers(allowed: string, requested: string): boolean {
+  const a = allowed.split('/');
+  const r = requested.split('/');
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === '#') return true;
+    if (i >= r.length) return false;
+    if (r[i] === '#') return false;
+    if (a[i] === '+') continue;
+    if (r[i] === '+' || a[i] !== r[i]) return false;
+  }
+  return a.length === r.length;
+}

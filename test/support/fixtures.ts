@@ -1,0 +1,46 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { ComparisonResult, ImageRef, InputOf, MetadataResult, RecognitionResult } from '@tu/shared';
+
+export const newAnalysisId = (): string => randomBytes(9).toString('base64url');
+
+export function imageRef(seed = randomBytes(8).toString('hex')): ImageRef {
+  return { sha256: createHash('sha256').update(seed).digest('hex'), contentType: 'image/jpeg', bytes: 123_456, width: 1024, height: 768 };
+}
+
+export function uploaded(gatewayId: string, analysisId = newAnalysisId()): InputOf<'tu.image.uploaded'> {
+  return { analysisId, gatewayId, image: imageRef(analysisId), uploadedAt: new Date().toISOString(), via: 'api' };
+}
+
+// Results of plausible shape for handlers that answer at once (orchestrator tests and
+// benchmarks); the real services produce these from photos.
+export const recognitionResult = (): RecognitionResult => ({
+  machineType: 'excavator',
+  confidence: 0.91,
+  topK: [
+    { label: 'excavator', score: 0.91 },
+    { label: 'backhoe_loader', score: 0.05 },
+  ],
+  imagenetTopK: [{ label: 'crane', index: 517, score: 0.4 }],
+  embedding: Array.from({ length: 256 }, (_, i) => Math.sin(i) / 8),
+  model: { id: 'mobilenet_v1_025_224', version: '1', backend: 'wasm', head: null },
+  timings: { decodeMs: 20, inferenceMs: 6, headMs: 0.1 },
+  image: { width: 1024, height: 768 },
+});
+
+export const comparisonResult = (): ComparisonResult => ({
+  verdict: 'unknown',
+  reasons: ['no machine registered'],
+  typeCheck: { registeredType: null, recognizedType: 'excavator', match: null },
+  bestMatch: null,
+  nearDuplicate: { duplicate: false },
+  scores: { typeConfidence: 0.91, bestSimilarity: null },
+  thresholds: { similarityMatch: 0.8, similarityMismatch: 0.5, duplicateHamming: 6, minTypeConfidence: 0.6 },
+});
+
+export const metadataResult = (): MetadataResult => ({
+  exif: {},
+  quality: { width: 1024, height: 768, megapixels: 0.79, sharpness: 120, brightness: 0.5, contrast: 0.2 },
+  warnings: [],
+  category: 'overview',
+  record: { type: 'excavator', photoQuality: 'good', photoCategory: 'overview' },
+});
