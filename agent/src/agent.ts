@@ -12,6 +12,8 @@ export interface Agent {
   readonly broker: Broker;
   readonly orchestrator: Orchestrator;
   readonly store: StateStore;
+  /** The orchestrator's bus client (its counters feed health and metrics). */
+  readonly orchestratorBus: BusClient;
   /** Bus identity for in-process services (in-process transport, derived credentials). */
   readonly busIdentity: BusIdentity;
   stop(): Promise<void>;
@@ -61,6 +63,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       broker,
       orchestrator,
       store,
+      orchestratorBus: bus,
       busIdentity,
       async stop() {
         await orchestrator.stop();

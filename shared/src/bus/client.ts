@@ -274,11 +274,18 @@ export class BusClient {
       set.add(h);
     }
     if (fresh.length) {
-      const granted = await this.#mqtt.subscribeAsync(fresh, { qos: 1 });
-      const refused = granted.filter((g) => g.qos === 128);
+      let refused: string[];
+      try {
+        const granted = await this.#mqtt.subscribeAsync(fresh, { qos: 1 });
+        refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
+      } catch (err) {
+        // mqtt.js rejects when the broker answers SUBACK 0x80 (failure).
+        refused = fresh;
+        this.#log.debug({ err }, 'subscribe failed');
+      }
       if (refused.length) {
         for (const f of fresh) this.#subs.delete(f);
-        throw new TuError('BUS_AUTH_REFUSED', `subscription refused by the broker ACL: ${refused.map((g) => g.topic).join(', ')}`);
+        throw new TuError('BUS_AUTH_REFUSED', `subscription refused by the broker ACL: ${refused.join(', ')}`);
       }
     }
     return async () => {

@@ -1,0 +1,135 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import mqtt from 'mqtt';
+import { topics, type BusClient } from '@tu/shared';
+import { derivePassword, observerUsername, type Agent } from '@tu/agent';
+import { settle, startTestAgent } from './support/harness.js';
+
+type Ctx = { agent: Agent; raw: mqtt.MqttClient[] };
+const test = suite<Ctx>('broker: authentication and topic ACLs');
+test.before(async (ctx) => {
+  ctx.agent = await startTestAgent();
+  ctx.raw = [];
+});
+test.after(async (ctx) => {
+  for (const c of ctx.raw) c.end(true);
+  await ctx.agent.stop();
+});
+
+const GW = 'gw-test';
+const url = (ctx: Ctx) => `mqtt://127.0.0.1:${ctx.agent.broker.address!.port}`;
+
+async function connect(ctx: Ctx, username: string | undefined, password: string | undefined, clientId = `t-${Math.random().toString(36).slice(2)}`) {
+  const c = await mqtt.connectAsync(url(ctx), { username, password, clientId, reconnectPeriod: 0, protocolVersion: 4 });
+  ctx.raw.push(c);
+  return c;
+}
+const creds = (ctx: Ctx, user: string) => derivePassword(ctx.agent.busIdentity.secret, user);
+
+/** Subscribes at QoS 1; 'refused' when the broker grants 0x80 (failure). */
+async function trySubscribe(c: mqtt.MqttClient, filter: string): Promise<'ok' | 'refused'> {
+  try {
+    const g = await c.subscribeAsync(filter, { qos: 1 });
+    return g[0]!.qos === 128 ? 'refused' : 'ok';
+  } catch {
+    return 'refused';
+  }
+}
+
+/** Publishes at QoS 1; resolves 'ok' on PUBACK, 'refused' when the broker drops the connection instead. */
+function tryPublish(c: mqtt.MqttClient, topic: string, payload: string | Buffer, retain = false): Promise<'ok' | 'refused'> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve('refused'), 1500);
+    c.once('close', () => {
+      clearTimeout(t);
+      resolve('refused');
+    });
+    c.publish(topic, payload, { qos: 1, retain }, (err) => {
+      clearTimeout(t);
+      resolve(err ? 'refused' : 'ok');
+    });
+  });
+}
+
+test('unauthenticated and wrong-password clients are refused and counted', async (ctx) => {
+  const before = ctx.agent.broker.stats.refusedConnects;
+  for (const [u, p] of [
+    [undefined, undefined],
+    ['intake', 'wrong'],
+    ['nobody', 'x'],
+    ['svc-analysis-orchestrator', creds(ctx, 'intake')],
+  ] as const) {
+    await assert.not.throws(async () => undefined);
+    let refused = false;
+    try {
+      await connect(ctx, u, p);
+    } catch (err) {
+      refused = /Bad username or password|Not authorized|Connection refused/i.test((err as Error).message);
+    }
+    assert.ok(refused, `refused ${u}`);
+  }
+  assert.is(ctx.agent.broker.stats.refusedConnects - before, 4);
+});
+
+test('observers may subscribe to events, and nothing else', async (ctx) => {
+  const c = await connect(ctx, observerUsername('ui'), creds(ctx, observerUsername('ui')));
+  const ok = await c.subscribeAsync(topics.allEvents(GW), { qos: 1 });
+  assert.is(ok[0]!.qos, 1);
+  for (const f of [`tu/${GW}/cmd/#`, '#', `tu/${GW}/sys/#`, `tu/+/evt/#`, `tu/other/evt/#`]) {
+    assert.is(await trySubscribe(c, f), 'refused', f);
+  }
+  assert.is(await tryPublish(c, topics.event(GW, 'analysis.completed'), '{}'), 'refused');
+});
+
+test('a service publishes only its own events and receives only its own commands', async (ctx) => {
+  const pw = creds(ctx, 'comparison-service');
+  const c = await connect(ctx, 'comparison-service', pw, 'comparison-service.x1');
+  assert.is(await trySubscribe(c, `tu/${GW}/cmd/analysis.comparison.request/comparison-service.x1`), 'ok');
+  assert.is(await trySubscribe(c, `tu/${GW}/cmd/analysis.comparison.request/+`), 'refused', 'not other instances');
+  assert.is(await trySubscribe(c, `tu/${GW}/cmd/analysis.recognition.request/comparison-service.x1`), 'refused', 'not other services');
+  assert.is(await tryPublish(c, topics.event(GW, 'comparison.completed'), '{}'), 'ok');
+  assert.is(await tryPublish(c, topics.event(GW, 'recognition.completed'), '{}'), 'refused');
+  const c2 = await connect(ctx, 'comparison-service', pw, 'comparison-service.x2');
+  assert.is(await tryPublish(c2, `tu/${GW}/cmd/analysis.metadata.request/metadata-service.1`, '{}'), 'refused', 'only the orchestrator sends commands');
+  const c3 = await connect(ctx, 'comparison-service', pw, 'comparison-service.x3');
+  assert.is(await tryPublish(c3, topics.presence(GW, 'comparison-service', 'someone-else'), '{}', true), 'refused', 'presence only for itself');
+  const c4 = await connect(ctx, 'comparison-service', pw, 'comparison-service.x4');
+  assert.is(await tryPublish(c4, topics.event(GW, 'comparison.completed'), '{}', true), 'refused', 'events are not retained');
+});
+
+test('the orchestrator may send commands; oversized payloads are refused at the broker', async (ctx) => {
+  const c = await connect(ctx, 'svc-analysis-orchestrator', creds(ctx, 'svc-analysis-orchestrator'), 'orch-test');
+  assert.is(await tryPublish(c, `tu/${GW}/cmd/analysis.metadata.request/metadata-service.1`, '{}'), 'ok');
+  const before = ctx.agent.broker.stats.refusedPublishes;
+  const big = Buffer.alloc(ctx.agent.config.broker.maxPayloadBytes + 1, 0x41);
+  assert.is(await tryPublish(c, `tu/${GW}/cmd/analysis.metadata.request/metadata-service.1`, big), 'refused');
+  assert.is(ctx.agent.broker.stats.refusedPublishes - before, 1);
+});
+
+test('the bus client reports a refused subscription as an error', async (ctx) => {
+  const { BusClient } = await import('@tu/shared');
+  const bus: BusClient = await BusClient.connect({
+    gatewayId: GW,
+    service: 'intake',
+    instanceId: 'obs-x',
+    username: observerUsername('x'),
+    password: creds(ctx, observerUsername('x')),
+    transport: ctx.agent.busIdentity.transport,
+    logger: ctx.agent.busIdentity.logger,
+  });
+  await rejects(() => bus.handleCommands('analysis.metadata.request', () => undefined), /refused/);
+  await settle();
+  await bus.close();
+});
+
+async function rejects(fn: () => Promise<unknown>, re: RegExp): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    assert.match((err as Error).message, re);
+    return;
+  }
+  assert.unreachable('expected a rejection');
+}
+
+test.run();
