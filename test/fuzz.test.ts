@@ -72,7 +72,6 @@ async function rawClient(ctx: Ctx, user: string, clientId: string): Promise<mqtt
     protocolVersion: 4,
     reconnectPeriod: 0,
   });
-  c.stream.setNoDelay?.(true);
   ctx.raw.push(c);
   return c;
 }

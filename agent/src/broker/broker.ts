@@ -114,11 +114,10 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       return clientSide;
     },
     async close() {
-      if (server) {
-        const srv = server;
-        await new Promise<void>((resolve) => srv.close(() => resolve()));
-      }
+      // Stop accepting first, then disconnect every client, then wait for the server.
+      const closed = server ? new Promise<void>((resolve) => server!.close(() => resolve())) : Promise.resolve();
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await closed;
     },
   };
 }

@@ -3,7 +3,7 @@
  * one SQLite transaction each, so fsync never runs on the bus's event loop.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { openStateDb, type StoreRow } from './store-db.js';
 
 interface Batch {

@@ -1,0 +1,175 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import Database from 'better-sqlite3';
+import { BusClient, serveStep, silentLogger, STEPS, type AnyEvent, type StepName } from '@tu/shared';
+import { derivePassword, observerUsername } from '@tu/agent';
+import { uploaded } from './support/fixtures.js';
+import { defaultResults, tmpDir, until } from './support/harness.js';
+
+const GW = 'gw-crash';
+const SECRET = 'crash-test-secret-crash-test-secret-0001';
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+
+function startAgentProcess(configFile: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'agent/src/main.ts'), '--config', configFile], {
+    cwd: ROOT,
+    env: { ...process.env, TU_BUS_SECRET: SECRET, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes('"agent started"')) {
+        child.stdout!.off('data', onData);
+        if (process.env.DEBUG_CRASH) {
+          process.stdout.write(buf);
+          child.stdout!.pipe(process.stdout);
+        }
+        else child.stdout!.resume(); // keep draining
+        resolve(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`agent exited early with ${code}: ${buf.slice(-2000)}`)));
+  });
+}
+
+const tcp = (port: number) => ({ kind: 'tcp' as const, host: '127.0.0.1', port });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('kill -9 mid-analysis, many times: every accepted analysis ends exactly once', async () => {
+  const dataDir = tmpDir('tu-crash-');
+  const port = await freePort();
+  const configFile = path.join(dataDir, 'agent.json');
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify({
+      gatewayId: GW,
+      dataDir,
+      broker: { host: '127.0.0.1', port },
+      orchestrator: { durability: 'full', maxConcurrent: 8, stepTimeoutMs: { recognition: 3000, comparison: 3000, metadata: 3000 } },
+    }),
+  );
+  const logger = silentLogger();
+  let agent = await startAgentProcess(configFile);
+
+  // Handler instances in this process, over TCP; they reconnect after each crash.
+  const handlers: BusClient[] = [];
+  for (const step of ['recognition', 'comparison', 'metadata'] as StepName[]) {
+    const service = STEPS[step].service;
+    const bus = await BusClient.connect({
+      gatewayId: GW,
+      service,
+      instanceId: `${service}.crash`,
+      username: service,
+      password: derivePassword(SECRET, service),
+      transport: tcp(port),
+      logger,
+      handles: [STEPS[step].command],
+    });
+    await serveStep(bus, step, async () => {
+      await sleep(Math.random() * 40);
+      return defaultResults[step]() as never;
+    });
+    await bus.markReady();
+    handlers.push(bus);
+  }
+  const events: AnyEvent[] = [];
+  const obs = await BusClient.connect({
+    gatewayId: GW,
+    service: 'intake',
+    instanceId: 'crash-observer',
+    username: observerUsername('crash'),
+    password: derivePassword(SECRET, observerUsername('crash')),
+    transport: tcp(port),
+    logger,
+  });
+  await obs.onEvents('all', (e) => {
+    events.push(e);
+  });
+  const intake = await BusClient.connect({
+    gatewayId: GW,
+    service: 'intake',
+    instanceId: 'intake.crash',
+    username: 'intake',
+    password: derivePassword(SECRET, 'intake'),
+    transport: tcp(port),
+    logger,
+  });
+
+  // An upload counts as accepted once the orchestrator has announced it; until then the
+  // intake re-publishes it (same analysisId) after every restart, as a durable intake must.
+  const uploads = new Map<string, ReturnType<typeof uploaded>>();
+  const acknowledged = (id: string) => events.some((e) => e.subject === id && e.type !== 'tu.image.uploaded');
+  const CYCLES = 12;
+  for (let cycle = 0; cycle < CYCLES; cycle++) {
+    for (const [id, d] of uploads) if (!acknowledged(id)) void intake.publishEvent('tu.image.uploaded', d, { subject: id }).catch(() => undefined);
+    const stopAt = Date.now() + 300 + Math.random() * 500;
+    while (Date.now() < stopAt) {
+      const d = uploaded(GW);
+      uploads.set(d.analysisId, d);
+      void intake.publishEvent('tu.image.uploaded', d, { subject: d.analysisId }).catch(() => undefined);
+      await sleep(8);
+    }
+    if (process.env.DEBUG_CRASH) console.log('cycle', cycle, 'uploads', uploads.size);
+    agent.kill('SIGKILL');
+    await new Promise((r) => agent.once('exit', r));
+    agent = await startAgentProcess(configFile);
+    await until(() => handlers.every((h) => h.connected) && intake.connected && obs.connected, 10_000, 'clients to reconnect');
+  }
+  // Last life: let everything drain.
+  for (const [id, d] of uploads) if (!acknowledged(id)) void intake.publishEvent('tu.image.uploaded', d, { subject: id }).catch(() => undefined);
+  let lastLog = 0;
+  const db = () => new Database(path.join(dataDir, 'orchestrator.sqlite'), { readonly: true });
+  await until(
+    () => {
+      const d = db();
+      const open = (d.prepare('SELECT count(*) AS n FROM analyses WHERE open = 1').get() as { n: number }).n;
+      const total = (d.prepare('SELECT count(*) AS n FROM analyses').get() as { n: number }).n;
+      d.close();
+      if (process.env.DEBUG_CRASH && Date.now() - lastLog > 2000) {
+        lastLog = Date.now();
+        console.log(new Date().toISOString(), 'open', open, 'total', total, 'uploads', uploads.size);
+      }
+      return open === 0 && total === uploads.size;
+    },
+    30_000,
+    'every analysis to end',
+  );
+  await sleep(200);
+  agent.kill('SIGTERM');
+  await new Promise((r) => agent.once('exit', r));
+  for (const c of [...handlers, obs, intake]) await c.close();
+
+  const rows = db().prepare('SELECT id, status, state FROM analyses').all() as { id: string; status: string; state: string }[];
+  assert.is(rows.length, uploads.size, 'every upload became an analysis');
+  let completed = 0;
+  for (const r of rows) {
+    const st = JSON.parse(r.state) as { terminal?: { event: AnyEvent; published: boolean } };
+    assert.ok(r.status === 'completed' || r.status === 'failed', `${r.id} ended (${r.status})`);
+    assert.ok(st.terminal?.published, `${r.id} terminal event published`);
+    const seen = events.filter((e) => e.subject === r.id && (e.type === 'analysis.completed' || e.type === 'analysis.failed'));
+    const ids = new Set(seen.map((e) => e.id));
+    assert.ok(ids.size <= 1, `${r.id}: ${ids.size} distinct terminal events`);
+    if (seen.length) assert.is(seen[0]!.id, st.terminal!.event.id, 'the observed terminal event is the persisted one');
+    if (r.status === 'completed') completed++;
+  }
+  const observedTerminal = new Set(events.filter((e) => e.type === 'analysis.completed' || e.type === 'analysis.failed').map((e) => e.subject));
+  console.log(`  crash test: ${CYCLES} kill -9 cycles, ${rows.length} analyses, ${completed} completed, ${observedTerminal.size} terminal events observed live`);
+  assert.ok(completed >= rows.length * 0.9, 'most analyses complete despite the crashes');
+});
+
+test.run();
