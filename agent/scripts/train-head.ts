@@ -1,0 +1,77 @@
+/**
+ * Train the machine-type head from a folder-per-type photo set.
+ *
+ *   tsx agent/scripts/train-head.ts --images DIR [--out .data/head.json] [--model DIR]
+ *       [--kind knn|logreg] [--seed N] [--fit cover|fill|contain] [--tta] [--k N]
+ *
+ * Sub-folders are machine types; `negative/` holds photos without machines
+ * (used as an extra class and to calibrate the 'unknown' threshold);
+ * exif_gps/, nameplate_text/ and SOURCES/ are ignored. Heads trained from
+ * photos of unknown licence must not be committed: the default output is
+ * .data/head.json (git-ignored).
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { countByLabel, listLabelledImages } from '../src/services/vision/dataset.js';
+import { embedImages, median } from '../src/services/vision/embed-dataset.js';
+import { createVisionEngine, DEFAULT_FIT, DEFAULT_TTA } from '../src/services/vision/engine.js';
+import { FEATURE_TRANSFORMS, type FeatureTransformKind } from '../src/services/vision/features.js';
+import { trainHead } from '../src/services/vision/head.js';
+import { saveHead, type HeadKind } from '../src/services/vision/head-format.js';
+import { FIT_MODES, type FitMode } from '../src/services/vision/preprocess.js';
+import { defaultModelDir, fail, intArg, oneOf, repoRoot } from './cli-args.js';
+
+const { values: a } = parseArgs({
+  options: {
+    images: { type: 'string' },
+    out: { type: 'string' },
+    model: { type: 'string' },
+    kind: { type: 'string' },
+    seed: { type: 'string' },
+    fit: { type: 'string' },
+    tta: { type: 'boolean' },
+    k: { type: 'string' },
+    transform: { type: 'string' },
+  },
+});
+if (!a.images) fail('usage: tsx agent/scripts/train-head.ts --images DIR [--out FILE] [--model DIR] [--kind knn|logreg] [--seed N]');
+const imagesDir = path.resolve(a.images);
+const out = path.resolve(a.out ?? path.join(repoRoot, '.data/head.json'));
+const modelDir = path.resolve(a.model ?? defaultModelDir());
+const kind = oneOf<HeadKind>(a.kind, 'kind', ['knn', 'logreg'], 'logreg');
+const seed = intArg(a.seed, 'seed', 1);
+const fit = oneOf<FitMode>(a.fit, 'fit', FIT_MODES, DEFAULT_FIT);
+const tta = a.tta ?? DEFAULT_TTA;
+
+try {
+  const images = await listLabelledImages(imagesDir);
+  console.log(`images: ${imagesDir}`);
+  console.log(`counts: ${JSON.stringify(countByLabel(images))}`);
+  const engine = await createVisionEngine({ modelDir, fit, tta });
+  const info = engine.info();
+  console.log(`model: ${info.model.id} ${info.model.version} (${info.model.kind}, ${info.model.embeddingDim}-d) backend ${info.model.backend}`);
+  const t0 = performance.now();
+  const { embedded, failures } = await embedImages(engine, images);
+  engine.dispose();
+  for (const f of failures) console.warn(`skipped ${f.file}: ${f.code} ${f.message}`);
+  console.log(
+    `embedded ${embedded.length} photos in ${((performance.now() - t0) / 1000).toFixed(1)} s (median decode ${median(embedded.map((e) => e.decodeMs)).toFixed(1)} ms, inference ${median(embedded.map((e) => e.inferenceMs)).toFixed(1)} ms)`,
+  );
+  const head = trainHead(embedded, {
+    kind,
+    seed,
+    imagesDir,
+    backbone: { id: info.model.id, version: info.model.version, embeddingDim: info.model.embeddingDim },
+    preprocessing: { fit, tta },
+    ...(a.k ? { k: intArg(a.k, 'k', 3) } : {}),
+    ...(a.transform ? { featureTransform: oneOf<FeatureTransformKind>(a.transform, 'transform', FEATURE_TRANSFORMS, 'center-l2') } : {}),
+  });
+  await saveHead(out, head);
+  console.log(`head ${head.id} (${head.kind}) labels: ${head.labels.join(', ')}`);
+  console.log(`unknown threshold: ${head.unknownThreshold} (${head.unknownMetric})`);
+  console.log(`metrics: ${JSON.stringify(head.metrics)}`);
+  console.log(`written: ${out}`);
+} catch (err) {
+  const code = typeof err === 'object' && err && 'code' in err ? String(err.code) : 'ERROR';
+  fail(`${code}: ${(err as Error).message}`, 1);
+}

@@ -1,0 +1,155 @@
+/**
+ * In-thread vision engine: backend + backbone + preprocessing + optional head.
+ * The recognizer runs this inside a worker thread; scripts (training, eval)
+ * use it directly. Inference is synchronous CPU work (wasm), so do not use the
+ * engine on a server's main thread — use createRecognizer().
+ */
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, type BackendName } from './backend.js';
+import { predictHead, UNKNOWN } from './head.js';
+import { loadHead, type HeadFile } from './head-format.js';
+import { HeadError, WorkerError } from './errors.js';
+import { buildImagenetMachineMap } from './imagenet-map.js';
+import { loadBackbone, topKImagenet, type Backbone } from './model.js';
+import { DEFAULT_MAX_PIXELS, preprocessImage, type FitMode, type ImageInput } from './preprocess.js';
+import type { RecognitionResult, RecognizerInfo } from './types.js';
+import { l2Normalize } from './vector.js';
+
+/** Defaults chosen by agent/scripts/eval.ts measurements (see README.md). */
+export const DEFAULT_FIT: FitMode = 'cover';
+export const DEFAULT_TTA = false;
+
+export interface EngineOptions {
+  modelDir: string;
+  headPath?: string | undefined;
+  head?: HeadFile | undefined;
+  backend?: BackendName | undefined;
+  maxPixels?: number | undefined;
+  /** Ignored when a head is loaded: the head's own preprocessing is used. */
+  fit?: FitMode | undefined;
+  tta?: boolean | undefined;
+}
+
+export interface EmbeddingResult {
+  embedding: Float32Array;
+  probs: Float32Array;
+  image: { width: number; height: number };
+  decodeMs: number;
+  inferenceMs: number;
+}
+
+export interface VisionEngine {
+  info(): RecognizerInfo;
+  embed(input: ImageInput): Promise<EmbeddingResult>;
+  recognize(input: ImageInput): Promise<RecognitionResult>;
+  dispose(): void;
+}
+
+function round(x: number, d = 4): number {
+  const f = 10 ** d;
+  return Math.round(x * f) / f;
+}
+
+export async function createVisionEngine(opts: EngineOptions): Promise<VisionEngine> {
+  const t0 = performance.now();
+  const selection = await initBackend(opts.backend ? { force: opts.backend } : {});
+  const backbone: Backbone = await loadBackbone(opts.modelDir);
+  const head = opts.head ?? (opts.headPath ? await loadHead(opts.headPath) : null);
+  if (head && head.source.backbone.embeddingDim !== backbone.info.embeddingDim) {
+    backbone.dispose();
+    throw new HeadError(
+      'HEAD_MISMATCH',
+      `head ${head.id} was trained on ${head.source.backbone.id} (${head.source.backbone.embeddingDim}-d embeddings) but the model in ${opts.modelDir} gives ${backbone.info.embeddingDim}-d; re-train the head with --model ${opts.modelDir}`,
+    );
+  }
+  const fit = head?.preprocessing.fit ?? opts.fit ?? DEFAULT_FIT;
+  const tta = head?.preprocessing.tta ?? opts.tta ?? DEFAULT_TTA;
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const machineMap = buildImagenetMachineMap(backbone.info.labels);
+  const size = backbone.info.inputSize;
+  let disposed = false;
+
+  const info: RecognizerInfo = {
+    model: {
+      id: backbone.info.id,
+      version: backbone.info.version,
+      backend: selection.backend,
+      head: head ? { id: head.id, labels: [...head.labels], trainedAt: head.trainedAt } : null,
+      kind: backbone.info.kind,
+      embeddingDim: backbone.info.embeddingDim,
+      source: backbone.info.source,
+    },
+    preprocessing: { fit, tta, maxPixels },
+    backendSkipped: selection.skipped,
+    loadMs: performance.now() - t0,
+    thread: 'inline',
+  };
+
+  async function embed(input: ImageInput): Promise<EmbeddingResult> {
+    if (disposed) throw new WorkerError('RECOGNIZER_DISPOSED', 'vision engine was disposed; create a new one');
+    const img = await preprocessImage(input, { fit, maxPixels, size });
+    const ti = performance.now();
+    const x = tf.tensor4d(img.data, [1, size, size, 3]);
+    let out;
+    try {
+      out = backbone.infer(x, { flip: tta })[0];
+    } finally {
+      x.dispose();
+    }
+    if (!out) throw new HeadError('HEAD_INVALID', 'backbone returned no output');
+    return {
+      embedding: l2Normalize(out.embedding),
+      probs: out.probs,
+      image: { width: img.width, height: img.height },
+      decodeMs: img.decodeMs,
+      inferenceMs: performance.now() - ti,
+    };
+  }
+
+  async function recognize(input: ImageInput): Promise<RecognitionResult> {
+    const e = await embed(input);
+    const th = performance.now();
+    const imagenetTopK = topKImagenet(e.probs, backbone.info.labels, 5).map((p) => ({ ...p, score: round(p.score) }));
+    let decision: Pick<RecognitionResult, 'machineType' | 'confidence' | 'unknownReason' | 'topK'>;
+    if (head) {
+      const p = predictHead(head, e.embedding);
+      decision = {
+        machineType: p.machineType,
+        confidence: round(p.confidence),
+        ...(p.unknownReason ? { unknownReason: p.unknownReason } : {}),
+        topK: p.topK.map((t) => ({ label: t.label, score: round(t.score) })),
+      };
+    } else {
+      const top = imagenetTopK[0];
+      const mapped = top ? machineMap.get(top.index) : undefined;
+      decision =
+        top && mapped
+          ? { machineType: mapped, confidence: top.score, topK: [] }
+          : {
+              machineType: UNKNOWN,
+              confidence: 0,
+              unknownReason: `no head trained (ImageNet top-1 '${top?.label ?? '?'}' is not a machine class ImageNet knows: forklift, crane, tractor)`,
+              topK: [],
+            };
+    }
+    const headMs = performance.now() - th;
+    return {
+      ...decision,
+      imagenetTopK,
+      embedding: Array.from(e.embedding, (v) => round(v, 6)),
+      model: { id: info.model.id, version: info.model.version, backend: info.model.backend, head: info.model.head },
+      timings: { decodeMs: round(e.decodeMs, 2), inferenceMs: round(e.inferenceMs, 2), headMs: round(headMs, 3) },
+      image: e.image,
+    };
+  }
+
+  return {
+    info: () => info,
+    embed,
+    recognize,
+    dispose: () => {
+      if (!disposed) backbone.dispose();
+      disposed = true;
+    },
+  };
+}

@@ -1,0 +1,122 @@
+/**
+ * On-disk format of a trained classification head (small JSON), validated
+ * with zod on load. Trained heads come from photos whose licences are often
+ * unknown: keep them out of the repository (default location .data/head.json).
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { HeadError } from './errors.js';
+
+export const HEAD_FORMAT = 'tu-vision-head';
+export const HEAD_VERSION = 1;
+
+const finite = z.number().finite();
+
+const FeaturesSchema = z.object({
+  transform: z.enum(['l2', 'center-l2', 'standardize']),
+  mean: z.array(finite).optional(),
+  scale: z.array(finite.positive()).optional(),
+});
+
+const KnnParametersSchema = z.object({
+  k: z.number().int().min(1),
+  temperature: finite.positive(),
+  exampleClass: z.array(z.number().int().nonnegative()),
+  vectors: z.array(z.array(finite)).min(1),
+});
+
+const LogregParametersSchema = z.object({
+  weights: z.array(z.array(finite)).min(2),
+  bias: z.array(finite).min(2),
+});
+
+const CommonSchema = z.object({
+  format: z.literal(HEAD_FORMAT),
+  version: z.literal(HEAD_VERSION),
+  id: z.string().min(1),
+  /** Machine types the head can output (never includes the negative class). */
+  labels: z.array(z.string().min(1)).min(1),
+  /** Classes of the classifier: labels, plus the negative class if trained with negatives. */
+  classes: z.array(z.string().min(1)).min(1),
+  negativeLabel: z.string().min(1).nullable(),
+  features: FeaturesSchema,
+  preprocessing: z.object({ fit: z.enum(['cover', 'fill', 'contain']), tta: z.boolean() }),
+  /** Below this the photo is reported as 'unknown'; compared with `unknownMetric`. */
+  unknownThreshold: finite,
+  unknownMetric: z.enum(['probability', 'similarity']),
+  source: z.object({
+    imagesDir: z.string(),
+    counts: z.record(z.string(), z.number().int().nonnegative()),
+    backbone: z.object({ id: z.string().min(1), version: z.string().min(1), embeddingDim: z.number().int().positive() }),
+  }),
+  metrics: z.record(z.string(), z.union([finite, z.string(), z.null()])),
+  trainedAt: z.iso.datetime(),
+});
+
+export const HeadFileSchema = z
+  .discriminatedUnion('kind', [
+    CommonSchema.extend({ kind: z.literal('knn'), parameters: KnnParametersSchema }),
+    CommonSchema.extend({ kind: z.literal('logreg'), parameters: LogregParametersSchema }),
+  ])
+  .superRefine((h, ctx) => {
+    const dim = h.source.backbone.embeddingDim;
+    const nc = h.classes.length;
+    for (const l of h.labels) if (!h.classes.includes(l)) ctx.addIssue({ code: 'custom', message: `label '${l}' missing from classes` });
+    if (h.negativeLabel !== null && !h.classes.includes(h.negativeLabel)) {
+      ctx.addIssue({ code: 'custom', message: `negativeLabel '${h.negativeLabel}' missing from classes` });
+    }
+    if (h.features.mean && h.features.mean.length !== dim) ctx.addIssue({ code: 'custom', message: 'features.mean has wrong dimension' });
+    if (h.features.scale && h.features.scale.length !== dim) ctx.addIssue({ code: 'custom', message: 'features.scale has wrong dimension' });
+    if (h.kind === 'knn') {
+      const p = h.parameters;
+      if (p.exampleClass.length !== p.vectors.length) ctx.addIssue({ code: 'custom', message: 'knn exampleClass/vectors length mismatch' });
+      if (p.vectors.some((v) => v.length !== dim)) ctx.addIssue({ code: 'custom', message: `knn vectors must have ${dim} dimensions` });
+      if (p.exampleClass.some((c) => c >= nc)) ctx.addIssue({ code: 'custom', message: 'knn exampleClass out of range' });
+    } else {
+      const p = h.parameters;
+      if (p.weights.length !== nc || p.bias.length !== nc) ctx.addIssue({ code: 'custom', message: `logreg needs ${nc} weight rows and biases` });
+      if (p.weights.some((w) => w.length !== dim)) ctx.addIssue({ code: 'custom', message: `logreg weights must have ${dim} columns` });
+    }
+  });
+
+export type HeadFile = z.infer<typeof HeadFileSchema>;
+export type HeadKind = HeadFile['kind'];
+
+export function parseHead(raw: unknown, origin = 'head'): HeadFile {
+  const parsed = HeadFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new HeadError(
+      'HEAD_INVALID',
+      `${origin} is not a valid ${HEAD_FORMAT} v${HEAD_VERSION} file:\n${z.prettifyError(parsed.error)}\nRe-train it with: tsx agent/scripts/train-head.ts --images DIR --out FILE`,
+    );
+  }
+  return parsed.data;
+}
+
+export async function loadHead(file: string): Promise<HeadFile> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new HeadError('HEAD_INVALID', `cannot read head file ${file}: ${(err as Error).message}; train one with agent/scripts/train-head.ts`, {
+      cause: err,
+    });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new HeadError('HEAD_INVALID', `head file ${file} is not valid JSON (${(err as Error).message}); re-train it`, { cause: err });
+  }
+  return parseHead(raw, `head file ${file}`);
+}
+
+/** Validates, then writes atomically (tmp file + rename). */
+export async function saveHead(file: string, head: HeadFile): Promise<void> {
+  const valid = parseHead(head, 'head to save');
+  await mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(valid) + '\n', 'utf8');
+  await rename(tmp, file);
+}

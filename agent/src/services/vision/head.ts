@@ -1,0 +1,309 @@
+/**
+ * Classification head on backbone embeddings: training (k-NN or logistic
+ * regression), unknown-threshold calibration on out-of-fold predictions, and
+ * prediction with unknown detection.
+ */
+import { createHash } from 'node:crypto';
+import { predictKnn, trainKnn, type KnnParameters } from './classifier-knn.js';
+import { predictLogreg, trainLogreg, type LogregParameters } from './classifier-logreg.js';
+import { HeadError } from './errors.js';
+import { applyFeatureTransform, fitFeatureTransform, type FeatureTransformKind } from './features.js';
+import { HEAD_FORMAT, HEAD_VERSION, type HeadFile, type HeadKind } from './head-format.js';
+import type { FitMode } from './preprocess.js';
+import { argmax, l2Normalize, seededRandom, shuffled, type Vec } from './vector.js';
+
+export const UNKNOWN = 'unknown';
+
+export interface LabelledEmbedding {
+  label: string;
+  /** L2-normalised backbone embedding. */
+  embedding: Vec;
+  file?: string;
+}
+
+export interface HeadTrainOptions {
+  kind: HeadKind;
+  /** Folder name of the "no machine" photos; they become an extra class and calibrate the unknown threshold. */
+  negativeLabel?: string;
+  featureTransform?: FeatureTransformKind;
+  k?: number;
+  temperature?: number;
+  l2?: number;
+  iterations?: number;
+  learningRate?: number;
+  seed?: number;
+  /** Folds for the out-of-fold calibration of the unknown threshold (0 = skip, threshold from training fit). */
+  calibrationFolds?: number;
+  imagesDir: string;
+  backbone: { id: string; version: string; embeddingDim: number };
+  preprocessing: { fit: FitMode; tta: boolean };
+}
+
+export const DEFAULT_HEAD_OPTIONS = {
+  negativeLabel: 'negative',
+  knn: { featureTransform: 'center-l2' as FeatureTransformKind, k: 3, temperature: 0.05 },
+  // center-l2 + weak penalty + large step measured best on the test photos (README.md).
+  logreg: { featureTransform: 'center-l2' as FeatureTransformKind, l2: 1e-3, iterations: 300, learningRate: 4 },
+  calibrationFolds: 5,
+  seed: 1,
+};
+
+interface ClassifierCommon {
+  classes: string[];
+  labels: string[];
+  negativeLabel: string | null;
+  features: HeadFile['features'];
+}
+type Classifier = ClassifierCommon &
+  ({ kind: 'knn'; parameters: KnnParameters } | { kind: 'logreg'; parameters: LogregParameters });
+type FittedClassifier = Classifier;
+
+export interface HeadPrediction {
+  machineType: string;
+  confidence: number;
+  unknownReason?: string;
+  topK: { label: string; score: number }[];
+  /** Raw scores before the unknown decision (for evaluation). */
+  best: { label: string; probability: number; score: number; negativeProbability: number };
+}
+
+function resolveOptions(o: HeadTrainOptions) {
+  const d = o.kind === 'knn' ? DEFAULT_HEAD_OPTIONS.knn : DEFAULT_HEAD_OPTIONS.logreg;
+  return {
+    negativeLabel: o.negativeLabel ?? DEFAULT_HEAD_OPTIONS.negativeLabel,
+    featureTransform: o.featureTransform ?? d.featureTransform,
+    k: o.k ?? DEFAULT_HEAD_OPTIONS.knn.k,
+    temperature: o.temperature ?? DEFAULT_HEAD_OPTIONS.knn.temperature,
+    l2: o.l2 ?? DEFAULT_HEAD_OPTIONS.logreg.l2,
+    iterations: o.iterations ?? DEFAULT_HEAD_OPTIONS.logreg.iterations,
+    learningRate: o.learningRate ?? DEFAULT_HEAD_OPTIONS.logreg.learningRate,
+    seed: o.seed ?? DEFAULT_HEAD_OPTIONS.seed,
+    calibrationFolds: o.calibrationFolds ?? DEFAULT_HEAD_OPTIONS.calibrationFolds,
+  };
+}
+
+function fitClassifier(samples: readonly LabelledEmbedding[], o: HeadTrainOptions): FittedClassifier {
+  const r = resolveOptions(o);
+  const labels = [...new Set(samples.map((s) => s.label).filter((l) => l !== r.negativeLabel))].sort();
+  if (labels.length < 1) {
+    throw new HeadError('TRAINING_DATA_INVALID', 'need photos of at least one machine type (one folder per type) to train a head');
+  }
+  const hasNeg = samples.some((s) => s.label === r.negativeLabel);
+  const classes = hasNeg ? [...labels, r.negativeLabel] : [...labels];
+  if (classes.length < 2) {
+    throw new HeadError(
+      'TRAINING_DATA_INVALID',
+      `only one class ('${labels[0]}') present: add a second machine type or a '${r.negativeLabel}/' folder of photos without machines`,
+    );
+  }
+  const raw = samples.map((s) => l2Normalize(s.embedding));
+  const features = fitFeatureTransform(r.featureTransform, raw);
+  const x = raw.map((v) => applyFeatureTransform(features, v));
+  const y = samples.map((s) => classes.indexOf(s.label));
+  const common = { classes, labels, negativeLabel: hasNeg ? r.negativeLabel : null, features };
+  return o.kind === 'knn'
+    ? { ...common, kind: 'knn', parameters: trainKnn(x, y, { k: r.k, temperature: r.temperature }) }
+    : { ...common, kind: 'logreg', parameters: trainLogreg(x, y, classes.length, { l2: r.l2, iterations: r.iterations, learningRate: r.learningRate }).parameters };
+}
+
+function classProbabilities(c: Classifier, embedding: Vec): { probs: number[]; classMaxSim: number[] | null } {
+  const x = applyFeatureTransform(c.features, l2Normalize(embedding));
+  if (c.kind === 'knn') {
+    const p = predictKnn(c.parameters, c.classes.length, x);
+    return { probs: p.probs, classMaxSim: p.classMaxSim };
+  }
+  return { probs: predictLogreg(c.parameters, x), classMaxSim: null };
+}
+
+interface RawDecision {
+  bestLabel: string;
+  probability: number;
+  /** Compared with the unknown threshold: probability (logreg) or cosine similarity (knn). */
+  score: number;
+  negativeProbability: number;
+  topK: { label: string; score: number }[];
+}
+
+function rawDecision(c: Classifier, embedding: Vec): RawDecision {
+  const { probs, classMaxSim } = classProbabilities(c, embedding);
+  const machine = c.labels.map((l) => probs[c.classes.indexOf(l)] ?? 0);
+  const b = argmax(machine);
+  const bestLabel = c.labels[b] ?? UNKNOWN;
+  const probability = machine[b] ?? 0;
+  const negIdx = c.negativeLabel === null ? -1 : c.classes.indexOf(c.negativeLabel);
+  const negativeProbability = negIdx >= 0 ? (probs[negIdx] ?? 0) : 0;
+  const score = classMaxSim ? (classMaxSim[c.classes.indexOf(bestLabel)] ?? -1) : probability;
+  const topK = c.labels
+    .map((label, i) => ({ label, score: machine[i] ?? 0 }))
+    .sort((a, b2) => b2.score - a.score)
+    .slice(0, 3);
+  return { bestLabel, probability, score, negativeProbability, topK };
+}
+
+function decide(c: Classifier, threshold: number, metric: HeadFile['unknownMetric'], d: RawDecision): HeadPrediction {
+  const best = { label: d.bestLabel, probability: d.probability, score: d.score, negativeProbability: d.negativeProbability };
+  const base = { topK: d.topK, best };
+  if (d.negativeProbability >= d.probability && c.negativeLabel !== null) {
+    return {
+      ...base,
+      machineType: UNKNOWN,
+      confidence: d.negativeProbability,
+      unknownReason: `no machine: closest to the '${c.negativeLabel}' examples (p=${d.negativeProbability.toFixed(2)}; best type ${d.bestLabel} p=${d.probability.toFixed(2)})`,
+    };
+  }
+  if (d.score < threshold) {
+    const why =
+      metric === 'similarity'
+        ? `far from every known type: nearest ${d.bestLabel} example has cosine similarity ${d.score.toFixed(3)} < calibrated threshold ${threshold.toFixed(3)}`
+        : `low confidence: best type ${d.bestLabel} p=${d.probability.toFixed(2)} < calibrated threshold ${threshold.toFixed(2)}`;
+    return { ...base, machineType: UNKNOWN, confidence: 1 - d.probability, unknownReason: why };
+  }
+  return { ...base, machineType: d.bestLabel, confidence: d.probability };
+}
+
+export function predictHead(head: HeadFile, embedding: Vec): HeadPrediction {
+  if (embedding.length !== head.source.backbone.embeddingDim) {
+    throw new HeadError(
+      'HEAD_MISMATCH',
+      `embedding has ${embedding.length} dimensions but head ${head.id} expects ${head.source.backbone.embeddingDim} (trained on ${head.source.backbone.id}); re-train the head for this model`,
+    );
+  }
+  return decide(head, head.unknownThreshold, head.unknownMetric, rawDecision(head, embedding));
+}
+
+/** Stratified fold assignment, deterministic for a seed. */
+export function stratifiedFolds(labels: readonly string[], folds: number, seed: number): number[] {
+  const rand = seededRandom(seed);
+  const fold = new Array<number>(labels.length).fill(0);
+  const byLabel = new Map<string, number[]>();
+  labels.forEach((l, i) => byLabel.set(l, [...(byLabel.get(l) ?? []), i]));
+  let offset = 0;
+  for (const l of [...byLabel.keys()].sort()) {
+    for (const [j, i] of shuffled(byLabel.get(l) ?? [], rand).entries()) fold[i] = (offset + j) % folds;
+    offset += byLabel.get(l)?.length ?? 0;
+  }
+  return fold;
+}
+
+interface Calibration {
+  threshold: number;
+  metrics: Record<string, number>;
+}
+
+/**
+ * Chooses the unknown threshold that maximises the mean of
+ * (machine photos accepted with the right type) and (negative photos rejected),
+ * using out-of-fold decisions so the scores are not optimistic.
+ */
+export function chooseThreshold(
+  points: { isNegative: boolean; correct: boolean; score: number; negWins: boolean }[],
+): { threshold: number; objective: number; machineAccepted: number; negativeRejected: number } {
+  const machines = points.filter((p) => !p.isNegative);
+  const negatives = points.filter((p) => p.isNegative);
+  const scores = [...new Set(points.map((p) => p.score))].sort((a, b) => a - b);
+  const candidates = [-Infinity, ...scores.slice(0, -1).map((s, i) => (s + (scores[i + 1] ?? s)) / 2), Infinity];
+  let best = { threshold: -Infinity, objective: -1, machineAccepted: 0, negativeRejected: 0 };
+  for (const t of candidates) {
+    const acc = machines.filter((p) => p.correct && !p.negWins && p.score >= t).length / Math.max(1, machines.length);
+    const rej = negatives.length ? negatives.filter((p) => p.negWins || p.score < t).length / negatives.length : 1;
+    // With no negatives, prefer keeping 95% of correct machines rather than a degenerate threshold.
+    const objective = negatives.length ? (acc + rej) / 2 : acc;
+    if (objective > best.objective + 1e-9) best = { threshold: t, objective, machineAccepted: acc, negativeRejected: rej };
+  }
+  if (!negatives.length) {
+    const correct = machines.filter((p) => p.correct).map((p) => p.score).sort((a, b) => a - b);
+    best.threshold = correct[Math.floor(correct.length * 0.05)] ?? -Infinity;
+  }
+  if (!Number.isFinite(best.threshold)) best.threshold = best.threshold > 0 ? 1 : -1;
+  return best;
+}
+
+function calibrate(samples: readonly LabelledEmbedding[], o: HeadTrainOptions, fitted: FittedClassifier): Calibration {
+  const r = resolveOptions(o);
+  const folds = Math.min(r.calibrationFolds, samples.length);
+  const decisions: RawDecision[] = [];
+  if (folds >= 2) {
+    const fold = stratifiedFolds(samples.map((s) => s.label), folds, r.seed);
+    const byIndex = new Array<RawDecision>(samples.length);
+    for (let f = 0; f < folds; f++) {
+      const train = samples.filter((_, i) => fold[i] !== f);
+      const test = samples.map((s, i) => [s, i] as const).filter(([, i]) => fold[i] === f);
+      if (!test.length) continue;
+      let c: FittedClassifier;
+      try {
+        c = fitClassifier(train, { ...o, calibrationFolds: 0 });
+      } catch {
+        continue;
+      }
+      for (const [s, i] of test) byIndex[i] = rawDecision(c, s.embedding);
+    }
+    samples.forEach((s, i) => (decisions[i] = byIndex[i] ?? rawDecision(fitted, s.embedding)));
+  } else {
+    samples.forEach((s, i) => (decisions[i] = rawDecision(fitted, s.embedding)));
+  }
+  const points = samples.map((s, i) => {
+    const d = decisions[i] as RawDecision;
+    return {
+      isNegative: s.label === fitted.negativeLabel,
+      correct: d.bestLabel === s.label,
+      score: d.score,
+      negWins: fitted.negativeLabel !== null && d.negativeProbability >= d.probability,
+    };
+  });
+  const t = chooseThreshold(points);
+  // No rejection needed on the calibration data: use the metric's lower bound.
+  if (t.threshold <= -1 || !Number.isFinite(t.threshold)) t.threshold = o.kind === 'knn' ? -1 : 0;
+  const machinePts = points.filter((p) => !p.isNegative);
+  const cvTop1 = machinePts.filter((p) => p.correct).length / Math.max(1, machinePts.length);
+  return {
+    threshold: t.threshold,
+    metrics: {
+      calibrationFolds: folds >= 2 ? folds : 0,
+      cvTop1,
+      cvMachineAcceptedCorrect: t.machineAccepted,
+      cvNegativeUnknownRate: t.negativeRejected,
+    },
+  };
+}
+
+export function trainHead(samples: readonly LabelledEmbedding[], o: HeadTrainOptions): HeadFile {
+  const r = resolveOptions(o);
+  const dim = o.backbone.embeddingDim;
+  const bad = samples.find((s) => s.embedding.length !== dim);
+  if (bad) {
+    throw new HeadError('TRAINING_DATA_INVALID', `embedding of ${bad.file ?? bad.label} has ${bad.embedding.length} dims, expected ${dim}`);
+  }
+  const fitted = fitClassifier(samples, o);
+  const cal = calibrate(samples, o, fitted);
+  const counts: Record<string, number> = {};
+  for (const s of samples) counts[s.label] = (counts[s.label] ?? 0) + 1;
+  const head0 = {
+    format: HEAD_FORMAT,
+    version: HEAD_VERSION,
+    id: '',
+    kind: o.kind,
+    labels: fitted.labels,
+    classes: fitted.classes,
+    negativeLabel: fitted.negativeLabel,
+    features: fitted.features,
+    preprocessing: o.preprocessing,
+    unknownThreshold: Number(cal.threshold.toFixed(6)),
+    unknownMetric: o.kind === 'knn' ? 'similarity' : 'probability',
+    parameters: fitted.parameters,
+    source: { imagesDir: o.imagesDir, counts, backbone: o.backbone },
+    metrics: {} as Record<string, number | string | null>,
+    trainedAt: new Date().toISOString(),
+  } as HeadFile;
+  // Training-set (resubstitution) accuracy, for information only.
+  const trainCorrect = samples.filter((s) => predictHead(head0, s.embedding).machineType === (s.label === fitted.negativeLabel ? UNKNOWN : s.label)).length;
+  head0.metrics = {
+    ...cal.metrics,
+    trainAccuracy: trainCorrect / Math.max(1, samples.length),
+    featureTransform: r.featureTransform,
+    ...(o.kind === 'knn' ? { k: r.k, temperature: r.temperature } : { l2: r.l2, iterations: r.iterations }),
+    seed: r.seed,
+  };
+  const hash = createHash('sha256').update(JSON.stringify(head0.parameters)).update(String(head0.unknownThreshold)).digest('hex');
+  head0.id = `${o.kind}-${hash.slice(0, 10)}`;
+  return head0;
+}

@@ -1,0 +1,162 @@
+/**
+ * Public entry point: createRecognizer() starts a worker thread that loads the
+ * backbone (and optional head) and answers recognize() calls. The main event
+ * loop only posts messages; decoding and inference happen in the worker.
+ *
+ * Under tsx the worker is spawned from worker.ts with the tsx loader added via
+ * `--import <resolved tsx>`; compiled builds spawn worker.js directly.
+ */
+import { Worker } from 'node:worker_threads';
+import type { BackendName } from './backend.js';
+import { deserializeError, WorkerError } from './errors.js';
+import type { FitMode, ImageInput } from './preprocess.js';
+import type { RecognitionResult, RecognizerInfo } from './types.js';
+import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
+
+export interface RecognizerOptions {
+  /** Directory holding model.json + labels.json (e.g. ../shared/models/mobilenet_v1_025_224_tfhub). */
+  modelDir: string;
+  /** Trained head JSON (agent/scripts/train-head.ts). Without it, only ImageNet mapping is available. */
+  headPath?: string;
+  backend?: BackendName;
+  /** Images declaring more pixels are refused before decoding (default 50e6). */
+  maxPixels?: number;
+  /** Without a head: resize fit and flip-TTA (a head carries its own). */
+  fit?: FitMode;
+  tta?: boolean;
+}
+
+export interface Recognizer {
+  recognize(input: string | Buffer): Promise<RecognitionResult>;
+  info(): RecognizerInfo;
+  dispose(): Promise<void>;
+}
+
+/**
+ * How to start the worker for the current runtime. From compiled JS: worker.js
+ * directly. From TypeScript (tsx, `node --import tsx`, `uvu -r tsx`): the
+ * plain-JS worker-entry.mjs, which registers tsx inside the worker and then
+ * imports worker.ts (Node 20 does not apply inherited loader hooks to a
+ * worker's entry module).
+ */
+export function workerSpawnSpec(): { url: URL; bootstrap: { entry: string; registerTsx: boolean } | null } {
+  if (!import.meta.url.endsWith('.ts')) return { url: new URL('./worker.js', import.meta.url), bootstrap: null };
+  return {
+    url: new URL('./worker-entry.mjs', import.meta.url),
+    bootstrap: { entry: new URL('./worker.ts', import.meta.url).href, registerTsx: true },
+  };
+}
+
+export async function createRecognizer(options: RecognizerOptions): Promise<Recognizer> {
+  const init: WorkerInit = {
+    modelDir: options.modelDir,
+    headPath: options.headPath,
+    backend: options.backend,
+    maxPixels: options.maxPixels,
+    fit: options.fit,
+    tta: options.tta,
+  };
+  const spec = workerSpawnSpec();
+  const worker = new Worker(spec.url, {
+    workerData: spec.bootstrap ? { ...init, __bootstrap: spec.bootstrap } : init,
+    // Loader flags of the parent (tsx CLI) are not needed: worker-entry.mjs registers tsx itself.
+    execArgv: [],
+  });
+  const pending = new Map<number, { resolve: (r: RecognitionResult) => void; reject: (e: Error) => void }>();
+  let nextId = 1;
+  let closed = false;
+  let fatal: Error | null = null;
+
+  const failAll = (err: Error): void => {
+    fatal = err;
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+  };
+
+  const info = await new Promise<RecognizerInfo>((resolve, reject) => {
+    const onMessage = (m: FromWorker): void => {
+      if (m.type === 'ready') {
+        cleanup();
+        resolve(m.info);
+      } else if (m.type === 'init-error') {
+        cleanup();
+        void worker.terminate();
+        reject(deserializeError(m.error));
+      }
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(new WorkerError('WORKER_FAILED', `vision worker failed to start: ${err.message}`, { cause: err }));
+    };
+    const onExit = (code: number): void => {
+      cleanup();
+      reject(new WorkerError('WORKER_FAILED', `vision worker exited during start-up (code ${code})`));
+    };
+    const cleanup = (): void => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+  });
+
+  worker.on('message', (m: FromWorker) => {
+    if (m.type !== 'result' && m.type !== 'error') return;
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    if (m.type === 'result') p.resolve(m.result);
+    else p.reject(deserializeError(m.error));
+  });
+  worker.on('error', (err) => failAll(new WorkerError('WORKER_FAILED', `vision worker crashed: ${err.message}`, { cause: err })));
+  worker.on('exit', (code) => {
+    if (!closed) failAll(new WorkerError('WORKER_FAILED', `vision worker exited unexpectedly (code ${code}); create a new recognizer`));
+  });
+  // Do not keep the process alive just for an idle recognizer.
+  worker.unref();
+
+  return {
+    info: () => info,
+    recognize(input: ImageInput): Promise<RecognitionResult> {
+      if (closed) return Promise.reject(new WorkerError('RECOGNIZER_DISPOSED', 'recognizer was disposed; create a new one'));
+      if (fatal) return Promise.reject(fatal);
+      const id = nextId++;
+      return new Promise<RecognitionResult>((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        worker.ref();
+        const done = (): void => {
+          if (pending.size === 0) worker.unref();
+        };
+        const p = pending.get(id);
+        if (p) {
+          pending.set(id, {
+            resolve: (r) => (p.resolve(r), done()),
+            reject: (e) => (p.reject(e), done()),
+          });
+        }
+        let msg: ToWorker;
+        if (typeof input === 'string') msg = { type: 'recognize', id, path: input };
+        else {
+          // Copy into a standalone buffer we can transfer (Node Buffers may share a pool).
+          const bytes = new Uint8Array(input.byteLength);
+          bytes.set(input);
+          msg = { type: 'recognize', id, bytes };
+          worker.postMessage(msg, [bytes.buffer]);
+          return;
+        }
+        worker.postMessage(msg);
+      });
+    },
+    async dispose(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      failAll(new WorkerError('RECOGNIZER_DISPOSED', 'recognizer was disposed while a recognition was pending'));
+      worker.postMessage({ type: 'close' } satisfies ToWorker);
+      const timer = setTimeout(() => void worker.terminate(), 2000);
+      await new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,24 @@
+/** Messages between the recognizer (main thread) and its worker. */
+import type { BackendName } from './backend.js';
+import type { SerializedVisionError } from './errors.js';
+import type { FitMode } from './preprocess.js';
+import type { RecognitionResult, RecognizerInfo } from './types.js';
+
+export interface WorkerInit {
+  modelDir: string;
+  headPath?: string | undefined;
+  backend?: BackendName | undefined;
+  maxPixels?: number | undefined;
+  fit?: FitMode | undefined;
+  tta?: boolean | undefined;
+}
+
+export type ToWorker =
+  | { type: 'recognize'; id: number; path?: string; bytes?: Uint8Array }
+  | { type: 'close' };
+
+export type FromWorker =
+  | { type: 'ready'; info: RecognizerInfo }
+  | { type: 'init-error'; error: SerializedVisionError }
+  | { type: 'result'; id: number; result: RecognitionResult }
+  | { type: 'error'; id: number; error: SerializedVisionError };

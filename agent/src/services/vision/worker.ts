@@ -1,0 +1,43 @@
+/**
+ * Worker-thread entry: owns the tfjs backend, backbone and head so that the
+ * synchronous wasm inference never blocks the service's event loop.
+ * Requests are processed one at a time (tfjs is single-threaded here).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { createVisionEngine, type VisionEngine } from './engine.js';
+import { serializeError } from './errors.js';
+import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
+
+const port = parentPort;
+if (!port) throw new Error('vision worker.ts must be started as a worker thread');
+const post = (m: FromWorker): void => port.postMessage(m);
+
+let engine: VisionEngine | null = null;
+let queue: Promise<void> = Promise.resolve();
+
+try {
+  engine = await createVisionEngine(workerData as WorkerInit);
+  post({ type: 'ready', info: { ...engine.info(), thread: 'worker' } });
+} catch (err) {
+  post({ type: 'init-error', error: serializeError(err) });
+}
+
+port.on('message', (msg: ToWorker) => {
+  if (msg.type === 'close') {
+    queue = queue.then(() => {
+      engine?.dispose();
+      engine = null;
+      port.close();
+    });
+    return;
+  }
+  queue = queue.then(async () => {
+    try {
+      if (!engine) throw new Error('vision engine failed to initialise');
+      const input = msg.path ?? Buffer.from(msg.bytes ?? new Uint8Array());
+      post({ type: 'result', id: msg.id, result: await engine.recognize(input) });
+    } catch (err) {
+      post({ type: 'error', id: msg.id, error: serializeError(err) });
+    }
+  });
+});
