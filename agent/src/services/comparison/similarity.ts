@@ -1,0 +1,53 @@
+/** Cosine similarity of embeddings and best match over candidates. */
+import { ComparisonError, EmbeddingLengthMismatchError } from './errors.js';
+
+export interface Candidate {
+  sha256: string;
+  embedding: readonly number[];
+  source: 'reference' | 'history';
+  takenAt?: string;
+}
+
+export interface BestMatch {
+  sha256: string;
+  similarity: number;
+  source: 'reference' | 'history';
+  takenAt?: string;
+}
+
+/** Cosine similarity in [-1, 1]; 0 when either vector is all zeros. */
+export function cosineSimilarity(a: readonly number[], b: readonly number[], sha256?: string): number {
+  if (a.length !== b.length) throw new EmbeddingLengthMismatchError(a.length, b.length, sha256);
+  if (a.length === 0) throw new ComparisonError('INVALID_EMBEDDING', 'Embedding is empty; pass the vision model embedding vector.');
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as number, y = b[i] as number;
+    if (!Number.isFinite(x) || !Number.isFinite(y)) {
+      throw new ComparisonError('INVALID_EMBEDDING', `Embedding holds a non-finite value at index ${i}; re-run recognition.`);
+    }
+    dot += x * y; na += x * x; nb += y * y;
+  }
+  if (na === 0 || nb === 0) return 0;
+  return Math.max(-1, Math.min(1, dot / Math.sqrt(na * nb)));
+}
+
+/**
+ * Highest-similarity candidate, optionally restricted to one source. Candidates
+ * whose sha256 equals `excludeSha256` (the photo itself) are skipped.
+ */
+export function bestMatch(
+  embedding: readonly number[],
+  candidates: readonly Candidate[],
+  opts: { source?: 'reference' | 'history'; excludeSha256?: string } = {},
+): BestMatch | null {
+  let best: BestMatch | null = null;
+  for (const c of candidates) {
+    if (opts.source && c.source !== opts.source) continue;
+    if (opts.excludeSha256 && c.sha256 === opts.excludeSha256) continue;
+    const s = cosineSimilarity(embedding, c.embedding, c.sha256);
+    if (!best || s > best.similarity) {
+      best = { sha256: c.sha256, similarity: s, source: c.source, ...(c.takenAt ? { takenAt: c.takenAt } : {}) };
+    }
+  }
+  return best;
+}

@@ -1,0 +1,148 @@
+/**
+ * compare(): verdict match / mismatch / unknown with reasons and scores.
+ *
+ * Rules, in order (every rule that applies adds a reason):
+ *  1. Near-duplicate: the photo's pHash is within `duplicateHamming` of a known hash
+ *     (other sha256) → reported in `nearDuplicate`; it never decides the verdict alone.
+ *  2. Type check (only when a registered type exists): recognised type with
+ *     confidence >= minTypeConfidence and != registered type → MISMATCH.
+ *     Same type → consistent. Low confidence or 'unknown' → undetermined (null).
+ *  3. Embedding similarity to candidates (best of references, else history):
+ *     >= similarityMatch and type not contradicted → MATCH;
+ *     < similarityMismatch against *reference* photos and type not confirmed → MISMATCH.
+ *  4. Type confirmed (match = true) without similarity evidence → MATCH.
+ *  5. Otherwise UNKNOWN (incl. no registered machine and no candidates).
+ * Similarity thresholds are placeholders until calibrated with vision embeddings
+ * (see README.md and calibrate.ts).
+ */
+import { hammingDistance, isHash } from './phash.js';
+import { bestMatch, type BestMatch, type Candidate } from './similarity.js';
+
+export interface ComparisonThresholds {
+  similarityMatch: number;
+  similarityMismatch: number;
+  duplicateHamming: number;
+  minTypeConfidence: number;
+}
+
+export const DEFAULT_COMPARISON_THRESHOLDS: Readonly<ComparisonThresholds> = Object.freeze({
+  similarityMatch: 0.85,
+  similarityMismatch: 0.5,
+  duplicateHamming: 10,
+  minTypeConfidence: 0.6,
+});
+
+export interface RegisteredProfile {
+  type?: string;
+  brand?: string;
+  model?: string;
+  serialNumber?: string;
+  name?: string;
+}
+
+export interface CompareInput {
+  recognized: { machineType: string; confidence: number; embedding?: readonly number[] };
+  registered?: RegisteredProfile;
+  candidates: readonly Candidate[];
+  /** pHash of this photo (16 hex) — absent if hashing failed. */
+  phash?: string;
+  /** sha256 of this photo: excluded from duplicates and candidates. */
+  sha256?: string;
+  knownHashes: readonly { sha256: string; phash: string }[];
+  thresholds?: Partial<ComparisonThresholds>;
+}
+
+export type Verdict = 'match' | 'mismatch' | 'unknown';
+
+export interface ComparisonResult {
+  verdict: Verdict;
+  reasons: string[];
+  typeCheck: { registeredType: string | null; recognizedType: string; match: boolean | null };
+  bestMatch: { sha256: string; similarity: number; source: 'reference' | 'history' } | null;
+  nearDuplicate: { duplicate: boolean; sha256?: string; hammingDistance?: number };
+  scores: { typeConfidence: number; bestSimilarity: number | null };
+  thresholds: ComparisonThresholds;
+}
+
+const norm = (s: string): string => s.trim().toLowerCase().replace(/[\s-]+/g, '_');
+
+export function compare(input: CompareInput): ComparisonResult {
+  const t: ComparisonThresholds = { ...DEFAULT_COMPARISON_THRESHOLDS, ...input.thresholds };
+  const reasons: string[] = [];
+  const { recognized } = input;
+  const confidence = Number.isFinite(recognized.confidence) ? recognized.confidence : 0;
+
+  // 1. near-duplicate
+  let nearDuplicate: ComparisonResult['nearDuplicate'] = { duplicate: false };
+  if (input.phash && isHash(input.phash)) {
+    let best: { sha256: string; d: number } | null = null;
+    for (const k of input.knownHashes) {
+      if (k.sha256 === input.sha256 || !isHash(k.phash)) continue;
+      const d = hammingDistance(input.phash, k.phash);
+      if (!best || d < best.d) best = { sha256: k.sha256, d };
+    }
+    if (best && best.d <= t.duplicateHamming) {
+      nearDuplicate = { duplicate: true, sha256: best.sha256, hammingDistance: best.d };
+      reasons.push(`near-duplicate of ${best.sha256} (Hamming ${best.d} <= ${t.duplicateHamming})`);
+    } else if (best) {
+      nearDuplicate = { duplicate: false, sha256: best.sha256, hammingDistance: best.d };
+    }
+  }
+
+  // 2. type check
+  const registeredType = input.registered?.type ? norm(input.registered.type) : null;
+  const recognizedType = norm(recognized.machineType || 'unknown');
+  let typeMatch: boolean | null = null;
+  if (registeredType) {
+    if (recognizedType === 'unknown' || confidence < t.minTypeConfidence) {
+      reasons.push(`type undetermined: recognised ${recognizedType} at ${confidence.toFixed(2)} < ${t.minTypeConfidence}`);
+    } else if (recognizedType === registeredType) {
+      typeMatch = true;
+      reasons.push(`recognised type ${recognizedType} matches registered type`);
+    } else {
+      typeMatch = false;
+      reasons.push(`recognised type ${recognizedType} (${confidence.toFixed(2)}) differs from registered ${registeredType}`);
+    }
+  } else {
+    reasons.push('no registered machine type');
+  }
+
+  // 3. similarity
+  let match: BestMatch | null = null;
+  if (recognized.embedding && recognized.embedding.length > 0 && input.candidates.length > 0) {
+    const ex = input.sha256 ? { excludeSha256: input.sha256 } : {};
+    match = bestMatch(recognized.embedding, input.candidates, { source: 'reference', ...ex }) ??
+      bestMatch(recognized.embedding, input.candidates, { source: 'history', ...ex });
+  } else if (input.candidates.length === 0) {
+    reasons.push('no reference or earlier photos to compare with');
+  } else {
+    reasons.push('no embedding in recognition result');
+  }
+
+  let verdict: Verdict = 'unknown';
+  if (typeMatch === false) {
+    verdict = 'mismatch';
+  } else if (match && match.similarity >= t.similarityMatch) {
+    verdict = 'match';
+    reasons.push(`similar to ${match.source} photo ${match.sha256} (${match.similarity.toFixed(3)} >= ${t.similarityMatch})`);
+  } else if (match && match.source === 'reference' && match.similarity < t.similarityMismatch && typeMatch !== true) {
+    verdict = 'mismatch';
+    reasons.push(`unlike every reference photo (best ${match.similarity.toFixed(3)} < ${t.similarityMismatch})`);
+  } else if (typeMatch === true) {
+    verdict = 'match';
+    if (match) reasons.push(`best similarity ${match.similarity.toFixed(3)} inconclusive; type decides`);
+  } else if (match) {
+    reasons.push(`best similarity ${match.similarity.toFixed(3)} inconclusive`);
+  }
+  if (verdict === 'unknown' && !registeredType && !match) reasons.push('nothing known to compare with');
+
+  return {
+    verdict,
+    reasons,
+    typeCheck: { registeredType, recognizedType, match: typeMatch },
+    bestMatch: match ? { sha256: match.sha256, similarity: Number(match.similarity.toFixed(4)), source: match.source } : null,
+    nearDuplicate,
+    scores: { typeConfidence: confidence, bestSimilarity: match ? Number(match.similarity.toFixed(4)) : null },
+    thresholds: t,
+  };
+}

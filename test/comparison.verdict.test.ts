@@ -1,0 +1,101 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { compare, DEFAULT_COMPARISON_THRESHOLDS } from '../agent/src/services/comparison/verdict.js';
+import { bestMatch, cosineSimilarity, type Candidate } from '../agent/src/services/comparison/similarity.js';
+import { ComparisonError } from '../agent/src/services/comparison/errors.js';
+import { calibrateSimilarity } from '../agent/src/services/comparison/calibrate.js';
+
+/** Deterministic pseudo-embeddings: base vector + scaled noise. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32) - 0.5;
+}
+function vec(seed: number, n = 256): number[] { const r = rng(seed); return Array.from({ length: n }, () => r()); }
+function near(v: number[], noise: number, seed: number): number[] { const r = rng(seed); return v.map((x) => x + noise * r()); }
+
+const machineA = vec(1);
+const machineB = vec(2);
+const refs: Candidate[] = [
+  { sha256: 'ref-a1', embedding: near(machineA, 0.3, 10), source: 'reference' },
+  { sha256: 'ref-a2', embedding: near(machineA, 0.4, 11), source: 'reference' },
+  { sha256: 'hist-b', embedding: machineB, source: 'history', takenAt: '2025-01-01T00:00:00Z' },
+];
+const registered = { type: 'excavator', brand: 'Kobelco', model: 'SK140' };
+
+test('cosine similarity and best match', () => {
+  assert.is(cosineSimilarity([1, 0], [1, 0]), 1);
+  assert.is(cosineSimilarity([1, 0], [0, 1]), 0);
+  assert.is(cosineSimilarity([1, 2], [-1, -2]), -1);
+  assert.is(cosineSimilarity([0, 0], [1, 1]), 0);
+  assert.throws(() => cosineSimilarity([1, 2, 3], [1, 2]), (e: unknown) => e instanceof ComparisonError && e.code === 'EMBEDDING_LENGTH_MISMATCH');
+  assert.throws(() => cosineSimilarity([1, Number.NaN], [1, 2]), (e: unknown) => e instanceof ComparisonError && e.code === 'INVALID_EMBEDDING');
+  const m = bestMatch(near(machineA, 0.2, 99), refs);
+  assert.is(m?.sha256, 'ref-a1');
+  assert.is(bestMatch(machineB, refs, { source: 'history' })?.similarity, 1);
+  assert.is(bestMatch(machineA, []), null);
+});
+
+test('nothing registered, no candidates → unknown', () => {
+  const r = compare({ recognized: { machineType: 'excavator', confidence: 0.9 }, candidates: [], knownHashes: [] });
+  assert.is(r.verdict, 'unknown');
+  assert.is(r.typeCheck.registeredType, null);
+  assert.is(r.bestMatch, null);
+  assert.is(r.scores.bestSimilarity, null);
+  assert.equal(r.thresholds, { ...DEFAULT_COMPARISON_THRESHOLDS });
+});
+
+test('confidently different type → mismatch, even with similar embedding', () => {
+  const r = compare({ recognized: { machineType: 'wheel_loader', confidence: 0.8, embedding: near(machineA, 0.2, 5) }, registered, candidates: refs, knownHashes: [] });
+  assert.is(r.verdict, 'mismatch');
+  assert.is(r.typeCheck.match, false);
+  assert.ok(r.reasons.some((x) => x.includes('differs')));
+});
+
+test('low-confidence different type does not decide; similar to reference → match', () => {
+  const r = compare({ recognized: { machineType: 'wheel_loader', confidence: 0.4, embedding: near(machineA, 0.2, 6) }, registered, candidates: refs, knownHashes: [] });
+  assert.is(r.typeCheck.match, null);
+  assert.is(r.verdict, 'match');
+  assert.is(r.bestMatch?.source, 'reference');
+  assert.ok((r.scores.bestSimilarity ?? 0) >= DEFAULT_COMPARISON_THRESHOLDS.similarityMatch);
+});
+
+test('unlike every reference and type not confirmed → mismatch; same type → match', () => {
+  const other = vec(77);
+  const r = compare({ recognized: { machineType: 'unknown', confidence: 0.1, embedding: other }, registered, candidates: refs, knownHashes: [] });
+  assert.is(r.verdict, 'mismatch');
+  const r2 = compare({ recognized: { machineType: 'Excavator', confidence: 0.9, embedding: other }, registered, candidates: refs, knownHashes: [] });
+  assert.is(r2.verdict, 'match');
+  assert.is(r2.typeCheck.match, true);
+});
+
+test('near-duplicate detection by pHash, own sha256 excluded', () => {
+  const r = compare({
+    recognized: { machineType: 'excavator', confidence: 0.9 }, registered, candidates: [],
+    phash: 'f0f0f0f0f0f0f0f0', sha256: 'self',
+    knownHashes: [{ sha256: 'self', phash: 'f0f0f0f0f0f0f0f0' }, { sha256: 'old', phash: 'f0f0f0f0f0f0f0ff' }, { sha256: 'far', phash: '0f0f0f0f0f0f0f0f' }],
+  });
+  assert.equal(r.nearDuplicate, { duplicate: true, sha256: 'old', hammingDistance: 4 });
+  assert.is(r.verdict, 'match');
+  const r2 = compare({ recognized: { machineType: 'excavator', confidence: 0.9 }, candidates: [], phash: 'f0f0f0f0f0f0f0f0', knownHashes: [{ sha256: 'far', phash: '0f0f0f0f0f0f0f0f' }] });
+  assert.is(r2.nearDuplicate.duplicate, false);
+  assert.is(r2.nearDuplicate.hammingDistance, 64);
+});
+
+test('embedding length mismatch surfaces as typed error', () => {
+  assert.throws(
+    () => compare({ recognized: { machineType: 'excavator', confidence: 0.9, embedding: [1, 2, 3] }, registered, candidates: refs, knownHashes: [] }),
+    (e: unknown) => e instanceof ComparisonError && e.code === 'EMBEDDING_LENGTH_MISMATCH' && /re-embed/.test(e.message),
+  );
+});
+
+test('calibrateSimilarity separates same/different pairs', () => {
+  const pairs = [
+    ...[0, 1, 2, 3, 4].map((i) => ({ a: near(machineA, 0.3, 100 + i), b: near(machineA, 0.3, 200 + i), sameMachine: true })),
+    ...[0, 1, 2, 3, 4].map((i) => ({ a: near(machineA, 0.3, 300 + i), b: vec(400 + i), sameMachine: false })),
+  ];
+  const c = calibrateSimilarity(pairs);
+  assert.ok(c.same.min > c.different.max);
+  assert.ok(c.similarityMatch >= c.different.max && c.similarityMismatch <= c.similarityMatch);
+});
+
+test.run();
