@@ -15,3 +15,4 @@ export * from './bus/presence.js';
 export * from './bus/transport.js';
 export * from './bus/step-handler.js';
 export * from './worker.js';
+export * from './docs/asyncapi.js';

@@ -1,0 +1,61 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ConfigError, loadAgentConfig, profilePath } from '@tu/firmware-config';
+import { tmpDir } from './support/harness.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+test('bundled profiles are valid', () => {
+  for (const p of ['field-gateway', 'developer']) {
+    const c = loadAgentConfig({ file: profilePath(p), env: {} });
+    assert.ok(c.gatewayId);
+    assert.equal(c.orchestrator.steps, ['recognition', 'comparison', 'metadata']);
+  }
+});
+
+test('defaults fill what a file leaves out; environment overrides the file', () => {
+  const dir = tmpDir();
+  const f = path.join(dir, 'c.json');
+  fs.writeFileSync(f, JSON.stringify({ gatewayId: 'gw-1', broker: { port: 2000 } }));
+  const c = loadAgentConfig({ file: f, env: { TU_MQTT_PORT: '2001', MODEL_DIR: '/models/m', TU_STEPS: 'metadata, recognition' } });
+  assert.is(c.broker.port, 2001);
+  assert.is(c.model.dir, '/models/m');
+  assert.equal(c.orchestrator.steps, ['metadata', 'recognition']);
+  assert.is(c.http.port, 8080);
+  assert.is(c.orchestrator.retry.maxAttempts, 3);
+  assert.is(c.limits.maxUploadBytes, 25 * 1024 * 1024);
+});
+
+test('an invalid config names every bad field and where it came from', () => {
+  const dir = tmpDir();
+  const f = path.join(dir, 'c.json');
+  fs.writeFileSync(f, JSON.stringify({ gatewayId: 'bad id!', orchestrator: { retry: { maxAttempts: 0, initialDelayMs: 500, maxDelayMs: 100 } }, typo: 1 }));
+  try {
+    loadAgentConfig({ file: f, env: { TU_HTTP_PORT: 'eighty' } });
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, ConfigError);
+    const fields = (err as ConfigError).problems.map((p) => p.field);
+    for (const want of ['gatewayId', 'orchestrator.retry.maxAttempts', 'orchestrator.retry.maxDelayMs', 'http.port', '(root)']) assert.ok(fields.includes(want), `names ${want}: ${fields}`);
+    assert.match((err as Error).message, /http\.port.*\(from env TU_HTTP_PORT\)/);
+  }
+  assert.throws(() => loadAgentConfig({ file: path.join(dir, 'missing.json') }), /cannot read config file/);
+  fs.writeFileSync(f, '{ not json');
+  assert.throws(() => loadAgentConfig({ file: f }), /not valid JSON/);
+});
+
+test('the agent refuses to start on a bad config, with a message naming the field', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'agent/src/main.ts', '--profile', 'developer'], {
+    cwd: ROOT,
+    env: { ...process.env, TU_MQTT_PORT: '99999' },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  assert.is(r.status, 2);
+  assert.match(r.stderr, /broker\.port.*TU_MQTT_PORT/);
+});
+
+test.run();

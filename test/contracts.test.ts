@@ -1,0 +1,92 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  catalog,
+  COMMAND_TYPES,
+  commandsHandledBy,
+  decodeInbound,
+  EVENT_TYPES,
+  eventsProducedBy,
+  filterCovers,
+  MESSAGE_TYPES,
+  parseTopic,
+  STEPS,
+  topicMatches,
+  topics,
+} from '@tu/shared';
+import { aclFor, mayPublish, maySubscribe } from '@tu/agent';
+import { generatedDocs, ROOT } from '../scripts/docs.js';
+import { uploaded } from './support/fixtures.js';
+
+test('every message type has a producer; every command a handler; every step its three messages', () => {
+  for (const t of MESSAGE_TYPES) assert.ok(catalog[t].producer, t);
+  for (const c of COMMAND_TYPES) assert.ok(commandsHandledBy((catalog[c] as { handler: never }).handler).includes(c), c);
+  for (const d of Object.values(STEPS)) {
+    assert.is(catalog[d.command].kind, 'command');
+    assert.is(catalog[d.completed].producer, d.service);
+    assert.is(catalog[d.failed].producer, d.service);
+  }
+  assert.equal(EVENT_TYPES.length + COMMAND_TYPES.length, MESSAGE_TYPES.length);
+});
+
+test('topics are built and parsed in one place', () => {
+  assert.is(topics.event('gw1', 'analysis.completed'), 'tu/gw1/evt/analysis.completed');
+  assert.equal(parseTopic('tu/gw1/evt/analysis.completed'), { kind: 'event', gatewayId: 'gw1', type: 'analysis.completed' });
+  assert.equal(parseTopic('tu/gw1/cmd/analysis.metadata.request/i-1'), { kind: 'command', gatewayId: 'gw1', type: 'analysis.metadata.request', instanceId: 'i-1' });
+  assert.is(parseTopic('tu/gw1/evt/not.a.type').kind, 'unknown');
+  assert.is(parseTopic('tu/gw1/cmd/analysis.completed/i').kind, 'unknown', 'an event type is not a command');
+  assert.ok(topicMatches('tu/+/evt/#', 'tu/g/evt/a.b'));
+  assert.not.ok(topicMatches('tu/g/evt/+', 'tu/g/evt/a/b'));
+  assert.ok(filterCovers('tu/g/evt/#', 'tu/g/evt/+'));
+  assert.not.ok(filterCovers('tu/g/evt/+', 'tu/g/evt/#'));
+  assert.not.ok(filterCovers('tu/g/cmd/x/i1', 'tu/g/cmd/x/+'));
+});
+
+test('ACLs follow the catalogue: each producer may publish exactly its events', () => {
+  const svc = aclFor({ role: 'service', service: 'svc-ai-vision-adapter' }, 'g', 'v1');
+  for (const t of EVENT_TYPES) assert.is(mayPublish(svc, topics.event('g', t)), eventsProducedBy('svc-ai-vision-adapter').includes(t), t);
+  assert.ok(maySubscribe(svc, topics.command('g', 'analysis.recognition.request', 'v1')));
+  assert.not.ok(maySubscribe(svc, topics.command('g', 'analysis.recognition.request', 'v2')));
+  const orch = aclFor({ role: 'orchestrator', service: 'svc-analysis-orchestrator' }, 'g', 'o');
+  for (const c of COMMAND_TYPES) assert.ok(mayPublish(orch, topics.command('g', c, 'anyone')));
+  assert.not.ok(mayPublish(orch, 'tu/g/cmd/analysis.metadata.request/+'), 'no wildcard publish');
+  const ui = aclFor({ role: 'observer', name: 'ui' }, 'g', 'u');
+  assert.equal(ui.publish, []);
+});
+
+test('decodeInbound accepts a valid event and names the reason for each rejection', () => {
+  const data = uploaded('g1');
+  const env = { specversion: '1.0', id: 'e1', source: '/gateways/g1/intake', type: 'tu.image.uploaded', time: new Date().toISOString(), subject: data.analysisId, datacontenttype: 'application/json', data };
+  const topic = topics.event('g1', 'tu.image.uploaded');
+  const ok = decodeInbound(topic, Buffer.from(JSON.stringify(env)), { gatewayId: 'g1', maxPayloadBytes: 65536 });
+  assert.ok(ok.ok);
+  const code = (payload: unknown, t = topic, max = 65536) => {
+    const r = decodeInbound(t, Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload)), { gatewayId: 'g1', maxPayloadBytes: max });
+    return r.ok ? 'ok' : r.rejection.code;
+  };
+  assert.is(code(env, topic, 100), 'PAYLOAD_TOO_LARGE');
+  assert.is(code('{'), 'INVALID_JSON');
+  assert.is(code({ ...env, specversion: '0.3' }), 'INVALID_ENVELOPE');
+  assert.is(code(env, topics.event('g1', 'analysis.started')), 'TYPE_TOPIC_MISMATCH');
+  assert.is(code({ ...env, source: '/gateways/g2/intake' }), 'WRONG_GATEWAY');
+  assert.is(code({ ...env, source: '/gateways/g1/metadata-service' }), 'WRONG_PRODUCER');
+  assert.is(code({ ...env, data: { ...data, image: { ...data.image, sha256: 'nope' } } }), 'INVALID_DATA');
+  assert.is(code({ ...env, subject: 'someotherid' }), 'INVALID_DATA');
+  assert.is(code(env, 'tu/g1/evt/unknown.type'), 'UNKNOWN_TOPIC');
+});
+
+test('checked-in AsyncAPI and JSON Schema documents match the code (run `npm run docs:generate` after changing a schema)', () => {
+  const drift: string[] = [];
+  const docs = generatedDocs();
+  for (const [rel, content] of docs) {
+    const file = path.join(ROOT, rel);
+    if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== content) drift.push(rel);
+  }
+  const onDisk = fs.readdirSync(path.join(ROOT, 'docs/schemas')).map((f) => `docs/schemas/${f}`);
+  for (const f of onDisk) if (!docs.has(f)) drift.push(`${f} (stale)`);
+  assert.equal(drift, [], `documents drifted from the code: ${drift.join(', ')}; run npm run docs:generate`);
+});
+
+test.run();
