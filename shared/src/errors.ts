@@ -26,6 +26,18 @@ export const ERROR_CODES = {
   // configuration
   CONFIG_INVALID: 'The configuration is invalid.',
   CONFIG_UNREADABLE: 'The configuration file could not be read or parsed.',
+  // HTTP API / image intake
+  IMAGE_EMPTY: 'The request body is empty; send the image bytes (or a multipart field `image`).',
+  UNSUPPORTED_MEDIA_TYPE: 'Send the image with Content-Type image/jpeg, image/png or image/webp (or multipart/form-data with a field `image`).',
+  NOT_AN_IMAGE: 'The bytes are not a JPEG, PNG or WebP image (checked by content, not by the Content-Type header).',
+  UPLOAD_TOO_LARGE: 'The upload is larger than limits.maxUploadBytes; downscale or recompress the photo.',
+  IMAGE_TOO_MANY_PIXELS: 'The image declares more pixels than limits.maxPixels; downscale the photo before upload.',
+  IMAGE_DECODE_FAILED: 'The image could not be decoded (truncated or corrupt); upload a complete JPEG, PNG or WebP file.',
+  INVALID_REQUEST: 'The request does not match the API schema; see the message for the offending field.',
+  NOT_FOUND: 'No such resource.',
+  SERVICE_DISABLED: 'The service needed for this request is not running in this agent process.',
+  STORAGE_FAILED: 'Writing to the data directory failed; check free space and permissions of dataDir.',
+  INTERNAL_ERROR: 'Unexpected internal error; see the agent log.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { TuError } from '@tu/shared';
+import { fsyncDir, writeFileDurable } from '../fs/durable.js';
+
+const SHA = /^[0-9a-f]{64}$/;
+
+export interface PutResult {
+  sha256: string;
+  bytes: number;
+  /** False when the same content was already stored (stored once). */
+  created: boolean;
+}
+
+export interface BlobStore {
+  readonly root: string;
+  /** Stores bytes durably under their sha256 (idempotent). */
+  put(bytes: Uint8Array): Promise<PutResult>;
+  /** Absolute path of a blob (whether or not it exists). */
+  pathOf(sha256: string): string;
+  has(sha256: string): Promise<boolean>;
+  read(sha256: string): Promise<Buffer>;
+}
+
+export const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/**
+ * Content-addressed blob store: {dataDir}/blobs/ab/cd/<sha256>. Writes go to a temp file,
+ * are fsynced, renamed into place and the directory fsynced, so a stored blob survives
+ * power loss; the same content is written once.
+ */
+export async function openBlobStore(dataDir: string): Promise<BlobStore> {
+  const root = path.join(dataDir, 'blobs');
+  await fs.mkdir(root, { recursive: true });
+  const pathOf = (sha: string): string => {
+    if (!SHA.test(sha)) throw new TuError('INVALID_REQUEST', `not a sha256: ${sha.slice(0, 80)}`);
+    return path.join(root, sha.slice(0, 2), sha.slice(2, 4), sha);
+  };
+  const exists = async (file: string): Promise<boolean> => {
+    try {
+      await fs.access(file);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return {
+    root,
+    pathOf,
+    has: (sha) => exists(pathOf(sha)),
+    async put(bytes) {
+      const sha = sha256Of(bytes);
+      const file = pathOf(sha);
+      if (await exists(file)) return { sha256: sha, bytes: bytes.byteLength, created: false };
+      const dir = path.dirname(file);
+      try {
+        const made = await fs.mkdir(dir, { recursive: true });
+        if (made) {
+          await fsyncDir(path.dirname(dir));
+          await fsyncDir(path.dirname(path.dirname(dir)));
+        }
+        await writeFileDurable(file, bytes);
+      } catch (err) {
+        throw new TuError('STORAGE_FAILED', `storing blob ${sha}: ${(err as Error).message}`, { cause: err });
+      }
+      return { sha256: sha, bytes: bytes.byteLength, created: true };
+    },
+    read: (sha) => fs.readFile(pathOf(sha)),
+  };
+}
