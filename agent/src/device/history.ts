@@ -1,0 +1,74 @@
+import Database from 'better-sqlite3';
+
+export interface HistoryPhoto {
+  sha256: string;
+  phash?: string;
+  embedding: number[];
+  machineId: string;
+  takenAt: string;
+  analysisId?: string;
+}
+
+/**
+ * Earlier photos per machine, for comparison (embedding similarity, near-duplicates).
+ * SQLite WAL, so recording one photo costs O(1) I/O whatever the history; bounded to the
+ * last `maxPerMachine` photos of each machine. Duplicate-safe: (machine, sha256) is unique.
+ */
+export interface PhotoHistory {
+  /** The most recent photos of a machine (newest first), at most maxPerMachine. */
+  recent(machineId: string): HistoryPhoto[];
+  record(photo: HistoryPhoto): void;
+  count(machineId: string): number;
+  close(): void;
+}
+
+const toBlob = (v: number[]): Buffer => Buffer.from(new Float32Array(v).buffer);
+const fromBlob = (b: Buffer): number[] => Array.from(new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4));
+
+export function openPhotoHistory(file: string, opts: { maxPerMachine?: number; durability?: 'full' | 'normal' } = {}): PhotoHistory {
+  const max = opts.maxPerMachine ?? 200;
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${opts.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
+  db.pragma('busy_timeout = 2000');
+  db.exec(`CREATE TABLE IF NOT EXISTS photo_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    machine_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    phash TEXT,
+    embedding BLOB NOT NULL,
+    taken_at TEXT NOT NULL,
+    analysis_id TEXT,
+    UNIQUE (machine_id, sha256)
+  );
+  CREATE INDEX IF NOT EXISTS photo_history_machine ON photo_history (machine_id, seq DESC);`);
+  const recent = db.prepare<[string, number], { sha256: string; phash: string | null; embedding: Buffer; machine_id: string; taken_at: string; analysis_id: string | null }>(
+    'SELECT sha256, phash, embedding, machine_id, taken_at, analysis_id FROM photo_history WHERE machine_id = ? ORDER BY seq DESC LIMIT ?',
+  );
+  const insert = db.prepare<[string, string, string | null, Buffer, string, string | null]>(
+    'INSERT OR IGNORE INTO photo_history (machine_id, sha256, phash, embedding, taken_at, analysis_id) VALUES (?, ?, ?, ?, ?, ?)',
+  );
+  // Drops what falls out of the window: at most one row per insert (index range scan).
+  const trim = db.prepare<[string, string, number]>(
+    'DELETE FROM photo_history WHERE machine_id = ? AND seq <= (SELECT seq FROM photo_history WHERE machine_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)',
+  );
+  const count = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM photo_history WHERE machine_id = ?');
+  const record = db.transaction((p: HistoryPhoto) => {
+    const r = insert.run(p.machineId, p.sha256, p.phash ?? null, toBlob(p.embedding), p.takenAt, p.analysisId ?? null);
+    if (r.changes > 0) trim.run(p.machineId, p.machineId, max);
+  });
+  return {
+    recent: (machineId) =>
+      recent.all(machineId, max).map((r) => ({
+        sha256: r.sha256,
+        ...(r.phash ? { phash: r.phash } : {}),
+        embedding: fromBlob(r.embedding),
+        machineId: r.machine_id,
+        takenAt: r.taken_at,
+        ...(r.analysis_id ? { analysisId: r.analysis_id } : {}),
+      })),
+    record: (p) => record(p),
+    count: (machineId) => count.get(machineId)!.n,
+    close: () => db.close(),
+  };
+}

@@ -1,0 +1,46 @@
+import { TuError } from '@tu/shared';
+import type { BlobStore } from '../blobs/store.js';
+import { HttpError } from '../intake/errors.js';
+import { validateImage, type IntakeLimits } from '../intake/validate.js';
+import { phash } from '../services/comparison/phash.js';
+import { VisionError } from '../services/vision/errors.js';
+import type { Recognizer } from '../services/vision/recognizer.js';
+import type { ReferencePhoto } from './schemas.js';
+import type { DeviceState } from './state.js';
+
+export interface ReferenceRegistrar {
+  /** Validates, stores and embeds a reference photo of the registered machine. */
+  add(bytes: Buffer, declaredType: string | undefined): Promise<{ reference: Omit<ReferencePhoto, 'embedding'>; replaced: boolean; count: number }>;
+}
+
+export function createReferenceRegistrar(deps: { blobs: BlobStore; device: DeviceState; recognizer: () => Recognizer | undefined; limits: IntakeLimits }): ReferenceRegistrar {
+  return {
+    async add(bytes, declaredType) {
+      const recognizer = deps.recognizer();
+      if (!recognizer) throw new TuError('SERVICE_DISABLED', 'Reference photos are embedded by the vision model, which does not run in this agent process; enable services.vision.');
+      await validateImage(bytes, declaredType, deps.limits);
+      const put = await deps.blobs.put(bytes);
+      const file = deps.blobs.pathOf(put.sha256);
+      let rec;
+      try {
+        rec = await recognizer.recognize(file);
+      } catch (err) {
+        if (err instanceof VisionError && (err.code === 'IMAGE_DECODE_FAILED' || err.code === 'IMAGE_TOO_LARGE')) {
+          throw new HttpError(422, 'IMAGE_DECODE_FAILED', err.message.slice(0, 500));
+        }
+        throw err;
+      }
+      const hash = await phash(file).catch(() => undefined);
+      const reference: ReferencePhoto = {
+        sha256: put.sha256,
+        ...(hash ? { phash: hash } : {}),
+        embedding: rec.embedding,
+        machineType: rec.machineType,
+        addedAt: new Date().toISOString(),
+      };
+      const { replaced, count } = await deps.device.addReference(reference);
+      const { embedding: _e, ...shown } = reference;
+      return { reference: shown, replaced, count };
+    },
+  };
+}
