@@ -1,0 +1,116 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AgentConfig } from '@tu/firmware-config';
+import { STEPS, TuError, type BusClient, type Logger } from '@tu/shared';
+import type { BlobStore } from '../blobs/store.js';
+import { connectService, type BusIdentity } from '../bus.js';
+import type { PhotoHistory } from '../device/history.js';
+import type { DeviceState } from '../device/state.js';
+import { startComparisonService } from './comparison/service.js';
+import { startMetadataService } from './metadata/service.js';
+import { createRecognizer, type Recognizer } from './vision/recognizer.js';
+import { startVisionService } from './vision/service.js';
+
+export type AnalysisServiceName = 'vision' | 'comparison' | 'metadata';
+export const ANALYSIS_SERVICES: readonly AnalysisServiceName[] = ['vision', 'comparison', 'metadata'];
+
+const STEP_OF = { vision: 'recognition', comparison: 'comparison', metadata: 'metadata' } as const;
+
+/** Model directory and head file from config (MODEL_DIR is applied by the config loader). */
+export function modelPaths(config: AgentConfig): { modelDir: string; headPath: string | undefined } {
+  const modelDir = config.model.dir;
+  if (!modelDir) throw new TuError('CONFIG_INVALID', 'model.dir is not set: set it in the config file or the MODEL_DIR environment variable (the directory holding model.json)');
+  const head = config.model.headPath ?? path.join(config.dataDir, 'head.json');
+  return { modelDir: path.resolve(modelDir), headPath: fs.existsSync(head) ? path.resolve(head) : undefined };
+}
+
+export function startConfiguredRecognizer(config: AgentConfig): Promise<Recognizer> {
+  const { modelDir, headPath } = modelPaths(config);
+  return createRecognizer({
+    modelDir,
+    ...(headPath ? { headPath } : {}),
+    ...(config.model.backend ? { backend: config.model.backend } : {}),
+    maxPixels: config.limits.maxPixels,
+  });
+}
+
+export interface ServiceContext {
+  config: AgentConfig;
+  identity: BusIdentity;
+  blobs: BlobStore;
+  device: DeviceState;
+  history: PhotoHistory;
+  logger: Logger;
+  /** Reuse this recognizer (in-process: shared with reference registration). */
+  recognizer?: Recognizer;
+  /** Re-read device state before each comparison (a service in its own process). */
+  reloadDevice?: boolean;
+}
+
+export interface RunningAnalysisService {
+  name: AnalysisServiceName;
+  bus: BusClient;
+  recognizer?: Recognizer;
+  stop(): Promise<void>;
+}
+
+/** Connects one analysis service to the bus (its own client and instance id) and serves its step. */
+export async function runAnalysisService(name: AnalysisServiceName, ctx: ServiceContext): Promise<RunningAnalysisService> {
+  const def = STEPS[STEP_OF[name]];
+  const bus = await connectService(ctx.identity, def.service, { handles: [def.command] });
+  try {
+    if (name === 'vision') {
+      let recognizer = ctx.recognizer ?? (await startConfiguredRecognizer(ctx.config));
+      const owned = !ctx.recognizer;
+      const svc = await startVisionService({
+        bus,
+        recognizer,
+        blobs: ctx.blobs,
+        logger: ctx.logger,
+        recreate: async () => (recognizer = await startConfiguredRecognizer(ctx.config)),
+      });
+      return {
+        name,
+        bus,
+        get recognizer() {
+          return recognizer;
+        },
+        async stop() {
+          await svc.stop();
+          await bus.close();
+          if (owned || recognizer !== ctx.recognizer) await recognizer.dispose();
+        },
+      };
+    }
+    const svc =
+      name === 'comparison'
+        ? await startComparisonService({
+            bus,
+            blobs: ctx.blobs,
+            history: ctx.history,
+            references: async () => {
+              if (ctx.reloadDevice) await ctx.device.reload();
+              return ctx.device.references();
+            },
+            thresholds: ctx.config.comparison.thresholds,
+          })
+        : await startMetadataService({
+            bus,
+            blobs: ctx.blobs,
+            thresholds: ctx.config.metadata.thresholds,
+            maxPixels: ctx.config.limits.maxPixels,
+            ...(ctx.config.metadata.assumedUtcOffset ? { assumedUtcOffset: ctx.config.metadata.assumedUtcOffset } : {}),
+          });
+    return {
+      name,
+      bus,
+      async stop() {
+        await svc.stop();
+        await bus.close();
+      },
+    };
+  } catch (err) {
+    await bus.close();
+    throw err;
+  }
+}

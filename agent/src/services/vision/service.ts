@@ -1,0 +1,70 @@
+import { recognitionResult, serveStep, StepError, type BusClient, type Logger, type RecognitionResult } from '@tu/shared';
+import type { BlobStore } from '../../blobs/store.js';
+import { VisionError } from './errors.js';
+import type { Recognizer } from './recognizer.js';
+
+export interface VisionServiceDeps {
+  /** Bus client of svc-ai-vision-adapter announcing `analysis.recognition.request`. */
+  bus: BusClient;
+  recognizer: Recognizer;
+  blobs: BlobStore;
+  logger?: Logger;
+  /** Replaces a crashed worker (WORKER_FAILED); without it the crash stays retryable but permanent. */
+  recreate?: () => Promise<Recognizer>;
+}
+
+export interface RunningService {
+  stop(): Promise<void>;
+}
+
+/** Maps vision library errors to step failures: bad images are final, worker trouble is retryable. */
+export function visionStepError(err: unknown): StepError {
+  if (err instanceof VisionError) {
+    switch (err.code) {
+      case 'IMAGE_DECODE_FAILED':
+      case 'IMAGE_TOO_LARGE':
+      case 'IMAGE_NOT_FOUND':
+        return new StepError(err.code, err.message, false);
+      case 'WORKER_FAILED':
+      case 'RECOGNIZER_DISPOSED':
+        return new StepError(err.code, err.message, true);
+      default:
+        return new StepError(err.code, err.message, false);
+    }
+  }
+  return new StepError('INTERNAL_ERROR', err instanceof Error ? err.message : String(err), true);
+}
+
+/** svc-ai-vision-adapter: answers recognition commands with the recognizer (worker thread). */
+export async function startVisionService(deps: VisionServiceDeps): Promise<RunningService> {
+  let recognizer = deps.recognizer;
+  let replacing: Promise<void> | null = null;
+  const unsubscribe = await serveStep(deps.bus, 'recognition', async (cmd): Promise<RecognitionResult> => {
+    try {
+      const r = await recognizer.recognize(deps.blobs.pathOf(cmd.data.image.sha256));
+      return recognitionResult.parse(r);
+    } catch (err) {
+      const stepErr = visionStepError(err);
+      if (stepErr.code === 'WORKER_FAILED' && deps.recreate && !replacing) {
+        deps.logger?.warn({ err }, 'vision worker failed; starting a new one');
+        replacing = deps
+          .recreate()
+          .then((r) => {
+            recognizer = r;
+          })
+          .catch((e: unknown) => deps.logger?.error({ err: e }, 'restarting the vision worker failed'))
+          .finally(() => {
+            replacing = null;
+          });
+      }
+      throw stepErr;
+    }
+  });
+  await deps.bus.markReady();
+  return {
+    async stop() {
+      await unsubscribe();
+      await replacing;
+    },
+  };
+}
