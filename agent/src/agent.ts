@@ -1,11 +1,22 @@
+import fs from 'node:fs';
 import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
 import type { AgentConfig } from '@tu/firmware-config';
 import { systemClock, type BusClient, type Clock, type Logger } from '@tu/shared';
+import { openBlobStore, type BlobStore } from './blobs/store.js';
 import { startBroker, type Broker } from './broker/broker.js';
 import { resolveBusSecret } from './broker/credentials.js';
 import { connectService, type BusIdentity } from './bus.js';
+import { openPhotoHistory, type PhotoHistory } from './device/history.js';
+import { createReferenceRegistrar } from './device/reference-registrar.js';
+import { openDeviceState, type DeviceState } from './device/state.js';
+import { buildApp } from './http/app.js';
+import { createIntake, type Intake } from './intake/intake.js';
+import { openIntakeJournal } from './intake/journal.js';
 import { createOrchestrator, type Orchestrator } from './orchestrator/orchestrator.js';
 import { openStateStore, type StateStore } from './orchestrator/store.js';
+import { ANALYSIS_SERVICES, runAnalysisService, startConfiguredRecognizer, type RunningAnalysisService } from './services/run.js';
+import type { Recognizer } from './services/vision/recognizer.js';
 
 export interface Agent {
   readonly config: AgentConfig;
@@ -16,6 +27,16 @@ export interface Agent {
   readonly orchestratorBus: BusClient;
   /** Bus identity for in-process services (in-process transport, derived credentials). */
   readonly busIdentity: BusIdentity;
+  readonly blobs: BlobStore;
+  readonly device: DeviceState;
+  readonly history: PhotoHistory;
+  readonly intake: Intake;
+  /** The analysis services running in this process. */
+  readonly services: readonly RunningAnalysisService[];
+  /** The in-process recognizer (undefined when vision runs in another process). */
+  recognizer(): Recognizer | undefined;
+  /** The HTTP API (use app.inject() in tests) and the URL it listens on. */
+  readonly http: { app: FastifyInstance; url: string };
   stop(): Promise<void>;
 }
 
@@ -25,57 +46,144 @@ export interface AgentDeps {
   random?: () => number;
 }
 
-/** Starts the gateway agent: broker (TCP + in-process), durable state store, orchestrator. */
+/**
+ * Starts the gateway agent: broker (TCP + in-process), durable state store, orchestrator,
+ * blob store, device state, the analysis services enabled in config (in this process),
+ * the image intake and the HTTP API. stop() closes everything in reverse order.
+ */
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<Agent> {
   const log = deps.logger;
   const dataDir = path.resolve(config.dataDir);
-  const secret = resolveBusSecret({ ...config.bus, dataDir });
-  const broker = await startBroker({
-    gatewayId: config.gatewayId,
-    secret,
-    logger: log,
-    tcp: { host: config.broker.host, port: config.broker.port },
-    maxPayloadBytes: config.broker.maxPayloadBytes,
-  });
-  const busIdentity: BusIdentity = {
-    gatewayId: config.gatewayId,
-    secret,
-    transport: { kind: 'stream', open: () => broker.connectInProcess() },
-    logger: log,
-    maxPayloadBytes: config.broker.maxPayloadBytes,
+  fs.mkdirSync(dataDir, { recursive: true });
+  const closers: (() => Promise<void> | void)[] = [];
+  const closeAll = async () => {
+    for (const c of closers.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        log.warn({ err }, 'error while stopping');
+      }
+    }
   };
-  const store = await openStateStore({ file: path.join(dataDir, 'orchestrator.sqlite'), durability: config.orchestrator.durability });
-  let orchBus: BusClient | undefined;
   try {
-    orchBus = await connectService(busIdentity, 'svc-analysis-orchestrator', { instanceId: 'svc-analysis-orchestrator' });
+    const secret = resolveBusSecret({ ...config.bus, dataDir });
+    const broker = await startBroker({
+      gatewayId: config.gatewayId,
+      secret,
+      logger: log,
+      tcp: { host: config.broker.host, port: config.broker.port },
+      maxPayloadBytes: config.broker.maxPayloadBytes,
+    });
+    closers.push(() => broker.close());
+    const busIdentity: BusIdentity = {
+      gatewayId: config.gatewayId,
+      secret,
+      transport: { kind: 'stream', open: () => broker.connectInProcess() },
+      logger: log,
+      maxPayloadBytes: config.broker.maxPayloadBytes,
+    };
+    const store = await openStateStore({ file: path.join(dataDir, 'orchestrator.sqlite'), durability: config.orchestrator.durability });
+    closers.push(() => store.close());
+    const blobs = await openBlobStore(dataDir);
+    const device = await openDeviceState(dataDir, { maxReferences: config.comparison.maxReferences });
+    const history = openPhotoHistory(path.join(dataDir, 'history.sqlite'), {
+      maxPerMachine: config.comparison.historyPerMachine,
+      durability: config.orchestrator.durability,
+    });
+    closers.push(() => history.close());
+
+    const orchBus = await connectService(busIdentity, 'svc-analysis-orchestrator', { instanceId: 'svc-analysis-orchestrator' });
+    closers.push(() => orchBus.close());
     const orchestrator = createOrchestrator({
       bus: orchBus,
       store,
       config: config.orchestrator,
       logger: log,
       clock: deps.clock ?? systemClock,
+      registeredMachine: () => device.machine(),
       ...(deps.random ? { random: deps.random } : {}),
     });
     await orchestrator.start();
-    const bus = orchBus;
+    closers.push(() => orchestrator.stop());
+
+    // Analysis services in this process (each its own bus client, as in a separate process).
+    const services: RunningAnalysisService[] = [];
+    let sharedRecognizer: Recognizer | undefined;
+    if (config.services.vision) {
+      sharedRecognizer = await startConfiguredRecognizer(config);
+      const r = sharedRecognizer;
+      closers.push(() => r.dispose());
+    }
+    for (const name of ANALYSIS_SERVICES) {
+      if (!config.services[name]) continue;
+      const svc = await runAnalysisService(name, {
+        config,
+        identity: busIdentity,
+        blobs,
+        device,
+        history,
+        logger: log,
+        ...(sharedRecognizer ? { recognizer: sharedRecognizer } : {}),
+      });
+      services.push(svc);
+      closers.push(() => svc.stop());
+    }
+    const vision = services.find((s) => s.name === 'vision');
+    const recognizer = (): Recognizer | undefined => vision?.recognizer;
+
+    // Image intake: journal + its own bus client (producer of tu.image.uploaded).
+    const journal = openIntakeJournal(path.join(dataDir, 'intake.sqlite'));
+    closers.push(() => journal.close());
+    const intakeBus = await connectService(busIdentity, 'intake', { instanceId: 'intake' });
+    closers.push(() => intakeBus.close());
+    const limits = { maxUploadBytes: config.limits.maxUploadBytes, maxPixels: config.limits.maxPixels };
+    const intake = createIntake({ bus: intakeBus, blobs, journal, limits, knows: (id) => orchestrator.status(id) !== undefined, logger: log });
+    closers.push(() => intake.stop());
+    await intake.recover();
+
+    const app = await buildApp(
+      {
+        gatewayId: config.gatewayId,
+        limits,
+        intake,
+        orchestrator,
+        store,
+        device,
+        references: createReferenceRegistrar({ blobs, device, recognizer, limits }),
+        broker,
+        orchestratorBus: orchBus,
+        recognizerInfo: () => recognizer()?.info(),
+        servicesInProcess: { ...config.services },
+        startedAt: Date.now(),
+      },
+      { logger: log },
+    );
+    closers.push(() => app.close());
+    await app.listen({ host: config.http.host, port: config.http.port });
+    const addr = app.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
+    const shownHost = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host;
+    const url = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
+    log.info({ url, services: services.map((s) => s.name) }, `agent HTTP API listening on ${url}`);
+
     return {
       config,
       broker,
       orchestrator,
       store,
-      orchestratorBus: bus,
+      orchestratorBus: orchBus,
       busIdentity,
-      async stop() {
-        await orchestrator.stop();
-        await bus.close();
-        await store.close();
-        await broker.close();
-      },
+      blobs,
+      device,
+      history,
+      intake,
+      services,
+      recognizer,
+      http: { app, url },
+      stop: closeAll,
     };
   } catch (err) {
-    await orchBus?.close();
-    await store.close();
-    await broker.close();
+    await closeAll();
     throw err;
   }
 }

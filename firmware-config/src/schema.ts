@@ -54,7 +54,50 @@ export const agentConfigSchema = z
         durability: z.enum(['full', 'normal']).default('full').describe('full: fsync every commit (survives power loss); normal: survives process crashes only.'),
       })
       .prefault({}),
-    model: z.object({ dir: z.string().min(1).optional().describe('Directory holding model.json (or MODEL_DIR).') }).prefault({}),
+    model: z
+      .object({
+        dir: z.string().min(1).optional().describe('Directory holding model.json (or MODEL_DIR).'),
+        headPath: z.string().min(1).optional().describe('Trained machine-type head (npm run train-head). Default {dataDir}/head.json, used if present.'),
+        backend: z.enum(['wasm', 'tensorflow', 'cpu']).optional().describe('Force a tfjs backend (default: tensorflow if installed, else wasm, else cpu).'),
+      })
+      .prefault({}),
+    services: z
+      .object({
+        vision: z.boolean().default(true),
+        comparison: z.boolean().default(true),
+        metadata: z.boolean().default(true),
+      })
+      .prefault({})
+      .describe('Which analysis services run inside the agent process (false: run it as its own process with --service NAME).'),
+    comparison: z
+      .object({
+        thresholds: z
+          .object({
+            similarityMatch: z.number().min(-1).max(1).optional(),
+            similarityMismatch: z.number().min(-1).max(1).optional(),
+            duplicateHamming: z.number().int().min(0).max(64).optional(),
+            minTypeConfidence: z.number().min(0).max(1).optional(),
+          })
+          .prefault({}),
+        historyPerMachine: z.number().int().min(1).max(100_000).default(200).describe('Earlier photos kept per machine for comparison.'),
+        maxReferences: z.number().int().min(1).max(200).default(20).describe('Reference photos kept for the registered machine.'),
+      })
+      .prefault({}),
+    metadata: z
+      .object({
+        thresholds: z
+          .object({
+            minSharpness: z.number().nonnegative().optional(),
+            minBrightness: z.number().min(0).max(1).optional(),
+            maxBrightness: z.number().min(0).max(1).optional(),
+            minMegapixels: z.number().nonnegative().optional(),
+            minSide: z.number().int().nonnegative().optional(),
+            minContrast: z.number().min(0).max(1).optional(),
+          })
+          .prefault({}),
+        assumedUtcOffset: z.string().regex(/^[+-]\d{2}:\d{2}$/, 'assumedUtcOffset: like +02:00').optional(),
+      })
+      .prefault({}),
     limits: z
       .object({
         maxUploadBytes: z.number().int().min(1024).max(512 * 1024 * 1024).default(25 * 1024 * 1024),

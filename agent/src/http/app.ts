@@ -1,0 +1,32 @@
+import multipart from '@fastify/multipart';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from '@tu/shared';
+import { installErrorHandling } from './errors.js';
+import { registerImageParsers } from './read-image.js';
+import { analysesRoutes } from './routes/analyses.js';
+import { healthRoute } from './routes/health.js';
+import { imagesRoute } from './routes/images.js';
+import { machineRoutes } from './routes/machine.js';
+import { metricsRoute } from './routes/metrics.js';
+import type { AppDeps } from './sources.js';
+
+/** Builds the agent's HTTP API (no listen: tests use inject()). */
+export async function buildApp(deps: AppDeps, opts: { logger?: Logger } = {}): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    // Per-request logs off (warn level); refusals and failures are logged by the error handler.
+    ...(opts.logger ? { loggerInstance: opts.logger.child({ component: 'http' }, opts.logger.levelVal < 40 ? { level: 'warn' } : {}) as FastifyBaseLogger } : { logger: false }),
+    // JSON bodies (machine profile) are small; images have their own limit.
+    bodyLimit: 64 * 1024,
+  });
+  installErrorHandling(app, (code, url) => {
+    if (url.startsWith('/api/v1/images')) deps.intake.countRejection(code);
+  });
+  registerImageParsers(app, deps.limits.maxUploadBytes);
+  await app.register(multipart, { limits: { fileSize: deps.limits.maxUploadBytes, files: 1, fields: 4, parts: 5 } });
+  imagesRoute(app, deps);
+  analysesRoutes(app, deps);
+  machineRoutes(app, deps);
+  healthRoute(app, deps);
+  metricsRoute(app, deps);
+  return app;
+}

@@ -1,0 +1,49 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { HttpError } from '../intake/errors.js';
+import { baseMediaType } from '../intake/validate.js';
+import { isImageContentType } from '../intake/sniff.js';
+
+export interface UploadedBytes {
+  bytes: Buffer;
+  /** The Content-Type the client declared (of the request or of the multipart part). */
+  declaredType: string | undefined;
+}
+
+const ACCEPTED = (t: string): boolean => isImageContentType(t) || t === 'application/octet-stream' || t === 'multipart/form-data';
+
+/**
+ * Registers the raw-image body parsers (bounded by bodyLimit: fastify refuses with 413
+ * as soon as the declared or streamed size passes it, never buffering more).
+ */
+export function registerImageParsers(app: FastifyInstance, maxUploadBytes: number): void {
+  app.addContentTypeParser(/^image\//, { parseAs: 'buffer', bodyLimit: maxUploadBytes }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: maxUploadBytes }, (_req, body, done) => done(null, body));
+}
+
+/** onRequest guard for image routes: refuse an unsupported Content-Type before reading the body. */
+export function guardImageContentType(req: FastifyRequest): void {
+  const ct = baseMediaType(req.headers['content-type']);
+  if (!ct) {
+    const len = req.headers['content-length'];
+    if (len === undefined || len === '0') throw new HttpError(400, 'IMAGE_EMPTY');
+    throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'The request has no Content-Type; send image/jpeg, image/png or image/webp.');
+  }
+  if (!ACCEPTED(ct)) throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type ${ct.slice(0, 100)} is not accepted; send image/jpeg, image/png or image/webp (or multipart field \`image\`).`);
+}
+
+/** The image bytes of a request: raw body, or the multipart field `image` (size-limited by the plugin). */
+export async function readImage(req: FastifyRequest): Promise<UploadedBytes> {
+  if (req.isMultipart()) {
+    const part = await req.file();
+    if (!part) throw new HttpError(400, 'IMAGE_EMPTY', 'The multipart request has no file; send the photo in the field `image`.');
+    if (part.fieldname !== 'image') {
+      part.file.resume();
+      throw new HttpError(400, 'INVALID_REQUEST', `Unexpected multipart field ${part.fieldname.slice(0, 64)}; send the photo in the field \`image\`.`);
+    }
+    const bytes = await part.toBuffer();
+    return { bytes, declaredType: part.mimetype };
+  }
+  const body = req.body;
+  const bytes = Buffer.isBuffer(body) ? body : Buffer.alloc(0);
+  return { bytes, declaredType: req.headers['content-type'] };
+}

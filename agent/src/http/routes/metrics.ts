@@ -1,0 +1,59 @@
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../sources.js';
+
+type Sample = [labels: Record<string, string>, value: number];
+
+const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
+/** Prometheus text exposition format 0.0.4, written by hand. */
+export class Exposition {
+  #lines: string[] = [];
+  metric(name: string, type: 'counter' | 'gauge', help: string, samples: number | Sample[]): this {
+    this.#lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    const list: Sample[] = typeof samples === 'number' ? [[{}, samples]] : samples;
+    for (const [labels, value] of list) {
+      const l = Object.entries(labels).map(([k, v]) => `${k}="${esc(v)}"`).join(',');
+      this.#lines.push(`${name}${l ? `{${l}}` : ''} ${Number.isFinite(value) ? value : 0}`);
+    }
+    return this;
+  }
+  toString(): string {
+    return `${this.#lines.join('\n')}\n`;
+  }
+}
+
+export function metricsText(deps: AppDeps): string {
+  const o = deps.orchestrator.stats;
+  const bus = deps.orchestratorBus.stats;
+  const b = deps.broker.stats;
+  const byCode = (r: Record<string, number>): Sample[] => Object.entries(r).map(([code, n]) => [{ code }, n]);
+  return new Exposition()
+    .metric('tu_analyses_received_total', 'counter', 'Upload events received by the orchestrator.', o.received)
+    .metric('tu_analyses_started_total', 'counter', 'Analyses started.', o.started)
+    .metric('tu_analyses_completed_total', 'counter', 'Analyses completed.', o.completed)
+    .metric('tu_analyses_failed_total', 'counter', 'Analyses failed.', o.failed)
+    .metric('tu_step_retries_total', 'counter', 'Step attempts retried.', o.retries)
+    .metric('tu_step_timeouts_total', 'counter', 'Step attempts that timed out.', o.timeouts)
+    .metric('tu_analyses_running', 'gauge', 'Analyses in flight.', o.running)
+    .metric('tu_queue_depth', 'gauge', 'Analyses waiting in the orchestrator queue.', o.queued)
+    .metric('tu_store_commits_total', 'counter', 'State store commits.', deps.store.stats.commits)
+    .metric('tu_store_persist_errors_total', 'counter', 'Failed state persists.', o.persistErrors)
+    .metric('tu_bus_rejected_total', 'counter', 'Inbound messages rejected by the orchestrator bus client, by code.', byCode(bus.rejectedByCode))
+    .metric('tu_bus_published_total', 'counter', 'Messages published by the orchestrator.', bus.published)
+    .metric('tu_broker_clients', 'gauge', 'Connected MQTT clients.', b.clients)
+    .metric('tu_broker_refused_total', 'counter', 'Broker refusals, by kind.', [
+      [{ kind: 'connect' }, b.refusedConnects],
+      [{ kind: 'publish' }, b.refusedPublishes],
+      [{ kind: 'subscribe' }, b.refusedSubscribes],
+    ])
+    .metric('tu_uploads_accepted_total', 'counter', 'Images accepted (202).', deps.intake.stats.accepted)
+    .metric('tu_uploads_rejected_total', 'counter', 'Requests refused, by error code.', byCode(deps.intake.stats.rejected))
+    .metric('tu_intake_unacknowledged', 'gauge', 'Accepted uploads not yet acknowledged by the orchestrator.', deps.intake.pending())
+    .metric('process_resident_memory_bytes', 'gauge', 'Resident set size.', process.memoryUsage.rss())
+    .toString();
+}
+
+/** GET /metrics (Prometheus text). */
+export function metricsRoute(app: FastifyInstance, deps: AppDeps): void {
+  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(metricsText(deps)));
+}

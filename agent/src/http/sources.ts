@@ -1,0 +1,28 @@
+import type { BusClient } from '@tu/shared';
+import type { Broker } from '../broker/broker.js';
+import type { DeviceState } from '../device/state.js';
+import type { ReferenceRegistrar } from '../device/reference-registrar.js';
+import type { Intake } from '../intake/intake.js';
+import type { IntakeLimits } from '../intake/validate.js';
+import type { Orchestrator } from '../orchestrator/orchestrator.js';
+import type { StateStore } from '../orchestrator/store.js';
+import type { RecognizerInfo } from '../services/vision/types.js';
+
+/** Everything the HTTP API reads from or acts on (injected: buildApp has no globals). */
+export interface AppDeps {
+  gatewayId: string;
+  limits: IntakeLimits;
+  intake: Intake;
+  orchestrator: Orchestrator;
+  store: StateStore;
+  device: DeviceState;
+  references: ReferenceRegistrar;
+  broker: Broker;
+  orchestratorBus: BusClient;
+  /** Model info of the in-process recognizer, undefined when vision runs elsewhere. */
+  recognizerInfo: () => RecognizerInfo | undefined;
+  /** Which services run inside this process. */
+  servicesInProcess: { vision: boolean; comparison: boolean; metadata: boolean };
+  /** HTTP request counters, owned by the app. */
+  startedAt: number;
+}
