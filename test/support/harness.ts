@@ -29,6 +29,12 @@ export function testConfig(overrides: Record<string, unknown> = {}, dataDir = tm
       'broker.port': 0,
       'bus.secret': 'test-secret-test-secret-test-secret-0123',
       'orchestrator.durability': 'normal',
+      'http.port': 0,
+      'http.host': '127.0.0.1',
+      // Orchestrator tests bring their own handlers; service tests turn the real ones on.
+      'services.vision': false,
+      'services.comparison': false,
+      'services.metadata': false,
       ...overrides,
     },
   });

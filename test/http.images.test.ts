@@ -1,0 +1,136 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Agent } from '@tu/agent';
+import type { AnyEvent, BusClient } from '@tu/shared';
+import { observer, settle, until } from './support/harness.js';
+import { multipart, photoBytes, pngBomb, startRealAgent } from './support/real.js';
+
+type Ctx = { agent: Agent; obs: { bus: BusClient; events: AnyEvent[] } };
+const t = suite<Ctx>('http: POST /api/v1/images with the real in-process services');
+
+const JPEG = 'forklift/imagenet_n03384352_forklift.jpg';
+const terminal = (events: AnyEvent[], id: string) => events.find((e) => e.subject === id && (e.type === 'analysis.completed' || e.type === 'analysis.failed'));
+
+t.before(async (ctx) => {
+  ctx.agent = await startRealAgent({ 'limits.maxUploadBytes': 2 * 1024 * 1024, 'limits.maxPixels': 50_000_000 });
+  ctx.obs = await observer(ctx.agent, 'http');
+});
+t.after(async (ctx) => {
+  await ctx.obs.bus.close();
+  await ctx.agent.stop();
+});
+
+const post = (ctx: Ctx, payload: Buffer | string, headers: Record<string, string>, url = '/api/v1/images') =>
+  ctx.agent.http.app.inject({ method: 'POST', url, payload, headers });
+
+t('a real JPEG → 202, then analysis.completed with recognition, comparison and metadata', async (ctx) => {
+  const res = await post(ctx, photoBytes(JPEG), { 'content-type': 'image/jpeg' });
+  assert.is(res.statusCode, 202, res.body);
+  const { analysisId } = res.json<{ analysisId: string }>();
+  await until(() => terminal(ctx.obs.events, analysisId) !== undefined, 20_000, 'analysis end');
+  const end = terminal(ctx.obs.events, analysisId)!;
+  assert.is(end.type, 'analysis.completed', JSON.stringify(end.data).slice(0, 500));
+  if (end.type !== 'analysis.completed') return;
+  const r = end.data.results;
+  assert.ok(r.recognition && r.comparison && r.metadata);
+  assert.is(r.recognition.embedding.length, 256);
+  assert.is(r.recognition.model.backend, 'wasm');
+  assert.ok(end.data.image.thumbnail && end.data.image.thumbnail.length <= 12_000, 'thumbnail in the image ref');
+  assert.ok(r.metadata.quality.width > 0);
+  const status = await ctx.agent.http.app.inject({ method: 'GET', url: `/api/v1/analyses/${analysisId}` });
+  assert.is(status.statusCode, 200);
+  const view = status.json<{ status: string; steps: { timeline: unknown[] }[] }>();
+  assert.is(view.status, 'completed');
+  assert.is(view.steps.length, 3);
+  const list = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/analyses?limit=5' });
+  assert.ok(list.json<{ analyses: { analysisId: string }[] }>().analyses.some((a) => a.analysisId === analysisId));
+});
+
+t('multipart field `image` is accepted; machineId is validated', async (ctx) => {
+  const mp = multipart('image', photoBytes(JPEG), 'image/jpeg');
+  const ok = await post(ctx, mp.payload, mp.headers, '/api/v1/images?machineId=m-1');
+  assert.is(ok.statusCode, 202, ok.body);
+  const bad = await post(ctx, photoBytes(JPEG), { 'content-type': 'image/jpeg' }, `/api/v1/images?machineId=${'x'.repeat(200)}`);
+  assert.is(bad.statusCode, 400);
+  assert.is(bad.json<{ error: { code: string } }>().error.code, 'INVALID_REQUEST');
+});
+
+t('every bad input → 4xx JSON error and nothing published; the agent keeps serving', async (ctx) => {
+  await settle(300);
+  const before = ctx.obs.events.length;
+  const jpeg = photoBytes(JPEG);
+  const big = Buffer.concat([jpeg, Buffer.alloc(3 * 1024 * 1024)]);
+  const bomb = pngBomb(20_000);
+  const mpBig = multipart('image', big, 'image/jpeg');
+  const mpOther = multipart('other', jpeg, 'image/jpeg');
+  const cases: [string, Buffer | string, Record<string, string>, number, string][] = [
+    ['empty body', Buffer.alloc(0), { 'content-type': 'image/jpeg' }, 400, 'IMAGE_EMPTY'],
+    ['no content type, no body', '', {}, 400, 'IMAGE_EMPTY'],
+    ['text/plain', 'hello', { 'content-type': 'text/plain' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['image/gif declared', Buffer.from('GIF89a....'), { 'content-type': 'image/gif' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['application/json', '{"a":1}', { 'content-type': 'application/json' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['not an image, declared jpeg', Buffer.from('this is not a jpeg at all, just text'), { 'content-type': 'image/jpeg' }, 415, 'NOT_AN_IMAGE'],
+    ['over maxUploadBytes', big, { 'content-type': 'image/jpeg' }, 413, 'UPLOAD_TOO_LARGE'],
+    ['over maxUploadBytes (multipart)', mpBig.payload, mpBig.headers, 413, 'UPLOAD_TOO_LARGE'],
+    ['multipart without image field', mpOther.payload, mpOther.headers, 400, 'INVALID_REQUEST'],
+  ];
+  for (const [name, payload, headers, status, code] of cases) {
+    const res = await post(ctx, payload, headers);
+    assert.is(res.statusCode, status, `${name}: ${res.body}`);
+    assert.is(res.json<{ error: { code: string } }>().error.code, code, name);
+    assert.type(res.json<{ error: { message: string } }>().error.message, 'string');
+  }
+  // decompression bomb: refused from the header, fast, memory bounded
+  const rss0 = process.memoryUsage.rss();
+  const t0 = performance.now();
+  const res = await post(ctx, bomb, { 'content-type': 'image/png' });
+  const ms = performance.now() - t0;
+  assert.is(res.statusCode, 413, res.body);
+  assert.is(res.json<{ error: { code: string } }>().error.code, 'IMAGE_TOO_MANY_PIXELS');
+  assert.ok(ms < 1000, `bomb refused in ${ms.toFixed(0)} ms`);
+  assert.ok(process.memoryUsage.rss() - rss0 < 100 * 1024 * 1024, 'no full decode');
+  await settle(300);
+  assert.is(ctx.obs.events.length, before, `nothing published: ${ctx.obs.events.slice(before).map((e) => e.type).join(',')}`);
+  const health = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/health' });
+  assert.is(health.statusCode, 200);
+  const metrics = await ctx.agent.http.app.inject({ method: 'GET', url: '/metrics' });
+  assert.match(metrics.body, /tu_uploads_rejected_total\{code="IMAGE_TOO_MANY_PIXELS"\} 1/);
+  const again = await post(ctx, jpeg, { 'content-type': 'image/jpeg' });
+  assert.is(again.statusCode, 202, 'still serving');
+});
+
+t('a truncated JPEG passes intake and fails the analysis with IMAGE_DECODE_FAILED from recognition.failed', async (ctx) => {
+  const jpeg = photoBytes(JPEG);
+  const truncated = jpeg.subarray(0, Math.floor(jpeg.length / 3));
+  const res = await post(ctx, truncated, { 'content-type': 'image/jpeg' });
+  assert.is(res.statusCode, 202, res.body);
+  const { analysisId } = res.json<{ analysisId: string }>();
+  await until(() => terminal(ctx.obs.events, analysisId) !== undefined, 20_000, 'analysis end');
+  const end = terminal(ctx.obs.events, analysisId)!;
+  assert.is(end.type, 'analysis.failed');
+  if (end.type !== 'analysis.failed') return;
+  assert.is(end.data.failedStep, 'recognition');
+  assert.is(end.data.reason.code, 'IMAGE_DECODE_FAILED');
+  assert.is(end.data.reason.retryable, false);
+  const rf = ctx.obs.events.find((e) => e.subject === analysisId && e.type === 'recognition.failed');
+  assert.ok(rf, 'recognition.failed was published');
+});
+
+t('health: broker, each service with its instances, model and backend; 404s are JSON', async (ctx) => {
+  const res = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/health' });
+  const h = res.json<{ status: string; broker: { up: boolean }; services: Record<string, { up: boolean; instances: unknown[] }>; model: { state: string; backend: string }; uplink?: unknown }>();
+  assert.is(h.status, 'ok');
+  assert.ok(h.broker.up);
+  for (const s of ['svc-ai-vision-adapter', 'comparison-service', 'metadata-service']) assert.ok(h.services[s]?.up && h.services[s].instances.length === 1, s);
+  assert.is(h.model.state, 'loaded');
+  assert.is(h.model.backend, 'wasm');
+  assert.is(h.uplink, undefined);
+  const nf = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/analyses/doesnotexist123' });
+  assert.is(nf.statusCode, 404);
+  assert.is(nf.json<{ error: { code: string } }>().error.code, 'NOT_FOUND');
+  const m = await ctx.agent.http.app.inject({ method: 'GET', url: '/metrics' });
+  assert.match(m.body, /# TYPE tu_analyses_completed_total counter/);
+  assert.match(m.body, /tu_broker_refused_total\{kind="connect"\} \d+/);
+});
+
+t.run();
