@@ -1,0 +1,112 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import sharp from 'sharp';
+import { HttpError, openBlobStore, openDeviceState, openIntakeJournal, openPhotoHistory, sniffImageType, validateImage, makeThumbnail } from '@tu/agent';
+import { newAnalysisId, uploaded } from './support/fixtures.js';
+import { intake, observer, startAllHandlers, startTestAgent, testConfig, tmpDir, until } from './support/harness.js';
+import { photoBytes, pngBomb } from './support/real.js';
+
+const JPEG = 'forklift/imagenet_n03384352_forklift.jpg';
+const limits = { maxUploadBytes: 25 * 1024 * 1024, maxPixels: 50_000_000 };
+
+test('blob store: content-addressed ab/cd/<sha>, the same photo twice stored once', async () => {
+  const dir = tmpDir();
+  const blobs = await openBlobStore(dir);
+  const bytes = photoBytes(JPEG);
+  const a = await blobs.put(bytes);
+  const b = await blobs.put(bytes);
+  assert.ok(a.created);
+  assert.not.ok(b.created);
+  assert.is(a.sha256, b.sha256);
+  assert.is(blobs.pathOf(a.sha256), path.join(dir, 'blobs', a.sha256.slice(0, 2), a.sha256.slice(2, 4), a.sha256));
+  assert.equal(await blobs.read(a.sha256), bytes);
+  const files = fs.readdirSync(path.dirname(blobs.pathOf(a.sha256)));
+  assert.equal(files, [a.sha256], 'no temp files left');
+});
+
+test('thumbnail: small JPEG, ≤ 12 KB base64', async () => {
+  const t = await makeThumbnail(photoBytes(JPEG), limits.maxPixels);
+  assert.ok(t && t.length <= 12_000);
+  const meta = await sharp(Buffer.from(t!, 'base64')).metadata();
+  assert.is(meta.format, 'jpeg');
+  assert.ok(Math.max(meta.width, meta.height) <= 160);
+});
+
+test('sniff by bytes: JPEG, PNG, WebP; anything else undefined', async () => {
+  const img = sharp({ create: { width: 8, height: 8, channels: 3, background: '#123456' } });
+  assert.is(sniffImageType(await img.clone().png().toBuffer()), 'image/png');
+  assert.is(sniffImageType(await img.clone().webp().toBuffer()), 'image/webp');
+  assert.is(sniffImageType(await img.clone().jpeg().toBuffer()), 'image/jpeg');
+  assert.is(sniffImageType(await img.clone().gif().toBuffer()), undefined);
+  assert.is(sniffImageType(Buffer.from('<html>')), undefined);
+});
+
+test('validateImage: declared PNG but JPEG bytes → the bytes win; bomb refused from the header', async () => {
+  const v = await validateImage(photoBytes(JPEG), 'image/png', limits);
+  assert.is(v.contentType, 'image/jpeg');
+  const t0 = performance.now();
+  try {
+    await validateImage(pngBomb(20_000), 'image/png', limits);
+    assert.unreachable('bomb accepted');
+  } catch (err) {
+    assert.instance(err, HttpError);
+    assert.is((err as HttpError).code, 'IMAGE_TOO_MANY_PIXELS');
+  }
+  assert.ok(performance.now() - t0 < 500);
+});
+
+test('device state: lowdb document survives reopen; no temp files left; references bounded', async () => {
+  const dir = tmpDir();
+  const d = await openDeviceState(dir, { maxReferences: 2 });
+  await d.setMachine({ type: 'excavator', brand: 'Kobelco' });
+  for (const sha of ['a', 'b', 'c']) await d.addReference({ sha256: sha.repeat(64), embedding: [1, 0], addedAt: new Date().toISOString() });
+  const again = await openDeviceState(dir, { maxReferences: 2 });
+  assert.is(again.machine()?.brand, 'Kobelco');
+  assert.equal(again.references().map((r) => r.sha256[0]), ['b', 'c']);
+  assert.equal(fs.readdirSync(dir).sort(), ['device.json']);
+});
+
+test('photo history: duplicate-safe, bounded per machine, O(1) per record', () => {
+  const h = openPhotoHistory(path.join(tmpDir(), 'h.sqlite'), { maxPerMachine: 5, durability: 'normal' });
+  for (let i = 0; i < 12; i++) h.record({ sha256: i.toString(16).padStart(64, '0'), embedding: [i, 1], machineId: 'm', takenAt: new Date().toISOString() });
+  h.record({ sha256: (11).toString(16).padStart(64, '0'), embedding: [0, 0], machineId: 'm', takenAt: new Date().toISOString() });
+  assert.is(h.count('m'), 5);
+  const recent = h.recent('m');
+  assert.equal(recent[0]!.embedding, [11, 1], 'duplicate ignored, newest first');
+  h.close();
+});
+
+test('intake journal: an upload accepted before a crash is re-published on start and then cleared', async () => {
+  const dataDir = tmpDir();
+  // Life 1: build the upload event and journal it, as if killed right after the 202.
+  const a1 = await startTestAgent({ config: testConfig({}, dataDir) });
+  const up = await intake(a1);
+  const blob = await a1.blobs.put(photoBytes(JPEG));
+  const data = { ...uploaded('gw-test', newAnalysisId()), image: { sha256: blob.sha256, contentType: 'image/jpeg' as const, bytes: blob.bytes } };
+  const event = up.buildEvent('tu.image.uploaded', data, { subject: data.analysisId });
+  await up.close();
+  await a1.stop();
+  const j = openIntakeJournal(path.join(dataDir, 'intake.sqlite'));
+  j.add({ analysisId: data.analysisId, event, acceptedAt: Date.now() });
+  j.close();
+  // Life 2: the agent re-publishes it; the orchestrator runs it.
+  const a2 = await startTestAgent({ config: testConfig({}, dataDir) });
+  const obs = await observer(a2);
+  const handlers = await startAllHandlers(a2);
+  try {
+    await until(() => a2.orchestrator.status(data.analysisId)?.status === 'completed', 10_000, 'recovered analysis to complete');
+    assert.is(a2.intake.stats.republished, 1);
+    await until(() => a2.intake.pending() === 0, 5000, 'journal cleared');
+    const j2 = openIntakeJournal(path.join(dataDir, 'intake.sqlite'));
+    assert.is(j2.size(), 0);
+    j2.close();
+  } finally {
+    for (const h of handlers) await h.close();
+    await obs.bus.close();
+    await a2.stop();
+  }
+});
+
+test.run();
