@@ -1,0 +1,142 @@
+/**
+ * Pipeline benchmark on the real photos and the real model, agent in this process:
+ * per-photo latency breakdown (decode, inference, comparison, metadata, end-to-end from
+ * POST to analysis.completed), agent RSS after loading, and the main thread's
+ * event-loop delay p99 during a burst of analyses.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { loadAgentConfig } from '@tu/firmware-config';
+import { BusClient, silentLogger, type AnyEvent } from '@tu/shared';
+import { derivePassword, observerUsername, startAgent, type Agent } from '@tu/agent';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const MODEL_DIR = process.env['MODEL_DIR'] ?? path.resolve(ROOT, '../shared/models/mobilenet_v1_025_224_tfhub');
+const IMAGES_DIR = process.env['TU_TESTDATA_DIR'] ?? path.resolve(ROOT, '../shared/testdata/images');
+const TYPES: Record<string, string> = { '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp' };
+
+const q = (xs: number[], p: number): number => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
+};
+const f = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
+
+function listPhotos(): { file: string; type: string }[] {
+  const out: { file: string; type: string }[] = [];
+  for (const d of fs.readdirSync(IMAGES_DIR, { withFileTypes: true })) {
+    if (!d.isDirectory() || d.name === 'SOURCES') continue;
+    for (const name of fs.readdirSync(path.join(IMAGES_DIR, d.name)).sort()) {
+      const type = TYPES[path.extname(name).toLowerCase()];
+      if (type) out.push({ file: path.join(IMAGES_DIR, d.name, name), type });
+    }
+  }
+  return out;
+}
+
+async function watch(agent: Agent): Promise<{ bus: BusClient; ended: Map<string, { event: AnyEvent; at: number }> }> {
+  const user = observerUsername('bench');
+  const bus = await BusClient.connect({
+    gatewayId: agent.config.gatewayId,
+    service: 'svc-analysis-orchestrator',
+    instanceId: 'observer-bench',
+    username: user,
+    password: derivePassword(agent.busIdentity.secret, user),
+    transport: agent.busIdentity.transport,
+    logger: silentLogger(),
+  });
+  const ended = new Map<string, { event: AnyEvent; at: number }>();
+  await bus.onEvents(['analysis.completed', 'analysis.failed'], (e) => {
+    ended.set(e.subject, { event: e, at: performance.now() });
+  });
+  return { bus, ended };
+}
+
+const waitFor = async (pred: () => boolean, ms: number): Promise<void> => {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error('bench: timed out waiting for analyses');
+    await new Promise((r) => setTimeout(r, 1));
+  }
+};
+
+export default async function pipelineBench(): Promise<void> {
+  if (!fs.existsSync(path.join(MODEL_DIR, 'model.json')) || !fs.existsSync(IMAGES_DIR)) {
+    console.log(`skipped: model (${MODEL_DIR}) or photos (${IMAGES_DIR}) not found`);
+    return;
+  }
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tu-bench-pipeline-'));
+  const config = loadAgentConfig({
+    env: {},
+    overrides: { gatewayId: 'gw-bench', dataDir, 'broker.port': 0, 'http.port': 0, 'http.host': '127.0.0.1', 'bus.secret': 'bench-secret-bench-secret-bench-secret-01', 'model.dir': MODEL_DIR, 'log.level': 'silent' },
+  });
+  const rss0 = process.memoryUsage.rss();
+  const agent = await startAgent(config, { logger: silentLogger() });
+  const { bus, ended } = await watch(agent);
+  const photos = listPhotos();
+  const post = async (p: { file: string; type: string }): Promise<{ id: string; t0: number }> => {
+    const payload = fs.readFileSync(p.file);
+    const t0 = performance.now();
+    const res = await agent.http.app.inject({ method: 'POST', url: '/api/v1/images', payload, headers: { 'content-type': p.type } });
+    if (res.statusCode !== 202) throw new Error(`bench: ${p.file} → ${res.statusCode} ${res.body}`);
+    return { id: res.json<{ analysisId: string }>().analysisId, t0 };
+  };
+  try {
+    // warm-up
+    const w = await post(photos[0]!);
+    await waitFor(() => ended.has(w.id), 30_000);
+    const rssLoaded = process.memoryUsage.rss();
+
+    // sequential: one photo at a time, latency breakdown
+    const m = { decode: [] as number[], inference: [] as number[], recognition: [] as number[], comparison: [] as number[], metadata: [] as number[], intake: [] as number[], e2e: [] as number[] };
+    let failed = 0;
+    for (const p of photos) {
+      const { id, t0 } = await post(p);
+      m.intake.push(performance.now() - t0);
+      await waitFor(() => ended.has(id), 30_000);
+      const { event, at } = ended.get(id)!;
+      m.e2e.push(at - t0);
+      if (event.type !== 'analysis.completed') {
+        failed++;
+        continue;
+      }
+      const r = event.data.results.recognition!;
+      m.decode.push(r.timings.decodeMs);
+      m.inference.push(r.timings.inferenceMs + r.timings.headMs);
+      for (const s of event.data.steps) if (s.durationMs !== undefined) m[s.step].push(s.durationMs);
+    }
+    const rssAfter = process.memoryUsage.rss();
+
+    // burst: every photo at once; event-loop delay of this (the agent's main) thread
+    const h = monitorEventLoopDelay({ resolution: 10 });
+    h.enable();
+    const tb = performance.now();
+    const burst = await Promise.all(photos.map((p) => post(p)));
+    await waitFor(() => burst.every((b) => ended.has(b.id)), 120_000);
+    const burstMs = performance.now() - tb;
+    h.disable();
+
+    console.log(`${photos.length} real photos (${IMAGES_DIR}), model ${agent.recognizer()?.info().model.id} on ${agent.recognizer()?.info().model.backend}, head: ${agent.recognizer()?.info().model.head ? 'yes' : 'none'}; ${failed} failed`);
+    const rows: [string, number[]][] = [
+      ['decode + resize (vision worker)', m.decode],
+      ['inference + head (vision worker)', m.inference],
+      ['recognition step (command → event)', m.recognition],
+      ['comparison step', m.comparison],
+      ['metadata step', m.metadata],
+      ['intake (POST → 202)', m.intake],
+      ['end-to-end (POST → analysis.completed)', m.e2e],
+    ];
+    const w1 = Math.max(...rows.map((r) => r[0].length));
+    console.log(`${'stage'.padEnd(w1)}  median ms  p95 ms`);
+    for (const [name, xs] of rows) console.log(`${name.padEnd(w1)}  ${f(q(xs, 0.5)).padStart(9)}  ${f(q(xs, 0.95)).padStart(6)}`);
+    console.log(`RSS: before start ${(rss0 / 2 ** 20).toFixed(0)} MB, after loading ${(rssLoaded / 2 ** 20).toFixed(0)} MB, after ${photos.length} analyses ${(rssAfter / 2 ** 20).toFixed(0)} MB`);
+    console.log(
+      `burst of ${photos.length} uploads at once: all ended in ${(burstMs / 1000).toFixed(1)} s; main-thread event-loop delay p50 ${f(h.percentile(50) / 1e6)} ms, p99 ${f(h.percentile(99) / 1e6)} ms, max ${f(h.max / 1e6)} ms`,
+    );
+  } finally {
+    await bus.close();
+    await agent.stop();
+  }
+}
