@@ -154,13 +154,13 @@ test('kill -9 mid-analysis, many times: every accepted analysis ends exactly onc
   await new Promise((r) => agent.once('exit', r));
   for (const c of [...handlers, obs, intake]) await c.close();
 
-  const rows = db().prepare('SELECT id, status, state FROM analyses').all() as { id: string; status: string; state: string }[];
+  const rows = db().prepare('SELECT id, status, open, state FROM analyses').all() as { id: string; status: string; open: number; state: string }[];
   assert.is(rows.length, uploads.size, 'every upload became an analysis');
   let completed = 0;
   for (const r of rows) {
     const st = JSON.parse(r.state) as { terminal?: { event: AnyEvent; published: boolean } };
     assert.ok(r.status === 'completed' || r.status === 'failed', `${r.id} ended (${r.status})`);
-    assert.ok(st.terminal?.published, `${r.id} terminal event published`);
+    assert.ok(st.terminal && r.open === 0, `${r.id} terminal event written and published`);
     const seen = events.filter((e) => e.subject === r.id && (e.type === 'analysis.completed' || e.type === 'analysis.failed'));
     const ids = new Set(seen.map((e) => e.id));
     assert.ok(ids.size <= 1, `${r.id}: ${ids.size} distinct terminal events`);

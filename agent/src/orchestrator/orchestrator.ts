@@ -208,7 +208,8 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     st.attempts.push(attempt);
     st.status = 'waiting';
     dispatch(s, st);
-    persistQuietly(s);
+    // Not persisted here (hot path): after a crash the step resumes with a fresh attempt.
+    // State is written when the analysis arrives, when a step ends or is retried, and at the end.
   }
 
   /** Sends the current attempt's command to one live instance, or parks it until one appears. */
@@ -399,7 +400,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     }
     s.terminal.published = true;
     live.delete(s.analysisId);
-    persistQuietly(s);
+    store.markPublished(s.analysisId).catch((err: unknown) => log.warn({ err, analysisId: s.analysisId }, 'marking the terminal event published failed; it is re-sent on restart'));
   }
 
   // ---- presence -------------------------------------------------------------

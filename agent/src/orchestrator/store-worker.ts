@@ -8,7 +8,7 @@ import { openStateDb, type StoreRow } from './store-db.js';
 
 interface Batch {
   seq: number;
-  rows: StoreRow[];
+  rows: (StoreRow | { id: string; close: true })[];
 }
 
 const { file, durability } = workerData as { file: string; durability: 'full' | 'normal' };
@@ -17,8 +17,12 @@ const upsert = db.prepare(
   `INSERT INTO analyses (id, status, open, created_at, updated_at, state) VALUES (@id, @status, @open, @createdAt, @updatedAt, @state)
    ON CONFLICT(id) DO UPDATE SET status = excluded.status, open = excluded.open, updated_at = excluded.updated_at, state = excluded.state`,
 );
-const apply = db.transaction((rows: StoreRow[]) => {
-  for (const r of rows) upsert.run(r);
+const close = db.prepare('UPDATE analyses SET open = 0 WHERE id = ?');
+const apply = db.transaction((rows: Batch['rows']) => {
+  for (const r of rows) {
+    if ('close' in r) close.run(r.id);
+    else upsert.run(r);
+  }
 });
 
 parentPort!.on('message', (msg: Batch | 'close') => {

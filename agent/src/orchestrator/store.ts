@@ -28,6 +28,8 @@ export interface StateStore {
   get(id: string): AnalysisState | undefined;
   list(opts: { limit: number; status?: string }): AnalysisListItem[];
   save(state: AnalysisState): Promise<void>;
+  /** Marks an analysis closed (its terminal event was published) without rewriting its row. */
+  markPublished(id: string): Promise<void>;
   readonly stats: StateStoreStats;
   close(): Promise<void>;
 }
@@ -49,10 +51,10 @@ export async function openStateStore(opts: { file: string; durability: 'full' | 
     workerData: { file: opts.file, durability: opts.durability },
   });
   const stats: StateStoreStats = { commits: 0, rowsWritten: 0, pendingRows: 0, lastCommitMs: 0 };
-  let pending = new Map<string, StoreRow>();
+  let pending = new Map<string, StoreRow | { id: string; close: true }>();
   let pendingWaiters: (() => void)[] = [];
   let pendingRejects: ((e: Error) => void)[] = [];
-  let inFlight: { seq: number; resolve: (() => void)[]; reject: ((e: Error) => void)[]; rows: Map<string, StoreRow> } | undefined;
+  let inFlight: { seq: number; resolve: (() => void)[]; reject: ((e: Error) => void)[]; rows: Map<string, StoreRow | { id: string; close: true }> } | undefined;
   let seq = 0;
   let scheduled = false;
   let fatal: Error | undefined;
@@ -104,30 +106,34 @@ export async function openStateStore(opts: { file: string; durability: 'full' | 
     state: JSON.stringify(s),
   });
   const fromRow = (r: { state: string } | undefined): AnalysisState | undefined => (r ? (JSON.parse(r.state) as AnalysisState) : undefined);
+  const enqueue = (id: string, row: StoreRow | { id: string; close: true }): Promise<void> => {
+    if (fatal) return Promise.reject(fatal);
+    const prev = pending.get(id);
+    // A close never replaces an unwritten full row: it amends it.
+    pending.set(id, 'close' in row && prev && 'state' in prev ? { ...prev, open: 0 } : row);
+    stats.pendingRows = pending.size;
+    const p = new Promise<void>((resolve, reject) => {
+      pendingWaiters.push(resolve);
+      pendingRejects.push(reject);
+    });
+    schedule();
+    return p;
+  };
 
   return {
     stats,
     loadOpen: () => openStmt.all().map((r) => JSON.parse(r.state) as AnalysisState),
     get(id) {
       const p = pending.get(id) ?? inFlight?.rows.get(id);
-      if (p) return fromRow(p);
+      if (p && 'state' in p) return fromRow(p);
       return fromRow(getStmt.get(id));
     },
     list({ limit, status }) {
       const rows = status ? listByStatus.all(status, limit) : listStmt.all(limit);
       return rows.map((r) => ({ analysisId: r.id, status: r.status, createdAt: new Date(r.created_at).toISOString(), updatedAt: new Date(r.updated_at).toISOString() }));
     },
-    save(state) {
-      if (fatal) return Promise.reject(fatal);
-      pending.set(state.analysisId, toRow(state));
-      stats.pendingRows = pending.size;
-      const p = new Promise<void>((resolve, reject) => {
-        pendingWaiters.push(resolve);
-        pendingRejects.push(reject);
-      });
-      schedule();
-      return p;
-    },
+    save: (state) => enqueue(state.analysisId, toRow(state)),
+    markPublished: (id) => enqueue(id, { id, close: true }),
     async close() {
       while (pending.size > 0 || inFlight) {
         flush();
