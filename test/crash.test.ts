@@ -60,6 +60,8 @@ test('kill -9 mid-analysis, many times: every accepted analysis ends exactly onc
       gatewayId: GW,
       dataDir,
       broker: { host: '127.0.0.1', port },
+      http: { host: '127.0.0.1', port: 0 },
+      services: { vision: false, comparison: false, metadata: false },
       orchestrator: { durability: 'full', maxConcurrent: 8, stepTimeoutMs: { recognition: 3000, comparison: 3000, metadata: 3000 } },
     }),
   );
