@@ -29,6 +29,8 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'n
   TU_STEPS: { path: ['orchestrator', 'steps'], type: 'list' },
   TU_MAX_CONCURRENT: { path: ['orchestrator', 'maxConcurrent'], type: 'number' },
   TU_DURABILITY: { path: ['orchestrator', 'durability'], type: 'string' },
+  TU_UPLINK_URL: { path: ['uplink', 'url'], type: 'string' },
+  TU_UPLINK_PASSWORD: { path: ['uplink', 'password'], type: 'string' },
   MODEL_DIR: { path: ['model', 'dir'], type: 'string' },
 };
 

@@ -16,6 +16,51 @@ export const retrySchema = z
   })
   .refine((r) => r.maxDelayMs >= r.initialDelayMs, { message: 'maxDelayMs must be >= initialDelayMs', path: ['maxDelayMs'] });
 
+const filePath = z.string().min(1).max(4096);
+
+export const uplinkSchema = z
+  .object({
+    url: z
+      .string()
+      .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, 'uplink.url: mqtt://, mqtts://, ws:// or wss:// URL')
+      .optional()
+      .describe('Relay MQTT ingress (e.g. mqtt://relay:1885, wss://relay/mqtt). Absent: the uplink is disabled. Or TU_UPLINK_URL.'),
+    username: z.string().min(1).max(256).optional().describe('MQTT username at the relay. Default: gatewayId.'),
+    password: z.string().min(1).max(4096).optional().describe('Gateway secret at the relay. Set it with TU_UPLINK_PASSWORD or passwordFile, never in a committed file.'),
+    passwordFile: filePath.optional().describe('File holding the gateway secret (first line).'),
+    clientId: z.string().min(1).max(128).optional().describe('MQTT client id at the relay. Default: gatewayId.'),
+    tls: z
+      .object({
+        ca: filePath.optional().describe('PEM file of the CA(s) trusted for the relay certificate (mqtts/wss).'),
+        cert: filePath.optional().describe('PEM client certificate (mutual TLS).'),
+        key: filePath.optional().describe('PEM private key of the client certificate.'),
+        rejectUnauthorized: z.boolean().default(true).describe('Verify the relay certificate (leave true outside development).'),
+      })
+      .prefault({})
+      .refine((t) => !t.cert === !t.key, { message: 'tls.cert and tls.key go together', path: ['key'] }),
+    outbox: z
+      .object({
+        maxEvents: z.number().int().min(1).max(100_000_000).default(100_000).describe('Undelivered events kept on disk at most.'),
+        maxBytes: z.number().int().min(1024).max(64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024).describe('Undelivered payload bytes kept on disk at most.'),
+        maxAgeMs: z.number().int().min(1000).max(365 * 24 * 3_600_000).default(7 * 24 * 3_600_000).describe('Undelivered events older than this are dropped (counted as expired).'),
+        whenFull: z.enum(['drop-oldest', 'refuse-new']).default('drop-oldest').describe('drop-oldest: make room by dropping the oldest undelivered events; refuse-new: keep the backlog and refuse new events. Both are counted and logged.'),
+        durability: z.enum(['full', 'normal']).default('full').describe('full: fsync every group commit (survives power loss); normal: survives process crashes only.'),
+      })
+      .prefault({}),
+    reconnect: z
+      .object({
+        initialDelayMs: z.number().int().min(1).max(600_000).default(500),
+        maxDelayMs: z.number().int().min(1).max(3_600_000).default(60_000),
+        jitter: z.number().min(0).max(1).default(0.3).describe('Fraction of the delay randomised (+/-).'),
+      })
+      .prefault({})
+      .refine((r) => r.maxDelayMs >= r.initialDelayMs, { message: 'maxDelayMs must be >= initialDelayMs', path: ['maxDelayMs'] }),
+    inflight: z.number().int().min(1).max(1024).default(64).describe('Unacknowledged QoS 1 publishes at once (sent in order).'),
+    keepaliveS: z.number().int().min(5).max(3600).default(30),
+    connectTimeoutMs: z.number().int().min(100).max(600_000).default(15_000),
+  })
+  .strict();
+
 export const agentConfigSchema = z
   .object({
     $schema: z.string().optional().describe('Path of the JSON Schema, for editors.'),
@@ -104,6 +149,7 @@ export const agentConfigSchema = z
         maxPixels: z.number().int().min(10_000).max(1_000_000_000).default(50_000_000),
       })
       .prefault({}),
+    uplink: uplinkSchema.prefault({}).describe('Store-and-forward of events to the cloud relay (DESIGN §1, §5).'),
   })
   .strict();
 

@@ -23,6 +23,13 @@ export const ERROR_CODES = {
   STEP_FAILED: 'The step failed.',
   RETRIES_EXHAUSTED: 'The step kept failing after all configured attempts.',
   QUEUE_FULL: 'Too many analyses are waiting; try again later or raise orchestrator.maxQueue.',
+  // uplink (store-and-forward to the relay)
+  UPLINK_CONFIG_INVALID: 'The uplink settings are unusable (unreadable passwordFile or TLS file); fix uplink.* in the config.',
+  UPLINK_CONNECT_FAILED: 'Could not reach the relay; events stay in the outbox and are sent when it is reachable.',
+  UPLINK_AUTH_REFUSED: 'The relay refused the gateway credentials; check uplink.username and the gateway secret (TU_UPLINK_PASSWORD / uplink.passwordFile).',
+  UPLINK_PUBLISH_REFUSED: 'The relay refused a publish (its ACL); check that uplink.username is this gateway id.',
+  UPLINK_OUTBOX_FULL: 'The outbox is full; events are dropped or refused per uplink.outbox.whenFull until the relay is reachable.',
+  UPLINK_OUTBOX_FAILED: 'Writing the uplink outbox failed; check free space and permissions of dataDir.',
   // configuration
   CONFIG_INVALID: 'The configuration is invalid.',
   CONFIG_UNREADABLE: 'The configuration file could not be read or parsed.',
@@ -38,6 +45,15 @@ export const ERROR_CODES = {
   SERVICE_DISABLED: 'The service needed for this request is not running in this agent process.',
   STORAGE_FAILED: 'Writing to the data directory failed; check free space and permissions of dataDir.',
   INTERNAL_ERROR: 'Unexpected internal error; see the agent log.',
+  // relay: gateway ingress, registry, dashboard clients
+  UNKNOWN_GATEWAY: 'The gateway is not registered with the relay; add it with `npm run relay -- gateways add <id> --tenant <t>`.',
+  COMMAND_REFUSED: 'Commands never leave a gateway; the relay accepts events only.',
+  GATEWAY_TOPIC_REFUSED: 'A gateway may publish only tu/{ownGatewayId}/evt/{type} and tu/{ownGatewayId}/sys/status, and may subscribe to nothing.',
+  UNAUTHENTICATED: 'Send a valid bearer token (JWT with sub and tenant claims): Authorization header, or `authorization` in the graphql-ws connection_init payload.',
+  FORBIDDEN: 'The token does not give access to this gateway (another tenant).',
+  REGISTRY_CONFLICT: 'A tenant or gateway with this id already exists.',
+  UNKNOWN_TENANT: 'No such tenant; add it with `npm run relay -- tenants add <id>`.',
+  STORAGE_UNAVAILABLE: 'The relay storage (SQLite file or PostgreSQL) is not reachable; check storage.url.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
