@@ -17,6 +17,7 @@ import { createOrchestrator, type Orchestrator } from './orchestrator/orchestrat
 import { openStateStore, type StateStore } from './orchestrator/store.js';
 import { ANALYSIS_SERVICES, runAnalysisService, startConfiguredRecognizer, type RunningAnalysisService } from './services/run.js';
 import type { Recognizer } from './services/vision/recognizer.js';
+import { startUplink, type Uplink } from './uplink/uplink.js';
 
 export interface Agent {
   readonly config: AgentConfig;
@@ -31,6 +32,8 @@ export interface Agent {
   readonly device: DeviceState;
   readonly history: PhotoHistory;
   readonly intake: Intake;
+  /** Store-and-forward to the cloud relay (disabled when uplink.url is not set). */
+  readonly uplink: Uplink;
   /** The analysis services running in this process. */
   readonly services: readonly RunningAnalysisService[];
   /** The in-process recognizer (undefined when vision runs in another process). */
@@ -92,6 +95,16 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     });
     closers.push(() => history.close());
 
+    // The uplink subscribes before the orchestrator starts: it re-publishes terminal events on start.
+    const uplink = await startUplink(config, {
+      identity: busIdentity,
+      dataDir,
+      clock: deps.clock ?? systemClock,
+      random: deps.random ?? Math.random,
+      logger: log,
+    });
+    closers.push(() => uplink.stop());
+
     const orchBus = await connectService(busIdentity, 'svc-analysis-orchestrator', { instanceId: 'svc-analysis-orchestrator' });
     closers.push(() => orchBus.close());
     const orchestrator = createOrchestrator({
@@ -152,6 +165,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         references: createReferenceRegistrar({ blobs, device, recognizer, limits }),
         broker,
         orchestratorBus: orchBus,
+        uplink: () => uplink.health(),
         recognizerInfo: () => recognizer()?.info(),
         servicesInProcess: { ...config.services },
         startedAt: Date.now(),
@@ -177,6 +191,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       device,
       history,
       intake,
+      uplink,
       services,
       recognizer,
       http: { app, url },

@@ -7,6 +7,7 @@ import type { IntakeLimits } from '../intake/validate.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { StateStore } from '../orchestrator/store.js';
 import type { RecognizerInfo } from '../services/vision/types.js';
+import type { UplinkHealth } from '../uplink/uplink.js';
 
 /** Everything the HTTP API reads from or acts on (injected: buildApp has no globals). */
 export interface AppDeps {
@@ -19,6 +20,8 @@ export interface AppDeps {
   references: ReferenceRegistrar;
   broker: Broker;
   orchestratorBus: BusClient;
+  /** Uplink state, queue and losses (health + metrics). */
+  uplink: () => UplinkHealth;
   /** Model info of the in-process recognizer, undefined when vision runs elsewhere. */
   recognizerInfo: () => RecognizerInfo | undefined;
   /** Which services run inside this process. */

@@ -42,10 +42,11 @@ export function healthView(deps: AppDeps) {
     model,
     orchestrator: { running: deps.orchestrator.stats.running, queued: deps.orchestrator.stats.queued },
     intake: { unacknowledged: deps.intake.pending() },
+    uplink: deps.uplink(),
   };
 }
 
-/** GET /api/v1/health: broker, services (live instances), model state. */
+/** GET /api/v1/health: broker, services (live instances), model state, uplink. */
 export function healthRoute(app: FastifyInstance, deps: AppDeps): void {
   app.get('/api/v1/health', async () => healthView(deps));
 }

@@ -27,6 +27,9 @@ export function metricsText(deps: AppDeps): string {
   const bus = deps.orchestratorBus.stats;
   const b = deps.broker.stats;
   const byCode = (r: Record<string, number>): Sample[] => Object.entries(r).map(([code, n]) => [{ code }, n]);
+  const u = deps.uplink();
+  const up = u.state === 'disabled' ? undefined : u;
+  const states = ['disabled', 'connecting', 'online', 'offline'] as const;
   return new Exposition()
     .metric('tu_analyses_received_total', 'counter', 'Upload events received by the orchestrator.', o.received)
     .metric('tu_analyses_started_total', 'counter', 'Analyses started.', o.started)
@@ -49,6 +52,17 @@ export function metricsText(deps: AppDeps): string {
     .metric('tu_uploads_accepted_total', 'counter', 'Images accepted (202).', deps.intake.stats.accepted)
     .metric('tu_uploads_rejected_total', 'counter', 'Requests refused, by error code.', byCode(deps.intake.stats.rejected))
     .metric('tu_intake_unacknowledged', 'gauge', 'Accepted uploads not yet acknowledged by the orchestrator.', deps.intake.pending())
+    .metric('tu_uplink_state', 'gauge', 'Uplink state (1 for the current one).', states.map((st): Sample => [{ state: st }, u.state === st ? 1 : 0]))
+    .metric('tu_uplink_queue_depth', 'gauge', 'Events in the uplink outbox not yet acknowledged by the relay.', up?.queueDepth ?? 0)
+    .metric('tu_uplink_queue_bytes', 'gauge', 'Payload bytes in the uplink outbox.', up?.queueBytes ?? 0)
+    .metric('tu_uplink_oldest_age_seconds', 'gauge', 'Age of the oldest undelivered event (0 when empty).', (up?.oldestUndeliveredAgeMs ?? 0) / 1000)
+    .metric('tu_uplink_delivered_total', 'counter', 'Events acknowledged by the relay (PUBACK).', up?.delivered ?? 0)
+    .metric('tu_uplink_dropped_total', 'counter', 'Undelivered events lost, by reason (full: drop-oldest policy; expired: older than maxAgeMs).', [
+      [{ reason: 'full' }, up?.dropped ?? 0],
+      [{ reason: 'expired' }, up?.expired ?? 0],
+    ])
+    .metric('tu_uplink_refused_total', 'counter', 'New events not queued because the outbox was full (refuse-new policy).', up?.refused ?? 0)
+    .metric('tu_uplink_last_delivery_timestamp_seconds', 'gauge', 'Unix time of the last acknowledged delivery (0: none yet).', up?.lastDeliveryAt ? Date.parse(up.lastDeliveryAt) / 1000 : 0)
     .metric('process_resident_memory_bytes', 'gauge', 'Resident set size.', process.memoryUsage.rss())
     .toString();
 }

@@ -1,0 +1,139 @@
+import path from 'node:path';
+import type { AgentConfig } from '@tu/firmware-config';
+import { BusClient, TuError, type Clock, type Logger } from '@tu/shared';
+import { derivePassword, observerUsername } from '../broker/credentials.js';
+import type { BusIdentity } from '../bus.js';
+import { Forwarder, type UplinkError, type UplinkState } from './forwarder.js';
+import { Outbox } from './outbox.js';
+import { redactUrl, resolveEndpoint, type RelayEndpoint } from './relay-connection.js';
+
+export const UPLINK_OBSERVER = 'uplink';
+
+export type UplinkHealth =
+  | { state: 'disabled'; reason: string }
+  | {
+      state: UplinkState;
+      url: string;
+      queueDepth: number;
+      queueBytes: number;
+      oldestUndeliveredAgeMs: number | null;
+      lastDeliveryAt: string | null;
+      delivered: number;
+      dropped: number;
+      refused: number;
+      expired: number;
+      whenFull: 'drop-oldest' | 'refuse-new';
+      full: boolean;
+      inflight: number;
+      lastError: UplinkError | null;
+    };
+
+export interface Uplink {
+  readonly enabled: boolean;
+  readonly outbox: Outbox | undefined;
+  readonly forwarder: Forwarder | undefined;
+  health(): UplinkHealth;
+  stop(): Promise<void>;
+}
+
+export interface UplinkDeps {
+  identity: BusIdentity;
+  dataDir: string;
+  clock: Clock;
+  random: () => number;
+  logger: Logger;
+}
+
+/**
+ * Starts the store-and-forward uplink when uplink.url is set: opens the outbox, subscribes
+ * an observer to every local event (call this before anything publishes: the orchestrator
+ * re-publishes terminal events on start), and connects to the relay in the background.
+ * A missing relay, bad credentials or unreadable TLS files never stop the agent: events
+ * queue and health/logs say why they are not delivered.
+ */
+export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promise<Uplink> {
+  const c = config.uplink;
+  if (!c.url) {
+    deps.logger.info('uplink disabled (uplink.url / TU_UPLINK_URL not set)');
+    return { enabled: false, outbox: undefined, forwarder: undefined, health: () => ({ state: 'disabled', reason: 'uplink.url is not configured' }), stop: async () => {} };
+  }
+  const url = c.url;
+  let endpoint: RelayEndpoint | undefined;
+  let configError: TuError | undefined;
+  try {
+    endpoint = resolveEndpoint({ ...c, url, gatewayId: config.gatewayId });
+    if (endpoint.password === undefined) deps.logger.warn('uplink: no gateway secret (TU_UPLINK_PASSWORD / uplink.passwordFile); connecting without a password');
+  } catch (err) {
+    configError = err instanceof TuError ? err : new TuError('UPLINK_CONFIG_INVALID', (err as Error).message);
+  }
+  const outbox = await Outbox.open({
+    file: path.join(deps.dataDir, 'outbox.sqlite'),
+    durability: c.outbox.durability,
+    maxEvents: c.outbox.maxEvents,
+    maxBytes: c.outbox.maxBytes,
+    maxAgeMs: c.outbox.maxAgeMs,
+    whenFull: c.outbox.whenFull,
+    clock: deps.clock,
+    logger: deps.logger,
+  });
+  let forwarder: Forwarder;
+  try {
+    const user = observerUsername(UPLINK_OBSERVER);
+    const bus = await BusClient.connect({
+      gatewayId: config.gatewayId,
+      service: 'svc-analysis-orchestrator', // required by the client type; observers never publish
+      instanceId: 'uplink',
+      username: user,
+      password: derivePassword(deps.identity.secret, user),
+      transport: deps.identity.transport,
+      logger: deps.logger,
+      maxPayloadBytes: deps.identity.maxPayloadBytes,
+    });
+    forwarder = new Forwarder({
+      gatewayId: config.gatewayId,
+      bus,
+      outbox,
+      endpoint,
+      ...(configError ? { configError } : {}),
+      reconnect: c.reconnect,
+      inflight: c.inflight,
+      clock: deps.clock,
+      random: deps.random,
+      logger: deps.logger,
+    });
+    await forwarder.start();
+  } catch (err) {
+    await outbox.close();
+    throw err;
+  }
+  deps.logger.info({ url: redactUrl(url), username: endpoint?.username, queued: outbox.stats.depth, whenFull: c.outbox.whenFull }, 'uplink started');
+  return {
+    enabled: true,
+    outbox,
+    forwarder,
+    health(): UplinkHealth {
+      const s = outbox.stats;
+      const err = forwarder.lastError ?? (outbox.error ? { code: 'UPLINK_OUTBOX_FAILED' as const, message: outbox.error.message, at: '' } : undefined);
+      return {
+        state: forwarder.state,
+        url: redactUrl(url),
+        queueDepth: s.depth,
+        queueBytes: s.bytes,
+        oldestUndeliveredAgeMs: s.oldestAt === undefined ? null : Math.max(0, deps.clock.now() - s.oldestAt),
+        lastDeliveryAt: forwarder.lastDeliveryAt === undefined ? null : new Date(forwarder.lastDeliveryAt).toISOString(),
+        delivered: s.delivered,
+        dropped: s.dropped,
+        refused: s.refused,
+        expired: s.expired,
+        whenFull: c.outbox.whenFull,
+        full: s.full,
+        inflight: forwarder.inflight,
+        lastError: err ?? null,
+      };
+    },
+    async stop() {
+      await forwarder.stop();
+      await outbox.close();
+    },
+  };
+}
