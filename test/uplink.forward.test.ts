@@ -1,0 +1,227 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connectAsync } from 'mqtt';
+import { ManualClock, silentLogger, type AnyEvent } from '@tu/shared';
+import type { Agent, UplinkHealth } from '@tu/agent';
+import { uploaded } from './support/fixtures.js';
+import { intake, observer, startAllHandlers, startTestAgent, testConfig, until } from './support/harness.js';
+import { freePort, TestRelay } from './support/relay-ingress.js';
+
+const GW = 'gw-test';
+const SECRET = 'gateway-secret-gw-test';
+
+const uplinkConfig = (url: string, over: Record<string, unknown> = {}) =>
+  testConfig({
+    'uplink.url': url,
+    'uplink.password': SECRET,
+    'uplink.reconnect.initialDelayMs': 20,
+    'uplink.reconnect.maxDelayMs': 200,
+    ...over,
+  });
+
+const health = async (agent: Agent): Promise<Extract<UplinkHealth, { queueDepth: number }>> => {
+  const res = await agent.http.app.inject({ method: 'GET', url: '/api/v1/health' });
+  assert.is(res.statusCode, 200);
+  return (res.json() as { uplink: Extract<UplinkHealth, { queueDepth: number }> }).uplink;
+};
+
+/** Runs `n` analyses through the agent (real orchestrator + handlers); returns the local event log. */
+async function analyses(agent: Agent, n: number, local: { events: AnyEvent[] }): Promise<void> {
+  const bus = await intake(agent);
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const d = uploaded(GW);
+    ids.push(d.analysisId);
+    await bus.publishEvent('tu.image.uploaded', d, { subject: d.analysisId });
+  }
+  await until(() => ids.every((id) => local.events.some((e) => e.subject === id && e.type === 'analysis.completed')), 10_000, 'analyses to complete');
+  await bus.close();
+}
+
+const FORBIDDEN = /\/(cmd|sys\/presence|sys\/deadletter)\//;
+
+test('events flow to the relay in order; commands and sys messages never leave', async () => {
+  const relay = new TestRelay({ [GW]: SECRET });
+  await relay.start();
+  const agent = await startTestAgent({ config: uplinkConfig(relay.url) });
+  try {
+    const handlers = await startAllHandlers(agent);
+    const local = await observer(agent, 'flow');
+    await analyses(agent, 10, local);
+    const expected = local.events.map((e) => e.id);
+    await until(() => relay.received.firstSeen.length >= expected.length, 5000, 'relay to receive every event');
+    assert.equal(relay.received.firstSeen, expected, 'same events, same order as on the local bus');
+    assert.is(relay.received.duplicates, 0);
+    assert.ok(relay.received.all.every((r) => r.topic === `tu/${GW}/evt/${r.type}` && !FORBIDDEN.test(r.topic)));
+    assert.ok(local.events.some((e) => e.type === 'analysis.completed'));
+    assert.is(relay.received.refusedPublishes, 0, 'no publish outside the contract');
+    assert.equal(relay.received.status, [JSON.stringify({ status: 'online' })]);
+    await until(() => agent.uplink.outbox!.stats.depth === 0, 2000, 'outbox to drain');
+    const h = await health(agent);
+    assert.is(h.state, 'online');
+    assert.is(h.queueDepth, 0);
+    assert.is(h.oldestUndeliveredAgeMs, null);
+    assert.ok(h.lastDeliveryAt);
+    assert.is(h.delivered, expected.length);
+    const metrics = (await agent.http.app.inject({ method: 'GET', url: '/metrics' })).body;
+    assert.match(metrics, `tu_uplink_delivered_total ${expected.length}`);
+    assert.match(metrics, 'tu_uplink_queue_depth 0');
+    assert.match(metrics, 'tu_uplink_state{state="online"} 1');
+    for (const h2 of handlers) await h2.close();
+    await local.bus.close();
+  } finally {
+    await agent.stop();
+    await relay.stop();
+  }
+  assert.ok(relay.received.status.includes(JSON.stringify({ status: 'offline' })), 'offline status on a clean stop');
+});
+
+test('relay down, up, down again mid-stream, up: nothing lost, order kept, duplicates only re-sends', async () => {
+  const relay = new TestRelay({ [GW]: SECRET });
+  relay.port = await freePort();
+  const agent = await startTestAgent({ config: uplinkConfig(`mqtt://127.0.0.1:${relay.port}`, { 'uplink.inflight': 8 }) });
+  try {
+    await startAllHandlers(agent);
+    const local = await observer(agent, 'outage');
+    await analyses(agent, 10, local);
+    await agent.uplink.outbox!.flush();
+    let h = await health(agent);
+    assert.ok(h.state === 'offline' || h.state === 'connecting', h.state);
+    assert.is(h.queueDepth, local.events.length, 'everything queued while the relay is down');
+    assert.ok(h.oldestUndeliveredAgeMs !== null && h.lastDeliveryAt === null);
+    assert.is(h.lastError?.code, 'UPLINK_CONNECT_FAILED');
+    await relay.start();
+    await until(() => relay.received.firstSeen.length > 5, 5000, 'delivery to start');
+    await relay.stop(); // down again in the middle of the drain
+    await analyses(agent, 5, local);
+    await relay.start();
+    const expected = local.events.map((e) => e.id);
+    await until(() => relay.received.firstSeen.length >= expected.length, 10_000, 'every event at the relay');
+    assert.equal(relay.received.firstSeen, expected, 'first arrivals in bus order');
+    const resent = relay.received.all.length - relay.received.firstSeen.length;
+    assert.is(relay.received.duplicates, resent, 'duplicates are re-sends of an id already delivered');
+    await until(() => agent.uplink.outbox!.stats.depth === 0, 2000, 'outbox to drain');
+    h = await health(agent);
+    assert.is(h.state, 'online');
+    assert.is(h.lastError, null);
+    assert.is(h.dropped + h.refused + h.expired, 0);
+    await local.bus.close();
+  } finally {
+    await agent.stop();
+    await relay.stop();
+  }
+});
+
+test('bad relay credentials: clear error in health and logs; the agent keeps working and queueing', async () => {
+  const relay = new TestRelay({ [GW]: 'the-real-secret' });
+  await relay.start();
+  const lines: string[] = [];
+  const { pino } = await import('pino');
+  const logger = pino({ level: 'warn' }, { write: (s: string) => void lines.push(s) });
+  const agent = await startTestAgent({ config: uplinkConfig(relay.url), logger });
+  try {
+    await startAllHandlers(agent);
+    const local = await observer(agent, 'badcreds');
+    await analyses(agent, 3, local);
+    await until(() => relay.received.refusedConnects >= 2, 5000, 'refused connects');
+    const h = await health(agent);
+    assert.ok(h.state !== 'online');
+    assert.is(h.lastError?.code, 'UPLINK_AUTH_REFUSED');
+    assert.is(h.queueDepth, local.events.length, 'events wait in the outbox');
+    assert.is(relay.received.all.length, 0);
+    const errs = lines.filter((l) => l.includes('UPLINK_AUTH_REFUSED'));
+    assert.is(errs.length, 1, 'logged once, not on every retry');
+    assert.not.match(errs[0]!, SECRET, 'the secret is never logged');
+    const api = await agent.http.app.inject({ method: 'GET', url: '/api/v1/health' });
+    assert.is(api.statusCode, 200);
+    await local.bus.close();
+  } finally {
+    await agent.stop();
+    await relay.stop();
+  }
+});
+
+test('reconnect waits for the backoff on the injected clock', async () => {
+  const relay = new TestRelay({ [GW]: SECRET });
+  relay.port = await freePort();
+  const clock = new ManualClock(Date.now());
+  const config = uplinkConfig(`mqtt://127.0.0.1:${relay.port}`, { 'uplink.reconnect.initialDelayMs': 1000, 'uplink.reconnect.maxDelayMs': 8000, 'uplink.reconnect.jitter': 0.5 });
+  const agent = await startTestAgent({ config, clock, random: () => 0.5 });
+  try {
+    const fw = agent.uplink.forwarder!;
+    await until(() => fw.stats.connectFailures === 1 && fw.state === 'offline', 3000, 'first attempt to fail');
+    await relay.start();
+    clock.advance(999);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.is(fw.stats.connects, 0, 'no attempt before the delay');
+    assert.is(fw.state, 'offline');
+    clock.advance(2);
+    await until(() => fw.state === 'online', 3000, 'connect after 1000 ms');
+    await relay.stop();
+    await until(() => fw.state === 'offline', 3000, 'offline after the relay goes');
+    // attempt counter reset by the successful connect: 1000 ms again, then 2000 ms.
+    await relay.start(relay.port);
+    await relay.stop();
+    clock.advance(1001);
+    await until(() => fw.stats.connectFailures === 2, 3000, 'second failure');
+    await relay.start(relay.port);
+    clock.advance(1999);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.is(fw.state, 'offline', 'second delay is 2000 ms');
+    clock.advance(2);
+    await until(() => fw.state === 'online', 3000, 'connected again');
+  } finally {
+    await agent.stop();
+    await relay.stop();
+  }
+});
+
+test('uplink disabled without a URL; health says so', async () => {
+  const agent = await startTestAgent();
+  try {
+    const res = await agent.http.app.inject({ method: 'GET', url: '/api/v1/health' });
+    assert.equal((res.json() as { uplink: unknown }).uplink, { state: 'disabled', reason: 'uplink.url is not configured' });
+  } finally {
+    await agent.stop();
+  }
+});
+
+test('through the system Mosquitto (anonymous on 127.0.0.1:1883)', async () => {
+  const gw = `gw-mosq-${process.pid}-${Date.now().toString(36)}`;
+  let sub;
+  try {
+    sub = await connectAsync('mqtt://127.0.0.1:1883', { connectTimeout: 1000, reconnectPeriod: 0 });
+  } catch {
+    console.log('  (skipped: no Mosquitto on 127.0.0.1:1883)');
+    return;
+  }
+  const got: { topic: string; id?: string; retain: boolean }[] = [];
+  sub.on('message', (topic, payload, packet) => {
+    if (payload.length === 0) return;
+    const j = JSON.parse(payload.toString()) as { id?: string };
+    got.push({ topic, retain: packet.retain, ...(j.id ? { id: j.id } : {}) });
+  });
+  await sub.subscribeAsync(`tu/${gw}/#`, { qos: 1 });
+  const agent = await startTestAgent({ config: testConfig({ gatewayId: gw, 'uplink.url': 'mqtt://127.0.0.1:1883' }), logger: silentLogger() });
+  try {
+    await startAllHandlers(agent);
+    const local = await observer(agent, 'mosq');
+    const bus = await intake(agent);
+    const d = uploaded(gw);
+    await bus.publishEvent('tu.image.uploaded', d, { subject: d.analysisId });
+    await until(() => local.events.some((e) => e.type === 'analysis.completed'), 5000, 'analysis to complete');
+    const expected = local.events.map((e) => e.id);
+    await until(() => got.filter((g) => g.id).length >= expected.length, 5000, 'events through Mosquitto');
+    assert.equal(got.filter((g) => g.id).map((g) => g.id), expected);
+    assert.ok(got.some((g) => g.topic === `tu/${gw}/sys/status`), 'online status');
+    await bus.close();
+    await local.bus.close();
+  } finally {
+    await agent.stop();
+    // Clear the retained status this test left on the shared broker.
+    await sub.publishAsync(`tu/${gw}/sys/status`, '', { retain: true, qos: 1 });
+    await sub.endAsync();
+  }
+});
+
+test.run();

@@ -1,0 +1,124 @@
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ManualClock, silentLogger } from '@tu/shared';
+import { Outbox, reconnectDelay, type OutboxOptions } from '@tu/agent';
+import { tmpDir } from './support/harness.js';
+
+const open = (over: Partial<OutboxOptions> = {}, file = path.join(tmpDir('tu-outbox-'), 'outbox.sqlite')) =>
+  Outbox.open({
+    file,
+    durability: 'full',
+    maxEvents: 1000,
+    maxBytes: 1024 * 1024,
+    maxAgeMs: 60_000,
+    whenFull: 'drop-oldest',
+    clock: over.clock ?? new ManualClock(),
+    logger: silentLogger(),
+    ...over,
+  });
+
+const ev = (i: number) => ({ id: `e${i}`, type: 'analysis.started' });
+const body = (i: number, pad = 0) => JSON.stringify({ id: `e${i}`, pad: 'x'.repeat(pad) });
+const ids = (ob: Outbox, n = 10_000) => ob.peek(0, n).map((r) => r.id);
+
+test('append, peek in order (committed rows only), ack deletes; survives reopen', async () => {
+  const file = path.join(tmpDir('tu-outbox-'), 'outbox.sqlite');
+  let ob = await open({}, file);
+  const seqs: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const r = ob.append(ev(i), body(i));
+    assert.ok(r.accepted);
+    if (r.accepted) seqs.push(r.seq);
+  }
+  assert.equal(ob.peek(0, 10), [], 'nothing handed out before the commit');
+  await ob.flush();
+  assert.equal(ids(ob), ['e0', 'e1', 'e2', 'e3', 'e4']);
+  assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!), 'monotonic seq');
+  assert.equal(ob.peek(seqs[1]!, 2).map((r) => r.id), ['e2', 'e3'], 'peek after a cursor, limited');
+  ob.ack(seqs[0]!);
+  ob.ack(seqs[2]!); // out of order: the head stays until e1 is acked
+  assert.is(ob.stats.depth, 3);
+  assert.equal(ids(ob), ['e1', 'e3', 'e4']);
+  await ob.close();
+  ob = await open({}, file);
+  assert.equal(ids(ob), ['e1', 'e3', 'e4'], 'acked rows stay deleted after reopening');
+  assert.is(ob.stats.delivered, 2, 'counters are persisted');
+  const r = ob.append(ev(5), body(5));
+  assert.ok(r.accepted && r.seq > seqs[4]!, 'seq keeps increasing after a restart');
+  await ob.close();
+});
+
+test('maxEvents with drop-oldest: oldest undelivered dropped and counted', async () => {
+  const ob = await open({ maxEvents: 3 });
+  for (let i = 0; i < 5; i++) ob.append(ev(i), body(i));
+  await ob.flush();
+  assert.equal(ids(ob), ['e2', 'e3', 'e4']);
+  assert.is(ob.stats.dropped, 2);
+  assert.is(ob.stats.refused, 0);
+  assert.ok(ob.stats.full);
+  await ob.close();
+});
+
+test('maxEvents with refuse-new: backlog kept, new events refused and counted', async () => {
+  const ob = await open({ maxEvents: 3, whenFull: 'refuse-new' });
+  const accepted = [0, 1, 2, 3, 4].map((i) => ob.append(ev(i), body(i)).accepted);
+  assert.equal(accepted, [true, true, true, false, false]);
+  await ob.flush();
+  assert.equal(ids(ob), ['e0', 'e1', 'e2']);
+  assert.is(ob.stats.refused, 2);
+  assert.is(ob.stats.dropped, 0);
+  // Delivering one makes room again.
+  ob.ack(ob.peek(0, 1)[0]!.seq);
+  assert.ok(ob.append(ev(5), body(5)).accepted);
+  await ob.flush();
+  assert.equal(ids(ob), ['e1', 'e2', 'e5']);
+  await ob.close();
+});
+
+test('maxBytes: both policies; an event larger than maxBytes is always refused', async () => {
+  const drop = await open({ maxBytes: 2048 });
+  for (let i = 0; i < 6; i++) drop.append(ev(i), body(i, 600));
+  await drop.flush();
+  assert.ok(drop.stats.bytes <= 2048, `bytes ${drop.stats.bytes}`);
+  assert.equal(ids(drop), ['e3', 'e4', 'e5']);
+  assert.is(drop.stats.dropped, 3);
+  assert.not.ok(drop.append(ev(9), body(9, 5000)).accepted);
+  assert.is(drop.stats.refused, 1);
+  await drop.close();
+  const refuse = await open({ maxBytes: 2048, whenFull: 'refuse-new' });
+  for (let i = 0; i < 6; i++) refuse.append(ev(i), body(i, 600));
+  await refuse.flush();
+  assert.equal(ids(refuse), ['e0', 'e1', 'e2']);
+  assert.is(refuse.stats.refused, 3);
+  await refuse.close();
+});
+
+test('maxAgeMs: undelivered events expire on the clock, counted apart from drops', async () => {
+  const clock = new ManualClock();
+  const ob = await open({ clock, maxAgeMs: 10_000 });
+  ob.append(ev(0), body(0));
+  clock.advance(4000);
+  ob.append(ev(1), body(1));
+  await ob.flush();
+  clock.advance(6500); // e0 is 10.5 s old, e1 6.5 s
+  await ob.flush();
+  assert.equal(ids(ob), ['e1']);
+  assert.is(ob.stats.expired, 1);
+  assert.is(ob.stats.oldestAt, clock.now() - 6500);
+  clock.advance(5000);
+  await ob.flush();
+  assert.equal(ids(ob), []);
+  assert.is(ob.stats.expired, 2);
+  assert.is(ob.stats.dropped, 0);
+  await ob.close();
+});
+
+test('reconnect backoff: exponential, capped, jittered within bounds', () => {
+  const p = { initialDelayMs: 100, maxDelayMs: 1000, jitter: 0.5 };
+  assert.equal([0, 1, 2, 3, 4, 10].map((a) => reconnectDelay(a, p, () => 0.5)), [100, 200, 400, 800, 1000, 1000]);
+  assert.is(reconnectDelay(0, p, () => 0), 50);
+  assert.is(reconnectDelay(20, p, () => 0.999999), 1500);
+});
+
+test.run();
