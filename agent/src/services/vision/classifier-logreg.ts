@@ -33,64 +33,75 @@ export function trainLogreg(
   const lr = opts.learningRate ?? 0.5;
   const n = x.length;
   const d = x[0]?.length ?? 0;
-  const counts = new Array<number>(numClasses).fill(0);
+  const C = numClasses;
+  const counts = new Array<number>(C).fill(0);
   for (const c of y) counts[c] = (counts[c] ?? 0) + 1;
   const present = counts.filter((c) => c > 0).length;
   const sw = y.map((c) => (opts.balanced === false ? 1 : n / (present * (counts[c] ?? 1))));
   const swSum = sw.reduce((a, b) => a + b, 0);
-  const W = Array.from({ length: numClasses }, () => new Float64Array(d));
-  const b = new Float64Array(numClasses);
-  const vW = Array.from({ length: numClasses }, () => new Float64Array(d));
-  const vb = new Float64Array(numClasses);
+  // Flat row-major buffers: X [n][d], W/look/v/g [C][d] (Float64 for stable sums).
+  const X = new Float64Array(n * d);
+  x.forEach((row, i) => {
+    for (let j = 0; j < d; j++) X[i * d + j] = row[j] ?? 0;
+  });
+  const W = new Float64Array(C * d);
+  const b = new Float64Array(C);
+  const vW = new Float64Array(C * d);
+  const vb = new Float64Array(C);
+  const look = new Float64Array(C * d);
+  const lookB = new Float64Array(C);
+  const gW = new Float64Array(C * d);
+  const gb = new Float64Array(C);
   const mom = 0.9;
-  const gW = Array.from({ length: numClasses }, () => new Float64Array(d));
-  const gb = new Float64Array(numClasses);
+  const p = new Float64Array(C);
   let loss = 0;
-  const logits = new Float64Array(numClasses);
   for (let it = 0; it < iters; it++) {
     // Nesterov look-ahead point
-    const lookW = W.map((w, c) => w.map((v, j) => v + mom * (vW[c]?.[j] ?? 0)));
-    const lookB = b.map((v, c) => v + mom * (vb[c] ?? 0));
-    for (const g of gW) g.fill(0);
+    for (let k = 0; k < C * d; k++) look[k] = (W[k] as number) + mom * (vW[k] as number);
+    for (let c = 0; c < C; c++) lookB[c] = (b[c] as number) + mom * (vb[c] as number);
+    gW.fill(0);
     gb.fill(0);
     loss = 0;
     for (let i = 0; i < n; i++) {
-      const xi = x[i] as Vec;
-      for (let c = 0; c < numClasses; c++) {
-        const w = lookW[c] as Float64Array;
-        let s = lookB[c] ?? 0;
-        for (let j = 0; j < d; j++) s += (w[j] ?? 0) * (xi[j] ?? 0);
-        logits[c] = s;
+      const xo = i * d;
+      let mx = -Infinity;
+      for (let c = 0; c < C; c++) {
+        const wo = c * d;
+        let s = lookB[c] as number;
+        for (let j = 0; j < d; j++) s += (look[wo + j] as number) * (X[xo + j] as number);
+        p[c] = s;
+        if (s > mx) mx = s;
       }
-      const p = softmax(Array.from(logits));
+      let z = 0;
+      for (let c = 0; c < C; c++) {
+        const e = Math.exp((p[c] as number) - mx);
+        p[c] = e;
+        z += e;
+      }
       const yi = y[i] ?? 0;
       const wi = (sw[i] ?? 1) / swSum;
-      loss -= wi * Math.log(Math.max(1e-12, p[yi] ?? 0));
-      for (let c = 0; c < numClasses; c++) {
-        const err = wi * ((p[c] ?? 0) - (c === yi ? 1 : 0));
+      loss -= wi * Math.log(Math.max(1e-12, (p[yi] as number) / z));
+      for (let c = 0; c < C; c++) {
+        const err = wi * ((p[c] as number) / z - (c === yi ? 1 : 0));
         if (err === 0) continue;
-        const g = gW[c] as Float64Array;
-        for (let j = 0; j < d; j++) g[j] = (g[j] ?? 0) + err * (xi[j] ?? 0);
-        gb[c] = (gb[c] ?? 0) + err;
+        const wo = c * d;
+        for (let j = 0; j < d; j++) gW[wo + j] = (gW[wo + j] as number) + err * (X[xo + j] as number);
+        gb[c] = (gb[c] as number) + err;
       }
     }
-    for (let c = 0; c < numClasses; c++) {
-      const w = lookW[c] as Float64Array;
-      const g = gW[c] as Float64Array;
-      const v = vW[c] as Float64Array;
-      const wc = W[c] as Float64Array;
-      for (let j = 0; j < d; j++) {
-        const grad = (g[j] ?? 0) + l2 * (w[j] ?? 0);
-        v[j] = mom * (v[j] ?? 0) - lr * grad;
-        wc[j] = (wc[j] ?? 0) + (v[j] ?? 0);
-        loss += 0.5 * l2 * (wc[j] ?? 0) ** 2;
-      }
-      vb[c] = mom * (vb[c] ?? 0) - lr * (gb[c] ?? 0);
-      b[c] = (b[c] ?? 0) + (vb[c] ?? 0);
+    for (let k = 0; k < C * d; k++) {
+      const grad = (gW[k] as number) + l2 * (look[k] as number);
+      vW[k] = mom * (vW[k] as number) - lr * grad;
+      W[k] = (W[k] as number) + (vW[k] as number);
+      loss += 0.5 * l2 * (W[k] as number) ** 2;
+    }
+    for (let c = 0; c < C; c++) {
+      vb[c] = mom * (vb[c] as number) - lr * (gb[c] as number);
+      b[c] = (b[c] as number) + (vb[c] as number);
     }
   }
   return {
-    parameters: { weights: W.map((w) => roundArray(w, 6)), bias: roundArray(b, 6) },
+    parameters: { weights: Array.from({ length: C }, (_, c) => roundArray(W.subarray(c * d, (c + 1) * d), 6)), bias: roundArray(b, 6) },
     finalLoss: loss,
   };
 }
