@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import sharp from 'sharp';
 import { loadAgentConfig } from '@tu/firmware-config';
 import { BusClient, silentLogger, type AnyEvent } from '@tu/shared';
 import { derivePassword, observerUsername, startAgent, type Agent } from '@tu/agent';
@@ -88,6 +89,17 @@ export default async function pipelineBench(): Promise<void> {
     const w = await post(photos[0]!);
     await waitFor(() => ended.has(w.id), 30_000);
     const rssLoaded = process.memoryUsage.rss();
+    const mem: string[] = [];
+    const MB = 2 ** 20;
+    const snapshot = async (label: string, analyses: number): Promise<void> => {
+      const m = process.memoryUsage();
+      const ws = await agent.recognizer()?.stats().catch(() => undefined);
+      const c = sharp.cache();
+      mem.push(
+        `| ${label} | ${analyses} | ${(m.rss / MB).toFixed(0)} | ${(m.heapUsed / MB).toFixed(0)} | ${(m.external / MB).toFixed(0)} | ${ws ? `${ws.heapUsedMB.toFixed(0)} / ${ws.externalMB.toFixed(0)}` : 'n/a'} | ${ws ? `${ws.numTensors} (${ws.tensorMB.toFixed(1)} MB)` : 'n/a'} | ${ws?.wasmHeapMB?.toFixed(0) ?? 'n/a'} | ${c.memory.current} MB, ${c.files.current} files, ${c.items.current} ops |`,
+      );
+    };
+    await snapshot('after loading (1 warm-up)', 1);
 
     // sequential: one photo at a time, latency breakdown
     const m = { decode: [] as number[], inference: [] as number[], recognition: [] as number[], comparison: [] as number[], metadata: [] as number[], intake: [] as number[], e2e: [] as number[] };
@@ -108,6 +120,7 @@ export default async function pipelineBench(): Promise<void> {
       for (const s of event.data.steps) if (s.durationMs !== undefined) m[s.step].push(s.durationMs);
     }
     const rssAfter = process.memoryUsage.rss();
+    await snapshot('after sequential pass', 1 + photos.length);
 
     // burst: every photo at once; event-loop delay of this (the agent's main) thread
     const h = monitorEventLoopDelay({ resolution: 10 });
@@ -117,6 +130,15 @@ export default async function pipelineBench(): Promise<void> {
     await waitFor(() => burst.every((b) => ended.has(b.id)), 120_000);
     const burstMs = performance.now() - tb;
     h.disable();
+    await snapshot('after burst', 1 + 2 * photos.length);
+    // steady state: two more sequential passes (~300, ~400 analyses); RSS must level off
+    for (let pass = 0; pass < 2; pass++) {
+      for (const p of photos) {
+        const { id } = await post(p);
+        await waitFor(() => ended.has(id), 30_000);
+      }
+      await snapshot(`after pass ${pass + 3}`, 1 + (3 + pass) * photos.length);
+    }
 
     console.log(`${photos.length} real photos (${IMAGES_DIR}), model ${agent.recognizer()?.info().model.id} on ${agent.recognizer()?.info().model.backend}, head: ${agent.recognizer()?.info().model.head ? 'yes' : 'none'}; ${failed} failed`);
     const rows: [string, number[]][] = [
@@ -132,6 +154,9 @@ export default async function pipelineBench(): Promise<void> {
     console.log(`${'stage'.padEnd(w1)}  median ms  p95 ms`);
     for (const [name, xs] of rows) console.log(`${name.padEnd(w1)}  ${f(q(xs, 0.5)).padStart(9)}  ${f(q(xs, 0.95)).padStart(6)}`);
     console.log(`RSS: before start ${(rss0 / 2 ** 20).toFixed(0)} MB, after loading ${(rssLoaded / 2 ** 20).toFixed(0)} MB, after ${photos.length} analyses ${(rssAfter / 2 ** 20).toFixed(0)} MB`);
+    console.log('| point | analyses | RSS MB | main heapUsed MB | main external MB | worker heapUsed / external MB | tfjs tensors | wasm heap MB | sharp cache |');
+    console.log('|---|---|---|---|---|---|---|---|---|');
+    for (const line of mem) console.log(line);
     console.log(
       `burst of ${photos.length} uploads at once: all ended in ${(burstMs / 1000).toFixed(1)} s; main-thread event-loop delay p50 ${f(h.percentile(50) / 1e6)} ms, p99 ${f(h.percentile(99) / 1e6)} ms, max ${f(h.max / 1e6)} ms`,
     );

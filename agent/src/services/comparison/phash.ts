@@ -9,6 +9,12 @@
 import sharp from 'sharp';
 import { ComparisonError } from './errors.js';
 
+// Memory: libvips' operation cache keeps decoded pipelines alive and every extra libvips
+// thread gets its own glibc malloc arena; on a 2-core gateway neither helps throughput
+// (measured in bench/pipeline.bench.ts). Process-wide settings, idempotent.
+sharp.cache(false);
+sharp.concurrency(1);
+
 export type HashInput = string | Buffer;
 
 async function greyPixels(input: HashInput, w: number, h: number): Promise<Uint8Array> {

@@ -7,6 +7,12 @@ import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { ImageDecodeError, ImageTooLargeError, MetadataError } from './errors.js';
 import type { ImageInput } from './types.js';
 
+// Memory: libvips' operation cache keeps decoded pipelines alive and every extra libvips
+// thread gets its own glibc malloc arena; on a 2-core gateway neither helps throughput
+// (measured in bench/pipeline.bench.ts). Process-wide settings, idempotent.
+sharp.cache(false);
+sharp.concurrency(1);
+
 export const DEFAULT_MAX_PIXELS = 50e6;
 /** Longest side of the analysis image. */
 export const ANALYSIS_SIDE = 512;

@@ -11,7 +11,7 @@ import type { BackendName } from './backend.js';
 import { deserializeError, WorkerError } from './errors.js';
 import type { FitMode, ImageInput } from './preprocess.js';
 import type { RecognitionResult, RecognizerInfo } from './types.js';
-import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
+import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-protocol.js';
 
 export interface RecognizerOptions {
   /** Directory holding model.json + labels.json (e.g. ../shared/models/mobilenet_v1_025_224_tfhub). */
@@ -29,6 +29,8 @@ export interface RecognizerOptions {
 export interface Recognizer {
   recognize(input: string | Buffer): Promise<RecognitionResult>;
   info(): RecognizerInfo;
+  /** Memory of the worker (heap, tfjs tensors, wasm heap), for benchmarks and diagnostics. */
+  stats(): Promise<WorkerStats>;
   dispose(): Promise<void>;
 }
 
@@ -102,7 +104,13 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
     worker.on('exit', onExit);
   });
 
+  const statsWaiters = new Map<number, (s: WorkerStats) => void>();
   worker.on('message', (m: FromWorker) => {
+    if (m.type === 'stats') {
+      statsWaiters.get(m.id)?.(m.stats);
+      statsWaiters.delete(m.id);
+      return;
+    }
     if (m.type !== 'result' && m.type !== 'error') return;
     const p = pending.get(m.id);
     if (!p) return;
@@ -119,6 +127,14 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
 
   return {
     info: () => info,
+    stats(): Promise<WorkerStats> {
+      if (closed || fatal) return Promise.reject(fatal ?? new WorkerError('RECOGNIZER_DISPOSED', 'recognizer was disposed'));
+      const id = nextId++;
+      return new Promise<WorkerStats>((resolve) => {
+        statsWaiters.set(id, resolve);
+        worker.postMessage({ type: 'stats', id } satisfies ToWorker);
+      });
+    },
     recognize(input: ImageInput): Promise<RecognitionResult> {
       if (closed) return Promise.reject(new WorkerError('RECOGNIZER_DISPOSED', 'recognizer was disposed; create a new one'));
       if (fatal) return Promise.reject(fatal);

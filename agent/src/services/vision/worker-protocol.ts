@@ -15,10 +15,24 @@ export interface WorkerInit {
 
 export type ToWorker =
   | { type: 'recognize'; id: number; path?: string; bytes?: Uint8Array }
+  | { type: 'stats'; id: number }
   | { type: 'close' };
+
+/** Memory of the worker thread: its V8 heap, tfjs tensors and the wasm heap. */
+export interface WorkerStats {
+  heapUsedMB: number;
+  heapTotalMB: number;
+  externalMB: number;
+  arrayBuffersMB: number;
+  numTensors: number;
+  tensorMB: number;
+  /** Size of the wasm backend's linear memory (grows, never shrinks); null on other backends. */
+  wasmHeapMB: number | null;
+}
 
 export type FromWorker =
   | { type: 'ready'; info: RecognizerInfo }
   | { type: 'init-error'; error: SerializedVisionError }
   | { type: 'result'; id: number; result: RecognitionResult }
-  | { type: 'error'; id: number; error: SerializedVisionError };
+  | { type: 'error'; id: number; error: SerializedVisionError }
+  | { type: 'stats'; id: number; stats: WorkerStats };

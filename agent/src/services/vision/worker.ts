@@ -4,9 +4,27 @@
  * Requests are processed one at a time (tfjs is single-threaded here).
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
 import { createVisionEngine, type VisionEngine } from './engine.js';
 import { serializeError } from './errors.js';
-import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
+import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-protocol.js';
+
+const MB = 2 ** 20;
+function stats(): WorkerStats {
+  const m = process.memoryUsage();
+  const t = tf.memory();
+  // The wasm backend keeps its module (with the linear memory) on the backend object.
+  const wasm = (tf.backend() as unknown as { wasm?: { HEAPU8?: { byteLength: number } } } | undefined)?.wasm?.HEAPU8;
+  return {
+    heapUsedMB: m.heapUsed / MB,
+    heapTotalMB: m.heapTotal / MB,
+    externalMB: m.external / MB,
+    arrayBuffersMB: m.arrayBuffers / MB,
+    numTensors: t.numTensors,
+    tensorMB: t.numBytes / MB,
+    wasmHeapMB: wasm ? wasm.byteLength / MB : null,
+  };
+}
 
 const port = parentPort;
 if (!port) throw new Error('vision worker.ts must be started as a worker thread');
@@ -29,6 +47,10 @@ port.on('message', (msg: ToWorker) => {
       engine = null;
       port.close();
     });
+    return;
+  }
+  if (msg.type === 'stats') {
+    queue = queue.then(() => post({ type: 'stats', id: msg.id, stats: stats() }));
     return;
   }
   queue = queue.then(async () => {
