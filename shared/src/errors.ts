@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   SERVICE_DISABLED: 'The service needed for this request is not running in this agent process.',
   STORAGE_FAILED: 'Writing to the data directory failed; check free space and permissions of dataDir.',
   INTERNAL_ERROR: 'Unexpected internal error; see the agent log.',
+  UI_NOT_BUILT: 'The web UI is not built; run `npm run build:ui` (npm start and npm test build it first).',
   // relay: gateway ingress, registry, dashboard clients
   UNKNOWN_GATEWAY: 'The gateway is not registered with the relay; add it with `npm run relay -- gateways add <id> --tenant <t>`.',
   COMMAND_REFUSED: 'Commands never leave a gateway; the relay accepts events only.',

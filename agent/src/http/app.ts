@@ -1,13 +1,16 @@
 import multipart from '@fastify/multipart';
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '@tu/shared';
 import { installErrorHandling } from './errors.js';
 import { registerImageParsers } from './read-image.js';
+import { eventsRoute } from './routes/events.js';
 import { analysesRoutes } from './routes/analyses.js';
 import { healthRoute } from './routes/health.js';
 import { imagesRoute } from './routes/images.js';
 import { machineRoutes } from './routes/machine.js';
 import { metricsRoute } from './routes/metrics.js';
+import { uiRoute } from './routes/ui.js';
 import type { AppDeps } from './sources.js';
 
 /** Builds the agent's HTTP API (no listen: tests use inject()). */
@@ -23,10 +26,13 @@ export async function buildApp(deps: AppDeps, opts: { logger?: Logger } = {}): P
   });
   registerImageParsers(app, deps.limits.maxUploadBytes);
   await app.register(multipart, { limits: { fileSize: deps.limits.maxUploadBytes, files: 1, fields: 4, parts: 5 } });
+  await app.register(websocket, { options: { maxPayload: 4096 } });
   imagesRoute(app, deps);
   analysesRoutes(app, deps);
   machineRoutes(app, deps);
   healthRoute(app, deps);
   metricsRoute(app, deps);
+  eventsRoute(app, deps);
+  uiRoute(app, deps);
   return app;
 }

@@ -1,5 +1,6 @@
 import type { BusClient } from '@tu/shared';
 import type { Broker } from '../broker/broker.js';
+import type { EventFeed } from './event-feed.js';
 import type { DeviceState } from '../device/state.js';
 import type { ReferenceRegistrar } from '../device/reference-registrar.js';
 import type { Intake } from '../intake/intake.js';
@@ -26,6 +27,12 @@ export interface AppDeps {
   recognizerInfo: () => RecognizerInfo | undefined;
   /** Which services run inside this process. */
   servicesInProcess: { vision: boolean; comparison: boolean; metadata: boolean };
+  /** Live events for the WebSocket feed (an observer bus client); absent: /api/v1/events closes with 1013. */
+  events?: EventFeed;
+  /** Per-client WebSocket send buffer limit before the client is dropped (default 1 MiB). */
+  eventsMaxBufferedBytes?: number;
+  /** Directory of the built technician UI (default agent/ui/dist). */
+  uiDir?: string;
   /** HTTP request counters, owned by the app. */
   startedAt: number;
 }

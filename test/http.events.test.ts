@@ -1,0 +1,116 @@
+import type { AddressInfo } from 'node:net';
+import type { Socket } from 'node:net';
+import Fastify from 'fastify';
+import websocket from '@fastify/websocket';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import WebSocket from 'ws';
+import type { Agent } from '@tu/agent';
+import type { AnyEvent, BusClient } from '@tu/shared';
+import { COMMAND_TYPES } from '@tu/shared';
+import type { EventFeed } from '../agent/src/http/event-feed.js';
+import { eventsRoute, WS_CLOSE_SLOW_CLIENT } from '../agent/src/http/routes/events.js';
+import type { AppDeps } from '../agent/src/http/sources.js';
+import { startAllHandlers, startTestAgent, until } from './support/harness.js';
+import { photoBytes } from './support/real.js';
+
+type Frame = { type: string; subject: string; data: Record<string, unknown> };
+type Ctx = { agent: Agent; handlers: BusClient[] };
+
+const connect = (url: string): Promise<{ ws: WebSocket; frames: Frame[] }> =>
+  new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    const frames: Frame[] = [];
+    ws.on('message', (raw) => frames.push(JSON.parse(String(raw)) as Frame));
+    ws.once('open', () => resolve({ ws, frames }));
+    ws.once('error', reject);
+  });
+const wsUrl = (agent: Agent) => `${agent.http.url.replace(/^http/, 'ws')}/api/v1/events`;
+const closed = (ws: WebSocket): Promise<{ code: number; reason: string }> =>
+  new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+
+const t = suite<Ctx>('http: WebSocket /api/v1/events (live events, never commands)');
+t.before(async (ctx) => {
+  ctx.agent = await startTestAgent();
+  ctx.handlers = await startAllHandlers(ctx.agent);
+});
+t.after(async (ctx) => {
+  for (const h of ctx.handlers) await h.close();
+  await ctx.agent.stop();
+});
+
+t('an upload shows up as its events, slimmed, in order; no command ever arrives', async (ctx) => {
+  const a = await connect(wsUrl(ctx.agent));
+  const b = await connect(wsUrl(ctx.agent));
+  const res = await ctx.agent.http.app.inject({ method: 'POST', url: '/api/v1/images', payload: photoBytes('forklift/imagenet_n03384352_forklift.jpg'), headers: { 'content-type': 'image/jpeg' } });
+  assert.is(res.statusCode, 202, res.body);
+  const { analysisId } = res.json<{ analysisId: string }>();
+  const done = (f: Frame[]) => f.some((e) => e.subject === analysisId && e.type === 'analysis.completed');
+  await until(() => done(a.frames) && done(b.frames), 10_000, 'analysis.completed on both sockets');
+  const mine = a.frames.filter((e) => e.subject === analysisId).map((e) => e.type);
+  assert.equal(mine, ['tu.image.uploaded', 'analysis.started', 'recognition.completed', 'comparison.completed', 'metadata.sorted', 'analysis.completed']);
+  assert.equal(b.frames.filter((e) => e.subject === analysisId).map((e) => e.type), mine);
+  for (const f of a.frames) assert.not.ok((COMMAND_TYPES as readonly string[]).includes(f.type), `command ${f.type} leaked`);
+  const rec = a.frames.find((e) => e.type === 'recognition.completed')!;
+  assert.not.ok('embedding' in (rec.data['result'] as object), 'embedding stripped from recognition.completed');
+  const end = a.frames.find((e) => e.type === 'analysis.completed' && e.subject === analysisId)!;
+  assert.not.ok('embedding' in ((end.data['results'] as Record<string, object>)['recognition'] ?? {}));
+  assert.ok((end.data['image'] as { thumbnail?: string }).thumbnail, 'terminal events keep the thumbnail');
+  const started = a.frames.find((e) => e.type === 'analysis.started')!;
+  assert.not.ok('thumbnail' in (started.data['image'] as object));
+  // Whatever a client sends is ignored; the socket keeps working.
+  a.ws.send(JSON.stringify({ type: 'analysis.recognition.request' }));
+  a.ws.close();
+  b.ws.close();
+  await until(() => a.ws.readyState === WebSocket.CLOSED && b.ws.readyState === WebSocket.CLOSED, 2000, 'closed');
+});
+
+t('closing the client removes its listener', async (ctx) => {
+  const { ws } = await connect(wsUrl(ctx.agent));
+  ws.close();
+  await closed(ws);
+  // the HTTP app keeps serving
+  const h = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/health' });
+  assert.is(h.statusCode, 200);
+});
+
+t.run();
+
+// ---------------------------------------------------------------------------
+const slow = suite('http: /api/v1/events drops a client that does not read');
+
+slow('a paused client is closed with 4008 once its send buffer is over the limit; listener removed', async () => {
+  const listeners = new Set<(e: AnyEvent) => void>();
+  const feed: EventFeed = {
+    subscribe: (l) => (listeners.add(l), () => listeners.delete(l)),
+    get listeners() {
+      return listeners.size;
+    },
+    stop: async () => listeners.clear(),
+  };
+  const app = Fastify();
+  await app.register(websocket);
+  eventsRoute(app, { events: feed, eventsMaxBufferedBytes: 64 * 1024 } as unknown as AppDeps);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (app.server.address() as AddressInfo).port;
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/api/v1/events`);
+  await new Promise((r) => ws.once('open', r));
+  (ws as unknown as { _socket: Socket })._socket.pause();
+  await until(() => listeners.size === 1, 2000, 'listener');
+  const big: AnyEvent = {
+    specversion: '1.0', id: 'x', source: '/gateways/gw/intake', type: 'tu.image.uploaded', time: new Date().toISOString(), subject: 'abcdefgh', datacontenttype: 'application/json',
+    data: { analysisId: 'abcdefgh', gatewayId: 'gw', image: { sha256: 'a'.repeat(64), contentType: 'image/jpeg', bytes: 1 }, uploadedAt: new Date().toISOString(), via: 'api', pad: 'x'.repeat(200_000) },
+  } as unknown as AnyEvent;
+  const close = closed(ws);
+  for (let i = 0; i < 2000 && listeners.size > 0; i++) {
+    for (const l of [...listeners]) l(big);
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.is(listeners.size, 0, 'listener removed');
+  (ws as unknown as { _socket: Socket })._socket.resume();
+  const c = await close;
+  assert.is(c.code, WS_CLOSE_SLOW_CLIENT);
+  await app.close();
+});
+
+slow.run();
