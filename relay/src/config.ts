@@ -1,0 +1,143 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+export const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+const port = z.number().int().min(0).max(65535);
+
+export const relayConfigSchema = z
+  .object({
+    dataDir: z.string().min(1).default('.data/relay'),
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+    http: z.object({ host: z.string().min(1).default('0.0.0.0'), port: port.default(8090) }).prefault({}),
+    ingress: z
+      .object({
+        mode: z.enum(['embedded', 'external']).default('embedded'),
+        /** Embedded broker TCP port (MQTT 3.1.1; WebSocket at /mqtt on the HTTP port). */
+        host: z.string().min(1).default('0.0.0.0'),
+        port: port.default(1885),
+        /** External broker URL (mqtt://, mqtts://, ws://, wss://), required in external mode. */
+        url: z.string().regex(/^(mqtts?|wss?):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL').optional(),
+        username: z.string().min(1).optional(),
+        password: z.string().min(1).optional(),
+        /** Client id of the relay's session on the external broker (persistent session: QoS 1 messages wait while the relay is down). */
+        clientId: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default('tu-relay'),
+        maxPayloadBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(512 * 1024),
+      })
+      .prefault({})
+      .refine((i) => i.mode !== 'external' || i.url, { message: 'ingress.url is required when ingress.mode is external', path: ['url'] }),
+    storage: z
+      .object({
+        /** `sqlite:PATH` (default `{dataDir}/relay.sqlite`) or `postgres://...` (optional `?schema=NAME`). */
+        url: z.string().regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'must start with sqlite: or postgres://').optional(),
+        /** Events waiting to be written; when full, gateways' acknowledgements wait (back-pressure), fan-out does not. */
+        queueMax: z.number().int().min(1).max(1_000_000).default(10_000),
+        batchMax: z.number().int().min(1).max(10_000).default(200),
+      })
+      .prefault({}),
+    jwt: z
+      .object({
+        secret: z.string().min(16, 'jwt.secret must be at least 16 characters').optional(),
+        publicKey: z.string().includes('BEGIN PUBLIC KEY', { message: 'jwt.publicKey must be a PEM (SPKI) public key' }).optional(),
+        algorithm: z.enum(['HS256', 'RS256', 'ES256', 'EdDSA']).optional(),
+        issuer: z.string().min(1).optional(),
+        audience: z.string().min(1).optional(),
+      })
+      .prefault({})
+      .refine((j) => j.secret || j.publicKey, { message: 'set jwt.secret (HS256) or jwt.publicKey', path: ['secret'] }),
+    /** Optional JSON file of tenants and gateways imported at start (see README). */
+    registryFile: z.string().min(1).optional(),
+    /** Redis for cross-instance subscription fan-out (mqemitter-redis). */
+    redis: z.object({ url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL') }).optional(),
+    /** Recent event ids kept in memory to drop duplicates before fan-out. */
+    dedupWindow: z.number().int().min(100).max(10_000_000).default(100_000),
+  })
+  .strict();
+
+export type RelayConfig = z.output<typeof relayConfigSchema>;
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(
+    message: string,
+    readonly problems: { field: string; message: string; from?: string }[] = [],
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'number' }> = {
+  TU_RELAY_DATA_DIR: { path: ['dataDir'], type: 'string' },
+  TU_RELAY_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
+  TU_RELAY_HTTP_HOST: { path: ['http', 'host'], type: 'string' },
+  TU_RELAY_HTTP_PORT: { path: ['http', 'port'], type: 'number' },
+  TU_RELAY_INGRESS_MODE: { path: ['ingress', 'mode'], type: 'string' },
+  TU_RELAY_MQTT_PORT: { path: ['ingress', 'port'], type: 'number' },
+  TU_RELAY_MQTT_URL: { path: ['ingress', 'url'], type: 'string' },
+  TU_RELAY_MQTT_USERNAME: { path: ['ingress', 'username'], type: 'string' },
+  TU_RELAY_MQTT_PASSWORD: { path: ['ingress', 'password'], type: 'string' },
+  TU_RELAY_STORAGE_URL: { path: ['storage', 'url'], type: 'string' },
+  TU_RELAY_JWT_SECRET: { path: ['jwt', 'secret'], type: 'string' },
+  TU_RELAY_JWT_ISSUER: { path: ['jwt', 'issuer'], type: 'string' },
+  TU_RELAY_JWT_AUDIENCE: { path: ['jwt', 'audience'], type: 'string' },
+  TU_RELAY_REGISTRY_FILE: { path: ['registryFile'], type: 'string' },
+  TU_RELAY_REDIS_URL: { path: ['redis', 'url'], type: 'string' },
+};
+
+/** The storage URL, defaulting to SQLite in the data directory. */
+export const storageUrl = (c: RelayConfig): string => c.storage.url ?? `sqlite:${path.join(c.dataDir, 'relay.sqlite')}`;
+
+/**
+ * Reads the JSON config file, applies environment overrides (TU_RELAY_*), validates, and
+ * returns the config or throws a ConfigError naming every bad field and where it came from.
+ */
+export function loadRelayConfig(opts: { file?: string; env?: Env; overrides?: Record<string, unknown> } = {}): RelayConfig {
+  const env = opts.env ?? process.env;
+  let raw: Record<string, unknown> = {};
+  if (opts.file) {
+    let text: string;
+    try {
+      text = fs.readFileSync(opts.file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${opts.file}: ${(err as Error).message}`);
+    }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('top level must be an object');
+      raw = parsed as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`config file ${opts.file} is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  const origin = new Map<string, string>();
+  for (const [name, spec] of Object.entries(ENV_OVERRIDES)) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    setPath(raw, spec.path, spec.type === 'number' && /^-?\d+$/.test(v.trim()) ? Number(v) : v);
+    origin.set(spec.path.join('.'), `env ${name}`);
+  }
+  for (const [k, v] of Object.entries(opts.overrides ?? {})) setPath(raw, k.split('.'), v);
+  const res = relayConfigSchema.safeParse(raw);
+  if (res.success) return res.data;
+  const problems = res.error.issues.map((i) => {
+    const field = i.path.map(String).join('.') || '(root)';
+    const from = origin.get(field);
+    return { field, message: i.message, ...(from ? { from } : {}) };
+  });
+  const lines = problems.map((p) => `  - ${p.field}: ${p.message}${p.from ? ` (from ${p.from})` : ''}`);
+  throw new ConfigError(`invalid relay configuration${opts.file ? ` in ${opts.file}` : ''}:\n${lines.join('\n')}`, problems);
+}
+
+function setPath(obj: Record<string, unknown>, p: string[], value: unknown): void {
+  let cur = obj;
+  for (const key of p.slice(0, -1)) {
+    const next = cur[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) cur[key] = {};
+    cur = cur[key] as Record<string, unknown>;
+  }
+  cur[p[p.length - 1]!] = value;
+}

@@ -1,0 +1,63 @@
+import { TuError } from '@tu/shared';
+import { ID_RE } from '../config.js';
+import type { GatewayRow, Storage } from '../storage/types.js';
+import { generateSecret, hashSecret, VerifiedCache } from './secrets.js';
+
+export interface GatewayInfo {
+  id: string;
+  tenantId: string;
+  name: string | null;
+}
+
+/**
+ * Tenants and gateways (with scrypt-hashed secrets), kept in the relay storage. Gateways are
+ * cached in memory once seen (ingress and tenant checks are on the hot path); a miss reads storage.
+ */
+export class Registry {
+  #gateways = new Map<string, GatewayRow>();
+  #verified = new VerifiedCache();
+  constructor(private readonly storage: Storage) {}
+
+  async addTenant(id: string, name?: string): Promise<void> {
+    if (!ID_RE.test(id)) throw new TuError('INVALID_REQUEST', 'tenant id: 1-64 characters A-Z a-z 0-9 _ -');
+    await this.storage.addTenant({ id, name: name ?? null });
+  }
+
+  /** Registers a gateway; returns the generated secret (store it on the gateway; it is not kept in clear). */
+  async addGateway(id: string, tenantId: string, opts: { name?: string; secret?: string } = {}): Promise<string> {
+    if (!ID_RE.test(id)) throw new TuError('INVALID_REQUEST', 'gateway id: 1-64 characters A-Z a-z 0-9 _ -');
+    const secret = opts.secret ?? generateSecret();
+    await this.storage.addGateway({ id, tenantId, name: opts.name ?? null, secretHash: await hashSecret(secret) });
+    return secret;
+  }
+
+  /** The gateway, from cache or storage (undefined when unknown). */
+  async gateway(id: string): Promise<GatewayInfo | undefined> {
+    const cached = this.#gateways.get(id);
+    if (cached) return cached;
+    if (!ID_RE.test(id)) return undefined;
+    const row = await this.storage.getGateway(id);
+    if (row) this.#gateways.set(id, row);
+    return row;
+  }
+
+  /** The cached gateway, when it has been seen already (synchronous hot path). */
+  cached(id: string): GatewayInfo | undefined {
+    return this.#gateways.get(id);
+  }
+
+  async authenticate(id: string, secret: string): Promise<GatewayInfo | undefined> {
+    if (!ID_RE.test(id)) return undefined;
+    const row = this.#gateways.get(id) ?? (await this.storage.getGateway(id));
+    if (!row) return undefined;
+    this.#gateways.set(id, row);
+    return (await this.#verified.verify(id, secret, row.secretHash)) ? row : undefined;
+  }
+
+  /** Warms the cache (at start). */
+  async load(): Promise<number> {
+    const rows = await this.storage.allGateways();
+    for (const r of rows) this.#gateways.set(r.id, r);
+    return rows.length;
+  }
+}

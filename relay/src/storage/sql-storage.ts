@@ -1,0 +1,288 @@
+import { TuError } from '@tu/shared';
+import { containsPattern, decodeCursor, encodeCursor } from './cursor.js';
+import type { Db, SqlValue } from './db.js';
+import { migrate } from './migrate.js';
+import type {
+  AnalysisFilter,
+  AnalysisRow,
+  AnalysisStatus,
+  EventEffects,
+  GatewayFilter,
+  GatewayRow,
+  GeoPosition,
+  MachineFilter,
+  MachineRow,
+  Page,
+  Storage,
+  StoredEvent,
+  TenantRow,
+} from './types.js';
+
+interface GatewayRec { id: string; tenant_id: string; name: string | null; secret_hash: string; online: number | string; last_seen: string | null; created_at: string }
+interface MachineRec { id: string; tenant_id: string; gateway_id: string; type: string | null; brand: string | null; model: string | null; serial_number: string | null; name: string | null; last_seen: string | null; last_position: string | null; latest_thumbnail: string | null }
+interface AnalysisRec { id: string; tenant_id: string; gateway_id: string; machine_id: string; status: string; steps: string | null; results: string | null; failure: string | null; started_at: string | null; ended_at: string | null; sort_time: string }
+
+const json = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v));
+const parse = (s: string | null): unknown => (s === null ? null : (JSON.parse(s) as unknown));
+
+const toGateway = (r: GatewayRec): GatewayRow => ({ id: r.id, tenantId: r.tenant_id, name: r.name, secretHash: r.secret_hash, online: Number(r.online) === 1, lastSeen: r.last_seen, createdAt: r.created_at });
+const toMachine = (r: MachineRec): MachineRow => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  gatewayId: r.gateway_id,
+  type: r.type,
+  brand: r.brand,
+  model: r.model,
+  serialNumber: r.serial_number,
+  name: r.name,
+  lastSeen: r.last_seen,
+  lastPosition: parse(r.last_position) as GeoPosition | null,
+  latestThumbnail: r.latest_thumbnail,
+});
+const toAnalysis = (r: AnalysisRec): AnalysisRow => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  gatewayId: r.gateway_id,
+  machineId: r.machine_id,
+  status: r.status as AnalysisStatus,
+  steps: parse(r.steps),
+  results: parse(r.results),
+  failure: parse(r.failure),
+  startedAt: r.started_at,
+  endedAt: r.ended_at,
+  sortTime: r.sort_time,
+});
+
+function page<R, T>(rows: R[], first: number, map: (r: R) => T): Page<T> {
+  return { items: rows.slice(0, first).map(map), hasNextPage: rows.length > first };
+}
+
+const isUniqueViolation = (err: unknown): boolean => {
+  const e = err as { code?: string; message?: string };
+  return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || /UNIQUE constraint failed/.test(e.message ?? '');
+};
+
+const NEWER = (): string => `CASE WHEN excluded.last_seen IS NOT NULL AND (machines.last_seen IS NULL OR excluded.last_seen >= machines.last_seen)`;
+
+/** The machine-storage and registry queries, the same SQL on SQLite and PostgreSQL. */
+export class SqlStorage implements Storage {
+  #applied: number[] = [];
+  private constructor(private readonly db: Db) {}
+
+  get kind(): 'sqlite' | 'postgres' {
+    return this.db.kind;
+  }
+
+  static async open(db: Db): Promise<SqlStorage> {
+    const s = new SqlStorage(db);
+    s.#applied = await migrate(db);
+    return s;
+  }
+
+  async migrations(): Promise<number[]> {
+    return this.#applied;
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await this.db.all('SELECT 1 AS ok');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async addTenant(t: { id: string; name?: string | null }): Promise<void> {
+    try {
+      await this.db.run('INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)', [t.id, t.name ?? null, new Date().toISOString()]);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new TuError('REGISTRY_CONFLICT', `tenant ${t.id} already exists`);
+      throw err;
+    }
+  }
+
+  async listTenants(): Promise<TenantRow[]> {
+    const rows = await this.db.all<{ id: string; name: string | null; created_at: string }>('SELECT id, name, created_at FROM tenants ORDER BY id');
+    return rows.map((r) => ({ id: r.id, name: r.name, createdAt: r.created_at }));
+  }
+
+  async addGateway(g: { id: string; tenantId: string; name?: string | null; secretHash: string }): Promise<void> {
+    const tenant = await this.db.all('SELECT id FROM tenants WHERE id = ?', [g.tenantId]);
+    if (tenant.length === 0) throw new TuError('UNKNOWN_TENANT', `no tenant ${g.tenantId}; add it first with \`tenants add ${g.tenantId}\``);
+    try {
+      await this.db.run('INSERT INTO gateways (id, tenant_id, name, secret_hash, online, last_seen, created_at) VALUES (?, ?, ?, ?, 0, NULL, ?)', [
+        g.id,
+        g.tenantId,
+        g.name ?? null,
+        g.secretHash,
+        new Date().toISOString(),
+      ]);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new TuError('REGISTRY_CONFLICT', `gateway ${g.id} already exists`);
+      throw err;
+    }
+  }
+
+  async getGateway(id: string): Promise<GatewayRow | undefined> {
+    const [r] = await this.db.all<GatewayRec>('SELECT * FROM gateways WHERE id = ?', [id]);
+    return r ? toGateway(r) : undefined;
+  }
+
+  async allGateways(): Promise<GatewayRow[]> {
+    return (await this.db.all<GatewayRec>('SELECT * FROM gateways ORDER BY id')).map(toGateway);
+  }
+
+  async listGateways(f: GatewayFilter): Promise<Page<GatewayRow>> {
+    const where = ['tenant_id = ?'];
+    const params: SqlValue[] = [f.tenantId];
+    if (f.search) {
+      where.push("(lower(id) LIKE ? ESCAPE '\\' OR lower(coalesce(name, '')) LIKE ? ESCAPE '\\')");
+      params.push(containsPattern(f.search), containsPattern(f.search));
+    }
+    if (f.after) {
+      where.push('id > ?');
+      params.push(decodeCursor(f.after, 1)[0]!);
+    }
+    const rows = await this.db.all<GatewayRec>(`SELECT * FROM gateways WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`, [...params, f.first + 1]);
+    return page(rows, f.first, toGateway);
+  }
+
+  async setGatewayPresence(id: string, online: boolean, at: string): Promise<void> {
+    await this.db.run('UPDATE gateways SET online = ?, last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen <= ?)', [online ? 1 : 0, at, id, at]);
+  }
+
+  async recordEvents(batch: { event: StoredEvent; effects: EventEffects }[]): Promise<('stored' | 'duplicate')[]> {
+    return this.db.tx(async (t) => {
+      const out: ('stored' | 'duplicate')[] = [];
+      for (const { event: e, effects } of batch) {
+        const n = await t.run(
+          'INSERT INTO events (id, tenant_id, gateway_id, type, subject, time, received_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING',
+          [e.id, e.tenantId, e.gatewayId, e.type, e.subject, e.time, e.receivedAt, JSON.stringify(e.data)],
+        );
+        if (n === 0) {
+          out.push('duplicate');
+          continue;
+        }
+        out.push('stored');
+        if (effects.machine) await this.#upsertMachine(t, effects.machine);
+        if (effects.analysis) await this.#putAnalysis(t, effects.analysis.row, effects.analysis.mode);
+      }
+      return out;
+    });
+  }
+
+  async #upsertMachine(t: Db, m: NonNullable<EventEffects['machine']>): Promise<void> {
+    const newer = NEWER();
+    await t.run(
+      `INSERT INTO machines (id, tenant_id, gateway_id, type, brand, model, serial_number, name, last_seen, last_position, latest_thumbnail)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET
+         gateway_id = excluded.gateway_id,
+         type = coalesce(excluded.type, machines.type),
+         brand = coalesce(excluded.brand, machines.brand),
+         model = coalesce(excluded.model, machines.model),
+         serial_number = coalesce(excluded.serial_number, machines.serial_number),
+         name = coalesce(excluded.name, machines.name),
+         last_position = ${newer} THEN coalesce(excluded.last_position, machines.last_position) ELSE machines.last_position END,
+         latest_thumbnail = ${newer} THEN coalesce(excluded.latest_thumbnail, machines.latest_thumbnail) ELSE machines.latest_thumbnail END,
+         last_seen = ${newer} THEN excluded.last_seen ELSE machines.last_seen END
+       WHERE machines.tenant_id = excluded.tenant_id`,
+      [m.id, m.tenantId, m.gatewayId, m.type ?? null, m.brand ?? null, m.model ?? null, m.serialNumber ?? null, m.name ?? null, m.seenAt ?? null, json(m.lastPosition), m.thumbnail ?? null],
+    );
+  }
+
+  async #putAnalysis(t: Db, a: AnalysisRow, mode: 'insert-only' | 'upsert'): Promise<void> {
+    const conflict =
+      mode === 'insert-only'
+        ? 'DO NOTHING'
+        : `DO UPDATE SET machine_id = excluded.machine_id, status = excluded.status, steps = excluded.steps, results = excluded.results,
+             failure = excluded.failure, started_at = coalesce(excluded.started_at, analyses.started_at), ended_at = excluded.ended_at, sort_time = excluded.sort_time
+           WHERE analyses.tenant_id = excluded.tenant_id`;
+    await t.run(
+      `INSERT INTO analyses (id, tenant_id, gateway_id, machine_id, status, steps, results, failure, started_at, ended_at, sort_time)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) ${conflict}`,
+      [a.id, a.tenantId, a.gatewayId, a.machineId, a.status, json(a.steps), json(a.results), json(a.failure), a.startedAt, a.endedAt, a.sortTime],
+    );
+  }
+
+  async recentEventIds(limit: number): Promise<string[]> {
+    const rows = await this.db.all<{ id: string }>('SELECT id FROM events ORDER BY received_at DESC LIMIT ?', [limit]);
+    return rows.map((r) => r.id).reverse();
+  }
+
+  async countEvents(f: { gatewayId?: string } = {}): Promise<number> {
+    const rows = f.gatewayId
+      ? await this.db.all<{ n: number | string }>('SELECT count(*) AS n FROM events WHERE gateway_id = ?', [f.gatewayId])
+      : await this.db.all<{ n: number | string }>('SELECT count(*) AS n FROM events');
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async getMachine(tenantId: string, id: string): Promise<MachineRow | undefined> {
+    const [r] = await this.db.all<MachineRec>('SELECT * FROM machines WHERE tenant_id = ? AND id = ?', [tenantId, id]);
+    return r ? toMachine(r) : undefined;
+  }
+
+  async listMachines(f: MachineFilter): Promise<Page<MachineRow>> {
+    const where = ['tenant_id = ?'];
+    const params: SqlValue[] = [f.tenantId];
+    if (f.gatewayId) {
+      where.push('gateway_id = ?');
+      params.push(f.gatewayId);
+    }
+    if (f.type) {
+      where.push('lower(type) = ?');
+      params.push(f.type.toLowerCase());
+    }
+    if (f.search) {
+      where.push(
+        "lower(coalesce(name, '') || ' ' || coalesce(brand, '') || ' ' || coalesce(model, '') || ' ' || coalesce(serial_number, '') || ' ' || coalesce(type, '') || ' ' || id) LIKE ? ESCAPE '\\'",
+      );
+      params.push(containsPattern(f.search));
+    }
+    if (f.after) {
+      where.push('id > ?');
+      params.push(decodeCursor(f.after, 1)[0]!);
+    }
+    const rows = await this.db.all<MachineRec>(`SELECT * FROM machines WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`, [...params, f.first + 1]);
+    return page(rows, f.first, toMachine);
+  }
+
+  async getAnalysis(tenantId: string, id: string): Promise<AnalysisRow | undefined> {
+    const [r] = await this.db.all<AnalysisRec>('SELECT * FROM analyses WHERE tenant_id = ? AND id = ?', [tenantId, id]);
+    return r ? toAnalysis(r) : undefined;
+  }
+
+  /** Newest first (sort_time, id descending). */
+  async listAnalyses(f: AnalysisFilter): Promise<Page<AnalysisRow>> {
+    const where = ['tenant_id = ?'];
+    const params: SqlValue[] = [f.tenantId];
+    for (const [col, v] of [
+      ['gateway_id', f.gatewayId],
+      ['machine_id', f.machineId],
+      ['status', f.status],
+    ] as const) {
+      if (v) {
+        where.push(`${col} = ?`);
+        params.push(v);
+      }
+    }
+    if (f.after) {
+      const [time, id] = decodeCursor(f.after, 2) as [string, string];
+      where.push('(sort_time < ? OR (sort_time = ? AND id < ?))');
+      params.push(time, time, id);
+    }
+    const rows = await this.db.all<AnalysisRec>(`SELECT * FROM analyses WHERE ${where.join(' AND ')} ORDER BY sort_time DESC, id DESC LIMIT ?`, [...params, f.first + 1]);
+    return page(rows, f.first, toAnalysis);
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}
+
+/** Cursor of a row for the page orderings above. */
+export const cursorOf = {
+  gateway: (g: GatewayRow): string => encodeCursor([g.id]),
+  machine: (m: MachineRow): string => encodeCursor([m.id]),
+  analysis: (a: AnalysisRow): string => encodeCursor([a.sortTime, a.id]),
+};

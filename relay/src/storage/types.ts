@@ -1,0 +1,150 @@
+/** Rows and the one storage interface the relay uses; SQLite and PostgreSQL implement it. */
+
+export interface TenantRow {
+  id: string;
+  name: string | null;
+  createdAt: string;
+}
+
+export interface GatewayRow {
+  id: string;
+  tenantId: string;
+  name: string | null;
+  secretHash: string;
+  online: boolean;
+  lastSeen: string | null;
+  createdAt: string;
+}
+
+export interface GeoPosition {
+  latitude: number;
+  longitude: number;
+  altitude?: number;
+}
+
+export interface MachineRow {
+  id: string;
+  tenantId: string;
+  gatewayId: string;
+  type: string | null;
+  brand: string | null;
+  model: string | null;
+  serialNumber: string | null;
+  name: string | null;
+  lastSeen: string | null;
+  lastPosition: GeoPosition | null;
+  latestThumbnail: string | null;
+}
+
+export type AnalysisStatus = 'running' | 'completed' | 'failed';
+
+export interface AnalysisRow {
+  id: string;
+  tenantId: string;
+  gatewayId: string;
+  machineId: string;
+  status: AnalysisStatus;
+  steps: unknown;
+  results: unknown;
+  failure: unknown;
+  startedAt: string | null;
+  endedAt: string | null;
+  /** Sort key: endedAt, else startedAt (ISO, UTC). */
+  sortTime: string;
+}
+
+/** An accepted event as stored (the dedup record). */
+export interface StoredEvent {
+  id: string;
+  tenantId: string;
+  gatewayId: string;
+  type: string;
+  subject: string;
+  time: string;
+  receivedAt: string;
+  data: unknown;
+}
+
+/** Machine fields an event sets; null/undefined leaves the stored value. `seenAt` orders updates. */
+export interface MachineUpsert {
+  id: string;
+  tenantId: string;
+  gatewayId: string;
+  type?: string | null;
+  brand?: string | null;
+  model?: string | null;
+  serialNumber?: string | null;
+  name?: string | null;
+  /** When set, lastSeen/lastPosition/latestThumbnail move only if this is newer than what is stored. */
+  seenAt?: string | null;
+  lastPosition?: GeoPosition | null;
+  thumbnail?: string | null;
+}
+
+/** What one event does to the machine storage beyond being recorded. */
+export interface EventEffects {
+  machine?: MachineUpsert;
+  /** `insert-only` (analysis.started: never overwrite a finished analysis) or `upsert`. */
+  analysis?: { row: AnalysisRow; mode: 'insert-only' | 'upsert' };
+}
+
+export interface Page<T> {
+  items: T[];
+  hasNextPage: boolean;
+}
+
+export interface PageArgs {
+  first: number;
+  /** Opaque keyset cursor from a previous page (see cursor.ts). */
+  after?: string | undefined;
+}
+
+export interface MachineFilter extends PageArgs {
+  tenantId: string;
+  gatewayId?: string | undefined;
+  type?: string | undefined;
+  search?: string | undefined;
+  ids?: string[] | undefined;
+}
+
+export interface AnalysisFilter extends PageArgs {
+  tenantId: string;
+  gatewayId?: string | undefined;
+  machineId?: string | undefined;
+  status?: AnalysisStatus | undefined;
+}
+
+export interface GatewayFilter extends PageArgs {
+  tenantId: string;
+  search?: string | undefined;
+}
+
+export interface Storage {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Applied migration versions, in order. */
+  migrations(): Promise<number[]>;
+  ping(): Promise<boolean>;
+
+  addTenant(t: { id: string; name?: string | null }): Promise<void>;
+  listTenants(): Promise<TenantRow[]>;
+  addGateway(g: { id: string; tenantId: string; name?: string | null; secretHash: string }): Promise<void>;
+  getGateway(id: string): Promise<GatewayRow | undefined>;
+  listGateways(f: GatewayFilter): Promise<Page<GatewayRow>>;
+  allGateways(): Promise<GatewayRow[]>;
+  setGatewayPresence(id: string, online: boolean, at: string): Promise<void>;
+
+  /**
+   * Records a batch of events in one transaction; each event's effects are applied only when
+   * its id is new. Returns, per event, whether it was stored or a duplicate.
+   */
+  recordEvents(batch: { event: StoredEvent; effects: EventEffects }[]): Promise<('stored' | 'duplicate')[]>;
+  recentEventIds(limit: number): Promise<string[]>;
+  countEvents(f?: { gatewayId?: string }): Promise<number>;
+
+  getMachine(tenantId: string, id: string): Promise<MachineRow | undefined>;
+  listMachines(f: MachineFilter): Promise<Page<MachineRow>>;
+  getAnalysis(tenantId: string, id: string): Promise<AnalysisRow | undefined>;
+  listAnalyses(f: AnalysisFilter): Promise<Page<AnalysisRow>>;
+
+  close(): Promise<void>;
+}

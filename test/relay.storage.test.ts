@@ -1,0 +1,156 @@
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { TuError } from '@tu/shared';
+import { effectsOf, openStorage, storedEvent, type Storage } from '@tu/relay';
+import { analysisFlow, dropPgSchema, PG_BASE, pgSchemaName, type Envelope } from './support/relay.js';
+import { tmpDir } from './support/harness.js';
+import type { CloudEvent } from '@tu/shared';
+
+/** The same storage suite on SQLite and on PostgreSQL (a fresh schema per run, dropped after). */
+function storageSuite(name: string, open: () => Promise<{ storage: Storage; url: string; cleanup: () => Promise<void> }>) {
+  type Ctx = { storage: Storage; url: string; cleanup: () => Promise<void> };
+  const test = suite<Ctx>(`relay storage: ${name}`);
+  test.before(async (ctx) => {
+    Object.assign(ctx, await open());
+  });
+  test.after(async (ctx) => {
+    await ctx.storage.close();
+    await ctx.cleanup();
+  });
+
+  const record = (s: Storage, evs: Envelope[], gw = 'gw-a', tenant = 't1') =>
+    s.recordEvents(evs.map((e) => ({ event: storedEvent(e as unknown as CloudEvent, gw, tenant, new Date().toISOString()), effects: effectsOf(e as unknown as CloudEvent, gw, tenant) })));
+
+  test('migrations are applied once and recorded; reopening applies nothing new', async (ctx) => {
+    assert.equal(await ctx.storage.migrations(), [1]);
+    const again = await openStorage(ctx.url);
+    assert.equal(await again.migrations(), [1]);
+    await again.close();
+  });
+
+  test('registry: tenants and gateways; conflicts and unknown tenants are typed errors', async (ctx) => {
+    await ctx.storage.addTenant({ id: 't1', name: 'Tenant one' });
+    await ctx.storage.addTenant({ id: 't2' });
+    await ctx.storage.addGateway({ id: 'gw-a', tenantId: 't1', name: 'Yard A', secretHash: 'scrypt$x' });
+    await ctx.storage.addGateway({ id: 'gw-b', tenantId: 't1', name: 'Yard B', secretHash: 'scrypt$x' });
+    await ctx.storage.addGateway({ id: 'gw-z', tenantId: 't2', secretHash: 'scrypt$x' });
+    const codeOf = async (p: Promise<unknown>) => p.then(() => 'ok', (e: unknown) => (e instanceof TuError ? e.code : String(e)));
+    assert.is(await codeOf(ctx.storage.addTenant({ id: 't1' })), 'REGISTRY_CONFLICT');
+    assert.is(await codeOf(ctx.storage.addGateway({ id: 'gw-a', tenantId: 't1', secretHash: 'h' })), 'REGISTRY_CONFLICT');
+    assert.is(await codeOf(ctx.storage.addGateway({ id: 'gw-q', tenantId: 'nope', secretHash: 'h' })), 'UNKNOWN_TENANT');
+    const p1 = await ctx.storage.listGateways({ tenantId: 't1', first: 1 });
+    assert.equal(p1.items.map((g) => g.id), ['gw-a']);
+    assert.ok(p1.hasNextPage);
+    const { cursorOf } = await import('../relay/src/storage/sql-storage.js');
+    const p2 = await ctx.storage.listGateways({ tenantId: 't1', first: 1, after: cursorOf.gateway(p1.items[0]!) });
+    assert.equal(p2.items.map((g) => g.id), ['gw-b']);
+    assert.not.ok(p2.hasNextPage);
+    assert.equal((await ctx.storage.listGateways({ tenantId: 't1', first: 10, search: 'yard b' })).items.map((g) => g.id), ['gw-b']);
+    await ctx.storage.setGatewayPresence('gw-a', true, '2030-01-01T00:00:00.000Z');
+    const g = await ctx.storage.getGateway('gw-a');
+    assert.ok(g?.online);
+    assert.is(g?.lastSeen, '2030-01-01T00:00:00.000Z');
+  });
+
+  test('analysis.completed upserts the machine and appends the analysis; the same event again is a duplicate', async (ctx) => {
+    const flow = analysisFlow('gw-a', { machineId: 'm-1', brand: 'Caterpillar', thumbnail: 'dGh1bWI=' });
+    const r = await record(ctx.storage, flow);
+    assert.equal(r, ['stored', 'stored', 'stored', 'stored', 'stored']);
+    const m = await ctx.storage.getMachine('t1', 'm-1');
+    assert.is(m?.type, 'excavator');
+    assert.is(m?.brand, 'Caterpillar');
+    assert.is(m?.latestThumbnail, 'dGh1bWI=');
+    assert.is(m?.gatewayId, 'gw-a');
+    const a = await ctx.storage.getAnalysis('t1', flow[0]!.subject);
+    assert.is(a?.status, 'completed');
+    assert.is((a?.results as { recognition: { machineType: string } }).recognition.machineType, 'excavator');
+    const again = await record(ctx.storage, [flow[4]!, flow[0]!]);
+    assert.equal(again, ['duplicate', 'duplicate']);
+    assert.is((await ctx.storage.getAnalysis('t1', flow[0]!.subject))?.status, 'completed');
+    assert.is(await ctx.storage.countEvents({ gatewayId: 'gw-a' }), 5);
+  });
+
+  test('a late analysis.started never reverts a finished analysis; an older photo does not replace the newer thumbnail', async (ctx) => {
+    const newer = analysisFlow('gw-a', { machineId: 'm-2', thumbnail: 'bmV3', at: new Date('2030-05-02T00:00:00Z') });
+    const older = analysisFlow('gw-a', { machineId: 'm-2', thumbnail: 'b2xk', brand: 'Volvo', at: new Date('2030-05-01T00:00:00Z') });
+    await record(ctx.storage, [newer[4]!, newer[0]!]);
+    assert.is((await ctx.storage.getAnalysis('t1', newer[0]!.subject))?.status, 'completed');
+    await record(ctx.storage, [older[4]!]);
+    const m = await ctx.storage.getMachine('t1', 'm-2');
+    assert.is(m?.latestThumbnail, 'bmV3');
+    assert.is(m?.lastSeen, '2030-05-02T00:00:00.000Z');
+    assert.is(m?.brand, 'Volvo', 'fields known only from the older photo are still filled in');
+  });
+
+  test('analysis.failed records the failed analysis (machine defaults to {gatewayId}:default) without changing machine fields', async (ctx) => {
+    const flow = analysisFlow('gw-b', { outcome: 'failed' });
+    await record(ctx.storage, flow, 'gw-b');
+    const a = await ctx.storage.getAnalysis('t1', flow[0]!.subject);
+    assert.is(a?.status, 'failed');
+    assert.is(a?.machineId, 'gw-b:default');
+    assert.is((a?.failure as { code: string; failedStep: string }).code, 'MODEL_NOT_LOADED');
+    const m = await ctx.storage.getMachine('t1', 'gw-b:default');
+    assert.ok(m);
+    assert.is(m?.type, null);
+    assert.is(m?.latestThumbnail, null);
+  });
+
+  test('machines and analyses: keyset pagination, filters, text search, tenant isolation', async (ctx) => {
+    for (let i = 0; i < 5; i++) await record(ctx.storage, analysisFlow('gw-b', { machineId: `page-${i}`, at: new Date(Date.UTC(2031, 0, 1, 0, i)) }).slice(-1), 'gw-b');
+    await record(ctx.storage, analysisFlow('gw-z', { machineId: 'other-tenant' }).slice(-1), 'gw-z', 't2');
+    const ids: string[] = [];
+    let after: string | undefined;
+    const { cursorOf } = await import('../relay/src/storage/sql-storage.js');
+    for (;;) {
+      const p = await ctx.storage.listMachines({ tenantId: 't1', gatewayId: 'gw-b', search: 'page-', first: 2, after });
+      ids.push(...p.items.map((m) => m.id));
+      if (!p.hasNextPage) break;
+      after = cursorOf.machine(p.items.at(-1)!);
+    }
+    assert.equal(ids, ['page-0', 'page-1', 'page-2', 'page-3', 'page-4']);
+    assert.is((await ctx.storage.listMachines({ tenantId: 't1', type: 'EXCAVATOR', first: 100 })).items.length, 7);
+    assert.is((await ctx.storage.listMachines({ tenantId: 't1', search: '100%_', first: 100 })).items.length, 0, 'LIKE wildcards are escaped');
+    assert.is(await ctx.storage.getMachine('t1', 'other-tenant'), undefined);
+    assert.equal((await ctx.storage.listMachines({ tenantId: 't2', first: 10 })).items.map((m) => m.id), ['other-tenant']);
+    const an: string[] = [];
+    after = undefined;
+    for (;;) {
+      const p = await ctx.storage.listAnalyses({ tenantId: 't1', gatewayId: 'gw-b', status: 'completed', first: 2, after });
+      an.push(...p.items.map((a) => a.machineId));
+      if (!p.hasNextPage) break;
+      after = cursorOf.analysis(p.items.at(-1)!);
+    }
+    assert.equal(an, ['page-4', 'page-3', 'page-2', 'page-1', 'page-0'], 'newest first');
+    assert.is((await ctx.storage.listAnalyses({ tenantId: 't1', status: 'failed', first: 10 })).items.length, 1);
+    assert.ok((await ctx.storage.recentEventIds(3)).length === 3);
+  });
+
+  test('a batch is one transaction: a failing statement stores none of it', async (ctx) => {
+    const before = await ctx.storage.countEvents();
+    const flow = analysisFlow('gw-a');
+    await ctx.storage
+      .recordEvents([
+        { event: storedEvent(flow[0] as unknown as CloudEvent, 'gw-a', 't1', new Date().toISOString()), effects: {} },
+        { event: { ...storedEvent(flow[1] as unknown as CloudEvent, 'gw-a', 't1', new Date().toISOString()), id: null as unknown as string }, effects: {} },
+      ])
+      .then(
+        () => assert.unreachable('should fail'),
+        () => undefined,
+      );
+    assert.is(await ctx.storage.countEvents(), before);
+  });
+
+  return test;
+}
+
+storageSuite('SQLite', async () => {
+  const url = `sqlite:${path.join(tmpDir('tu-relay-store-'), 'relay.sqlite')}`;
+  return { storage: await openStorage(url), url, cleanup: async () => undefined };
+}).run();
+
+storageSuite('PostgreSQL', async () => {
+  const schema = pgSchemaName();
+  const url = `${PG_BASE}?schema=${schema}`;
+  return { storage: await openStorage(url), url, cleanup: () => dropPgSchema(schema) };
+}).run();
