@@ -1,0 +1,119 @@
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import type { Logger } from '@tu/shared';
+import type { Ingest } from '../ingest/pipeline.js';
+import type { Presence } from '../ingest/presence.js';
+import type { Registry } from '../registry/registry.js';
+import { checkGatewayPublish } from './rules.js';
+import type { Ingress, IngressStats } from './types.js';
+
+const CLIENT_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+const authError = (message: string, returnCode: 4 | 5): AuthenticateError => Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+
+/**
+ * The default gateway ingress: an embedded aedes broker (MQTT 3.1.1) on TCP (TCP_NODELAY) and,
+ * through `handleStream`, MQTT over WebSocket. Username = gatewayId, password = gateway secret.
+ * A gateway may publish only its own events and status and may subscribe to nothing; anything
+ * else is refused (publish: the client is disconnected), logged and counted.
+ * An event's PUBACK is sent once the relay has stored it.
+ */
+export async function startEmbeddedIngress(opts: {
+  host: string;
+  port: number;
+  registry: Registry;
+  ingest: Ingest;
+  presence: Presence;
+  logger: Logger;
+  maxPayloadBytes: number;
+}): Promise<Ingress & { handleStream(stream: Duplex): void }> {
+  const log = opts.logger.child({ component: 'ingress' });
+  const gatewayOf = new WeakMap<Client, string>();
+  const stats: IngressStats = { mode: 'embedded', connected: true, clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0 };
+
+  const aedes = await Aedes.createBroker({
+    id: 'tu-relay-ingress',
+    authenticate(client, username, password, done) {
+      const id = username ?? '';
+      const secret = password?.toString('utf8') ?? '';
+      const refuse = (why: string) => {
+        stats.refusedConnects++;
+        log.warn({ clientId: client.id?.slice(0, 128), username: id.slice(0, 64), why }, 'refused gateway connection');
+        done(authError('bad username or password', 4), false);
+      };
+      if (!id || !secret || !CLIENT_ID_RE.test(client.id ?? '')) return refuse('missing credentials or bad client id');
+      opts.registry.authenticate(id, secret).then(
+        (gw) => {
+          if (!gw) return refuse('unknown gateway or wrong secret');
+          gatewayOf.set(client, gw.id);
+          done(null, true);
+        },
+        (err: Error) => {
+          log.error({ err: err.message }, 'registry lookup failed');
+          done(authError('server unavailable', 5), false);
+        },
+      );
+    },
+    authorizePublish(client, packet, done) {
+      if (!client) return done(null); // broker-internal
+      const gw = gatewayOf.get(client);
+      const check = gw ? checkGatewayPublish(gw, packet.topic, packet.retain) : ({ ok: false, reason: 'not authenticated' } as const);
+      if (!check.ok || packet.payload.length > opts.maxPayloadBytes) {
+        stats.refusedPublishes++;
+        const reason = check.ok ? `payload over ${opts.maxPayloadBytes} bytes` : check.reason;
+        log.warn({ gatewayId: gw, clientId: client.id, topic: packet.topic.slice(0, 200), reason }, 'refused gateway publish; disconnecting');
+        return done(new Error(reason));
+      }
+      if (check.kind === 'status') return done(null);
+      const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+      opts.ingest.handle(gw!, packet.topic, payload).then(
+        () => done(null),
+        (err: Error) => {
+          log.error({ err: err.message, gatewayId: gw }, 'ingest failed');
+          done(err);
+        },
+      );
+    },
+    authorizeSubscribe(client, sub, done) {
+      stats.refusedSubscribes++;
+      log.warn({ gatewayId: gatewayOf.get(client), filter: sub.topic.slice(0, 200) }, 'refused gateway subscription (gateways may subscribe to nothing)');
+      done(null, null);
+    },
+  });
+  aedes.on('client', (client) => {
+    const gw = gatewayOf.get(client);
+    if (!gw) return;
+    stats.clients++;
+    opts.presence.connected(gw);
+  });
+  aedes.on('clientDisconnect', (client) => {
+    const gw = gatewayOf.get(client);
+    if (!gw) return;
+    stats.clients--;
+    opts.presence.disconnected(gw);
+  });
+  aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
+
+  const server = net.createServer({ noDelay: true }, (socket) => aedes.handle(socket));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  log.info({ host: opts.host, port }, 'gateway ingress (embedded MQTT) listening');
+
+  return {
+    stats,
+    url: `mqtt://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
+    handleStream: (stream) => aedes.handle(stream),
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await closed;
+    },
+  };
+}

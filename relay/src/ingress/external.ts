@@ -1,0 +1,75 @@
+import mqtt from 'mqtt';
+import type { Logger } from '@tu/shared';
+import type { Ingest } from '../ingest/pipeline.js';
+import type { Presence } from '../ingest/presence.js';
+import { parseStatus } from './rules.js';
+import type { Ingress, IngressStats } from './types.js';
+
+/**
+ * Ingress through an external MQTT broker (Mosquitto, a cluster...): the broker authenticates
+ * gateways and enforces the ACL; the relay subscribes as a privileged client to `tu/+/evt/#` and
+ * `tu/+/sys/status` with a persistent session (clean: false), so QoS 1 events wait in the broker
+ * while the relay is down. The gateway is the topic's; the envelope's source must agree
+ * (decodeInbound). An event is acknowledged to the broker once stored.
+ */
+export async function startExternalIngress(opts: {
+  url: string;
+  username?: string | undefined;
+  password?: string | undefined;
+  clientId: string;
+  ingest: Ingest;
+  presence: Presence;
+  logger: Logger;
+}): Promise<Ingress> {
+  const log = opts.logger.child({ component: 'ingress' });
+  const stats: IngressStats = { mode: 'external', connected: false, clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0 };
+  const client = mqtt.connect(opts.url, {
+    protocolVersion: 4,
+    clientId: opts.clientId,
+    clean: false,
+    ...(opts.username ? { username: opts.username } : {}),
+    ...(opts.password ? { password: opts.password } : {}),
+    reconnectPeriod: 1000,
+    connectTimeout: 10_000,
+    // TCP_NODELAY on the broker connection (DESIGN §3).
+    ...({ noDelay: true } as object),
+  });
+  client.on('connect', () => {
+    stats.connected = true;
+    log.info({ url: opts.url.replace(/\/\/[^@/]*@/, '//***@') }, 'connected to external broker');
+  });
+  client.on('close', () => {
+    stats.connected = false;
+  });
+  client.on('error', (err) => log.warn({ err: err.message }, 'external broker connection error'));
+  // Acknowledge (PUBACK) only after the event is stored.
+  client.handleMessage = (packet, callback) => {
+    const topic = packet.topic;
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    const p = topic.split('/');
+    const gatewayId = p[1] ?? '';
+    if (p[2] === 'sys' && p[3] === 'status') {
+      const online = parseStatus(payload);
+      if (online !== undefined) opts.presence.status(gatewayId, online);
+      return callback();
+    }
+    opts.ingest.handle(gatewayId, topic, payload).then(
+      () => callback(),
+      (err: Error) => callback(err),
+    );
+  };
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`could not connect to ${opts.url} within 10 s`)), 10_000);
+    client.once('connect', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+  const granted = await client.subscribeAsync({ 'tu/+/evt/#': { qos: 1 }, 'tu/+/sys/status': { qos: 1 } });
+  if (granted.some((g) => g.qos === 128)) throw new Error(`the external broker refused the relay's subscriptions (check its ACL for user ${opts.username ?? '(anonymous)'})`);
+  return {
+    stats,
+    url: opts.url,
+    close: () => client.endAsync(),
+  };
+}

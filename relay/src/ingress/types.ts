@@ -1,0 +1,16 @@
+export interface IngressStats {
+  mode: 'embedded' | 'external';
+  /** External: connected to the broker. Embedded: always true while running. */
+  connected: boolean;
+  clients: number;
+  refusedConnects: number;
+  refusedPublishes: number;
+  refusedSubscribes: number;
+}
+
+export interface Ingress {
+  readonly stats: IngressStats;
+  /** Where gateways connect (embedded: the TCP listener; external: the broker URL). */
+  readonly url: string;
+  close(): Promise<void>;
+}
