@@ -1,0 +1,54 @@
+import { TuError } from '@tu/shared';
+import { storageUrl, type RelayConfig } from '../config.js';
+import { issueToken } from '../graphql/auth.js';
+import { Registry } from '../registry/registry.js';
+import { openStorage } from '../storage/open.js';
+
+export const USAGE = `usage: tsx relay/src/main.ts [--config FILE] [command]
+  (no command)                                   start the relay
+  tenants add <id> [--name N]                    register a tenant
+  tenants list
+  gateways add <id> --tenant <t> [--name N]      register a gateway; prints its generated secret ONCE
+  gateways list [--tenant T]
+  tokens issue --tenant <t> [--sub S] [--ttl 30d]   print a dashboard JWT (HS256, dev)`;
+
+/** Runs one registry/token command against the configured storage; returns the text to print. */
+export async function runCommand(config: RelayConfig, positional: string[], flags: Map<string, string>): Promise<string> {
+  const [noun, verb, id] = positional;
+  if (noun === 'tokens' && verb === 'issue') {
+    const tenant = flags.get('tenant');
+    if (!tenant) throw new TuError('INVALID_REQUEST', '--tenant is required');
+    return issueToken(config.jwt, { sub: flags.get('sub') ?? 'dev', tenant }, flags.get('ttl') ?? '30d');
+  }
+  const storage = await openStorage(storageUrl(config));
+  try {
+    const registry = new Registry(storage);
+    if (noun === 'tenants' && verb === 'add' && id) {
+      await registry.addTenant(id, flags.get('name'));
+      return `tenant ${id} added`;
+    }
+    if (noun === 'tenants' && verb === 'list') {
+      return (await storage.listTenants()).map((t) => `${t.id}\t${t.name ?? ''}\t${t.createdAt}`).join('\n');
+    }
+    if (noun === 'gateways' && verb === 'add' && id) {
+      const tenant = flags.get('tenant');
+      if (!tenant) throw new TuError('INVALID_REQUEST', '--tenant is required');
+      const secret = await registry.addGateway(id, tenant, { ...(flags.has('name') ? { name: flags.get('name')! } : {}) });
+      return [
+        `gateway ${id} added to tenant ${tenant}`,
+        `secret (shown once; configure it on the gateway as its uplink password): ${secret}`,
+        `MQTT: username=${id} password=<secret>`,
+      ].join('\n');
+    }
+    if (noun === 'gateways' && verb === 'list') {
+      const tenant = flags.get('tenant');
+      return (await storage.allGateways())
+        .filter((g) => !tenant || g.tenantId === tenant)
+        .map((g) => `${g.id}\t${g.tenantId}\t${g.name ?? ''}\t${g.online ? 'online' : 'offline'}\t${g.lastSeen ?? '-'}`)
+        .join('\n');
+    }
+    throw new TuError('INVALID_REQUEST', USAGE);
+  } finally {
+    await storage.close();
+  }
+}

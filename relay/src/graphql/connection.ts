@@ -1,0 +1,18 @@
+import type { Page } from '../storage/types.js';
+
+export const DEFAULT_PAGE = 20;
+export const MAX_PAGE = 100;
+
+/** `first` clamped to 1..100 (default 20). */
+export const pageSize = (first: number | null | undefined): number => Math.min(MAX_PAGE, Math.max(1, first ?? DEFAULT_PAGE));
+
+export interface Connection<T> {
+  edges: { cursor: string; node: T }[];
+  nodes: T[];
+  pageInfo: { hasNextPage: boolean; endCursor: string | null };
+}
+
+export function connection<T>(p: Page<T>, cursor: (t: T) => string): Connection<T> {
+  const edges = p.items.map((node) => ({ cursor: cursor(node), node }));
+  return { edges, nodes: p.items, pageInfo: { hasNextPage: p.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
+}

@@ -1,0 +1,91 @@
+import type { Readable } from 'node:stream';
+import type { IResolvers, MercuriusContext } from 'mercurius';
+import { TuError } from '@tu/shared';
+import { fanoutTopic } from '../ingest/fanout.js';
+import type { Presence } from '../ingest/presence.js';
+import type { Registry } from '../registry/registry.js';
+import { cursorOf } from '../storage/sql-storage.js';
+import type { AnalysisStatus, GatewayRow, MachineRow, Storage } from '../storage/types.js';
+import type { Principal } from './auth.js';
+import { connection, pageSize } from './connection.js';
+import { JSONScalar } from './json-scalar.js';
+
+export interface GraphDeps {
+  storage: Storage;
+  registry: Registry;
+  presence: Presence;
+  /** Live subscription count (metrics). */
+  subscriptions: { active: number; total: number };
+}
+
+type Ctx = MercuriusContext & { auth?: Principal };
+type PageArgs = { first?: number | null; after?: string | null };
+
+const principal = (ctx: Ctx): Principal => {
+  if (!ctx.auth) throw new TuError('UNAUTHENTICATED');
+  return ctx.auth;
+};
+const opt = <T>(v: T | null | undefined): T | undefined => v ?? undefined;
+
+export function buildResolvers(deps: GraphDeps): IResolvers {
+  const { storage, registry, presence } = deps;
+
+  /** The gateway if it belongs to the caller's tenant; FORBIDDEN otherwise (unknown ids look the same). */
+  async function ownGateway(ctx: Ctx, id: string): Promise<void> {
+    const gw = await registry.gateway(id);
+    if (!gw || gw.tenantId !== principal(ctx).tenant) throw new TuError('FORBIDDEN', `no gateway ${id.slice(0, 64)} for this tenant`);
+  }
+
+  return {
+    JSON: JSONScalar,
+    Query: {
+      gateways: async (_: unknown, a: PageArgs & { search?: string | null }, ctx: Ctx) =>
+        connection(await storage.listGateways({ tenantId: principal(ctx).tenant, first: pageSize(a.first), after: opt(a.after), search: opt(a.search) }), cursorOf.gateway),
+      gateway: async (_: unknown, a: { id: string }, ctx: Ctx) => {
+        const g = await storage.getGateway(a.id);
+        return g && g.tenantId === principal(ctx).tenant ? g : null;
+      },
+      machines: async (_: unknown, a: PageArgs & { gatewayId?: string | null; type?: string | null; search?: string | null }, ctx: Ctx) =>
+        connection(
+          await storage.listMachines({ tenantId: principal(ctx).tenant, first: pageSize(a.first), after: opt(a.after), gatewayId: opt(a.gatewayId), type: opt(a.type), search: opt(a.search) }),
+          cursorOf.machine,
+        ),
+      machine: async (_: unknown, a: { id: string }, ctx: Ctx) => (await storage.getMachine(principal(ctx).tenant, a.id)) ?? null,
+      analyses: async (_: unknown, a: PageArgs & { gatewayId?: string | null; machineId?: string | null; status?: AnalysisStatus | null }, ctx: Ctx) =>
+        connection(
+          await storage.listAnalyses({ tenantId: principal(ctx).tenant, first: pageSize(a.first), after: opt(a.after), gatewayId: opt(a.gatewayId), machineId: opt(a.machineId), status: opt(a.status) }),
+          cursorOf.analysis,
+        ),
+      analysis: async (_: unknown, a: { id: string }, ctx: Ctx) => (await storage.getAnalysis(principal(ctx).tenant, a.id)) ?? null,
+    },
+    Gateway: {
+      online: (g: GatewayRow) => presence.online(g.id) ?? g.online,
+      lastSeen: (g: GatewayRow) => presence.lastSeen(g.id) ?? g.lastSeen,
+      machines: async (g: GatewayRow, a: PageArgs) =>
+        connection(await storage.listMachines({ tenantId: g.tenantId, gatewayId: g.id, first: pageSize(a.first), after: opt(a.after) }), cursorOf.machine),
+    },
+    Machine: {
+      analyses: async (m: MachineRow, a: PageArgs & { status?: AnalysisStatus | null }) =>
+        connection(await storage.listAnalyses({ tenantId: m.tenantId, machineId: m.id, first: pageSize(a.first), after: opt(a.after), status: opt(a.status) }), cursorOf.analysis),
+    },
+    Subscription: {
+      analysisEvents: {
+        subscribe: async (_: unknown, a: { gatewayId?: string | null }, ctx: Ctx) => {
+          const tenant = principal(ctx).tenant;
+          if (a.gatewayId) await ownGateway(ctx, a.gatewayId);
+          const stream = (await ctx.pubsub.subscribe(fanoutTopic(tenant, a.gatewayId ?? '+'))) as unknown as Readable;
+          deps.subscriptions.active++;
+          deps.subscriptions.total++;
+          let ended = false;
+          const end = () => {
+            if (!ended) deps.subscriptions.active--;
+            ended = true;
+          };
+          stream.once('close', end);
+          stream.once('end', end);
+          return stream;
+        },
+      },
+    },
+  } as IResolvers;
+}

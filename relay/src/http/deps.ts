@@ -1,0 +1,27 @@
+import type { Duplex } from 'node:stream';
+import type { Logger } from '@tu/shared';
+import type { TokenVerifier } from '../graphql/auth.js';
+import type { Emitter } from '../ingest/fanout.js';
+import type { Ingest } from '../ingest/pipeline.js';
+import type { Presence } from '../ingest/presence.js';
+import type { StorageQueue } from '../ingest/storage-queue.js';
+import type { IngressStats } from '../ingress/types.js';
+import type { Registry } from '../registry/registry.js';
+import type { Storage } from '../storage/types.js';
+
+/** Everything the HTTP/GraphQL app needs (built by startRelay, or by a test). */
+export interface AppDeps {
+  storage: Storage;
+  registry: Registry;
+  presence: Presence;
+  queue: StorageQueue;
+  ingest: Ingest;
+  emitter: Emitter;
+  verifier: TokenVerifier;
+  ingress: () => IngressStats | undefined;
+  /** MQTT over WebSocket at /mqtt (embedded ingress only). */
+  mqttOverWebSocket?: (stream: Duplex) => void;
+  subscriptions: { active: number; total: number; connections: number };
+  startedAt: number;
+  logger?: Logger;
+}

@@ -1,0 +1,36 @@
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../deps.js';
+import { Exposition } from '../exposition.js';
+
+export function metricsText(deps: AppDeps): string {
+  const i = deps.ingest.stats;
+  const q = deps.queue.stats;
+  const ing = deps.ingress();
+  return new Exposition()
+    .metric('tu_relay_events_received_total', 'counter', 'Event publishes received from gateways.', i.received)
+    .metric('tu_relay_events_ingested_total', 'counter', 'Events accepted (valid, new) and fanned out.', i.accepted)
+    .metric('tu_relay_events_rejected_total', 'counter', 'Events rejected, by reason (error code).', Object.entries(i.rejected).map(([code, n]) => [{ code }, n ?? 0]))
+    .metric('tu_relay_events_duplicate_total', 'counter', 'Duplicate events dropped, by where they were caught.', [
+      [{ stage: 'memory' }, i.duplicates],
+      [{ stage: 'storage' }, q.duplicates],
+    ])
+    .metric('tu_relay_events_stored_total', 'counter', 'Events written to storage.', q.stored)
+    .metric('tu_relay_machine_upserts_total', 'counter', 'Machine records upserted.', q.upserts)
+    .metric('tu_relay_analyses_written_total', 'counter', 'Analyses written.', q.analyses)
+    .metric('tu_relay_storage_queue_depth', 'gauge', 'Jobs waiting for storage.', deps.queue.depth)
+    .metric('tu_relay_storage_errors_total', 'counter', 'Failed storage batches (retried).', q.errors)
+    .metric('tu_relay_subscribers', 'gauge', 'Active GraphQL subscriptions.', deps.subscriptions.active)
+    .metric('tu_relay_subscription_connections', 'gauge', 'Open graphql-ws connections.', deps.subscriptions.connections)
+    .metric('tu_relay_gateways_online', 'gauge', 'Gateways connected (as seen by this instance).', deps.presence.onlineCount)
+    .metric('tu_relay_ingress_refused_total', 'counter', 'Ingress refusals, by kind.', [
+      [{ kind: 'connect' }, ing?.refusedConnects ?? 0],
+      [{ kind: 'publish' }, ing?.refusedPublishes ?? 0],
+      [{ kind: 'subscribe' }, ing?.refusedSubscribes ?? 0],
+    ])
+    .metric('process_resident_memory_bytes', 'gauge', 'Resident set size.', process.memoryUsage.rss())
+    .toString();
+}
+
+export function metricsRoute(app: FastifyInstance, deps: AppDeps): void {
+  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(metricsText(deps)));
+}

@@ -1,0 +1,118 @@
+import type { FastifyInstance } from 'fastify';
+import mqemitter from 'mqemitter';
+import mqemitterRedis from 'mqemitter-redis';
+import { createLogger, type Logger } from '@tu/shared';
+import { buildApp } from './app.js';
+import { storageUrl, type RelayConfig } from './config.js';
+import { createVerifier } from './graphql/auth.js';
+import type { AppDeps } from './http/deps.js';
+import type { Emitter } from './ingest/fanout.js';
+import { Ingest } from './ingest/pipeline.js';
+import { Presence } from './ingest/presence.js';
+import { StorageQueue } from './ingest/storage-queue.js';
+import { startEmbeddedIngress } from './ingress/embedded.js';
+import { startExternalIngress } from './ingress/external.js';
+import type { Ingress } from './ingress/types.js';
+import { importRegistryFile } from './registry/file.js';
+import { Registry } from './registry/registry.js';
+import { openStorage } from './storage/open.js';
+import type { Storage } from './storage/types.js';
+
+export interface Relay {
+  /** HTTP base URL (GraphQL at /graphql). */
+  url: string;
+  /** Where gateways connect: the embedded broker (mqtt://) or the external broker URL. */
+  mqttUrl: string;
+  /** MQTT over WebSocket (embedded ingress only). */
+  mqttWsUrl?: string;
+  app: FastifyInstance;
+  deps: AppDeps;
+  storage: Storage;
+  registry: Registry;
+  stop(): Promise<void>;
+}
+
+/** Wraps the storage (tests: an artificially slow database). */
+export type StorageWrapper = (s: Storage) => Storage;
+
+function createEmitter(config: RelayConfig): Emitter {
+  if (config.redis) return mqemitterRedis({ connectionString: config.redis.url }) as unknown as Emitter;
+  return mqemitter({ concurrency: 10_000 }) as unknown as Emitter;
+}
+
+/** Starts storage, the ingress, the fan-out and the HTTP/GraphQL server. */
+export async function startRelay(config: RelayConfig, opts: { logger?: Logger; wrapStorage?: StorageWrapper } = {}): Promise<Relay> {
+  const logger = opts.logger ?? createLogger({ level: config.log.level, name: 'relay' });
+  const opened = await openStorage(storageUrl(config));
+  const storage = opts.wrapStorage ? opts.wrapStorage(opened) : opened;
+  const cleanup: (() => Promise<void>)[] = [() => storage.close()];
+  try {
+    if (config.registryFile) {
+      const n = await importRegistryFile(config.registryFile, storage);
+      logger.info(n, 'registry file imported');
+    }
+    const registry = new Registry(storage);
+    await registry.load();
+    const queue = new StorageQueue(storage, { max: config.storage.queueMax, batchMax: config.storage.batchMax, logger: logger.child({ component: 'storage' }) });
+    cleanup.unshift(() => queue.close());
+    const presence = new Presence(queue, { authoritative: config.ingress.mode === 'embedded' });
+    const emitter = createEmitter(config);
+    cleanup.push(() => new Promise<void>((r) => emitter.close(() => r())));
+    const ingest = new Ingest({ registry, queue, emitter, logger: logger.child({ component: 'ingest' }), maxPayloadBytes: config.ingress.maxPayloadBytes, dedupWindow: config.dedupWindow });
+    ingest.prime(await storage.recentEventIds(config.dedupWindow));
+
+    let ingress: Ingress | undefined;
+    let mqttOverWebSocket: AppDeps['mqttOverWebSocket'];
+    if (config.ingress.mode === 'embedded') {
+      const emb = await startEmbeddedIngress({ host: config.ingress.host, port: config.ingress.port, registry, ingest, presence, logger, maxPayloadBytes: config.ingress.maxPayloadBytes });
+      ingress = emb;
+      mqttOverWebSocket = emb.handleStream;
+    }
+    const deps: AppDeps = {
+      storage,
+      registry,
+      presence,
+      queue,
+      ingest,
+      emitter,
+      verifier: await createVerifier(config.jwt),
+      ingress: () => ingress?.stats,
+      ...(mqttOverWebSocket ? { mqttOverWebSocket } : {}),
+      subscriptions: { active: 0, total: 0, connections: 0 },
+      startedAt: Date.now(),
+      logger,
+    };
+    const app = await buildApp(deps);
+    // Order on stop: HTTP (subscribers) and ingress first, then flush the queue, then storage.
+    cleanup.unshift(() => app.close());
+    await app.listen({ host: config.http.host, port: config.http.port });
+    if (config.ingress.mode === 'external') {
+      ingress = await startExternalIngress({ url: config.ingress.url!, username: config.ingress.username, password: config.ingress.password, clientId: config.ingress.clientId, ingest, presence, logger });
+    }
+    const ing = ingress!;
+    cleanup.unshift(() => ing.close());
+    const addr = app.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
+    const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host;
+    const url = `http://${host}:${port}`;
+    logger.info({ url, mqttUrl: ing.url, storage: storage.kind, ingress: config.ingress.mode }, 'relay started');
+    let stopped = false;
+    return {
+      url,
+      mqttUrl: ing.url,
+      ...(config.ingress.mode === 'embedded' ? { mqttWsUrl: `ws://${host}:${port}/mqtt` } : {}),
+      app,
+      deps,
+      storage,
+      registry,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        for (const c of cleanup) await c().catch((err: Error) => logger.warn({ err: err.message }, 'error while stopping'));
+      },
+    };
+  } catch (err) {
+    for (const c of cleanup) await c().catch(() => undefined);
+    throw err;
+  }
+}
