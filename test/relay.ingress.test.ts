@@ -1,0 +1,124 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { MqttClient } from 'mqtt';
+import type { Relay } from '@tu/relay';
+import { until } from './support/harness.js';
+import { addGateway, analysisFlow, connectGateway, publishEvent, publishRaw, startTestRelay, tokenFor, gql } from './support/relay.js';
+
+type Ctx = { relay: Relay; secrets: Record<string, string>; clients: MqttClient[] };
+const test = suite<Ctx>('relay ingress: embedded broker, gateway credentials and the uplink contract');
+
+test.before(async (ctx) => {
+  ctx.relay = await startTestRelay();
+  ctx.secrets = { 'gw-1': await addGateway(ctx.relay, 'gw-1', 'acme'), 'gw-2': await addGateway(ctx.relay, 'gw-2', 'acme') };
+  ctx.clients = [];
+});
+test.after(async (ctx) => {
+  for (const c of ctx.clients) c.end(true);
+  await ctx.relay.stop();
+});
+
+const connect = async (ctx: Ctx, gw: string, secret = ctx.secrets[gw]!, url = ctx.relay.mqttUrl) => {
+  const c = await connectGateway(url, gw, secret);
+  ctx.clients.push(c);
+  return c;
+};
+const refusedConnect = (p: Promise<unknown>) => p.then(() => false, (err: Error) => /Bad username or password|Not authorized|refused/i.test(err.message));
+
+test('bad credentials and unknown gateways are refused and counted', async (ctx) => {
+  const before = ctx.relay.deps.ingress()!.refusedConnects;
+  assert.ok(await refusedConnect(connectGateway(ctx.relay.mqttUrl, 'gw-1', 'wrong-secret')));
+  assert.ok(await refusedConnect(connectGateway(ctx.relay.mqttUrl, 'gw-nobody', ctx.secrets['gw-1']!)));
+  assert.ok(await refusedConnect(connectGateway(ctx.relay.mqttUrl, 'gw-2', ctx.secrets['gw-1']!)), "another gateway's secret");
+  assert.is(ctx.relay.deps.ingress()!.refusedConnects - before, 3);
+});
+
+test('valid events are acknowledged once stored; machine record and analysis are written', async (ctx) => {
+  const c = await connect(ctx, 'gw-1');
+  const flow = analysisFlow('gw-1', { machineId: 'exc-7', thumbnail: 'dGh1bWI=' });
+  for (const e of flow) assert.is(await publishEvent(c, 'gw-1', e), 'ok');
+  // PUBACK means stored: no waiting needed.
+  assert.is(await ctx.relay.storage.countEvents({ gatewayId: 'gw-1' }), flow.length);
+  const m = await ctx.relay.storage.getMachine('acme', 'exc-7');
+  assert.is(m?.type, 'excavator');
+  assert.is(m?.latestThumbnail, 'dGh1bWI=');
+  assert.is((await ctx.relay.storage.getAnalysis('acme', flow[0]!.subject))?.status, 'completed');
+  assert.ok(ctx.relay.deps.presence.online('gw-1'));
+});
+
+test('duplicates (re-sends after a crash) are stored once and counted', async (ctx) => {
+  const c = await connect(ctx, 'gw-2');
+  const flow = analysisFlow('gw-2');
+  const before = ctx.relay.deps.ingest.stats.duplicates;
+  for (const e of flow) assert.is(await publishEvent(c, 'gw-2', e), 'ok');
+  for (const e of flow) assert.is(await publishEvent(c, 'gw-2', e), 'ok', 'a duplicate is still acknowledged');
+  assert.is(await ctx.relay.storage.countEvents({ gatewayId: 'gw-2' }), flow.length);
+  assert.is(ctx.relay.deps.ingest.stats.duplicates - before, flow.length);
+});
+
+test('invalid envelopes are acknowledged (never re-sent forever) but rejected by reason, never stored nor fanned out', async (ctx) => {
+  const c = await connect(ctx, 'gw-1');
+  const stored = await ctx.relay.storage.countEvents();
+  const fanned = ctx.relay.deps.ingest.stats.fannedOut;
+  const good = analysisFlow('gw-1')[0]!;
+  const cases: [string, string | Buffer, string][] = [
+    ['tu/gw-1/evt/analysis.started', 'not json', 'INVALID_JSON'],
+    ['tu/gw-1/evt/analysis.started', JSON.stringify({ ...good, specversion: '0.3' }), 'INVALID_ENVELOPE'],
+    ['tu/gw-1/evt/analysis.completed', JSON.stringify(good), 'TYPE_TOPIC_MISMATCH'],
+    ['tu/gw-1/evt/analysis.started', JSON.stringify({ ...good, source: '/gateways/gw-2/svc-analysis-orchestrator' }), 'WRONG_GATEWAY'],
+    ['tu/gw-1/evt/analysis.started', JSON.stringify({ ...good, source: '/gateways/gw-1/intake' }), 'WRONG_PRODUCER'],
+    ['tu/gw-1/evt/analysis.started', JSON.stringify({ ...good, data: { analysisId: good.subject } }), 'INVALID_DATA'],
+    ['tu/gw-1/evt/no.such.type', JSON.stringify(good), 'UNKNOWN_TOPIC'],
+    ['tu/gw-1/evt/analysis.recognition.request', JSON.stringify(good), 'COMMAND_REFUSED'],
+  ];
+  const rejected = ctx.relay.deps.ingest.stats.rejected;
+  const before = { ...rejected };
+  for (const [topic, payload, code] of cases) {
+    assert.is(await publishRaw(c, topic, payload), 'ok', code);
+    assert.is((rejected[code as keyof typeof rejected] ?? 0) - (before[code as keyof typeof before] ?? 0), 1, code);
+  }
+  assert.is(await ctx.relay.storage.countEvents(), stored);
+  assert.is(ctx.relay.deps.ingest.stats.fannedOut, fanned);
+  const metrics = (await ctx.relay.app.inject({ url: '/metrics' })).body;
+  assert.match(metrics, /tu_relay_events_rejected_total\{code="WRONG_GATEWAY"\} 1/);
+  assert.match(metrics, /tu_relay_events_duplicate_total\{stage="memory"\} \d+/);
+});
+
+test('a gateway publishing under another gateway id, or off-contract topics, is refused and disconnected', async (ctx) => {
+  const before = ctx.relay.deps.ingress()!.refusedPublishes;
+  const stored = await ctx.relay.storage.countEvents();
+  const other = analysisFlow('gw-2')[0]!;
+  const c1 = await connect(ctx, 'gw-1');
+  assert.is(await publishEvent(c1, 'gw-2', other), 'refused');
+  const c2 = await connect(ctx, 'gw-1');
+  assert.is(await publishRaw(c2, 'tu/gw-1/cmd/analysis.recognition.request/i1', '{}'), 'refused');
+  const c3 = await connect(ctx, 'gw-1');
+  assert.is(await publishRaw(c3, `tu/gw-1/evt/analysis.started`, JSON.stringify(analysisFlow('gw-1')[0]), true), 'refused', 'retained events are refused');
+  const c4 = await connect(ctx, 'gw-1');
+  const granted = await c4.subscribeAsync('tu/#', { qos: 1 }).then((g) => g[0]!.qos, () => 128);
+  assert.is(granted, 128, 'gateways may subscribe to nothing');
+  assert.is(ctx.relay.deps.ingress()!.refusedPublishes - before, 3);
+  assert.is(await ctx.relay.storage.countEvents(), stored);
+});
+
+test('MQTT over WebSocket at /mqtt on the HTTP port', async (ctx) => {
+  const c = await connect(ctx, 'gw-2', ctx.secrets['gw-2'], ctx.relay.mqttWsUrl);
+  const flow = analysisFlow('gw-2');
+  assert.is(await publishEvent(c, 'gw-2', flow[0]!), 'ok');
+  assert.ok(await ctx.relay.storage.getAnalysis('acme', flow[0]!.subject));
+});
+
+test('online/offline follows the ingress connection', async (ctx) => {
+  for (const c of ctx.clients.splice(0)) c.end(true);
+  const token = await tokenFor('acme');
+  await until(() => ctx.relay.deps.presence.online('gw-1') === false && ctx.relay.deps.presence.online('gw-2') === false, 5000, 'offline');
+  const c = await connect(ctx, 'gw-1');
+  await until(() => ctx.relay.deps.presence.online('gw-1') === true, 5000, 'online');
+  const r = await gql<{ gateways: { nodes: { id: string; online: boolean; lastSeen: string | null }[] } }>(ctx.relay, token, '{ gateways { nodes { id online lastSeen } } }');
+  assert.equal(r.data?.gateways.nodes.map((g) => [g.id, g.online]), [['gw-1', true], ['gw-2', false]]);
+  assert.ok(r.data?.gateways.nodes.every((g) => g.lastSeen));
+  c.end(true);
+  await until(() => ctx.relay.deps.presence.online('gw-1') === false, 5000, 'offline after disconnect');
+});
+
+test.run();

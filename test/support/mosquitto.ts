@@ -1,0 +1,68 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { tmpDir, until } from './harness.js';
+
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+
+const portOpen = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const c = net.connect({ host: '127.0.0.1', port }, () => {
+      c.end();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+
+/**
+ * Our own Mosquitto (the "external broker") on a free port: no anonymous access, a password
+ * file made by mosquitto_passwd, and an ACL implementing the uplink contract
+ * (a gateway writes only tu/{its username}/evt/+ and tu/{its username}/sys/status; the relay reads).
+ */
+export async function startMosquitto(users: Record<string, string>, relayUser: string): Promise<{ url: string; port: number; stop: () => Promise<void> }> {
+  const dir = tmpDir('tu-mosq-');
+  const port = await freePort();
+  const passwd = path.join(dir, 'passwd');
+  fs.writeFileSync(passwd, '');
+  for (const [u, p] of Object.entries(users)) execFileSync('mosquitto_passwd', ['-b', passwd, u, p]);
+  fs.writeFileSync(
+    path.join(dir, 'acl'),
+    [`user ${relayUser}`, 'topic read tu/+/evt/#', 'topic read tu/+/sys/status', '', 'pattern write tu/%u/evt/+', 'pattern write tu/%u/sys/status', ''].join('\n'),
+  );
+  fs.writeFileSync(
+    path.join(dir, 'mosquitto.conf'),
+    [`listener ${port} 127.0.0.1`, 'allow_anonymous false', `password_file ${passwd}`, `acl_file ${path.join(dir, 'acl')}`, 'persistence false', `user ${os.userInfo().username}`, 'log_dest stderr', 'log_type error', ''].join('\n'),
+  );
+  const child: ChildProcess = spawn('mosquitto', ['-c', path.join(dir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  let open = false;
+  await until(() => {
+    if (exited) throw new Error(`mosquitto exited: ${stderr}`);
+    void portOpen(port).then((o) => (open = o));
+    return open;
+  }, 5000, 'mosquitto listening');
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    port,
+    stop: async () => {
+      if (exited) return;
+      const done = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await done;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
