@@ -1,0 +1,81 @@
+/**
+ * All-in-one: the cloud relay and one gateway agent in one process, the agent's uplink
+ * pointed at that relay (the default `npm start`). Development credentials (relay JWT
+ * secret, the gateway's secret, the bus secret) are generated once into .data/ (0600).
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadAgentConfig, profilePath } from '@tu/firmware-config';
+import { createLogger } from '@tu/shared';
+import { startAgent } from '@tu/agent';
+import { issueToken, loadRelayConfig, startRelay } from '@tu/relay';
+
+const TENANT = 'dev';
+
+function secretFile(file: string): string {
+  try {
+    const s = fs.readFileSync(file, 'utf8').trim();
+    if (s.length >= 32) return s;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const s = randomBytes(32).toString('base64url');
+  fs.writeFileSync(file, s + '\n', { mode: 0o600 });
+  return s;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: 'string' }, profile: { type: 'string' }, data: { type: 'string' } } });
+  const dataRoot = path.resolve(values.data ?? '.data');
+  const agentFile = values.config ?? profilePath(values.profile ?? 'developer');
+  // Read the agent config first so a bad one stops us before anything starts.
+  const gatewayId = loadAgentConfig({ file: agentFile }).gatewayId;
+
+  const relayDir = path.join(dataRoot, 'relay');
+  const gatewaySecretFile = path.join(dataRoot, 'agent', 'uplink-password');
+  const gatewaySecret = secretFile(gatewaySecretFile);
+  const registryFile = path.join(relayDir, 'registry.dev.json');
+  fs.mkdirSync(relayDir, { recursive: true });
+  fs.writeFileSync(registryFile, JSON.stringify({ tenants: [{ id: TENANT, name: 'Development' }], gateways: [{ id: gatewayId, tenant: TENANT, name: 'all-in-one agent', secret: gatewaySecret }] }), { mode: 0o600 });
+  const relayConfig = loadRelayConfig({
+    overrides: { dataDir: relayDir, 'jwt.secret': process.env.TU_RELAY_JWT_SECRET ?? secretFile(path.join(relayDir, 'jwt-secret')), registryFile, 'http.host': '127.0.0.1', 'ingress.host': '127.0.0.1' },
+  });
+  const logger = createLogger({ level: relayConfig.log.level, name: 'tu' });
+  const relay = await startRelay(relayConfig, { logger: logger.child({ part: 'relay' }) });
+
+  const agentConfig = loadAgentConfig({
+    file: agentFile,
+    overrides: { dataDir: path.join(dataRoot, 'agent'), 'uplink.url': relay.mqttUrl, 'uplink.passwordFile': gatewaySecretFile },
+  });
+  const agent = await startAgent(agentConfig, { logger: logger.child({ part: 'agent' }) });
+  const token = await issueToken(relayConfig.jwt, { sub: 'dev', tenant: TENANT }, '30d');
+
+  console.log(
+    [
+      '',
+      `  agent (gateway ${gatewayId}):  ${agent.http.url}   MQTT mqtt://${agent.broker.address?.host}:${agent.broker.address?.port}`,
+      `  relay (cloud):                 ${relay.url}   GraphQL ${relay.url}/graphql   gateway ingress ${relay.mqttUrl}`,
+      `  dashboard token (tenant ${TENANT}, 30 days): ${token}`,
+      '',
+    ].join('\n'),
+  );
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await agent.stop();
+    await relay.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+}
+
+main().catch((err: unknown) => {
+  console.error(`tu: failed to start: ${err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err)}`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+});
