@@ -1,0 +1,134 @@
+/**
+ * The agent and the relay as real child processes: photos POSTed to the agent are
+ * analysed by the real services, forwarded by the uplink, pushed live to a graphql-ws
+ * subscriber and stored by the relay; the relay goes away and comes back without losing
+ * or duplicating anything.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
+import type { ChildProcess } from 'node:child_process';
+import { issueToken } from '@tu/relay';
+import { MODEL_DIR, photoBytes } from './support/real.js';
+import { freePort, startProcess, stopProcess } from './support/processes.js';
+import { tmpDir, until } from './support/harness.js';
+
+const GW = 'gw-system';
+const JWT = 'system-test-jwt-secret-0123456789';
+const GW_SECRET = 'system-test-gateway-secret-0123456789';
+const PHOTOS = ['excavator', 'wheel_loader', 'forklift', 'crane'];
+const firstPhoto = (dir: string) => `${dir}/${fs.readdirSync(path.join(process.env.TU_TESTDATA_DIR ?? path.resolve(import.meta.dirname, '../../shared/testdata/images'), dir)).sort()[0]}`;
+
+interface Seen { type: string; analysisId: string; gatewayId: string; time: string }
+
+test('photos flow agent → relay → live subscription and storage; relay outage loses and duplicates nothing', async () => {
+  const dir = tmpDir('tu-system-');
+  const [relayHttp, relayMqtt, agentHttp, agentMqtt] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  fs.writeFileSync(path.join(dir, 'registry.json'), JSON.stringify({ tenants: [{ id: 'acme' }, { id: 'globex' }], gateways: [{ id: GW, tenant: 'acme', secret: GW_SECRET }] }));
+  fs.writeFileSync(path.join(dir, 'relay.json'), JSON.stringify({ dataDir: path.join(dir, 'relay'), http: { host: '127.0.0.1', port: relayHttp }, ingress: { host: '127.0.0.1', port: relayMqtt }, jwt: { secret: JWT }, registryFile: path.join(dir, 'registry.json') }));
+  fs.writeFileSync(path.join(dir, 'uplink-password'), GW_SECRET + '\n');
+  fs.writeFileSync(
+    path.join(dir, 'agent.json'),
+    JSON.stringify({
+      gatewayId: GW,
+      dataDir: path.join(dir, 'agent'),
+      broker: { host: '127.0.0.1', port: agentMqtt },
+      http: { host: '127.0.0.1', port: agentHttp },
+      model: { dir: MODEL_DIR },
+      uplink: { url: `mqtt://127.0.0.1:${relayMqtt}`, passwordFile: path.join(dir, 'uplink-password'), reconnect: { initialDelayMs: 100, maxDelayMs: 500 } },
+    }),
+  );
+  const startRelayProc = () => startProcess('relay/src/main.ts', ['--config', path.join(dir, 'relay.json')], 'relay: ');
+  let relay: ChildProcess = await startRelayProc();
+  const agent = await startProcess('agent/src/main.ts', ['--config', path.join(dir, 'agent.json')], '"agent started"', { LOG_LEVEL: 'warn' });
+  const clients: Client[] = [];
+  try {
+    const acme = await issueToken({ secret: JWT }, { sub: 'fleet', tenant: 'acme' });
+    const globex = await issueToken({ secret: JWT }, { sub: 'other', tenant: 'globex' });
+    const subscribe = (token: string, into: Seen[], refused?: (err: unknown) => void) =>
+      new Promise<void>((resolve, reject) => {
+        const c = createClient({ url: `ws://127.0.0.1:${relayHttp}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0, on: { connected: () => setTimeout(resolve, 50) } });
+        clients.push(c);
+        c.subscribe<{ analysisEvents: Seen }>(
+          { query: `subscription { analysisEvents(gatewayId: "${GW}") { type analysisId gatewayId time } }` },
+          {
+            next: (m) => m.data && into.push(m.data.analysisEvents),
+            error: (err) => (refused ? (refused(err), resolve()) : reject(new Error(JSON.stringify(err)))),
+            complete: () => undefined,
+          },
+        );
+      });
+    const live: Seen[] = [];
+    const other: Seen[] = [];
+    await subscribe(acme, live);
+    let otherRefused = '';
+    await subscribe(globex, other, (err) => (otherRefused = JSON.stringify(err)));
+    await until(() => otherRefused !== '', 5000, 'the other tenant to be refused');
+    assert.match(otherRefused, /no gateway/, 'another tenant cannot subscribe to this gateway');
+
+    const post = async (rel: string): Promise<string> => {
+      const r = await fetch(`http://127.0.0.1:${agentHttp}/api/v1/images?machineId=M-1`, { method: 'POST', body: photoBytes(rel), headers: { 'content-type': 'image/jpeg' } });
+      assert.is(r.status, 202, `POST ${rel}`);
+      return ((await r.json()) as { analysisId: string }).analysisId;
+    };
+
+    // 1. Live: every event of every analysis, in order.
+    const ids: string[] = [];
+    for (const p of PHOTOS) ids.push(await post(firstPhoto(p)));
+    await until(() => ids.every((id) => live.some((e) => e.analysisId === id && (e.type === 'analysis.completed' || e.type === 'analysis.failed'))), 60_000, 'live terminal events');
+    for (const id of ids) {
+      const types = live.filter((e) => e.analysisId === id).map((e) => e.type);
+      assert.equal(types, ['tu.image.uploaded', 'analysis.started', 'recognition.completed', 'comparison.completed', 'metadata.sorted', 'analysis.completed'], `events of ${id}`);
+    }
+    assert.is(other.length, 0, 'another tenant sees nothing of this gateway');
+
+    // 2. Relay down: the agent keeps analysing; the outbox holds the events.
+    await stopProcess(relay, 'SIGKILL');
+    const offline: string[] = [];
+    for (const p of PHOTOS) offline.push(await post(firstPhoto(p)));
+    const status = async (id: string) => ((await (await fetch(`http://127.0.0.1:${agentHttp}/api/v1/analyses/${id}`)).json()) as { status: string }).status;
+    for (const id of offline) {
+      const end = Date.now() + 60_000;
+      while ((await status(id)) === 'running' || (await status(id)) === 'queued') {
+        if (Date.now() > end) throw new Error(`analysis ${id} did not finish offline`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const health = (await (await fetch(`http://127.0.0.1:${agentHttp}/api/v1/health`)).json()) as { uplink: { state: string; queueDepth: number } };
+    assert.ok(health.uplink.queueDepth >= offline.length * 6, `outbox holds the offline events (${health.uplink.queueDepth})`);
+    assert.is.not(health.uplink.state, 'online');
+
+    // 3. Relay back: the outbox drains; storage has every analysis exactly once.
+    relay = await startRelayProc();
+    const gql = async (query: string) => {
+      const r = await fetch(`http://127.0.0.1:${relayHttp}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${acme}` }, body: JSON.stringify({ query }) });
+      return (await r.json()) as { data: { analyses: { edges: { node: { id: string; status: string } }[] } } };
+    };
+    const all = [...ids, ...offline];
+    let stored: { id: string; status: string }[] = [];
+    const end = Date.now() + 60_000;
+    for (;;) {
+      const res = await gql('{ analyses(first: 100) { edges { node { id status } } } }');
+      stored = res.data?.analyses.edges.map((e) => e.node) ?? [];
+      if (all.every((id) => stored.some((s) => s.id === id && s.status === 'completed'))) break;
+      if (Date.now() > end) throw new Error(`relay stored ${JSON.stringify(stored)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.is(stored.filter((s) => all.includes(s.id)).length, all.length, 'each analysis stored once');
+    const metrics = await (await fetch(`http://127.0.0.1:${relayHttp}/metrics`)).text();
+    const ingested = Number(/^tu_relay_events_ingested_total\s+(\d+)/m.exec(metrics)?.[1] ?? NaN);
+    assert.is(ingested, offline.length * 6, `the restarted relay ingested each offline event once (${ingested})`);
+    const h2 = (await (await fetch(`http://127.0.0.1:${agentHttp}/api/v1/health`)).json()) as { uplink: { state: string; queueDepth: number } };
+    assert.is(h2.uplink.queueDepth, 0);
+    assert.is(h2.uplink.state, 'online');
+  } finally {
+    for (const c of clients) await c.dispose();
+    await stopProcess(agent);
+    await stopProcess(relay);
+  }
+});
+
+test.run();
