@@ -124,7 +124,7 @@ t('health: broker, each service with its instances, model and backend; 404s are 
   for (const s of ['svc-ai-vision-adapter', 'comparison-service', 'metadata-service']) assert.ok(h.services[s]?.up && h.services[s].instances.length === 1, s);
   assert.is(h.model.state, 'loaded');
   assert.is(h.model.backend, 'wasm');
-  assert.is(h.uplink, undefined);
+  assert.equal(h.uplink, { state: 'disabled', reason: 'uplink.url is not configured' }, 'no uplink.url in this config');
   const nf = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/analyses/doesnotexist123' });
   assert.is(nf.statusCode, 404);
   assert.is(nf.json<{ error: { code: string } }>().error.code, 'NOT_FOUND');
