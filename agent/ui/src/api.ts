@@ -1,0 +1,96 @@
+import type * as z from 'zod/mini';
+import { accepted, analysisList, analysisView, errorBody, health, machineView, referenceAdded, type Machine } from './schemas';
+
+/** An error to show the technician: the API's code and message, or what went wrong on the way. */
+export class UiError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'UiError';
+  }
+}
+
+function fromBody(status: number, text: string): UiError {
+  try {
+    const e = errorBody.safeParse(JSON.parse(text));
+    if (e.success) return new UiError(e.data.error.code, e.data.error.message, status);
+  } catch {
+    /* not JSON */
+  }
+  return new UiError(`HTTP_${status}`, `The gateway answered ${status}${text ? `: ${text.slice(0, 200)}` : ''}.`, status);
+}
+
+function check<T>(schema: z.ZodMiniType<T>, json: unknown, what: string): T {
+  const r = schema.safeParse(json);
+  if (!r.success) throw new UiError('BAD_RESPONSE', `Unexpected answer from the gateway for ${what}.`);
+  return r.data;
+}
+
+async function request<T>(schema: z.ZodMiniType<T>, url: string, init?: RequestInit): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(url, init);
+  } catch {
+    throw new UiError('GATEWAY_UNREACHABLE', 'The gateway does not answer. Check the Wi-Fi / cable to the gateway.');
+  }
+  const text = await res.text();
+  if (!res.ok) throw fromBody(res.status, text);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new UiError('BAD_RESPONSE', `The gateway sent something that is not JSON for ${url}.`);
+  }
+  return check(schema, json, url);
+}
+
+export const getHealth = () => request(health, '/api/v1/health');
+export const getAnalyses = (limit = 20) => request(analysisList, `/api/v1/analyses?limit=${limit}`);
+export const getAnalysis = (id: string) => request(analysisView, `/api/v1/analyses/${encodeURIComponent(id)}`);
+export const getMachine = () => request(machineView, '/api/v1/machine');
+export const putMachine = (m: Machine) =>
+  request(machineView, '/api/v1/machine', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(m) });
+
+/** The Content-Type to send: the browser's guess, or by extension; the agent sniffs the bytes anyway. */
+function contentType(file: File): string {
+  if (file.type === 'image/jpeg' || file.type === 'image/png' || file.type === 'image/webp') return file.type;
+  const ext = file.name.toLowerCase().split('.').pop();
+  if (ext === 'png') return 'image/png';
+  if (ext === 'webp') return 'image/webp';
+  if (ext === 'jpg' || ext === 'jpeg') return 'image/jpeg';
+  return file.type || 'application/octet-stream';
+}
+
+/** Uploads one file as the raw body with XHR (fetch has no upload progress). */
+function upload<T>(schema: z.ZodMiniType<T>, url: string, file: File, onProgress?: (fraction: number) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', url);
+    xhr.setRequestHeader('content-type', contentType(file));
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable && onProgress) onProgress(e.loaded / e.total);
+    };
+    xhr.onerror = () => reject(new UiError('GATEWAY_UNREACHABLE', 'The upload did not reach the gateway. Check the connection and try again.'));
+    xhr.ontimeout = () => reject(new UiError('UPLOAD_TIMEOUT', 'The upload took too long. Try again closer to the gateway.'));
+    xhr.onload = () => {
+      if (xhr.status < 200 || xhr.status >= 300) return reject(fromBody(xhr.status, xhr.responseText));
+      try {
+        resolve(check(schema, JSON.parse(xhr.responseText), url));
+      } catch (err) {
+        reject(err instanceof UiError ? err : new UiError('BAD_RESPONSE', 'The gateway accepted the photo but its answer was unreadable.'));
+      }
+    };
+    xhr.timeout = 120_000;
+    xhr.send(file);
+  });
+}
+
+export const uploadPhoto = (file: File, onProgress?: (f: number) => void, machineId?: string) =>
+  upload(accepted, `/api/v1/images${machineId ? `?machineId=${encodeURIComponent(machineId)}` : ''}`, file, onProgress);
+export const uploadReference = (file: File, onProgress?: (f: number) => void) => upload(referenceAdded, '/api/v1/machine/references', file, onProgress);
+
+export const errorText = (err: unknown): { code: string; message: string } =>
+  err instanceof UiError ? { code: err.code, message: err.message } : { code: 'UI_ERROR', message: err instanceof Error ? err.message : String(err) };

@@ -1,0 +1,129 @@
+import * as z from 'zod/mini';
+
+/**
+ * Light runtime checks of what the UI receives (API answers, WebSocket frames): only the
+ * fields the UI shows, unknown fields pass through untouched. A frame that does not match
+ * is dropped and counted, never rendered half-parsed.
+ */
+const str = z.string();
+const num = z.number();
+const opt = <T extends z.ZodMiniType>(t: T) => z.optional(t);
+
+export const errorBody = z.object({ error: z.object({ code: str, message: str }) });
+export const accepted = z.object({ analysisId: str });
+
+export const failureReason = z.object({ code: str, message: str, retryable: z.boolean() });
+export type FailureReason = z.infer<typeof failureReason>;
+
+export const imageRef = z.object({ sha256: str, contentType: str, bytes: num, width: opt(num), height: opt(num), thumbnail: opt(str) });
+export type ImageRef = z.infer<typeof imageRef>;
+
+const label = z.object({ label: str, score: num });
+export const recognition = z.object({
+  machineType: str,
+  confidence: num,
+  unknownReason: opt(str),
+  topK: z.array(label),
+  model: z.object({ id: str, version: str, backend: str }),
+});
+export const comparison = z.object({
+  verdict: z.enum(['match', 'mismatch', 'unknown']),
+  reasons: z.array(str),
+  typeCheck: z.object({ registeredType: z.nullable(str), recognizedType: str, match: z.nullable(z.boolean()) }),
+  bestMatch: z.nullable(z.object({ sha256: str, similarity: num, source: str })),
+  nearDuplicate: z.object({ duplicate: z.boolean(), hammingDistance: opt(num) }),
+  scores: z.object({ typeConfidence: num, bestSimilarity: z.nullable(num) }),
+});
+const gps = z.object({ latitude: num, longitude: num, altitude: opt(num) });
+export const metadata = z.object({
+  exif: z.object({
+    captureTime: opt(str),
+    gps: opt(gps),
+    camera: opt(z.object({ make: opt(str), model: opt(str) })),
+  }),
+  quality: z.object({ width: num, height: num, megapixels: num }),
+  warnings: z.array(str),
+  category: str,
+  record: z.object({ photoQuality: str }),
+});
+export const results = z.object({ recognition: opt(recognition), comparison: opt(comparison), metadata: opt(metadata) });
+export type Results = z.infer<typeof results>;
+
+export const stepSummary = z.object({
+  step: str,
+  status: str,
+  attempts: num,
+  durationMs: opt(num),
+  instance: opt(str),
+  error: opt(failureReason),
+});
+export type StepSummary = z.infer<typeof stepSummary>;
+
+/** GET /api/v1/analyses/:id */
+export const analysisView = z.object({
+  analysisId: str,
+  status: str,
+  image: imageRef,
+  uploadedAt: str,
+  startedAt: opt(str),
+  endedAt: opt(str),
+  durationMs: opt(num),
+  steps: z.array(stepSummary),
+  results,
+  failure: opt(z.object({ step: z.nullable(str), reason: failureReason })),
+});
+export type AnalysisView = z.infer<typeof analysisView>;
+
+/** GET /api/v1/analyses */
+export const analysisList = z.object({ analyses: z.array(z.object({ analysisId: str, status: str, createdAt: str, updatedAt: str })) });
+export type AnalysisListItem = z.infer<typeof analysisList>['analyses'][number];
+
+const uplinkError = z.object({ code: str, message: str, at: str });
+/** GET /api/v1/health */
+export const health = z.object({
+  status: str,
+  gatewayId: str,
+  uptimeS: num,
+  broker: z.object({ up: z.boolean(), clients: num }),
+  services: z.record(str, z.object({ step: str, inProcess: z.boolean(), up: z.boolean(), instances: z.array(z.object({ instanceId: str, inflight: num })) })),
+  model: z.object({ state: str, id: opt(str), version: opt(str), backend: opt(str), kind: opt(str), head: opt(z.nullable(z.object({ id: str }))) }),
+  orchestrator: z.object({ running: num, queued: num }),
+  uplink: z.object({
+    state: str,
+    reason: opt(str),
+    url: opt(str),
+    queueDepth: opt(num),
+    oldestUndeliveredAgeMs: opt(z.nullable(num)),
+    lastDeliveryAt: opt(z.nullable(str)),
+    full: opt(z.boolean()),
+    lastError: opt(z.nullable(uplinkError)),
+  }),
+});
+export type Health = z.infer<typeof health>;
+
+export const machine = z.object({
+  id: opt(str),
+  type: opt(str),
+  brand: opt(str),
+  model: opt(str),
+  serialNumber: opt(str),
+  name: opt(str),
+});
+export type Machine = z.infer<typeof machine>;
+export const machineView = z.object({
+  machine: z.nullable(machine),
+  references: z.array(z.object({ sha256: str, machineType: opt(str), addedAt: str })),
+});
+export type MachineView = z.infer<typeof machineView>;
+export const referenceAdded = z.object({ replaced: z.boolean(), count: num });
+
+/** A CloudEvent frame from /api/v1/events; data is checked per type by the timeline. */
+export const envelope = z.object({ id: str, type: str, subject: str, time: str, data: z.record(str, z.unknown()) });
+export type Envelope = z.infer<typeof envelope>;
+
+export const stepOutcome = z.object({ attempt: num, instance: str, durationMs: num });
+export const stepFailedData = z.extend(stepOutcome, { error: failureReason });
+export const startedData = z.object({ steps: z.array(str), queuedMs: num, image: imageRef });
+export const uploadedData = z.object({ image: imageRef, via: opt(str) });
+export const completedData = z.object({ image: imageRef, durationMs: num, steps: z.array(stepSummary), results });
+export const failedData = z.object({ image: opt(imageRef), failedStep: z.nullable(str), reason: failureReason, steps: z.array(stepSummary), results });

@@ -1,0 +1,155 @@
+import {
+  completedData,
+  envelope,
+  failedData,
+  startedData,
+  stepFailedData,
+  stepOutcome,
+  uploadedData,
+  type AnalysisView,
+  type FailureReason,
+  type ImageRef,
+  type Results,
+  type StepSummary,
+} from './schemas';
+
+export type Status = 'stored' | 'running' | 'completed' | 'failed';
+export interface TimelineItem {
+  key: string;
+  time: string;
+  kind: 'info' | 'ok' | 'retry' | 'fail';
+  text: string;
+}
+/** What the UI knows about one analysis, built from live events (or loaded from the API). */
+export interface Analysis {
+  id: string;
+  status: Status;
+  image?: ImageRef;
+  items: TimelineItem[];
+  steps?: StepSummary[];
+  results?: Results;
+  failure?: { step: string | null; reason: FailureReason };
+  durationMs?: number;
+  updatedAt: string;
+}
+
+const STEP_LABEL: Record<string, string> = { recognition: 'Recognition', comparison: 'Comparison', metadata: 'Metadata' };
+const STEP_OF: Record<string, string> = {
+  'recognition.completed': 'recognition',
+  'comparison.completed': 'comparison',
+  'metadata.sorted': 'metadata',
+  'recognition.failed': 'recognition',
+  'comparison.failed': 'comparison',
+  'metadata.failed': 'metadata',
+};
+export const stepLabel = (s: string | null | undefined): string => (s ? (STEP_LABEL[s] ?? s) : 'before any step');
+export const ms = (n: number): string => (n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(1)} s`);
+
+/**
+ * Applies one WebSocket frame. Returns the updated analysis, or undefined when the frame
+ * is not an event the timeline shows (or does not match its schema: dropped).
+ */
+export function applyFrame(prev: Analysis | undefined, raw: unknown): Analysis | undefined {
+  const env = envelope.safeParse(raw);
+  if (!env.success) return undefined;
+  const e = env.data;
+  const a: Analysis = prev ? { ...prev, items: prev.items.slice() } : { id: e.subject, status: 'stored', items: [], updatedAt: e.time };
+  if (a.items.some((i) => i.key === e.id)) return prev; // duplicate delivery
+  const add = (kind: TimelineItem['kind'], text: string) => a.items.push({ key: e.id, time: e.time, kind, text });
+  a.updatedAt = e.time;
+  const step = STEP_OF[e.type];
+  switch (e.type) {
+    case 'tu.image.uploaded': {
+      const d = uploadedData.safeParse(e.data);
+      if (!d.success) return undefined;
+      a.image = { ...d.data.image, ...(a.image?.thumbnail ? { thumbnail: a.image.thumbnail } : {}) };
+      add('info', `Photo stored (${Math.round(d.data.image.bytes / 1024)} KB)`);
+      break;
+    }
+    case 'analysis.started': {
+      const d = startedData.safeParse(e.data);
+      if (!d.success) return undefined;
+      if (a.status === 'stored') a.status = 'running';
+      add('info', `Analysis started${d.data.queuedMs > 50 ? ` after ${ms(d.data.queuedMs)} in the queue` : ''}: ${d.data.steps.map(stepLabel).join(' → ')}`);
+      break;
+    }
+    case 'recognition.completed':
+    case 'comparison.completed':
+    case 'metadata.sorted': {
+      const d = stepOutcome.safeParse(e.data);
+      if (!d.success) return undefined;
+      if (a.status === 'stored') a.status = 'running';
+      add('ok', `${stepLabel(step)} done in ${ms(d.data.durationMs)}${d.data.attempt > 1 ? ` (attempt ${d.data.attempt})` : ''}`);
+      break;
+    }
+    case 'recognition.failed':
+    case 'comparison.failed':
+    case 'metadata.failed': {
+      const d = stepFailedData.safeParse(e.data);
+      if (!d.success) return undefined;
+      const r = d.data.error;
+      add(r.retryable ? 'retry' : 'fail', `${stepLabel(step)} attempt ${d.data.attempt} failed after ${ms(d.data.durationMs)}: ${r.message} [${r.code}]${r.retryable ? ' — retrying' : ''}`);
+      break;
+    }
+    case 'analysis.completed': {
+      const d = completedData.safeParse(e.data);
+      if (!d.success) return undefined;
+      a.status = 'completed';
+      a.image = d.data.image;
+      a.steps = d.data.steps;
+      a.results = d.data.results;
+      a.durationMs = d.data.durationMs;
+      const retried = d.data.steps.filter((s) => s.attempts > 1);
+      add('ok', `Completed in ${ms(d.data.durationMs)}${retried.length ? ` (retried: ${retried.map((s) => `${stepLabel(s.step)} ×${s.attempts}`).join(', ')})` : ''}`);
+      break;
+    }
+    case 'analysis.failed': {
+      const d = failedData.safeParse(e.data);
+      if (!d.success) return undefined;
+      a.status = 'failed';
+      if (d.data.image) a.image = d.data.image;
+      a.steps = d.data.steps;
+      a.results = d.data.results;
+      a.failure = { step: d.data.failedStep, reason: d.data.reason };
+      add('fail', `Failed at ${stepLabel(d.data.failedStep)}: ${d.data.reason.message} [${d.data.reason.code}]`);
+      break;
+    }
+    default:
+      return undefined;
+  }
+  return a;
+}
+
+/** An analysis loaded from GET /api/v1/analyses/:id (history, or after a reconnect). */
+export function fromView(v: AnalysisView, prev?: Analysis): Analysis {
+  const status: Status = v.status === 'completed' ? 'completed' : v.status === 'failed' ? 'failed' : 'running';
+  const items: TimelineItem[] = prev?.items.length
+    ? prev.items
+    : [
+        { key: 'up', time: v.uploadedAt, kind: 'info', text: `Photo stored (${Math.round(v.image.bytes / 1024)} KB)` },
+        ...(v.startedAt ? [{ key: 'st', time: v.startedAt, kind: 'info' as const, text: 'Analysis started' }] : []),
+        ...v.steps
+          .filter((s) => s.status === 'completed' || s.status === 'failed')
+          .map((s) => ({
+            key: `s-${s.step}`,
+            time: v.endedAt ?? v.uploadedAt,
+            kind: s.status === 'completed' ? ('ok' as const) : ('fail' as const),
+            text: `${stepLabel(s.step)} ${s.status === 'completed' ? 'done' : 'failed'}${s.durationMs !== undefined ? ` in ${ms(s.durationMs)}` : ''}${s.attempts > 1 ? ` after ${s.attempts} attempts` : ''}${s.error ? `: ${s.error.message}` : ''}`,
+          })),
+        ...(status === 'completed' ? [{ key: 'end', time: v.endedAt ?? v.uploadedAt, kind: 'ok' as const, text: `Completed${v.durationMs !== undefined ? ` in ${ms(v.durationMs)}` : ''}` }] : []),
+        ...(status === 'failed' && v.failure
+          ? [{ key: 'end', time: v.endedAt ?? v.uploadedAt, kind: 'fail' as const, text: `Failed at ${stepLabel(v.failure.step)}: ${v.failure.reason.message} [${v.failure.reason.code}]` }]
+          : []),
+      ];
+  return {
+    id: v.analysisId,
+    status: prev && prev.status !== 'running' && prev.status !== 'stored' ? prev.status : status,
+    image: v.image,
+    items,
+    steps: v.steps,
+    results: v.results,
+    ...(v.failure ? { failure: v.failure } : {}),
+    ...(v.durationMs !== undefined ? { durationMs: v.durationMs } : {}),
+    updatedAt: v.endedAt ?? v.startedAt ?? v.uploadedAt,
+  };
+}
