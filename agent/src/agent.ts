@@ -2,11 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { AgentConfig } from '@tu/firmware-config';
-import { BusClient, systemClock, type Clock, type Logger } from '@tu/shared';
+import { systemClock, type BusClient, type Clock, type Logger } from '@tu/shared';
 import { openBlobStore, type BlobStore } from './blobs/store.js';
 import { startBroker, type Broker } from './broker/broker.js';
-import { derivePassword, observerUsername, resolveBusSecret } from './broker/credentials.js';
-import { connectService, type BusIdentity } from './bus.js';
+import { resolveBusSecret } from './broker/credentials.js';
+import { connectObserver, connectService, type BusIdentity } from './bus.js';
 import { openPhotoHistory, type PhotoHistory } from './device/history.js';
 import { createReferenceRegistrar } from './device/reference-registrar.js';
 import { openDeviceState, type DeviceState } from './device/state.js';
@@ -156,16 +156,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     await intake.recover();
 
     // The UI's live feed: an observer client (events only; the broker refuses it anything else).
-    const uiBus = await BusClient.connect({
-      gatewayId: config.gatewayId,
-      service: 'svc-analysis-orchestrator', // source name only: observers never publish
-      instanceId: `observer-ui-${process.pid}`,
-      username: observerUsername('ui'),
-      password: derivePassword(secret, observerUsername('ui')),
-      transport: busIdentity.transport,
-      logger: log,
-      maxPayloadBytes: config.broker.maxPayloadBytes,
-    });
+    const uiBus = await connectObserver(busIdentity, 'ui');
     closers.push(() => uiBus.close());
     const events = await createEventFeed(uiBus);
     closers.push(() => events.stop());

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { BusClient, type CommandType, type Logger, type ServiceName, type Transport } from '@tu/shared';
-import { derivePassword } from './broker/credentials.js';
+import { derivePassword, observerUsername } from './broker/credentials.js';
 
 export interface BusIdentity {
   gatewayId: string;
@@ -26,5 +26,21 @@ export function connectService(id: BusIdentity, service: ServiceName, opts: { ha
     logger: id.logger,
     maxPayloadBytes: id.maxPayloadBytes,
     ...(opts.handles ? { handles: opts.handles } : {}),
+  });
+}
+
+/** Connects an observer (UI feed, uplink, tools): subscribes to events, publishes nothing. */
+export function connectObserver(id: BusIdentity, name: string, instanceId = `observer-${name}-${process.pid}`): Promise<BusClient> {
+  const username = observerUsername(name);
+  return BusClient.connect({
+    gatewayId: id.gatewayId,
+    service: 'svc-analysis-orchestrator', // required by the client type; observers never publish
+    instanceId,
+    username,
+    password: derivePassword(id.secret, username),
+    transport: id.transport,
+    logger: id.logger,
+    maxPayloadBytes: id.maxPayloadBytes,
+    observer: true,
   });
 }

@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   BUS_AUTH_REFUSED: 'The broker refused the credentials; check the bus secret / username.',
   BUS_PUBLISH_INVALID: 'A message did not match its schema and was not sent (a bug in the producer).',
   BUS_CLOSED: 'The bus client is closed.',
+  BUS_READ_ONLY: 'An observer client may only subscribe to events; it cannot publish.',
   // inbound message rejections (dead-letter reasons)
   PAYLOAD_TOO_LARGE: 'The message is larger than the configured maximum payload.',
   UNKNOWN_TOPIC: 'The topic is not part of the contract.',

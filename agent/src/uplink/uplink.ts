@@ -1,8 +1,7 @@
 import path from 'node:path';
 import type { AgentConfig } from '@tu/firmware-config';
-import { BusClient, TuError, type Clock, type Logger } from '@tu/shared';
-import { derivePassword, observerUsername } from '../broker/credentials.js';
-import type { BusIdentity } from '../bus.js';
+import { TuError, type Clock, type Logger } from '@tu/shared';
+import { connectObserver, type BusIdentity } from '../bus.js';
 import { Forwarder, type UplinkError, type UplinkState } from './forwarder.js';
 import { Outbox } from './outbox.js';
 import { redactUrl, resolveEndpoint, type RelayEndpoint } from './relay-connection.js';
@@ -78,17 +77,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
   });
   let forwarder: Forwarder;
   try {
-    const user = observerUsername(UPLINK_OBSERVER);
-    const bus = await BusClient.connect({
-      gatewayId: config.gatewayId,
-      service: 'svc-analysis-orchestrator', // required by the client type; observers never publish
-      instanceId: 'uplink',
-      username: user,
-      password: derivePassword(deps.identity.secret, user),
-      transport: deps.identity.transport,
-      logger: deps.logger,
-      maxPayloadBytes: deps.identity.maxPayloadBytes,
-    });
+    const bus = await connectObserver(deps.identity, UPLINK_OBSERVER, 'uplink');
     forwarder = new Forwarder({
       gatewayId: config.gatewayId,
       bus,

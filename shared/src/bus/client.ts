@@ -32,6 +32,11 @@ export interface BusClientOptions {
   handles?: CommandType[];
   connectTimeoutMs?: number;
   version?: string;
+  /**
+   * An observer (UI feed, uplink, tools) only subscribes to events: the broker lets it
+   * publish nothing, so it never publishes dead letters (it counts and logs rejections).
+   */
+  observer?: boolean;
 }
 
 export interface PublishMeta {
@@ -68,6 +73,7 @@ export class BusClient {
   readonly #source: string;
   readonly #subs = new Map<string, Set<Handler>>();
   readonly #presence?: Presence;
+  readonly #observer: boolean;
   #ready = false;
   #closed = false;
 
@@ -80,6 +86,7 @@ export class BusClient {
     this.#maxPayload = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.#source = `/gateways/${opts.gatewayId}/${opts.service}`;
     this.#presence = presence;
+    this.#observer = opts.observer ?? false;
     mqtt.on('message', (topic, payload) => this.#dispatch(topic, payload));
     mqtt.on('connect', () => {
       this.#log.debug('bus connected');
@@ -258,6 +265,7 @@ export class BusClient {
 
   async #send(topic: string, payload: string): Promise<void> {
     if (this.#closed) throw new TuError('BUS_CLOSED');
+    if (this.#observer) throw new TuError('BUS_READ_ONLY');
     await this.#mqtt.publishAsync(topic, payload, { qos: 1 });
     this.stats.published++;
   }
@@ -331,7 +339,7 @@ export class BusClient {
     this.stats.rejected++;
     this.stats.rejectedByCode[rejection.code] = (this.stats.rejectedByCode[rejection.code] ?? 0) + 1;
     this.#log.warn({ topic, code: rejection.code, reason: rejection.message, bytes: payload.length }, 'rejected inbound message');
-    if (topic.includes('/sys/deadletter/') || this.#closed) return;
+    if (topic.includes('/sys/deadletter/') || this.#closed || this.#observer) return;
     const letter = {
       reason: rejection,
       topic: topic.slice(0, 512),
