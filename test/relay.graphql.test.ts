@@ -123,7 +123,10 @@ test('health and metrics', async (ctx) => {
   const m = (await ctx.relay.app.inject({ url: '/metrics' })).body;
   for (const name of ['tu_relay_events_ingested_total', 'tu_relay_storage_queue_depth', 'tu_relay_machine_upserts_total', 'tu_relay_subscribers']) assert.ok(m.includes(`# TYPE ${name}`), name);
   const root = await ctx.relay.app.inject({ url: '/' });
-  assert.is(root.statusCode, 404);
+  assert.is(root.statusCode, 200, 'the dashboard is served at / (npm test builds it first)');
+  assert.match(root.headers['content-type'] as string, /text\/html/);
+  const traversal = await ctx.relay.app.inject({ url: '/..%2f..%2fpackage.json' });
+  assert.is(traversal.statusCode, 404);
 });
 
 test.run();

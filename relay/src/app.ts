@@ -8,6 +8,7 @@ import { buildResolvers } from './graphql/resolvers.js';
 import { typeDefs } from './graphql/schema.js';
 import type { AppDeps } from './http/deps.js';
 import { installErrorHandling, sendError } from './http/errors.js';
+import { dashboard } from './dashboard.js';
 import { healthRoute } from './http/routes/health.js';
 import { metricsRoute } from './http/routes/metrics.js';
 
@@ -81,5 +82,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   healthRoute(app, deps);
   metricsRoute(app, deps);
+  await app.register(dashboard);
   return app;
 }
