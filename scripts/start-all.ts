@@ -3,29 +3,15 @@
  * pointed at that relay (the default `npm start`). Development credentials (relay JWT
  * secret, the gateway's secret, the bus secret) are generated once into .data/ (0600).
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadAgentConfig, profilePath } from '@tu/firmware-config';
 import { createLogger } from '@tu/shared';
-import { startAgent } from '@tu/agent';
+import { readOrCreateSecret, startAgent } from '@tu/agent';
 import { issueToken, loadRelayConfig, startRelay } from '@tu/relay';
 
 const TENANT = 'dev';
-
-function secretFile(file: string): string {
-  try {
-    const s = fs.readFileSync(file, 'utf8').trim();
-    if (s.length >= 32) return s;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const s = randomBytes(32).toString('base64url');
-  fs.writeFileSync(file, s + '\n', { mode: 0o600 });
-  return s;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string' }, profile: { type: 'string' }, data: { type: 'string' } } });
@@ -36,12 +22,12 @@ async function main(): Promise<void> {
 
   const relayDir = path.join(dataRoot, 'relay');
   const gatewaySecretFile = path.join(dataRoot, 'agent', 'uplink-password');
-  const gatewaySecret = secretFile(gatewaySecretFile);
+  const gatewaySecret = readOrCreateSecret(gatewaySecretFile);
   const registryFile = path.join(relayDir, 'registry.dev.json');
   fs.mkdirSync(relayDir, { recursive: true });
   fs.writeFileSync(registryFile, JSON.stringify({ tenants: [{ id: TENANT, name: 'Development' }], gateways: [{ id: gatewayId, tenant: TENANT, name: 'all-in-one agent', secret: gatewaySecret }] }), { mode: 0o600 });
   const relayConfig = loadRelayConfig({
-    overrides: { dataDir: relayDir, 'jwt.secret': process.env.TU_RELAY_JWT_SECRET ?? secretFile(path.join(relayDir, 'jwt-secret')), registryFile, 'http.host': '127.0.0.1', 'ingress.host': '127.0.0.1' },
+    overrides: { dataDir: relayDir, 'jwt.secret': process.env.TU_RELAY_JWT_SECRET ?? readOrCreateSecret(path.join(relayDir, 'jwt-secret')), registryFile, 'http.host': '127.0.0.1', 'ingress.host': '127.0.0.1' },
   });
   const logger = createLogger({ level: relayConfig.log.level, name: 'tu' });
   const relay = await startRelay(relayConfig, { logger: logger.child({ part: 'relay' }) });

@@ -1,6 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -9,43 +7,13 @@ import { BusClient, serveStep, silentLogger, STEPS, type AnyEvent, type StepName
 import { derivePassword, observerUsername } from '@tu/agent';
 import { uploaded } from './support/fixtures.js';
 import { defaultResults, tmpDir, until } from './support/harness.js';
+import { freePort, startProcess } from './support/processes.js';
 
 const GW = 'gw-crash';
 const SECRET = 'crash-test-secret-crash-test-secret-0001';
-const ROOT = path.resolve(import.meta.dirname, '..');
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-
-function startAgentProcess(configFile: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'agent/src/main.ts'), '--config', configFile], {
-    cwd: ROOT,
-    env: { ...process.env, TU_BUS_SECRET: SECRET, LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes('"agent started"')) {
-        child.stdout!.off('data', onData);
-        if (process.env.DEBUG_CRASH) {
-          process.stdout.write(buf);
-          child.stdout!.pipe(process.stdout);
-        }
-        else child.stdout!.resume(); // keep draining
-        resolve(child);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`agent exited early with ${code}: ${buf.slice(-2000)}`)));
-  });
-}
+const startAgentProcess = (configFile: string) =>
+  startProcess('agent/src/main.ts', ['--config', configFile], '"agent started"', { TU_BUS_SECRET: SECRET, LOG_LEVEL: 'info' });
 
 const tcp = (port: number) => ({ kind: 'tcp' as const, host: '127.0.0.1', port });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

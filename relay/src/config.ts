@@ -1,4 +1,4 @@
-import fs from 'node:fs';
+import { loadConfigFile, type Env, type EnvOverride } from '@tu/shared';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -57,20 +57,9 @@ export const relayConfigSchema = z
 
 export type RelayConfig = z.output<typeof relayConfigSchema>;
 
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
-  constructor(
-    message: string,
-    readonly problems: { field: string; message: string; from?: string }[] = [],
-  ) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError } from '@tu/shared';
 
-type Env = Record<string, string | undefined>;
-
-export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'number' }> = {
+export const ENV_OVERRIDES: Record<string, EnvOverride> = {
   TU_RELAY_DATA_DIR: { path: ['dataDir'], type: 'string' },
   TU_RELAY_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
   TU_RELAY_HTTP_HOST: { path: ['http', 'host'], type: 'string' },
@@ -96,48 +85,5 @@ export const storageUrl = (c: RelayConfig): string => c.storage.url ?? `sqlite:$
  * returns the config or throws a ConfigError naming every bad field and where it came from.
  */
 export function loadRelayConfig(opts: { file?: string; env?: Env; overrides?: Record<string, unknown> } = {}): RelayConfig {
-  const env = opts.env ?? process.env;
-  let raw: Record<string, unknown> = {};
-  if (opts.file) {
-    let text: string;
-    try {
-      text = fs.readFileSync(opts.file, 'utf8');
-    } catch (err) {
-      throw new ConfigError(`cannot read config file ${opts.file}: ${(err as Error).message}`);
-    }
-    try {
-      const parsed: unknown = JSON.parse(text);
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('top level must be an object');
-      raw = parsed as Record<string, unknown>;
-    } catch (err) {
-      throw new ConfigError(`config file ${opts.file} is not valid JSON: ${(err as Error).message}`);
-    }
-  }
-  const origin = new Map<string, string>();
-  for (const [name, spec] of Object.entries(ENV_OVERRIDES)) {
-    const v = env[name];
-    if (v === undefined || v === '') continue;
-    setPath(raw, spec.path, spec.type === 'number' && /^-?\d+$/.test(v.trim()) ? Number(v) : v);
-    origin.set(spec.path.join('.'), `env ${name}`);
-  }
-  for (const [k, v] of Object.entries(opts.overrides ?? {})) setPath(raw, k.split('.'), v);
-  const res = relayConfigSchema.safeParse(raw);
-  if (res.success) return res.data;
-  const problems = res.error.issues.map((i) => {
-    const field = i.path.map(String).join('.') || '(root)';
-    const from = origin.get(field);
-    return { field, message: i.message, ...(from ? { from } : {}) };
-  });
-  const lines = problems.map((p) => `  - ${p.field}: ${p.message}${p.from ? ` (from ${p.from})` : ''}`);
-  throw new ConfigError(`invalid relay configuration${opts.file ? ` in ${opts.file}` : ''}:\n${lines.join('\n')}`, problems);
-}
-
-function setPath(obj: Record<string, unknown>, p: string[], value: unknown): void {
-  let cur = obj;
-  for (const key of p.slice(0, -1)) {
-    const next = cur[key];
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) cur[key] = {};
-    cur = cur[key] as Record<string, unknown>;
-  }
-  cur[p[p.length - 1]!] = value;
+  return loadConfigFile(relayConfigSchema, { what: 'relay configuration', ...opts, envOverrides: ENV_OVERRIDES });
 }

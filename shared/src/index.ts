@@ -16,3 +16,5 @@ export * from './bus/transport.js';
 export * from './bus/step-handler.js';
 export * from './worker.js';
 export * from './docs/asyncapi.js';
+export * from './exposition.js';
+export * from './config-file.js';

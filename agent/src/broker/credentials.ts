@@ -50,8 +50,11 @@ export function verifyPassword(secret: string, username: string, password: Buffe
  * mode 0600 on first start. Never logged, never committed.
  */
 export function resolveBusSecret(opts: { secret?: string; secretFile?: string; dataDir: string }): string {
-  if (opts.secret) return opts.secret;
-  const file = opts.secretFile ?? path.join(opts.dataDir, 'bus-secret');
+  return opts.secret ?? readOrCreateSecret(opts.secretFile ?? path.join(opts.dataDir, 'bus-secret'));
+}
+
+/** A secret kept in a file: read it, or create it (32 random bytes, mode 0600) when missing. */
+export function readOrCreateSecret(file: string): string {
   try {
     const s = fs.readFileSync(file, 'utf8').trim();
     if (s.length >= 32) return s;

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../deps.js';
-import { Exposition } from '../exposition.js';
+import { Exposition } from '@tu/shared';
 
 export function metricsText(deps: AppDeps): string {
   const i = deps.ingest.stats;

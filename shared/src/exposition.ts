@@ -1,8 +1,8 @@
-type Sample = [labels: Record<string, string>, value: number];
+export type Sample = [labels: Record<string, string>, value: number];
 
 const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
-/** Prometheus text exposition format 0.0.4. */
+/** Prometheus text exposition format 0.0.4 (agent and relay `/metrics`). */
 export class Exposition {
   #lines: string[] = [];
   metric(name: string, type: 'counter' | 'gauge', help: string, samples: number | Sample[]): this {
