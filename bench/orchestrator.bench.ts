@@ -16,7 +16,7 @@ const RESULTS = { recognition: recognitionResult(), comparison: comparisonResult
 async function setup(durability: 'full' | 'normal', transport: 'in-process' | 'tcp'): Promise<{ agent: Agent; clients: BusClient[]; intake: BusClient; done: Map<string, (e: AnyEvent) => void>; t: () => Transport }> {
   const config = loadAgentConfig({
     env: {},
-    overrides: { gatewayId: 'gw-bench', dataDir: tmpDir('tu-bench-'), 'broker.port': 0, 'bus.secret': 'bench-secret-bench-secret-bench-secret-01', 'orchestrator.durability': durability, 'orchestrator.maxConcurrent': 1000, 'orchestrator.maxQueue': 100000 },
+    overrides: { gatewayId: 'gw-bench', dataDir: tmpDir('tu-bench-'), 'broker.port': 0, 'bus.secret': 'bench-secret-bench-secret-bench-secret-01', 'orchestrator.durability': durability, 'orchestrator.maxConcurrent': 1000, 'orchestrator.maxQueue': 100000, 'http.port': 0, 'http.host': '127.0.0.1', 'services.vision': false, 'services.comparison': false, 'services.metadata': false },
   });
   const agent = await startAgent(config, { logger: silentLogger() });
   const t = (): Transport => (transport === 'tcp' ? { kind: 'tcp', host: '127.0.0.1', port: agent.broker.address!.port } : agent.busIdentity.transport);
