@@ -18,9 +18,13 @@ export function launchChromium(): Promise<Browser> {
   });
 }
 
-/** Builds a front end with Vite unless its dist is already there (npm test builds it first). */
+const newest = (dir: string): number =>
+  fs.readdirSync(dir, { withFileTypes: true }).reduce((m, e) => Math.max(m, e.isDirectory() ? newest(path.join(dir, e.name)) : fs.statSync(path.join(dir, e.name)).mtimeMs), 0);
+
+/** Builds a front end with Vite unless its dist is there and newer than its sources (npm test builds it first). */
 export async function ensureBuilt(root: string): Promise<void> {
-  if (fs.existsSync(path.join(root, 'dist', 'index.html'))) return;
+  const index = path.join(root, 'dist', 'index.html');
+  if (fs.existsSync(index) && fs.statSync(index).mtimeMs >= newest(path.join(root, 'src'))) return;
   const { build } = await import('vite');
   await build({ root, logLevel: 'warn', configFile: path.join(root, 'vite.config.ts') });
 }
