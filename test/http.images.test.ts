@@ -112,6 +112,8 @@ t('a truncated JPEG passes intake and fails the analysis with IMAGE_DECODE_FAILE
   assert.is(end.data.failedStep, 'recognition');
   assert.is(end.data.reason.code, 'IMAGE_DECODE_FAILED');
   assert.is(end.data.reason.retryable, false);
+  assert.not.match(end.data.reason.message, ctx.agent.config.dataDir, 'no device path in a reason sent to the cloud');
+  assert.match(end.data.reason.message, /sha256:[0-9a-f]{12}/);
   const rf = ctx.obs.events.find((e) => e.subject === analysisId && e.type === 'recognition.failed');
   assert.ok(rf, 'recognition.failed was published');
 });

@@ -18,21 +18,23 @@ export interface RunningService {
 }
 
 /** Maps vision library errors to step failures: bad images are final, worker trouble is retryable. */
-export function visionStepError(err: unknown): StepError {
+export function visionStepError(err: unknown, redact: { path: string; as: string } = { path: '', as: '' }): StepError {
+  // Failure reasons travel to the cloud: name the image by its hash, not by its path on the device.
+  const msg = (m: string) => (redact.path ? m.split(redact.path).join(redact.as) : m);
   if (err instanceof VisionError) {
     switch (err.code) {
       case 'IMAGE_DECODE_FAILED':
       case 'IMAGE_TOO_LARGE':
       case 'IMAGE_NOT_FOUND':
-        return new StepError(err.code, err.message, false);
+        return new StepError(err.code, msg(err.message), false);
       case 'WORKER_FAILED':
       case 'RECOGNIZER_DISPOSED':
-        return new StepError(err.code, err.message, true);
+        return new StepError(err.code, msg(err.message), true);
       default:
-        return new StepError(err.code, err.message, false);
+        return new StepError(err.code, msg(err.message), false);
     }
   }
-  return new StepError('INTERNAL_ERROR', err instanceof Error ? err.message : String(err), true);
+  return new StepError('INTERNAL_ERROR', msg(err instanceof Error ? err.message : String(err)), true);
 }
 
 /** svc-ai-vision-adapter: answers recognition commands with the recognizer (worker thread). */
@@ -40,11 +42,13 @@ export async function startVisionService(deps: VisionServiceDeps): Promise<Runni
   let recognizer = deps.recognizer;
   let replacing: Promise<void> | null = null;
   const unsubscribe = await serveStep(deps.bus, 'recognition', async (cmd): Promise<RecognitionResult> => {
+    const file = deps.blobs.pathOf(cmd.data.image.sha256);
     try {
-      const r = await recognizer.recognize(deps.blobs.pathOf(cmd.data.image.sha256));
+      const r = await recognizer.recognize(file);
       return recognitionResult.parse(r);
     } catch (err) {
-      const stepErr = visionStepError(err);
+      deps.logger?.warn({ err, analysisId: cmd.data.analysisId }, 'recognition failed');
+      const stepErr = visionStepError(err, { path: file, as: `sha256:${cmd.data.image.sha256.slice(0, 12)}` });
       if (stepErr.code === 'WORKER_FAILED' && deps.recreate && !replacing) {
         deps.logger?.warn({ err }, 'vision worker failed; starting a new one');
         replacing = deps
