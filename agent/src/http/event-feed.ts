@@ -12,18 +12,31 @@ export interface EventFeed {
 /**
  * One subscription on an observer bus client (`observer:ui`: may subscribe to events and
  * nothing else, so commands can never reach the UI), fanned out to any number of listeners.
+ * The bus subscription exists only while someone listens: with no UI open, the feed costs
+ * the analysis flow nothing.
  */
 export async function createEventFeed(bus: BusClient): Promise<EventFeed> {
   const listeners = new Set<(event: AnyEvent) => void>();
-  const off = await bus.onEvents('all', (event) => {
-    for (const l of listeners) l(event);
-  });
+  let off: Promise<() => Promise<void>> | undefined;
   let stopped = false;
+  const fanOut = (event: AnyEvent) => {
+    for (const l of listeners) l(event);
+  };
+  const release = () => {
+    if (listeners.size > 0 || !off) return;
+    const pending = off;
+    off = undefined;
+    void pending.then((unsubscribe) => unsubscribe()).catch(() => undefined);
+  };
   return {
     subscribe(listener) {
       if (stopped) return () => undefined;
       listeners.add(listener);
-      return () => listeners.delete(listener);
+      off ??= bus.onEvents('all', fanOut);
+      return () => {
+        listeners.delete(listener);
+        release();
+      };
     },
     get listeners() {
       return listeners.size;
@@ -32,7 +45,9 @@ export async function createEventFeed(bus: BusClient): Promise<EventFeed> {
       if (stopped) return;
       stopped = true;
       listeners.clear();
-      await off();
+      const pending = off;
+      off = undefined;
+      if (pending) await (await pending.catch(() => async () => undefined))();
     },
   };
 }
