@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -9,38 +9,17 @@ import { derivePassword, observerUsername } from '@tu/agent';
 import { uploaded } from './support/fixtures.js';
 import { defaultResults, tmpDir, until } from './support/harness.js';
 import { freePort, TestRelay } from './support/relay-ingress.js';
+import { startProcess, stopProcess } from './support/processes.js';
 
 const GW = 'gw-uplink-crash';
 const BUS_SECRET = 'uplink-crash-bus-secret-uplink-crash-0001';
 const GW_SECRET = 'uplink-crash-gateway-secret';
-const ROOT = path.resolve(import.meta.dirname, '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function startAgentProcess(configFile: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'agent/src/main.ts'), '--config', configFile], {
-    cwd: ROOT,
-    env: { ...process.env, TU_BUS_SECRET: BUS_SECRET, TU_UPLINK_PASSWORD: GW_SECRET },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes('"agent started"')) {
-        child.stdout!.off('data', onData);
-        child.stdout!.resume();
-        resolve(child);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`agent exited early with ${code}: ${buf.slice(-2000)}`)));
-  });
-}
+const startAgentProcess = (configFile: string): Promise<ChildProcess> =>
+  startProcess('agent/src/main.ts', ['--config', configFile], '"agent started"', { TU_BUS_SECRET: BUS_SECRET, TU_UPLINK_PASSWORD: GW_SECRET });
 
-const kill9 = async (child: ChildProcess) => {
-  child.kill('SIGKILL');
-  await new Promise((r) => child.once('exit', r));
-};
+const kill9 = (child: ChildProcess) => stopProcess(child, 'SIGKILL');
 
 /** What is on disk in the outbox (read after the kill, before the restart), in seq order. */
 const outboxIds = (dataDir: string): string[] => {
@@ -142,8 +121,7 @@ test('kill -9 with a loaded outbox and the relay down; restart; relay up: every 
         `${window.length} event(s) seen on the bus in the last ${(seen2.length && 'burst') || 'life'} but not yet committed at the kill (the documented window), ${window.filter((id) => distinct.has(id)).length} of them re-published after the restart and delivered`,
     );
   } finally {
-    agent.kill('SIGTERM');
-    await new Promise((r) => agent.once('exit', r));
+    await stopProcess(agent);
     for (const c of clients) await c.close();
     await relay.stop();
   }

@@ -220,15 +220,16 @@ export class BusClient {
   }
 
   /** Closes the client; a handler instance first clears its retained presence (a clean disconnect suppresses the will). */
-  async close(): Promise<void> {
+  async close(timeoutMs = 1000): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Bounded: with the broker gone, a QoS 1 publish or a graceful end would wait forever.
+    const bounded = <T>(p: Promise<T>) =>
+      Promise.race([p.then(() => true, () => false), new Promise<boolean>((r) => setTimeout(r, timeoutMs, false).unref())]);
     if (this.#presence && this.#mqtt.connected) {
-      await this.#mqtt
-        .publishAsync(topics.presence(this.gatewayId, this.service, this.instanceId), Buffer.alloc(0), { qos: 1, retain: true })
-        .catch(() => undefined);
+      await bounded(this.#mqtt.publishAsync(topics.presence(this.gatewayId, this.service, this.instanceId), Buffer.alloc(0), { qos: 1, retain: true }));
     }
-    await this.#mqtt.endAsync().catch(() => undefined);
+    if (!(await bounded(this.#mqtt.endAsync()))) await this.#mqtt.endAsync(true).catch(() => undefined);
   }
 
   /** Drops the connection without a clean disconnect (tests: the broker publishes the last will). */
