@@ -1,4 +1,4 @@
-import Database from 'better-sqlite3';
+import { openSqlite } from '../sqlite.js';
 
 export interface HistoryPhoto {
   sha256: string;
@@ -27,10 +27,7 @@ const fromBlob = (b: Buffer): number[] => Array.from(new Float32Array(b.buffer, 
 
 export function openPhotoHistory(file: string, opts: { maxPerMachine?: number; durability?: 'full' | 'normal' } = {}): PhotoHistory {
   const max = opts.maxPerMachine ?? 200;
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma(`synchronous = ${opts.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
-  db.pragma('busy_timeout = 2000');
+  const db = openSqlite(file, { durability: opts.durability ?? 'full' });
   db.exec(`CREATE TABLE IF NOT EXISTS photo_history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     machine_id TEXT NOT NULL,

@@ -1,4 +1,4 @@
-import Database from 'better-sqlite3';
+import { openSqlite } from '../sqlite.js';
 import type { AnyEvent } from '@tu/shared';
 
 export interface JournalEntry {
@@ -21,9 +21,7 @@ export interface IntakeJournal {
 }
 
 export function openIntakeJournal(file: string): IntakeJournal {
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+  const db = openSqlite(file, { durability: 'full' });
   db.exec('CREATE TABLE IF NOT EXISTS intake_journal (analysis_id TEXT PRIMARY KEY, event TEXT NOT NULL, accepted_at INTEGER NOT NULL)');
   const ins = db.prepare<[string, string, number]>('INSERT OR REPLACE INTO intake_journal (analysis_id, event, accepted_at) VALUES (?, ?, ?)');
   const del = db.prepare<[string]>('DELETE FROM intake_journal WHERE analysis_id = ?');

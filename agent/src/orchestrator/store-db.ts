@@ -1,6 +1,5 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from '../sqlite.js';
 
 export interface StoreRow {
   id: string;
@@ -16,13 +15,7 @@ export interface StoreRow {
  * `full` durability fsyncs every commit so state survives power loss.
  */
 export function openStateDb(file: string, durability: 'full' | 'normal', readonly = false): Database.Database {
-  if (!readonly) fs.mkdirSync(path.dirname(file), { recursive: true });
-  const db = new Database(file, readonly ? { readonly: true, fileMustExist: true } : {});
-  db.pragma('busy_timeout = 5000');
-  if (!readonly) {
-    db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
-    db.exec(`
+  return openSqlite(file, { durability, readonly, schema: `
       CREATE TABLE IF NOT EXISTS analyses (
         id TEXT PRIMARY KEY,
         status TEXT NOT NULL,
@@ -33,7 +26,5 @@ export function openStateDb(file: string, durability: 'full' | 'normal', readonl
       );
       CREATE INDEX IF NOT EXISTS analyses_open ON analyses (open) WHERE open = 1;
       CREATE INDEX IF NOT EXISTS analyses_created ON analyses (created_at);
-    `);
-  }
-  return db;
+    ` });
 }

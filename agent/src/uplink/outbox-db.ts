@@ -1,6 +1,5 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from '../sqlite.js';
 
 /** One outbox row: an event waiting for the relay's PUBACK. */
 export interface OutboxRow {
@@ -29,13 +28,7 @@ export const COUNTER_KEYS = ['lastSeq', 'delivered', 'dropped', 'refused', 'expi
  * WAL; `full` durability fsyncs every commit (power loss), `normal` survives crashes only.
  */
 export function openOutboxDb(file: string, durability: 'full' | 'normal', readonly = false): Database.Database {
-  if (!readonly) fs.mkdirSync(path.dirname(file), { recursive: true });
-  const db = new Database(file, readonly ? { readonly: true, fileMustExist: true } : {});
-  db.pragma('busy_timeout = 5000');
-  if (!readonly) {
-    db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
-    db.exec(`
+  return openSqlite(file, { durability, readonly, schema: `
       CREATE TABLE IF NOT EXISTS outbox (
         seq INTEGER PRIMARY KEY,
         id TEXT NOT NULL,
@@ -45,9 +38,7 @@ export function openOutboxDb(file: string, durability: 'full' | 'normal', readon
         enqueued_at INTEGER NOT NULL
       );
       CREATE TABLE IF NOT EXISTS outbox_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-    `);
-  }
-  return db;
+    ` });
 }
 
 export function readCounters(db: Database.Database): OutboxCounters {

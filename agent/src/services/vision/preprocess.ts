@@ -56,23 +56,20 @@ function decodeError(input: ImageInput, err: unknown): ImageError {
   );
 }
 
-export async function preprocessImage(input: ImageInput, opts: PreprocessOptions = {}): Promise<PreprocessedImage> {
-  const t0 = performance.now();
-  const size = opts.size ?? INPUT_SIZE;
-  const fit = opts.fit ?? 'cover';
-  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+/**
+ * Checks the input exists and reads only the image header: an image over `maxPixels`
+ * (a decompression bomb) is refused before any pixel is decoded.
+ */
+async function readHeader(input: ImageInput, maxPixels: number): Promise<{ sharpOpts: SharpOptions; meta: Metadata; w0: number; h0: number }> {
   if (typeof input === 'string') {
     try {
       const s = await stat(input);
       if (!s.isFile()) throw new Error('not a regular file');
     } catch (err) {
-      throw new ImageError('IMAGE_NOT_FOUND', `image file ${input} not found or unreadable: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new ImageError('IMAGE_NOT_FOUND', `image file ${input} not found or unreadable: ${(err as Error).message}`, { cause: err });
     }
   }
   const sharpOpts: SharpOptions = { limitInputPixels: Math.max(1, Math.floor(maxPixels)), failOn: 'error' };
-  // Header only: refuse oversize images before any pixel is decoded.
   let meta: Metadata;
   try {
     meta = await sharp(input, sharpOpts).metadata();
@@ -86,9 +83,18 @@ export async function preprocessImage(input: ImageInput, opts: PreprocessOptions
   if (w0 * h0 > maxPixels) {
     throw new ImageError(
       'IMAGE_TOO_LARGE',
-      `image ${describe(input)} declares ${w0}x${h0} = ${(w0 * h0 / 1e6).toFixed(1)} MP, above the limit of ${(maxPixels / 1e6).toFixed(1)} MP; raise maxPixels if such images are legitimate`,
+      `image ${describe(input)} declares ${w0}x${h0} = ${((w0 * h0) / 1e6).toFixed(1)} MP, above the limit of ${(maxPixels / 1e6).toFixed(1)} MP; raise maxPixels if such images are legitimate`,
     );
   }
+  return { sharpOpts, meta, w0, h0 };
+}
+
+export async function preprocessImage(input: ImageInput, opts: PreprocessOptions = {}): Promise<PreprocessedImage> {
+  const t0 = performance.now();
+  const size = opts.size ?? INPUT_SIZE;
+  const fit = opts.fit ?? 'cover';
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const { sharpOpts, meta, w0, h0 } = await readHeader(input, maxPixels);
   const swap = (meta.orientation ?? 1) >= 5;
   const width = swap ? h0 : w0;
   const height = swap ? w0 : h0;
@@ -222,30 +228,7 @@ export async function preprocessViews(
   const size = opts.size ?? INPUT_SIZE;
   const baseSize = opts.baseSize ?? 256;
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (typeof input === 'string') {
-    try {
-      const s = await stat(input);
-      if (!s.isFile()) throw new Error('not a regular file');
-    } catch (err) {
-      throw new ImageError('IMAGE_NOT_FOUND', `image file ${input} not found or unreadable: ${(err as Error).message}`, { cause: err });
-    }
-  }
-  const sharpOpts: SharpOptions = { limitInputPixels: Math.max(1, Math.floor(maxPixels)), failOn: 'error' };
-  let meta: Metadata;
-  try {
-    meta = await sharp(input, sharpOpts).metadata();
-  } catch (err) {
-    throw decodeError(input, err);
-  }
-  const w0 = meta.width ?? 0;
-  const h0 = meta.height ?? 0;
-  if (!w0 || !h0) throw decodeError(input, new Error('image header has no dimensions'));
-  if (w0 * h0 > maxPixels) {
-    throw new ImageError(
-      'IMAGE_TOO_LARGE',
-      `image ${describe(input)} declares ${w0}x${h0} = ${((w0 * h0) / 1e6).toFixed(1)} MP, above the limit of ${(maxPixels / 1e6).toFixed(1)} MP; raise maxPixels if such images are legitimate`,
-    );
-  }
+  const { sharpOpts, meta, w0, h0 } = await readHeader(input, maxPixels);
   const swap = (meta.orientation ?? 1) >= 5;
   let raw: { data: Buffer; info: OutputInfo };
   try {
