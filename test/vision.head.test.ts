@@ -9,13 +9,8 @@ import { createVisionEngine } from '../agent/src/services/vision/engine.js';
 import { VisionError } from '../agent/src/services/vision/errors.js';
 import { loadHead, saveHead } from '../agent/src/services/vision/head-format.js';
 import { predictHead, trainHead, UNKNOWN, type HeadTrainOptions } from '../agent/src/services/vision/head.js';
-import { fileURLToPath } from 'node:url';
+import { IMAGES_DIR, MODEL_DIR, photo } from './support/data.js';
 
-// Real model and real photos (never copied into the repo).
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const MODEL_DIR = process.env['MODEL_DIR'] ?? path.resolve(repoRoot, '../shared/models/mobilenet_v1_025_224_tfhub');
-const IMAGES_DIR = process.env['TU_TESTDATA_DIR'] ?? path.resolve(repoRoot, '../shared/testdata/images');
-const photo = (rel: string): string => path.join(IMAGES_DIR, rel);
 
 /** Photos held out of every head trained in the tests. */
 const HELD_OUT_FORKLIFT = 'forklift/imagenet_n03384352_forklift.jpg';

@@ -4,13 +4,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VisionError } from '../agent/src/services/vision/errors.js';
 import { preprocessImage } from '../agent/src/services/vision/preprocess.js';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { photo } from './support/data.js';
 
-// Real model and real photos (never copied into the repo).
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const IMAGES_DIR = process.env['TU_TESTDATA_DIR'] ?? path.resolve(repoRoot, '../shared/testdata/images');
-const photo = (rel: string): string => path.join(IMAGES_DIR, rel);
 
 
 async function expectCode(p: Promise<unknown>, code: string): Promise<VisionError> {

@@ -1,23 +1,14 @@
-import { mkdtemp, readFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { listLabelledImages } from '../agent/src/services/vision/dataset.js';
-import { embedImages } from '../agent/src/services/vision/embed-dataset.js';
-import { createVisionEngine } from '../agent/src/services/vision/engine.js';
 import { VisionError } from '../agent/src/services/vision/errors.js';
-import { saveHead } from '../agent/src/services/vision/head-format.js';
-import { trainHead } from '../agent/src/services/vision/head.js';
 import { createRecognizer, type Recognizer } from '../agent/src/services/vision/recognizer.js';
-import { fileURLToPath } from 'node:url';
+import { IMAGES_DIR, MODEL_DIR, photo } from './support/data.js';
+import { trainHeadOn } from './support/head.js';
 
-// Real model and real photos (never copied into the repo).
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const MODEL_DIR = process.env['MODEL_DIR'] ?? path.resolve(repoRoot, '../shared/models/mobilenet_v1_025_224_tfhub');
-const IMAGES_DIR = process.env['TU_TESTDATA_DIR'] ?? path.resolve(repoRoot, '../shared/testdata/images');
-const photo = (rel: string): string => path.join(IMAGES_DIR, rel);
 
 /** Photos held out of every head trained in the tests. */
 const HELD_OUT_FORKLIFT = 'forklift/imagenet_n03384352_forklift.jpg';
@@ -28,20 +19,8 @@ let rec: Recognizer;
 
 test.before(async () => {
   // Train a head on every photo except the two held out below.
-  const engine = await createVisionEngine({ modelDir: MODEL_DIR });
-  const info = engine.info();
   const held = new Set([photo(HELD_OUT_FORKLIFT), photo(HELD_OUT_NEGATIVE)]);
-  const images = (await listLabelledImages(IMAGES_DIR)).filter((i) => !held.has(i.file));
-  const { embedded } = await embedImages(engine, images);
-  engine.dispose();
-  const head = trainHead(embedded, {
-    kind: 'logreg',
-    imagesDir: IMAGES_DIR,
-    backbone: { id: info.model.id, version: info.model.version, embeddingDim: info.model.embeddingDim },
-    preprocessing: { fit: info.preprocessing.fit, tta: info.preprocessing.tta },
-  });
-  headPath = path.join(await mkdtemp(path.join(os.tmpdir(), 'vision-rec-')), 'head.json');
-  await saveHead(headPath, head);
+  headPath = await trainHeadOn((await listLabelledImages(IMAGES_DIR)).filter((i) => !held.has(i.file)));
   rec = await createRecognizer({ modelDir: MODEL_DIR, headPath });
 });
 

@@ -1,23 +1,12 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { deflateSync, crc32 } from 'node:zlib';
 import type { AgentConfig } from '@tu/firmware-config';
 import type { Agent } from '@tu/agent';
 import { listLabelledImages, stratifiedSplit, type LabelledImage } from '../../agent/src/services/vision/dataset.js';
-import { embedImages } from '../../agent/src/services/vision/embed-dataset.js';
-import { createVisionEngine } from '../../agent/src/services/vision/engine.js';
-import { saveHead } from '../../agent/src/services/vision/head-format.js';
-import { trainHead } from '../../agent/src/services/vision/head.js';
+import { IMAGES_DIR, MODEL_DIR } from './data.js';
 import { startTestAgent, testConfig, tmpDir } from './harness.js';
+import { trainHeadOn } from './head.js';
 
-// Real model and photos, never copied into the repo.
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const MODEL_DIR = process.env['MODEL_DIR'] ?? path.resolve(REPO_ROOT, '../shared/models/mobilenet_v1_025_224_tfhub');
-export const IMAGES_DIR = process.env['TU_TESTDATA_DIR'] ?? path.resolve(REPO_ROOT, '../shared/testdata/images');
-export const photo = (rel: string): string => path.join(IMAGES_DIR, rel);
-export const photoBytes = (rel: string): Buffer => fs.readFileSync(photo(rel));
+export { IMAGES_DIR, MODEL_DIR, REPO_ROOT, photo, photoBytes } from './data.js';
 
 /** Test config with the real in-process services on and the real model. */
 export function realConfig(overrides: Record<string, unknown> = {}, dataDir = tmpDir('tu-real-')): AgentConfig {
@@ -32,21 +21,8 @@ export const startRealAgent = (overrides: Record<string, unknown> = {}, dataDir?
 
 /** Trains a head on a seeded stratified split of the testdata; returns its path and the held-out photos. */
 export async function trainTestHead(seed = 1, testFraction = 0.3): Promise<{ headPath: string; test: LabelledImage[]; train: LabelledImage[] }> {
-  const engine = await createVisionEngine({ modelDir: MODEL_DIR });
-  const info = engine.info();
-  const all = await listLabelledImages(IMAGES_DIR);
-  const { train, test } = stratifiedSplit(all, testFraction, seed);
-  const { embedded } = await embedImages(engine, train);
-  engine.dispose();
-  const head = trainHead(embedded, {
-    kind: 'logreg',
-    imagesDir: IMAGES_DIR,
-    backbone: { id: info.model.id, version: info.model.version, embeddingDim: info.model.embeddingDim },
-    preprocessing: { fit: info.preprocessing.fit, tta: info.preprocessing.tta },
-  });
-  const headPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tu-head-')), 'head.json');
-  await saveHead(headPath, head);
-  return { headPath, test, train };
+  const { train, test } = stratifiedSplit(await listLabelledImages(IMAGES_DIR), testFraction, seed);
+  return { headPath: await trainHeadOn(train), test, train };
 }
 
 /** A multipart/form-data body with one file field. */

@@ -8,6 +8,7 @@ import { catalog, silentLogger, type EventType, type InputOf } from '@tu/shared'
 import { issueToken, loadRelayConfig, startRelay, type Relay, type RelayConfig, type StorageWrapper } from '@tu/relay';
 import { comparisonResult, imageRef, metadataResult, newAnalysisId, recognitionResult } from './fixtures.js';
 import { tmpDir, until } from './harness.js';
+import type { AnalysisEventPayload } from '../../relay/src/ingest/fanout.js';
 
 export const JWT_SECRET = 'relay-test-secret-relay-test-secret';
 export const PG_BASE = process.env.TU_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -150,14 +151,8 @@ export async function gql<T = Record<string, unknown>>(relay: Relay, token: stri
   return { status: res.statusCode, ...(res.json() as object) };
 }
 
-export interface Received {
-  id: string;
-  type: string;
-  analysisId: string;
-  gatewayId: string;
-  time: string;
-  data: unknown;
-}
+/** What a subscriber receives: the relay's own payload type. */
+export type Received = AnalysisEventPayload;
 
 /** A graphql-ws client (the dashboard) subscribed to analysisEvents. */
 export async function subscribeEvents(relay: Relay, token: string, gatewayId?: string): Promise<{ events: Received[]; errors: unknown[]; client: WsClient; waitFor: (n: number, ms?: number) => Promise<void>; close: () => Promise<void> }> {
