@@ -4,9 +4,9 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { dhash, hammingDistance, phash } from '../agent/src/services/comparison/phash.js';
-import { ComparisonError } from '../agent/src/services/comparison/errors.js';
-import { DEFAULT_COMPARISON_THRESHOLDS } from '../agent/src/services/comparison/verdict.js';
+import { dhash, hammingDistance, phash } from '@tu/agent/internal/services/comparison/phash';
+import { ComparisonError } from '@tu/agent/internal/services/comparison/errors';
+import { DEFAULT_COMPARISON_THRESHOLDS } from '@tu/agent/internal/services/comparison/verdict';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const photos = process.env.TU_TESTDATA_DIR ?? path.resolve(repoRoot, '../shared/testdata/images');

@@ -1,9 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compare, DEFAULT_COMPARISON_THRESHOLDS } from '../agent/src/services/comparison/verdict.js';
-import { bestMatch, cosineSimilarity, type Candidate } from '../agent/src/services/comparison/similarity.js';
-import { ComparisonError } from '../agent/src/services/comparison/errors.js';
-import { calibrateSimilarity } from '../agent/src/services/comparison/calibrate.js';
+import { compare, DEFAULT_COMPARISON_THRESHOLDS } from '@tu/agent/internal/services/comparison/verdict';
+import { bestMatch, cosineSimilarity, type Candidate } from '@tu/agent/internal/services/comparison/similarity';
+import { ComparisonError } from '@tu/agent/internal/services/comparison/errors';
+import { calibrateSimilarity } from '@tu/agent/internal/services/comparison/calibrate';
 
 /** Deterministic pseudo-embeddings: base vector + scaled noise. */
 function rng(seed: number): () => number {

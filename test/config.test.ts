@@ -48,7 +48,7 @@ test('an invalid config names every bad field and where it came from', () => {
 });
 
 test('the agent refuses to start on a bad config, with a message naming the field', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'agent/src/main.ts', '--profile', 'developer'], {
+  const r = spawnSync(process.execPath, ['agent/dist/main.js', '--profile', 'developer'], {
     cwd: ROOT,
     env: { ...process.env, TU_MQTT_PORT: '99999' },
     encoding: 'utf8',

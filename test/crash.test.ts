@@ -13,7 +13,7 @@ const GW = 'gw-crash';
 const SECRET = 'crash-test-secret-crash-test-secret-0001';
 
 const startAgentProcess = (configFile: string) =>
-  startProcess('agent/src/main.ts', ['--config', configFile], '"agent started"', { TU_BUS_SECRET: SECRET, LOG_LEVEL: 'info' });
+  startProcess('agent/dist/main.js', ['--config', configFile], '"agent started"', { TU_BUS_SECRET: SECRET, LOG_LEVEL: 'info' });
 
 const tcp = (port: number) => ({ kind: 'tcp' as const, host: '127.0.0.1', port });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -8,9 +8,9 @@ import WebSocket from 'ws';
 import type { Agent } from '@tu/agent';
 import type { AnyEvent, BusClient } from '@tu/shared';
 import { COMMAND_TYPES } from '@tu/shared';
-import type { EventFeed } from '../agent/src/http/event-feed.js';
-import { eventsRoute, WS_CLOSE_SLOW_CLIENT } from '../agent/src/http/routes/events.js';
-import type { AppDeps } from '../agent/src/http/sources.js';
+import type { EventFeed } from '@tu/agent/internal/http/event-feed';
+import { eventsRoute, WS_CLOSE_SLOW_CLIENT } from '@tu/agent/internal/http/routes/events';
+import type { AppDeps } from '@tu/agent/internal/http/sources';
 import { startAllHandlers, startTestAgent, until } from './support/harness.js';
 import { photoBytes } from './support/real.js';
 

@@ -4,7 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { exifFromTags, parseExifDate, readExif } from '../agent/src/services/metadata/exif.js';
+import { exifFromTags, parseExifDate, readExif } from '@tu/agent/internal/services/metadata/exif';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const photos = process.env.TU_TESTDATA_DIR ?? path.resolve(repoRoot, '../shared/testdata/images');

@@ -4,12 +4,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { extractMetadata } from '../agent/src/services/metadata/extract.js';
-import { categorize, colourCues } from '../agent/src/services/metadata/category.js';
-import { decodeForAnalysis } from '../agent/src/services/metadata/decode.js';
-import { MetadataError } from '../agent/src/services/metadata/errors.js';
-import { captureTimeUtc, photoQuality, sortIntoRecord } from '../agent/src/services/metadata/sort.js';
-import type { RecognitionHint } from '../agent/src/services/metadata/types.js';
+import { extractMetadata } from '@tu/agent/internal/services/metadata/extract';
+import { categorize, colourCues } from '@tu/agent/internal/services/metadata/category';
+import { decodeForAnalysis } from '@tu/agent/internal/services/metadata/decode';
+import { MetadataError } from '@tu/agent/internal/services/metadata/errors';
+import { captureTimeUtc, photoQuality, sortIntoRecord } from '@tu/agent/internal/services/metadata/sort';
+import type { RecognitionHint } from '@tu/agent/internal/services/metadata/types';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const photos = process.env.TU_TESTDATA_DIR ?? path.resolve(repoRoot, '../shared/testdata/images');

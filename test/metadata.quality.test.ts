@@ -4,9 +4,9 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { decodeForAnalysis } from '../agent/src/services/metadata/decode.js';
-import { DEFAULT_QUALITY_THRESHOLDS, measureQuality, qualityFromImage, qualityWarnings } from '../agent/src/services/metadata/quality.js';
-import type { QualityWarning } from '../agent/src/services/metadata/types.js';
+import { decodeForAnalysis } from '@tu/agent/internal/services/metadata/decode';
+import { DEFAULT_QUALITY_THRESHOLDS, measureQuality, qualityFromImage, qualityWarnings } from '@tu/agent/internal/services/metadata/quality';
+import type { QualityWarning } from '@tu/agent/internal/services/metadata/types';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const photos = process.env.TU_TESTDATA_DIR ?? path.resolve(repoRoot, '../shared/testdata/images');

@@ -42,7 +42,7 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     const p1 = await ctx.storage.listGateways({ tenantId: 't1', first: 1 });
     assert.equal(p1.items.map((g) => g.id), ['gw-a']);
     assert.ok(p1.hasNextPage);
-    const { cursorOf } = await import('../relay/src/storage/sql-storage.js');
+    const { cursorOf } = await import('@tu/relay/internal/storage/sql-storage');
     const p2 = await ctx.storage.listGateways({ tenantId: 't1', first: 1, after: cursorOf.gateway(p1.items[0]!) });
     assert.equal(p2.items.map((g) => g.id), ['gw-b']);
     assert.not.ok(p2.hasNextPage);
@@ -101,7 +101,7 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     await record(ctx.storage, analysisFlow('gw-z', { machineId: 'other-tenant' }).slice(-1), 'gw-z', 't2');
     const ids: string[] = [];
     let after: string | undefined;
-    const { cursorOf } = await import('../relay/src/storage/sql-storage.js');
+    const { cursorOf } = await import('@tu/relay/internal/storage/sql-storage');
     for (;;) {
       const p = await ctx.storage.listMachines({ tenantId: 't1', gatewayId: 'gw-b', search: 'page-', first: 2, after });
       ids.push(...p.items.map((m) => m.id));

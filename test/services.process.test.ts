@@ -22,7 +22,7 @@ test('vision runs as its own process (--service vision, TCP) and the orchestrato
         log: { level: 'info' },
       }),
     );
-    const proc = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'agent/src/main.ts'), '--service', 'vision', '--config', configFile], {
+    const proc = spawn(process.execPath, [path.join(REPO_ROOT, 'agent/dist/main.js'), '--service', 'vision', '--config', configFile], {
       cwd: REPO_ROOT,
       env: { ...process.env, TU_BUS_SECRET: agent.busIdentity.secret },
       stdio: ['ignore', 'pipe', 'pipe'],

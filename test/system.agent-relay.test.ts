@@ -41,9 +41,9 @@ test('photos flow agent → relay → live subscription and storage; relay outag
       uplink: { url: `mqtt://127.0.0.1:${relayMqtt}`, passwordFile: path.join(dir, 'uplink-password'), reconnect: { initialDelayMs: 100, maxDelayMs: 500 } },
     }),
   );
-  const startRelayProc = () => startProcess('relay/src/main.ts', ['--config', path.join(dir, 'relay.json')], 'relay: ');
+  const startRelayProc = () => startProcess('relay/dist/main.js', ['--config', path.join(dir, 'relay.json')], 'relay: ');
   let relay: ChildProcess = await startRelayProc();
-  const agent = await startProcess('agent/src/main.ts', ['--config', path.join(dir, 'agent.json')], '"agent started"', { LOG_LEVEL: 'warn' });
+  const agent = await startProcess('agent/dist/main.js', ['--config', path.join(dir, 'agent.json')], '"agent started"', { LOG_LEVEL: 'warn' });
   const clients: Client[] = [];
   try {
     const acme = await issueToken({ secret: JWT }, { sub: 'fleet', tenant: 'acme' });

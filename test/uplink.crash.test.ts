@@ -17,7 +17,7 @@ const GW_SECRET = 'uplink-crash-gateway-secret';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const startAgentProcess = (configFile: string): Promise<ChildProcess> =>
-  startProcess('agent/src/main.ts', ['--config', configFile], '"agent started"', { TU_BUS_SECRET: BUS_SECRET, TU_UPLINK_PASSWORD: GW_SECRET });
+  startProcess('agent/dist/main.js', ['--config', configFile], '"agent started"', { TU_BUS_SECRET: BUS_SECRET, TU_UPLINK_PASSWORD: GW_SECRET });
 
 const kill9 = (child: ChildProcess) => stopProcess(child, 'SIGKILL');
 

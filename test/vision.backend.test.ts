@@ -2,8 +2,8 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { activeBackend, initBackend, wasmBinaryDir } from '../agent/src/services/vision/backend.js';
-import { VisionError } from '../agent/src/services/vision/errors.js';
+import { activeBackend, initBackend, wasmBinaryDir } from '@tu/agent/internal/services/vision/backend';
+import { VisionError } from '@tu/agent/internal/services/vision/errors';
 
 test('forcing the native tensorflow backend fails with a typed error when tfjs-node is absent', async () => {
   try {

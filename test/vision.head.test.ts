@@ -3,12 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { listLabelledImages, stratifiedSplit } from '../agent/src/services/vision/dataset.js';
-import { embedImages, type EmbeddedImage } from '../agent/src/services/vision/embed-dataset.js';
-import { createVisionEngine } from '../agent/src/services/vision/engine.js';
-import { VisionError } from '../agent/src/services/vision/errors.js';
-import { loadHead, saveHead } from '../agent/src/services/vision/head-format.js';
-import { predictHead, trainHead, UNKNOWN, type HeadTrainOptions } from '../agent/src/services/vision/head.js';
+import { listLabelledImages, stratifiedSplit } from '@tu/agent/internal/services/vision/dataset';
+import { embedImages, type EmbeddedImage } from '@tu/agent/internal/services/vision/embed-dataset';
+import { createVisionEngine } from '@tu/agent/internal/services/vision/engine';
+import { VisionError } from '@tu/agent/internal/services/vision/errors';
+import { loadHead, saveHead } from '@tu/agent/internal/services/vision/head-format';
+import { predictHead, trainHead, UNKNOWN, type HeadTrainOptions } from '@tu/agent/internal/services/vision/head';
 import { IMAGES_DIR, MODEL_DIR, photo } from './support/data.js';
 
 

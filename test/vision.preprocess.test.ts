@@ -2,8 +2,8 @@ import sharp from 'sharp';
 import { readFile } from 'node:fs/promises';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { VisionError } from '../agent/src/services/vision/errors.js';
-import { preprocessImage } from '../agent/src/services/vision/preprocess.js';
+import { VisionError } from '@tu/agent/internal/services/vision/errors';
+import { preprocessImage } from '@tu/agent/internal/services/vision/preprocess';
 import { photo } from './support/data.js';
 
 

@@ -3,9 +3,9 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { listLabelledImages } from '../agent/src/services/vision/dataset.js';
-import { VisionError } from '../agent/src/services/vision/errors.js';
-import { createRecognizer, type Recognizer } from '../agent/src/services/vision/recognizer.js';
+import { listLabelledImages } from '@tu/agent/internal/services/vision/dataset';
+import { VisionError } from '@tu/agent/internal/services/vision/errors';
+import { createRecognizer, type Recognizer } from '@tu/agent/internal/services/vision/recognizer';
 import { IMAGES_DIR, MODEL_DIR, photo } from './support/data.js';
 import { trainHeadOn } from './support/head.js';
 

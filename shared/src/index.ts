@@ -14,7 +14,6 @@ export * from './bus/duplex-pair.js';
 export * from './bus/presence.js';
 export * from './bus/transport.js';
 export * from './bus/step-handler.js';
-export * from './worker.js';
 export * from './docs/asyncapi.js';
 export * from './exposition.js';
 export * from './config-file.js';

@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { LabelledImage } from '../../agent/src/services/vision/dataset.js';
-import { embedImages } from '../../agent/src/services/vision/embed-dataset.js';
-import { createVisionEngine } from '../../agent/src/services/vision/engine.js';
-import { saveHead } from '../../agent/src/services/vision/head-format.js';
-import { trainHead } from '../../agent/src/services/vision/head.js';
+import type { LabelledImage } from '@tu/agent/internal/services/vision/dataset';
+import { embedImages } from '@tu/agent/internal/services/vision/embed-dataset';
+import { createVisionEngine } from '@tu/agent/internal/services/vision/engine';
+import { saveHead } from '@tu/agent/internal/services/vision/head-format';
+import { trainHead } from '@tu/agent/internal/services/vision/head';
 import { IMAGES_DIR, MODEL_DIR } from './data.js';
 
 /** Trains a logistic-regression head on `images` with the real model; returns the head file's path. */

@@ -13,11 +13,11 @@ export const freePort = (): Promise<number> =>
   });
 
 /**
- * Starts a TypeScript entry point of this repo as a child process and resolves once its
+ * Starts a compiled entry point of this repo (`npm run build`) with plain node as a child process and resolves once its
  * output contains `ready`. Output is drained (printed with DEBUG_PROCESSES=1).
  */
 export function startProcess(entry: string, args: string[], ready: string, env: Record<string, string> = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, entry), ...args], {
+  const child = spawn(process.execPath, [path.join(REPO, entry), ...args], {
     cwd: REPO,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

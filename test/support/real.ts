@@ -1,7 +1,7 @@
 import { deflateSync, crc32 } from 'node:zlib';
 import type { AgentConfig } from '@tu/firmware-config';
 import type { Agent } from '@tu/agent';
-import { listLabelledImages, stratifiedSplit, type LabelledImage } from '../../agent/src/services/vision/dataset.js';
+import { listLabelledImages, stratifiedSplit, type LabelledImage } from '@tu/agent/internal/services/vision/dataset';
 import { IMAGES_DIR, MODEL_DIR } from './data.js';
 import { startTestAgent, testConfig, tmpDir } from './harness.js';
 import { trainHeadOn } from './head.js';

@@ -8,7 +8,7 @@ import { catalog, silentLogger, type EventType, type InputOf } from '@tu/shared'
 import { issueToken, loadRelayConfig, startRelay, type Relay, type RelayConfig, type StorageWrapper } from '@tu/relay';
 import { comparisonResult, imageRef, metadataResult, newAnalysisId, recognitionResult } from './fixtures.js';
 import { tmpDir, until } from './harness.js';
-import type { AnalysisEventPayload } from '../../relay/src/ingest/fanout.js';
+import type { AnalysisEventPayload } from '@tu/relay/internal/ingest/fanout';
 
 export const JWT_SECRET = 'relay-test-secret-relay-test-secret';
 export const PG_BASE = process.env.TU_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

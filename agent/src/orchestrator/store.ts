@@ -1,6 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { Worker } from 'node:worker_threads';
-import { startWorker } from '@tu/shared';
+import { Worker } from 'node:worker_threads';
 import { isOpen, type AnalysisState } from './state.js';
 import { openStateDb, type StoreRow } from './store-db.js';
 
@@ -47,7 +46,7 @@ export async function openStateStore(opts: { file: string; durability: 'full' | 
     'SELECT id, status, created_at, updated_at FROM analyses WHERE status = ? ORDER BY created_at DESC LIMIT ?',
   );
 
-  const worker: Worker = startWorker(new URL('./store-worker' + extname(import.meta.url), import.meta.url), {
+  const worker: Worker = new Worker(new URL('./store-worker.js', import.meta.url), {
     workerData: { file: opts.file, durability: opts.durability },
   });
   const stats: StateStoreStats = { commits: 0, rowsWritten: 0, pendingRows: 0, lastCommitMs: 0 };
@@ -149,4 +148,3 @@ export async function openStateStore(opts: { file: string; durability: 'full' | 
   };
 }
 
-const extname = (url: string): string => (url.endsWith('.ts') ? '.ts' : '.js');

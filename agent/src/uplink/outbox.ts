@@ -1,6 +1,6 @@
-import type { Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
-import { startWorker, TuError, type Clock, type Logger, type TimerHandle } from '@tu/shared';
+import { TuError, type Clock, type Logger, type TimerHandle } from '@tu/shared';
 import { openOutboxDb, readCounters, type OutboxCounters, type OutboxRow } from './outbox-db.js';
 import type { OutboxBatch } from './outbox-worker.js';
 import { EntryRing } from './ring.js';
@@ -88,7 +88,7 @@ export class Outbox {
     const rows = init.prepare<[], { seq: number; bytes: number; at: number }>('SELECT seq, bytes, enqueued_at AS at FROM outbox ORDER BY seq').all();
     init.close();
     const reader = openOutboxDb(opts.file, opts.durability, true);
-    const worker = startWorker(new URL('./outbox-worker' + extname(import.meta.url), import.meta.url), {
+    const worker = new Worker(new URL('./outbox-worker.js', import.meta.url), {
       workerData: { file: opts.file, durability: opts.durability },
     });
     const last = rows.length ? rows[rows.length - 1]!.seq : 0;
@@ -311,4 +311,3 @@ export class Outbox {
   }
 }
 
-const extname = (url: string): string => (url.endsWith('.ts') ? '.ts' : '.js');

@@ -3,8 +3,8 @@
  * backbone (and optional head) and answers recognize() calls. The main event
  * loop only posts messages; decoding and inference happen in the worker.
  *
- * Under tsx the worker is spawned from worker.ts with the tsx loader added via
- * `--import <resolved tsx>`; compiled builds spawn worker.js directly.
+ * The worker is the compiled worker.js beside this file (agent/dist, built by
+ * `npm run build`; the release bundle keeps the same name beside its entry).
  */
 import { Worker } from 'node:worker_threads';
 import type { BackendName } from './backend.js';
@@ -34,21 +34,6 @@ export interface Recognizer {
   dispose(): Promise<void>;
 }
 
-/**
- * How to start the worker for the current runtime. From compiled JS: worker.js
- * directly. From TypeScript (tsx, `node --import tsx`, `uvu -r tsx`): the
- * plain-JS worker-entry.mjs, which registers tsx inside the worker and then
- * imports worker.ts (Node 20 does not apply inherited loader hooks to a
- * worker's entry module).
- */
-export function workerSpawnSpec(): { url: URL; bootstrap: { entry: string; registerTsx: boolean } | null } {
-  if (!import.meta.url.endsWith('.ts')) return { url: new URL('./worker.js', import.meta.url), bootstrap: null };
-  return {
-    url: new URL('./worker-entry.mjs', import.meta.url),
-    bootstrap: { entry: new URL('./worker.ts', import.meta.url).href, registerTsx: true },
-  };
-}
-
 export async function createRecognizer(options: RecognizerOptions): Promise<Recognizer> {
   const init: WorkerInit = {
     modelDir: options.modelDir,
@@ -58,12 +43,7 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
     fit: options.fit,
     tta: options.tta,
   };
-  const spec = workerSpawnSpec();
-  const worker = new Worker(spec.url, {
-    workerData: spec.bootstrap ? { ...init, __bootstrap: spec.bootstrap } : init,
-    // Loader flags of the parent (tsx CLI) are not needed: worker-entry.mjs registers tsx itself.
-    execArgv: [],
-  });
+  const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, execArgv: [] });
   const pending = new Map<number, { resolve: (r: RecognitionResult) => void; reject: (e: Error) => void }>();
   let nextId = 1;
   let closed = false;
