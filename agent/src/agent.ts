@@ -19,6 +19,8 @@ import { openStateStore, type StateStore } from './orchestrator/store.js';
 import { ANALYSIS_SERVICES, runAnalysisService, startConfiguredRecognizer, type RunningAnalysisService } from './services/run.js';
 import type { Recognizer } from './services/vision/recognizer.js';
 import { startUplink, type Uplink } from './uplink/uplink.js';
+import { prepareDataDir } from './release/data-format.js';
+import { agentVersion } from './release/layout.js';
 
 export interface Agent {
   readonly config: AgentConfig;
@@ -59,6 +61,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const log = deps.logger;
   const dataDir = path.resolve(config.dataDir);
   fs.mkdirSync(dataDir, { recursive: true });
+  // Before any store opens: migrate older data forward, refuse data from a newer agent.
+  await prepareDataDir(dataDir, agentVersion(), log);
   const closers: (() => Promise<void> | void)[] = [];
   const closeAll = async () => {
     for (const c of closers.splice(0).reverse()) {

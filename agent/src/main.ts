@@ -1,64 +1,142 @@
 #!/usr/bin/env node
+/**
+ * The `tu-agent` command: runs the agent (default) and the installer's and technician's
+ * commands on the device. Each command lives in cli/ (one file each); this file only
+ * parses arguments and maps errors to exit codes: 0 ok, 1 failed, 2 bad usage or config,
+ * 3 agent not answering (status).
+ */
 import { parseArgs } from 'node:util';
-import { ConfigError, loadAgentConfig, profilePath } from '@tu/firmware-config';
-import { createLogger } from '@tu/shared';
+import { ConfigError, loadAgentConfig, type AgentConfig } from '@tu/firmware-config';
+import { createLogger, TuError } from '@tu/shared';
 import { startAgent } from './agent.js';
 import { derivePassword, principalFor, resolveBusSecret } from './broker/credentials.js';
+import { configFile, type ConfigChoice } from './cli/config-path.js';
+import { installCommand, uninstallCommand } from './cli/install.js';
+import { logsHints } from './cli/logs.js';
+import { provisionCommand } from './cli/provision.js';
+import { statusCommand } from './cli/status.js';
+import { rollbackCommand, updateCommand } from './cli/update.js';
+import { versionLines } from './cli/version.js';
 import { startServiceProcess } from './service-process.js';
 import { ANALYSIS_SERVICES, type AnalysisServiceName } from './services/run.js';
 
-const USAGE = `Usage:
-  tu-agent [--config FILE | --profile NAME]          start the agent (broker, orchestrator, services, HTTP API)
-  tu-agent --service vision|comparison|metadata [--config FILE]
-                                                     run ONE analysis service as its own process, connecting
-                                                     over TCP to the agent's broker (same config and dataDir;
-                                                     disable it in the agent with services.NAME = false)
-  tu-agent credentials USERNAME [--config FILE]      print the MQTT password of a bus user
-                                                     (a service name, or observer:NAME)
+const USAGE = `Usage: tu-agent [command] [--config FILE | --profile NAME]
+  run                                  start the agent (the default command)
+  run --service vision|comparison|metadata
+                                       run ONE analysis service as its own process, connecting over TCP
+                                       to the agent's broker (disable it in the agent: services.NAME = false)
+  version                              agent, build commit, runtime, model and head versions
+  status                               health summary of the running agent (exit 0 ok, 1 degraded, 3 down)
+  config validate FILE                 check a config file; one line per bad field (exit 2)
+  credentials USERNAME                 print the MQTT password of a bus user (a service, or observer:NAME)
+  logs                                 where the logs are and how to read them
+On a gateway (run from an unpacked release, as root; --root DIR installs into a folder instead):
+  install [--no-system]                lay out /opt/tu-agent/<version>, current, /etc/tu-agent, /var/lib/tu-agent, the unit
+  provision --gateway-id ID --relay mqtts://HOST:PORT --secret-file FILE [--ca PEM]
+  update TARBALL [--timeout-s 90] [--restart-command CMD]
+                                       install beside the running version, switch, roll back if not healthy
+  rollback [--restart-command CMD]     go back to the previous version
+  uninstall [--purge]                  remove the install (--purge also removes config and data)
+Config: --config, --profile, TU_CONFIG, /etc/tu-agent/config.json (installed), then the bundled profile.
 Environment overrides: TU_GATEWAY_ID, TU_DATA_DIR, TU_MQTT_PORT, TU_HTTP_PORT, TU_BUS_SECRET, MODEL_DIR, ...`;
 
+const OPTIONS = {
+  config: { type: 'string' },
+  profile: { type: 'string' },
+  service: { type: 'string' },
+  root: { type: 'string', default: '/' },
+  'no-system': { type: 'boolean', default: false },
+  purge: { type: 'boolean', default: false },
+  'gateway-id': { type: 'string' },
+  relay: { type: 'string' },
+  'secret-file': { type: 'string' },
+  ca: { type: 'string' },
+  'restart-command': { type: 'string' },
+  'timeout-s': { type: 'string', default: '90' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+class UsageError extends Error {}
+
+const out = (line: string) => console.log(line);
+
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: { config: { type: 'string' }, profile: { type: 'string' }, service: { type: 'string' }, help: { type: 'boolean' } },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({ allowPositionals: true, options: OPTIONS });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
   if (values.help) {
     console.log(USAGE);
     return 0;
   }
-  const file = values.config ?? profilePath(values.profile ?? 'developer');
-  let config;
-  try {
-    config = loadAgentConfig({ file });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`tu-agent: ${err.message}`);
-      return 2;
+  const [command = 'run', ...rest] = positionals;
+  const choice: ConfigChoice = { config: values.config, profile: values.profile, root: values.root };
+  const config = (): AgentConfig => loadAgentConfig({ file: configFile(choice) });
+  const installer = { root: values.root, out, restartCommand: values['restart-command'], timeoutMs: Number(values['timeout-s']) * 1000 };
+
+  switch (command) {
+    case 'run':
+      return run(config(), values.service);
+    case 'version': {
+      let cfg: AgentConfig | null = null;
+      try {
+        cfg = config();
+      } catch {
+        // version must answer even when the config is broken
+      }
+      versionLines(cfg).forEach(out);
+      return 0;
     }
-    throw err;
-  }
-  if (positionals[0] === 'credentials') {
-    const user = positionals[1];
-    if (!user || !principalFor(user)) {
-      console.error(`tu-agent: unknown bus user ${user ?? '(none)'}\n${USAGE}`);
-      return 2;
+    case 'status':
+      return statusCommand(config());
+    case 'config': {
+      const file = rest[1];
+      if (rest[0] !== 'validate' || !file) throw new UsageError('usage: tu-agent config validate FILE');
+      const cfg = loadAgentConfig({ file });
+      out(`${file}: valid (gateway ${cfg.gatewayId}, data ${cfg.dataDir}, uplink ${cfg.uplink.url ?? 'none'})`);
+      return 0;
     }
-    console.log(derivePassword(resolveBusSecret({ ...config.bus, dataDir: config.dataDir }), user));
-    return 0;
-  }
-  if (positionals.length) {
-    console.error(USAGE);
-    return 2;
-  }
-  if (values.service !== undefined) {
-    const name = values.service;
-    if (!(ANALYSIS_SERVICES as readonly string[]).includes(name)) {
-      console.error(`tu-agent: unknown service ${name}; one of ${ANALYSIS_SERVICES.join(', ')}\n${USAGE}`);
-      return 2;
+    case 'credentials': {
+      const user = rest[0];
+      if (!user || !principalFor(user)) throw new UsageError(`unknown bus user ${user ?? '(none)'}; a service name or observer:NAME`);
+      const cfg = config();
+      out(derivePassword(resolveBusSecret({ ...cfg.bus, dataDir: cfg.dataDir }), user));
+      return 0;
     }
-    const logger = createLogger({ level: config.log.level, name: `tu-${name}` });
-    const svc = await startServiceProcess(name as AnalysisServiceName, config, logger);
-    logger.info({ service: name, instanceId: svc.bus.instanceId, broker: `${config.broker.host}:${config.broker.port}` }, 'service started');
+    case 'logs':
+      logsHints().forEach(out);
+      return 0;
+    case 'install':
+      return installCommand({ root: values.root, noSystem: values['no-system'], out });
+    case 'uninstall':
+      return uninstallCommand({ root: values.root, noSystem: values['no-system'], purge: values.purge, out });
+    case 'provision': {
+      const gatewayId = values['gateway-id'];
+      const relay = values.relay;
+      const secretFile = values['secret-file'];
+      if (!gatewayId || !relay || !secretFile) throw new UsageError('provision needs --gateway-id, --relay and --secret-file');
+      return provisionCommand({ root: values.root, gatewayId, relay, secretFile, ca: values.ca, out });
+    }
+    case 'update': {
+      if (!rest[0]) throw new UsageError('usage: tu-agent update TARBALL');
+      return updateCommand(rest[0], installer);
+    }
+    case 'rollback':
+      return rollbackCommand(installer);
+    default:
+      throw new UsageError(`unknown command ${command}`);
+  }
+}
+
+async function run(config: AgentConfig, service: string | undefined): Promise<number> {
+  if (service !== undefined) {
+    if (!(ANALYSIS_SERVICES as readonly string[]).includes(service)) throw new UsageError(`unknown service ${service}; one of ${ANALYSIS_SERVICES.join(', ')}`);
+    const logger = createLogger({ level: config.log.level, name: `tu-${service}` });
+    const svc = await startServiceProcess(service as AnalysisServiceName, config, logger);
+    logger.info({ service, instanceId: svc.bus.instanceId, broker: `${config.broker.host}:${config.broker.port}` }, 'service started');
     onSignals(logger, () => svc.close());
     return -1;
   }
@@ -97,7 +175,19 @@ main().then(
     if (code >= 0) process.exit(code);
   },
   (err: unknown) => {
-    console.error('tu-agent: failed to start:', err instanceof Error ? err.message : err);
+    if (err instanceof UsageError) {
+      console.error(`tu-agent: ${err.message}\n${USAGE}`);
+      process.exit(2);
+    }
+    if (err instanceof ConfigError) {
+      console.error(`tu-agent: ${err.message}`);
+      process.exit(2);
+    }
+    if (err instanceof TuError) {
+      console.error(`tu-agent: ${err.code}: ${err.message}`);
+      process.exit(1);
+    }
+    console.error('tu-agent: failed:', err instanceof Error ? err.message : err);
     process.exit(1);
   },
 );

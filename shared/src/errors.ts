@@ -46,6 +46,11 @@ export const ERROR_CODES = {
   SERVICE_DISABLED: 'The service needed for this request is not running in this agent process.',
   STORAGE_FAILED: 'Writing to the data directory failed; check free space and permissions of dataDir.',
   INTERNAL_ERROR: 'Unexpected internal error; see the agent log.',
+  DATA_FORMAT_TOO_NEW: 'The data directory was written by a newer agent whose data format this agent cannot read; run the newer agent again (`tu-agent update`), or move the data directory away to start afresh.',
+  DATA_FORMAT_INVALID: 'The data directory carries an unreadable data-format.json; restore it from the agent that wrote the data.',
+  // gateway installation (tu-agent install / provision / update)
+  INSTALL_FAILED: 'Installing the agent failed; see the message, fix it and run the command again.',
+  UPDATE_UNHEALTHY: 'The new version did not report healthy in time; the previous version was restored.',
   UI_NOT_BUILT: 'The web UI is not built; run `npm run build:ui` (npm start and npm test build it first).',
   // relay: gateway ingress, registry, dashboard clients
   UNKNOWN_GATEWAY: 'The gateway is not registered with the relay; add it with `npm run relay -- gateways add <id> --tenant <t>`.',

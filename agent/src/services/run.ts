@@ -10,18 +10,26 @@ import { startComparisonService } from './comparison/service.js';
 import { startMetadataService } from './metadata/service.js';
 import { createRecognizer, type Recognizer } from './vision/recognizer.js';
 import { startVisionService } from './vision/service.js';
+import { appLayout } from '../release/layout.js';
 
 export type AnalysisServiceName = 'vision' | 'comparison' | 'metadata';
 export const ANALYSIS_SERVICES: readonly AnalysisServiceName[] = ['vision', 'comparison', 'metadata'];
 
 const STEP_OF = { vision: 'recognition', comparison: 'comparison', metadata: 'metadata' } as const;
 
-/** Model directory and head file from config (MODEL_DIR is applied by the config loader). */
+/**
+ * Model directory and head file from config (MODEL_DIR is applied by the config loader).
+ * Without model.dir a release uses the model it ships; a head in the data dir (trained on
+ * the device) wins over the release's default head.
+ */
 export function modelPaths(config: AgentConfig): { modelDir: string; headPath: string | undefined } {
-  const modelDir = config.model.dir;
-  if (!modelDir) throw new TuError('CONFIG_INVALID', 'model.dir is not set: set it in the config file or the MODEL_DIR environment variable (the directory holding model.json)');
+  const shipped = appLayout();
+  const modelDir = config.model.dir ?? shipped.modelDir;
+  if (!modelDir) throw new TuError('CONFIG_INVALID', 'model.dir is not set: set it in the config file or the MODEL_DIR environment variable (the directory holding the model)');
   const head = config.model.headPath ?? path.join(config.dataDir, 'head.json');
-  return { modelDir: path.resolve(modelDir), headPath: fs.existsSync(head) ? path.resolve(head) : undefined };
+  if (fs.existsSync(head)) return { modelDir: path.resolve(modelDir), headPath: path.resolve(head) };
+  const useShippedHead = !config.model.dir && !config.model.headPath && shipped.headPath;
+  return { modelDir: path.resolve(modelDir), headPath: useShippedHead ? shipped.headPath ?? undefined : undefined };
 }
 
 export function startConfiguredRecognizer(config: AgentConfig): Promise<Recognizer> {

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { STEPS, type StepName } from '@tu/shared';
 import type { AppDeps } from '../sources.js';
+import { agentVersion } from '../../release/layout.js';
 
 export function healthView(deps: AppDeps) {
   const instances = deps.orchestrator.instances();
@@ -31,6 +32,7 @@ export function healthView(deps: AppDeps) {
   return {
     status: brokerUp && allUp ? 'ok' : 'degraded',
     gatewayId: deps.gatewayId,
+    agent: { version: agentVersion() },
     uptimeS: Math.round((Date.now() - deps.startedAt) / 1000),
     broker: {
       up: brokerUp,

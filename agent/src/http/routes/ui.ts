@@ -1,14 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ERROR_CODES } from '@tu/shared';
 import type { ErrorBody } from '../errors.js';
 import { readStatic } from '../static-files.js';
 import type { AppDeps } from '../sources.js';
+import { appLayout } from '../../release/layout.js';
 
-/** agent/ui/dist, relative to this file (agent/src/http/routes). */
-export const DEFAULT_UI_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../ui/dist');
+/** agent/ui/dist in a checkout, <app>/ui in a release (release/layout.ts). */
+export const DEFAULT_UI_DIR = appLayout().uiDir;
 
 /**
  * The technician UI (agent/ui, built by `npm run build:ui`) at `/` and `/assets/*`.

@@ -7,7 +7,9 @@
  * loudly if it cannot be initialised.
  */
 import { createRequire } from 'node:module';
+import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { BackendUnavailableError } from './errors.js';
 
@@ -31,8 +33,14 @@ const require = createRequire(import.meta.url);
 // optional package that is usually not installed.
 const TFJS_NODE = '@tensorflow/tfjs-node';
 
-/** Absolute directory holding the tfjs wasm binaries, with trailing separator. */
+/**
+ * Absolute directory holding the tfjs wasm binaries, with trailing separator: the
+ * package's dist/ in a checkout, the bundle's own folder in a release (there is no
+ * node_modules copy of the package; scripts/release/bundle.ts copies the .wasm files).
+ */
 export function wasmBinaryDir(): string {
+  const beside = path.dirname(fileURLToPath(import.meta.url));
+  if (fs.existsSync(path.join(beside, 'tfjs-backend-wasm.wasm'))) return beside + path.sep;
   const entry = require.resolve('@tensorflow/tfjs-backend-wasm');
   return path.dirname(entry) + path.sep;
 }

@@ -1,0 +1,30 @@
+/** Reads the local agent's /api/v1/health (status and update use it). */
+import { z } from 'zod';
+
+export const HealthSummarySchema = z
+  .object({
+    status: z.enum(['ok', 'degraded']),
+    gatewayId: z.string(),
+    agent: z.object({ version: z.string() }).optional(),
+    uptimeS: z.number(),
+    broker: z.object({ up: z.boolean(), clients: z.number() }).loose(),
+    services: z.record(z.string(), z.object({ up: z.boolean(), step: z.string() }).loose()),
+    model: z.object({ state: z.string(), id: z.string().optional(), version: z.string().optional(), backend: z.string().optional() }).loose(),
+    uplink: z.unknown(),
+  })
+  .loose();
+export type HealthSummary = z.infer<typeof HealthSummarySchema>;
+
+export type HealthRead = { ok: true; status: number; body: HealthSummary } | { ok: false; reason: string };
+
+export async function readHealth(port: number, timeoutMs = 2000): Promise<HealthRead> {
+  const url = `http://127.0.0.1:${port}/api/v1/health`;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const parsed = HealthSummarySchema.safeParse(await res.json());
+    if (!parsed.success) return { ok: false, reason: `${url} answered ${res.status} with an unexpected body` };
+    return { ok: true, status: res.status, body: parsed.data };
+  } catch (err) {
+    return { ok: false, reason: `${url} did not answer (${(err as Error).message})` };
+  }
+}

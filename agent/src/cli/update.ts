@@ -1,0 +1,120 @@
+/**
+ * `tu-agent update <tarball>` and `tu-agent rollback`. An update unpacks the new release
+ * beside the running one (/opt/tu-agent/<version>), switches `current`, restarts the
+ * service and waits until /api/v1/health answers 200 *from the new version*. If it does
+ * not within the timeout, `current` goes back, the old version is restarted and the
+ * broken one removed. Data stays compatible both ways because a version refuses data
+ * newer than it reads (release/data-format.ts) instead of damaging it.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadAgentConfig } from '@tu/firmware-config';
+import { TuError } from '@tu/shared';
+import { ReleaseInfoSchema } from '../release/layout.js';
+import { readHealth } from './health-client.js';
+import { linkTarget, switchLink } from './links.js';
+import { SERVICE_NAME, systemPaths, type SystemPaths } from './system-paths.js';
+
+export interface UpdateOptions {
+  root: string;
+  /** Shell command restarting the service; default `systemctl restart tu-agent`. */
+  restartCommand?: string | undefined;
+  timeoutMs: number;
+  out: (line: string) => void;
+}
+
+function restart(o: UpdateOptions): void {
+  const [cmd, args] = o.restartCommand ? ['sh', ['-c', o.restartCommand]] : ['systemctl', ['restart', SERVICE_NAME]];
+  execFileSync(cmd, args as string[], { stdio: ['ignore', 'inherit', 'inherit'] });
+}
+
+function healthPort(p: SystemPaths): number {
+  return loadAgentConfig({ file: p.configFile }).http.port;
+}
+
+/** Polls health until it is 200 and reports `version`; returns the last reason otherwise. */
+export async function waitHealthy(port: number, version: string, timeoutMs: number): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const deadline = Date.now() + timeoutMs;
+  let reason = 'no answer yet';
+  while (Date.now() < deadline) {
+    const h = await readHealth(port, 1000);
+    if (h.ok && h.status === 200 && h.body.agent?.version === version) return { ok: true };
+    reason = h.ok ? `health ${h.status} from version ${h.body.agent?.version ?? '?'} (${h.body.status})` : h.reason;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return { ok: false, reason };
+}
+
+function readRelease(dir: string) {
+  const file = path.join(dir, 'release.json');
+  if (!fs.existsSync(file)) throw new TuError('INSTALL_FAILED', `${file} is missing: not a tu-agent release`);
+  return ReleaseInfoSchema.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
+}
+
+/** Removes version folders other than current and previous (flash is small). */
+function prune(p: SystemPaths, out: (l: string) => void): void {
+  const keep = new Set([linkTarget(p.current), linkTarget(p.previous)].filter(Boolean).map((t) => path.basename(t!)));
+  for (const e of fs.readdirSync(p.prefix, { withFileTypes: true })) {
+    if (e.isDirectory() && !e.name.startsWith('.') && !keep.has(e.name)) {
+      fs.rmSync(path.join(p.prefix, e.name), { recursive: true, force: true });
+      out(`removed old version ${e.name}`);
+    }
+  }
+}
+
+async function switchAndCheck(p: SystemPaths, to: string, version: string, o: UpdateOptions): Promise<{ ok: true } | { ok: false; reason: string }> {
+  switchLink(p.current, to);
+  restart(o);
+  return waitHealthy(healthPort(p), version, o.timeoutMs);
+}
+
+export async function updateCommand(tarball: string, o: UpdateOptions): Promise<number> {
+  const p = systemPaths(o.root);
+  const old = linkTarget(p.current);
+  if (!old) throw new TuError('INSTALL_FAILED', `${p.current} does not exist; install first with tu-agent install`);
+  if (!fs.existsSync(tarball)) throw new TuError('INSTALL_FAILED', `no such file: ${tarball}`);
+  const staging = fs.mkdtempSync(path.join(p.prefix, '.update-'));
+  try {
+    execFileSync('tar', ['-xzf', path.resolve(tarball), '-C', staging], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const unpacked = path.join(staging, 'tu-agent');
+    const release = readRelease(unpacked);
+    if (release.arch !== process.arch) throw new TuError('INSTALL_FAILED', `${tarball} is built for linux-${release.arch}; this gateway is linux-${process.arch}`);
+    const dest = path.join(p.prefix, release.version);
+    if (path.resolve(p.prefix, old) === dest) {
+      o.out(`version ${release.version} is already running`);
+      return 0;
+    }
+    fs.rmSync(dest, { recursive: true, force: true });
+    fs.renameSync(unpacked, dest);
+    const oldVersion = readRelease(path.resolve(p.prefix, old)).version;
+    switchLink(p.previous, old);
+    o.out(`switching ${oldVersion} -> ${release.version}`);
+    const result = await switchAndCheck(p, dest, release.version, o);
+    if (result.ok) {
+      o.out(`updated to ${release.version}: healthy`);
+      prune(p, o.out);
+      return 0;
+    }
+    o.out(`version ${release.version} did not become healthy within ${o.timeoutMs} ms (${result.reason}); rolling back to ${oldVersion}`);
+    const back = await switchAndCheck(p, old, oldVersion, o);
+    fs.rmSync(dest, { recursive: true, force: true });
+    o.out(back.ok ? `rolled back to ${oldVersion}: healthy` : `rolled back to ${oldVersion}, but it is not healthy either: ${back.reason}`);
+    throw new TuError('UPDATE_UNHEALTHY', `update to ${release.version} failed (${result.reason}); ${oldVersion} restored`);
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+export async function rollbackCommand(o: UpdateOptions): Promise<number> {
+  const p = systemPaths(o.root);
+  const prev = linkTarget(p.previous);
+  const cur = linkTarget(p.current);
+  if (!prev || !cur || !fs.existsSync(path.resolve(p.prefix, prev))) throw new TuError('INSTALL_FAILED', 'there is no previous version to roll back to');
+  const version = readRelease(path.resolve(p.prefix, prev)).version;
+  switchLink(p.previous, cur);
+  const result = await switchAndCheck(p, prev, version, o);
+  if (!result.ok) throw new TuError('UPDATE_UNHEALTHY', `rolled back to ${version}, but it did not become healthy: ${result.reason}`);
+  o.out(`rolled back to ${version}: healthy`);
+  return 0;
+}

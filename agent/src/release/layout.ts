@@ -1,0 +1,68 @@
+/**
+ * Where the agent's shipped files are. Two layouts exist:
+ * - a checkout: this file runs as agent/dist/release/layout.js; the model comes from config
+ *   (the developer profile points at ../shared/models), the UI from agent/ui/dist;
+ * - the release artifact (scripts/release/package.ts): the bundle runs as <app>/lib/main.js,
+ *   with <app>/release.json, <app>/models/<model id>/ (model + default head) and <app>/ui/.
+ * A release is recognised by its release.json, never by guessing from paths.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+export const ReleaseInfoSchema = z.object({
+  name: z.literal('tu-agent'),
+  version: z.string().min(1),
+  commit: z.string().min(1),
+  builtAt: z.string().min(1),
+  arch: z.enum(['x64', 'arm64']),
+  node: z.string().min(1),
+  model: z.object({ id: z.string(), version: z.string(), file: z.string() }),
+  head: z.object({ id: z.string(), version: z.string(), backbone: z.string() }).nullable(),
+});
+export type ReleaseInfo = z.infer<typeof ReleaseInfoSchema>;
+
+export interface AppLayout {
+  /** The release folder (`<app>`), or null in a checkout. */
+  appDir: string | null;
+  release: ReleaseInfo | null;
+  /** The shipped model directory (release only). */
+  modelDir: string | null;
+  /** The shipped default machine-type head (release only, when the build had one). */
+  headPath: string | null;
+  uiDir: string;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function readRelease(file: string): ReleaseInfo | null {
+  if (!fs.existsSync(file)) return null;
+  return ReleaseInfoSchema.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
+}
+
+let cached: AppLayout | undefined;
+
+export function appLayout(): AppLayout {
+  if (cached) return cached;
+  // The bundle's main.js (and so this code) sits in <app>/lib.
+  const appDir = path.resolve(here, '..');
+  const release = readRelease(path.join(appDir, 'release.json'));
+  if (release) {
+    const modelDir = path.join(appDir, 'models', release.model.id);
+    const head = path.join(modelDir, 'head.json');
+    cached = { appDir, release, modelDir, headPath: fs.existsSync(head) ? head : null, uiDir: path.join(appDir, 'ui') };
+  } else {
+    // agent/dist/release → agent/ui/dist
+    cached = { appDir: null, release: null, modelDir: null, headPath: null, uiDir: path.resolve(here, '../../ui/dist') };
+  }
+  return cached;
+}
+
+/** The agent's version: the release's, or agent/package.json's in a checkout. */
+export function agentVersion(): string {
+  const layout = appLayout();
+  if (layout.release) return layout.release.version;
+  const pkg = z.object({ version: z.string() }).parse(JSON.parse(fs.readFileSync(path.resolve(here, '../../package.json'), 'utf8')));
+  return pkg.version;
+}
