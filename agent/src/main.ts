@@ -58,6 +58,8 @@ const OPTIONS = {
 
 class UsageError extends Error {}
 
+const EXIT_2_CODES = new Set<string>(['CONFIG_INVALID', 'CONFIG_UNREADABLE', 'DATA_FORMAT_TOO_NEW', 'DATA_FORMAT_INVALID']);
+
 const out = (line: string) => console.log(line);
 
 async function main(): Promise<number> {
@@ -185,7 +187,8 @@ main().then(
     }
     if (err instanceof TuError) {
       console.error(`tu-agent: ${err.code}: ${err.message}`);
-      process.exit(1);
+      // A bad config or data from a newer agent: starting again cannot help (the unit's RestartPreventExitStatus=2).
+      process.exit(EXIT_2_CODES.has(err.code) ? 2 : 1);
     }
     console.error('tu-agent: failed:', err instanceof Error ? err.message : err);
     process.exit(1);

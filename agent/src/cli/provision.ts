@@ -40,7 +40,7 @@ export async function provisionCommand(o: ProvisionOptions): Promise<number> {
   const next = { ...config, gatewayId: o.gatewayId, uplink };
   const checked = agentConfigSchema.safeParse(next);
   if (!checked.success) {
-    const lines = checked.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
+    const lines = checked.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message.replace(`${i.path.join('.')}: `, '')}`).join('\n');
     throw new TuError('CONFIG_INVALID', `the provisioned config would be invalid, nothing was written:\n${lines}`);
   }
   await writeFileDurable(p.uplinkSecretFile, secret + '\n');

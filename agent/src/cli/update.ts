@@ -88,6 +88,7 @@ export async function updateCommand(tarball: string, o: UpdateOptions): Promise<
     fs.rmSync(dest, { recursive: true, force: true });
     fs.renameSync(unpacked, dest);
     const oldVersion = readRelease(path.resolve(p.prefix, old)).version;
+    const oldPrevious = linkTarget(p.previous);
     switchLink(p.previous, old);
     o.out(`switching ${oldVersion} -> ${release.version}`);
     const result = await switchAndCheck(p, dest, release.version, o);
@@ -98,6 +99,9 @@ export async function updateCommand(tarball: string, o: UpdateOptions): Promise<
     }
     o.out(`version ${release.version} did not become healthy within ${o.timeoutMs} ms (${result.reason}); rolling back to ${oldVersion}`);
     const back = await switchAndCheck(p, old, oldVersion, o);
+    // As if the update never happened: `previous` is again the version before the old one.
+    if (oldPrevious) switchLink(p.previous, oldPrevious);
+    else fs.rmSync(p.previous, { force: true });
     fs.rmSync(dest, { recursive: true, force: true });
     o.out(back.ok ? `rolled back to ${oldVersion}: healthy` : `rolled back to ${oldVersion}, but it is not healthy either: ${back.reason}`);
     throw new TuError('UPDATE_UNHEALTHY', `update to ${release.version} failed (${result.reason}); ${oldVersion} restored`);

@@ -1,0 +1,187 @@
+/**
+ * The gateway release artifact on linux-x64 (issue: release): built by `npm run package`'s
+ * script, unpacked outside the repo, run with `env -i` on its own Node runtime. A real
+ * photo reaches analysis.completed with a recognised type; install, provision, update to
+ * a second build, automatic roll-back from a broken one, manual rollback; data from a
+ * newer agent refused.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BusClient, silentLogger, type AnyEvent } from '@tu/shared';
+import { derivePassword, observerUsername } from '@tu/agent';
+import { photoBytes } from './support/data.js';
+import { until } from './support/harness.js';
+import { freePort } from './support/processes.js';
+import { artifact, envI, freshHome, runToEnd, startDetached, stopChild, unpack, waitHealth } from './support/release.js';
+
+const V1 = '0.1.0-rel.1';
+const V2 = '0.1.0-rel.2';
+const GW = 'gw-release';
+const FORKLIFT = 'forklift/' + fs.readdirSync(path.join(process.env.TU_TESTDATA_DIR ?? path.resolve(import.meta.dirname, '../../shared/testdata/images'), 'forklift')).sort()[0];
+
+test('the artifact holds one tu-agent/ folder with runtime, natives for its arch, model, unit and licences, and no dev tooling', () => {
+  const app = unpack(artifact(V1));
+  for (const f of ['bin/tu-agent', 'runtime/bin/node', 'lib/main.js', 'lib/worker.js', 'lib/store-worker.js', 'lib/outbox-worker.js', 'systemd/tu-agent.service', 'release.json', 'LICENSE', 'NOTICE', 'README.md', 'ui/index.html', 'profiles/field-gateway.json']) {
+    assert.ok(fs.existsSync(path.join(app, f)), `${f} shipped`);
+  }
+  const release = JSON.parse(fs.readFileSync(path.join(app, 'release.json'), 'utf8')) as { version: string; arch: string; model: { id: string } };
+  assert.is(release.version, V1);
+  assert.is(release.arch, 'x64');
+  assert.ok(fs.readdirSync(path.join(app, 'models', release.model.id)).length > 0, 'model shipped');
+  const modules = fs.readdirSync(path.join(app, 'node_modules'));
+  for (const dev of ['tsx', 'typescript', 'vite', 'esbuild', 'uvu', 'eslint', 'playwright-core']) assert.not.ok(modules.includes(dev), `${dev} not shipped`);
+  const ortBins = fs.readdirSync(path.join(app, 'node_modules/onnxruntime-node/bin/napi-v6/linux'));
+  assert.equal(ortBins, ['x64'], 'only the x64 onnxruntime binary');
+  assert.ok(fs.existsSync(path.join(app, 'node_modules/@img/sharp-linux-x64')) && !fs.existsSync(path.join(app, 'node_modules/@img/sharp-linux-arm64')));
+  const unit = path.join(app, 'systemd/tu-agent.service');
+  const verify = runToEnd(['systemd-analyze', 'verify', unit]);
+  // The only complaint allowed is the ExecStart path, which exists once installed.
+  const complaints = verify.out.split('\n').filter((l) => l.trim() && !l.includes('/opt/tu-agent/current/bin/tu-agent'));
+  assert.equal(complaints, [], `systemd-analyze verify: ${verify.out}`);
+});
+
+test('env -i: version prints agent, runtime and model; run serves a real photo to analysis.completed with a recognised type; SIGTERM stops cleanly', async () => {
+  const app = unpack(artifact(V1));
+  const data = path.join(freshHome(), 'data');
+  const version = runToEnd(envI({ TU_GATEWAY_ID: GW, TU_DATA_DIR: data }, [path.join(app, 'bin/tu-agent'), 'version']));
+  assert.is(version.code, 0, version.out);
+  assert.match(version.out, `tu-agent ${V1} (commit `);
+  assert.match(version.out, 'node v20.');
+  assert.match(version.out, /model \S+ sha256-[0-9a-f]{12}/);
+
+  const [http, bus] = [await freePort(), await freePort()];
+  const t0 = Date.now();
+  const agent = startDetached(envI({ TU_GATEWAY_ID: GW, TU_DATA_DIR: data, TU_HTTP_PORT: String(http), TU_MQTT_PORT: String(bus) }, [path.join(app, 'bin/tu-agent'), 'run']));
+  try {
+    const health = await waitHealth(http, 60_000, agent);
+    console.log(`  release x64: healthy ${Date.now() - t0} ms after exec`);
+    assert.is(health.version, V1);
+    assert.is(health.status, 'ok', JSON.stringify(health.body));
+    // An observer on the agent's bus (its secret is in the data dir: proof of being on the device).
+    const secret = fs.readFileSync(path.join(data, 'bus-secret'), 'utf8').trim();
+    const events: AnyEvent[] = [];
+    const obs = await BusClient.connect({
+      gatewayId: GW,
+      service: 'intake',
+      instanceId: 'release-observer',
+      username: observerUsername('release-test'),
+      password: derivePassword(secret, observerUsername('release-test')),
+      transport: { kind: 'tcp', host: '127.0.0.1', port: bus },
+      logger: silentLogger(),
+    });
+    await obs.onEvents('all', (e) => void events.push(e));
+    const res = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photoBytes(FORKLIFT) });
+    assert.is(res.status, 202);
+    const { analysisId } = (await res.json()) as { analysisId: string };
+    await until(() => events.some((e) => e.subject === analysisId && e.type === 'analysis.completed'), 60_000, 'analysis.completed');
+    const done = events.find((e) => e.subject === analysisId && e.type === 'analysis.completed')!;
+    const recognition = (done.data as { results: { recognition?: { machineType: string } } }).results.recognition;
+    assert.ok(recognition, 'recognition result in analysis.completed');
+    assert.is.not(recognition!.machineType, 'unknown', 'a machine type was recognised');
+    console.log(`  release x64: ${FORKLIFT} recognised as ${recognition!.machineType}`);
+    await obs.close();
+  } finally {
+    const code = await stopChild(agent);
+    assert.is(code, 0, `clean exit on SIGTERM: ${agent.output().slice(-2000)}`);
+  }
+  const stamp = JSON.parse(fs.readFileSync(path.join(data, 'data-format.json'), 'utf8')) as { format: number };
+  assert.is(stamp.format, 1);
+  // Data from a newer agent: refused with a clear message and exit 2 (no restart loop under systemd).
+  fs.writeFileSync(path.join(data, 'data-format.json'), JSON.stringify({ format: 99, writtenBy: '9.0.0' }));
+  const refused = runToEnd(envI({ TU_GATEWAY_ID: GW, TU_DATA_DIR: data, TU_HTTP_PORT: String(http), TU_MQTT_PORT: String(bus) }, [path.join(app, 'bin/tu-agent'), 'run']));
+  assert.is(refused.code, 2, refused.out);
+  assert.match(refused.out, 'DATA_FORMAT_TOO_NEW');
+  assert.match(refused.out, 'holds data format 99, written by agent 9.0.0');
+});
+
+test('install, provision, update to a second build, automatic roll-back from a broken build, manual rollback', async () => {
+  const root = freshHome();
+  const app1 = unpack(artifact(V1));
+  const tu = (bin: string, ...args: string[]) => runToEnd(envI({}, [bin, ...args, '--root', root]));
+  const inst = tu(path.join(app1, 'bin/tu-agent'), 'install', '--no-system');
+  assert.is(inst.code, 0, inst.out);
+  const opt = path.join(root, 'opt/tu-agent');
+  assert.is(fs.readlinkSync(path.join(opt, 'current')), path.join(opt, V1));
+  assert.ok(fs.existsSync(path.join(root, 'etc/systemd/system/tu-agent.service')));
+  assert.ok(fs.existsSync(path.join(root, 'var/lib/tu-agent')));
+  assert.is(tu(path.join(app1, 'bin/tu-agent'), 'install', '--no-system').code, 0, 'install again is harmless');
+
+  // Point the installed config at the test's folder and ports (a gateway keeps /var/lib/tu-agent, 8080).
+  const configFile = path.join(root, 'etc/tu-agent/config.json');
+  const [http, bus] = [await freePort(), await freePort()];
+  const cfg = JSON.parse(fs.readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+  fs.writeFileSync(configFile, JSON.stringify({ ...cfg, dataDir: path.join(root, 'var/lib/tu-agent'), http: { host: '127.0.0.1', port: http }, broker: { host: '127.0.0.1', port: bus } }));
+  const secretFile = path.join(root, 'secret.txt');
+  fs.writeFileSync(secretFile, 'a-gateway-secret-from-the-relay-0001\n');
+  const prov = tu(path.join(opt, 'current/bin/tu-agent'), 'provision', '--gateway-id', 'gw-installed', '--relay', 'mqtts://relay.example:8883', '--secret-file', secretFile);
+  assert.is(prov.code, 0, prov.out);
+  const provisioned = JSON.parse(fs.readFileSync(configFile, 'utf8')) as { gatewayId: string; uplink: { url: string; passwordFile: string } };
+  assert.is(provisioned.gatewayId, 'gw-installed');
+  assert.is(provisioned.uplink.url, 'mqtts://relay.example:8883');
+  assert.is(fs.readFileSync(path.join(root, 'etc/tu-agent/uplink-secret'), 'utf8').trim(), 'a-gateway-secret-from-the-relay-0001');
+  assert.not.match(fs.readFileSync(configFile, 'utf8'), 'a-gateway-secret', 'the config names the secret file, never the secret');
+  const badProv = tu(path.join(opt, 'current/bin/tu-agent'), 'provision', '--gateway-id', 'bad id!', '--relay', 'mqtts://x:1', '--secret-file', secretFile);
+  assert.is(badProv.code, 2, badProv.out);
+  assert.match(badProv.out, 'gatewayId');
+  // No relay in this test: drop the uplink again so health is about the agent alone.
+  fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), uplink: undefined }));
+  const valid = tu(path.join(opt, 'current/bin/tu-agent'), 'config', 'validate', configFile);
+  assert.is(valid.code, 0, valid.out);
+
+  // The test plays systemd: the restart command stops the running agent and starts `current`.
+  const pidFile = path.join(root, 'agent.pid');
+  const restart = path.join(root, 'restart.sh');
+  fs.writeFileSync(
+    restart,
+    `#!/bin/sh\n[ -f ${pidFile} ] && kill $(cat ${pidFile}) 2>/dev/null && while kill -0 $(cat ${pidFile}) 2>/dev/null; do sleep 0.1; done\n` +
+      `env -i HOME=${root} setsid ${opt}/current/bin/tu-agent run --config ${configFile} >>${root}/agent.log 2>&1 < /dev/null &\necho $! > ${pidFile}\n`,
+  );
+  execFileSync('sh', [restart]);
+  try {
+    assert.is((await waitHealth(http, 60_000)).version, V1);
+    const update = (tarball: string, timeoutS: number) => tu(path.join(opt, 'current/bin/tu-agent'), 'update', tarball, '--restart-command', `sh ${restart}`, '--timeout-s', String(timeoutS));
+    const up = update(artifact(V2), 40);
+    assert.is(up.code, 0, up.out);
+    assert.is((await waitHealth(http, 5000)).version, V2);
+    assert.is(fs.readlinkSync(path.join(opt, 'current')), path.join(opt, V2));
+    assert.is(fs.readlinkSync(path.join(opt, 'previous')), path.join(opt, V1));
+    const status = tu(path.join(opt, 'current/bin/tu-agent'), 'status', '--config', configFile);
+    assert.is(status.code, 0, status.out);
+    assert.match(status.out, `version ${V2}`);
+
+    // A deliberately broken build: V2 with a main.js that dies at start.
+    const broken = unpack(artifact(V2));
+    fs.writeFileSync(path.join(broken, 'lib/main.js'), 'throw new Error("deliberately broken build");\n');
+    const rel = JSON.parse(fs.readFileSync(path.join(broken, 'release.json'), 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(path.join(broken, 'release.json'), JSON.stringify({ ...rel, version: '0.1.0-rel.broken' }));
+    const brokenTar = path.join(freshHome(), 'broken.tar.gz');
+    execFileSync('tar', ['-czf', brokenTar, '-C', path.dirname(broken), 'tu-agent']);
+    const bad = update(brokenTar, 10);
+    assert.is(bad.code, 1, bad.out);
+    assert.match(bad.out, 'UPDATE_UNHEALTHY');
+    assert.match(bad.out, `rolled back to ${V2}: healthy`);
+    assert.is((await waitHealth(http, 5000)).version, V2);
+    assert.is(fs.readlinkSync(path.join(opt, 'current')), path.join(opt, V2));
+    assert.not.ok(fs.existsSync(path.join(opt, '0.1.0-rel.broken')), 'the broken version is removed');
+
+    const back = tu(path.join(opt, 'current/bin/tu-agent'), 'rollback', '--restart-command', `sh ${restart}`, '--timeout-s', '40');
+    assert.is(back.code, 0, back.out);
+    assert.is((await waitHealth(http, 5000)).version, V1);
+  } finally {
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  const un = tu(path.join(opt, 'current/bin/tu-agent'), 'uninstall', '--no-system');
+  assert.is(un.code, 0, un.out);
+  assert.not.ok(fs.existsSync(opt));
+  assert.ok(fs.existsSync(configFile), 'config kept without --purge');
+});
+
+test.run();
