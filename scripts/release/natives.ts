@@ -75,7 +75,12 @@ function betterSqliteBinary(arch: Arch): string {
   const env = { ...process.env, CC: 'aarch64-linux-gnu-gcc', CXX: 'aarch64-linux-gnu-g++', LINK: 'aarch64-linux-gnu-g++', AR: 'aarch64-linux-gnu-ar' };
   console.log(`cross-compiling better-sqlite3 ${version} for linux-arm64 (about 2 minutes, once; cached in ${CACHE})`);
   // The Node headers of the build host (npm's nodedir) serve: the runtime shipped is the same version.
-  execFileSync(process.execPath, [nodeGyp, 'rebuild', '--arch=arm64', `--nodedir=${path.dirname(path.dirname(process.execPath))}`, '-j', '2'], { cwd: work, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  try {
+    execFileSync(process.execPath, [nodeGyp, 'rebuild', '--arch=arm64', `--nodedir=${path.dirname(path.dirname(process.execPath))}`, '-j', '2'], { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 2 ** 20 });
+  } catch (err) {
+    const e = err as { stderr?: Buffer };
+    throw new Error(`cross-compiling better-sqlite3 failed (needs Debian's g++-aarch64-linux-gnu):\n${e.stderr?.toString().slice(-4000) ?? ''}`);
+  }
   const built = path.join(work, 'build', 'Release', 'better_sqlite3.node');
   execFileSync('aarch64-linux-gnu-strip', ['--strip-unneeded', built]);
   fs.copyFileSync(built, cached);
