@@ -4,7 +4,7 @@ import { runCommand, USAGE } from './cli/commands.js';
 import { ConfigError, loadRelayConfig } from './config.js';
 import { startRelay } from './relay.js';
 
-/** `tsx relay/src/main.ts [--config FILE] [tenants|gateways|tokens ...]` (see relay/README.md). */
+/** `node relay/dist/main.js [--config FILE] [tenants|gateways|tokens ...]` (see relay/README.md). */
 async function main(): Promise<void> {
   const { positional, flags } = parseArgs(process.argv.slice(2));
   if (flags.has('help')) {

@@ -4,7 +4,7 @@ import { issueToken } from '../graphql/auth.js';
 import { Registry } from '../registry/registry.js';
 import { openStorage } from '../storage/open.js';
 
-export const USAGE = `usage: tsx relay/src/main.ts [--config FILE] [command]
+export const USAGE = `usage: npm run relay -- [--config FILE] [command]
   (no command)                                   start the relay
   tenants add <id> [--name N]                    register a tenant
   tenants list
