@@ -79,7 +79,7 @@ function betterSqliteBinary(arch: Arch): string {
     execFileSync(process.execPath, [nodeGyp, 'rebuild', '--arch=arm64', `--nodedir=${path.dirname(path.dirname(process.execPath))}`, '-j', '2'], { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 2 ** 20 });
   } catch (err) {
     const e = err as { stderr?: Buffer };
-    throw new Error(`cross-compiling better-sqlite3 failed (needs Debian's g++-aarch64-linux-gnu):\n${e.stderr?.toString().slice(-4000) ?? ''}`);
+    throw new Error(`cross-compiling better-sqlite3 failed (needs Debian's g++-aarch64-linux-gnu):\n${e.stderr?.toString().slice(-4000) ?? ''}`, { cause: err });
   }
   const built = path.join(work, 'build', 'Release', 'better_sqlite3.node');
   execFileSync('aarch64-linux-gnu-strip', ['--strip-unneeded', built]);
