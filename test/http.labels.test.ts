@@ -3,6 +3,7 @@ import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Agent } from '@tu/agent';
+import { slimEvent } from '@tu/agent/internal/http/event-feed';
 import { EXAMPLES_FILE, listExamples } from '@tu/agent/internal/teach/examples';
 import type { BusClient } from '@tu/shared';
 import { recognitionResult } from './support/fixtures.js';
@@ -62,6 +63,7 @@ t('confirm: 201, stored with photo hash and embedding, published once as recogni
   const data = ev.data as { embedding: number[]; label: string; model: { id: string } };
   assert.equal(data.embedding, recognitionResult().embedding);
   assert.is(data.model.id, 'mobilenet_v1_025_224');
+  assert.not.ok('embedding' in (slimEvent(ev).data as object), 'the UI feed leaves the embedding out');
 
   // Same label again (another technician, even): a no-op returning the same correction, no new event.
   const again = await label(ctx.agent, id, { label: 'excavator', by: 'Ben' });
