@@ -138,6 +138,21 @@ t('refusals: invalid label or body 400 (saying what is allowed), unknown analysi
   assert.is(ctx.agent.teacher.current(pending), undefined, 'nothing stored');
 });
 
+t('a label whose publish failed goes out with the next label (same event id)', async (ctx) => {
+  const obs = await observer(ctx.agent, 'retry');
+  const [first, second] = [await upload(ctx.agent), await upload(ctx.agent)];
+  const a = (await label(ctx.agent, first, { label: 'grader', by: 'Eve' })).json<LabelAnswer>();
+  await obs.waitFor((e) => ofType(e, 'recognition.labelled', first).length === 1);
+  // As if that publish had failed: the row is still marked unpublished.
+  const db = new Database(path.join(ctx.dataDir, EXAMPLES_FILE));
+  db.prepare('UPDATE examples SET published = 0 WHERE correction_id = ?').run(a.label.correctionId);
+  db.close();
+  assert.is((await label(ctx.agent, second, { label: 'roller', by: 'Eve' })).statusCode, 201);
+  await obs.waitFor((e) => ofType(e, 'recognition.labelled', first).length === 2 && ofType(e, 'recognition.labelled', second).length === 1);
+  assert.equal(ofType(obs.events, 'recognition.labelled', first).map((e) => e.id), [a.label.correctionId, a.label.correctionId]);
+  await obs.bus.close();
+});
+
 t('a label stored but not yet published goes out when the agent starts again (same event id)', async (ctx) => {
   const id = await upload(ctx.agent);
   const a = (await label(ctx.agent, id, { label: 'tractor', by: 'Dana' })).json<LabelAnswer>();

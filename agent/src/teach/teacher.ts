@@ -25,7 +25,7 @@ export interface Teacher {
   list(opts?: { limit?: number }): LabelledExample[];
   /** The analysis's current label, if a technician labelled it. */
   current(analysisId: string): LabelledExample | undefined;
-  /** Publishes examples stored but not yet on the bus (a crash between commit and publish). */
+  /** Publishes examples stored but not yet on the bus (a crash or a failed publish between commit and publish); resolves how many went out. */
   republishPending(): Promise<number>;
 }
 
@@ -33,14 +33,30 @@ export function createTeacher(d: TeacherDeps): Teacher {
   const log = d.logger.child({ component: 'teach' });
   const makeId = d.newId ?? newId;
 
-  const publish = async (correctionId: string, event: Parameters<BusClient['republish']>[0]): Promise<void> => {
+  const publish = async (correctionId: string, event: Parameters<BusClient['republish']>[0]): Promise<boolean> => {
     try {
       await d.bus.republish(event);
       d.store.markPublished(correctionId);
+      return true;
     } catch (err) {
-      // Stored already: the event goes out on the next start (republishPending).
-      log.warn({ err, correctionId }, 'label stored but not published yet; it is re-sent when the agent restarts');
+      // Stored already: the event goes out with the next label or on the next start.
+      log.warn({ err, correctionId }, 'label stored but not published yet; it is re-sent with the next label or when the agent restarts');
+      return false;
     }
+  };
+  // One flush at a time (chained): concurrent labels never publish the same row twice.
+  let chain: Promise<number> = Promise.resolve(0);
+  const flush = (): Promise<number> => {
+    chain = chain.then(async () => {
+      let n = 0;
+      for (const s of d.store.unpublished()) if (await publish(s.example.correctionId, s.event)) n++;
+      return n;
+    }).catch((err: unknown) => {
+      // e.g. the store closed while stopping: what is stored stays for the next start.
+      log.warn({ err }, 'publishing stored labels failed');
+      return 0;
+    });
+    return chain;
   };
 
   return {
@@ -72,19 +88,13 @@ export function createTeacher(d: TeacherDeps): Teacher {
       } catch (err) {
         throw new TuError('STORAGE_FAILED', `The label could not be stored: ${(err as Error).message}`, { cause: err });
       }
-      await publish(example.correctionId, event);
+      // Publishes this label, and any earlier one whose publish failed, in the order stored.
+      await flush();
       log.info({ analysisId, correctionId: example.correctionId, label: example.label, kind: example.kind }, 'technician labelled a photo');
       return { example, created: true };
     },
     list: (opts) => d.store.list(opts),
     current: (id) => d.store.get(id)?.example,
-    async republishPending() {
-      let n = 0;
-      for (const s of d.store.unpublished()) {
-        await publish(s.example.correctionId, s.event);
-        n++;
-      }
-      return n;
-    },
+    republishPending: flush,
   };
 }
