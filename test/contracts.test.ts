@@ -12,13 +12,15 @@ import {
   filterCovers,
   MESSAGE_TYPES,
   parseTopic,
+  recognitionLabelled,
   STEPS,
+  TEACH_LABELS,
   topicMatches,
   topics,
 } from '@tu/shared';
 import { aclFor, mayPublish, maySubscribe } from '@tu/agent';
 import { generatedDocs, ROOT } from '../scripts/docs.js';
-import { uploaded } from './support/fixtures.js';
+import { labelled, uploaded } from './support/fixtures.js';
 
 test('every message type has a producer; every command a handler; every step its three messages', () => {
   for (const t of MESSAGE_TYPES) assert.ok(catalog[t].producer, t);
@@ -75,6 +77,32 @@ test('decodeInbound accepts a valid event and names the reason for each rejectio
   assert.is(code({ ...env, data: { ...data, image: { ...data.image, sha256: 'nope' } } }), 'INVALID_DATA');
   assert.is(code({ ...env, subject: 'someotherid' }), 'INVALID_DATA');
   assert.is(code(env, 'tu/g1/evt/unknown.type'), 'UNKNOWN_TOPIC');
+});
+
+test('recognition.labelled: the intake produces it, the uplink may forward it, labels are the machine types plus negative', () => {
+  assert.is(catalog['recognition.labelled'].kind, 'event');
+  assert.ok(eventsProducedBy('intake').includes('recognition.labelled'));
+  const intake = aclFor({ role: 'service', service: 'intake' }, 'g', 'intake');
+  assert.ok(mayPublish(intake, topics.event('g', 'recognition.labelled')));
+  assert.not.ok(mayPublish(aclFor({ role: 'service', service: 'svc-ai-vision-adapter' }, 'g', 'v'), topics.event('g', 'recognition.labelled')));
+  // The uplink is an observer of all events: it receives (and forwards) this one too.
+  assert.ok(maySubscribe(aclFor({ role: 'observer', name: 'uplink' }, 'g', 'up'), topics.event('g', 'recognition.labelled')));
+  assert.equal([...TEACH_LABELS].sort(), ['aerial_lift', 'backhoe_loader', 'bulldozer', 'crane', 'dump_truck', 'excavator', 'forklift', 'grader', 'negative', 'roller', 'skid_steer', 'telehandler', 'tractor', 'wheel_loader']);
+
+  const ok = labelled({ label: 'negative', kind: 'correction' });
+  assert.ok(recognitionLabelled.safeParse(ok).success);
+  const bad = recognitionLabelled.safeParse({ ...ok, label: 'spaceship' });
+  assert.not.ok(bad.success);
+  assert.match(bad.error!.issues[0]!.message, /label must be one of excavator, .*negative \(got 'spaceship'\)/);
+  assert.not.ok(recognitionLabelled.safeParse({ ...ok, by: '   ' }).success, 'a blank technician name');
+  assert.not.ok(recognitionLabelled.safeParse({ ...ok, embedding: [] }).success);
+  assert.not.ok(recognitionLabelled.safeParse({ ...ok, kind: 'maybe' }).success);
+
+  const env = { specversion: '1.0', id: ok.correctionId, source: '/gateways/g1/intake', type: 'recognition.labelled', time: ok.at, subject: ok.analysisId, datacontenttype: 'application/json', data: ok };
+  const topic = topics.event('g1', 'recognition.labelled');
+  assert.ok(decodeInbound(topic, Buffer.from(JSON.stringify(env)), { gatewayId: 'g1', maxPayloadBytes: 65536 }).ok);
+  const fromVision = decodeInbound(topic, Buffer.from(JSON.stringify({ ...env, source: '/gateways/g1/svc-ai-vision-adapter' })), { gatewayId: 'g1', maxPayloadBytes: 65536 });
+  assert.is(fromVision.ok ? 'ok' : fromVision.rejection.code, 'WRONG_PRODUCER');
 });
 
 test('checked-in AsyncAPI and JSON Schema documents match the code (run `npm run docs:generate` after changing a schema)', () => {

@@ -3,7 +3,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { TuError } from '@tu/shared';
 import { effectsOf, openStorage, storedEvent, type Storage } from '@tu/relay';
-import { analysisFlow, dropPgSchema, PG_BASE, pgSchemaName, type Envelope } from './support/relay.js';
+import { analysisFlow, dropPgSchema, envelope, PG_BASE, pgSchemaName, type Envelope } from './support/relay.js';
+import { labelled } from './support/fixtures.js';
 import { tmpDir } from './support/harness.js';
 import type { CloudEvent } from '@tu/shared';
 
@@ -23,9 +24,9 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     s.recordEvents(evs.map((e) => ({ event: storedEvent(e as unknown as CloudEvent, gw, tenant, new Date().toISOString()), effects: effectsOf(e as unknown as CloudEvent, gw, tenant) })));
 
   test('migrations are applied once and recorded; reopening applies nothing new', async (ctx) => {
-    assert.equal(await ctx.storage.migrations(), [1]);
+    assert.equal(await ctx.storage.migrations(), [1, 2]);
     const again = await openStorage(ctx.url);
-    assert.equal(await again.migrations(), [1]);
+    assert.equal(await again.migrations(), [1, 2]);
     await again.close();
   });
 
@@ -124,6 +125,53 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     assert.equal(an, ['page-4', 'page-3', 'page-2', 'page-1', 'page-0'], 'newest first');
     assert.is((await ctx.storage.listAnalyses({ tenantId: 't1', status: 'failed', first: 10 })).items.length, 1);
     assert.ok((await ctx.storage.recentEventIds(3)).length === 3);
+  });
+
+  test('labelled examples: idempotent by correction id, the newest label per analysis counts, per-type accuracy and export per tenant', async (ctx) => {
+    const at = (m: number) => new Date(Date.UTC(2031, 0, 1, 0, m)).toISOString();
+    const lab = (gw: string, over: Parameters<typeof labelled>[0]) => envelope(gw, 'recognition.labelled', labelled(over));
+    // gw-a (t1): 3 excavator confirmed; 1 excavator corrected to wheel_loader; an analysis first
+    // corrected (crane → negative) then relabelled crane (confirmation: only that one counts).
+    const confirms = [0, 1, 2].map((i) => lab('gw-a', { label: 'excavator', previousLabel: 'excavator', kind: 'confirmation', at: at(i) }));
+    const away = lab('gw-a', { label: 'wheel_loader', previousLabel: 'excavator', kind: 'correction', at: at(3) });
+    const first = lab('gw-a', { label: 'negative', previousLabel: 'crane', kind: 'correction', at: at(4) });
+    const relabel = lab('gw-a', { analysisId: (first.data as { analysisId: string }).analysisId, label: 'crane', previousLabel: 'crane', kind: 'confirmation', at: at(5) });
+    const unknown = lab('gw-b', { label: 'roller', previousLabel: 'unknown', kind: 'correction', at: at(6) });
+    assert.equal(await record(ctx.storage, [...confirms, away, first, relabel]), Array(6).fill('stored'));
+    await record(ctx.storage, [unknown], 'gw-b');
+    // Another tenant's gateway: never in t1's numbers.
+    await record(ctx.storage, [lab('gw-z', { label: 'excavator', previousLabel: 'excavator', kind: 'confirmation', at: at(7) })], 'gw-z', 't2');
+    // The same correction re-sent under a new event id (e.g. re-published after a gateway restart): stored once.
+    const resent = { ...away, id: 'another-event-id-for-the-same-correction' };
+    assert.equal(await record(ctx.storage, [resent]), ['stored'], 'a new event id is a new event');
+
+    const acc = await ctx.storage.typeAccuracy({ tenantId: 't1' });
+    assert.equal(acc, [
+      { machineType: 'crane', confirmed: 1, correctedAway: 0, correctedTo: 0, accuracy: 1 },
+      { machineType: 'excavator', confirmed: 3, correctedAway: 1, correctedTo: 0, accuracy: 0.75 },
+      { machineType: 'roller', confirmed: 0, correctedAway: 0, correctedTo: 1, accuracy: null },
+      { machineType: 'unknown', confirmed: 0, correctedAway: 1, correctedTo: 0, accuracy: 0 },
+      { machineType: 'wheel_loader', confirmed: 0, correctedAway: 0, correctedTo: 1, accuracy: null },
+    ]);
+    assert.equal((await ctx.storage.typeAccuracy({ tenantId: 't1', gatewayId: 'gw-b' })).map((r) => r.machineType), ['roller', 'unknown']);
+    assert.equal(await ctx.storage.typeAccuracy({ tenantId: 't2' }), [{ machineType: 'excavator', confirmed: 1, correctedAway: 0, correctedTo: 0, accuracy: 1 }]);
+    assert.equal(await ctx.storage.typeAccuracy({ tenantId: 'nobody' }), []);
+
+    const { cursorOf } = await import('@tu/relay/internal/storage/sql-storage');
+    const p1 = await ctx.storage.listLabelledExamples({ tenantId: 't1', first: 4 });
+    assert.ok(p1.hasNextPage);
+    const p2 = await ctx.storage.listLabelledExamples({ tenantId: 't1', first: 4, after: cursorOf.example(p1.items.at(-1)!) });
+    assert.not.ok(p2.hasNextPage);
+    const all = [...p1.items, ...p2.items];
+    assert.equal(all.map((x) => x.label), ['excavator', 'excavator', 'excavator', 'wheel_loader', 'crane', 'roller'], 'oldest first, superseded label left out');
+    const x = all[3]!;
+    const d = away.data as ReturnType<typeof labelled>;
+    assert.equal(
+      { id: x.id, gatewayId: x.gatewayId, analysisId: x.analysisId, sha256: x.sha256, by: x.by, kind: x.kind, previousLabel: x.previousLabel, modelId: x.modelId, modelVersion: x.modelVersion, headId: x.headId },
+      { id: d.correctionId, gatewayId: 'gw-a', analysisId: d.analysisId, sha256: d.sha256, by: d.by, kind: 'correction', previousLabel: 'excavator', modelId: 'mobilenet_v1_025_224', modelVersion: '1', headId: null },
+    );
+    assert.equal(x.embedding, d.embedding, 'embedding round-trips exactly');
+    assert.equal((await ctx.storage.listLabelledExamples({ tenantId: 't2', first: 10 })).items.map((e) => e.gatewayId), ['gw-z']);
   });
 
   test('a batch is one transaction: a failing statement stores none of it', async (ctx) => {

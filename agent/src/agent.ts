@@ -18,6 +18,8 @@ import { createOrchestrator, type Orchestrator } from './orchestrator/orchestrat
 import { openStateStore, type StateStore } from './orchestrator/store.js';
 import { ANALYSIS_SERVICES, runAnalysisService, startConfiguredRecognizer, type RunningAnalysisService } from './services/run.js';
 import type { Recognizer } from './services/vision/recognizer.js';
+import { EXAMPLES_FILE, openExampleStore } from './teach/examples.js';
+import { createTeacher, type Teacher } from './teach/teacher.js';
 import { startUplink, type Uplink } from './uplink/uplink.js';
 import { prepareDataDir } from './release/data-format.js';
 import { agentVersion } from './release/layout.js';
@@ -35,6 +37,8 @@ export interface Agent {
   readonly device: DeviceState;
   readonly history: PhotoHistory;
   readonly intake: Intake;
+  /** Technicians' labelled examples (see teach/examples.ts listExamples for the head refit). */
+  readonly teacher: Teacher;
   /** Store-and-forward to the cloud relay (disabled when uplink.url is not set). */
   readonly uplink: Uplink;
   /** The analysis services running in this process. */
@@ -159,6 +163,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     closers.push(() => intake.stop());
     await intake.recover();
 
+    // Technicians' labels: stored durably, then published by the intake's client (their producer).
+    const examples = openExampleStore(path.join(dataDir, EXAMPLES_FILE));
+    closers.push(() => examples.close());
+    const teacher = createTeacher({ bus: intakeBus, store: examples, analysis: (id) => orchestrator.status(id), clock: deps.clock ?? systemClock, logger: log });
+    const resent = await teacher.republishPending();
+    if (resent > 0) log.info({ resent }, 're-published labels stored before a restart');
+
     // The UI's live feed: an observer client (events only; the broker refuses it anything else).
     const uiBus = await connectObserver(busIdentity, 'ui');
     closers.push(() => uiBus.close());
@@ -174,6 +185,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         store,
         device,
         references: createReferenceRegistrar({ blobs, device, recognizer, limits }),
+        teacher,
         broker,
         orchestratorBus: orchBus,
         uplink: () => uplink.health(),
@@ -203,6 +215,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       device,
       history,
       intake,
+      teacher,
       uplink,
       services,
       recognizer,

@@ -27,3 +27,5 @@ export * from './uplink/outbox-db.js';
 export * from './uplink/forwarder.js';
 export * from './uplink/backoff.js';
 export * from './uplink/relay-connection.js';
+export * from './teach/examples.js';
+export * from './teach/teacher.js';

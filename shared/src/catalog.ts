@@ -12,9 +12,10 @@ import {
   recognitionRequest,
   stepFailed,
 } from './schemas/messages.js';
+import { recognitionLabelled } from './schemas/teach.js';
 import type { StepName } from './schemas/common.js';
 
-/** The services of DESIGN §2; `intake` is the agent's HTTP image intake. */
+/** The services of DESIGN §2; `intake` is the agent's HTTP intake (photos, and technicians' labels). */
 export const SERVICES = [
   'intake',
   'svc-analysis-orchestrator',
@@ -52,6 +53,7 @@ export const catalog = {
   'metadata.failed': { kind: 'event', schema: stepFailed, producer: 'metadata-service', summary: 'Metadata extraction failed, with a reason.' },
   'analysis.completed': { kind: 'event', schema: analysisCompleted, producer: 'svc-analysis-orchestrator', summary: 'All steps done; carries every result.' },
   'analysis.failed': { kind: 'event', schema: analysisFailed, producer: 'svc-analysis-orchestrator', summary: 'The analysis ended without a result; names the step and reason.' },
+  'recognition.labelled': { kind: 'event', schema: recognitionLabelled, producer: 'intake', summary: 'A technician confirmed or corrected the recognised machine type of a photo (a labelled example for the head).' },
 } as const satisfies Record<string, Entry>;
 
 export type Catalog = typeof catalog;

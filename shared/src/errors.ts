@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   IMAGE_DECODE_FAILED: 'The image could not be decoded (truncated or corrupt); upload a complete JPEG, PNG or WebP file.',
   INVALID_REQUEST: 'The request does not match the API schema; see the message for the offending field.',
   NOT_FOUND: 'No such resource.',
+  NOT_RECOGNISED: 'The analysis has no recognition result to confirm or correct; wait until its recognition step completed (the vision service must be running).',
   SERVICE_DISABLED: 'The service needed for this request is not running in this agent process.',
   STORAGE_FAILED: 'Writing to the data directory failed; check free space and permissions of dataDir.',
   INTERNAL_ERROR: 'Unexpected internal error; see the agent log.',

@@ -8,6 +8,7 @@ export * from './topics.js';
 export * from './schemas/common.js';
 export * from './schemas/results.js';
 export * from './schemas/messages.js';
+export * from './schemas/teach.js';
 export * from './bus/client.js';
 export * from './bus/decode.js';
 export * from './bus/duplex-pair.js';

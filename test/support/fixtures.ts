@@ -44,3 +44,21 @@ export const metadataResult = (): MetadataResult => ({
   category: 'overview',
   record: { type: 'excavator', photoQuality: 'good', photoCategory: 'overview' },
 });
+
+/** A technician's label as the agent publishes it (recognition.labelled). */
+export function labelled(over: Partial<InputOf<'recognition.labelled'>> = {}): InputOf<'recognition.labelled'> {
+  const analysisId = over.analysisId ?? newAnalysisId();
+  return {
+    correctionId: randomBytes(12).toString('base64url'),
+    analysisId,
+    sha256: imageRef(analysisId).sha256,
+    embedding: Array.from({ length: 256 }, (_, i) => Math.cos(i) / 8),
+    label: 'excavator',
+    previousLabel: 'excavator',
+    kind: 'confirmation',
+    by: 'Anna (tech 17)',
+    at: new Date().toISOString(),
+    model: { id: 'mobilenet_v1_025_224', version: '1', headId: null },
+    ...over,
+  };
+}

@@ -8,6 +8,7 @@ import { eventsRoute } from './routes/events.js';
 import { analysesRoutes } from './routes/analyses.js';
 import { healthRoute } from './routes/health.js';
 import { imagesRoute } from './routes/images.js';
+import { labelsRoutes } from './routes/labels.js';
 import { machineRoutes } from './routes/machine.js';
 import { metricsRoute } from './routes/metrics.js';
 import { uiRoute } from './routes/ui.js';
@@ -29,6 +30,7 @@ export async function buildApp(deps: AppDeps, opts: { logger?: Logger } = {}): P
   await app.register(websocket, { options: { maxPayload: 4096 } });
   imagesRoute(app, deps);
   analysesRoutes(app, deps);
+  labelsRoutes(app, deps);
   machineRoutes(app, deps);
   healthRoute(app, deps);
   metricsRoute(app, deps);

@@ -8,6 +8,7 @@ export interface ErrorBody {
 
 const TU_STATUS: Partial<Record<ErrorCode, number>> = {
   NOT_FOUND: 404,
+  NOT_RECOGNISED: 409,
   INVALID_REQUEST: 400,
   IMAGE_DECODE_FAILED: 422,
   SERVICE_DISABLED: 503,

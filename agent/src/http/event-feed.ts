@@ -70,6 +70,8 @@ export function slimEvent(event: AnyEvent): AnyEvent {
     const { embedding: _e, ...rest } = result as Record<string, unknown>;
     data['result'] = rest;
   }
+  // A technician's label (recognition.labelled) carries the photo's embedding at top level.
+  if (event.type === 'recognition.labelled') delete data['embedding'];
   const results = data['results'];
   if (results && typeof results === 'object' && 'recognition' in results) {
     const r = results as Record<string, unknown>;

@@ -8,6 +8,7 @@ import type { IntakeLimits } from '../intake/validate.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { StateStore } from '../orchestrator/store.js';
 import type { RecognizerInfo } from '../services/vision/types.js';
+import type { Teacher } from '../teach/teacher.js';
 import type { UplinkHealth } from '../uplink/uplink.js';
 
 /** Everything the HTTP API reads from or acts on (injected: buildApp has no globals). */
@@ -19,6 +20,8 @@ export interface AppDeps {
   store: StateStore;
   device: DeviceState;
   references: ReferenceRegistrar;
+  /** Technicians' labels (confirm / correct a recognised machine type). */
+  teacher: Teacher;
   broker: Broker;
   orchestratorBus: BusClient;
   /** Uplink state, queue and losses (health + metrics). */

@@ -1,5 +1,5 @@
 import type * as z from 'zod/mini';
-import { accepted, analysisList, analysisView, errorBody, health, machineView, referenceAdded, type Machine } from './schemas';
+import { accepted, analysisList, analysisView, currentLabel, errorBody, health, labelAnswer, machineView, referenceAdded, type Machine } from './schemas';
 
 /** An error to show the technician: the API's code and message, or what went wrong on the way. */
 export class UiError extends Error {
@@ -53,6 +53,9 @@ export const getAnalysis = (id: string) => request(analysisView, `/api/v1/analys
 export const getMachine = () => request(machineView, '/api/v1/machine');
 export const putMachine = (m: Machine) =>
   request(machineView, '/api/v1/machine', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(m) });
+export const getLabel = (analysisId: string) => request(currentLabel, `/api/v1/analyses/${encodeURIComponent(analysisId)}/label`);
+export const postLabel = (analysisId: string, body: { label: string; by: string }) =>
+  request(labelAnswer, `/api/v1/analyses/${encodeURIComponent(analysisId)}/label`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 /** The Content-Type to send: the browser's guess, or by extension; the agent sniffs the bytes anyway. */
 function contentType(file: File): string {

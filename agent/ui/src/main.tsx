@@ -4,6 +4,7 @@ import { errorText, getAnalyses, getAnalysis, getHealth, getMachine, putMachine,
 import { connectEvents, type FeedState } from './events';
 import type { AnalysisListItem, Health, Machine, MachineView, Results } from './schemas';
 import { applyFrame, fromView, ms, stepLabel, type Analysis } from './timeline';
+import { Teach } from './teach';
 import './styles.css';
 
 interface Upload {
@@ -323,6 +324,7 @@ function ResultCard({ a }: { a: Analysis }) {
           </>
         )}
       </dl>
+      {rec && <Teach analysisId={a.id} recognised={rec.machineType} />}
     </section>
   );
 }

@@ -127,3 +127,9 @@ export const startedData = z.object({ steps: z.array(str), queuedMs: num, image:
 export const uploadedData = z.object({ image: imageRef, via: opt(str) });
 export const completedData = z.object({ image: imageRef, durationMs: num, steps: z.array(stepSummary), results });
 export const failedData = z.object({ image: opt(imageRef), failedStep: z.nullable(str), reason: failureReason, steps: z.array(stepSummary), results });
+
+/** A technician's stored label (POST /api/v1/analyses/{id}/label, agent/src/http/routes/labels.ts). */
+export const storedLabel = z.object({ correctionId: str, analysisId: str, label: str, previousLabel: str, kind: z.enum(['confirmation', 'correction']), by: str, at: str });
+export type StoredLabel = z.infer<typeof storedLabel>;
+export const labelAnswer = z.object({ created: z.boolean(), label: storedLabel });
+export const currentLabel = z.object({ label: z.nullable(storedLabel) });

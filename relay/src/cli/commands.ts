@@ -1,8 +1,10 @@
+import fs from 'node:fs';
 import { TuError } from '@tu/shared';
 import { storageUrl, type RelayConfig } from '../config.js';
 import { issueToken } from '../graphql/auth.js';
 import { Registry } from '../registry/registry.js';
 import { openStorage } from '../storage/open.js';
+import { exportExamples } from './export-examples.js';
 
 export const USAGE = `usage: npm run relay -- [--config FILE] [command]
   (no command)                                   start the relay
@@ -10,7 +12,9 @@ export const USAGE = `usage: npm run relay -- [--config FILE] [command]
   tenants list
   gateways add <id> --tenant <t> [--name N]      register a gateway; prints its generated secret ONCE
   gateways list [--tenant T]
-  tokens issue --tenant <t> [--sub S] [--ttl 30d]   print a dashboard JWT (HS256, dev)`;
+  tokens issue --tenant <t> [--sub S] [--ttl 30d]   print a dashboard JWT (HS256, dev)
+  examples export --tenant <t> [--gateway G] [--out FILE]
+                                                 technicians' labelled examples as JSON lines (stdout or FILE)`;
 
 /** Runs one registry/token command against the configured storage; returns the text to print. */
 export async function runCommand(config: RelayConfig, positional: string[], flags: Map<string, string>): Promise<string> {
@@ -46,6 +50,30 @@ export async function runCommand(config: RelayConfig, positional: string[], flag
         .filter((g) => !tenant || g.tenantId === tenant)
         .map((g) => `${g.id}\t${g.tenantId}\t${g.name ?? ''}\t${g.online ? 'online' : 'offline'}\t${g.lastSeen ?? '-'}`)
         .join('\n');
+    }
+    if (noun === 'examples' && verb === 'export') {
+      const tenant = flags.get('tenant');
+      if (!tenant) throw new TuError('INVALID_REQUEST', '--tenant is required');
+      if (!(await storage.listTenants()).some((t) => t.id === tenant)) throw new TuError('UNKNOWN_TENANT', `no tenant ${tenant}`);
+      const f = { tenantId: tenant, gatewayId: flags.get('gateway') };
+      const out = flags.get('out');
+      if (!out) {
+        const lines: string[] = [];
+        await exportExamples(storage, f, (l) => void lines.push(l));
+        return lines.join('').trimEnd();
+      }
+      // Written beside the target, then renamed: a reader never sees half an export.
+      const tmp = `${out}.tmp-${process.pid}`;
+      const fd = fs.openSync(tmp, 'w');
+      let n: number;
+      try {
+        n = await exportExamples(storage, f, (l) => void fs.writeSync(fd, l));
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, out);
+      return `${n} labelled examples written to ${out}`;
     }
     throw new TuError('INVALID_REQUEST', USAGE);
   } finally {

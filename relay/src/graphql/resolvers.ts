@@ -57,6 +57,14 @@ export function buildResolvers(deps: GraphDeps): IResolvers {
           cursorOf.analysis,
         ),
       analysis: async (_: unknown, a: { id: string }, ctx: Ctx) => (await storage.getAnalysis(principal(ctx).tenant, a.id)) ?? null,
+      typeAccuracy: async (_: unknown, a: { gatewayId?: string | null }, ctx: Ctx) => {
+        if (a.gatewayId) await ownGateway(ctx, a.gatewayId);
+        return storage.typeAccuracy({ tenantId: principal(ctx).tenant, gatewayId: opt(a.gatewayId) });
+      },
+      labelledExamples: async (_: unknown, a: PageArgs & { gatewayId?: string | null }, ctx: Ctx) => {
+        if (a.gatewayId) await ownGateway(ctx, a.gatewayId);
+        return connection(await storage.listLabelledExamples({ tenantId: principal(ctx).tenant, first: pageSize(a.first), after: opt(a.after), gatewayId: opt(a.gatewayId) }), cursorOf.example);
+      },
     },
     Gateway: {
       online: (g: GatewayRow) => presence.online(g.id) ?? g.online,

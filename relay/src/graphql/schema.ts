@@ -58,6 +58,62 @@ export const typeDefs = /* GraphQL */ `
     data: JSON
   }
 
+  """
+  Real-world accuracy of one machine type, judged by technicians who confirmed or corrected the
+  gateway's recognition (POST /api/v1/analyses/{id}/label on the gateway). Counts use only the
+  newest label of each labelled analysis; photos nobody labelled are not counted.
+  """
+  type TypeAccuracy {
+    "Machine type (or 'negative' = no machine, 'unknown' = the gateway abstained)"
+    machineType: String!
+    "Photos the gateway recognised as this type and a technician confirmed"
+    confirmed: Int!
+    "Photos the gateway recognised as this type but a technician chose another type (false positives)"
+    correctedAway: Int!
+    "Photos of this type (per the technician) that the gateway recognised as another type or unknown (misses)"
+    correctedTo: Int!
+    "confirmed / (confirmed + correctedAway): how often the gateway was right when it said this type; null without such labels"
+    accuracy: Float
+  }
+
+  "A labelled example for the head refit: the technician's newest label of one analysis"
+  type LabelledExample {
+    "The correction id (idempotency key)"
+    id: ID!
+    gatewayId: ID!
+    analysisId: ID!
+    machineId: ID
+    "sha256 of the photo"
+    sha256: String!
+    "Backbone embedding of the photo (the head's input)"
+    embedding: [Float!]!
+    "The label the technician confirmed or chose (a machine type, or 'negative' = no machine)"
+    label: String!
+    "The machine type the gateway had recognised"
+    previousLabel: String!
+    "confirmation or correction"
+    kind: String!
+    "The technician (name or id as typed on the gateway)"
+    by: String!
+    "When the technician labelled it (gateway clock, ISO)"
+    at: String!
+    "Backbone model id and version that computed the embedding"
+    modelId: String!
+    modelVersion: String!
+    "The head that produced previousLabel (null: no head loaded)"
+    headId: String
+  }
+
+  type LabelledExampleEdge {
+    cursor: String!
+    node: LabelledExample!
+  }
+  type LabelledExampleConnection {
+    edges: [LabelledExampleEdge!]!
+    nodes: [LabelledExample!]!
+    pageInfo: PageInfo!
+  }
+
   type GatewayEdge {
     cursor: String!
     node: Gateway!
@@ -95,6 +151,10 @@ export const typeDefs = /* GraphQL */ `
     "Newest first"
     analyses(first: Int, after: String, gatewayId: ID, machineId: ID, status: AnalysisStatus): AnalysisConnection!
     analysis(id: ID!): Analysis
+    "Per machine type, over the tenant's gateways (or one gateway): technicians' confirmations and corrections, and the accuracy they imply; sorted by type"
+    typeAccuracy(gatewayId: ID): [TypeAccuracy!]!
+    "The tenant's labelled examples (newest label per analysis), oldest first; for exporting training data (see relay README, 'Labelled examples')"
+    labelledExamples(first: Int, after: String, gatewayId: ID): LabelledExampleConnection!
   }
 
   type Subscription {

@@ -12,9 +12,10 @@ const iso = (t: string): string => new Date(t).toISOString();
  * - analysis.completed: upsert the machine from results.metadata.record and recognition
  *   (lastSeen/position/thumbnail only move forward in time) and the completed analysis;
  * - analysis.failed: the failed analysis, and the machine row if it does not exist yet
- *   (a failed analysis does not change the machine's fields).
+ *   (a failed analysis does not change the machine's fields);
+ * - recognition.labelled: the technician's labelled example (idempotent by correction id).
  */
-export function effectsOf(event: CloudEvent, gatewayId: string, tenantId: string): EventEffects {
+export function effectsOf(event: CloudEvent, gatewayId: string, tenantId: string, receivedAt: string = new Date().toISOString()): EventEffects {
   switch (event.type) {
     case 'analysis.started': {
       const d = event.data as DataOf<'analysis.started'>;
@@ -59,6 +60,29 @@ export function effectsOf(event: CloudEvent, gatewayId: string, tenantId: string
         sortTime: iso(d.failedAt),
       };
       return { machine: { id: machineId, tenantId, gatewayId }, analysis: { row, mode: 'upsert' } };
+    }
+    case 'recognition.labelled': {
+      const d = event.data as DataOf<'recognition.labelled'>;
+      return {
+        labelled: {
+          id: d.correctionId,
+          tenantId,
+          gatewayId,
+          analysisId: d.analysisId,
+          machineId: d.machineId ?? null,
+          sha256: d.sha256,
+          embedding: d.embedding,
+          label: d.label,
+          previousLabel: d.previousLabel,
+          kind: d.kind,
+          by: d.by,
+          at: iso(d.at),
+          modelId: d.model.id,
+          modelVersion: d.model.version,
+          headId: d.model.headId,
+          receivedAt,
+        },
+      };
     }
     default:
       return {};

@@ -78,7 +78,8 @@ export class Ingest {
     // Fan-out first: subscribers never wait for the database.
     this.deps.emitter.emit({ topic: fanoutTopic(gw.tenantId, gatewayId), payload: { analysisEvents: toPayload(e, gatewayId) } });
     this.stats.fannedOut++;
-    const written = this.deps.queue.push({ kind: 'event', event: storedEvent(e, gatewayId, gw.tenantId, (this.deps.now?.() ?? new Date()).toISOString()), effects: effectsOf(e, gatewayId, gw.tenantId) });
+    const receivedAt = (this.deps.now?.() ?? new Date()).toISOString();
+    const written = this.deps.queue.push({ kind: 'event', event: storedEvent(e, gatewayId, gw.tenantId, receivedAt), effects: effectsOf(e, gatewayId, gw.tenantId, receivedAt) });
     this.#recent.add(e.id, written);
     return written.then((r) => ({ ok: true, duplicate: r === 'duplicate' }) as const);
   }

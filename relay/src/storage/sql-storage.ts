@@ -9,13 +9,16 @@ import type {
   EventEffects,
   GatewayFilter,
   GatewayRow,
+  ExampleFilter,
   GeoPosition,
+  LabelledExampleRow,
   MachineFilter,
   MachineRow,
   Page,
   Storage,
   StoredEvent,
   TenantRow,
+  TypeAccuracyRow,
 } from './types.js';
 
 interface GatewayRec { id: string; tenant_id: string; name: string | null; secret_hash: string; online: number | string; last_seen: string | null; created_at: string }
@@ -52,6 +55,30 @@ const toAnalysis = (r: AnalysisRec): AnalysisRow => ({
   endedAt: r.ended_at,
   sortTime: r.sort_time,
 });
+
+interface ExampleRec { id: string; tenant_id: string; gateway_id: string; analysis_id: string; machine_id: string | null; sha256: string; embedding: string; label: string; previous_label: string; kind: string; by_whom: string; at: string; model_id: string; model_version: string; head_id: string | null; received_at: string }
+const toExample = (r: ExampleRec): LabelledExampleRow => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  gatewayId: r.gateway_id,
+  analysisId: r.analysis_id,
+  machineId: r.machine_id,
+  sha256: r.sha256,
+  embedding: JSON.parse(r.embedding) as number[],
+  label: r.label,
+  previousLabel: r.previous_label,
+  kind: r.kind === 'confirmation' ? 'confirmation' : 'correction',
+  by: r.by_whom,
+  at: r.at,
+  modelId: r.model_id,
+  modelVersion: r.model_version,
+  headId: r.head_id,
+  receivedAt: r.received_at,
+});
+
+/** Only the newest label of each (gateway, analysis): a relabel supersedes the earlier one. */
+const CURRENT_LABEL = `NOT EXISTS (SELECT 1 FROM labelled_examples n WHERE n.gateway_id = e.gateway_id AND n.analysis_id = e.analysis_id
+  AND (n.at > e.at OR (n.at = e.at AND n.id > e.id)))`;
 
 function page<R, T>(rows: R[], first: number, map: (r: R) => T): Page<T> {
   return { items: rows.slice(0, first).map(map), hasNextPage: rows.length > first };
@@ -166,6 +193,7 @@ export class SqlStorage implements Storage {
         out.push('stored');
         if (effects.machine) await this.#upsertMachine(t, effects.machine);
         if (effects.analysis) await this.#putAnalysis(t, effects.analysis.row, effects.analysis.mode);
+        if (effects.labelled) await this.#putExample(t, effects.labelled);
       }
       return out;
     });
@@ -203,6 +231,60 @@ export class SqlStorage implements Storage {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) ${conflict}`,
       [a.id, a.tenantId, a.gatewayId, a.machineId, a.status, json(a.steps), json(a.results), json(a.failure), a.startedAt, a.endedAt, a.sortTime],
     );
+  }
+
+  async #putExample(t: Db, x: LabelledExampleRow): Promise<void> {
+    // Idempotent by correction id: a re-sent label (even under another event id) is stored once.
+    await t.run(
+      `INSERT INTO labelled_examples (id, tenant_id, gateway_id, analysis_id, machine_id, sha256, embedding, label, previous_label, kind, by_whom, at, model_id, model_version, head_id, received_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+      [x.id, x.tenantId, x.gatewayId, x.analysisId, x.machineId, x.sha256, JSON.stringify(x.embedding), x.label, x.previousLabel, x.kind, x.by, x.at, x.modelId, x.modelVersion, x.headId, x.receivedAt],
+    );
+  }
+
+  async typeAccuracy(f: { tenantId: string; gatewayId?: string | undefined }): Promise<TypeAccuracyRow[]> {
+    const where = ['e.tenant_id = ?', CURRENT_LABEL];
+    const params: SqlValue[] = [f.tenantId];
+    if (f.gatewayId) {
+      where.push('e.gateway_id = ?');
+      params.push(f.gatewayId);
+    }
+    const rows = await this.db.all<{ label: string; previous_label: string; kind: string; n: number | string }>(
+      `SELECT e.label, e.previous_label, e.kind, count(*) AS n FROM labelled_examples e WHERE ${where.join(' AND ')} GROUP BY e.label, e.previous_label, e.kind`,
+      params,
+    );
+    const by = new Map<string, TypeAccuracyRow>();
+    const row = (t: string): TypeAccuracyRow => {
+      let r = by.get(t);
+      if (!r) by.set(t, (r = { machineType: t, confirmed: 0, correctedAway: 0, correctedTo: 0, accuracy: null }));
+      return r;
+    };
+    for (const r of rows) {
+      const n = Number(r.n);
+      if (r.kind === 'confirmation') row(r.label).confirmed += n;
+      else {
+        row(r.previous_label).correctedAway += n;
+        row(r.label).correctedTo += n;
+      }
+    }
+    for (const r of by.values()) r.accuracy = r.confirmed + r.correctedAway > 0 ? r.confirmed / (r.confirmed + r.correctedAway) : null;
+    return [...by.values()].sort((a, b) => (a.machineType < b.machineType ? -1 : a.machineType > b.machineType ? 1 : 0));
+  }
+
+  async listLabelledExamples(f: ExampleFilter): Promise<Page<LabelledExampleRow>> {
+    const where = ['e.tenant_id = ?', CURRENT_LABEL];
+    const params: SqlValue[] = [f.tenantId];
+    if (f.gatewayId) {
+      where.push('e.gateway_id = ?');
+      params.push(f.gatewayId);
+    }
+    if (f.after) {
+      const [at, id] = decodeCursor(f.after, 2) as [string, string];
+      where.push('(e.at > ? OR (e.at = ? AND e.id > ?))');
+      params.push(at, at, id);
+    }
+    const rows = await this.db.all<ExampleRec>(`SELECT e.* FROM labelled_examples e WHERE ${where.join(' AND ')} ORDER BY e.at, e.id LIMIT ?`, [...params, f.first + 1]);
+    return page(rows, f.first, toExample);
   }
 
   async recentEventIds(limit: number): Promise<string[]> {
@@ -285,4 +367,5 @@ export const cursorOf = {
   gateway: (g: GatewayRow): string => encodeCursor([g.id]),
   machine: (m: MachineRow): string => encodeCursor([m.id]),
   analysis: (a: AnalysisRow): string => encodeCursor([a.sortTime, a.id]),
+  example: (x: LabelledExampleRow): string => encodeCursor([x.at, x.id]),
 };

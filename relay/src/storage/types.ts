@@ -81,9 +81,52 @@ export interface MachineUpsert {
   thumbnail?: string | null;
 }
 
+/** A technician's label of a recognised photo (`recognition.labelled`), as the relay keeps it. */
+export interface LabelledExampleRow {
+  /** The correction id (idempotency key). */
+  id: string;
+  tenantId: string;
+  gatewayId: string;
+  analysisId: string;
+  machineId: string | null;
+  sha256: string;
+  embedding: number[];
+  label: string;
+  previousLabel: string;
+  kind: 'confirmation' | 'correction';
+  by: string;
+  at: string;
+  modelId: string;
+  modelVersion: string;
+  headId: string | null;
+  receivedAt: string;
+}
+
+/**
+ * Real-world accuracy of one machine type as judged by technicians, over the newest label of
+ * each labelled analysis: `confirmed` = the gateway said this type and the technician agreed;
+ * `correctedAway` = the gateway said this type, the technician chose another; `correctedTo` =
+ * the gateway said another type (or unknown), the technician chose this one.
+ */
+export interface TypeAccuracyRow {
+  machineType: string;
+  confirmed: number;
+  correctedAway: number;
+  correctedTo: number;
+  /** confirmed / (confirmed + correctedAway); null without any such label. */
+  accuracy: number | null;
+}
+
+export interface ExampleFilter extends PageArgs {
+  tenantId: string;
+  gatewayId?: string | undefined;
+}
+
 /** What one event does to the machine storage beyond being recorded. */
 export interface EventEffects {
   machine?: MachineUpsert;
+  /** recognition.labelled: the labelled example (ignored when its correction id is stored already). */
+  labelled?: LabelledExampleRow;
   /** `insert-only` (analysis.started: never overwrite a finished analysis) or `upsert`. */
   analysis?: { row: AnalysisRow; mode: 'insert-only' | 'upsert' };
 }
@@ -145,6 +188,11 @@ export interface Storage {
   listMachines(f: MachineFilter): Promise<Page<MachineRow>>;
   getAnalysis(tenantId: string, id: string): Promise<AnalysisRow | undefined>;
   listAnalyses(f: AnalysisFilter): Promise<Page<AnalysisRow>>;
+
+  /** Per machine type, over the tenant's (or one gateway's) newest label per analysis; sorted by type. */
+  typeAccuracy(f: { tenantId: string; gatewayId?: string | undefined }): Promise<TypeAccuracyRow[]>;
+  /** The tenant's current labelled examples (newest label per analysis), oldest first (at, id). */
+  listLabelledExamples(f: ExampleFilter): Promise<Page<LabelledExampleRow>>;
 
   close(): Promise<void>;
 }

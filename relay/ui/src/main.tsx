@@ -2,6 +2,7 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { createClient } from 'graphql-ws';
 import * as z from 'zod/mini';
+import { AccuracyPanel } from './accuracy';
 
 const TOKEN_KEY = 'tu.dashboard.token';
 const str = z.string();
@@ -90,6 +91,7 @@ function Dashboard({ token, onSignOut }: { token: string; onSignOut: (msg?: stri
   const [live, setLive] = useState('connecting');
   // Bumped when the relay has stored a finished analysis: machines, detail and failures reload.
   const [stored, setStored] = useState(0);
+  const [labelled, setLabelled] = useState(0);
 
   const fail = (err: unknown) => {
     if (err instanceof AuthError) onSignOut(`The relay refused this token (${err.message}). Sign in again with a valid token.`);
@@ -134,6 +136,7 @@ function Dashboard({ token, onSignOut }: { token: string; onSignOut: (msg?: stri
           const e = feedEvent.safeParse((msg.data as Record<string, unknown> | null | undefined)?.['analysisEvents']);
           if (!e.success) return;
           setFeed((f) => [e.data, ...f].slice(0, 100));
+          if (e.data.type === 'recognition.labelled') setLabelled((n) => n + 1);
           if (e.data.type === 'analysis.completed' || e.data.type === 'analysis.failed') whenStored(e.data.analysisId, e.data.type.slice('analysis.'.length)).catch(fail);
         },
         error: (err) => {
@@ -209,6 +212,7 @@ function Dashboard({ token, onSignOut }: { token: string; onSignOut: (msg?: stri
             </article>
           )}
         </section>
+        <AccuracyPanel query={(q, v, pick) => gql(token, q, v, pick)} refresh={labelled} onError={fail} />
         <section aria-labelledby="f-h">
           <h2 id="f-h">Failures</h2>
           <ul>

@@ -1,0 +1,100 @@
+import { newId, TuError, type BusClient, type Clock, type Logger, type TeachLabel } from '@tu/shared';
+import type { AnalysisStatusView } from '../orchestrator/state.js';
+import type { ExampleStore, LabelledExample } from './examples.js';
+
+export interface TeacherDeps {
+  /** The intake's bus client: `intake` is the producer of `recognition.labelled` (shared/src/catalog.ts). */
+  bus: BusClient;
+  store: ExampleStore;
+  /** The orchestrator's view of an analysis (undefined: unknown on this gateway). */
+  analysis: (analysisId: string) => AnalysisStatusView | undefined;
+  clock: Clock;
+  logger: Logger;
+  newId?: () => string;
+}
+
+export interface LabelOutcome {
+  example: LabelledExample;
+  /** false: the analysis already had this label (a no-op returning the stored correction). */
+  created: boolean;
+}
+
+/** Technicians teach the gateway (issue 13 part 4): confirm or correct a recognised machine type. */
+export interface Teacher {
+  label(analysisId: string, input: { label: TeachLabel; by: string }): Promise<LabelOutcome>;
+  list(opts?: { limit?: number }): LabelledExample[];
+  /** The analysis's current label, if a technician labelled it. */
+  current(analysisId: string): LabelledExample | undefined;
+  /** Publishes examples stored but not yet on the bus (a crash or a failed publish between commit and publish); resolves how many went out. */
+  republishPending(): Promise<number>;
+}
+
+export function createTeacher(d: TeacherDeps): Teacher {
+  const log = d.logger.child({ component: 'teach' });
+  const makeId = d.newId ?? newId;
+
+  const publish = async (correctionId: string, event: Parameters<BusClient['republish']>[0]): Promise<boolean> => {
+    try {
+      await d.bus.republish(event);
+      d.store.markPublished(correctionId);
+      return true;
+    } catch (err) {
+      // Stored already: the event goes out with the next label or on the next start.
+      log.warn({ err, correctionId }, 'label stored but not published yet; it is re-sent with the next label or when the agent restarts');
+      return false;
+    }
+  };
+  // One flush at a time (chained): concurrent labels never publish the same row twice.
+  let chain: Promise<number> = Promise.resolve(0);
+  const flush = (): Promise<number> => {
+    chain = chain.then(async () => {
+      let n = 0;
+      for (const s of d.store.unpublished()) if (await publish(s.example.correctionId, s.event)) n++;
+      return n;
+    }).catch((err: unknown) => {
+      // e.g. the store closed while stopping: what is stored stays for the next start.
+      log.warn({ err }, 'publishing stored labels failed');
+      return 0;
+    });
+    return chain;
+  };
+
+  return {
+    async label(analysisId, input) {
+      const view = d.analysis(analysisId);
+      if (!view) throw new TuError('NOT_FOUND', `No analysis ${analysisId} on this gateway; label a photo from the result list.`);
+      const rec = view.results.recognition;
+      if (!rec) throw new TuError('NOT_RECOGNISED', `Analysis ${analysisId} has no recognition result (status ${view.status}); wait until the machine type was recognised, then confirm or correct it.`);
+      const current = d.store.get(analysisId);
+      // Idempotent: the same label again returns the stored correction (even from another technician).
+      if (current && current.example.label === input.label) return { example: current.example, created: false };
+      const example: LabelledExample = {
+        correctionId: makeId(),
+        analysisId,
+        ...(view.machineId ? { machineId: view.machineId } : {}),
+        sha256: view.image.sha256,
+        embedding: rec.embedding,
+        label: input.label,
+        previousLabel: rec.machineType,
+        kind: input.label === rec.machineType ? 'confirmation' : 'correction',
+        by: input.by,
+        at: new Date(d.clock.now()).toISOString(),
+        model: { id: rec.model.id, version: rec.model.version, headId: rec.model.head?.id ?? null },
+      };
+      // The event id is the correction id: every re-send is the same event to the relay.
+      const event = d.bus.buildEvent('recognition.labelled', example, { subject: analysisId, id: example.correctionId, time: example.at });
+      try {
+        d.store.put(example, event);
+      } catch (err) {
+        throw new TuError('STORAGE_FAILED', `The label could not be stored: ${(err as Error).message}`, { cause: err });
+      }
+      // Publishes this label, and any earlier one whose publish failed, in the order stored.
+      await flush();
+      log.info({ analysisId, correctionId: example.correctionId, label: example.label, kind: example.kind }, 'technician labelled a photo');
+      return { example, created: true };
+    },
+    list: (opts) => d.store.list(opts),
+    current: (id) => d.store.get(id)?.example,
+    republishPending: flush,
+  };
+}

@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import { analysisId, isoTime, machineId, sha256 } from './common.js';
+
+/**
+ * The machine types a technician may choose on the gateway (issue 13 part 4), plus `negative`:
+ * "no machine on this photo" (the head's negative class, agent/src/services/vision/head.ts).
+ */
+export const MACHINE_TYPES = [
+  'excavator',
+  'wheel_loader',
+  'dump_truck',
+  'bulldozer',
+  'backhoe_loader',
+  'crane',
+  'forklift',
+  'telehandler',
+  'tractor',
+  'roller',
+  'grader',
+  'aerial_lift',
+  'skid_steer',
+] as const;
+export const NEGATIVE_LABEL = 'negative';
+export const TEACH_LABELS = [...MACHINE_TYPES, NEGATIVE_LABEL] as const;
+export type TeachLabel = (typeof TEACH_LABELS)[number];
+
+export const teachLabel = z.enum(TEACH_LABELS, {
+  error: (iss) => `label must be one of ${TEACH_LABELS.join(', ')}${typeof iss.input === 'string' ? ` (got '${iss.input.slice(0, 64)}')` : ''}`,
+});
+
+/** Who taught: the name or id the technician typed in the UI (free text, trimmed). */
+export const technician = z.string().trim().min(1, 'by: name or id of the technician (1-128 characters)').max(128, 'by: at most 128 characters');
+
+export const correctionId = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'correctionId: 8-64 URL-safe characters');
+
+/**
+ * A technician confirmed or corrected the machine type the gateway recognised on a photo.
+ * Carries what a head refit needs (the embedding and the label) and what accuracy statistics
+ * need (the recognised label and whether it was confirmed). `correctionId` identifies this
+ * labelling: re-sends carry the same id; a later relabel of the same analysis has a new id and
+ * supersedes it (the newest `at` per gateway and analysis wins).
+ */
+export const recognitionLabelled = z.object({
+  correctionId,
+  analysisId,
+  machineId: machineId.optional(),
+  /** sha256 of the photo (its blob-store key). */
+  sha256,
+  /** The recognition result's embedding of the photo (the head's input). */
+  embedding: z.array(z.number().finite()).min(1).max(4096),
+  /** The label the technician confirmed or chose. */
+  label: teachLabel,
+  /** The machine type the gateway had recognised (`unknown` when the head abstained). */
+  previousLabel: z.string().min(1).max(64),
+  /** `confirmation`: label equals previousLabel; `correction`: the technician chose another label. */
+  kind: z.enum(['confirmation', 'correction']),
+  by: technician,
+  at: isoTime,
+  /** Backbone and head that produced the embedding and the recognised label. */
+  model: z.object({
+    id: z.string().min(1).max(128),
+    version: z.string().min(1).max(64),
+    headId: z.string().min(1).max(128).nullable(),
+  }),
+});
+export type RecognitionLabelled = z.infer<typeof recognitionLabelled>;

@@ -1,0 +1,97 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import Database from 'better-sqlite3';
+import { BusClient, serveStep, silentLogger, STEPS, type StepName } from '@tu/shared';
+import { derivePassword } from '@tu/agent';
+import { EXAMPLES_FILE, listExamples } from '@tu/agent/internal/teach/examples';
+import { defaultResults, tmpDir } from './support/harness.js';
+import { freePort, startProcess } from './support/processes.js';
+import { photoBytes } from './support/real.js';
+
+const GW = 'gw-crash-labels';
+const SECRET = 'crash-labels-secret-crash-labels-secret-1';
+const LABELS = ['excavator', 'crane', 'negative', 'wheel_loader'] as const;
+
+test('kill -9 right after labels are answered: every 201/200 label is still there after the restart, and gets published', async () => {
+  const dataDir = tmpDir('tu-crash-labels-');
+  const [busPort, httpPort] = [await freePort(), await freePort()];
+  const configFile = path.join(dataDir, 'agent.json');
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify({ gatewayId: GW, dataDir, broker: { host: '127.0.0.1', port: busPort }, http: { host: '127.0.0.1', port: httpPort }, services: { vision: false, comparison: false, metadata: false }, orchestrator: { durability: 'full' } }),
+  );
+  const start = () => startProcess('agent/dist/main.js', ['--config', configFile], '"agent started"', { TU_BUS_SECRET: SECRET, LOG_LEVEL: 'info' });
+  const base = `http://127.0.0.1:${httpPort}`;
+  let agent = await start();
+  const handlers: BusClient[] = [];
+  for (const step of ['recognition', 'comparison', 'metadata'] as StepName[]) {
+    const service = STEPS[step].service;
+    const bus = await BusClient.connect({ gatewayId: GW, service, instanceId: `${service}.crash-labels`, username: service, password: derivePassword(SECRET, service), transport: { kind: 'tcp', host: '127.0.0.1', port: busPort }, logger: silentLogger(), handles: [STEPS[step].command] });
+    await serveStep(bus, step, async () => defaultResults[step]() as never);
+    await bus.markReady();
+    handlers.push(bus);
+  }
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const r = await fetch(`${base}/api/v1/images`, { method: 'POST', body: photoBytes('forklift/imagenet_n03384352_forklift.jpg'), headers: { 'content-type': 'image/jpeg' } });
+      assert.is(r.status, 202);
+      ids.push(((await r.json()) as { analysisId: string }).analysisId);
+    }
+    const status = async (id: string) => ((await (await fetch(`${base}/api/v1/analyses/${id}`)).json()) as { status?: string }).status;
+    for (const id of ids) {
+      for (let k = 0; (await status(id)) !== 'completed'; k++) {
+        if (k > 400) throw new Error(`${id} did not complete`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    }
+
+    // Answered labels per analysis (the last answer wins); the agent is killed while more are in flight.
+    const answered = new Map<string, { correctionId: string; label: string; at: string }>();
+    let answers = 0;
+    for (let cycle = 0; cycle < 5; cycle++) {
+      const inFlight = ids.map(async (id, i) => {
+        const label = LABELS[(i + cycle) % LABELS.length]!;
+        try {
+          const r = await fetch(`${base}/api/v1/analyses/${id}/label`, { method: 'POST', body: JSON.stringify({ label, by: `tech-${cycle}` }), headers: { 'content-type': 'application/json' } });
+          if (r.status === 200 || r.status === 201) {
+            const l = ((await r.json()) as { label: { correctionId: string; at: string } }).label;
+            answered.set(id, { correctionId: l.correctionId, label, at: l.at });
+            answers++;
+          }
+        } catch {
+          // killed before it answered: nothing promised
+        }
+      });
+      await new Promise((r) => setTimeout(r, 15 + cycle * 30));
+      agent.kill('SIGKILL');
+      await new Promise((r) => agent.once('exit', r));
+      await Promise.all(inFlight);
+      agent = await start();
+      for (const [id, want] of answered) {
+        const got = ((await (await fetch(`${base}/api/v1/analyses/${id}/label`)).json()) as { label: { correctionId: string; label: string; at: string } | null }).label;
+        assert.ok(got, `${id}: the label answered before the kill is kept`);
+        // A later request may have been stored but not answered (killed in between): never an older one.
+        if (got.correctionId === want.correctionId) assert.is(got.label, want.label);
+        else assert.ok(got.at >= want.at, `${id}: ${got.at} is not older than the answered ${want.at}`);
+      }
+    }
+    assert.ok(answers >= 8, `labels were answered before kills (${answers})`);
+    const examples = listExamples(dataDir);
+    assert.ok(examples.length >= answered.size);
+    for (const x of examples) assert.is(x.embedding.length, 256);
+    // After the last start, nothing stored is left unpublished.
+    const db = new Database(path.join(dataDir, EXAMPLES_FILE), { readonly: true });
+    const unpublished = (db.prepare('SELECT count(*) AS n FROM examples WHERE published = 0').get() as { n: number }).n;
+    db.close();
+    assert.is(unpublished, 0);
+  } finally {
+    agent.kill('SIGTERM');
+    await new Promise((r) => agent.once('exit', r));
+    for (const h of handlers) await h.close();
+  }
+});
+
+test.run();

@@ -1,0 +1,174 @@
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Agent } from '@tu/agent';
+import { slimEvent } from '@tu/agent/internal/http/event-feed';
+import { EXAMPLES_FILE, listExamples } from '@tu/agent/internal/teach/examples';
+import type { BusClient } from '@tu/shared';
+import { recognitionResult } from './support/fixtures.js';
+import { observer, ofType, startHandler, startTestAgent, testConfig, tmpDir, until } from './support/harness.js';
+import { photoBytes } from './support/real.js';
+
+type Ctx = { agent: Agent; handlers: BusClient[]; dataDir: string; hold: { on: boolean; release: (() => void)[] } };
+type LabelAnswer = { created: boolean; label: { correctionId: string; analysisId: string; label: string; previousLabel: string; kind: string; by: string; at: string; sha256: string; embeddingLength: number } };
+
+const t = suite<Ctx>('http: technicians label analyses (POST /api/v1/analyses/:id/label, GET /api/v1/labels)');
+t.before(async (ctx) => {
+  ctx.dataDir = tmpDir('tu-labels-');
+  ctx.agent = await startTestAgent({ config: testConfig({}, ctx.dataDir) });
+  ctx.hold = { on: false, release: [] };
+  const hold = ctx.hold;
+  ctx.handlers = [
+    // While `hold.on`, recognition does not answer: the analysis has no recognition result yet.
+    await startHandler(ctx.agent, 'recognition', async () => {
+      if (hold.on) await new Promise<void>((r) => hold.release.push(r));
+      return recognitionResult();
+    }),
+    await startHandler(ctx.agent, 'comparison'),
+    await startHandler(ctx.agent, 'metadata'),
+  ];
+});
+t.after(async (ctx) => {
+  for (const r of ctx.hold.release.splice(0)) r();
+  for (const h of ctx.handlers) await h.close();
+  await ctx.agent.stop();
+});
+
+async function upload(agent: Agent, wait = true): Promise<string> {
+  const res = await agent.http.app.inject({ method: 'POST', url: '/api/v1/images', payload: photoBytes('forklift/imagenet_n03384352_forklift.jpg'), headers: { 'content-type': 'image/jpeg' } });
+  assert.is(res.statusCode, 202, res.body);
+  const { analysisId } = res.json<{ analysisId: string }>();
+  if (wait) await until(() => agent.orchestrator.status(analysisId)?.status === 'completed', 10_000, 'analysis completed');
+  return analysisId;
+}
+const label = (agent: Agent, id: string, body: unknown) => agent.http.app.inject({ method: 'POST', url: `/api/v1/analyses/${id}/label`, payload: body as object });
+
+t('confirm: 201, stored with photo hash and embedding, published once as recognition.labelled (event id = correction id)', async (ctx) => {
+  const obs = await observer(ctx.agent, 'labels');
+  const id = await upload(ctx.agent);
+  const res = await label(ctx.agent, id, { label: 'excavator', by: '  Anna (tech 17) ' });
+  assert.is(res.statusCode, 201, res.body);
+  const a = res.json<LabelAnswer>();
+  assert.is(a.created, true);
+  assert.is(a.label.kind, 'confirmation');
+  assert.is(a.label.previousLabel, 'excavator');
+  assert.is(a.label.by, 'Anna (tech 17)', 'trimmed');
+  assert.is(a.label.sha256, ctx.agent.orchestrator.status(id)!.image.sha256);
+  assert.is(a.label.embeddingLength, 256);
+  await obs.waitFor((e) => ofType(e, 'recognition.labelled', id).length === 1);
+  const ev = ofType(obs.events, 'recognition.labelled', id)[0]!;
+  assert.is(ev.id, a.label.correctionId);
+  assert.ok(ev.source.endsWith('/intake'), ev.source);
+  const data = ev.data as { embedding: number[]; label: string; model: { id: string } };
+  assert.equal(data.embedding, recognitionResult().embedding);
+  assert.is(data.model.id, 'mobilenet_v1_025_224');
+  assert.not.ok('embedding' in (slimEvent(ev).data as object), 'the UI feed leaves the embedding out');
+
+  // Same label again (another technician, even): a no-op returning the same correction, no new event.
+  const again = await label(ctx.agent, id, { label: 'excavator', by: 'Ben' });
+  assert.is(again.statusCode, 200, again.body);
+  assert.is(again.json<LabelAnswer>().label.correctionId, a.label.correctionId);
+  assert.is(again.json<LabelAnswer>().created, false);
+
+  // A different label replaces it: new correction id, kind correction, the latest wins.
+  const fix = await label(ctx.agent, id, { label: 'negative', by: 'Ben' });
+  assert.is(fix.statusCode, 201, fix.body);
+  const f = fix.json<LabelAnswer>();
+  assert.is.not(f.label.correctionId, a.label.correctionId);
+  assert.is(f.label.kind, 'correction');
+  assert.is(f.label.previousLabel, 'excavator');
+  await obs.waitFor((e) => ofType(e, 'recognition.labelled', id).length === 2);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.is(ofType(obs.events, 'recognition.labelled', id).length, 2, 'the no-op published nothing');
+  await obs.bus.close();
+
+  const current = await ctx.agent.http.app.inject({ method: 'GET', url: `/api/v1/analyses/${id}/label` });
+  assert.is(current.json<{ label: { correctionId: string } }>().label.correctionId, f.label.correctionId);
+  const list = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/labels' });
+  const labels = list.json<{ labels: { analysisId: string; label: string; embedding?: unknown }[] }>().labels;
+  assert.equal(labels.filter((l) => l.analysisId === id).map((l) => l.label), ['negative']);
+  assert.not.ok('embedding' in labels[0]!, 'the list leaves embeddings out');
+
+  // The refit reads every example straight from the data directory.
+  const examples = listExamples(ctx.dataDir).filter((x) => x.analysisId === id);
+  assert.is(examples.length, 1);
+  assert.is(examples[0]!.label, 'negative');
+  assert.is(examples[0]!.embedding.length, 256);
+  assert.is(examples[0]!.correctionId, f.label.correctionId);
+});
+
+t('GET /api/v1/labels lists newest first', async (ctx) => {
+  const first = await upload(ctx.agent);
+  const second = await upload(ctx.agent);
+  assert.is((await label(ctx.agent, first, { label: 'crane', by: 'Cem' })).statusCode, 201);
+  await new Promise((r) => setTimeout(r, 5));
+  assert.is((await label(ctx.agent, second, { label: 'excavator', by: 'Cem' })).statusCode, 201);
+  const labels = (await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/labels?limit=2' })).json<{ labels: { analysisId: string }[] }>().labels;
+  assert.equal(labels.map((l) => l.analysisId), [second, first]);
+  const bad = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/labels?limit=0' });
+  assert.is(bad.statusCode, 400);
+});
+
+t('refusals: invalid label or body 400 (saying what is allowed), unknown analysis 404, no recognition yet 409', async (ctx) => {
+  const id = await upload(ctx.agent);
+  const wrong = await label(ctx.agent, id, { label: 'spaceship', by: 'Anna' });
+  assert.is(wrong.statusCode, 400);
+  assert.is(wrong.json<{ error: { code: string } }>().error.code, 'INVALID_REQUEST');
+  assert.match(wrong.json<{ error: { message: string } }>().error.message, /^body label: label must be one of excavator, wheel_loader, .*negative \(got 'spaceship'\)$/);
+  for (const body of [{ label: 'crane' }, { label: 'crane', by: '   ' }, { label: 'crane', by: 'A', extra: 1 }, {}]) {
+    const r = await label(ctx.agent, id, body);
+    assert.is(r.statusCode, 400, JSON.stringify(body));
+  }
+  const notJson = await ctx.agent.http.app.inject({ method: 'POST', url: `/api/v1/analyses/${id}/label`, payload: '{', headers: { 'content-type': 'application/json' } });
+  assert.is(notJson.statusCode, 400);
+  const unknown = await label(ctx.agent, 'no-such-analysis-1', { label: 'crane', by: 'Anna' });
+  assert.is(unknown.statusCode, 404);
+  assert.is(unknown.json<{ error: { code: string } }>().error.code, 'NOT_FOUND');
+  assert.is((await label(ctx.agent, 'x', { label: 'crane', by: 'Anna' })).statusCode, 400);
+
+  ctx.hold.on = true;
+  const pending = await upload(ctx.agent, false);
+  await until(() => ctx.hold.release.length > 0, 5000, 'recognition to be held');
+  const early = await label(ctx.agent, pending, { label: 'crane', by: 'Anna' });
+  assert.is(early.statusCode, 409, early.body);
+  assert.is(early.json<{ error: { code: string } }>().error.code, 'NOT_RECOGNISED');
+  ctx.hold.on = false;
+  for (const r of ctx.hold.release.splice(0)) r();
+  assert.is(ctx.agent.teacher.current(pending), undefined, 'nothing stored');
+});
+
+t('a label whose publish failed goes out with the next label (same event id)', async (ctx) => {
+  const obs = await observer(ctx.agent, 'retry');
+  const [first, second] = [await upload(ctx.agent), await upload(ctx.agent)];
+  const a = (await label(ctx.agent, first, { label: 'grader', by: 'Eve' })).json<LabelAnswer>();
+  await obs.waitFor((e) => ofType(e, 'recognition.labelled', first).length === 1);
+  // As if that publish had failed: the row is still marked unpublished.
+  const db = new Database(path.join(ctx.dataDir, EXAMPLES_FILE));
+  db.prepare('UPDATE examples SET published = 0 WHERE correction_id = ?').run(a.label.correctionId);
+  db.close();
+  assert.is((await label(ctx.agent, second, { label: 'roller', by: 'Eve' })).statusCode, 201);
+  await obs.waitFor((e) => ofType(e, 'recognition.labelled', first).length === 2 && ofType(e, 'recognition.labelled', second).length === 1);
+  assert.equal(ofType(obs.events, 'recognition.labelled', first).map((e) => e.id), [a.label.correctionId, a.label.correctionId]);
+  await obs.bus.close();
+});
+
+t('a label stored but not yet published goes out when the agent starts again (same event id)', async (ctx) => {
+  const id = await upload(ctx.agent);
+  const a = (await label(ctx.agent, id, { label: 'tractor', by: 'Dana' })).json<LabelAnswer>();
+  for (const h of ctx.handlers.splice(0)) await h.close();
+  await ctx.agent.stop();
+  // As after a crash between the commit and the publish.
+  const file = path.join(ctx.dataDir, EXAMPLES_FILE);
+  const db = new Database(file);
+  db.prepare('UPDATE examples SET published = 0 WHERE correction_id = ?').run(a.label.correctionId);
+  db.close();
+  ctx.agent = await startTestAgent({ config: testConfig({}, ctx.dataDir) });
+  const check = new Database(file, { readonly: true });
+  const row = check.prepare('SELECT published FROM examples WHERE correction_id = ?').get(a.label.correctionId) as { published: number };
+  check.close();
+  assert.is(row.published, 1);
+  assert.is(ctx.agent.teacher.current(id)?.correctionId, a.label.correctionId, 'kept across the restart');
+});
+
+t.run();
