@@ -14,7 +14,7 @@ import { BusClient, silentLogger, type AnyEvent } from '@tu/shared';
 import { derivePassword, observerUsername, startAgent, type Agent } from '@tu/agent';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const MODEL_DIR = process.env['MODEL_DIR'] ?? path.resolve(ROOT, '../shared/models/mobilenet_v1_025_224_tfhub');
+const MODEL_DIR = process.env['MODEL_DIR'] ?? path.resolve(ROOT, '../shared/models/mobilenet_v2_100_224_quant');
 const IMAGES_DIR = process.env['TU_TESTDATA_DIR'] ?? path.resolve(ROOT, '../shared/testdata/images');
 const TYPES: Record<string, string> = { '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp' };
 
@@ -64,7 +64,7 @@ const waitFor = async (pred: () => boolean, ms: number): Promise<void> => {
 };
 
 export default async function pipelineBench(): Promise<void> {
-  if (!fs.existsSync(path.join(MODEL_DIR, 'model.json')) || !fs.existsSync(IMAGES_DIR)) {
+  if (!fs.existsSync(MODEL_DIR) || !fs.existsSync(IMAGES_DIR)) {
     console.log(`skipped: model (${MODEL_DIR}) or photos (${IMAGES_DIR}) not found`);
     return;
   }
@@ -96,7 +96,7 @@ export default async function pipelineBench(): Promise<void> {
       const ws = await agent.recognizer()?.stats().catch(() => undefined);
       const c = sharp.cache();
       mem.push(
-        `| ${label} | ${analyses} | ${(m.rss / MB).toFixed(0)} | ${(m.heapUsed / MB).toFixed(0)} | ${(m.external / MB).toFixed(0)} | ${ws ? `${ws.heapUsedMB.toFixed(0)} / ${ws.externalMB.toFixed(0)}` : 'n/a'} | ${ws ? `${ws.numTensors} (${ws.tensorMB.toFixed(1)} MB)` : 'n/a'} | ${ws?.wasmHeapMB?.toFixed(0) ?? 'n/a'} | ${c.memory.current} MB, ${c.files.current} files, ${c.items.current} ops |`,
+        `| ${label} | ${analyses} | ${(m.rss / MB).toFixed(0)} | ${(m.heapUsed / MB).toFixed(0)} | ${(m.external / MB).toFixed(0)} | ${ws ? `${ws.heapUsedMB.toFixed(0)} / ${ws.externalMB.toFixed(0)}` : 'n/a'} | ${ws?.numTensors != null ? `${ws.numTensors} (${ws.tensorMB?.toFixed(1) ?? '?'} MB)` : 'n/a'} | ${ws?.wasmHeapMB?.toFixed(0) ?? 'n/a'} | ${c.memory.current} MB, ${c.files.current} files, ${c.items.current} ops |`,
       );
     };
     await snapshot('after loading (1 warm-up)', 1);

@@ -33,8 +33,10 @@ t('a real JPEG → 202, then analysis.completed with recognition, comparison and
   if (end.type !== 'analysis.completed') return;
   const r = end.data.results;
   assert.ok(r.recognition && r.comparison && r.metadata);
-  assert.is(r.recognition.embedding.length, 256);
-  assert.is(r.recognition.model.backend, 'wasm');
+  // 1280-d on ONNX Runtime (MobileNet V2, the default), 256-d on tfjs wasm (MobileNet v1 via MODEL_DIR).
+  const onnx = r.recognition.model.backend === 'onnxruntime';
+  assert.ok(onnx || r.recognition.model.backend === 'wasm', r.recognition.model.backend);
+  assert.is(r.recognition.embedding.length, onnx ? 1280 : 256);
   assert.ok(end.data.image.thumbnail && end.data.image.thumbnail.length <= 12_000, 'thumbnail in the image ref');
   assert.ok(r.metadata.quality.width > 0);
   const status = await ctx.agent.http.app.inject({ method: 'GET', url: `/api/v1/analyses/${analysisId}` });
