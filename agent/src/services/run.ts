@@ -19,7 +19,7 @@ const STEP_OF = { vision: 'recognition', comparison: 'comparison', metadata: 'me
 /** Model directory and head file from config (MODEL_DIR is applied by the config loader). */
 export function modelPaths(config: AgentConfig): { modelDir: string; headPath: string | undefined } {
   const modelDir = config.model.dir;
-  if (!modelDir) throw new TuError('CONFIG_INVALID', 'model.dir is not set: set it in the config file or the MODEL_DIR environment variable (the directory holding model.json)');
+  if (!modelDir) throw new TuError('CONFIG_INVALID', 'model.dir is not set: set it in the config file or the MODEL_DIR environment variable (the model directory, e.g. ../shared/models/mobilenet_v2_100_224_quant)');
   const head = config.model.headPath ?? path.join(config.dataDir, 'head.json');
   return { modelDir: path.resolve(modelDir), headPath: fs.existsSync(head) ? path.resolve(head) : undefined };
 }
