@@ -16,12 +16,21 @@ export const ANALYSIS_SERVICES: readonly AnalysisServiceName[] = ['vision', 'com
 
 const STEP_OF = { vision: 'recognition', comparison: 'comparison', metadata: 'metadata' } as const;
 
-/** Model directory and head file from config (MODEL_DIR is applied by the config loader). */
+/** Head file name the release puts beside the model files (default-head.ts builds it). */
+export const HEAD_BESIDE_MODEL = 'default-head.json';
+
+/**
+ * Model directory and head file from config (MODEL_DIR is applied by the config loader).
+ * Head: the first file that exists of model.headPath (developer profile: the head
+ * `npm run build:head` writes), {dataDir}/head.json (trained on this gateway),
+ * {model.dir}/default-head.json (shipped with the model). None → no head (health: degraded).
+ */
 export function modelPaths(config: AgentConfig): { modelDir: string; headPath: string | undefined } {
   const modelDir = config.model.dir;
   if (!modelDir) throw new TuError('CONFIG_INVALID', 'model.dir is not set: set it in the config file or the MODEL_DIR environment variable (the model directory, e.g. ../shared/models/mobilenet_v2_100_224_quant)');
-  const head = config.model.headPath ?? path.join(config.dataDir, 'head.json');
-  return { modelDir: path.resolve(modelDir), headPath: fs.existsSync(head) ? path.resolve(head) : undefined };
+  const candidates = [config.model.headPath, path.join(config.dataDir, 'head.json'), path.join(modelDir, HEAD_BESIDE_MODEL)];
+  const head = candidates.find((c): c is string => c !== undefined && fs.existsSync(c));
+  return { modelDir: path.resolve(modelDir), headPath: head ? path.resolve(head) : undefined };
 }
 
 export function startConfiguredRecognizer(config: AgentConfig): Promise<Recognizer> {
