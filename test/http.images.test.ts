@@ -120,14 +120,18 @@ t('a truncated JPEG passes intake and fails the analysis with IMAGE_DECODE_FAILE
   assert.ok(rf, 'recognition.failed was published');
 });
 
-t('health: broker, each service with its instances, model and backend; 404s are JSON', async (ctx) => {
+t('health: broker, each service with its instances, model and backend; no head → degraded with the reason; 404s are JSON', async (ctx) => {
   const res = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/health' });
-  const h = res.json<{ status: string; broker: { up: boolean }; services: Record<string, { up: boolean; instances: unknown[] }>; model: { state: string; backend: string }; uplink?: unknown }>();
-  assert.is(h.status, 'ok');
+  const h = res.json<{ status: string; reasons: string[]; broker: { up: boolean }; services: Record<string, { up: boolean; instances: unknown[] }>; model: { state: string; backend: string; head: unknown }; uplink?: unknown }>();
+  // This agent runs without a trained head (none in its dataDir, no model.headPath).
+  assert.is(h.model.head, null);
+  assert.is(h.status, 'degraded');
+  assert.is(h.reasons.length, 1, JSON.stringify(h.reasons));
+  assert.match(h.reasons[0] ?? '', /no machine-type head.*cannot be recognised.*npm run build:head/);
   assert.ok(h.broker.up);
   for (const s of ['svc-ai-vision-adapter', 'comparison-service', 'metadata-service']) assert.ok(h.services[s]?.up && h.services[s].instances.length === 1, s);
   assert.is(h.model.state, 'loaded');
-  assert.is(h.model.backend, 'wasm');
+  assert.ok(['onnxruntime', 'wasm'].includes(h.model.backend), h.model.backend);
   assert.equal(h.uplink, { state: 'disabled', reason: 'uplink.url is not configured' }, 'no uplink.url in this config');
   const nf = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/analyses/doesnotexist123' });
   assert.is(nf.statusCode, 404);
