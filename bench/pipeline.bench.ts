@@ -107,6 +107,8 @@ export default async function pipelineBench(): Promise<void> {
     console.log(`skipped: model (${MODEL_DIR}) or photos (${IMAGES_DIR}) not found`);
     return;
   }
+  // BENCH_ENGINES=only: just the engine table; BENCH_ENGINES=0: just the agent pipeline.
+  if (process.env['BENCH_ENGINES'] === 'only') return engineComparison(listPhotos());
 
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tu-bench-pipeline-'));
   const config = loadAgentConfig({

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile, symlink, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +11,7 @@ import { embedImages } from '../agent/src/services/vision/embed-dataset.js';
 import { trainHead } from '../agent/src/services/vision/head.js';
 import { saveHead } from '../agent/src/services/vision/head-format.js';
 import { preprocessImage, toModelInput } from '../agent/src/services/vision/preprocess.js';
-import { photo, V1_TFJS_DIR, V2_ONNX_DIR } from './support/data.js';
+import { photo, REPO_ROOT, V1_TFJS_DIR, V2_ONNX_DIR } from './support/data.js';
 
 const code = (err: unknown): string => (err instanceof VisionError ? err.code : `not a VisionError: ${String(err)}`);
 
@@ -122,6 +123,21 @@ test('a head trained for MobileNet v1 is refused by MobileNet V2 with the backbo
   const ok = await createVisionEngine({ modelDir: V1_TFJS_DIR, headPath });
   assert.ok(ok.info().model.head);
   ok.dispose();
+});
+
+test('an ONNX-only process never loads tfjs (tfjs registers globalThis._tfengine when imported)', async () => {
+  // A fresh process: this test process has loaded tfjs for the v1 tests above.
+  const script = `
+    const { createVisionEngine } = await import(${JSON.stringify(path.join(REPO_ROOT, 'agent/src/services/vision/engine.ts'))});
+    const e = await createVisionEngine({ modelDir: ${JSON.stringify(V2_ONNX_DIR)} });
+    await e.recognize(${JSON.stringify(photo('forklift/alltech_forklift.jpg'))});
+    e.dispose();
+    console.log(JSON.stringify({ tfjs: globalThis._tfengine !== undefined }));`;
+  const tsx = path.join(REPO_ROOT, 'node_modules/.bin/tsx');
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(tsx, ['--input-type=module', '-e', script], { cwd: REPO_ROOT, timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+  );
+  assert.equal(JSON.parse(out.trim().split('\n').pop() ?? '{}'), { tfjs: false });
 });
 
 test.run();

@@ -10,8 +10,16 @@ import * as ort from 'onnxruntime-node';
 import { classProbs, sha256Hex, type BackboneOutput, type EngineImpl, type EngineLoadContext } from './backbone.js';
 import { ModelLoadError } from './errors.js';
 
+/**
+ * One intra-op thread: on the 2-core gateway the worker shares the CPU with sharp and the
+ * other services, and ORT's default (a thread per core, spinning) was slower and jittery
+ * under load — MobileNet V2 p50 22.6 ms / p90 40 ms with the default vs 13.3 / 13.7 ms with
+ * one thread, same busy machine (README.md "Timings").
+ */
 export const ONNX_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   executionProviders: ['cpu'],
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
   graphOptimizationLevel: 'all',
   extra: { session: { disable_quant_qdq: '1' } },
 };
