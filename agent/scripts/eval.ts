@@ -2,7 +2,8 @@
  * Source-grouped evaluation of machine-type heads, per backbone, on the same split.
  *
  *   npm run eval -- [--site DIR] [--catalogue DIR|none] [--models DIR,DIR] [--folds 5] [--seed 1]
- *                   [--catalogue-weight 0.3[,1,...]] [--l2 1e-3[,...]] [--kind logreg|knn] [--solver ridge|gd] [--verbose]
+ *                   [--catalogue-weight 0.3[,1,...]] [--l2 1e-3[,...]] [--kind logreg|knn] [--solver ridge|gd]
+ *                   [--extra-negatives nameplate_text,exif_gps|none] [--verbose]
  *
  * Groups: MANIFEST.csv source repo + source folder, merged with near-duplicates (cosine >
  * 0.95 under the first model), so photos of one machine are never on both sides. Every
@@ -10,14 +11,18 @@
  * (site + catalogue photos of other groups) exactly as build:head trains the default head
  * (including its own grouped out-of-fold calibration). Reports top-1 per type, the
  * confusion matrix, negatives → unknown and the reliability (ECE) of the held-out
- * confidences. Embeddings are cached in .data/eval-cache/ (git-ignored).
+ * confidences. Extra negatives (site folders never used for training: name plates, generic
+ * GPS-tagged photos) are scored by a head trained on all photos and should be 'unknown'.
+ * Embeddings are cached in .data/eval-cache/ (git-ignored).
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_HEAD_TRAINING, embedTrainingPhotos, listDefaultTrainingPhotos, type EmbeddedTrainingPhoto } from '../src/services/vision/default-head.js';
-import { median } from '../src/services/vision/embed-dataset.js';
+import { listLabelledImages } from '../src/services/vision/dataset.js';
+import { embedImages, median } from '../src/services/vision/embed-dataset.js';
+import { createVisionEngine } from '../src/services/vision/engine.js';
 import { groupedFolds, mergeNearDuplicates } from '../src/services/vision/groups.js';
 import { expectedCalibrationError, predictHead, trainHead, UNKNOWN, type HeadTrainOptions } from '../src/services/vision/head.js';
 import { confusionMatrix, formatConfusion, formatStatsTable, perClassStats } from '../src/services/vision/metrics.js';
@@ -34,6 +39,7 @@ const { values: a } = parseArgs({
     l2: { type: 'string' },
     kind: { type: 'string' },
     solver: { type: 'string' },
+    'extra-negatives': { type: 'string' },
     verbose: { type: 'boolean' },
   },
 });
@@ -53,6 +59,7 @@ const numList = (v: string | undefined, name: string, dflt: number): number[] =>
   });
 const catWeights = numList(a['catalogue-weight'], 'catalogue-weight', DEFAULT_HEAD_TRAINING.domainWeights?.['catalogue'] ?? 1);
 const l2s = numList(a.l2, 'l2', DEFAULT_HEAD_TRAINING.l2 ?? 1e-3);
+const extraFolders = a['extra-negatives'] === 'none' ? [] : (a['extra-negatives'] ?? 'nameplate_text,exif_gps').split(',').filter(Boolean);
 const kind = oneOf(a.kind, 'kind', ['logreg', 'knn'] as const, 'logreg');
 const solver = oneOf(a.solver, 'solver', ['ridge', 'gd'] as const, DEFAULT_HEAD_TRAINING.solver ?? 'gd');
 
@@ -95,10 +102,20 @@ console.log(
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)} %`;
 console.log(`head: ${kind}${kind === 'logreg' ? ` (${solver})` : ''}`);
-const summary: string[] = ['| backbone | catalogue weight | l2 | top-1 best type | top-1 reported | negatives → unknown | ECE held-out | T |', '|---|---|---|---|---|---|---|---|'];
+const summary: string[] = [
+  `| backbone | catalogue weight | l2 | top-1 best type | top-1 reported | negatives → unknown | ECE held-out | T | extra negatives (${extraFolders.join(', ') || 'none'}) → unknown |`,
+  '|---|---|---|---|---|---|---|---|---|',
+];
+const extraImages = extraFolders.length ? await listLabelledImages(siteDir, { ignore: [], only: extraFolders }) : [];
 for (const m of models) {
   const items = (perModel.get(m) ?? []).map((e) => ({ ...e, group: groupOf.get(e.file) ?? e.file }));
   const dim = items[0]?.embedding.length ?? 0;
+  let extra: Float32Array[] = [];
+  if (extraImages.length) {
+    const engine = await createVisionEngine({ modelDir: m });
+    extra = (await embedImages(engine, extraImages)).embedded.map((e) => e.embedding);
+    engine.dispose();
+  }
   for (const cw of catWeights)
     for (const l2 of l2s) {
       const t0 = performance.now();
@@ -128,9 +145,24 @@ for (const m of models) {
       }
       const machines = preds.filter((p) => p.truth !== UNKNOWN);
       const negatives = preds.filter((p) => p.truth === UNKNOWN);
+      let extraUnknown = 'n/a';
+      if (extra.length) {
+        const full = trainHead(items.filter((e) => cw > 0 || e.domain === 'site'), {
+          ...DEFAULT_HEAD_TRAINING,
+          kind,
+          solver,
+          l2,
+          domainWeights: { site: 1, catalogue: cw },
+          seed,
+          imagesDir: siteDir,
+          backbone: { id: path.basename(m), version: 'eval', embeddingDim: dim },
+          preprocessing: { fit: 'cover', tta: false },
+        });
+        extraUnknown = `${extra.filter((v) => predictHead(full, v).machineType === UNKNOWN).length}/${extra.length}`;
+      }
       const ece = expectedCalibrationError(preds.map((p) => ({ confidence: p.confidence, correct: p.predicted === p.truth })));
       summary.push(
-        `| ${path.basename(m)} | ${cw} | ${l2} | ${pct(machines.filter((p) => p.best === p.truth).length / machines.length)} | ${pct(machines.filter((p) => p.predicted === p.truth).length / machines.length)} (${machines.length}) | ${pct(negatives.filter((p) => p.predicted === UNKNOWN).length / Math.max(1, negatives.length))} (${negatives.length}) | ${ece.toFixed(3)} | ${median(temps).toFixed(2)} |`,
+        `| ${path.basename(m)} | ${cw} | ${l2} | ${pct(machines.filter((p) => p.best === p.truth).length / machines.length)} | ${pct(machines.filter((p) => p.predicted === p.truth).length / machines.length)} (${machines.length}) | ${pct(negatives.filter((p) => p.predicted === UNKNOWN).length / Math.max(1, negatives.length))} (${negatives.length}) | ${ece.toFixed(3)} | ${median(temps).toFixed(2)} | ${extraUnknown} |`,
       );
       console.log(`${path.basename(m)} catalogue weight ${cw}, l2 ${l2}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       const labels = [...new Set([...preds.map((p) => p.truth), ...preds.map((p) => p.predicted)])].sort();
