@@ -16,14 +16,14 @@ export const ANALYSIS_SERVICES: readonly AnalysisServiceName[] = ['vision', 'com
 
 const STEP_OF = { vision: 'recognition', comparison: 'comparison', metadata: 'metadata' } as const;
 
-/** Head file name the release puts beside the model files (default-head.ts builds it). */
-export const HEAD_BESIDE_MODEL = 'default-head.json';
+/** Head file name the release puts beside the model files (scripts/release copies dist/head/default-head.json there). */
+export const HEAD_BESIDE_MODEL = 'head.json';
 
 /**
  * Model directory and head file from config (MODEL_DIR is applied by the config loader).
  * Head: the first file that exists of model.headPath (developer profile: the head
  * `npm run build:head` writes), {dataDir}/head.json (trained on this gateway),
- * {model.dir}/default-head.json (shipped with the model). None → no head (health: degraded).
+ * {model.dir}/head.json (the release ships the default head there). None → no head (health: degraded).
  */
 export function modelPaths(config: AgentConfig): { modelDir: string; headPath: string | undefined } {
   const modelDir = config.model.dir;
