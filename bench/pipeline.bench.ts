@@ -12,9 +12,10 @@ import sharp from 'sharp';
 import { loadAgentConfig } from '@tu/firmware-config';
 import { BusClient, silentLogger, type AnyEvent } from '@tu/shared';
 import { derivePassword, observerUsername, startAgent, type Agent } from '@tu/agent';
+import { createVisionEngine } from '@tu/agent/internal/services/vision/engine';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const MODEL_DIR = process.env['MODEL_DIR'] ?? path.resolve(ROOT, '../shared/models/mobilenet_v1_025_224_tfhub');
+const MODEL_DIR = process.env['MODEL_DIR'] ?? path.resolve(ROOT, '../shared/models/mobilenet_v2_100_224_quant');
 const IMAGES_DIR = process.env['TU_TESTDATA_DIR'] ?? path.resolve(ROOT, '../shared/testdata/images');
 const TYPES: Record<string, string> = { '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp' };
 
@@ -63,11 +64,52 @@ const waitFor = async (pred: () => boolean, ms: number): Promise<void> => {
   }
 };
 
+/** Backbones compared head to head: the default (ONNX Runtime) and the first one (TF.js wasm). */
+const ENGINE_MODELS = [
+  path.resolve(ROOT, '../shared/models/mobilenet_v2_100_224_quant'),
+  path.resolve(ROOT, '../shared/models/mobilenet_v1_025_224_tfhub'),
+].filter((d) => fs.existsSync(d));
+
+/**
+ * Inference per engine on the real photos, in this thread, both engines loaded at once and
+ * run photo by photo in alternating order, so both see the same machine load. Runs after
+ * the agent has stopped so tfjs in this thread does not inflate the agent's RSS figures.
+ */
+async function engineComparison(photos: { file: string }[]): Promise<void> {
+  const engines = [];
+  for (const dir of ENGINE_MODELS) engines.push(await createVisionEngine({ modelDir: dir }));
+  try {
+    const inf = engines.map(() => [] as number[]);
+    const dec = engines.map(() => [] as number[]);
+    for (const e of engines) await e.embed(photos[0]!.file); // warm-up
+    for (const [i, p] of photos.entries()) {
+      const order = i % 2 ? [...engines.keys()].reverse() : [...engines.keys()];
+      for (const k of order) {
+        const r = await engines[k]!.embed(p.file);
+        inf[k]!.push(r.inferenceMs);
+        dec[k]!.push(r.decodeMs);
+      }
+    }
+    console.log(`inference per engine, ${photos.length} real photos, same run (median / p99 ms; decode = sharp to the model's input layout):`);
+    console.log('| model | engine | runtime | embedding | inference p50 | inference p99 | decode p50 |');
+    console.log('|---|---|---|---|---|---|---|');
+    engines.forEach((e, k) => {
+      const m = e.info().model;
+      console.log(`| ${m.id} | ${m.kind} | ${m.backend} | ${m.embeddingDim}-d | ${f(q(inf[k]!, 0.5))} | ${f(q(inf[k]!, 0.99))} | ${f(q(dec[k]!, 0.5))} |`);
+    });
+  } finally {
+    for (const e of engines) e.dispose();
+  }
+}
+
 export default async function pipelineBench(): Promise<void> {
-  if (!fs.existsSync(path.join(MODEL_DIR, 'model.json')) || !fs.existsSync(IMAGES_DIR)) {
+  if (!fs.existsSync(MODEL_DIR) || !fs.existsSync(IMAGES_DIR)) {
     console.log(`skipped: model (${MODEL_DIR}) or photos (${IMAGES_DIR}) not found`);
     return;
   }
+  // BENCH_ENGINES=only: just the engine table; BENCH_ENGINES=0: just the agent pipeline.
+  if (process.env['BENCH_ENGINES'] === 'only') return engineComparison(listPhotos());
+
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tu-bench-pipeline-'));
   const config = loadAgentConfig({
     env: {},
@@ -96,7 +138,7 @@ export default async function pipelineBench(): Promise<void> {
       const ws = await agent.recognizer()?.stats().catch(() => undefined);
       const c = sharp.cache();
       mem.push(
-        `| ${label} | ${analyses} | ${(m.rss / MB).toFixed(0)} | ${(m.heapUsed / MB).toFixed(0)} | ${(m.external / MB).toFixed(0)} | ${ws ? `${ws.heapUsedMB.toFixed(0)} / ${ws.externalMB.toFixed(0)}` : 'n/a'} | ${ws ? `${ws.numTensors} (${ws.tensorMB.toFixed(1)} MB)` : 'n/a'} | ${ws?.wasmHeapMB?.toFixed(0) ?? 'n/a'} | ${c.memory.current} MB, ${c.files.current} files, ${c.items.current} ops |`,
+        `| ${label} | ${analyses} | ${(m.rss / MB).toFixed(0)} | ${(m.heapUsed / MB).toFixed(0)} | ${(m.external / MB).toFixed(0)} | ${ws ? `${ws.heapUsedMB.toFixed(0)} / ${ws.externalMB.toFixed(0)}` : 'n/a'} | ${ws?.numTensors != null ? `${ws.numTensors} (${ws.tensorMB?.toFixed(1) ?? '?'} MB)` : 'n/a'} | ${ws?.wasmHeapMB?.toFixed(0) ?? 'n/a'} | ${c.memory.current} MB, ${c.files.current} files, ${c.items.current} ops |`,
       );
     };
     await snapshot('after loading (1 warm-up)', 1);
@@ -164,4 +206,5 @@ export default async function pipelineBench(): Promise<void> {
     await bus.close();
     await agent.stop();
   }
+  if (process.env['BENCH_ENGINES'] !== '0') await engineComparison(listPhotos());
 }

@@ -15,6 +15,9 @@ test('real photos through POST → analysis.completed with recognition (trained 
   const obs = await observer(agent, 'e2e');
   try {
     assert.ok(agent.recognizer()?.info().model.head, 'head loaded from {dataDir}/head.json');
+    // With a head installed nothing is degraded (without one, health says why: http.images.test.ts).
+    const health = (await agent.http.app.inject({ method: 'GET', url: '/api/v1/health' })).json<{ status: string; reasons: string[] }>();
+    assert.equal([health.status, health.reasons], ['ok', []]);
     const ids = new Map<string, { label: string; file: string }>();
     for (const item of held) {
       const bytes = fs.readFileSync(item.file);

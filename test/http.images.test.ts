@@ -33,8 +33,10 @@ t('a real JPEG → 202, then analysis.completed with recognition, comparison and
   if (end.type !== 'analysis.completed') return;
   const r = end.data.results;
   assert.ok(r.recognition && r.comparison && r.metadata);
-  assert.is(r.recognition.embedding.length, 256);
-  assert.is(r.recognition.model.backend, 'wasm');
+  // 1280-d on ONNX Runtime (MobileNet V2, the default), 256-d on tfjs wasm (MobileNet v1 via MODEL_DIR).
+  const onnx = r.recognition.model.backend === 'onnxruntime';
+  assert.ok(onnx || r.recognition.model.backend === 'wasm', r.recognition.model.backend);
+  assert.is(r.recognition.embedding.length, onnx ? 1280 : 256);
   assert.ok(end.data.image.thumbnail && end.data.image.thumbnail.length <= 12_000, 'thumbnail in the image ref');
   assert.ok(r.metadata.quality.width > 0);
   const status = await ctx.agent.http.app.inject({ method: 'GET', url: `/api/v1/analyses/${analysisId}` });
@@ -118,14 +120,18 @@ t('a truncated JPEG passes intake and fails the analysis with IMAGE_DECODE_FAILE
   assert.ok(rf, 'recognition.failed was published');
 });
 
-t('health: broker, each service with its instances, model and backend; 404s are JSON', async (ctx) => {
+t('health: broker, each service with its instances, model and backend; no head → degraded with the reason; 404s are JSON', async (ctx) => {
   const res = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/health' });
-  const h = res.json<{ status: string; broker: { up: boolean }; services: Record<string, { up: boolean; instances: unknown[] }>; model: { state: string; backend: string }; uplink?: unknown }>();
-  assert.is(h.status, 'ok');
+  const h = res.json<{ status: string; reasons: string[]; broker: { up: boolean }; services: Record<string, { up: boolean; instances: unknown[] }>; model: { state: string; backend: string; head: unknown }; uplink?: unknown }>();
+  // This agent runs without a trained head (none in its dataDir, no model.headPath).
+  assert.is(h.model.head, null);
+  assert.is(h.status, 'degraded');
+  assert.is(h.reasons.length, 1, JSON.stringify(h.reasons));
+  assert.match(h.reasons[0] ?? '', /no machine-type head.*cannot be recognised.*npm run build:head/);
   assert.ok(h.broker.up);
   for (const s of ['svc-ai-vision-adapter', 'comparison-service', 'metadata-service']) assert.ok(h.services[s]?.up && h.services[s].instances.length === 1, s);
   assert.is(h.model.state, 'loaded');
-  assert.is(h.model.backend, 'wasm');
+  assert.ok(['onnxruntime', 'wasm'].includes(h.model.backend), h.model.backend);
   assert.equal(h.uplink, { state: 'disabled', reason: 'uplink.url is not configured' }, 'no uplink.url in this config');
   const nf = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/analyses/doesnotexist123' });
   assert.is(nf.statusCode, 404);

@@ -13,9 +13,10 @@ const KOBELCO = ['excavator/surya_img05.jpeg', 'excavator/surya_img13.jpeg', 'ex
 const LAKE = 'negative/imagenet_lakeside.jpg';
 
 t.before(async (ctx) => {
-  // Thresholds set for this backbone's (uncentred) embeddings: same machine 0.84-0.89, lake vs machine 0.52-0.54.
+  // Thresholds that hold for both backbones' (uncentred) embeddings (calibrate-similarity.ts):
+  // same machine 0.84-0.89 (v1) / 0.66-0.84 (V2; this Kobelco pair 0.71), lake vs machine 0.52-0.54 (v1), < 0.58 (V2).
   ctx.agent = await startRealAgent({
-    'comparison.thresholds': { similarityMatch: 0.8, similarityMismatch: 0.58 },
+    'comparison.thresholds': { similarityMatch: 0.7, similarityMismatch: 0.58 },
     'comparison.historyPerMachine': 3,
   });
   ctx.obs = await observer(ctx.agent, 'cmp');
@@ -71,7 +72,7 @@ t('another photo of the registered machine → match (best reference similarity)
   const c = await analyse(ctx, KOBELCO[2]);
   assert.is(c.verdict, 'match', JSON.stringify(c));
   assert.is(c.bestMatch?.source, 'reference');
-  assert.ok(c.scores.bestSimilarity! >= 0.8);
+  assert.ok(c.scores.bestSimilarity! >= 0.7);
   assert.is(c.typeCheck.registeredType, 'excavator');
   assert.is(c.nearDuplicate.duplicate, false);
 });
@@ -86,7 +87,7 @@ t('the same photo twice → nearDuplicate flagged (history in SQLite), still a m
   const c = await analyse(ctx, KOBELCO[2]);
   assert.is(c.nearDuplicate.duplicate, true, JSON.stringify(c));
   assert.is(c.nearDuplicate.hammingDistance, 0);
-  assert.is(c.verdict, 'match');
+  assert.is(c.verdict, 'match', JSON.stringify(c));
 });
 
 t('history is bounded per machine', async (ctx) => {

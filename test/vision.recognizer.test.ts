@@ -28,10 +28,10 @@ test.after(async () => {
   await rec.dispose();
 });
 
-test('runs in a worker on wasm and reports model + head', () => {
+test('runs in a worker on the engine its manifest names and reports model + head', () => {
   const info = rec.info();
   assert.is(info.thread, 'worker');
-  assert.is(info.model.backend, 'wasm');
+  assert.is(info.model.backend, info.model.kind === 'onnx' ? 'onnxruntime' : 'wasm');
   assert.is(info.model.id, path.basename(MODEL_DIR));
   assert.ok(info.model.head && info.model.head.labels.includes('forklift'));
 });

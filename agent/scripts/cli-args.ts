@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const defaultModelDir = (): string =>
-  process.env['MODEL_DIR'] ?? path.resolve(repoRoot, '../shared/models/mobilenet_v1_025_224_tfhub');
+  process.env['MODEL_DIR'] ?? path.resolve(repoRoot, '../shared/models/mobilenet_v2_100_224_quant');
 
 export function fail(message: string, code = 2): never {
   process.stderr.write(`error: ${message}\n`);

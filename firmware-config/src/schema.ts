@@ -101,8 +101,8 @@ export const agentConfigSchema = z
       .prefault({}),
     model: z
       .object({
-        dir: z.string().min(1).optional().describe('Directory holding model.json (or MODEL_DIR).'),
-        headPath: z.string().min(1).optional().describe('Trained machine-type head (npm run train-head). Default {dataDir}/head.json, used if present.'),
+        dir: z.string().min(1).optional().describe('Model directory: ONNX or TF.js weights plus manifest.json, or a known model from agent/models (or MODEL_DIR).'),
+        headPath: z.string().min(1).optional().describe('Machine-type head (npm run build:head writes dist/head/default-head.json). Used if present, else {dataDir}/head.json, else {model.dir}/head.json (release layout); none: types are not recognised and health is degraded.'),
         backend: z.enum(['wasm', 'tensorflow', 'cpu']).optional().describe('Force a tfjs backend (default: tensorflow if installed, else wasm, else cpu).'),
       })
       .prefault({}),

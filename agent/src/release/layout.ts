@@ -29,8 +29,6 @@ export interface AppLayout {
   release: ReleaseInfo | null;
   /** The shipped model directory (release only). */
   modelDir: string | null;
-  /** The shipped default machine-type head (release only, when the build had one). */
-  headPath: string | null;
   uiDir: string;
 }
 
@@ -49,12 +47,11 @@ export function appLayout(): AppLayout {
   const appDir = path.resolve(here, '..');
   const release = readRelease(path.join(appDir, 'release.json'));
   if (release) {
-    const modelDir = path.join(appDir, 'models', release.model.id);
-    const head = path.join(modelDir, 'head.json');
-    cached = { appDir, release, modelDir, headPath: fs.existsSync(head) ? head : null, uiDir: path.join(appDir, 'ui') };
+    // The default head sits beside the model as head.json (services/run.ts modelPaths).
+    cached = { appDir, release, modelDir: path.join(appDir, 'models', release.model.id), uiDir: path.join(appDir, 'ui') };
   } else {
     // agent/dist/release → agent/ui/dist
-    cached = { appDir: null, release: null, modelDir: null, headPath: null, uiDir: path.resolve(here, '../../ui/dist') };
+    cached = { appDir: null, release: null, modelDir: null, uiDir: path.resolve(here, '../../ui/dist') };
   }
   return cached;
 }

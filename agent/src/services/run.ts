@@ -17,19 +17,22 @@ export const ANALYSIS_SERVICES: readonly AnalysisServiceName[] = ['vision', 'com
 
 const STEP_OF = { vision: 'recognition', comparison: 'comparison', metadata: 'metadata' } as const;
 
+/** Head file name the release puts beside the model files (scripts/release/package.ts copies dist/head/default-head.json there). */
+export const HEAD_BESIDE_MODEL = 'head.json';
+
 /**
  * Model directory and head file from config (MODEL_DIR is applied by the config loader).
- * Without model.dir a release uses the model it ships; a head in the data dir (trained on
- * the device) wins over the release's default head.
+ * Without model.dir a release uses the model it ships (release/layout.ts).
+ * Head: the first file that exists of model.headPath (developer profile: the head
+ * `npm run build:head` writes), {dataDir}/head.json (trained on this gateway),
+ * {model dir}/head.json (the release ships the default head there). None → no head (health: degraded).
  */
 export function modelPaths(config: AgentConfig): { modelDir: string; headPath: string | undefined } {
-  const shipped = appLayout();
-  const modelDir = config.model.dir ?? shipped.modelDir;
-  if (!modelDir) throw new TuError('CONFIG_INVALID', 'model.dir is not set: set it in the config file or the MODEL_DIR environment variable (the directory holding the model)');
-  const head = config.model.headPath ?? path.join(config.dataDir, 'head.json');
-  if (fs.existsSync(head)) return { modelDir: path.resolve(modelDir), headPath: path.resolve(head) };
-  const useShippedHead = !config.model.dir && !config.model.headPath && shipped.headPath;
-  return { modelDir: path.resolve(modelDir), headPath: useShippedHead ? shipped.headPath ?? undefined : undefined };
+  const modelDir = config.model.dir ?? appLayout().modelDir;
+  if (!modelDir) throw new TuError('CONFIG_INVALID', 'model.dir is not set: set it in the config file or the MODEL_DIR environment variable (the model directory, e.g. ../shared/models/mobilenet_v2_100_224_quant)');
+  const candidates = [config.model.headPath, path.join(config.dataDir, 'head.json'), path.join(modelDir, HEAD_BESIDE_MODEL)];
+  const head = candidates.find((c): c is string => c !== undefined && fs.existsSync(c));
+  return { modelDir: path.resolve(modelDir), headPath: head ? path.resolve(head) : undefined };
 }
 
 export function startConfiguredRecognizer(config: AgentConfig): Promise<Recognizer> {

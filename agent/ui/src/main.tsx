@@ -259,8 +259,21 @@ function ResultCard({ a }: { a: Analysis }) {
         <dd class="machine-type" data-testid="machine-type">
           {rec ? (
             <>
-              <strong>{pretty(rec.machineType)}</strong> · {pct(rec.confidence)} confidence
+              {/* No confidence for 'unknown': a percentage next to "unknown" reads as certainty about a type. */}
+              <strong>{pretty(rec.machineType)}</strong>
+              {rec.machineType !== 'unknown' && <> · {pct(rec.confidence)} confidence</>}
               {rec.unknownReason && <span class="muted"> ({rec.unknownReason})</span>}
+              {rec.topK.length > 0 && (
+                <span class="muted">
+                  {' '}
+                  · {rec.machineType === 'unknown' ? 'closest' : 'alternatives'}:{' '}
+                  {rec.topK
+                    .filter((t) => t.label !== rec.machineType)
+                    .slice(0, 3)
+                    .map((t) => `${pretty(t.label)} ${pct(t.score)}`)
+                    .join(', ')}
+                </span>
+              )}
             </>
           ) : (
             'not recognised'
@@ -390,6 +403,10 @@ function HealthBanner() {
   if (u && u.state !== 'disabled' && u.state !== 'online')
     msgs.push(`Cloud relay unreachable (${u.state}${u.lastError ? `: ${u.lastError.message}` : ''}). Results are kept on the gateway (${u.queueDepth ?? 0} waiting) and sent when the relay is back.`);
   if (u?.full) msgs.push('The uplink outbox is full: new events are being dropped or refused.');
+  if (h?.model.state === 'loaded' && !h.model.head)
+    msgs.push(
+      'No machine-type model (head) is installed: the gateway cannot tell excavators, loaders, dozers and the other machine types apart. Only forklifts, cranes and tractors are guessed; every other photo shows type "unknown". Photos are still stored and compared. Ask your administrator to install the default head.',
+    );
   if (!msgs.length) return null;
   return (
     <div class="banner" role="alert">

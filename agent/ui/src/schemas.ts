@@ -82,6 +82,8 @@ const uplinkError = z.object({ code: str, message: str, at: str });
 /** GET /api/v1/health */
 export const health = z.object({
   status: str,
+  /** Why the status is degraded (one sentence each). */
+  reasons: opt(z.array(str)),
   gatewayId: str,
   uptimeS: num,
   broker: z.object({ up: z.boolean(), clients: num }),

@@ -14,7 +14,7 @@ export const recognitionResult = z.object({
   model: z.object({
     id: z.string().min(1).max(128),
     version: z.string().min(1).max(64),
-    backend: z.enum(['wasm', 'tensorflow', 'cpu']),
+    backend: z.enum(['wasm', 'tensorflow', 'cpu', 'onnxruntime']),
     head: z
       .object({ id: z.string().min(1).max(128), labels: z.array(z.string()).max(200), trainedAt: isoTime })
       .nullable(),

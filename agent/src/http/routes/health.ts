@@ -28,9 +28,18 @@ export function healthView(deps: AppDeps) {
       }
     : { state: deps.servicesInProcess.vision ? ('not-loaded' as const) : ('out-of-process' as const) };
   const brokerUp = deps.orchestratorBus.connected;
-  const allUp = Object.values(services).every((s) => s.up);
+  // Why the status is 'degraded', one sentence each (shown to the technician by the UI).
+  const reasons: string[] = [];
+  if (!brokerUp) reasons.push('message broker down: analyses cannot run');
+  for (const [name, s] of Object.entries(services)) if (!s.up) reasons.push(`${name} not running: analyses fail at the ${s.step} step`);
+  if (info && !info.model.head) {
+    reasons.push(
+      'no machine-type head installed: machine types cannot be recognised (only forklift, crane and tractor are guessed from ImageNet; everything else is reported as unknown). Install the default head (npm run build:head) or train one (npm run train-head)',
+    );
+  }
   return {
-    status: brokerUp && allUp ? 'ok' : 'degraded',
+    status: reasons.length === 0 ? 'ok' : 'degraded',
+    reasons,
     gatewayId: deps.gatewayId,
     agent: { version: agentVersion() },
     uptimeS: Math.round((Date.now() - deps.startedAt) / 1000),

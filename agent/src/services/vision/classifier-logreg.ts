@@ -15,6 +15,8 @@ export interface LogregTrainOptions {
   iterations?: number;
   learningRate?: number;
   balanced?: boolean;
+  /** Extra per-sample weight (e.g. catalogue vs site photos), multiplied with the class balance. */
+  sampleWeights?: readonly number[];
 }
 
 export interface LogregTrainResult {
@@ -37,7 +39,12 @@ export function trainLogreg(
   const counts = new Array<number>(C).fill(0);
   for (const c of y) counts[c] = (counts[c] ?? 0) + 1;
   const present = counts.filter((c) => c > 0).length;
-  const sw = y.map((c) => (opts.balanced === false ? 1 : n / (present * (counts[c] ?? 1))));
+  // Class balance over the weighted counts, so down-weighting one domain does not skew the classes.
+  const extra = y.map((_, i) => opts.sampleWeights?.[i] ?? 1);
+  const wCounts = new Array<number>(C).fill(0);
+  y.forEach((c, i) => (wCounts[c] = (wCounts[c] ?? 0) + (extra[i] ?? 1)));
+  const wTotal = wCounts.reduce((a, b) => a + b, 0);
+  const sw = y.map((c, i) => (extra[i] ?? 1) * (opts.balanced === false ? 1 : wTotal / (present * Math.max(1e-12, wCounts[c] ?? 1))));
   const swSum = sw.reduce((a, b) => a + b, 0);
   // Flat row-major buffers: X [n][d], W/look/v/g [C][d] (Float64 for stable sums).
   const X = new Float64Array(n * d);
@@ -106,11 +113,14 @@ export function trainLogreg(
   };
 }
 
-export function predictLogreg(p: LogregParameters, x: Vec): number[] {
-  const logits = p.weights.map((w, c) => {
+export function logitsLogreg(p: LogregParameters, x: Vec): number[] {
+  return p.weights.map((w, c) => {
     let s = p.bias[c] ?? 0;
     for (let j = 0; j < w.length; j++) s += (w[j] ?? 0) * (x[j] ?? 0);
     return s;
   });
-  return softmax(logits);
+}
+
+export function predictLogreg(p: LogregParameters, x: Vec): number[] {
+  return softmax(logitsLogreg(p, x));
 }

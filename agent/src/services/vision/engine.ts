@@ -1,17 +1,16 @@
 /**
- * In-thread vision engine: backend + backbone + preprocessing + optional head.
- * The recognizer runs this inside a worker thread; scripts (training, eval)
- * use it directly. Inference is synchronous CPU work (wasm), so do not use the
+ * In-thread vision engine: backbone (ONNX Runtime or TF.js, by the model manifest) +
+ * preprocessing + optional head. The recognizer runs this inside a worker thread;
+ * scripts (training, eval) use it directly. Inference is CPU work, so do not use the
  * engine on a server's main thread — use createRecognizer().
  */
-import * as tf from '@tensorflow/tfjs';
-import { initBackend, type BackendName } from './backend.js';
+import type { BackendName } from './backend.js';
+import { loadBackbone, topKImagenet, type Backbone } from './backbone.js';
 import { predictHead, UNKNOWN } from './head.js';
-import { loadHead, type HeadFile } from './head-format.js';
+import { assertHeadFitsBackbone, loadHead, type HeadFile } from './head-format.js';
 import { HeadError, WorkerError } from './errors.js';
 import { buildImagenetMachineMap } from './imagenet-map.js';
-import { loadBackbone, topKImagenet, type Backbone } from './model.js';
-import { DEFAULT_MAX_PIXELS, preprocessImage, type FitMode, type ImageInput } from './preprocess.js';
+import { DEFAULT_MAX_PIXELS, flipHorizontal, preprocessImage, type FitMode, type ImageInput } from './preprocess.js';
 import type { RecognitionResult, RecognizerInfo } from './types.js';
 import { l2Normalize } from './vector.js';
 
@@ -25,6 +24,8 @@ export interface EngineOptions {
   head?: HeadFile | undefined;
   backend?: BackendName | undefined;
   maxPixels?: number | undefined;
+  /** Alternative folder of repo model manifests (tests). */
+  repoManifestDir?: string | undefined;
   /** Ignored when a head is loaded: the head's own preprocessing is used. */
   fit?: FitMode | undefined;
   tta?: boolean | undefined;
@@ -42,7 +43,22 @@ export interface VisionEngine {
   info(): RecognizerInfo;
   embed(input: ImageInput): Promise<EmbeddingResult>;
   recognize(input: ImageInput): Promise<RecognitionResult>;
+  /** Engine memory (tfjs tensors, wasm heap; empty for ONNX Runtime). */
+  memory(): Record<string, number | null>;
   dispose(): void;
+}
+
+function concat(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function average(outs: { probs: Float32Array; embedding: Float32Array }[]): { probs: Float32Array; embedding: Float32Array } | undefined {
+  const [a, b] = outs;
+  if (!a || !b) return a;
+  return { probs: a.probs.map((v, i) => (v + (b.probs[i] ?? 0)) / 2), embedding: a.embedding.map((v, i) => (v + (b.embedding[i] ?? 0)) / 2) };
 }
 
 function round(x: number, d = 4): number {
@@ -52,50 +68,46 @@ function round(x: number, d = 4): number {
 
 export async function createVisionEngine(opts: EngineOptions): Promise<VisionEngine> {
   const t0 = performance.now();
-  const selection = await initBackend(opts.backend ? { force: opts.backend } : {});
-  const backbone: Backbone = await loadBackbone(opts.modelDir);
-  const head = opts.head ?? (opts.headPath ? await loadHead(opts.headPath) : null);
-  if (head && head.source.backbone.embeddingDim !== backbone.info.embeddingDim) {
+  const backbone: Backbone = await loadBackbone(opts.modelDir, { tfjsBackend: opts.backend, repoManifestDir: opts.repoManifestDir });
+  let head: HeadFile | null;
+  try {
+    head = opts.head ?? (opts.headPath ? await loadHead(opts.headPath) : null);
+    if (head) assertHeadFitsBackbone(head, backbone.info, opts.modelDir);
+  } catch (err) {
     backbone.dispose();
-    throw new HeadError(
-      'HEAD_MISMATCH',
-      `head ${head.id} was trained on ${head.source.backbone.id} (${head.source.backbone.embeddingDim}-d embeddings) but the model in ${opts.modelDir} gives ${backbone.info.embeddingDim}-d; re-train the head with --model ${opts.modelDir}`,
-    );
+    throw err;
   }
   const fit = head?.preprocessing.fit ?? opts.fit ?? DEFAULT_FIT;
   const tta = head?.preprocessing.tta ?? opts.tta ?? DEFAULT_TTA;
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   const machineMap = buildImagenetMachineMap(backbone.info.labels);
-  const size = backbone.info.inputSize;
+  const spec = backbone.info.input;
   let disposed = false;
 
   const info: RecognizerInfo = {
     model: {
       id: backbone.info.id,
       version: backbone.info.version,
-      backend: selection.backend,
+      backend: backbone.info.runtime,
       head: head ? { id: head.id, labels: [...head.labels], trainedAt: head.trainedAt } : null,
-      kind: backbone.info.kind,
+      kind: backbone.info.engine,
       embeddingDim: backbone.info.embeddingDim,
       source: backbone.info.source,
     },
     preprocessing: { fit, tta, maxPixels },
-    backendSkipped: selection.skipped,
+    backendSkipped: backbone.info.runtimeSkipped,
     loadMs: performance.now() - t0,
     thread: 'inline',
   };
 
   async function embed(input: ImageInput): Promise<EmbeddingResult> {
     if (disposed) throw new WorkerError('RECOGNIZER_DISPOSED', 'vision engine was disposed; create a new one');
-    const img = await preprocessImage(input, { fit, maxPixels, size });
+    const img = await preprocessImage(input, { fit, maxPixels, input: spec });
     const ti = performance.now();
-    const x = tf.tensor4d(img.data, [1, size, size, 3]);
-    let out;
-    try {
-      out = backbone.infer(x, { flip: tta })[0];
-    } finally {
-      x.dispose();
-    }
+    // Flip-TTA: the mirrored image in the same batch, outputs averaged.
+    const batch = tta ? concat(img.data, flipHorizontal(img.data, spec.size, spec.layout)) : img.data;
+    const outs = await backbone.infer(batch, tta ? 2 : 1);
+    const out = tta ? average(outs) : outs[0];
     if (!out) throw new HeadError('HEAD_INVALID', 'backbone returned no output');
     return {
       embedding: l2Normalize(out.embedding),
@@ -147,6 +159,7 @@ export async function createVisionEngine(opts: EngineOptions): Promise<VisionEng
     info: () => info,
     embed,
     recognize,
+    memory: () => backbone.memory(),
     dispose: () => {
       if (!disposed) backbone.dispose();
       disposed = true;

@@ -45,10 +45,18 @@ const CommonSchema = z.object({
   /** Below this the photo is reported as 'unknown'; compared with `unknownMetric`. */
   unknownThreshold: finite,
   unknownMetric: z.enum(['probability', 'similarity']),
+  /**
+   * Probability calibration fitted on out-of-fold predictions: class scores are divided by
+   * `temperature` before the softmax (logreg: logits; k-NN: log-probabilities). Absent = 1.
+   */
+  calibration: z.object({ temperature: finite.positive(), method: z.string().min(1) }).optional(),
   source: z.object({
     imagesDir: z.string(),
     counts: z.record(z.string(), z.number().int().nonnegative()),
+    /** `version` = sha256-<12 hex> of the backbone weights (backbone.ts); a head only runs on that backbone. */
     backbone: z.object({ id: z.string().min(1), version: z.string().min(1), embeddingDim: z.number().int().positive() }),
+    /** Hash of the training photos (names, sizes) and options: build:head skips work when unchanged. */
+    dataFingerprint: z.string().min(1).optional(),
   }),
   metrics: z.record(z.string(), z.union([finite, z.string(), z.null()])),
   trainedAt: z.iso.datetime(),
@@ -92,6 +100,24 @@ export function parseHead(raw: unknown, origin = 'head'): HeadFile {
     );
   }
   return parsed.data;
+}
+
+/**
+ * A head is bound to the backbone weights it was trained on (sha256-based version):
+ * embeddings of another backbone — even of the same size — mean something else.
+ */
+export function assertHeadFitsBackbone(
+  head: HeadFile,
+  backbone: { id: string; version: string; embeddingDim: number },
+  modelDir: string,
+): void {
+  const want = head.source.backbone;
+  if (want.version === backbone.version && want.embeddingDim === backbone.embeddingDim) return;
+  throw new HeadError(
+    'HEAD_MISMATCH',
+    `head ${head.id} was trained for backbone ${want.id} ${want.version} (${want.embeddingDim}-d) but the model in ${modelDir} is ${backbone.id} ${backbone.version} (${backbone.embeddingDim}-d). ` +
+      `Use that model (model.dir), or retrain the head for this one: npm run build:head (default head), or npx tsx agent/scripts/train-head.ts --model ${modelDir} --images DIR --out FILE`,
+  );
 }
 
 export async function loadHead(file: string): Promise<HeadFile> {

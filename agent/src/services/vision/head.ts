@@ -1,16 +1,19 @@
 /**
  * Classification head on backbone embeddings: training (k-NN or logistic
- * regression), unknown-threshold calibration on out-of-fold predictions, and
- * prediction with unknown detection.
+ * regression), calibration on out-of-fold predictions (temperature scaling of the
+ * class scores, then the unknown threshold; folds are source-grouped when samples
+ * carry a group, see groups.ts), and prediction with unknown detection.
  */
 import { createHash } from 'node:crypto';
 import { predictKnn, trainKnn, type KnnParameters } from './classifier-knn.js';
-import { predictLogreg, trainLogreg, type LogregParameters } from './classifier-logreg.js';
+import { logitsLogreg, trainLogreg, type LogregParameters } from './classifier-logreg.js';
+import { trainRidge } from './classifier-ridge.js';
+import { groupedFolds } from './groups.js';
 import { HeadError } from './errors.js';
 import { applyFeatureTransform, fitFeatureTransform, type FeatureTransformKind } from './features.js';
 import { HEAD_FORMAT, HEAD_VERSION, type HeadFile, type HeadKind } from './head-format.js';
 import type { FitMode } from './preprocess.js';
-import { argmax, l2Normalize, seededRandom, shuffled, type Vec } from './vector.js';
+import { argmax, l2Normalize, seededRandom, shuffled, softmax, type Vec } from './vector.js';
 
 export const UNKNOWN = 'unknown';
 
@@ -19,6 +22,10 @@ export interface LabelledEmbedding {
   /** L2-normalised backbone embedding. */
   embedding: Vec;
   file?: string;
+  /** Source group (groups.ts): with groups, calibration folds never split a group. */
+  group?: string;
+  /** 'site' / 'catalogue' (training-set.ts): weighted by HeadTrainOptions.domainWeights. */
+  domain?: string;
 }
 
 export interface HeadTrainOptions {
@@ -34,6 +41,20 @@ export interface HeadTrainOptions {
   seed?: number;
   /** Folds for the out-of-fold calibration of the unknown threshold (0 = skip, threshold from training fit). */
   calibrationFolds?: number;
+  /** Training weight per sample domain (default 1): e.g. {catalogue: 0.3} when site photos matter most. */
+  domainWeights?: Record<string, number>;
+  /** Calibrate temperature/threshold and report CV metrics on this domain only (default 'site' if present). */
+  calibrationDomain?: string;
+  /**
+   * How the linear ('logreg') head is fitted: 'gd' = logistic loss by gradient descent,
+   * 'ridge' = squared loss solved exactly (classifier-ridge.ts; probabilities then come
+   * from the out-of-fold temperature). Default 'gd'.
+   */
+  solver?: 'gd' | 'ridge';
+  /** Recorded in the head (build:head skips retraining when it matches). */
+  dataFingerprint?: string;
+  /** Fit a temperature on out-of-fold scores (default true; needs calibrationFolds ≥ 2). */
+  temperatureScaling?: boolean;
   imagesDir: string;
   backbone: { id: string; version: string; embeddingDim: number };
   preprocessing: { fit: FitMode; tta: boolean };
@@ -101,19 +122,30 @@ function fitClassifier(samples: readonly LabelledEmbedding[], o: HeadTrainOption
   const x = raw.map((v) => applyFeatureTransform(features, v));
   const y = samples.map((s) => classes.indexOf(s.label));
   const common = { classes, labels, negativeLabel: hasNeg ? r.negativeLabel : null, features };
+  const weights = samples.map((s) => o.domainWeights?.[s.domain ?? ''] ?? 1);
   return o.kind === 'knn'
     ? { ...common, kind: 'knn', parameters: trainKnn(x, y, { k: r.k, temperature: r.temperature }) }
-    : { ...common, kind: 'logreg', parameters: trainLogreg(x, y, classes.length, { l2: r.l2, iterations: r.iterations, learningRate: r.learningRate }).parameters };
+    : {
+        ...common,
+        kind: 'logreg',
+        parameters:
+          o.solver === 'ridge'
+            ? trainRidge(x, y, classes.length, { l2: r.l2, sampleWeights: weights })
+            : trainLogreg(x, y, classes.length, { l2: r.l2, iterations: r.iterations, learningRate: r.learningRate, sampleWeights: weights }).parameters,
+      };
 }
 
-function classProbabilities(c: Classifier, embedding: Vec): { probs: number[]; classMaxSim: number[] | null } {
+/** Class scores before the softmax: logreg logits, k-NN log-probabilities. */
+function classScores(c: Classifier, embedding: Vec): { scores: number[]; classMaxSim: number[] | null } {
   const x = applyFeatureTransform(c.features, l2Normalize(embedding));
   if (c.kind === 'knn') {
     const p = predictKnn(c.parameters, c.classes.length, x);
-    return { probs: p.probs, classMaxSim: p.classMaxSim };
+    return { scores: p.probs.map((v) => Math.log(Math.max(1e-9, v))), classMaxSim: p.classMaxSim };
   }
-  return { probs: predictLogreg(c.parameters, x), classMaxSim: null };
+  return { scores: logitsLogreg(c.parameters, x), classMaxSim: null };
 }
+
+const scaled = (scores: readonly number[], temperature: number): number[] => softmax(scores.map((v) => v / temperature));
 
 interface RawDecision {
   bestLabel: string;
@@ -124,8 +156,13 @@ interface RawDecision {
   topK: { label: string; score: number }[];
 }
 
-function rawDecision(c: Classifier, embedding: Vec): RawDecision {
-  const { probs, classMaxSim } = classProbabilities(c, embedding);
+function rawDecision(c: Classifier, embedding: Vec, temperature = 1): RawDecision {
+  const { scores, classMaxSim } = classScores(c, embedding);
+  return decisionFromScores(c, scores, classMaxSim, temperature);
+}
+
+function decisionFromScores(c: Classifier, scores: readonly number[], classMaxSim: number[] | null, temperature: number): RawDecision {
+  const probs = scaled(scores, temperature);
   const machine = c.labels.map((l) => probs[c.classes.indexOf(l)] ?? 0);
   const b = argmax(machine);
   const bestLabel = c.labels[b] ?? UNKNOWN;
@@ -168,7 +205,7 @@ export function predictHead(head: HeadFile, embedding: Vec): HeadPrediction {
       `embedding has ${embedding.length} dimensions but head ${head.id} expects ${head.source.backbone.embeddingDim} (trained on ${head.source.backbone.id}); re-train the head for this model`,
     );
   }
-  return decide(head, head.unknownThreshold, head.unknownMetric, rawDecision(head, embedding));
+  return decide(head, head.unknownThreshold, head.unknownMetric, rawDecision(head, embedding, head.calibration?.temperature ?? 1));
 }
 
 /** Stratified fold assignment, deterministic for a seed. */
@@ -187,6 +224,7 @@ export function stratifiedFolds(labels: readonly string[], folds: number, seed: 
 
 interface Calibration {
   threshold: number;
+  temperature: number;
   metrics: Record<string, number>;
 }
 
@@ -218,34 +256,106 @@ export function chooseThreshold(
   return best;
 }
 
+/** Negative log-likelihood of the true classes under softmax(scores / T). */
+function nll(points: readonly { scores: readonly number[]; y: number }[], t: number): number {
+  let s = 0;
+  for (const p of points) s -= Math.log(Math.max(1e-12, scaled(p.scores, t)[p.y] ?? 0));
+  return s / Math.max(1, points.length);
+}
+
+/** Temperature minimising the out-of-fold NLL (golden-section search on log T in [1e-3, 1e3]; ridge scores need T ≪ 1). */
+export function fitTemperature(points: readonly { scores: readonly number[]; y: number }[]): number {
+  if (points.length < 2) return 1;
+  let lo = Math.log(1e-3);
+  let hi = Math.log(1e3);
+  const g = (Math.sqrt(5) - 1) / 2;
+  for (let i = 0; i < 60; i++) {
+    const a = hi - g * (hi - lo);
+    const b = lo + g * (hi - lo);
+    if (nll(points, Math.exp(a)) <= nll(points, Math.exp(b))) hi = b;
+    else lo = a;
+  }
+  return Math.exp((lo + hi) / 2);
+}
+
+/**
+ * Expected calibration error (10 equal-width bins) of the reported confidence vs whether
+ * the report was right; the reliability check of the calibration.
+ */
+export function expectedCalibrationError(points: readonly { confidence: number; correct: boolean }[], bins = 10): number {
+  let e = 0;
+  for (let b = 0; b < bins; b++) {
+    const inBin = points.filter((p) => Math.min(bins - 1, Math.floor(p.confidence * bins)) === b);
+    if (!inBin.length) continue;
+    const conf = inBin.reduce((s, p) => s + p.confidence, 0) / inBin.length;
+    const acc = inBin.filter((p) => p.correct).length / inBin.length;
+    e += (inBin.length / points.length) * Math.abs(conf - acc);
+  }
+  return e;
+}
+
+export interface OutOfFoldPoint {
+  index: number;
+  label: string;
+  scores: number[];
+  classMaxSim: number[] | null;
+}
+
+/** Out-of-fold class scores for every sample (folds source-grouped when samples have groups). */
+export function outOfFoldScores(samples: readonly LabelledEmbedding[], o: HeadTrainOptions, folds: number, seed: number): OutOfFoldPoint[] {
+  const labels = samples.map((s) => s.label);
+  const fold = samples.some((s) => s.group !== undefined)
+    ? groupedFolds(labels, samples.map((s, i) => s.group ?? `#${i}`), folds, seed)
+    : stratifiedFolds(labels, folds, seed);
+  const out: OutOfFoldPoint[] = [];
+  for (let f = 0; f < folds; f++) {
+    const train = samples.filter((_, i) => fold[i] !== f);
+    const test = samples.map((s, i) => [s, i] as const).filter(([, i]) => fold[i] === f);
+    if (!test.length) continue;
+    let c: FittedClassifier;
+    try {
+      c = fitClassifier(train, { ...o, calibrationFolds: 0 });
+    } catch {
+      continue; // a fold without enough classes: its samples get no out-of-fold score
+    }
+    for (const [s, i] of test) {
+      const { scores, classMaxSim } = classScores(c, s.embedding);
+      // Map the fold classifier's classes onto the full head's classes (a fold may lack a class).
+      out.push({ index: i, label: s.label, scores: remap(c.classes, scores), classMaxSim: classMaxSim ? remap(c.classes, classMaxSim, -1) : null });
+    }
+  }
+  return out.sort((a, b) => a.index - b.index);
+
+  function remap(classes: readonly string[], v: readonly number[], missing = -1e9): number[] {
+    const all = [...new Set(samples.map((s) => s.label))].sort();
+    return all.map((l) => (classes.includes(l) ? (v[classes.indexOf(l)] ?? missing) : missing));
+  }
+}
+
 function calibrate(samples: readonly LabelledEmbedding[], o: HeadTrainOptions, fitted: FittedClassifier): Calibration {
   const r = resolveOptions(o);
   const folds = Math.min(r.calibrationFolds, samples.length);
-  const decisions: RawDecision[] = [];
+  const domain = o.calibrationDomain ?? (samples.some((s) => s.domain === 'site') ? 'site' : undefined);
+  const inDomain = (s: LabelledEmbedding): boolean => domain === undefined || s.domain === undefined || s.domain === domain;
+  // Classes of the full head in sorted order = the order outOfFoldScores remaps to.
+  const sortedClasses = [...new Set(samples.map((s) => s.label))].sort();
+  const toHeadOrder = (v: readonly number[], missing: number): number[] => fitted.classes.map((c) => v[sortedClasses.indexOf(c)] ?? missing);
+  let oof: { label: string; scores: number[]; classMaxSim: number[] | null }[];
   if (folds >= 2) {
-    const fold = stratifiedFolds(samples.map((s) => s.label), folds, r.seed);
-    const byIndex = new Array<RawDecision>(samples.length);
-    for (let f = 0; f < folds; f++) {
-      const train = samples.filter((_, i) => fold[i] !== f);
-      const test = samples.map((s, i) => [s, i] as const).filter(([, i]) => fold[i] === f);
-      if (!test.length) continue;
-      let c: FittedClassifier;
-      try {
-        c = fitClassifier(train, { ...o, calibrationFolds: 0 });
-      } catch {
-        continue;
-      }
-      for (const [s, i] of test) byIndex[i] = rawDecision(c, s.embedding);
-    }
-    samples.forEach((s, i) => (decisions[i] = byIndex[i] ?? rawDecision(fitted, s.embedding)));
+    oof = outOfFoldScores(samples, o, folds, r.seed)
+      .filter((p) => inDomain(samples[p.index] as LabelledEmbedding))
+      .map((p) => ({ label: p.label, scores: toHeadOrder(p.scores, -1e9), classMaxSim: p.classMaxSim ? toHeadOrder(p.classMaxSim, -1) : null }));
   } else {
-    samples.forEach((s, i) => (decisions[i] = rawDecision(fitted, s.embedding)));
+    oof = samples.filter(inDomain).map((s) => ({ label: s.label, ...classScores(fitted, s.embedding) }));
   }
-  const points = samples.map((s, i) => {
+  const temperature =
+    folds >= 2 && o.temperatureScaling !== false ? fitTemperature(oof.map((p) => ({ scores: p.scores, y: fitted.classes.indexOf(p.label) }))) : 1;
+  const decisions = oof.map((p) => decisionFromScores(fitted, p.scores, p.classMaxSim, temperature));
+  const points = oof.map((p, i) => {
     const d = decisions[i] as RawDecision;
     return {
-      isNegative: s.label === fitted.negativeLabel,
-      correct: d.bestLabel === s.label,
+      isNegative: p.label === fitted.negativeLabel,
+      correct: d.bestLabel === p.label,
       score: d.score,
       negWins: fitted.negativeLabel !== null && d.negativeProbability >= d.probability,
     };
@@ -255,13 +365,25 @@ function calibrate(samples: readonly LabelledEmbedding[], o: HeadTrainOptions, f
   if (t.threshold <= -1 || !Number.isFinite(t.threshold)) t.threshold = o.kind === 'knn' ? -1 : 0;
   const machinePts = points.filter((p) => !p.isNegative);
   const cvTop1 = machinePts.filter((p) => p.correct).length / Math.max(1, machinePts.length);
+  // Reliability of the reported confidence on out-of-fold predictions, before/after scaling.
+  const reliability = (temp: number): number =>
+    expectedCalibrationError(
+      oof.map((p) => {
+        const dd = decide(fitted, t.threshold, o.kind === 'knn' ? 'similarity' : 'probability', decisionFromScores(fitted, p.scores, p.classMaxSim, temp));
+        return { confidence: dd.confidence, correct: dd.machineType === (p.label === fitted.negativeLabel ? UNKNOWN : p.label) };
+      }),
+    );
   return {
     threshold: t.threshold,
+    temperature,
     metrics: {
       calibrationFolds: folds >= 2 ? folds : 0,
+      calibrationSamples: oof.length,
       cvTop1,
       cvMachineAcceptedCorrect: t.machineAccepted,
       cvNegativeUnknownRate: t.negativeRejected,
+      cvEceUncalibrated: reliability(1),
+      cvEce: reliability(temperature),
     },
   };
 }
@@ -288,9 +410,10 @@ export function trainHead(samples: readonly LabelledEmbedding[], o: HeadTrainOpt
     features: fitted.features,
     preprocessing: o.preprocessing,
     unknownThreshold: Number(cal.threshold.toFixed(6)),
+    calibration: { temperature: Number(cal.temperature.toFixed(6)), method: 'temperature scaling on out-of-fold predictions' },
     unknownMetric: o.kind === 'knn' ? 'similarity' : 'probability',
     parameters: fitted.parameters,
-    source: { imagesDir: o.imagesDir, counts, backbone: o.backbone },
+    source: { imagesDir: o.imagesDir, counts, backbone: o.backbone, ...(o.dataFingerprint ? { dataFingerprint: o.dataFingerprint } : {}) },
     metrics: {} as Record<string, number | string | null>,
     trainedAt: new Date().toISOString(),
   } as HeadFile;
@@ -300,8 +423,9 @@ export function trainHead(samples: readonly LabelledEmbedding[], o: HeadTrainOpt
     ...cal.metrics,
     trainAccuracy: trainCorrect / Math.max(1, samples.length),
     featureTransform: r.featureTransform,
-    ...(o.kind === 'knn' ? { k: r.k, temperature: r.temperature } : { l2: r.l2, iterations: r.iterations }),
+    ...(o.kind === 'knn' ? { k: r.k, temperature: r.temperature } : o.solver === 'ridge' ? { l2: r.l2, solver: 'ridge' } : { l2: r.l2, iterations: r.iterations, solver: 'gd' }),
     seed: r.seed,
+    ...(o.domainWeights ? { domainWeights: JSON.stringify(o.domainWeights) } : {}),
   };
   const hash = createHash('sha256').update(JSON.stringify(head0.parameters)).update(String(head0.unknownThreshold)).digest('hex');
   head0.id = `${o.kind}-${hash.slice(0, 10)}`;

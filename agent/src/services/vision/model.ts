@@ -1,5 +1,6 @@
 /**
- * Backbone model: loads a TF.js graph or layers model from a directory and
+ * TF.js model loader (used through backbone-tfjs.ts, which backbone.ts imports only for
+ * tfjs-graph / tfjs-layers manifests): loads a TF.js graph or layers model from a directory and
  * produces, in one forward pass, ImageNet class probabilities and an embedding.
  *
  * - Graph models (MobileNet v1 TF-Hub): embedding = node
@@ -17,7 +18,8 @@ import { z } from 'zod';
 import { ModelLoadError } from './errors.js';
 import { artifactsHandler, readModelArtifacts, type ModelKind } from './fs-io-handler.js';
 
-export const INPUT_SIZE = 224;
+export { INPUT_SIZE } from './preprocess.js';
+import { INPUT_SIZE } from './preprocess.js';
 export const DEFAULT_GRAPH_EMBEDDING_NODE = 'module_apply_default/MobilenetV1/Logits/global_pool';
 
 export interface BackboneInfo {
@@ -29,6 +31,8 @@ export interface BackboneInfo {
   labels: readonly string[];
   /** First line of SOURCE.txt if present. */
   source: string | null;
+  /** Hex sha256 of model.json followed by the shards in manifest order. */
+  sha256: string;
   loadMs: number;
 }
 
@@ -48,7 +52,9 @@ export interface Backbone {
 
 export interface LoadBackboneOptions {
   /** Graph models only: node whose output is the embedding. */
-  embeddingNode?: string;
+  embeddingNode?: string | undefined;
+  /** Class names (from the model manifest); default labels.json in the dir. */
+  labels?: readonly string[] | undefined;
 }
 
 const LabelsSchema = z.array(z.string()).min(2);
@@ -120,7 +126,7 @@ function withFlip(
 
 async function loadGraph(
   artifacts: tf.io.ModelArtifacts,
-  labels: string[],
+  labels: readonly string[],
   opts: LoadBackboneOptions,
 ): Promise<Omit<Backbone, 'info'> & { embeddingDim: number }> {
   const model = await tf.loadGraphModel(artifactsHandler(artifacts));
@@ -159,7 +165,7 @@ async function loadGraph(
 
 async function loadLayers(
   artifacts: tf.io.ModelArtifacts,
-  labels: string[],
+  labels: readonly string[],
 ): Promise<Omit<Backbone, 'info'> & { embeddingDim: number }> {
   const model = await tf.loadLayersModel(artifactsHandler(artifacts));
   const lastWeighted = [...model.layers].reverse().find((l) => {
@@ -197,12 +203,13 @@ export async function loadBackbone(modelDir: string, opts: LoadBackboneOptions =
   const dir = path.resolve(modelDir);
   const [{ artifacts, kind, byteParts }, labels, source] = await Promise.all([
     readModelArtifacts(dir),
-    readLabels(dir),
+    opts.labels ? Promise.resolve([...opts.labels]) : readLabels(dir),
     readSourceLine(dir),
   ]);
   const hash = createHash('sha256');
   for (const part of byteParts) hash.update(part);
-  const version = `sha256-${hash.digest('hex').slice(0, 12)}`;
+  const sha256 = hash.digest('hex');
+  const version = `sha256-${sha256.slice(0, 12)}`;
   let impl: Omit<Backbone, 'info'> & { embeddingDim: number };
   try {
     impl = kind === 'graph' ? await loadGraph(artifacts, labels, opts) : await loadLayers(artifacts, labels);
@@ -221,6 +228,7 @@ export async function loadBackbone(modelDir: string, opts: LoadBackboneOptions =
       embeddingDim: impl.embeddingDim,
       labels,
       source,
+      sha256,
       loadMs: performance.now() - t0,
     },
     infer: impl.infer,

@@ -2,12 +2,13 @@
  * Image → model input. sharp pipeline: header check against the pixel limit,
  * EXIF auto-orientation, alpha flattened onto white, forced sRGB, resize to
  * 224x224 (JPEG/WebP shrink-on-load kicks in automatically because the resize
- * is part of the same pipeline), raw RGB bytes → Float32 in [0,1].
+ * is part of the same pipeline), raw RGB bytes → Float32 in the layout (NHWC / NCHW)
+ * and normalisation the model manifest asks for (default NHWC in [0,1]).
  */
 import { stat } from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
 import { ImageError } from './errors.js';
-import { INPUT_SIZE } from './model.js';
+import type { InputSpec } from './manifest.js';
 
 // Memory: libvips' operation cache keeps decoded pipelines alive and every extra libvips
 // thread gets its own glibc malloc arena; on a 2-core gateway neither helps throughput
@@ -19,16 +20,23 @@ sharp.concurrency(1);
 export type FitMode = 'cover' | 'fill' | 'contain';
 export const FIT_MODES: readonly FitMode[] = ['cover', 'fill', 'contain'];
 export const DEFAULT_MAX_PIXELS = 50e6;
+/** Input side of every model we ship (a manifest may say otherwise). */
+export const INPUT_SIZE = 224;
 
 export interface PreprocessOptions {
   fit?: FitMode;
   /** Refuse images whose header declares more pixels than this (decompression-bomb guard). */
   maxPixels?: number;
   size?: number;
+  /** Layout and normalisation of the model (manifest.ts inputSpec); overrides `size`. */
+  input?: InputSpec;
 }
 
+/** NHWC, v/255: what the TF.js models of MODELS.md expect, and the default. */
+export const UNIT_RANGE_NHWC: Omit<InputSpec, 'size'> = { layout: 'NHWC', mean: [0, 0, 0], scale: [255, 255, 255] };
+
 export interface PreprocessedImage {
-  /** HWC RGB, length size*size*3, values in [0,1]. */
+  /** RGB, length size*size*3, in the requested layout/normalisation (default HWC, [0,1]). */
   data: Float32Array;
   size: number;
   /** Original dimensions after EXIF orientation. */
@@ -89,9 +97,47 @@ async function readHeader(input: ImageInput, maxPixels: number): Promise<{ sharp
   return { sharpOpts, meta, w0, h0 };
 }
 
+/**
+ * 8-bit RGB (or grey / RGBA) pixels → model input: (v - mean[c]) / scale[c], written
+ * channel-planar (NCHW) or interleaved (NHWC). The one place pixel values become model input.
+ */
+export function toModelInput(bytes: Uint8Array, channels: number, size: number, spec: Omit<InputSpec, 'size'>): Float32Array {
+  const n = size * size;
+  const out = new Float32Array(n * 3);
+  const planar = spec.layout === 'NCHW';
+  for (let c = 0; c < 3; c++) {
+    const mean = spec.mean[c] ?? 0;
+    const scale = spec.scale[c] ?? 1;
+    const src = channels >= 3 ? c : 0;
+    for (let i = 0; i < n; i++) {
+      const v = ((bytes[i * channels + src] ?? 0) - mean) / scale;
+      out[planar ? c * n + i : i * 3 + c] = v;
+    }
+  }
+  return out;
+}
+
+/** Mirror images left-right (flip test-time augmentation), in either layout; n images of size². */
+export function flipHorizontal(data: Float32Array, size: number, layout: InputSpec['layout']): Float32Array {
+  const out = new Float32Array(data.length);
+  const planes = data.length / (size * size);
+  if (layout === 'NCHW') {
+    for (let p = 0; p < planes; p++)
+      for (let y = 0; y < size; y++)
+        for (let x = 0; x < size; x++) out[(p * size + y) * size + (size - 1 - x)] = data[(p * size + y) * size + x] ?? 0;
+    return out;
+  }
+  const images = planes / 3;
+  for (let k = 0; k < images; k++)
+    for (let y = 0; y < size; y++)
+      for (let x = 0; x < size; x++)
+        for (let c = 0; c < 3; c++) out[((k * size + y) * size + (size - 1 - x)) * 3 + c] = data[((k * size + y) * size + x) * 3 + c] ?? 0;
+  return out;
+}
+
 export async function preprocessImage(input: ImageInput, opts: PreprocessOptions = {}): Promise<PreprocessedImage> {
   const t0 = performance.now();
-  const size = opts.size ?? INPUT_SIZE;
+  const size = opts.input?.size ?? opts.size ?? INPUT_SIZE;
   const fit = opts.fit ?? 'cover';
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   const { sharpOpts, meta, w0, h0 } = await readHeader(input, maxPixels);
@@ -115,21 +161,7 @@ export async function preprocessImage(input: ImageInput, opts: PreprocessOptions
   if (info.width !== size || info.height !== size) {
     throw decodeError(input, new Error(`unexpected output size ${info.width}x${info.height}`));
   }
-  const n = size * size;
-  const out = new Float32Array(n * 3);
-  const ch = info.channels;
-  if (ch === 3) {
-    for (let i = 0; i < n * 3; i++) out[i] = (bytes[i] ?? 0) / 255;
-  } else if (ch === 1) {
-    for (let i = 0; i < n; i++) {
-      const v = (bytes[i] ?? 0) / 255;
-      out[i * 3] = v;
-      out[i * 3 + 1] = v;
-      out[i * 3 + 2] = v;
-    }
-  } else {
-    for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) out[i * 3 + c] = (bytes[i * ch + c] ?? 0) / 255;
-  }
+  const out = toModelInput(bytes, info.channels, size, opts.input ?? { ...UNIT_RANGE_NHWC, size });
   return { data: out, size, width, height, format: meta.format ?? 'unknown', decodeMs: performance.now() - t0 };
 }
 

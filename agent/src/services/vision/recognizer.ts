@@ -14,7 +14,7 @@ import type { RecognitionResult, RecognizerInfo } from './types.js';
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-protocol.js';
 
 export interface RecognizerOptions {
-  /** Directory holding model.json + labels.json (e.g. ../shared/models/mobilenet_v1_025_224_tfhub). */
+  /** Model directory (manifest.ts resolves its manifest), e.g. ../shared/models/mobilenet_v2_100_224_quant. */
   modelDir: string;
   /** Trained head JSON (agent/scripts/train-head.ts). Without it, only ImageNet mapping is available. */
   headPath?: string;

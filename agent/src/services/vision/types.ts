@@ -1,5 +1,6 @@
 /** Public result types of the vision library (the service's zod schema mirrors RecognitionResult). */
-import type { BackendName } from './backend.js';
+import type { RuntimeName } from './backbone.js';
+import type { ModelEngineKind } from './manifest.js';
 
 export interface RecognitionResult {
   /** A head label, or 'unknown'. */
@@ -16,7 +17,8 @@ export interface RecognitionResult {
   model: {
     id: string;
     version: string;
-    backend: BackendName;
+    /** tfjs backend, or 'onnxruntime'. */
+    backend: RuntimeName;
     head: { id: string; labels: string[]; trainedAt: string } | null;
   };
   timings: { decodeMs: number; inferenceMs: number; headMs: number };
@@ -24,9 +26,9 @@ export interface RecognitionResult {
 }
 
 export interface RecognizerInfo {
-  model: RecognitionResult['model'] & { kind: 'graph' | 'layers'; embeddingDim: number; source: string | null };
+  model: RecognitionResult['model'] & { kind: ModelEngineKind; embeddingDim: number; source: string | null };
   preprocessing: { fit: 'cover' | 'fill' | 'contain'; tta: boolean; maxPixels: number };
-  backendSkipped: { backend: BackendName; reason: string }[];
+  backendSkipped: { backend: RuntimeName; reason: string }[];
   loadMs: number;
   /** Where inference runs: 'worker' (recognizer) or 'inline' (engine used directly). */
   thread: 'worker' | 'inline';

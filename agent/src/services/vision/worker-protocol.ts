@@ -18,15 +18,15 @@ export type ToWorker =
   | { type: 'stats'; id: number }
   | { type: 'close' };
 
-/** Memory of the worker thread: its V8 heap, tfjs tensors and the wasm heap. */
+/** Memory of the worker thread: its V8 heap, tfjs tensors and the wasm heap (null with ONNX Runtime). */
 export interface WorkerStats {
   heapUsedMB: number;
   heapTotalMB: number;
   externalMB: number;
   arrayBuffersMB: number;
-  numTensors: number;
-  tensorMB: number;
-  /** Size of the wasm backend's linear memory (grows, never shrinks); null on other backends. */
+  numTensors: number | null;
+  tensorMB: number | null;
+  /** Size of the wasm backend's linear memory (grows, never shrinks); null on other backends / ONNX Runtime. */
   wasmHeapMB: number | null;
 }
 

@@ -1,10 +1,9 @@
 /**
- * Worker-thread entry: owns the tfjs backend, backbone and head so that the
- * synchronous wasm inference never blocks the service's event loop.
- * Requests are processed one at a time (tfjs is single-threaded here).
+ * Worker-thread entry: owns the backbone (ONNX Runtime or tfjs) and head so that
+ * inference never blocks the service's event loop. Requests are processed one at a
+ * time. tfjs is not imported here: the engine loads it only for TF.js models.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import * as tf from '@tensorflow/tfjs';
 import { createVisionEngine, type VisionEngine } from './engine.js';
 import { serializeError } from './errors.js';
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-protocol.js';
@@ -12,17 +11,15 @@ import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-pro
 const MB = 2 ** 20;
 function stats(): WorkerStats {
   const m = process.memoryUsage();
-  const t = tf.memory();
-  // The wasm backend keeps its module (with the linear memory) on the backend object.
-  const wasm = (tf.backend() as unknown as { wasm?: { HEAPU8?: { byteLength: number } } } | undefined)?.wasm?.HEAPU8;
+  const e = engine?.memory() ?? {};
   return {
     heapUsedMB: m.heapUsed / MB,
     heapTotalMB: m.heapTotal / MB,
     externalMB: m.external / MB,
     arrayBuffersMB: m.arrayBuffers / MB,
-    numTensors: t.numTensors,
-    tensorMB: t.numBytes / MB,
-    wasmHeapMB: wasm ? wasm.byteLength / MB : null,
+    numTensors: e['numTensors'] ?? null,
+    tensorMB: e['tensorMB'] ?? null,
+    wasmHeapMB: e['wasmHeapMB'] ?? null,
   };
 }
 

@@ -19,7 +19,7 @@ import { cosineSimilarity } from '../similarity.js';
 const root = path.resolve(import.meta.dirname, '../../../../..');
 const { values: a } = parseArgs({ options: { images: { type: 'string' }, model: { type: 'string' } } });
 const imagesDir = path.resolve(a.images ?? process.env['TU_TESTDATA_DIR'] ?? path.join(root, '../shared/testdata/images'));
-const modelDir = path.resolve(a.model ?? process.env['MODEL_DIR'] ?? path.join(root, '../shared/models/mobilenet_v1_025_224_tfhub'));
+const modelDir = path.resolve(a.model ?? process.env['MODEL_DIR'] ?? path.join(root, '../shared/models/mobilenet_v2_100_224_quant'));
 export const SAME_MACHINE_GROUPS = [
   ['surya_img05.jpeg', 'surya_img11.jpeg', 'surya_img13.jpeg'],
   ['rp_jcb530s.jpg', 'rp_jcb530s1.jpg', 'rp_jcb530s2.jpg'],
