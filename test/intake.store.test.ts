@@ -54,7 +54,8 @@ test('validateImage: declared PNG but JPEG bytes → the bytes win; bomb refused
     assert.instance(err, HttpError);
     assert.is((err as HttpError).code, 'IMAGE_TOO_MANY_PIXELS');
   }
-  assert.ok(performance.now() - t0 < 500);
+  // Refused from the header, not by decoding 400 MP (which takes many seconds); generous for a shared, loaded machine.
+  assert.ok(performance.now() - t0 < 3000);
 });
 
 test('device state: lowdb document survives reopen; no temp files left; references bounded', async () => {

@@ -1,8 +1,12 @@
 /**
  * Train the machine-type head from a folder-per-type photo set.
  *
- *   tsx agent/scripts/train-head.ts --images DIR [--out .data/head.json] [--model DIR]
+ *   tsx agent/scripts/train-head.ts --images DIR [--examples FILE]... [--out .data/head.json] [--model DIR]
  *       [--kind knn|logreg] [--seed N] [--fit cover|fill|contain] [--tta] [--k N]
+ *
+ * --examples reads a fleet's technician labels exported by the relay
+ * (`npm run relay -- examples export`, JSON lines; vision/fleet-examples.ts) and trains on
+ * them too (or alone, without --images): one head for all gateways of a fleet.
  *
  * Sub-folders are machine types; `negative/` holds photos without machines
  * (used as an extra class and to calibrate the 'unknown' threshold);
@@ -15,8 +19,9 @@ import { parseArgs } from 'node:util';
 import { countByLabel, listLabelledImages } from '../src/services/vision/dataset.js';
 import { embedImages, median } from '../src/services/vision/embed-dataset.js';
 import { createVisionEngine, DEFAULT_FIT, DEFAULT_TTA } from '../src/services/vision/engine.js';
+import { readFleetExamples } from '../src/services/vision/fleet-examples.js';
 import { FEATURE_TRANSFORMS, type FeatureTransformKind } from '../src/services/vision/features.js';
-import { trainHead } from '../src/services/vision/head.js';
+import { trainHead, type LabelledEmbedding } from '../src/services/vision/head.js';
 import { saveHead, type HeadKind } from '../src/services/vision/head-format.js';
 import { FIT_MODES, type FitMode } from '../src/services/vision/preprocess.js';
 import { defaultModelDir, fail, intArg, oneOf, repoRoot } from './cli-args.js';
@@ -32,10 +37,11 @@ const { values: a } = parseArgs({
     tta: { type: 'boolean' },
     k: { type: 'string' },
     transform: { type: 'string' },
+    examples: { type: 'string', multiple: true },
   },
 });
-if (!a.images) fail('usage: tsx agent/scripts/train-head.ts --images DIR [--out FILE] [--model DIR] [--kind knn|logreg] [--seed N]');
-const imagesDir = path.resolve(a.images);
+if (!a.images && !a.examples?.length) fail('usage: tsx agent/scripts/train-head.ts --images DIR [--examples FILE]... [--out FILE] [--model DIR] [--kind knn|logreg] [--seed N]');
+const imagesDir = a.images ? path.resolve(a.images) : '';
 const out = path.resolve(a.out ?? path.join(repoRoot, '.data/head.json'));
 const modelDir = path.resolve(a.model ?? defaultModelDir());
 const kind = oneOf<HeadKind>(a.kind, 'kind', ['knn', 'logreg'], 'logreg');
@@ -44,8 +50,8 @@ const fit = oneOf<FitMode>(a.fit, 'fit', FIT_MODES, DEFAULT_FIT);
 const tta = a.tta ?? DEFAULT_TTA;
 
 try {
-  const images = await listLabelledImages(imagesDir);
-  console.log(`images: ${imagesDir}`);
+  const images = imagesDir ? await listLabelledImages(imagesDir) : [];
+  if (imagesDir) console.log(`images: ${imagesDir}`);
   console.log(`counts: ${JSON.stringify(countByLabel(images))}`);
   const engine = await createVisionEngine({ modelDir, fit, tta });
   const info = engine.info();
@@ -54,13 +60,22 @@ try {
   const { embedded, failures } = await embedImages(engine, images);
   engine.dispose();
   for (const f of failures) console.warn(`skipped ${f.file}: ${f.code} ${f.message}`);
+  const samples: LabelledEmbedding[] = [...embedded];
+  for (const file of a.examples ?? []) {
+    const fleet = await readFleetExamples(path.resolve(file), { version: info.model.version, embeddingDim: info.model.embeddingDim });
+    for (const bad of fleet.invalid) console.warn(`${file}:${bad.line}: skipped, ${bad.reason}`);
+    for (const [b, n] of Object.entries(fleet.otherBackbone)) console.warn(`${file}: ${n} examples embedded by ${b}, not ${info.model.id}@${info.model.version}: skipped`);
+    console.log(`${file}: ${fleet.samples.length} technician examples ${JSON.stringify(countByLabel(fleet.samples.map((x) => ({ file: x.file ?? '', label: x.label }))))}`);
+    samples.push(...fleet.samples);
+  }
+  if (samples.length === 0) fail('nothing to train on: no photos and no usable examples', 1);
   console.log(
     `embedded ${embedded.length} photos in ${((performance.now() - t0) / 1000).toFixed(1)} s (median decode ${median(embedded.map((e) => e.decodeMs)).toFixed(1)} ms, inference ${median(embedded.map((e) => e.inferenceMs)).toFixed(1)} ms)`,
   );
-  const head = trainHead(embedded, {
+  const head = trainHead(samples, {
     kind,
     seed,
-    imagesDir,
+    imagesDir: [imagesDir, ...(a.examples ?? [])].filter(Boolean).join(path.delimiter),
     backbone: { id: info.model.id, version: info.model.version, embeddingDim: info.model.embeddingDim },
     preprocessing: { fit, tta },
     ...(a.k ? { k: intArg(a.k, 'k', 3) } : {}),

@@ -20,6 +20,7 @@ import { ANALYSIS_SERVICES, runAnalysisService, startConfiguredRecognizer, type 
 import type { Recognizer } from './services/vision/recognizer.js';
 import { EXAMPLES_FILE, openExampleStore } from './teach/examples.js';
 import { createTeacher, type Teacher } from './teach/teacher.js';
+import { createHeadRefitter, type HeadRefitter } from './teach/refitter.js';
 import { startUplink, type Uplink } from './uplink/uplink.js';
 import { prepareDataDir } from './release/data-format.js';
 import { agentVersion } from './release/layout.js';
@@ -39,6 +40,8 @@ export interface Agent {
   readonly intake: Intake;
   /** Technicians' labelled examples (see teach/examples.ts listExamples for the head refit). */
   readonly teacher: Teacher;
+  /** Refits the in-process head to the technicians' examples (teach/refitter.ts). */
+  readonly refitter: HeadRefitter;
   /** Store-and-forward to the cloud relay (disabled when uplink.url is not set). */
   readonly uplink: Uplink;
   /** The analysis services running in this process. */
@@ -166,7 +169,18 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     // Technicians' labels: stored durably, then published by the intake's client (their producer).
     const examples = openExampleStore(path.join(dataDir, EXAMPLES_FILE));
     closers.push(() => examples.close());
-    const teacher = createTeacher({ bus: intakeBus, store: examples, analysis: (id) => orchestrator.status(id), clock: deps.clock ?? systemClock, logger: log });
+    // The in-process head follows the labels: refitted now and after each new one.
+    const refitter = createHeadRefitter({ examples: () => examples.list(), recognizer, logger: log });
+    closers.push(() => refitter.idle());
+    refitter.schedule();
+    const teacher = createTeacher({
+      bus: intakeBus,
+      store: examples,
+      analysis: (id) => orchestrator.status(id),
+      clock: deps.clock ?? systemClock,
+      logger: log,
+      onLabelled: () => refitter.schedule(),
+    });
     const resent = await teacher.republishPending();
     if (resent > 0) log.info({ resent }, 're-published labels stored before a restart');
 
@@ -186,6 +200,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         device,
         references: createReferenceRegistrar({ blobs, device, recognizer, limits }),
         teacher,
+        refit: () => refitter.last(),
         broker,
         orchestratorBus: orchBus,
         uplink: () => uplink.health(),
@@ -216,6 +231,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       history,
       intake,
       teacher,
+      refitter,
       uplink,
       services,
       recognizer,

@@ -9,6 +9,7 @@ import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { StateStore } from '../orchestrator/store.js';
 import type { RecognizerInfo } from '../services/vision/types.js';
 import type { Teacher } from '../teach/teacher.js';
+import type { RefitState } from '../teach/refitter.js';
 import type { UplinkHealth } from '../uplink/uplink.js';
 
 /** Everything the HTTP API reads from or acts on (injected: buildApp has no globals). */
@@ -22,6 +23,8 @@ export interface AppDeps {
   references: ReferenceRegistrar;
   /** Technicians' labels (confirm / correct a recognised machine type). */
   teacher: Teacher;
+  /** The last refit of the head to the technicians' examples (null: none yet). */
+  refit: () => RefitState | null;
   broker: Broker;
   orchestratorBus: BusClient;
   /** Uplink state, queue and losses (health + metrics). */

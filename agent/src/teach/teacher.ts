@@ -11,6 +11,8 @@ export interface TeacherDeps {
   clock: Clock;
   logger: Logger;
   newId?: () => string;
+  /** Called once a new label is committed (the head refit listens: teach/refitter.ts). */
+  onLabelled?: (example: LabelledExample) => void;
 }
 
 export interface LabelOutcome {
@@ -88,6 +90,7 @@ export function createTeacher(d: TeacherDeps): Teacher {
       } catch (err) {
         throw new TuError('STORAGE_FAILED', `The label could not be stored: ${(err as Error).message}`, { cause: err });
       }
+      d.onLabelled?.(example);
       // Publishes this label, and any earlier one whose publish failed, in the order stored.
       await flush();
       log.info({ analysisId, correctionId: example.correctionId, label: example.label, kind: example.kind }, 'technician labelled a photo');

@@ -1,28 +1,13 @@
+import { teachLabel, type LabelledExampleLine } from '@tu/shared';
 import { cursorOf } from '../storage/sql-storage.js';
 import type { LabelledExampleRow, Storage } from '../storage/types.js';
 
-/**
- * One line of `examples export` (JSON lines, one labelled example per line; format documented
- * in relay/README.md "Labelled examples"). `label` is a machine type or `negative`; the
- * embedding comes from backbone `model.id`@`model.version` and must match the backbone a head
- * is trained for.
- */
-export interface ExampleLine {
-  label: string;
-  embedding: number[];
-  sha256: string;
-  gatewayId: string;
-  analysisId: string;
-  at: string;
-  previousLabel: string;
-  kind: 'confirmation' | 'correction';
-  by: string;
-  correctionId: string;
-  model: { id: string; version: string; headId: string | null };
-}
+/** One line of `examples export`: the format lives in shared (shared/src/schemas/teach.ts), which train-head reads back. */
+export type ExampleLine = LabelledExampleLine;
 
 export const toExampleLine = (x: LabelledExampleRow): ExampleLine => ({
-  label: x.label,
+  // Validated when ingested; parsed again so the line type holds (relay/src/ingest).
+  label: teachLabel.parse(x.label),
   embedding: x.embedding,
   sha256: x.sha256,
   gatewayId: x.gatewayId,

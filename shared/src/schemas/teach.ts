@@ -64,3 +64,12 @@ export const recognitionLabelled = z.object({
   }),
 });
 export type RecognitionLabelled = z.infer<typeof recognitionLabelled>;
+
+/**
+ * One line of the relay's labelled-examples export (`npm run relay -- examples export`, JSON
+ * lines; relay/README.md "Labelled examples"), read back by `npm run train-head --examples` to
+ * train one head for a whole fleet: the labelled event without the optional machine id, plus
+ * the gateway it came from.
+ */
+export const labelledExampleLine = recognitionLabelled.omit({ machineId: true }).extend({ gatewayId: z.string().min(1).max(64) });
+export type LabelledExampleLine = z.infer<typeof labelledExampleLine>;

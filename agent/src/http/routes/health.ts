@@ -23,6 +23,8 @@ export function healthView(deps: AppDeps) {
         kind: info.model.kind,
         embeddingDim: info.model.embeddingDim,
         head: info.model.head,
+        // The head in use is the shipped one refitted to this many technician examples (teach/refitter.ts).
+        refit: deps.refit(),
         thread: info.thread,
         loadMs: info.loadMs,
       }

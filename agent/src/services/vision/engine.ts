@@ -10,6 +10,7 @@ import { predictHead, UNKNOWN } from './head.js';
 import { assertHeadFitsBackbone, loadHead, type HeadFile } from './head-format.js';
 import { HeadError, WorkerError } from './errors.js';
 import { buildImagenetMachineMap } from './imagenet-map.js';
+import { refitHead, type RefitSummary, type TeachingExample } from './refit.js';
 import { DEFAULT_MAX_PIXELS, flipHorizontal, preprocessImage, type FitMode, type ImageInput } from './preprocess.js';
 import type { RecognitionResult, RecognizerInfo } from './types.js';
 import { l2Normalize } from './vector.js';
@@ -43,6 +44,11 @@ export interface VisionEngine {
   info(): RecognizerInfo;
   embed(input: ImageInput): Promise<EmbeddingResult>;
   recognize(input: ImageInput): Promise<RecognitionResult>;
+  /**
+   * Refits the loaded head towards technicians' examples (refit.ts), replacing any earlier
+   * refit: the result always derives from the head as loaded. Without a head, nothing to refit.
+   */
+  teach(examples: readonly TeachingExample[]): RefitSummary;
   /** Engine memory (tfjs tensors, wasm heap; empty for ONNX Runtime). */
   memory(): Record<string, number | null>;
   dispose(): void;
@@ -73,10 +79,12 @@ export async function createVisionEngine(opts: EngineOptions): Promise<VisionEng
   try {
     head = opts.head ?? (opts.headPath ? await loadHead(opts.headPath) : null);
     if (head) assertHeadFitsBackbone(head, backbone.info, opts.modelDir);
+    // The head as loaded: every refit starts again from it.
   } catch (err) {
     backbone.dispose();
     throw err;
   }
+  const loadedHead = head;
   const fit = head?.preprocessing.fit ?? opts.fit ?? DEFAULT_FIT;
   const tta = head?.preprocessing.tta ?? opts.tta ?? DEFAULT_TTA;
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
@@ -155,10 +163,19 @@ export async function createVisionEngine(opts: EngineOptions): Promise<VisionEng
     };
   }
 
+  function teach(examples: readonly TeachingExample[]): RefitSummary {
+    if (!loadedHead) throw new HeadError('HEAD_INVALID', 'no machine-type head is loaded, so there is nothing to refit; install or train one (npm run build:head)');
+    const { head: next, summary } = refitHead(loadedHead, examples);
+    head = next;
+    info.model.head = { id: next.id, labels: [...next.labels], trainedAt: next.trainedAt };
+    return summary;
+  }
+
   return {
     info: () => info,
     embed,
     recognize,
+    teach,
     memory: () => backbone.memory(),
     dispose: () => {
       if (!disposed) backbone.dispose();

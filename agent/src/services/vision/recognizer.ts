@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import type { BackendName } from './backend.js';
 import { deserializeError, WorkerError } from './errors.js';
 import type { FitMode, ImageInput } from './preprocess.js';
+import type { RefitSummary, TeachingExample } from './refit.js';
 import type { RecognitionResult, RecognizerInfo } from './types.js';
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-protocol.js';
 
@@ -31,6 +32,11 @@ export interface Recognizer {
   info(): RecognizerInfo;
   /** Memory of the worker (heap, tfjs tensors, wasm heap), for benchmarks and diagnostics. */
   stats(): Promise<WorkerStats>;
+  /**
+   * Refits the head in the worker towards technicians' examples (refit.ts); recognitions
+   * queued after this call use the new head. Rejects without a loaded head.
+   */
+  teach(examples: readonly TeachingExample[]): Promise<RefitSummary>;
   dispose(): Promise<void>;
 }
 
@@ -55,7 +61,7 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
     pending.clear();
   };
 
-  const info = await new Promise<RecognizerInfo>((resolve, reject) => {
+  let info = await new Promise<RecognizerInfo>((resolve, reject) => {
     const onMessage = (m: FromWorker): void => {
       if (m.type === 'ready') {
         cleanup();
@@ -85,10 +91,22 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
   });
 
   const statsWaiters = new Map<number, (s: WorkerStats) => void>();
+  const teachWaiters = new Map<number, { resolve: (s: RefitSummary) => void; reject: (e: Error) => void }>();
   worker.on('message', (m: FromWorker) => {
     if (m.type === 'stats') {
       statsWaiters.get(m.id)?.(m.stats);
       statsWaiters.delete(m.id);
+      return;
+    }
+    if (m.type === 'taught') {
+      info = m.info;
+      teachWaiters.get(m.id)?.resolve(m.summary);
+      teachWaiters.delete(m.id);
+      return;
+    }
+    if (m.type === 'error' && teachWaiters.has(m.id)) {
+      teachWaiters.get(m.id)?.reject(deserializeError(m.error));
+      teachWaiters.delete(m.id);
       return;
     }
     if (m.type !== 'result' && m.type !== 'error') return;
@@ -113,6 +131,16 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
       return new Promise<WorkerStats>((resolve) => {
         statsWaiters.set(id, resolve);
         worker.postMessage({ type: 'stats', id } satisfies ToWorker);
+      });
+    },
+    teach(examples: readonly TeachingExample[]): Promise<RefitSummary> {
+      if (closed || fatal) return Promise.reject(fatal ?? new WorkerError('RECOGNIZER_DISPOSED', 'recognizer was disposed'));
+      const id = nextId++;
+      const copies = examples.map((e) => ({ label: e.label, embedding: Float32Array.from(e.embedding) }));
+      return new Promise<RefitSummary>((resolve, reject) => {
+        teachWaiters.set(id, { resolve, reject });
+        // The copies are ours: transfer their buffers instead of cloning 1,000 × 1,280 floats.
+        worker.postMessage({ type: 'teach', id, examples: copies } satisfies ToWorker, copies.map((c) => c.embedding.buffer as ArrayBuffer));
       });
     },
     recognize(input: ImageInput): Promise<RecognitionResult> {

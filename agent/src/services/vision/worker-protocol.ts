@@ -2,6 +2,7 @@
 import type { BackendName } from './backend.js';
 import type { SerializedVisionError } from './errors.js';
 import type { FitMode } from './preprocess.js';
+import type { RefitSummary } from './refit.js';
 import type { RecognitionResult, RecognizerInfo } from './types.js';
 
 export interface WorkerInit {
@@ -16,6 +17,7 @@ export interface WorkerInit {
 export type ToWorker =
   | { type: 'recognize'; id: number; path?: string; bytes?: Uint8Array }
   | { type: 'stats'; id: number }
+  | { type: 'teach'; id: number; examples: { label: string; embedding: Float32Array }[] }
   | { type: 'close' };
 
 /** Memory of the worker thread: its V8 heap, tfjs tensors and the wasm heap (null with ONNX Runtime). */
@@ -35,4 +37,5 @@ export type FromWorker =
   | { type: 'init-error'; error: SerializedVisionError }
   | { type: 'result'; id: number; result: RecognitionResult }
   | { type: 'error'; id: number; error: SerializedVisionError }
-  | { type: 'stats'; id: number; stats: WorkerStats };
+  | { type: 'stats'; id: number; stats: WorkerStats }
+  | { type: 'taught'; id: number; summary: RefitSummary; info: RecognizerInfo };

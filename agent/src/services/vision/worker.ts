@@ -50,6 +50,19 @@ port.on('message', (msg: ToWorker) => {
     queue = queue.then(() => post({ type: 'stats', id: msg.id, stats: stats() }));
     return;
   }
+  if (msg.type === 'teach') {
+    // In the queue like a recognition: the next photo after this message sees the new head.
+    queue = queue.then(() => {
+      try {
+        if (!engine) throw new Error('vision engine failed to initialise');
+        const summary = engine.teach(msg.examples);
+        post({ type: 'taught', id: msg.id, summary, info: { ...engine.info(), thread: 'worker' } });
+      } catch (err) {
+        post({ type: 'error', id: msg.id, error: serializeError(err) });
+      }
+    });
+    return;
+  }
   queue = queue.then(async () => {
     try {
       if (!engine) throw new Error('vision engine failed to initialise');
