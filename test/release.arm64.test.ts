@@ -2,7 +2,7 @@
  * The linux-arm64 release artifact under user-mode emulation (Debian qemu-user-static with
  * the arm64 C/C++ runtime from multiarch; .ci/run installs both). Slow: building the
  * artifact cross-compiles better-sqlite3 once (~2 min, cached in dist/cache) and the
- * emulated agent starts in about a minute, so it runs only with TU_TEST_ARM64=1 (.ci/run sets it).
+ * emulated agent starts in about half a minute, so it runs only with TU_TEST_ARM64=1 (.ci/run sets it).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +14,10 @@ import { artifact, envI, freshHome, startDetached, stopChild, unpack, waitHealth
 
 const enabled = process.env.TU_TEST_ARM64 === '1';
 const QEMU = '/usr/bin/qemu-aarch64-static';
+/** Two Cortex-A72 cores (a Raspberry-Pi-class gateway), as the arm64 kernel reports them. */
+const ARM64_CPUINFO = [0, 1]
+  .map((n) => `processor\t: ${n}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n`)
+  .join('\n');
 
 test(`arm64 artifact under qemu: one real photo to analysis.completed${enabled ? '' : ' (skipped: set TU_TEST_ARM64=1)'}`, async () => {
   if (!enabled) return;
@@ -26,10 +30,13 @@ test(`arm64 artifact under qemu: one real photo to analysis.completed${enabled ?
   const data = path.join(freshHome(), 'data');
   const [http, bus] = [await freePort(), await freePort()];
   // The launcher execs runtime/bin/node; without binfmt_misc the emulator has to be named, so
-  // this runs what the launcher runs, under qemu.
-  const agent = startDetached(
-    envI({ TU_GATEWAY_ID: 'gw-arm64', TU_DATA_DIR: data, TU_HTTP_PORT: String(http), TU_MQTT_PORT: String(bus), MALLOC_ARENA_MAX: '2' }, [QEMU, path.join(app, 'runtime/bin/node'), path.join(app, 'lib/main.js'), 'run']),
-  );
+  // this runs what the launcher runs, under qemu. qemu-user shows the program the host's x86
+  // /proc/cpuinfo, on which onnxruntime's CPU detection crashes (a real arm64 gateway has its
+  // own): an arm64 one is bound over it in a private mount namespace, for this process only.
+  const cpuinfo = path.join(freshHome(), 'cpuinfo');
+  fs.writeFileSync(cpuinfo, ARM64_CPUINFO);
+  const argv = envI({ TU_GATEWAY_ID: 'gw-arm64', TU_DATA_DIR: data, TU_HTTP_PORT: String(http), TU_MQTT_PORT: String(bus), MALLOC_ARENA_MAX: '2' }, [QEMU, path.join(app, 'runtime/bin/node'), '--max-semi-space-size=1', path.join(app, 'lib/main.js'), 'run']);
+  const agent = startDetached(['unshare', '--mount', 'sh', '-c', `mount --bind ${cpuinfo} /proc/cpuinfo && exec "$@"`, 'sh', ...argv]);
   try {
     const health = await waitHealth(http, 300_000, agent);
     const ready = Date.now();
