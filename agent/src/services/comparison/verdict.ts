@@ -12,10 +12,11 @@
  *     < similarityMismatch against *reference* photos and type not confirmed → MISMATCH.
  *  4. Type confirmed (match = true) without similarity evidence → MATCH.
  *  5. Otherwise UNKNOWN (incl. no registered machine and no candidates).
- * Similarity thresholds are calibrated on the test photos with the MobileNet v1 0.25
- * embedding (scripts/calibrate-similarity.ts, README.md): match 0.85 = ~1% of
- * different-machine pairs; mismatch 0.72 = ~0.07 below the lowest same-machine pair.
- * Another backbone gives another scale: re-run the script and set comparison.thresholds.
+ * Similarity thresholds are calibrated on the test photos with the default backbone's
+ * embedding, MobileNet V2 (scripts/calibrate-similarity.ts, README.md): match 0.73 = ~1% of
+ * different-machine pairs; mismatch 0.60 = ~0.06 below the lowest same-machine pair (0.656).
+ * Another backbone gives another scale (MobileNet v1 0.25: 0.85 / 0.72): re-run the script
+ * and set comparison.thresholds.
  */
 import { hammingDistance, isHash } from './phash.js';
 import { bestMatch, type BestMatch, type Candidate } from './similarity.js';
@@ -28,8 +29,8 @@ export interface ComparisonThresholds {
 }
 
 export const DEFAULT_COMPARISON_THRESHOLDS: Readonly<ComparisonThresholds> = Object.freeze({
-  similarityMatch: 0.85,
-  similarityMismatch: 0.72,
+  similarityMatch: 0.73,
+  similarityMismatch: 0.6,
   duplicateHamming: 10,
   minTypeConfidence: 0.6,
 });
