@@ -5,6 +5,10 @@ set -eu
 self=$(readlink -f "$0")
 app=$(cd "$(dirname "$self")/.." && pwd)
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
+# Fixed thresholds stop glibc raising its mmap threshold after libvips frees large pixel
+# buffers, so they go back to the kernel instead of staying resident (docs/release.md).
+export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"
+export MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-131072}"
 # Each V8 isolate (the main thread and every worker thread) otherwise grows its young
 # generation to 16 MB semi-spaces; 1 MB takes ~50 MB off the idle RSS (docs/release.md).
 exec "$app/runtime/bin/node" --max-semi-space-size=1 --enable-source-maps "$app/lib/main.js" "$@"
