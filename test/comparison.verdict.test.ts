@@ -63,6 +63,10 @@ test('unlike every reference and type not confirmed → mismatch; same type → 
   const other = vec(77);
   const r = compare({ recognized: { machineType: 'unknown', confidence: 0.1, embedding: other }, registered, candidates: refs, knownHashes: [] });
   assert.is(r.verdict, 'mismatch');
+  // A true statement about an unknown type: no confidence compared with the threshold.
+  assert.ok(r.reasons.includes('type undetermined: the machine type on the photo was not recognised'), r.reasons.join('; '));
+  const low = compare({ recognized: { machineType: 'excavator', confidence: 0.3, embedding: other }, registered, candidates: refs, knownHashes: [] });
+  assert.ok(low.reasons.includes('type undetermined: recognised excavator with confidence 0.30, below 0.6'), low.reasons.join('; '));
   const r2 = compare({ recognized: { machineType: 'Excavator', confidence: 0.9, embedding: other }, registered, candidates: refs, knownHashes: [] });
   assert.is(r2.verdict, 'match');
   assert.is(r2.typeCheck.match, true);

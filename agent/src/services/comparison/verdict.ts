@@ -97,8 +97,11 @@ export function compare(input: CompareInput): ComparisonResult {
   const recognizedType = norm(recognized.machineType || 'unknown');
   let typeMatch: boolean | null = null;
   if (registeredType) {
-    if (recognizedType === 'unknown' || confidence < t.minTypeConfidence) {
-      reasons.push(`type undetermined: recognised ${recognizedType} at ${confidence.toFixed(2)} < ${t.minTypeConfidence}`);
+    if (recognizedType === 'unknown') {
+      // No confidence here: an 'unknown' carries none worth comparing with the threshold.
+      reasons.push('type undetermined: the machine type on the photo was not recognised');
+    } else if (confidence < t.minTypeConfidence) {
+      reasons.push(`type undetermined: recognised ${recognizedType} with confidence ${confidence.toFixed(2)}, below ${t.minTypeConfidence}`);
     } else if (recognizedType === registeredType) {
       typeMatch = true;
       reasons.push(`recognised type ${recognizedType} matches registered type`);
