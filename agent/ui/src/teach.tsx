@@ -1,28 +1,14 @@
 import { useEffect, useState } from 'preact/hooks';
 import { errorText, getLabel, postLabel } from './api';
 import type { StoredLabel } from './schemas';
+import { TEACH_LABELS } from '@tu/shared/internal/machine-types';
 
 /**
  * "Teach the gateway" on a result card (issue 13 part 4): confirm the recognised machine type
  * or choose the right one. The gateway validates and stores it (agent/src/http/routes/labels.ts);
- * this list mirrors its choices (shared/src/schemas/teach.ts TEACH_LABELS).
+ * the choices are the gateway's own list (shared/src/machine-types.ts).
  */
-const CHOICES = [
-  'excavator',
-  'wheel_loader',
-  'dump_truck',
-  'bulldozer',
-  'backhoe_loader',
-  'crane',
-  'forklift',
-  'telehandler',
-  'tractor',
-  'roller',
-  'grader',
-  'aerial_lift',
-  'skid_steer',
-  'negative',
-];
+const CHOICES: readonly string[] = TEACH_LABELS;
 const NAME_KEY = 'tu.technician';
 const typeName = (s: string) => (s === 'negative' ? 'no machine' : s.replace(/_/g, ' '));
 

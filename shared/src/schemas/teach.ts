@@ -1,28 +1,8 @@
 import { z } from 'zod';
+import { TEACH_LABELS } from '../machine-types.js';
 import { analysisId, isoTime, machineId, sha256 } from './common.js';
 
-/**
- * The machine types a technician may choose on the gateway (issue 13 part 4), plus `negative`:
- * "no machine on this photo" (the head's negative class, agent/src/services/vision/head.ts).
- */
-export const MACHINE_TYPES = [
-  'excavator',
-  'wheel_loader',
-  'dump_truck',
-  'bulldozer',
-  'backhoe_loader',
-  'crane',
-  'forklift',
-  'telehandler',
-  'tractor',
-  'roller',
-  'grader',
-  'aerial_lift',
-  'skid_steer',
-] as const;
-export const NEGATIVE_LABEL = 'negative';
-export const TEACH_LABELS = [...MACHINE_TYPES, NEGATIVE_LABEL] as const;
-export type TeachLabel = (typeof TEACH_LABELS)[number];
+export { MACHINE_TYPES, NEGATIVE_LABEL, TEACH_LABELS, type TeachLabel } from '../machine-types.js';
 
 export const teachLabel = z.enum(TEACH_LABELS, {
   error: (iss) => `label must be one of ${TEACH_LABELS.join(', ')}${typeof iss.input === 'string' ? ` (got '${iss.input.slice(0, 64)}')` : ''}`,
