@@ -235,14 +235,3 @@ export async function loadBackbone(modelDir: string, opts: LoadBackboneOptions =
     dispose: impl.dispose,
   };
 }
-
-export interface ImagenetPrediction {
-  label: string;
-  index: number;
-  score: number;
-}
-
-export function topKImagenet(probs: Float32Array, labels: readonly string[], k: number): ImagenetPrediction[] {
-  const idx = Array.from(probs.keys()).sort((a, b) => (probs[b] ?? 0) - (probs[a] ?? 0)).slice(0, k);
-  return idx.map((i) => ({ label: labels[i] ?? String(i), index: i, score: probs[i] ?? 0 }));
-}
