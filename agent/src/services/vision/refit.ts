@@ -5,7 +5,7 @@
  * head towards its label near that photo and leaves it as shipped far from it. The feature
  * transform, temperature and unknown threshold stay the shipped head's (they were calibrated
  * on held-out photos; a handful of device examples cannot recalibrate them).
- * Cost: an n×n kernel and its Cholesky factor (n = examples): ~1 s for 1,000 on this box
+ * Cost: an n×n kernel and its Cholesky factor (n = examples): 1.5–3 s for 1,000 on this box
  * (bench/refit.bench.ts); it runs in the vision worker, never on the agent's event loop.
  */
 import { createHash } from 'node:crypto';
