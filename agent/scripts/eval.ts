@@ -121,21 +121,22 @@ for (const m of models) {
       const t0 = performance.now();
       const preds: { truth: string; predicted: string; best: string; confidence: number; file: string }[] = [];
       const temps: number[] = [];
+      // The same options for every fold and for the full-data head below.
+      const opts: HeadTrainOptions = {
+        ...DEFAULT_HEAD_TRAINING,
+        kind,
+        solver,
+        l2,
+        domainWeights: { site: 1, catalogue: cw },
+        seed,
+        imagesDir: siteDir,
+        backbone: { id: path.basename(m), version: 'eval', embeddingDim: dim },
+        preprocessing: { fit: 'cover', tta: false },
+      };
       for (let f = 0; f < folds; f++) {
         const train = items.filter((e) => foldOf.get(e.file) !== f && (cw > 0 || e.domain === 'site'));
         const test = items.filter((e) => foldOf.get(e.file) === f && e.domain === 'site');
         if (!test.length) continue;
-        const opts: HeadTrainOptions = {
-          ...DEFAULT_HEAD_TRAINING,
-          kind,
-          solver,
-          l2,
-          domainWeights: { site: 1, catalogue: cw },
-          seed,
-          imagesDir: siteDir,
-          backbone: { id: path.basename(m), version: 'eval', embeddingDim: dim },
-          preprocessing: { fit: 'cover', tta: false },
-        };
         const head = trainHead(train, opts);
         temps.push(head.calibration?.temperature ?? 1);
         for (const e of test) {
@@ -147,17 +148,7 @@ for (const m of models) {
       const negatives = preds.filter((p) => p.truth === UNKNOWN);
       let extraUnknown = 'n/a';
       if (extra.length) {
-        const full = trainHead(items.filter((e) => cw > 0 || e.domain === 'site'), {
-          ...DEFAULT_HEAD_TRAINING,
-          kind,
-          solver,
-          l2,
-          domainWeights: { site: 1, catalogue: cw },
-          seed,
-          imagesDir: siteDir,
-          backbone: { id: path.basename(m), version: 'eval', embeddingDim: dim },
-          preprocessing: { fit: 'cover', tta: false },
-        });
+        const full = trainHead(items.filter((e) => cw > 0 || e.domain === 'site'), opts);
         extraUnknown = `${extra.filter((v) => predictHead(full, v).machineType === UNKNOWN).length}/${extra.length}`;
       }
       const ece = expectedCalibrationError(preds.map((p) => ({ confidence: p.confidence, correct: p.predicted === p.truth })));

@@ -56,10 +56,14 @@ export function appLayout(): AppLayout {
   return cached;
 }
 
-/** The agent's version: the release's, or agent/package.json's in a checkout. */
+let version: string | undefined;
+
+/** The agent's version: the release's, or agent/package.json's in a checkout (read once; health asks on every request). */
 export function agentVersion(): string {
+  if (version) return version;
   const layout = appLayout();
-  if (layout.release) return layout.release.version;
-  const pkg = z.object({ version: z.string() }).parse(JSON.parse(fs.readFileSync(path.resolve(here, '../../package.json'), 'utf8')));
-  return pkg.version;
+  version = layout.release
+    ? layout.release.version
+    : z.object({ version: z.string() }).parse(JSON.parse(fs.readFileSync(path.resolve(here, '../../package.json'), 'utf8'))).version;
+  return version;
 }

@@ -20,6 +20,7 @@ import { artifactsHandler, readModelArtifacts, type ModelKind } from './fs-io-ha
 
 export { INPUT_SIZE } from './preprocess.js';
 import { INPUT_SIZE } from './preprocess.js';
+import type { BackboneOutput } from './backbone.js';
 export const DEFAULT_GRAPH_EMBEDDING_NODE = 'module_apply_default/MobilenetV1/Logits/global_pool';
 
 export interface BackboneInfo {
@@ -34,13 +35,6 @@ export interface BackboneInfo {
   /** Hex sha256 of model.json followed by the shards in manifest order. */
   sha256: string;
   loadMs: number;
-}
-
-export interface BackboneOutput {
-  /** Softmax probabilities over `labels` (length labels.length). */
-  probs: Float32Array;
-  /** Raw (un-normalised) embedding. */
-  embedding: Float32Array;
 }
 
 export interface Backbone {
