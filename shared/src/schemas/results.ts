@@ -52,9 +52,27 @@ export type ComparisonResult = z.infer<typeof comparisonResult>;
 
 export const qualityWarning = z.enum(['blurred', 'too_dark', 'too_bright', 'too_small', 'low_contrast']);
 
+/**
+ * The camera's wall-clock capture time as EXIF stores it (`YYYY-MM-DDTHH:MM:SS[.sss]`, no
+ * designator) and its UTC offset, or `unknown` when the photo does not say it: a time without
+ * a zone is still a fact (agent/src/services/metadata/exif.ts reads it; sort.ts decides how
+ * to place it in time). `offsetFrom` says how a known offset was established.
+ */
+export const captureLocalTime = z
+  .object({
+    time: z.iso.datetime({ local: true }).regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?$/, 'camera local time without a zone'),
+    offset: z.union([z.string().regex(/^[+-](0\d|1[0-4]):[0-5]\d$/, 'UTC offset +HH:MM'), z.literal('unknown')]),
+    offsetFrom: z.enum(['exif-offset', 'gps-utc']).optional(),
+  })
+  .refine((c) => (c.offset === 'unknown') === (c.offsetFrom === undefined), 'offsetFrom is given exactly when the offset is known');
+export type CaptureLocalTime = z.infer<typeof captureLocalTime>;
+
 export const metadataResult = z.object({
   exif: z.object({
+    /** The capture instant (with its offset); only when the zone is known. */
     captureTime: isoTime.optional(),
+    /** The camera's local capture time and its offset (`unknown` when the photo gives none); whenever the photo has a capture time. */
+    captureLocalTime: captureLocalTime.optional(),
     gps: gps.optional(),
     camera: z.object({ make: z.string().max(128).optional(), model: z.string().max(128).optional() }).optional(),
     orientation: z.number().int().min(1).max(8).optional(),

@@ -2,7 +2,7 @@ import { metadataResult, serveStep, StepError, type BusClient, type MetadataResu
 import type { BlobStore } from '../../blobs/store.js';
 import { MetadataError } from './errors.js';
 import { extractMetadata, type MetadataResult } from './extract.js';
-import type { QualityThresholds } from './types.js';
+import type { ExifInfo, QualityThresholds } from './types.js';
 
 export interface MetadataServiceDeps {
   bus: BusClient;
@@ -13,14 +13,34 @@ export interface MetadataServiceDeps {
   assumedUtcOffset?: string;
 }
 
-const HAS_ZONE = /(Z|[+-]\d{2}:\d{2})$/;
+const OFFSET = /(Z|[+-]\d{2}:\d{2})$/;
 
-/** The library result in the wire shape (drops notes and times without a zone, which the contract cannot carry). */
+/**
+ * The capture time in the wire shape: the camera's local time with its offset (`unknown`
+ * when the photo gives none: a time without a zone is still a fact), plus the instant
+ * (`captureTime`) only when the zone is known. exif.ts builds `captureTime` as local time
+ * + offset, or local time alone with `captureTimeZone: 'unknown'`.
+ */
+export function wireCaptureTime(exif: ExifInfo): Pick<WireMetadataResult['exif'], 'captureTime' | 'captureLocalTime'> {
+  if (!exif.captureTime) return {};
+  const m = OFFSET.exec(exif.captureTime);
+  const zone = exif.captureTimeZone;
+  if (!m || zone === undefined || zone === 'unknown') {
+    return { captureLocalTime: { time: m ? exif.captureTime.slice(0, m.index) : exif.captureTime, offset: 'unknown' } };
+  }
+  const offset = m[1] === 'Z' ? '+00:00' : (m[1] as string);
+  return {
+    captureTime: exif.captureTime,
+    captureLocalTime: { time: exif.captureTime.slice(0, m.index), offset, offsetFrom: zone },
+  };
+}
+
+/** The library result in the wire shape (drops notes, the category reason and the EXIF tag name). */
 export function toWireMetadata(r: MetadataResult): WireMetadataResult {
   const { exif } = r;
   return metadataResult.parse({
     exif: {
-      ...(exif.captureTime && HAS_ZONE.test(exif.captureTime) ? { captureTime: exif.captureTime } : {}),
+      ...wireCaptureTime(exif),
       ...(exif.gps ? { gps: exif.gps } : {}),
       ...(exif.camera ? { camera: exif.camera } : {}),
       ...(exif.orientation ? { orientation: exif.orientation } : {}),
