@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { uploadFileName } from '@tu/shared';
 import { HttpError } from '../intake/errors.js';
 import { baseMediaType } from '../intake/validate.js';
 import { isImageContentType } from '../intake/sniff.js';
@@ -7,6 +8,32 @@ export interface UploadedBytes {
   bytes: Buffer;
   /** The Content-Type the client declared (of the request or of the multipart part). */
   declaredType: string | undefined;
+  /** The file's name as the client gave it (validated by the contract's uploadFileName). */
+  fileName: string | undefined;
+}
+
+/** Header for the file name of a raw-body upload: percent-encoded UTF-8 (encodeURIComponent), as headers are Latin-1. */
+export const FILE_NAME_HEADER = 'x-file-name';
+
+/**
+ * The upload's file name: the multipart filename, or the X-File-Name header of a raw body.
+ * Absent is fine (curl, scripts); a name that is malformed or breaks the contract
+ * (shared/src/schemas/messages.ts uploadFileName) is refused with 400 before anything is stored.
+ */
+export function checkFileName(raw: string | string[] | undefined, encoded: boolean): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  if (Array.isArray(raw)) throw new HttpError(400, 'INVALID_REQUEST', `Send one ${FILE_NAME_HEADER} header, not ${raw.length}.`);
+  let name = raw;
+  if (encoded) {
+    try {
+      name = decodeURIComponent(raw);
+    } catch {
+      throw new HttpError(400, 'INVALID_REQUEST', `${FILE_NAME_HEADER} is not percent-encoded UTF-8; encode the name with encodeURIComponent.`);
+    }
+  }
+  const r = uploadFileName.safeParse(name);
+  if (!r.success) throw new HttpError(400, 'INVALID_REQUEST', `file name: ${r.error.issues[0]?.message ?? 'invalid'} (1 to 255 characters, no path, no control characters).`);
+  return r.data;
 }
 
 const ACCEPTED = (t: string): boolean => isImageContentType(t) || t === 'application/octet-stream' || t === 'multipart/form-data';
@@ -40,10 +67,11 @@ export async function readImage(req: FastifyRequest): Promise<UploadedBytes> {
       part.file.resume();
       throw new HttpError(400, 'INVALID_REQUEST', `Unexpected multipart field ${part.fieldname.slice(0, 64)}; send the photo in the field \`image\`.`);
     }
+    const fileName = checkFileName(part.filename, false);
     const bytes = await part.toBuffer();
-    return { bytes, declaredType: part.mimetype };
+    return { bytes, declaredType: part.mimetype, fileName };
   }
   const body = req.body;
   const bytes = Buffer.isBuffer(body) ? body : Buffer.alloc(0);
-  return { bytes, declaredType: req.headers['content-type'] };
+  return { bytes, declaredType: req.headers['content-type'], fileName: checkFileName(req.headers[FILE_NAME_HEADER], true) };
 }

@@ -33,7 +33,7 @@ export interface IntakeStats {
 export interface Intake {
   readonly stats: IntakeStats;
   /** Validates, stores, journals and publishes one upload. Throws HttpError when refused (nothing published). */
-  accept(bytes: Buffer, declaredType: string | undefined, opts: { machineId?: string; via?: 'api' | 'ui' | 'cli' }): Promise<AcceptedUpload>;
+  accept(bytes: Buffer, declaredType: string | undefined, opts: { machineId?: string; fileName?: string; via?: 'api' | 'ui' | 'cli' }): Promise<AcceptedUpload>;
   countRejection(code: string): void;
   /** Re-publishes journalled uploads the orchestrator does not know (after a crash). */
   recover(): Promise<number>;
@@ -97,6 +97,7 @@ export function createIntake(deps: IntakeDeps): Intake {
           image,
           uploadedAt: new Date().toISOString(),
           via: opts.via ?? 'api',
+          ...(opts.fileName ? { fileName: opts.fileName } : {}),
         },
         { subject: analysisId, traceparent: newTraceparent() },
       );

@@ -145,6 +145,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       status: 'queued',
       ...(evt.data.machineId ? { machineId: evt.data.machineId } : {}),
       image: evt.data.image,
+      ...(evt.data.fileName ? { fileName: evt.data.fileName } : {}),
       uploadedAt: evt.data.uploadedAt,
       uploadEventId: evt.id,
       ...(evt.traceparent ? { traceparent: evt.traceparent } : {}),

@@ -35,6 +35,8 @@ export interface AnalysisState {
   status: AnalysisStatus;
   machineId?: string;
   image: ImageRef;
+  /** The uploaded file's name, when the client gave one (tu.image.uploaded). */
+  fileName?: string;
   uploadedAt: string;
   uploadEventId: string;
   traceparent?: string;
@@ -75,6 +77,7 @@ export interface AnalysisStatusView {
   status: AnalysisStatus;
   machineId?: string;
   image: ImageRef;
+  fileName?: string;
   uploadedAt: string;
   startedAt?: string;
   endedAt?: string;
@@ -91,6 +94,7 @@ export function statusView(s: AnalysisState): AnalysisStatusView {
     status: s.status,
     ...(s.machineId ? { machineId: s.machineId } : {}),
     image: s.image,
+    ...(s.fileName ? { fileName: s.fileName } : {}),
     uploadedAt: s.uploadedAt,
     ...(s.startedAt !== undefined ? { startedAt: iso(s.startedAt) } : {}),
     ...(s.endedAt !== undefined ? { endedAt: iso(s.endedAt) } : {}),

@@ -15,7 +15,15 @@ export interface AnalysisListItem {
   status: string;
   createdAt: string;
   updatedAt: string;
+  /** The uploaded file's name, when the client gave one. */
+  fileName?: string;
+  /** The recognised machine type (`unknown` included), once recognition has a result. */
+  machineType?: string;
 }
+
+type ListRow = { id: string; status: string; created_at: number; updated_at: number; file_name: string | null; machine_type: string | null };
+/** The list reads two fields out of the state JSON in SQLite: no full row parse (thumbnails, embeddings) per item. */
+const LIST_COLUMNS = "id, status, created_at, updated_at, json_extract(state, '$.fileName') AS file_name, json_extract(state, '$.results.recognition.machineType') AS machine_type";
 
 /**
  * The orchestrator's durable state. `save` never blocks the caller: rows are coalesced
@@ -39,12 +47,8 @@ export async function openStateStore(opts: { file: string; durability: 'full' | 
   const reader: Database.Database = openStateDb(opts.file, opts.durability, true);
   const getStmt = reader.prepare<[string], { state: string }>('SELECT state FROM analyses WHERE id = ?');
   const openStmt = reader.prepare<[], { state: string }>('SELECT state FROM analyses WHERE open = 1 ORDER BY created_at');
-  const listStmt = reader.prepare<[number], { id: string; status: string; created_at: number; updated_at: number }>(
-    'SELECT id, status, created_at, updated_at FROM analyses ORDER BY created_at DESC LIMIT ?',
-  );
-  const listByStatus = reader.prepare<[string, number], { id: string; status: string; created_at: number; updated_at: number }>(
-    'SELECT id, status, created_at, updated_at FROM analyses WHERE status = ? ORDER BY created_at DESC LIMIT ?',
-  );
+  const listStmt = reader.prepare<[number], ListRow>(`SELECT ${LIST_COLUMNS} FROM analyses ORDER BY created_at DESC LIMIT ?`);
+  const listByStatus = reader.prepare<[string, number], ListRow>(`SELECT ${LIST_COLUMNS} FROM analyses WHERE status = ? ORDER BY created_at DESC LIMIT ?`);
 
   const worker: Worker = new Worker(new URL('./store-worker.js', import.meta.url), {
     workerData: { file: opts.file, durability: opts.durability },
@@ -129,7 +133,14 @@ export async function openStateStore(opts: { file: string; durability: 'full' | 
     },
     list({ limit, status }) {
       const rows = status ? listByStatus.all(status, limit) : listStmt.all(limit);
-      return rows.map((r) => ({ analysisId: r.id, status: r.status, createdAt: new Date(r.created_at).toISOString(), updatedAt: new Date(r.updated_at).toISOString() }));
+      return rows.map((r) => ({
+        analysisId: r.id,
+        status: r.status,
+        createdAt: new Date(r.created_at).toISOString(),
+        updatedAt: new Date(r.updated_at).toISOString(),
+        ...(typeof r.file_name === 'string' ? { fileName: r.file_name } : {}),
+        ...(typeof r.machine_type === 'string' ? { machineType: r.machine_type } : {}),
+      }));
     },
     save: (state) => enqueue(state.analysisId, toRow(state)),
     markPublished: (id) => enqueue(id, { id, close: true }),

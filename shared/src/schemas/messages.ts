@@ -13,6 +13,17 @@ import {
 } from './common.js';
 import { comparisonResult, metadataResult, recognitionResult } from './results.js';
 
+/**
+ * The name of the uploaded file as the client gave it (multipart filename or the
+ * X-File-Name header, agent/src/http/read-image.ts): shown to the technician, never used
+ * as a path. A base name, no control characters, at most 255 characters.
+ */
+export const uploadFileName = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[^\p{Cc}/\\]+$/u, 'a file name without path separators or control characters');
+
 /** Published by the agent's image intake once the photo is in the blob store. */
 export const imageUploaded = z.object({
   analysisId,
@@ -21,6 +32,7 @@ export const imageUploaded = z.object({
   image: imageRef,
   uploadedAt: isoTime,
   via: z.enum(['api', 'ui', 'cli']).default('api'),
+  fileName: uploadFileName.optional(),
 });
 
 export const analysisStarted = z.object({

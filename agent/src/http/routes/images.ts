@@ -16,14 +16,14 @@ export function parseQuery<T>(schema: z.ZodType<T>, raw: unknown): T {
   return r.data;
 }
 
-/** POST /api/v1/images: raw image body or multipart field `image` → 202 {analysisId}. */
+/** POST /api/v1/images: raw image body (file name in X-File-Name) or multipart field `image` → 202 {analysisId}. */
 export function imagesRoute(app: FastifyInstance, deps: AppDeps): void {
   app.post('/api/v1/images', {
     onRequest: async (req) => guardImageContentType(req),
     handler: async (req, reply) => {
       const q = parseQuery(query, req.query);
-      const { bytes, declaredType } = await readImage(req);
-      const accepted = await deps.intake.accept(bytes, declaredType, { ...(q.machineId ? { machineId: q.machineId } : {}), via: 'api' });
+      const { bytes, declaredType, fileName } = await readImage(req);
+      const accepted = await deps.intake.accept(bytes, declaredType, { ...(q.machineId ? { machineId: q.machineId } : {}), ...(fileName ? { fileName } : {}), via: 'api' });
       return reply
         .status(202)
         .header('location', `/api/v1/analyses/${accepted.analysisId}`)

@@ -1,0 +1,105 @@
+import { useEffect, useState } from 'preact/hooks';
+import { errorText, getLabel, postLabel } from '../api';
+import type { StoredLabel } from '../schemas';
+import { TEACH_LABELS } from '@tu/shared/internal/machine-types';
+
+/**
+ * "Teach the gateway" on a result card (issue 13 part 4): confirm the recognised machine type
+ * or choose the right one. The gateway validates and stores it (agent/src/http/routes/labels.ts);
+ * the choices are the gateway's own list (shared/src/machine-types.ts).
+ */
+const CHOICES: readonly string[] = TEACH_LABELS;
+const NAME_KEY = 'tu.technician';
+const typeName = (s: string) => (s === 'negative' ? 'no machine' : s.replace(/_/g, ' '));
+
+function savedName(): string {
+  try {
+    return localStorage.getItem(NAME_KEY) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+export function Teach({ analysisId, recognised }: { analysisId: string; recognised: string }) {
+  const [by, setBy] = useState(savedName);
+  const [choice, setChoice] = useState('');
+  const [stored, setStored] = useState<StoredLabel | undefined>();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | undefined>();
+
+  useEffect(() => {
+    let live = true;
+    getLabel(analysisId)
+      .then((r) => live && r.label && setStored(r.label))
+      .catch(() => undefined); // nothing stored yet, or an older gateway: the buttons still work
+    return () => {
+      live = false;
+    };
+  }, [analysisId]);
+
+  const send = (label: string) => {
+    const name = by.trim();
+    if (!name) return setError('Type your name first, so the office knows who checked this photo.');
+    if (!label) return setError('Choose the right machine type in the list first.');
+    try {
+      localStorage.setItem(NAME_KEY, name);
+    } catch {
+      /* private mode: the name is just not remembered */
+    }
+    setBusy(true);
+    setError(undefined);
+    postLabel(analysisId, { label, by: name })
+      .then((r) => setStored(r.label))
+      .catch((err: unknown) => {
+        const e = errorText(err);
+        setError(e.code === 'NOT_RECOGNISED' ? 'This photo has no recognised machine type yet; wait for the result, then try again.' : e.message);
+      })
+      .finally(() => setBusy(false));
+  };
+
+  const canConfirm = CHOICES.includes(recognised);
+  return (
+    <section class="teach" aria-label="Teach the gateway">
+      <h3>Is the machine type right?</h3>
+      <label class="teach-name">
+        Your name
+        <input value={by} onInput={(e) => setBy(e.currentTarget.value)} maxLength={128} autoComplete="name" />
+      </label>
+      <div class="row">
+        {canConfirm && (
+          <button type="button" class="big-button" data-testid="teach-confirm" disabled={busy} onClick={() => send(recognised)}>
+            Right: {typeName(recognised)}
+          </button>
+        )}
+      </div>
+      <div class="row teach-correct">
+        <label>
+          {canConfirm ? 'Wrong? It is:' : 'The gateway could not tell. It is:'}
+          <select value={choice} onChange={(e) => setChoice(e.currentTarget.value)} data-testid="teach-choice">
+            <option value="">choose…</option>
+            {CHOICES.filter((c) => c !== recognised).map((c) => (
+              <option key={c} value={c}>
+                {typeName(c)}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="button" class="small-button" data-testid="teach-correct" disabled={busy} onClick={() => send(choice)}>
+          Save this type
+        </button>
+      </div>
+      {busy && <p role="status">Saving…</p>}
+      {error && (
+        <p class="error" role="alert">
+          Not saved: {error}
+        </p>
+      )}
+      {stored && !busy && (
+        <p class="ok" role="status" data-testid="teach-stored">
+          Saved on the gateway: {stored.kind === 'confirmation' ? `confirmed ${typeName(stored.label)}` : `corrected to ${typeName(stored.label)} (gateway said ${typeName(stored.previousLabel)})`} by {stored.by},{' '}
+          {new Date(stored.at).toLocaleString()}. It reaches the office when the gateway is online.
+        </p>
+      )}
+    </section>
+  );
+}
