@@ -2,11 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import type { Agent } from '@tu/agent';
 import { tmpDir } from './support/harness.js';
 import { ensureBuilt, launchChromium, screenshotPath } from './support/browser.js';
-import { photo, REPO_ROOT, startRealAgent } from './support/real.js';
+import { multipart, photo, REPO_ROOT, startRealAgent } from './support/real.js';
 
 type Ctx = { agent: Agent; browser: Browser };
 const t = suite<Ctx>('ui: technician UI in Chromium against a real agent (real services and model)');
@@ -42,7 +42,7 @@ t('a photo uploaded through the file input: live timeline to completed, result c
   assert.is(await timeline.getAttribute('aria-live'), 'polite');
   const items = await timeline.getByRole('listitem').allInnerTexts();
   const joined = items.join('\n');
-  for (const want of [/Photo stored/, /Analysis started/, /Recognition done in \d/, /Comparison done in \d/, /Metadata done in \d/, /Completed in \d/]) assert.match(joined, want);
+  for (const want of [/Photo stored/, /Analysis started/, /Recognition done: \d/, /Comparison done: \d/, /Metadata done: \d/, /Completed: \d/]) assert.match(joined, want);
   const type = await card.getByTestId('machine-type').innerText();
   // A recognised type shows its confidence; 'unknown' never does (it would read as certainty).
   if (/^unknown/i.test(type)) assert.not.match(type, /confidence/, type);
@@ -75,6 +75,106 @@ t('a text file renamed .jpg is refused with the API error message', async (ctx) 
   await page.getByRole('article', { name: new RegExp(path.basename(EXCAVATOR).replace(/\./g, '\\.')) }).getByText('Completed', { exact: true }).waitFor({ timeout: WAIT });
   await page.screenshot({ path: screenshotPath('agent-ui-phone-390x844.png') });
   await page.screenshot({ path: screenshotPath('agent-ui-phone-full.png'), fullPage: true });
+  await page.close();
+});
+
+// A Canon photo: EXIF time without a zone, and a model that repeats the make ("Canon" + "Canon EOS 600D").
+const CANON_PHOTO = photo('exif_gps/exifr_IMG_5910.jpg');
+
+// The card of one Canon upload, checked item by item by the next tests (one upload, several facts).
+let canon: { page: Page; card: Locator } | undefined;
+const canonCard = async (ctx: Ctx): Promise<Locator> => {
+  if (canon) return canon.card;
+  const page = await openUi(ctx, { width: 1280, height: 800 });
+  await page.getByLabel('Choose photos').setInputFiles(CANON_PHOTO);
+  const card = page.getByRole('article', { name: /exifr_IMG_5910\.jpg/ });
+  await card.getByText('Completed', { exact: true }).waitFor({ timeout: WAIT });
+  canon = { page, card };
+  return card;
+};
+
+t('result card: an EXIF time without a zone is shown as camera local time, zone unknown', async (ctx) => {
+  const card = await canonCard(ctx);
+  // EXIF DateTimeOriginal 2015:06:11 10:29:26 with no zone: not dropped, not shifted into this browser's zone.
+  assert.is(await card.getByTestId('capture-time').innerText(), '2015-06-11 10:29 (camera local time, zone unknown)');
+});
+
+t('result card: the camera is "Canon EOS 600D", not "Canon Canon EOS 600D"', async (ctx) => {
+  assert.is(await (await canonCard(ctx)).getByTestId('camera').innerText(), 'Canon EOS 600D');
+});
+
+t('result card: no confidence anywhere next to an unknown type', async (ctx) => {
+  const card = await canonCard(ctx);
+  // No head in this agent: 'unknown'; no percentage on the card reads as confidence in it.
+  assert.match(await card.getByTestId('machine-type').innerText(), /^unknown/i);
+  const text = await card.getByRole('region', { name: 'Result' }).innerText();
+  assert.not.match(text, /confidence/i, text);
+});
+
+t('result card: one duration per step, saying what it measures', async (ctx) => {
+  const whole = await (await canonCard(ctx)).innerText();
+  // Not the service's time on the timeline and the orchestrator's, different, in a second list.
+  for (const step of ['Recognition', 'Comparison', 'Metadata']) {
+    const durations = whole.match(new RegExp(`${step}[^\\n]*?\\d+ ms[^\\n·]*`, 'g')) ?? [];
+    assert.is(durations.length, 1, `${step}: ${durations.join(' | ')}`);
+    assert.match(durations[0] ?? '', /of work in the service/);
+  }
+});
+
+t('result card: the similarity to the closest earlier photo is stated once', async (ctx) => {
+  const card = await canonCard(ctx);
+  const id = (await card.getAttribute('id'))?.slice(2) ?? '';
+  const view = (await ctx.agent.http.app.inject({ method: 'GET', url: `/api/v1/analyses/${id}` })).json<{ results: { comparison: { bestMatch: unknown } } }>();
+  assert.ok(view.results.comparison.bestMatch, 'precondition: an earlier photo (the first test\'s) is the best match');
+  const comparison = await card.getByTestId('comparison').innerText();
+  assert.is(comparison.match(/similar/gi)?.length, 1, comparison);
+  await canon?.page.close();
+});
+
+t('recent analyses show the file name and the recognised type; the API keeps the name, validated', async (ctx) => {
+  const page = await openUi(ctx, { width: 1280, height: 800 });
+  const history = page.locator('#history');
+  // Earlier tests uploaded these through the UI: the list (loaded fresh) names them.
+  const item = history.getByRole('button', { name: /Open analysis of exifr_IMG_5910\.jpg: type unknown \(completed/ });
+  await item.waitFor({ timeout: WAIT });
+  assert.match(await item.innerText(), /exifr_IMG_5910\.jpg[\s\S]*type unknown/);
+  const list = (await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/analyses?limit=50' })).json<{ analyses: { fileName?: string; machineType?: string }[] }>().analyses;
+  assert.ok(list.some((a) => a.fileName === 'exifr_IMG_5910.jpg' && a.machineType === 'unknown'), JSON.stringify(list));
+  // The header carries any name (percent-encoded UTF-8); multipart keeps its filename.
+  const bytes = fs.readFileSync(EXCAVATOR);
+  const post = (headers: Record<string, string>, payload: Buffer = bytes) => ctx.agent.http.app.inject({ method: 'POST', url: '/api/v1/images', headers: { 'content-type': 'image/jpeg', ...headers }, payload });
+  const named = await post({ 'x-file-name': encodeURIComponent('Bagger Süd 3.jpg') });
+  assert.is(named.statusCode, 202, named.body);
+  const mp = multipart('image', bytes, 'image/jpeg', 'plate.jpg');
+  const viaForm = await ctx.agent.http.app.inject({ method: 'POST', url: '/api/v1/images', headers: mp.headers, payload: mp.payload });
+  assert.is(viaForm.statusCode, 202, viaForm.body);
+  for (const [res, name] of [[named, 'Bagger Süd 3.jpg'], [viaForm, 'plate.jpg']] as const) {
+    const url = `/api/v1/analyses/${res.json<{ analysisId: string }>().analysisId}`;
+    let v = await ctx.agent.http.app.inject({ method: 'GET', url });
+    for (let i = 0; i < 100 && v.statusCode === 404; i++) v = await new Promise((ok) => setTimeout(ok, 20)).then(() => ctx.agent.http.app.inject({ method: 'GET', url }));
+    assert.is(v.json<{ fileName?: string }>().fileName, name);
+  }
+  // A name that is a path, has control characters, is too long or badly encoded is refused, nothing stored.
+  for (const bad of [encodeURIComponent('../../etc/passwd'), encodeURIComponent('a\u0007b.jpg'), 'x'.repeat(256), '%E0%A4%A']) {
+    const r = await post({ 'x-file-name': bad });
+    assert.is(r.statusCode, 400, bad);
+    assert.is(r.json<{ error: { code: string } }>().error.code, 'INVALID_REQUEST');
+  }
+  await page.close();
+});
+
+t('phone 390×844: after an upload the result is on screen without scrolling', async (ctx) => {
+  const page = await openUi(ctx, { width: 390, height: 844 });
+  await page.getByLabel('Take photo').setInputFiles(GPS_PHOTO);
+  const card = page.getByRole('article', { name: /exifsamples_DSCN0010\.jpg/ }).first();
+  await card.getByText('Completed', { exact: true }).waitFor({ timeout: WAIT });
+  await card.getByTestId('machine-type').waitFor({ timeout: WAIT });
+  await page.waitForTimeout(200); // let the reveal settle
+  for (const el of [card.getByRole('heading', { name: /exifsamples_DSCN0010\.jpg/ }), card.getByTestId('machine-type')]) {
+    const box = await el.boundingBox();
+    assert.ok(box && box.y >= 0 && box.y + box.height <= 844, `in the viewport: ${JSON.stringify(box)}`);
+  }
+  await page.screenshot({ path: screenshotPath('agent-ui-phone-result-390x844.png') });
   await page.close();
 });
 

@@ -1,7 +1,7 @@
 /**
  * The machine types a technician may choose on the gateway, plus `negative`: "no machine on
  * this photo" (the head's negative class, agent/src/services/vision/head.ts). Plain data with
- * no imports, so the technician UI (agent/ui/src/teach.tsx) bundles this list instead of a copy;
+ * no imports, so the technician UI (agent/ui/src/components/Teach.tsx) bundles this list instead of a copy;
  * the zod schema is in schemas/teach.ts.
  */
 export const MACHINE_TYPES = [

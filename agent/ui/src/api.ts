@@ -67,12 +67,28 @@ function contentType(file: File): string {
   return file.type || 'application/octet-stream';
 }
 
+/**
+ * The file name for the X-File-Name header (agent/src/http/read-image.ts): what the gateway
+ * accepts (shared uploadFileName: no path, no control characters, at most 255 characters),
+ * percent-encoded because headers are Latin-1. A long name keeps its end (the extension).
+ */
+export function fileNameHeader(name: string): string {
+  let clean = name.replace(/[\p{Cc}/\\]/gu, '_').trim();
+  if (clean.length > 255) {
+    const points = Array.from(clean); // whole characters: a cut surrogate pair cannot be encoded
+    clean = `${points.slice(0, 100).join('')}…${points.slice(-20).join('')}`;
+  }
+  return encodeURIComponent(clean);
+}
+
 /** Uploads one file as the raw body with XHR (fetch has no upload progress). */
-function upload<T>(schema: z.ZodMiniType<T>, url: string, file: File, onProgress?: (fraction: number) => void): Promise<T> {
+function upload<T>(schema: z.ZodMiniType<T>, url: string, file: File, onProgress?: (fraction: number) => void, sendName = false): Promise<T> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open('POST', url);
     xhr.setRequestHeader('content-type', contentType(file));
+    const name = sendName ? fileNameHeader(file.name) : '';
+    if (name) xhr.setRequestHeader('x-file-name', name);
     xhr.upload.onprogress = (e) => {
       if (e.lengthComputable && onProgress) onProgress(e.loaded / e.total);
     };
@@ -92,7 +108,7 @@ function upload<T>(schema: z.ZodMiniType<T>, url: string, file: File, onProgress
 }
 
 export const uploadPhoto = (file: File, onProgress?: (f: number) => void, machineId?: string) =>
-  upload(accepted, `/api/v1/images${machineId ? `?machineId=${encodeURIComponent(machineId)}` : ''}`, file, onProgress);
+  upload(accepted, `/api/v1/images${machineId ? `?machineId=${encodeURIComponent(machineId)}` : ''}`, file, onProgress, true);
 export const uploadReference = (file: File, onProgress?: (f: number) => void) => upload(referenceAdded, '/api/v1/machine/references', file, onProgress);
 
 export const errorText = (err: unknown): { code: string; message: string } =>

@@ -38,6 +38,7 @@ const gps = z.object({ latitude: num, longitude: num, altitude: opt(num) });
 export const metadata = z.object({
   exif: z.object({
     captureTime: opt(str),
+    captureLocalTime: opt(z.object({ time: str, offset: str, offsetFrom: opt(str) })),
     gps: opt(gps),
     camera: opt(z.object({ make: opt(str), model: opt(str) })),
   }),
@@ -64,6 +65,7 @@ export const analysisView = z.object({
   analysisId: str,
   status: str,
   image: imageRef,
+  fileName: opt(str),
   uploadedAt: str,
   startedAt: opt(str),
   endedAt: opt(str),
@@ -75,7 +77,9 @@ export const analysisView = z.object({
 export type AnalysisView = z.infer<typeof analysisView>;
 
 /** GET /api/v1/analyses */
-export const analysisList = z.object({ analyses: z.array(z.object({ analysisId: str, status: str, createdAt: str, updatedAt: str })) });
+export const analysisList = z.object({
+  analyses: z.array(z.object({ analysisId: str, status: str, createdAt: str, updatedAt: str, fileName: opt(str), machineType: opt(str) })),
+});
 export type AnalysisListItem = z.infer<typeof analysisList>['analyses'][number];
 
 const uplinkError = z.object({ code: str, message: str, at: str });
@@ -126,7 +130,7 @@ export type Envelope = z.infer<typeof envelope>;
 export const stepOutcome = z.object({ attempt: num, instance: str, durationMs: num });
 export const stepFailedData = z.extend(stepOutcome, { error: failureReason });
 export const startedData = z.object({ steps: z.array(str), queuedMs: num, image: imageRef });
-export const uploadedData = z.object({ image: imageRef, via: opt(str) });
+export const uploadedData = z.object({ image: imageRef, via: opt(str), fileName: opt(str) });
 export const completedData = z.object({ image: imageRef, durationMs: num, steps: z.array(stepSummary), results });
 export const failedData = z.object({ image: opt(imageRef), failedStep: z.nullable(str), reason: failureReason, steps: z.array(stepSummary), results });
 

@@ -25,6 +25,8 @@ export interface Analysis {
   id: string;
   status: Status;
   image?: ImageRef;
+  /** The uploaded file's name, when the upload gave one. */
+  fileName?: string;
   items: TimelineItem[];
   steps?: StepSummary[];
   results?: Results;
@@ -44,6 +46,15 @@ const STEP_OF: Record<string, string> = {
 };
 export const stepLabel = (s: string | null | undefined): string => (s ? (STEP_LABEL[s] ?? s) : 'before any step');
 export const ms = (n: number): string => (n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(1)} s`);
+/*
+ * A step has two durations and they differ (bus transit, queueing): the live event carries the
+ * service's own working time (shared/src/bus/step-handler.ts), the stored analysis the
+ * orchestrator's time from request to result (agent/src/orchestrator/state.ts). The timeline
+ * shows one per step and says which.
+ */
+const serviceTime = (n: number): string => `${ms(n)} of work in the service`;
+const requestTime = (n: number): string => `${ms(n)} from request to result`;
+const wholeTime = (n: number): string => `${ms(n)} for the whole analysis`;
 
 /**
  * Applies one WebSocket frame. Returns the updated analysis, or undefined when the frame
@@ -63,6 +74,7 @@ export function applyFrame(prev: Analysis | undefined, raw: unknown): Analysis |
       const d = uploadedData.safeParse(e.data);
       if (!d.success) return undefined;
       a.image = { ...d.data.image, ...(a.image?.thumbnail ? { thumbnail: a.image.thumbnail } : {}) };
+      if (d.data.fileName) a.fileName = d.data.fileName;
       add('info', `Photo stored (${Math.round(d.data.image.bytes / 1024)} KB)`);
       break;
     }
@@ -79,7 +91,7 @@ export function applyFrame(prev: Analysis | undefined, raw: unknown): Analysis |
       const d = stepOutcome.safeParse(e.data);
       if (!d.success) return undefined;
       if (a.status === 'stored') a.status = 'running';
-      add('ok', `${stepLabel(step)} done in ${ms(d.data.durationMs)}${d.data.attempt > 1 ? ` (attempt ${d.data.attempt})` : ''}`);
+      add('ok', `${stepLabel(step)} done: ${serviceTime(d.data.durationMs)}${d.data.attempt > 1 ? ` (attempt ${d.data.attempt})` : ''}`);
       break;
     }
     case 'recognition.failed':
@@ -88,7 +100,7 @@ export function applyFrame(prev: Analysis | undefined, raw: unknown): Analysis |
       const d = stepFailedData.safeParse(e.data);
       if (!d.success) return undefined;
       const r = d.data.error;
-      add(r.retryable ? 'retry' : 'fail', `${stepLabel(step)} attempt ${d.data.attempt} failed after ${ms(d.data.durationMs)}: ${r.message} [${r.code}]${r.retryable ? ' — retrying' : ''}`);
+      add(r.retryable ? 'retry' : 'fail', `${stepLabel(step)} attempt ${d.data.attempt} failed after ${serviceTime(d.data.durationMs)}: ${r.message} [${r.code}]${r.retryable ? ' — retrying' : ''}`);
       break;
     }
     case 'analysis.completed': {
@@ -100,7 +112,7 @@ export function applyFrame(prev: Analysis | undefined, raw: unknown): Analysis |
       a.results = d.data.results;
       a.durationMs = d.data.durationMs;
       const retried = d.data.steps.filter((s) => s.attempts > 1);
-      add('ok', `Completed in ${ms(d.data.durationMs)}${retried.length ? ` (retried: ${retried.map((s) => `${stepLabel(s.step)} ×${s.attempts}`).join(', ')})` : ''}`);
+      add('ok', `Completed: ${wholeTime(d.data.durationMs)}${retried.length ? ` (retried: ${retried.map((s) => `${stepLabel(s.step)} ×${s.attempts}`).join(', ')})` : ''}`);
       break;
     }
     case 'analysis.failed': {
@@ -134,9 +146,9 @@ export function fromView(v: AnalysisView, prev?: Analysis): Analysis {
             key: `s-${s.step}`,
             time: v.endedAt ?? v.uploadedAt,
             kind: s.status === 'completed' ? ('ok' as const) : ('fail' as const),
-            text: `${stepLabel(s.step)} ${s.status === 'completed' ? 'done' : 'failed'}${s.durationMs !== undefined ? ` in ${ms(s.durationMs)}` : ''}${s.attempts > 1 ? ` after ${s.attempts} attempts` : ''}${s.error ? `: ${s.error.message}` : ''}`,
+            text: `${stepLabel(s.step)} ${s.status === 'completed' ? 'done' : 'failed'}${s.durationMs !== undefined ? `: ${requestTime(s.durationMs)}` : ''}${s.attempts > 1 ? ` after ${s.attempts} attempts` : ''}${s.error ? `: ${s.error.message}` : ''}`,
           })),
-        ...(status === 'completed' ? [{ key: 'end', time: v.endedAt ?? v.uploadedAt, kind: 'ok' as const, text: `Completed${v.durationMs !== undefined ? ` in ${ms(v.durationMs)}` : ''}` }] : []),
+        ...(status === 'completed' ? [{ key: 'end', time: v.endedAt ?? v.uploadedAt, kind: 'ok' as const, text: `Completed${v.durationMs !== undefined ? `: ${wholeTime(v.durationMs)}` : ''}` }] : []),
         ...(status === 'failed' && v.failure
           ? [{ key: 'end', time: v.endedAt ?? v.uploadedAt, kind: 'fail' as const, text: `Failed at ${stepLabel(v.failure.step)}: ${v.failure.reason.message} [${v.failure.reason.code}]` }]
           : []),
@@ -145,6 +157,7 @@ export function fromView(v: AnalysisView, prev?: Analysis): Analysis {
     id: v.analysisId,
     status: prev && prev.status !== 'running' && prev.status !== 'stored' ? prev.status : status,
     image: v.image,
+    ...(v.fileName ? { fileName: v.fileName } : prev?.fileName ? { fileName: prev.fileName } : {}),
     items,
     steps: v.steps,
     results: v.results,

@@ -1,0 +1,70 @@
+import { useEffect, useRef } from 'preact/hooks';
+import { pct, STATUS_TEXT } from '../format';
+import { stepLabel, type Analysis } from '../timeline';
+import { ResultCard } from './ResultCard';
+
+/** A photo this page uploaded, from the file input to the gateway's answer. */
+export interface Upload {
+  key: number;
+  name: string;
+  progress: number;
+  analysisId?: string;
+  error?: { code: string; message: string };
+}
+
+const finished = (a: Analysis | undefined) => a?.status === 'completed' || a?.status === 'failed';
+
+/**
+ * One analysis: upload progress, live timeline, result. `reveal` (the newest upload) scrolls
+ * the card to the top of the screen when the upload starts and again when the gateway has
+ * answered, so on a phone the result is in view without scrolling past the capture box.
+ */
+export function AnalysisCard({ upload, analysis, id, reveal = false }: { upload?: Upload; analysis?: Analysis | undefined; id?: string; reveal?: boolean }) {
+  const aid = upload?.analysisId ?? id ?? '';
+  const state = upload?.error ? 'rejected' : analysis ? analysis.status : upload && !upload.analysisId ? 'uploading' : 'stored';
+  const label = state === 'rejected' ? 'Rejected' : state === 'uploading' ? 'Uploading' : (STATUS_TEXT[state] ?? state);
+  const name = upload?.name ?? analysis?.fileName;
+  const ref = useRef<HTMLElement>(null);
+  const answered = Boolean(upload?.error) || finished(analysis);
+  useEffect(() => {
+    if (reveal) ref.current?.scrollIntoView({ block: 'start' });
+  }, [reveal, answered]);
+  return (
+    <article ref={ref} class={`card state-${state}`} id={aid ? `a-${aid}` : undefined} tabIndex={-1} aria-label={`Analysis ${name ?? aid}: ${label}`}>
+      <header class="card-h">
+        <h3>{name ?? `Analysis ${aid.slice(0, 10)}`}</h3>
+        <span class={`badge badge-${state}`}>{label}</span>
+      </header>
+      {upload && !upload.analysisId && !upload.error && (
+        <div>
+          <label class="muted">
+            Upload {pct(upload.progress)}
+            <progress max={1} value={upload.progress} aria-label={`Upload progress of ${upload.name}`} />
+          </label>
+        </div>
+      )}
+      {upload?.error && (
+        <p class="error" role="alert">
+          <strong>The gateway refused this photo:</strong> {upload.error.message} <code>{upload.error.code}</code>
+        </p>
+      )}
+      {aid && (
+        <ol class="timeline" aria-live="polite" aria-label="Timeline">
+          {analysis?.items.map((i) => (
+            <li key={i.key} class={`t-${i.kind}`}>
+              <time dateTime={i.time}>{new Date(i.time).toLocaleTimeString()}</time> <span>{i.text}</span>
+            </li>
+          ))}
+          {(!analysis || analysis.items.length === 0) && <li class="t-info">Accepted; waiting for the analysis to start…</li>}
+        </ol>
+      )}
+      {analysis?.status === 'failed' && analysis.failure && (
+        <p class="error" role="alert">
+          <strong>Analysis failed at {stepLabel(analysis.failure.step)}:</strong> {analysis.failure.reason.message} <code>{analysis.failure.reason.code}</code>
+          {analysis.failure.reason.retryable ? ' Trying again with a new photo may help.' : ''}
+        </p>
+      )}
+      {analysis && finished(analysis) && <ResultCard a={analysis} />}
+    </article>
+  );
+}

@@ -1,0 +1,151 @@
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { errorText, getAnalysis, uploadPhoto } from '../api';
+import { connectEvents, type FeedState } from '../events';
+import { HealthContext, useHealthPoll } from '../hooks/useHealth';
+import { useHistory } from '../hooks/useHistory';
+import type { AnalysisListItem } from '../schemas';
+import { applyFrame, fromView, type Analysis } from '../timeline';
+import { AnalysisCard, type Upload } from './AnalysisCard';
+import { Capture } from './Capture';
+import { HealthBanner } from './HealthBanner';
+import { HealthPanel } from './HealthPanel';
+import { History } from './History';
+import { MachinePanel } from './MachinePanel';
+
+export function App() {
+  const [analyses, setAnalyses] = useState<Map<string, Analysis>>(new Map());
+  const [uploads, setUploads] = useState<Upload[]>([]);
+  const [opened, setOpened] = useState<string[]>([]); // analyses opened from history / seen live
+  const [feed, setFeed] = useState<FeedState>('connecting');
+  const { history, error: historyError, reload: loadHistory } = useHistory(20);
+  const health = useHealthPoll(5000);
+  const analysesRef = useRef(analyses);
+  analysesRef.current = analyses;
+  const nextKey = useRef(1);
+
+  const upsert = useCallback((a: Analysis) => {
+    setAnalyses((m) => new Map(m).set(a.id, a));
+  }, []);
+
+  const refresh = useCallback(async (id: string) => {
+    try {
+      const v = await getAnalysis(id);
+      setAnalyses((m) => new Map(m).set(id, fromView(v, m.get(id))));
+    } catch {
+      /* not there yet: live events will fill it in */
+    }
+  }, []);
+
+  useEffect(
+    () =>
+      connectEvents({
+        onState: setFeed,
+        onFrame: (json) => {
+          const id = (json as { subject?: unknown }).subject;
+          if (typeof id !== 'string') return;
+          setAnalyses((m) => {
+            const next = applyFrame(m.get(id), json);
+            if (!next) return m;
+            return new Map(m).set(id, next);
+          });
+          setOpened((o) => (o.includes(id) ? o : [id, ...o].slice(0, 30)));
+        },
+        onOpen: () => {
+          // After a (re)connect: reload what may have been missed.
+          for (const a of analysesRef.current.values()) if (a.status === 'running' || a.status === 'stored') void refresh(a.id);
+          void loadHistory();
+        },
+      }),
+    [loadHistory, refresh],
+  );
+
+  const startUploads = useCallback(
+    (files: File[]) => {
+      for (const file of files) {
+        const key = nextKey.current++;
+        setUploads((u) => [{ key, name: file.name || 'photo', progress: 0 }, ...u].slice(0, 30));
+        const patch = (p: Partial<Upload>) => setUploads((u) => u.map((x) => (x.key === key ? { ...x, ...p } : x)));
+        uploadPhoto(file, (f) => patch({ progress: f }))
+          .then(({ analysisId }) => {
+            patch({ progress: 1, analysisId });
+            setOpened((o) => [analysisId, ...o.filter((x) => x !== analysisId)]);
+            if (!analysesRef.current.has(analysisId)) upsert({ id: analysisId, status: 'stored', items: [], updatedAt: new Date().toISOString() });
+          })
+          .catch((err: unknown) => patch({ error: errorText(err) }));
+      }
+    },
+    [upsert],
+  );
+
+  const open = useCallback(
+    (id: string) => {
+      setOpened((o) => [id, ...o.filter((x) => x !== id)]);
+      void refresh(id);
+      setTimeout(() => document.getElementById(`a-${id}`)?.focus(), 50);
+    },
+    [refresh],
+  );
+
+  // Finished analyses reload the history (the store commits asynchronously: once now, once a bit later).
+  const finished = [...analyses.values()].filter((a) => a.status === 'completed' || a.status === 'failed').length;
+  useEffect(() => {
+    if (finished === 0) return;
+    void loadHistory();
+    const later = setTimeout(() => void loadHistory(), 1500);
+    return () => clearTimeout(later);
+  }, [finished, loadHistory]);
+  // Live analyses not yet in the loaded history are shown first; live status wins.
+  const known = new Set(history.map((i) => i.analysisId));
+  const uploadName = new Map(uploads.filter((u) => u.analysisId).map((u) => [u.analysisId, u.name]));
+  const historyItems: AnalysisListItem[] = [
+    ...[...analyses.values()]
+      .filter((a) => !known.has(a.id) && a.status !== 'stored')
+      .map((a) => {
+        const fileName = a.fileName ?? uploadName.get(a.id);
+        const machineType = a.results?.recognition?.machineType;
+        return { analysisId: a.id, status: a.status, createdAt: a.updatedAt, updatedAt: a.updatedAt, ...(fileName ? { fileName } : {}), ...(machineType ? { machineType } : {}) };
+      })
+      .reverse(),
+    ...history.map((i) => ({ ...i, status: analyses.get(i.analysisId)?.status ?? i.status })),
+  ];
+
+  const linked = new Set(uploads.map((u) => u.analysisId).filter(Boolean));
+  const liveOnly = opened.filter((id) => !linked.has(id));
+
+  return (
+    <HealthContext.Provider value={health}>
+      <a class="skip" href="#capture">
+        Skip to photo upload
+      </a>
+      <header class="top">
+        <h1>TU Edge Analysis</h1>
+        <span class={`feed feed-${feed}`} role="status">
+          {feed === 'live' ? 'Live' : feed === 'connecting' ? 'Connecting…' : 'Reconnecting to live events…'}
+        </span>
+        <nav aria-label="Sections">
+          <a href="#capture">Photo</a>
+          <a href="#history">History</a>
+          <a href="#health">Gateway</a>
+          <a href="#machine">Machine</a>
+        </nav>
+      </header>
+      <HealthBanner />
+      <main>
+        <Capture onFiles={startUploads} />
+        <section aria-labelledby="live-h">
+          <h2 id="live-h">Analyses</h2>
+          {uploads.length === 0 && liveOnly.length === 0 && <p class="muted">No photo yet. Take one above; its analysis appears here live.</p>}
+          {uploads.map((u, i) => (
+            <AnalysisCard key={`u${u.key}`} upload={u} analysis={u.analysisId ? analyses.get(u.analysisId) : undefined} reveal={i === 0} />
+          ))}
+          {liveOnly.map((id) => (
+            <AnalysisCard key={id} analysis={analyses.get(id)} id={id} />
+          ))}
+        </section>
+        <History items={historyItems} error={historyError} onOpen={open} onReload={loadHistory} />
+        <HealthPanel />
+        <MachinePanel />
+      </main>
+    </HealthContext.Provider>
+  );
+}

@@ -1,0 +1,27 @@
+import { useHealth } from '../hooks/useHealth';
+import { stepLabel } from '../timeline';
+
+/** What stops analyses right now, in words the technician can act on. */
+export function HealthBanner() {
+  const { h, err } = useHealth();
+  const msgs: string[] = [];
+  if (err) msgs.push(`Gateway not reachable: ${err}`);
+  if (h && !h.broker.up) msgs.push('The gateway message broker is down: analyses cannot run.');
+  if (h) for (const [name, s] of Object.entries(h.services)) if (!s.up) msgs.push(`${name} (${stepLabel(s.step)}) is not running: analyses will fail at that step.`);
+  const u = h?.uplink;
+  if (u && u.state !== 'disabled' && u.state !== 'online')
+    msgs.push(`Cloud relay unreachable (${u.state}${u.lastError ? `: ${u.lastError.message}` : ''}). Results are kept on the gateway (${u.queueDepth ?? 0} waiting) and sent when the relay is back.`);
+  if (u?.full) msgs.push('The uplink outbox is full: new events are being dropped or refused.');
+  if (h?.model.state === 'loaded' && !h.model.head)
+    msgs.push(
+      'No machine-type model (head) is installed: the gateway cannot tell excavators, loaders, dozers and the other machine types apart. Only forklifts, cranes and tractors are guessed; every other photo shows type "unknown". Photos are still stored and compared. Ask your administrator to install the default head.',
+    );
+  if (!msgs.length) return null;
+  return (
+    <div class="banner" role="alert">
+      {msgs.map((m) => (
+        <p key={m}>{m}</p>
+      ))}
+    </div>
+  );
+}

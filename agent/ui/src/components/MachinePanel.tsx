@@ -1,0 +1,108 @@
+import { useEffect, useState } from 'preact/hooks';
+import { errorText, getMachine, putMachine, uploadReference } from '../api';
+import { pct } from '../format';
+import type { Machine, MachineView } from '../schemas';
+import { MACHINE_TYPES } from '@tu/shared/internal/machine-types';
+
+
+/** The registered machine (PUT /api/v1/machine) and its reference photos. */
+const FIELDS: [keyof Machine, string, string][] = [
+  ['type', 'Machine type', 'e.g. excavator'],
+  ['brand', 'Brand', 'e.g. Liebherr'],
+  ['model', 'Model', 'e.g. R 926'],
+  ['serialNumber', 'Serial number', 'from the nameplate'],
+  ['name', 'Name', 'e.g. Site 4 excavator'],
+];
+
+export function MachinePanel() {
+  const [view, setView] = useState<MachineView>();
+  const [form, setForm] = useState<Machine>({});
+  const [msg, setMsg] = useState<{ ok: boolean; text: string }>();
+  const [busy, setBusy] = useState(false);
+  const [refProgress, setRefProgress] = useState<string>();
+  useEffect(() => {
+    getMachine()
+      .then((v) => {
+        setView(v);
+        setForm(v.machine ?? {});
+      })
+      .catch((err: unknown) => setMsg({ ok: false, text: `Could not load the machine: ${errorText(err).message}` }));
+  }, []);
+  const save = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    try {
+      const clean = Object.fromEntries(Object.entries(form).filter(([, v]) => typeof v === 'string' && v.trim() !== '').map(([k, v]) => [k, (v as string).trim()])) as Machine;
+      const v = await putMachine(clean);
+      setView(v);
+      setMsg({ ok: true, text: 'Machine saved.' });
+    } catch (err) {
+      const t = errorText(err);
+      setMsg({ ok: false, text: `Not saved: ${t.message} (${t.code})` });
+    } finally {
+      setBusy(false);
+    }
+  };
+  const addRefs = async (e: Event) => {
+    const input = e.currentTarget as HTMLInputElement;
+    const files = [...(input.files ?? [])];
+    input.value = '';
+    for (const f of files) {
+      try {
+        setRefProgress(`${f.name}: 0 %`);
+        const r = await uploadReference(f, (p) => setRefProgress(`${f.name}: ${pct(p)}`));
+        setMsg({ ok: true, text: `Reference photo ${f.name} ${r.replaced ? 'replaced an older one' : 'added'} (${r.count} in total).` });
+      } catch (err) {
+        const t = errorText(err);
+        setMsg({ ok: false, text: `Reference photo ${f.name} refused: ${t.message} (${t.code})` });
+      }
+    }
+    setRefProgress(undefined);
+    try {
+      setView(await getMachine());
+    } catch {
+      /* shown on next load */
+    }
+  };
+  return (
+    <section id="machine" aria-labelledby="machine-h">
+      <h2 id="machine-h">Registered machine</h2>
+      <form onSubmit={save} class="machine-form">
+        {FIELDS.map(([key, label, ph]) => (
+          <label key={key}>
+            {label}
+            <input
+              name={key}
+              value={form[key] ?? ''}
+              placeholder={ph}
+              maxLength={key === 'name' ? 256 : key === 'type' ? 64 : 128}
+              list={key === 'type' ? 'machine-types' : undefined}
+              autoComplete="off"
+              onInput={(e) => setForm({ ...form, [key]: (e.currentTarget as HTMLInputElement).value })}
+            />
+          </label>
+        ))}
+        <datalist id="machine-types">
+          {MACHINE_TYPES.map((t) => (
+            <option key={t} value={t} />
+          ))}
+        </datalist>
+        <button type="submit" class="big-button" disabled={busy}>
+          {busy ? 'Saving…' : 'Save machine'}
+        </button>
+      </form>
+      <h3>Reference photos</h3>
+      <label class="big-button secondary">
+        <input type="file" accept="image/jpeg,image/png,image/webp" multiple onChange={addRefs} />
+        Add reference photos
+      </label>
+      {refProgress && <p role="status">Uploading {refProgress}</p>}
+      {msg && (
+        <p class={msg.ok ? 'ok' : 'error'} role={msg.ok ? 'status' : 'alert'}>
+          {msg.text}
+        </p>
+      )}
+      <p class="muted">{view ? `${view.references.length} reference photo(s) stored.` : ''}</p>
+    </section>
+  );
+}

@@ -1,0 +1,114 @@
+import { cameraText, captureText, pct, pretty, shortHashes } from '../format';
+import type { Results } from '../schemas';
+import type { Analysis } from '../timeline';
+import { Teach } from './Teach';
+
+type Recognition = NonNullable<Results['recognition']>;
+type Comparison = NonNullable<Results['comparison']>;
+type Metadata = NonNullable<Results['metadata']>;
+
+/**
+ * The machine type. A percentage is shown only next to a named type: next to "unknown" it would
+ * read as certainty about a type (the wire's confidence for `unknown` is not a type's
+ * confidence). For `unknown` the reason says why, and the closest types are called guesses.
+ */
+function MachineType({ rec }: { rec: Recognition }) {
+  const unknown = rec.machineType === 'unknown';
+  const others = rec.topK.filter((t) => t.label !== rec.machineType).slice(0, 3);
+  return (
+    <>
+      <strong>{pretty(rec.machineType)}</strong>
+      {!unknown && <> · {pct(rec.confidence)} confidence</>}
+      {rec.unknownReason && <span class="muted"> ({rec.unknownReason})</span>}
+      {others.length > 0 && (
+        <span class="muted">
+          {' '}
+          · {unknown ? 'best guesses, each below the bar to name a type' : 'other types'}: {others.map((t) => `${pretty(t.label)} ${pct(t.score)}`).join(', ')}
+        </span>
+      )}
+    </>
+  );
+}
+
+/**
+ * The comparison's verdict and its reasons (agent/src/services/comparison/verdict.ts), each fact
+ * once: the reasons already state the type check, the near-duplicate and the similarity with its
+ * threshold whenever the similarity counted. It is added only when the type decided alone.
+ */
+function ComparisonView({ cmp }: { cmp: Comparison }) {
+  const best = cmp.bestMatch;
+  return (
+    <>
+      <span class={`verdict verdict-${cmp.verdict}`}>{cmp.verdict === 'match' ? 'Matches' : cmp.verdict === 'mismatch' ? 'Does NOT match' : 'Cannot tell'}</span> the registered machine
+      <ul class="scores">
+        {cmp.reasons.map((x) => (
+          <li key={x}>{shortHashes(x)}</li>
+        ))}
+        {best && cmp.typeCheck.match === false && (
+          <li>
+            similarity to the closest {best.source === 'reference' ? 'reference' : 'earlier'} photo: {best.similarity.toFixed(2)} (1 = same view)
+          </li>
+        )}
+      </ul>
+    </>
+  );
+}
+
+function MetadataView({ meta }: { meta: Metadata }) {
+  const gps = meta.exif.gps;
+  return (
+    <>
+      <dt>Captured</dt>
+      <dd data-testid="capture-time">{captureText(meta.exif)}</dd>
+      <dt>Position</dt>
+      <dd>
+        {gps ? (
+          <a href={`https://www.openstreetmap.org/?mlat=${gps.latitude}&mlon=${gps.longitude}#map=17/${gps.latitude}/${gps.longitude}`} target="_blank" rel="noopener noreferrer">
+            {gps.latitude.toFixed(5)}, {gps.longitude.toFixed(5)} (map)
+          </a>
+        ) : (
+          'no GPS in the photo'
+        )}
+      </dd>
+      <dt>Camera</dt>
+      <dd data-testid="camera">{cameraText(meta.exif.camera) || 'not in the photo'}</dd>
+      <dt>Photo</dt>
+      <dd>
+        {meta.quality.width}×{meta.quality.height} ({meta.quality.megapixels.toFixed(1)} MP), category {meta.category}, quality {meta.record.photoQuality}
+      </dd>
+      {meta.warnings.length > 0 && (
+        <>
+          <dt>Warnings</dt>
+          <dd class="warn">{meta.warnings.map(pretty).join(', ')}</dd>
+        </>
+      )}
+    </>
+  );
+}
+
+/** The result of a finished analysis. Step durations are on the timeline (one per step, with what it measures). */
+export function ResultCard({ a }: { a: Analysis }) {
+  const r: Results = a.results ?? {};
+  const rec = r.recognition;
+  return (
+    <section class="result" aria-label="Result">
+      {a.image?.thumbnail && <img class="thumb" src={`data:image/jpeg;base64,${a.image.thumbnail}`} alt="Thumbnail of the analysed photo" width={160} />}
+      <dl>
+        <dt>Machine type</dt>
+        <dd class="machine-type" data-testid="machine-type">
+          {rec ? <MachineType rec={rec} /> : 'not recognised'}
+        </dd>
+        {r.comparison && (
+          <>
+            <dt>Comparison</dt>
+            <dd data-testid="comparison">
+              <ComparisonView cmp={r.comparison} />
+            </dd>
+          </>
+        )}
+        {r.metadata && <MetadataView meta={r.metadata} />}
+      </dl>
+      {rec && <Teach analysisId={a.id} recognised={rec.machineType} />}
+    </section>
+  );
+}

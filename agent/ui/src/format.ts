@@ -1,0 +1,44 @@
+import type { Results } from './schemas';
+
+/** Display helpers for the result card and the history: every number says what it is. */
+export const pretty = (s: string): string => s.replace(/_/g, ' ');
+export const pct = (x: number): string => `${Math.round(x * 100)} %`;
+/** An instant, in this device's time zone. */
+export const when = (iso: string): string => new Date(iso).toLocaleString();
+
+type Exif = NonNullable<Results['metadata']>['exif'];
+
+/**
+ * The capture time as the camera recorded it: its local wall-clock time, and the zone when
+ * the photo tells it (shared/src/schemas/results.ts captureLocalTime). A time without a zone
+ * is shown as such, never converted as if it were this device's time.
+ */
+export function captureText(exif: Exif): string {
+  const local = exif.captureLocalTime;
+  if (local) {
+    const shown = local.time.slice(0, 16).replace('T', ' ');
+    if (local.offset === 'unknown') return `${shown} (camera local time, zone unknown)`;
+    const from = local.offsetFrom === 'gps-utc' ? 'from the GPS clock' : 'from the photo';
+    return `${shown} (camera local time, UTC${local.offset} ${from})`;
+  }
+  // An analysis stored before captureLocalTime existed: only the instant.
+  if (exif.captureTime) return `${when(exif.captureTime)} (in this device's time zone)`;
+  return 'no capture time in the photo';
+}
+
+/** "Canon" + "Canon EOS 600D" → "Canon EOS 600D": many cameras repeat the make in the model. */
+export function cameraText(camera: Exif['camera']): string {
+  const make = camera?.make?.trim() ?? '';
+  const model = camera?.model?.trim() ?? '';
+  if (make && model.toLowerCase().startsWith(make.toLowerCase())) return model;
+  return [make, model].filter(Boolean).join(' ');
+}
+
+/** Long content hashes in reasons are cut to their first 10 characters (enough to tell photos apart). */
+export const shortHashes = (s: string): string => s.replace(/\b([0-9a-f]{10})[0-9a-f]{54}\b/g, '$1…');
+
+/** The type of an analysis in a list: what was recognised, or that it was not. */
+export const typeText = (machineType: string | undefined): string =>
+  machineType === undefined ? 'type not yet known' : machineType === 'unknown' ? 'type unknown' : pretty(machineType);
+
+export const STATUS_TEXT: Record<string, string> = { stored: 'Waiting', running: 'Running', completed: 'Completed', failed: 'Failed' };
