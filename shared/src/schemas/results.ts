@@ -6,6 +6,13 @@ const label = z.object({ label: z.string().min(1).max(128), score: unit });
 export const recognitionResult = z.object({
   /** A machine type known to the head (e.g. `excavator`), or `unknown`. */
   machineType: z.string().min(1).max(64),
+  /**
+   * For a named type: the head's probability of that type. For `unknown` it is NOT a type's
+   * confidence (agent/src/services/vision/head.ts): the negative class's probability ("no
+   * machine"), or 1 − the best type's probability when that was below the calibrated
+   * threshold (`unknownReason` names the type, its probability and the threshold); 0 without
+   * a head. Displays show no percentage next to `unknown` (agent/ui/src/components/ResultCard.tsx).
+   */
   confidence: unit,
   unknownReason: z.string().max(500).optional(),
   topK: z.array(label).max(20),
