@@ -138,6 +138,17 @@ t('recent analyses show the file name and the recognised type; the API keeps the
   const item = history.getByRole('button', { name: /Open analysis of exifr_IMG_5910\.jpg: type unknown \(completed/ });
   await item.waitFor({ timeout: WAIT });
   assert.match(await item.innerText(), /exifr_IMG_5910\.jpg[\s\S]*type unknown/);
+  // Opened from the history (a fresh page: no live events), the card is named by the file and its
+  // step durations are the orchestrator's, saying so, one per step.
+  await item.click();
+  const card = page.getByRole('article', { name: /exifr_IMG_5910\.jpg: Completed/ });
+  await card.getByTestId('capture-time').waitFor({ timeout: WAIT });
+  const whole = await card.innerText();
+  for (const step of ['Recognition', 'Comparison', 'Metadata']) {
+    const durations = whole.match(new RegExp(`${step}[^\\n]*?\\d+ ms[^\\n·]*`, 'g')) ?? [];
+    assert.is(durations.length, 1, `${step}: ${durations.join(' | ')}`);
+    assert.match(durations[0] ?? '', /from request to result/);
+  }
   const list = (await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/analyses?limit=50' })).json<{ analyses: { fileName?: string; machineType?: string }[] }>().analyses;
   assert.ok(list.some((a) => a.fileName === 'exifr_IMG_5910.jpg' && a.machineType === 'unknown'), JSON.stringify(list));
   // The header carries any name (percent-encoded UTF-8); multipart keeps its filename.

@@ -14,7 +14,8 @@ type Metadata = NonNullable<Results['metadata']>;
  */
 function MachineType({ rec }: { rec: Recognition }) {
   const unknown = rec.machineType === 'unknown';
-  const others = rec.topK.filter((t) => t.label !== rec.machineType).slice(0, 3);
+  // A type the reason already names with its probability (head.ts: "best type X p=0.45 < ...") is not listed again.
+  const others = rec.topK.filter((t) => t.label !== rec.machineType && !rec.unknownReason?.includes(t.label)).slice(0, 3);
   return (
     <>
       <strong>{pretty(rec.machineType)}</strong>
@@ -23,7 +24,7 @@ function MachineType({ rec }: { rec: Recognition }) {
       {others.length > 0 && (
         <span class="muted">
           {' '}
-          · {unknown ? 'best guesses, each below the bar to name a type' : 'other types'}: {others.map((t) => `${pretty(t.label)} ${pct(t.score)}`).join(', ')}
+          · {unknown ? 'other guesses, each below the bar to name a type' : 'other types'}: {others.map((t) => `${pretty(t.label)} ${pct(t.score)}`).join(', ')}
         </span>
       )}
     </>
