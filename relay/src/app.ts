@@ -55,13 +55,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     graphiql: false,
     path: '/graphql',
     context: (req: FastifyRequest) => ({ auth: req.auth }),
+    // The catalogue code goes on the GraphQLError itself: the default formatter serialises the
+    // errors (toJSON), after which originalError is gone.
     errorFormatter: (execution, ctx) => {
-      const formatted = mercurius.defaultErrorFormatter(execution, ctx);
-      for (const e of formatted.response.errors ?? []) {
-        const orig = (e as { originalError?: unknown }).originalError;
-        if (orig instanceof TuError) Object.assign(e, { extensions: { ...(e.extensions ?? {}), code: orig.code } });
+      for (const e of execution.errors ?? []) {
+        if (e.originalError instanceof TuError) Object.assign(e, { extensions: { ...(e.extensions ?? {}), code: e.originalError.code } });
       }
-      return formatted;
+      return mercurius.defaultErrorFormatter(execution, ctx);
     },
     subscription: {
       emitter: deps.emitter,

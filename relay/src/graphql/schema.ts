@@ -163,7 +163,7 @@ export const typeDefs = /* GraphQL */ `
   type Query {
     gateways(first: Int, after: String, search: String): GatewayConnection!
     gateway(id: ID!): Gateway
-    "Filters: gateway, machine type (exact, case-insensitive), text search over name/brand/model/serial/type/id"
+    "Filters: gateway, machine type (exact, case-insensitive), text search over name/brand/model/serial/registered type/registered id/id"
     machines(first: Int, after: String, gatewayId: ID, type: String, search: String): MachineConnection!
     machine(id: ID!): Machine
     "Newest first"

@@ -378,7 +378,7 @@ export class SqlStorage implements Storage {
     }
     if (f.search) {
       where.push(
-        "lower(coalesce(name, '') || ' ' || coalesce(brand, '') || ' ' || coalesce(model, '') || ' ' || coalesce(serial_number, '') || ' ' || coalesce(type, '') || ' ' || id) LIKE ? ESCAPE '\\'",
+        "lower(coalesce(name, '') || ' ' || coalesce(brand, '') || ' ' || coalesce(model, '') || ' ' || coalesce(serial_number, '') || ' ' || coalesce(type, '') || ' ' || coalesce(registered_id, '') || ' ' || id) LIKE ? ESCAPE '\\'",
       );
       params.push(containsPattern(f.search));
     }
