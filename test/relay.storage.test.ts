@@ -192,6 +192,10 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     // An older photo arriving late changes neither the evidence nor the check.
     await record(ctx.storage, analysisFlow('gw-r', { registered: site4, recognised: { machineType: 'wheel_loader', confidence: 0.9 }, at: at(0) }).slice(-1), 'gw-r', 't3');
     assert.equal((await ctx.storage.getMachine('t3', 'gw-r:default'))?.lastRecognition?.machineType, 'forklift');
+    // Re-registered as another machine with fewer fields: the old brand and serial are not shown for it.
+    await record(ctx.storage, analysisFlow('gw-r', { registered: { id: 'EXC-5', name: 'Site 5 loader', type: 'wheel_loader' }, at: at(4) }).slice(-1), 'gw-r', 't3');
+    const again = await ctx.storage.getMachine('t3', 'gw-r:default');
+    assert.equal([again?.registeredId, again?.name, again?.type, again?.brand, again?.model, again?.serialNumber], ['EXC-5', 'Site 5 loader', 'wheel_loader', null, null, null]);
 
     // Nothing registered: the recognised type is evidence only; the machine has no type.
     await record(ctx.storage, analysisFlow('gw-s', { registered: null, recognised: { machineType: 'forklift', confidence: 0.93 }, at: at(3) }).slice(-1), 'gw-s', 't3');

@@ -15,6 +15,14 @@ function registeredType(rec: MachineRecord | undefined, comparedRegisteredType: 
   return comparedRegisteredType ? rec.type : null;
 }
 
+/**
+ * Whether the record carries a registration (any registered field): then it is the gateway's
+ * whole registration at the time of the photo. A record without one (nothing registered, or a
+ * gateway older than these fields) leaves the stored registration alone.
+ */
+const isRegistration = (rec: MachineRecord | undefined): boolean =>
+  !!rec && (rec.typeSource === 'registered' || [rec.machineId, rec.name, rec.brand, rec.model, rec.serialNumber].some((v) => v !== undefined));
+
 /** The machine id an analysis belongs to: its machineId, else the gateway's default machine. */
 export const machineIdFor = (gatewayId: string, machineId: string | undefined): string => machineId ?? `${gatewayId}:default`;
 
@@ -58,6 +66,7 @@ export function effectsOf(event: CloudEvent, gatewayId: string, tenantId: string
         serialNumber: registered?.serialNumber ?? null,
         name: registered?.name ?? null,
         registeredId: registered?.machineId ?? null,
+        registration: isRegistration(registered),
         seenAt: iso(rec?.lastSeenAt ?? d.completedAt),
         lastPosition: rec?.lastPosition ?? null,
         thumbnail: d.image.thumbnail ?? null,

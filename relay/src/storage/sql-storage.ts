@@ -115,6 +115,13 @@ const isUniqueViolation = (err: unknown): boolean => {
   return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || /UNIQUE constraint failed/.test(e.message ?? '');
 };
 
+/**
+ * The registered machine's columns. A newer record that carries a registration replaces them all
+ * (a field the technician no longer registers is no longer shown); otherwise, and for an older
+ * photo arriving late, an event only fills in what is missing.
+ */
+const REGISTERED = ['type', 'brand', 'model', 'serial_number', 'name', 'registered_id'] as const;
+
 const NEWER = (): string => `CASE WHEN excluded.last_seen IS NOT NULL AND (machines.last_seen IS NULL OR excluded.last_seen >= machines.last_seen)`;
 
 /** The machine-storage and registry queries, the same SQL on SQLite and PostgreSQL. */
@@ -233,12 +240,7 @@ export class SqlStorage implements Storage {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET
          gateway_id = excluded.gateway_id,
-         type = coalesce(excluded.type, machines.type),
-         brand = coalesce(excluded.brand, machines.brand),
-         model = coalesce(excluded.model, machines.model),
-         serial_number = coalesce(excluded.serial_number, machines.serial_number),
-         name = coalesce(excluded.name, machines.name),
-         registered_id = coalesce(excluded.registered_id, machines.registered_id),
+         ${REGISTERED.map((c) => `${c} = ${newer} AND ? = 1 THEN excluded.${c} ELSE coalesce(excluded.${c}, machines.${c}) END`).join(',\n         ')},
          last_position = ${newer} THEN coalesce(excluded.last_position, machines.last_position) ELSE machines.last_position END,
          latest_thumbnail = ${newer} THEN coalesce(excluded.latest_thumbnail, machines.latest_thumbnail) ELSE machines.latest_thumbnail END,
          recognised_type = ${newer} AND excluded.recognised_type IS NOT NULL THEN excluded.recognised_type ELSE machines.recognised_type END,
@@ -264,6 +266,7 @@ export class SqlStorage implements Storage {
         m.recognition?.confidence ?? null,
         m.recognition?.analysisId ?? null,
         m.typeMatch === undefined || m.typeMatch === null ? null : m.typeMatch ? 1 : 0,
+        ...REGISTERED.map(() => (m.registration ? 1 : 0)),
       ],
     );
   }

@@ -88,6 +88,11 @@ export interface MachineUpsert {
   serialNumber?: string | null;
   name?: string | null;
   registeredId?: string | null;
+  /**
+   * The event carries the gateway's whole registration (type..registeredId): when it is newer than
+   * what is stored, it replaces those fields, absent ones included; otherwise they only fill gaps.
+   */
+  registration?: boolean;
   /** When set, lastSeen/lastPosition/latestThumbnail/recognition/typeMatch move only if this is newer than what is stored. */
   seenAt?: string | null;
   lastPosition?: GeoPosition | null;
