@@ -198,11 +198,15 @@ t('tenant A: after a reload the feed shows the stored events, then continues liv
   const before = await feedIds(page);
   assert.is(new Set(before).size, before.length, 'no event twice');
   // Then live, without a reload: the new analysis' events appear once each, the old ones stay once.
+  // The dashboard loads the stored events again once the new analysis is stored: wait for that
+  // answer too, so the check below sees the live events and the reloaded stored ones together.
+  const reloaded = page.waitForResponse((r) => r.url().endsWith('/graphql') && (r.request().postData() ?? '').includes('recentEvents'), { timeout: WAIT });
   const id = await uploadThroughTechnicianUi(ctx, FORKLIFT, 'Completed');
   await feed.getByRole('listitem').filter({ hasText: id }).filter({ hasText: 'analysis.completed' }).waitFor({ timeout: WAIT });
-  // The dashboard reloads the stored events once the analysis is stored: let that land too.
-  await page.getByRole('region', { name: 'Machines', exact: true }).getByRole('row').filter({ hasText: 'SN-DASH-1' }).waitFor({ timeout: WAIT });
-  await page.waitForTimeout(1500);
+  const answer = await reloaded;
+  assert.match(await answer.text(), new RegExp(id), 'the reloaded stored events include the new analysis (shown live already)');
+  // One frame for the merge to render.
+  await page.evaluate('new Promise((r) => requestAnimationFrame(() => setTimeout(r, 50)))');
   const after = await feedIds(page);
   assert.is(new Set(after).size, after.length, 'no event twice after live events and the reload of stored ones');
   for (const old of before) assert.ok(after.includes(old), `stored event ${old} still shown`);

@@ -10,7 +10,7 @@ export function MachineDetail({ m, analyses }: { m: Machine; analyses: Analysis[
       <h3>{label}</h3>
       {m.latestThumbnail && <img src={`data:image/jpeg;base64,${m.latestThumbnail}`} alt="Latest photo" width={200} />}
       <dl class="facts">
-        <dt>Registered id</dt><dd>{m.registeredId ? <code>{m.registeredId}</code> : <span class="muted">not registered</span>}</dd>
+        {m.registeredId && <><dt>Registered id</dt><dd><code>{m.registeredId}</code></dd></>}
         <dt>Registered type</dt><dd><RegisteredType m={m} /></dd>
         <dt>Last photo</dt><dd><RecognitionEvidence m={m} /></dd>
         <dt>Gateway</dt><dd><code>{m.gatewayId}</code> (machine <code>{m.id}</code>)</dd>
