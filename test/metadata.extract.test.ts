@@ -19,13 +19,13 @@ const uploadedAt = '2026-01-15T08:00:00.000Z';
 test('field photo with GPS: full result, record sorted, timings present', async () => {
   const rec: RecognitionHint = { machineType: 'excavator', confidence: 0.82, imagenetTopK: [{ label: 'snowplow', index: 803, score: 0.38 }] };
   const r = await extractMetadata(photo('excavator/bigrock_IMG_0220.jpg'), {
-    uploadedAt, recognition: rec, registered: { type: 'excavator', brand: 'Caterpillar', model: '305', serialNumber: 'CAT0305X', name: 'Mini 1' },
+    uploadedAt, recognition: rec, registered: { id: 'CAT-305-1', type: 'excavator', brand: 'Caterpillar', model: '305', serialNumber: 'CAT0305X', name: 'Mini 1' },
   });
   assert.is(r.quality.width, 640);
   assert.equal(r.warnings, []);
   assert.is(r.category, 'overview');
   assert.equal(r.record, {
-    type: 'excavator', brand: 'Caterpillar', model: '305', serialNumber: 'CAT0305X',
+    machineId: 'CAT-305-1', name: 'Mini 1', type: 'excavator', typeSource: 'registered', brand: 'Caterpillar', model: '305', serialNumber: 'CAT0305X',
     lastSeenAt: '2018-01-26T19:20:28.770Z', lastSeenAtSource: 'capture-time',
     lastPosition: r.exif.gps, photoQuality: 'good', photoCategory: 'overview',
   });
@@ -81,6 +81,7 @@ test('sort: photo quality grades, implausible capture time, assumed offset', () 
   assert.is(future.lastSeenAtSource, 'upload-time');
   const recognised = sortIntoRecord({ exif: {}, warnings: [], category: 'overview', uploadedAt, recognition: { machineType: 'forklift', confidence: 0.9 } });
   assert.is(recognised.type, 'forklift');
+  assert.is(recognised.typeSource, 'recognition', 'a recognised type is marked as such (the relay keeps it as evidence only)');
   const weak = sortIntoRecord({ exif: {}, warnings: [], category: 'overview', uploadedAt, recognition: { machineType: 'forklift', confidence: 0.3 } });
   assert.is(weak.type, undefined);
 });

@@ -4,6 +4,7 @@ import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import type { MqttClient } from 'mqtt';
 import type { Relay } from '@tu/relay';
+import { until } from './support/harness.js';
 import { addGateway, analysisFlow, connectGateway, gql, publishEvent, startTestRelay, subscribeEvents, tokenFor } from './support/relay.js';
 
 type Ctx = { relay: Relay; gw: Record<string, MqttClient>; tokens: Record<string, string> };
@@ -111,6 +112,85 @@ test('queries: cursor pagination and filters (gateway, machine type, text)', asy
   assert.is(failed.data?.analyses.nodes[0]!.failure.code, 'MODEL_NOT_LOADED');
   const bad = await gql(ctx.relay, ctx.tokens.acme, '{ machines(after: "garbage") { nodes { id } } }');
   assert.ok(bad.errors?.[0]?.message.includes('invalid cursor'));
+});
+
+test('the registered machine: name shown and searchable; the registered type stays, the photo recognition is evidence, a disagreement is flagged', async (ctx) => {
+  const site4 = { id: 'EXC-4', name: 'Site 4 excavator', type: 'wheel_loader', brand: 'Volvo', model: 'L60H', serialNumber: 'VCE-4' };
+  const flow = analysisFlow('acme-1', { registered: site4, recognised: { machineType: 'forklift', confidence: 0.71 } });
+  await send(ctx, 'acme-1', flow);
+  type M = { id: string; name: string; registeredId: string; type: string; lastRecognition: { machineType: string; confidence: number; analysisId: string }; typeMatch: boolean | null };
+  const r = await gql<{ machines: { nodes: M[] } }>(ctx.relay, ctx.tokens.acme, '{ machines(search: "Site 4") { nodes { id name registeredId type lastRecognition { machineType confidence analysisId } typeMatch } } }');
+  assert.equal(r.data?.machines.nodes, [
+    { id: 'acme-1:default', name: 'Site 4 excavator', registeredId: 'EXC-4', type: 'wheel_loader', lastRecognition: { machineType: 'forklift', confidence: 0.71, analysisId: flow[0]!.subject }, typeMatch: false },
+  ]);
+  const none = await gql<{ machines: { nodes: M[] } }>(ctx.relay, ctx.tokens.globex, '{ machines(search: "Site 4") { nodes { id } } }');
+  assert.equal(none.data?.machines.nodes, [], 'another tenant does not find it');
+});
+
+test('recentEvents: the tenant\'s newest events first, limited; another tenant\'s gateway and bad arguments are refused', async (ctx) => {
+  const flow = analysisFlow('acme-2');
+  await send(ctx, 'acme-2', flow);
+  type E = { id: string; type: string; analysisId: string; gatewayId: string; data: unknown };
+  const r = await gql<{ recentEvents: E[] }>(ctx.relay, ctx.tokens.acme, '{ recentEvents(first: 3) { id type analysisId gatewayId data } }');
+  assert.equal(r.data?.recentEvents.map((e) => e.id), flow.slice(-3).reverse().map((e) => e.id));
+  assert.is(r.data?.recentEvents[0]!.analysisId, flow[0]!.subject);
+  const all = await gql<{ recentEvents: E[] }>(ctx.relay, ctx.tokens.acme, '{ recentEvents(first: 100) { gatewayId } }');
+  assert.ok(all.data!.recentEvents.length > flow.length);
+  assert.ok(all.data!.recentEvents.every((e) => e.gatewayId.startsWith('acme-')), 'tenant-scoped');
+  const one = await gql<{ recentEvents: E[] }>(ctx.relay, ctx.tokens.acme, '{ recentEvents(gatewayId: "acme-1") { gatewayId } }');
+  assert.ok(one.data!.recentEvents.length > 0 && one.data!.recentEvents.every((e) => e.gatewayId === 'acme-1'));
+  const spy = await gql(ctx.relay, ctx.tokens.acme, '{ recentEvents(gatewayId: "globex-1") { id } }');
+  assert.is(spy.errors?.[0]?.extensions?.code, 'FORBIDDEN', JSON.stringify(spy));
+  for (const first of [0, 101, -5]) {
+    const bad = await gql(ctx.relay, ctx.tokens.acme, 'query($f: Int) { recentEvents(first: $f) { id } }', { f: first });
+    assert.is(bad.errors?.[0]?.extensions?.code, 'INVALID_REQUEST', `first: ${first}`);
+    assert.match(bad.errors![0]!.message, /first/);
+  }
+});
+
+test('subscription connections gauge: N clients open and close, the gauge returns to 0 and never goes below', async (ctx) => {
+  const gauge = () => ctx.relay.deps.subscriptions.connections;
+  assert.is(gauge(), 0, 'the earlier tests closed their clients');
+  let min = 0;
+  const sampler = setInterval(() => (min = Math.min(min, gauge())), 1);
+  try {
+    const subs = await Promise.all(Array.from({ length: 5 }, () => subscribeEvents(ctx.relay, ctx.tokens.acme!)));
+    await until(() => gauge() === 5 && ctx.relay.deps.subscriptions.active === 5, 5000, '5 open connections');
+    const health = (await ctx.relay.app.inject({ url: '/api/v1/health' })).json<{ subscriptions: { connections: number; active: number } }>();
+    assert.equal(health.subscriptions, { active: 5, connections: 5 });
+    for (const s of subs) await s.close();
+    await until(() => gauge() === 0 && ctx.relay.deps.subscriptions.active === 0, 5000, 'all closed');
+    // mercurius reports a close more than once (client message, then socket close): let those land.
+    await new Promise((r) => setTimeout(r, 200));
+  } finally {
+    clearInterval(sampler);
+  }
+  assert.is(min, 0, 'never below 0');
+  assert.is(gauge(), 0);
+  const metrics = (await ctx.relay.app.inject({ url: '/metrics' })).body;
+  assert.match(metrics, /^tu_relay_subscription_connections 0$/m);
+  const health = (await ctx.relay.app.inject({ url: '/api/v1/health' })).json<{ subscriptions: { connections: number } }>();
+  assert.is(health.subscriptions.connections, 0);
+});
+
+test('gateway last seen moves with every accepted event (from memory), without a database write per event', async (ctx) => {
+  const secret = await addGateway(ctx.relay, 'acme-3', 'acme');
+  const c = await connectGateway(ctx.relay.mqttUrl, 'acme-3', secret);
+  try {
+    await until(() => ctx.relay.deps.presence.lastSeen('acme-3') !== undefined, 5000, 'connected');
+    await ctx.relay.deps.queue.flush();
+    const connectedAt = (await ctx.relay.storage.getGateway('acme-3'))!.lastSeen!;
+    await new Promise((r) => setTimeout(r, 30));
+    const before = new Date().toISOString();
+    for (const e of analysisFlow('acme-3')) assert.is(await publishEvent(c, 'acme-3', e), 'ok');
+    const r = await gql<{ gateway: { lastSeen: string; online: boolean } }>(ctx.relay, ctx.tokens.acme, '{ gateway(id: "acme-3") { lastSeen online } }');
+    assert.ok(r.data!.gateway.lastSeen >= before, `last seen ${r.data!.gateway.lastSeen} moved past the connection time ${connectedAt}`);
+    assert.is(r.data!.gateway.online, true);
+    await ctx.relay.deps.queue.flush();
+    assert.is((await ctx.relay.storage.getGateway('acme-3'))!.lastSeen, connectedAt, 'stored at most every 30 s per gateway, not per event');
+  } finally {
+    c.end(true);
+  }
 });
 
 test('health and metrics', async (ctx) => {

@@ -2,7 +2,12 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { MqttClient } from 'mqtt';
 import type { Relay } from '@tu/relay';
-import { until } from './support/harness.js';
+import path from 'node:path';
+import { silentLogger } from '@tu/shared';
+import { openStorage, type Storage } from '@tu/relay';
+import { Presence } from '@tu/relay/internal/ingest/presence';
+import { StorageQueue } from '@tu/relay/internal/ingest/storage-queue';
+import { tmpDir, until } from './support/harness.js';
 import { addGateway, analysisFlow, connectGateway, publishEvent, publishRaw, startTestRelay, tokenFor, gql } from './support/relay.js';
 
 type Ctx = { relay: Relay; secrets: Record<string, string>; clients: MqttClient[] };
@@ -119,6 +124,42 @@ test('online/offline follows the ingress connection', async (ctx) => {
   assert.ok(r.data?.gateways.nodes.every((g) => g.lastSeen));
   c.end(true);
   await until(() => ctx.relay.deps.presence.online('gw-1') === false, 5000, 'offline after disconnect');
+});
+
+test('last seen: every accepted event moves it in memory; storage gets it at most once per interval per gateway', async () => {
+  const storage = await openStorage(`sqlite:${path.join(tmpDir('tu-relay-presence-'), 'relay.sqlite')}`);
+  await storage.addTenant({ id: 'acme' });
+  await storage.addGateway({ id: 'gw-p', tenantId: 'acme', secretHash: 'x' });
+  const writes: string[] = [];
+  // Counts the presence writes that reach the real database.
+  const counted: Storage = Object.assign(Object.create(storage) as Storage, {
+    setGatewayPresence: (id: string, online: boolean, at: string) => {
+      writes.push(at);
+      return storage.setGatewayPresence(id, online, at);
+    },
+  });
+  const queue = new StorageQueue(counted, { max: 100, batchMax: 10, logger: silentLogger() });
+  let now = Date.parse('2031-03-01T10:00:00.000Z');
+  const presence = new Presence(queue, { authoritative: true, now: () => new Date(now), persistEveryMs: 30_000 });
+  try {
+    presence.connected('gw-p');
+    for (let i = 1; i <= 20; i++) {
+      now += 1000;
+      presence.seen('gw-p');
+      assert.is(presence.lastSeen('gw-p'), new Date(now).toISOString(), 'in memory at once');
+    }
+    await queue.flush();
+    assert.equal(writes, ['2031-03-01T10:00:00.000Z'], 'no write per event within the interval');
+    now += 10_001; // 30 s after the connection's write
+    presence.seen('gw-p');
+    await queue.flush();
+    assert.is(writes.length, 2);
+    assert.is((await storage.getGateway('gw-p'))?.lastSeen, '2031-03-01T10:00:30.001Z');
+    assert.is((await storage.getGateway('gw-p'))?.online, true);
+  } finally {
+    await queue.close();
+    await storage.close();
+  }
 });
 
 test.run();

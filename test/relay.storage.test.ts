@@ -24,9 +24,9 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     s.recordEvents(evs.map((e) => ({ event: storedEvent(e as unknown as CloudEvent, gw, tenant, new Date().toISOString()), effects: effectsOf(e as unknown as CloudEvent, gw, tenant) })));
 
   test('migrations are applied once and recorded; reopening applies nothing new', async (ctx) => {
-    assert.equal(await ctx.storage.migrations(), [1, 2]);
+    assert.equal(await ctx.storage.migrations(), [1, 2, 3]);
     const again = await openStorage(ctx.url);
-    assert.equal(await again.migrations(), [1, 2]);
+    assert.equal(await again.migrations(), [1, 2, 3]);
     await again.close();
   });
 
@@ -172,6 +172,52 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     );
     assert.equal(x.embedding, d.embedding, 'embedding round-trips exactly');
     assert.equal((await ctx.storage.listLabelledExamples({ tenantId: 't2', first: 10 })).items.map((e) => e.gatewayId), ['gw-z']);
+  });
+
+  test('the registered machine (id, name, type) is stored; the photo recognition is evidence beside the type, never the type', async (ctx) => {
+    const site4 = { id: 'EXC-4', name: 'Site 4 excavator', type: 'wheel_loader', brand: 'Volvo', model: 'L60H', serialNumber: 'VCE-L60H-4' };
+    const at = (h: number) => new Date(Date.UTC(2032, 0, 1, h));
+    // Two photos of the registered wheel loader; the later one recognised as a forklift.
+    await record(ctx.storage, analysisFlow('gw-r', { registered: site4, recognised: { machineType: 'wheel_loader', confidence: 0.88 }, at: at(1) }).slice(-1), 'gw-r', 't3');
+    const forklift = analysisFlow('gw-r', { registered: site4, recognised: { machineType: 'forklift', confidence: 0.71 }, at: at(2) });
+    await record(ctx.storage, forklift.slice(-1), 'gw-r', 't3');
+    const m = await ctx.storage.getMachine('t3', 'gw-r:default');
+    assert.is(m?.name, 'Site 4 excavator');
+    assert.is(m?.registeredId, 'EXC-4');
+    assert.is(m?.type, 'wheel_loader', 'the registered type stays the type');
+    assert.equal(m?.lastRecognition, { machineType: 'forklift', confidence: 0.71, analysisId: forklift[0]!.subject });
+    assert.is(m?.typeMatch, false, 'the disagreement is kept');
+    assert.equal((await ctx.storage.listMachines({ tenantId: 't3', search: 'Site 4', first: 10 })).items.map((x) => x.id), ['gw-r:default']);
+    assert.equal((await ctx.storage.listMachines({ tenantId: 't3', search: 'EXC-4', first: 10 })).items.map((x) => x.id), ['gw-r:default'], 'the registered id is searchable');
+    // An older photo arriving late changes neither the evidence nor the check.
+    await record(ctx.storage, analysisFlow('gw-r', { registered: site4, recognised: { machineType: 'wheel_loader', confidence: 0.9 }, at: at(0) }).slice(-1), 'gw-r', 't3');
+    assert.equal((await ctx.storage.getMachine('t3', 'gw-r:default'))?.lastRecognition?.machineType, 'forklift');
+    // Re-registered as another machine with fewer fields: the old brand and serial are not shown for it.
+    await record(ctx.storage, analysisFlow('gw-r', { registered: { id: 'EXC-5', name: 'Site 5 loader', type: 'wheel_loader' }, at: at(4) }).slice(-1), 'gw-r', 't3');
+    const again = await ctx.storage.getMachine('t3', 'gw-r:default');
+    assert.equal([again?.registeredId, again?.name, again?.type, again?.brand, again?.model, again?.serialNumber], ['EXC-5', 'Site 5 loader', 'wheel_loader', null, null, null]);
+
+    // Nothing registered: the recognised type is evidence only; the machine has no type.
+    await record(ctx.storage, analysisFlow('gw-s', { registered: null, recognised: { machineType: 'forklift', confidence: 0.93 }, at: at(3) }).slice(-1), 'gw-s', 't3');
+    const bare = await ctx.storage.getMachine('t3', 'gw-s:default');
+    assert.is(bare?.type, null);
+    assert.is(bare?.name, null);
+    assert.is(bare?.lastRecognition?.machineType, 'forklift');
+    assert.is(bare?.typeMatch, null, 'nothing to disagree with');
+    assert.is((await ctx.storage.listMachines({ tenantId: 't3', type: 'forklift', first: 10 })).items.length, 0, 'the type filter is by registered type');
+  });
+
+  test('recent events: the tenant\'s newest first, one gateway, limited', async (ctx) => {
+    const flow = analysisFlow('gw-e');
+    await record(ctx.storage, flow, 'gw-e', 't4');
+    await record(ctx.storage, analysisFlow('gw-f').slice(0, 1), 'gw-f', 't4');
+    await record(ctx.storage, analysisFlow('gw-x').slice(0, 1), 'gw-x', 't5');
+    const all = await ctx.storage.listEvents({ tenantId: 't4', limit: 100 });
+    assert.is(all.length, flow.length + 1);
+    assert.ok(all.every((e) => e.tenantId === 't4'));
+    const gw = await ctx.storage.listEvents({ tenantId: 't4', gatewayId: 'gw-e', limit: 3 });
+    assert.equal(gw.map((e) => e.id), flow.slice(-3).reverse().map((e) => e.id), 'newest first');
+    assert.equal(gw[0]!.data, flow.at(-1)!.data);
   });
 
   test('a batch is one transaction: a failing statement stores none of it', async (ctx) => {

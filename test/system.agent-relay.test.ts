@@ -75,6 +75,11 @@ test('photos flow agent → relay → live subscription and storage; relay outag
       return ((await r.json()) as { analysisId: string }).analysisId;
     };
 
+    // The machine the technician registered on the gateway; the photos below are uploaded for it.
+    const registered = { id: 'M-1', name: 'Site 4 excavator', type: 'excavator', brand: 'Caterpillar', serialNumber: 'CAT-S4' };
+    const put = await fetch(`http://127.0.0.1:${agentHttp}/api/v1/machine`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(registered) });
+    assert.ok(put.status < 300, `PUT /api/v1/machine: ${put.status}`);
+
     // 1. Live: every event of every analysis, in order.
     const ids: string[] = [];
     for (const p of PHOTOS) ids.push(await post(firstPhoto(p)));
@@ -123,6 +128,20 @@ test('photos flow agent → relay → live subscription and storage; relay outag
     // At least every offline event; one more when the relay was killed after fanning an event out but
     // before storing (and acking) it: the gateway re-sends it and it is stored once (at-least-once).
     assert.ok(ingested >= offline.length * 6, `the restarted relay ingested every offline event (${ingested})`);
+    // 4. The registered machine reached the relay: found by its name, its type the registered one,
+    //    the last photo's recognition kept beside it as evidence.
+    type M = { id: string; name: string | null; registeredId: string | null; type: string | null; serialNumber: string | null; lastRecognition: { machineType: string } | null };
+    const found = (await (
+      await fetch(`http://127.0.0.1:${relayHttp}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${acme}` },
+        body: JSON.stringify({ query: '{ machines(search: "Site 4") { nodes { id name registeredId type serialNumber lastRecognition { machineType } } } }' }),
+      })
+    ).json()) as { data: { machines: { nodes: M[] } } };
+    const [machine, ...more] = found.data.machines.nodes;
+    assert.is(more.length, 0);
+    assert.equal({ ...machine, lastRecognition: undefined }, { id: 'M-1', name: 'Site 4 excavator', registeredId: 'M-1', type: 'excavator', serialNumber: 'CAT-S4', lastRecognition: undefined });
+    assert.ok(machine?.lastRecognition?.machineType, 'the last photo recognition is evidence beside the type');
     const h2 = (await (await fetch(`http://127.0.0.1:${agentHttp}/api/v1/health`)).json()) as { uplink: { state: string; queueDepth: number } };
     assert.is(h2.uplink.queueDepth, 0);
     assert.is(h2.uplink.state, 'online');

@@ -13,9 +13,9 @@ import type { Relay } from '@tu/relay';
 import { tmpDir } from './support/harness.js';
 import { ensureBuilt, launchChromium, screenshotPath } from './support/browser.js';
 import { photo, photoBytes, REPO_ROOT, startRealAgent } from './support/real.js';
-import { addGateway, startTestRelay, tokenFor } from './support/relay.js';
+import { addGateway, analysisFlow, connectGateway, publishEvent, startTestRelay, tokenFor } from './support/relay.js';
 
-type Ctx = { relay: Relay; agent: Agent; browser: Browser; tokenA: string; tokenB: string; completedId: string; failedId: string };
+type Ctx = { relay: Relay; agent: Agent; browser: Browser; tokenA: string; tokenB: string; secretB: string; completedId: string; failedId: string };
 const t = suite<Ctx>('ui: cloud dashboard in Chromium against a real relay fed by a real agent');
 
 const GW_A = 'gw-dash-a';
@@ -30,7 +30,7 @@ t.before(async (ctx) => {
   await Promise.all([ensureBuilt(path.join(REPO_ROOT, 'agent/ui')), ensureBuilt(path.join(REPO_ROOT, 'relay/ui'))]);
   ctx.relay = await startTestRelay();
   const secret = await addGateway(ctx.relay, GW_A, 'tenant-a');
-  await addGateway(ctx.relay, GW_B, 'tenant-b');
+  ctx.secretB = await addGateway(ctx.relay, GW_B, 'tenant-b');
   ctx.agent = await startRealAgent({
     gatewayId: GW_A,
     'uplink.url': ctx.relay.mqttUrl,
@@ -126,12 +126,18 @@ t('tenant A: a photo uploaded in the technician UI appears live; gateway online;
   await page.close();
 });
 
-t('tenant A: search and type filter narrow the machines table', async (ctx) => {
+t('tenant A: search and type filter narrow the machines table; the registered name is shown and found', async (ctx) => {
   const page = await signIn(ctx, ctx.tokenA);
   await waitLive(page);
   const machines = page.getByRole('region', { name: 'Machines', exact: true });
   const rows = machines.getByRole('row').filter({ hasText: 'SN-DASH-1' });
   await rows.waitFor({ timeout: WAIT });
+  // The name the technician registered on the gateway, not the relay's `{gateway}:default`.
+  assert.is(await rows.getByRole('button', { name: 'Yard 7 forklift' }).count(), 1, 'the registered name names the machine');
+  assert.is(await rows.getByRole('button', { name: `${GW_A}:default` }).count(), 0);
+  await page.getByLabel('Search').fill('Yard 7');
+  await rows.waitFor({ timeout: WAIT });
+  assert.is(await machines.getByRole('row').filter({ hasText: 'Yard 7 forklift' }).count(), 1, 'found by its name');
   await page.getByLabel('Search').fill('no-such-machine');
   await rows.waitFor({ state: 'detached', timeout: WAIT });
   await page.getByLabel('Search').fill('linde');
@@ -160,7 +166,7 @@ t('tenant A: a truncated JPEG fails; the failure and its reason show in the feed
   await failures.getByRole('listitem').filter({ hasText: ctx.failedId }).filter({ hasText: 'IMAGE_DECODE_FAILED' }).waitFor({ timeout: WAIT });
 
   // Machine detail: thumbnail and both analyses, the failed one with its reason.
-  await page.getByRole('region', { name: 'Machines', exact: true }).getByRole('button', { name: `${GW_A}:default` }).click();
+  await page.getByRole('region', { name: 'Machines', exact: true }).getByRole('button', { name: 'Yard 7 forklift' }).click();
   const detail = page.getByRole('article', { name: /Machine/ });
   await detail.waitFor({ timeout: WAIT });
   assert.ok(await detail.getByRole('img').isVisible(), 'thumbnail in the detail');
@@ -174,12 +180,97 @@ t('tenant A: a truncated JPEG fails; the failure and its reason show in the feed
   await page.close();
 });
 
+/** The ids of the feed's lines, in order (each line carries its event id). */
+const feedIds = (page: Page): Promise<string[]> =>
+  page.getByRole('list', { name: 'Live analysis events' }).locator('li[data-event-id]').evaluateAll((els) => els.map((e) => e.getAttribute('data-event-id') ?? ''));
+
+t('tenant A: after a reload the feed shows the stored events, then continues live, each event once', async (ctx) => {
+  const page = await signIn(ctx, ctx.tokenA);
+  await waitLive(page);
+  const feed = page.getByRole('list', { name: 'Live analysis events' });
+  await page.reload();
+  await waitLive(page);
+  // Before anything new happens: the earlier analyses are there, from storage.
+  const completed = feed.getByRole('listitem').filter({ hasText: ctx.completedId }).filter({ hasText: 'analysis.completed' });
+  await completed.waitFor({ timeout: WAIT });
+  assert.match(await completed.innerText(), /recognised: forklift \(\d+ %\)/);
+  await feed.getByRole('listitem').filter({ hasText: ctx.failedId }).filter({ hasText: 'analysis.failed' }).waitFor({ timeout: WAIT });
+  const before = await feedIds(page);
+  assert.is(new Set(before).size, before.length, 'no event twice');
+  // Then live, without a reload: the new analysis' events appear once each, the old ones stay once.
+  // The dashboard loads the stored events again once the new analysis is stored: wait for that
+  // answer too, so the check below sees the live events and the reloaded stored ones together.
+  const reloaded = page.waitForResponse((r) => r.url().endsWith('/graphql') && (r.request().postData() ?? '').includes('recentEvents'), { timeout: WAIT });
+  const id = await uploadThroughTechnicianUi(ctx, FORKLIFT, 'Completed');
+  await feed.getByRole('listitem').filter({ hasText: id }).filter({ hasText: 'analysis.completed' }).waitFor({ timeout: WAIT });
+  const answer = await reloaded;
+  assert.match(await answer.text(), new RegExp(id), 'the reloaded stored events include the new analysis (shown live already)');
+  // One frame for the merge to render.
+  await page.evaluate('new Promise((r) => requestAnimationFrame(() => setTimeout(r, 50)))');
+  const after = await feedIds(page);
+  assert.is(new Set(after).size, after.length, 'no event twice after live events and the reload of stored ones');
+  for (const old of before) assert.ok(after.includes(old), `stored event ${old} still shown`);
+  assert.is(await feed.getByRole('listitem').filter({ hasText: id }).filter({ hasText: 'analysis.started' }).count(), 1);
+  assert.is(await feed.getByRole('listitem').filter({ hasText: id }).filter({ hasText: 'analysis.completed' }).count(), 1);
+  await page.screenshot({ path: screenshotPath('dashboard-feed-after-reload-1280x800.png') });
+  await page.close();
+});
+
+t('tenant A: re-registered as a wheel loader, a forklift photo is shown as evidence that disagrees; the type stays the registered one', async (ctx) => {
+  const put = await ctx.agent.http.app.inject({ method: 'PUT', url: '/api/v1/machine', payload: { id: 'WL-7', type: 'wheel_loader', brand: 'Linde', model: 'H25', serialNumber: 'SN-DASH-1', name: 'Yard 7 loader' } });
+  assert.ok(put.statusCode < 300, put.body);
+  await uploadThroughTechnicianUi(ctx, FORKLIFT, 'Completed');
+  const page = await signIn(ctx, ctx.tokenA);
+  await waitLive(page);
+  const machines = page.getByRole('region', { name: 'Machines', exact: true });
+  const row = machines.getByRole('row').filter({ hasText: 'Yard 7 loader' });
+  await row.waitFor({ timeout: WAIT });
+  const cells = await row.getByRole('cell').allInnerTexts();
+  const headers = await machines.getByRole('columnheader').allInnerTexts();
+  const cell = (h: string) => cells[headers.indexOf(h)] ?? '';
+  assert.is(cell('Registered type'), 'wheel loader', 'the registered type, not the photo');
+  assert.match(cell('Last photo (evidence)'), /^last photo recognised: forklift \(\d+ %\)/);
+  assert.match(cell('Last photo (evidence)'), /disagrees with the registered type \(wheel loader\)/);
+  assert.match(cell('Name'), /WL-7/, 'the registered id beside the name');
+  // The detail says the same, and the history keeps the recognition of each photo.
+  await row.getByRole('button', { name: 'Yard 7 loader' }).click();
+  const detail = page.getByRole('article', { name: 'Machine Yard 7 loader' });
+  await detail.waitFor({ timeout: WAIT });
+  assert.match(await detail.innerText(), /Registered type\s+wheel loader/);
+  assert.match(await detail.innerText(), /last photo recognised: forklift \(\d+ %\) ⚠ disagrees with the registered type/);
+  // The type filter is by registered type: filtering by wheel loader finds it.
+  await page.getByLabel('Type').selectOption('wheel_loader');
+  await row.waitFor({ timeout: WAIT });
+  await page.screenshot({ path: screenshotPath('dashboard-type-disagrees-1280x800.png'), fullPage: true });
+  await page.close();
+});
+
 t('tenant B sees none of tenant A', async (ctx) => {
   const page = await signIn(ctx, ctx.tokenB, PHONE);
   await waitLive(page);
   const gateways = page.getByRole('region', { name: 'Gateways', exact: true });
   await gateways.getByText(GW_B).first().waitFor({ timeout: WAIT });
-  assert.not.match(await page.locator('body').innerText(), new RegExp(`${GW_A}|SN-DASH-1|${ctx.completedId}|${ctx.failedId}`));
+  assert.not.match(await page.locator('body').innerText(), new RegExp(`${GW_A}|SN-DASH-1|Yard 7|${ctx.completedId}|${ctx.failedId}`));
+  await page.close();
+});
+
+t('tenant B: a gateway without a registered machine: the recognition is shown as evidence, the type as not registered', async (ctx) => {
+  const gw = await connectGateway(ctx.relay.mqttUrl, GW_B, ctx.secretB);
+  try {
+    for (const e of analysisFlow(GW_B, { registered: null, recognised: { machineType: 'excavator', confidence: 0.91 } })) assert.is(await publishEvent(gw, GW_B, e), 'ok');
+  } finally {
+    gw.end(true);
+  }
+  const page = await signIn(ctx, ctx.tokenB);
+  await waitLive(page);
+  const machines = page.getByRole('region', { name: 'Machines', exact: true });
+  const row = machines.getByRole('row').filter({ hasText: `${GW_B}:default` });
+  await row.waitFor({ timeout: WAIT });
+  const cells = await row.getByRole('cell').allInnerTexts();
+  const headers = await machines.getByRole('columnheader').allInnerTexts();
+  assert.is(cells[headers.indexOf('Registered type')], 'not registered');
+  assert.is(cells[headers.indexOf('Last photo (evidence)')], 'last photo recognised: excavator (91 %)');
+  assert.not.match(await row.innerText(), /disagrees/);
   await page.close();
 });
 
@@ -196,7 +287,7 @@ t('keyboard: Tab reaches sign-in and the filters; Enter opens a machine; control
   await machines.getByRole('row').filter({ hasText: 'SN-DASH-1' }).waitFor({ timeout: WAIT });
   for (const name of ['Search', 'Type']) assert.is(await page.getByLabel(name, { exact: true }).count(), 1, name);
   assert.is(await page.getByRole('button', { name: 'Sign out' }).count(), 1);
-  await machines.getByRole('button', { name: `${GW_A}:default` }).focus();
+  await machines.getByRole('button', { name: 'Yard 7 loader' }).focus();
   await page.keyboard.press('Enter');
   await page.getByRole('article', { name: /Machine/ }).waitFor({ timeout: WAIT });
   const outline = await page.evaluate<string>('getComputedStyle(document.activeElement).outlineStyle');

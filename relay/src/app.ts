@@ -6,6 +6,7 @@ import { TuError } from '@tu/shared';
 import { bearer, type Principal } from './graphql/auth.js';
 import { buildResolvers } from './graphql/resolvers.js';
 import { typeDefs } from './graphql/schema.js';
+import { WsConnections } from './graphql/ws-connections.js';
 import type { AppDeps } from './http/deps.js';
 import { installErrorHandling, sendError } from './http/errors.js';
 import { dashboard } from './dashboard.js';
@@ -36,6 +37,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     app.get('/mqtt', { websocket: true }, (socket) => handle(createWebSocketStream(socket)));
   }
 
+  const wsConnections = new WsConnections(deps.subscriptions);
   app.decorateRequest('auth', undefined);
   app.addHook('onRequest', async (req: FastifyRequest, reply) => {
     if (!req.url.startsWith('/graphql') || req.headers.upgrade?.toLowerCase() === 'websocket') return;
@@ -53,13 +55,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     graphiql: false,
     path: '/graphql',
     context: (req: FastifyRequest) => ({ auth: req.auth }),
+    // The catalogue code goes on the GraphQLError itself: the default formatter serialises the
+    // errors (toJSON), after which originalError is gone.
     errorFormatter: (execution, ctx) => {
-      const formatted = mercurius.defaultErrorFormatter(execution, ctx);
-      for (const e of formatted.response.errors ?? []) {
-        const orig = (e as { originalError?: unknown }).originalError;
-        if (orig instanceof TuError) Object.assign(e, { extensions: { ...(e.extensions ?? {}), code: orig.code } });
+      for (const e of execution.errors ?? []) {
+        if (e.originalError instanceof TuError) Object.assign(e, { extensions: { ...(e.extensions ?? {}), code: e.originalError.code } });
       }
-      return formatted;
+      return mercurius.defaultErrorFormatter(execution, ctx);
     },
     subscription: {
       emitter: deps.emitter,
@@ -68,16 +70,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         const p = (data.payload ?? {}) as { authorization?: unknown; Authorization?: unknown; token?: unknown; headers?: { authorization?: unknown } };
         try {
           const auth = await deps.verifier.verify(bearer(p.authorization ?? p.Authorization ?? p.headers?.authorization ?? p.token));
-          deps.subscriptions.connections++;
-          return { auth };
+          return { auth, wsConnection: wsConnections.opened() };
         } catch (err) {
           deps.logger?.warn({ reason: (err as Error).message }, 'refused graphql-ws connection');
           return false;
         }
       },
-      onDisconnect: (ctx) => {
-        if ((ctx as { auth?: Principal }).auth) deps.subscriptions.connections--;
-      },
+      onDisconnect: (ctx) => wsConnections.closed((ctx as { wsConnection?: unknown }).wsConnection),
     },
   });
   healthRoute(app, deps);

@@ -58,7 +58,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     const presence = new Presence(queue, { authoritative: config.ingress.mode === 'embedded' });
     const emitter = createEmitter(config);
     cleanup.push(() => new Promise<void>((r) => emitter.close(() => r())));
-    const ingest = new Ingest({ registry, queue, emitter, logger: logger.child({ component: 'ingest' }), maxPayloadBytes: config.ingress.maxPayloadBytes, dedupWindow: config.dedupWindow });
+    const ingest = new Ingest({ registry, queue, emitter, presence, logger: logger.child({ component: 'ingest' }), maxPayloadBytes: config.ingress.maxPayloadBytes, dedupWindow: config.dedupWindow });
     ingest.prime(await storage.recentEventIds(config.dedupWindow));
 
     let ingress: Ingress | undefined;

@@ -70,8 +70,27 @@ export function envelope<T extends EventType>(gatewayId: string, type: T, data: 
 
 const stepOutcome = (analysisId: string) => ({ analysisId, attempt: 1, commandId: randomUUID(), instance: 'i-1', durationMs: 5 });
 
-/** The events a gateway forwards for one analysis, in order (completed, or failed at recognition). */
-export function analysisFlow(gatewayId: string, opts: { outcome?: 'completed' | 'failed'; machineId?: string; at?: Date; brand?: string; thumbnail?: string } = {}): Envelope[] {
+/** The machine registered on the gateway (PUT /api/v1/machine), as the metadata service copies it into its record. */
+export interface RegisteredFixture {
+  id?: string;
+  name?: string;
+  type?: string;
+  brand?: string;
+  model?: string;
+  serialNumber?: string;
+}
+
+/**
+ * The events a gateway forwards for one analysis, in order (completed, or failed at recognition).
+ * `registered`: the gateway's registered machine (default: an excavator; null = nothing registered,
+ * so the record's type is the recognised one, typeSource 'recognition'); `recognised`: what the
+ * photo was recognised as (default excavator 0.91). The comparison's type check follows from both
+ * with the agent's rule (agent/src/services/comparison/verdict.ts, min confidence 0.6).
+ */
+export function analysisFlow(
+  gatewayId: string,
+  opts: { outcome?: 'completed' | 'failed'; machineId?: string; at?: Date; brand?: string; thumbnail?: string; registered?: RegisteredFixture | null; recognised?: { machineType: string; confidence: number } } = {},
+): Envelope[] {
   const analysisId = newAnalysisId();
   const at = opts.at ?? new Date();
   const t = (ms: number) => new Date(at.getTime() + ms).toISOString();
@@ -87,17 +106,34 @@ export function analysisFlow(gatewayId: string, opts: { outcome?: 'completed' | 
       envelope(gatewayId, 'analysis.failed', { analysisId, ...mid, image, failedAt: t(6), failedStep: 'recognition', reason, steps: [{ step: 'recognition', status: 'failed', attempts: 1, error: reason }], results: {} }, { time: t(6) }),
     ];
   }
+  const recognition = { ...recognitionResult(), ...(opts.recognised ?? {}) };
+  const registered = opts.registered === undefined ? { type: 'excavator' } : opts.registered;
+  const { type: _fixtureType, ...base } = metadataResult().record;
+  const confident = recognition.machineType !== 'unknown' && recognition.confidence >= 0.6;
   const metadata = metadataResult();
-  metadata.record = { ...metadata.record, ...(opts.brand ? { brand: opts.brand } : {}), lastSeenAt: t(0) };
+  metadata.record = {
+    ...base,
+    ...(registered?.id ? { machineId: registered.id } : {}),
+    ...(registered?.name ? { name: registered.name } : {}),
+    ...(registered?.type ? { type: registered.type, typeSource: 'registered' as const } : confident ? { type: recognition.machineType, typeSource: 'recognition' as const } : {}),
+    ...(registered?.brand ? { brand: registered.brand } : {}),
+    ...(registered?.model ? { model: registered.model } : {}),
+    ...(registered?.serialNumber ? { serialNumber: registered.serialNumber } : {}),
+    ...(opts.brand ? { brand: opts.brand } : {}),
+    lastSeenAt: t(0),
+  };
+  const comparison = comparisonResult();
+  const registeredType = registered?.type ?? null;
+  comparison.typeCheck = { registeredType, recognizedType: recognition.machineType, match: registeredType && confident ? registeredType === recognition.machineType : null };
   return [
     started,
-    envelope(gatewayId, 'recognition.completed', { ...stepOutcome(analysisId), result: recognitionResult() }, { time: t(1) }),
-    envelope(gatewayId, 'comparison.completed', { ...stepOutcome(analysisId), result: comparisonResult() }, { time: t(2) }),
+    envelope(gatewayId, 'recognition.completed', { ...stepOutcome(analysisId), result: recognition }, { time: t(1) }),
+    envelope(gatewayId, 'comparison.completed', { ...stepOutcome(analysisId), result: comparison }, { time: t(2) }),
     envelope(gatewayId, 'metadata.sorted', { ...stepOutcome(analysisId), result: metadata }, { time: t(3) }),
     envelope(
       gatewayId,
       'analysis.completed',
-      { analysisId, ...mid, image, uploadedAt: t(0), startedAt: t(0), completedAt: t(4), durationMs: 4, steps, results: { recognition: recognitionResult(), comparison: comparisonResult(), metadata } },
+      { analysisId, ...mid, image, uploadedAt: t(0), startedAt: t(0), completedAt: t(4), durationMs: 4, steps, results: { recognition, comparison, metadata } },
       { time: t(4) },
     ),
   ];

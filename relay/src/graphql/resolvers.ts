@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { IResolvers, MercuriusContext } from 'mercurius';
 import { TuError } from '@tu/shared';
-import { fanoutTopic } from '../ingest/fanout.js';
+import { z } from 'zod';
+import { fanoutTopic, type AnalysisEventPayload } from '../ingest/fanout.js';
 import type { Presence } from '../ingest/presence.js';
 import type { Registry } from '../registry/registry.js';
 import { cursorOf } from '../storage/sql-storage.js';
@@ -19,6 +20,9 @@ export interface GraphDeps {
 }
 
 type Ctx = MercuriusContext & { auth?: Principal };
+
+const RECENT_EVENTS_DEFAULT = 50;
+const recentEventsArgs = z.object({ first: z.number().int().min(1).max(100).nullish(), gatewayId: z.string().min(1).max(128).nullish() });
 type PageArgs = { first?: number | null; after?: string | null };
 
 const principal = (ctx: Ctx): Principal => {
@@ -57,6 +61,13 @@ export function buildResolvers(deps: GraphDeps): IResolvers {
           cursorOf.analysis,
         ),
       analysis: async (_: unknown, a: { id: string }, ctx: Ctx) => (await storage.getAnalysis(principal(ctx).tenant, a.id)) ?? null,
+      recentEvents: async (_: unknown, raw: unknown, ctx: Ctx) => {
+        const a = recentEventsArgs.safeParse(raw);
+        if (!a.success) throw new TuError('INVALID_REQUEST', `recentEvents: ${a.error.issues.map((i) => `${i.path.join('.') || 'args'} ${i.message}`).join('; ')}`);
+        if (a.data.gatewayId) await ownGateway(ctx, a.data.gatewayId);
+        const rows = await storage.listEvents({ tenantId: principal(ctx).tenant, gatewayId: opt(a.data.gatewayId), limit: a.data.first ?? RECENT_EVENTS_DEFAULT });
+        return rows.map((e): AnalysisEventPayload => ({ id: e.id, type: e.type, analysisId: e.subject, gatewayId: e.gatewayId, time: e.time, data: e.data }));
+      },
       typeAccuracy: async (_: unknown, a: { gatewayId?: string | null }, ctx: Ctx) => {
         if (a.gatewayId) await ownGateway(ctx, a.gatewayId);
         return storage.typeAccuracy({ tenantId: principal(ctx).tenant, gatewayId: opt(a.gatewayId) });

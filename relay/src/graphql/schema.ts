@@ -15,15 +15,33 @@ export const typeDefs = /* GraphQL */ `
     machines(first: Int, after: String): MachineConnection!
   }
 
+  "What a photo's recognition said: evidence about a machine, not its type"
+  type Recognition {
+    "Machine type the gateway recognised (or 'unknown' = not recognised as a machine)"
+    machineType: String!
+    "The recognition's confidence, 0..1"
+    confidence: Float!
+    "The analysis of that photo"
+    analysisId: ID!
+  }
+
   type Machine {
     id: ID!
     gatewayId: ID!
+    "The registered type (PUT /api/v1/machine on the gateway); null when none is registered. Never taken from a photo"
     type: String
     brand: String
     model: String
     serialNumber: String
+    "The registered name"
     name: String
+    "The id the machine is registered under on its gateway"
+    registeredId: String
     lastSeen: String
+    "What the latest photo (the one at lastSeen) was recognised as"
+    lastRecognition: Recognition
+    "The gateway's type check of the latest photo: false = the recognition disagrees with the registered type, true = agrees, null = not judged (no registered type, or recognition unsure)"
+    typeMatch: Boolean
     lastPosition: JSON
     "Small JPEG thumbnail of the latest photo, base64"
     latestThumbnail: String
@@ -145,12 +163,14 @@ export const typeDefs = /* GraphQL */ `
   type Query {
     gateways(first: Int, after: String, search: String): GatewayConnection!
     gateway(id: ID!): Gateway
-    "Filters: gateway, machine type (exact, case-insensitive), text search over name/brand/model/serial/type/id"
+    "Filters: gateway, machine type (exact, case-insensitive), text search over name/brand/model/serial/registered type/registered id/id"
     machines(first: Int, after: String, gatewayId: ID, type: String, search: String): MachineConnection!
     machine(id: ID!): Machine
     "Newest first"
     analyses(first: Int, after: String, gatewayId: ID, machineId: ID, status: AnalysisStatus): AnalysisConnection!
     analysis(id: ID!): Analysis
+    "The newest events of the tenant's gateways (or one gateway), newest first; first: 1..100 (default 50). The dashboard loads these, then merges the live analysisEvents by id"
+    recentEvents(first: Int, gatewayId: ID): [AnalysisEvent!]!
     "Per machine type, over the tenant's gateways (or one gateway): technicians' confirmations and corrections, and the accuracy they imply; sorted by type"
     typeAccuracy(gatewayId: ID): [TypeAccuracy!]!
     "The tenant's labelled examples (newest label per analysis), oldest first; for exporting training data (see relay README, 'Labelled examples')"

@@ -1,6 +1,28 @@
 import type { CloudEvent, DataOf } from '@tu/shared';
 import type { AnalysisRow, EventEffects, MachineUpsert, StoredEvent } from '../storage/types.js';
 
+type MachineRecord = NonNullable<DataOf<'analysis.completed'>['results']['metadata']>['record'];
+
+/**
+ * The machine's type is the registered one only: a type the gateway took from the photo's
+ * recognition (nothing registered) is evidence and is kept as the machine's last recognition.
+ * Gateways older than `typeSource` send the recognised type in the same field; for those, the
+ * comparison's registeredType (null when nothing was registered) tells the two apart.
+ */
+function registeredType(rec: MachineRecord | undefined, comparedRegisteredType: string | null): string | null {
+  if (!rec?.type) return null;
+  if (rec.typeSource) return rec.typeSource === 'registered' ? rec.type : null;
+  return comparedRegisteredType ? rec.type : null;
+}
+
+/**
+ * Whether the record carries a registration (any registered field): then it is the gateway's
+ * whole registration at the time of the photo. A record without one (nothing registered, or a
+ * gateway older than these fields) leaves the stored registration alone.
+ */
+const isRegistration = (rec: MachineRecord | undefined): boolean =>
+  !!rec && (rec.typeSource === 'registered' || [rec.machineId, rec.name, rec.brand, rec.model, rec.serialNumber].some((v) => v !== undefined));
+
 /** The machine id an analysis belongs to: its machineId, else the gateway's default machine. */
 export const machineIdFor = (gatewayId: string, machineId: string | undefined): string => machineId ?? `${gatewayId}:default`;
 
@@ -9,8 +31,9 @@ const iso = (t: string): string => new Date(t).toISOString();
 /**
  * svc-machine-storage: what an accepted event changes beyond the events table.
  * - analysis.started: a `running` analysis (never overwrites a finished one);
- * - analysis.completed: upsert the machine from results.metadata.record and recognition
- *   (lastSeen/position/thumbnail only move forward in time) and the completed analysis;
+ * - analysis.completed: upsert the machine from results.metadata.record (the registered machine:
+ *   id, name, type, brand, model, serial) and keep the photo's recognition as evidence beside the
+ *   type (lastSeen/position/thumbnail/recognition only move forward in time), and the analysis;
  * - analysis.failed: the failed analysis, and the machine row if it does not exist yet
  *   (a failed analysis does not change the machine's fields);
  * - recognition.labelled: the technician's labelled example (idempotent by correction id).
@@ -27,18 +50,29 @@ export function effectsOf(event: CloudEvent, gatewayId: string, tenantId: string
       const d = event.data as DataOf<'analysis.completed'>;
       const machineId = machineIdFor(gatewayId, d.machineId);
       const rec = d.results.metadata?.record;
-      const recognised = d.results.recognition?.machineType;
+      const recognition = d.results.recognition;
+      const typeCheck = d.results.comparison?.typeCheck;
+      // The registered machine's fields describe this analysis' machine only when the upload named
+      // no other machine (the comparison service applies the same rule, agent/src/services/comparison/service.ts).
+      const forRegistered = !d.machineId || !rec?.machineId || d.machineId === rec.machineId;
+      const registered = forRegistered ? rec : undefined;
       const machine: MachineUpsert = {
         id: machineId,
         tenantId,
         gatewayId,
-        type: rec?.type ?? (recognised && recognised !== 'unknown' ? recognised : null),
-        brand: rec?.brand ?? null,
-        model: rec?.model ?? null,
-        serialNumber: rec?.serialNumber ?? null,
+        type: registeredType(registered, typeCheck?.registeredType ?? null),
+        brand: registered?.brand ?? null,
+        model: registered?.model ?? null,
+        serialNumber: registered?.serialNumber ?? null,
+        name: registered?.name ?? null,
+        registeredId: registered?.machineId ?? null,
+        registration: isRegistration(registered),
         seenAt: iso(rec?.lastSeenAt ?? d.completedAt),
         lastPosition: rec?.lastPosition ?? null,
         thumbnail: d.image.thumbnail ?? null,
+        recognition: recognition ? { machineType: recognition.machineType, confidence: recognition.confidence, analysisId: d.analysisId } : null,
+        // The gateway's own judgement (threshold included, agent/src/services/comparison/verdict.ts).
+        typeMatch: forRegistered ? (typeCheck?.match ?? null) : null,
       };
       const row: AnalysisRow = { id: d.analysisId, tenantId, gatewayId, machineId, status: 'completed', steps: d.steps, results: d.results, failure: null, startedAt: iso(d.startedAt), endedAt: iso(d.completedAt), sortTime: iso(d.completedAt) };
       return { machine, analysis: { row, mode: 'upsert' } };

@@ -3,6 +3,7 @@ import type { Registry } from '../registry/registry.js';
 import { RecentIds } from './dedup.js';
 import { effectsOf, storedEvent } from './effects.js';
 import { fanoutTopic, toPayload, type Emitter } from './fanout.js';
+import type { Presence } from './presence.js';
 import type { StorageQueue } from './storage-queue.js';
 
 export interface IngestStats {
@@ -29,7 +30,17 @@ export class Ingest {
   readonly #loading = new Map<string, Promise<unknown>>();
 
   constructor(
-    private readonly deps: { registry: Registry; queue: StorageQueue; emitter: Emitter; logger: Logger; maxPayloadBytes: number; dedupWindow: number; now?: () => Date },
+    private readonly deps: {
+      registry: Registry;
+      queue: StorageQueue;
+      emitter: Emitter;
+      logger: Logger;
+      maxPayloadBytes: number;
+      dedupWindow: number;
+      /** Told of every accepted event: a gateway's "last seen" moves with its events. */
+      presence?: Pick<Presence, 'seen'>;
+      now?: () => Date;
+    },
   ) {
     this.#recent = new RecentIds(deps.dedupWindow);
   }
@@ -75,6 +86,7 @@ export class Ingest {
       return seen.then(() => ({ ok: true, duplicate: true }) as const);
     }
     this.stats.accepted++;
+    this.deps.presence?.seen(gatewayId);
     // Fan-out first: subscribers never wait for the database.
     this.deps.emitter.emit({ topic: fanoutTopic(gw.tenantId, gatewayId), payload: { analysisEvents: toPayload(e, gatewayId) } });
     this.stats.fannedOut++;

@@ -7,6 +7,7 @@ import type {
   AnalysisRow,
   AnalysisStatus,
   EventEffects,
+  EventFilter,
   GatewayFilter,
   GatewayRow,
   ExampleFilter,
@@ -22,7 +23,25 @@ import type {
 } from './types.js';
 
 interface GatewayRec { id: string; tenant_id: string; name: string | null; secret_hash: string; online: number | string; last_seen: string | null; created_at: string }
-interface MachineRec { id: string; tenant_id: string; gateway_id: string; type: string | null; brand: string | null; model: string | null; serial_number: string | null; name: string | null; last_seen: string | null; last_position: string | null; latest_thumbnail: string | null }
+interface MachineRec {
+  id: string;
+  tenant_id: string;
+  gateway_id: string;
+  type: string | null;
+  brand: string | null;
+  model: string | null;
+  serial_number: string | null;
+  name: string | null;
+  registered_id: string | null;
+  last_seen: string | null;
+  last_position: string | null;
+  latest_thumbnail: string | null;
+  recognised_type: string | null;
+  recognised_confidence: number | string | null;
+  recognised_analysis_id: string | null;
+  type_match: number | string | null;
+}
+interface EventRec { id: string; tenant_id: string; gateway_id: string; type: string; subject: string; time: string; received_at: string; data: string }
 interface AnalysisRec { id: string; tenant_id: string; gateway_id: string; machine_id: string; status: string; steps: string | null; results: string | null; failure: string | null; started_at: string | null; ended_at: string | null; sort_time: string }
 
 const json = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v));
@@ -38,10 +57,17 @@ const toMachine = (r: MachineRec): MachineRow => ({
   model: r.model,
   serialNumber: r.serial_number,
   name: r.name,
+  registeredId: r.registered_id,
   lastSeen: r.last_seen,
   lastPosition: parse(r.last_position) as GeoPosition | null,
   latestThumbnail: r.latest_thumbnail,
+  lastRecognition:
+    r.recognised_type !== null && r.recognised_confidence !== null && r.recognised_analysis_id !== null
+      ? { machineType: r.recognised_type, confidence: Number(r.recognised_confidence), analysisId: r.recognised_analysis_id }
+      : null,
+  typeMatch: r.type_match === null ? null : Number(r.type_match) === 1,
 });
+const toEvent = (r: EventRec): StoredEvent => ({ id: r.id, tenantId: r.tenant_id, gatewayId: r.gateway_id, type: r.type, subject: r.subject, time: r.time, receivedAt: r.received_at, data: parse(r.data) });
 const toAnalysis = (r: AnalysisRec): AnalysisRow => ({
   id: r.id,
   tenantId: r.tenant_id,
@@ -88,6 +114,13 @@ const isUniqueViolation = (err: unknown): boolean => {
   const e = err as { code?: string; message?: string };
   return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || /UNIQUE constraint failed/.test(e.message ?? '');
 };
+
+/**
+ * The registered machine's columns. A newer record that carries a registration replaces them all
+ * (a field the technician no longer registers is no longer shown); otherwise, and for an older
+ * photo arriving late, an event only fills in what is missing.
+ */
+const REGISTERED = ['type', 'brand', 'model', 'serial_number', 'name', 'registered_id'] as const;
 
 const NEWER = (): string => `CASE WHEN excluded.last_seen IS NOT NULL AND (machines.last_seen IS NULL OR excluded.last_seen >= machines.last_seen)`;
 
@@ -202,20 +235,39 @@ export class SqlStorage implements Storage {
   async #upsertMachine(t: Db, m: NonNullable<EventEffects['machine']>): Promise<void> {
     const newer = NEWER();
     await t.run(
-      `INSERT INTO machines (id, tenant_id, gateway_id, type, brand, model, serial_number, name, last_seen, last_position, latest_thumbnail)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO machines (id, tenant_id, gateway_id, type, brand, model, serial_number, name, registered_id, last_seen, last_position, latest_thumbnail,
+         recognised_type, recognised_confidence, recognised_analysis_id, type_match)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET
          gateway_id = excluded.gateway_id,
-         type = coalesce(excluded.type, machines.type),
-         brand = coalesce(excluded.brand, machines.brand),
-         model = coalesce(excluded.model, machines.model),
-         serial_number = coalesce(excluded.serial_number, machines.serial_number),
-         name = coalesce(excluded.name, machines.name),
+         ${REGISTERED.map((c) => `${c} = ${newer} AND ? = 1 THEN excluded.${c} ELSE coalesce(excluded.${c}, machines.${c}) END`).join(',\n         ')},
          last_position = ${newer} THEN coalesce(excluded.last_position, machines.last_position) ELSE machines.last_position END,
          latest_thumbnail = ${newer} THEN coalesce(excluded.latest_thumbnail, machines.latest_thumbnail) ELSE machines.latest_thumbnail END,
+         recognised_type = ${newer} AND excluded.recognised_type IS NOT NULL THEN excluded.recognised_type ELSE machines.recognised_type END,
+         recognised_confidence = ${newer} AND excluded.recognised_type IS NOT NULL THEN excluded.recognised_confidence ELSE machines.recognised_confidence END,
+         recognised_analysis_id = ${newer} AND excluded.recognised_type IS NOT NULL THEN excluded.recognised_analysis_id ELSE machines.recognised_analysis_id END,
+         type_match = ${newer} THEN excluded.type_match ELSE machines.type_match END,
          last_seen = ${newer} THEN excluded.last_seen ELSE machines.last_seen END
        WHERE machines.tenant_id = excluded.tenant_id`,
-      [m.id, m.tenantId, m.gatewayId, m.type ?? null, m.brand ?? null, m.model ?? null, m.serialNumber ?? null, m.name ?? null, m.seenAt ?? null, json(m.lastPosition), m.thumbnail ?? null],
+      [
+        m.id,
+        m.tenantId,
+        m.gatewayId,
+        m.type ?? null,
+        m.brand ?? null,
+        m.model ?? null,
+        m.serialNumber ?? null,
+        m.name ?? null,
+        m.registeredId ?? null,
+        m.seenAt ?? null,
+        json(m.lastPosition),
+        m.thumbnail ?? null,
+        m.recognition?.machineType ?? null,
+        m.recognition?.confidence ?? null,
+        m.recognition?.analysisId ?? null,
+        m.typeMatch === undefined || m.typeMatch === null ? null : m.typeMatch ? 1 : 0,
+        ...REGISTERED.map(() => (m.registration ? 1 : 0)),
+      ],
     );
   }
 
@@ -292,6 +344,18 @@ export class SqlStorage implements Storage {
     return rows.map((r) => r.id).reverse();
   }
 
+  /** Newest first (received_at, time, id descending): the dashboard's feed after a reload. */
+  async listEvents(f: EventFilter): Promise<StoredEvent[]> {
+    const where = ['tenant_id = ?'];
+    const params: SqlValue[] = [f.tenantId];
+    if (f.gatewayId) {
+      where.push('gateway_id = ?');
+      params.push(f.gatewayId);
+    }
+    const rows = await this.db.all<EventRec>(`SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY received_at DESC, time DESC, id DESC LIMIT ?`, [...params, f.limit]);
+    return rows.map(toEvent);
+  }
+
   async countEvents(f: { gatewayId?: string } = {}): Promise<number> {
     const rows = f.gatewayId
       ? await this.db.all<{ n: number | string }>('SELECT count(*) AS n FROM events WHERE gateway_id = ?', [f.gatewayId])
@@ -317,7 +381,7 @@ export class SqlStorage implements Storage {
     }
     if (f.search) {
       where.push(
-        "lower(coalesce(name, '') || ' ' || coalesce(brand, '') || ' ' || coalesce(model, '') || ' ' || coalesce(serial_number, '') || ' ' || coalesce(type, '') || ' ' || id) LIKE ? ESCAPE '\\'",
+        "lower(coalesce(name, '') || ' ' || coalesce(brand, '') || ' ' || coalesce(model, '') || ' ' || coalesce(serial_number, '') || ' ' || coalesce(type, '') || ' ' || coalesce(registered_id, '') || ' ' || id) LIKE ? ESCAPE '\\'",
       );
       params.push(containsPattern(f.search));
     }

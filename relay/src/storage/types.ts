@@ -31,9 +31,21 @@ export interface MachineRow {
   model: string | null;
   serialNumber: string | null;
   name: string | null;
+  /** The id the technician registered the machine under on the gateway (PUT /api/v1/machine). */
+  registeredId: string | null;
   lastSeen: string | null;
   lastPosition: GeoPosition | null;
   latestThumbnail: string | null;
+  /** What the latest photo's recognition said: evidence, never the machine's type. */
+  lastRecognition: MachineRecognition | null;
+  /** The gateway's type check of the latest photo: false = recognition disagrees with the registered type; null = not judged. */
+  typeMatch: boolean | null;
+}
+
+export interface MachineRecognition {
+  machineType: string;
+  confidence: number;
+  analysisId: string;
 }
 
 export type AnalysisStatus = 'running' | 'completed' | 'failed';
@@ -75,10 +87,18 @@ export interface MachineUpsert {
   model?: string | null;
   serialNumber?: string | null;
   name?: string | null;
-  /** When set, lastSeen/lastPosition/latestThumbnail move only if this is newer than what is stored. */
+  registeredId?: string | null;
+  /**
+   * The event carries the gateway's whole registration (type..registeredId): when it is newer than
+   * what is stored, it replaces those fields, absent ones included; otherwise they only fill gaps.
+   */
+  registration?: boolean;
+  /** When set, lastSeen/lastPosition/latestThumbnail/recognition/typeMatch move only if this is newer than what is stored. */
   seenAt?: string | null;
   lastPosition?: GeoPosition | null;
   thumbnail?: string | null;
+  recognition?: MachineRecognition | null;
+  typeMatch?: boolean | null;
 }
 
 /** A technician's label of a recognised photo (`recognition.labelled`), as the relay keeps it. */
@@ -157,6 +177,12 @@ export interface AnalysisFilter extends PageArgs {
   status?: AnalysisStatus | undefined;
 }
 
+export interface EventFilter {
+  tenantId: string;
+  gatewayId?: string | undefined;
+  limit: number;
+}
+
 export interface GatewayFilter extends PageArgs {
   tenantId: string;
   search?: string | undefined;
@@ -182,6 +208,8 @@ export interface Storage {
    */
   recordEvents(batch: { event: StoredEvent; effects: EventEffects }[]): Promise<('stored' | 'duplicate')[]>;
   recentEventIds(limit: number): Promise<string[]>;
+  /** The tenant's (or one gateway's) newest events, newest first. */
+  listEvents(f: EventFilter): Promise<StoredEvent[]>;
   countEvents(f?: { gatewayId?: string }): Promise<number>;
 
   getMachine(tenantId: string, id: string): Promise<MachineRow | undefined>;

@@ -1,14 +1,14 @@
 import { useEffect, useState } from 'preact/hooks';
 import * as z from 'zod/mini';
+import { typeName } from './format';
+import type { Query } from './graphql';
 
 /** One row of the relay's `typeAccuracy` query (relay/src/graphql/schema.ts TypeAccuracy). */
 const typeAccuracy = z.object({ machineType: z.string(), confirmed: z.number(), correctedAway: z.number(), correctedTo: z.number(), accuracy: z.nullable(z.number()) });
 type TypeAccuracy = z.infer<typeof typeAccuracy>;
-export type Query = <T>(query: string, variables: Record<string, unknown>, pick: (d: Record<string, unknown>) => T) => Promise<T>;
 
 /** The explanation under each column name: normal weight, so the number's name stands out. */
 const NOTE = { fontWeight: 400 };
-const typeName = (t: string) => (t === 'negative' ? 'no machine' : t === 'unknown' ? 'unknown (gateway abstained)' : t.replace(/_/g, ' '));
 
 /**
  * "Real-world accuracy": per machine type, what technicians said about the gateways'

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { gps, sha256, unit, isoTime } from './common.js';
+import { gps, machineId, sha256, unit, isoTime } from './common.js';
 
 const label = z.object({ label: z.string().min(1).max(128), score: unit });
 
@@ -95,7 +95,16 @@ export const metadataResult = z.object({
   warnings: z.array(qualityWarning).max(10),
   category: z.enum(['overview', 'nameplate', 'other']),
   record: z.object({
+    /** The registered machine's id and name (PUT /api/v1/machine on the gateway), when set. */
+    machineId: machineId.optional(),
+    name: z.string().max(256).optional(),
     type: z.string().max(64).optional(),
+    /**
+     * Where `type` comes from: `registered` (the technician's registration, the machine's type) or
+     * `recognition` (nothing registered; the photo's confident recognition, evidence only).
+     * Absent from gateways older than this field.
+     */
+    typeSource: z.enum(['registered', 'recognition']).optional(),
     brand: z.string().max(128).optional(),
     model: z.string().max(128).optional(),
     serialNumber: z.string().max(128).optional(),

@@ -1,7 +1,8 @@
 /**
  * Sorts metadata into the machine record's fields.
- * - type/brand/model/serialNumber: from the registered machine; `type` falls back to
- *   the recognised machineType when confident (>= typeConfidenceMin) and nothing is registered.
+ * - machineId/name/type/brand/model/serialNumber: from the registered machine; `type` falls back
+ *   to the recognised machineType when confident (>= typeConfidenceMin) and nothing is registered;
+ *   `typeSource` says which of the two it is.
  * - lastSeenAt: EXIF capture time normalised to UTC when its zone is known
  *   (offset tag or GPS UTC stamp); a zone-less capture time is interpreted with
  *   `assumedUtcOffset` when given; otherwise, or when the capture time is implausible
@@ -53,9 +54,15 @@ export function sortIntoRecord(input: SortInput): MachineRecordFields {
     photoCategory: input.category,
   };
   const typeMin = input.typeConfidenceMin ?? 0.5;
-  if (registered?.type) record.type = registered.type;
-  else if (recognition && recognition.machineType !== 'unknown' && (recognition.confidence ?? 0) >= typeMin) {
+  if (registered?.id) record.machineId = registered.id;
+  if (registered?.name) record.name = registered.name;
+  // typeSource tells the relay whether `type` is the machine's (registered) or only evidence.
+  if (registered?.type) {
+    record.type = registered.type;
+    record.typeSource = 'registered';
+  } else if (recognition && recognition.machineType !== 'unknown' && (recognition.confidence ?? 0) >= typeMin) {
     record.type = recognition.machineType;
+    record.typeSource = 'recognition';
   }
   if (registered?.brand) record.brand = registered.brand;
   if (registered?.model) record.model = registered.model;

@@ -62,6 +62,7 @@ export interface RecognitionHint {
 }
 
 export interface RegisteredMachine {
+  id?: string;
   type?: string;
   brand?: string;
   model?: string;
@@ -70,7 +71,10 @@ export interface RegisteredMachine {
 }
 
 export interface MachineRecordFields {
+  machineId?: string;
+  name?: string;
   type?: string;
+  typeSource?: 'registered' | 'recognition';
   brand?: string;
   model?: string;
   serialNumber?: string;

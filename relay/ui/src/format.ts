@@ -1,0 +1,29 @@
+/** How the dashboard words failures, machine types and recognitions (one place for each). */
+import * as z from 'zod/mini';
+
+const str = z.string();
+// A failure as it comes: analysis.failed data ({ failedStep, reason }), a step's *.failed data
+// ({ error }), or a stored analysis' failure ({ failedStep, code, message }).
+const why = z.object({ code: str, message: str });
+const failureShape = z.object({ failedStep: z.optional(str), reason: z.optional(why), error: z.optional(why), code: z.optional(str), message: z.optional(str) });
+
+export const reason = (failure: unknown): string => {
+  const r = failureShape.safeParse(failure);
+  if (!r.success) return '';
+  const f = r.data;
+  const w = f.reason ?? f.error ?? (f.code && f.message ? { code: f.code, message: f.message } : undefined);
+  return w ? `${f.failedStep ? `${f.failedStep}: ` : ''}${w.message} [${w.code}]` : '';
+};
+
+/** A machine type as people write it: `wheel_loader` → "wheel loader". */
+export const typeName = (t: string): string => (t === 'negative' ? 'no machine' : t === 'unknown' ? 'unknown (gateway abstained)' : t.replace(/_/g, ' '));
+
+/** A recognition with its meaning: "forklift (71 %)", or that nothing was recognised. */
+export const recognitionText = (r: { machineType: string; confidence: number }): string =>
+  r.machineType === 'unknown' ? 'not recognised as a machine' : `${typeName(r.machineType)} (${Math.round(r.confidence * 100)} %)`;
+
+/** The recognition in an analysis' results (feed line, machine history), or ''. */
+export const resultsRecognition = (results: unknown): string => {
+  const r = z.object({ recognition: z.object({ machineType: str, confidence: z.number() }) }).safeParse(results);
+  return r.success ? `recognised: ${recognitionText(r.data.recognition)}` : '';
+};

@@ -1,0 +1,145 @@
+/**
+ * Everything the dashboard says to the relay: the GraphQL queries (POST /graphql), the live
+ * subscription (graphql-ws), and the zod shapes of what comes back (relay/src/graphql/schema.ts).
+ */
+import { createClient } from 'graphql-ws';
+import * as z from 'zod/mini';
+
+const str = z.string();
+const ns = z.optional(z.nullable(str));
+export const gatewaySchema = z.object({ id: str, name: ns, online: z.boolean(), lastSeen: ns });
+const recognitionSchema = z.object({ machineType: str, confidence: z.number(), analysisId: str });
+export const machineSchema = z.object({
+  id: str,
+  gatewayId: str,
+  type: ns,
+  brand: ns,
+  model: ns,
+  serialNumber: ns,
+  name: ns,
+  registeredId: ns,
+  lastSeen: ns,
+  latestThumbnail: ns,
+  lastRecognition: z.optional(z.nullable(recognitionSchema)),
+  typeMatch: z.optional(z.nullable(z.boolean())),
+});
+export const analysisSchema = z.object({ id: str, gatewayId: str, machineId: str, status: str, failure: z.optional(z.unknown()), results: z.optional(z.unknown()), startedAt: ns, endedAt: ns });
+export const feedEventSchema = z.object({ id: str, type: str, analysisId: str, gatewayId: str, time: str, data: z.optional(z.unknown()) });
+export type Gateway = z.infer<typeof gatewaySchema>;
+export type Machine = z.infer<typeof machineSchema>;
+export type Analysis = z.infer<typeof analysisSchema>;
+export type FeedEvent = z.infer<typeof feedEventSchema>;
+export type Query = <T>(query: string, variables: Record<string, unknown>, pick: (d: Record<string, unknown>) => T) => Promise<T>;
+
+const graphqlErrors = z.object({
+  errors: z.optional(z.array(z.object({ message: str }))),
+  data: z.optional(z.nullable(z.record(str, z.unknown()))),
+  // the relay's own errors (401 before GraphQL runs): { error: { code, message } }
+  error: z.optional(z.object({ code: str, message: str })),
+});
+/** The relay refused the token (401 / UNAUTHENTICATED): the dashboard signs out with this message. */
+export class AuthError extends Error {}
+
+/** One GraphQL request with the bearer token; `pick` takes the part of `data` the caller needs. */
+export async function gql<T>(token: string, query: string, variables: Record<string, unknown>, pick: (d: Record<string, unknown>) => T): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch('/graphql', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query, variables }) });
+  } catch {
+    throw new Error('The relay does not answer.');
+  }
+  const body = graphqlErrors.safeParse(await res.json().catch(() => ({})));
+  if (!body.success) throw new Error(`Unexpected answer from the relay (${res.status}).`);
+  if (res.status === 401 || body.data.error?.code === 'UNAUTHENTICATED') throw new AuthError(body.data.error?.message ?? 'the token was refused');
+  if (body.data.error) throw new Error(`${body.data.error.message} [${body.data.error.code}]`);
+  if (body.data.errors?.length) throw new Error(body.data.errors.map((e) => e.message).join('; '));
+  if (!res.ok || !body.data.data) throw new Error(`The relay answered ${res.status}.`);
+  return pick(body.data.data);
+}
+
+const nodes = <T,>(schema: z.ZodMiniType<T>, v: unknown): T[] => {
+  const r = z.object({ nodes: z.array(z.unknown()) }).safeParse(v);
+  return r.success ? r.data.nodes.flatMap((n) => { const p = schema.safeParse(n); return p.success ? [p.data] : []; }) : [];
+};
+const list = <T,>(schema: z.ZodMiniType<T>, v: unknown): T[] => (Array.isArray(v) ? v.flatMap((n) => { const p = schema.safeParse(n); return p.success ? [p.data] : []; }) : []);
+
+const MACHINE_FIELDS = 'id gatewayId type brand model serialNumber name registeredId lastSeen latestThumbnail lastRecognition { machineType confidence analysisId } typeMatch';
+const EVENT_FIELDS = 'id type analysisId gatewayId time data';
+/** How many stored events the feed starts with (the relay allows 1..100). */
+export const FEED_SIZE = 100;
+
+/** The queries the dashboard makes, bound to one token. */
+export function api(token: string) {
+  const q: Query = (query, variables, pick) => gql(token, query, variables, pick);
+  return {
+    query: q,
+    gatewaysAndFailures: () =>
+      q('query { gateways(first: 100) { nodes { id name online lastSeen } } analyses(first: 20, status: failed) { nodes { id gatewayId machineId status failure startedAt endedAt } } }', {}, (d) => ({
+        gateways: nodes(gatewaySchema, d['gateways']),
+        failures: nodes(analysisSchema, d['analyses']),
+      })),
+    machines: (search: string, type: string) =>
+      q(`query($s: String, $t: String) { machines(first: 100, search: $s, type: $t) { nodes { ${MACHINE_FIELDS} } } }`, { s: search || null, t: type || null }, (d) => nodes(machineSchema, d['machines'])),
+    machine: (id: string) =>
+      q(`query($id: ID!) { machine(id: $id) { ${MACHINE_FIELDS} analyses(first: 20) { nodes { id gatewayId machineId status failure results startedAt endedAt } } } }`, { id }, (d) => {
+        const m = machineSchema.safeParse(d['machine']);
+        const a = z.object({ analyses: z.unknown() }).safeParse(d['machine']);
+        return m.success ? { m: m.data, analyses: a.success ? nodes(analysisSchema, a.data.analyses) : [] } : undefined;
+      }),
+    recentEvents: () => q(`query($n: Int) { recentEvents(first: $n) { ${EVENT_FIELDS} } }`, { n: FEED_SIZE }, (d) => list(feedEventSchema, d['recentEvents'])),
+    analysisStatus: (id: string) => q('query($id: ID!) { analysis(id: $id) { status } }', { id }, (d) => z.object({ status: str }).safeParse(d['analysis'])),
+  };
+}
+export type Api = ReturnType<typeof api>;
+
+/**
+ * The relay pushes an event before it stores it: resolves once the analysis is stored as
+ * `status` (a few quick polls, then gives up; the caller reloads either way).
+ */
+export async function whenStored(a: Api, id: string, status: string): Promise<void> {
+  for (let i = 0, delay = 50; i < 12; i++, delay = Math.min(delay * 2, 2000)) {
+    const s = await a.analysisStatus(id);
+    if (s.success && s.data.status === status) return;
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+export interface LiveHandlers {
+  /** The subscription is (re)established: the caller loads the stored events now, so no gap. */
+  connected: () => void;
+  closed: () => void;
+  event: (e: FeedEvent) => void;
+  /** The feed stopped for good, with the reason a person can act on. */
+  stopped: (message: string) => void;
+}
+
+/** The live analysisEvents subscription over graphql-ws; returns its stop function. */
+export function subscribeLive(token: string, h: LiveHandlers): () => void {
+  const client = createClient({
+    url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`,
+    connectionParams: { authorization: `Bearer ${token}` },
+    retryAttempts: 1e9,
+    // The subscription is requested on this socket as soon as it is acknowledged (`connected`);
+    // the stored events are loaded from then on and merged by event id (state.ts mergeFeed).
+    on: { connected: h.connected, closed: h.closed },
+  });
+  const stop = client.subscribe(
+    { query: `subscription { analysisEvents { ${EVENT_FIELDS} } }` },
+    {
+      next: (msg) => {
+        const e = feedEventSchema.safeParse((msg.data as Record<string, unknown> | null | undefined)?.['analysisEvents']);
+        if (e.success) h.event(e.data);
+      },
+      error: (err) => {
+        const close = z.object({ code: z.number(), reason: z.optional(str) }).safeParse(err);
+        const why = err instanceof Error ? err.message : Array.isArray(err) ? err.map((x: { message?: string }) => x.message).join('; ') : close.success ? `connection closed (${close.data.code}${close.data.reason ? ` ${close.data.reason}` : ''})` : 'connection closed';
+        h.stopped(`The live feed stopped: ${why}. Reload the page to retry.`);
+      },
+      complete: () => undefined,
+    },
+  );
+  return () => {
+    stop();
+    void client.dispose();
+  };
+}
