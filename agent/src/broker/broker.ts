@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { duplexPair, type Logger } from '@tu/shared';
 import { aclFor, mayPublish, maySubscribe, type Acl } from './acl.js';
-import { principalFor, verifyPassword } from './credentials.js';
+import { ownsClientId, principalFor, verifyPassword } from './credentials.js';
 
 export interface BrokerOptions {
   gatewayId: string;
@@ -33,7 +33,7 @@ export interface Broker {
 
 const CLIENT_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
 
-function authError(message: string, returnCode: 4 | 5): AuthenticateError {
+function authError(message: string, returnCode: 2 | 4 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
 
@@ -54,6 +54,13 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
         stats.refusedConnects++;
         log.warn({ clientId: client.id?.slice(0, 128), username: username?.slice(0, 128) }, 'refused connection: bad credentials or client id');
         return done(authError('bad username or password', 4), false);
+      }
+      // A valid login may still not take over another principal's client id (MQTT would
+      // disconnect the holder): refuse it as "identifier rejected" (CONNACK 2).
+      if (!ownsClientId(username!, client.id)) {
+        stats.refusedConnects++;
+        log.warn({ clientId: client.id.slice(0, 128), username }, `refused connection: client id not owned by this login (use "${username}" or "${username}:<suffix>")`);
+        return done(authError('client id not owned by this login', 2), false);
       }
       acls.set(client, aclFor(principal, opts.gatewayId, client.id));
       done(null, true);

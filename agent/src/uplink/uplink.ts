@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { AgentConfig } from '@tu/firmware-config';
 import { TuError, type Clock, type Logger } from '@tu/shared';
-import { connectObserver, type BusIdentity } from '../bus.js';
+import { connectObserver, observerClientId, type BusIdentity } from '../bus.js';
 import { Forwarder, type UplinkError, type UplinkState } from './forwarder.js';
 import { Outbox } from './outbox.js';
 import { redactUrl, resolveEndpoint, type RelayEndpoint } from './relay-connection.js';
@@ -77,7 +77,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
   });
   let forwarder: Forwarder;
   try {
-    const bus = await connectObserver(deps.identity, UPLINK_OBSERVER, 'uplink');
+    const bus = await connectObserver(deps.identity, UPLINK_OBSERVER, observerClientId(UPLINK_OBSERVER));
     forwarder = new Forwarder({
       gatewayId: config.gatewayId,
       bus,

@@ -10,7 +10,7 @@ import type { Ingress, IngressStats } from './types.js';
 
 const CLIENT_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
 
-const authError = (message: string, returnCode: 4 | 5): AuthenticateError => Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+const authError = (message: string, returnCode: 2 | 4 | 5): AuthenticateError => Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 
 /**
  * The default gateway ingress: an embedded aedes broker (MQTT 3.1.1) on TCP (TCP_NODELAY) and,
@@ -46,6 +46,13 @@ export async function startEmbeddedIngress(opts: {
       opts.registry.authenticate(id, secret).then(
         (gw) => {
           if (!gw) return refuse('unknown gateway or wrong secret');
+          // MQTT lets a connection with a taken client id kick the holder off: a gateway may
+          // only use its own id, so another gateway cannot knock it offline (CONNACK 2).
+          if (client.id !== gw.id) {
+            stats.refusedConnects++;
+            log.warn({ clientId: client.id.slice(0, 128), gatewayId: gw.id }, 'refused gateway connection: the client id must be the gateway id');
+            return done(authError('client id must be the gateway id', 2), false);
+          }
           gatewayOf.set(client, gw.id);
           done(null, true);
         },
@@ -81,16 +88,22 @@ export async function startEmbeddedIngress(opts: {
       done(null, null);
     },
   });
+  // A gateway that reconnects while its stale connection lingers replaces it (same client id);
+  // only the disconnect of its current connection takes it offline.
+  const current = new Map<string, Client>();
   aedes.on('client', (client) => {
     const gw = gatewayOf.get(client);
     if (!gw) return;
     stats.clients++;
+    current.set(gw, client);
     opts.presence.connected(gw);
   });
   aedes.on('clientDisconnect', (client) => {
     const gw = gatewayOf.get(client);
     if (!gw) return;
     stats.clients--;
+    if (current.get(gw) !== client) return;
+    current.delete(gw);
     opts.presence.disconnected(gw);
   });
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
