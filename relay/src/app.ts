@@ -33,7 +33,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   if (deps.mqttOverWebSocket) {
     const handle = deps.mqttOverWebSocket;
-    app.get('/mqtt', { websocket: true }, (socket) => handle(createWebSocketStream(socket)));
+    app.get('/mqtt', { websocket: true }, (socket, req) => handle(createWebSocketStream(socket), req.ip));
   }
 
   app.decorateRequest('auth', undefined);

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { duplexPair, type Logger } from '@tu/shared';
+import { duplexPair, MqttAdmission, systemClock, type AdmissionLimits, type AdmissionStats, type Clock, type Logger } from '@tu/shared';
 import { aclFor, mayPublish, maySubscribe, type Acl } from './acl.js';
 import { ownsClientId, principalFor, verifyPassword } from './credentials.js';
 
@@ -12,13 +12,32 @@ export interface BrokerOptions {
   /** Listen on TCP as well as in-process; port 0 picks a free port. */
   tcp?: { host: string; port: number };
   maxPayloadBytes: number;
+  /** Limits on TCP clients before the broker parses their packets (default: admissionLimits). */
+  admission?: AdmissionLimits;
+  clock?: Clock;
 }
+
+/**
+ * What a TCP client of the gateway bus may do before it has authenticated. Legitimate clients
+ * are the agent's own service processes on this device, so the limits are tight: a CONNECT of
+ * ours is under 1 KB, and a few service processes (re)connect at a time. The packet limit is
+ * the payload limit plus room for the topic and headers (our topics are under 200 bytes).
+ */
+export const admissionLimits = (maxPayloadBytes: number): AdmissionLimits => ({
+  maxConnectBytes: 16 * 1024,
+  maxPacketBytes: maxPayloadBytes + 1024,
+  maxPendingConnects: 64,
+  connectBurstPerAddress: 30,
+  connectsPerSecondPerAddress: 5,
+});
 
 export interface BrokerStats {
   clients: number;
   refusedConnects: number;
   refusedPublishes: number;
   refusedSubscribes: number;
+  /** TCP connections cut before authentication (packet size, connect rate, pending connects). */
+  admission: AdmissionStats;
 }
 
 export interface Broker {
@@ -44,7 +63,12 @@ function authError(message: string, returnCode: 2 | 4 | 5): AuthenticateError {
 export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   const log = opts.logger.child({ component: 'broker' });
   const acls = new WeakMap<Client, Acl>();
-  const stats: BrokerStats = { clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0 };
+  const clock = opts.clock ?? systemClock;
+  const admission = new MqttAdmission(opts.admission ?? admissionLimits(opts.maxPayloadBytes), {
+    now: () => clock.now(),
+    onRefused: (why, address) => log.warn({ why, address }, 'cut a bus connection before authentication'),
+  });
+  const stats: BrokerStats = { clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0, admission: admission.stats };
 
   const aedes = await Aedes.createBroker({
     id: `tu-${opts.gatewayId}`,
@@ -97,7 +121,10 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   let server: net.Server | undefined;
   let address: { host: string; port: number } | undefined;
   if (opts.tcp) {
-    server = net.createServer({ noDelay: true }, (socket) => aedes.handle(socket));
+    server = net.createServer({ noDelay: true }, (socket) => {
+      const conn = admission.admit(socket, socket.remoteAddress);
+      if (conn) aedes.handle(conn);
+    });
     const srv = server;
     await new Promise<void>((resolve, reject) => {
       srv.once('error', reject);

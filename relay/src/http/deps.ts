@@ -20,7 +20,7 @@ export interface AppDeps {
   verifier: TokenVerifier;
   ingress: () => IngressStats | undefined;
   /** MQTT over WebSocket at /mqtt (embedded ingress only). */
-  mqttOverWebSocket?: (stream: Duplex) => void;
+  mqttOverWebSocket?: (stream: Duplex, remoteAddress?: string) => void;
   subscriptions: { active: number; total: number; connections: number };
   startedAt: number;
   logger?: Logger;

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import type { Logger } from '@tu/shared';
+import { MqttAdmission, systemClock, type AdmissionLimits, type Clock, type Logger } from '@tu/shared';
 import type { Ingest } from '../ingest/pipeline.js';
 import type { Presence } from '../ingest/presence.js';
 import type { Registry } from '../registry/registry.js';
@@ -9,6 +9,19 @@ import { checkGatewayPublish } from './rules.js';
 import type { Ingress, IngressStats } from './types.js';
 
 const CLIENT_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/**
+ * What a gateway connection may do before it has authenticated. Many gateways may share one
+ * public address (carrier-grade NAT on cellular links), so the per-address rate is generous;
+ * the packet limit is the payload limit plus room for the topic and headers.
+ */
+export const ingressAdmissionLimits = (maxPayloadBytes: number): AdmissionLimits => ({
+  maxConnectBytes: 16 * 1024,
+  maxPacketBytes: maxPayloadBytes + 1024,
+  maxPendingConnects: 1024,
+  connectBurstPerAddress: 200,
+  connectsPerSecondPerAddress: 50,
+});
 
 const authError = (message: string, returnCode: 2 | 4 | 5): AuthenticateError => Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 
@@ -27,10 +40,21 @@ export async function startEmbeddedIngress(opts: {
   presence: Presence;
   logger: Logger;
   maxPayloadBytes: number;
-}): Promise<Ingress & { handleStream(stream: Duplex): void }> {
+  admission?: AdmissionLimits;
+  clock?: Clock;
+}): Promise<Ingress & { handleStream(stream: Duplex, remoteAddress?: string): void }> {
   const log = opts.logger.child({ component: 'ingress' });
+  const clock = opts.clock ?? systemClock;
+  const admission = new MqttAdmission(opts.admission ?? ingressAdmissionLimits(opts.maxPayloadBytes), {
+    now: () => clock.now(),
+    onRefused: (why, address) => log.warn({ why, address }, 'cut a gateway connection before authentication'),
+  });
+  const handle = (conn: Duplex, address: string | undefined) => {
+    const guarded = admission.admit(conn, address);
+    if (guarded) aedes.handle(guarded);
+  };
   const gatewayOf = new WeakMap<Client, string>();
-  const stats: IngressStats = { mode: 'embedded', connected: true, clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0 };
+  const stats: IngressStats = { mode: 'embedded', connected: true, clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0, admission: admission.stats };
 
   const aedes = await Aedes.createBroker({
     id: 'tu-relay-ingress',
@@ -108,7 +132,7 @@ export async function startEmbeddedIngress(opts: {
   });
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
 
-  const server = net.createServer({ noDelay: true }, (socket) => aedes.handle(socket));
+  const server = net.createServer({ noDelay: true }, (socket) => handle(socket, socket.remoteAddress));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {
@@ -122,7 +146,7 @@ export async function startEmbeddedIngress(opts: {
   return {
     stats,
     url: `mqtt://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
-    handleStream: (stream) => aedes.handle(stream),
+    handleStream: (stream, remoteAddress) => handle(stream, remoteAddress),
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));

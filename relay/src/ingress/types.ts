@@ -1,3 +1,5 @@
+import type { AdmissionStats } from '@tu/shared';
+
 export interface IngressStats {
   mode: 'embedded' | 'external';
   /** External: connected to the broker. Embedded: always true while running. */
@@ -6,6 +8,8 @@ export interface IngressStats {
   refusedConnects: number;
   refusedPublishes: number;
   refusedSubscribes: number;
+  /** Embedded only: connections cut before authentication (packet size, rate, pending connects). */
+  admission?: AdmissionStats;
 }
 
 export interface Ingress {
