@@ -2,7 +2,7 @@ import net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import WebSocket from 'ws';
-import mqtt from 'mqtt';
+import mqtt, { MqttClient } from 'mqtt';
 import { duplexPair, FixedHeaderReader, MqttAdmission, type AdmissionLimits } from '@tu/shared';
 import { derivePassword, type Agent } from '@tu/agent';
 import type { Relay } from '@tu/relay';
@@ -143,6 +143,48 @@ test('the relay ingress cuts huge CONNECTs over TCP and WebSocket: RSS stays fla
   const gw = await connectGateway(ctx.relay.mqttUrl, 'gw-preauth', await addGateway(ctx.relay, 'gw-preauth', 'acme'));
   assert.ok(gw.connected);
   gw.end(true);
+});
+
+/** An MQTT 3.1.1 login to the relay from a chosen loopback address; resolves with the CONNACK outcome. */
+function loginFrom(relay: Relay, localAddress: string, username: string, password: string): Promise<{ ok: boolean; ms: number; error?: string }> {
+  const u = new URL(relay.mqttUrl);
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const c = new MqttClient(() => net.connect({ host: u.hostname, port: Number(u.port), localAddress }), { protocolVersion: 4, clientId: username, username, password, reconnectPeriod: 0, connectTimeout: 10_000 });
+    c.once('connect', () => {
+      resolve({ ok: true, ms: performance.now() - t0 });
+      c.end(true);
+    });
+    c.once('error', (err) => {
+      resolve({ ok: false, ms: performance.now() - t0, error: err.message });
+      c.end(true);
+    });
+  });
+}
+
+test('failed logins are limited per address and per gateway: a guesser neither gets many tries nor slows a real gateway', async (ctx) => {
+  // Issue 8 #11: 400 wrong-password connects at 100/s slowed a legitimate connect from 0.3 s
+  // to 2.4 s (every guess cost an scrypt on the thread pool).
+  const secret = await addGateway(ctx.relay, 'gw-guessed', 'acme');
+  const logins = ctx.relay.deps.ingress()!.logins!;
+  const admission = ctx.relay.deps.ingress()!.admission!;
+  const before = { ...logins, rate: admission.refusedRate };
+  const guesses: Promise<{ ok: boolean }>[] = [];
+  for (let i = 0; i < 400; i++) {
+    guesses.push(loginFrom(ctx.relay, '127.0.0.2', 'gw-guessed', `wrong-${i}-0123456789abcdef`));
+    if (i % 10 === 9) await new Promise((r) => setTimeout(r, 10));
+  }
+  const real = await loginFrom(ctx.relay, '127.0.0.3', 'gw-guessed', secret);
+  const results = await Promise.all(guesses);
+  const throttled = logins.throttled - before.throttled;
+  const rateCut = admission.refusedRate - before.rate;
+  console.log(`  relay: real gateway logged in after ${real.ms.toFixed(0)} ms during 400 guesses; ${logins.checked - before.checked} checked, ${throttled} refused unchecked, ${rateCut} cut by the connect rate`);
+  assert.ok(real.ok, real.error);
+  assert.is(results.filter((r) => r.ok).length, 0);
+  assert.ok(logins.checked - before.checked <= 11, `secrets checked for ${logins.checked - before.checked} guesses`);
+  assert.ok(throttled > 0 && throttled + rateCut >= 389, 'every other guess was refused without a check');
+  // Another address with a clean record still gets its own try at this gateway id.
+  assert.match((await loginFrom(ctx.relay, '127.0.0.4', 'gw-guessed', 'wrong-again-0123456789')).error ?? '', /Bad username or password/i);
 });
 
 test('connections still sending their CONNECT are capped in total; a whole CONNECT frees the slot', async () => {

@@ -20,3 +20,5 @@ export * from './exposition.js';
 export * from './config-file.js';
 export * from './bus/packet-guard.js';
 export * from './bus/admission.js';
+export * from './bus/token-buckets.js';
+export * from './bus/login-throttle.js';

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { duplexPair, MqttAdmission, systemClock, type AdmissionLimits, type AdmissionStats, type Clock, type Logger } from '@tu/shared';
+import { defaultLoginThrottleLimits, duplexPair, LoginThrottle, MqttAdmission, systemClock, type AdmissionLimits, type AdmissionStats, type Clock, type Logger } from '@tu/shared';
 import { aclFor, mayPublish, maySubscribe, type Acl } from './acl.js';
 import { ownsClientId, principalFor, verifyPassword } from './credentials.js';
 
@@ -38,6 +38,8 @@ export interface BrokerStats {
   refusedSubscribes: number;
   /** TCP connections cut before authentication (packet size, connect rate, pending connects). */
   admission: AdmissionStats;
+  /** Failed logins, and logins refused unchecked after too many failures. */
+  logins: LoginThrottle['stats'];
 }
 
 export interface Broker {
@@ -68,17 +70,26 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     now: () => clock.now(),
     onRefused: (why, address) => log.warn({ why, address }, 'cut a bus connection before authentication'),
   });
-  const stats: BrokerStats = { clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0, admission: admission.stats };
+  const logins = new LoginThrottle(defaultLoginThrottleLimits, () => clock.now());
+  const addressOf = new WeakMap<object, string>();
+  const stats: BrokerStats = { clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0, admission: admission.stats, logins: logins.stats };
 
   const aedes = await Aedes.createBroker({
     id: `tu-${opts.gatewayId}`,
     authenticate(client, username, password, done) {
+      const address = addressOf.get(client.conn);
+      if (!logins.attempt(address, username ?? '')) {
+        stats.refusedConnects++;
+        log.warn({ username: username?.slice(0, 128), address }, 'refused connection: too many failed logins; try again later');
+        return done(authError('too many failed logins', 5), false);
+      }
       const principal = username ? principalFor(username) : undefined;
       if (!principal || !verifyPassword(opts.secret, username!, password) || !CLIENT_ID_RE.test(client.id)) {
         stats.refusedConnects++;
         log.warn({ clientId: client.id?.slice(0, 128), username: username?.slice(0, 128) }, 'refused connection: bad credentials or client id');
         return done(authError('bad username or password', 4), false);
       }
+      logins.succeeded(address, username!);
       // A valid login may still not take over another principal's client id (MQTT would
       // disconnect the holder): refuse it as "identifier rejected" (CONNACK 2).
       if (!ownsClientId(username!, client.id)) {
@@ -123,7 +134,9 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   if (opts.tcp) {
     server = net.createServer({ noDelay: true }, (socket) => {
       const conn = admission.admit(socket, socket.remoteAddress);
-      if (conn) aedes.handle(conn);
+      if (!conn) return;
+      if (socket.remoteAddress) addressOf.set(conn, socket.remoteAddress);
+      aedes.handle(conn);
     });
     const srv = server;
     await new Promise<void>((resolve, reject) => {

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { MqttAdmission, systemClock, type AdmissionLimits, type Clock, type Logger } from '@tu/shared';
+import { defaultLoginThrottleLimits, LoginThrottle, MqttAdmission, systemClock, type AdmissionLimits, type Clock, type Logger } from '@tu/shared';
 import type { Ingest } from '../ingest/pipeline.js';
 import type { Presence } from '../ingest/presence.js';
 import type { Registry } from '../registry/registry.js';
@@ -49,27 +49,40 @@ export async function startEmbeddedIngress(opts: {
     now: () => clock.now(),
     onRefused: (why, address) => log.warn({ why, address }, 'cut a gateway connection before authentication'),
   });
+  const logins = new LoginThrottle(defaultLoginThrottleLimits, () => clock.now());
+  const addressOf = new WeakMap<object, string>();
   const handle = (conn: Duplex, address: string | undefined) => {
     const guarded = admission.admit(conn, address);
-    if (guarded) aedes.handle(guarded);
+    if (!guarded) return;
+    if (address !== undefined) addressOf.set(guarded, address);
+    aedes.handle(guarded);
   };
   const gatewayOf = new WeakMap<Client, string>();
-  const stats: IngressStats = { mode: 'embedded', connected: true, clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0, admission: admission.stats };
+  const stats: IngressStats = { mode: 'embedded', connected: true, clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0, admission: admission.stats, logins: logins.stats };
 
   const aedes = await Aedes.createBroker({
     id: 'tu-relay-ingress',
     authenticate(client, username, password, done) {
       const id = username ?? '';
       const secret = password?.toString('utf8') ?? '';
+      const address = addressOf.get(client.conn);
       const refuse = (why: string) => {
         stats.refusedConnects++;
-        log.warn({ clientId: client.id?.slice(0, 128), username: id.slice(0, 64), why }, 'refused gateway connection');
+        log.warn({ clientId: client.id?.slice(0, 128), username: id.slice(0, 64), address, why }, 'refused gateway connection');
         done(authError('bad username or password', 4), false);
       };
+      // Too many failures from this address (or for this gateway from a failing address):
+      // refused without checking the secret, so guessing costs the relay nothing.
+      if (!logins.attempt(address, id)) {
+        stats.refusedConnects++;
+        log.warn({ username: id.slice(0, 64), address }, 'refused gateway connection: too many failed logins; try again later');
+        return done(authError('too many failed logins', 5), false);
+      }
       if (!id || !secret || !CLIENT_ID_RE.test(client.id ?? '')) return refuse('missing credentials or bad client id');
       opts.registry.authenticate(id, secret).then(
         (gw) => {
           if (!gw) return refuse('unknown gateway or wrong secret');
+          logins.succeeded(address, id);
           // MQTT lets a connection with a taken client id kick the holder off: a gateway may
           // only use its own id, so another gateway cannot knock it offline (CONNACK 2).
           if (client.id !== gw.id) {
@@ -81,6 +94,7 @@ export async function startEmbeddedIngress(opts: {
           done(null, true);
         },
         (err: Error) => {
+          logins.succeeded(address, id); // not the client's failure
           log.error({ err: err.message }, 'registry lookup failed');
           done(authError('server unavailable', 5), false);
         },

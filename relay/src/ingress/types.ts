@@ -1,4 +1,4 @@
-import type { AdmissionStats } from '@tu/shared';
+import type { AdmissionStats, LoginThrottle } from '@tu/shared';
 
 export interface IngressStats {
   mode: 'embedded' | 'external';
@@ -10,6 +10,8 @@ export interface IngressStats {
   refusedSubscribes: number;
   /** Embedded only: connections cut before authentication (packet size, rate, pending connects). */
   admission?: AdmissionStats;
+  /** Embedded only: failed logins, and logins refused unchecked after too many failures. */
+  logins?: LoginThrottle['stats'];
 }
 
 export interface Ingress {

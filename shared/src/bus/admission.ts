@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { guardMqttStream, type PacketLimits, type PacketViolation } from './packet-guard.js';
+import { TokenBuckets } from './token-buckets.js';
 
 /**
  * Who may open an MQTT connection to one of our brokers, and how much they may send before
@@ -28,26 +29,20 @@ export interface AdmissionStats {
   pendingConnects: number;
 }
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
-/** Addresses remembered at most; full buckets are dropped first when it overflows. */
-const MAX_TRACKED_ADDRESSES = 10_000;
-
 export class MqttAdmission {
   readonly stats: AdmissionStats = { refusedOversize: 0, refusedRate: 0, refusedPending: 0, pendingConnects: 0 };
-  readonly #buckets = new Map<string, Bucket>();
+  readonly #perAddress: TokenBuckets;
 
   constructor(
     readonly limits: AdmissionLimits,
     private readonly deps: { now: () => number; onRefused: (why: PacketViolation | 'rate' | 'pending', address: string | undefined) => void },
-  ) {}
+  ) {
+    this.#perAddress = new TokenBuckets({ burst: limits.connectBurstPerAddress, perSecond: limits.connectsPerSecondPerAddress }, deps.now);
+  }
 
   /** The stream to hand to the broker, or undefined when the connection was refused (and destroyed). */
   admit(conn: Duplex, address: string | undefined): Duplex | undefined {
-    if (address !== undefined && !this.#take(address)) {
+    if (address !== undefined && !this.#perAddress.take(address)) {
       this.stats.refusedRate++;
       this.deps.onRefused('rate', address);
       conn.destroy();
@@ -76,28 +71,5 @@ export class MqttAdmission {
       },
       settle,
     );
-  }
-
-  #take(address: string): boolean {
-    const now = this.deps.now();
-    const { connectBurstPerAddress: burst, connectsPerSecondPerAddress: rate } = this.limits;
-    let b = this.#buckets.get(address);
-    if (!b) {
-      if (this.#buckets.size >= MAX_TRACKED_ADDRESSES) this.#forgetFull(now);
-      b = { tokens: burst, at: now };
-      this.#buckets.set(address, b);
-    }
-    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
-    b.at = now;
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
-  }
-
-  #forgetFull(now: number): void {
-    const { connectBurstPerAddress: burst, connectsPerSecondPerAddress: rate } = this.limits;
-    for (const [a, b] of this.#buckets) if (b.tokens + ((now - b.at) / 1000) * rate >= burst) this.#buckets.delete(a);
-    // Still full of busy addresses: forget the oldest rather than grow without bound.
-    while (this.#buckets.size >= MAX_TRACKED_ADDRESSES) this.#buckets.delete(this.#buckets.keys().next().value!);
   }
 }
