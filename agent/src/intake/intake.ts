@@ -13,6 +13,8 @@ export interface IntakeDeps {
   limits: IntakeLimits;
   /** True when the orchestrator knows the analysis (it deduplicates by analysisId). */
   knows: (analysisId: string) => boolean;
+  /** Analyses the orchestrator holds (running + queued) and how many it may hold; beyond it, it fails new ones with QUEUE_FULL. */
+  capacity: () => { held: number; max: number };
   logger: Logger;
   /** How often acknowledged journal entries are cleared and stranded ones re-published (ms). */
   sweepMs?: number;
@@ -39,6 +41,13 @@ export interface Intake {
   /** Validates, stores, journals and publishes one upload. Throws HttpError when refused (nothing published). */
   accept(bytes: Buffer, declaredType: string | undefined, opts: { machineId?: string; via?: 'api' | 'ui' | 'cli' }): Promise<AcceptedUpload>;
   countRejection(code: string): void;
+  /**
+   * A place for one upload in the orchestrator's queue, counting the uploads it has not taken
+   * yet and the places already handed out; undefined when full. A 202 is a promise: an upload
+   * is reserved a place at the door (before its body is read) or refused with 429. Release the
+   * place once the upload was accepted or refused (idempotent).
+   */
+  reserve(): { release(): void } | undefined;
   /** Re-publishes journalled uploads the orchestrator does not know (at start, after a crash). */
   recover(): Promise<number>;
   pending(): number;
@@ -62,6 +71,8 @@ export function createIntake(deps: IntakeDeps): Intake {
   /** Journalled uploads not yet cleared: when the orchestrator was first seen knowing each, and when each was last published (undefined: not yet). */
   const unacked = new Map<string, { event: AnyEvent; knownSince?: number; publishedAt?: number }>();
   for (const e of deps.journal.all()) unacked.set(e.analysisId, { event: e.event });
+  /** Places handed out at the door to uploads still being received (see reserve). */
+  let reserved = 0;
   const sweepMs = deps.sweepMs ?? 1000;
   const redriveMs = deps.redriveMs ?? 5000;
 
@@ -100,6 +111,26 @@ export function createIntake(deps: IntakeDeps): Intake {
     stats,
     countRejection(code) {
       stats.rejected[code] = (stats.rejected[code] ?? 0) + 1;
+    },
+    reserve() {
+      let untaken = 0;
+      const now = clock.now();
+      for (const [id, e] of unacked) {
+        if (e.knownSince !== undefined) continue;
+        if (deps.knows(id)) e.knownSince = now; // taken since the last sweep
+        else untaken++;
+      }
+      const c = deps.capacity();
+      if (c.held + untaken + reserved >= c.max) return undefined;
+      reserved++;
+      let held = true;
+      return {
+        release() {
+          if (!held) return;
+          held = false;
+          reserved--;
+        },
+      };
     },
     async accept(bytes, declaredType, opts) {
       const checked = await validateImage(bytes, declaredType, deps.limits);
