@@ -43,7 +43,7 @@ async function watch(agent: Agent): Promise<{ bus: BusClient; ended: Map<string,
   const bus = await BusClient.connect({
     gatewayId: agent.config.gatewayId,
     service: 'svc-analysis-orchestrator',
-    instanceId: 'observer-bench',
+    instanceId: user,
     username: user,
     password: derivePassword(agent.busIdentity.secret, user),
     transport: agent.busIdentity.transport,

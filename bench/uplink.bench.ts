@@ -60,7 +60,7 @@ async function drainRate(inflight: number): Promise<{ rate: number; queued: numb
   const bus = await BusClient.connect({
     gatewayId: GW,
     service: 'intake',
-    instanceId: 'bench-intake',
+    instanceId: 'intake:bench',
     username: 'intake',
     password: derivePassword(agent.busIdentity.secret, 'intake'),
     transport: agent.busIdentity.transport,

@@ -19,7 +19,8 @@ test.after(async (ctx) => {
 const GW = 'gw-test';
 const url = (ctx: Ctx) => `mqtt://127.0.0.1:${ctx.agent.broker.address!.port}`;
 
-async function connect(ctx: Ctx, username: string | undefined, password: string | undefined, clientId = `t-${Math.random().toString(36).slice(2)}`) {
+/** A raw client; by default with a client id the login owns (`username:random`). */
+async function connect(ctx: Ctx, username: string | undefined, password: string | undefined, clientId = `${username ?? 'anon'}:${Math.random().toString(36).slice(2)}`) {
   const c = await mqtt.connectAsync(url(ctx), { username, password, clientId, reconnectPeriod: 0, protocolVersion: 4 });
   ctx.raw.push(c);
   return c;
@@ -71,6 +72,33 @@ test('unauthenticated and wrong-password clients are refused and counted', async
   assert.is(ctx.agent.broker.stats.refusedConnects - before, 4);
 });
 
+test('a login may use only the client ids it owns: no takeover of another principal\'s id', async (ctx) => {
+  // Attack (issue 8 #1): an observer connecting as `svc-analysis-orchestrator` or the uplink's
+  // id kicked the real client off the bus again and again. The holder must stay connected.
+  const holderKicked = { count: 0 };
+  const holder = await connect(ctx, 'comparison-service', creds(ctx, 'comparison-service'), 'comparison-service:held');
+  holder.on('close', () => holderKicked.count++);
+  const before = ctx.agent.broker.stats.refusedConnects;
+  const obs = observerUsername('mallory');
+  for (const id of ['svc-analysis-orchestrator', 'observer:uplink', 'comparison-service:held', 'intake', 'observer:mallory-x', 'observer:mallory:']) {
+    let refused = '';
+    try {
+      await connect(ctx, obs, creds(ctx, obs), id);
+    } catch (err) {
+      refused = (err as Error).message;
+    }
+    assert.match(refused, /Identifier rejected/i, id);
+  }
+  assert.is(ctx.agent.broker.stats.refusedConnects - before, 6);
+  // Its own ids are fine; the holder and the agent's own clients were never disconnected.
+  await connect(ctx, obs, creds(ctx, obs), obs);
+  await connect(ctx, obs, creds(ctx, obs), `${obs}:2`);
+  await settle();
+  assert.is(holderKicked.count, 0);
+  assert.ok(holder.connected);
+  assert.ok(ctx.agent.orchestratorBus.connected, 'the orchestrator keeps its connection');
+});
+
 test('observers may subscribe to events, and nothing else', async (ctx) => {
   const c = await connect(ctx, observerUsername('ui'), creds(ctx, observerUsername('ui')));
   const ok = await c.subscribeAsync(topics.allEvents(GW), { qos: 1 });
@@ -83,22 +111,22 @@ test('observers may subscribe to events, and nothing else', async (ctx) => {
 
 test('a service publishes only its own events and receives only its own commands', async (ctx) => {
   const pw = creds(ctx, 'comparison-service');
-  const c = await connect(ctx, 'comparison-service', pw, 'comparison-service.x1');
-  assert.is(await trySubscribe(c, `tu/${GW}/cmd/analysis.comparison.request/comparison-service.x1`), 'ok');
+  const c = await connect(ctx, 'comparison-service', pw, 'comparison-service:x1');
+  assert.is(await trySubscribe(c, `tu/${GW}/cmd/analysis.comparison.request/comparison-service:x1`), 'ok');
   assert.is(await trySubscribe(c, `tu/${GW}/cmd/analysis.comparison.request/+`), 'refused', 'not other instances');
-  assert.is(await trySubscribe(c, `tu/${GW}/cmd/analysis.recognition.request/comparison-service.x1`), 'refused', 'not other services');
+  assert.is(await trySubscribe(c, `tu/${GW}/cmd/analysis.recognition.request/comparison-service:x1`), 'refused', 'not other services');
   assert.is(await tryPublish(c, topics.event(GW, 'comparison.completed'), '{}'), 'ok');
   assert.is(await tryPublish(c, topics.event(GW, 'recognition.completed'), '{}'), 'refused');
-  const c2 = await connect(ctx, 'comparison-service', pw, 'comparison-service.x2');
+  const c2 = await connect(ctx, 'comparison-service', pw, 'comparison-service:x2');
   assert.is(await tryPublish(c2, `tu/${GW}/cmd/analysis.metadata.request/metadata-service.1`, '{}'), 'refused', 'only the orchestrator sends commands');
-  const c3 = await connect(ctx, 'comparison-service', pw, 'comparison-service.x3');
+  const c3 = await connect(ctx, 'comparison-service', pw, 'comparison-service:x3');
   assert.is(await tryPublish(c3, topics.presence(GW, 'comparison-service', 'someone-else'), '{}', true), 'refused', 'presence only for itself');
-  const c4 = await connect(ctx, 'comparison-service', pw, 'comparison-service.x4');
+  const c4 = await connect(ctx, 'comparison-service', pw, 'comparison-service:x4');
   assert.is(await tryPublish(c4, topics.event(GW, 'comparison.completed'), '{}', true), 'refused', 'events are not retained');
 });
 
 test('the orchestrator may send commands; oversized payloads are refused at the broker', async (ctx) => {
-  const c = await connect(ctx, 'svc-analysis-orchestrator', creds(ctx, 'svc-analysis-orchestrator'), 'orch-test');
+  const c = await connect(ctx, 'svc-analysis-orchestrator', creds(ctx, 'svc-analysis-orchestrator'), 'svc-analysis-orchestrator:test');
   assert.is(await tryPublish(c, `tu/${GW}/cmd/analysis.metadata.request/metadata-service.1`, '{}'), 'ok');
   const before = ctx.agent.broker.stats.refusedPublishes;
   const big = Buffer.alloc(ctx.agent.config.broker.maxPayloadBytes + 1, 0x41);
@@ -111,7 +139,7 @@ test('the bus client reports a refused subscription as an error', async (ctx) =>
   const bus: BusClient = await BusClient.connect({
     gatewayId: GW,
     service: 'intake',
-    instanceId: 'obs-x',
+    instanceId: observerUsername('x'),
     username: observerUsername('x'),
     password: creds(ctx, observerUsername('x')),
     transport: ctx.agent.busIdentity.transport,

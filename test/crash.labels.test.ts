@@ -28,7 +28,7 @@ test('kill -9 right after labels are answered: every 201/200 label is still ther
   const handlers: BusClient[] = [];
   for (const step of ['recognition', 'comparison', 'metadata'] as StepName[]) {
     const service = STEPS[step].service;
-    const bus = await BusClient.connect({ gatewayId: GW, service, instanceId: `${service}.crash-labels`, username: service, password: derivePassword(SECRET, service), transport: { kind: 'tcp', host: '127.0.0.1', port: busPort }, logger: silentLogger(), handles: [STEPS[step].command] });
+    const bus = await BusClient.connect({ gatewayId: GW, service, instanceId: `${service}:crash-labels`, username: service, password: derivePassword(SECRET, service), transport: { kind: 'tcp', host: '127.0.0.1', port: busPort }, logger: silentLogger(), handles: [STEPS[step].command] });
     await serveStep(bus, step, async () => defaultResults[step]() as never);
     await bus.markReady();
     handlers.push(bus);

@@ -43,7 +43,7 @@ test('kill -9 mid-analysis, many times: every accepted analysis ends exactly onc
     const bus = await BusClient.connect({
       gatewayId: GW,
       service,
-      instanceId: `${service}.crash`,
+      instanceId: `${service}:crash`,
       username: service,
       password: derivePassword(SECRET, service),
       transport: tcp(port),
@@ -61,7 +61,7 @@ test('kill -9 mid-analysis, many times: every accepted analysis ends exactly onc
   const obs = await BusClient.connect({
     gatewayId: GW,
     service: 'intake',
-    instanceId: 'crash-observer',
+    instanceId: 'observer:crash',
     username: observerUsername('crash'),
     password: derivePassword(SECRET, observerUsername('crash')),
     transport: tcp(port),
@@ -73,7 +73,7 @@ test('kill -9 mid-analysis, many times: every accepted analysis ends exactly onc
   const intake = await BusClient.connect({
     gatewayId: GW,
     service: 'intake',
-    instanceId: 'intake.crash',
+    instanceId: 'intake:crash',
     username: 'intake',
     password: derivePassword(SECRET, 'intake'),
     transport: tcp(port),

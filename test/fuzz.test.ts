@@ -64,11 +64,12 @@ test.after(async (ctx) => {
   await ctx.agent.stop();
 });
 
-async function rawClient(ctx: Ctx, user: string, clientId: string): Promise<mqtt.MqttClient> {
+/** A raw MQTT client logged in as `user`, with the client id `user:suffix` (ids it owns). */
+async function rawClient(ctx: Ctx, user: string, suffix: string): Promise<mqtt.MqttClient> {
   const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${ctx.agent.broker.address!.port}`, {
     username: user,
     password: derivePassword(ctx.agent.busIdentity.secret, user),
-    clientId,
+    clientId: `${user}:${suffix}`,
     protocolVersion: 4,
     reconnectPeriod: 0,
   });
@@ -96,7 +97,7 @@ test('thousands of invalid messages are dead-lettered, counted, never acted on; 
   const cmdTargets: { type: CommandType; instance: string }[] = COMMAND_TYPES.map((t, i) => ({ type: t, instance: handlerIds[i]! }));
 
   const producers = new Map<string, mqtt.MqttClient>();
-  for (const t of eventTargets) if (!producers.has(t.producer)) producers.set(t.producer, await rawClient(ctx, t.producer, `${t.producer}.fuzz`));
+  for (const t of eventTargets) if (!producers.has(t.producer)) producers.set(t.producer, await rawClient(ctx, t.producer, 'fuzz'));
   const orch = await rawClient(ctx, 'svc-analysis-orchestrator', 'orch-fuzz');
 
   const N = 3000;
@@ -129,7 +130,7 @@ test('thousands of invalid messages are dead-lettered, counted, never acted on; 
   // Oversized messages are refused by the broker itself.
   const before = ctx.agent.broker.stats.refusedPublishes;
   for (let i = 0; i < 5; i++) {
-    const c = await rawClient(ctx, 'intake', `intake.big${i}`);
+    const c = await rawClient(ctx, 'intake', `big${i}`);
     c.publish(topics.event(GW, 'tu.image.uploaded'), Buffer.alloc(ctx.agent.config.broker.maxPayloadBytes + 10, 0x7b), { qos: 1 });
   }
   await until(() => ctx.agent.broker.stats.refusedPublishes - before === 5, 5000, 'oversized refusals');

@@ -232,7 +232,7 @@ failures('a command held by an instance that dies is re-dispatched to another in
   const a = await startHandler(ctx.agent, 'recognition', () => {
     aCalls++;
     return new Promise(() => undefined);
-  }, 'vision-a');
+  }, 'svc-ai-vision-adapter:a');
   ctx.clients.push(await startHandler(ctx.agent, 'comparison'), await startHandler(ctx.agent, 'metadata'));
   const obs = await observer(ctx.agent);
   const up = await intake(ctx.agent);
@@ -240,14 +240,14 @@ failures('a command held by an instance that dies is re-dispatched to another in
   const data = uploaded('gw-test');
   await up.publishEvent('tu.image.uploaded', data, { subject: data.analysisId });
   await until(() => aCalls === 1);
-  const b = await startHandler(ctx.agent, 'recognition', undefined, 'vision-b');
+  const b = await startHandler(ctx.agent, 'recognition', undefined, 'svc-ai-vision-adapter:b');
   ctx.clients.push(b);
   a.destroyConnection(); // last will clears its presence
   await obs.waitFor((ev) => terminal(ev, data.analysisId).length === 1);
   const st = ctx.agent.orchestrator.status(data.analysisId)!;
   assert.is(st.status, 'completed');
   assert.is(st.steps[0]!.timeline.length, 1, 'same attempt, re-sent');
-  assert.is(st.steps[0]!.timeline[0]!.instance, 'vision-b');
+  assert.is(st.steps[0]!.timeline[0]!.instance, 'svc-ai-vision-adapter:b');
   assert.is(st.steps[0]!.timeline[0]!.resends, 1);
 });
 

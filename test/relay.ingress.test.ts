@@ -38,6 +38,33 @@ test('bad credentials and unknown gateways are refused and counted', async (ctx)
   assert.is(ctx.relay.deps.ingress()!.refusedConnects - before, 3);
 });
 
+test('a gateway cannot take over another gateway\'s client id; a reconnect replaces its own stale connection', async (ctx) => {
+  // Attack (issue 8 #2): gateway B, with its own valid credentials, connected with client id
+  // `gw-1` and kicked gateway A off again and again; the dashboard showed A offline.
+  const a = await connect(ctx, 'gw-1');
+  let kicked = 0;
+  a.on('close', () => kicked++);
+  const before = ctx.relay.deps.ingress()!.refusedConnects;
+  for (let i = 0; i < 5; i++) {
+    const err = await connectGateway(ctx.relay.mqttUrl, 'gw-2', ctx.secrets['gw-2']!, { clientId: 'gw-1' }).then(
+      (c) => (c.end(true), ''),
+      (e: Error) => e.message,
+    );
+    assert.match(err, /Identifier rejected/i);
+  }
+  assert.is(ctx.relay.deps.ingress()!.refusedConnects - before, 5);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.is(kicked, 0);
+  assert.ok(a.connected);
+  assert.ok(ctx.relay.deps.presence.online('gw-1'));
+  // The gateway itself reconnecting (same id) replaces the old connection and stays online.
+  const a2 = await connect(ctx, 'gw-1');
+  await until(() => kicked === 1);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(a2.connected);
+  assert.ok(ctx.relay.deps.presence.online('gw-1'), 'the stale connection closing does not take the gateway offline');
+});
+
 test('valid events are acknowledged once stored; machine record and analysis are written', async (ctx) => {
   const c = await connect(ctx, 'gw-1');
   const flow = analysisFlow('gw-1', { machineId: 'exc-7', thumbnail: 'dGh1bWI=' });

@@ -66,7 +66,7 @@ test('env -i: version prints agent, runtime and model; run serves a real photo t
     const obs = await BusClient.connect({
       gatewayId: GW,
       service: 'intake',
-      instanceId: 'release-observer',
+      instanceId: observerUsername('release-test'),
       username: observerUsername('release-test'),
       password: derivePassword(secret, observerUsername('release-test')),
       transport: { kind: 'tcp', host: '127.0.0.1', port: bus },

@@ -51,16 +51,16 @@ test('kill -9 with a loaded outbox and the relay down; restart; relay up: every 
   const clients: BusClient[] = [];
   for (const step of ['recognition', 'comparison', 'metadata'] as StepName[]) {
     const service = STEPS[step].service;
-    const bus = await BusClient.connect({ gatewayId: GW, service, instanceId: `${service}.uc`, username: service, password: derivePassword(BUS_SECRET, service), transport: tcp, logger, handles: [STEPS[step].command] });
+    const bus = await BusClient.connect({ gatewayId: GW, service, instanceId: `${service}:uc`, username: service, password: derivePassword(BUS_SECRET, service), transport: tcp, logger, handles: [STEPS[step].command] });
     await serveStep(bus, step, async () => defaultResults[step]() as never);
     await bus.markReady();
     clients.push(bus);
   }
   const local: AnyEvent[] = [];
   const obsUser = observerUsername('uplink-crash');
-  const obs = await BusClient.connect({ gatewayId: GW, service: 'intake', instanceId: 'uc-observer', username: obsUser, password: derivePassword(BUS_SECRET, obsUser), transport: tcp, logger });
+  const obs = await BusClient.connect({ gatewayId: GW, service: 'intake', instanceId: `${obsUser}:1`, username: obsUser, password: derivePassword(BUS_SECRET, obsUser), transport: tcp, logger });
   await obs.onEvents('all', (e) => void local.push(e));
-  const intake = await BusClient.connect({ gatewayId: GW, service: 'intake', instanceId: 'intake.uc', username: 'intake', password: derivePassword(BUS_SECRET, 'intake'), transport: tcp, logger });
+  const intake = await BusClient.connect({ gatewayId: GW, service: 'intake', instanceId: 'intake:uc', username: 'intake', password: derivePassword(BUS_SECRET, 'intake'), transport: tcp, logger });
   clients.push(obs, intake);
   const analysisIds = new Set<string>();
   const upload = () => {

@@ -162,7 +162,16 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     const intakeBus = await connectService(busIdentity, 'intake', { instanceId: 'intake' });
     closers.push(() => intakeBus.close());
     const limits = { maxUploadBytes: config.limits.maxUploadBytes, maxPixels: config.limits.maxPixels };
-    const intake = createIntake({ bus: intakeBus, blobs, journal, limits, knows: (id) => orchestrator.status(id) !== undefined, logger: log });
+    const intake = createIntake({
+      bus: intakeBus,
+      blobs,
+      journal,
+      limits,
+      knows: (id) => orchestrator.status(id) !== undefined,
+      capacity: () => ({ held: orchestrator.stats.running + orchestrator.stats.queued, max: config.orchestrator.maxConcurrent + config.orchestrator.maxQueue }),
+      logger: log,
+      clock: deps.clock ?? systemClock,
+    });
     closers.push(() => intake.stop());
     await intake.recover();
 
@@ -203,6 +212,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         refit: () => refitter.last(),
         broker,
         orchestratorBus: orchBus,
+        buses: () => ({
+          orchestrator: orchBus,
+          intake: intakeBus,
+          ui: uiBus,
+          ...(uplink.localBus ? { uplink: uplink.localBus } : {}),
+          ...Object.fromEntries(services.map((s) => [s.name, s.bus])),
+        }),
         uplink: () => uplink.health(),
         recognizerInfo: () => recognizer()?.info(),
         servicesInProcess: { ...config.services },

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { BusClient, type CommandType, type Logger, type ServiceName, type Transport } from '@tu/shared';
-import { derivePassword, observerUsername } from './broker/credentials.js';
+import { CLIENT_ID_SEPARATOR, derivePassword, observerUsername } from './broker/credentials.js';
 
 export interface BusIdentity {
   gatewayId: string;
@@ -11,8 +11,16 @@ export interface BusIdentity {
   maxPayloadBytes: number;
 }
 
-/** A unique instance id for a service process (also its MQTT client id). */
-export const instanceIdFor = (service: string): string => `${service}.${os.hostname().replace(/[^A-Za-z0-9_-]/g, '').slice(0, 32)}.${process.pid}.${randomBytes(3).toString('hex')}`;
+/**
+ * A unique instance id for a service process (also its MQTT client id): the service name,
+ * then `:` and a suffix, the form the broker lets this login use (broker/credentials.ts).
+ */
+export const instanceIdFor = (service: string): string =>
+  `${service}${CLIENT_ID_SEPARATOR}${os.hostname().replace(/[^A-Za-z0-9_-]/g, '').slice(0, 32)}.${process.pid}.${randomBytes(3).toString('hex')}`;
+
+/** The client id of an observer connection: its username, optionally with a `:` suffix. */
+export const observerClientId = (name: string, suffix?: string): string =>
+  suffix === undefined ? observerUsername(name) : `${observerUsername(name)}${CLIENT_ID_SEPARATOR}${suffix}`;
 
 /** Connects a service to the gateway bus with its derived credentials. */
 export function connectService(id: BusIdentity, service: ServiceName, opts: { handles?: CommandType[]; instanceId?: string } = {}): Promise<BusClient> {
@@ -30,7 +38,7 @@ export function connectService(id: BusIdentity, service: ServiceName, opts: { ha
 }
 
 /** Connects an observer (UI feed, uplink, tools): subscribes to events, publishes nothing. */
-export function connectObserver(id: BusIdentity, name: string, instanceId = `observer-${name}-${process.pid}`): Promise<BusClient> {
+export function connectObserver(id: BusIdentity, name: string, instanceId = observerClientId(name, String(process.pid))): Promise<BusClient> {
   const username = observerUsername(name);
   return BusClient.connect({
     gatewayId: id.gatewayId,

@@ -28,7 +28,6 @@ export const uplinkSchema = z
     username: z.string().min(1).max(256).optional().describe('MQTT username at the relay. Default: gatewayId.'),
     password: z.string().min(1).max(4096).optional().describe('Gateway secret at the relay. Set it with TU_UPLINK_PASSWORD or passwordFile, never in a committed file.'),
     passwordFile: filePath.optional().describe('File holding the gateway secret (first line).'),
-    clientId: z.string().min(1).max(128).optional().describe('MQTT client id at the relay. Default: gatewayId.'),
     tls: z
       .object({
         ca: filePath.optional().describe('PEM file of the CA(s) trusted for the relay certificate (mqtts/wss).'),

@@ -4,6 +4,7 @@ import mercurius from 'mercurius';
 import { createWebSocketStream } from 'ws';
 import { TuError } from '@tu/shared';
 import { bearer, type Principal } from './graphql/auth.js';
+import { graphqlLimitRules } from './graphql/limits.js';
 import { buildResolvers } from './graphql/resolvers.js';
 import { typeDefs } from './graphql/schema.js';
 import { WsConnections } from './graphql/ws-connections.js';
@@ -34,13 +35,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   if (deps.mqttOverWebSocket) {
     const handle = deps.mqttOverWebSocket;
-    app.get('/mqtt', { websocket: true }, (socket) => handle(createWebSocketStream(socket)));
+    app.get('/mqtt', { websocket: true }, (socket, req) => handle(createWebSocketStream(socket), req.ip));
   }
 
   const wsConnections = new WsConnections(deps.subscriptions);
   app.decorateRequest('auth', undefined);
   app.addHook('onRequest', async (req: FastifyRequest, reply) => {
-    if (!req.url.startsWith('/graphql') || req.headers.upgrade?.toLowerCase() === 'websocket') return;
+    // Only a real WebSocket upgrade (authenticated in connection_init below) skips the bearer
+    // check; an `Upgrade: websocket` header on a plain POST used to get in unauthenticated.
+    if (!req.url.startsWith('/graphql') || req.ws) return;
     try {
       req.auth = await deps.verifier.verify(bearer(req.headers.authorization));
     } catch (err) {
@@ -54,6 +57,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     resolvers: buildResolvers(deps),
     graphiql: false,
     path: '/graphql',
+    validationRules: graphqlLimitRules(deps.graphql),
     context: (req: FastifyRequest) => ({ auth: req.auth }),
     // The catalogue code goes on the GraphQLError itself: the default formatter serialises the
     // errors (toJSON), after which originalError is gone.
@@ -78,6 +82,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
       onDisconnect: (ctx) => wsConnections.closed((ctx as { wsConnection?: unknown }).wsConnection),
     },
+  });
+  // Backstop behind the cost limit: an answer larger than maxResponseBytes is replaced by an error.
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (!req.url.startsWith('/graphql') || typeof payload !== 'string' || Buffer.byteLength(payload) <= deps.graphql.maxResponseBytes) return payload;
+    reply.code(413);
+    return JSON.stringify({ data: null, errors: [{ message: `The answer is larger than ${deps.graphql.maxResponseBytes} bytes; ask for fewer fields or smaller pages.`, extensions: { code: 'RESPONSE_TOO_LARGE' } }] });
   });
   healthRoute(app, deps);
   metricsRoute(app, deps);

@@ -46,6 +46,19 @@ export const relayConfigSchema = z
       })
       .prefault({})
       .refine((j) => j.secret || j.publicKey, { message: 'set jwt.secret (HS256) or jwt.publicKey', path: ['secret'] }),
+    /** Limits on every GraphQL operation, checked before it runs (graphql/limits.ts). */
+    graphql: z
+      .object({
+        /** Schema introspection (`__schema`, `__type`): off unless a developer turns it on. */
+        introspection: z.boolean().default(false),
+        maxDepth: z.number().int().min(2).max(50).default(6),
+        maxAliases: z.number().int().min(0).max(1000).default(20),
+        /** Values an answer may hold: 1 a field, 20 a JSON field, times page sizes. */
+        maxCost: z.number().int().min(100).max(1_000_000).default(12_000),
+        /** A larger answer is replaced by an error (a backstop behind maxCost). */
+        maxResponseBytes: z.number().int().min(64 * 1024).max(256 * 1024 * 1024).default(8 * 1024 * 1024),
+      })
+      .prefault({}),
     /** Optional JSON file of tenants and gateways imported at start (see README). */
     registryFile: z.string().min(1).optional(),
     /** Redis for cross-instance subscription fan-out (mqemitter-redis). */

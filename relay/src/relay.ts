@@ -79,6 +79,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
       ingress: () => ingress?.stats,
       ...(mqttOverWebSocket ? { mqttOverWebSocket } : {}),
       subscriptions: { active: 0, total: 0, connections: 0 },
+      graphql: config.graphql,
       startedAt: Date.now(),
       logger,
     };

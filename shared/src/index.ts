@@ -18,3 +18,7 @@ export * from './bus/step-handler.js';
 export * from './docs/asyncapi.js';
 export * from './exposition.js';
 export * from './config-file.js';
+export * from './bus/packet-guard.js';
+export * from './bus/admission.js';
+export * from './bus/token-buckets.js';
+export * from './bus/login-throttle.js';

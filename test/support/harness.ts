@@ -78,7 +78,7 @@ export async function observer(agent: Agent, name = 'test'): Promise<{ bus: BusC
   const bus = await BusClient.connect({
     gatewayId: agent.config.gatewayId,
     service: 'svc-analysis-orchestrator', // source name is irrelevant: observers never publish
-    instanceId: `observer-${name}-${Math.random().toString(36).slice(2, 8)}`,
+    instanceId: `${observerUsername(name)}:${Math.random().toString(36).slice(2, 8)}`,
     username: observerUsername(name),
     password: derivePassword(agent.busIdentity.secret, observerUsername(name)),
     transport: agent.busIdentity.transport,

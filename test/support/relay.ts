@@ -144,7 +144,7 @@ export async function connectGateway(url: string, gatewayId: string, secret: str
   const u = new URL(url);
   const options = {
     protocolVersion: 4 as const,
-    clientId: opts.clientId ?? `${gatewayId}-${randomBytes(3).toString('hex')}`,
+    clientId: opts.clientId ?? gatewayId,
     username: gatewayId,
     password: secret,
     reconnectPeriod: 0,

@@ -1,9 +1,9 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { duplexPair, type Logger } from '@tu/shared';
+import { defaultLoginThrottleLimits, duplexPair, LoginThrottle, MqttAdmission, systemClock, type AdmissionLimits, type AdmissionStats, type Clock, type Logger } from '@tu/shared';
 import { aclFor, mayPublish, maySubscribe, type Acl } from './acl.js';
-import { principalFor, verifyPassword } from './credentials.js';
+import { ownsClientId, principalFor, verifyPassword } from './credentials.js';
 
 export interface BrokerOptions {
   gatewayId: string;
@@ -12,13 +12,34 @@ export interface BrokerOptions {
   /** Listen on TCP as well as in-process; port 0 picks a free port. */
   tcp?: { host: string; port: number };
   maxPayloadBytes: number;
+  /** Limits on TCP clients before the broker parses their packets (default: admissionLimits). */
+  admission?: AdmissionLimits;
+  clock?: Clock;
 }
+
+/**
+ * What a TCP client of the gateway bus may do before it has authenticated. Legitimate clients
+ * are the agent's own service processes on this device, so the limits are tight: a CONNECT of
+ * ours is under 1 KB, and a few service processes (re)connect at a time. The packet limit is
+ * the payload limit plus room for the topic and headers (our topics are under 200 bytes).
+ */
+export const admissionLimits = (maxPayloadBytes: number): AdmissionLimits => ({
+  maxConnectBytes: 16 * 1024,
+  maxPacketBytes: maxPayloadBytes + 1024,
+  maxPendingConnects: 64,
+  connectBurstPerAddress: 30,
+  connectsPerSecondPerAddress: 5,
+});
 
 export interface BrokerStats {
   clients: number;
   refusedConnects: number;
   refusedPublishes: number;
   refusedSubscribes: number;
+  /** TCP connections cut before authentication (packet size, connect rate, pending connects). */
+  admission: AdmissionStats;
+  /** Failed logins, and logins refused unchecked after too many failures. */
+  logins: LoginThrottle['stats'];
 }
 
 export interface Broker {
@@ -33,7 +54,7 @@ export interface Broker {
 
 const CLIENT_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
 
-function authError(message: string, returnCode: 4 | 5): AuthenticateError {
+function authError(message: string, returnCode: 2 | 4 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
 
@@ -44,16 +65,37 @@ function authError(message: string, returnCode: 4 | 5): AuthenticateError {
 export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   const log = opts.logger.child({ component: 'broker' });
   const acls = new WeakMap<Client, Acl>();
-  const stats: BrokerStats = { clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0 };
+  const clock = opts.clock ?? systemClock;
+  const admission = new MqttAdmission(opts.admission ?? admissionLimits(opts.maxPayloadBytes), {
+    now: () => clock.now(),
+    onRefused: (why, address) => log.warn({ why, address }, 'cut a bus connection before authentication'),
+  });
+  const logins = new LoginThrottle(defaultLoginThrottleLimits, () => clock.now());
+  const addressOf = new WeakMap<object, string>();
+  const stats: BrokerStats = { clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0, admission: admission.stats, logins: logins.stats };
 
   const aedes = await Aedes.createBroker({
     id: `tu-${opts.gatewayId}`,
     authenticate(client, username, password, done) {
+      const address = addressOf.get(client.conn);
+      if (!logins.attempt(address, username ?? '')) {
+        stats.refusedConnects++;
+        log.warn({ username: username?.slice(0, 128), address }, 'refused connection: too many failed logins; try again later');
+        return done(authError('too many failed logins', 5), false);
+      }
       const principal = username ? principalFor(username) : undefined;
       if (!principal || !verifyPassword(opts.secret, username!, password) || !CLIENT_ID_RE.test(client.id)) {
         stats.refusedConnects++;
         log.warn({ clientId: client.id?.slice(0, 128), username: username?.slice(0, 128) }, 'refused connection: bad credentials or client id');
         return done(authError('bad username or password', 4), false);
+      }
+      logins.succeeded(address, username!);
+      // A valid login may still not take over another principal's client id (MQTT would
+      // disconnect the holder): refuse it as "identifier rejected" (CONNACK 2).
+      if (!ownsClientId(username!, client.id)) {
+        stats.refusedConnects++;
+        log.warn({ clientId: client.id.slice(0, 128), username }, `refused connection: client id not owned by this login (use "${username}" or "${username}:<suffix>")`);
+        return done(authError('client id not owned by this login', 2), false);
       }
       acls.set(client, aclFor(principal, opts.gatewayId, client.id));
       done(null, true);
@@ -90,7 +132,12 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   let server: net.Server | undefined;
   let address: { host: string; port: number } | undefined;
   if (opts.tcp) {
-    server = net.createServer({ noDelay: true }, (socket) => aedes.handle(socket));
+    server = net.createServer({ noDelay: true }, (socket) => {
+      const conn = admission.admit(socket, socket.remoteAddress);
+      if (!conn) return;
+      if (socket.remoteAddress) addressOf.set(conn, socket.remoteAddress);
+      aedes.handle(conn);
+    });
     const srv = server;
     await new Promise<void>((resolve, reject) => {
       srv.once('error', reject);

@@ -35,6 +35,18 @@ export function principalFor(username: string): Principal | undefined {
 
 export const observerUsername = (name: string): string => `${OBSERVER_PREFIX}${name}`;
 
+/**
+ * The MQTT client ids a login owns: its username, or its username + `:` + a suffix. MQTT
+ * lets a new connection with a taken client id kick the old one off, so an id owned by one
+ * principal must be unreachable for every other: no username contains another's as a
+ * `:`-terminated prefix (service names and observer names hold no `:`).
+ */
+export const CLIENT_ID_SEPARATOR = ':';
+
+export function ownsClientId(username: string, clientId: string): boolean {
+  return clientId === username || (clientId.startsWith(username + CLIENT_ID_SEPARATOR) && clientId.length > username.length + 1);
+}
+
 export function derivePassword(secret: string, username: string): string {
   return createHmac('sha256', secret).update(`tu-bus:${username}`).digest('base64url');
 }

@@ -27,6 +27,8 @@ export interface AppDeps {
   refit: () => RefitState | null;
   broker: Broker;
   orchestratorBus: BusClient;
+  /** The agent's own bus clients by role (orchestrator, intake, uplink, ui, the in-process services): health watches their connections. */
+  buses: () => Record<string, BusClient>;
   /** Uplink state, queue and losses (health + metrics). */
   uplink: () => UplinkHealth;
   /** Model info of the in-process recognizer, undefined when vision runs elsewhere. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { newTraceparent, type BusClient, type ImageRef, type Logger } from '@tu/shared';
+import { newTraceparent, systemClock, type AnyEvent, type BusClient, type Clock, type ImageRef, type Logger } from '@tu/shared';
 import type { BlobStore } from '../blobs/store.js';
 import { makeThumbnail } from '../blobs/thumbnail.js';
 import type { IntakeJournal } from './journal.js';
@@ -13,9 +13,14 @@ export interface IntakeDeps {
   limits: IntakeLimits;
   /** True when the orchestrator knows the analysis (it deduplicates by analysisId). */
   knows: (analysisId: string) => boolean;
+  /** Analyses the orchestrator holds (running + queued) and how many it may hold; beyond it, it fails new ones with QUEUE_FULL. */
+  capacity: () => { held: number; max: number };
   logger: Logger;
-  /** How often acknowledged journal entries are cleared and stale ones re-published (ms). */
+  /** How often acknowledged journal entries are cleared and stranded ones re-published (ms). */
   sweepMs?: number;
+  /** An upload the orchestrator still does not know this long after its last publish is published again (ms). */
+  redriveMs?: number;
+  clock?: Clock;
 }
 
 export interface AcceptedUpload {
@@ -27,6 +32,7 @@ export interface AcceptedUpload {
 export interface IntakeStats {
   accepted: number;
   rejected: Record<string, number>;
+  /** Uploads published again: after a restart, or stranded while running. */
   republished: number;
 }
 
@@ -35,7 +41,14 @@ export interface Intake {
   /** Validates, stores, journals and publishes one upload. Throws HttpError when refused (nothing published). */
   accept(bytes: Buffer, declaredType: string | undefined, opts: { machineId?: string; fileName?: string; via?: 'api' | 'ui' | 'cli' }): Promise<AcceptedUpload>;
   countRejection(code: string): void;
-  /** Re-publishes journalled uploads the orchestrator does not know (after a crash). */
+  /**
+   * A place for one upload in the orchestrator's queue, counting the uploads it has not taken
+   * yet and the places already handed out; undefined when full. A 202 is a promise: an upload
+   * is reserved a place at the door (before its body is read) or refused with 429. Release the
+   * place once the upload was accepted or refused (idempotent).
+   */
+  reserve(): { release(): void } | undefined;
+  /** Re-publishes journalled uploads the orchestrator does not know (at start, after a crash). */
   recover(): Promise<number>;
   pending(): number;
   stop(): Promise<void>;
@@ -47,24 +60,47 @@ export const newAnalysisId = (): string => randomBytes(12).toString('base64url')
  * Image intake. A 202 means: the blob is fsynced, the upload event is in the journal
  * (synchronous=FULL), and it was published. Journal entries go once the orchestrator has
  * known the analysis for a full sweep interval (its state store commits within
- * milliseconds); on start every entry it does not know is published again (same event id).
+ * milliseconds). An upload the orchestrator does not know is published again (same event
+ * id; the orchestrator deduplicates by analysisId): on start, and while running once it has
+ * been stranded for redriveMs (the orchestrator was off the bus when it was published).
  */
 export function createIntake(deps: IntakeDeps): Intake {
   const log = deps.logger.child({ component: 'intake' });
+  const clock = deps.clock ?? systemClock;
   const stats: IntakeStats = { accepted: 0, rejected: {}, republished: 0 };
-  /** analysisId → when the orchestrator was first seen knowing it (0 = not yet). */
-  const unacked = new Map<string, number>();
-  for (const e of deps.journal.all()) unacked.set(e.analysisId, 0);
+  /** Journalled uploads not yet cleared: when the orchestrator was first seen knowing each, and when each was last published (undefined: not yet). */
+  const unacked = new Map<string, { event: AnyEvent; knownSince?: number; publishedAt?: number }>();
+  for (const e of deps.journal.all()) unacked.set(e.analysisId, { event: e.event });
+  /** Places handed out at the door to uploads still being received (see reserve). */
+  let reserved = 0;
   const sweepMs = deps.sweepMs ?? 1000;
+  const redriveMs = deps.redriveMs ?? 5000;
 
+  const republish = (e: { event: AnyEvent; publishedAt?: number }): Promise<void> => {
+    e.publishedAt = clock.now();
+    return deps.bus.republish(e.event).then(
+      () => void stats.republished++,
+      (err: Error) => log.warn({ err: err.message, analysisId: e.event.subject }, 'could not re-publish a stranded upload; trying again at the next sweep'),
+    );
+  };
   const sweep = (): void => {
-    const now = Date.now();
-    for (const [id, knownSince] of unacked) {
-      if (knownSince === 0) {
-        if (deps.knows(id)) unacked.set(id, now);
-      } else if (now - knownSince >= sweepMs) {
-        deps.journal.remove(id);
-        unacked.delete(id);
+    const now = clock.now();
+    for (const [id, e] of unacked) {
+      try {
+        if (e.knownSince === undefined) {
+          if (deps.knows(id)) e.knownSince = now;
+          else if (e.publishedAt !== undefined && now - e.publishedAt >= redriveMs) {
+            log.warn({ analysisId: id, sinceMs: now - e.publishedAt }, 're-publishing an upload the orchestrator has not taken');
+            void republish(e);
+          }
+        } else if (now - e.knownSince >= sweepMs) {
+          deps.journal.remove(id);
+          unacked.delete(id);
+        }
+      } catch (err) {
+        // A full or failing disk must not take the agent down: the entry stays, and the next sweep tries again.
+        log.error({ err: (err as Error).message, analysisId: id }, 'intake journal sweep failed; will retry');
+        return;
       }
     }
   };
@@ -75,6 +111,26 @@ export function createIntake(deps: IntakeDeps): Intake {
     stats,
     countRejection(code) {
       stats.rejected[code] = (stats.rejected[code] ?? 0) + 1;
+    },
+    reserve() {
+      let untaken = 0;
+      const now = clock.now();
+      for (const [id, e] of unacked) {
+        if (e.knownSince !== undefined) continue;
+        if (deps.knows(id)) e.knownSince = now; // taken since the last sweep
+        else untaken++;
+      }
+      const c = deps.capacity();
+      if (c.held + untaken + reserved >= c.max) return undefined;
+      reserved++;
+      let held = true;
+      return {
+        release() {
+          if (!held) return;
+          held = false;
+          reserved--;
+        },
+      };
     },
     async accept(bytes, declaredType, opts) {
       const checked = await validateImage(bytes, declaredType, deps.limits);
@@ -101,8 +157,8 @@ export function createIntake(deps: IntakeDeps): Intake {
         },
         { subject: analysisId, traceparent: newTraceparent() },
       );
-      deps.journal.add({ analysisId, event, acceptedAt: Date.now() });
-      unacked.set(analysisId, 0);
+      deps.journal.add({ analysisId, event, acceptedAt: clock.now() });
+      unacked.set(analysisId, { event, publishedAt: clock.now() });
       await deps.bus.republish(event);
       stats.accepted++;
       log.info({ analysisId, sha256: put.sha256, bytes: put.bytes, duplicateBlob: !put.created }, 'image accepted');
@@ -110,13 +166,11 @@ export function createIntake(deps: IntakeDeps): Intake {
     },
     async recover() {
       let n = 0;
-      for (const e of deps.journal.all()) {
-        if (deps.knows(e.analysisId)) continue;
-        await deps.bus.republish(e.event);
-        unacked.set(e.analysisId, 0);
+      for (const [id, e] of unacked) {
+        if (deps.knows(id)) continue;
+        await republish(e);
         n++;
       }
-      stats.republished += n;
       if (n) log.warn({ republished: n }, 're-published uploads accepted before a restart');
       return n;
     },

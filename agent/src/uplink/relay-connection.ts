@@ -39,7 +39,6 @@ export function resolveEndpoint(c: {
   username?: string;
   password?: string;
   passwordFile?: string;
-  clientId?: string;
   tls: RelayTls;
   keepaliveS: number;
   connectTimeoutMs: number;
@@ -56,7 +55,8 @@ export function resolveEndpoint(c: {
     url: c.url,
     username: c.username ?? c.gatewayId,
     ...(password ? { password } : {}),
-    clientId: c.clientId ?? c.gatewayId,
+    // The relay accepts only the gateway id as client id (relay/src/ingress/embedded.ts).
+    clientId: c.gatewayId,
     tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), rejectUnauthorized: c.tls.rejectUnauthorized },
     keepaliveS: c.keepaliveS,
     connectTimeoutMs: c.connectTimeoutMs,

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { AgentConfig } from '@tu/firmware-config';
-import { TuError, type Clock, type Logger } from '@tu/shared';
-import { connectObserver, type BusIdentity } from '../bus.js';
+import { TuError, type BusClient, type Clock, type Logger } from '@tu/shared';
+import { connectObserver, observerClientId, type BusIdentity } from '../bus.js';
 import { Forwarder, type UplinkError, type UplinkState } from './forwarder.js';
 import { Outbox } from './outbox.js';
 import { redactUrl, resolveEndpoint, type RelayEndpoint } from './relay-connection.js';
@@ -31,6 +31,8 @@ export interface Uplink {
   readonly enabled: boolean;
   readonly outbox: Outbox | undefined;
   readonly forwarder: Forwarder | undefined;
+  /** Its observer client on the local bus (undefined when the uplink is disabled). */
+  readonly localBus: BusClient | undefined;
   health(): UplinkHealth;
   stop(): Promise<void>;
 }
@@ -54,7 +56,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
   const c = config.uplink;
   if (!c.url) {
     deps.logger.info('uplink disabled (uplink.url / TU_UPLINK_URL not set)');
-    return { enabled: false, outbox: undefined, forwarder: undefined, health: () => ({ state: 'disabled', reason: 'uplink.url is not configured' }), stop: async () => {} };
+    return { enabled: false, outbox: undefined, forwarder: undefined, localBus: undefined, health: () => ({ state: 'disabled', reason: 'uplink.url is not configured' }), stop: async () => {} };
   }
   const url = c.url;
   let endpoint: RelayEndpoint | undefined;
@@ -76,8 +78,9 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
     logger: deps.logger,
   });
   let forwarder: Forwarder;
+  let bus: BusClient;
   try {
-    const bus = await connectObserver(deps.identity, UPLINK_OBSERVER, 'uplink');
+    bus = await connectObserver(deps.identity, UPLINK_OBSERVER, observerClientId(UPLINK_OBSERVER));
     forwarder = new Forwarder({
       gatewayId: config.gatewayId,
       bus,
@@ -100,6 +103,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
     enabled: true,
     outbox,
     forwarder,
+    localBus: bus,
     health(): UplinkHealth {
       const s = outbox.stats;
       const err = forwarder.lastError ?? (outbox.error ? { code: 'UPLINK_OUTBOX_FAILED' as const, message: outbox.error.message, at: '' } : undefined);

@@ -30,7 +30,8 @@ export async function createVerifier(jwt: RelayConfig['jwt']): Promise<TokenVeri
     async verify(token) {
       if (!token) throw new TuError('UNAUTHENTICATED', 'no bearer token');
       try {
-        const { payload } = await jwtVerify(token, key, { algorithms: [alg], ...(jwt.issuer ? { issuer: jwt.issuer } : {}), ...(jwt.audience ? { audience: jwt.audience } : {}) });
+        // A token without `exp` would be valid for ever: refused.
+        const { payload } = await jwtVerify(token, key, { algorithms: [alg], requiredClaims: ['exp'], ...(jwt.issuer ? { issuer: jwt.issuer } : {}), ...(jwt.audience ? { audience: jwt.audience } : {}) });
         const c = claims.safeParse(payload);
         if (!c.success) throw new Error('token lacks sub/tenant claims');
         return c.data;

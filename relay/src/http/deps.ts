@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from '@tu/shared';
 import type { TokenVerifier } from '../graphql/auth.js';
+import type { GraphqlLimits } from '../graphql/limits.js';
 import type { Emitter } from '../ingest/fanout.js';
 import type { Ingest } from '../ingest/pipeline.js';
 import type { Presence } from '../ingest/presence.js';
@@ -18,9 +19,11 @@ export interface AppDeps {
   ingest: Ingest;
   emitter: Emitter;
   verifier: TokenVerifier;
+  /** Limits on every GraphQL operation (graphql/limits.ts). */
+  graphql: GraphqlLimits;
   ingress: () => IngressStats | undefined;
   /** MQTT over WebSocket at /mqtt (embedded ingress only). */
-  mqttOverWebSocket?: (stream: Duplex) => void;
+  mqttOverWebSocket?: (stream: Duplex, remoteAddress?: string) => void;
   subscriptions: { active: number; total: number; connections: number };
   startedAt: number;
   logger?: Logger;

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import type { Logger } from '@tu/shared';
+import { defaultLoginThrottleLimits, LoginThrottle, MqttAdmission, systemClock, type AdmissionLimits, type Clock, type Logger } from '@tu/shared';
 import type { Ingest } from '../ingest/pipeline.js';
 import type { Presence } from '../ingest/presence.js';
 import type { Registry } from '../registry/registry.js';
@@ -10,7 +10,20 @@ import type { Ingress, IngressStats } from './types.js';
 
 const CLIENT_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
 
-const authError = (message: string, returnCode: 4 | 5): AuthenticateError => Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+/**
+ * What a gateway connection may do before it has authenticated. Many gateways may share one
+ * public address (carrier-grade NAT on cellular links), so the per-address rate is generous;
+ * the packet limit is the payload limit plus room for the topic and headers.
+ */
+export const ingressAdmissionLimits = (maxPayloadBytes: number): AdmissionLimits => ({
+  maxConnectBytes: 16 * 1024,
+  maxPacketBytes: maxPayloadBytes + 1024,
+  maxPendingConnects: 1024,
+  connectBurstPerAddress: 200,
+  connectsPerSecondPerAddress: 50,
+});
+
+const authError = (message: string, returnCode: 2 | 4 | 5): AuthenticateError => Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 
 /**
  * The default gateway ingress: an embedded aedes broker (MQTT 3.1.1) on TCP (TCP_NODELAY) and,
@@ -27,29 +40,61 @@ export async function startEmbeddedIngress(opts: {
   presence: Presence;
   logger: Logger;
   maxPayloadBytes: number;
-}): Promise<Ingress & { handleStream(stream: Duplex): void }> {
+  admission?: AdmissionLimits;
+  clock?: Clock;
+}): Promise<Ingress & { handleStream(stream: Duplex, remoteAddress?: string): void }> {
   const log = opts.logger.child({ component: 'ingress' });
+  const clock = opts.clock ?? systemClock;
+  const admission = new MqttAdmission(opts.admission ?? ingressAdmissionLimits(opts.maxPayloadBytes), {
+    now: () => clock.now(),
+    onRefused: (why, address) => log.warn({ why, address }, 'cut a gateway connection before authentication'),
+  });
+  const logins = new LoginThrottle(defaultLoginThrottleLimits, () => clock.now());
+  const addressOf = new WeakMap<object, string>();
+  const handle = (conn: Duplex, address: string | undefined) => {
+    const guarded = admission.admit(conn, address);
+    if (!guarded) return;
+    if (address !== undefined) addressOf.set(guarded, address);
+    aedes.handle(guarded);
+  };
   const gatewayOf = new WeakMap<Client, string>();
-  const stats: IngressStats = { mode: 'embedded', connected: true, clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0 };
+  const stats: IngressStats = { mode: 'embedded', connected: true, clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0, admission: admission.stats, logins: logins.stats };
 
   const aedes = await Aedes.createBroker({
     id: 'tu-relay-ingress',
     authenticate(client, username, password, done) {
       const id = username ?? '';
       const secret = password?.toString('utf8') ?? '';
+      const address = addressOf.get(client.conn);
       const refuse = (why: string) => {
         stats.refusedConnects++;
-        log.warn({ clientId: client.id?.slice(0, 128), username: id.slice(0, 64), why }, 'refused gateway connection');
+        log.warn({ clientId: client.id?.slice(0, 128), username: id.slice(0, 64), address, why }, 'refused gateway connection');
         done(authError('bad username or password', 4), false);
       };
+      // Too many failures from this address (or for this gateway from a failing address):
+      // refused without checking the secret, so guessing costs the relay nothing.
+      if (!logins.attempt(address, id)) {
+        stats.refusedConnects++;
+        log.warn({ username: id.slice(0, 64), address }, 'refused gateway connection: too many failed logins; try again later');
+        return done(authError('too many failed logins', 5), false);
+      }
       if (!id || !secret || !CLIENT_ID_RE.test(client.id ?? '')) return refuse('missing credentials or bad client id');
       opts.registry.authenticate(id, secret).then(
         (gw) => {
           if (!gw) return refuse('unknown gateway or wrong secret');
+          logins.succeeded(address, id);
+          // MQTT lets a connection with a taken client id kick the holder off: a gateway may
+          // only use its own id, so another gateway cannot knock it offline (CONNACK 2).
+          if (client.id !== gw.id) {
+            stats.refusedConnects++;
+            log.warn({ clientId: client.id.slice(0, 128), gatewayId: gw.id }, 'refused gateway connection: the client id must be the gateway id');
+            return done(authError('client id must be the gateway id', 2), false);
+          }
           gatewayOf.set(client, gw.id);
           done(null, true);
         },
         (err: Error) => {
+          logins.succeeded(address, id); // not the client's failure
           log.error({ err: err.message }, 'registry lookup failed');
           done(authError('server unavailable', 5), false);
         },
@@ -81,21 +126,27 @@ export async function startEmbeddedIngress(opts: {
       done(null, null);
     },
   });
+  // A gateway that reconnects while its stale connection lingers replaces it (same client id);
+  // only the disconnect of its current connection takes it offline.
+  const current = new Map<string, Client>();
   aedes.on('client', (client) => {
     const gw = gatewayOf.get(client);
     if (!gw) return;
     stats.clients++;
+    current.set(gw, client);
     opts.presence.connected(gw);
   });
   aedes.on('clientDisconnect', (client) => {
     const gw = gatewayOf.get(client);
     if (!gw) return;
     stats.clients--;
+    if (current.get(gw) !== client) return;
+    current.delete(gw);
     opts.presence.disconnected(gw);
   });
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
 
-  const server = net.createServer({ noDelay: true }, (socket) => aedes.handle(socket));
+  const server = net.createServer({ noDelay: true }, (socket) => handle(socket, socket.remoteAddress));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {
@@ -109,7 +160,7 @@ export async function startEmbeddedIngress(opts: {
   return {
     stats,
     url: `mqtt://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
-    handleStream: (stream) => aedes.handle(stream),
+    handleStream: (stream, remoteAddress) => handle(stream, remoteAddress),
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));

@@ -1,3 +1,5 @@
+import type { AdmissionStats, LoginThrottle } from '@tu/shared';
+
 export interface IngressStats {
   mode: 'embedded' | 'external';
   /** External: connected to the broker. Embedded: always true while running. */
@@ -6,6 +8,10 @@ export interface IngressStats {
   refusedConnects: number;
   refusedPublishes: number;
   refusedSubscribes: number;
+  /** Embedded only: connections cut before authentication (packet size, rate, pending connects). */
+  admission?: AdmissionStats;
+  /** Embedded only: failed logins, and logins refused unchecked after too many failures. */
+  logins?: LoginThrottle['stats'];
 }
 
 export interface Ingress {

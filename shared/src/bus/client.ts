@@ -13,6 +13,7 @@ import { openTransport, type Transport } from './transport.js';
 
 export const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024;
 const DEAD_LETTER_PREVIEW_BYTES = 1024;
+const MAX_DROPS_KEPT = 64;
 
 export type EventOf<T extends EventType> = CloudEvent<T, DataOf<T>>;
 export type CommandOf<T extends CommandType> = CloudEvent<T, DataOf<T>>;
@@ -76,6 +77,9 @@ export class BusClient {
   readonly #observer: boolean;
   #ready = false;
   #closed = false;
+  #offlineSince: number | undefined;
+  /** When the connection was lost, newest last (at most MAX_DROPS_KEPT). */
+  readonly #drops: number[] = [];
 
   private constructor(opts: BusClientOptions, mqtt: MqttClient, presence: Presence | undefined) {
     this.gatewayId = opts.gatewayId;
@@ -90,7 +94,15 @@ export class BusClient {
     mqtt.on('message', (topic, payload) => this.#dispatch(topic, payload));
     mqtt.on('connect', () => {
       this.#log.debug('bus connected');
+      this.#offlineSince = undefined;
       void this.#announce();
+    });
+    mqtt.on('close', () => {
+      if (this.#closed) return;
+      const now = Date.now();
+      this.#offlineSince ??= now;
+      this.#drops.push(now);
+      if (this.#drops.length > MAX_DROPS_KEPT) this.#drops.shift();
     });
     mqtt.on('offline', () => this.#log.warn('bus offline; reconnecting'));
     mqtt.on('error', (err) => this.#log.warn({ err: err.message }, 'bus error'));
@@ -143,6 +155,20 @@ export class BusClient {
 
   get connected(): boolean {
     return this.#mqtt.connected;
+  }
+
+  /**
+   * How steady this client's connection is: off the bus since when (ms), and how many times it
+   * lost the connection within the last `windowMs`. A client that keeps losing its connection
+   * looks connected most of the time, yet misses messages (health reads this; see
+   * agent/src/http/routes/health.ts).
+   */
+  connectionHealth(now: number, windowMs: number): { connected: boolean; offlineMs: number; drops: number } {
+    return {
+      connected: this.#mqtt.connected,
+      offlineMs: this.#offlineSince === undefined ? 0 : now - this.#offlineSince,
+      drops: this.#drops.filter((t) => now - t <= windowMs).length,
+    };
   }
 
   /** Publishes an event this service produces. The data is validated before it leaves. */

@@ -3,6 +3,12 @@ import { STEPS, type StepName } from '@tu/shared';
 import type { AppDeps } from '../sources.js';
 import { agentVersion } from '../../release/layout.js';
 
+/** A bus client off the bus this long makes the agent degraded (a reconnect takes well under a second). */
+export const BUS_OFFLINE_DEGRADED_MS = 5_000;
+/** This many lost connections of one client within BUS_DROP_WINDOW_MS make it degraded too. */
+export const BUS_DROPS_DEGRADED = 3;
+export const BUS_DROP_WINDOW_MS = 60_000;
+
 export function healthView(deps: AppDeps) {
   const instances = deps.orchestrator.instances();
   const services = Object.fromEntries(
@@ -34,6 +40,13 @@ export function healthView(deps: AppDeps) {
   const reasons: string[] = [];
   if (!brokerUp) reasons.push('message broker down: analyses cannot run');
   for (const [name, s] of Object.entries(services)) if (!s.up) reasons.push(`${name} not running: analyses fail at the ${s.step} step`);
+  // A client that keeps losing its connection looks up at most instants, yet misses messages.
+  const now = Date.now();
+  const buses = Object.fromEntries(Object.entries(deps.buses()).map(([role, bus]) => [role, bus.connectionHealth(now, BUS_DROP_WINDOW_MS)]));
+  for (const [role, b] of Object.entries(buses)) {
+    if (b.offlineMs >= BUS_OFFLINE_DEGRADED_MS) reasons.push(`${role} has been off the local bus for ${Math.round(b.offlineMs / 1000)} s: its messages are not flowing`);
+    else if (b.drops >= BUS_DROPS_DEGRADED) reasons.push(`${role} lost its local bus connection ${b.drops} times in the last minute: messages may be missed (is another client using its client id, or is the broker overloaded?)`);
+  }
   if (info && !info.model.head) {
     reasons.push(
       'no machine-type head installed: machine types cannot be recognised (only forklift, crane and tractor are guessed from ImageNet; everything else is reported as unknown). Install the default head (npm run build:head) or train one (npm run train-head)',
@@ -52,6 +65,7 @@ export function healthView(deps: AppDeps) {
       refused: { connects: deps.broker.stats.refusedConnects, publishes: deps.broker.stats.refusedPublishes, subscribes: deps.broker.stats.refusedSubscribes },
     },
     services,
+    buses,
     model,
     orchestrator: { running: deps.orchestrator.stats.running, queued: deps.orchestrator.stats.queued },
     intake: { unacknowledged: deps.intake.pending() },

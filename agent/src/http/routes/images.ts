@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { machineId } from '@tu/shared';
 import { HttpError } from '../../intake/errors.js';
@@ -16,10 +16,27 @@ export function parseQuery<T>(schema: z.ZodType<T>, raw: unknown): T {
   return r.data;
 }
 
-/** POST /api/v1/images: raw image body (file name in X-File-Name) or multipart field `image` → 202 {analysisId}. */
+/** Seconds a client is told to wait when the queue is full (a few analyses' worth). */
+export const QUEUE_FULL_RETRY_AFTER_S = 5;
+
+/** POST /api/v1/images: raw image body (file name in X-File-Name) or multipart field `image` → 202 {analysisId}; 429 + Retry-After when the queue is full. */
 export function imagesRoute(app: FastifyInstance, deps: AppDeps): void {
+  const places = new WeakMap<FastifyRequest, { release(): void }>();
+  const release = async (req: FastifyRequest) => places.get(req)?.release();
   app.post('/api/v1/images', {
-    onRequest: async (req) => guardImageContentType(req),
+    onRequest: async (req, reply) => {
+      guardImageContentType(req);
+      // A place in the queue is taken at the door, before the body is read: never a 202 that
+      // later fails with QUEUE_FULL. It is given back once the upload was answered.
+      const place = deps.intake.reserve();
+      if (!place) {
+        void reply.header('retry-after', String(QUEUE_FULL_RETRY_AFTER_S));
+        throw new HttpError(429, 'QUEUE_FULL', `Too many photos are waiting to be analysed; try again in ${QUEUE_FULL_RETRY_AFTER_S} s.`);
+      }
+      places.set(req, place);
+    },
+    onResponse: release,
+    onRequestAbort: release,
     handler: async (req, reply) => {
       const q = parseQuery(query, req.query);
       const { bytes, declaredType, fileName } = await readImage(req);

@@ -28,6 +28,10 @@ export function metricsText(deps: AppDeps): string {
       [{ kind: 'connect' }, b.refusedConnects],
       [{ kind: 'publish' }, b.refusedPublishes],
       [{ kind: 'subscribe' }, b.refusedSubscribes],
+      [{ kind: 'oversize' }, b.admission.refusedOversize],
+      [{ kind: 'connect_rate' }, b.admission.refusedRate],
+      [{ kind: 'pending_connects' }, b.admission.refusedPending],
+      [{ kind: 'login_throttled' }, b.logins.throttled],
     ])
     .metric('tu_uploads_accepted_total', 'counter', 'Images accepted (202).', deps.intake.stats.accepted)
     .metric('tu_uploads_rejected_total', 'counter', 'Requests refused, by error code.', byCode(deps.intake.stats.rejected))

@@ -26,6 +26,10 @@ export function metricsText(deps: AppDeps): string {
       [{ kind: 'connect' }, ing?.refusedConnects ?? 0],
       [{ kind: 'publish' }, ing?.refusedPublishes ?? 0],
       [{ kind: 'subscribe' }, ing?.refusedSubscribes ?? 0],
+      [{ kind: 'oversize' }, ing?.admission?.refusedOversize ?? 0],
+      [{ kind: 'connect_rate' }, ing?.admission?.refusedRate ?? 0],
+      [{ kind: 'pending_connects' }, ing?.admission?.refusedPending ?? 0],
+      [{ kind: 'login_throttled' }, ing?.logins?.throttled ?? 0],
     ])
     .metric('process_resident_memory_bytes', 'gauge', 'Resident set size.', process.memoryUsage.rss())
     .toString();
