@@ -2,12 +2,11 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import mercurius from 'mercurius';
 import { createWebSocketStream } from 'ws';
-import { TuError } from '@tu/shared';
+import { installErrorHandling, sendRefusal, TuError } from '@tu/shared';
 import { bearer, type Principal } from './graphql/auth.js';
 import { buildResolvers } from './graphql/resolvers.js';
 import { typeDefs } from './graphql/schema.js';
 import type { AppDeps } from './http/deps.js';
-import { installErrorHandling, sendError } from './http/errors.js';
 import { dashboard } from './dashboard.js';
 import { healthRoute } from './http/routes/health.js';
 import { metricsRoute } from './http/routes/metrics.js';
@@ -21,7 +20,7 @@ declare module 'fastify' {
 /**
  * The relay's HTTP surface (no listen: tests use inject()): POST /graphql (bearer JWT),
  * WebSocket /graphql (graphql-ws; token in connection_init), MQTT over WebSocket at /mqtt,
- * GET /api/v1/health, GET /metrics. `/` is left for the dashboard (404 with a pointer for now).
+ * GET /api/v1/health, GET /metrics. `/` and `/assets/*` are the dashboard (relay/src/dashboard.ts).
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
@@ -42,8 +41,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     try {
       req.auth = await deps.verifier.verify(bearer(req.headers.authorization));
     } catch (err) {
-      const e = err instanceof TuError ? err : new TuError('UNAUTHENTICATED');
-      return sendError(reply, 401, 'UNAUTHENTICATED', e.message);
+      // Sent here: mercurius's own error handler would turn a thrown error into a 200 GraphQL result.
+      return sendRefusal(reply, new TuError('UNAUTHENTICATED', err instanceof TuError ? err.message : undefined));
     }
   });
 

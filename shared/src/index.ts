@@ -18,3 +18,4 @@ export * from './bus/step-handler.js';
 export * from './docs/asyncapi.js';
 export * from './exposition.js';
 export * from './config-file.js';
+export * from './http-errors.js';

@@ -1,8 +1,7 @@
 import multipart from '@fastify/multipart';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Logger } from '@tu/shared';
-import { installErrorHandling } from './errors.js';
+import { installErrorHandling, type Logger } from '@tu/shared';
 import { registerImageParsers } from './read-image.js';
 import { eventsRoute } from './routes/events.js';
 import { analysesRoutes } from './routes/analyses.js';
@@ -22,8 +21,12 @@ export async function buildApp(deps: AppDeps, opts: { logger?: Logger } = {}): P
     // JSON bodies (machine profile) are small; images have their own limit.
     bodyLimit: 64 * 1024,
   });
-  installErrorHandling(app, (code, url) => {
-    if (url.startsWith('/api/v1/images')) deps.intake.countRejection(code);
+  installErrorHandling(app, {
+    // fastify's own 413/415 on an image route: the upload limit, an unsupported Content-Type.
+    byStatus: { 413: 'UPLOAD_TOO_LARGE', 415: 'UNSUPPORTED_MEDIA_TYPE' },
+    onRefused: (code, url) => {
+      if (url.startsWith('/api/v1/images')) deps.intake.countRejection(code);
+    },
   });
   registerImageParsers(app, deps.limits.maxUploadBytes);
   await app.register(multipart, { limits: { fileSize: deps.limits.maxUploadBytes, files: 1, fields: 4, parts: 5 } });
@@ -35,6 +38,6 @@ export async function buildApp(deps: AppDeps, opts: { logger?: Logger } = {}): P
   healthRoute(app, deps);
   metricsRoute(app, deps);
   eventsRoute(app, deps);
-  uiRoute(app, deps);
+  await uiRoute(app, deps);
   return app;
 }

@@ -7,6 +7,7 @@ import {
   type AnyEvent,
   type BusClient,
   type Clock,
+  type ErrorCode,
   type CommandType,
   type EventOf,
   type FailureReason,
@@ -155,7 +156,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     };
     live.set(id, s);
     if (queue.length >= config.maxQueue && running >= config.maxConcurrent) {
-      void finish(s, 'failed', null, { code: 'QUEUE_FULL', message: ERROR_CODES.QUEUE_FULL, retryable: true });
+      void finish(s, 'failed', null, { code: 'QUEUE_FULL' satisfies ErrorCode, message: ERROR_CODES.QUEUE_FULL.message, retryable: true });
       return;
     }
     queue.push(id);
@@ -316,11 +317,11 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     a.outcome = 'timeout';
     stats.timeouts++;
     if (a.sentAt === undefined) {
-      const error = { code: 'NO_HANDLER', message: `no live ${STEPS[st.name].service} instance within ${config.stepTimeoutMs[st.name]} ms; start the service`, retryable: false };
+      const error = { code: 'NO_HANDLER' satisfies ErrorCode, message: `no live ${STEPS[st.name].service} instance within ${config.stepTimeoutMs[st.name]} ms; start the service`, retryable: false };
       a.error = error;
       return void failStep(s, st, error);
     }
-    const error = { code: 'STEP_TIMEOUT', message: `${st.name} did not answer within ${config.stepTimeoutMs[st.name]} ms (instance ${a.instance})`, retryable: true };
+    const error = { code: 'STEP_TIMEOUT' satisfies ErrorCode, message: `${st.name} did not answer within ${config.stepTimeoutMs[st.name]} ms (instance ${a.instance})`, retryable: true };
     a.error = error;
     retryOrFail(s, st, error);
   }
@@ -338,7 +339,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     }
     const reason =
       error.retryable && st.attempts.length > 1
-        ? { code: 'RETRIES_EXHAUSTED', message: `${st.name} failed ${st.attempts.length} times; last: ${error.code}: ${error.message}`.slice(0, 2000), retryable: false }
+        ? { code: 'RETRIES_EXHAUSTED' satisfies ErrorCode, message: `${st.name} failed ${st.attempts.length} times; last: ${error.code}: ${error.message}`.slice(0, 2000), retryable: false }
         : error;
     failStep(s, st, reason);
   }

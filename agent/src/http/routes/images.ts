@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { machineId } from '@tu/shared';
-import { HttpError } from '../../intake/errors.js';
+import { machineId, TuError } from '@tu/shared';
 import { guardImageContentType, readImage } from '../read-image.js';
 import type { AppDeps } from '../sources.js';
 
@@ -11,7 +10,7 @@ export function parseQuery<T>(schema: z.ZodType<T>, raw: unknown): T {
   const r = schema.safeParse(raw);
   if (!r.success) {
     const i = r.error.issues[0];
-    throw new HttpError(400, 'INVALID_REQUEST', `query ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`);
+    throw new TuError('INVALID_REQUEST', `query ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`);
   }
   return r.data;
 }
