@@ -412,12 +412,16 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       log.info({ instanceId, handles: presence?.handles }, 'handler instance online');
       for (const type of presence!.handles as CommandType[]) wake(type);
     } else if (change === 'removed') {
-      log.warn({ instanceId }, 'handler instance gone; re-dispatching its commands');
-      for (const s of live.values()) {
+      const orphaned = [...live.values()].filter((s) => {
         const st = currentStep(s);
         const a = st?.attempts[st.attempts.length - 1];
-        if (st && a && st.status === 'running' && a.instance === instanceId && a.endedAt === undefined) dispatch(s, st);
-      }
+        return st && a && st.status === 'running' && a.instance === instanceId && a.endedAt === undefined;
+      });
+      // An instance that leaves idle (a service stopping, as on every clean shutdown) is news,
+      // not trouble; one that leaves with work in hand is (a crash, or a stop mid-analysis).
+      if (orphaned.length === 0) return void log.info({ instanceId }, 'handler instance gone');
+      log.warn({ instanceId, analyses: orphaned.length }, 'handler instance gone; re-dispatching its commands');
+      for (const s of orphaned) dispatch(s, currentStep(s)!);
     }
   }
 
