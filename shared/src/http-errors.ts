@@ -51,14 +51,18 @@ export function sendRefusal(reply: FastifyReply, err: TuError): FastifyReply {
 
 /**
  * The one error handler of both fastify servers (agent/src/http/app.ts, relay/src/app.ts):
- * every refusal is `{ error: { code, message } }` with a catalogue code; 5xx are logged
- * as errors with the cause, 4xx as warnings with the code.
+ * every refusal is `{ error: { code, message } }` with a catalogue code; unexpected errors
+ * are logged as errors with their stack, refusals as warnings with the code.
  */
 export function installErrorHandling(app: FastifyInstance, opts: ErrorHandlingOptions = {}): void {
   app.setErrorHandler((err, req, reply) => {
     const r = toRefusal(err, opts.byStatus);
-    if (r.status >= 500) req.log.error({ err, code: r.code }, 'request failed');
-    else req.log.warn({ code: r.code, reason: r.message, url: req.url.slice(0, 200) }, 'request refused');
+    const url = req.url.slice(0, 200);
+    // A TuError is a foreseen refusal whose message says it all (a 503 UI_NOT_BUILT on every
+    // request needs no stack trace); anything else is a fault, logged with its stack.
+    if (err instanceof TuError) req.log.warn({ code: r.code, reason: r.message, url, ...(err.cause ? { cause: err.cause } : {}) }, 'request refused');
+    else if (r.status >= 500) req.log.error({ err, code: r.code, url }, 'request failed');
+    else req.log.warn({ code: r.code, reason: r.message, url }, 'request refused');
     opts.onRefused?.(r.code, req.url);
     const body: ErrorBody = { error: { code: r.code, message: r.message } };
     return reply.status(r.status).type('application/json').send(body);

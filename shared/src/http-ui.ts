@@ -22,7 +22,7 @@ export async function serveBuiltUi(app: FastifyInstance, opts: BuiltUiOptions): 
   const assets = path.join(root, 'assets');
   await app.register(async (scope) => {
     scope.addHook('onRequest', async () => {
-      if (!fs.existsSync(path.join(root, 'index.html'))) throw new TuError('UI_NOT_BUILT', `${ERROR_CODES.UI_NOT_BUILT.message} (looked in ${root})`);
+      if (!fs.existsSync(path.join(root, 'index.html'))) throw new TuError('UI_NOT_BUILT', `${ERROR_CODES.UI_NOT_BUILT.message} Looked in ${root}.`);
     });
     // @fastify/static refuses a directory or a non-canonical path (`\`, `..`) with 403; to a
     // client it is simply not there, like any other missing file (the not-found handler's 404).
