@@ -15,10 +15,10 @@ export interface Refusal {
 
 export interface ErrorHandlingOptions {
   /**
-   * Codes for fastify's own refusals by status, where a server knows better than
-   * INVALID_REQUEST (the agent: 413 is an upload over limits.maxUploadBytes).
+   * The code for one of fastify's own refusals (by status and URL) where a server knows
+   * better than INVALID_REQUEST: the agent's 413 on a photo upload is UPLOAD_TOO_LARGE.
    */
-  byStatus?: Partial<Record<number, ErrorCode>>;
+  codeFor?: (status: number, url: string) => ErrorCode | undefined;
   /** Called for every refusal (the agent counts refused uploads for /metrics). */
   onRefused?: (code: ErrorCode, url: string) => void;
 }
@@ -29,11 +29,11 @@ export interface ErrorHandlingOptions {
  * large, unsupported Content-Type) keep their status; anything else is a 500 whose
  * details go to the log, not to the client.
  */
-export function toRefusal(err: unknown, byStatus: Partial<Record<number, ErrorCode>> = {}): Refusal {
+export function toRefusal(err: unknown, url = '', codeFor?: ErrorHandlingOptions['codeFor']): Refusal {
   if (err instanceof TuError) return { status: err.status, code: err.code, message: err.message };
   const fe = err as Partial<FastifyError> | undefined;
   const status = typeof fe?.statusCode === 'number' ? fe.statusCode : 500;
-  const mapped = byStatus[status];
+  const mapped = codeFor?.(status, url);
   if (mapped) return { status, code: mapped, message: ERROR_CODES[mapped].message };
   if (status === 404) return { status, code: 'NOT_FOUND', message: ERROR_CODES.NOT_FOUND.message };
   if (status >= 400 && status < 500) return { status, code: 'INVALID_REQUEST', message: `${ERROR_CODES.INVALID_REQUEST.message} (${fe?.message ?? 'bad request'})` };
@@ -56,7 +56,7 @@ export function sendRefusal(reply: FastifyReply, err: TuError): FastifyReply {
  */
 export function installErrorHandling(app: FastifyInstance, opts: ErrorHandlingOptions = {}): void {
   app.setErrorHandler((err, req, reply) => {
-    const r = toRefusal(err, opts.byStatus);
+    const r = toRefusal(err, req.url, opts.codeFor);
     const url = req.url.slice(0, 200);
     // A TuError is a foreseen refusal whose message says it all (a 503 UI_NOT_BUILT on every
     // request needs no stack trace); anything else is a fault, logged with its stack.

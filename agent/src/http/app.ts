@@ -2,7 +2,7 @@ import multipart from '@fastify/multipart';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { installErrorHandling, type Logger } from '@tu/shared';
-import { registerImageParsers } from './read-image.js';
+import { isImageUpload, registerImageParsers } from './read-image.js';
 import { eventsRoute } from './routes/events.js';
 import { analysesRoutes } from './routes/analyses.js';
 import { healthRoute } from './routes/health.js';
@@ -22,8 +22,8 @@ export async function buildApp(deps: AppDeps, opts: { logger?: Logger } = {}): P
     bodyLimit: 64 * 1024,
   });
   installErrorHandling(app, {
-    // fastify's own 413/415 on an image route: the upload limit, an unsupported Content-Type.
-    byStatus: { 413: 'UPLOAD_TOO_LARGE', 415: 'UNSUPPORTED_MEDIA_TYPE' },
+    // fastify's (or the multipart plugin's) 413 on a photo upload: over limits.maxUploadBytes.
+    codeFor: (status, url) => (status === 413 && isImageUpload(url) ? 'UPLOAD_TOO_LARGE' : undefined),
     onRefused: (code, url) => {
       if (url.startsWith('/api/v1/images')) deps.intake.countRejection(code);
     },

@@ -9,6 +9,9 @@ export interface UploadedBytes {
   declaredType: string | undefined;
 }
 
+/** The routes that take a photo (their refusals are the technician's upload errors). */
+export const isImageUpload = (url: string): boolean => /^\/api\/v1\/(images|machine\/references)(\?|$)/.test(url);
+
 const ACCEPTED = (t: string): boolean => isImageContentType(t) || t === 'application/octet-stream' || t === 'multipart/form-data';
 
 /**
