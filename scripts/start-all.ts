@@ -1,7 +1,13 @@
 /**
  * All-in-one: the cloud relay and one gateway agent in one process, the agent's uplink
  * pointed at that relay (the default `npm start`). Development credentials (relay JWT
- * secret, the gateway's secret, the bus secret) are generated once into .data/ (0600).
+ * secret, the gateway's secret, the bus secret) are generated once into .data/ (0600);
+ * the relay's lie where relay/src/config.ts looks for them, so `npm run relay -- ...`
+ * works on the same data without extra settings.
+ *
+ * `npm start` runs this compiled (dist/start-all.js, `npm run build:start`) with plain
+ * node through `exec`: the process npm starts is this one, so the SIGTERM a process
+ * manager sends to npm (which forwards it) stops both servers, and then npm exits.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,9 +15,10 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadAgentConfig, profilePath } from '@tu/firmware-config';
 import { createLogger } from '@tu/shared';
 import { readOrCreateSecret, startAgent } from '@tu/agent';
-import { issueToken, loadRelayConfig, startRelay } from '@tu/relay';
+import { devJwtSecretFile, issueToken, loadRelayConfig, startRelay } from '@tu/relay';
 
 const TENANT = 'dev';
+const STOP_TIMEOUT_MS = 20_000;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string' }, profile: { type: 'string' }, data: { type: 'string' } } });
@@ -26,9 +33,9 @@ async function main(): Promise<void> {
   const registryFile = path.join(relayDir, 'registry.dev.json');
   fs.mkdirSync(relayDir, { recursive: true });
   fs.writeFileSync(registryFile, JSON.stringify({ tenants: [{ id: TENANT, name: 'Development' }], gateways: [{ id: gatewayId, tenant: TENANT, name: 'all-in-one agent', secret: gatewaySecret }] }), { mode: 0o600 });
-  const relayConfig = loadRelayConfig({
-    overrides: { dataDir: relayDir, 'jwt.secret': process.env.TU_RELAY_JWT_SECRET ?? readOrCreateSecret(path.join(relayDir, 'jwt-secret')), registryFile, 'http.host': '127.0.0.1', 'ingress.host': '127.0.0.1' },
-  });
+  // Created for a first start; the relay (and the relay CLI) read it when no jwt.secret is set.
+  if (!process.env.TU_RELAY_JWT_SECRET) readOrCreateSecret(devJwtSecretFile(relayDir));
+  const relayConfig = loadRelayConfig({ overrides: { dataDir: relayDir, registryFile, 'http.host': '127.0.0.1', 'ingress.host': '127.0.0.1' } });
   const logger = createLogger({ level: relayConfig.log.level, name: 'tu' });
   const relay = await startRelay(relayConfig, { logger: logger.child({ part: 'relay' }) });
 
@@ -49,16 +56,31 @@ async function main(): Promise<void> {
     ].join('\n'),
   );
 
+  // A process manager signals npm (which forwards it here) and often the whole process
+  // group too: the second delivery of the same stop is ignored.
   let stopping = false;
-  const stop = async () => {
+  const stop = async (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    await agent.stop();
-    await relay.stop();
+    logger.info({ signal }, 'stopping');
+    const deadline = setTimeout(() => {
+      console.error(`tu: not stopped within ${STOP_TIMEOUT_MS / 1000} s; exiting anyway`);
+      process.exit(1);
+    }, STOP_TIMEOUT_MS);
+    deadline.unref();
+    try {
+      // The agent first: its uplink leaves the relay before the relay closes.
+      await agent.stop();
+      await relay.stop();
+    } catch (err) {
+      console.error(`tu: stopping failed: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(1);
+    }
+    logger.info('stopped');
     process.exit(0);
   };
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
 main().catch((err: unknown) => {

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import sharp from 'sharp';
-import { HttpError, openBlobStore, openDeviceState, openIntakeJournal, openPhotoHistory, sniffImageType, validateImage, makeThumbnail } from '@tu/agent';
+import { TuError } from '@tu/shared';
+import { openBlobStore, openDeviceState, openIntakeJournal, openPhotoHistory, sniffImageType, validateImage, makeThumbnail } from '@tu/agent';
 import { newAnalysisId, uploaded } from './support/fixtures.js';
 import { intake, observer, startAllHandlers, startTestAgent, testConfig, tmpDir, until } from './support/harness.js';
 import { photoBytes, pngBomb } from './support/real.js';
@@ -51,8 +52,8 @@ test('validateImage: declared PNG but JPEG bytes → the bytes win; bomb refused
     await validateImage(pngBomb(20_000), 'image/png', limits);
     assert.unreachable('bomb accepted');
   } catch (err) {
-    assert.instance(err, HttpError);
-    assert.is((err as HttpError).code, 'IMAGE_TOO_MANY_PIXELS');
+    assert.instance(err, TuError);
+    assert.is((err as TuError).code, 'IMAGE_TOO_MANY_PIXELS');
   }
   // Refused from the header, not by decoding 400 MP (which takes many seconds); generous for a shared, loaded machine.
   assert.ok(performance.now() - t0 < 3000);

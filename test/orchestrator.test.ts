@@ -91,7 +91,7 @@ failures('a retryable failure is retried with backoff and then succeeds', async 
   ctx.clients.push(
     await startHandler(ctx.agent, 'recognition', async () => {
       calls++;
-      if (calls < 3) throw new StepError('MODEL_BUSY', 'model busy', true);
+      if (calls < 3) throw new StepError('WORKER_FAILED', 'model busy', true);
       return defaultResults.recognition();
     }),
     await startHandler(ctx.agent, 'comparison'),
@@ -116,14 +116,14 @@ failures('a retryable failure is retried with backoff and then succeeds', async 
   assert.is(done.type, 'analysis.completed');
   const st = ctx.agent.orchestrator.status(data.analysisId)!;
   assert.equal(st.steps[0]!.timeline.map((t) => t.outcome), ['failed', 'failed', 'completed']);
-  assert.is(st.steps[0]!.timeline[0]!.error?.code, 'MODEL_BUSY');
+  assert.is(st.steps[0]!.timeline[0]!.error?.code, 'WORKER_FAILED');
 });
 
 failures('a non-retryable failure ends the analysis at once with analysis.failed naming the step', async (ctx) => {
   ctx.clients.push(
     await startHandler(ctx.agent, 'recognition'),
     await startHandler(ctx.agent, 'comparison', async () => {
-      throw new StepError('NO_REFERENCE', 'embedding length mismatch', false);
+      throw new StepError('EMBEDDING_LENGTH_MISMATCH', 'embedding length mismatch', false);
     }),
     await startHandler(ctx.agent, 'metadata'),
   );
@@ -137,7 +137,7 @@ failures('a non-retryable failure ends the analysis at once with analysis.failed
   assert.is(f.type, 'analysis.failed');
   if (f.type !== 'analysis.failed') return;
   assert.is(f.data.failedStep, 'comparison');
-  assert.is(f.data.reason.code, 'NO_REFERENCE');
+  assert.is(f.data.reason.code, 'EMBEDDING_LENGTH_MISMATCH');
   assert.ok(f.data.results.recognition, 'completed results are kept');
   assert.is(ofType(obs.events, 'metadata.sorted').length, 0);
   assert.is(ofType(obs.events, 'comparison.failed').length, 1, 'no retry');
@@ -146,7 +146,7 @@ failures('a non-retryable failure ends the analysis at once with analysis.failed
 failures('retries exhausted → analysis.failed with RETRIES_EXHAUSTED', async (ctx) => {
   ctx.clients.push(
     await startHandler(ctx.agent, 'recognition', async () => {
-      throw new StepError('DECODER_CRASH', 'decoder crashed', true);
+      throw new StepError('BACKEND_UNAVAILABLE', 'decoder crashed', true);
     }),
   );
   const obs = await observer(ctx.agent);
@@ -162,7 +162,7 @@ failures('retries exhausted → analysis.failed with RETRIES_EXHAUSTED', async (
   const f = terminal(obs.events, data.analysisId)[0]!;
   if (f.type !== 'analysis.failed') return assert.unreachable('expected analysis.failed');
   assert.is(f.data.reason.code, 'RETRIES_EXHAUSTED');
-  assert.match(f.data.reason.message, /DECODER_CRASH/);
+  assert.match(f.data.reason.message, /BACKEND_UNAVAILABLE/);
   assert.is(f.data.steps[0]!.attempts, 3);
 });
 

@@ -244,21 +244,4 @@ t('register the machine and a reference photo through the form', async (ctx) => 
   await page.close();
 });
 
-t('/ answers 503 with a JSON error when the UI is not built', async () => {
-  const { buildApp } = await import('@tu/agent/internal/http/app');
-  void buildApp; // the route is tested through a bare app: only uiDir matters
-  const Fastify = (await import('fastify')).default;
-  const { uiRoute } = await import('@tu/agent/internal/http/routes/ui');
-  const app = Fastify();
-  uiRoute(app, { uiDir: tmpDir('tu-no-ui-') } as unknown as Parameters<typeof uiRoute>[1]);
-  const res = await app.inject({ method: 'GET', url: '/' });
-  assert.is(res.statusCode, 503);
-  const body = res.json<{ error: { code: string; message: string } }>();
-  assert.is(body.error.code, 'UI_NOT_BUILT');
-  assert.match(body.error.message, /npm run build:ui/);
-  const trav = await (await import('@tu/agent/internal/http/static-files')).readStatic(REPO_ROOT, '/../package.json');
-  assert.is(trav, undefined);
-  await app.close();
-});
-
 t.run();

@@ -18,7 +18,6 @@ export * from './intake/intake.js';
 export * from './intake/journal.js';
 export * from './intake/validate.js';
 export * from './intake/sniff.js';
-export * from './intake/errors.js';
 export * from './http/app.js';
 export * from './services/run.js';
 export * from './uplink/uplink.js';

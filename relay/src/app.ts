@@ -2,14 +2,13 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import mercurius from 'mercurius';
 import { createWebSocketStream } from 'ws';
-import { TuError } from '@tu/shared';
+import { ERROR_CODES, installErrorHandling, sendRefusal, TuError, type ErrorCode } from '@tu/shared';
 import { bearer, type Principal } from './graphql/auth.js';
 import { graphqlLimitRules } from './graphql/limits.js';
 import { buildResolvers } from './graphql/resolvers.js';
 import { typeDefs } from './graphql/schema.js';
 import { WsConnections } from './graphql/ws-connections.js';
 import type { AppDeps } from './http/deps.js';
-import { installErrorHandling, sendError } from './http/errors.js';
 import { dashboard } from './dashboard.js';
 import { healthRoute } from './http/routes/health.js';
 import { metricsRoute } from './http/routes/metrics.js';
@@ -23,7 +22,7 @@ declare module 'fastify' {
 /**
  * The relay's HTTP surface (no listen: tests use inject()): POST /graphql (bearer JWT),
  * WebSocket /graphql (graphql-ws; token in connection_init), MQTT over WebSocket at /mqtt,
- * GET /api/v1/health, GET /metrics. `/` is left for the dashboard (404 with a pointer for now).
+ * GET /api/v1/health, GET /metrics. `/` and `/assets/*` are the dashboard (relay/src/dashboard.ts).
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
@@ -47,8 +46,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     try {
       req.auth = await deps.verifier.verify(bearer(req.headers.authorization));
     } catch (err) {
-      const e = err instanceof TuError ? err : new TuError('UNAUTHENTICATED');
-      return sendError(reply, 401, 'UNAUTHENTICATED', e.message);
+      // Sent here: mercurius's own error handler would turn a thrown error into a 200 GraphQL result.
+      return sendRefusal(reply, new TuError('UNAUTHENTICATED', err instanceof TuError ? err.message : undefined));
     }
   });
 
@@ -86,8 +85,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Backstop behind the cost limit: an answer larger than maxResponseBytes is replaced by an error.
   app.addHook('onSend', async (req, reply, payload) => {
     if (!req.url.startsWith('/graphql') || typeof payload !== 'string' || Buffer.byteLength(payload) <= deps.graphql.maxResponseBytes) return payload;
-    reply.code(413);
-    return JSON.stringify({ data: null, errors: [{ message: `The answer is larger than ${deps.graphql.maxResponseBytes} bytes; ask for fewer fields or smaller pages.`, extensions: { code: 'RESPONSE_TOO_LARGE' } }] });
+    const code = 'RESPONSE_TOO_LARGE' satisfies ErrorCode;
+    reply.code(ERROR_CODES[code].status);
+    return JSON.stringify({ data: null, errors: [{ message: `The answer is larger than ${deps.graphql.maxResponseBytes} bytes; ask for fewer fields or smaller pages.`, extensions: { code } }] });
   });
   healthRoute(app, deps);
   metricsRoute(app, deps);

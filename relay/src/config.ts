@@ -1,4 +1,5 @@
-import { loadConfigFile, type Env, type EnvOverride } from '@tu/shared';
+import fs from 'node:fs';
+import { ConfigError, loadConfigFile, type Env, type EnvOverride } from '@tu/shared';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -44,8 +45,7 @@ export const relayConfigSchema = z
         issuer: z.string().min(1).optional(),
         audience: z.string().min(1).optional(),
       })
-      .prefault({})
-      .refine((j) => j.secret || j.publicKey, { message: 'set jwt.secret (HS256) or jwt.publicKey', path: ['secret'] }),
+      .prefault({}),
     /** Limits on every GraphQL operation, checked before it runs (graphql/limits.ts). */
     graphql: z
       .object({
@@ -94,9 +94,32 @@ export const ENV_OVERRIDES: Record<string, EnvOverride> = {
 export const storageUrl = (c: RelayConfig): string => c.storage.url ?? `sqlite:${path.join(c.dataDir, 'relay.sqlite')}`;
 
 /**
+ * The HS256 secret of a development setup: `npm start` (scripts/start-all.ts) creates it in
+ * the relay's data directory, and every relay command with that data directory finds it
+ * there, so `npm run relay -- ...` works beside `npm start` without TU_RELAY_JWT_SECRET.
+ */
+export const devJwtSecretFile = (dataDir: string): string => path.join(dataDir, 'jwt-secret');
+
+/**
  * Reads the JSON config file, applies environment overrides (TU_RELAY_*), validates, and
  * returns the config or throws a ConfigError naming every bad field and where it came from.
+ * Without jwt.secret and jwt.publicKey, the development secret file in dataDir is used
+ * when it exists (devJwtSecretFile); otherwise the error says what to set.
  */
 export function loadRelayConfig(opts: { file?: string; env?: Env; overrides?: Record<string, unknown> } = {}): RelayConfig {
-  return loadConfigFile(relayConfigSchema, { what: 'relay configuration', ...opts, envOverrides: ENV_OVERRIDES });
+  const config = loadConfigFile(relayConfigSchema, { what: 'relay configuration', ...opts, envOverrides: ENV_OVERRIDES });
+  if (config.jwt.secret || config.jwt.publicKey) return config;
+  const file = devJwtSecretFile(config.dataDir);
+  let secret: string | undefined;
+  try {
+    secret = fs.readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError(`cannot read the development JWT secret ${file}: ${(err as Error).message}`);
+  }
+  const message =
+    secret === undefined
+      ? `set jwt.secret (HS256; env TU_RELAY_JWT_SECRET) or jwt.publicKey. For the development setup, \`npm start\` creates one in .data/relay/jwt-secret of its checkout (DIR/relay/jwt-secret with --data DIR), but there is none in ${path.resolve(file)}: run the command in that checkout, or set TU_RELAY_DATA_DIR=DIR/relay`
+      : `${file} holds ${secret.length} characters, below the 16 jwt.secret needs; delete it and run \`npm start\` again, or set TU_RELAY_JWT_SECRET`;
+  if (secret === undefined || secret.length < 16) throw new ConfigError(`invalid relay configuration${opts.file ? ` in ${opts.file}` : ''}:\n  - jwt.secret: ${message}`, [{ field: 'jwt.secret', message }]);
+  return { ...config, jwt: { ...config.jwt, secret } };
 }

@@ -22,3 +22,4 @@ export * from './bus/packet-guard.js';
 export * from './bus/admission.js';
 export * from './bus/token-buckets.js';
 export * from './bus/login-throttle.js';
+export * from './http-errors.js';

@@ -1,6 +1,5 @@
 import { TuError } from '@tu/shared';
 import type { BlobStore } from '../blobs/store.js';
-import { HttpError } from '../intake/errors.js';
 import { validateImage, type IntakeLimits } from '../intake/validate.js';
 import { phash } from '../services/comparison/phash.js';
 import { VisionError } from '../services/vision/errors.js';
@@ -26,7 +25,7 @@ export function createReferenceRegistrar(deps: { blobs: BlobStore; device: Devic
         rec = await recognizer.recognize(file);
       } catch (err) {
         if (err instanceof VisionError && (err.code === 'IMAGE_DECODE_FAILED' || err.code === 'IMAGE_TOO_LARGE')) {
-          throw new HttpError(422, 'IMAGE_DECODE_FAILED', err.message.slice(0, 500));
+          throw new TuError('IMAGE_DECODE_FAILED', err.message.slice(0, 500));
         }
         throw err;
       }

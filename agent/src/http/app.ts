@@ -1,9 +1,8 @@
 import multipart from '@fastify/multipart';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Logger } from '@tu/shared';
-import { installErrorHandling } from './errors.js';
-import { registerImageParsers } from './read-image.js';
+import { installErrorHandling, type Logger } from '@tu/shared';
+import { isImageUpload, registerImageParsers } from './read-image.js';
 import { eventsRoute } from './routes/events.js';
 import { analysesRoutes } from './routes/analyses.js';
 import { healthRoute } from './routes/health.js';
@@ -22,8 +21,12 @@ export async function buildApp(deps: AppDeps, opts: { logger?: Logger } = {}): P
     // JSON bodies (machine profile) are small; images have their own limit.
     bodyLimit: 64 * 1024,
   });
-  installErrorHandling(app, (code, url) => {
-    if (url.startsWith('/api/v1/images')) deps.intake.countRejection(code);
+  installErrorHandling(app, {
+    // fastify's (or the multipart plugin's) 413 on a photo upload: over limits.maxUploadBytes.
+    codeFor: (status, url) => (status === 413 && isImageUpload(url) ? 'UPLOAD_TOO_LARGE' : undefined),
+    onRefused: (code, url) => {
+      if (url.startsWith('/api/v1/images')) deps.intake.countRejection(code);
+    },
   });
   registerImageParsers(app, deps.limits.maxUploadBytes);
   await app.register(multipart, { limits: { fileSize: deps.limits.maxUploadBytes, files: 1, fields: 4, parts: 5 } });
@@ -35,6 +38,6 @@ export async function buildApp(deps: AppDeps, opts: { logger?: Logger } = {}): P
   healthRoute(app, deps);
   metricsRoute(app, deps);
   eventsRoute(app, deps);
-  uiRoute(app, deps);
+  await uiRoute(app, deps);
   return app;
 }

@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { uploadFileName } from '@tu/shared';
-import { HttpError } from '../intake/errors.js';
+import { TuError, uploadFileName } from '@tu/shared';
 import { baseMediaType } from '../intake/validate.js';
 import { isImageContentType } from '../intake/sniff.js';
 
@@ -22,19 +21,22 @@ export const FILE_NAME_HEADER = 'x-file-name';
  */
 export function checkFileName(raw: string | string[] | undefined, encoded: boolean): string | undefined {
   if (raw === undefined || raw === '') return undefined;
-  if (Array.isArray(raw)) throw new HttpError(400, 'INVALID_REQUEST', `Send one ${FILE_NAME_HEADER} header, not ${raw.length}.`);
+  if (Array.isArray(raw)) throw new TuError('INVALID_REQUEST', `Send one ${FILE_NAME_HEADER} header, not ${raw.length}.`);
   let name = raw;
   if (encoded) {
     try {
       name = decodeURIComponent(raw);
     } catch {
-      throw new HttpError(400, 'INVALID_REQUEST', `${FILE_NAME_HEADER} is not percent-encoded UTF-8; encode the name with encodeURIComponent.`);
+      throw new TuError('INVALID_REQUEST', `${FILE_NAME_HEADER} is not percent-encoded UTF-8; encode the name with encodeURIComponent.`);
     }
   }
   const r = uploadFileName.safeParse(name);
-  if (!r.success) throw new HttpError(400, 'INVALID_REQUEST', `file name: ${r.error.issues[0]?.message ?? 'invalid'} (1 to 255 characters, no path, no control characters).`);
+  if (!r.success) throw new TuError('INVALID_REQUEST', `file name: ${r.error.issues[0]?.message ?? 'invalid'} (1 to 255 characters, no path, no control characters).`);
   return r.data;
 }
+
+/** The routes that take a photo (their refusals are the technician's upload errors). */
+export const isImageUpload = (url: string): boolean => /^\/api\/v1\/(images|machine\/references)(\?|$)/.test(url);
 
 const ACCEPTED = (t: string): boolean => isImageContentType(t) || t === 'application/octet-stream' || t === 'multipart/form-data';
 
@@ -47,25 +49,30 @@ export function registerImageParsers(app: FastifyInstance, maxUploadBytes: numbe
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: maxUploadBytes }, (_req, body, done) => done(null, body));
 }
 
-/** onRequest guard for image routes: refuse an unsupported Content-Type before reading the body. */
+/**
+ * onRequest guard for image routes: refuse an unsupported Content-Type before reading the body.
+ * The technician UI sends the file's own type, so a text file arrives as text/plain and
+ * its refusal is shown as is: the messages are the catalogue's, written for the technician.
+ */
 export function guardImageContentType(req: FastifyRequest): void {
   const ct = baseMediaType(req.headers['content-type']);
   if (!ct) {
     const len = req.headers['content-length'];
-    if (len === undefined || len === '0') throw new HttpError(400, 'IMAGE_EMPTY');
-    throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'The request has no Content-Type; send image/jpeg, image/png or image/webp.');
+    if (len === undefined || len === '0') throw new TuError('IMAGE_EMPTY');
+    throw new TuError('UNSUPPORTED_MEDIA_TYPE');
   }
-  if (!ACCEPTED(ct)) throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type ${ct.slice(0, 100)} is not accepted; send image/jpeg, image/png or image/webp (or multipart field \`image\`).`);
+  if (!ACCEPTED(ct)) throw new TuError('UNSUPPORTED_MEDIA_TYPE');
 }
 
 /** The image bytes of a request: raw body, or the multipart field `image` (size-limited by the plugin). */
 export async function readImage(req: FastifyRequest): Promise<UploadedBytes> {
   if (req.isMultipart()) {
     const part = await req.file();
-    if (!part) throw new HttpError(400, 'IMAGE_EMPTY', 'The multipart request has no file; send the photo in the field `image`.');
+    if (!part) throw new TuError('IMAGE_EMPTY', 'No photo was sent. Choose a JPEG, PNG or WebP photo and try again.');
     if (part.fieldname !== 'image') {
       part.file.resume();
-      throw new HttpError(400, 'INVALID_REQUEST', `Unexpected multipart field ${part.fieldname.slice(0, 64)}; send the photo in the field \`image\`.`);
+      // Only an API client can get here (the technician UI sends the raw file).
+      throw new TuError('INVALID_REQUEST', `The upload carries a part named ${part.fieldname.slice(0, 64)} but no photo; send the photo as the part named image.`);
     }
     const fileName = checkFileName(part.filename, false);
     const bytes = await part.toBuffer();

@@ -38,7 +38,7 @@ export interface IntakeStats {
 
 export interface Intake {
   readonly stats: IntakeStats;
-  /** Validates, stores, journals and publishes one upload. Throws HttpError when refused (nothing published). */
+  /** Validates, stores, journals and publishes one upload. Throws a TuError (catalogue code, its HTTP status) when refused (nothing published). */
   accept(bytes: Buffer, declaredType: string | undefined, opts: { machineId?: string; fileName?: string; via?: 'api' | 'ui' | 'cli' }): Promise<AcceptedUpload>;
   countRejection(code: string): void;
   /**

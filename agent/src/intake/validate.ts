@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { HttpError } from './errors.js';
+import { TuError } from '@tu/shared';
 import { isImageContentType, sniffImageType, type ImageContentType } from './sniff.js';
 
 export interface IntakeLimits {
@@ -12,6 +12,10 @@ export interface ValidatedImage {
   width?: number;
   height?: number;
 }
+
+/** Sizes as a technician reads them (the messages below are shown in the technician UI). */
+const mb = (bytes: number): string => `${(bytes / 1_000_000).toFixed(1)} MB`;
+const mp = (pixels: number): string => `${(pixels / 1_000_000).toFixed(1)} megapixels`;
 
 /** Media type without parameters, lower-case (`image/JPEG; x=1` → `image/jpeg`). */
 export const baseMediaType = (ct: string | undefined): string => (ct ?? '').split(';')[0]!.trim().toLowerCase();
@@ -26,14 +30,14 @@ export const baseMediaType = (ct: string | undefined): string => (ct ?? '').spli
 export async function validateImage(bytes: Buffer, declaredType: string | undefined, limits: IntakeLimits): Promise<ValidatedImage> {
   const declared = baseMediaType(declaredType);
   if (declared && declared !== 'application/octet-stream' && !isImageContentType(declared)) {
-    throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type ${declared.slice(0, 100)} is not accepted; send image/jpeg, image/png or image/webp.`);
+    throw new TuError('UNSUPPORTED_MEDIA_TYPE');
   }
-  if (bytes.length === 0) throw new HttpError(400, 'IMAGE_EMPTY');
+  if (bytes.length === 0) throw new TuError('IMAGE_EMPTY');
   if (bytes.length > limits.maxUploadBytes) {
-    throw new HttpError(413, 'UPLOAD_TOO_LARGE', `The upload has ${bytes.length} bytes, above limits.maxUploadBytes = ${limits.maxUploadBytes}.`);
+    throw new TuError('UPLOAD_TOO_LARGE', `The photo is too large (${mb(bytes.length)}; this gateway accepts up to ${mb(limits.maxUploadBytes)}). Take it at a lower resolution or choose a smaller file.`);
   }
   const sniffed = sniffImageType(bytes);
-  if (!sniffed) throw new HttpError(415, 'NOT_AN_IMAGE');
+  if (!sniffed) throw new TuError('NOT_AN_IMAGE');
   let width: number | undefined;
   let height: number | undefined;
   try {
@@ -44,10 +48,9 @@ export async function validateImage(bytes: Buffer, declaredType: string | undefi
     // Header unreadable although the magic number matched: accept; decoding will fail with a reason.
   }
   if (width && height && width * height > limits.maxPixels) {
-    throw new HttpError(
-      413,
+    throw new TuError(
       'IMAGE_TOO_MANY_PIXELS',
-      `The image declares ${width}x${height} = ${width * height} pixels, above limits.maxPixels = ${limits.maxPixels}; downscale it before upload.`,
+      `The photo has too many pixels (${width} × ${height} = ${mp(width * height)}; this gateway accepts up to ${mp(limits.maxPixels)}). Take it at a lower resolution and try again.`,
     );
   }
   return { contentType: sniffed, ...(width ? { width } : {}), ...(height ? { height } : {}) };

@@ -7,6 +7,7 @@ import {
   type AnyEvent,
   type BusClient,
   type Clock,
+  type ErrorCode,
   type CommandType,
   type EventOf,
   type FailureReason,
@@ -156,7 +157,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     };
     live.set(id, s);
     if (queue.length >= config.maxQueue && running >= config.maxConcurrent) {
-      void finish(s, 'failed', null, { code: 'QUEUE_FULL', message: ERROR_CODES.QUEUE_FULL, retryable: true });
+      void finish(s, 'failed', null, { code: 'QUEUE_FULL' satisfies ErrorCode, message: ERROR_CODES.QUEUE_FULL.message, retryable: true });
       return;
     }
     queue.push(id);
@@ -317,11 +318,11 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     a.outcome = 'timeout';
     stats.timeouts++;
     if (a.sentAt === undefined) {
-      const error = { code: 'NO_HANDLER', message: `no live ${STEPS[st.name].service} instance within ${config.stepTimeoutMs[st.name]} ms; start the service`, retryable: false };
+      const error = { code: 'NO_HANDLER' satisfies ErrorCode, message: `no live ${STEPS[st.name].service} instance within ${config.stepTimeoutMs[st.name]} ms; start the service`, retryable: false };
       a.error = error;
       return void failStep(s, st, error);
     }
-    const error = { code: 'STEP_TIMEOUT', message: `${st.name} did not answer within ${config.stepTimeoutMs[st.name]} ms (instance ${a.instance})`, retryable: true };
+    const error = { code: 'STEP_TIMEOUT' satisfies ErrorCode, message: `${st.name} did not answer within ${config.stepTimeoutMs[st.name]} ms (instance ${a.instance})`, retryable: true };
     a.error = error;
     retryOrFail(s, st, error);
   }
@@ -339,7 +340,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     }
     const reason =
       error.retryable && st.attempts.length > 1
-        ? { code: 'RETRIES_EXHAUSTED', message: `${st.name} failed ${st.attempts.length} times; last: ${error.code}: ${error.message}`.slice(0, 2000), retryable: false }
+        ? { code: 'RETRIES_EXHAUSTED' satisfies ErrorCode, message: `${st.name} failed ${st.attempts.length} times; last: ${error.code}: ${error.message}`.slice(0, 2000), retryable: false }
         : error;
     failStep(s, st, reason);
   }
@@ -412,12 +413,16 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       log.info({ instanceId, handles: presence?.handles }, 'handler instance online');
       for (const type of presence!.handles as CommandType[]) wake(type);
     } else if (change === 'removed') {
-      log.warn({ instanceId }, 'handler instance gone; re-dispatching its commands');
-      for (const s of live.values()) {
+      const orphaned = [...live.values()].filter((s) => {
         const st = currentStep(s);
         const a = st?.attempts[st.attempts.length - 1];
-        if (st && a && st.status === 'running' && a.instance === instanceId && a.endedAt === undefined) dispatch(s, st);
-      }
+        return st && a && st.status === 'running' && a.instance === instanceId && a.endedAt === undefined;
+      });
+      // An instance that leaves idle (a service stopping, as on every clean shutdown) is news,
+      // not trouble; one that leaves with work in hand is (a crash, or a stop mid-analysis).
+      if (orphaned.length === 0) return void log.info({ instanceId }, 'handler instance gone');
+      log.warn({ instanceId, analyses: orphaned.length }, 'handler instance gone; re-dispatching its commands');
+      for (const s of orphaned) dispatch(s, currentStep(s)!);
     }
   }
 

@@ -9,6 +9,7 @@ import {
   type ValidationRule,
   type ValueNode,
 } from 'graphql';
+import type { ErrorCode } from '@tu/shared';
 import type { RelayConfig } from '../config.js';
 import { DEFAULT_PAGE, MAX_PAGE } from './connection.js';
 
@@ -93,7 +94,7 @@ export function graphqlLimitRules(limits: GraphqlLimits): ValidationRule[] {
         context.reportError(
           new GraphQLError(
             `The query asks for too much: at most depth ${limits.maxDepth}, ${limits.maxAliases} aliases and a cost of ${limits.maxCost} (each field 1, JSON fields ${JSON_FIELD_COST}, multiplied by page sizes; a page size given as a variable counts as ${MAX_PAGE}). Ask for fewer fields or smaller pages, and page with \`after\`.`,
-            { extensions: { code: 'QUERY_TOO_COMPLEX' } },
+            { extensions: { code: 'QUERY_TOO_COMPLEX' satisfies ErrorCode } },
           ),
         );
       }

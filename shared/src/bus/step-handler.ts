@@ -2,15 +2,16 @@ import { STEPS, type DataOf } from '../catalog.js';
 import { childTraceparent } from '../ids.js';
 import type { FailureReason, StepName } from '../schemas/common.js';
 import type { AnyEvent, BusClient, CommandOf } from './client.js';
+import { isErrorCode, type ErrorCode } from '../errors.js';
 
 type Steps = typeof STEPS;
 export type StepCommand<S extends StepName> = CommandOf<Steps[S]['command']>;
 export type StepResult<S extends StepName> = DataOf<Steps[S]['completed']>['result'];
 
-/** A step failure with a code and whether the orchestrator should retry. */
+/** A step failure with a catalogue code (shared/src/errors.ts) and whether the orchestrator should retry. */
 export class StepError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly retryable: boolean,
   ) {
@@ -75,7 +76,8 @@ export function toFailureReason(err: unknown): FailureReason {
   const code = (err as { code?: unknown })?.code;
   const message = err instanceof Error ? err.message : String(err);
   return {
-    code: typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,63}$/.test(code) ? code : 'INTERNAL_ERROR',
+    // Only catalogue codes go on the bus: a library's own code (a Node errno, say) is an internal error.
+    code: isErrorCode(code) ? code : 'INTERNAL_ERROR',
     message: message.slice(0, 2000) || 'unknown error',
     retryable: true,
   };

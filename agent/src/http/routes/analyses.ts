@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { analysisId } from '@tu/shared';
-import { HttpError } from '../../intake/errors.js';
+import { analysisId, TuError } from '@tu/shared';
 import type { AppDeps } from '../sources.js';
 import { parseQuery } from './images.js';
 
@@ -16,9 +15,9 @@ const listQuery = z
 export function analysesRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get<{ Params: { id: string } }>('/api/v1/analyses/:id', async (req) => {
     const id = analysisId.safeParse(req.params.id);
-    if (!id.success) throw new HttpError(400, 'INVALID_REQUEST', 'analysisId: 8-64 URL-safe characters');
+    if (!id.success) throw new TuError('INVALID_REQUEST', 'analysisId: 8-64 URL-safe characters');
     const view = deps.orchestrator.status(id.data);
-    if (!view) throw new HttpError(404, 'NOT_FOUND', `No analysis ${id.data} on this gateway (it may not have reached the orchestrator yet; retry in a moment).`);
+    if (!view) throw new TuError('NOT_FOUND', `No analysis ${id.data} on this gateway (it may not have reached the orchestrator yet; retry in a moment).`);
     return view;
   });
   app.get('/api/v1/analyses', async (req) => {

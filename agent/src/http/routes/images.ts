@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { machineId } from '@tu/shared';
-import { HttpError } from '../../intake/errors.js';
+import { machineId, TuError } from '@tu/shared';
 import { guardImageContentType, readImage } from '../read-image.js';
 import type { AppDeps } from '../sources.js';
 
@@ -11,7 +10,7 @@ export function parseQuery<T>(schema: z.ZodType<T>, raw: unknown): T {
   const r = schema.safeParse(raw);
   if (!r.success) {
     const i = r.error.issues[0];
-    throw new HttpError(400, 'INVALID_REQUEST', `query ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`);
+    throw new TuError('INVALID_REQUEST', `query ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`);
   }
   return r.data;
 }
@@ -31,7 +30,7 @@ export function imagesRoute(app: FastifyInstance, deps: AppDeps): void {
       const place = deps.intake.reserve();
       if (!place) {
         void reply.header('retry-after', String(QUEUE_FULL_RETRY_AFTER_S));
-        throw new HttpError(429, 'QUEUE_FULL', `Too many photos are waiting to be analysed; try again in ${QUEUE_FULL_RETRY_AFTER_S} s.`);
+        throw new TuError('QUEUE_FULL', `Too many photos are waiting to be analysed; try again in ${QUEUE_FULL_RETRY_AFTER_S} s.`);
       }
       places.set(req, place);
     },

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { analysisId, teachLabel, technician } from '@tu/shared';
-import { HttpError } from '../../intake/errors.js';
+import { analysisId, teachLabel, technician, TuError } from '@tu/shared';
 import type { AppDeps } from '../sources.js';
 import { parseQuery } from './images.js';
 
@@ -18,18 +17,18 @@ const listQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).def
 export function labelsRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.post<{ Params: { id: string } }>('/api/v1/analyses/:id/label', async (req, reply) => {
     const id = analysisId.safeParse(req.params.id);
-    if (!id.success) throw new HttpError(400, 'INVALID_REQUEST', 'analysisId: 8-64 URL-safe characters');
+    if (!id.success) throw new TuError('INVALID_REQUEST', 'analysisId: 8-64 URL-safe characters');
     const body = labelBody.safeParse(req.body ?? {});
     if (!body.success) {
       const i = body.error.issues[0];
-      throw new HttpError(400, 'INVALID_REQUEST', `body ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`);
+      throw new TuError('INVALID_REQUEST', `body ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`);
     }
     const r = await deps.teacher.label(id.data, body.data);
     return reply.status(r.created ? 201 : 200).send({ created: r.created, label: withoutEmbedding(r.example) });
   });
   app.get<{ Params: { id: string } }>('/api/v1/analyses/:id/label', async (req) => {
     const id = analysisId.safeParse(req.params.id);
-    if (!id.success) throw new HttpError(400, 'INVALID_REQUEST', 'analysisId: 8-64 URL-safe characters');
+    if (!id.success) throw new TuError('INVALID_REQUEST', 'analysisId: 8-64 URL-safe characters');
     const current = deps.teacher.current(id.data);
     return { label: current ? withoutEmbedding(current) : null };
   });

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
+import { TuError } from '@tu/shared';
 import { machineProfileInput } from '../../device/schemas.js';
-import { HttpError } from '../../intake/errors.js';
 import { guardImageContentType, readImage } from '../read-image.js';
 import type { AppDeps } from '../sources.js';
 
@@ -15,7 +15,7 @@ export function machineRoutes(app: FastifyInstance, deps: AppDeps): void {
     const parsed = machineProfileInput.safeParse(req.body);
     if (!parsed.success) {
       const i = parsed.error.issues[0];
-      throw new HttpError(400, 'INVALID_REQUEST', `body ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`);
+      throw new TuError('INVALID_REQUEST', `body ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`);
     }
     await deps.device.setMachine(parsed.data);
     return view();

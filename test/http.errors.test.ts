@@ -1,0 +1,72 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Agent } from '@tu/agent';
+import type { Relay } from '@tu/relay';
+import { ERROR_CODES, StepError, toFailureReason, type ErrorCode } from '@tu/shared';
+import { startTestAgent } from './support/harness.js';
+import { startTestRelay } from './support/relay.js';
+
+type Ctx = { agent: Agent; relay: Relay };
+const t = suite<Ctx>('http: one error catalogue and one error handler for the agent and the relay');
+
+type Body = { error: { code: string; message: string } };
+
+t.before(async (ctx) => {
+  ctx.agent = await startTestAgent();
+  ctx.relay = await startTestRelay();
+});
+t.after(async (ctx) => {
+  await ctx.agent?.stop();
+  await ctx.relay?.stop();
+});
+
+t('every catalogue code has an error status and a message', () => {
+  for (const [code, spec] of Object.entries(ERROR_CODES)) {
+    assert.ok(Number.isInteger(spec.status) && spec.status >= 400 && spec.status <= 599, `${code}: ${spec.status}`);
+    assert.ok(spec.message.length > 10, code);
+  }
+});
+
+t('a refusal answers with its code’s status from the catalogue, on both servers', async (ctx) => {
+  const cases: [string, Promise<{ statusCode: number; json: <T>() => T }>, ErrorCode][] = [
+    ['agent: unknown analysis', ctx.agent.http.app.inject({ url: '/api/v1/analyses/abcdefgh1234' }), 'NOT_FOUND'],
+    ['agent: bad analysis id', ctx.agent.http.app.inject({ url: '/api/v1/analyses/x' }), 'INVALID_REQUEST'],
+    ['agent: no route', ctx.agent.http.app.inject({ url: '/api/v1/nothing' }), 'NOT_FOUND'],
+    ['agent: photo without body', ctx.agent.http.app.inject({ method: 'POST', url: '/api/v1/images' }), 'IMAGE_EMPTY'],
+    ['relay: no token', ctx.relay.app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ gateways { nodes { id } } }' } }), 'UNAUTHENTICATED'],
+    ['relay: no route', ctx.relay.app.inject({ url: '/api/v1/nothing' }), 'NOT_FOUND'],
+  ];
+  for (const [what, pending, code] of cases) {
+    const res = await pending;
+    const body = res.json<Body>();
+    assert.is(body.error.code, code, what);
+    assert.is(res.statusCode, ERROR_CODES[code].status, what);
+    assert.ok(body.error.message.length > 0, what);
+  }
+});
+
+t('fastify’s own refusals on a JSON route are INVALID_REQUEST, never a photo message', async (ctx) => {
+  const wrongType = await ctx.agent.http.app.inject({ method: 'PUT', url: '/api/v1/machine', payload: '<machine/>', headers: { 'content-type': 'application/xml' } });
+  assert.is(wrongType.statusCode, 415);
+  const tooLarge = await ctx.agent.http.app.inject({ method: 'PUT', url: '/api/v1/machine', payload: JSON.stringify({ name: 'x'.repeat(100_000) }), headers: { 'content-type': 'application/json' } });
+  assert.is(tooLarge.statusCode, 413);
+  const badJson = await ctx.agent.http.app.inject({ method: 'PUT', url: '/api/v1/machine', payload: '{', headers: { 'content-type': 'application/json' } });
+  assert.is(badJson.statusCode, 400);
+  for (const res of [wrongType, tooLarge, badJson]) {
+    const body = res.json<Body>();
+    assert.is(body.error.code, 'INVALID_REQUEST');
+    assert.not.match(body.error.message, /photo/i);
+  }
+});
+
+t('a step failure carries a catalogue code; a foreign code becomes INTERNAL_ERROR', () => {
+  assert.equal(toFailureReason(new StepError('IMAGE_DECODE_FAILED', 'truncated JPEG', false)), { code: 'IMAGE_DECODE_FAILED', message: 'truncated JPEG', retryable: false });
+  const errno = Object.assign(new Error('open failed'), { code: 'EACCES' });
+  assert.is(toFailureReason(errno).code, 'INTERNAL_ERROR');
+  const foreign = Object.assign(new Error('made up'), { code: 'NOT_IN_THE_CATALOGUE' });
+  assert.is(toFailureReason(foreign).code, 'INTERNAL_ERROR');
+  const known = Object.assign(new Error('model gone'), { code: 'MODEL_NOT_FOUND' });
+  assert.is(toFailureReason(known).code, 'MODEL_NOT_FOUND');
+});
+
+t.run();
