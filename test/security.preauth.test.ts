@@ -159,6 +159,8 @@ function loginFrom(relay: Relay, localAddress: string, username: string, passwor
       resolve({ ok: false, ms: performance.now() - t0, error: err.message });
       c.end(true);
     });
+    // Cut before CONNACK (the connect-rate limit): no error event, just a close.
+    c.once('close', () => resolve({ ok: false, ms: performance.now() - t0, error: 'connection closed' }));
   });
 }
 

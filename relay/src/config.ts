@@ -25,6 +25,20 @@ export const relayConfigSchema = z
         /** Client id of the relay's session on the external broker (persistent session: QoS 1 messages wait while the relay is down). */
         clientId: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default('tu-relay'),
         maxPayloadBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(512 * 1024),
+        /**
+         * Embedded ingress, before authentication (relay/src/ingress/embedded.ts). Many gateways may
+         * share one public address (carrier-grade NAT), hence the generous per-address rates.
+         */
+        limits: z
+          .object({
+            maxConnectBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(16 * 1024),
+            maxPendingConnects: z.number().int().min(1).max(1_000_000).default(1024),
+            connectBurstPerAddress: z.number().int().min(1).max(1_000_000).default(200),
+            connectsPerSecondPerAddress: z.number().min(0.01).max(1_000_000).default(50),
+            failedLoginBurst: z.number().int().min(1).max(1_000_000).default(10),
+            failedLoginsPerSecond: z.number().min(0.001).max(1_000_000).default(0.2),
+          })
+          .prefault({}),
       })
       .prefault({})
       .refine((i) => i.mode !== 'external' || i.url, { message: 'ingress.url is required when ingress.mode is external', path: ['url'] }),

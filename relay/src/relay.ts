@@ -10,7 +10,7 @@ import type { Emitter } from './ingest/fanout.js';
 import { Ingest } from './ingest/pipeline.js';
 import { Presence } from './ingest/presence.js';
 import { StorageQueue } from './ingest/storage-queue.js';
-import { startEmbeddedIngress } from './ingress/embedded.js';
+import { ingressLimits, startEmbeddedIngress } from './ingress/embedded.js';
 import { startExternalIngress } from './ingress/external.js';
 import type { Ingress } from './ingress/types.js';
 import { importRegistryFile } from './registry/file.js';
@@ -64,7 +64,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     let ingress: Ingress | undefined;
     let mqttOverWebSocket: AppDeps['mqttOverWebSocket'];
     if (config.ingress.mode === 'embedded') {
-      const emb = await startEmbeddedIngress({ host: config.ingress.host, port: config.ingress.port, registry, ingest, presence, logger, maxPayloadBytes: config.ingress.maxPayloadBytes });
+      const emb = await startEmbeddedIngress({ host: config.ingress.host, port: config.ingress.port, registry, ingest, presence, logger, maxPayloadBytes: config.ingress.maxPayloadBytes, limits: ingressLimits(config.ingress) });
       ingress = emb;
       mqttOverWebSocket = emb.handleStream;
     }

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { defaultLoginThrottleLimits, duplexPair, LoginThrottle, MqttAdmission, systemClock, type AdmissionLimits, type AdmissionStats, type Clock, type Logger } from '@tu/shared';
+import { defaultLoginThrottleLimits, duplexPair, LoginThrottle, MqttAdmission, systemClock, type AdmissionLimits, type AdmissionStats, type Clock, type Logger, type LoginThrottleLimits } from '@tu/shared';
 import { aclFor, mayPublish, maySubscribe, type Acl } from './acl.js';
 import { ownsClientId, principalFor, verifyPassword } from './credentials.js';
 
@@ -14,6 +14,8 @@ export interface BrokerOptions {
   maxPayloadBytes: number;
   /** Limits on TCP clients before the broker parses their packets (default: admissionLimits). */
   admission?: AdmissionLimits;
+  /** Failed-login limits (default: defaultLoginThrottleLimits). */
+  logins?: LoginThrottleLimits;
   clock?: Clock;
 }
 
@@ -70,7 +72,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     now: () => clock.now(),
     onRefused: (why, address) => log.warn({ why, address }, 'cut a bus connection before authentication'),
   });
-  const logins = new LoginThrottle(defaultLoginThrottleLimits, () => clock.now());
+  const logins = new LoginThrottle(opts.logins ?? defaultLoginThrottleLimits, () => clock.now());
   const addressOf = new WeakMap<object, string>();
   const stats: BrokerStats = { clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0, admission: admission.stats, logins: logins.stats };
 

@@ -1,7 +1,8 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { defaultLoginThrottleLimits, LoginThrottle, MqttAdmission, systemClock, type AdmissionLimits, type Clock, type Logger } from '@tu/shared';
+import { LoginThrottle, MqttAdmission, systemClock, type AdmissionLimits, type Clock, type Logger, type LoginThrottleLimits } from '@tu/shared';
+import type { RelayConfig } from '../config.js';
 import type { Ingest } from '../ingest/pipeline.js';
 import type { Presence } from '../ingest/presence.js';
 import type { Registry } from '../registry/registry.js';
@@ -9,19 +10,6 @@ import { checkGatewayPublish } from './rules.js';
 import type { Ingress, IngressStats } from './types.js';
 
 const CLIENT_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
-
-/**
- * What a gateway connection may do before it has authenticated. Many gateways may share one
- * public address (carrier-grade NAT on cellular links), so the per-address rate is generous;
- * the packet limit is the payload limit plus room for the topic and headers.
- */
-export const ingressAdmissionLimits = (maxPayloadBytes: number): AdmissionLimits => ({
-  maxConnectBytes: 16 * 1024,
-  maxPacketBytes: maxPayloadBytes + 1024,
-  maxPendingConnects: 1024,
-  connectBurstPerAddress: 200,
-  connectsPerSecondPerAddress: 50,
-});
 
 const authError = (message: string, returnCode: 2 | 4 | 5): AuthenticateError => Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 
@@ -32,6 +20,15 @@ const authError = (message: string, returnCode: 2 | 4 | 5): AuthenticateError =>
  * else is refused (publish: the client is disconnected), logged and counted.
  * An event's PUBACK is sent once the relay has stored it.
  */
+/** The ingress limits from config (ingress.limits): the packet limit is the payload limit plus room for topic and headers. */
+export function ingressLimits(ingress: RelayConfig['ingress']): { admission: AdmissionLimits; logins: LoginThrottleLimits } {
+  const l = ingress.limits;
+  return {
+    admission: { maxConnectBytes: l.maxConnectBytes, maxPacketBytes: ingress.maxPayloadBytes + 1024, maxPendingConnects: l.maxPendingConnects, connectBurstPerAddress: l.connectBurstPerAddress, connectsPerSecondPerAddress: l.connectsPerSecondPerAddress },
+    logins: { failuresPerAddress: { burst: l.failedLoginBurst, perSecond: l.failedLoginsPerSecond }, failuresPerUsername: { burst: l.failedLoginBurst, perSecond: l.failedLoginsPerSecond } },
+  };
+}
+
 export async function startEmbeddedIngress(opts: {
   host: string;
   port: number;
@@ -40,16 +37,17 @@ export async function startEmbeddedIngress(opts: {
   presence: Presence;
   logger: Logger;
   maxPayloadBytes: number;
-  admission?: AdmissionLimits;
+  /** Limits before authentication (config ingress.limits). */
+  limits: { admission: AdmissionLimits; logins: LoginThrottleLimits };
   clock?: Clock;
 }): Promise<Ingress & { handleStream(stream: Duplex, remoteAddress?: string): void }> {
   const log = opts.logger.child({ component: 'ingress' });
   const clock = opts.clock ?? systemClock;
-  const admission = new MqttAdmission(opts.admission ?? ingressAdmissionLimits(opts.maxPayloadBytes), {
+  const admission = new MqttAdmission(opts.limits.admission, {
     now: () => clock.now(),
     onRefused: (why, address) => log.warn({ why, address }, 'cut a gateway connection before authentication'),
   });
-  const logins = new LoginThrottle(defaultLoginThrottleLimits, () => clock.now());
+  const logins = new LoginThrottle(opts.limits.logins, () => clock.now());
   const addressOf = new WeakMap<object, string>();
   const handle = (conn: Duplex, address: string | undefined) => {
     const guarded = admission.admit(conn, address);
