@@ -10,16 +10,15 @@
  * and what happened. In-process: RSS is this process's (agent or relay plus the attacker).
  * `TU_BENCH_BURST` sets the upload burst (default 1200).
  */
-import net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { MqttClient } from 'mqtt';
 import { silentLogger, type AnyEvent } from '@tu/shared';
 import { startBroker } from '@tu/agent';
 import type { Relay } from '@tu/relay';
 import { recognitionResult, uploaded } from '../test/support/fixtures.js';
 import { photoBytes } from '../test/support/data.js';
 import { intake, observer, startHandler, startTestAgent, testConfig } from '../test/support/harness.js';
-import { addGateway, analysisFlow, connectGateway, publishEvent, startTestRelay } from '../test/support/relay.js';
+import { addGateway, analysisFlow, connectGateway, publishEvent, startTestRelay, tokenFor } from '../test/support/relay.js';
+import { floodConnectTcp, loginFrom } from '../test/support/attack.js';
 import { fmt, table } from './stats.js';
 
 interface Probe {
@@ -50,47 +49,12 @@ async function watch(probe: string, limits: Probe['limits'], fn: () => Promise<s
   return { probe, limits, rssMb: peak - before, p99Ms: h.percentile(99) / 1e6, maxMs: h.max / 1e6, outcome };
 }
 
-function connectHeader(length: number): Buffer {
-  const bytes = [0x10];
-  do {
-    let b = length % 128;
-    length = Math.floor(length / 128);
-    if (length > 0) b |= 0x80;
-    bytes.push(b);
-  } while (length > 0);
-  return Buffer.from(bytes);
-}
-
-/** One socket streaming a CONNECT that announces 250 MB; resolves with the bytes it got out. */
-function floodConnect(port: number, sendMb: number): Promise<number> {
-  const chunk = Buffer.alloc(1 << 20, 0x41);
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    let sent = 0;
-    const done = () => resolve(sent);
-    s.on('error', done);
-    s.on('close', done);
-    s.on('connect', () => {
-      s.write(connectHeader(250 * 1048576));
-      const pump = () => {
-        while (sent < sendMb * 1048576 && !s.destroyed) {
-          sent += chunk.length;
-          if (!s.write(chunk)) return void s.once('drain', pump);
-        }
-        // Hold the socket open a moment, as an attacker would, then leave.
-        setTimeout(() => s.destroy(), 500);
-      };
-      pump();
-    });
-  });
-}
-
 async function connectProbe(limits: Probe['limits']): Promise<Probe> {
   const lifted = { maxConnectBytes: 512 * 1048576, maxPacketBytes: 512 * 1048576, maxPendingConnects: 1e6, connectBurstPerAddress: 1e6, connectsPerSecondPerAddress: 1e6 };
   const broker = await startBroker({ gatewayId: 'gw-bench', secret: 'bench-secret-bench-secret-bench-secret-0', logger: silentLogger(), tcp: { host: '127.0.0.1', port: 0 }, maxPayloadBytes: 256 * 1024, ...(limits === 'lifted' ? { admission: lifted } : {}) });
   try {
     return await watch('CONNECT 4 × 250 MB (agent bus)', limits, async () => {
-      const sent = await Promise.all([0, 1, 2, 3].map(() => floodConnect(broker.address!.port, 64)));
+      const sent = await Promise.all([0, 1, 2, 3].map(() => floodConnectTcp(broker.address!.port, 250 * 1048576, 64 * 1048576)));
       return `${fmt(sent.reduce((a, b) => a + b, 0) / 1048576, 0)} MB taken in before the cut; ${broker.stats.admission.refusedOversize} cut at the header`;
     });
   } finally {
@@ -123,7 +87,6 @@ async function graphqlProbe(limits: Probe['limits']): Promise<Probe> {
     const thumbnail = Buffer.alloc(15_000, 7).toString('base64');
     for (let i = 0; i < 10; i++) for (const e of analysisFlow('gw-q', { machineId: `m-${i}`, thumbnail })) await publishEvent(gw, 'gw-q', e);
     gw.end(true);
-    const { tokenFor } = await import('../test/support/relay.js');
     const token = await tokenFor('acme');
     const query = `{ ${Array.from({ length: 300 }, (_, i) => `a${i}: machines(first: 100) { nodes { id latestThumbnail } }`).join(' ')} }`;
     return watch('GraphQL 300 aliases (relay)', limits, async () => {
@@ -135,24 +98,6 @@ async function graphqlProbe(limits: Probe['limits']): Promise<Probe> {
   });
 }
 
-function loginFrom(relay: Relay, localAddress: string, username: string, password: string): Promise<{ ok: boolean; ms: number }> {
-  const u = new URL(relay.mqttUrl);
-  const t0 = performance.now();
-  return new Promise((resolve) => {
-    const c = new MqttClient(() => net.connect({ host: u.hostname, port: Number(u.port), localAddress }), { protocolVersion: 4, clientId: username, username, password, reconnectPeriod: 0, connectTimeout: 30_000 });
-    let done = false;
-    const end = (ok: boolean) => {
-      if (done) return;
-      done = true;
-      resolve({ ok, ms: performance.now() - t0 });
-      c.end(true);
-    };
-    c.once('connect', () => end(true));
-    c.once('error', () => end(false));
-    c.once('close', () => end(false)); // cut before CONNACK (connect-rate limit)
-  });
-}
-
 async function loginProbe(limits: Probe['limits']): Promise<Probe> {
   return withRelay(limits, async (relay) => {
     const secret = await addGateway(relay, 'gw-guessed', 'acme');
@@ -161,8 +106,8 @@ async function loginProbe(limits: Probe['limits']): Promise<Probe> {
       const guesses: Promise<unknown>[] = [];
       let real: Promise<{ ok: boolean; ms: number }> | undefined;
       for (let i = 0; i < 400; i++) {
-        guesses.push(loginFrom(relay, '127.0.0.2', 'gw-guessed', `wrong-${i}-0123456789abcdef`));
-        if (i === 200) real = loginFrom(relay, '127.0.0.3', 'gw-guessed', secret);
+        guesses.push(loginFrom(relay.mqttUrl, '127.0.0.2', 'gw-guessed', `wrong-${i}-0123456789abcdef`));
+        if (i === 200) real = loginFrom(relay.mqttUrl, '127.0.0.3', 'gw-guessed', secret);
         if (i % 10 === 9) await sleep(100);
       }
       const r = await real!;

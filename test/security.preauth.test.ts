@@ -1,55 +1,22 @@
-import net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import WebSocket from 'ws';
-import mqtt, { MqttClient } from 'mqtt';
+import mqtt from 'mqtt';
 import { duplexPair, FixedHeaderReader, MqttAdmission, type AdmissionLimits } from '@tu/shared';
 import { derivePassword, type Agent } from '@tu/agent';
 import type { Relay } from '@tu/relay';
 import { startTestAgent } from './support/harness.js';
 import { addGateway, connectGateway, startTestRelay } from './support/relay.js';
+import { connectHeader, floodConnectTcp, loginFrom } from './support/attack.js';
 
 // Issue 8 #3: four unauthenticated sockets sending 250 MB CONNECT packets took the relay to
 // 1.25 GB and the agent to 1.8 GB, and the memory was never freed. The brokers now read only
 // the fixed header and cut such a connection before buffering its body.
 
-/** A CONNECT fixed header announcing `length` body bytes (remaining length as an MQTT varint). */
-function connectHeader(length: number): Buffer {
-  const bytes = [0x10];
-  do {
-    let b = length % 128;
-    length = Math.floor(length / 128);
-    if (length > 0) b |= 0x80;
-    bytes.push(b);
-  } while (length > 0);
-  return Buffer.from(bytes);
-}
-
 const ANNOUNCED = 250 * 1024 * 1024;
 const SENT_PER_SOCKET = 48 * 1024 * 1024;
 const CHUNK = Buffer.alloc(1024 * 1024, 0x41);
-
-/** Streams a huge CONNECT over TCP until the peer cuts it; resolves with the bytes it got out. */
-function floodTcp(port: number): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    let sent = 0;
-    const done = () => resolve(sent);
-    s.on('error', done);
-    s.on('close', done);
-    s.on('connect', () => {
-      s.write(connectHeader(ANNOUNCED));
-      const pump = () => {
-        while (sent < SENT_PER_SOCKET && !s.destroyed) {
-          sent += CHUNK.length;
-          if (!s.write(CHUNK)) return void s.once('drain', pump);
-        }
-        s.end();
-      };
-      pump();
-    });
-  });
-}
+const floodTcp = (port: number) => floodConnectTcp(port, ANNOUNCED, SENT_PER_SOCKET);
 
 /** The same through MQTT over WebSocket (binary frames of 512 KB). */
 function floodWs(url: string): Promise<number> {
@@ -145,25 +112,6 @@ test('the relay ingress cuts huge CONNECTs over TCP and WebSocket: RSS stays fla
   gw.end(true);
 });
 
-/** An MQTT 3.1.1 login to the relay from a chosen loopback address; resolves with the CONNACK outcome. */
-function loginFrom(relay: Relay, localAddress: string, username: string, password: string): Promise<{ ok: boolean; ms: number; error?: string }> {
-  const u = new URL(relay.mqttUrl);
-  const t0 = performance.now();
-  return new Promise((resolve) => {
-    const c = new MqttClient(() => net.connect({ host: u.hostname, port: Number(u.port), localAddress }), { protocolVersion: 4, clientId: username, username, password, reconnectPeriod: 0, connectTimeout: 10_000 });
-    c.once('connect', () => {
-      resolve({ ok: true, ms: performance.now() - t0 });
-      c.end(true);
-    });
-    c.once('error', (err) => {
-      resolve({ ok: false, ms: performance.now() - t0, error: err.message });
-      c.end(true);
-    });
-    // Cut before CONNACK (the connect-rate limit): no error event, just a close.
-    c.once('close', () => resolve({ ok: false, ms: performance.now() - t0, error: 'connection closed' }));
-  });
-}
-
 test('failed logins are limited per address and per gateway: a guesser neither gets many tries nor slows a real gateway', async (ctx) => {
   // Issue 8 #11: 400 wrong-password connects at 100/s slowed a legitimate connect from 0.3 s
   // to 2.4 s (every guess cost an scrypt on the thread pool).
@@ -173,10 +121,10 @@ test('failed logins are limited per address and per gateway: a guesser neither g
   const before = { ...logins, rate: admission.refusedRate };
   const guesses: Promise<{ ok: boolean }>[] = [];
   for (let i = 0; i < 400; i++) {
-    guesses.push(loginFrom(ctx.relay, '127.0.0.2', 'gw-guessed', `wrong-${i}-0123456789abcdef`));
+    guesses.push(loginFrom(ctx.relay.mqttUrl, '127.0.0.2', 'gw-guessed', `wrong-${i}-0123456789abcdef`));
     if (i % 10 === 9) await new Promise((r) => setTimeout(r, 10));
   }
-  const real = await loginFrom(ctx.relay, '127.0.0.3', 'gw-guessed', secret);
+  const real = await loginFrom(ctx.relay.mqttUrl, '127.0.0.3', 'gw-guessed', secret);
   const results = await Promise.all(guesses);
   const throttled = logins.throttled - before.throttled;
   const rateCut = admission.refusedRate - before.rate;
@@ -186,7 +134,7 @@ test('failed logins are limited per address and per gateway: a guesser neither g
   assert.ok(logins.checked - before.checked <= 11, `secrets checked for ${logins.checked - before.checked} guesses`);
   assert.ok(throttled > 0 && throttled + rateCut >= 389, 'every other guess was refused without a check');
   // Another address with a clean record still gets its own try at this gateway id.
-  assert.match((await loginFrom(ctx.relay, '127.0.0.4', 'gw-guessed', 'wrong-again-0123456789')).error ?? '', /Bad username or password/i);
+  assert.match((await loginFrom(ctx.relay.mqttUrl, '127.0.0.4', 'gw-guessed', 'wrong-again-0123456789')).error ?? '', /Bad username or password/i);
 });
 
 test('connections still sending their CONNECT are capped in total; a whole CONNECT frees the slot', async () => {

@@ -67,7 +67,7 @@ t('a text file renamed .jpg is refused with the API error message', async (ctx) 
   const alert = card.getByRole('alert');
   await alert.waitFor({ timeout: WAIT });
   const text = await alert.innerText();
-  assert.match(text, /refused this photo/);
+  assert.match(text, /Not accepted:/);
   assert.match(text, /NOT_AN_IMAGE/);
   assert.match(text, /not a JPEG, PNG or WebP/);
   // And a real photo on the phone viewport, through the camera input.

@@ -18,9 +18,13 @@ export const reason = (failure: unknown): string => {
 /** A machine type as people write it: `wheel_loader` → "wheel loader". */
 export const typeName = (t: string): string => (t === 'negative' ? 'no machine' : t === 'unknown' ? 'unknown (gateway abstained)' : t.replace(/_/g, ' '));
 
-/** A recognition with its meaning: "forklift (71 %)", or that nothing was recognised. */
+/**
+ * A recognition with its meaning: "forklift (71 %)", or that the gateway named no type. `unknown`
+ * means it abstained (no machine, or not sure enough of any type); its number is not a type's
+ * confidence, so none is shown.
+ */
 export const recognitionText = (r: { machineType: string; confidence: number }): string =>
-  r.machineType === 'unknown' ? 'not recognised as a machine' : `${typeName(r.machineType)} (${Math.round(r.confidence * 100)} %)`;
+  r.machineType === 'unknown' ? 'no type named (no machine, or not sure enough of any type)' : `${typeName(r.machineType)} (${Math.round(r.confidence * 100)} %)`;
 
 /** The recognition in an analysis' results (feed line, machine history), or ''. */
 export const resultsRecognition = (results: unknown): string => {

@@ -45,7 +45,7 @@ export function AnalysisCard({ upload, analysis, id, reveal = false }: { upload?
       )}
       {upload?.error && (
         <p class="error" role="alert">
-          <strong>The gateway refused this photo:</strong> {upload.error.message} <code>{upload.error.code}</code>
+          <strong>Not accepted:</strong> {upload.error.message} <code>{upload.error.code}</code>
         </p>
       )}
       {aid && (
