@@ -8,7 +8,7 @@ import { extractMetadata } from '@tu/agent/internal/services/metadata/extract';
 import { categorize, colourCues } from '@tu/agent/internal/services/metadata/category';
 import { decodeForAnalysis } from '@tu/agent/internal/services/metadata/decode';
 import { MetadataError } from '@tu/agent/internal/services/metadata/errors';
-import { captureTimeUtc, photoQuality, sortIntoRecord } from '@tu/agent/internal/services/metadata/sort';
+import { captureTimeUtc, judgeCaptureTime, photoQuality, sortIntoRecord } from '@tu/agent/internal/services/metadata/sort';
 import type { RecognitionHint } from '@tu/agent/internal/services/metadata/types';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -84,6 +84,31 @@ test('sort: photo quality grades, implausible capture time, assumed offset', () 
   assert.is(recognised.typeSource, 'recognition', 'a recognised type is marked as such (the relay keeps it as evidence only)');
   const weak = sortIntoRecord({ exif: {}, warnings: [], category: 'overview', uploadedAt, recognition: { machineType: 'forklift', confidence: 0.3 } });
   assert.is(weak.type, undefined);
+});
+
+test('capture time judged against the upload time: drift tolerance, zone-less times across all zones, before 2000 (issue 8 finding 10)', () => {
+  const up = '2026-03-01T12:00:00.000Z';
+  const judge = (captureTime: string, zone: 'exif-offset' | 'unknown', assumed?: string) => judgeCaptureTime({ captureTime, captureTimeZone: zone }, up, assumed);
+  assert.equal(judge('2026-03-01T12:09:00+00:00', 'exif-offset'), { plausible: true }, '9 min of camera clock drift is tolerated');
+  assert.is(judge('2026-03-01T12:11:00+00:00', 'exif-offset')?.plausible, false);
+  const ahead = judge('2026-03-02T11:00:00+00:00', 'exif-offset');
+  assert.ok(ahead?.plausible === false && ahead.problem.reason === 'after-upload');
+  assert.match(ahead.problem.message, /^capture time 2026-03-02T11:00:00.000Z is 23 h after the gateway received the photo \(2026-03-01T12:00:00.000Z\)/);
+  // The offset is part of the instant: 23:00 at UTC+12 is 11:00 UTC, before the upload.
+  assert.equal(judge('2026-03-01T23:00:00+12:00', 'exif-offset'), { plausible: true });
+  // Without a zone, a wall clock up to 14 h (+ drift) ahead can be a camera east of UTC: not flagged.
+  assert.equal(judge('2026-03-02T02:05:00', 'unknown'), { plausible: true });
+  assert.is(judge('2026-03-02T02:11:00', 'unknown')?.plausible, false, 'even at UTC+14 that is 11 min after the upload');
+  // With an assumed zone the assumed instant is judged (and used when plausible).
+  assert.is(judge('2026-03-01T14:00:00', 'unknown', '+00:00')?.plausible, false);
+  assert.is(judge('2026-03-01T14:00:00', 'unknown', '+02:00')?.plausible, true);
+  const old = judge('1999-12-31T10:00:00', 'unknown');
+  assert.ok(old?.plausible === false && old.problem.reason === 'before-2000');
+  assert.equal(judge('1999-12-31T13:00:00', 'unknown'), { plausible: true }, 'at UTC-12 that is already 2000');
+  assert.is(judgeCaptureTime({}, up), undefined, 'no capture time, nothing to judge');
+  // The record follows the verdict: a flagged time never becomes lastSeenAt.
+  const rec = sortIntoRecord({ exif: { captureTime: '2026-03-02T11:00:00+00:00', captureTimeZone: 'exif-offset', gps: { latitude: 1.5, longitude: 1.5 } }, warnings: [], category: 'overview', uploadedAt: up });
+  assert.equal([rec.lastSeenAt, rec.lastSeenAtSource], [up, 'upload-time']);
 });
 
 test('degraded upload is graded poor', async () => {

@@ -7,10 +7,16 @@ import { analysisFlow, dropPgSchema, envelope, PG_BASE, pgSchemaName, type Envel
 import { labelled } from './support/fixtures.js';
 import { tmpDir } from './support/harness.js';
 import type { CloudEvent } from '@tu/shared';
+import type { Db } from '@tu/relay/internal/storage/db';
+import { openPostgres } from '@tu/relay/internal/storage/postgres';
+import { openSqlite } from '@tu/relay/internal/storage/sqlite';
 
 /** The same storage suite on SQLite and on PostgreSQL (a fresh schema per run, dropped after). */
-function storageSuite(name: string, open: () => Promise<{ storage: Storage; url: string; cleanup: () => Promise<void> }>) {
-  type Ctx = { storage: Storage; url: string; cleanup: () => Promise<void> };
+/** A store opened with the engine only (no migrations), in a place of its own: for migrating old rows. */
+type OpenOld = () => Promise<{ db: Db; cleanup: () => Promise<void> }>;
+
+function storageSuite(name: string, open: () => Promise<{ storage: Storage; url: string; cleanup: () => Promise<void>; openOld: OpenOld }>) {
+  type Ctx = { storage: Storage; url: string; cleanup: () => Promise<void>; openOld: OpenOld };
   const test = suite<Ctx>(`relay storage: ${name}`);
   test.before(async (ctx) => {
     Object.assign(ctx, await open());
@@ -24,9 +30,9 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     s.recordEvents(evs.map((e) => ({ event: storedEvent(e as unknown as CloudEvent, gw, tenant, new Date().toISOString()), effects: effectsOf(e as unknown as CloudEvent, gw, tenant) })));
 
   test('migrations are applied once and recorded; reopening applies nothing new', async (ctx) => {
-    assert.equal(await ctx.storage.migrations(), [1, 2, 3]);
+    assert.equal(await ctx.storage.migrations(), [1, 2, 3, 4, 5]);
     const again = await openStorage(ctx.url);
-    assert.equal(await again.migrations(), [1, 2, 3]);
+    assert.equal(await again.migrations(), [1, 2, 3, 4, 5]);
     await again.close();
   });
 
@@ -73,14 +79,14 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
   });
 
   test('a late analysis.started never reverts a finished analysis; an older photo does not replace the newer thumbnail', async (ctx) => {
-    const newer = analysisFlow('gw-a', { machineId: 'm-2', thumbnail: 'bmV3', at: new Date('2030-05-02T00:00:00Z') });
-    const older = analysisFlow('gw-a', { machineId: 'm-2', thumbnail: 'b2xk', brand: 'Volvo', at: new Date('2030-05-01T00:00:00Z') });
+    const newer = analysisFlow('gw-a', { machineId: 'm-2', thumbnail: 'bmV3', at: new Date('2025-05-02T00:00:00Z') });
+    const older = analysisFlow('gw-a', { machineId: 'm-2', thumbnail: 'b2xk', brand: 'Volvo', at: new Date('2025-05-01T00:00:00Z') });
     await record(ctx.storage, [newer[4]!, newer[0]!]);
     assert.is((await ctx.storage.getAnalysis('t1', newer[0]!.subject))?.status, 'completed');
     await record(ctx.storage, [older[4]!]);
     const m = await ctx.storage.getMachine('t1', 'm-2');
     assert.is(m?.latestThumbnail, 'bmV3');
-    assert.is(m?.lastSeen, '2030-05-02T00:00:00.000Z');
+    assert.is(m?.lastSeen, '2025-05-02T00:00:00.000Z');
     assert.is(m?.brand, 'Volvo', 'fields known only from the older photo are still filled in');
   });
 
@@ -176,7 +182,7 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
 
   test('the registered machine (id, name, type) is stored; the photo recognition is evidence beside the type, never the type', async (ctx) => {
     const site4 = { id: 'EXC-4', name: 'Site 4 excavator', type: 'wheel_loader', brand: 'Volvo', model: 'L60H', serialNumber: 'VCE-L60H-4' };
-    const at = (h: number) => new Date(Date.UTC(2032, 0, 1, h));
+    const at = (h: number) => new Date(Date.UTC(2025, 0, 1, h));
     // Two photos of the registered wheel loader; the later one recognised as a forklift.
     await record(ctx.storage, analysisFlow('gw-r', { registered: site4, recognised: { machineType: 'wheel_loader', confidence: 0.88 }, at: at(1) }).slice(-1), 'gw-r', 't3');
     const forklift = analysisFlow('gw-r', { registered: site4, recognised: { machineType: 'forklift', confidence: 0.71 }, at: at(2) });
@@ -220,6 +226,89 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     assert.equal(gw[0]!.data, flow.at(-1)!.data);
   });
 
+  test('issue 8 finding 9: a machine id is the tenant\'s own; another tenant\'s gateway using it first hides nothing', async (ctx) => {
+    await ctx.storage.addTenant({ id: 'sq-a' });
+    await ctx.storage.addTenant({ id: 'sq-b' });
+    // Tenant B's gateway registers EX-SQUAT-7 first (and a label for it), then tenant A's.
+    const b = analysisFlow('gw-sq-b', { machineId: 'EX-SQUAT-7', registered: { id: 'EX-SQUAT-7', name: 'B squatter', type: 'crane', brand: 'Liebherr' }, thumbnail: 'Qg==', at: new Date('2025-03-01T10:00:00Z') });
+    const a = analysisFlow('gw-sq-a', { machineId: 'EX-SQUAT-7', registered: { id: 'EX-SQUAT-7', name: 'A excavator', type: 'excavator', brand: 'Caterpillar' }, thumbnail: 'QQ==', at: new Date('2025-03-01T09:00:00Z') });
+    const labelB = envelope('gw-sq-b', 'recognition.labelled', labelled({ analysisId: b[0]!.subject, machineId: 'EX-SQUAT-7', label: 'crane', previousLabel: 'crane', kind: 'confirmation' }));
+    assert.equal(await record(ctx.storage, [...b, labelB], 'gw-sq-b', 'sq-b'), Array(6).fill('stored'));
+    // Same analysis id and correction id in both tenants (ids are the gateways' choice).
+    const aSameIds = a.map((e) => (e.subject === a[0]!.subject ? { ...e, subject: b[0]!.subject, data: { ...(e.data as object), analysisId: b[0]!.subject } } : e));
+    const labelA = { ...envelope('gw-sq-a', 'recognition.labelled', labelled({ analysisId: b[0]!.subject, machineId: 'EX-SQUAT-7', label: 'excavator', previousLabel: 'excavator', kind: 'confirmation' })) };
+    (labelA.data as { correctionId: string }).correctionId = (labelB.data as { correctionId: string }).correctionId;
+    assert.equal(await record(ctx.storage, [...aSameIds, labelA], 'gw-sq-a', 'sq-a'), Array(6).fill('stored'));
+
+    const mA = await ctx.storage.getMachine('sq-a', 'EX-SQUAT-7');
+    const mB = await ctx.storage.getMachine('sq-b', 'EX-SQUAT-7');
+    assert.equal([mA?.gatewayId, mA?.name, mA?.type, mA?.brand, mA?.latestThumbnail, mA?.lastSeen], ['gw-sq-a', 'A excavator', 'excavator', 'Caterpillar', 'QQ==', '2025-03-01T09:00:00.000Z'], "A's machine is A's");
+    assert.equal([mB?.gatewayId, mB?.name, mB?.type, mB?.brand, mB?.latestThumbnail, mB?.lastSeen], ['gw-sq-b', 'B squatter', 'crane', 'Liebherr', 'Qg==', '2025-03-01T10:00:00.000Z'], "B's machine is unchanged by A's");
+    assert.equal((await ctx.storage.listMachines({ tenantId: 'sq-a', first: 10 })).items.map((m) => m.gatewayId), ['gw-sq-a']);
+    assert.equal((await ctx.storage.listMachines({ tenantId: 'sq-b', first: 10 })).items.map((m) => m.gatewayId), ['gw-sq-b']);
+    const anA = await ctx.storage.listAnalyses({ tenantId: 'sq-a', machineId: 'EX-SQUAT-7', first: 10 });
+    assert.equal(anA.items.map((x) => [x.id, x.gatewayId]), [[b[0]!.subject, 'gw-sq-a']], "A's analysis of that id is A's");
+    assert.is((await ctx.storage.getAnalysis('sq-b', b[0]!.subject))?.gatewayId, 'gw-sq-b');
+    assert.equal((await ctx.storage.listLabelledExamples({ tenantId: 'sq-a', first: 10 })).items.map((x) => [x.gatewayId, x.label]), [['gw-sq-a', 'excavator']]);
+    assert.equal((await ctx.storage.listLabelledExamples({ tenantId: 'sq-b', first: 10 })).items.map((x) => [x.gatewayId, x.label]), [['gw-sq-b', 'crane']]);
+  });
+
+  test('migration 004 keeps the rows stored before it (machines, analyses, labelled examples)', async (ctx) => {
+    const { loadMigrations, migrate } = await import('@tu/relay/internal/storage/migrate');
+    const { SqlStorage } = await import('@tu/relay/internal/storage/sql-storage');
+    const old = await ctx.openOld();
+    assert.equal(await migrate(old.db, loadMigrations().filter((m) => m.version <= 3)), [1, 2, 3]);
+    await old.db.run("INSERT INTO machines (id, tenant_id, gateway_id, name, last_seen, last_position, registered_id) VALUES ('OLD-1', 'told', 'gw-old', 'Old digger', '2024-01-02T03:04:05.000Z', '{\"latitude\":50.1,\"longitude\":14.4}', 'OLD-1')");
+    await old.db.run("INSERT INTO analyses (id, tenant_id, gateway_id, machine_id, status, sort_time) VALUES ('an-old-1', 'told', 'gw-old', 'OLD-1', 'completed', '2024-01-02T03:04:05.000Z')");
+    await old.db.run(
+      "INSERT INTO labelled_examples (id, tenant_id, gateway_id, analysis_id, machine_id, sha256, embedding, label, previous_label, kind, by_whom, at, model_id, model_version, received_at) VALUES ('c-old-1', 'told', 'gw-old', 'an-old-1', 'OLD-1', 'ab', '[0.5]', 'excavator', 'excavator', 'confirmation', 'tech', '2024-01-02T03:04:05.000Z', 'm', '1', '2024-01-02T03:04:05.000Z')",
+    );
+    const s = await SqlStorage.open(old.db);
+    try {
+      assert.equal(await s.migrations(), [1, 2, 3, 4, 5]);
+      const m = await s.getMachine('told', 'OLD-1');
+      assert.equal([m?.name, m?.lastSeen, m?.lastPosition, m?.registeredId, m?.lastSeenSource], ['Old digger', '2024-01-02T03:04:05.000Z', { latitude: 50.1, longitude: 14.4 }, 'OLD-1', null]);
+      assert.is((await s.getAnalysis('told', 'an-old-1'))?.machineId, 'OLD-1');
+      assert.equal((await s.listLabelledExamples({ tenantId: 'told', first: 5 })).items.map((x) => [x.id, x.embedding]), [['c-old-1', [0.5]]]);
+    } finally {
+      await s.close();
+      await old.cleanup();
+    }
+  });
+
+  test('issue 8 finding 10: a future-dated sighting never freezes the machine; the time used and why are kept', async (ctx) => {
+    const receivedAt = '2026-02-01T12:00:00.000Z';
+    const at = (iso: string) => ({ at: new Date(iso) });
+    const put = (evs: Envelope[], recv: string) =>
+      ctx.storage.recordEvents(evs.map((e) => ({ event: storedEvent(e as unknown as CloudEvent, 'gw-ft', 'tft', recv), effects: effectsOf(e as unknown as CloudEvent, 'gw-ft', 'tft', recv) })));
+    // A gateway (older firmware, or its clock ahead) says the photo was taken 23 h after it was uploaded.
+    const forged = analysisFlow('gw-ft', { machineId: 'FT-1', thumbnail: 'Zm9yZ2Vk', ...at('2026-02-01T11:59:00Z') });
+    const forgedDone = forged.at(-1)!;
+    const fd = forgedDone.data as { results: { metadata: { record: { lastSeenAt: string; lastSeenAtSource?: string; lastPosition?: unknown } } } };
+    fd.results.metadata.record.lastSeenAt = '2026-02-02T10:59:00.000Z';
+    fd.results.metadata.record.lastSeenAtSource = 'capture-time';
+    fd.results.metadata.record.lastPosition = { latitude: 1.5, longitude: 1.5 };
+    await put([forgedDone], receivedAt);
+    const m1 = await ctx.storage.getMachine('tft', 'FT-1');
+    assert.is(m1?.lastSeen, '2026-02-01T11:59:00.000Z', 'the upload time, not the future capture time');
+    assert.is(m1?.lastSeenSource, 'upload-time');
+    assert.match(m1?.lastSeenNote ?? '', /2026-02-02T10:59:00.000Z is implausible \(after its upload/);
+    // Its whole clock ahead (upload and completion in the future too): the relay's receipt time.
+    const ahead = analysisFlow('gw-ft', { machineId: 'FT-2', ...at('2026-02-03T00:00:00Z') });
+    await put([ahead.at(-1)!], receivedAt);
+    const m2 = await ctx.storage.getMachine('tft', 'FT-2');
+    assert.equal([m2?.lastSeen, m2?.lastSeenSource], [receivedAt, 'relay-receipt']);
+    assert.match(m2?.lastSeenNote ?? '', /after the relay received the event/);
+    // A real photo taken later moves the machine on: position, thumbnail, time.
+    const real = analysisFlow('gw-ft', { machineId: 'FT-1', thumbnail: 'cmVhbA==', ...at('2026-02-01T12:30:00Z') });
+    const rd = real.at(-1)!.data as typeof fd;
+    rd.results.metadata.record.lastSeenAtSource = 'capture-time';
+    rd.results.metadata.record.lastPosition = { latitude: 50.08, longitude: 14.42 };
+    await put([real.at(-1)!], '2026-02-01T12:31:00.000Z');
+    const m3 = await ctx.storage.getMachine('tft', 'FT-1');
+    assert.equal([m3?.lastSeen, m3?.lastSeenSource, m3?.lastSeenNote, m3?.latestThumbnail, m3?.lastPosition], ['2026-02-01T12:30:00.000Z', 'capture-time', null, 'cmVhbA==', { latitude: 50.08, longitude: 14.42 }]);
+  });
+
   test('a batch is one transaction: a failing statement stores none of it', async (ctx) => {
     const before = await ctx.storage.countEvents();
     const flow = analysisFlow('gw-a');
@@ -240,11 +329,16 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
 
 storageSuite('SQLite', async () => {
   const url = `sqlite:${path.join(tmpDir('tu-relay-store-'), 'relay.sqlite')}`;
-  return { storage: await openStorage(url), url, cleanup: async () => undefined };
+  const openOld: OpenOld = async () => ({ db: openSqlite(path.join(tmpDir('tu-relay-old-'), 'relay.sqlite')), cleanup: async () => undefined });
+  return { storage: await openStorage(url), url, cleanup: async () => undefined, openOld };
 }).run();
 
 storageSuite('PostgreSQL', async () => {
   const schema = pgSchemaName();
   const url = `${PG_BASE}?schema=${schema}`;
-  return { storage: await openStorage(url), url, cleanup: () => dropPgSchema(schema) };
+  const openOld: OpenOld = async () => {
+    const old = pgSchemaName();
+    return { db: await openPostgres(`${PG_BASE}?schema=${old}`), cleanup: () => dropPgSchema(old) };
+  };
+  return { storage: await openStorage(url), url, cleanup: () => dropPgSchema(schema), openOld };
 }).run();

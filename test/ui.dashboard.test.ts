@@ -274,6 +274,27 @@ t('tenant B: a gateway without a registered machine: the recognition is shown as
   await page.close();
 });
 
+t('tenant B: a gateway whose clock is 5 h ahead: last seen is the relay\'s receipt time, and the dashboard says so and why (issue 8 finding 10)', async (ctx) => {
+  const gw = await connectGateway(ctx.relay.mqttUrl, GW_B, ctx.secretB);
+  const before = Date.now();
+  try {
+    for (const e of analysisFlow(GW_B, { machineId: 'FUTURE-1', registered: { id: 'FUTURE-1', name: 'Clock-ahead dozer' }, at: new Date(Date.now() + 5 * 3_600_000) })) assert.is(await publishEvent(gw, GW_B, e), 'ok');
+  } finally {
+    gw.end(true);
+  }
+  const page = await signIn(ctx, ctx.tokenB);
+  await waitLive(page);
+  const machines = page.getByRole('region', { name: 'Machines', exact: true });
+  const row = machines.getByRole('row').filter({ hasText: 'Clock-ahead dozer' });
+  await row.waitFor({ timeout: WAIT });
+  const lastSeen = row.getByTestId('last-seen');
+  const shown = Date.parse((await lastSeen.locator('time').getAttribute('datetime')) ?? '');
+  assert.ok(shown >= before - 1000 && shown <= Date.now(), 'the time shown is when the relay received it, not 5 h ahead');
+  assert.match(await lastSeen.innerText(), /received by the relay/);
+  assert.match(await row.getByTestId('last-seen-note').innerText(), /after the relay received the event .*the gateway's clock is ahead/);
+  await page.close();
+});
+
 t('keyboard: Tab reaches sign-in and the filters; Enter opens a machine; controls are labelled', async (ctx) => {
   const page = await ctx.browser.newPage({ viewport: LAPTOP });
   await page.goto(ctx.relay.url);

@@ -39,6 +39,8 @@ export const metadata = z.object({
   exif: z.object({
     captureTime: opt(str),
     captureLocalTime: opt(z.object({ time: str, offset: str, offsetFrom: opt(str) })),
+    captureTimePlausible: opt(z.boolean()),
+    captureTimeProblem: opt(z.object({ reason: str, message: str })),
     gps: opt(gps),
     camera: opt(z.object({ make: opt(str), model: opt(str) })),
   }),

@@ -37,7 +37,18 @@ export const typeDefs = /* GraphQL */ `
     name: String
     "The id the machine is registered under on its gateway"
     registeredId: String
+    "When the machine was last seen (ISO, UTC): the latest photo's time; lastSeenSource says which time it is"
     lastSeen: String
+    """
+    Which time lastSeen is: capture-time (the photo's EXIF time, plausible), upload-time (when the
+    gateway received the photo: no usable capture time, or an implausible one), completed-time (the
+    gateway's analysis time; no photo time known), gateway (the gateway's time, of a gateway that does
+    not say which), relay-receipt (when the relay received it: the gateway's times were in the
+    future). Null for machines last seen before the relay kept it
+    """
+    lastSeenSource: String
+    "Why the photo's own time was not used for lastSeen (an implausible or future time); null when it was, or there was none"
+    lastSeenNote: String
     "What the latest photo (the one at lastSeen) was recognised as"
     lastRecognition: Recognition
     "The gateway's type check of the latest photo: false = the recognition disagrees with the registered type, true = agrees, null = not judged (no registered type, or recognition unsure)"

@@ -1,5 +1,5 @@
-import type { CloudEvent, DataOf } from '@tu/shared';
-import type { AnalysisRow, EventEffects, MachineUpsert, StoredEvent } from '../storage/types.js';
+import { CLOCK_DRIFT_TOLERANCE_MS, EARLIEST_PLAUSIBLE_CAPTURE, type CloudEvent, type DataOf } from '@tu/shared';
+import type { AnalysisRow, EventEffects, LastSeenSource, MachineUpsert, StoredEvent } from '../storage/types.js';
 
 type MachineRecord = NonNullable<DataOf<'analysis.completed'>['results']['metadata']>['record'];
 
@@ -29,11 +29,48 @@ export const machineIdFor = (gatewayId: string, machineId: string | undefined): 
 const iso = (t: string): string => new Date(t).toISOString();
 
 /**
+ * The time that orders a completed analysis' sighting of its machine (lastSeen, and with it the
+ * position, thumbnail and recognition, which only move forward), which time it is, and why the
+ * gateway's own time was refused. Storage keeps the newest sighting, so one time in the future
+ * would outrank every real photo until then (issue 8 finding 10). Rules, in order:
+ * 1. the gateway's record time (a plausible capture time, or its upload time); without a record,
+ *    the analysis' completion time;
+ * 2. a capture time later than the gateway's upload time (beyond the clock-drift tolerance), or
+ *    before 2000, is replaced by the upload time (gateways older than their own check send it);
+ * 3. a time later than the relay received the event (beyond the tolerance) is replaced by the
+ *    receipt time: the gateway's clock, not the machine, is ahead.
+ */
+export function seenTime(
+  rec: MachineRecord | undefined,
+  d: Pick<DataOf<'analysis.completed'>, 'uploadedAt' | 'completedAt'>,
+  receivedAt: string,
+): { seenAt: string; source: LastSeenSource; note: string | null } {
+  const ms = (t: string) => Date.parse(t);
+  let seenAt = iso(rec?.lastSeenAt ?? d.completedAt);
+  let source: LastSeenSource = rec?.lastSeenAt ? (rec.lastSeenAtSource ?? 'gateway') : 'completed-time';
+  let note: string | null = null;
+  if (source !== 'upload-time' && source !== 'completed-time') {
+    if (ms(seenAt) > ms(d.uploadedAt) + CLOCK_DRIFT_TOLERANCE_MS || ms(seenAt) < ms(EARLIEST_PLAUSIBLE_CAPTURE)) {
+      note = `the photo's time ${seenAt} is implausible (${ms(seenAt) < ms(EARLIEST_PLAUSIBLE_CAPTURE) ? 'before 2000' : `after its upload at ${iso(d.uploadedAt)}`}); the upload time is used`;
+      seenAt = iso(d.uploadedAt);
+      source = 'upload-time';
+    }
+  }
+  if (ms(seenAt) > ms(receivedAt) + CLOCK_DRIFT_TOLERANCE_MS) {
+    note = `the gateway's time ${seenAt} is after the relay received the event (${receivedAt}): the gateway's clock is ahead; the receipt time is used`;
+    seenAt = receivedAt;
+    source = 'relay-receipt';
+  }
+  return { seenAt, source, note };
+}
+
+/**
  * svc-machine-storage: what an accepted event changes beyond the events table.
  * - analysis.started: a `running` analysis (never overwrites a finished one);
  * - analysis.completed: upsert the machine from results.metadata.record (the registered machine:
  *   id, name, type, brand, model, serial) and keep the photo's recognition as evidence beside the
- *   type (lastSeen/position/thumbnail/recognition only move forward in time), and the analysis;
+ *   type (lastSeen/position/thumbnail/recognition only move forward in time, ordered by
+ *   `seenTime`: never a time after the relay received the event), and the analysis;
  * - analysis.failed: the failed analysis, and the machine row if it does not exist yet
  *   (a failed analysis does not change the machine's fields);
  * - recognition.labelled: the technician's labelled example (idempotent by correction id).
@@ -56,6 +93,7 @@ export function effectsOf(event: CloudEvent, gatewayId: string, tenantId: string
       // no other machine (the comparison service applies the same rule, agent/src/services/comparison/service.ts).
       const forRegistered = !d.machineId || !rec?.machineId || d.machineId === rec.machineId;
       const registered = forRegistered ? rec : undefined;
+      const seen = seenTime(rec, d, receivedAt);
       const machine: MachineUpsert = {
         id: machineId,
         tenantId,
@@ -67,7 +105,9 @@ export function effectsOf(event: CloudEvent, gatewayId: string, tenantId: string
         name: registered?.name ?? null,
         registeredId: registered?.machineId ?? null,
         registration: isRegistration(registered),
-        seenAt: iso(rec?.lastSeenAt ?? d.completedAt),
+        seenAt: seen.seenAt,
+        seenSource: seen.source,
+        seenNote: seen.note,
         lastPosition: rec?.lastPosition ?? null,
         thumbnail: d.image.thumbnail ?? null,
         recognition: recognition ? { machineType: recognition.machineType, confidence: recognition.confidence, analysisId: d.analysisId } : null,

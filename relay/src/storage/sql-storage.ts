@@ -13,6 +13,7 @@ import type {
   ExampleFilter,
   GeoPosition,
   LabelledExampleRow,
+  LastSeenSource,
   MachineFilter,
   MachineRow,
   Page,
@@ -40,6 +41,8 @@ interface MachineRec {
   recognised_confidence: number | string | null;
   recognised_analysis_id: string | null;
   type_match: number | string | null;
+  last_seen_source: string | null;
+  last_seen_note: string | null;
 }
 interface EventRec { id: string; tenant_id: string; gateway_id: string; type: string; subject: string; time: string; received_at: string; data: string }
 interface AnalysisRec { id: string; tenant_id: string; gateway_id: string; machine_id: string; status: string; steps: string | null; results: string | null; failure: string | null; started_at: string | null; ended_at: string | null; sort_time: string }
@@ -66,6 +69,8 @@ const toMachine = (r: MachineRec): MachineRow => ({
       ? { machineType: r.recognised_type, confidence: Number(r.recognised_confidence), analysisId: r.recognised_analysis_id }
       : null,
   typeMatch: r.type_match === null ? null : Number(r.type_match) === 1,
+  lastSeenSource: r.last_seen_source as LastSeenSource | null,
+  lastSeenNote: r.last_seen_note,
 });
 const toEvent = (r: EventRec): StoredEvent => ({ id: r.id, tenantId: r.tenant_id, gatewayId: r.gateway_id, type: r.type, subject: r.subject, time: r.time, receivedAt: r.received_at, data: parse(r.data) });
 const toAnalysis = (r: AnalysisRec): AnalysisRow => ({
@@ -103,7 +108,7 @@ const toExample = (r: ExampleRec): LabelledExampleRow => ({
 });
 
 /** Only the newest label of each (gateway, analysis): a relabel supersedes the earlier one. */
-const CURRENT_LABEL = `NOT EXISTS (SELECT 1 FROM labelled_examples n WHERE n.gateway_id = e.gateway_id AND n.analysis_id = e.analysis_id
+const CURRENT_LABEL = `NOT EXISTS (SELECT 1 FROM labelled_examples n WHERE n.tenant_id = e.tenant_id AND n.gateway_id = e.gateway_id AND n.analysis_id = e.analysis_id
   AND (n.at > e.at OR (n.at = e.at AND n.id > e.id)))`;
 
 function page<R, T>(rows: R[], first: number, map: (r: R) => T): Page<T> {
@@ -124,7 +129,12 @@ const REGISTERED = ['type', 'brand', 'model', 'serial_number', 'name', 'register
 
 const NEWER = (): string => `CASE WHEN excluded.last_seen IS NOT NULL AND (machines.last_seen IS NULL OR excluded.last_seen >= machines.last_seen)`;
 
-/** The machine-storage and registry queries, the same SQL on SQLite and PostgreSQL. */
+/**
+ * The machine-storage and registry queries, the same SQL on SQLite and PostgreSQL.
+ * Machines, analyses and labelled examples are keyed by (tenant_id, id): the ids are chosen by
+ * gateways and are unique within a tenant only (migration 004), so every upsert's conflict
+ * target and every query names the tenant.
+ */
 export class SqlStorage implements Storage {
   #applied: number[] = [];
   private constructor(private readonly db: Db) {}
@@ -236,9 +246,9 @@ export class SqlStorage implements Storage {
     const newer = NEWER();
     await t.run(
       `INSERT INTO machines (id, tenant_id, gateway_id, type, brand, model, serial_number, name, registered_id, last_seen, last_position, latest_thumbnail,
-         recognised_type, recognised_confidence, recognised_analysis_id, type_match)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET
+         recognised_type, recognised_confidence, recognised_analysis_id, type_match, last_seen_source, last_seen_note)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant_id, id) DO UPDATE SET
          gateway_id = excluded.gateway_id,
          ${REGISTERED.map((c) => `${c} = ${newer} AND ? = 1 THEN excluded.${c} ELSE coalesce(excluded.${c}, machines.${c}) END`).join(',\n         ')},
          last_position = ${newer} THEN coalesce(excluded.last_position, machines.last_position) ELSE machines.last_position END,
@@ -247,8 +257,9 @@ export class SqlStorage implements Storage {
          recognised_confidence = ${newer} AND excluded.recognised_type IS NOT NULL THEN excluded.recognised_confidence ELSE machines.recognised_confidence END,
          recognised_analysis_id = ${newer} AND excluded.recognised_type IS NOT NULL THEN excluded.recognised_analysis_id ELSE machines.recognised_analysis_id END,
          type_match = ${newer} THEN excluded.type_match ELSE machines.type_match END,
-         last_seen = ${newer} THEN excluded.last_seen ELSE machines.last_seen END
-       WHERE machines.tenant_id = excluded.tenant_id`,
+         last_seen_source = ${newer} THEN excluded.last_seen_source ELSE machines.last_seen_source END,
+         last_seen_note = ${newer} THEN excluded.last_seen_note ELSE machines.last_seen_note END,
+         last_seen = ${newer} THEN excluded.last_seen ELSE machines.last_seen END`,
       [
         m.id,
         m.tenantId,
@@ -266,6 +277,8 @@ export class SqlStorage implements Storage {
         m.recognition?.confidence ?? null,
         m.recognition?.analysisId ?? null,
         m.typeMatch === undefined || m.typeMatch === null ? null : m.typeMatch ? 1 : 0,
+        m.seenAt ? (m.seenSource ?? null) : null,
+        m.seenAt ? (m.seenNote ?? null) : null,
         ...REGISTERED.map(() => (m.registration ? 1 : 0)),
       ],
     );
@@ -276,20 +289,19 @@ export class SqlStorage implements Storage {
       mode === 'insert-only'
         ? 'DO NOTHING'
         : `DO UPDATE SET machine_id = excluded.machine_id, status = excluded.status, steps = excluded.steps, results = excluded.results,
-             failure = excluded.failure, started_at = coalesce(excluded.started_at, analyses.started_at), ended_at = excluded.ended_at, sort_time = excluded.sort_time
-           WHERE analyses.tenant_id = excluded.tenant_id`;
+             failure = excluded.failure, started_at = coalesce(excluded.started_at, analyses.started_at), ended_at = excluded.ended_at, sort_time = excluded.sort_time`;
     await t.run(
       `INSERT INTO analyses (id, tenant_id, gateway_id, machine_id, status, steps, results, failure, started_at, ended_at, sort_time)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) ${conflict}`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, id) ${conflict}`,
       [a.id, a.tenantId, a.gatewayId, a.machineId, a.status, json(a.steps), json(a.results), json(a.failure), a.startedAt, a.endedAt, a.sortTime],
     );
   }
 
   async #putExample(t: Db, x: LabelledExampleRow): Promise<void> {
-    // Idempotent by correction id: a re-sent label (even under another event id) is stored once.
+    // Idempotent by (tenant, correction id): a re-sent label (even under another event id) is stored once.
     await t.run(
       `INSERT INTO labelled_examples (id, tenant_id, gateway_id, analysis_id, machine_id, sha256, embedding, label, previous_label, kind, by_whom, at, model_id, model_version, head_id, received_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, id) DO NOTHING`,
       [x.id, x.tenantId, x.gatewayId, x.analysisId, x.machineId, x.sha256, JSON.stringify(x.embedding), x.label, x.previousLabel, x.kind, x.by, x.at, x.modelId, x.modelVersion, x.headId, x.receivedAt],
     );
   }

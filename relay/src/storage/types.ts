@@ -40,7 +40,21 @@ export interface MachineRow {
   lastRecognition: MachineRecognition | null;
   /** The gateway's type check of the latest photo: false = recognition disagrees with the registered type; null = not judged. */
   typeMatch: boolean | null;
+  /** Which time `lastSeen` is (null: stored before the relay kept it). */
+  lastSeenSource: LastSeenSource | null;
+  /** Why the photo's own time was not used for `lastSeen` (null: it was, or there was none). */
+  lastSeenNote: string | null;
 }
+
+/**
+ * Which time a machine's lastSeen is (relay/src/ingest/effects.ts decides):
+ * - `capture-time`: the photo's EXIF capture time, judged plausible by the gateway and the relay;
+ * - `upload-time`: when the gateway received the photo (no usable capture time, or an implausible one);
+ * - `completed-time`: when the gateway finished the analysis (its record carried no time);
+ * - `gateway`: the gateway's record time, from a gateway that does not say which time it is;
+ * - `relay-receipt`: when the relay received the event, because the gateway's times were later than that.
+ */
+export type LastSeenSource = 'capture-time' | 'upload-time' | 'completed-time' | 'gateway' | 'relay-receipt';
 
 export interface MachineRecognition {
   machineType: string;
@@ -95,6 +109,9 @@ export interface MachineUpsert {
   registration?: boolean;
   /** When set, lastSeen/lastPosition/latestThumbnail/recognition/typeMatch move only if this is newer than what is stored. */
   seenAt?: string | null;
+  /** Which time `seenAt` is, and why the photo's own time was refused (stored with lastSeen). */
+  seenSource?: LastSeenSource;
+  seenNote?: string | null;
   lastPosition?: GeoPosition | null;
   thumbnail?: string | null;
   recognition?: MachineRecognition | null;

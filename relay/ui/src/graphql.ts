@@ -19,6 +19,8 @@ export const machineSchema = z.object({
   name: ns,
   registeredId: ns,
   lastSeen: ns,
+  lastSeenSource: ns,
+  lastSeenNote: ns,
   latestThumbnail: ns,
   lastRecognition: z.optional(z.nullable(recognitionSchema)),
   typeMatch: z.optional(z.nullable(z.boolean())),
@@ -63,7 +65,7 @@ const nodes = <T,>(schema: z.ZodMiniType<T>, v: unknown): T[] => {
 };
 const list = <T,>(schema: z.ZodMiniType<T>, v: unknown): T[] => (Array.isArray(v) ? v.flatMap((n) => { const p = schema.safeParse(n); return p.success ? [p.data] : []; }) : []);
 
-const MACHINE_FIELDS = 'id gatewayId type brand model serialNumber name registeredId lastSeen latestThumbnail lastRecognition { machineType confidence analysisId } typeMatch';
+const MACHINE_FIELDS = 'id gatewayId type brand model serialNumber name registeredId lastSeen lastSeenSource lastSeenNote latestThumbnail lastRecognition { machineType confidence analysisId } typeMatch';
 const EVENT_FIELDS = 'id type analysisId gatewayId time data';
 /** How many stored events the feed starts with (the relay allows 1..100). */
 export const FEED_SIZE = 100;

@@ -74,16 +74,51 @@ export const captureLocalTime = z
   .refine((c) => (c.offset === 'unknown') === (c.offsetFrom === undefined), 'offsetFrom is given exactly when the offset is known');
 export type CaptureLocalTime = z.infer<typeof captureLocalTime>;
 
+/**
+ * How far a photo's capture time (or a gateway's time) may lie after the clock it is judged
+ * against (the gateway's upload time, the relay's receipt time) before it is implausible:
+ * camera and gateway clocks drift by minutes, not hours. A later time is a camera set wrong
+ * or a forged EXIF (issue 8 finding 10); it must never order the machine's last sighting,
+ * or no real photo could move it on again. Used by agent/src/services/metadata/sort.ts and
+ * relay/src/ingest/effects.ts.
+ */
+export const CLOCK_DRIFT_TOLERANCE_MS = 10 * 60_000;
+/** Capture times before this (camera clock never set, e.g. 1970 or 1999 defaults) are implausible. */
+export const EARLIEST_PLAUSIBLE_CAPTURE = '2000-01-01T00:00:00.000Z';
+
+/**
+ * Why a capture time is implausible: `after-upload` = later than the gateway received the photo
+ * by more than CLOCK_DRIFT_TOLERANCE_MS (a time without a zone counts only when it is later even
+ * read in the easternmost zone, UTC+14, its earliest possible instant); `before-2000` = earlier
+ * than EARLIEST_PLAUSIBLE_CAPTURE (even read in the westernmost zone, UTC-12).
+ */
+export const captureTimeProblem = z.object({
+  reason: z.enum(['after-upload', 'before-2000']),
+  /** What was compared, for a person: the capture time, the upload time, the rule. */
+  message: z.string().min(1).max(300),
+});
+export type CaptureTimeProblem = z.infer<typeof captureTimeProblem>;
+
 export const metadataResult = z.object({
-  exif: z.object({
-    /** The capture instant (with its offset); only when the zone is known. */
-    captureTime: isoTime.optional(),
-    /** The camera's local capture time and its offset (`unknown` when the photo gives none); whenever the photo has a capture time. */
-    captureLocalTime: captureLocalTime.optional(),
-    gps: gps.optional(),
-    camera: z.object({ make: z.string().max(128).optional(), model: z.string().max(128).optional() }).optional(),
-    orientation: z.number().int().min(1).max(8).optional(),
-  }),
+  exif: z
+    .object({
+      /** The capture instant (with its offset); only when the zone is known. */
+      captureTime: isoTime.optional(),
+      /** The camera's local capture time and its offset (`unknown` when the photo gives none); whenever the photo has a capture time. */
+      captureLocalTime: captureLocalTime.optional(),
+      /**
+       * The gateway's judgement of the capture time against its own clock (the upload time);
+       * given whenever the photo has a capture time (absent from gateways older than it).
+       * false: the time is not used for the machine record (record.lastSeenAtSource says which time is).
+       */
+      captureTimePlausible: z.boolean().optional(),
+      /** Why the capture time is implausible; exactly when captureTimePlausible is false. */
+      captureTimeProblem: captureTimeProblem.optional(),
+      gps: gps.optional(),
+      camera: z.object({ make: z.string().max(128).optional(), model: z.string().max(128).optional() }).optional(),
+      orientation: z.number().int().min(1).max(8).optional(),
+    })
+    .refine((e) => (e.captureTimePlausible === false) === (e.captureTimeProblem !== undefined), 'captureTimeProblem is given exactly when captureTimePlausible is false'),
   quality: z.object({
     width: z.number().int().positive(),
     height: z.number().int().positive(),
@@ -109,6 +144,12 @@ export const metadataResult = z.object({
     model: z.string().max(128).optional(),
     serialNumber: z.string().max(128).optional(),
     lastSeenAt: isoTime.optional(),
+    /**
+     * Which time lastSeenAt is: the photo's capture time (plausible, zone known or assumed) or the
+     * upload time (no capture time, zone unknown, or implausible: see exif.captureTimePlausible).
+     * Absent from gateways older than this field.
+     */
+    lastSeenAtSource: z.enum(['capture-time', 'upload-time']).optional(),
     lastPosition: gps.optional(),
     photoQuality: z.enum(['good', 'fair', 'poor']),
     photoCategory: z.enum(['overview', 'nameplate', 'other']),

@@ -7,7 +7,7 @@ import { categorize, colourCues, type CategoryOptions } from './category.js';
 import { decodeForAnalysis, DEFAULT_MAX_PIXELS } from './decode.js';
 import { readExif } from './exif.js';
 import { qualityFromImage, qualityWarnings } from './quality.js';
-import { sortIntoRecord } from './sort.js';
+import { judgeCaptureTime, sortIntoRecord, type CaptureTimeCheck } from './sort.js';
 import type {
   ExifInfo, ImageInput, MachineRecordFields, PhotoCategory, QualityMetrics, QualityThresholds,
   QualityWarning, RecognitionHint, RegisteredMachine,
@@ -32,6 +32,8 @@ export interface MetadataResult {
   category: PhotoCategory;
   categoryReason: string;
   record: MachineRecordFields;
+  /** The capture time judged against the upload time (sort.ts); absent without a capture time. */
+  captureCheck?: CaptureTimeCheck;
   timings: { exifMs: number; qualityMs: number };
 }
 
@@ -49,8 +51,10 @@ export async function extractMetadata(input: ImageInput, options: ExtractOptions
   const warnings = qualityWarnings(quality, options.thresholds);
   const decision = categorize(colourCues(img), options.recognition, options.category);
   const qualityMs = decodeMs + (performance.now() - tq);
+  const captureCheck = judgeCaptureTime(exif, options.uploadedAt, options.assumedUtcOffset);
   const record = sortIntoRecord({
     exif,
+    ...(captureCheck ? { captureCheck } : {}),
     warnings,
     category: decision.category,
     uploadedAt: options.uploadedAt,
@@ -66,6 +70,7 @@ export async function extractMetadata(input: ImageInput, options: ExtractOptions
     category: decision.category,
     categoryReason: decision.reason,
     record,
+    ...(captureCheck ? { captureCheck } : {}),
     timings: { exifMs: r2(exifMs), qualityMs: r2(qualityMs) },
   };
 }

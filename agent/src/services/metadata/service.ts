@@ -35,12 +35,14 @@ export function wireCaptureTime(exif: ExifInfo): Pick<WireMetadataResult['exif']
   };
 }
 
-/** The library result in the wire shape (drops notes, the category reason and the EXIF tag name). */
+/** The library result in the wire shape (drops notes, the category reason and the EXIF tag name; keeps the capture-time verdict). */
 export function toWireMetadata(r: MetadataResult): WireMetadataResult {
   const { exif } = r;
   return metadataResult.parse({
     exif: {
       ...wireCaptureTime(exif),
+      ...(r.captureCheck ? { captureTimePlausible: r.captureCheck.plausible } : {}),
+      ...(r.captureCheck?.plausible === false ? { captureTimeProblem: r.captureCheck.problem } : {}),
       ...(exif.gps ? { gps: exif.gps } : {}),
       ...(exif.camera ? { camera: exif.camera } : {}),
       ...(exif.orientation ? { orientation: exif.orientation } : {}),

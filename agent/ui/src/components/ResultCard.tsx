@@ -60,7 +60,13 @@ function MetadataView({ meta }: { meta: Metadata }) {
   return (
     <>
       <dt>Captured</dt>
-      <dd data-testid="capture-time">{captureText(meta.exif)}</dd>
+      <dd data-testid="capture-time">
+        {captureText(meta.exif)}
+        {/* The gateway refused this time for the machine record (agent/src/services/metadata/sort.ts judgeCaptureTime). */}
+        {meta.exif.captureTimePlausible === false && (
+          <span class="warn" data-testid="capture-time-implausible"><br />Not plausible: {meta.exif.captureTimeProblem?.message ?? 'rejected by the gateway'}. The machine record uses the upload time instead.</span>
+        )}
+      </dd>
       <dt>Position</dt>
       <dd>
         {gps ? (
