@@ -103,6 +103,9 @@ test('kill -9 with a loaded outbox and the relay down; restart; relay up: every 
   await relay.start(relayPort);
   try {
     await until(() => s2.every((id) => relay.received.firstSeen.includes(id)), 20_000, 'every queued event at the relay');
+    // Terminal events are never lost in the window: those not on disk at a kill are re-sent after the restart.
+    const terminalSeen = local.filter((e) => e.type === 'analysis.completed' || e.type === 'analysis.failed').map((e) => e.id);
+    await until(() => terminalSeen.every((id) => relay.received.firstSeen.includes(id)), 20_000, 'every terminal event seen on the bus at the relay');
     const drainBy = Date.now() + 10_000;
     for (;;) {
       const h = (await (await fetch(`http://127.0.0.1:${httpPort}/api/v1/health`)).json()) as { uplink?: { queueDepth: number } };
@@ -118,7 +121,8 @@ test('kill -9 with a loaded outbox and the relay down; restart; relay up: every 
     assert.is(relay.received.refusedPublishes, 0);
     console.log(
       `  uplink crash: ${s2.length} events queued across 2 kill -9, ${distinct.size} distinct delivered, ${relay.received.duplicates} re-sends; ` +
-        `${window.length} event(s) seen on the bus in the last ${(seen2.length && 'burst') || 'life'} but not yet committed at the kill (the documented window), ${window.filter((id) => distinct.has(id)).length} of them re-published after the restart and delivered`,
+        `${window.length} event(s) seen on the bus in the last ${(seen2.length && 'burst') || 'life'} but not yet committed at the kill (the documented window), ${window.filter((id) => distinct.has(id)).length} of them re-published after the restart and delivered ` +
+        `(${window.filter((id) => terminalSeen.includes(id)).length} terminal, all delivered)`,
     );
   } finally {
     await stopProcess(agent);
