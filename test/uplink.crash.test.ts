@@ -131,7 +131,6 @@ test('kill -9 with a loaded outbox and the relay down; restart; relay up: every 
   }
 });
 
-
 /** POST one photo to the agent's HTTP API; the analysis id when it answered 202 (undefined when refused or the agent was down). */
 async function postImage(httpPort: number, bytes: Buffer): Promise<string | undefined> {
   try {
@@ -207,7 +206,8 @@ test('kill -9 right after completions, 10 times, uploads over HTTP: every 202 en
           if (id) accepted.add(id);
         }
       });
-      await Promise.race([exited, sleep(15_000).then(() => Promise.reject(new Error(`cycle ${cycle}: no kill within 15 s`)))]);
+      await until(() => life.exitCode !== null || life.signalCode !== null, 15_000, `cycle ${cycle}: the kill after ${killAfter} completions`);
+      await exited;
       await Promise.all(loops);
       agent = await start();
     }
