@@ -1,7 +1,7 @@
-import type { Clock, TimerHandle } from '@tu/shared';
+import type { Clock, EventType, TimerHandle } from '@tu/shared';
 
 /** The events that end an analysis: the relay shows it `running` until one of them arrives. */
-export const TERMINAL_EVENT_TYPES: ReadonlySet<string> = new Set(['analysis.completed', 'analysis.failed']);
+export const TERMINAL_EVENT_TYPES: ReadonlySet<EventType> = new Set<EventType>(['analysis.completed', 'analysis.failed']);
 
 export interface HandoffOptions {
   clock: Clock;
