@@ -107,7 +107,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     });
     closers.push(() => history.close());
 
-    // The uplink subscribes before the orchestrator starts: it re-publishes terminal events on start.
+    // The uplink subscribes before the orchestrator starts: the orchestrator re-publishes on start
+    // every terminal event the outbox had not committed (see uplink/handoff.ts).
     const uplink = await startUplink(config, {
       identity: busIdentity,
       dataDir,
@@ -126,6 +127,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       logger: log,
       clock: deps.clock ?? systemClock,
       registeredMachine: () => device.machine(),
+      ...(uplink.terminalOnDisk ? { terminalOnDisk: uplink.terminalOnDisk } : {}),
       ...(deps.random ? { random: deps.random } : {}),
     });
     await orchestrator.start();

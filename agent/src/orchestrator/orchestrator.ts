@@ -38,6 +38,11 @@ export interface OrchestratorDeps {
   random?: () => number;
   /** The machine registered to this gateway, passed to comparison and metadata. */
   registeredMachine?: () => RegisteredMachine | undefined;
+  /**
+   * Set when an uplink forwards events to the relay: resolves true once a terminal event is on
+   * disk in its outbox. The record closes only then; until then a restart re-publishes it.
+   */
+  terminalOnDisk?: (eventId: string) => Promise<boolean>;
 }
 
 export interface OrchestratorStats {
@@ -400,8 +405,16 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       log.warn({ err, analysisId: s.analysisId }, 'publishing the terminal event failed; it is re-sent on restart');
       return;
     }
+    // With an uplink, "published" means on disk in its outbox: the bus acknowledged the publish
+    // before the uplink's observer committed the event, and closing the record in that gap let a
+    // kill -9 lose the event for the relay (agent/src/uplink/handoff.ts).
+    const onDisk = deps.terminalOnDisk ? await deps.terminalOnDisk(s.terminal.event.id) : true;
     s.terminal.published = true;
     live.delete(s.analysisId);
+    if (!onDisk) {
+      log.warn({ analysisId: s.analysisId, eventId: s.terminal.event.id }, 'terminal event not on disk in the uplink outbox; the analysis stays open and the event is re-sent on restart');
+      return;
+    }
     store.markPublished(s.analysisId).catch((err: unknown) => log.warn({ err, analysisId: s.analysisId }, 'marking the terminal event published failed; it is re-sent on restart'));
   }
 

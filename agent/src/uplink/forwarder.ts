@@ -1,6 +1,7 @@
 import type { MqttClient } from 'mqtt';
 import { TuError, type AnyEvent, type BusClient, type Clock, type ErrorCode, type Logger, type TimerHandle } from '@tu/shared';
 import { reconnectDelay, type ReconnectPolicy } from './backoff.js';
+import { TERMINAL_EVENT_TYPES, TerminalHandoff } from './handoff.js';
 import type { Outbox } from './outbox.js';
 import { openRelayConnection, redactUrl, type RelayEndpoint } from './relay-connection.js';
 
@@ -34,6 +35,8 @@ export interface ForwarderDeps {
   clock: Clock;
   random: () => number;
   logger: Logger;
+  /** How long the orchestrator waits for a terminal event to reach the outbox (default 30 s; then it stays open and is re-sent at the next start). */
+  handoffTimeoutMs?: number;
 }
 
 const STATUS_ONLINE = JSON.stringify({ status: 'online' });
@@ -48,6 +51,9 @@ const STATUS_OFFLINE = JSON.stringify({ status: 'offline' });
  *   reconnecting (the relay deduplicates by event id).
  * - Reconnect: exponential backoff with jitter on the injected clock.
  * - Status `tu/{gw}/sys/status`: retained online on connect, retained offline as last will.
+ * - Terminal events (analysis.completed / analysis.failed): once one is on disk here,
+ *   terminalOnDisk(id) says so, and only then does the orchestrator close its record
+ *   (until then a restart re-publishes it with the same id; see handoff.ts).
  */
 export class Forwarder {
   readonly stats: ForwarderStats = { connects: 0, connectFailures: 0, published: 0, delivered: 0, received: 0, notQueued: 0 };
@@ -66,9 +72,11 @@ export class Forwarder {
   #unsubscribe: (() => Promise<void>) | undefined;
   #offCommit: (() => void) | undefined;
   #stopped = false;
+  readonly #handoff: TerminalHandoff;
 
   constructor(deps: ForwarderDeps) {
     this.#d = deps;
+    this.#handoff = new TerminalHandoff({ clock: deps.clock, timeoutMs: deps.handoffTimeoutMs ?? 30_000, maxUnclaimed: 1024 });
     this.#log = deps.logger.child({ component: 'uplink' });
     this.#statusTopic = `tu/${deps.gatewayId}/sys/status`;
     if (deps.configError) this.#setError(deps.configError.code, deps.configError.message);
@@ -87,6 +95,15 @@ export class Forwarder {
     return this.#inflight.size;
   }
 
+  /**
+   * Resolves true once terminal event `eventId` is committed to the outbox (from then on it
+   * reaches the relay unless the outbox's bounds drop it, which is counted); false if the
+   * outbox refused it or failed, it did not arrive within handoffTimeoutMs, or the uplink stopped.
+   */
+  terminalOnDisk(eventId: string): Promise<boolean> {
+    return this.#handoff.onDisk(eventId);
+  }
+
   /** Subscribes to all events on the local bus (first, so nothing published after start is missed), then connects to the relay. */
   async start(): Promise<void> {
     this.#offCommit = this.#d.outbox.onCommit(() => this.#pump());
@@ -99,6 +116,7 @@ export class Forwarder {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#timer) this.#d.clock.clearTimeout(this.#timer);
+    this.#handoff.close();
     this.#offCommit?.();
     await this.#unsubscribe?.().catch(() => undefined);
     await this.#d.bus.close();
@@ -115,6 +133,7 @@ export class Forwarder {
 
   #onEvent(e: AnyEvent): void {
     this.stats.received++;
+    const terminal = TERMINAL_EVENT_TYPES.has(e.type);
     // onEvents('all') delivers only validated events from tu/{gw}/evt/#; commands and sys never get here.
     let r;
     try {
@@ -122,13 +141,22 @@ export class Forwarder {
     } catch (err) {
       this.stats.notQueued++;
       this.#log.error({ err, eventId: e.id }, 'event not queued for the relay');
+      if (terminal) this.#handoff.record(e.id, Promise.resolve(false));
       return;
     }
     if (!r.accepted) {
       this.stats.notQueued++;
+      if (terminal) this.#handoff.record(e.id, Promise.resolve(false));
       return;
     }
-    r.committed.catch((err: unknown) => this.#log.error({ err, eventId: e.id }, 'event not persisted in the outbox'));
+    const onDisk = r.committed.then(
+      () => true,
+      (err: unknown) => {
+        this.#log.error({ err, eventId: e.id }, 'event not persisted in the outbox');
+        return false;
+      },
+    );
+    if (terminal) this.#handoff.record(e.id, onDisk);
   }
 
   #connect(): void {

@@ -34,6 +34,12 @@ export interface Uplink {
   /** Its observer client on the local bus (undefined when the uplink is disabled). */
   readonly localBus: BusClient | undefined;
   health(): UplinkHealth;
+  /**
+   * Resolves true once terminal event `eventId` is on disk in the outbox (Forwarder.terminalOnDisk);
+   * the orchestrator keeps the analysis open (re-published at the next start) until then.
+   * Undefined when the uplink is disabled: there is nothing to wait for.
+   */
+  readonly terminalOnDisk: ((eventId: string) => Promise<boolean>) | undefined;
   stop(): Promise<void>;
 }
 
@@ -48,7 +54,7 @@ export interface UplinkDeps {
 /**
  * Starts the store-and-forward uplink when uplink.url is set: opens the outbox, subscribes
  * an observer to every local event (call this before anything publishes: the orchestrator
- * re-publishes terminal events on start), and connects to the relay in the background.
+ * re-publishes on start the terminal events not yet on disk in the outbox), and connects to the relay in the background.
  * A missing relay, bad credentials or unreadable TLS files never stop the agent: events
  * queue and health/logs say why they are not delivered.
  */
@@ -56,7 +62,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
   const c = config.uplink;
   if (!c.url) {
     deps.logger.info('uplink disabled (uplink.url / TU_UPLINK_URL not set)');
-    return { enabled: false, outbox: undefined, forwarder: undefined, localBus: undefined, health: () => ({ state: 'disabled', reason: 'uplink.url is not configured' }), stop: async () => {} };
+    return { enabled: false, outbox: undefined, forwarder: undefined, localBus: undefined, terminalOnDisk: undefined, health: () => ({ state: 'disabled', reason: 'uplink.url is not configured' }), stop: async () => {} };
   }
   const url = c.url;
   let endpoint: RelayEndpoint | undefined;
@@ -104,6 +110,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
     outbox,
     forwarder,
     localBus: bus,
+    terminalOnDisk: (eventId) => forwarder.terminalOnDisk(eventId),
     health(): UplinkHealth {
       const s = outbox.stats;
       const err = forwarder.lastError ?? (outbox.error ? { code: 'UPLINK_OUTBOX_FAILED' as const, message: outbox.error.message, at: '' } : undefined);
