@@ -33,7 +33,11 @@ test('a full disk: new uploads get 507, reads keep working, health says why, eve
   // Space a technician can free later (old exports, logs): without it the uploads leave less than minFreeBytes.
   const ballast = path.join(mnt, 'ballast.bin');
   fs.writeFileSync(ballast, Buffer.alloc(4 * 1024 * 1024, 1));
-  const agent = await startDiskAgent(dataDir, { storage: { minFreeBytes: 1024 * 1024, maxBytes: 1024 * 1024 * 1024 } });
+  // The uplink's relay is unreachable: its outbox keeps writing every event to the same full disk.
+  const agent = await startDiskAgent(dataDir, {
+    storage: { minFreeBytes: 1024 * 1024, maxBytes: 1024 * 1024 * 1024 },
+    uplink: { url: 'mqtt://127.0.0.1:9', password: 'x'.repeat(32) },
+  });
   // The steps wait for this gate: accepted analyses are still running when the disk fills up.
   let open!: () => void;
   const opened = new Promise<void>((r) => (open = r));
@@ -102,6 +106,8 @@ test('a full disk: new uploads get 507, reads keep working, health says why, eve
     accepted.push(back!.json.analysisId as string);
     await waitFor(() => allCompleted(agent.url, accepted), 60_000, 'every accepted analysis to complete');
     const health3 = await api(agent.url, 'GET', '/api/v1/health');
+    const retrying = (health3.json.storage as { retrying: { stateStore: unknown; outbox: unknown } }).retrying;
+    assert.equal(retrying, { stateStore: null, outbox: null }, 'the state store and the outbox write again');
     assert.not.ok((health3.json.reasons as string[]).some((x) => /storage/.test(x)), 'health no longer names storage');
     assert.ok(alive());
     console.log(`  disk full: ${accepted.length} accepted, ${refused.length} refused with 507, all completed after space returned`);
