@@ -251,7 +251,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         orchestrator,
         store,
         device,
-        references: createReferenceRegistrar({ blobs, device, recognizer, limits }),
+        references: createReferenceRegistrar({ blobs, device, recognizer, limits, storage }),
         teacher,
         refit: () => refitter.last(),
         broker,
