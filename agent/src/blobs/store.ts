@@ -59,28 +59,41 @@ export async function openBlobStore(dataDir: string): Promise<BlobStore> {
       return false;
     }
   };
+  /** Puts of the same content at the same time share one write (and count its bytes once). */
+  const writing = new Map<string, Promise<PutResult>>();
+  const write = async (sha: string, bytes: Uint8Array): Promise<PutResult> => {
+    const file = pathOf(sha);
+    if (await exists(file)) return { sha256: sha, bytes: bytes.byteLength, created: false };
+    const dir = path.dirname(file);
+    try {
+      const made = await fs.mkdir(dir, { recursive: true });
+      if (made) {
+        await fsyncDir(path.dirname(dir));
+        await fsyncDir(path.dirname(path.dirname(dir)));
+      }
+      await writeFileDurable(file, bytes);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      throw new TuError('STORAGE_FAILED', `The gateway's storage could not take the photo (${code}: ${(err as Error).message}); nothing was accepted. Free space in dataDir and send it again.`, { cause: err });
+    }
+    used += bytes.byteLength;
+    return { sha256: sha, bytes: bytes.byteLength, created: true };
+  };
   return {
     root,
     pathOf,
     has: (sha) => exists(pathOf(sha)),
     async put(bytes) {
       const sha = sha256Of(bytes);
-      const file = pathOf(sha);
-      if (await exists(file)) return { sha256: sha, bytes: bytes.byteLength, created: false };
-      const dir = path.dirname(file);
+      const running = writing.get(sha);
+      if (running) return { ...(await running), created: false };
+      const p = write(sha, bytes);
+      writing.set(sha, p);
       try {
-        const made = await fs.mkdir(dir, { recursive: true });
-        if (made) {
-          await fsyncDir(path.dirname(dir));
-          await fsyncDir(path.dirname(path.dirname(dir)));
-        }
-        await writeFileDurable(file, bytes);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? 'error';
-        throw new TuError('STORAGE_FAILED', `The gateway's storage could not take the photo (${code}: ${(err as Error).message}); nothing was accepted. Free space in dataDir and send it again.`, { cause: err });
+        return await p;
+      } finally {
+        writing.delete(sha);
       }
-      used += bytes.byteLength;
-      return { sha256: sha, bytes: bytes.byteLength, created: true };
     },
     read: (sha) => fs.readFile(pathOf(sha)),
     async remove(sha) {
