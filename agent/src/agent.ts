@@ -3,7 +3,9 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { AgentConfig } from '@tu/firmware-config';
 import { systemClock, type BusClient, type Clock, type Logger } from '@tu/shared';
+import { createStorageQuota } from './blobs/quota.js';
 import { openBlobStore, type BlobStore } from './blobs/store.js';
+import { createStorageGuard } from './fs/storage-guard.js';
 import { startBroker, type Broker } from './broker/broker.js';
 import { resolveBusSecret } from './broker/credentials.js';
 import { connectObserver, connectService, type BusIdentity } from './bus.js';
@@ -97,13 +99,26 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       logger: log,
       maxPayloadBytes: config.broker.maxPayloadBytes,
     };
-    const store = await openStateStore({ file: path.join(dataDir, 'orchestrator.sqlite'), durability: config.orchestrator.durability });
+    // Every store tells the guard of failed writes: a full disk refuses new work with 507, never crashes (fs/storage-guard.ts).
+    const storage = createStorageGuard({ dataDir, minFreeBytes: config.storage.minFreeBytes, clock: deps.clock ?? systemClock, logger: log });
+    closers.push(() => storage.stop());
+    const store = await openStateStore({
+      file: path.join(dataDir, 'orchestrator.sqlite'),
+      durability: config.orchestrator.durability,
+      clock: deps.clock ?? systemClock,
+      onWriteError: (err) => void storage.report(err, 'analysis state store'),
+    });
     closers.push(() => store.close());
+    storage.onRecovered(() => store.retryNow());
     const blobs = await openBlobStore(dataDir);
-    const device = await openDeviceState(dataDir, { maxReferences: config.comparison.maxReferences });
+    const device = await openDeviceState(dataDir, { maxReferences: config.comparison.maxReferences, onWriteError: (err) => void storage.report(err, 'device state') });
     const history = openPhotoHistory(path.join(dataDir, 'history.sqlite'), {
       maxPerMachine: config.comparison.historyPerMachine,
       durability: config.orchestrator.durability,
+      onWriteError: (err) => {
+        // The analysis still completes; the photo is only missing from later comparisons.
+        if (storage.report(err, 'photo history')) log.error({ err: err.message }, 'recording the photo history failed on a full disk');
+      },
     });
     closers.push(() => history.close());
 
@@ -117,6 +132,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       logger: log,
     });
     closers.push(() => uplink.stop());
+    const outbox = uplink.outbox;
+    if (outbox) {
+      outbox.onWriteError((err) => void storage.report(err, 'uplink outbox'));
+      storage.onRecovered(() => outbox.retryNow());
+    }
 
     const orchBus = await connectService(busIdentity, 'svc-analysis-orchestrator', { instanceId: 'svc-analysis-orchestrator' });
     closers.push(() => orchBus.close());
@@ -158,6 +178,27 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     const vision = services.find((s) => s.name === 'vision');
     const recognizer = (): Recognizer | undefined => vision?.recognizer;
 
+    // Photos and history within storage.maxBytes: the oldest that nothing needs any more are evicted (blobs/quota.ts).
+    const quota = createStorageQuota({
+      blobs,
+      history,
+      maxBytes: config.storage.maxBytes,
+      imagesByAge: (after, limit) => store.imagesByAge(after, limit),
+      needed: () => {
+        const analyses = new Set<string>(outbox?.undeliveredSubjects() ?? []);
+        const shas = new Set<string>([...intake.pendingImages(), ...device.references().map((r) => r.sha256)]);
+        for (const id of analyses) {
+          const sha = store.get(id)?.image.sha256;
+          if (sha) shas.add(sha);
+        }
+        for (const o of store.openImages()) {
+          analyses.add(o.analysisId);
+          shas.add(o.sha256);
+        }
+        return { analyses, shas };
+      },
+      logger: log,
+    });
     // Image intake: journal + its own bus client (producer of tu.image.uploaded).
     const journal = openIntakeJournal(path.join(dataDir, 'intake.sqlite'));
     closers.push(() => journal.close());
@@ -170,7 +211,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       journal,
       limits,
       knows: (id) => orchestrator.status(id) !== undefined,
+      committed: () => store.stats.retrying === undefined,
       capacity: () => ({ held: orchestrator.stats.running + orchestrator.stats.queued, max: config.orchestrator.maxConcurrent + config.orchestrator.maxQueue }),
+      storage,
+      quota,
       logger: log,
       clock: deps.clock ?? systemClock,
     });
@@ -209,7 +253,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         orchestrator,
         store,
         device,
-        references: createReferenceRegistrar({ blobs, device, recognizer, limits }),
+        references: createReferenceRegistrar({ blobs, device, recognizer, limits, storage }),
         teacher,
         refit: () => refitter.last(),
         broker,
@@ -224,6 +268,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         uplink: () => uplink.health(),
         recognizerInfo: () => recognizer()?.info(),
         servicesInProcess: { ...config.services },
+        storage: () => ({ ...storage.status(), quota: quota.status(), stateStore: store.stats.retrying, outbox: outbox?.stats.retrying }),
         startedAt: Date.now(),
         events,
       },

@@ -27,6 +27,8 @@ export async function startServiceProcess(name: AnalysisServiceName, config: Age
   const history = openPhotoHistory(path.join(dataDir, 'history.sqlite'), {
     maxPerMachine: config.comparison.historyPerMachine,
     durability: config.orchestrator.durability,
+    // A full disk leaves the photo out of the history; the analysis still completes.
+    onWriteError: (err) => logger.error({ err: err.message, code: 'STORAGE_FAILED' }, 'recording the photo history failed'),
   });
   try {
     const svc = await runAnalysisService(name, { config, identity, blobs, device, history, logger, reloadDevice: true });

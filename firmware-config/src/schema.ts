@@ -66,6 +66,23 @@ export const agentConfigSchema = z
     gatewayId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'gatewayId: 1-64 of A-Z a-z 0-9 _ -').describe('Identity of this gateway in topics and in the cloud.'),
     dataDir: z.string().min(1).default('.data/agent').describe('Writable directory for state, blobs and the outbox (on flash).'),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+    storage: z
+      .object({
+        maxBytes: z
+          .number()
+          .int()
+          .min(1024 * 1024)
+          .default(512 * 1024 * 1024)
+          .describe('Quota of photos (blobs) and comparison history in dataDir, bytes. Beyond it the oldest photos and history entries whose analyses are finished and delivered to the relay (or uplink off) are evicted; never one an undelivered event or a running/queued analysis needs. Nothing evictable: uploads are refused with 507.'),
+        minFreeBytes: z
+          .number()
+          .int()
+          .min(0)
+          .default(32 * 1024 * 1024)
+          .describe('New uploads are refused with 507 while the filesystem of dataDir has less free space than this, so accepted analyses can finish; they are accepted again by themselves once space returns.'),
+      })
+      .prefault({})
+      .describe('Storage limits of the data directory (see agent/README.md, Storage and quota).'),
     broker: z
       .object({
         host: host.default('127.0.0.1'),

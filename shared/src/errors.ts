@@ -73,7 +73,7 @@ export const ERROR_CODES = {
   NOT_FOUND: { status: 404, message: 'No such resource.' },
   NOT_RECOGNISED: { status: 409, message: 'The analysis has no recognition result to confirm or correct; wait until its recognition step completed (the vision service must be running).' },
   SERVICE_DISABLED: { status: 503, message: 'The service needed for this request is not running in this agent process.' },
-  STORAGE_FAILED: { status: 507, message: 'Writing to the data directory failed; check free space and permissions of dataDir.' },
+  STORAGE_FAILED: { status: 507, message: "The gateway's storage is full or failing: nothing was stored. Free space in the data directory (dataDir) or check its permissions; new work is accepted again by itself once space returns." },
   INTERNAL_ERROR: { status: 500, message: 'Unexpected internal error; the details are in the log of the agent or relay that answered.' },
   DATA_FORMAT_TOO_NEW: { status: 500, message: 'The data directory was written by a newer agent whose data format this agent cannot read; run the newer agent again (`tu-agent update`), or move the data directory away to start afresh.' },
   DATA_FORMAT_INVALID: { status: 500, message: 'The data directory carries an unreadable data-format.json; restore it from the agent that wrote the data.' },

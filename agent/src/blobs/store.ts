@@ -21,6 +21,10 @@ export interface BlobStore {
   pathOf(sha256: string): string;
   has(sha256: string): Promise<boolean>;
   read(sha256: string): Promise<Buffer>;
+  /** Deletes a blob (quota eviction); returns the bytes freed (0: it was not there). */
+  remove(sha256: string): Promise<number>;
+  /** Bytes of all stored blobs (counted at open, kept up to date by put/remove). */
+  usedBytes(): number;
 }
 
 export const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -33,6 +37,16 @@ export const sha256Of = (bytes: Uint8Array): string => createHash('sha256').upda
 export async function openBlobStore(dataDir: string): Promise<BlobStore> {
   const root = path.join(dataDir, 'blobs');
   await fs.mkdir(root, { recursive: true });
+  // One walk at start (blobs/ab/cd/<sha>: two levels of at most 256 directories); then O(1) per put/remove.
+  let used = 0;
+  for (const a of await fs.readdir(root)) {
+    for (const b of await fs.readdir(path.join(root, a)).catch(() => [])) {
+      const dir = path.join(root, a, b);
+      for (const f of await fs.readdir(dir).catch(() => [])) {
+        if (SHA.test(f)) used += (await fs.stat(path.join(dir, f)).catch(() => ({ size: 0 }))).size;
+      }
+    }
+  }
   const pathOf = (sha: string): string => {
     if (!SHA.test(sha)) throw new TuError('INVALID_REQUEST', `not a sha256: ${sha.slice(0, 80)}`);
     return path.join(root, sha.slice(0, 2), sha.slice(2, 4), sha);
@@ -45,27 +59,51 @@ export async function openBlobStore(dataDir: string): Promise<BlobStore> {
       return false;
     }
   };
+  /** Puts of the same content at the same time share one write (and count its bytes once). */
+  const writing = new Map<string, Promise<PutResult>>();
+  const write = async (sha: string, bytes: Uint8Array): Promise<PutResult> => {
+    const file = pathOf(sha);
+    if (await exists(file)) return { sha256: sha, bytes: bytes.byteLength, created: false };
+    const dir = path.dirname(file);
+    try {
+      const made = await fs.mkdir(dir, { recursive: true });
+      if (made) {
+        await fsyncDir(path.dirname(dir));
+        await fsyncDir(path.dirname(path.dirname(dir)));
+      }
+      await writeFileDurable(file, bytes);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      throw new TuError('STORAGE_FAILED', `The gateway's storage could not take the photo (${code}: ${(err as Error).message}); nothing was accepted. Free space in dataDir and send it again.`, { cause: err });
+    }
+    used += bytes.byteLength;
+    return { sha256: sha, bytes: bytes.byteLength, created: true };
+  };
   return {
     root,
     pathOf,
     has: (sha) => exists(pathOf(sha)),
     async put(bytes) {
       const sha = sha256Of(bytes);
-      const file = pathOf(sha);
-      if (await exists(file)) return { sha256: sha, bytes: bytes.byteLength, created: false };
-      const dir = path.dirname(file);
+      const running = writing.get(sha);
+      if (running) return { ...(await running), created: false };
+      const p = write(sha, bytes);
+      writing.set(sha, p);
       try {
-        const made = await fs.mkdir(dir, { recursive: true });
-        if (made) {
-          await fsyncDir(path.dirname(dir));
-          await fsyncDir(path.dirname(path.dirname(dir)));
-        }
-        await writeFileDurable(file, bytes);
-      } catch (err) {
-        throw new TuError('STORAGE_FAILED', `storing blob ${sha}: ${(err as Error).message}`, { cause: err });
+        return await p;
+      } finally {
+        writing.delete(sha);
       }
-      return { sha256: sha, bytes: bytes.byteLength, created: true };
     },
     read: (sha) => fs.readFile(pathOf(sha)),
+    async remove(sha) {
+      const file = pathOf(sha);
+      const size = (await fs.stat(file).catch(() => undefined))?.size;
+      if (size === undefined) return 0;
+      await fs.rm(file, { force: true });
+      used = Math.max(0, used - size);
+      return size;
+    },
+    usedBytes: () => used,
   };
 }

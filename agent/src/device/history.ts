@@ -1,3 +1,4 @@
+import { isStorageError } from '../fs/storage-guard.js';
 import { openSqlite } from '../sqlite.js';
 
 export interface HistoryPhoto {
@@ -17,15 +18,26 @@ export interface HistoryPhoto {
 export interface PhotoHistory {
   /** The most recent photos of a machine (newest first), at most maxPerMachine. */
   recent(machineId: string): HistoryPhoto[];
-  record(photo: HistoryPhoto): void;
+  /**
+   * Records a photo. A full disk does not fail the analysis (the comparison was made; the
+   * photo is only missing from later ones): the error goes to onWriteError and false is returned.
+   */
+  record(photo: HistoryPhoto): boolean;
   count(machineId: string): number;
+  /** Bytes the history's rows take in its file (pages in use; freed pages are reused). */
+  usedBytes(): number;
+  /**
+   * Deletes up to `limit` of the oldest entries (all machines) whose analysis `evictable`
+   * allows, for the storage quota; returns how many went.
+   */
+  evictOldest(limit: number, evictable: (analysisId: string | undefined) => boolean): number;
   close(): void;
 }
 
 const toBlob = (v: number[]): Buffer => Buffer.from(new Float32Array(v).buffer);
 const fromBlob = (b: Buffer): number[] => Array.from(new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4));
 
-export function openPhotoHistory(file: string, opts: { maxPerMachine?: number; durability?: 'full' | 'normal' } = {}): PhotoHistory {
+export function openPhotoHistory(file: string, opts: { maxPerMachine?: number; durability?: 'full' | 'normal'; onWriteError?: (err: Error) => void } = {}): PhotoHistory {
   const max = opts.maxPerMachine ?? 200;
   const db = openSqlite(file, { durability: opts.durability ?? 'full' });
   db.exec(`CREATE TABLE IF NOT EXISTS photo_history (
@@ -50,6 +62,9 @@ export function openPhotoHistory(file: string, opts: { maxPerMachine?: number; d
     'DELETE FROM photo_history WHERE machine_id = ? AND seq <= (SELECT seq FROM photo_history WHERE machine_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)',
   );
   const count = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM photo_history WHERE machine_id = ?');
+  const pages = db.prepare<[], { used: number }>('SELECT (page_count - freelist_count) * page_size AS used FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()');
+  const oldest = db.prepare<[number, number], { seq: number; analysis_id: string | null }>('SELECT seq, analysis_id FROM photo_history WHERE seq > ? ORDER BY seq LIMIT ?');
+  const del = db.prepare<[number]>('DELETE FROM photo_history WHERE seq = ?');
   const record = db.transaction((p: HistoryPhoto) => {
     const r = insert.run(p.machineId, p.sha256, p.phash ?? null, toBlob(p.embedding), p.takenAt, p.analysisId ?? null);
     if (r.changes > 0) trim.run(p.machineId, p.machineId, max);
@@ -64,8 +79,30 @@ export function openPhotoHistory(file: string, opts: { maxPerMachine?: number; d
         takenAt: r.taken_at,
         ...(r.analysis_id ? { analysisId: r.analysis_id } : {}),
       })),
-    record: (p) => record(p),
+    record(p) {
+      try {
+        record(p);
+        return true;
+      } catch (err) {
+        if (!opts.onWriteError || !isStorageError(err)) throw err;
+        opts.onWriteError(err as Error);
+        return false;
+      }
+    },
     count: (machineId) => count.get(machineId)!.n,
+    usedBytes: () => pages.get()!.used,
+    evictOldest(limit, evictable) {
+      const seqs: number[] = [];
+      // Walks from the oldest, skipping entries still needed, until `limit` are found.
+      for (let after = 0; seqs.length < limit; ) {
+        const rows = oldest.all(after, 256);
+        if (rows.length === 0) break;
+        for (const r of rows) if (seqs.length < limit && evictable(r.analysis_id ?? undefined)) seqs.push(r.seq);
+        after = rows[rows.length - 1]!.seq;
+      }
+      db.transaction(() => seqs.forEach((s) => del.run(s)))();
+      return seqs.length;
+    },
     close: () => db.close(),
   };
 }

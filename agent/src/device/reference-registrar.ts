@@ -1,5 +1,6 @@
 import { TuError } from '@tu/shared';
 import type { BlobStore } from '../blobs/store.js';
+import type { StorageGuard } from '../fs/storage-guard.js';
 import { validateImage, type IntakeLimits } from '../intake/validate.js';
 import { phash } from '../services/comparison/phash.js';
 import { VisionError } from '../services/vision/errors.js';
@@ -12,13 +13,24 @@ export interface ReferenceRegistrar {
   add(bytes: Buffer, declaredType: string | undefined): Promise<{ reference: Omit<ReferencePhoto, 'embedding'>; replaced: boolean; count: number }>;
 }
 
-export function createReferenceRegistrar(deps: { blobs: BlobStore; device: DeviceState; recognizer: () => Recognizer | undefined; limits: IntakeLimits }): ReferenceRegistrar {
+export function createReferenceRegistrar(deps: {
+  blobs: BlobStore;
+  device: DeviceState;
+  recognizer: () => Recognizer | undefined;
+  limits: IntakeLimits;
+  /** Refuses a new reference photo (507) while the data directory is full, and hears of failed writes. */
+  storage?: StorageGuard;
+}): ReferenceRegistrar {
   return {
     async add(bytes, declaredType) {
       const recognizer = deps.recognizer();
       if (!recognizer) throw new TuError('SERVICE_DISABLED', 'Reference photos are embedded by the vision model, which does not run in this agent process; enable services.vision.');
       await validateImage(bytes, declaredType, deps.limits);
-      const put = await deps.blobs.put(bytes);
+      deps.storage?.assertWritable();
+      const put = await deps.blobs.put(bytes).catch((err: unknown) => {
+        deps.storage?.report(err, 'blob store');
+        throw err;
+      });
       const file = deps.blobs.pathOf(put.sha256);
       let rec;
       try {

@@ -2,6 +2,7 @@ import path from 'node:path';
 import fs from 'node:fs/promises';
 import { Low } from 'lowdb';
 import { TuError } from '@tu/shared';
+import { isStorageError } from '../fs/storage-guard.js';
 import { DurableJSONFile } from './durable-json-adapter.js';
 import { deviceDocument, type DeviceDocument, type MachineProfile, type ReferencePhoto } from './schemas.js';
 
@@ -22,7 +23,7 @@ const empty = (): DeviceDocument => ({ version: 1, machine: null, updatedAt: nul
  * registered machine profile and its reference photos. History of analysed photos is NOT
  * here (it grows): see history.ts.
  */
-export async function openDeviceState(dataDir: string, opts: { maxReferences?: number } = {}): Promise<DeviceState> {
+export async function openDeviceState(dataDir: string, opts: { maxReferences?: number; onWriteError?: (err: Error) => void } = {}): Promise<DeviceState> {
   const maxRefs = opts.maxReferences ?? 20;
   await fs.mkdir(dataDir, { recursive: true });
   const file = path.join(dataDir, 'device.json');
@@ -34,12 +35,26 @@ export async function openDeviceState(dataDir: string, opts: { maxReferences?: n
     db.data = parsed.data;
   };
   await load();
+  /** Writes the changed document; on failure the previous one is kept in memory too (nothing half-applied), and a full disk is a 507. */
+  const save = async (change: (d: DeviceDocument) => void): Promise<void> => {
+    const before = db.data;
+    const next = structuredClone(before);
+    change(next);
+    next.updatedAt = new Date().toISOString();
+    db.data = next;
+    try {
+      await db.write();
+    } catch (err) {
+      db.data = before;
+      opts.onWriteError?.(err as Error);
+      if (isStorageError(err)) throw new TuError('STORAGE_FAILED', `The gateway's storage is full: the machine profile and reference photos could not be saved (${(err as Error).message}); nothing was changed. Free space in dataDir and try again.`, { cause: err });
+      throw err;
+    }
+  };
   return {
     machine: () => db.data.machine ?? undefined,
     async setMachine(profile) {
-      db.data.machine = profile;
-      db.data.updatedAt = new Date().toISOString();
-      await db.write();
+      await save((d) => void (d.machine = profile));
       return profile;
     },
     references: () => db.data.references,
@@ -48,9 +63,7 @@ export async function openDeviceState(dataDir: string, opts: { maxReferences?: n
       const replaced = refs.length !== db.data.references.length;
       refs.push(ref);
       while (refs.length > maxRefs) refs.shift();
-      db.data.references = refs;
-      db.data.updatedAt = new Date().toISOString();
-      await db.write();
+      await save((d) => void (d.references = refs));
       return { replaced, count: refs.length };
     },
     reload: load,

@@ -27,9 +27,13 @@ export async function writeFileDurable(file: string, data: string | Uint8Array):
   try {
     await h.writeFile(data);
     await h.sync();
-  } finally {
-    await h.close();
+  } catch (err) {
+    // A full disk leaves a partial temp file: remove it, or it holds the space it could not use.
+    await h.close().catch(() => undefined);
+    await fs.rm(tmp, { force: true });
+    throw err;
   }
+  await h.close();
   try {
     await fs.rename(tmp, file);
   } catch (err) {

@@ -11,6 +11,15 @@ import type { RecognizerInfo } from '../services/vision/types.js';
 import type { Teacher } from '../teach/teacher.js';
 import type { RefitState } from '../teach/refitter.js';
 import type { UplinkHealth } from '../uplink/uplink.js';
+import type { StorageStatus } from '../fs/storage-guard.js';
+import type { QuotaStatus } from '../blobs/quota.js';
+
+export type StorageHealth = StorageStatus & {
+  quota: QuotaStatus;
+  /** The write error a store waits to retry (undefined: its writes go through). */
+  stateStore: string | undefined;
+  outbox: string | undefined;
+};
 
 /** Everything the HTTP API reads from or acts on (injected: buildApp has no globals). */
 export interface AppDeps {
@@ -33,6 +42,8 @@ export interface AppDeps {
   uplink: () => UplinkHealth;
   /** Model info of the in-process recognizer, undefined when vision runs elsewhere. */
   recognizerInfo: () => RecognizerInfo | undefined;
+  /** Data directory: full-disk state (fs/storage-guard.ts), quota (blobs/quota.ts), stores retrying a write. Absent in apps built without storage. */
+  storage?: () => StorageHealth;
   /** Which services run inside this process. */
   servicesInProcess: { vision: boolean; comparison: boolean; metadata: boolean };
   /** Live events for the WebSocket feed (an observer bus client); absent: /api/v1/events closes with 1013. */

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { newTraceparent, systemClock, type AnyEvent, type BusClient, type Clock, type ImageRef, type Logger } from '@tu/shared';
+import { newTraceparent, systemClock, TuError, type AnyEvent, type BusClient, type Clock, type ImageRef, type Logger } from '@tu/shared';
 import type { BlobStore } from '../blobs/store.js';
 import { makeThumbnail } from '../blobs/thumbnail.js';
+import type { StorageGuard } from '../fs/storage-guard.js';
 import type { IntakeJournal } from './journal.js';
 import { validateImage, type IntakeLimits } from './validate.js';
 
@@ -13,9 +14,15 @@ export interface IntakeDeps {
   limits: IntakeLimits;
   /** True when the orchestrator knows the analysis (it deduplicates by analysisId). */
   knows: (analysisId: string) => boolean;
+  /** False while the orchestrator's state store cannot commit (full disk): journal entries stay until it can. */
+  committed?: () => boolean;
   /** Analyses the orchestrator holds (running + queued) and how many it may hold; beyond it, it fails new ones with QUEUE_FULL. */
   capacity: () => { held: number; max: number };
   logger: Logger;
+  /** Refuses new uploads (507) while the data directory is full, and hears of failed writes. */
+  storage?: StorageGuard;
+  /** Makes room for a photo within storage.maxBytes (evicting old delivered ones) or refuses it with 507. */
+  quota?: { makeRoom(bytes: number): Promise<void> };
   /** How often acknowledged journal entries are cleared and stranded ones re-published (ms). */
   sweepMs?: number;
   /** An upload the orchestrator still does not know this long after its last publish is published again (ms). */
@@ -45,12 +52,15 @@ export interface Intake {
    * A place for one upload in the orchestrator's queue, counting the uploads it has not taken
    * yet and the places already handed out; undefined when full. A 202 is a promise: an upload
    * is reserved a place at the door (before its body is read) or refused with 429. Release the
-   * place once the upload was accepted or refused (idempotent).
+   * place once the upload was accepted or refused (idempotent). Throws STORAGE_FAILED (507)
+   * while the data directory is full: refused at the door, before the body is read.
    */
   reserve(): { release(): void } | undefined;
   /** Re-publishes journalled uploads the orchestrator does not know (at start, after a crash). */
   recover(): Promise<number>;
   pending(): number;
+  /** Photos (sha256) of the journalled uploads not yet cleared: the storage quota keeps them. */
+  pendingImages(): string[];
   stop(): Promise<void>;
 }
 
@@ -93,12 +103,13 @@ export function createIntake(deps: IntakeDeps): Intake {
             log.warn({ analysisId: id, sinceMs: now - e.publishedAt }, 're-publishing an upload the orchestrator has not taken');
             void republish(e);
           }
-        } else if (now - e.knownSince >= sweepMs) {
+        } else if (now - e.knownSince >= sweepMs && (deps.committed?.() ?? true)) {
           deps.journal.remove(id);
           unacked.delete(id);
         }
       } catch (err) {
         // A full or failing disk must not take the agent down: the entry stays, and the next sweep tries again.
+        deps.storage?.report(err, 'intake journal');
         log.error({ err: (err as Error).message, analysisId: id }, 'intake journal sweep failed; will retry');
         return;
       }
@@ -113,6 +124,7 @@ export function createIntake(deps: IntakeDeps): Intake {
       stats.rejected[code] = (stats.rejected[code] ?? 0) + 1;
     },
     reserve() {
+      deps.storage?.assertWritable();
       let untaken = 0;
       const now = clock.now();
       for (const [id, e] of unacked) {
@@ -134,7 +146,15 @@ export function createIntake(deps: IntakeDeps): Intake {
     },
     async accept(bytes, declaredType, opts) {
       const checked = await validateImage(bytes, declaredType, deps.limits);
-      const [put, thumbnail] = await Promise.all([deps.blobs.put(bytes), makeThumbnail(bytes, deps.limits.maxPixels)]);
+      deps.storage?.assertWritable();
+      await deps.quota?.makeRoom(bytes.byteLength);
+      const [put, thumbnail] = await Promise.all([
+        deps.blobs.put(bytes).catch((err: unknown) => {
+          deps.storage?.report(err, 'blob store');
+          throw err;
+        }),
+        makeThumbnail(bytes, deps.limits.maxPixels),
+      ]);
       const analysisId = newAnalysisId();
       const image: ImageRef = {
         sha256: put.sha256,
@@ -157,7 +177,15 @@ export function createIntake(deps: IntakeDeps): Intake {
         },
         { subject: analysisId, traceparent: newTraceparent() },
       );
-      deps.journal.add({ analysisId, event, acceptedAt: clock.now() });
+      try {
+        deps.journal.add({ analysisId, event, acceptedAt: clock.now() });
+      } catch (err) {
+        // Not journalled, not durable: never answered 202 (the blob alone is harmless, stored once).
+        if (deps.storage?.report(err, 'intake journal')) {
+          throw new TuError('STORAGE_FAILED', `The gateway's storage is full: the upload could not be journalled (${(err as Error).message}); nothing was accepted. Free space in dataDir and send the photo again.`, { cause: err });
+        }
+        throw err;
+      }
       unacked.set(analysisId, { event, publishedAt: clock.now() });
       await deps.bus.republish(event);
       stats.accepted++;
@@ -175,6 +203,11 @@ export function createIntake(deps: IntakeDeps): Intake {
       return n;
     },
     pending: () => unacked.size,
+    pendingImages: () =>
+      [...unacked.values()].flatMap((e) => {
+        const sha = (e.event.data as { image?: { sha256?: unknown } }).image?.sha256;
+        return typeof sha === 'string' ? [sha] : [];
+      }),
     async stop() {
       clearInterval(timer);
       sweep();

@@ -36,6 +36,7 @@ parentPort!.on('message', (msg: Batch | 'close') => {
     apply(msg.rows);
     parentPort!.postMessage({ seq: msg.seq, ms: performance.now() - t0 });
   } catch (err) {
-    parentPort!.postMessage({ seq: msg.seq, error: (err as Error).message });
+    // The code (SQLITE_FULL, SQLITE_IOERR_*) tells the store a full disk from a bug.
+    parentPort!.postMessage({ seq: msg.seq, error: (err as Error).message, code: (err as { code?: unknown }).code });
   }
 });

@@ -1,5 +1,7 @@
 import type Database from 'better-sqlite3';
 import { Worker } from 'node:worker_threads';
+import { systemClock, type Clock, type TimerHandle } from '@tu/shared';
+import { isStorageError } from '../fs/storage-guard.js';
 import { isOpen, type AnalysisState } from './state.js';
 import { openStateDb, type StoreRow } from './store-db.js';
 
@@ -8,6 +10,10 @@ export interface StateStoreStats {
   rowsWritten: number;
   pendingRows: number;
   lastCommitMs: number;
+  /** Batches that failed on a full or failing disk and were kept to be written again. */
+  writeRetries: number;
+  /** The last write error while a batch waits to be retried (undefined: writes go through). */
+  retrying: string | undefined;
 }
 
 export interface AnalysisListItem {
@@ -38,22 +44,51 @@ export interface StateStore {
   /** Marks an analysis closed (its terminal event was published) without rewriting its row. */
   markPublished(id: string): Promise<void>;
   readonly stats: StateStoreStats;
+  /**
+   * Every analysis's photo, oldest first after `afterRow` (a cursor: pass the last `row` seen),
+   * for quota eviction. `finished`: its terminal event was published (the row is closed).
+   */
+  imagesByAge(afterRow: number, limit: number): { row: number; analysisId: string; sha256: string; finished: boolean; updatedAt: number }[];
+  /** Analyses still open (running, queued or terminal event not yet published) with their photo. */
+  openImages(): { analysisId: string; sha256: string }[];
+  /** Writes a batch parked by a full disk now (the storage guard calls it once space returns). */
+  retryNow(): void;
   close(): Promise<void>;
 }
 
-export async function openStateStore(opts: { file: string; durability: 'full' | 'normal' }): Promise<StateStore> {
+export interface StateStoreOptions {
+  file: string;
+  durability: 'full' | 'normal';
+  /** Told about every failed write (the storage guard turns a full disk into 507 at the door). */
+  onWriteError?: (err: Error) => void;
+  /** Clock of the retry backoff. */
+  clock?: Clock;
+  retryMinMs?: number;
+  retryMaxMs?: number;
+}
+
+export async function openStateStore(opts: StateStoreOptions): Promise<StateStore> {
   // Create the schema before the worker and the reader open the file.
   openStateDb(opts.file, opts.durability).close();
   const reader: Database.Database = openStateDb(opts.file, opts.durability, true);
   const getStmt = reader.prepare<[string], { state: string }>('SELECT state FROM analyses WHERE id = ?');
   const openStmt = reader.prepare<[], { state: string }>('SELECT state FROM analyses WHERE open = 1 ORDER BY created_at');
   const listStmt = reader.prepare<[number], ListRow>(`SELECT ${LIST_COLUMNS} FROM analyses ORDER BY created_at DESC LIMIT ?`);
+  const byAgeStmt = reader.prepare<[number, number], { row: number; id: string; open: number; updated_at: number; sha: string | null }>(
+    "SELECT rowid AS row, id, open, updated_at, json_extract(state, '$.image.sha256') AS sha FROM analyses WHERE rowid > ? ORDER BY rowid LIMIT ?",
+  );
+  const openImagesStmt = reader.prepare<[], { id: string; sha: string | null }>("SELECT id, json_extract(state, '$.image.sha256') AS sha FROM analyses WHERE open = 1");
   const listByStatus = reader.prepare<[string, number], ListRow>(`SELECT ${LIST_COLUMNS} FROM analyses WHERE status = ? ORDER BY created_at DESC LIMIT ?`);
 
   const worker: Worker = new Worker(new URL('./store-worker.js', import.meta.url), {
     workerData: { file: opts.file, durability: opts.durability },
   });
-  const stats: StateStoreStats = { commits: 0, rowsWritten: 0, pendingRows: 0, lastCommitMs: 0 };
+  const stats: StateStoreStats = { commits: 0, rowsWritten: 0, pendingRows: 0, lastCommitMs: 0, writeRetries: 0, retrying: undefined };
+  const clock = opts.clock ?? systemClock;
+  const retryMin = opts.retryMinMs ?? 250;
+  const retryMax = opts.retryMaxMs ?? 10_000;
+  let retryDelay = retryMin;
+  let retryTimer: TimerHandle | undefined;
   let pending = new Map<string, StoreRow | { id: string; close: true }>();
   let pendingWaiters: (() => void)[] = [];
   let pendingRejects: ((e: Error) => void)[] = [];
@@ -66,7 +101,7 @@ export async function openStateStore(opts: { file: string; durability: 'full' | 
     scheduled = false;
     if (inFlight || pending.size === 0) return;
     inFlight = { seq: ++seq, resolve: pendingWaiters, reject: pendingRejects, rows: pending };
-    worker.postMessage({ seq: inFlight.seq, rows: [...pending.values()] });
+    post(inFlight);
     pending = new Map();
     pendingWaiters = [];
     pendingRejects = [];
@@ -79,10 +114,33 @@ export async function openStateStore(opts: { file: string; durability: 'full' | 
     }
   };
 
-  worker.on('message', (m: { seq?: number; ms?: number; error?: string; closed?: boolean }) => {
+  const post = (f: NonNullable<typeof inFlight>) => worker.postMessage({ seq: f.seq, rows: [...f.rows.values()] });
+  /** Re-posts the parked batch (same rows, same waiters: its transaction was rolled back). */
+  const retryNow = () => {
+    if (retryTimer) clock.clearTimeout(retryTimer);
+    retryTimer = undefined;
+    if (inFlight && stats.retrying !== undefined) post(inFlight);
+  };
+
+  worker.on('message', (m: { seq?: number; ms?: number; error?: string; code?: string; closed?: boolean }) => {
     if (m.closed || !inFlight || m.seq !== inFlight.seq) return;
+    if (m.error) {
+      const err = Object.assign(new Error(`state store write failed: ${m.error}`), { code: m.code });
+      opts.onWriteError?.(err);
+      if (isStorageError(err)) {
+        // A full disk is not fatal: the batch stays in flight (newer saves coalesce behind it)
+        // and is written again with backoff, so accepted analyses finish once space returns.
+        stats.writeRetries++;
+        stats.retrying = m.error;
+        retryTimer = clock.setTimeout(retryNow, retryDelay);
+        retryDelay = Math.min(retryMax, retryDelay * 2);
+        return;
+      }
+    }
     const done = inFlight;
     inFlight = undefined;
+    stats.retrying = undefined;
+    retryDelay = retryMin;
     if (m.error) {
       fatal = new Error(`state store write failed: ${m.error}`);
       done.reject.forEach((r) => r(fatal!));
@@ -144,11 +202,23 @@ export async function openStateStore(opts: { file: string; durability: 'full' | 
     },
     save: (state) => enqueue(state.analysisId, toRow(state)),
     markPublished: (id) => enqueue(id, { id, close: true }),
+    imagesByAge: (afterRow, limit) =>
+      byAgeStmt.all(afterRow, limit).map((r) => ({ row: r.row, analysisId: r.id, sha256: r.sha ?? '', finished: r.open === 0, updatedAt: r.updated_at })),
+    openImages: () => openImagesStmt.all().flatMap((r) => (r.sha ? [{ analysisId: r.id, sha256: r.sha }] : [])),
+    retryNow,
     async close() {
-      while (pending.size > 0 || inFlight) {
+      while ((pending.size > 0 || inFlight) && !fatal) {
+        // On a full disk the last rows are given one more try, then left: the intake journal
+        // still holds uploads the store has not committed (agent.ts), they are re-published on start.
+        if (stats.retrying !== undefined) {
+          retryNow();
+          await new Promise((r) => setTimeout(r, 50));
+          if (stats.retrying !== undefined) break;
+        }
         flush();
         await new Promise((r) => setTimeout(r, 1));
       }
+      if (retryTimer) clock.clearTimeout(retryTimer);
       await new Promise<void>((resolve) => {
         worker.once('message', () => resolve());
         worker.postMessage('close');

@@ -37,6 +37,7 @@ parentPort!.on('message', (msg: OutboxBatch | 'close') => {
     apply(msg);
     parentPort!.postMessage({ batch: msg.batch, ms: performance.now() - t0 });
   } catch (err) {
-    parentPort!.postMessage({ batch: msg.batch, error: (err as Error).message });
+    // The code (SQLITE_FULL, SQLITE_IOERR_*) tells the outbox a full disk from a bug.
+    parentPort!.postMessage({ batch: msg.batch, error: (err as Error).message, code: (err as { code?: unknown }).code });
   }
 });

@@ -1,9 +1,14 @@
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { TuError, type Clock, type Logger, type TimerHandle } from '@tu/shared';
+import { isStorageError } from '../fs/storage-guard.js';
 import { openOutboxDb, readCounters, type OutboxCounters, type OutboxRow } from './outbox-db.js';
 import type { OutboxBatch } from './outbox-worker.js';
 import { EntryRing } from './ring.js';
+
+/** Backoff of a batch write that failed on a full disk (ms). */
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 10_000;
 
 export type WhenFull = 'drop-oldest' | 'refuse-new';
 
@@ -28,6 +33,9 @@ export interface OutboxStats extends OutboxCounters {
   /** Highest seq committed to disk (only committed rows are sent). */
   committedSeq: number;
   full: boolean;
+  /** The last write error while a batch waits to be written again (full disk); undefined: writes go through. */
+  retrying: string | undefined;
+  writeRetries: number;
 }
 
 export type AppendResult = { accepted: true; seq: number; committed: Promise<void> } | { accepted: false; reason: 'refused' };
@@ -50,13 +58,19 @@ export class Outbox {
   readonly #reader: Database.Database;
   readonly #peek: Database.Statement<[number, number, number], OutboxRow>;
   readonly #worker: Worker;
+  readonly #subjects: Database.Statement<[], { s: unknown }>;
   readonly #ring = new EntryRing();
   /** Delivered out of order (not at the head yet). */
   readonly #ackedAhead = new Set<number>();
   readonly #counters: OutboxCounters;
   readonly #listeners = new Set<() => void>();
   #pending: { appends: OutboxRow[]; deletes: number[]; waiters: { resolve: () => void; reject: (e: Error) => void }[] } = { appends: [], deletes: [], waiters: [] };
-  #inFlight: { batch: number; lastSeq: number; waiters: { resolve: () => void; reject: (e: Error) => void }[] } | undefined;
+  #inFlight: { batch: number; lastSeq: number; msg: OutboxBatch; waiters: { resolve: () => void; reject: (e: Error) => void }[] } | undefined;
+  readonly #writeErrorListeners = new Set<(err: Error) => void>();
+  #retrying: string | undefined;
+  #writeRetries = 0;
+  #retryDelay = RETRY_MIN_MS;
+  #retryTimer: TimerHandle | undefined;
   #batch = 0;
   #scheduled = false;
   #committedSeq: number;
@@ -77,6 +91,7 @@ export class Outbox {
     this.#peek = reader.prepare<[number, number, number], OutboxRow>(
       'SELECT seq, id, type, payload, bytes, enqueued_at AS enqueuedAt FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?',
     );
+    this.#subjects = reader.prepare<[], { s: unknown }>("SELECT DISTINCT json_extract(payload, '$.subject') AS s FROM outbox");
     worker.on('message', (m: { batch?: number; ms?: number; error?: string; closed?: boolean }) => this.#onCommitted(m));
     worker.on('error', (err) => this.#fail(err));
   }
@@ -110,6 +125,8 @@ export class Outbox {
       lastCommitMs: this.#lastCommitMs,
       committedSeq: this.#committedSeq,
       full: this.#full,
+      retrying: this.#retrying,
+      writeRetries: this.#writeRetries,
     };
   }
 
@@ -117,6 +134,37 @@ export class Outbox {
   onCommit(fn: () => void): () => void {
     this.#listeners.add(fn);
     return () => this.#listeners.delete(fn);
+  }
+
+  /**
+   * Subjects (analysis ids) of the events not yet delivered to the relay, committed or not:
+   * the storage quota never evicts what they refer to. O(depth); called only when evicting.
+   */
+  undeliveredSubjects(): Set<string> {
+    const out = new Set<string>();
+    for (const r of this.#subjects.all()) if (typeof r.s === 'string') out.add(r.s);
+    for (const r of [...(this.#inFlight?.msg.appends ?? []), ...this.#pending.appends]) {
+      try {
+        const subject = (JSON.parse(r.payload) as { subject?: unknown }).subject;
+        if (typeof subject === 'string') out.add(subject);
+      } catch {
+        // Not JSON: nothing it could refer to.
+      }
+    }
+    return out;
+  }
+
+  /** Told about every failed write (the agent's storage guard turns a full disk into 507 at the door). */
+  onWriteError(fn: (err: Error) => void): () => void {
+    this.#writeErrorListeners.add(fn);
+    return () => this.#writeErrorListeners.delete(fn);
+  }
+
+  /** Writes a batch parked by a full disk now (called once space returns). */
+  retryNow(): void {
+    if (this.#retryTimer) this.#opts.clock.clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    if (this.#inFlight && this.#retrying !== undefined && !this.#closed) this.#worker.postMessage(this.#inFlight.msg);
   }
 
   /** Queues one event (its JSON as on the bus). Synchronous; `committed` resolves once it is on disk. */
@@ -188,11 +236,16 @@ export class Outbox {
   async close(): Promise<void> {
     if (this.#closed) return;
     try {
-      if (!this.#fatal) await this.flush();
+      if (!this.#fatal) {
+        // On a full disk the unwritten rows are left (the events are re-sent from their sources on start).
+        const flushed = this.flush().then(() => true);
+        while (!(await Promise.race([flushed, new Promise<false>((r) => setTimeout(() => r(false), 50))])) && this.#retrying === undefined);
+      }
     } catch (err) {
       this.#log.warn({ err }, 'outbox flush on close failed');
     }
     this.#closed = true;
+    if (this.#retryTimer) this.#opts.clock.clearTimeout(this.#retryTimer);
     if (this.#expiryTimer) this.#opts.clock.clearTimeout(this.#expiryTimer);
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, 2000);
@@ -274,9 +327,9 @@ export class Outbox {
     if (p.appends.length === 0 && p.deletes.length === 0 && p.waiters.length === 0 && this.#lastWrittenCounters === this.#countersKey()) return;
     this.#pending = { appends: [], deletes: [], waiters: [] };
     const lastSeq = p.appends.length ? p.appends[p.appends.length - 1]!.seq : this.#committedSeq;
-    this.#inFlight = { batch: ++this.#batch, lastSeq, waiters: p.waiters };
+    const msg: OutboxBatch = { batch: this.#batch + 1, appends: p.appends, deletes: p.deletes, counters: { ...this.#counters } };
+    this.#inFlight = { batch: ++this.#batch, lastSeq, msg, waiters: p.waiters };
     this.#lastWrittenCounters = this.#countersKey();
-    const msg: OutboxBatch = { batch: this.#batch, appends: p.appends, deletes: p.deletes, counters: { ...this.#counters } };
     this.#worker.postMessage(msg);
   }
 
@@ -286,10 +339,27 @@ export class Outbox {
     return `${c.lastSeq}/${c.delivered}/${c.dropped}/${c.refused}/${c.expired}`;
   }
 
-  #onCommitted(m: { batch?: number; ms?: number; error?: string; closed?: boolean }): void {
+  #onCommitted(m: { batch?: number; ms?: number; error?: string; code?: string; closed?: boolean }): void {
     if (m.closed || !this.#inFlight || m.batch !== this.#inFlight.batch) return;
+    if (m.error) {
+      const err = new TuError('UPLINK_OUTBOX_FAILED', `outbox write failed: ${m.error}`, { cause: Object.assign(new Error(m.error), { code: m.code }) });
+      for (const fn of this.#writeErrorListeners) fn(err);
+      if (isStorageError(err) && !this.#closed) {
+        // A full disk is not fatal: the batch stays in flight (its transaction was rolled back),
+        // new events wait in memory within maxEvents/maxBytes, and it is written again with backoff.
+        if (this.#retrying === undefined) this.#log.error({ err: m.error, code: 'UPLINK_OUTBOX_FAILED' }, 'uplink outbox write failed on a full disk; retrying');
+        this.#retrying = m.error;
+        this.#writeRetries++;
+        this.#retryTimer = this.#opts.clock.setTimeout(() => this.retryNow(), this.#retryDelay);
+        this.#retryDelay = Math.min(RETRY_MAX_MS, this.#retryDelay * 2);
+        return;
+      }
+    }
     const done = this.#inFlight;
     this.#inFlight = undefined;
+    if (this.#retrying !== undefined) this.#log.warn({ retries: this.#writeRetries }, 'uplink outbox writes go through again');
+    this.#retrying = undefined;
+    this.#retryDelay = RETRY_MIN_MS;
     if (m.error) return this.#fail(new TuError('UPLINK_OUTBOX_FAILED', `outbox write failed: ${m.error}`), done.waiters);
     this.#commits++;
     this.#lastCommitMs = m.ms ?? 0;

@@ -52,6 +52,10 @@ export function healthView(deps: AppDeps) {
       'no machine-type head installed: machine types cannot be recognised (only forklift, crane and tractor are guessed from ImageNet; everything else is reported as unknown). Install the default head (npm run build:head) or train one (npm run train-head)',
     );
   }
+  const storage = deps.storage?.();
+  if (storage?.reason) reasons.push(storage.reason);
+  else if (storage?.stateStore) reasons.push(`the analysis state store cannot write (${storage.stateStore}): analyses wait until it can`);
+  if (storage?.quota.blocked) reasons.push(storage.quota.blocked);
   return {
     status: reasons.length === 0 ? 'ok' : 'degraded',
     reasons,
@@ -70,6 +74,21 @@ export function healthView(deps: AppDeps) {
     orchestrator: { running: deps.orchestrator.stats.running, queued: deps.orchestrator.stats.queued },
     intake: { unacknowledged: deps.intake.pending() },
     uplink: deps.uplink(),
+    ...(storage
+      ? {
+          storage: {
+            state: storage.state,
+            ...(storage.since ? { since: storage.since, where: storage.where } : {}),
+            freeBytes: storage.freeBytes ?? null,
+            totalBytes: storage.totalBytes ?? null,
+            minFreeBytes: storage.minFreeBytes,
+            writeErrors: storage.writeErrors,
+            retrying: { stateStore: storage.stateStore ?? null, outbox: storage.outbox ?? null },
+            // Photos + comparison history against storage.maxBytes, and what eviction took so far.
+            quota: storage.quota,
+          },
+        }
+      : {}),
   };
 }
 

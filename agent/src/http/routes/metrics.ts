@@ -9,6 +9,7 @@ export function metricsText(deps: AppDeps): string {
   const byCode = (r: Record<string, number>): Sample[] => Object.entries(r).map(([code, n]) => [{ code }, n]);
   const u = deps.uplink();
   const up = u.state === 'disabled' ? undefined : u;
+  const st = deps.storage?.();
   const states = ['disabled', 'connecting', 'online', 'offline'] as const;
   return new Exposition()
     .metric('tu_analyses_received_total', 'counter', 'Upload events received by the orchestrator.', o.received)
@@ -47,6 +48,19 @@ export function metricsText(deps: AppDeps): string {
     ])
     .metric('tu_uplink_refused_total', 'counter', 'New events not queued because the outbox was full (refuse-new policy).', up?.refused ?? 0)
     .metric('tu_uplink_last_delivery_timestamp_seconds', 'gauge', 'Unix time of the last acknowledged delivery (0: none yet).', up?.lastDeliveryAt ? Date.parse(up.lastDeliveryAt) / 1000 : 0)
+    .metric('tu_storage_full', 'gauge', 'Whether new uploads are refused because dataDir is full or failing (1) or not (0).', st ? (st.state === 'full' ? 1 : 0) : 0)
+    .metric('tu_storage_free_bytes', 'gauge', 'Free bytes of the filesystem holding dataDir.', st?.freeBytes ?? 0)
+    .metric('tu_storage_write_errors_total', 'counter', 'Writes to dataDir that failed on a full or failing disk.', st?.writeErrors ?? 0)
+    .metric('tu_storage_quota_bytes', 'gauge', 'storage.maxBytes: the quota of photos and comparison history.', st?.quota.maxBytes ?? 0)
+    .metric('tu_storage_quota_used_bytes', 'gauge', 'Bytes of photos and comparison history counted against the quota, by kind.', [
+      [{ kind: 'blobs' }, st?.quota.blobBytes ?? 0],
+      [{ kind: 'history' }, st?.quota.historyBytes ?? 0],
+    ])
+    .metric('tu_storage_evicted_total', 'counter', 'Photos and history entries evicted by the quota (oldest delivered first).', [
+      [{ kind: 'blobs' }, st?.quota.evictedBlobs ?? 0],
+      [{ kind: 'history' }, st?.quota.evictedHistory ?? 0],
+    ])
+    .metric('tu_storage_evicted_bytes_total', 'counter', 'Bytes of photos evicted by the quota.', st?.quota.evictedBytes ?? 0)
     .metric('process_resident_memory_bytes', 'gauge', 'Resident set size.', process.memoryUsage.rss())
     .toString();
 }
