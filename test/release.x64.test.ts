@@ -12,7 +12,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BusClient, silentLogger, type AnyEvent } from '@tu/shared';
 import { derivePassword, observerUsername } from '@tu/agent';
-import { photoBytes } from './support/data.js';
+import { listLabelledImages } from '@tu/agent/internal/services/vision/dataset';
+import { IMAGES_DIR, photoBytes } from './support/data.js';
 import { until } from './support/harness.js';
 import { freePort } from './support/processes.js';
 import { artifact, envI, freshHome, runToEnd, startDetached, stopChild, unpack, waitHealth } from './support/release.js';
@@ -95,6 +96,42 @@ test('env -i: version prints agent, runtime and model; run serves a real photo t
   assert.is(refused.code, 2, refused.out);
   assert.match(refused.out, 'DATA_FORMAT_TOO_NEW');
   assert.match(refused.out, 'holds data format 99, written by agent 9.0.0');
+});
+
+// The launcher's memory settings (agent/systemd/tu-agent.launcher.sh): without
+// --optimize-for-size the main isolate kept the garbage of every photo and RSS grew by
+// ~100 MB over 100 photos (280 MB); with it ~20 MB (docs/release.md "Where the memory goes").
+test('memory: 100 real photos analysed one after another keep RSS within the budget for 500 (≤ 250 MB), growing ≤ 50 MB', async () => {
+  const app = unpack(artifact(V1));
+  const data = path.join(freshHome(), 'data');
+  const photos = (await listLabelledImages(IMAGES_DIR)).map((p) => fs.readFileSync(p.file));
+  const [http, bus] = [await freePort(), await freePort()];
+  const agent = startDetached(envI({ TU_GATEWAY_ID: GW, TU_DATA_DIR: data, TU_HTTP_PORT: String(http), TU_MQTT_PORT: String(bus) }, [path.join(app, 'bin/tu-agent'), 'run']));
+  const rssMB = (): number => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${agent.pid}/status`, 'utf8'))?.[1]) / 1024;
+  try {
+    await waitHealth(http, 60_000, agent);
+    await new Promise((r) => setTimeout(r, 1500));
+    const idle = rssMB();
+    const failed: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const res = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photos[i % photos.length]! });
+      assert.is(res.status, 202);
+      const { analysisId } = (await res.json()) as { analysisId: string };
+      for (;;) {
+        const st = ((await (await fetch(`http://127.0.0.1:${http}/api/v1/analyses/${analysisId}`)).json()) as { status: string }).status;
+        if (st === 'failed') failed.push(analysisId);
+        if (st === 'completed' || st === 'failed') break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+    const after = rssMB();
+    console.log(`  release x64: RSS idle ${idle.toFixed(0)} MB, after 100 photos ${after.toFixed(0)} MB`);
+    assert.equal(failed, [], 'every photo analysed');
+    assert.ok(after <= 250, `RSS after 100 photos ${after.toFixed(0)} MB > 250 MB`);
+    assert.ok(after - idle <= 50, `RSS grew ${(after - idle).toFixed(0)} MB over 100 photos (idle ${idle.toFixed(0)} MB)`);
+  } finally {
+    await stopChild(agent);
+  }
 });
 
 test('install, provision, update to a second build, automatic roll-back from a broken build, manual rollback', async () => {

@@ -10,5 +10,8 @@ export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"
 export MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-131072}"
 # Each V8 isolate (the main thread and every worker thread) otherwise grows its young
-# generation to 16 MB semi-spaces; 1 MB takes ~50 MB off the idle RSS (docs/release.md).
-exec "$app/runtime/bin/node" --max-semi-space-size=1 --enable-source-maps "$app/lib/main.js" "$@"
+# generation to 16 MB semi-spaces; 1 MB takes ~50 MB off the idle RSS. --optimize-for-size
+# makes V8 grow its heaps conservatively and collect sooner: without it the main isolate
+# kept the garbage of every photo, ~1 MB each, and RSS passed the budget after ~100 photos
+# (docs/release.md "Where the memory goes").
+exec "$app/runtime/bin/node" --max-semi-space-size=1 --optimize-for-size --enable-source-maps "$app/lib/main.js" "$@"
