@@ -65,6 +65,8 @@ export const relayConfigSchema = z
       .object({
         /** Schema introspection (`__schema`, `__type`): off unless a developer turns it on. */
         introspection: z.boolean().default(false),
+        /** Longest query text accepted over HTTP (refused before parsing). */
+        maxQueryBytes: z.number().int().min(1024).max(1024 * 1024).default(8 * 1024),
         maxDepth: z.number().int().min(2).max(50).default(6),
         maxAliases: z.number().int().min(0).max(1000).default(20),
         /** Values an answer may hold: 1 a field, 20 a JSON field, times page sizes. */
