@@ -2,6 +2,7 @@ import multipart from '@fastify/multipart';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { installErrorHandling, type Logger } from '@tu/shared';
+import { installAccessControl } from './auth/access.js';
 import { isImageUpload, registerImageParsers } from './read-image.js';
 import { eventsRoute } from './routes/events.js';
 import { analysesRoutes } from './routes/analyses.js';
@@ -28,6 +29,8 @@ export async function buildApp(deps: AppDeps, opts: { logger?: Logger } = {}): P
       if (url.startsWith('/api/v1/images')) deps.intake.countRejection(code);
     },
   });
+  // Before any route: the table of roles is checked as routes are added (auth/access.ts).
+  installAccessControl(app, deps.tokens);
   registerImageParsers(app, deps.limits.maxUploadBytes);
   await app.register(multipart, { limits: { fileSize: deps.limits.maxUploadBytes, files: 1, fields: 4, parts: 5 } });
   await app.register(websocket, { options: { maxPayload: 4096 } });
