@@ -29,11 +29,12 @@ export async function buildApp(deps: AppDeps, opts: { logger?: Logger } = {}): P
       if (url.startsWith('/api/v1/images')) deps.intake.countRejection(code);
     },
   });
-  // Before any route: the table of roles is checked as routes are added (auth/access.ts).
-  installAccessControl(app, deps.tokens);
   registerImageParsers(app, deps.limits.maxUploadBytes);
   await app.register(multipart, { limits: { fileSize: deps.limits.maxUploadBytes, files: 1, fields: 4, parts: 5 } });
   await app.register(websocket, { options: { maxPayload: 4096 } });
+  // After the WebSocket plugin (its onRequest hook marks a handshake, so that a refused one has
+  // its socket closed) and before any route (the table of roles is checked as routes are added).
+  installAccessControl(app, deps.tokens);
   imagesRoute(app, deps);
   analysesRoutes(app, deps);
   labelsRoutes(app, deps);
