@@ -11,7 +11,7 @@ import type { Browser } from 'playwright-core';
 import type { Agent } from '@tu/agent';
 import { ensureBuilt, launchChromium, screenshotPath } from './support/browser.js';
 import { REPO_ROOT, startRealAgent, trainTestHead } from './support/real.js';
-import { inject } from './support/harness.js';
+import { inject, signedInUrl } from './support/harness.js';
 
 type Ctx = { agent: Agent; browser: Browser; negatives: string[] };
 const t = suite<Ctx>('ui: result card of an unknown type with a trained head, in Chromium');
@@ -35,7 +35,7 @@ t.after(async (ctx) => {
 t('a photo the head calls unknown: no percentage next to it reads as confidence, the reason says what its numbers are', async (ctx) => {
   assert.ok(ctx.negatives.length > 0, 'precondition: held-out photos without a machine');
   const page = await ctx.browser.newPage({ viewport: { width: 1280, height: 800 } });
-  await page.goto(ctx.agent.http.url);
+  await page.goto(await signedInUrl(ctx.agent));
   await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: WAIT });
   let checked = 0;
   for (const file of ctx.negatives.slice(0, 4)) {

@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Browser, Locator, Page } from 'playwright-core';
 import type { Agent } from '@tu/agent';
-import { inject, tmpDir } from './support/harness.js';
+import { inject, signedInUrl, tmpDir } from './support/harness.js';
 import { ensureBuilt, launchChromium, screenshotPath } from './support/browser.js';
 import { multipart, photo, REPO_ROOT, startRealAgent } from './support/real.js';
 
@@ -28,7 +28,7 @@ t.after(async (ctx) => {
 
 const openUi = async (ctx: Ctx, viewport: { width: number; height: number }): Promise<Page> => {
   const page = await ctx.browser.newPage({ viewport });
-  await page.goto(ctx.agent.http.url);
+  await page.goto(await signedInUrl(ctx.agent));
   await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: WAIT });
   return page;
 };

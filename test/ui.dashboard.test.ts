@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import type { Browser, Page } from 'playwright-core';
 import type { Agent } from '@tu/agent';
 import type { Relay } from '@tu/relay';
-import { inject, tmpDir } from './support/harness.js';
+import { inject, signedInUrl, tmpDir } from './support/harness.js';
 import { ensureBuilt, launchChromium, screenshotPath } from './support/browser.js';
 import { photo, photoBytes, REPO_ROOT, startRealAgent } from './support/real.js';
 import { addGateway, analysisFlow, connectGateway, publishEvent, startTestRelay, tokenFor } from './support/relay.js';
@@ -75,7 +75,7 @@ const waitLive = (page: Page) => page.getByRole('status').filter({ hasText: /^Li
 /** Uploads a file through the technician UI; resolves with the analysis id once it ends in `end`. */
 const uploadThroughTechnicianUi = async (ctx: Ctx, file: string, end: 'Completed' | 'Failed', shot?: string): Promise<string> => {
   const page = await ctx.browser.newPage({ viewport: LAPTOP });
-  await page.goto(ctx.agent.http.url);
+  await page.goto(await signedInUrl(ctx.agent));
   await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: WAIT });
   await page.getByLabel('Choose photos').setInputFiles(file);
   const card = page.getByRole('article', { name: new RegExp(path.basename(file).replace(/\./g, '\\.')) });

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import type { Browser, Page } from 'playwright-core';
 import type { Agent } from '@tu/agent';
 import { ERROR_CODES } from '@tu/shared';
-import { inject, startTestAgent, tmpDir } from './support/harness.js';
+import { inject, signedInUrl, startTestAgent, tmpDir } from './support/harness.js';
 import { ensureBuilt, launchChromium } from './support/browser.js';
 import { REPO_ROOT } from './support/real.js';
 
@@ -30,7 +30,7 @@ t.after(async (ctx) => {
 
 const openUi = async (ctx: Ctx): Promise<Page> => {
   const page = await ctx.browser.newPage({ viewport: { width: 390, height: 844 } });
-  await page.goto(ctx.agent.http.url);
+  await page.goto(await signedInUrl(ctx.agent));
   await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: WAIT });
   return page;
 };

@@ -72,6 +72,11 @@ export async function authHeader(agent: Pick<Agent, 'config'>): Promise<{ author
   return { authorization: `Bearer ${await t}` };
 }
 
+/** The technician UI's address opened as `npm start` prints it: `/#token=<every-role token>`. */
+export async function signedInUrl(agent: Agent, roles: readonly Role[] = ROLES): Promise<string> {
+  return `${agent.http.url}/#token=${await techToken(agent, roles)}`;
+}
+
 /** agent.http.app.inject as a signed-in technician with every role (explicit headers win). */
 export async function inject(agent: Agent, opts: InjectOptions): Promise<LightMyRequestResponse> {
   const headers = { ...(await authHeader(agent)), ...(opts.headers ?? {}) };
