@@ -15,7 +15,7 @@ import { derivePassword, observerUsername } from '@tu/agent';
 import { photoBytes } from './support/data.js';
 import { until } from './support/harness.js';
 import { freePort } from './support/processes.js';
-import { artifact, envI, freshHome, runToEnd, startDetached, stopChild, unpack, waitHealth } from './support/release.js';
+import { artifact, artifactToken, envI, freshHome, runToEnd, startDetached, stopChild, unpack, waitHealth } from './support/release.js';
 
 const V1 = '0.1.0-rel.1';
 const V2 = '0.1.0-rel.2';
@@ -53,10 +53,13 @@ test('env -i: version prints agent, runtime and model; run serves a real photo t
   assert.match(version.out, /model \S+ sha256-[0-9a-f]{12}/);
 
   const [http, bus] = [await freePort(), await freePort()];
+  // The installer's way in (issue 12): `tu-agent token` with the same two variables, before the first start.
+  const token = artifactToken([path.join(app, 'bin/tu-agent')], { TU_GATEWAY_ID: GW, TU_DATA_DIR: data });
+  const auth = { authorization: `Bearer ${token}` };
   const t0 = Date.now();
   const agent = startDetached(envI({ TU_GATEWAY_ID: GW, TU_DATA_DIR: data, TU_HTTP_PORT: String(http), TU_MQTT_PORT: String(bus) }, [path.join(app, 'bin/tu-agent'), 'run']));
   try {
-    const health = await waitHealth(http, 60_000, agent);
+    const health = await waitHealth(http, 60_000, agent, token);
     console.log(`  release x64: healthy ${Date.now() - t0} ms after exec`);
     assert.is(health.version, V1);
     assert.is(health.status, 'ok', JSON.stringify(health.body));
@@ -73,7 +76,9 @@ test('env -i: version prints agent, runtime and model; run serves a real photo t
       logger: silentLogger(),
     });
     await obs.onEvents('all', (e) => void events.push(e));
-    const res = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photoBytes(FORKLIFT) });
+    const stranger = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photoBytes(FORKLIFT) });
+    assert.is(stranger.status, 401, 'no token, no upload');
+    const res = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg', ...auth }, body: photoBytes(FORKLIFT) });
     assert.is(res.status, 202);
     const { analysisId } = (await res.json()) as { analysisId: string };
     await until(() => events.some((e) => e.subject === analysisId && e.type === 'analysis.completed'), 60_000, 'analysis.completed');
