@@ -12,6 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BusClient, silentLogger, type AnyEvent } from '@tu/shared';
 import { derivePassword, observerUsername } from '@tu/agent';
+import { technicianPublicKeyPem, technicianToken } from '@tu/relay/internal/cli/technicians';
 import { photoBytes } from './support/data.js';
 import { until } from './support/harness.js';
 import { freePort } from './support/processes.js';
@@ -121,8 +122,14 @@ test('install, provision, update to a second build, automatic roll-back from a b
   fs.writeFileSync(configFile, JSON.stringify({ ...cfg, dataDir: path.join(root, 'var/lib/tu-agent'), http: { host: '127.0.0.1', port: http }, broker: { host: '127.0.0.1', port: bus } }));
   const secretFile = path.join(root, 'secret.txt');
   fs.writeFileSync(secretFile, 'a-gateway-secret-from-the-relay-0001\n');
-  const prov = tu(path.join(opt, 'current/bin/tu-agent'), 'provision', '--gateway-id', 'gw-installed', '--relay', 'mqtts://relay.example:8883', '--secret-file', secretFile);
+  // The relay's technician key (npm run relay -- technicians key), provisioned with the gateway.
+  const relayKeys = freshHome();
+  const relayKeyFile = path.join(root, 'relay-technician-key.pem');
+  fs.writeFileSync(relayKeyFile, technicianPublicKeyPem(relayKeys) + '\n');
+  const prov = tu(path.join(opt, 'current/bin/tu-agent'), 'provision', '--gateway-id', 'gw-installed', '--relay', 'mqtts://relay.example:8883', '--secret-file', secretFile, '--technician-key', relayKeyFile);
   assert.is(prov.code, 0, prov.out);
+  assert.is(fs.readFileSync(path.join(root, 'etc/tu-agent/relay-technician-key.pem'), 'utf8'), fs.readFileSync(relayKeyFile, 'utf8'));
+  assert.is((JSON.parse(fs.readFileSync(configFile, 'utf8')) as { auth: { relayPublicKeyFile: string } }).auth.relayPublicKeyFile, '/etc/tu-agent/relay-technician-key.pem');
   const provisioned = JSON.parse(fs.readFileSync(configFile, 'utf8')) as { gatewayId: string; uplink: { url: string; passwordFile: string } };
   assert.is(provisioned.gatewayId, 'gw-installed');
   assert.is(provisioned.uplink.url, 'mqtts://relay.example:8883');
@@ -132,7 +139,8 @@ test('install, provision, update to a second build, automatic roll-back from a b
   assert.is(badProv.code, 2, badProv.out);
   assert.match(badProv.out, 'gatewayId');
   // No relay in this test: drop the uplink again so health is about the agent alone.
-  fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), uplink: undefined }));
+  // The key file as installed under --root (the config names its path on a gateway).
+  fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), uplink: undefined, auth: { relayPublicKeyFile: path.join(root, 'etc/tu-agent/relay-technician-key.pem') } }));
   const valid = tu(path.join(opt, 'current/bin/tu-agent'), 'config', 'validate', configFile);
   assert.is(valid.code, 0, valid.out);
 
@@ -156,6 +164,11 @@ test('install, provision, update to a second build, automatic roll-back from a b
     const status = tu(path.join(opt, 'current/bin/tu-agent'), 'status', '--config', configFile);
     assert.is(status.code, 0, status.out);
     assert.match(status.out, `version ${V2}`);
+    assert.match(status.out, 'bus: up', 'status reads the device key: the details');
+    // A technician with a token from the relay gets in, offline.
+    const alice = await technicianToken(relayKeys, { gateway: 'gw-installed', role: 'view', name: 'alice', ttl: '1h' }, async () => true);
+    assert.is((await fetch(`http://127.0.0.1:${http}/api/v1/analyses`, { headers: { authorization: `Bearer ${alice}` } })).status, 200);
+    assert.is((await fetch(`http://127.0.0.1:${http}/api/v1/analyses`)).status, 401);
 
     // A deliberately broken build: V2 with a main.js that dies at start.
     const broken = unpack(artifact(V2));

@@ -11,9 +11,9 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SignJWT } from 'jose';
-import type { InjectOptions } from 'fastify';
+import Fastify, { type InjectOptions } from 'fastify';
 import { readOrCreateDeviceKey, type Agent } from '@tu/agent';
-import { ROUTE_ACCESS } from '@tu/agent/internal/http/auth/access';
+import { installAccessControl, ROUTE_ACCESS } from '@tu/agent/internal/http/auth/access';
 import { technicianPublicKeyPem, technicianToken } from '@tu/relay/internal/cli/technicians';
 import { ROLES, type Role } from '@tu/shared/internal/technician-roles';
 import { DEVICE_ISSUER, signTechnicianToken } from '@tu/shared/internal/technician-token';
@@ -161,6 +161,8 @@ t('health is open but tells a stranger only ok/degraded, gateway and version; a 
   for (const k of ['reasons', 'broker', 'services', 'model', 'uplink']) assert.ok(k in full, k);
   // A bad token on the open route is not an error: the public answer.
   assert.equal(Object.keys((await call(ctx, { method: 'GET', url: '/api/v1/health' }, 'garbage')).json() as object).sort(), Object.keys(open).sort());
+  const basic = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/health', headers: { authorization: 'Basic YWRtaW46YWRtaW4=' } });
+  assert.is(basic.statusCode, 200, basic.body);
 });
 
 t('/metrics: open on the gateway itself (loopback), a token with view from anywhere else', async (ctx) => {
@@ -200,6 +202,20 @@ t('random Authorization values never crash the agent: each is a 401', async (ctx
     assert.is(res.statusCode, 401, `${value.slice(0, 80)}: ${res.statusCode} ${res.body}`);
   }
   assert.is((await call(ctx, { method: 'GET', url: '/api/v1/labels' }, await techToken(ctx.agent, ['view']))).statusCode, 200);
+});
+
+t('an /api route missing from the table of roles stops the app from building (no route is open by oversight)', async () => {
+  const app = Fastify();
+  installAccessControl(app, { verify: async () => Promise.reject(new Error('unused')) });
+  let refused = '';
+  try {
+    app.get('/api/v1/forgotten', async () => 'secret');
+    await app.ready();
+  } catch (err) {
+    refused = (err as Error).message;
+  }
+  assert.match(refused, 'GET /api/v1/forgotten is missing from ROUTE_ACCESS');
+  await app.close();
 });
 
 t.run();

@@ -102,12 +102,15 @@ export function installAccessControl(app: FastifyInstance, verifier: TokenVerifi
     if (url === undefined || !guarded(url)) return; // the UI shell, or no such route (404)
     const access = accessOf(req.method, url);
     if (!access) throw new TuError('NOT_FOUND');
-    const token = tokenOf(req);
     if (access === 'public') {
-      // A bad token on an open route is not an error: the caller gets the public answer.
-      if (token) req.technician = await verifier.verify(token).catch(() => null);
+      // A bad token (or Authorization header) on an open route is not an error: the caller gets the public answer.
+      req.technician = await Promise.resolve()
+        .then(() => tokenOf(req))
+        .then((token) => (token ? verifier.verify(token) : null))
+        .catch(() => null);
       return;
     }
+    const token = tokenOf(req);
     if (access === 'local-or-view' && !token && LOOPBACK.has(req.socket.remoteAddress ?? '')) return;
     if (!token) throw new TuError('TOKEN_REQUIRED');
     req.technician = await verifier.verify(token);
