@@ -12,7 +12,7 @@ export const HealthSummarySchema = z
     broker: z.object({ up: z.boolean(), clients: z.number() }).loose().optional(),
     services: z.record(z.string(), z.object({ up: z.boolean(), step: z.string() }).loose()).optional(),
     model: z.object({ state: z.string(), id: z.string().optional(), version: z.string().optional(), backend: z.string().optional() }).loose().optional(),
-    uplink: z.unknown(),
+    uplink: z.unknown().optional(),
   })
   .loose();
 export type HealthSummary = z.infer<typeof HealthSummarySchema>;
