@@ -79,6 +79,7 @@ test('env -i: version prints agent, runtime and model; run serves a real photo t
     await obs.onEvents('all', (e) => void events.push(e));
     const stranger = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photoBytes(FORKLIFT) });
     assert.is(stranger.status, 401, 'no token, no upload');
+    await stranger.body?.cancel();
     const res = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg', ...auth }, body: photoBytes(FORKLIFT) });
     assert.is(res.status, 202);
     const { analysisId } = (await res.json()) as { analysisId: string };
@@ -167,8 +168,9 @@ test('install, provision, update to a second build, automatic roll-back from a b
     assert.match(status.out, 'bus: up', 'status reads the device key: the details');
     // A technician with a token from the relay gets in, offline.
     const alice = await technicianToken(relayKeys, { gateway: 'gw-installed', role: 'view', name: 'alice', ttl: '1h' }, async () => true);
-    assert.is((await fetch(`http://127.0.0.1:${http}/api/v1/analyses`, { headers: { authorization: `Bearer ${alice}` } })).status, 200);
-    assert.is((await fetch(`http://127.0.0.1:${http}/api/v1/analyses`)).status, 401);
+    const [withToken, without] = [await fetch(`http://127.0.0.1:${http}/api/v1/analyses`, { headers: { authorization: `Bearer ${alice}` } }), await fetch(`http://127.0.0.1:${http}/api/v1/analyses`)];
+    assert.is(withToken.status, 200, await withToken.text());
+    assert.is(without.status, 401, await without.text());
 
     // A deliberately broken build: V2 with a main.js that dies at start.
     const broken = unpack(artifact(V2));
