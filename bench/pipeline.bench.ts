@@ -13,6 +13,7 @@ import { loadAgentConfig } from '@tu/firmware-config';
 import { BusClient, silentLogger, type AnyEvent } from '@tu/shared';
 import { derivePassword, observerUsername, startAgent, type Agent } from '@tu/agent';
 import { createVisionEngine } from '@tu/agent/internal/services/vision/engine';
+import { inject } from '../test/support/harness.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const MODEL_DIR = process.env['MODEL_DIR'] ?? path.resolve(ROOT, '../shared/models/mobilenet_v2_100_224_quant');
@@ -122,7 +123,7 @@ export default async function pipelineBench(): Promise<void> {
   const post = async (p: { file: string; type: string }): Promise<{ id: string; t0: number }> => {
     const payload = fs.readFileSync(p.file);
     const t0 = performance.now();
-    const res = await agent.http.app.inject({ method: 'POST', url: '/api/v1/images', payload, headers: { 'content-type': p.type } });
+    const res = await inject(agent, { method: 'POST', url: '/api/v1/images', payload, headers: { 'content-type': p.type } });
     if (res.statusCode !== 202) throw new Error(`bench: ${p.file} → ${res.statusCode} ${res.body}`);
     return { id: res.json<{ analysisId: string }>().analysisId, t0 };
   };

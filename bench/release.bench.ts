@@ -15,7 +15,7 @@ import path from 'node:path';
 import { listLabelledImages } from '@tu/agent/internal/services/vision/dataset';
 import { fmt, median } from './stats.js';
 import { IMAGES_DIR } from '../test/support/data.js';
-import { artifact, envI, freshHome, startDetached, stopChild, unpack, waitHealth } from '../test/support/release.js';
+import { artifact, artifactToken, envI, freshHome, startDetached, stopChild, unpack, waitHealth } from '../test/support/release.js';
 import { freePort } from '../test/support/processes.js';
 
 const PHOTOS = Number(process.env.TU_BENCH_PHOTOS ?? 500);
@@ -41,16 +41,19 @@ async function startAgent(app: string, extraConfig: Record<string, unknown> = {}
   const t0 = performance.now();
   const child = startDetached(envI({}, [path.join(app, 'bin/tu-agent'), 'run', '--config', config], home));
   await waitHealth(http, 60_000, child);
-  return { child, http, readyMs: performance.now() - t0 };
+  const readyMs = performance.now() - t0;
+  // The installer's token (`tu-agent token`, the device key in the data dir): the API needs one. Signed when asked, outside the timings.
+  const auth = () => ({ authorization: `Bearer ${artifactToken([path.join(app, 'bin/tu-agent'), '--config', config], {}, '--ttl', '24h')}` });
+  return { child, http, readyMs, auth };
 }
 
-async function analyseSequentially(http: number, photos: Buffer[], n: number, pid: number): Promise<number> {
+async function analyseSequentially(http: number, auth: Record<string, string>, photos: Buffer[], n: number, pid: number): Promise<number> {
   let peak = 0;
   for (let i = 0; i < n; i++) {
-    const res = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photos[i % photos.length]! });
+    const res = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg', ...auth }, body: photos[i % photos.length]! });
     const { analysisId } = (await res.json()) as { analysisId: string };
     for (;;) {
-      const st = ((await (await fetch(`http://127.0.0.1:${http}/api/v1/analyses/${analysisId}`)).json()) as { status: string }).status;
+      const st = ((await (await fetch(`http://127.0.0.1:${http}/api/v1/analyses/${analysisId}`, { headers: auth })).json()) as { status: string }).status;
       if (st === 'completed' || st === 'failed') break;
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -108,7 +111,7 @@ export default async function releaseBench(): Promise<void> {
     let peak = NaN;
     if (name === 'agent, all services') {
       const t0 = performance.now();
-      const seen = await analyseSequentially(a.http, photos, PHOTOS, pid);
+      const seen = await analyseSequentially(a.http, a.auth(), photos, PHOTOS, pid);
       after = rssOf(pid).rss;
       peak = Math.max(seen, rssOf(pid).hwm);
       console.log(`\n${PHOTOS} photos analysed one after another in ${fmt((performance.now() - t0) / 1000, 1)} s`);

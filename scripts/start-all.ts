@@ -14,7 +14,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadAgentConfig, profilePath } from '@tu/firmware-config';
 import { createLogger } from '@tu/shared';
-import { readOrCreateSecret, startAgent } from '@tu/agent';
+import { deviceToken, readOrCreateSecret, startAgent } from '@tu/agent';
 import { devJwtSecretFile, issueToken, loadRelayConfig, startRelay } from '@tu/relay';
 
 const TENANT = 'dev';
@@ -45,6 +45,8 @@ async function main(): Promise<void> {
   });
   const agent = await startAgent(agentConfig, { logger: logger.child({ part: 'agent' }) });
   const token = await issueToken(relayConfig.jwt, { sub: 'dev', tenant: TENANT }, '30d');
+  // Signed with the agent's device key (agent/src/cli/token.ts, like `tu-agent token`): every role, 12 hours.
+  const technicianToken = await deviceToken(agentConfig, { sub: 'developer' });
 
   console.log(
     [
@@ -52,6 +54,8 @@ async function main(): Promise<void> {
       `  agent (gateway ${gatewayId}):  ${agent.http.url}   MQTT mqtt://${agent.broker.address?.host}:${agent.broker.address?.port}`,
       `  relay (cloud):                 ${relay.url}   GraphQL ${relay.url}/graphql   gateway ingress ${relay.mqttUrl}`,
       `  dashboard token (tenant ${TENANT}, 30 days): ${token}`,
+      `  technician UI: ${agent.http.url}/#token=${technicianToken}`,
+      `technician token: ${technicianToken}`,
       '',
     ].join('\n'),
   );

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { BusClient, serveStep, silentLogger, STEPS, type StepName } from '@tu/shared';
 import { derivePassword } from '@tu/agent';
 import { EXAMPLES_FILE, listExamples } from '@tu/agent/internal/teach/examples';
-import { defaultResults, tmpDir } from './support/harness.js';
+import { bearerFor, defaultResults, tmpDir } from './support/harness.js';
 import { freePort, startProcess } from './support/processes.js';
 import { photoBytes } from './support/real.js';
 
@@ -24,6 +24,7 @@ test('kill -9 right after labels are answered: every 201/200 label is still ther
   );
   const start = () => startProcess('agent/dist/main.js', ['--config', configFile], '"agent started"', { TU_BUS_SECRET: SECRET, LOG_LEVEL: 'info' });
   const base = `http://127.0.0.1:${httpPort}`;
+  const auth = await bearerFor(GW, dataDir);
   let agent = await start();
   const handlers: BusClient[] = [];
   for (const step of ['recognition', 'comparison', 'metadata'] as StepName[]) {
@@ -36,11 +37,11 @@ test('kill -9 right after labels are answered: every 201/200 label is still ther
   try {
     const ids: string[] = [];
     for (let i = 0; i < 8; i++) {
-      const r = await fetch(`${base}/api/v1/images`, { method: 'POST', body: photoBytes('forklift/imagenet_n03384352_forklift.jpg'), headers: { 'content-type': 'image/jpeg' } });
+      const r = await fetch(`${base}/api/v1/images`, { method: 'POST', body: photoBytes('forklift/imagenet_n03384352_forklift.jpg'), headers: { 'content-type': 'image/jpeg', ...auth } });
       assert.is(r.status, 202);
       ids.push(((await r.json()) as { analysisId: string }).analysisId);
     }
-    const status = async (id: string) => ((await (await fetch(`${base}/api/v1/analyses/${id}`)).json()) as { status?: string }).status;
+    const status = async (id: string) => ((await (await fetch(`${base}/api/v1/analyses/${id}`, { headers: auth })).json()) as { status?: string }).status;
     for (const id of ids) {
       for (let k = 0; (await status(id)) !== 'completed'; k++) {
         if (k > 400) throw new Error(`${id} did not complete`);
@@ -55,7 +56,7 @@ test('kill -9 right after labels are answered: every 201/200 label is still ther
       const inFlight = ids.map(async (id, i) => {
         const label = LABELS[(i + cycle) % LABELS.length]!;
         try {
-          const r = await fetch(`${base}/api/v1/analyses/${id}/label`, { method: 'POST', body: JSON.stringify({ label, by: `tech-${cycle}` }), headers: { 'content-type': 'application/json' } });
+          const r = await fetch(`${base}/api/v1/analyses/${id}/label`, { method: 'POST', body: JSON.stringify({ label, by: `tech-${cycle}` }), headers: { 'content-type': 'application/json', ...auth } });
           if (r.status === 200 || r.status === 201) {
             const l = ((await r.json()) as { label: { correctionId: string; at: string } }).label;
             answered.set(id, { correctionId: l.correctionId, label, at: l.at });
@@ -71,7 +72,7 @@ test('kill -9 right after labels are answered: every 201/200 label is still ther
       await Promise.all(inFlight);
       agent = await start();
       for (const [id, want] of answered) {
-        const got = ((await (await fetch(`${base}/api/v1/analyses/${id}/label`)).json()) as { label: { correctionId: string; label: string; at: string } | null }).label;
+        const got = ((await (await fetch(`${base}/api/v1/analyses/${id}/label`, { headers: auth })).json()) as { label: { correctionId: string; label: string; at: string } | null }).label;
         assert.ok(got, `${id}: the label answered before the kill is kept`);
         // A later request may have been stored but not answered (killed in between): never an older one.
         if (got.correctionId === want.correctionId) assert.is(got.label, want.label);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AnyEvent } from '@tu/shared';
-import { observer, tmpDir, until } from './support/harness.js';
+import { inject, observer, tmpDir, until } from './support/harness.js';
 import { startRealAgent, trainTestHead } from './support/real.js';
 
 test('real photos through POST → analysis.completed with recognition (trained head), comparison and metadata', async () => {
@@ -16,14 +16,14 @@ test('real photos through POST → analysis.completed with recognition (trained 
   try {
     assert.ok(agent.recognizer()?.info().model.head, 'head loaded from {dataDir}/head.json');
     // With a head installed nothing is degraded (without one, health says why: http.images.test.ts).
-    const health = (await agent.http.app.inject({ method: 'GET', url: '/api/v1/health' })).json<{ status: string; reasons: string[] }>();
+    const health = (await inject(agent, { method: 'GET', url: '/api/v1/health' })).json<{ status: string; reasons: string[] }>();
     assert.equal([health.status, health.reasons], ['ok', []]);
     const ids = new Map<string, { label: string; file: string }>();
     for (const item of held) {
       const bytes = fs.readFileSync(item.file);
       const ext = path.extname(item.file).toLowerCase();
       const ct = ext === '.png' ? 'image/png' : ext === '.webp' ? 'image/webp' : 'image/jpeg';
-      const res = await agent.http.app.inject({ method: 'POST', url: '/api/v1/images', payload: bytes, headers: { 'content-type': ct } });
+      const res = await inject(agent, { method: 'POST', url: '/api/v1/images', payload: bytes, headers: { 'content-type': ct } });
       assert.is(res.statusCode, 202, `${item.file}: ${res.body}`);
       ids.set(res.json<{ analysisId: string }>().analysisId, item);
     }

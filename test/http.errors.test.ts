@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import type { Agent } from '@tu/agent';
 import type { Relay } from '@tu/relay';
 import { ERROR_CODES, StepError, toFailureReason, type ErrorCode } from '@tu/shared';
-import { startTestAgent } from './support/harness.js';
+import { inject, startTestAgent } from './support/harness.js';
 import { startTestRelay } from './support/relay.js';
 
 type Ctx = { agent: Agent; relay: Relay };
@@ -29,10 +29,10 @@ t('every catalogue code has an error status and a message', () => {
 
 t('a refusal answers with its code’s status from the catalogue, on both servers', async (ctx) => {
   const cases: [string, Promise<{ statusCode: number; json: <T>() => T }>, ErrorCode][] = [
-    ['agent: unknown analysis', ctx.agent.http.app.inject({ url: '/api/v1/analyses/abcdefgh1234' }), 'NOT_FOUND'],
-    ['agent: bad analysis id', ctx.agent.http.app.inject({ url: '/api/v1/analyses/x' }), 'INVALID_REQUEST'],
-    ['agent: no route', ctx.agent.http.app.inject({ url: '/api/v1/nothing' }), 'NOT_FOUND'],
-    ['agent: photo without body', ctx.agent.http.app.inject({ method: 'POST', url: '/api/v1/images' }), 'IMAGE_EMPTY'],
+    ['agent: unknown analysis', inject(ctx.agent, { url: '/api/v1/analyses/abcdefgh1234' }), 'NOT_FOUND'],
+    ['agent: bad analysis id', inject(ctx.agent, { url: '/api/v1/analyses/x' }), 'INVALID_REQUEST'],
+    ['agent: no route', inject(ctx.agent, { url: '/api/v1/nothing' }), 'NOT_FOUND'],
+    ['agent: photo without body', inject(ctx.agent, { method: 'POST', url: '/api/v1/images' }), 'IMAGE_EMPTY'],
     ['relay: no token', ctx.relay.app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ gateways { nodes { id } } }' } }), 'UNAUTHENTICATED'],
     ['relay: no route', ctx.relay.app.inject({ url: '/api/v1/nothing' }), 'NOT_FOUND'],
   ];
@@ -46,11 +46,11 @@ t('a refusal answers with its code’s status from the catalogue, on both server
 });
 
 t('fastify’s own refusals on a JSON route are INVALID_REQUEST, never a photo message', async (ctx) => {
-  const wrongType = await ctx.agent.http.app.inject({ method: 'PUT', url: '/api/v1/machine', payload: '<machine/>', headers: { 'content-type': 'application/xml' } });
+  const wrongType = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: '<machine/>', headers: { 'content-type': 'application/xml' } });
   assert.is(wrongType.statusCode, 415);
-  const tooLarge = await ctx.agent.http.app.inject({ method: 'PUT', url: '/api/v1/machine', payload: JSON.stringify({ name: 'x'.repeat(100_000) }), headers: { 'content-type': 'application/json' } });
+  const tooLarge = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: JSON.stringify({ name: 'x'.repeat(100_000) }), headers: { 'content-type': 'application/json' } });
   assert.is(tooLarge.statusCode, 413);
-  const badJson = await ctx.agent.http.app.inject({ method: 'PUT', url: '/api/v1/machine', payload: '{', headers: { 'content-type': 'application/json' } });
+  const badJson = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: '{', headers: { 'content-type': 'application/json' } });
   assert.is(badJson.statusCode, 400);
   for (const res of [wrongType, tooLarge, badJson]) {
     const body = res.json<Body>();

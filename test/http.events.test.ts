@@ -11,21 +11,33 @@ import { COMMAND_TYPES } from '@tu/shared';
 import type { EventFeed } from '@tu/agent/internal/http/event-feed';
 import { eventsRoute, WS_CLOSE_SLOW_CLIENT } from '@tu/agent/internal/http/routes/events';
 import type { AppDeps } from '@tu/agent/internal/http/sources';
-import { startAllHandlers, startTestAgent, until } from './support/harness.js';
+import { inject, startAllHandlers, startTestAgent, techToken, until } from './support/harness.js';
 import { photoBytes } from './support/real.js';
 
 type Frame = { type: string; subject: string; data: Record<string, unknown> };
 type Ctx = { agent: Agent; handlers: BusClient[] };
 
-const connect = (url: string): Promise<{ ws: WebSocket; frames: Frame[] }> =>
+const connect = (url: string, headers: Record<string, string> = {}): Promise<{ ws: WebSocket; frames: Frame[] }> =>
   new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, { headers });
     const frames: Frame[] = [];
     ws.on('message', (raw) => frames.push(JSON.parse(String(raw)) as Frame));
     ws.once('open', () => resolve({ ws, frames }));
     ws.once('error', reject);
   });
-const wsUrl = (agent: Agent) => `${agent.http.url.replace(/^http/, 'ws')}/api/v1/events`;
+/** The feed's URL with a view token in `?token=` (a browser's WebSocket cannot send headers). */
+const wsUrl = async (agent: Agent, token?: string) => `${agent.http.url.replace(/^http/, 'ws')}/api/v1/events?token=${token ?? (await techToken(agent, ['view']))}`;
+/** The HTTP status a refused handshake answered with. */
+const refusal = (url: string, headers: Record<string, string> = {}): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    ws.once('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      ws.terminate();
+    });
+    ws.once('open', () => reject(new Error(`${url} was let in`)));
+    ws.on('error', () => undefined);
+  });
 const closed = (ws: WebSocket): Promise<{ code: number; reason: string }> =>
   new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
 
@@ -40,9 +52,9 @@ t.after(async (ctx) => {
 });
 
 t('an upload shows up as its events, slimmed, in order; no command ever arrives', async (ctx) => {
-  const a = await connect(wsUrl(ctx.agent));
-  const b = await connect(wsUrl(ctx.agent));
-  const res = await ctx.agent.http.app.inject({ method: 'POST', url: '/api/v1/images', payload: photoBytes('forklift/imagenet_n03384352_forklift.jpg'), headers: { 'content-type': 'image/jpeg' } });
+  const a = await connect(await wsUrl(ctx.agent));
+  const b = await connect(await wsUrl(ctx.agent));
+  const res = await inject(ctx.agent, { method: 'POST', url: '/api/v1/images', payload: photoBytes('forklift/imagenet_n03384352_forklift.jpg'), headers: { 'content-type': 'image/jpeg' } });
   assert.is(res.statusCode, 202, res.body);
   const { analysisId } = res.json<{ analysisId: string }>();
   const done = (f: Frame[]) => f.some((e) => e.subject === analysisId && e.type === 'analysis.completed');
@@ -66,12 +78,23 @@ t('an upload shows up as its events, slimmed, in order; no command ever arrives'
 });
 
 t('closing the client removes its listener', async (ctx) => {
-  const { ws } = await connect(wsUrl(ctx.agent));
+  const { ws } = await connect(await wsUrl(ctx.agent));
   ws.close();
   await closed(ws);
   // the HTTP app keeps serving
-  const h = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/health' });
+  const h = await inject(ctx.agent, { method: 'GET', url: '/api/v1/health' });
   assert.is(h.statusCode, 200);
+});
+
+t('the feed refuses a handshake without a token or with one for another gateway (401), and from a page of another site (403)', async (ctx) => {
+  const base = ctx.agent.http.url.replace(/^http/, 'ws') + '/api/v1/events';
+  assert.is(await refusal(base), 401, 'no token');
+  const other = await techToken({ config: { ...ctx.agent.config, gatewayId: 'gw-other' } }, ['view']);
+  assert.is(await refusal(`${base}?token=${other}`), 401, 'token for another gateway');
+  assert.is(await refusal(await wsUrl(ctx.agent), { origin: 'https://evil.example' }), 403, 'cross-site page with a valid token');
+  // The agent's own page (same host) is let in.
+  const own = await connect(await wsUrl(ctx.agent), { origin: ctx.agent.http.url });
+  own.ws.close();
 });
 
 t.run();

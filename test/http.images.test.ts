@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Agent } from '@tu/agent';
 import type { AnyEvent, BusClient } from '@tu/shared';
-import { observer, settle, until } from './support/harness.js';
+import { inject, observer, settle, until } from './support/harness.js';
 import { multipart, photoBytes, pngBomb, startRealAgent } from './support/real.js';
 
 type Ctx = { agent: Agent; obs: { bus: BusClient; events: AnyEvent[] } };
@@ -21,7 +21,7 @@ t.after(async (ctx) => {
 });
 
 const post = (ctx: Ctx, payload: Buffer | string, headers: Record<string, string>, url = '/api/v1/images') =>
-  ctx.agent.http.app.inject({ method: 'POST', url, payload, headers });
+  inject(ctx.agent, { method: 'POST', url, payload, headers });
 
 t('a real JPEG → 202, then analysis.completed with recognition, comparison and metadata', async (ctx) => {
   const res = await post(ctx, photoBytes(JPEG), { 'content-type': 'image/jpeg' });
@@ -39,12 +39,12 @@ t('a real JPEG → 202, then analysis.completed with recognition, comparison and
   assert.is(r.recognition.embedding.length, onnx ? 1280 : 256);
   assert.ok(end.data.image.thumbnail && end.data.image.thumbnail.length <= 12_000, 'thumbnail in the image ref');
   assert.ok(r.metadata.quality.width > 0);
-  const status = await ctx.agent.http.app.inject({ method: 'GET', url: `/api/v1/analyses/${analysisId}` });
+  const status = await inject(ctx.agent, { method: 'GET', url: `/api/v1/analyses/${analysisId}` });
   assert.is(status.statusCode, 200);
   const view = status.json<{ status: string; steps: { timeline: unknown[] }[] }>();
   assert.is(view.status, 'completed');
   assert.is(view.steps.length, 3);
-  const list = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/analyses?limit=5' });
+  const list = await inject(ctx.agent, { method: 'GET', url: '/api/v1/analyses?limit=5' });
   assert.ok(list.json<{ analyses: { analysisId: string }[] }>().analyses.some((a) => a.analysisId === analysisId));
 });
 
@@ -93,9 +93,9 @@ t('every bad input → 4xx JSON error and nothing published; the agent keeps ser
   assert.ok(process.memoryUsage.rss() - rss0 < 100 * 1024 * 1024, 'no full decode');
   await settle(300);
   assert.is(ctx.obs.events.length, before, `nothing published: ${ctx.obs.events.slice(before).map((e) => e.type).join(',')}`);
-  const health = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/health' });
+  const health = await inject(ctx.agent, { method: 'GET', url: '/api/v1/health' });
   assert.is(health.statusCode, 200);
-  const metrics = await ctx.agent.http.app.inject({ method: 'GET', url: '/metrics' });
+  const metrics = await inject(ctx.agent, { method: 'GET', url: '/metrics' });
   assert.match(metrics.body, /tu_uploads_rejected_total\{code="IMAGE_TOO_MANY_PIXELS"\} 1/);
   const again = await post(ctx, jpeg, { 'content-type': 'image/jpeg' });
   assert.is(again.statusCode, 202, 'still serving');
@@ -121,7 +121,7 @@ t('a truncated JPEG passes intake and fails the analysis with IMAGE_DECODE_FAILE
 });
 
 t('health: broker, each service with its instances, model and backend; no head → degraded with the reason; 404s are JSON', async (ctx) => {
-  const res = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/health' });
+  const res = await inject(ctx.agent, { method: 'GET', url: '/api/v1/health' });
   const h = res.json<{ status: string; reasons: string[]; broker: { up: boolean }; services: Record<string, { up: boolean; instances: unknown[] }>; model: { state: string; backend: string; head: unknown }; uplink?: unknown }>();
   // This agent runs without a trained head (none in its dataDir, no model.headPath).
   assert.is(h.model.head, null);
@@ -133,10 +133,10 @@ t('health: broker, each service with its instances, model and backend; no head �
   assert.is(h.model.state, 'loaded');
   assert.ok(['onnxruntime', 'wasm'].includes(h.model.backend), h.model.backend);
   assert.equal(h.uplink, { state: 'disabled', reason: 'uplink.url is not configured' }, 'no uplink.url in this config');
-  const nf = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/analyses/doesnotexist123' });
+  const nf = await inject(ctx.agent, { method: 'GET', url: '/api/v1/analyses/doesnotexist123' });
   assert.is(nf.statusCode, 404);
   assert.is(nf.json<{ error: { code: string } }>().error.code, 'NOT_FOUND');
-  const m = await ctx.agent.http.app.inject({ method: 'GET', url: '/metrics' });
+  const m = await inject(ctx.agent, { method: 'GET', url: '/metrics' });
   assert.match(m.body, /# TYPE tu_analyses_completed_total counter/);
   assert.match(m.body, /tu_broker_refused_total\{kind="connect"\} \d+/);
 });

@@ -7,7 +7,7 @@ import { slimEvent } from '@tu/agent/internal/http/event-feed';
 import { EXAMPLES_FILE, listExamples } from '@tu/agent/internal/teach/examples';
 import type { BusClient } from '@tu/shared';
 import { recognitionResult } from './support/fixtures.js';
-import { observer, ofType, startHandler, startTestAgent, testConfig, tmpDir, until } from './support/harness.js';
+import { inject, observer, ofType, startHandler, startTestAgent, testConfig, tmpDir, until } from './support/harness.js';
 import { photoBytes } from './support/real.js';
 
 type Ctx = { agent: Agent; handlers: BusClient[]; dataDir: string; hold: { on: boolean; release: (() => void)[] } };
@@ -36,13 +36,13 @@ t.after(async (ctx) => {
 });
 
 async function upload(agent: Agent, wait = true): Promise<string> {
-  const res = await agent.http.app.inject({ method: 'POST', url: '/api/v1/images', payload: photoBytes('forklift/imagenet_n03384352_forklift.jpg'), headers: { 'content-type': 'image/jpeg' } });
+  const res = await inject(agent, { method: 'POST', url: '/api/v1/images', payload: photoBytes('forklift/imagenet_n03384352_forklift.jpg'), headers: { 'content-type': 'image/jpeg' } });
   assert.is(res.statusCode, 202, res.body);
   const { analysisId } = res.json<{ analysisId: string }>();
   if (wait) await until(() => agent.orchestrator.status(analysisId)?.status === 'completed', 10_000, 'analysis completed');
   return analysisId;
 }
-const label = (agent: Agent, id: string, body: unknown) => agent.http.app.inject({ method: 'POST', url: `/api/v1/analyses/${id}/label`, payload: body as object });
+const label = (agent: Agent, id: string, body: unknown) => inject(agent, { method: 'POST', url: `/api/v1/analyses/${id}/label`, payload: body as object });
 
 t('confirm: 201, stored with photo hash and embedding, published once as recognition.labelled (event id = correction id)', async (ctx) => {
   const obs = await observer(ctx.agent, 'labels');
@@ -83,9 +83,9 @@ t('confirm: 201, stored with photo hash and embedding, published once as recogni
   assert.is(ofType(obs.events, 'recognition.labelled', id).length, 2, 'the no-op published nothing');
   await obs.bus.close();
 
-  const current = await ctx.agent.http.app.inject({ method: 'GET', url: `/api/v1/analyses/${id}/label` });
+  const current = await inject(ctx.agent, { method: 'GET', url: `/api/v1/analyses/${id}/label` });
   assert.is(current.json<{ label: { correctionId: string } }>().label.correctionId, f.label.correctionId);
-  const list = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/labels' });
+  const list = await inject(ctx.agent, { method: 'GET', url: '/api/v1/labels' });
   const labels = list.json<{ labels: { analysisId: string; label: string; embedding?: unknown }[] }>().labels;
   assert.equal(labels.filter((l) => l.analysisId === id).map((l) => l.label), ['negative']);
   assert.not.ok('embedding' in labels[0]!, 'the list leaves embeddings out');
@@ -104,9 +104,9 @@ t('GET /api/v1/labels lists newest first', async (ctx) => {
   assert.is((await label(ctx.agent, first, { label: 'crane', by: 'Cem' })).statusCode, 201);
   await new Promise((r) => setTimeout(r, 5));
   assert.is((await label(ctx.agent, second, { label: 'excavator', by: 'Cem' })).statusCode, 201);
-  const labels = (await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/labels?limit=2' })).json<{ labels: { analysisId: string }[] }>().labels;
+  const labels = (await inject(ctx.agent, { method: 'GET', url: '/api/v1/labels?limit=2' })).json<{ labels: { analysisId: string }[] }>().labels;
   assert.equal(labels.map((l) => l.analysisId), [second, first]);
-  const bad = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/labels?limit=0' });
+  const bad = await inject(ctx.agent, { method: 'GET', url: '/api/v1/labels?limit=0' });
   assert.is(bad.statusCode, 400);
 });
 
@@ -120,7 +120,7 @@ t('refusals: invalid label or body 400 (saying what is allowed), unknown analysi
     const r = await label(ctx.agent, id, body);
     assert.is(r.statusCode, 400, JSON.stringify(body));
   }
-  const notJson = await ctx.agent.http.app.inject({ method: 'POST', url: `/api/v1/analyses/${id}/label`, payload: '{', headers: { 'content-type': 'application/json' } });
+  const notJson = await inject(ctx.agent, { method: 'POST', url: `/api/v1/analyses/${id}/label`, payload: '{', headers: { 'content-type': 'application/json' } });
   assert.is(notJson.statusCode, 400);
   const unknown = await label(ctx.agent, 'no-such-analysis-1', { label: 'crane', by: 'Anna' });
   assert.is(unknown.statusCode, 404);

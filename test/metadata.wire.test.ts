@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { catalog, type AnyEvent } from '@tu/shared';
 import type { Agent } from '@tu/agent';
 import type { Relay } from '@tu/relay';
-import { observer } from './support/harness.js';
+import { inject, observer } from './support/harness.js';
 import { photoBytes, startRealAgent } from './support/real.js';
 import { addGateway, gql, startTestRelay, tokenFor } from './support/relay.js';
 
@@ -34,7 +34,7 @@ interface Exif {
 }
 
 async function analyse(ctx: Ctx, rel: string): Promise<{ id: string; api: Exif; bus: Exif; relay: Exif }> {
-  const res = await ctx.agent.http.app.inject({ method: 'POST', url: '/api/v1/images', headers: { 'content-type': 'image/jpeg' }, payload: photoBytes(rel) });
+  const res = await inject(ctx.agent, { method: 'POST', url: '/api/v1/images', headers: { 'content-type': 'image/jpeg' }, payload: photoBytes(rel) });
   assert.is(res.statusCode, 202, res.body);
   const id = res.json<{ analysisId: string }>().analysisId;
   const poll = async <T>(what: string, get: () => Promise<T | undefined>): Promise<T> => {
@@ -47,7 +47,7 @@ async function analyse(ctx: Ctx, rel: string): Promise<{ id: string; api: Exif; 
     }
   };
   const view = await poll(`analysis of ${rel} to complete`, async () => {
-    const r = await ctx.agent.http.app.inject({ method: 'GET', url: `/api/v1/analyses/${id}` });
+    const r = await inject(ctx.agent, { method: 'GET', url: `/api/v1/analyses/${id}` });
     const v = r.statusCode === 200 ? r.json<{ status: string; results: { metadata?: { exif: Exif } } }>() : undefined;
     return v?.status === 'completed' ? v : undefined;
   });

@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert';
 import { photoBytes } from './support/data.js';
 import { freePort } from './support/processes.js';
 import { artifact, envI, freshHome, startDetached, stopChild, unpack, waitHealth } from './support/release.js';
+import { bearerFor } from './support/harness.js';
 
 const enabled = process.env.TU_TEST_ARM64 === '1';
 const QEMU = '/usr/bin/qemu-aarch64-static';
@@ -38,10 +39,12 @@ test(`arm64 artifact under qemu: one real photo to analysis.completed${enabled ?
   const argv = envI({ TU_GATEWAY_ID: 'gw-arm64', TU_DATA_DIR: data, TU_HTTP_PORT: String(http), TU_MQTT_PORT: String(bus), MALLOC_ARENA_MAX: '2' }, [QEMU, path.join(app, 'runtime/bin/node'), '--max-semi-space-size=1', path.join(app, 'lib/main.js'), 'run']);
   const agent = startDetached(['unshare', '--mount', 'sh', '-c', `mount --bind ${cpuinfo} /proc/cpuinfo && exec "$@"`, 'sh', ...argv]);
   try {
-    const health = await waitHealth(http, 300_000, agent);
+    // Signed like `tu-agent token` does, with the device key the agent created in its data dir.
+    const auth = await bearerFor('gw-arm64', data);
+    const health = await waitHealth(http, 300_000, agent, auth.authorization.slice('Bearer '.length));
     const ready = Date.now();
     assert.is(health.status, 'ok', JSON.stringify(health.body));
-    const res = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photoBytes('excavator/' + fs.readdirSync(path.join(process.env.TU_TESTDATA_DIR ?? path.resolve(import.meta.dirname, '../../shared/testdata/images'), 'excavator')).sort()[0]) });
+    const res = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg', ...auth }, body: photoBytes('excavator/' + fs.readdirSync(path.join(process.env.TU_TESTDATA_DIR ?? path.resolve(import.meta.dirname, '../../shared/testdata/images'), 'excavator')).sort()[0]) });
     assert.is(res.status, 202);
     const { analysisId } = (await res.json()) as { analysisId: string };
     let status = '';
@@ -50,7 +53,7 @@ test(`arm64 artifact under qemu: one real photo to analysis.completed${enabled ?
     while (!['completed', 'failed'].includes(status)) {
       if (Date.now() > deadline) throw new Error(`analysis did not end under emulation: ${agent.output().slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 500));
-      body = (await (await fetch(`http://127.0.0.1:${http}/api/v1/analyses/${analysisId}`)).json()) as typeof body;
+      body = (await (await fetch(`http://127.0.0.1:${http}/api/v1/analyses/${analysisId}`, { headers: auth })).json()) as typeof body;
       status = body.status;
     }
     assert.is(status, 'completed', JSON.stringify(body).slice(0, 2000));

@@ -13,6 +13,7 @@ import { listLabelledImages } from '@tu/agent/internal/services/vision/dataset';
 import { IMAGES_DIR } from './support/data.js';
 import { freePort } from './support/processes.js';
 import { artifact, envI, freshHome, startDetached, stopChild, unpack, waitHealth } from './support/release.js';
+import { bearerFor } from './support/harness.js';
 
 const KILLS = 10;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -26,13 +27,14 @@ test(`kill -9 during uploads, ${KILLS} times: every 202 ends exactly once and ev
   const data = path.join(freshHome(), 'data');
   const [http, bus] = [await freePort(), await freePort()];
   const start = () => startDetached(envI({ TU_GATEWAY_ID: 'gw-powercut', TU_DATA_DIR: data, TU_HTTP_PORT: String(http), TU_MQTT_PORT: String(bus), TU_LOG_LEVEL: 'warn' }, [path.join(app, 'bin/tu-agent'), 'run']));
+  const auth = await bearerFor('gw-powercut', data);
   const photos = (await listLabelledImages(IMAGES_DIR)).slice(0, 24).map((p) => fs.readFileSync(p.file));
   const accepted = new Set<string>();
   let refused = 0;
   let n = 0;
   const upload = async () => {
     try {
-      const res = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photos[n++ % photos.length]! });
+      const res = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg', ...auth }, body: photos[n++ % photos.length]! });
       if (res.status === 202) accepted.add(((await res.json()) as { analysisId: string }).analysisId);
       else refused++;
     } catch {
@@ -58,7 +60,7 @@ test(`kill -9 during uploads, ${KILLS} times: every 202 ends exactly once and ev
   }
   const agent = start();
   await waitHealth(http, 60_000, agent);
-  const statusOf = async (id: string) => ((await (await fetch(`http://127.0.0.1:${http}/api/v1/analyses/${id}`)).json()) as { status: string }).status;
+  const statusOf = async (id: string) => ((await (await fetch(`http://127.0.0.1:${http}/api/v1/analyses/${id}`, { headers: auth })).json()) as { status: string }).status;
   const deadline = Date.now() + 180_000;
   for (const id of accepted) {
     while (!['completed', 'failed'].includes(await statusOf(id))) {

@@ -13,10 +13,11 @@ import * as assert from 'uvu/assert';
 import { BusClient, silentLogger, type AnyEvent } from '@tu/shared';
 import { derivePassword, observerUsername } from '@tu/agent';
 import { listLabelledImages } from '@tu/agent/internal/services/vision/dataset';
+import { technicianPublicKeyPem, technicianToken } from '@tu/relay/internal/cli/technicians';
 import { IMAGES_DIR, photoBytes } from './support/data.js';
 import { until } from './support/harness.js';
 import { freePort } from './support/processes.js';
-import { artifact, envI, freshHome, runToEnd, startDetached, stopChild, unpack, waitHealth } from './support/release.js';
+import { artifact, artifactToken, envI, freshHome, runToEnd, startDetached, stopChild, unpack, waitHealth } from './support/release.js';
 
 const V1 = '0.1.0-rel.1';
 const V2 = '0.1.0-rel.2';
@@ -54,10 +55,13 @@ test('env -i: version prints agent, runtime and model; run serves a real photo t
   assert.match(version.out, /model \S+ sha256-[0-9a-f]{12}/);
 
   const [http, bus] = [await freePort(), await freePort()];
+  // The installer's way in (issue 12): `tu-agent token` with the same two variables, before the first start.
+  const token = artifactToken([path.join(app, 'bin/tu-agent')], { TU_GATEWAY_ID: GW, TU_DATA_DIR: data });
+  const auth = { authorization: `Bearer ${token}` };
   const t0 = Date.now();
   const agent = startDetached(envI({ TU_GATEWAY_ID: GW, TU_DATA_DIR: data, TU_HTTP_PORT: String(http), TU_MQTT_PORT: String(bus) }, [path.join(app, 'bin/tu-agent'), 'run']));
   try {
-    const health = await waitHealth(http, 60_000, agent);
+    const health = await waitHealth(http, 60_000, agent, token);
     console.log(`  release x64: healthy ${Date.now() - t0} ms after exec`);
     assert.is(health.version, V1);
     assert.is(health.status, 'ok', JSON.stringify(health.body));
@@ -74,7 +78,10 @@ test('env -i: version prints agent, runtime and model; run serves a real photo t
       logger: silentLogger(),
     });
     await obs.onEvents('all', (e) => void events.push(e));
-    const res = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photoBytes(FORKLIFT) });
+    const stranger = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photoBytes(FORKLIFT) });
+    assert.is(stranger.status, 401, 'no token, no upload');
+    await stranger.body?.cancel();
+    const res = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg', ...auth }, body: photoBytes(FORKLIFT) });
     assert.is(res.status, 202);
     const { analysisId } = (await res.json()) as { analysisId: string };
     await until(() => events.some((e) => e.subject === analysisId && e.type === 'analysis.completed'), 60_000, 'analysis.completed');
@@ -153,8 +160,14 @@ test('install, provision, update to a second build, automatic roll-back from a b
   fs.writeFileSync(configFile, JSON.stringify({ ...cfg, dataDir: path.join(root, 'var/lib/tu-agent'), http: { host: '127.0.0.1', port: http }, broker: { host: '127.0.0.1', port: bus } }));
   const secretFile = path.join(root, 'secret.txt');
   fs.writeFileSync(secretFile, 'a-gateway-secret-from-the-relay-0001\n');
-  const prov = tu(path.join(opt, 'current/bin/tu-agent'), 'provision', '--gateway-id', 'gw-installed', '--relay', 'mqtts://relay.example:8883', '--secret-file', secretFile);
+  // The relay's technician key (npm run relay -- technicians key), provisioned with the gateway.
+  const relayKeys = freshHome();
+  const relayKeyFile = path.join(root, 'relay-technician-key.pem');
+  fs.writeFileSync(relayKeyFile, technicianPublicKeyPem(relayKeys) + '\n');
+  const prov = tu(path.join(opt, 'current/bin/tu-agent'), 'provision', '--gateway-id', 'gw-installed', '--relay', 'mqtts://relay.example:8883', '--secret-file', secretFile, '--technician-key', relayKeyFile);
   assert.is(prov.code, 0, prov.out);
+  assert.is(fs.readFileSync(path.join(root, 'etc/tu-agent/relay-technician-key.pem'), 'utf8'), fs.readFileSync(relayKeyFile, 'utf8'));
+  assert.is((JSON.parse(fs.readFileSync(configFile, 'utf8')) as { auth: { relayPublicKeyFile: string } }).auth.relayPublicKeyFile, '/etc/tu-agent/relay-technician-key.pem');
   const provisioned = JSON.parse(fs.readFileSync(configFile, 'utf8')) as { gatewayId: string; uplink: { url: string; passwordFile: string } };
   assert.is(provisioned.gatewayId, 'gw-installed');
   assert.is(provisioned.uplink.url, 'mqtts://relay.example:8883');
@@ -164,7 +177,8 @@ test('install, provision, update to a second build, automatic roll-back from a b
   assert.is(badProv.code, 2, badProv.out);
   assert.match(badProv.out, 'gatewayId');
   // No relay in this test: drop the uplink again so health is about the agent alone.
-  fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), uplink: undefined }));
+  // The key file as installed under --root (the config names its path on a gateway).
+  fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), uplink: undefined, auth: { relayPublicKeyFile: path.join(root, 'etc/tu-agent/relay-technician-key.pem') } }));
   const valid = tu(path.join(opt, 'current/bin/tu-agent'), 'config', 'validate', configFile);
   assert.is(valid.code, 0, valid.out);
 
@@ -188,6 +202,12 @@ test('install, provision, update to a second build, automatic roll-back from a b
     const status = tu(path.join(opt, 'current/bin/tu-agent'), 'status', '--config', configFile);
     assert.is(status.code, 0, status.out);
     assert.match(status.out, `version ${V2}`);
+    assert.match(status.out, 'bus: up', 'status reads the device key: the details');
+    // A technician with a token from the relay gets in, offline.
+    const alice = await technicianToken(relayKeys, { gateway: 'gw-installed', role: 'view', name: 'alice', ttl: '1h' }, async () => true);
+    const [withToken, without] = [await fetch(`http://127.0.0.1:${http}/api/v1/analyses`, { headers: { authorization: `Bearer ${alice}` } }), await fetch(`http://127.0.0.1:${http}/api/v1/analyses`)];
+    assert.is(withToken.status, 200, await withToken.text());
+    assert.is(without.status, 401, await without.text());
 
     // A deliberately broken build: V2 with a main.js that dies at start.
     const broken = unpack(artifact(V2));

@@ -4,7 +4,7 @@ import type { AnyEvent, BusClient } from '@tu/shared';
 import type { Agent } from '@tu/agent';
 import { recognitionResult } from './support/fixtures.js';
 import { photoBytes } from './support/data.js';
-import { observer, startHandler, startTestAgent, testConfig } from './support/harness.js';
+import { inject, observer, startHandler, startTestAgent, testConfig } from './support/harness.js';
 
 // Issue 8 #7: in a burst of 1,200 uploads all got a 202, and 187 of them later failed with
 // QUEUE_FULL. A 202 is a promise: once the queue is full, the door says 429 with Retry-After.
@@ -36,7 +36,7 @@ test('a burst of 40: at most maxConcurrent + maxQueue get 202, the rest 429 + Re
   ctx.clients.push(obs.bus);
   const photo = photoBytes('forklift/imagenet_n03384352_forklift.jpg');
   const answers = await Promise.all(
-    Array.from({ length: 40 }, () => ctx.agent.http.app.inject({ method: 'POST', url: '/api/v1/images', payload: photo, headers: { 'content-type': 'image/jpeg' } })),
+    Array.from({ length: 40 }, () => inject(ctx.agent, { method: 'POST', url: '/api/v1/images', payload: photo, headers: { 'content-type': 'image/jpeg' } })),
   );
   const accepted = answers.filter((r) => r.statusCode === 202).map((r) => (r.json() as { analysisId: string }).analysisId);
   const refused = answers.filter((r) => r.statusCode === 429);
@@ -51,7 +51,7 @@ test('a burst of 40: at most maxConcurrent + maxQueue get 202, the rest 429 + Re
   await obs.waitFor((ev) => ended(ev).length === accepted.length, 15_000);
   assert.equal(ended(obs.events).map((e) => e.type), accepted.map(() => 'analysis.completed'), 'every 202 was kept');
   // With room again, the door opens.
-  const again = await ctx.agent.http.app.inject({ method: 'POST', url: '/api/v1/images', payload: photo, headers: { 'content-type': 'image/jpeg' } });
+  const again = await inject(ctx.agent, { method: 'POST', url: '/api/v1/images', payload: photo, headers: { 'content-type': 'image/jpeg' } });
   assert.is(again.statusCode, 202);
 });
 

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import type { BusClient } from '@tu/shared';
 import type { Agent } from '@tu/agent';
 import { photoBytes } from './support/data.js';
-import { observer, startAllHandlers, startTestAgent, until } from './support/harness.js';
+import { inject, observer, startAllHandlers, startTestAgent, until } from './support/harness.js';
 
 // Issue 8 #1: with the orchestrator kicked off the bus again and again (a client-id takeover,
 // now refused at CONNECT; see broker-acl.test.ts), 16 of 20 accepted uploads were still unknown
@@ -32,7 +32,7 @@ async function kickOrchestrator(agent: Agent): Promise<void> {
   await until(() => !agent.orchestratorBus.connected, 2000, 'orchestrator offline');
 }
 
-const health = async (agent: Agent) => (await agent.http.app.inject({ method: 'GET', url: '/api/v1/health' })).json() as { status: string; reasons: string[] };
+const health = async (agent: Agent) => (await inject(agent, { method: 'GET', url: '/api/v1/health' })).json() as { status: string; reasons: string[] };
 
 test('an upload published while the orchestrator was off the bus is re-driven while the agent runs', async (ctx) => {
   const obs = await observer(ctx.agent);
@@ -41,14 +41,14 @@ test('an upload published while the orchestrator was off the bus is re-driven wh
   // Keep knocking it off (as the takeover did) while the upload is accepted and published.
   await kickOrchestrator(ctx.agent);
   const knocking = setInterval(() => orchestratorConnection(ctx.agent)?.close(), 10);
-  const res = await ctx.agent.http.app.inject({ method: 'POST', url: '/api/v1/images', payload: photoBytes('forklift/imagenet_n03384352_forklift.jpg'), headers: { 'content-type': 'image/jpeg' } });
+  const res = await inject(ctx.agent, { method: 'POST', url: '/api/v1/images', payload: photoBytes('forklift/imagenet_n03384352_forklift.jpg'), headers: { 'content-type': 'image/jpeg' } });
   await new Promise((r) => setTimeout(r, 300));
   clearInterval(knocking);
   assert.is(res.statusCode, 202);
   const { analysisId } = res.json() as { analysisId: string };
   await obs.waitFor((ev) => ev.some((e) => e.type === 'analysis.completed' && e.subject === analysisId), 15_000);
   assert.ok(ctx.agent.intake.stats.republished > before, 'the intake published it again');
-  const a = await ctx.agent.http.app.inject({ method: 'GET', url: `/api/v1/analyses/${analysisId}` });
+  const a = await inject(ctx.agent, { method: 'GET', url: `/api/v1/analyses/${analysisId}` });
   assert.is(a.statusCode, 200);
   await until(() => ctx.agent.intake.pending() === 0, 5000, 'journal cleared');
 });

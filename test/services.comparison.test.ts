@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Agent } from '@tu/agent';
 import type { AnyEvent, BusClient, ComparisonResult } from '@tu/shared';
-import { observer, until } from './support/harness.js';
+import { inject, observer, until } from './support/harness.js';
 import { photoBytes, startRealAgent } from './support/real.js';
 
 type Ctx = { agent: Agent; obs: { bus: BusClient; events: AnyEvent[] } };
@@ -27,7 +27,7 @@ t.after(async (ctx) => {
 });
 
 const analyse = async (ctx: Ctx, rel: string, query = ''): Promise<ComparisonResult> => {
-  const res = await ctx.agent.http.app.inject({ method: 'POST', url: `/api/v1/images${query}`, payload: photoBytes(rel), headers: { 'content-type': 'image/jpeg' } });
+  const res = await inject(ctx.agent, { method: 'POST', url: `/api/v1/images${query}`, payload: photoBytes(rel), headers: { 'content-type': 'image/jpeg' } });
   assert.is(res.statusCode, 202, res.body);
   const id = res.json<{ analysisId: string }>().analysisId;
   await until(() => ctx.obs.events.some((e) => e.subject === id && (e.type === 'analysis.completed' || e.type === 'analysis.failed')), 20_000, 'analysis end');
@@ -43,28 +43,28 @@ t('nothing registered → unknown', async (ctx) => {
 });
 
 t('PUT /api/v1/machine validates and stores the profile (lowdb, fsynced)', async (ctx) => {
-  const bad = await ctx.agent.http.app.inject({ method: 'PUT', url: '/api/v1/machine', payload: { type: 'excavator', color: 'red' } });
+  const bad = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: { type: 'excavator', color: 'red' } });
   assert.is(bad.statusCode, 400);
   assert.is(bad.json<{ error: { code: string } }>().error.code, 'INVALID_REQUEST');
-  const ok = await ctx.agent.http.app.inject({
+  const ok = await inject(ctx.agent, {
     method: 'PUT',
     url: '/api/v1/machine',
     payload: { id: 'kobelco-1', type: 'excavator', brand: 'Kobelco', model: 'SK210', serialNumber: 'YQ12-34567', name: 'Site A digger' },
   });
   assert.is(ok.statusCode, 200, ok.body);
-  const got = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/machine' });
+  const got = await inject(ctx.agent, { method: 'GET', url: '/api/v1/machine' });
   assert.is(got.json<{ machine: { brand: string } }>().machine.brand, 'Kobelco');
 });
 
 t('reference photos are embedded and stored; bad reference input → 4xx', async (ctx) => {
   for (const rel of KOBELCO.slice(0, 2)) {
-    const res = await ctx.agent.http.app.inject({ method: 'POST', url: '/api/v1/machine/references', payload: photoBytes(rel), headers: { 'content-type': 'image/jpeg' } });
+    const res = await inject(ctx.agent, { method: 'POST', url: '/api/v1/machine/references', payload: photoBytes(rel), headers: { 'content-type': 'image/jpeg' } });
     assert.is(res.statusCode, 201, res.body);
     assert.match(res.json<{ reference: { sha256: string } }>().reference.sha256, /^[0-9a-f]{64}$/);
   }
-  const bad = await ctx.agent.http.app.inject({ method: 'POST', url: '/api/v1/machine/references', payload: 'nope', headers: { 'content-type': 'text/plain' } });
+  const bad = await inject(ctx.agent, { method: 'POST', url: '/api/v1/machine/references', payload: 'nope', headers: { 'content-type': 'text/plain' } });
   assert.is(bad.statusCode, 415);
-  const m = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/machine' });
+  const m = await inject(ctx.agent, { method: 'GET', url: '/api/v1/machine' });
   assert.is(m.json<{ references: unknown[] }>().references.length, 2);
 });
 

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { observer, until } from './support/harness.js';
+import { inject, observer, until } from './support/harness.js';
 import { MODEL_DIR, REPO_ROOT, photoBytes, startRealAgent } from './support/real.js';
 
 test('vision runs as its own process (--service vision, TCP) and the orchestrator uses it', async () => {
@@ -38,13 +38,13 @@ test('vision runs as its own process (--service vision, TCP) and the orchestrato
     const instanceId = visionInstances()[0]!.instanceId;
     assert.ok(instanceId.includes(`.${proc.pid}.`), `instance ${instanceId} is the child (pid ${proc.pid})`);
 
-    const res = await agent.http.app.inject({ method: 'POST', url: '/api/v1/images', payload: photoBytes('forklift/imagenet_n03384352_forklift.jpg'), headers: { 'content-type': 'image/jpeg' } });
+    const res = await inject(agent, { method: 'POST', url: '/api/v1/images', payload: photoBytes('forklift/imagenet_n03384352_forklift.jpg'), headers: { 'content-type': 'image/jpeg' } });
     assert.is(res.statusCode, 202);
     const id = res.json<{ analysisId: string }>().analysisId;
     await until(() => obs.events.some((e) => e.subject === id && e.type === 'analysis.completed'), 20_000, 'completion');
     const view = agent.orchestrator.status(id)!;
     assert.is(view.steps.find((s) => s.step === 'recognition')!.instance, instanceId);
-    const health = (await agent.http.app.inject({ method: 'GET', url: '/api/v1/health' })).json<{ model: { state: string }; services: Record<string, { inProcess: boolean; up: boolean }> }>();
+    const health = (await inject(agent, { method: 'GET', url: '/api/v1/health' })).json<{ model: { state: string }; services: Record<string, { inProcess: boolean; up: boolean }> }>();
     assert.is(health.model.state, 'out-of-process');
     assert.equal(health.services['svc-ai-vision-adapter'], { ...health.services['svc-ai-vision-adapter']!, inProcess: false, up: true });
 

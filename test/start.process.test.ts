@@ -66,6 +66,15 @@ t('both servers answer health', async (ctx) => {
   assert.is((await fetch(`${ctx.urls.relay}/api/v1/health`)).status, 200);
 });
 
+t('npm start prints `technician token: <t>`: the agent accepts it as a Bearer token, and nothing works without it', async (ctx) => {
+  const m = /^technician token: (\S+)$/m.exec(ctx.out);
+  assert.ok(m, `a technician token line in:\n${ctx.out.slice(-2000)}`);
+  assert.match(ctx.out, `technician UI: ${ctx.urls.agent}/#token=${m![1]}`);
+  assert.is((await fetch(`${ctx.urls.agent}/api/v1/analyses`)).status, 401);
+  const res = await fetch(`${ctx.urls.agent}/api/v1/analyses`, { headers: { authorization: `Bearer ${m![1]}` } });
+  assert.is(res.status, 200, await res.text());
+});
+
 t('the relay CLI in the same place works on the data npm start generated, with no secret passed', async (ctx) => {
   const list = cli(['gateways', 'list'], { cwd: ctx.cwd });
   assert.is(list.status, 0, list.stderr);

@@ -2,8 +2,11 @@
  * The agent and the relay as real child processes: photos POSTed to the agent are
  * analysed by the real services, forwarded by the uplink, pushed live to a graphql-ws
  * subscriber and stored by the relay; the relay goes away and comes back without losing
- * or duplicating anything.
+ * or duplicating anything. The technician calling the agent holds a token the relay signed
+ * (`technicians token`), verified by the agent offline with the provisioned public key: it
+ * keeps working while the relay is down.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -30,6 +33,9 @@ test('photos flow agent → relay → live subscription and storage; relay outag
   fs.writeFileSync(path.join(dir, 'registry.json'), JSON.stringify({ tenants: [{ id: 'acme' }, { id: 'globex' }], gateways: [{ id: GW, tenant: 'acme', secret: GW_SECRET }] }));
   fs.writeFileSync(path.join(dir, 'relay.json'), JSON.stringify({ dataDir: path.join(dir, 'relay'), http: { host: '127.0.0.1', port: relayHttp }, ingress: { host: '127.0.0.1', port: relayMqtt }, jwt: { secret: JWT }, registryFile: path.join(dir, 'registry.json') }));
   fs.writeFileSync(path.join(dir, 'uplink-password'), GW_SECRET + '\n');
+  // The relay's technician key, provisioned on the gateway (tu-agent provision --technician-key).
+  const relayCli = (...args: string[]) => execFileSync(process.execPath, ['relay/dist/main.js', '--config', path.join(dir, 'relay.json'), ...args], { encoding: 'utf8' }).trim();
+  fs.writeFileSync(path.join(dir, 'relay-technician-key.pem'), relayCli('technicians', 'key') + '\n');
   fs.writeFileSync(
     path.join(dir, 'agent.json'),
     JSON.stringify({
@@ -39,6 +45,7 @@ test('photos flow agent → relay → live subscription and storage; relay outag
       http: { host: '127.0.0.1', port: agentHttp },
       model: { dir: MODEL_DIR },
       uplink: { url: `mqtt://127.0.0.1:${relayMqtt}`, passwordFile: path.join(dir, 'uplink-password'), reconnect: { initialDelayMs: 100, maxDelayMs: 500 } },
+      auth: { relayPublicKeyFile: path.join(dir, 'relay-technician-key.pem') },
     }),
   );
   const startRelayProc = () => startProcess('relay/dist/main.js', ['--config', path.join(dir, 'relay.json')], 'relay: ');
@@ -48,6 +55,10 @@ test('photos flow agent → relay → live subscription and storage; relay outag
   try {
     const acme = await issueToken({ secret: JWT }, { sub: 'fleet', tenant: 'acme' });
     const globex = await issueToken({ secret: JWT }, { sub: 'other', tenant: 'globex' });
+    const technician = relayCli('technicians', 'token', '--gateway', GW, '--role', 'upload,register', '--name', 'alice', '--ttl', '1h');
+    const auth = { authorization: `Bearer ${technician}` };
+    const viewer = relayCli('technicians', 'token', '--gateway', GW, '--role', 'view', '--name', 'alice', '--ttl', '1h');
+    assert.is((await fetch(`http://127.0.0.1:${agentHttp}/api/v1/images`, { method: 'POST', body: 'x', headers: { 'content-type': 'image/jpeg', authorization: `Bearer ${viewer}` } })).status, 403, 'view only: no upload');
     const subscribe = (token: string, into: Seen[], refused?: (err: unknown) => void) =>
       new Promise<void>((resolve, reject) => {
         const c = createClient({ url: `ws://127.0.0.1:${relayHttp}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0, on: { connected: () => setTimeout(resolve, 50) } });
@@ -70,14 +81,14 @@ test('photos flow agent → relay → live subscription and storage; relay outag
     assert.match(otherRefused, /no gateway/, 'another tenant cannot subscribe to this gateway');
 
     const post = async (rel: string): Promise<string> => {
-      const r = await fetch(`http://127.0.0.1:${agentHttp}/api/v1/images?machineId=M-1`, { method: 'POST', body: photoBytes(rel), headers: { 'content-type': 'image/jpeg' } });
+      const r = await fetch(`http://127.0.0.1:${agentHttp}/api/v1/images?machineId=M-1`, { method: 'POST', body: photoBytes(rel), headers: { 'content-type': 'image/jpeg', ...auth } });
       assert.is(r.status, 202, `POST ${rel}`);
       return ((await r.json()) as { analysisId: string }).analysisId;
     };
 
     // The machine the technician registered on the gateway; the photos below are uploaded for it.
     const registered = { id: 'M-1', name: 'Site 4 excavator', type: 'excavator', brand: 'Caterpillar', serialNumber: 'CAT-S4' };
-    const put = await fetch(`http://127.0.0.1:${agentHttp}/api/v1/machine`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(registered) });
+    const put = await fetch(`http://127.0.0.1:${agentHttp}/api/v1/machine`, { method: 'PUT', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(registered) });
     assert.ok(put.status < 300, `PUT /api/v1/machine: ${put.status}`);
 
     // 1. Live: every event of every analysis, in order.
@@ -94,7 +105,7 @@ test('photos flow agent → relay → live subscription and storage; relay outag
     await stopProcess(relay, 'SIGKILL');
     const offline: string[] = [];
     for (const p of PHOTOS) offline.push(await post(firstPhoto(p)));
-    const status = async (id: string) => ((await (await fetch(`http://127.0.0.1:${agentHttp}/api/v1/analyses/${id}`)).json()) as { status: string }).status;
+    const status = async (id: string) => ((await (await fetch(`http://127.0.0.1:${agentHttp}/api/v1/analyses/${id}`, { headers: auth })).json()) as { status: string }).status;
     for (const id of offline) {
       const end = Date.now() + 60_000;
       while ((await status(id)) === 'running' || (await status(id)) === 'queued') {
@@ -102,7 +113,7 @@ test('photos flow agent → relay → live subscription and storage; relay outag
         await new Promise((r) => setTimeout(r, 50));
       }
     }
-    const health = (await (await fetch(`http://127.0.0.1:${agentHttp}/api/v1/health`)).json()) as { uplink: { state: string; queueDepth: number } };
+    const health = (await (await fetch(`http://127.0.0.1:${agentHttp}/api/v1/health`, { headers: auth })).json()) as { uplink: { state: string; queueDepth: number } };
     assert.ok(health.uplink.queueDepth >= offline.length * 6, `outbox holds the offline events (${health.uplink.queueDepth})`);
     assert.is.not(health.uplink.state, 'online');
 
@@ -142,7 +153,7 @@ test('photos flow agent → relay → live subscription and storage; relay outag
     assert.is(more.length, 0);
     assert.equal({ ...machine, lastRecognition: undefined }, { id: 'M-1', name: 'Site 4 excavator', registeredId: 'M-1', type: 'excavator', serialNumber: 'CAT-S4', lastRecognition: undefined });
     assert.ok(machine?.lastRecognition?.machineType, 'the last photo recognition is evidence beside the type');
-    const h2 = (await (await fetch(`http://127.0.0.1:${agentHttp}/api/v1/health`)).json()) as { uplink: { state: string; queueDepth: number } };
+    const h2 = (await (await fetch(`http://127.0.0.1:${agentHttp}/api/v1/health`, { headers: auth })).json()) as { uplink: { state: string; queueDepth: number } };
     assert.is(h2.uplink.queueDepth, 0);
     assert.is(h2.uplink.state, 'online');
   } finally {

@@ -17,7 +17,7 @@ import { createVisionEngine } from '@tu/agent/internal/services/vision/engine';
 import { saveHead } from '@tu/agent/internal/services/vision/head-format';
 import { trainHead } from '@tu/agent/internal/services/vision/head';
 import { IMAGES_DIR, MODEL_DIR } from './support/data.js';
-import { startTestAgent, testConfig } from './support/harness.js';
+import { inject, startTestAgent, testConfig } from './support/harness.js';
 
 /** A small ridge head (2 site photos per type) so that corrections have something to move. */
 async function smallHead(): Promise<string> {
@@ -51,7 +51,8 @@ test('a technician correction refits the head at once: the next photo of that ma
   const headPath = await smallHead();
   const agent = await startTestAgent({ config: testConfig({ 'services.vision': true, 'services.comparison': true, 'services.metadata': true, 'model.dir': MODEL_DIR, 'model.headPath': headPath }) });
   try {
-    const app = agent.http.app;
+    // A signed-in technician with every role (support/harness.ts inject).
+    const app = { inject: (opts: Parameters<typeof inject>[1]) => inject(agent, opts) };
     const analyse = async (body: Buffer) => {
       const r = await app.inject({ method: 'POST', url: '/api/v1/images', headers: jpeg, payload: body });
       assert.is(r.statusCode, 202, r.body);

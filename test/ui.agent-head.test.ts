@@ -11,6 +11,7 @@ import type { Browser } from 'playwright-core';
 import type { Agent } from '@tu/agent';
 import { ensureBuilt, launchChromium, screenshotPath } from './support/browser.js';
 import { REPO_ROOT, startRealAgent, trainTestHead } from './support/real.js';
+import { inject, signedInUrl } from './support/harness.js';
 
 type Ctx = { agent: Agent; browser: Browser; negatives: string[] };
 const t = suite<Ctx>('ui: result card of an unknown type with a trained head, in Chromium');
@@ -22,7 +23,7 @@ t.before(async (ctx) => {
   ctx.negatives = test.filter((i) => i.label === 'negative').map((i) => i.file);
   ctx.agent = await startRealAgent({ 'model.headPath': headPath });
   // A registered type, so the comparison checks the type (and has a type confidence to show).
-  const put = await ctx.agent.http.app.inject({ method: 'PUT', url: '/api/v1/machine', headers: { 'content-type': 'application/json' }, payload: { type: 'excavator' } });
+  const put = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', headers: { 'content-type': 'application/json' }, payload: { type: 'excavator' } });
   assert.is(put.statusCode, 200, put.body);
   ctx.browser = await launchChromium();
 });
@@ -34,7 +35,7 @@ t.after(async (ctx) => {
 t('a photo the head calls unknown: no percentage next to it reads as confidence, the reason says what its numbers are', async (ctx) => {
   assert.ok(ctx.negatives.length > 0, 'precondition: held-out photos without a machine');
   const page = await ctx.browser.newPage({ viewport: { width: 1280, height: 800 } });
-  await page.goto(ctx.agent.http.url);
+  await page.goto(await signedInUrl(ctx.agent));
   await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: WAIT });
   let checked = 0;
   for (const file of ctx.negatives.slice(0, 4)) {
@@ -49,7 +50,7 @@ t('a photo the head calls unknown: no percentage next to it reads as confidence,
     assert.not.match(result, /\d+ %\s*confidence|type confidence|confidence \d/i, result);
     // The unknown's reason is shown, and a guess it names is not listed a second time.
     const id = (await card.getAttribute('id'))?.slice(2) ?? '';
-    const rec = (await ctx.agent.http.app.inject({ method: 'GET', url: `/api/v1/analyses/${id}` })).json<{ results: { recognition: { unknownReason?: string; topK: { label: string }[] } } }>().results.recognition;
+    const rec = (await inject(ctx.agent, { method: 'GET', url: `/api/v1/analyses/${id}` })).json<{ results: { recognition: { unknownReason?: string; topK: { label: string }[] } } }>().results.recognition;
     assert.ok(rec.unknownReason && type.includes(rec.unknownReason), type);
     const count = (s: string, w: string) => s.split(w).length - 1;
     for (const { label } of rec.topK) {

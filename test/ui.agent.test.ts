@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Browser, Locator, Page } from 'playwright-core';
 import type { Agent } from '@tu/agent';
-import { tmpDir } from './support/harness.js';
+import { inject, signedInUrl, tmpDir } from './support/harness.js';
 import { ensureBuilt, launchChromium, screenshotPath } from './support/browser.js';
 import { multipart, photo, REPO_ROOT, startRealAgent } from './support/real.js';
 
@@ -28,7 +28,7 @@ t.after(async (ctx) => {
 
 const openUi = async (ctx: Ctx, viewport: { width: number; height: number }): Promise<Page> => {
   const page = await ctx.browser.newPage({ viewport });
-  await page.goto(ctx.agent.http.url);
+  await page.goto(await signedInUrl(ctx.agent));
   await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: WAIT });
   return page;
 };
@@ -124,7 +124,7 @@ t('result card: one duration per step, saying what it measures', async (ctx) => 
 t('result card: the similarity to the closest earlier photo is stated once', async (ctx) => {
   const card = await canonCard(ctx);
   const id = (await card.getAttribute('id'))?.slice(2) ?? '';
-  const view = (await ctx.agent.http.app.inject({ method: 'GET', url: `/api/v1/analyses/${id}` })).json<{ results: { comparison: { bestMatch: unknown } } }>();
+  const view = (await inject(ctx.agent, { method: 'GET', url: `/api/v1/analyses/${id}` })).json<{ results: { comparison: { bestMatch: unknown } } }>();
   assert.ok(view.results.comparison.bestMatch, 'precondition: an earlier photo (the first test\'s) is the best match');
   const comparison = await card.getByTestId('comparison').innerText();
   assert.is(comparison.match(/similar/gi)?.length, 1, comparison);
@@ -149,20 +149,20 @@ t('recent analyses show the file name and the recognised type; the API keeps the
     assert.is(durations.length, 1, `${step}: ${durations.join(' | ')}`);
     assert.match(durations[0] ?? '', /from request to result/);
   }
-  const list = (await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/analyses?limit=50' })).json<{ analyses: { fileName?: string; machineType?: string }[] }>().analyses;
+  const list = (await inject(ctx.agent, { method: 'GET', url: '/api/v1/analyses?limit=50' })).json<{ analyses: { fileName?: string; machineType?: string }[] }>().analyses;
   assert.ok(list.some((a) => a.fileName === 'exifr_IMG_5910.jpg' && a.machineType === 'unknown'), JSON.stringify(list));
   // The header carries any name (percent-encoded UTF-8); multipart keeps its filename.
   const bytes = fs.readFileSync(EXCAVATOR);
-  const post = (headers: Record<string, string>, payload: Buffer = bytes) => ctx.agent.http.app.inject({ method: 'POST', url: '/api/v1/images', headers: { 'content-type': 'image/jpeg', ...headers }, payload });
+  const post = (headers: Record<string, string>, payload: Buffer = bytes) => inject(ctx.agent, { method: 'POST', url: '/api/v1/images', headers: { 'content-type': 'image/jpeg', ...headers }, payload });
   const named = await post({ 'x-file-name': encodeURIComponent('Bagger Süd 3.jpg') });
   assert.is(named.statusCode, 202, named.body);
   const mp = multipart('image', bytes, 'image/jpeg', 'plate.jpg');
-  const viaForm = await ctx.agent.http.app.inject({ method: 'POST', url: '/api/v1/images', headers: mp.headers, payload: mp.payload });
+  const viaForm = await inject(ctx.agent, { method: 'POST', url: '/api/v1/images', headers: mp.headers, payload: mp.payload });
   assert.is(viaForm.statusCode, 202, viaForm.body);
   for (const [res, name] of [[named, 'Bagger Süd 3.jpg'], [viaForm, 'plate.jpg']] as const) {
     const url = `/api/v1/analyses/${res.json<{ analysisId: string }>().analysisId}`;
-    let v = await ctx.agent.http.app.inject({ method: 'GET', url });
-    for (let i = 0; i < 100 && v.statusCode === 404; i++) v = await new Promise((ok) => setTimeout(ok, 20)).then(() => ctx.agent.http.app.inject({ method: 'GET', url }));
+    let v = await inject(ctx.agent, { method: 'GET', url });
+    for (let i = 0; i < 100 && v.statusCode === 404; i++) v = await new Promise((ok) => setTimeout(ok, 20)).then(() => inject(ctx.agent, { method: 'GET', url }));
     assert.is(v.json<{ fileName?: string }>().fileName, name);
   }
   // A name that is a path, has control characters, is too long or badly encoded is refused, nothing stored.
@@ -221,7 +221,7 @@ t('register the machine and a reference photo through the form', async (ctx) => 
   await page.getByLabel('Name', { exact: true }).fill('Site 4 excavator');
   await page.getByRole('button', { name: 'Save machine' }).click();
   await page.getByText('Machine saved.').waitFor({ timeout: WAIT });
-  const res = await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/machine' });
+  const res = await inject(ctx.agent, { method: 'GET', url: '/api/v1/machine' });
   const m = res.json<{ machine: Record<string, string> }>().machine;
   assert.equal({ type: m['type'], brand: m['brand'], model: m['model'], serialNumber: m['serialNumber'], name: m['name'] }, {
     type: 'excavator',

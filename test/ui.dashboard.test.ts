@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import type { Browser, Page } from 'playwright-core';
 import type { Agent } from '@tu/agent';
 import type { Relay } from '@tu/relay';
-import { tmpDir } from './support/harness.js';
+import { inject, signedInUrl, tmpDir } from './support/harness.js';
 import { ensureBuilt, launchChromium, screenshotPath } from './support/browser.js';
 import { photo, photoBytes, REPO_ROOT, startRealAgent } from './support/real.js';
 import { addGateway, analysisFlow, connectGateway, publishEvent, startTestRelay, tokenFor } from './support/relay.js';
@@ -40,7 +40,7 @@ t.before(async (ctx) => {
     'uplink.outbox.durability': 'normal',
   });
   // The machine this gateway is fitted to: its fields reach the relay in metadata.record.
-  const put = await ctx.agent.http.app.inject({ method: 'PUT', url: '/api/v1/machine', payload: { type: 'forklift', brand: 'Linde', model: 'H25', serialNumber: 'SN-DASH-1', name: 'Yard 7 forklift' } });
+  const put = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: { type: 'forklift', brand: 'Linde', model: 'H25', serialNumber: 'SN-DASH-1', name: 'Yard 7 forklift' } });
   assert.ok(put.statusCode < 300, put.body);
   ctx.tokenA = await tokenFor('tenant-a', 'fleet-a');
   ctx.tokenB = await tokenFor('tenant-b', 'fleet-b');
@@ -55,7 +55,7 @@ t.after(async (ctx) => {
 const uplinkOnline = async (ctx: Ctx): Promise<void> => {
   const end = Date.now() + WAIT;
   for (;;) {
-    const h = (await ctx.agent.http.app.inject({ method: 'GET', url: '/api/v1/health' })).json<{ uplink?: { state?: string } }>();
+    const h = (await inject(ctx.agent, { method: 'GET', url: '/api/v1/health' })).json<{ uplink?: { state?: string } }>();
     if (h.uplink?.state === 'online') return;
     if (Date.now() > end) throw new Error(`uplink not online: ${JSON.stringify(h.uplink)}`);
     await new Promise((r) => setTimeout(r, 20));
@@ -75,7 +75,7 @@ const waitLive = (page: Page) => page.getByRole('status').filter({ hasText: /^Li
 /** Uploads a file through the technician UI; resolves with the analysis id once it ends in `end`. */
 const uploadThroughTechnicianUi = async (ctx: Ctx, file: string, end: 'Completed' | 'Failed', shot?: string): Promise<string> => {
   const page = await ctx.browser.newPage({ viewport: LAPTOP });
-  await page.goto(ctx.agent.http.url);
+  await page.goto(await signedInUrl(ctx.agent));
   await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: WAIT });
   await page.getByLabel('Choose photos').setInputFiles(file);
   const card = page.getByRole('article', { name: new RegExp(path.basename(file).replace(/\./g, '\\.')) });
@@ -217,7 +217,7 @@ t('tenant A: after a reload the feed shows the stored events, then continues liv
 });
 
 t('tenant A: re-registered as a wheel loader, a forklift photo is shown as evidence that disagrees; the type stays the registered one', async (ctx) => {
-  const put = await ctx.agent.http.app.inject({ method: 'PUT', url: '/api/v1/machine', payload: { id: 'WL-7', type: 'wheel_loader', brand: 'Linde', model: 'H25', serialNumber: 'SN-DASH-1', name: 'Yard 7 loader' } });
+  const put = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: { id: 'WL-7', type: 'wheel_loader', brand: 'Linde', model: 'H25', serialNumber: 'SN-DASH-1', name: 'Yard 7 loader' } });
   assert.ok(put.statusCode < 300, put.body);
   await uploadThroughTechnicianUi(ctx, FORKLIFT, 'Completed');
   const page = await signIn(ctx, ctx.tokenA);

@@ -13,6 +13,7 @@ import type { Relay } from '@tu/relay';
 import { ensureBuilt, launchChromium, screenshotPath } from './support/browser.js';
 import { photo, REPO_ROOT, startRealAgent } from './support/real.js';
 import { addGateway, gql, startTestRelay, tokenFor } from './support/relay.js';
+import { signedInUrl } from './support/harness.js';
 
 type Ctx = { relay: Relay; agent: Agent; browser: Browser; token: string };
 const t = suite<Ctx>('ui: technician confirms / corrects a machine type; the relay and its dashboard show it');
@@ -59,7 +60,7 @@ async function eventually<T>(f: () => Promise<T>, ok: (v: T) => boolean, what: s
 
 t('confirm on the result card, then correct it: stored on the gateway, counted by the relay (latest label wins), shown on the dashboard', async (ctx) => {
   const page = await ctx.browser.newPage({ viewport: LAPTOP });
-  await page.goto(ctx.agent.http.url);
+  await page.goto(await signedInUrl(ctx.agent));
   await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: WAIT });
   await page.getByLabel('Choose photos').setInputFiles(FORKLIFT);
   const card = page.getByRole('article', { name: /imagenet_n03384352_forklift\.jpg/ });

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import type { Browser, Page } from 'playwright-core';
 import type { Agent } from '@tu/agent';
 import { ERROR_CODES } from '@tu/shared';
-import { startTestAgent, tmpDir } from './support/harness.js';
+import { inject, signedInUrl, startTestAgent, tmpDir } from './support/harness.js';
 import { ensureBuilt, launchChromium } from './support/browser.js';
 import { REPO_ROOT } from './support/real.js';
 
@@ -30,7 +30,7 @@ t.after(async (ctx) => {
 
 const openUi = async (ctx: Ctx): Promise<Page> => {
   const page = await ctx.browser.newPage({ viewport: { width: 390, height: 844 } });
-  await page.goto(ctx.agent.http.url);
+  await page.goto(await signedInUrl(ctx.agent));
   await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: WAIT });
   return page;
 };
@@ -68,7 +68,7 @@ t('a text file named .jpg and an empty file: technician wording too', async (ctx
 });
 
 t('an API client gets the same refusal as status and code', async (ctx) => {
-  const res = await ctx.agent.http.app.inject({ method: 'POST', url: '/api/v1/images', payload: 'hello', headers: { 'content-type': 'text/plain' } });
+  const res = await inject(ctx.agent, { method: 'POST', url: '/api/v1/images', payload: 'hello', headers: { 'content-type': 'text/plain' } });
   assert.is(res.statusCode, 415);
   assert.equal(res.json(), { error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: ERROR_CODES.UNSUPPORTED_MEDIA_TYPE.message } });
 });

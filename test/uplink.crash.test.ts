@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { BusClient, serveStep, silentLogger, STEPS, type AnyEvent, type StepName } from '@tu/shared';
 import { derivePassword, observerUsername } from '@tu/agent';
 import { uploaded } from './support/fixtures.js';
-import { defaultResults, tmpDir, until } from './support/harness.js';
+import { bearerFor, defaultResults, tmpDir, until } from './support/harness.js';
 import { freePort, TestRelay } from './support/relay-ingress.js';
 import { startProcess, stopProcess } from './support/processes.js';
 import { addGateway, startTestRelay } from './support/relay.js';
@@ -108,7 +108,7 @@ test('kill -9 with a loaded outbox and the relay down; restart; relay up: every 
     await until(() => terminalSeen.every((id) => relay.received.firstSeen.includes(id)), 20_000, 'every terminal event seen on the bus at the relay');
     const drainBy = Date.now() + 10_000;
     for (;;) {
-      const h = (await (await fetch(`http://127.0.0.1:${httpPort}/api/v1/health`)).json()) as { uplink?: { queueDepth: number } };
+      const h = (await (await fetch(`http://127.0.0.1:${httpPort}/api/v1/health`, { headers: await bearerFor(GW, dataDir) })).json()) as { uplink?: { queueDepth: number } };
       if (h.uplink?.queueDepth === 0) break;
       if (Date.now() > drainBy) throw new Error(`outbox did not drain: ${JSON.stringify(h.uplink)}`);
       await sleep(20);

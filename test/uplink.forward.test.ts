@@ -4,7 +4,7 @@ import { connectAsync } from 'mqtt';
 import { ManualClock, silentLogger, type AnyEvent } from '@tu/shared';
 import type { Agent, UplinkHealth } from '@tu/agent';
 import { uploaded } from './support/fixtures.js';
-import { intake, observer, startAllHandlers, startTestAgent, testConfig, until } from './support/harness.js';
+import { inject, intake, observer, startAllHandlers, startTestAgent, testConfig, until } from './support/harness.js';
 import { freePort, TestRelay } from './support/relay-ingress.js';
 
 const GW = 'gw-test';
@@ -20,7 +20,7 @@ const uplinkConfig = (url: string, over: Record<string, unknown> = {}) =>
   });
 
 const health = async (agent: Agent): Promise<Extract<UplinkHealth, { queueDepth: number }>> => {
-  const res = await agent.http.app.inject({ method: 'GET', url: '/api/v1/health' });
+  const res = await inject(agent, { method: 'GET', url: '/api/v1/health' });
   assert.is(res.statusCode, 200);
   return (res.json() as { uplink: Extract<UplinkHealth, { queueDepth: number }> }).uplink;
 };
@@ -63,7 +63,7 @@ test('events flow to the relay in order; commands and sys messages never leave',
     assert.is(h.oldestUndeliveredAgeMs, null);
     assert.ok(h.lastDeliveryAt);
     assert.is(h.delivered, expected.length);
-    const metrics = (await agent.http.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const metrics = (await inject(agent, { method: 'GET', url: '/metrics' })).body;
     assert.match(metrics, `tu_uplink_delivered_total ${expected.length}`);
     assert.match(metrics, 'tu_uplink_queue_depth 0');
     assert.match(metrics, 'tu_uplink_state{state="online"} 1');
@@ -132,7 +132,7 @@ test('bad relay credentials: clear error in health and logs; the agent keeps wor
     const errs = lines.filter((l) => l.includes('UPLINK_AUTH_REFUSED'));
     assert.is(errs.length, 1, 'logged once, not on every retry');
     assert.not.match(errs[0]!, SECRET, 'the secret is never logged');
-    const api = await agent.http.app.inject({ method: 'GET', url: '/api/v1/health' });
+    const api = await inject(agent, { method: 'GET', url: '/api/v1/health' });
     assert.is(api.statusCode, 200);
     await local.bus.close();
   } finally {
@@ -179,7 +179,7 @@ test('reconnect waits for the backoff on the injected clock', async () => {
 test('uplink disabled without a URL; health says so', async () => {
   const agent = await startTestAgent();
   try {
-    const res = await agent.http.app.inject({ method: 'GET', url: '/api/v1/health' });
+    const res = await inject(agent, { method: 'GET', url: '/api/v1/health' });
     assert.equal((res.json() as { uplink: unknown }).uplink, { state: 'disabled', reason: 'uplink.url is not configured' });
   } finally {
     await agent.stop();

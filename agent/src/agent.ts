@@ -14,6 +14,7 @@ import { createReferenceRegistrar } from './device/reference-registrar.js';
 import { openDeviceState, type DeviceState } from './device/state.js';
 import { buildApp } from './http/app.js';
 import { createEventFeed } from './http/event-feed.js';
+import { createTokenVerifier, readOrCreateDeviceKey, relayPublicKeyFrom } from './http/auth/tokens.js';
 import { createIntake, type Intake } from './intake/intake.js';
 import { openIntakeJournal } from './intake/journal.js';
 import { createOrchestrator, type Orchestrator } from './orchestrator/orchestrator.js';
@@ -248,6 +249,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     const app = await buildApp(
       {
         gatewayId: config.gatewayId,
+        // Technician tokens are verified offline: the device key in dataDir, the relay's public key from the config.
+        tokens: createTokenVerifier({
+          gatewayId: config.gatewayId,
+          deviceKey: readOrCreateDeviceKey(dataDir),
+          relayPublicKey: relayPublicKeyFrom(config.auth),
+          maxTtlS: config.auth.maxTokenTtlS,
+        }),
         limits,
         intake,
         orchestrator,

@@ -28,3 +28,5 @@ export * from './uplink/backoff.js';
 export * from './uplink/relay-connection.js';
 export * from './teach/examples.js';
 export * from './teach/teacher.js';
+export * from './http/auth/tokens.js';
+export { deviceToken } from './cli/token.js';

@@ -15,6 +15,7 @@ import { installCommand, uninstallCommand } from './cli/install.js';
 import { logsHints } from './cli/logs.js';
 import { provisionCommand } from './cli/provision.js';
 import { statusCommand } from './cli/status.js';
+import { tokenCommand } from './cli/token.js';
 import { rollbackCommand, updateCommand } from './cli/update.js';
 import { versionLines } from './cli/version.js';
 import { startServiceProcess } from './service-process.js';
@@ -29,10 +30,15 @@ const USAGE = `Usage: tu-agent [command] [--config FILE | --profile NAME]
   status                               health summary of the running agent (exit 0 ok, 1 degraded, 3 down)
   config validate FILE                 check a config file; one line per bad field (exit 2)
   credentials USERNAME                 print the MQTT password of a bus user (a service, or observer:NAME)
+  token [--role view,upload,register,teach] [--name WHO] [--ttl 12h]
+                                       print a technician token for the API and UI (open http://GATEWAY/#token=<token>),
+                                       signed with the device key in the data dir (default: all roles, 12 hours)
   logs                                 where the logs are and how to read them
 On a gateway (run from an unpacked release, as root; --root DIR installs into a folder instead):
   install [--no-system]                lay out /opt/tu-agent/<version>, current, /etc/tu-agent, /var/lib/tu-agent, the unit
-  provision --gateway-id ID --relay mqtts://HOST:PORT --secret-file FILE [--ca PEM]
+  provision --gateway-id ID --relay mqtts://HOST:PORT --secret-file FILE [--ca PEM] [--technician-key PEM]
+                                       --technician-key: the relay's public key for technician tokens
+                                       (npm run relay -- technicians key)
   update TARBALL [--timeout-s 90] [--restart-command CMD]
                                        install beside the running version, switch, roll back if not healthy
   rollback [--restart-command CMD]     go back to the previous version
@@ -51,6 +57,10 @@ const OPTIONS = {
   relay: { type: 'string' },
   'secret-file': { type: 'string' },
   ca: { type: 'string' },
+  'technician-key': { type: 'string' },
+  role: { type: 'string' },
+  name: { type: 'string' },
+  ttl: { type: 'string' },
   'restart-command': { type: 'string' },
   'timeout-s': { type: 'string', default: '90' },
   help: { type: 'boolean', short: 'h' },
@@ -108,6 +118,8 @@ async function main(): Promise<number> {
       out(derivePassword(resolveBusSecret({ ...cfg.bus, dataDir: cfg.dataDir }), user));
       return 0;
     }
+    case 'token':
+      return tokenCommand(config(), { role: values.role, name: values.name, ttl: values.ttl }, out, (line) => console.error(line));
     case 'logs':
       logsHints().forEach(out);
       return 0;
@@ -120,7 +132,7 @@ async function main(): Promise<number> {
       const relay = values.relay;
       const secretFile = values['secret-file'];
       if (!gatewayId || !relay || !secretFile) throw new UsageError('provision needs --gateway-id, --relay and --secret-file');
-      return provisionCommand({ root: values.root, gatewayId, relay, secretFile, ca: values.ca, out });
+      return provisionCommand({ root: values.root, gatewayId, relay, secretFile, ca: values.ca, technicianKey: values['technician-key'], out });
     }
     case 'update': {
       if (!rest[0]) throw new UsageError('usage: tu-agent update TARBALL');

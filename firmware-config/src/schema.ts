@@ -165,6 +165,29 @@ export const agentConfigSchema = z
         maxPixels: z.number().int().min(10_000).max(1_000_000_000).default(50_000_000),
       })
       .prefault({}),
+    auth: z
+      .object({
+        relayPublicKey: z
+          .string()
+          .regex(/-----BEGIN PUBLIC KEY-----/, 'auth.relayPublicKey: a PEM public key (-----BEGIN PUBLIC KEY-----)')
+          .max(4096)
+          .optional()
+          .describe('Ed25519 public key (PEM) of the relay that signs technician tokens (`npm run relay -- technicians key`). Or relayPublicKeyFile.'),
+        relayPublicKeyFile: filePath
+          .optional()
+          .describe('File holding relayPublicKey (written by `tu-agent provision --technician-key FILE`). Absent: only tokens signed on the device (`tu-agent token`) are accepted.'),
+        maxTokenTtlS: z
+          .number()
+          .int()
+          .min(60)
+          .max(31 * 24 * 3600)
+          .default(7 * 24 * 3600)
+          .describe('Tokens valid for longer than this (exp - iat) are refused, whoever signed them: technician tokens are short-lived.'),
+      })
+      .strict()
+      .prefault({})
+      .refine((a) => !(a.relayPublicKey && a.relayPublicKeyFile), { message: 'set auth.relayPublicKey or auth.relayPublicKeyFile, not both', path: ['relayPublicKeyFile'] })
+      .describe('Technician access to the HTTP API and UI (agent/README.md, Technician access).'),
     uplink: uplinkSchema.prefault({}).describe('Store-and-forward of events to the cloud relay (DESIGN §1, §5).'),
   })
   .strict();

@@ -69,6 +69,11 @@ export const ERROR_CODES = {
   UPLOAD_TOO_LARGE: { status: 413, message: 'The photo is too large for this gateway. Take it at a lower resolution or choose a smaller file.' },
   IMAGE_TOO_MANY_PIXELS: { status: 413, message: 'The photo has too many pixels for this gateway. Take it at a lower resolution and try again.' },
   IMAGE_DECODE_FAILED: { status: 422, message: 'The photo could not be read; it may be damaged or incomplete. Take or choose it again.' },
+  // technician access to the agent (agent/src/http/auth/)
+  TOKEN_REQUIRED: { status: 401, message: 'Sign in first: open the gateway page with a technician token (http://GATEWAY/#token=...) or send `Authorization: Bearer <token>`. On the gateway, `tu-agent token` prints one; away from it, ask the relay operator (`npm run relay -- technicians token`).' },
+  TOKEN_INVALID: { status: 401, message: 'The technician token is expired, damaged, or made for another gateway; get a new one (`tu-agent token` on the gateway, or from the relay operator).' },
+  ROLE_REQUIRED: { status: 403, message: 'Your technician token does not allow this; the message names the role it lacks. Ask for a token with that role.' },
+  CROSS_ORIGIN_REFUSED: { status: 403, message: 'A web page of another site tried to change this gateway; only the gateway\'s own page may. Open the gateway page itself (http://GATEWAY/).' },
   INVALID_REQUEST: { status: 400, message: 'The request does not match the API schema; see the message for the offending field.' },
   NOT_FOUND: { status: 404, message: 'No such resource.' },
   NOT_RECOGNISED: { status: 409, message: 'The analysis has no recognition result to confirm or correct; wait until its recognition step completed (the vision service must be running).' },

@@ -15,7 +15,9 @@ import {
   type StepName,
   type StepResult,
 } from '@tu/shared';
-import { connectService, derivePassword, observerUsername, startAgent, type Agent } from '@tu/agent';
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import { ROLES, type Role } from '@tu/shared/internal/technician-roles';
+import { connectService, derivePassword, deviceToken, observerUsername, startAgent, type Agent } from '@tu/agent';
 import { comparisonResult, metadataResult, recognitionResult } from './fixtures.js';
 
 export const tmpDir = (prefix = 'tu-test-'): string => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -46,6 +48,39 @@ export async function startTestAgent(opts: { config?: AgentConfig; clock?: Clock
     ...(opts.clock ? { clock: opts.clock } : {}),
     ...(opts.random ? { random: opts.random } : {}),
   });
+}
+
+/**
+ * A technician token for the agent, signed with its device key as `tu-agent token` does
+ * (agent/src/cli/token.ts): the test holds the data dir. Default: every role.
+ */
+export function techToken(agent: Pick<Agent, 'config'>, roles: readonly Role[] = ROLES, o: { sub?: string; ttlS?: number } = {}): Promise<string> {
+  return deviceToken(agent.config, { roles, sub: o.sub ?? 'test-technician', ...(o.ttlS ? { ttlS: o.ttlS } : {}) });
+}
+
+/** `Authorization: Bearer` of an every-role token for an agent run as its own process (its gateway id and data dir). */
+export async function bearerFor(gatewayId: string, dataDir: string): Promise<{ authorization: string }> {
+  return { authorization: `Bearer ${await deviceToken({ gatewayId, dataDir, auth: { maxTokenTtlS: 7 * 24 * 3600 } }, { sub: 'test-technician' })}` };
+}
+
+const allRoles = new WeakMap<object, Promise<string>>();
+
+/** `Authorization: Bearer` of an every-role token for the agent (signed once per agent). */
+export async function authHeader(agent: Pick<Agent, 'config'>): Promise<{ authorization: string }> {
+  let t = allRoles.get(agent);
+  if (!t) allRoles.set(agent, (t = techToken(agent)));
+  return { authorization: `Bearer ${await t}` };
+}
+
+/** The technician UI's address opened as `npm start` prints it: `/#token=<every-role token>`. */
+export async function signedInUrl(agent: Agent, roles: readonly Role[] = ROLES): Promise<string> {
+  return `${agent.http.url}/#token=${await techToken(agent, roles)}`;
+}
+
+/** agent.http.app.inject as a signed-in technician with every role (explicit headers win). */
+export async function inject(agent: Agent, opts: InjectOptions): Promise<LightMyRequestResponse> {
+  const headers = { ...(await authHeader(agent)), ...(opts.headers ?? {}) };
+  return agent.http.app.inject({ ...opts, headers });
 }
 
 export const defaultResults: { [S in StepName]: () => StepResult<S> } = {

@@ -68,12 +68,25 @@ export function startDetached(argv: string[], cwd = freshHome()): ChildProcess &
   return Object.assign(child, { output: () => buf });
 }
 
-export async function waitHealth(port: number, timeoutMs: number, child?: ChildProcess & { output: () => string }): Promise<{ version: string; status: string; body: Record<string, unknown> }> {
+/**
+ * `tu-agent token` of an unpacked artifact under env -i with only `vars` (TU_GATEWAY_ID,
+ * TU_DATA_DIR): how an installer on the device gets a technician token. Returns the token.
+ */
+export function artifactToken(bin: string[], vars: Record<string, string>, ...args: string[]): string {
+  const r = runToEnd(envI(vars, [...bin, 'token', ...args]));
+  if (r.code !== 0) throw new Error(`tu-agent token failed (${r.code}): ${r.out}`);
+  const token = r.out.split('\n').find((l) => /^[\w-]+\.[\w-]+\.[\w-]+$/.test(l.trim()));
+  if (!token) throw new Error(`tu-agent token printed no token: ${r.out}`);
+  return token.trim();
+}
+
+/** `token`: a technician token, so that the health answer carries its details (reasons, services). */
+export async function waitHealth(port: number, timeoutMs: number, child?: ChildProcess & { output: () => string }, token?: string): Promise<{ version: string; status: string; body: Record<string, unknown> }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child && child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}: ${child.output().slice(-3000)}`);
     try {
-      const res = await fetch(`http://127.0.0.1:${port}/api/v1/health`, { signal: AbortSignal.timeout(1000) });
+      const res = await fetch(`http://127.0.0.1:${port}/api/v1/health`, { signal: AbortSignal.timeout(1000), ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
       if (res.status === 200) {
         const body = (await res.json()) as { status: string; agent: { version: string } };
         return { version: body.agent.version, status: body.status, body: body as unknown as Record<string, unknown> };

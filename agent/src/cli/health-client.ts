@@ -7,20 +7,23 @@ export const HealthSummarySchema = z
     gatewayId: z.string(),
     agent: z.object({ version: z.string() }).optional(),
     uptimeS: z.number(),
-    broker: z.object({ up: z.boolean(), clients: z.number() }).loose(),
-    services: z.record(z.string(), z.object({ up: z.boolean(), step: z.string() }).loose()),
-    model: z.object({ state: z.string(), id: z.string().optional(), version: z.string().optional(), backend: z.string().optional() }).loose(),
-    uplink: z.unknown(),
+    // The details below come only with a token granting `view` (agent/src/http/routes/health.ts).
+    reasons: z.array(z.string()).optional(),
+    broker: z.object({ up: z.boolean(), clients: z.number() }).loose().optional(),
+    services: z.record(z.string(), z.object({ up: z.boolean(), step: z.string() }).loose()).optional(),
+    model: z.object({ state: z.string(), id: z.string().optional(), version: z.string().optional(), backend: z.string().optional() }).loose().optional(),
+    uplink: z.unknown().optional(),
   })
   .loose();
 export type HealthSummary = z.infer<typeof HealthSummarySchema>;
 
 export type HealthRead = { ok: true; status: number; body: HealthSummary } | { ok: false; reason: string };
 
-export async function readHealth(port: number, timeoutMs = 2000): Promise<HealthRead> {
+/** `token`: a technician token with `view` for the full view; without one, the public summary. */
+export async function readHealth(port: number, timeoutMs = 2000, token?: string): Promise<HealthRead> {
   const url = `http://127.0.0.1:${port}/api/v1/health`;
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
     const parsed = HealthSummarySchema.safeParse(await res.json());
     if (!parsed.success) return { ok: false, reason: `${url} answered ${res.status} with an unexpected body` };
     return { ok: true, status: res.status, body: parsed.data };

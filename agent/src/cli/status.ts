@@ -1,9 +1,14 @@
 /** `tu-agent status`: a health summary of the running agent for a technician. Exit 0 ok, 1 degraded, 3 not answering. */
 import type { AgentConfig } from '@tu/firmware-config';
+import { DEVICE_ISSUER, signTechnicianToken } from '@tu/shared/internal/technician-token';
+import { readDeviceKey } from '../http/auth/tokens.js';
 import { readHealth } from './health-client.js';
 
 export async function statusCommand(config: AgentConfig): Promise<number> {
-  const h = await readHealth(config.http.port);
+  // Whoever can read the device key (root, the service user) sees the details; anyone else the public summary.
+  const key = readDeviceKey(config.dataDir);
+  const token = key ? await signTechnicianToken(key, { issuer: DEVICE_ISSUER, gatewayId: config.gatewayId, sub: 'tu-agent status', roles: ['view'], ttlS: 60 }) : undefined;
+  const h = await readHealth(config.http.port, 2000, token);
   if (!h.ok) {
     console.log(`agent: not answering — ${h.reason}`);
     console.log('check the service: systemctl status tu-agent; logs: tu-agent logs');
@@ -11,6 +16,11 @@ export async function statusCommand(config: AgentConfig): Promise<number> {
   }
   const b = h.body;
   console.log(`agent: ${b.status} (gateway ${b.gatewayId}, version ${b.agent?.version ?? '?'}, up ${b.uptimeS} s)`);
+  for (const r of b.reasons ?? []) console.log(`  why: ${r}`);
+  if (!b.broker || !b.services || !b.model) {
+    console.log(`details: only for a technician token; run as root or as the service user (the data dir ${config.dataDir} holds the device key)`);
+    return b.status === 'ok' ? 0 : 1;
+  }
   console.log(`bus: ${b.broker.up ? 'up' : 'DOWN'}, ${b.broker.clients} clients`);
   for (const [name, s] of Object.entries(b.services)) console.log(`service ${name} (${s.step}): ${s.up ? 'up' : 'DOWN'}`);
   console.log(`model: ${b.model.state}${b.model.id ? ` ${b.model.id} ${b.model.version ?? ''} on ${b.model.backend ?? '?'}` : ''}`);

@@ -16,6 +16,8 @@ export interface SystemPaths {
   etcDir: string;
   configFile: string;
   uplinkSecretFile: string;
+  /** The relay's public key for technician tokens (tu-agent provision --technician-key). */
+  relayTechnicianKeyFile: string;
   dataDir: string;
   unitFile: string;
   binLink: string;
@@ -31,6 +33,7 @@ export function systemPaths(root = '/'): SystemPaths {
     etcDir: r('/etc/tu-agent'),
     configFile: r('/etc/tu-agent/config.json'),
     uplinkSecretFile: r('/etc/tu-agent/uplink-secret'),
+    relayTechnicianKeyFile: r('/etc/tu-agent/relay-technician-key.pem'),
     dataDir: r('/var/lib/tu-agent'),
     unitFile: r('/etc/systemd/system/tu-agent.service'),
     binLink: r('/usr/local/bin/tu-agent'),

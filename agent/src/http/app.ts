@@ -2,6 +2,7 @@ import multipart from '@fastify/multipart';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { installErrorHandling, type Logger } from '@tu/shared';
+import { installAccessControl } from './auth/access.js';
 import { isImageUpload, registerImageParsers } from './read-image.js';
 import { eventsRoute } from './routes/events.js';
 import { analysesRoutes } from './routes/analyses.js';
@@ -31,6 +32,9 @@ export async function buildApp(deps: AppDeps, opts: { logger?: Logger } = {}): P
   registerImageParsers(app, deps.limits.maxUploadBytes);
   await app.register(multipart, { limits: { fileSize: deps.limits.maxUploadBytes, files: 1, fields: 4, parts: 5 } });
   await app.register(websocket, { options: { maxPayload: 4096 } });
+  // After the WebSocket plugin (its onRequest hook marks a handshake, so that a refused one has
+  // its socket closed) and before any route (the table of roles is checked as routes are added).
+  installAccessControl(app, deps.tokens);
   imagesRoute(app, deps);
   analysesRoutes(app, deps);
   labelsRoutes(app, deps);

@@ -1,6 +1,7 @@
 import type { BusClient } from '@tu/shared';
 import type { Broker } from '../broker/broker.js';
 import type { EventFeed } from './event-feed.js';
+import type { TokenVerifier } from './auth/tokens.js';
 import type { DeviceState } from '../device/state.js';
 import type { ReferenceRegistrar } from '../device/reference-registrar.js';
 import type { Intake } from '../intake/intake.js';
@@ -24,6 +25,8 @@ export type StorageHealth = StorageStatus & {
 /** Everything the HTTP API reads from or acts on (injected: buildApp has no globals). */
 export interface AppDeps {
   gatewayId: string;
+  /** Verifies technician tokens (auth/tokens.ts); every API route but health needs one (auth/access.ts). */
+  tokens: TokenVerifier;
   limits: IntakeLimits;
   intake: Intake;
   orchestrator: Orchestrator;

@@ -1,5 +1,6 @@
-import type * as z from 'zod/mini';
-import { accepted, analysisList, analysisView, currentLabel, errorBody, health, labelAnswer, machineView, referenceAdded, type Machine } from './schemas';
+import * as z from 'zod/mini';
+import { authHeaders, signOut } from './auth';
+import { accepted, analysisList, analysisView, currentLabel, errorBody, health, labelAnswer, machineView, publicHealth, referenceAdded, type Machine } from './schemas';
 
 /** An error to show the technician: the API's code and message, or what went wrong on the way. */
 export class UiError extends Error {
@@ -29,15 +30,25 @@ function check<T>(schema: z.ZodMiniType<T>, json: unknown, what: string): T {
   return r.data;
 }
 
+/**
+ * A refused answer: a 401 (no token, expired, another gateway) signs the technician out, so
+ * the sign-in prompt shows why; a 403 (a role the token lacks) stays where it happened.
+ */
+function refused(status: number, text: string): UiError {
+  const err = fromBody(status, text);
+  if (status === 401) signOut(err.message);
+  return err;
+}
+
 async function request<T>(schema: z.ZodMiniType<T>, url: string, init?: RequestInit): Promise<T> {
   let res: Response;
   try {
-    res = await fetch(url, init);
+    res = await fetch(url, { ...init, headers: { ...authHeaders(), ...(init?.headers as Record<string, string> | undefined) } });
   } catch {
     throw new UiError('GATEWAY_UNREACHABLE', 'The gateway does not answer. Check the Wi-Fi / cable to the gateway.');
   }
   const text = await res.text();
-  if (!res.ok) throw fromBody(res.status, text);
+  if (!res.ok) throw refused(res.status, text);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -47,7 +58,16 @@ async function request<T>(schema: z.ZodMiniType<T>, url: string, init?: RequestI
   return check(schema, json, url);
 }
 
-export const getHealth = () => request(health, '/api/v1/health');
+/**
+ * Health is open to anyone, but the details come only with an accepted token: the public
+ * summary while the page holds a token means the gateway no longer accepts it (expired).
+ */
+export async function getHealth() {
+  const h = await request(z.union([health, publicHealth]), '/api/v1/health');
+  if ('broker' in h) return h;
+  signOut('The gateway no longer accepts your technician token (it may have expired). Sign in again.');
+  throw new UiError('TOKEN_INVALID', 'Signed out: the technician token is no longer accepted.');
+}
 export const getAnalyses = (limit = 20) => request(analysisList, `/api/v1/analyses?limit=${limit}`);
 export const getAnalysis = (id: string) => request(analysisView, `/api/v1/analyses/${encodeURIComponent(id)}`);
 export const getMachine = () => request(machineView, '/api/v1/machine');
@@ -87,6 +107,7 @@ function upload<T>(schema: z.ZodMiniType<T>, url: string, file: File, onProgress
     const xhr = new XMLHttpRequest();
     xhr.open('POST', url);
     xhr.setRequestHeader('content-type', contentType(file));
+    for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
     const name = sendName ? fileNameHeader(file.name) : '';
     if (name) xhr.setRequestHeader('x-file-name', name);
     xhr.upload.onprogress = (e) => {
@@ -95,7 +116,7 @@ function upload<T>(schema: z.ZodMiniType<T>, url: string, file: File, onProgress
     xhr.onerror = () => reject(new UiError('GATEWAY_UNREACHABLE', 'The upload did not reach the gateway. Check the connection and try again.'));
     xhr.ontimeout = () => reject(new UiError('UPLOAD_TIMEOUT', 'The upload took too long. Try again closer to the gateway.'));
     xhr.onload = () => {
-      if (xhr.status < 200 || xhr.status >= 300) return reject(fromBody(xhr.status, xhr.responseText));
+      if (xhr.status < 200 || xhr.status >= 300) return reject(refused(xhr.status, xhr.responseText));
       try {
         resolve(check(schema, JSON.parse(xhr.responseText), url));
       } catch (err) {
@@ -113,3 +134,13 @@ export const uploadReference = (file: File, onProgress?: (f: number) => void) =>
 
 export const errorText = (err: unknown): { code: string; message: string } =>
   err instanceof UiError ? { code: err.code, message: err.message } : { code: 'UI_ERROR', message: err instanceof Error ? err.message : String(err) };
+
+/** Whether the gateway accepts `token` (any valid token may view): null, or the gateway's reason. */
+export async function checkToken(token: string): Promise<string | null> {
+  try {
+    const res = await fetch('/api/v1/analyses?limit=1', { headers: { authorization: `Bearer ${token}` } });
+    return res.ok ? null : fromBody(res.status, await res.text()).message;
+  } catch {
+    return 'The gateway does not answer. Check the Wi-Fi / cable to the gateway.';
+  }
+}

@@ -1,3 +1,5 @@
+import { token } from './auth';
+
 export type FeedState = 'connecting' | 'live' | 'reconnecting';
 
 /**
@@ -10,7 +12,8 @@ export function connectEvents(opts: { onFrame: (json: unknown) => void; onState:
   let delay = 500;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const open = () => {
-    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/events`;
+    // The token rides in the query: a browser's WebSocket cannot send an Authorization header.
+    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/events?token=${encodeURIComponent(token() ?? '')}`;
     ws = new WebSocket(url);
     ws.onopen = () => {
       delay = 500;

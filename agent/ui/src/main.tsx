@@ -1,5 +1,5 @@
 import { render } from 'preact';
-import { App } from './components/App';
+import { Root } from './components/Root';
 import './styles.css';
 
-render(<App />, document.getElementById('app')!);
+render(<Root />, document.getElementById('app')!);

@@ -108,6 +108,8 @@ export const health = z.object({
   }),
 });
 export type Health = z.infer<typeof health>;
+/** GET /api/v1/health without a token granting view: the public summary (agent/src/http/routes/health.ts). */
+export const publicHealth = z.object({ status: str, gatewayId: str, detail: str });
 
 export const machine = z.object({
   id: opt(str),

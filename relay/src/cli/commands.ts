@@ -5,6 +5,7 @@ import { issueToken } from '../graphql/auth.js';
 import { Registry } from '../registry/registry.js';
 import { openStorage } from '../storage/open.js';
 import { exportExamples } from './export-examples.js';
+import { technicianPublicKeyPem, technicianToken } from './technicians.js';
 
 export const USAGE = `usage: npm run relay -- [--config FILE] [command]
   (no command)                                   start the relay
@@ -13,6 +14,10 @@ export const USAGE = `usage: npm run relay -- [--config FILE] [command]
   gateways add <id> --tenant <t> [--name N]      register a gateway; prints its generated secret ONCE
   gateways list [--tenant T]
   tokens issue --tenant <t> [--sub S] [--ttl 30d]   print a dashboard JWT (HS256, dev)
+  technicians key                                print the public key gateways verify technician tokens with
+                                                 (provision it: tu-agent provision ... --technician-key FILE)
+  technicians token --gateway <g> --role <view,upload,register,teach> --name <who> [--ttl 8h]
+                                                 print a short-lived technician token for one gateway (at most 7d)
   examples export --tenant <t> [--gateway G] [--out FILE]
                                                  technicians' labelled examples as JSON lines (stdout or FILE)`;
 
@@ -24,8 +29,13 @@ export async function runCommand(config: RelayConfig, positional: string[], flag
     if (!tenant) throw new TuError('INVALID_REQUEST', '--tenant is required');
     return issueToken(config.jwt, { sub: flags.get('sub') ?? 'dev', tenant }, flags.get('ttl') ?? '30d');
   }
+  if (noun === 'technicians' && verb === 'key') return technicianPublicKeyPem(config.dataDir);
   const storage = await openStorage(storageUrl(config));
   try {
+    if (noun === 'technicians' && verb === 'token') {
+      const req = { gateway: flags.get('gateway'), role: flags.get('role'), name: flags.get('name'), ttl: flags.get('ttl') };
+      return await technicianToken(config.dataDir, req, async (id) => (await storage.allGateways()).some((g) => g.id === id));
+    }
     const registry = new Registry(storage);
     if (noun === 'tenants' && verb === 'add' && id) {
       await registry.addTenant(id, flags.get('name'));

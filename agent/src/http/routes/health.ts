@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { STEPS, type StepName } from '@tu/shared';
 import type { AppDeps } from '../sources.js';
 import { agentVersion } from '../../release/layout.js';
+import { hasRole } from '../auth/access.js';
 
 /** A bus client off the bus this long makes the agent degraded (a reconnect takes well under a second). */
 export const BUS_OFFLINE_DEGRADED_MS = 5_000;
@@ -92,7 +93,23 @@ export function healthView(deps: AppDeps) {
   };
 }
 
-/** GET /api/v1/health: broker, services (live instances), model state, uplink. */
+/**
+ * What anyone on the network may know: whether the gateway is ok, which gateway and version
+ * it is (`tu-agent update` waits on these). The reasons, services, model, bus and uplink
+ * (addresses, queue sizes) are for signed-in technicians only.
+ */
+export function publicHealthView(deps: AppDeps) {
+  const full = healthView(deps);
+  return {
+    status: full.status,
+    gatewayId: full.gatewayId,
+    agent: full.agent,
+    uptimeS: full.uptimeS,
+    detail: 'Sign in with a technician token (view role) to see why, and the services, model, bus and uplink.',
+  };
+}
+
+/** GET /api/v1/health: open; the full view (broker, services, model, uplink) to a token with the view role. */
 export function healthRoute(app: FastifyInstance, deps: AppDeps): void {
-  app.get('/api/v1/health', async () => healthView(deps));
+  app.get('/api/v1/health', async (req) => (hasRole(req, 'view') ? healthView(deps) : publicHealthView(deps)));
 }

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { errorText, getAnalysis, uploadPhoto } from '../api';
+import { signOut, type TokenInfo } from '../auth';
 import { connectEvents, type FeedState } from '../events';
 import { HealthContext, useHealthPoll } from '../hooks/useHealth';
 import { useHistory } from '../hooks/useHistory';
@@ -12,7 +13,8 @@ import { HealthPanel } from './HealthPanel';
 import { History } from './History';
 import { MachinePanel } from './MachinePanel';
 
-export function App() {
+/** `session`: what the page's token says (null: not a readable JWT; the gateway still decides). */
+export function App({ session }: { session: TokenInfo | null }) {
   const [analyses, setAnalyses] = useState<Map<string, Analysis>>(new Map());
   const [uploads, setUploads] = useState<Upload[]>([]);
   const [opened, setOpened] = useState<string[]>([]); // analyses opened from history / seen live
@@ -128,6 +130,18 @@ export function App() {
           <a href="#health">Gateway</a>
           <a href="#machine">Machine</a>
         </nav>
+        <span class="session" aria-label="Signed in">
+          {session ? (
+            <>
+              {session.sub} · may {session.roles.join(', ')} · until {new Date(session.exp * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
+            </>
+          ) : (
+            'Signed in'
+          )}
+          <button class="small-button" type="button" onClick={() => signOut()}>
+            Sign out
+          </button>
+        </span>
       </header>
       <HealthBanner />
       <main>
