@@ -17,7 +17,7 @@ import { startBroker } from '@tu/agent';
 import type { Relay } from '@tu/relay';
 import { recognitionResult, uploaded } from '../test/support/fixtures.js';
 import { photoBytes } from '../test/support/data.js';
-import { intake, observer, startHandler, startTestAgent, testConfig } from '../test/support/harness.js';
+import { inject, intake, observer, startHandler, startTestAgent, testConfig } from '../test/support/harness.js';
 import { addGateway, analysisFlow, connectGateway, publishEvent, startTestRelay, tokenFor } from '../test/support/relay.js';
 import { floodConnectTcp, loginFrom } from '../test/support/attack.js';
 import { fmt, table } from './stats.js';
@@ -134,7 +134,7 @@ async function burstProbe(limits: Probe['limits']): Promise<Probe> {
       let ids: string[];
       let refused = 0;
       if (limits === 'on') {
-        const answers = await Promise.all(Array.from({ length: n }, () => agent.http.app.inject({ method: 'POST', url: '/api/v1/images', payload: photo, headers: { 'content-type': 'image/jpeg' } })));
+        const answers = await Promise.all(Array.from({ length: n }, () => inject(agent, { method: 'POST', url: '/api/v1/images', payload: photo, headers: { 'content-type': 'image/jpeg' } })));
         ids = answers.filter((r) => r.statusCode === 202).map((r) => (r.json() as { analysisId: string }).analysisId);
         refused = answers.filter((r) => r.statusCode === 429).length;
       } else {

@@ -113,6 +113,7 @@ test('memory: 100 real photos analysed one after another keep RSS within the bud
   const data = path.join(freshHome(), 'data');
   const photos = (await listLabelledImages(IMAGES_DIR)).map((p) => fs.readFileSync(p.file));
   const [http, bus] = [await freePort(), await freePort()];
+  const auth = { authorization: `Bearer ${artifactToken([path.join(app, 'bin/tu-agent')], { TU_GATEWAY_ID: GW, TU_DATA_DIR: data })}` };
   const agent = startDetached(envI({ TU_GATEWAY_ID: GW, TU_DATA_DIR: data, TU_HTTP_PORT: String(http), TU_MQTT_PORT: String(bus) }, [path.join(app, 'bin/tu-agent'), 'run']));
   const rssMB = (): number => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${agent.pid}/status`, 'utf8'))?.[1]) / 1024;
   try {
@@ -121,11 +122,11 @@ test('memory: 100 real photos analysed one after another keep RSS within the bud
     const idle = rssMB();
     const failed: string[] = [];
     for (let i = 0; i < 100; i++) {
-      const res = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photos[i % photos.length]! });
+      const res = await fetch(`http://127.0.0.1:${http}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'image/jpeg', ...auth }, body: photos[i % photos.length]! });
       assert.is(res.status, 202);
       const { analysisId } = (await res.json()) as { analysisId: string };
       for (;;) {
-        const st = ((await (await fetch(`http://127.0.0.1:${http}/api/v1/analyses/${analysisId}`)).json()) as { status: string }).status;
+        const st = ((await (await fetch(`http://127.0.0.1:${http}/api/v1/analyses/${analysisId}`, { headers: auth })).json()) as { status: string }).status;
         if (st === 'failed') failed.push(analysisId);
         if (st === 'completed' || st === 'failed') break;
         await new Promise((r) => setTimeout(r, 10));

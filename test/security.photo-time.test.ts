@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import type { Agent } from '@tu/agent';
 import type { Relay } from '@tu/relay';
 import { ensureBuilt, launchChromium, screenshotPath } from './support/browser.js';
-import { tmpDir } from './support/harness.js';
+import { inject, signedInUrl, tmpDir } from './support/harness.js';
 import { photoBytes, REPO_ROOT, startRealAgent } from './support/real.js';
 import { addGateway, gql, startTestRelay, tokenFor } from './support/relay.js';
 
@@ -76,11 +76,11 @@ async function poll<T>(what: string, get: () => Promise<T | undefined>, ms = 30_
 
 /** Uploads to the agent, waits for the analysis on the agent and on the relay; returns both views of the metadata and the relay's machine. */
 async function upload(ctx: Ctx, bytes: Buffer): Promise<{ id: string; uploadedAt: string; agent: Metadata; relay: Metadata; machine: MachineView }> {
-  const res = await ctx.agent.http.app.inject({ method: 'POST', url: `/api/v1/images?machineId=${MACHINE}`, headers: { 'content-type': 'image/jpeg' }, payload: bytes });
+  const res = await inject(ctx.agent, { method: 'POST', url: `/api/v1/images?machineId=${MACHINE}`, headers: { 'content-type': 'image/jpeg' }, payload: bytes });
   assert.is(res.statusCode, 202, res.body);
   const id = res.json<{ analysisId: string }>().analysisId;
   const view = await poll(`analysis ${id} on the agent`, async () => {
-    const r = await ctx.agent.http.app.inject({ method: 'GET', url: `/api/v1/analyses/${id}` });
+    const r = await inject(ctx.agent, { method: 'GET', url: `/api/v1/analyses/${id}` });
     const v = r.statusCode === 200 ? r.json<{ status: string; uploadedAt: string; results: { metadata: Metadata } }>() : undefined;
     return v?.status === 'completed' ? v : undefined;
   });
@@ -140,7 +140,7 @@ t('the technician UI shows the forged capture time as it is, says it is not plau
     const at = Date.now() + 23 * 3_600_000;
     fs.writeFileSync(file, await rewritten({ at, offset: '+00:00' }, { latitude: 1.5, longitude: 1.5 }));
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    await page.goto(ctx.agent.http.url);
+    await page.goto(await signedInUrl(ctx.agent));
     await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: 30_000 });
     await page.getByLabel('Choose photos').setInputFiles(file);
     const card = page.getByRole('article', { name: /forged-time\.jpg/ });

@@ -132,9 +132,9 @@ test('kill -9 with a loaded outbox and the relay down; restart; relay up: every 
 });
 
 /** POST one photo to the agent's HTTP API; the analysis id when it answered 202 (undefined when refused or the agent was down). */
-async function postImage(httpPort: number, bytes: Buffer): Promise<string | undefined> {
+async function postImage(httpPort: number, bytes: Buffer, auth: { authorization: string }): Promise<string | undefined> {
   try {
-    const r = await fetch(`http://127.0.0.1:${httpPort}/api/v1/images`, { method: 'POST', body: bytes, headers: { 'content-type': 'image/jpeg' } });
+    const r = await fetch(`http://127.0.0.1:${httpPort}/api/v1/images`, { method: 'POST', body: bytes, headers: { 'content-type': 'image/jpeg', ...auth } });
     if (r.status !== 202) return undefined;
     return ((await r.json()) as { analysisId: string }).analysisId;
   } catch {
@@ -146,6 +146,7 @@ test('kill -9 right after completions, 10 times, uploads over HTTP: every 202 en
   const relay = await startTestRelay();
   const secret = await addGateway(relay, GW_RELAY, 'acme');
   const dataDir = tmpDir('tu-uplink-kill-');
+  const auth = await bearerFor(GW_RELAY, dataDir);
   const [busPort, httpPort] = [await freePort(), await freePort()];
   const configFile = path.join(dataDir, 'agent.json');
   fs.writeFileSync(
@@ -202,7 +203,7 @@ test('kill -9 right after completions, 10 times, uploads over HTTP: every 202 en
       // Two upload loops until the kill.
       const loops = [0, 1].map(async () => {
         while (life.exitCode === null && life.signalCode === null) {
-          const id = await postImage(httpPort, bytes);
+          const id = await postImage(httpPort, bytes, auth);
           if (id) accepted.add(id);
         }
       });

@@ -5,7 +5,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { BusClient, serveStep, silentLogger, STEPS, type StepName } from '@tu/shared';
 import { derivePassword } from '@tu/agent';
-import { defaultResults, tmpDir } from './harness.js';
+import { bearerFor, defaultResults, tmpDir } from './harness.js';
 import { freePort, startProcess } from './processes.js';
 
 /** Helpers of the storage suites (security.disk-full.test.ts): a small real filesystem and an agent child process on it. */
@@ -83,7 +83,9 @@ export async function startDiskAgent(dataDir: string, extra: Record<string, unkn
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  return { child, url: `http://127.0.0.1:${httpPort}`, busPort, output: () => out };
+  const url = `http://127.0.0.1:${httpPort}`;
+  signedIn.set(url, await bearerFor('gw-disk', dataDir));
+  return { child, url, busPort, output: () => out };
 }
 
 /** Step handlers over TCP answering every command with the default result, once `gate` resolves. */
@@ -115,10 +117,14 @@ export async function startHandlers(busPort: number, gate: () => Promise<void>):
  * The agent's HTTP API as these suites use it (one place, so authentication can be added
  * here alone). Never throws on an HTTP status: the suites assert them.
  */
+/** A technician token per agent started by startDiskAgent (by its base URL): every call is signed in. */
+const signedIn = new Map<string, { authorization: string }>();
+
 export async function api(base: string, method: 'GET' | 'POST', route: string, body?: Buffer): Promise<{ status: number; json: Record<string, unknown>; text: string }> {
   const res = await fetch(base + route, {
     method,
-    ...(body ? { body, headers: { 'content-type': 'image/jpeg' } } : {}),
+    headers: { ...signedIn.get(base), ...(body ? { 'content-type': 'image/jpeg' } : {}) },
+    ...(body ? { body } : {}),
   });
   const text = await res.text();
   let json: Record<string, unknown> = {};
