@@ -73,13 +73,12 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     onRefused: (why, address) => log.warn({ why, address }, 'cut a bus connection before authentication'),
   });
   const logins = new LoginThrottle(opts.logins ?? defaultLoginThrottleLimits, () => clock.now());
-  const addressOf = new WeakMap<object, string>();
   const stats: BrokerStats = { clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0, admission: admission.stats, logins: logins.stats };
 
   const aedes = await Aedes.createBroker({
     id: `tu-${opts.gatewayId}`,
     authenticate(client, username, password, done) {
-      const address = addressOf.get(client.conn);
+      const address = admission.addressOf(client.conn);
       if (!logins.attempt(address, username ?? '')) {
         stats.refusedConnects++;
         log.warn({ username: username?.slice(0, 128), address }, 'refused connection: too many failed logins; try again later');
@@ -136,9 +135,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   if (opts.tcp) {
     server = net.createServer({ noDelay: true }, (socket) => {
       const conn = admission.admit(socket, socket.remoteAddress);
-      if (!conn) return;
-      if (socket.remoteAddress) addressOf.set(conn, socket.remoteAddress);
-      aedes.handle(conn);
+      if (conn) aedes.handle(conn);
     });
     const srv = server;
     await new Promise<void>((resolve, reject) => {

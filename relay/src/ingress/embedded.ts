@@ -48,12 +48,9 @@ export async function startEmbeddedIngress(opts: {
     onRefused: (why, address) => log.warn({ why, address }, 'cut a gateway connection before authentication'),
   });
   const logins = new LoginThrottle(opts.limits.logins, () => clock.now());
-  const addressOf = new WeakMap<object, string>();
   const handle = (conn: Duplex, address: string | undefined) => {
     const guarded = admission.admit(conn, address);
-    if (!guarded) return;
-    if (address !== undefined) addressOf.set(guarded, address);
-    aedes.handle(guarded);
+    if (guarded) aedes.handle(guarded);
   };
   const gatewayOf = new WeakMap<Client, string>();
   const stats: IngressStats = { mode: 'embedded', connected: true, clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0, admission: admission.stats, logins: logins.stats };
@@ -63,7 +60,7 @@ export async function startEmbeddedIngress(opts: {
     authenticate(client, username, password, done) {
       const id = username ?? '';
       const secret = password?.toString('utf8') ?? '';
-      const address = addressOf.get(client.conn);
+      const address = admission.addressOf(client.conn);
       const refuse = (why: string) => {
         stats.refusedConnects++;
         log.warn({ clientId: client.id?.slice(0, 128), username: id.slice(0, 64), address, why }, 'refused gateway connection');

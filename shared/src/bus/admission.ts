@@ -32,6 +32,7 @@ export interface AdmissionStats {
 export class MqttAdmission {
   readonly stats: AdmissionStats = { refusedOversize: 0, refusedRate: 0, refusedPending: 0, pendingConnects: 0 };
   readonly #perAddress: TokenBuckets;
+  readonly #addressOf = new WeakMap<object, string>();
 
   constructor(
     readonly limits: AdmissionLimits,
@@ -62,7 +63,7 @@ export class MqttAdmission {
       this.stats.pendingConnects--;
     };
     conn.once('close', settle);
-    return guardMqttStream(
+    const guarded = guardMqttStream(
       conn,
       this.limits,
       (why) => {
@@ -71,5 +72,12 @@ export class MqttAdmission {
       },
       settle,
     );
+    if (address !== undefined) this.#addressOf.set(guarded, address);
+    return guarded;
+  }
+
+  /** The remote address of a stream this gate admitted (for per-address login limits at authentication). */
+  addressOf(stream: object): string | undefined {
+    return this.#addressOf.get(stream);
   }
 }
