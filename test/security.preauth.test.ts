@@ -1,13 +1,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import WebSocket from 'ws';
 import mqtt from 'mqtt';
 import { duplexPair, FixedHeaderReader, MqttAdmission, type AdmissionLimits } from '@tu/shared';
 import { derivePassword, type Agent } from '@tu/agent';
 import type { Relay } from '@tu/relay';
 import { startTestAgent } from './support/harness.js';
 import { addGateway, connectGateway, startTestRelay } from './support/relay.js';
-import { connectHeader, floodConnectTcp, loginFrom } from './support/attack.js';
+import { connectHeader, floodConnectTcp, floodConnectWs, loginFrom } from './support/attack.js';
 
 // Issue 8 #3: four unauthenticated sockets sending 250 MB CONNECT packets took the relay to
 // 1.25 GB and the agent to 1.8 GB, and the memory was never freed. The brokers now read only
@@ -15,32 +14,8 @@ import { connectHeader, floodConnectTcp, loginFrom } from './support/attack.js';
 
 const ANNOUNCED = 250 * 1024 * 1024;
 const SENT_PER_SOCKET = 48 * 1024 * 1024;
-const CHUNK = Buffer.alloc(1024 * 1024, 0x41);
 const floodTcp = (port: number) => floodConnectTcp(port, ANNOUNCED, SENT_PER_SOCKET);
-
-/** The same through MQTT over WebSocket (binary frames of 512 KB). */
-function floodWs(url: string): Promise<number> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url, 'mqtt');
-    let sent = 0;
-    const done = () => resolve(sent);
-    ws.on('error', done);
-    ws.on('close', done);
-    ws.on('open', () => {
-      ws.send(connectHeader(ANNOUNCED));
-      const frame = CHUNK.subarray(0, 512 * 1024);
-      const pump = () => {
-        while (sent < SENT_PER_SOCKET && ws.readyState === WebSocket.OPEN) {
-          if (ws.bufferedAmount > 8 * 1024 * 1024) return void setTimeout(pump, 5);
-          sent += frame.length;
-          ws.send(frame);
-        }
-        ws.close();
-      };
-      pump();
-    });
-  });
-}
+const floodWs = (url: string) => floodConnectWs(url, ANNOUNCED, SENT_PER_SOCKET);
 
 const rssMb = () => process.memoryUsage.rss() / 1024 / 1024;
 async function settledRss(): Promise<number> {

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { MqttClient } from 'mqtt';
+import WebSocket from 'ws';
 
 /** What an attacker sends, shared by the security tests (test/security.*.test.ts) and `npm run bench -- attack`. */
 
@@ -36,6 +37,30 @@ export function floodConnectTcp(port: number, announcedBytes: number, sendBytes:
           if (!s.write(CHUNK)) return void s.once('drain', pump);
         }
         s.end();
+      };
+      pump();
+    });
+  });
+}
+
+/** The same through MQTT over WebSocket (binary frames of 512 KB). */
+export function floodConnectWs(url: string, announcedBytes: number, sendBytes: number): Promise<number> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, 'mqtt');
+    let sent = 0;
+    const done = () => resolve(sent);
+    ws.on('error', done);
+    ws.on('close', done);
+    ws.on('open', () => {
+      ws.send(connectHeader(announcedBytes));
+      const frame = CHUNK.subarray(0, 512 * 1024);
+      const pump = () => {
+        while (sent < sendBytes && ws.readyState === WebSocket.OPEN) {
+          if (ws.bufferedAmount > 8 * 1024 * 1024) return void setTimeout(pump, 5);
+          sent += frame.length;
+          ws.send(frame);
+        }
+        ws.close();
       };
       pump();
     });
