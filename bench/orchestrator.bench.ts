@@ -58,9 +58,9 @@ async function rawRoundTrips(agent: Agent, t: Transport, n: number): Promise<num
       c.once('connect', () => resolve(c));
       c.once('error', reject);
     });
-  const req = await mk('svc-analysis-orchestrator', 'raw-req');
-  const res = await mk('metadata-service', 'raw-res');
-  const cmdTopic = topics.command('gw-bench', 'analysis.metadata.request', 'raw-res');
+  const req = await mk('svc-analysis-orchestrator', 'svc-analysis-orchestrator:raw-req');
+  const res = await mk('metadata-service', 'metadata-service:raw-res');
+  const cmdTopic = topics.command('gw-bench', 'analysis.metadata.request', 'metadata-service:raw-res');
   // The answer goes to a topic no one else subscribes to (the responder's dead-letter topic), so the baseline loads nothing but the broker.
   const evtTopic = topics.deadLetter('gw-bench', 'metadata-service');
   await res.subscribeAsync(cmdTopic, { qos: 1 });
