@@ -1,20 +1,99 @@
 import { z } from 'zod';
+import { planIssues, planOrder, stepName, type StepName } from '@tu/shared';
 
 const port = z.number().int().min(0).max(65535);
 const host = z.string().min(1).max(255);
 const ms = z.number().int().min(1).max(3_600_000);
 
+/** The steps the default plan runs (the catalogue may know more: shared/src/catalog.ts `STEPS`). */
 export const stepNames = ['recognition', 'comparison', 'metadata'] as const;
+
+const retryField = {
+  maxAttempts: z.number().int().min(1).max(20).describe('Attempts per step, including the first.'),
+  initialDelayMs: z.number().int().min(0).max(600_000),
+  maxDelayMs: z.number().int().min(0).max(3_600_000),
+  multiplier: z.number().min(1).max(10),
+  jitter: z.number().min(0).max(1).describe('Fraction of the delay randomised (+/-).'),
+};
+const DELAYS_IN_ORDER = 'maxDelayMs must be >= initialDelayMs';
 
 export const retrySchema = z
   .object({
-    maxAttempts: z.number().int().min(1).max(20).default(3).describe('Attempts per step, including the first.'),
-    initialDelayMs: z.number().int().min(0).max(600_000).default(250),
-    maxDelayMs: z.number().int().min(0).max(3_600_000).default(10_000),
-    multiplier: z.number().min(1).max(10).default(2),
-    jitter: z.number().min(0).max(1).default(0.2).describe('Fraction of the delay randomised (+/-).'),
+    maxAttempts: retryField.maxAttempts.default(3),
+    initialDelayMs: retryField.initialDelayMs.default(250),
+    maxDelayMs: retryField.maxDelayMs.default(10_000),
+    multiplier: retryField.multiplier.default(2),
+    jitter: retryField.jitter.default(0.2),
   })
-  .refine((r) => r.maxDelayMs >= r.initialDelayMs, { message: 'maxDelayMs must be >= initialDelayMs', path: ['maxDelayMs'] });
+  .refine((r) => r.maxDelayMs >= r.initialDelayMs, { message: DELAYS_IN_ORDER, path: ['maxDelayMs'] });
+export type RetryPolicyConfig = z.output<typeof retrySchema>;
+
+/** A step's own retry policy: any field of orchestrator.retry, the rest inherited from it. */
+const retryOverride = z.object(retryField).partial().strict();
+
+/** A plan entry as configured; merged over the default plan's entry of the same step. */
+const planEntry = z
+  .object({
+    needs: z.array(stepName).max(stepName.options.length).optional().describe('Steps whose results this one reads; it starts once they completed.'),
+    optional: z.boolean().optional().describe('true: when this step fails the analysis still completes, without its result (the failure is reported).'),
+    timeoutMs: ms.optional().describe('Per-attempt timeout; with no live handler the step waits this long, then fails.'),
+    retry: retryOverride.optional().describe('This step\'s retry policy, over orchestrator.retry.'),
+  })
+  .strict();
+
+/** The default plan: metadata needs nothing of recognition, so it runs beside it; comparison reads the embedding. */
+export const DEFAULT_PLAN: Readonly<Record<(typeof stepNames)[number], { needs: StepName[]; timeoutMs: number }>> = {
+  recognition: { needs: [], timeoutMs: 30_000 },
+  comparison: { needs: ['recognition'], timeoutMs: 10_000 },
+  metadata: { needs: [], timeoutMs: 10_000 },
+};
+
+export interface PlanStep {
+  step: StepName;
+  needs: StepName[];
+  optional: boolean;
+  timeoutMs: number;
+  retry: RetryPolicyConfig;
+}
+
+interface OrchestratorInput {
+  steps?: StepName[] | undefined;
+  plan: Partial<Record<StepName, z.output<typeof planEntry>>>;
+  stepTimeoutMs?: Partial<Record<StepName, number>> | undefined;
+  retry: RetryPolicyConfig;
+}
+
+/**
+ * The configured plan as the orchestrator runs it: entries merged over DEFAULT_PLAN, only the
+ * steps that run, in dependency order, each with its full retry policy. A plan with unknown
+ * steps, needs outside it, cycles or a needed optional step is refused with the field named
+ * (shared/src/plan.ts decides what is sound).
+ */
+function resolvePlan<T extends OrchestratorInput>(o: T, ctx: z.RefinementCtx): Omit<T, 'plan' | 'steps' | 'stepTimeoutMs'> & { plan: PlanStep[]; steps: StepName[] } {
+  const merged = new Map<StepName, { needs?: StepName[] | undefined; optional?: boolean | undefined; timeoutMs?: number | undefined; retry?: Partial<RetryPolicyConfig> | undefined }>();
+  for (const [step, d] of Object.entries(DEFAULT_PLAN) as [StepName, (typeof DEFAULT_PLAN)[keyof typeof DEFAULT_PLAN]][]) merged.set(step, { ...d });
+  for (const [step, e] of Object.entries(o.plan) as [StepName, z.output<typeof planEntry>][]) merged.set(step, { ...merged.get(step), ...definedOnly(e) });
+  const running = o.steps ?? [...merged.keys()];
+  const plan: PlanStep[] = [];
+  running.forEach((step, i) => {
+    const e = merged.get(step);
+    const timeoutMs = o.plan[step]?.timeoutMs ?? o.stepTimeoutMs?.[step] ?? e?.timeoutMs;
+    if (!e || timeoutMs === undefined) {
+      ctx.addIssue({ code: 'custom', path: e ? ['plan', step, 'timeoutMs'] : ['steps', i], message: `${step} has no plan entry with a timeoutMs: add orchestrator.plan.${step} = { "timeoutMs": ... }` });
+      return;
+    }
+    const retry = { ...o.retry, ...definedOnly(e.retry ?? {}) };
+    if (retry.maxDelayMs < retry.initialDelayMs) ctx.addIssue({ code: 'custom', path: ['plan', step, 'retry', 'maxDelayMs'], message: DELAYS_IN_ORDER });
+    plan.push({ step, needs: e.needs ?? [], optional: e.optional ?? false, timeoutMs, retry });
+  });
+  for (const issue of planIssues(plan)) ctx.addIssue({ code: 'custom', path: ['plan', ...issue.path], message: issue.message });
+  const { plan: _p, steps: _s, stepTimeoutMs: _t, ...rest } = o;
+  if (plan.length !== running.length || planIssues(plan).length > 0) return { ...rest, plan, steps: running };
+  const ordered = planOrder(plan);
+  return { ...rest, plan: ordered, steps: ordered.map((p) => p.step) };
+}
+
+const definedOnly = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 const filePath = z.string().min(1).max(4096);
 
@@ -100,20 +179,25 @@ export const agentConfigSchema = z
     orchestrator: z
       .object({
         steps: z
-          .array(z.enum(stepNames))
+          .array(stepName)
           .min(1)
-          .default([...stepNames])
           .refine((s) => new Set(s).size === s.length, 'steps must not repeat')
-          .describe('Which steps run, in this order.'),
+          .optional()
+          .describe('Which steps of the plan run (TU_STEPS). Default: every step of the plan. Dropping a step that another needs is refused.'),
+        plan: z
+          .partialRecord(stepName, planEntry)
+          .default({})
+          .describe('The analysis plan: per step what it needs, whether it is optional, its timeout and retry policy. Entries are merged over the default plan (recognition; comparison needs recognition; metadata), and a new entry adds a step (docs/orchestrator.md).'),
         stepTimeoutMs: z
-          .object({ recognition: ms.default(30_000), comparison: ms.default(10_000), metadata: ms.default(10_000) })
-          .prefault({})
-          .describe('Per-attempt timeout of each step; with no live handler the step waits this long, then fails.'),
+          .partialRecord(stepName, ms)
+          .optional()
+          .describe('Deprecated: per-step timeouts before orchestrator.plan existed; used where a plan entry sets no timeoutMs.'),
         retry: retrySchema.prefault({}),
         maxConcurrent: z.number().int().min(1).max(1000).default(4).describe('Analyses in flight at once; the rest wait in the queue.'),
         maxQueue: z.number().int().min(0).max(1_000_000).default(1000).describe('Analyses waiting; beyond it new uploads fail with QUEUE_FULL.'),
         durability: z.enum(['full', 'normal']).default('full').describe('full: fsync every commit (survives power loss); normal: survives process crashes only.'),
       })
+      .transform(resolvePlan)
       .prefault({}),
     model: z
       .object({

@@ -8,6 +8,8 @@ import {
   imageUploaded,
   metadataRequest,
   metadataSorted,
+  nameplateRead,
+  nameplateRequest,
   recognitionCompleted,
   recognitionRequest,
   stepFailed,
@@ -22,6 +24,7 @@ export const SERVICES = [
   'svc-ai-vision-adapter',
   'comparison-service',
   'metadata-service',
+  'nameplate-service',
 ] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
@@ -51,6 +54,9 @@ export const catalog = {
   'comparison.failed': { kind: 'event', schema: stepFailed, producer: 'comparison-service', summary: 'Comparison failed, with a reason.' },
   'metadata.sorted': { kind: 'event', schema: metadataSorted, producer: 'metadata-service', summary: 'Metadata extracted and sorted into record fields.' },
   'metadata.failed': { kind: 'event', schema: stepFailed, producer: 'metadata-service', summary: 'Metadata extraction failed, with a reason.' },
+  'analysis.nameplate.request': { kind: 'command', schema: nameplateRequest, producer: 'svc-analysis-orchestrator', handler: 'nameplate-service', summary: 'Read the machine nameplate on the photo (no service ships yet).' },
+  'nameplate.read': { kind: 'event', schema: nameplateRead, producer: 'nameplate-service', summary: 'Nameplate text and the record fields read from it.' },
+  'nameplate.failed': { kind: 'event', schema: stepFailed, producer: 'nameplate-service', summary: 'Reading the nameplate failed, with a reason.' },
   'analysis.completed': { kind: 'event', schema: analysisCompleted, producer: 'svc-analysis-orchestrator', summary: 'All steps done; carries every result.' },
   'analysis.failed': { kind: 'event', schema: analysisFailed, producer: 'svc-analysis-orchestrator', summary: 'The analysis ended without a result; names the step and reason.' },
   'recognition.labelled': { kind: 'event', schema: recognitionLabelled, producer: 'intake', summary: 'A technician confirmed or corrected the recognised machine type of a photo (a labelled example for the head).' },
@@ -71,11 +77,16 @@ export const isMessageType = (t: string): t is MessageType => Object.hasOwn(cata
 export const isEventType = (t: string): t is EventType => isMessageType(t) && catalog[t].kind === 'event';
 export const isCommandType = (t: string): t is CommandType => isMessageType(t) && catalog[t].kind === 'command';
 
-/** Each analysis step: the command that starts it and the events that end it. */
+/**
+ * Each analysis step: the command that starts it and the events that end it. Adding a step is an
+ * entry here (plus its messages above) and an entry in the analysis plan (shared/src/plan.ts);
+ * the orchestrator has no per-step code.
+ */
 export const STEPS = {
   recognition: { command: 'analysis.recognition.request', completed: 'recognition.completed', failed: 'recognition.failed', service: 'svc-ai-vision-adapter' },
   comparison: { command: 'analysis.comparison.request', completed: 'comparison.completed', failed: 'comparison.failed', service: 'comparison-service' },
   metadata: { command: 'analysis.metadata.request', completed: 'metadata.sorted', failed: 'metadata.failed', service: 'metadata-service' },
+  nameplate: { command: 'analysis.nameplate.request', completed: 'nameplate.read', failed: 'nameplate.failed', service: 'nameplate-service' },
 } as const satisfies Record<StepName, { command: CommandType; completed: EventType; failed: EventType; service: ServiceName }>;
 
 export type StepDef = (typeof STEPS)[StepName];
@@ -88,11 +99,15 @@ export const eventsProducedBy = (service: ServiceName): EventType[] => EVENT_TYP
 export const commandsHandledBy = (service: ServiceName): CommandType[] =>
   COMMAND_TYPES.filter((t) => (catalog[t] as Entry).handler === service);
 
+const STEP_OF_EVENT = new Map<EventType, { step: StepName; outcome: 'completed' | 'failed' }>(
+  (Object.entries(STEPS) as [StepName, StepDef][]).flatMap(([step, def]) => [
+    [def.completed, { step, outcome: 'completed' as const }],
+    [def.failed, { step, outcome: 'failed' as const }],
+  ]),
+);
+const STEP_OF_COMMAND = new Map<CommandType, StepName>((Object.entries(STEPS) as [StepName, StepDef][]).map(([step, def]) => [def.command, step]));
+
 /** Which step an event ends, if any. */
-export function stepOfEvent(type: EventType): { step: StepName; outcome: 'completed' | 'failed' } | undefined {
-  for (const [step, def] of Object.entries(STEPS) as [StepName, StepDef][]) {
-    if (def.completed === type) return { step, outcome: 'completed' };
-    if (def.failed === type) return { step, outcome: 'failed' };
-  }
-  return undefined;
-}
+export const stepOfEvent = (type: EventType): { step: StepName; outcome: 'completed' | 'failed' } | undefined => STEP_OF_EVENT.get(type);
+/** Which step a command starts, if any. */
+export const stepOfCommand = (type: CommandType): StepName | undefined => STEP_OF_COMMAND.get(type);

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { ComparisonResult, ImageRef, InputOf, MetadataResult, RecognitionResult } from '@tu/shared';
+import type { ComparisonResult, ImageRef, InputOf, MetadataResult, NameplateResult, RecognitionResult } from '@tu/shared';
 
 export const newAnalysisId = (): string => randomBytes(9).toString('base64url');
 
@@ -43,6 +43,12 @@ export const metadataResult = (): MetadataResult => ({
   warnings: [],
   category: 'overview',
   record: { type: 'excavator', photoQuality: 'good', photoCategory: 'overview' },
+});
+
+export const nameplateResult = (): NameplateResult => ({
+  text: 'LIEBHERR\nTYPE R 920\nSERIAL 1234-5678\nYEAR 2019',
+  fields: { brand: 'Liebherr', model: 'R 920', serialNumber: '1234-5678', year: 2019 },
+  confidence: 0.8,
 });
 
 /** A technician's label as the agent publishes it (recognition.labelled). */

@@ -8,6 +8,13 @@ import { catalog, silentLogger, type EventType, type InputOf } from '@tu/shared'
 import { issueToken, loadRelayConfig, startRelay, type Relay, type RelayConfig, type StorageWrapper } from '@tu/relay';
 import { comparisonResult, imageRef, metadataResult, newAnalysisId, recognitionResult } from './fixtures.js';
 import { tmpDir, until } from './harness.js';
+
+/** The default plan as analysis.started carries it (firmware-config/src/schema.ts DEFAULT_PLAN). */
+const PLAN = [
+  { step: 'recognition' as const, needs: [], optional: false },
+  { step: 'comparison' as const, needs: ['recognition' as const], optional: false },
+  { step: 'metadata' as const, needs: [], optional: false },
+];
 import type { AnalysisEventPayload } from '@tu/relay/internal/ingest/fanout';
 
 export const JWT_SECRET = 'relay-test-secret-relay-test-secret';
@@ -97,7 +104,7 @@ export function analysisFlow(
   const image = { ...imageRef(analysisId), ...(opts.thumbnail ? { thumbnail: opts.thumbnail } : {}) };
   const mid = opts.machineId ? { machineId: opts.machineId } : {};
   const steps = [{ step: 'recognition' as const, status: 'completed' as const, attempts: 1 }];
-  const started = envelope(gatewayId, 'analysis.started', { analysisId, ...mid, image, steps: ['recognition', 'comparison', 'metadata'], startedAt: t(0), queuedMs: 0 }, { time: t(0) });
+  const started = envelope(gatewayId, 'analysis.started', { analysisId, ...mid, image, steps: ['recognition', 'comparison', 'metadata'], plan: PLAN, startedAt: t(0), queuedMs: 0 }, { time: t(0) });
   if (opts.outcome === 'failed') {
     const reason = { code: 'MODEL_NOT_LOADED', message: 'no model', retryable: false };
     return [

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ServiceName } from '@tu/shared';
+import { SERVICES, type ServiceName } from '@tu/shared';
 
 /**
  * Who a bus client is. Built-in principals are named by their username; their
@@ -14,13 +14,12 @@ export type Principal =
   | { role: 'service'; service: Exclude<ServiceName, 'svc-analysis-orchestrator'> }
   | { role: 'observer'; name: string };
 
-const SERVICE_USERS: Record<string, Principal> = {
-  'svc-analysis-orchestrator': { role: 'orchestrator', service: 'svc-analysis-orchestrator' },
-  intake: { role: 'service', service: 'intake' },
-  'svc-ai-vision-adapter': { role: 'service', service: 'svc-ai-vision-adapter' },
-  'comparison-service': { role: 'service', service: 'comparison-service' },
-  'metadata-service': { role: 'service', service: 'metadata-service' },
-};
+/** Every service of the catalogue (shared/src/catalog.ts) has a login: a new step's service needs no change here. */
+const SERVICE_USERS: Record<string, Principal> = Object.fromEntries(
+  SERVICES.map((service): [string, Principal] =>
+    service === 'svc-analysis-orchestrator' ? [service, { role: 'orchestrator', service }] : [service, { role: 'service', service }],
+  ),
+);
 
 /** Observers (local UI, uplink, tools) may subscribe to events and nothing else. */
 const OBSERVER_PREFIX = 'observer:';

@@ -9,7 +9,13 @@ export const attempt = z.number().int().min(1).max(100);
 export const durationMs = z.number().nonnegative().max(86_400_000);
 export const unit = z.number().min(0).max(1);
 
-export const stepName = z.enum(['recognition', 'comparison', 'metadata']);
+/**
+ * Every analysis step the catalogue knows (shared/src/catalog.ts `STEPS`). Which of them run, and
+ * in what order, is the analysis plan (shared/src/plan.ts). `nameplate` (reading the
+ * machine's nameplate) is a contract without a shipped service: it is the worked example of
+ * adding a step (docs/orchestrator.md), served by a test handler in test/orchestrator.plan.test.ts.
+ */
+export const stepName = z.enum(['recognition', 'comparison', 'metadata', 'nameplate']);
 export type StepName = z.infer<typeof stepName>;
 
 /** An image lives in the content-addressed blob store; messages carry only its reference. */

@@ -11,7 +11,7 @@ import {
   registeredMachine,
   stepName,
 } from './common.js';
-import { comparisonResult, metadataResult, recognitionResult } from './results.js';
+import { comparisonResult, metadataResult, nameplateResult, recognitionResult } from './results.js';
 
 /**
  * The name of the uploaded file as the client gave it (multipart filename or the
@@ -35,41 +35,57 @@ export const imageUploaded = z.object({
   fileName: uploadFileName.optional(),
 });
 
+/** One step of an analysis plan as it travels: what it needs and whether the analysis may end without it. */
+export const planStep = z.object({
+  step: stepName,
+  needs: z.array(stepName).max(stepName.options.length),
+  optional: z.boolean(),
+});
+export type PlanStepWire = z.infer<typeof planStep>;
+
 export const analysisStarted = z.object({
   analysisId,
   machineId: machineId.optional(),
   image: imageRef,
-  steps: z.array(stepName).min(1).max(3),
+  /** The plan's step names, in the plan's order (kept beside `plan` for readers older than it). */
+  steps: z.array(stepName).min(1).max(stepName.options.length),
+  /** The analysis plan this analysis runs (shared/src/plan.ts): each step with what it needs. Absent from gateways older than plans. */
+  plan: z.array(planStep).min(1).max(stepName.options.length).optional(),
   startedAt: isoTime,
   /** Milliseconds the upload waited in the orchestrator's queue before starting. */
   queuedMs: durationMs,
 });
 
-/** What the steps before this one produced; later steps build on earlier results. */
-const previousResults = z.object({
+export const analysisResults = z.object({
   recognition: recognitionResult.optional(),
   comparison: comparisonResult.optional(),
+  metadata: metadataResult.optional(),
+  nameplate: nameplateResult.optional(),
 });
+export type AnalysisResults = z.infer<typeof analysisResults>;
 
-const commandBase = z.object({
+/**
+ * Every step's command has this one shape, so the orchestrator builds them all alike
+ * (agent/src/orchestrator/orchestrator.ts) and a new step needs no orchestrator code.
+ * `previous` holds the results of the steps this one needs (its plan entry's `needs`), nothing else.
+ */
+const stepCommand = z.object({
   analysisId,
   attempt,
   machineId: machineId.optional(),
   image: imageRef,
   /** Deadline of this attempt; a handler may give up after it. */
   deadline: isoTime,
-});
-
-export const recognitionRequest = commandBase;
-export const comparisonRequest = commandBase.extend({
-  registered: registeredMachine.optional(),
-  previous: previousResults,
-});
-export const metadataRequest = commandBase.extend({
+  /** The machine registered to this gateway, when one is. */
   registered: registeredMachine.optional(),
   uploadedAt: isoTime,
-  previous: previousResults,
+  previous: analysisResults,
 });
+
+export const recognitionRequest = stepCommand;
+export const comparisonRequest = stepCommand;
+export const metadataRequest = stepCommand;
+export const nameplateRequest = stepCommand;
 
 const stepOutcome = z.object({
   analysisId,
@@ -84,11 +100,14 @@ const stepOutcome = z.object({
 export const recognitionCompleted = stepOutcome.extend({ result: recognitionResult });
 export const comparisonCompleted = stepOutcome.extend({ result: comparisonResult });
 export const metadataSorted = stepOutcome.extend({ result: metadataResult });
+export const nameplateRead = stepOutcome.extend({ result: nameplateResult });
 export const stepFailed = stepOutcome.extend({ error: failureReason });
 
 export const stepSummary = z.object({
   step: stepName,
   status: z.enum(['pending', 'waiting', 'running', 'completed', 'failed']),
+  /** The plan marks the step optional: the analysis completes without it when it fails. */
+  optional: z.boolean().optional(),
   attempts: z.number().int().min(0),
   startedAt: isoTime.optional(),
   endedAt: isoTime.optional(),
@@ -97,13 +116,6 @@ export const stepSummary = z.object({
   error: failureReason.optional(),
 });
 export type StepSummary = z.infer<typeof stepSummary>;
-
-export const analysisResults = z.object({
-  recognition: recognitionResult.optional(),
-  comparison: comparisonResult.optional(),
-  metadata: metadataResult.optional(),
-});
-export type AnalysisResults = z.infer<typeof analysisResults>;
 
 export const analysisCompleted = z.object({
   analysisId,
