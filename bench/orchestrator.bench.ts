@@ -7,11 +7,11 @@ import { MqttClient } from 'mqtt';
 import { serveStep, silentLogger, STEPS, topics, type AnyEvent, type BusClient, type StepName, type Transport } from '@tu/shared';
 import { connectService, derivePassword, startAgent, type Agent } from '@tu/agent';
 import { loadAgentConfig } from '@tu/firmware-config';
-import { comparisonResult, metadataResult, recognitionResult, uploaded } from '../test/support/fixtures.js';
+import { comparisonResult, metadataResult, nameplateResult, recognitionResult, uploaded } from '../test/support/fixtures.js';
 import { tmpDir } from '../test/support/harness.js';
 import { fmt, median, quantile, table } from './stats.js';
 
-const RESULTS = { recognition: recognitionResult(), comparison: comparisonResult(), metadata: metadataResult() };
+const RESULTS = { recognition: recognitionResult(), comparison: comparisonResult(), metadata: metadataResult(), nameplate: nameplateResult() };
 
 async function setup(durability: 'full' | 'normal', transport: 'in-process' | 'tcp'): Promise<{ agent: Agent; clients: BusClient[]; intake: BusClient; done: Map<string, (e: AnyEvent) => void>; t: () => Transport }> {
   const config = loadAgentConfig({

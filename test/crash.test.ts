@@ -30,7 +30,7 @@ test('kill -9 mid-analysis, many times: every accepted analysis ends exactly onc
       broker: { host: '127.0.0.1', port },
       http: { host: '127.0.0.1', port: 0 },
       services: { vision: false, comparison: false, metadata: false },
-      orchestrator: { durability: 'full', maxConcurrent: 8, stepTimeoutMs: { recognition: 3000, comparison: 3000, metadata: 3000 } },
+      orchestrator: { durability: 'full', maxConcurrent: 8, plan: { recognition: { timeoutMs: 3000 }, comparison: { timeoutMs: 3000 }, metadata: { timeoutMs: 3000 } } },
     }),
   );
   const logger = silentLogger();
@@ -127,8 +127,17 @@ test('kill -9 mid-analysis, many times: every accepted analysis ends exactly onc
   const rows = db().prepare('SELECT id, status, open, state FROM analyses').all() as { id: string; status: string; open: number; state: string }[];
   assert.is(rows.length, uploads.size, 'every upload became an analysis');
   let completed = 0;
+  let overlapping = 0;
   for (const r of rows) {
-    const st = JSON.parse(r.state) as { terminal?: { event: AnyEvent; published: boolean } };
+    const st = JSON.parse(r.state) as { terminal?: { event: AnyEvent; published: boolean }; steps: { name: string; status: string; startedAt?: number; endedAt?: number }[]; results: Record<string, unknown> };
+    if (r.status === 'completed') {
+      // Steps overlap (metadata beside recognition), yet each ran to completion once with its result,
+      // and comparison never started before recognition ended, across every restart.
+      const step = (n: string) => st.steps.find((x) => x.name === n)!;
+      assert.ok(st.steps.every((x) => x.status === 'completed' && st.results[x.name] !== undefined), `${r.id}: every step completed with its result`);
+      assert.ok(step('comparison').startedAt! >= step('recognition').endedAt!, `${r.id}: comparison started after recognition ended`);
+      if (step('metadata').startedAt! < step('recognition').endedAt! && step('recognition').startedAt! < step('metadata').endedAt!) overlapping++;
+    }
     assert.ok(r.status === 'completed' || r.status === 'failed', `${r.id} ended (${r.status})`);
     assert.ok(st.terminal && r.open === 0, `${r.id} terminal event written and published`);
     const seen = events.filter((e) => e.subject === r.id && (e.type === 'analysis.completed' || e.type === 'analysis.failed'));
@@ -138,8 +147,9 @@ test('kill -9 mid-analysis, many times: every accepted analysis ends exactly onc
     if (r.status === 'completed') completed++;
   }
   const observedTerminal = new Set(events.filter((e) => e.type === 'analysis.completed' || e.type === 'analysis.failed').map((e) => e.subject));
-  console.log(`  crash test: ${CYCLES} kill -9 cycles, ${rows.length} analyses, ${completed} completed, ${observedTerminal.size} terminal events observed live`);
+  console.log(`  crash test: ${CYCLES} kill -9 cycles, ${rows.length} analyses, ${completed} completed (${overlapping} with metadata and recognition overlapping), ${observedTerminal.size} terminal events observed live`);
   assert.ok(completed >= rows.length * 0.9, 'most analyses complete despite the crashes');
+  assert.ok(overlapping >= completed / 2, `steps ran side by side (${overlapping} of ${completed})`);
 });
 
 test.run();

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { newId, STEPS, type AnyEvent, type BusClient } from '@tu/shared';
 import { connectService, type Agent } from '@tu/agent';
-import { metadataResult, recognitionResult, uploaded } from './support/fixtures.js';
+import { comparisonResult, metadataResult, recognitionResult, uploaded } from './support/fixtures.js';
 import { intake, observer, ofType, settle, startHandler, startTestAgent, until } from './support/harness.js';
 
 type Ctx = { agent: Agent; clients: BusClient[] };
@@ -62,9 +62,11 @@ test('late events for finished steps, out-of-order step events and unknown analy
   const data = uploaded('gw-test');
   await up.publishEvent('tu.image.uploaded', data, { subject: data.analysisId });
   await until(() => release !== undefined);
-  // Out of order: metadata answers before it was asked.
+  // Out of order: comparison answers before it was asked (it needs recognition, which is still running).
   const before = { ...ctx.agent.orchestrator.stats.ignored };
-  await forger.publishEvent('metadata.sorted', { analysisId: data.analysisId, attempt: 1, commandId: newId(), instance: 'x', durationMs: 1, result: metadataResult() }, { subject: data.analysisId });
+  const compForger = await connectService(ctx.agent.busIdentity, 'comparison-service');
+  ctx.clients.push(compForger);
+  await compForger.publishEvent('comparison.completed', { analysisId: data.analysisId, attempt: 1, commandId: newId(), instance: 'x', durationMs: 1, result: comparisonResult() }, { subject: data.analysisId });
   // Unknown analysis.
   const ghost = uploaded('gw-test').analysisId;
   await forger.publishEvent('metadata.sorted', { analysisId: ghost, attempt: 1, commandId: newId(), instance: 'x', durationMs: 1, result: metadataResult() }, { subject: ghost });
@@ -72,7 +74,7 @@ test('late events for finished steps, out-of-order step events and unknown analy
   const after = ctx.agent.orchestrator.stats.ignored;
   assert.is(after.lateOrDuplicate - before.lateOrDuplicate, 1);
   assert.is(after.unknownAnalysis - before.unknownAnalysis, 1);
-  assert.is(ctx.agent.orchestrator.status(data.analysisId)?.steps[2]?.status, 'pending');
+  assert.is(ctx.agent.orchestrator.status(data.analysisId)?.steps.find((st) => st.step === 'comparison')?.status, 'pending');
   assert.is(ctx.agent.orchestrator.status(ghost), undefined, 'no state for the unknown analysis');
   release!();
   await obs.waitFor((ev) => terminal(ev, data.analysisId).length === 1);

@@ -21,7 +21,7 @@ happy.before(async (ctx) => {
 });
 happy.after(closeAll);
 
-happy('runs recognition → comparison → metadata and completes once with all results', async (ctx) => {
+happy('runs the default plan (metadata beside recognition, comparison after it) and completes once with all results', async (ctx) => {
   const obs = await observer(ctx.agent);
   const up = await intake(ctx.agent);
   ctx.clients.push(obs.bus, up);
@@ -30,7 +30,18 @@ happy('runs recognition → comparison → metadata and completes once with all 
   await obs.waitFor((ev) => terminal(ev, data.analysisId).length === 1);
   await settle();
   const mine = obs.events.filter((e) => e.subject === data.analysisId).map((e) => e.type);
-  assert.equal(mine, ['tu.image.uploaded', 'analysis.started', 'recognition.completed', 'comparison.completed', 'metadata.sorted', 'analysis.completed']);
+  assert.equal(mine.slice(0, 2), ['tu.image.uploaded', 'analysis.started']);
+  assert.equal([...mine.slice(2, 5)].sort(), ['comparison.completed', 'metadata.sorted', 'recognition.completed']);
+  assert.ok(mine.indexOf('recognition.completed') < mine.indexOf('comparison.completed'), 'comparison waits for recognition');
+  assert.is(mine[5], 'analysis.completed');
+  assert.is(mine.length, 6);
+  const started = ofType(obs.events, 'analysis.started', data.analysisId)[0]!;
+  if (started.type !== 'analysis.started') return assert.unreachable();
+  assert.equal(started.data.plan, [
+    { step: 'recognition', needs: [], optional: false },
+    { step: 'comparison', needs: ['recognition'], optional: false },
+    { step: 'metadata', needs: [], optional: false },
+  ]);
   const done = ofType(obs.events, 'analysis.completed', data.analysisId)[0]!;
   assert.is(done.type, 'analysis.completed');
   if (done.type !== 'analysis.completed') return;
@@ -50,16 +61,20 @@ happy('runs recognition → comparison → metadata and completes once with all 
   assert.ok(st.steps.every((s) => s.timeline.length === 1 && s.timeline[0]!.instance));
 });
 
-happy('passes earlier results to later steps', async (ctx) => {
-  const seen: unknown[] = [];
-  const spy = await startHandler(ctx.agent, 'metadata', async (cmd) => {
-    seen.push(cmd.data.previous.recognition?.machineType, cmd.data.previous.comparison?.verdict);
+happy('passes each step the results of the steps it needs, and only those', async (ctx) => {
+  const seen: { step: string; previous: string[]; recognised?: string }[] = [];
+  const comparisonSpy = await startHandler(ctx.agent, 'comparison', async (cmd) => {
+    seen.push({ step: 'comparison', previous: Object.keys(cmd.data.previous), ...(cmd.data.previous.recognition ? { recognised: cmd.data.previous.recognition.machineType } : {}) });
+    return defaultResults.comparison();
+  });
+  const metadataSpy = await startHandler(ctx.agent, 'metadata', async (cmd) => {
+    seen.push({ step: 'metadata', previous: Object.keys(cmd.data.previous) });
     return defaultResults.metadata();
   });
-  ctx.clients.push(spy);
-  // Take the default metadata handler out so the spy gets the command.
-  const def = ctx.clients[2]!;
-  await def.close();
+  ctx.clients.push(comparisonSpy, metadataSpy);
+  // Take the default comparison and metadata handlers out so the spies get the commands.
+  await ctx.clients[1]!.close();
+  await ctx.clients[2]!.close();
   await settle();
   const up = await intake(ctx.agent);
   ctx.clients.push(up);
@@ -68,7 +83,13 @@ happy('passes earlier results to later steps', async (ctx) => {
   const data = uploaded('gw-test');
   await up.publishEvent('tu.image.uploaded', data, { subject: data.analysisId });
   await obs.waitFor((ev) => terminal(ev, data.analysisId).length === 1);
-  assert.equal(seen, ['excavator', 'unknown']);
+  assert.equal(
+    seen.sort((a, b) => a.step.localeCompare(b.step)),
+    [
+      { step: 'comparison', previous: ['recognition'], recognised: 'excavator' },
+      { step: 'metadata', previous: [] },
+    ],
+  );
 });
 
 happy.run();
@@ -80,7 +101,7 @@ failures.before.each(async (ctx) => {
   ctx.agent = await startTestAgent({
     clock: ctx.clock,
     random: () => 0.5,
-    config: testConfig({ 'orchestrator.retry': { maxAttempts: 3, initialDelayMs: 100, maxDelayMs: 1000, multiplier: 2, jitter: 0.2 }, 'orchestrator.stepTimeoutMs': { recognition: 1000, comparison: 1000, metadata: 1000 } }),
+    config: testConfig({ 'orchestrator.retry': { maxAttempts: 3, initialDelayMs: 100, maxDelayMs: 1000, multiplier: 2, jitter: 0.2 }, 'orchestrator.plan': { recognition: { timeoutMs: 1000 }, comparison: { timeoutMs: 1000 }, metadata: { timeoutMs: 1000 } } }),
   });
   ctx.clients = [];
 });
@@ -139,8 +160,9 @@ failures('a non-retryable failure ends the analysis at once with analysis.failed
   assert.is(f.data.failedStep, 'comparison');
   assert.is(f.data.reason.code, 'EMBEDDING_LENGTH_MISMATCH');
   assert.ok(f.data.results.recognition, 'completed results are kept');
-  assert.is(ofType(obs.events, 'metadata.sorted').length, 0);
   assert.is(ofType(obs.events, 'comparison.failed').length, 1, 'no retry');
+  // metadata ran beside recognition: its result is kept when it ended before the failure
+  assert.ok(f.data.results.metadata === undefined || f.data.results.metadata.category === 'overview');
 });
 
 failures('retries exhausted → analysis.failed with RETRIES_EXHAUSTED', async (ctx) => {
@@ -148,6 +170,7 @@ failures('retries exhausted → analysis.failed with RETRIES_EXHAUSTED', async (
     await startHandler(ctx.agent, 'recognition', async () => {
       throw new StepError('BACKEND_UNAVAILABLE', 'decoder crashed', true);
     }),
+    await startHandler(ctx.agent, 'metadata'), // runs beside recognition; without it metadata would fail first (NO_HANDLER)
   );
   const obs = await observer(ctx.agent);
   const up = await intake(ctx.agent);
@@ -173,6 +196,7 @@ failures('a handler that never answers times out, is retried, then fails with ST
       calls++;
       return new Promise(() => undefined); // hangs
     }),
+    await startHandler(ctx.agent, 'metadata'),
   );
   const obs = await observer(ctx.agent);
   const up = await intake(ctx.agent);

@@ -276,6 +276,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         uplink: () => uplink.health(),
         recognizerInfo: () => recognizer()?.info(),
         servicesInProcess: { ...config.services },
+        plan: config.orchestrator.plan,
         storage: () => ({ ...storage.status(), quota: quota.status(), stateStore: store.stats.retrying, outbox: outbox?.stats.retrying }),
         startedAt: Date.now(),
         events,

@@ -72,7 +72,7 @@ export async function startDiskAgent(dataDir: string, extra: Record<string, unkn
       broker: { host: '127.0.0.1', port: busPort },
       http: { host: '127.0.0.1', port: httpPort },
       services: { vision: false, comparison: false, metadata: false },
-      orchestrator: { durability: 'full', maxConcurrent: 4, stepTimeoutMs: { recognition: 60_000, comparison: 60_000, metadata: 60_000 } },
+      orchestrator: { durability: 'full', maxConcurrent: 4, plan: { recognition: { timeoutMs: 60_000 }, comparison: { timeoutMs: 60_000 }, metadata: { timeoutMs: 60_000 } } },
       ...extra,
     }),
   );

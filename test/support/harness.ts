@@ -18,7 +18,7 @@ import {
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { ROLES, type Role } from '@tu/shared/internal/technician-roles';
 import { connectService, derivePassword, deviceToken, observerUsername, startAgent, type Agent } from '@tu/agent';
-import { comparisonResult, metadataResult, recognitionResult } from './fixtures.js';
+import { comparisonResult, metadataResult, nameplateResult, recognitionResult } from './fixtures.js';
 
 export const tmpDir = (prefix = 'tu-test-'): string => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 
@@ -87,6 +87,7 @@ export const defaultResults: { [S in StepName]: () => StepResult<S> } = {
   recognition: recognitionResult,
   comparison: comparisonResult,
   metadata: metadataResult,
+  nameplate: nameplateResult,
 };
 
 export type StepBehaviour<S extends StepName> = (cmd: StepCommand<S>) => Promise<StepResult<S>>;

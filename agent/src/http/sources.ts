@@ -1,4 +1,5 @@
 import type { BusClient } from '@tu/shared';
+import type { PlanStep } from '@tu/firmware-config';
 import type { Broker } from '../broker/broker.js';
 import type { EventFeed } from './event-feed.js';
 import type { TokenVerifier } from './auth/tokens.js';
@@ -49,6 +50,8 @@ export interface AppDeps {
   storage?: () => StorageHealth;
   /** Which services run inside this process. */
   servicesInProcess: { vision: boolean; comparison: boolean; metadata: boolean };
+  /** The analysis plan the orchestrator runs (health reports its steps' services). */
+  plan: readonly PlanStep[];
   /** Live events for the WebSocket feed (an observer bus client); absent: /api/v1/events closes with 1013. */
   events?: EventFeed;
   /** Per-client WebSocket send buffer limit before the client is dropped (default 1 MiB). */

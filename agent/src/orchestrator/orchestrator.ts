@@ -15,16 +15,19 @@ import {
   type RegisteredMachine,
   type StepName,
   type TimerHandle,
+  ConfigError,
+  planIssues,
+  stepOfCommand,
 } from '@tu/shared';
-import { retryDelay, type RetryPolicy } from './backoff.js';
+import type { PlanStep } from '@tu/firmware-config';
+import { retryDelay } from './backoff.js';
 import { Dispatcher } from './dispatcher.js';
 import { iso, statusView, summarizeSteps, type AnalysisState, type AnalysisStatusView, type StepState } from './state.js';
 import type { StateStore } from './store.js';
 
 export interface OrchestratorConfig {
-  steps: StepName[];
-  stepTimeoutMs: Record<StepName, number>;
-  retry: RetryPolicy;
+  /** The analysis plan, in dependency order (firmware-config/src/schema.ts resolves it). */
+  plan: PlanStep[];
   maxConcurrent: number;
   maxQueue: number;
 }
@@ -70,13 +73,21 @@ export interface Orchestrator {
 const STEP_EVENTS = Object.values(STEPS).flatMap((d) => [d.completed, d.failed]);
 
 /**
- * svc-analysis-orchestrator: drives each analysis through its steps with point-to-point
- * commands, reacts to the step events, retries with backoff, enforces timeouts, and ends
- * every analysis exactly once. It never does analysis work and never waits on storage,
- * except to write a terminal event ahead of publishing it.
+ * svc-analysis-orchestrator: runs each analysis's plan (shared/src/plan.ts) with point-to-point
+ * commands: every step whose needs have completed starts at once, so independent steps run side
+ * by side. It reacts to the step events, retries each step by its own policy, enforces each
+ * step's timeout, and ends every analysis exactly once: completed when every step has ended
+ * (an optional step may have failed), failed when a step others rely on failed. It knows no step
+ * by name (a step is a catalogue entry plus a plan entry), never does analysis work, and never
+ * waits on storage, except to write a terminal event ahead of publishing it.
  */
 export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
   const { bus, store, config, clock } = deps;
+  const issues = planIssues(config.plan);
+  if (config.plan.length === 0 || issues.length > 0) {
+    const problems = issues.length ? issues : [{ path: [], message: 'the plan has no steps' }];
+    throw new ConfigError(`orchestrator.plan is not a sound plan: ${problems.map((i) => `orchestrator.plan.${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
   const log = deps.logger.child({ component: 'orchestrator' });
   const random = deps.random ?? Math.random;
   const dispatcher = new Dispatcher();
@@ -134,7 +145,28 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     }
   };
 
-  const currentStep = (s: AnalysisState): StepState | undefined => s.steps.find((st) => st.status !== 'completed');
+  /** Timers are per step: steps of one analysis run (and time out) side by side. */
+  const timerKey = (s: AnalysisState, st: StepState): string => `${s.analysisId}/${st.name}`;
+  const clearTimers = (s: AnalysisState): void => s.steps.forEach((st) => clearTimer(timerKey(s, st)));
+  /** The plan entry of a step of this analysis (its own plan; rows from before plans ran in sequence). */
+  const entry = (s: AnalysisState, st: StepState): PlanStep => planOf(s).find((p) => p.step === st.name)!;
+  const ended = (s: AnalysisState, st: StepState): boolean => st.status === 'completed' || (st.status === 'failed' && entry(s, st).optional);
+  const live_ = (st: StepState): boolean => st.status === 'running' || st.status === 'waiting';
+  const stepNamed = (s: AnalysisState, name: StepName | undefined): StepState | undefined => (name ? s.steps.find((st) => st.name === name) : undefined);
+
+  /**
+   * An analysis's plan. Rows written before plans existed have none: they ran their steps one
+   * after another, so each needs the one before it, with today's timeouts and retry policy.
+   */
+  function planOf(s: AnalysisState): PlanStep[] {
+    if (!s.plan) {
+      s.plan = s.steps.map((st, i) => {
+        const now = config.plan.find((p) => p.step === st.name) ?? config.plan[0]!;
+        return { ...now, step: st.name, needs: i > 0 ? [s.steps[i - 1]!.name] : [], optional: false };
+      });
+    }
+    return s.plan;
+  }
 
   // ---- intake ---------------------------------------------------------------
 
@@ -156,7 +188,8 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       uploadEventId: evt.id,
       ...(evt.traceparent ? { traceparent: evt.traceparent } : {}),
       receivedAt: clock.now(),
-      steps: config.steps.map((name) => ({ name, status: 'pending', attempts: [] })),
+      plan: config.plan,
+      steps: config.plan.map((p) => ({ name: p.step, status: 'pending', attempts: [] })),
       results: {},
       version: 0,
     };
@@ -190,6 +223,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
           ...(s.machineId ? { machineId: s.machineId } : {}),
           image: s.image,
           steps: s.steps.map((st) => st.name),
+          plan: planOf(s).map((p) => ({ step: p.step, needs: p.needs, optional: p.optional })),
           startedAt: iso(s.startedAt)!,
           queuedMs: s.startedAt - s.receivedAt,
         },
@@ -201,17 +235,21 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
 
   // ---- steps ----------------------------------------------------------------
 
+  /** Starts every pending step whose needs have completed; completes the analysis when every step has ended. */
   function advance(s: AnalysisState): void {
-    const st = currentStep(s);
-    if (!st) return void finish(s, 'completed');
-    startAttempt(s, st);
+    if (s.terminal || s.status !== 'running') return;
+    const done = new Set(s.steps.filter((st) => st.status === 'completed').map((st) => st.name));
+    for (const st of s.steps) {
+      if (st.status === 'pending' && entry(s, st).needs.every((n) => done.has(n))) startAttempt(s, st);
+    }
+    if (s.steps.every((st) => ended(s, st))) void finish(s, 'completed');
   }
 
   function startAttempt(s: AnalysisState, st: StepState): void {
     const now = clock.now();
     st.retryAt = undefined;
     st.startedAt ??= now;
-    const attempt = { n: st.attempts.length + 1, commandId: newId(), startedAt: now, deadline: now + config.stepTimeoutMs[st.name], resends: 0 };
+    const attempt = { n: st.attempts.length + 1, commandId: newId(), startedAt: now, deadline: now + entry(s, st).timeoutMs, resends: 0 };
     st.attempts.push(attempt);
     st.status = 'waiting';
     dispatch(s, st);
@@ -219,11 +257,11 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     // State is written when the analysis arrives, when a step ends or is retried, and at the end.
   }
 
-  /** Sends the current attempt's command to one live instance, or parks it until one appears. */
+  /** Sends the step's current attempt to one live instance, or parks it until one appears. */
   function dispatch(s: AnalysisState, st: StepState): void {
     const a = st.attempts[st.attempts.length - 1]!;
     const type = STEPS[st.name].command;
-    setTimer(s.analysisId, a.deadline, () => onTimeout(s.analysisId, a.commandId));
+    setTimer(timerKey(s, st), a.deadline, () => onTimeout(s.analysisId, st.name, a.commandId));
     const instance = dispatcher.pick(type);
     if (!instance) {
       st.status = 'waiting';
@@ -244,22 +282,22 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     a.sentAt = clock.now();
     st.status = 'running';
     const registered = deps.registeredMachine?.();
-    const base = {
+    // One command shape for every step (shared/src/schemas/messages.ts): `previous` holds the
+    // results of the steps this one needs, and nothing else.
+    const previous = Object.fromEntries(entry(s, st).needs.flatMap((n) => (s.results[n] ? [[n, s.results[n]]] : [])));
+    const data = {
       analysisId: s.analysisId,
       attempt: a.n,
       ...(s.machineId ? { machineId: s.machineId } : {}),
       image: s.image,
       deadline: iso(a.deadline)!,
+      ...(registered ? { registered } : {}),
+      uploadedAt: s.uploadedAt,
+      previous,
     };
-    const previous = { ...(s.results.recognition ? { recognition: s.results.recognition } : {}), ...(s.results.comparison ? { comparison: s.results.comparison } : {}) };
-    const meta = { subject: s.analysisId, id: a.commandId, traceparent: childTraceparent(s.traceparent) };
-    const sent =
-      st.name === 'recognition'
-        ? bus.sendCommand('analysis.recognition.request', instance, base, meta)
-        : st.name === 'comparison'
-          ? bus.sendCommand('analysis.comparison.request', instance, { ...base, ...(registered ? { registered } : {}), previous }, meta)
-          : bus.sendCommand('analysis.metadata.request', instance, { ...base, ...(registered ? { registered } : {}), uploadedAt: s.uploadedAt, previous }, meta);
-    sent.catch((err: unknown) => log.warn({ err, analysisId: s.analysisId, step: st.name }, 'sending command failed; the step timeout will retry'));
+    bus
+      .sendCommand(type, instance, data, { subject: s.analysisId, id: a.commandId, traceparent: childTraceparent(s.traceparent) })
+      .catch((err: unknown) => log.warn({ err, analysisId: s.analysisId, step: st.name }, 'sending command failed; the step timeout will retry'));
   }
 
   function onStepEvent(evt: AnyEvent): void {
@@ -272,9 +310,8 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       log.info({ analysisId: data.analysisId, type: evt.type, eventId: evt.id }, 'event for an unknown or finished analysis ignored');
       return;
     }
-    const st = s.steps.find((x) => x.name === which.step);
-    const current = currentStep(s);
-    if (!st || st !== current || (st.status !== 'running' && st.status !== 'waiting')) {
+    const st = stepNamed(s, which.step);
+    if (!st || !live_(st)) {
       stats.ignored.lateOrDuplicate++;
       log.info({ analysisId: s.analysisId, type: evt.type, eventId: evt.id }, 'late or duplicate step event ignored');
       return;
@@ -292,9 +329,9 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       return;
     }
     const now = clock.now();
-    clearTimer(s.analysisId);
+    clearTimer(timerKey(s, st));
     dispatcher.release(last.instance);
-    for (const set of waiting.values()) set.delete(s.analysisId);
+    waiting.get(STEPS[st.name].command)?.delete(s.analysisId);
     a.endedAt = now;
     a.outcome = which.outcome;
     if (which.outcome === 'completed') {
@@ -311,36 +348,38 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     retryOrFail(s, st, error);
   }
 
-  function onTimeout(analysisId: string, commandId: string): void {
+  function onTimeout(analysisId: string, step: StepName, commandId: string): void {
     const s = live.get(analysisId);
-    const st = s && currentStep(s);
+    const st = s && stepNamed(s, step);
     const a = st?.attempts[st.attempts.length - 1];
-    if (!s || !st || !a || a.commandId !== commandId) return;
+    if (!s || !st || !a || a.commandId !== commandId || !live_(st)) return;
     const now = clock.now();
+    const timeoutMs = entry(s, st).timeoutMs;
     dispatcher.release(a.instance);
     waiting.get(STEPS[st.name].command)?.delete(analysisId);
     a.endedAt = now;
     a.outcome = 'timeout';
     stats.timeouts++;
     if (a.sentAt === undefined) {
-      const error = { code: 'NO_HANDLER' satisfies ErrorCode, message: `no live ${STEPS[st.name].service} instance within ${config.stepTimeoutMs[st.name]} ms; start the service`, retryable: false };
+      const error = { code: 'NO_HANDLER' satisfies ErrorCode, message: `no live ${STEPS[st.name].service} instance within ${timeoutMs} ms; start the service`, retryable: false };
       a.error = error;
       return void failStep(s, st, error);
     }
-    const error = { code: 'STEP_TIMEOUT' satisfies ErrorCode, message: `${st.name} did not answer within ${config.stepTimeoutMs[st.name]} ms (instance ${a.instance})`, retryable: true };
+    const error = { code: 'STEP_TIMEOUT' satisfies ErrorCode, message: `${st.name} did not answer within ${timeoutMs} ms (instance ${a.instance})`, retryable: true };
     a.error = error;
     retryOrFail(s, st, error);
   }
 
   function retryOrFail(s: AnalysisState, st: StepState, error: FailureReason): void {
-    if (error.retryable && st.attempts.length < config.retry.maxAttempts) {
+    const policy = entry(s, st).retry;
+    if (error.retryable && st.attempts.length < policy.maxAttempts) {
       stats.retries++;
-      const delay = retryDelay(config.retry, st.attempts.length + 1, random);
+      const delay = retryDelay(policy, st.attempts.length + 1, random);
       st.status = 'waiting';
       st.retryAt = clock.now() + delay;
       log.info({ analysisId: s.analysisId, step: st.name, code: error.code, delayMs: delay, nextAttempt: st.attempts.length + 1 }, 'step failed; retrying');
       persistQuietly(s);
-      setTimer(s.analysisId, st.retryAt, () => startAttempt(s, st));
+      setTimer(timerKey(s, st), st.retryAt, () => startAttempt(s, st));
       return;
     }
     const reason =
@@ -350,10 +389,21 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     failStep(s, st, reason);
   }
 
+  /**
+   * A step has failed for good. An optional one is reported (its summary keeps the reason) and
+   * the rest of the plan goes on; any other fails the analysis with its reason (a step that
+   * others need is never optional: shared/src/plan.ts).
+   */
   function failStep(s: AnalysisState, st: StepState, reason: FailureReason): void {
     st.status = 'failed';
     st.endedAt = clock.now();
     st.error = reason;
+    if (entry(s, st).optional) {
+      log.warn({ analysisId: s.analysisId, step: st.name, code: reason.code, reason: reason.message }, 'optional step failed; the analysis goes on without it');
+      persistQuietly(s);
+      advance(s);
+      return;
+    }
     void finish(s, 'failed', st.name, reason);
   }
 
@@ -363,8 +413,14 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     if (s.terminal) return; // never two terminal events for one analysis
     const wasRunning = s.status === 'running';
     const now = clock.now();
-    clearTimer(s.analysisId);
+    clearTimers(s);
     for (const set of waiting.values()) set.delete(s.analysisId);
+    // Steps still in flight when another failed: their answers are ignored from now on.
+    for (const st of s.steps) {
+      if (!live_(st)) continue;
+      const a = st.attempts[st.attempts.length - 1];
+      if (a && a.endedAt === undefined && st.status === 'running') dispatcher.release(a.instance);
+    }
     s.status = outcome;
     s.endedAt = now;
     const meta = { subject: s.analysisId, traceparent: childTraceparent(s.traceparent), time: iso(now)! };
@@ -426,26 +482,30 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       log.info({ instanceId, handles: presence?.handles }, 'handler instance online');
       for (const type of presence!.handles as CommandType[]) wake(type);
     } else if (change === 'removed') {
-      const orphaned = [...live.values()].filter((s) => {
-        const st = currentStep(s);
-        const a = st?.attempts[st.attempts.length - 1];
-        return st && a && st.status === 'running' && a.instance === instanceId && a.endedAt === undefined;
-      });
+      const orphaned = [...live.values()].flatMap((s) =>
+        s.terminal
+          ? []
+          : s.steps.flatMap((st) => {
+              const a = st.attempts[st.attempts.length - 1];
+              return a && st.status === 'running' && a.instance === instanceId && a.endedAt === undefined ? [{ s, st }] : [];
+            }),
+      );
       // An instance that leaves idle (a service stopping, as on every clean shutdown) is news,
       // not trouble; one that leaves with work in hand is (a crash, or a stop mid-analysis).
       if (orphaned.length === 0) return void log.info({ instanceId }, 'handler instance gone');
       log.warn({ instanceId, analyses: orphaned.length }, 'handler instance gone; re-dispatching its commands');
-      for (const s of orphaned) dispatch(s, currentStep(s)!);
+      for (const { s, st } of orphaned) dispatch(s, st);
     }
   }
 
   function wake(type: CommandType): void {
     const set = waiting.get(type);
     if (!set) return;
+    const step = stepOfCommand(type);
     for (const id of [...set]) {
       const s = live.get(id);
-      const st = s && currentStep(s);
-      if (!s || !st || st.retryAt !== undefined) {
+      const st = s && stepNamed(s, step);
+      if (!s || !st || s.terminal || st.status !== 'waiting' || st.retryAt !== undefined) {
         set.delete(id);
         continue;
       }
@@ -468,17 +528,19 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       return;
     }
     running++;
-    const st = currentStep(s);
-    if (!st) return void finish(s, 'completed');
-    const a = st.attempts[st.attempts.length - 1];
-    log.info({ analysisId: s.analysisId, step: st.name, attempt: a?.n }, 'resuming in-flight analysis');
-    if (!a || st.retryAt !== undefined || a.endedAt !== undefined) {
-      setTimer(s.analysisId, st.retryAt ?? clock.now(), () => startAttempt(s, st));
-      return;
+    log.info({ analysisId: s.analysisId, steps: s.steps.map((st) => `${st.name}:${st.status}`).join(' ') }, 'resuming in-flight analysis');
+    for (const st of s.steps) {
+      if (!live_(st)) continue;
+      const a = st.attempts[st.attempts.length - 1];
+      if (!a || st.retryAt !== undefined || a.endedAt !== undefined) {
+        setTimer(timerKey(s, st), st.retryAt ?? clock.now(), () => startAttempt(s, st));
+        continue;
+      }
+      // Re-send the step's current command (same id; handlers tolerate duplicates) with a fresh timeout.
+      a.deadline = clock.now() + entry(s, st).timeoutMs;
+      dispatch(s, st);
     }
-    // Re-send the current command (same id; handlers tolerate duplicates) with a fresh timeout.
-    a.deadline = clock.now() + config.stepTimeoutMs[st.name];
-    dispatch(s, st);
+    advance(s);
   }
 
   return {

@@ -1,4 +1,5 @@
 import type { AnalysisResults, AnyEvent, FailureReason, ImageRef, StepName, StepSummary } from '@tu/shared';
+import type { PlanStep } from '@tu/firmware-config';
 
 export type AnalysisStatus = 'queued' | 'running' | 'completed' | 'failed';
 export type StepStatus = 'pending' | 'waiting' | 'running' | 'completed' | 'failed';
@@ -43,6 +44,13 @@ export interface AnalysisState {
   receivedAt: number;
   startedAt?: number;
   endedAt?: number;
+  /**
+   * The plan this analysis runs, fixed when it arrives (a config change does not alter running
+   * analyses, and a restart resumes each with its own plan). Absent from rows written before
+   * plans existed: those ran their steps in sequence (orchestrator.ts `planOf`).
+   */
+  plan?: PlanStep[];
+  /** One per plan step, in plan order. */
   steps: StepState[];
   results: AnalysisResults;
   failure?: { step: StepName | null; reason: FailureReason };
@@ -58,9 +66,11 @@ export const iso = (ms: number | undefined): string | undefined => (ms === undef
 export function summarizeSteps(s: AnalysisState): StepSummary[] {
   return s.steps.map((st) => {
     const last = st.attempts[st.attempts.length - 1];
+    const optional = s.plan?.find((p) => p.step === st.name)?.optional;
     return {
       step: st.name,
       status: st.status,
+      ...(optional ? { optional } : {}),
       attempts: st.attempts.length,
       ...(st.startedAt !== undefined ? { startedAt: iso(st.startedAt) } : {}),
       ...(st.endedAt !== undefined ? { endedAt: iso(st.endedAt) } : {}),

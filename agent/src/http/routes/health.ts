@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { STEPS, type StepName } from '@tu/shared';
+import { STEPS } from '@tu/shared';
 import type { AppDeps } from '../sources.js';
 import { agentVersion } from '../../release/layout.js';
 import { hasRole } from '../auth/access.js';
@@ -12,12 +12,13 @@ export const BUS_DROP_WINDOW_MS = 60_000;
 
 export function healthView(deps: AppDeps) {
   const instances = deps.orchestrator.instances();
+  // The services of the steps the plan runs (a catalogue step outside the plan is nobody's concern).
   const services = Object.fromEntries(
-    (Object.keys(STEPS) as StepName[]).map((step) => {
+    deps.plan.map(({ step, optional }) => {
       const def = STEPS[step];
       const live = instances.filter((i) => i.handles.includes(def.command));
-      const inProcess = deps.servicesInProcess[step === 'recognition' ? 'vision' : step];
-      return [def.service, { step, inProcess, up: live.length > 0, instances: live.map((i) => ({ instanceId: i.instanceId, inflight: i.inflight })) }];
+      const inProcess = step === 'recognition' ? deps.servicesInProcess.vision : step === 'comparison' || step === 'metadata' ? deps.servicesInProcess[step] : false;
+      return [def.service, { step, optional, inProcess, up: live.length > 0, instances: live.map((i) => ({ instanceId: i.instanceId, inflight: i.inflight })) }];
     }),
   );
   const info = deps.recognizerInfo();
@@ -40,7 +41,9 @@ export function healthView(deps: AppDeps) {
   // Why the status is 'degraded', one sentence each (shown to the technician by the UI).
   const reasons: string[] = [];
   if (!brokerUp) reasons.push('message broker down: analyses cannot run');
-  for (const [name, s] of Object.entries(services)) if (!s.up) reasons.push(`${name} not running: analyses fail at the ${s.step} step`);
+  for (const [name, s] of Object.entries(services)) {
+    if (!s.up) reasons.push(s.optional ? `${name} not running: analyses complete without the optional ${s.step} step` : `${name} not running: analyses fail at the ${s.step} step`);
+  }
   // A client that keeps losing its connection looks up at most instants, yet misses messages.
   const now = Date.now();
   const buses = Object.fromEntries(Object.entries(deps.buses()).map(([role, bus]) => [role, bus.connectionHealth(now, BUS_DROP_WINDOW_MS)]));
