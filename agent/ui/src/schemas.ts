@@ -47,6 +47,7 @@ export const metadata = z.object({
   quality: z.object({ width: num, height: num, megapixels: num }),
   warnings: z.array(str),
   category: str,
+  categoryBasis: opt(z.enum(['image', 'image-and-recognition'])),
   record: z.object({ photoQuality: str }),
 });
 export const results = z.object({ recognition: opt(recognition), comparison: opt(comparison), metadata: opt(metadata) });

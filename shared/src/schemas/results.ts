@@ -129,6 +129,13 @@ export const metadataResult = z.object({
   }),
   warnings: z.array(qualityWarning).max(10),
   category: z.enum(['overview', 'nameplate', 'other']),
+  /**
+   * What `category` rests on: `image-and-recognition` (the photo's colours and the recognition
+   * result: a finding) or `image` (no recognition result was given, as when the plan runs metadata
+   * beside recognition: `overview` is then the assumption for a machine photo, not a finding;
+   * agent/src/services/metadata/category.ts). Absent from gateways older than this field.
+   */
+  categoryBasis: z.enum(['image', 'image-and-recognition']).optional(),
   record: z.object({
     /** The registered machine's id and name (PUT /api/v1/machine on the gateway), when set. */
     machineId: machineId.optional(),
@@ -157,3 +164,21 @@ export const metadataResult = z.object({
   timings: z.record(z.string(), z.number().nonnegative()).optional(),
 });
 export type MetadataResult = z.infer<typeof metadataResult>;
+
+/**
+ * What a nameplate reader found on the photo: the text it read and the record fields it could
+ * assign. No service for it ships yet (shared/src/schemas/common.ts `stepName`).
+ */
+export const nameplateResult = z.object({
+  /** The nameplate's text as read, lines joined with newlines; empty when no nameplate was found. */
+  text: z.string().max(4000),
+  fields: z.object({
+    brand: z.string().max(128).optional(),
+    model: z.string().max(128).optional(),
+    serialNumber: z.string().max(128).optional(),
+    year: z.number().int().min(1900).max(2100).optional(),
+  }),
+  /** The reader's confidence in `fields`, 0–1. */
+  confidence: unit,
+});
+export type NameplateResult = z.infer<typeof nameplateResult>;

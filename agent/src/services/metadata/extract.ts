@@ -30,6 +30,8 @@ export interface MetadataResult {
   quality: QualityMetrics;
   warnings: QualityWarning[];
   category: PhotoCategory;
+  /** What the category rests on: the photo alone (no recognition result given) or with the recognition result. */
+  categoryBasis: 'image' | 'image-and-recognition';
   categoryReason: string;
   record: MachineRecordFields;
   /** The capture time judged against the upload time (sort.ts); absent without a capture time. */
@@ -68,6 +70,7 @@ export async function extractMetadata(input: ImageInput, options: ExtractOptions
     quality,
     warnings,
     category: decision.category,
+    categoryBasis: options.recognition ? 'image-and-recognition' : 'image',
     categoryReason: decision.reason,
     record,
     ...(captureCheck ? { captureCheck } : {}),

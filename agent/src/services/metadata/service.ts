@@ -50,6 +50,7 @@ export function toWireMetadata(r: MetadataResult): WireMetadataResult {
     quality: r.quality,
     warnings: r.warnings,
     category: r.category,
+    categoryBasis: r.categoryBasis,
     record: r.record,
     timings: r.timings,
   });

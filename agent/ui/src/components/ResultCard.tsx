@@ -81,7 +81,8 @@ function MetadataView({ meta }: { meta: Metadata }) {
       <dd data-testid="camera">{cameraText(meta.exif.camera) || 'not in the photo'}</dd>
       <dt>Photo</dt>
       <dd>
-        {meta.quality.width}×{meta.quality.height} ({meta.quality.megapixels.toFixed(1)} MP), category {meta.category}, quality {meta.record.photoQuality}
+        {meta.quality.width}×{meta.quality.height} ({meta.quality.megapixels.toFixed(1)} MP), category {meta.category}
+        {meta.categoryBasis === 'image' ? ' (assumed: decided without the recognition result)' : ''}, quality {meta.record.photoQuality}
       </dd>
       {meta.warnings.length > 0 && (
         <>
