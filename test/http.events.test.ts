@@ -60,7 +60,9 @@ t('an upload shows up as its events, slimmed, in order; no command ever arrives'
   const done = (f: Frame[]) => f.some((e) => e.subject === analysisId && e.type === 'analysis.completed');
   await until(() => done(a.frames) && done(b.frames), 10_000, 'analysis.completed on both sockets');
   const mine = a.frames.filter((e) => e.subject === analysisId).map((e) => e.type);
-  assert.equal(mine, ['tu.image.uploaded', 'analysis.started', 'recognition.completed', 'comparison.completed', 'metadata.sorted', 'analysis.completed']);
+  // metadata runs beside recognition (the default plan): its place among the step events varies.
+  assert.equal(mine.filter((t) => t !== 'metadata.sorted'), ['tu.image.uploaded', 'analysis.started', 'recognition.completed', 'comparison.completed', 'analysis.completed']);
+  assert.ok(mine.indexOf('metadata.sorted') > 1 && mine.indexOf('metadata.sorted') < 5, mine.join(', '));
   assert.equal(b.frames.filter((e) => e.subject === analysisId).map((e) => e.type), mine);
   for (const f of a.frames) assert.not.ok((COMMAND_TYPES as readonly string[]).includes(f.type), `command ${f.type} leaked`);
   const rec = a.frames.find((e) => e.type === 'recognition.completed')!;
