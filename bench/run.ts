@@ -1,16 +1,19 @@
 /**
- * Runs every bench/*.bench.ts (default export) in turn: `npm run bench` or
- * `npm run bench -- orchestrator` for the ones whose file name matches.
+ * Runs every bench/*.bench.ts (default export) in turn: `npm run bench`, or
+ * `npm run bench -- orchestrator pipeline` for the ones whose file name matches any of the
+ * words. The figures the benches record against their aims (bench/aims.ts) are printed
+ * together at the end.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { aimsTable } from './aims.js';
 
 const dir = import.meta.dirname;
-const filter = process.argv[2];
+const filters = process.argv.slice(2);
 const files = fs
   .readdirSync(dir)
-  .filter((f) => f.endsWith('.bench.ts') && (!filter || f.includes(filter)))
+  .filter((f) => f.endsWith('.bench.ts') && (filters.length === 0 || filters.some((w) => f.includes(w))))
   .sort();
 console.log(`TU Edge benchmarks — ${new Date().toISOString()} — node ${process.version}, ${(await import('node:os')).cpus().length} cores`);
 for (const f of files) {
@@ -18,4 +21,6 @@ for (const f of files) {
   const mod = (await import(pathToFileURL(path.join(dir, f)).href)) as { default: () => Promise<void> };
   await mod.default();
 }
+const aims = aimsTable();
+if (aims) console.log(`\n=== aims (this run) ===\n${aims}`);
 process.exit(0);
