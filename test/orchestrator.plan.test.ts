@@ -127,10 +127,19 @@ running('metadata runs beside recognition; comparison starts only when recogniti
   assert.is(comparisonAsked, false, 'comparison waits for recognition');
   const mid = agent.orchestrator.status(d.analysisId)!;
   assert.equal(mid.steps.map((s) => [s.step, s.status]), [['recognition', 'running'], ['comparison', 'pending'], ['metadata', 'completed']]);
+  // QoS 1 redelivers: the finished parallel step's event twice more while recognition still runs changes nothing.
+  const sorted = ofType(obs.events, 'metadata.sorted', d.analysisId)[0]!;
+  const before = agent.orchestrator.stats.ignored.lateOrDuplicate;
+  const metaBus = ctx.clients[2]!;
+  await metaBus.republish(sorted);
+  await metaBus.republish(sorted);
+  await until(() => agent.orchestrator.stats.ignored.lateOrDuplicate === before + 2, 2000, 'duplicates ignored');
+  assert.equal(agent.orchestrator.status(d.analysisId)!.steps.map((s) => [s.step, s.status, s.attempts]), [['recognition', 'running', 1], ['comparison', 'pending', 0], ['metadata', 'completed', 1]]);
   releaseRecognition!();
   await obs.waitFor((ev) => terminal(ev, d.analysisId).length === 1);
   assert.is(terminal(obs.events, d.analysisId)[0]!.type, 'analysis.completed');
   assert.ok(comparisonAsked);
+  assert.is(terminal(obs.events, d.analysisId).length, 1);
 });
 
 running('a step others need fails the analysis at once with its reason; the answer of a step still in flight is then ignored', async (ctx) => {
