@@ -23,3 +23,4 @@ export * from './bus/admission.js';
 export * from './bus/token-buckets.js';
 export * from './bus/login-throttle.js';
 export * from './http-errors.js';
+export * from './retry-policy.js';

@@ -16,7 +16,7 @@ import {
   type StepName,
   type TimerHandle,
 } from '@tu/shared';
-import { retryDelay, type RetryPolicy } from './backoff.js';
+import { mayRetry, retryDelay, type RetryPolicy } from '@tu/shared';
 import { Dispatcher } from './dispatcher.js';
 import { iso, statusView, summarizeSteps, type AnalysisState, type AnalysisStatusView, type StepState } from './state.js';
 import type { StateStore } from './store.js';
@@ -333,9 +333,9 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
   }
 
   function retryOrFail(s: AnalysisState, st: StepState, error: FailureReason): void {
-    if (error.retryable && st.attempts.length < config.retry.maxAttempts) {
+    if (error.retryable && mayRetry(config.retry, st.attempts.length)) {
       stats.retries++;
-      const delay = retryDelay(config.retry, st.attempts.length + 1, random);
+      const delay = retryDelay(st.attempts.length - 1, config.retry, random);
       st.status = 'waiting';
       st.retryAt = clock.now() + delay;
       log.info({ analysisId: s.analysisId, step: st.name, code: error.code, delayMs: delay, nextAttempt: st.attempts.length + 1 }, 'step failed; retrying');
