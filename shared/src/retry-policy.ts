@@ -1,7 +1,8 @@
 /**
  * The one retry policy of the project: the orchestrator's step retries, the uplink's
- * reconnects to the relay and the SQLite group-commit writer's full-disk retries
- * (agent/src/sqlite/group-commit-writer.ts) all compute their delays here.
+ * reconnects to the relay, the agent's SQLite group-commit writer's full-disk retries
+ * (agent/src/sqlite/group-commit-writer.ts) and the relay's storage queue
+ * (relay/src/ingest/storage-queue.ts) all compute their delays here.
  *
  * Numbering, the one rule for every caller: `retry` counts the retries made BEFORE the one
  * being scheduled, so the first retry is `retry = 0` and waits `initialDelayMs` (before
