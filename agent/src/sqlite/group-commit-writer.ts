@@ -129,7 +129,11 @@ export class GroupCommitWriter<P, B> {
     return !this.#inFlight && this.#waiters.length === 0 && !this.#o.policy.hasWork(this.#pending);
   }
 
-  /** Writes what is pending soon; resolves once it is committed (at once when idle). */
+  /**
+   * Writes what is pending soon; resolves once the batch holding it is committed. A waiter
+   * alone (nothing pending) still gets a batch, so `await commit()` means that everything
+   * handed to the writer before is on disk.
+   */
   commit(): Promise<void> {
     if (this.#fatal) return Promise.reject(this.#fatal);
     if (this.#closed) return Promise.reject(this.#o.writeError(new Error('the writer is closed')));
