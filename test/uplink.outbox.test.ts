@@ -2,7 +2,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ManualClock, silentLogger } from '@tu/shared';
-import { Outbox, reconnectDelay, type OutboxOptions } from '@tu/agent';
+import { Outbox, type OutboxOptions } from '@tu/agent';
 import { tmpDir } from './support/harness.js';
 
 const open = (over: Partial<OutboxOptions> = {}, file = path.join(tmpDir('tu-outbox-'), 'outbox.sqlite')) =>
@@ -112,13 +112,6 @@ test('maxAgeMs: undelivered events expire on the clock, counted apart from drops
   assert.is(ob.stats.expired, 2);
   assert.is(ob.stats.dropped, 0);
   await ob.close();
-});
-
-test('reconnect backoff: exponential, capped, jittered within bounds', () => {
-  const p = { initialDelayMs: 100, maxDelayMs: 1000, jitter: 0.5 };
-  assert.equal([0, 1, 2, 3, 4, 10].map((a) => reconnectDelay(a, p, () => 0.5)), [100, 200, 400, 800, 1000, 1000]);
-  assert.is(reconnectDelay(0, p, () => 0), 50);
-  assert.is(reconnectDelay(20, p, () => 0.999999), 1500);
 });
 
 test.run();

@@ -24,3 +24,4 @@ export * from './bus/token-buckets.js';
 export * from './bus/login-throttle.js';
 export * from './http-errors.js';
 export * from './plan.js';
+export * from './retry-policy.js';

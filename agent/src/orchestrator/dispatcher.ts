@@ -12,7 +12,12 @@ interface Instance {
  */
 export class Dispatcher {
   readonly #instances = new Map<string, Instance>();
-  #turn = 0;
+  /**
+   * Round-robin position per command type: with one shared counter, metadata picks made
+   * beside recognition's (the plan runs them concurrently) would steer recognition's turn
+   * and could send every tie to the same instance.
+   */
+  readonly #turn = new Map<CommandType, number>();
 
   /** Applies a presence change; returns whether an instance was added or removed. */
   update(instanceId: string, presence: Presence | null): 'added' | 'removed' | 'unchanged' {
@@ -32,7 +37,9 @@ export class Dispatcher {
     let bestLoad = Infinity;
     const candidates = [...this.#instances].filter(([, i]) => i.handles.includes(type));
     if (candidates.length === 0) return undefined;
-    const start = this.#turn++ % candidates.length;
+    const turn = this.#turn.get(type) ?? 0;
+    this.#turn.set(type, turn + 1);
+    const start = turn % candidates.length;
     for (let k = 0; k < candidates.length; k++) {
       const [id, inst] = candidates[(start + k) % candidates.length]!;
       if (inst.inflight < bestLoad) {

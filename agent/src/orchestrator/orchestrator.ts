@@ -20,7 +20,7 @@ import {
   stepOfCommand,
 } from '@tu/shared';
 import type { PlanStep } from '@tu/firmware-config';
-import { retryDelay } from './backoff.js';
+import { mayRetry, retryDelay } from '@tu/shared';
 import { Dispatcher } from './dispatcher.js';
 import { iso, statusView, summarizeSteps, type AnalysisState, type AnalysisStatusView, type StepState } from './state.js';
 import type { StateStore } from './store.js';
@@ -372,9 +372,9 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
 
   function retryOrFail(s: AnalysisState, st: StepState, error: FailureReason): void {
     const policy = entry(s, st).retry;
-    if (error.retryable && st.attempts.length < policy.maxAttempts) {
+    if (error.retryable && mayRetry(policy, st.attempts.length)) {
       stats.retries++;
-      const delay = retryDelay(policy, st.attempts.length + 1, random);
+      const delay = retryDelay(st.attempts.length - 1, policy, random);
       st.status = 'waiting';
       st.retryAt = clock.now() + delay;
       log.info({ analysisId: s.analysisId, step: st.name, code: error.code, delayMs: delay, nextAttempt: st.attempts.length + 1 }, 'step failed; retrying');

@@ -10,6 +10,15 @@ export interface StoreRow {
   state: string;
 }
 
+/** Marks a written row closed (its terminal event was published) without rewriting it. */
+export interface CloseRow {
+  id: string;
+  close: true;
+}
+
+/** One transaction of the store's writer thread (store-worker.ts). */
+export type StoreBatch = (StoreRow | CloseRow)[];
+
 /**
  * One row per analysis (O(1) I/O per analysis whatever the history size), WAL mode;
  * `full` durability fsyncs every commit so state survives power loss.

@@ -1,9 +1,8 @@
 import type Database from 'better-sqlite3';
-import { Worker } from 'node:worker_threads';
-import { systemClock, type Clock, type TimerHandle } from '@tu/shared';
-import { isStorageError } from '../fs/storage-guard.js';
+import { systemClock, type Backoff, type Clock } from '@tu/shared';
+import { GroupCommitWriter, type GroupCommitPolicy } from '../sqlite/group-commit-writer.js';
 import { isOpen, type AnalysisState } from './state.js';
-import { openStateDb, type StoreRow } from './store-db.js';
+import { openStateDb, type CloseRow, type StoreBatch, type StoreRow } from './store-db.js';
 
 export interface StateStoreStats {
   commits: number;
@@ -33,8 +32,9 @@ const LIST_COLUMNS = "id, status, created_at, updated_at, json_extract(state, '$
 
 /**
  * The orchestrator's durable state. `save` never blocks the caller: rows are coalesced
- * per analysis and written in batches by a worker thread; the promise resolves once
- * the row is committed (and fsynced with `full` durability).
+ * per analysis and written in batches by a worker thread (GroupCommitWriter,
+ * sqlite/group-commit-writer.ts); the promise resolves once the row is committed (and
+ * fsynced with `full` durability). A full disk parks the batch and retries it.
  */
 export interface StateStore {
   loadOpen(): AnalysisState[];
@@ -61,11 +61,21 @@ export interface StateStoreOptions {
   durability: 'full' | 'normal';
   /** Told about every failed write (the storage guard turns a full disk into 507 at the door). */
   onWriteError?: (err: Error) => void;
-  /** Clock of the retry backoff. */
+  /** Time of `updated_at` and clock of the full-disk retry timer. */
   clock?: Clock;
-  retryMinMs?: number;
-  retryMaxMs?: number;
+  /** Delays between full-disk retries of a batch (GroupCommitWriter's default when absent). */
+  retry?: Backoff;
 }
+
+/** A row to upsert, or a close of a row that is already written (markPublished). */
+type PendingRow = StoreRow | CloseRow;
+
+/** The store's policy: the newest row per analysis wins, and a close never replaces an unwritten full row. */
+const coalescing: GroupCommitPolicy<Map<string, PendingRow>, StoreBatch> = {
+  empty: () => new Map(),
+  hasWork: (rows) => rows.size > 0,
+  seal: (rows) => [...rows.values()],
+};
 
 export async function openStateStore(opts: StateStoreOptions): Promise<StateStore> {
   // Create the schema before the worker and the reader open the file.
@@ -80,82 +90,19 @@ export async function openStateStore(opts: StateStoreOptions): Promise<StateStor
   const openImagesStmt = reader.prepare<[], { id: string; sha: string | null }>("SELECT id, json_extract(state, '$.image.sha256') AS sha FROM analyses WHERE open = 1");
   const listByStatus = reader.prepare<[string, number], ListRow>(`SELECT ${LIST_COLUMNS} FROM analyses WHERE status = ? ORDER BY created_at DESC LIMIT ?`);
 
-  const worker: Worker = new Worker(new URL('./store-worker.js', import.meta.url), {
-    workerData: { file: opts.file, durability: opts.durability },
-  });
-  const stats: StateStoreStats = { commits: 0, rowsWritten: 0, pendingRows: 0, lastCommitMs: 0, writeRetries: 0, retrying: undefined };
   const clock = opts.clock ?? systemClock;
-  const retryMin = opts.retryMinMs ?? 250;
-  const retryMax = opts.retryMaxMs ?? 10_000;
-  let retryDelay = retryMin;
-  let retryTimer: TimerHandle | undefined;
-  let pending = new Map<string, StoreRow | { id: string; close: true }>();
-  let pendingWaiters: (() => void)[] = [];
-  let pendingRejects: ((e: Error) => void)[] = [];
-  let inFlight: { seq: number; resolve: (() => void)[]; reject: ((e: Error) => void)[]; rows: Map<string, StoreRow | { id: string; close: true }> } | undefined;
-  let seq = 0;
-  let scheduled = false;
-  let fatal: Error | undefined;
-
-  const flush = () => {
-    scheduled = false;
-    if (inFlight || pending.size === 0) return;
-    inFlight = { seq: ++seq, resolve: pendingWaiters, reject: pendingRejects, rows: pending };
-    post(inFlight);
-    pending = new Map();
-    pendingWaiters = [];
-    pendingRejects = [];
-    stats.pendingRows = 0;
-  };
-  const schedule = () => {
-    if (!scheduled && !inFlight) {
-      scheduled = true;
-      setImmediate(flush);
-    }
-  };
-
-  const post = (f: NonNullable<typeof inFlight>) => worker.postMessage({ seq: f.seq, rows: [...f.rows.values()] });
-  /** Re-posts the parked batch (same rows, same waiters: its transaction was rolled back). */
-  const retryNow = () => {
-    if (retryTimer) clock.clearTimeout(retryTimer);
-    retryTimer = undefined;
-    if (inFlight && stats.retrying !== undefined) post(inFlight);
-  };
-
-  worker.on('message', (m: { seq?: number; ms?: number; error?: string; code?: string; closed?: boolean }) => {
-    if (m.closed || !inFlight || m.seq !== inFlight.seq) return;
-    if (m.error) {
-      const err = Object.assign(new Error(`state store write failed: ${m.error}`), { code: m.code });
-      opts.onWriteError?.(err);
-      if (isStorageError(err)) {
-        // A full disk is not fatal: the batch stays in flight (newer saves coalesce behind it)
-        // and is written again with backoff, so accepted analyses finish once space returns.
-        stats.writeRetries++;
-        stats.retrying = m.error;
-        retryTimer = clock.setTimeout(retryNow, retryDelay);
-        retryDelay = Math.min(retryMax, retryDelay * 2);
-        return;
-      }
-    }
-    const done = inFlight;
-    inFlight = undefined;
-    stats.retrying = undefined;
-    retryDelay = retryMin;
-    if (m.error) {
-      fatal = new Error(`state store write failed: ${m.error}`);
-      done.reject.forEach((r) => r(fatal!));
-    } else {
-      stats.commits++;
-      stats.rowsWritten += done.rows.size;
-      stats.lastCommitMs = m.ms ?? 0;
-      done.resolve.forEach((r) => r());
-    }
-    schedule();
-  });
-  worker.on('error', (err) => {
-    fatal = err;
-    inFlight?.reject.forEach((r) => r(err));
-    pendingRejects.forEach((r) => r(err));
+  let rowsWritten = 0;
+  const writer = new GroupCommitWriter({
+    worker: new URL('./store-worker.js', import.meta.url),
+    workerData: { file: opts.file, durability: opts.durability },
+    policy: coalescing,
+    clock,
+    ...(opts.retry ? { retry: opts.retry } : {}),
+    writeError: (cause) => Object.assign(new Error(`state store write failed: ${cause.message}`, { cause }), { code: cause.code }),
+    ...(opts.onWriteError ? { onWriteError: opts.onWriteError } : {}),
+    onCommit: ({ pending }) => {
+      rowsWritten += pending.size;
+    },
   });
 
   const toRow = (s: AnalysisState): StoreRow => ({
@@ -163,29 +110,27 @@ export async function openStateStore(opts: StateStoreOptions): Promise<StateStor
     status: s.status,
     open: isOpen(s) ? 1 : 0,
     createdAt: s.receivedAt,
-    updatedAt: Date.now(),
+    updatedAt: clock.now(),
     state: JSON.stringify(s),
   });
   const fromRow = (r: { state: string } | undefined): AnalysisState | undefined => (r ? (JSON.parse(r.state) as AnalysisState) : undefined);
-  const enqueue = (id: string, row: StoreRow | { id: string; close: true }): Promise<void> => {
-    if (fatal) return Promise.reject(fatal);
+  const enqueue = (id: string, row: PendingRow): Promise<void> => {
+    if (writer.error) return Promise.reject(writer.error);
+    const pending = writer.pending;
     const prev = pending.get(id);
     // A close never replaces an unwritten full row: it amends it.
     pending.set(id, 'close' in row && prev && 'state' in prev ? { ...prev, open: 0 } : row);
-    stats.pendingRows = pending.size;
-    const p = new Promise<void>((resolve, reject) => {
-      pendingWaiters.push(resolve);
-      pendingRejects.push(reject);
-    });
-    schedule();
-    return p;
+    return writer.commit();
   };
 
   return {
-    stats,
+    get stats(): StateStoreStats {
+      const w = writer.stats;
+      return { commits: w.commits, rowsWritten, pendingRows: writer.pending.size, lastCommitMs: w.lastCommitMs, writeRetries: w.writeRetries, retrying: w.retrying };
+    },
     loadOpen: () => openStmt.all().map((r) => JSON.parse(r.state) as AnalysisState),
     get(id) {
-      const p = pending.get(id) ?? inFlight?.rows.get(id);
+      const p = writer.pending.get(id) ?? writer.inFlight?.get(id);
       if (p && 'state' in p) return fromRow(p);
       return fromRow(getStmt.get(id));
     },
@@ -205,25 +150,11 @@ export async function openStateStore(opts: StateStoreOptions): Promise<StateStor
     imagesByAge: (afterRow, limit) =>
       byAgeStmt.all(afterRow, limit).map((r) => ({ row: r.row, analysisId: r.id, sha256: r.sha ?? '', finished: r.open === 0, updatedAt: r.updated_at })),
     openImages: () => openImagesStmt.all().flatMap((r) => (r.sha ? [{ analysisId: r.id, sha256: r.sha }] : [])),
-    retryNow,
+    retryNow: () => writer.retryNow(),
     async close() {
-      while ((pending.size > 0 || inFlight) && !fatal) {
-        // On a full disk the last rows are given one more try, then left: the intake journal
-        // still holds uploads the store has not committed (agent.ts), they are re-published on start.
-        if (stats.retrying !== undefined) {
-          retryNow();
-          await new Promise((r) => setTimeout(r, 50));
-          if (stats.retrying !== undefined) break;
-        }
-        flush();
-        await new Promise((r) => setTimeout(r, 1));
-      }
-      if (retryTimer) clock.clearTimeout(retryTimer);
-      await new Promise<void>((resolve) => {
-        worker.once('message', () => resolve());
-        worker.postMessage('close');
-      });
-      await worker.terminate();
+      // On a full disk the last rows are given one more try, then left: the intake journal
+      // still holds uploads the store has not committed (agent.ts), they are re-published on start.
+      await writer.close();
       reader.close();
     },
   };

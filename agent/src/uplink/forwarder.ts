@@ -1,6 +1,6 @@
 import type { MqttClient } from 'mqtt';
 import { TuError, type AnyEvent, type BusClient, type Clock, type ErrorCode, type Logger, type TimerHandle } from '@tu/shared';
-import { reconnectDelay, type ReconnectPolicy } from './backoff.js';
+import { retryDelay as reconnectDelay, type Backoff as ReconnectPolicy } from '@tu/shared';
 import { TERMINAL_EVENT_TYPES, TerminalHandoff } from './handoff.js';
 import type { Outbox } from './outbox.js';
 import { openRelayConnection, redactUrl, type RelayEndpoint } from './relay-connection.js';

@@ -20,6 +20,13 @@ export interface OutboxCounters {
   expired: number;
 }
 
+/** One group commit of the outbox's writer thread (outbox-worker.ts): appends, then deletes, then counters. */
+export interface OutboxBatch {
+  appends: OutboxRow[];
+  deletes: number[];
+  counters: OutboxCounters;
+}
+
 export const COUNTER_KEYS = ['lastSeq', 'delivered', 'dropped', 'refused', 'expired'] as const;
 
 /**

@@ -1,14 +1,14 @@
-import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { TuError, type Clock, type Logger, type TimerHandle } from '@tu/shared';
-import { isStorageError } from '../fs/storage-guard.js';
-import { openOutboxDb, readCounters, type OutboxCounters, type OutboxRow } from './outbox-db.js';
-import type { OutboxBatch } from './outbox-worker.js';
+import { GroupCommitWriter } from '../sqlite/group-commit-writer.js';
+import { openOutboxDb, readCounters, type OutboxBatch, type OutboxCounters, type OutboxRow } from './outbox-db.js';
 import { EntryRing } from './ring.js';
 
-/** Backoff of a batch write that failed on a full disk (ms). */
-const RETRY_MIN_MS = 250;
-const RETRY_MAX_MS = 10_000;
+/** Writes not yet handed to the writer thread. */
+interface PendingWrites {
+  appends: OutboxRow[];
+  deletes: number[];
+}
 
 export type WhenFull = 'drop-oldest' | 'refuse-new';
 
@@ -44,8 +44,9 @@ export type AppendResult = { accepted: true; seq: number; committed: Promise<voi
  * Durable, bounded, ordered queue of events for the relay (DESIGN §5).
  *
  * - append() is synchronous and never blocks on disk: rows are group-committed by a
- *   worker thread (one transaction, one fsync per batch with `full` durability); the
- *   returned promise resolves once the row is on disk.
+ *   worker thread (GroupCommitWriter, sqlite/group-commit-writer.ts: one transaction, one
+ *   fsync per batch with `full` durability, full-disk retries); the returned promise
+ *   resolves once the row is on disk.
  * - Only committed rows are handed to the forwarder (peek), so nothing is sent that a
  *   crash could "un-queue".
  * - ack(seq) deletes a delivered row (batched the same way).
@@ -57,43 +58,60 @@ export class Outbox {
   readonly #log: Logger;
   readonly #reader: Database.Database;
   readonly #peek: Database.Statement<[number, number, number], OutboxRow>;
-  readonly #worker: Worker;
+  readonly #writer: GroupCommitWriter<PendingWrites, OutboxBatch>;
   readonly #subjects: Database.Statement<[], { s: unknown }>;
   readonly #ring = new EntryRing();
   /** Delivered out of order (not at the head yet). */
   readonly #ackedAhead = new Set<number>();
   readonly #counters: OutboxCounters;
   readonly #listeners = new Set<() => void>();
-  #pending: { appends: OutboxRow[]; deletes: number[]; waiters: { resolve: () => void; reject: (e: Error) => void }[] } = { appends: [], deletes: [], waiters: [] };
-  #inFlight: { batch: number; lastSeq: number; msg: OutboxBatch; waiters: { resolve: () => void; reject: (e: Error) => void }[] } | undefined;
   readonly #writeErrorListeners = new Set<(err: Error) => void>();
-  #retrying: string | undefined;
-  #writeRetries = 0;
-  #retryDelay = RETRY_MIN_MS;
-  #retryTimer: TimerHandle | undefined;
-  #batch = 0;
-  #scheduled = false;
   #committedSeq: number;
-  #commits = 0;
-  #lastCommitMs = 0;
-  #fatal: Error | undefined;
+  /** The counters as last handed to the writer: a change alone is worth a batch (they survive restarts). */
+  #lastWrittenCounters = '';
   #full = false;
   #expiryTimer: TimerHandle | undefined;
   #closed = false;
 
-  private constructor(opts: OutboxOptions, reader: Database.Database, worker: Worker, counters: OutboxCounters) {
+  private constructor(opts: OutboxOptions, reader: Database.Database, counters: OutboxCounters) {
     this.#opts = opts;
     this.#log = opts.logger.child({ component: 'uplink-outbox' });
     this.#reader = reader;
-    this.#worker = worker;
     this.#counters = counters;
     this.#committedSeq = counters.lastSeq;
     this.#peek = reader.prepare<[number, number, number], OutboxRow>(
       'SELECT seq, id, type, payload, bytes, enqueued_at AS enqueuedAt FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?',
     );
     this.#subjects = reader.prepare<[], { s: unknown }>("SELECT DISTINCT json_extract(payload, '$.subject') AS s FROM outbox");
-    worker.on('message', (m: { batch?: number; ms?: number; error?: string; closed?: boolean }) => this.#onCommitted(m));
-    worker.on('error', (err) => this.#fail(err));
+    this.#writer = new GroupCommitWriter<PendingWrites, OutboxBatch>({
+      worker: new URL('./outbox-worker.js', import.meta.url),
+      workerData: { file: opts.file, durability: opts.durability },
+      clock: opts.clock,
+      policy: {
+        empty: () => ({ appends: [], deletes: [] }),
+        hasWork: (p) => p.appends.length > 0 || p.deletes.length > 0 || this.#lastWrittenCounters !== this.#countersKey(),
+        seal: (p) => {
+          this.#lastWrittenCounters = this.#countersKey();
+          return { appends: p.appends, deletes: p.deletes, counters: { ...this.#counters } };
+        },
+      },
+      writeError: (cause) => new TuError('UPLINK_OUTBOX_FAILED', `outbox write failed: ${cause.message}`, { cause }),
+      onWriteError: (err) => {
+        for (const fn of this.#writeErrorListeners) fn(err);
+      },
+      // New events wait in memory within maxEvents/maxBytes while a full disk is retried.
+      onRetrying: (err, first) => {
+        if (first) this.#log.error({ err: err.message, code: 'UPLINK_OUTBOX_FAILED' }, 'uplink outbox write failed on a full disk; retrying');
+      },
+      onRecovered: (retries) => this.#log.warn({ retries }, 'uplink outbox writes go through again'),
+      onFatal: (err) => this.#log.error({ err: err.message, code: 'UPLINK_OUTBOX_FAILED' }, 'uplink outbox write failed'),
+      onCommit: ({ sealed }) => {
+        // Only committed rows are handed to the forwarder (peek).
+        const last = sealed.appends[sealed.appends.length - 1];
+        if (last) this.#committedSeq = Math.max(this.#committedSeq, last.seq);
+        for (const fn of this.#listeners) fn();
+      },
+    });
   }
 
   static async open(opts: OutboxOptions): Promise<Outbox> {
@@ -103,11 +121,8 @@ export class Outbox {
     const rows = init.prepare<[], { seq: number; bytes: number; at: number }>('SELECT seq, bytes, enqueued_at AS at FROM outbox ORDER BY seq').all();
     init.close();
     const reader = openOutboxDb(opts.file, opts.durability, true);
-    const worker = new Worker(new URL('./outbox-worker.js', import.meta.url), {
-      workerData: { file: opts.file, durability: opts.durability },
-    });
     const last = rows.length ? rows[rows.length - 1]!.seq : 0;
-    const ob = new Outbox(opts, reader, worker, { ...counters, lastSeq: Math.max(counters.lastSeq, last) });
+    const ob = new Outbox(opts, reader, { ...counters, lastSeq: Math.max(counters.lastSeq, last) });
     for (const r of rows) ob.#ring.push(r.seq, r.bytes, r.at);
     ob.#expire();
     ob.#armExpiry();
@@ -121,12 +136,12 @@ export class Outbox {
       depth: this.#ring.size - this.#ackedAhead.size,
       bytes: this.#ring.bytes,
       oldestAt: this.#ring.headAt(),
-      commits: this.#commits,
-      lastCommitMs: this.#lastCommitMs,
+      commits: this.#writer.stats.commits,
+      lastCommitMs: this.#writer.stats.lastCommitMs,
       committedSeq: this.#committedSeq,
       full: this.#full,
-      retrying: this.#retrying,
-      writeRetries: this.#writeRetries,
+      retrying: this.#writer.stats.retrying,
+      writeRetries: this.#writer.stats.writeRetries,
     };
   }
 
@@ -143,7 +158,7 @@ export class Outbox {
   undeliveredSubjects(): Set<string> {
     const out = new Set<string>();
     for (const r of this.#subjects.all()) if (typeof r.s === 'string') out.add(r.s);
-    for (const r of [...(this.#inFlight?.msg.appends ?? []), ...this.#pending.appends]) {
+    for (const r of [...(this.#writer.inFlight?.appends ?? []), ...this.#writer.pending.appends]) {
       try {
         const subject = (JSON.parse(r.payload) as { subject?: unknown }).subject;
         if (typeof subject === 'string') out.add(subject);
@@ -162,15 +177,13 @@ export class Outbox {
 
   /** Writes a batch parked by a full disk now (called once space returns). */
   retryNow(): void {
-    if (this.#retryTimer) this.#opts.clock.clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
-    if (this.#inFlight && this.#retrying !== undefined && !this.#closed) this.#worker.postMessage(this.#inFlight.msg);
+    this.#writer.retryNow();
   }
 
   /** Queues one event (its JSON as on the bus). Synchronous; `committed` resolves once it is on disk. */
   append(event: { id: string; type: string }, payload: string): AppendResult {
     if (this.#closed) throw new TuError('UPLINK_OUTBOX_FAILED', 'outbox is closed');
-    if (this.#fatal) throw this.#fatal;
+    if (this.#writer.error) throw this.#writer.error;
     const now = this.#opts.clock.now();
     this.#expire(now);
     const bytes = Buffer.byteLength(payload);
@@ -189,9 +202,8 @@ export class Outbox {
     }
     const seq = ++this.#counters.lastSeq;
     this.#ring.push(seq, bytes, now);
-    this.#pending.appends.push({ seq, id: event.id, type: event.type, payload, bytes, enqueuedAt: now });
-    const committed = new Promise<void>((resolve, reject) => this.#pending.waiters.push({ resolve, reject }));
-    this.#schedule();
+    this.#writer.pending.appends.push({ seq, id: event.id, type: event.type, payload, bytes, enqueuedAt: now });
+    const committed = this.#writer.commit();
     this.#armExpiry();
     return { accepted: true, seq, committed };
   }
@@ -216,8 +228,8 @@ export class Outbox {
     } else {
       this.#ackedAhead.add(seq);
     }
-    this.#pending.deletes.push(seq);
-    this.#schedule();
+    this.#writer.pending.deletes.push(seq);
+    this.#writer.schedule();
   }
 
   /** Drops expired events now (also runs on append and on a clock timer). */
@@ -227,42 +239,23 @@ export class Outbox {
 
   /** Flushes pending writes (resolves when on disk). */
   async flush(): Promise<void> {
-    if (this.#pending.appends.length === 0 && this.#pending.deletes.length === 0 && !this.#inFlight) return;
-    const p = new Promise<void>((resolve, reject) => this.#pending.waiters.push({ resolve, reject }));
-    this.#schedule();
-    await p;
+    if (this.#writer.idle) return;
+    await this.#writer.commit();
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    try {
-      if (!this.#fatal) {
-        // On a full disk the unwritten rows are left (the events are re-sent from their sources on start).
-        const flushed = this.flush().then(() => true);
-        while (!(await Promise.race([flushed, new Promise<false>((r) => setTimeout(() => r(false), 50))])) && this.#retrying === undefined);
-      }
-    } catch (err) {
-      this.#log.warn({ err }, 'outbox flush on close failed');
-    }
+    // On a full disk the unwritten rows are left after one more try (the events are re-sent from their sources on start).
+    await this.#writer.close();
     this.#closed = true;
-    if (this.#retryTimer) this.#opts.clock.clearTimeout(this.#retryTimer);
     if (this.#expiryTimer) this.#opts.clock.clearTimeout(this.#expiryTimer);
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, 2000);
-      this.#worker.once('message', () => {
-        clearTimeout(t);
-        resolve();
-      });
-      this.#worker.postMessage('close');
-    });
-    await this.#worker.terminate();
     this.#reader.close();
   }
 
   #refuse(event: { id: string; type: string }, why: string): AppendResult {
     this.#counters.refused++;
     this.#noteFull('refused', 1, event, why);
-    this.#schedule(); // persist the counter
+    this.#writer.schedule(); // persist the counter
     return { accepted: false, reason: 'refused' };
   }
 
@@ -281,7 +274,7 @@ export class Outbox {
   #dropHead(): boolean {
     const e = this.#ring.shift();
     if (!e) return false;
-    this.#pending.deletes.push(e.seq);
+    this.#writer.pending.deletes.push(e.seq);
     for (let h = this.#ring.headSeq(); h !== undefined && this.#ackedAhead.delete(h); h = this.#ring.headSeq()) this.#ring.shift();
     return true;
   }
@@ -296,7 +289,7 @@ export class Outbox {
     if (n) {
       this.#counters.expired += n;
       this.#log.warn({ expired: n, total: this.#counters.expired, maxAgeMs: this.#opts.maxAgeMs }, `uplink outbox: ${n} undelivered event(s) expired`);
-      this.#schedule();
+      this.#writer.schedule();
     }
     return n;
   }
@@ -314,70 +307,13 @@ export class Outbox {
     }, delay);
   }
 
-  #schedule(): void {
-    if (this.#scheduled || this.#inFlight || this.#closed) return;
-    this.#scheduled = true;
-    setImmediate(() => this.#flushBatch());
-  }
-
-  #flushBatch(): void {
-    this.#scheduled = false;
-    if (this.#inFlight || this.#fatal) return;
-    const p = this.#pending;
-    if (p.appends.length === 0 && p.deletes.length === 0 && p.waiters.length === 0 && this.#lastWrittenCounters === this.#countersKey()) return;
-    this.#pending = { appends: [], deletes: [], waiters: [] };
-    const lastSeq = p.appends.length ? p.appends[p.appends.length - 1]!.seq : this.#committedSeq;
-    const msg: OutboxBatch = { batch: this.#batch + 1, appends: p.appends, deletes: p.deletes, counters: { ...this.#counters } };
-    this.#inFlight = { batch: ++this.#batch, lastSeq, msg, waiters: p.waiters };
-    this.#lastWrittenCounters = this.#countersKey();
-    this.#worker.postMessage(msg);
-  }
-
-  #lastWrittenCounters = '';
   #countersKey(): string {
     const c = this.#counters;
     return `${c.lastSeq}/${c.delivered}/${c.dropped}/${c.refused}/${c.expired}`;
   }
 
-  #onCommitted(m: { batch?: number; ms?: number; error?: string; code?: string; closed?: boolean }): void {
-    if (m.closed || !this.#inFlight || m.batch !== this.#inFlight.batch) return;
-    if (m.error) {
-      const err = new TuError('UPLINK_OUTBOX_FAILED', `outbox write failed: ${m.error}`, { cause: Object.assign(new Error(m.error), { code: m.code }) });
-      for (const fn of this.#writeErrorListeners) fn(err);
-      if (isStorageError(err) && !this.#closed) {
-        // A full disk is not fatal: the batch stays in flight (its transaction was rolled back),
-        // new events wait in memory within maxEvents/maxBytes, and it is written again with backoff.
-        if (this.#retrying === undefined) this.#log.error({ err: m.error, code: 'UPLINK_OUTBOX_FAILED' }, 'uplink outbox write failed on a full disk; retrying');
-        this.#retrying = m.error;
-        this.#writeRetries++;
-        this.#retryTimer = this.#opts.clock.setTimeout(() => this.retryNow(), this.#retryDelay);
-        this.#retryDelay = Math.min(RETRY_MAX_MS, this.#retryDelay * 2);
-        return;
-      }
-    }
-    const done = this.#inFlight;
-    this.#inFlight = undefined;
-    if (this.#retrying !== undefined) this.#log.warn({ retries: this.#writeRetries }, 'uplink outbox writes go through again');
-    this.#retrying = undefined;
-    this.#retryDelay = RETRY_MIN_MS;
-    if (m.error) return this.#fail(new TuError('UPLINK_OUTBOX_FAILED', `outbox write failed: ${m.error}`), done.waiters);
-    this.#commits++;
-    this.#lastCommitMs = m.ms ?? 0;
-    this.#committedSeq = Math.max(this.#committedSeq, done.lastSeq);
-    for (const w of done.waiters) w.resolve();
-    for (const fn of this.#listeners) fn();
-    this.#schedule();
-  }
-
-  #fail(err: Error, waiters: { reject: (e: Error) => void }[] = []): void {
-    this.#fatal = err instanceof TuError ? err : new TuError('UPLINK_OUTBOX_FAILED', err.message, { cause: err });
-    this.#log.error({ err: this.#fatal.message, code: 'UPLINK_OUTBOX_FAILED' }, 'uplink outbox write failed');
-    for (const w of [...waiters, ...this.#pending.waiters]) w.reject(this.#fatal);
-    this.#pending.waiters = [];
-  }
-
   get error(): Error | undefined {
-    return this.#fatal;
+    return this.#writer.error;
   }
 }
 

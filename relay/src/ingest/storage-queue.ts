@@ -1,9 +1,12 @@
-import type { Logger } from '@tu/shared';
+import { retryDelay, type Backoff, type Logger } from '@tu/shared';
 import type { EventEffects, Storage, StoredEvent } from '../storage/types.js';
 
 export type StorageJob =
   | { kind: 'event'; event: StoredEvent; effects: EventEffects }
   | { kind: 'presence'; gatewayId: string; online: boolean; at: string };
+
+/** A failing database is retried after 50 ms, doubling to 5 s (shared/src/retry-policy.ts). */
+const WRITE_RETRY: Backoff = { initialDelayMs: 50, maxDelayMs: 5000, jitter: 0 };
 
 interface Pending {
   job: StorageJob;
@@ -64,19 +67,19 @@ export class StorageQueue {
 
   async #drain(): Promise<void> {
     this.#draining = true;
-    let backoff = 50;
+    let failures = 0;
     while (this.#queue.length > 0) {
       const batch = this.#queue.slice(0, this.opts.batchMax);
       try {
         await this.#write(batch);
         this.#queue.splice(0, batch.length);
         for (const w of this.#spaceWaiters.splice(0, batch.length)) w();
-        backoff = 50;
+        failures = 0;
       } catch (err) {
         this.stats.errors++;
+        const backoff = retryDelay(failures++, WRITE_RETRY);
         this.opts.logger.error({ err: (err as Error).message, depth: this.#queue.length, retryInMs: backoff }, 'storage write failed; retrying');
         await new Promise((r) => setTimeout(r, backoff));
-        backoff = Math.min(backoff * 2, 5000);
         if (this.#closed) break;
       }
     }
