@@ -67,15 +67,16 @@ export interface StateStoreOptions {
   retry?: Backoff;
 }
 
-/** A row to upsert, or a close of a row that is already written (markPublished). */
-type PendingRow = StoreRow | CloseRow;
-
-/** The store's policy: the newest row per analysis wins, and a close never replaces an unwritten full row. */
-const coalescing: GroupCommitPolicy<Map<string, PendingRow>, StoreBatch> = {
-  empty: () => new Map(),
-  hasWork: (rows) => rows.size > 0,
-  seal: (rows) => [...rows.values()],
-};
+/**
+ * A save waiting for its batch: the analysis itself, serialised only when the batch is sealed.
+ * The orchestrator saves one analysis several times while a batch fills (arrival, each step's
+ * end, the terminal event); serialising each save showed as the top of its CPU profile
+ * (bench/orchestrator.bench.ts). The sealed row is the analysis as it is at that moment, never
+ * older than any save it stands for. `closed`: markPublished came after the save.
+ */
+type PendingSave = { state: AnalysisState; closed: boolean };
+/** A save, or a close of a row that is already written (markPublished). */
+type PendingRow = PendingSave | CloseRow;
 
 export async function openStateStore(opts: StateStoreOptions): Promise<StateStore> {
   // Create the schema before the worker and the reader open the file.
@@ -91,6 +92,20 @@ export async function openStateStore(opts: StateStoreOptions): Promise<StateStor
   const listByStatus = reader.prepare<[string, number], ListRow>(`SELECT ${LIST_COLUMNS} FROM analyses WHERE status = ? ORDER BY created_at DESC LIMIT ?`);
 
   const clock = opts.clock ?? systemClock;
+  const toRow = ({ state: s, closed }: PendingSave): StoreRow => ({
+    id: s.analysisId,
+    status: s.status,
+    open: !closed && isOpen(s) ? 1 : 0,
+    createdAt: s.receivedAt,
+    updatedAt: clock.now(),
+    state: JSON.stringify(s),
+  });
+  /** The store's policy: the newest save per analysis wins, and a close never replaces an unwritten save. */
+  const coalescing: GroupCommitPolicy<Map<string, PendingRow>, StoreBatch> = {
+    empty: () => new Map(),
+    hasWork: (rows) => rows.size > 0,
+    seal: (rows) => [...rows.values()].map((r) => ('close' in r ? r : toRow(r))),
+  };
   let rowsWritten = 0;
   const writer = new GroupCommitWriter({
     worker: new URL('./store-worker.js', import.meta.url),
@@ -105,21 +120,13 @@ export async function openStateStore(opts: StateStoreOptions): Promise<StateStor
     },
   });
 
-  const toRow = (s: AnalysisState): StoreRow => ({
-    id: s.analysisId,
-    status: s.status,
-    open: isOpen(s) ? 1 : 0,
-    createdAt: s.receivedAt,
-    updatedAt: clock.now(),
-    state: JSON.stringify(s),
-  });
   const fromRow = (r: { state: string } | undefined): AnalysisState | undefined => (r ? (JSON.parse(r.state) as AnalysisState) : undefined);
   const enqueue = (id: string, row: PendingRow): Promise<void> => {
     if (writer.error) return Promise.reject(writer.error);
     const pending = writer.pending;
     const prev = pending.get(id);
-    // A close never replaces an unwritten full row: it amends it.
-    pending.set(id, 'close' in row && prev && 'state' in prev ? { ...prev, open: 0 } : row);
+    // A close never replaces an unwritten save: it amends it.
+    pending.set(id, 'close' in row && prev && 'state' in prev ? { ...prev, closed: true } : row);
     return writer.commit();
   };
 
@@ -131,7 +138,8 @@ export async function openStateStore(opts: StateStoreOptions): Promise<StateStor
     loadOpen: () => openStmt.all().map((r) => JSON.parse(r.state) as AnalysisState),
     get(id) {
       const p = writer.pending.get(id) ?? writer.inFlight?.get(id);
-      if (p && 'state' in p) return fromRow(p);
+      // A copy, as a read from the database would be: callers must not share the orchestrator's object.
+      if (p && 'state' in p) return structuredClone(p.state);
       return fromRow(getStmt.get(id));
     },
     list({ limit, status }) {
@@ -145,7 +153,7 @@ export async function openStateStore(opts: StateStoreOptions): Promise<StateStor
         ...(typeof r.machine_type === 'string' ? { machineType: r.machine_type } : {}),
       }));
     },
-    save: (state) => enqueue(state.analysisId, toRow(state)),
+    save: (state) => enqueue(state.analysisId, { state, closed: false }),
     markPublished: (id) => enqueue(id, { id, close: true }),
     imagesByAge: (afterRow, limit) =>
       byAgeStmt.all(afterRow, limit).map((r) => ({ row: r.row, analysisId: r.id, sha256: r.sha ?? '', finished: r.open === 0, updatedAt: r.updated_at })),
