@@ -49,6 +49,8 @@ export interface AppDeps {
   storage?: () => StorageHealth;
   /** Which services run inside this process. */
   servicesInProcess: { vision: boolean; comparison: boolean; metadata: boolean };
+  /** The photo's thumbnail (base64) from the blob store: the status route puts it into `image` (the bus carries none, docs/messages.md). */
+  thumbnailOf?: (sha256: string) => Promise<string | undefined>;
   /** Live events for the WebSocket feed (an observer bus client); absent: /api/v1/events closes with 1013. */
   events?: EventFeed;
   /** Per-client WebSocket send buffer limit before the client is dropped (default 1 MiB). */
