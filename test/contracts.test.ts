@@ -118,6 +118,7 @@ test('embeddings: a reference on the bus, packed float32 to the relay; the packe
   assert.not.ok(packedEmbedding.safeParse({ ...p, dim: 5 }).success, 'decoded bytes ≠ dim × 4');
   assert.not.ok(packedEmbedding.safeParse({ ...p, base64: `${p.base64}AAAA` }).success, 'one float too many');
   assert.not.ok(packedEmbedding.safeParse({ ...p, base64: '!!!!' }).success, 'not base64');
+  for (const dim of [1280, 4096]) assert.ok(packedEmbedding.safeParse(pack(Array.from({ length: dim }, (_, i) => Math.sin(i)))).success, `${dim}-d packs within the schema's bounds`);
   const ref = { ref: { sha256: 'a'.repeat(64), model: 'mobilenet_v2_100_224_quant' }, dim: 1280, dtype: 'float32' };
   assert.ok(embeddingValue.safeParse(ref).success);
   assert.ok(embeddingValue.safeParse(p).success);

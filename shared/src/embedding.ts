@@ -32,7 +32,7 @@ export const packedEmbedding = z
     /** float32 little-endian, base64 (padded). */
     base64: z
       .string()
-      .max(Math.ceil((EMBEDDING_MAX_DIM * 4) / 3) + 4)
+      .max(Math.ceil((EMBEDDING_MAX_DIM * 4) / 3) * 4)
       .regex(/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, 'base64: padded standard base64'),
   })
   .strict()
