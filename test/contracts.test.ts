@@ -3,6 +3,10 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
+  embeddingValue,
+  pack,
+  packedEmbedding,
+  unpack,
   catalog,
   COMMAND_TYPES,
   commandsHandledBy,
@@ -103,6 +107,23 @@ test('recognition.labelled: the intake produces it, the uplink may forward it, l
   assert.ok(decodeInbound(topic, Buffer.from(JSON.stringify(env)), { gatewayId: 'g1', maxPayloadBytes: 65536 }).ok);
   const fromVision = decodeInbound(topic, Buffer.from(JSON.stringify({ ...env, source: '/gateways/g1/svc-ai-vision-adapter' })), { gatewayId: 'g1', maxPayloadBytes: 65536 });
   assert.is(fromVision.ok ? 'ok' : fromVision.rejection.code, 'WRONG_PRODUCER');
+});
+
+test('embeddings: a reference on the bus, packed float32 to the relay; the packed length must match dim', () => {
+  const vector = [0.5, -0.25, 1e-3, Math.fround(Math.PI)];
+  const p = pack(vector);
+  assert.equal(p, { dtype: 'float32', dim: 4, base64: p.base64 });
+  assert.ok(packedEmbedding.safeParse(p).success);
+  assert.equal(unpack(p), vector.map((v) => Math.fround(v)));
+  assert.not.ok(packedEmbedding.safeParse({ ...p, dim: 5 }).success, 'decoded bytes ≠ dim × 4');
+  assert.not.ok(packedEmbedding.safeParse({ ...p, base64: `${p.base64}AAAA` }).success, 'one float too many');
+  assert.not.ok(packedEmbedding.safeParse({ ...p, base64: '!!!!' }).success, 'not base64');
+  for (const dim of [1280, 4096]) assert.ok(packedEmbedding.safeParse(pack(Array.from({ length: dim }, (_, i) => Math.sin(i)))).success, `${dim}-d packs within the schema's bounds`);
+  const ref = { ref: { sha256: 'a'.repeat(64), model: 'mobilenet_v2_100_224_quant' }, dim: 1280, dtype: 'float32' };
+  assert.ok(embeddingValue.safeParse(ref).success);
+  assert.ok(embeddingValue.safeParse(p).success);
+  assert.not.ok(embeddingValue.safeParse(vector).success, 'numbers travel packed, never as a JSON array');
+  assert.not.ok(embeddingValue.safeParse({ ...ref, extra: 1 }).success);
 });
 
 test('checked-in AsyncAPI and JSON Schema documents match the code (run `npm run docs:generate` after changing a schema)', () => {

@@ -36,13 +36,17 @@ t('a real JPEG → 202, then analysis.completed with recognition, comparison and
   // 1280-d on ONNX Runtime (MobileNet V2, the default), 256-d on tfjs wasm (MobileNet v1 via MODEL_DIR).
   const onnx = r.recognition.model.backend === 'onnxruntime';
   assert.ok(onnx || r.recognition.model.backend === 'wasm', r.recognition.model.backend);
-  assert.is(r.recognition.embedding.length, onnx ? 1280 : 256);
-  assert.ok(end.data.image.thumbnail && end.data.image.thumbnail.length <= 12_000, 'thumbnail in the image ref');
+  // The bus carries references (docs/messages.md): the embedding's file and the thumbnail are in the blob store.
+  const emb = r.recognition.embedding;
+  assert.ok('ref' in emb && emb.ref.sha256 === end.data.image.sha256, JSON.stringify(emb));
+  assert.is(emb.dim, onnx ? 1280 : 256);
+  assert.is(end.data.image.thumbnail, undefined, 'no thumbnail on the bus');
   assert.ok(r.metadata.quality.width > 0);
   const status = await inject(ctx.agent, { method: 'GET', url: `/api/v1/analyses/${analysisId}` });
   assert.is(status.statusCode, 200);
-  const view = status.json<{ status: string; steps: { timeline: unknown[] }[] }>();
+  const view = status.json<{ status: string; steps: { timeline: unknown[] }[]; image: { thumbnail?: string } }>();
   assert.is(view.status, 'completed');
+  assert.ok(view.image.thumbnail && view.image.thumbnail.length <= 12_000, 'the status route puts the thumbnail in');
   assert.is(view.steps.length, 3);
   const list = await inject(ctx.agent, { method: 'GET', url: '/api/v1/analyses?limit=5' });
   assert.ok(list.json<{ analyses: { analysisId: string }[] }>().analyses.some((a) => a.analysisId === analysisId));

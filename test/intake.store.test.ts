@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import sharp from 'sharp';
 import { TuError } from '@tu/shared';
 import { openBlobStore, openDeviceState, openIntakeJournal, openPhotoHistory, sniffImageType, validateImage, makeThumbnail } from '@tu/agent';
+import { readEmbedding, readThumbnailBase64, writeEmbedding, writeThumbnail } from '@tu/agent/internal/blobs/derived';
 import { newAnalysisId, uploaded } from './support/fixtures.js';
 import { intake, observer, startAllHandlers, startTestAgent, testConfig, tmpDir, until } from './support/harness.js';
 import { photoBytes, pngBomb } from './support/real.js';
@@ -27,10 +28,48 @@ test('blob store: content-addressed ab/cd/<sha>, the same photo twice stored onc
   assert.equal(files, [a.sha256], 'no temp files left');
 });
 
+test('blob store: files derived from a photo sit beside it, count in usedBytes, go with it on remove', async () => {
+  const dir = tmpDir();
+  const blobs = await openBlobStore(dir);
+  const bytes = photoBytes(JPEG);
+  const a = await blobs.put(bytes);
+  const vector = Array.from({ length: 1280 }, (_, i) => Math.fround(Math.sin(i)));
+  const ref = await writeEmbedding(blobs, a.sha256, 'mobilenet_v2_100_224_quant', vector);
+  await writeThumbnail(blobs, a.sha256, Buffer.from([0xff, 0xd8, 0xff, 0xd9]));
+  assert.equal(ref, { ref: { sha256: a.sha256, model: 'mobilenet_v2_100_224_quant' }, dim: 1280, dtype: 'float32' });
+  assert.equal(await readEmbedding(blobs, ref), vector, 'float32 little-endian round trip');
+  assert.is(await readThumbnailBase64(blobs, a.sha256), Buffer.from([0xff, 0xd8, 0xff, 0xd9]).toString('base64'));
+  const files = fs.readdirSync(path.dirname(blobs.pathOf(a.sha256))).sort();
+  assert.equal(files, [a.sha256, `${a.sha256}.mobilenet_v2_100_224_quant.f32`, `${a.sha256}.thumb.jpg`], 'beside the photo, no temp files left');
+  const used = a.bytes + 1280 * 4 + 4;
+  assert.is(blobs.usedBytes(), used);
+  assert.is((await openBlobStore(dir)).usedBytes(), used, 'counted again at open');
+  // A damaged file (truncated) is EMBEDDING_MISSING, as is a missing one.
+  fs.truncateSync(`${blobs.pathOf(a.sha256)}.mobilenet_v2_100_224_quant.f32`, 100);
+  try {
+    await readEmbedding(blobs, ref);
+    assert.unreachable('a truncated embedding was read');
+  } catch (err) {
+    assert.is((err as TuError).code, 'EMBEDDING_MISSING');
+    assert.match((err as Error).message, /damaged \(100 bytes, 1280 float32 values expected\)/);
+  }
+  const reopened = await openBlobStore(dir);
+  assert.is(await reopened.remove(a.sha256), a.bytes + 100 + 4);
+  assert.equal(fs.readdirSync(path.dirname(blobs.pathOf(a.sha256))), [], 'the photo and its derived files are gone');
+  assert.is(reopened.usedBytes(), 0);
+  assert.is(await readThumbnailBase64(reopened, a.sha256), undefined);
+  try {
+    await readEmbedding(reopened, ref);
+    assert.unreachable('a missing embedding was read');
+  } catch (err) {
+    assert.is((err as TuError).code, 'EMBEDDING_MISSING');
+  }
+});
+
 test('thumbnail: small JPEG, ≤ 12 KB base64', async () => {
   const t = await makeThumbnail(photoBytes(JPEG), limits.maxPixels);
-  assert.ok(t && t.length <= 12_000);
-  const meta = await sharp(Buffer.from(t!, 'base64')).metadata();
+  assert.ok(t && t.toString('base64').length <= 12_000);
+  const meta = await sharp(t).metadata();
   assert.is(meta.format, 'jpeg');
   assert.ok(Math.max(meta.width, meta.height) <= 160);
 });

@@ -8,7 +8,8 @@ import { openStorage, type Storage } from '@tu/relay';
 import { Presence } from '@tu/relay/internal/ingest/presence';
 import { StorageQueue } from '@tu/relay/internal/ingest/storage-queue';
 import { tmpDir, until } from './support/harness.js';
-import { addGateway, analysisFlow, connectGateway, publishEvent, publishRaw, startTestRelay, tokenFor, gql } from './support/relay.js';
+import { addGateway, analysisFlow, connectGateway, envelope, publishEvent, publishRaw, startTestRelay, tokenFor, gql } from './support/relay.js';
+import { labelled } from './support/fixtures.js';
 
 type Ctx = { relay: Relay; secrets: Record<string, string>; clients: MqttClient[] };
 const test = suite<Ctx>('relay ingress: embedded broker, gateway credentials and the uplink contract');
@@ -102,12 +103,16 @@ test('invalid envelopes are acknowledged (never re-sent forever) but rejected by
     ['tu/gw-1/evt/analysis.started', JSON.stringify({ ...good, data: { analysisId: good.subject } }), 'INVALID_DATA'],
     ['tu/gw-1/evt/no.such.type', JSON.stringify(good), 'UNKNOWN_TOPIC'],
     ['tu/gw-1/evt/analysis.recognition.request', JSON.stringify(good), 'COMMAND_REFUSED'],
+    // A packed embedding of the right length whose values are not finite floats (NaN bytes).
+    ['tu/gw-1/evt/recognition.labelled', JSON.stringify(envelope('gw-1', 'recognition.labelled', labelled({ embedding: { dtype: 'float32', dim: 2, base64: Buffer.alloc(8, 0xff).toString('base64') } }))), 'INVALID_DATA'],
+    // A label whose vector the gateway could not read (still a reference): an example without its numbers trains nothing.
+    ['tu/gw-1/evt/recognition.labelled', JSON.stringify(envelope('gw-1', 'recognition.labelled', labelled({ embedding: { ref: { sha256: 'a'.repeat(64), model: 'm' }, dim: 256, dtype: 'float32' } }))), 'EMBEDDING_MISSING'],
   ];
   const rejected = ctx.relay.deps.ingest.stats.rejected;
-  const before = { ...rejected };
   for (const [topic, payload, code] of cases) {
+    const before = rejected[code as keyof typeof rejected] ?? 0;
     assert.is(await publishRaw(c, topic, payload), 'ok', code);
-    assert.is((rejected[code as keyof typeof rejected] ?? 0) - (before[code as keyof typeof before] ?? 0), 1, code);
+    assert.is((rejected[code as keyof typeof rejected] ?? 0) - before, 1, code);
   }
   assert.is(await ctx.relay.storage.countEvents(), stored);
   assert.is(ctx.relay.deps.ingest.stats.fannedOut, fanned);

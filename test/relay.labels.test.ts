@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import type { MqttClient } from 'mqtt';
 import type { Relay } from '@tu/relay';
 import { runCommand } from '@tu/relay/internal/cli/commands';
-import { labelled } from './support/fixtures.js';
+import { labelled, labelVector } from './support/fixtures.js';
 import { tmpDir } from './support/harness.js';
 import { addGateway, connectGateway, envelope, gql, publishEvent, relayTestConfig, startTestRelay, tokenFor } from './support/relay.js';
 
@@ -71,7 +71,7 @@ test('labels from gateways become per-type accuracy over the tenant’s gateways
   assert.equal(nodes.map((n) => n.label), ['excavator', 'wheel_loader']);
   assert.not.ok(p2.data!.labelledExamples.pageInfo.hasNextPage);
   assert.is(nodes[1]!.id, (away.data as { correctionId: string }).correctionId);
-  assert.equal(nodes[1]!.embedding, (away.data as { embedding: number[] }).embedding);
+  assert.equal(nodes[1]!.embedding, labelVector(), 'sent packed (float32), served as the numbers');
   const gx = await gql<Ex>(ctx.relay, ctx.tokens.globex, q);
   assert.equal(gx.data?.labelledExamples.nodes.map((n) => n.gatewayId), ['globex-1']);
 });

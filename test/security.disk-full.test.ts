@@ -144,12 +144,16 @@ test('storage quota: the oldest delivered photos are evicted; photos of undelive
     const present = new Set(blobFiles());
     assert.ok(!present.has(first[0]!.sha), 'the oldest delivered photo was evicted');
     for (const sha of later) assert.ok(present.has(sha), 'the newest photos are kept');
+    // Files derived from a photo (its thumbnail: blobs/derived.ts) go with it.
+    const derived = (fs.readdirSync(path.join(dir, 'blobs'), { recursive: true }) as string[]).map((f) => path.basename(f)).filter((f) => /^[0-9a-f]{64}\./.test(f));
+    assert.not.ok(derived.some((f) => f.startsWith(`${first[0]!.sha}.`)), 'the evicted photo\'s thumbnail went with it');
+    for (const sha of later) assert.ok(derived.includes(`${sha}.thumb.jpg`), 'the kept photos keep their thumbnails');
     const health = await api(agent.url, 'GET', '/api/v1/health');
     const q = (health.json.storage as { quota: { usedBytes: number; maxBytes: number; evictedBlobs: number } }).quota;
     assert.ok(q.evictedBlobs >= 1, 'evictions are reported');
     assert.ok(q.usedBytes <= quota, `usage within the quota (${q.usedBytes} <= ${quota})`);
     assert.match((await api(agent.url, 'GET', '/metrics')).text, /tu_storage_evicted_total\{kind="blobs"\} [1-9]/);
-    // An evicted photo's analysis is still there to read (its results and thumbnail are in the state).
+    // An evicted photo's analysis is still there to read (its results are in the state; no thumbnail any more).
     assert.is((await api(agent.url, 'GET', `/api/v1/analyses/${first[0]!.id}`)).json.status, 'completed');
   } finally {
     for (const h of handlers) await h.close();

@@ -153,6 +153,19 @@ test('photos flow agent → relay → live subscription and storage; relay outag
     assert.is(more.length, 0);
     assert.equal({ ...machine, lastRecognition: undefined }, { id: 'M-1', name: 'Site 4 excavator', registeredId: 'M-1', type: 'excavator', serialNumber: 'CAT-S4', lastRecognition: undefined });
     assert.ok(machine?.lastRecognition?.machineType, 'the last photo recognition is evidence beside the type');
+    // 5. The local bus carries only references (docs/messages.md); the uplink put the thumbnail and the
+    //    embedding back in: the relay shows them as it always did (a JPEG in base64, the numbers).
+    const detail = (await (
+      await fetch(`http://127.0.0.1:${relayHttp}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${acme}` },
+        body: JSON.stringify({ query: `{ machines(search: "Site 4") { nodes { latestThumbnail } } analysis(id: "${offline[0]}") { results } }` }),
+      })
+    ).json()) as { data: { machines: { nodes: { latestThumbnail: string | null }[] }; analysis: { results: { recognition: { embedding: unknown } } } } };
+    const thumb = detail.data.machines.nodes[0]?.latestThumbnail;
+    assert.ok(thumb && Buffer.from(thumb, 'base64').subarray(0, 2).equals(Buffer.from([0xff, 0xd8])), 'the relay has the latest photo\'s thumbnail (a JPEG)');
+    const vector = detail.data.analysis.results.recognition.embedding;
+    assert.ok(Array.isArray(vector) && vector.length === 1280 && vector.every((v) => typeof v === 'number' && Number.isFinite(v)), `the relay has the embedding's numbers (got ${JSON.stringify(vector).slice(0, 80)})`);
     const h2 = (await (await fetch(`http://127.0.0.1:${agentHttp}/api/v1/health`, { headers: auth })).json()) as { uplink: { state: string; queueDepth: number } };
     assert.is(h2.uplink.queueDepth, 0);
     assert.is(h2.uplink.state, 'online');

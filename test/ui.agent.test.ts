@@ -50,11 +50,22 @@ t('a photo uploaded through the file input: live timeline to completed, result c
   assert.ok(await card.getByText(/the registered machine/).isVisible());
   const map = card.getByRole('link', { name: /map/ });
   assert.match((await map.getAttribute('href')) ?? '', /^https:\/\/www\.openstreetmap\.org\/\?mlat=-?\d/);
-  assert.ok(await card.getByRole('img', { name: /Thumbnail/ }).isVisible());
+  // The bus carries no thumbnail (docs/messages.md): the live feed put it into analysis.completed from the blob store.
+  const thumb = card.getByRole('img', { name: /Thumbnail/ });
+  assert.ok(await thumb.isVisible());
+  assert.ok(await thumb.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth > 0), 'the thumbnail decodes');
   // history lists it (no reload)
   await page.locator('#history').getByRole('button', { name: /Open analysis .*\(completed/ }).first().waitFor({ timeout: WAIT });
   await page.screenshot({ path: screenshotPath('agent-ui-laptop-1280x800.png'), fullPage: false });
   await page.screenshot({ path: screenshotPath('agent-ui-laptop-full.png'), fullPage: true });
+  // After a reload the card comes from GET /api/v1/analyses/:id: the status route puts the thumbnail in.
+  await page.reload();
+  await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: WAIT });
+  await page.locator('#history').getByRole('button', { name: /Open analysis .*\(completed/ }).first().click();
+  const reloaded = page.getByRole('img', { name: /Thumbnail/ }).first();
+  await reloaded.waitFor({ timeout: WAIT });
+  assert.ok(await reloaded.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth > 0), 'the reopened analysis shows its thumbnail');
+  await page.screenshot({ path: screenshotPath('agent-ui-laptop-reopened.png'), fullPage: false });
   await page.close();
 });
 

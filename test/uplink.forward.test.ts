@@ -1,10 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connectAsync } from 'mqtt';
-import { ManualClock, silentLogger, type AnyEvent } from '@tu/shared';
+import { ManualClock, packedEmbedding, silentLogger, unpack, type AnyEvent, type PackedEmbedding, type RecognitionResult } from '@tu/shared';
+import { writeEmbedding } from '@tu/agent/internal/blobs/derived';
 import type { Agent, UplinkHealth } from '@tu/agent';
-import { uploaded } from './support/fixtures.js';
-import { inject, intake, observer, startAllHandlers, startTestAgent, testConfig, until } from './support/harness.js';
+import { recognitionResult, uploaded } from './support/fixtures.js';
+import { inject, intake, observer, startAllHandlers, startHandler, startTestAgent, testConfig, until } from './support/harness.js';
+import { photoBytes } from './support/real.js';
 import { freePort, TestRelay } from './support/relay-ingress.js';
 
 const GW = 'gw-test';
@@ -39,6 +41,54 @@ async function analyses(agent: Agent, n: number, local: { events: AnyEvent[] }):
 }
 
 const FORBIDDEN = /\/(cmd|sys\/presence|sys\/deadletter)\//;
+
+test('references on the local bus are inlined for the relay: the thumbnail and the packed embedding (docs/messages.md)', async () => {
+  const relay = new TestRelay({ [GW]: SECRET });
+  await relay.start();
+  const agent = await startTestAgent({ config: uplinkConfig(relay.url) });
+  try {
+    // A recognition handler that stores its vector beside the photo and answers with the reference, as the vision service does.
+    const vector = Array.from({ length: 1280 }, (_, i) => Math.fround(Math.cos(i) / 7));
+    const vision = await startHandler(agent, 'recognition', async (cmd): Promise<RecognitionResult> => ({
+      ...recognitionResult(),
+      embedding: await writeEmbedding(agent.blobs, cmd.data.image.sha256, 'mobilenet_v1_025_224', vector),
+    }));
+    const others = await Promise.all([startHandler(agent, 'comparison'), startHandler(agent, 'metadata')]);
+    const local = await observer(agent, 'inline');
+    const res = await inject(agent, { method: 'POST', url: '/api/v1/images', payload: photoBytes('forklift/imagenet_n03384352_forklift.jpg'), headers: { 'content-type': 'image/jpeg' } });
+    assert.is(res.statusCode, 202, res.body);
+    const id = res.json<{ analysisId: string }>().analysisId;
+    await local.waitFor((es) => es.some((e) => e.subject === id && e.type === 'analysis.completed'), 10_000);
+    const label = await inject(agent, { method: 'POST', url: `/api/v1/analyses/${id}/label`, payload: { label: 'forklift', by: 'Anna' } });
+    assert.is(label.statusCode, 201, label.body);
+    await until(() => relay.received.all.some((r) => r.subject === id && r.type === 'recognition.labelled'), 5000, 'the label at the relay');
+
+    // On the local bus: references only.
+    const localEnd = local.events.find((e) => e.subject === id && e.type === 'analysis.completed')!.data as { image: { thumbnail?: string }; results: { recognition: { embedding: object } } };
+    assert.is(localEnd.image.thumbnail, undefined);
+    assert.ok('ref' in localEnd.results.recognition.embedding);
+    // At the relay: the thumbnail in every image ref, the vector packed wherever it was referenced.
+    const at = (type: string) => relay.received.all.find((r) => r.subject === id && r.type === type)!.data as Record<string, unknown>;
+    for (const type of ['tu.image.uploaded', 'analysis.started', 'analysis.completed']) {
+      const thumb = (at(type)['image'] as { thumbnail?: string }).thumbnail;
+      assert.ok(thumb && Buffer.from(thumb, 'base64').subarray(0, 2).equals(Buffer.from([0xff, 0xd8])), `${type}: a JPEG thumbnail`);
+    }
+    const packedAt = [
+      (at('recognition.completed')['result'] as { embedding: PackedEmbedding }).embedding,
+      (at('analysis.completed')['results'] as { recognition: { embedding: PackedEmbedding } }).recognition.embedding,
+      at('recognition.labelled')['embedding'] as PackedEmbedding,
+    ];
+    for (const p of packedAt) {
+      assert.ok(packedEmbedding.safeParse(p).success, JSON.stringify(p).slice(0, 120));
+      assert.equal(unpack(p), vector);
+    }
+    for (const h of [vision, ...others]) await h.close();
+    await local.bus.close();
+  } finally {
+    await agent.stop();
+    await relay.stop();
+  }
+});
 
 test('events flow to the relay in order; commands and sys messages never leave', async () => {
   const relay = new TestRelay({ [GW]: SECRET });

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AgentConfig } from '@tu/firmware-config';
 import { systemClock, type BusClient, type Clock, type Logger } from '@tu/shared';
 import { createStorageQuota } from './blobs/quota.js';
+import { readEmbedding, readThumbnailBase64 } from './blobs/derived.js';
 import { openBlobStore, type BlobStore } from './blobs/store.js';
 import { createStorageGuard } from './fs/storage-guard.js';
 import { startBroker, type Broker } from './broker/broker.js';
@@ -131,6 +132,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       clock: deps.clock ?? systemClock,
       random: deps.random ?? Math.random,
       logger: log,
+      blobs,
     });
     closers.push(() => uplink.stop());
     const outbox = uplink.outbox;
@@ -233,6 +235,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       bus: intakeBus,
       store: examples,
       analysis: (id) => orchestrator.status(id),
+      embeddingOf: (v) => readEmbedding(blobs, v),
       clock: deps.clock ?? systemClock,
       logger: log,
       onLabelled: () => refitter.schedule(),
@@ -243,7 +246,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     // The UI's live feed: an observer client (events only; the broker refuses it anything else).
     const uiBus = await connectObserver(busIdentity, 'ui');
     closers.push(() => uiBus.close());
-    const events = await createEventFeed(uiBus);
+    const events = await createEventFeed(uiBus, { thumbnailOf: (sha) => readThumbnailBase64(blobs, sha) });
     closers.push(() => events.stop());
 
     const app = await buildApp(
@@ -280,6 +283,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         storage: () => ({ ...storage.status(), quota: quota.status(), stateStore: store.stats.retrying, outbox: outbox?.stats.retrying }),
         startedAt: Date.now(),
         events,
+        thumbnailOf: (sha) => readThumbnailBase64(blobs, sha),
       },
       { logger: log },
     );

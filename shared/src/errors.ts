@@ -50,6 +50,7 @@ export const ERROR_CODES = {
   WORKER_FAILED: { status: 503, message: 'The vision worker crashed; the step is retried with a new worker.' },
   RECOGNIZER_DISPOSED: { status: 503, message: 'The recognizer was shut down while a photo was waiting (the service is stopping).' },
   EMBEDDING_LENGTH_MISMATCH: { status: 409, message: 'The reference photos were embedded with another model; register them again after a model change.' },
+  EMBEDDING_MISSING: { status: 409, message: "The photo's stored embedding is missing or unreadable (removed by the storage quota, or a damaged file); upload the photo again to analyse it anew." },
   INVALID_EMBEDDING: { status: 422, message: 'The recognition result has no usable embedding; run recognition again.' },
   INVALID_HASH: { status: 422, message: 'A perceptual hash is malformed (16 hex characters expected); register the reference photo again.' },
   // uplink (store-and-forward to the relay)

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { ComparisonResult, ImageRef, InputOf, MetadataResult, NameplateResult, RecognitionResult } from '@tu/shared';
+import { pack, type ComparisonResult, type ImageRef, type InputOf, type MetadataResult, type NameplateResult, type RecognitionResult } from '@tu/shared';
 
 export const newAnalysisId = (): string => randomBytes(9).toString('base64url');
 
@@ -13,6 +13,10 @@ export function uploaded(gatewayId: string, analysisId = newAnalysisId()): Input
 
 // Results of plausible shape for handlers that answer at once (orchestrator tests and
 // benchmarks); the real services produce these from photos.
+/** The fixture results' embedding (float32 values, so a packed copy round-trips exactly). */
+export const recognitionVector = (): number[] => Array.from({ length: 256 }, (_, i) => Math.fround(Math.sin(i) / 8));
+export const labelVector = (): number[] => Array.from({ length: 256 }, (_, i) => Math.fround(Math.cos(i) / 8));
+
 export const recognitionResult = (): RecognitionResult => ({
   machineType: 'excavator',
   confidence: 0.91,
@@ -21,7 +25,8 @@ export const recognitionResult = (): RecognitionResult => ({
     { label: 'backhoe_loader', score: 0.05 },
   ],
   imagenetTopK: [{ label: 'crane', index: 517, score: 0.4 }],
-  embedding: Array.from({ length: 256 }, (_, i) => Math.sin(i) / 8),
+  // Packed (float32) on the bus: these fake results have no file in any blob store to reference.
+  embedding: pack(recognitionVector()),
   model: { id: 'mobilenet_v1_025_224', version: '1', backend: 'wasm', head: null },
   timings: { decodeMs: 20, inferenceMs: 6, headMs: 0.1 },
   image: { width: 1024, height: 768 },
@@ -58,7 +63,7 @@ export function labelled(over: Partial<InputOf<'recognition.labelled'>> = {}): I
     correctionId: randomBytes(12).toString('base64url'),
     analysisId,
     sha256: imageRef(analysisId).sha256,
-    embedding: Array.from({ length: 256 }, (_, i) => Math.cos(i) / 8),
+    embedding: pack(labelVector()),
     label: 'excavator',
     previousLabel: 'excavator',
     kind: 'confirmation',

@@ -9,7 +9,7 @@ import { Aedes, type AuthenticateError, type Client } from 'aedes';
  */
 export interface Received {
   /** Every event publish in arrival order (re-sends included). */
-  all: { id: string; type: string; subject: string; topic: string }[];
+  all: { id: string; type: string; subject: string; topic: string; data: unknown }[];
   /** Distinct ids in first-arrival order. */
   firstSeen: string[];
   duplicates: number;
@@ -70,8 +70,8 @@ export class TestRelay {
         this.received.status.push(packet.payload.toString());
         return;
       }
-      const ev = JSON.parse(packet.payload.toString()) as { id: string; type: string; subject: string };
-      this.received.all.push({ id: ev.id, type: ev.type, subject: ev.subject, topic: packet.topic });
+      const ev = JSON.parse(packet.payload.toString()) as { id: string; type: string; subject: string; data: unknown };
+      this.received.all.push({ id: ev.id, type: ev.type, subject: ev.subject, topic: packet.topic, data: ev.data });
       if (this.#seen.has(ev.id)) this.received.duplicates++;
       else {
         this.#seen.add(ev.id);

@@ -1,10 +1,14 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { TuError } from '@tu/shared';
 import { fsyncDir, writeFileDurable } from '../fs/durable.js';
 
 const SHA = /^[0-9a-f]{64}$/;
+/** A photo or one of its derived files (`<sha256>.<name>`, e.g. the thumbnail and the embedding: blobs/derived.ts). */
+const STORED = /^[0-9a-f]{64}(\.[A-Za-z0-9._-]+)?$/;
+const DERIVED_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,160}$/;
 
 export interface PutResult {
   sha256: string;
@@ -21,7 +25,17 @@ export interface BlobStore {
   pathOf(sha256: string): string;
   has(sha256: string): Promise<boolean>;
   read(sha256: string): Promise<Buffer>;
-  /** Deletes a blob (quota eviction); returns the bytes freed (0: it was not there). */
+  /**
+   * Stores a file derived from photo `sha256` next to it (`<sha256>.<name>`; replaced if there):
+   * temp file and rename, so a reader never sees half a file; `durable` also fsyncs file and
+   * directory (what a resumed analysis needs after a power cut).
+   */
+  putDerived(sha256: string, name: string, bytes: Uint8Array, opts: { durable: boolean }): Promise<void>;
+  /** A derived file's bytes; undefined when it is not there. */
+  readDerived(sha256: string, name: string): Promise<Buffer | undefined>;
+  /** readDerived, blocking: for callers that must keep their order without a queue (the uplink's outbox append; files of a few KB). */
+  readDerivedSync(sha256: string, name: string): Buffer | undefined;
+  /** Deletes a blob and every file derived from it (quota eviction); returns the bytes freed (0: none was there). */
   remove(sha256: string): Promise<number>;
   /** Bytes of all stored blobs (counted at open, kept up to date by put/remove). */
   usedBytes(): number;
@@ -30,7 +44,8 @@ export interface BlobStore {
 export const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /**
- * Content-addressed blob store: {dataDir}/blobs/ab/cd/<sha256>. Writes go to a temp file,
+ * Content-addressed blob store: {dataDir}/blobs/ab/cd/<sha256>, and beside each photo the files
+ * derived from it (<sha256>.<name>: thumbnail, embeddings; blobs/derived.ts). Writes go to a temp file,
  * are fsynced, renamed into place and the directory fsynced, so a stored blob survives
  * power loss; the same content is written once.
  */
@@ -43,13 +58,17 @@ export async function openBlobStore(dataDir: string): Promise<BlobStore> {
     for (const b of await fs.readdir(path.join(root, a)).catch(() => [])) {
       const dir = path.join(root, a, b);
       for (const f of await fs.readdir(dir).catch(() => [])) {
-        if (SHA.test(f)) used += (await fs.stat(path.join(dir, f)).catch(() => ({ size: 0 }))).size;
+        if (STORED.test(f)) used += (await fs.stat(path.join(dir, f)).catch(() => ({ size: 0 }))).size;
       }
     }
   }
   const pathOf = (sha: string): string => {
     if (!SHA.test(sha)) throw new TuError('INVALID_REQUEST', `not a sha256: ${sha.slice(0, 80)}`);
     return path.join(root, sha.slice(0, 2), sha.slice(2, 4), sha);
+  };
+  const derivedPath = (sha: string, name: string): string => {
+    if (!DERIVED_NAME.test(name)) throw new TuError('INVALID_REQUEST', `not a derived file name: ${name.slice(0, 80)}`);
+    return `${pathOf(sha)}.${name}`;
   };
   const exists = async (file: string): Promise<boolean> => {
     try {
@@ -96,13 +115,53 @@ export async function openBlobStore(dataDir: string): Promise<BlobStore> {
       }
     },
     read: (sha) => fs.readFile(pathOf(sha)),
+    async putDerived(sha, name, bytes, opts) {
+      const file = derivedPath(sha, name);
+      const before = (await fs.stat(file).catch(() => undefined))?.size ?? 0;
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      if (opts.durable) await writeFileDurable(file, bytes);
+      else {
+        // Atomic, not fsynced: after a power cut the file is whole or absent (its readers cope with absent).
+        const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+        try {
+          await fs.writeFile(tmp, bytes);
+          await fs.rename(tmp, file);
+        } catch (err) {
+          await fs.rm(tmp, { force: true });
+          throw err;
+        }
+      }
+      used = Math.max(0, used - before) + bytes.byteLength;
+    },
+    async readDerived(sha, name) {
+      try {
+        return await fs.readFile(derivedPath(sha, name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
+    },
+    readDerivedSync(sha, name) {
+      try {
+        return readFileSync(derivedPath(sha, name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
+    },
     async remove(sha) {
       const file = pathOf(sha);
-      const size = (await fs.stat(file).catch(() => undefined))?.size;
-      if (size === undefined) return 0;
-      await fs.rm(file, { force: true });
-      used = Math.max(0, used - size);
-      return size;
+      const dir = path.dirname(file);
+      const names = (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f === sha || f.startsWith(`${sha}.`));
+      let freed = 0;
+      for (const f of names) {
+        const size = (await fs.stat(path.join(dir, f)).catch(() => undefined))?.size;
+        if (size === undefined) continue;
+        await fs.rm(path.join(dir, f), { force: true });
+        used = Math.max(0, used - size);
+        freed += size;
+      }
+      return freed;
     },
     usedBytes: () => used,
   };

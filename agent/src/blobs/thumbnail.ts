@@ -5,11 +5,11 @@ export const THUMBNAIL_SIDE = 160;
 export const THUMBNAIL_MAX_BASE64 = 12_000;
 
 /**
- * A small JPEG thumbnail (base64) for dashboards: EXIF-oriented, longest side 160 px,
- * quality lowered until it fits the budget. Undefined when the image cannot be decoded
- * (the analysis will report why).
+ * A small JPEG thumbnail for dashboards: EXIF-oriented, longest side 160 px, quality lowered
+ * until its base64 fits the budget. Undefined when the image cannot be decoded (the analysis
+ * will report why). The JPEG bytes: intake stores them beside the photo (blobs/derived.ts).
  */
-export async function makeThumbnail(bytes: Buffer, maxPixels: number): Promise<string | undefined> {
+export async function makeThumbnail(bytes: Buffer, maxPixels: number): Promise<Buffer | undefined> {
   for (const quality of [70, 50, 30]) {
     try {
       const out = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error' })
@@ -18,8 +18,7 @@ export async function makeThumbnail(bytes: Buffer, maxPixels: number): Promise<s
         .flatten({ background: '#ffffff' })
         .jpeg({ quality, mozjpeg: false })
         .toBuffer();
-      const b64 = out.toString('base64');
-      if (b64.length <= THUMBNAIL_MAX_BASE64) return b64;
+      if (Math.ceil(out.byteLength / 3) * 4 <= THUMBNAIL_MAX_BASE64) return out;
     } catch {
       return undefined;
     }

@@ -15,12 +15,24 @@ export interface EventFeed {
  * The bus subscription exists only while someone listens: with no UI open, the feed costs
  * the analysis flow nothing.
  */
-export async function createEventFeed(bus: BusClient): Promise<EventFeed> {
+export async function createEventFeed(bus: BusClient, opts: { thumbnailOf?: (sha256: string) => Promise<string | undefined> } = {}): Promise<EventFeed> {
   const listeners = new Set<(event: AnyEvent) => void>();
   let off: Promise<() => Promise<void>> | undefined;
   let stopped = false;
-  const fanOut = (event: AnyEvent) => {
+  const send = (event: AnyEvent) => {
     for (const l of listeners) l(event);
+  };
+  const thumbnailOf = opts.thumbnailOf;
+  /** Terminal events waiting for their thumbnail; later events queue behind them, so the UI sees the bus's order. */
+  let reading: Promise<void> | undefined;
+  const fanOut = (event: AnyEvent) => {
+    if (!thumbnailOf || (!reading && !isTerminal(event))) return send(event);
+    const prior = reading ?? Promise.resolve();
+    const next = prior.then(async () => send(isTerminal(event) ? await withThumbnail(event, thumbnailOf) : event)).catch(() => undefined);
+    reading = next;
+    void next.finally(() => {
+      if (reading === next) reading = undefined;
+    });
   };
   const release = () => {
     if (listeners.size > 0 || !off) return;
@@ -52,13 +64,27 @@ export async function createEventFeed(bus: BusClient): Promise<EventFeed> {
   };
 }
 
+const isTerminal = (event: AnyEvent): boolean => event.type === 'analysis.completed' || event.type === 'analysis.failed';
+
 /**
- * What the UI feed sends: the CloudEvent unchanged except the 256-float embedding
- * (≈ 5 KB of JSON the UI never shows) and, outside the terminal events, the thumbnail
- * (≤ 16 KB; the result card takes it from analysis.completed/failed).
+ * The UI edge of "refs on the bus, inline at the edges" (docs/messages.md): the bus carries no
+ * thumbnail, the result card shows the one of analysis.completed/failed, so the feed puts it
+ * back into those from the blob store (absent when there is none: the card shows no picture).
+ */
+async function withThumbnail(event: AnyEvent, thumbnailOf: (sha256: string) => Promise<string | undefined>): Promise<AnyEvent> {
+  const image = (event.data as { image?: { sha256: string; thumbnail?: string } }).image;
+  if (!image || image.thumbnail !== undefined) return event;
+  const thumbnail = await thumbnailOf(image.sha256).catch(() => undefined);
+  return thumbnail ? ({ ...event, data: { ...event.data, image: { ...image, thumbnail } } } as AnyEvent) : event;
+}
+
+/**
+ * What the UI feed sends: the CloudEvent unchanged except the embedding (a reference on the
+ * bus; the UI never shows it) and, outside the terminal events, the thumbnail (the result card
+ * takes it from analysis.completed/failed).
  */
 export function slimEvent(event: AnyEvent): AnyEvent {
-  const terminal = event.type === 'analysis.completed' || event.type === 'analysis.failed';
+  const terminal = isTerminal(event);
   const data: Record<string, unknown> = { ...(event.data as Record<string, unknown>) };
   const image = data['image'];
   if (!terminal && image && typeof image === 'object' && 'thumbnail' in image) {

@@ -52,6 +52,8 @@ export interface AppDeps {
   servicesInProcess: { vision: boolean; comparison: boolean; metadata: boolean };
   /** The analysis plan the orchestrator runs (health reports its steps' services). */
   plan: readonly PlanStep[];
+  /** The photo's thumbnail (base64) from the blob store: the status route puts it into `image` (the bus carries none, docs/messages.md). */
+  thumbnailOf?: (sha256: string) => Promise<string | undefined>;
   /** Live events for the WebSocket feed (an observer bus client); absent: /api/v1/events closes with 1013. */
   events?: EventFeed;
   /** Per-client WebSocket send buffer limit before the client is dropped (default 1 MiB). */

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { newTraceparent, systemClock, TuError, type AnyEvent, type BusClient, type Clock, type ImageRef, type Logger } from '@tu/shared';
 import type { BlobStore } from '../blobs/store.js';
+import { writeThumbnail } from '../blobs/derived.js';
 import { makeThumbnail } from '../blobs/thumbnail.js';
 import type { StorageGuard } from '../fs/storage-guard.js';
 import type { IntakeJournal } from './journal.js';
@@ -155,6 +156,14 @@ export function createIntake(deps: IntakeDeps): Intake {
         }),
         makeThumbnail(bytes, deps.limits.maxPixels),
       ]);
+      // The thumbnail stays beside the photo: the bus carries references only, the edges put it in (docs/messages.md).
+      if (thumbnail) {
+        await writeThumbnail(deps.blobs, put.sha256, thumbnail).catch((err: unknown) => {
+          // Without it the dashboards show no picture; the analysis itself does not need it.
+          deps.storage?.report(err, 'blob store');
+          log.warn({ err: (err as Error).message, sha256: put.sha256 }, 'could not store the thumbnail; the photo is analysed without one');
+        });
+      }
       const analysisId = newAnalysisId();
       const image: ImageRef = {
         sha256: put.sha256,
@@ -162,7 +171,6 @@ export function createIntake(deps: IntakeDeps): Intake {
         bytes: put.bytes,
         ...(checked.width ? { width: checked.width } : {}),
         ...(checked.height ? { height: checked.height } : {}),
-        ...(thumbnail ? { thumbnail } : {}),
       };
       const event = deps.bus.buildEvent(
         'tu.image.uploaded',

@@ -7,8 +7,11 @@ import { openSqlite } from '../sqlite.js';
 /** The SQLite file under dataDir that keeps technicians' labelled examples. */
 export const EXAMPLES_FILE = 'examples.sqlite';
 
-/** One labelled example: the data of the `recognition.labelled` event that announced it. */
-export type LabelledExample = RecognitionLabelled;
+/**
+ * One labelled example: the data of the `recognition.labelled` event that announced it, with
+ * the embedding's numbers (the head refit's input) where the event carries its reference.
+ */
+export type LabelledExample = Omit<RecognitionLabelled, 'embedding'> & { embedding: number[] };
 
 export interface StoredExample {
   example: LabelledExample;

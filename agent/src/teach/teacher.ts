@@ -1,4 +1,4 @@
-import { newId, TuError, type BusClient, type Clock, type Logger, type TeachLabel } from '@tu/shared';
+import { newId, pack, TuError, type AnyEvent, type BusClient, type Clock, type EmbeddingValue, type Logger, type TeachLabel } from '@tu/shared';
 import type { AnalysisStatusView } from '../orchestrator/state.js';
 import type { ExampleStore, LabelledExample } from './examples.js';
 
@@ -8,6 +8,8 @@ export interface TeacherDeps {
   store: ExampleStore;
   /** The orchestrator's view of an analysis (undefined: unknown on this gateway). */
   analysis: (analysisId: string) => AnalysisStatusView | undefined;
+  /** The numbers of a recognition result's embedding (blobs/derived.ts readEmbedding: EMBEDDING_MISSING when its file is gone). */
+  embeddingOf: (value: EmbeddingValue) => Promise<number[]>;
   clock: Clock;
   logger: Logger;
   newId?: () => string;
@@ -31,6 +33,12 @@ export interface Teacher {
   republishPending(): Promise<number>;
 }
 
+/** An event stored by a gateway older than embedding references carries the numbers: sent packed, as the schema now wants. */
+function compatible(event: AnyEvent): AnyEvent {
+  const data = event.data as { embedding?: unknown };
+  return Array.isArray(data.embedding) ? ({ ...event, data: { ...data, embedding: pack(data.embedding as number[]) } } as AnyEvent) : event;
+}
+
 export function createTeacher(d: TeacherDeps): Teacher {
   const log = d.logger.child({ component: 'teach' });
   const makeId = d.newId ?? newId;
@@ -51,7 +59,7 @@ export function createTeacher(d: TeacherDeps): Teacher {
   const flush = (): Promise<number> => {
     chain = chain.then(async () => {
       let n = 0;
-      for (const s of d.store.unpublished()) if (await publish(s.example.correctionId, s.event)) n++;
+      for (const s of d.store.unpublished()) if (await publish(s.example.correctionId, compatible(s.event))) n++;
       return n;
     }).catch((err: unknown) => {
       // e.g. the store closed while stopping: what is stored stays for the next start.
@@ -70,12 +78,14 @@ export function createTeacher(d: TeacherDeps): Teacher {
       const current = d.store.get(analysisId);
       // Idempotent: the same label again returns the stored correction (even from another technician).
       if (current && current.example.label === input.label) return { example: current.example, created: false };
+      // The store keeps the numbers (the refit's input, kept after the quota evicts the photo); the event carries the reference.
+      const embedding = await d.embeddingOf(rec.embedding);
       const example: LabelledExample = {
         correctionId: makeId(),
         analysisId,
         ...(view.machineId ? { machineId: view.machineId } : {}),
         sha256: view.image.sha256,
-        embedding: rec.embedding,
+        embedding,
         label: input.label,
         previousLabel: rec.machineType,
         kind: input.label === rec.machineType ? 'confirmation' : 'correction',
@@ -84,7 +94,7 @@ export function createTeacher(d: TeacherDeps): Teacher {
         model: { id: rec.model.id, version: rec.model.version, headId: rec.model.head?.id ?? null },
       };
       // The event id is the correction id: every re-send is the same event to the relay.
-      const event = d.bus.buildEvent('recognition.labelled', example, { subject: analysisId, id: example.correctionId, time: example.at });
+      const event = d.bus.buildEvent('recognition.labelled', { ...example, embedding: rec.embedding }, { subject: analysisId, id: example.correctionId, time: example.at });
       try {
         d.store.put(example, event);
       } catch (err) {

@@ -2,6 +2,7 @@ import type { MqttClient } from 'mqtt';
 import { TuError, type AnyEvent, type BusClient, type Clock, type ErrorCode, type Logger, type TimerHandle } from '@tu/shared';
 import { retryDelay as reconnectDelay, type Backoff as ReconnectPolicy } from '@tu/shared';
 import { TERMINAL_EVENT_TYPES, TerminalHandoff } from './handoff.js';
+import type { EventEnricher } from './enrich.js';
 import type { Outbox } from './outbox.js';
 import { openRelayConnection, redactUrl, type RelayEndpoint } from './relay-connection.js';
 
@@ -35,6 +36,8 @@ export interface ForwarderDeps {
   clock: Clock;
   random: () => number;
   logger: Logger;
+  /** Puts back what the local bus only references (thumbnail, embeddings: enrich.ts) before an event enters the outbox; absent: events go as they are. */
+  enrich?: EventEnricher;
   /** How long the orchestrator waits for a terminal event to reach the outbox (default 30 s; then it stays open and is re-sent at the next start). */
   handoffTimeoutMs?: number;
 }
@@ -135,28 +138,37 @@ export class Forwarder {
     this.stats.received++;
     const terminal = TERMINAL_EVENT_TYPES.has(e.type);
     // onEvents('all') delivers only validated events from tu/{gw}/evt/#; commands and sys never get here.
+    let full = e;
+    try {
+      full = this.#d.enrich?.(e) ?? e;
+    } catch (err) {
+      this.#log.warn({ err, eventId: e.id }, 'event sent to the relay without its thumbnail/embedding: reading them failed');
+    }
+    const onDisk = this.#append(full);
+    if (terminal) this.#handoff.record(e.id, onDisk);
+  }
+
+  /** Appends to the outbox; resolves true once committed, false when refused or failed (counted, logged). */
+  #append(e: AnyEvent): Promise<boolean> {
     let r;
     try {
       r = this.#d.outbox.append(e, JSON.stringify(e));
     } catch (err) {
       this.stats.notQueued++;
       this.#log.error({ err, eventId: e.id }, 'event not queued for the relay');
-      if (terminal) this.#handoff.record(e.id, Promise.resolve(false));
-      return;
+      return Promise.resolve(false);
     }
     if (!r.accepted) {
       this.stats.notQueued++;
-      if (terminal) this.#handoff.record(e.id, Promise.resolve(false));
-      return;
+      return Promise.resolve(false);
     }
-    const onDisk = r.committed.then(
+    return r.committed.then(
       () => true,
       (err: unknown) => {
         this.#log.error({ err, eventId: e.id }, 'event not persisted in the outbox');
         return false;
       },
     );
-    if (terminal) this.#handoff.record(e.id, onDisk);
   }
 
   #connect(): void {

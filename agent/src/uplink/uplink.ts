@@ -1,7 +1,9 @@
 import path from 'node:path';
 import type { AgentConfig } from '@tu/firmware-config';
 import { TuError, type BusClient, type Clock, type Logger } from '@tu/shared';
+import type { BlobStore } from '../blobs/store.js';
 import { connectObserver, observerClientId, type BusIdentity } from '../bus.js';
+import { createEnricher } from './enrich.js';
 import { Forwarder, type UplinkError, type UplinkState } from './forwarder.js';
 import { Outbox } from './outbox.js';
 import { redactUrl, resolveEndpoint, type RelayEndpoint } from './relay-connection.js';
@@ -49,6 +51,8 @@ export interface UplinkDeps {
   clock: Clock;
   random: () => number;
   logger: Logger;
+  /** The photos' blob store: thumbnails and embeddings the bus only references are put back into events for the relay (enrich.ts). */
+  blobs?: BlobStore;
 }
 
 /**
@@ -95,6 +99,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
       ...(configError ? { configError } : {}),
       reconnect: c.reconnect,
       inflight: c.inflight,
+      ...(deps.blobs ? { enrich: createEnricher({ blobs: deps.blobs, logger: deps.logger }) } : {}),
       clock: deps.clock,
       random: deps.random,
       logger: deps.logger,

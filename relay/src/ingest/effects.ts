@@ -1,5 +1,6 @@
 import { CLOCK_DRIFT_TOLERANCE_MS, EARLIEST_PLAUSIBLE_CAPTURE, type CloudEvent, type DataOf } from '@tu/shared';
 import type { AnalysisRow, EventEffects, LastSeenSource, MachineUpsert, StoredEvent } from '../storage/types.js';
+import { vectorOf } from './unpack.js';
 
 type MachineRecord = NonNullable<DataOf<'analysis.completed'>['results']['metadata']>['record'];
 
@@ -145,7 +146,7 @@ export function effectsOf(event: CloudEvent, gatewayId: string, tenantId: string
           analysisId: d.analysisId,
           machineId: d.machineId ?? null,
           sha256: d.sha256,
-          embedding: d.embedding,
+          embedding: vectorOf(d.embedding),
           label: d.label,
           previousLabel: d.previousLabel,
           kind: d.kind,

@@ -2,6 +2,7 @@ import { decodeInbound, isCommandType, type ErrorCode, type Logger } from '@tu/s
 import type { Registry } from '../registry/registry.js';
 import { RecentIds } from './dedup.js';
 import { effectsOf, storedEvent } from './effects.js';
+import { labelledWithoutVector, unpackEmbeddings } from './unpack.js';
 import { fanoutTopic, toPayload, type Emitter } from './fanout.js';
 import type { Presence } from './presence.js';
 import type { StorageQueue } from './storage-queue.js';
@@ -79,7 +80,14 @@ export class Ingest {
     const d = decodeInbound(topic, payload, { gatewayId, maxPayloadBytes: this.deps.maxPayloadBytes });
     if (!d.ok) return Promise.resolve(this.#reject(gatewayId, d.rejection.code, d.rejection.message));
     if (d.parsed.kind !== 'event') return Promise.resolve(this.#reject(gatewayId, 'COMMAND_REFUSED', `command ${d.parsed.type}`));
-    const e = d.event;
+    let e;
+    try {
+      e = unpackEmbeddings(d.event);
+    } catch (err) {
+      // The schema checked the length; values that are not finite floats are caught here.
+      return Promise.resolve(this.#reject(gatewayId, 'INVALID_DATA', `${d.event.type} ${d.event.id.slice(0, 64)}: ${(err as Error).message}`));
+    }
+    if (labelledWithoutVector(e)) return Promise.resolve(this.#reject(gatewayId, 'EMBEDDING_MISSING', `recognition.labelled ${e.id.slice(0, 64)} came without its embedding (the gateway could not read it)`));
     const seen = this.#recent.get(e.id);
     if (seen) {
       this.stats.duplicates++;

@@ -25,7 +25,11 @@ export const imageRef = z.object({
   bytes: z.number().int().positive(),
   width: z.number().int().positive().optional(),
   height: z.number().int().positive().optional(),
-  /** A small JPEG thumbnail (base64, at most ~16 KB) for dashboards. */
+  /**
+   * A small JPEG thumbnail (base64, at most ~12 KB) for dashboards. Never on the local bus: the
+   * gateway keeps it in the blob store next to the photo and puts it in at the edges, the events
+   * the uplink sends to the relay and the UI's terminal events (docs/messages.md).
+   */
   thumbnail: z.string().max(24_000).optional(),
 });
 export type ImageRef = z.infer<typeof imageRef>;

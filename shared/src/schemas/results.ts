@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { embeddingValue } from '../embedding.js';
 import { gps, machineId, sha256, unit, isoTime } from './common.js';
 
 const label = z.object({ label: z.string().min(1).max(128), score: unit });
@@ -17,7 +18,12 @@ export const recognitionResult = z.object({
   unknownReason: z.string().max(500).optional(),
   topK: z.array(label).max(20),
   imagenetTopK: z.array(label.extend({ index: z.number().int().min(0).max(1000) })).max(20),
-  embedding: z.array(z.number().finite()).min(1).max(4096),
+  /**
+   * The backbone embedding: on the local bus a reference to the float32 file in the blob store
+   * (agent/src/blobs/derived.ts); packed inline once the uplink sends it to the relay
+   * (shared/src/embedding.ts, docs/messages.md).
+   */
+  embedding: embeddingValue,
   model: z.object({
     id: z.string().min(1).max(128),
     version: z.string().min(1).max(64),

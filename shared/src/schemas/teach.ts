@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { TEACH_LABELS } from '../machine-types.js';
+import { embeddingValue } from '../embedding.js';
 import { analysisId, isoTime, machineId, sha256 } from './common.js';
 
 export { MACHINE_TYPES, NEGATIVE_LABEL, TEACH_LABELS, type TeachLabel } from '../machine-types.js';
@@ -26,8 +27,11 @@ export const recognitionLabelled = z.object({
   machineId: machineId.optional(),
   /** sha256 of the photo (its blob-store key). */
   sha256,
-  /** The recognition result's embedding of the photo (the head's input). */
-  embedding: z.array(z.number().finite()).min(1).max(4096),
+  /**
+   * The recognition result's embedding of the photo (the head's input): a reference on the local
+   * bus, packed when it reaches the relay (shared/src/embedding.ts, docs/messages.md).
+   */
+  embedding: embeddingValue,
   /** The label the technician confirmed or chose. */
   label: teachLabel,
   /** The machine type the gateway had recognised (`unknown` when the head abstained). */
@@ -49,7 +53,9 @@ export type RecognitionLabelled = z.infer<typeof recognitionLabelled>;
  * One line of the relay's labelled-examples export (`npm run relay -- examples export`, JSON
  * lines; relay/README.md "Labelled examples"), read back by `npm run train-head --examples` to
  * train one head for a whole fleet: the labelled event without the optional machine id, plus
- * the gateway it came from.
+ * the gateway it came from; the embedding as plain numbers (the relay unpacks what it receives).
  */
-export const labelledExampleLine = recognitionLabelled.omit({ machineId: true }).extend({ gatewayId: z.string().min(1).max(64) });
+export const labelledExampleLine = recognitionLabelled
+  .omit({ machineId: true })
+  .extend({ gatewayId: z.string().min(1).max(64), embedding: z.array(z.number().finite()).min(1).max(4096) });
 export type LabelledExampleLine = z.infer<typeof labelledExampleLine>;

@@ -1,4 +1,5 @@
 import { comparisonResult, serveStep, StepError, type BusClient, type ComparisonResult } from '@tu/shared';
+import { readEmbeddingForStep } from '../../blobs/derived.js';
 import type { BlobStore } from '../../blobs/store.js';
 import type { PhotoHistory } from '../../device/history.js';
 import type { ReferencePhoto } from '../../device/schemas.js';
@@ -31,6 +32,8 @@ export async function startComparisonService(deps: ComparisonServiceDeps): Promi
     const rec = data.previous.recognition;
     if (!rec) throw new StepError('STEP_FAILED', 'comparison needs the recognition result (embedding); run recognition first', false);
     const sha = data.image.sha256;
+    // The result carries a reference; the vector is in the blob store (EMBEDDING_MISSING when it is gone).
+    const embedding = await readEmbeddingForStep(deps.blobs, rec.embedding);
     const key = historyKey(data.machineId, data.registered?.id);
     const forRegistered = !data.machineId || data.machineId === data.registered?.id;
     const refs = forRegistered ? await deps.references() : [];
@@ -42,14 +45,14 @@ export async function startComparisonService(deps: ComparisonServiceDeps): Promi
       hash = undefined; // undecodable: no near-duplicate check (recognition already decoded it, so rare)
     }
     const candidates: Candidate[] = [
-      ...refs.filter((r) => r.embedding.length === rec.embedding.length).map((r) => ({ sha256: r.sha256, embedding: r.embedding, source: 'reference' as const, takenAt: r.addedAt })),
-      ...earlier.filter((h) => h.embedding.length === rec.embedding.length).map((h) => ({ sha256: h.sha256, embedding: h.embedding, source: 'history' as const, takenAt: h.takenAt })),
+      ...refs.filter((r) => r.embedding.length === embedding.length).map((r) => ({ sha256: r.sha256, embedding: r.embedding, source: 'reference' as const, takenAt: r.addedAt })),
+      ...earlier.filter((h) => h.embedding.length === embedding.length).map((h) => ({ sha256: h.sha256, embedding: h.embedding, source: 'history' as const, takenAt: h.takenAt })),
     ];
     const knownHashes = [...refs, ...earlier].flatMap((r) => (r.phash ? [{ sha256: r.sha256, phash: r.phash }] : []));
     let result;
     try {
       result = compare({
-        recognized: { machineType: rec.machineType, confidence: rec.confidence, embedding: rec.embedding },
+        recognized: { machineType: rec.machineType, confidence: rec.confidence, embedding },
         ...(data.registered ? { registered: data.registered } : {}),
         candidates,
         ...(hash ? { phash: hash } : {}),
@@ -66,7 +69,7 @@ export async function startComparisonService(deps: ComparisonServiceDeps): Promi
       result.nearDuplicate = { duplicate: true, sha256: sha, hammingDistance: 0 };
       result.reasons = [...result.reasons, `the same photo (sha256 ${sha.slice(0, 12)}…) was analysed before`].slice(0, 20);
     }
-    deps.history.record({ sha256: sha, ...(hash ? { phash: hash } : {}), embedding: rec.embedding, machineId: key, takenAt: new Date().toISOString(), analysisId: data.analysisId });
+    deps.history.record({ sha256: sha, ...(hash ? { phash: hash } : {}), embedding, machineId: key, takenAt: new Date().toISOString(), analysisId: data.analysisId });
     return comparisonResult.parse(result);
   });
   await deps.bus.markReady();

@@ -1,4 +1,5 @@
 import { recognitionResult, serveStep, StepError, type BusClient, type Logger, type RecognitionResult } from '@tu/shared';
+import { writeEmbedding } from '../../blobs/derived.js';
 import type { BlobStore } from '../../blobs/store.js';
 import { VisionError } from './errors.js';
 import type { Recognizer } from './recognizer.js';
@@ -45,7 +46,11 @@ export async function startVisionService(deps: VisionServiceDeps): Promise<Runni
     const file = deps.blobs.pathOf(cmd.data.image.sha256);
     try {
       const r = await recognizer.recognize(file);
-      return recognitionResult.parse(r);
+      // The vector stays in the blob store beside the photo; the result on the bus carries its reference (docs/messages.md).
+      const embedding = await writeEmbedding(deps.blobs, cmd.data.image.sha256, r.model.id, r.embedding).catch((err: unknown) => {
+        throw new StepError('STORAGE_FAILED', `the embedding could not be stored beside the photo (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); free space in dataDir`, true);
+      });
+      return recognitionResult.parse({ ...r, embedding });
     } catch (err) {
       deps.logger?.warn({ err, analysisId: cmd.data.analysisId }, 'recognition failed');
       const stepErr = visionStepError(err, { path: file, as: `sha256:${cmd.data.image.sha256.slice(0, 12)}` });

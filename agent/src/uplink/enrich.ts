@@ -1,0 +1,59 @@
+import { isEmbeddingRef, pack, type AnyEvent, type EmbeddingValue, type Logger } from '@tu/shared';
+import { readEmbeddingSync, readThumbnailBase64Sync } from '../blobs/derived.js';
+import type { BlobStore } from '../blobs/store.js';
+
+/**
+ * The uplink edge of "refs on the bus, inline at the edges" (docs/messages.md): an event bound
+ * for the relay gets back what the local bus only references, so the relay and its GraphQL
+ * clients see what they always saw:
+ * - the photo's thumbnail in `image.thumbnail` (tu.image.uploaded, analysis.started,
+ *   analysis.completed/failed: the relay keeps the latest one per machine);
+ * - every embedding reference (recognition.completed's result, analysis.completed/failed's
+ *   results, recognition.labelled) as the packed vector (shared/src/embedding.ts).
+ * Events without either are returned as they are (same object). What cannot be read is left
+ * out (a thumbnail) or left as its reference (an embedding), with a warning: the event still
+ * goes, its other facts matter more than the picture or the vector.
+ *
+ * Synchronous on purpose: the forwarder appends every event to the outbox in the callback that
+ * received it, which keeps the bus's order and the terminal hand-off (handoff.ts) without a
+ * queue; the reads are a thumbnail (≤ 9 KB) and a vector (4 bytes per dimension) beside the photo.
+ */
+export type EventEnricher = (event: AnyEvent) => AnyEvent;
+
+export function createEnricher(deps: { blobs: BlobStore; logger: Logger }): EventEnricher {
+  const log = deps.logger.child({ component: 'uplink-enrich' });
+  const packed = (v: EmbeddingValue, eventId: string): EmbeddingValue => {
+    if (!isEmbeddingRef(v)) return v;
+    try {
+      return pack(readEmbeddingSync(deps.blobs, v));
+    } catch (err) {
+      log.warn({ eventId, err: (err as Error).message }, 'embedding not sent to the relay: its file could not be read; the event goes with the reference');
+      return v;
+    }
+  };
+  return (event) => {
+    const src = event.data as Record<string, unknown>;
+    let data: Record<string, unknown> | undefined;
+    const edit = (): Record<string, unknown> => (data ??= { ...src });
+
+    const image = src['image'] as { sha256?: unknown; thumbnail?: unknown } | undefined;
+    if (image && typeof image.sha256 === 'string' && image.thumbnail === undefined && event.type !== 'recognition.labelled') {
+      const thumbnail = readThumbnailBase64Sync(deps.blobs, image.sha256);
+      if (thumbnail) edit()['image'] = { ...image, thumbnail };
+    }
+    const result = src['result'] as { embedding?: EmbeddingValue } | undefined;
+    if (event.type === 'recognition.completed' && result?.embedding && isEmbeddingRef(result.embedding)) {
+      edit()['result'] = { ...result, embedding: packed(result.embedding, event.id) };
+    }
+    const results = src['results'] as { recognition?: { embedding?: EmbeddingValue } } | undefined;
+    const rec = results?.recognition;
+    if (rec?.embedding && isEmbeddingRef(rec.embedding)) {
+      edit()['results'] = { ...results, recognition: { ...rec, embedding: packed(rec.embedding, event.id) } };
+    }
+    const own = src['embedding'] as EmbeddingValue | undefined;
+    if (event.type === 'recognition.labelled' && own && isEmbeddingRef(own)) {
+      edit()['embedding'] = packed(own, event.id);
+    }
+    return data ? ({ ...event, data } as AnyEvent) : event;
+  };
+}
