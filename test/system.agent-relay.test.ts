@@ -97,7 +97,9 @@ test('photos flow agent → relay → live subscription and storage; relay outag
     await until(() => ids.every((id) => live.some((e) => e.analysisId === id && (e.type === 'analysis.completed' || e.type === 'analysis.failed'))), 60_000, 'live terminal events');
     for (const id of ids) {
       const types = live.filter((e) => e.analysisId === id).map((e) => e.type);
-      assert.equal(types, ['tu.image.uploaded', 'analysis.started', 'recognition.completed', 'comparison.completed', 'metadata.sorted', 'analysis.completed'], `events of ${id}`);
+      // In bus order; metadata runs beside recognition (the default plan), so its place among the step events varies.
+      assert.equal(types.filter((t) => t !== 'metadata.sorted'), ['tu.image.uploaded', 'analysis.started', 'recognition.completed', 'comparison.completed', 'analysis.completed'], `events of ${id}`);
+      assert.ok(types.indexOf('metadata.sorted') > 1 && types.indexOf('metadata.sorted') < 5, `events of ${id}: ${types.join(', ')}`);
     }
     assert.is(other.length, 0, 'another tenant sees nothing of this gateway');
 

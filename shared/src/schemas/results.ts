@@ -29,7 +29,12 @@ export const recognitionResult = z.object({
     version: z.string().min(1).max(64),
     backend: z.enum(['wasm', 'tensorflow', 'cpu', 'onnxruntime']),
     head: z
-      .object({ id: z.string().min(1).max(128), labels: z.array(z.string()).max(200), trainedAt: isoTime })
+      .object({
+        id: z.string().min(1).max(128),
+        /** The head's types; absent from results of newer gateways (the head id names them; the gateway's health lists them). */
+        labels: z.array(z.string()).max(200).optional(),
+        trainedAt: isoTime,
+      })
       .nullable(),
   }),
   timings: z.object({ decodeMs: z.number().nonnegative(), inferenceMs: z.number().nonnegative(), headMs: z.number().nonnegative() }),

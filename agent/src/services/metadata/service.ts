@@ -72,7 +72,11 @@ export async function startMetadataService(deps: MetadataServiceDeps): Promise<{
       });
       return toWireMetadata(r);
     } catch (err) {
-      if (err instanceof MetadataError) throw new StepError(err.code, err.message, false);
+      // Failure reasons travel to the cloud: name the photo by its hash, never by its path on the device.
+      if (err instanceof MetadataError) {
+        const file = deps.blobs.pathOf(data.image.sha256);
+        throw new StepError(err.code, `${err.message.split(file).join('the photo')} (photo sha256:${data.image.sha256.slice(0, 12)})`, false);
+      }
       throw err;
     }
   });

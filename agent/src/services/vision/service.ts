@@ -50,7 +50,9 @@ export async function startVisionService(deps: VisionServiceDeps): Promise<Runni
       const embedding = await writeEmbedding(deps.blobs, cmd.data.image.sha256, r.model.id, r.embedding).catch((err: unknown) => {
         throw new StepError('STORAGE_FAILED', `the embedding could not be stored beside the photo (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); free space in dataDir`, true);
       });
-      return recognitionResult.parse({ ...r, embedding });
+      // The head is named by its id; its label list (GET /api/v1/health) would repeat in every result.
+      const head = r.model.head ? { id: r.model.head.id, trainedAt: r.model.head.trainedAt } : null;
+      return recognitionResult.parse({ ...r, model: { ...r.model, head }, embedding });
     } catch (err) {
       deps.logger?.warn({ err, analysisId: cmd.data.analysisId }, 'recognition failed');
       const stepErr = visionStepError(err, { path: file, as: `sha256:${cmd.data.image.sha256.slice(0, 12)}` });
