@@ -85,8 +85,11 @@ function rawImageParser(limit: number) {
         return done(err);
       }
       if (!Number.isNaN(declared) && received !== declared) return done(new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH());
-      // One copy into a buffer of its own (never a view over a read buffer the socket reuses).
-      done(null, { bytes: Buffer.concat(chunks, received), sha256: hash.digest('hex') });
+      // No preParsing hook replaces the request stream here, so each chunk is a buffer of its own
+      // (Node's HTTP parser copies a body chunk out of the socket's read buffer; inject passes the
+      // caller's payload): a body of one chunk is taken as is, several are joined in one copy.
+      const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
+      done(null, { bytes, sha256: hash.digest('hex') });
     }
     payload.on('data', onData);
     payload.on('end', onEnd);
