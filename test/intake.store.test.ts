@@ -1,10 +1,11 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import sharp from 'sharp';
 import { TuError } from '@tu/shared';
-import { openBlobStore, openDeviceState, openIntakeJournal, openPhotoHistory, sniffImageType, validateImage, makeThumbnail } from '@tu/agent';
+import { openBlobStore, openDeviceState, openIntakeJournal, openPhotoHistory, sha256Sliced, sniffImageType, validateImage, makeThumbnail } from '@tu/agent';
 import { readEmbedding, readThumbnailBase64, writeEmbedding, writeThumbnail } from '@tu/agent/internal/blobs/derived';
 import { newAnalysisId, uploaded } from './support/fixtures.js';
 import { intake, observer, startAllHandlers, startTestAgent, testConfig, tmpDir, until } from './support/harness.js';
@@ -119,6 +120,42 @@ test('photo history: duplicate-safe, bounded per machine, O(1) per record', () =
   h.close();
 });
 
+test('intake journal: adds made together share commits of the writer thread; each resolves once its row is on disk', async () => {
+  const agent = await startTestAgent();
+  const up = await intake(agent);
+  const ids = Array.from({ length: 40 }, () => newAnalysisId());
+  const events = ids.map((id) => up.buildEvent('tu.image.uploaded', uploaded('gw-test', id), { subject: id }));
+  await up.close();
+  await agent.stop();
+  const file = path.join(tmpDir(), 'intake.sqlite');
+  const j = openIntakeJournal(file);
+  const t0 = Date.now();
+  await Promise.all(ids.map((id, i) => j.add({ analysisId: id, event: events[i]!, acceptedAt: t0 + i })));
+  // Another connection sees every row once the adds resolved: they were committed, not queued.
+  const other = openIntakeJournal(file);
+  assert.equal(other.all().map((e) => e.analysisId), ids, 'all rows, oldest first');
+  assert.ok(j.stats.commits < ids.length, `${j.stats.commits} commits for ${ids.length} adds`);
+  assert.is(j.stats.added, ids.length);
+  await j.remove(ids.slice(0, 30));
+  assert.is(other.size(), 10);
+  await j.close();
+  await other.close();
+  const again = openIntakeJournal(file);
+  assert.equal(again.all().map((e) => e.analysisId), ids.slice(30), 'the rest survives a reopen');
+  await again.close();
+});
+
+test('blob store: a hash given by the caller (streamed) and one computed in slices file the photo alike', async () => {
+  const blobs = await openBlobStore(tmpDir());
+  const bytes = Buffer.concat([photoBytes(JPEG), Buffer.alloc(3 * 1024 * 1024, 7)]);
+  const expected = createHash('sha256').update(bytes).digest('hex');
+  assert.is(await sha256Sliced(bytes), expected, 'sliced over several event-loop turns');
+  const a = await blobs.put(bytes);
+  assert.is(a.sha256, expected);
+  const b = await blobs.put(bytes, expected);
+  assert.equal([b.sha256, b.created], [expected, false]);
+});
+
 test('intake journal: an upload accepted before a crash is re-published on start and then cleared', async () => {
   const dataDir = tmpDir();
   // Life 1: build the upload event and journal it, as if killed right after the 202.
@@ -130,8 +167,8 @@ test('intake journal: an upload accepted before a crash is re-published on start
   await up.close();
   await a1.stop();
   const j = openIntakeJournal(path.join(dataDir, 'intake.sqlite'));
-  j.add({ analysisId: data.analysisId, event, acceptedAt: Date.now() });
-  j.close();
+  await j.add({ analysisId: data.analysisId, event, acceptedAt: Date.now() });
+  await j.close();
   // Life 2: the agent re-publishes it; the orchestrator runs it.
   const a2 = await startTestAgent({ config: testConfig({}, dataDir) });
   const obs = await observer(a2);
@@ -142,7 +179,7 @@ test('intake journal: an upload accepted before a crash is re-published on start
     await until(() => a2.intake.pending() === 0, 5000, 'journal cleared');
     const j2 = openIntakeJournal(path.join(dataDir, 'intake.sqlite'));
     assert.is(j2.size(), 0);
-    j2.close();
+    await j2.close();
   } finally {
     for (const h of handlers) await h.close();
     await obs.bus.close();

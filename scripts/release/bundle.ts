@@ -1,6 +1,6 @@
 /**
  * Bundles the agent for a release: one ESM file per entry point (the CLI/agent and its
- * three worker threads) plus shared chunks, all flat in one folder. Worker threads are
+ * worker threads) plus shared chunks, all flat in one folder. Worker threads are
  * started as `new URL('./<name>.js', import.meta.url)` in the sources, so the entry names
  * here must match those file names. Native packages stay external (scripts/release/natives.ts
  * stages them per architecture); everything else, tfjs included, is inside the bundle.
@@ -17,6 +17,7 @@ const ENTRIES = {
   worker: 'agent/src/services/vision/worker.ts',
   'store-worker': 'agent/src/orchestrator/store-worker.ts',
   'outbox-worker': 'agent/src/uplink/outbox-worker.ts',
+  'journal-worker': 'agent/src/intake/journal-worker.ts',
 };
 
 export async function bundleAgent(outdir: string): Promise<Metafile> {

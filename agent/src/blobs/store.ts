@@ -19,8 +19,12 @@ export interface PutResult {
 
 export interface BlobStore {
   readonly root: string;
-  /** Stores bytes durably under their sha256 (idempotent). */
-  put(bytes: Uint8Array): Promise<PutResult>;
+  /**
+   * Stores bytes durably under their sha256 (idempotent). `sha256`: the bytes' hash when the
+   * caller computed it as they arrived (http/read-image.ts hashes a raw body while it streams);
+   * hashed here otherwise.
+   */
+  put(bytes: Uint8Array, sha256?: string): Promise<PutResult>;
   /** Absolute path of a blob (whether or not it exists). */
   pathOf(sha256: string): string;
   has(sha256: string): Promise<boolean>;
@@ -42,6 +46,23 @@ export interface BlobStore {
 }
 
 export const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** Bytes hashed per turn of the event loop (about 1 ms of SHA-256 on the gateway's CPU). */
+const HASH_SLICE = 1 << 20;
+
+/**
+ * sha256 of bytes in slices, yielding to the event loop between them, so a large upload
+ * never holds HTTP and the bus for its whole hash. (WebCrypto's thread-pool digest is no
+ * cheaper here: it copies the bytes on the event loop first, which costs more than hashing.)
+ */
+export async function sha256Sliced(bytes: Uint8Array): Promise<string> {
+  const h = createHash('sha256');
+  for (let at = 0; at < bytes.byteLength; at += HASH_SLICE) {
+    if (at > 0) await new Promise((r) => setImmediate(r));
+    h.update(bytes.subarray(at, at + HASH_SLICE));
+  }
+  return h.digest('hex');
+}
 
 /**
  * Content-addressed blob store: {dataDir}/blobs/ab/cd/<sha256>, and beside each photo the files
@@ -102,8 +123,8 @@ export async function openBlobStore(dataDir: string): Promise<BlobStore> {
     root,
     pathOf,
     has: (sha) => exists(pathOf(sha)),
-    async put(bytes) {
-      const sha = sha256Of(bytes);
+    async put(bytes, known) {
+      const sha = known ?? (await sha256Sliced(bytes));
       const running = writing.get(sha);
       if (running) return { ...(await running), created: false };
       const p = write(sha, bytes);

@@ -46,8 +46,12 @@ export interface IntakeStats {
 
 export interface Intake {
   readonly stats: IntakeStats;
-  /** Validates, stores, journals and publishes one upload. Throws a TuError (catalogue code, its HTTP status) when refused (nothing published). */
-  accept(bytes: Buffer, declaredType: string | undefined, opts: { machineId?: string; fileName?: string; via?: 'api' | 'ui' | 'cli' }): Promise<AcceptedUpload>;
+  /**
+   * Validates, stores, journals and publishes one upload. Throws a TuError (catalogue code, its
+   * HTTP status) when refused (nothing published). `sha256`: the bytes' hash when the HTTP
+   * layer computed it while the body streamed in (http/read-image.ts).
+   */
+  accept(bytes: Buffer, declaredType: string | undefined, opts: { machineId?: string; fileName?: string; via?: 'api' | 'ui' | 'cli'; sha256?: string }): Promise<AcceptedUpload>;
   countRejection(code: string): void;
   /**
    * A place for one upload in the orchestrator's queue, counting the uploads it has not taken
@@ -94,29 +98,39 @@ export function createIntake(deps: IntakeDeps): Intake {
       (err: Error) => log.warn({ err: err.message, analysisId: e.event.subject }, 'could not re-publish a stranded upload; trying again at the next sweep'),
     );
   };
-  const sweep = (): void => {
+  /** The sweep's removal being committed (one at a time; its entries stay in `unacked` until it is). */
+  let removing: Promise<void> | undefined;
+  const sweep = (): Promise<void> => {
     const now = clock.now();
+    const done: string[] = [];
     for (const [id, e] of unacked) {
-      try {
-        if (e.knownSince === undefined) {
-          if (deps.knows(id)) e.knownSince = now;
-          else if (e.publishedAt !== undefined && now - e.publishedAt >= redriveMs) {
-            log.warn({ analysisId: id, sinceMs: now - e.publishedAt }, 're-publishing an upload the orchestrator has not taken');
-            void republish(e);
-          }
-        } else if (now - e.knownSince >= sweepMs && (deps.committed?.() ?? true)) {
-          deps.journal.remove(id);
-          unacked.delete(id);
+      if (e.knownSince === undefined) {
+        if (deps.knows(id)) e.knownSince = now;
+        else if (e.publishedAt !== undefined && now - e.publishedAt >= redriveMs) {
+          log.warn({ analysisId: id, sinceMs: now - e.publishedAt }, 're-publishing an upload the orchestrator has not taken');
+          void republish(e);
         }
-      } catch (err) {
-        // A full or failing disk must not take the agent down: the entry stays, and the next sweep tries again.
-        deps.storage?.report(err, 'intake journal');
-        log.error({ err: (err as Error).message, analysisId: id }, 'intake journal sweep failed; will retry');
-        return;
+      } else if (now - e.knownSince >= sweepMs && (deps.committed?.() ?? true)) {
+        done.push(id);
       }
     }
+    if (removing || !done.length) return removing ?? Promise.resolve();
+    // All acknowledged entries go in one commit of the journal's writer thread.
+    removing = deps.journal.remove(done).then(
+      () => {
+        for (const id of done) unacked.delete(id);
+      },
+      (err: Error) => {
+        // A full or failing disk must not take the agent down: the entries stay, and the next sweep tries again.
+        deps.storage?.report(err, 'intake journal');
+        log.error({ err: err.message, entries: done.length }, 'intake journal sweep failed; will retry');
+      },
+    ).finally(() => {
+      removing = undefined;
+    });
+    return removing;
   };
-  const timer = setInterval(sweep, sweepMs);
+  const timer = setInterval(() => void sweep(), sweepMs);
   timer.unref();
 
   return {
@@ -150,7 +164,7 @@ export function createIntake(deps: IntakeDeps): Intake {
       deps.storage?.assertWritable();
       await deps.quota?.makeRoom(bytes.byteLength);
       const [put, thumbnail] = await Promise.all([
-        deps.blobs.put(bytes).catch((err: unknown) => {
+        deps.blobs.put(bytes, opts.sha256).catch((err: unknown) => {
           deps.storage?.report(err, 'blob store');
           throw err;
         }),
@@ -186,7 +200,7 @@ export function createIntake(deps: IntakeDeps): Intake {
         { subject: analysisId, traceparent: newTraceparent() },
       );
       try {
-        deps.journal.add({ analysisId, event, acceptedAt: clock.now() });
+        await deps.journal.add({ analysisId, event, acceptedAt: clock.now() });
       } catch (err) {
         // Not journalled, not durable: never answered 202 (the blob alone is harmless, stored once).
         if (deps.storage?.report(err, 'intake journal')) {
@@ -218,7 +232,8 @@ export function createIntake(deps: IntakeDeps): Intake {
       }),
     async stop() {
       clearInterval(timer);
-      sweep();
+      await removing;
+      await sweep();
     },
   };
 }

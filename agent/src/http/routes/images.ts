@@ -38,8 +38,13 @@ export function imagesRoute(app: FastifyInstance, deps: AppDeps): void {
     onRequestAbort: release,
     handler: async (req, reply) => {
       const q = parseQuery(query, req.query);
-      const { bytes, declaredType, fileName } = await readImage(req);
-      const accepted = await deps.intake.accept(bytes, declaredType, { ...(q.machineId ? { machineId: q.machineId } : {}), ...(fileName ? { fileName } : {}), via: 'api' });
+      const { bytes, declaredType, fileName, sha256 } = await readImage(req);
+      const accepted = await deps.intake.accept(bytes, declaredType, {
+        ...(q.machineId ? { machineId: q.machineId } : {}),
+        ...(fileName ? { fileName } : {}),
+        ...(sha256 ? { sha256 } : {}),
+        via: 'api',
+      });
       return reply
         .status(202)
         .header('location', `/api/v1/analyses/${accepted.analysisId}`)
