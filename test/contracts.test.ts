@@ -122,7 +122,9 @@ test('embeddings: a reference on the bus, packed float32 to the relay; the packe
   const ref = { ref: { sha256: 'a'.repeat(64), model: 'mobilenet_v2_100_224_quant' }, dim: 1280, dtype: 'float32' };
   assert.ok(embeddingValue.safeParse(ref).success);
   assert.ok(embeddingValue.safeParse(p).success);
-  assert.not.ok(embeddingValue.safeParse(vector).success, 'numbers travel packed, never as a JSON array');
+  assert.ok(embeddingValue.safeParse(vector).success, 'plain numbers from gateways older than packing are still taken');
+  assert.not.ok(embeddingValue.safeParse([1, Number.NaN]).success, 'but only finite ones');
+  assert.not.ok(embeddingValue.safeParse([]).success, 'and at least one');
   assert.not.ok(embeddingValue.safeParse({ ...ref, extra: 1 }).success);
 });
 

@@ -41,7 +41,9 @@ test('labels from gateways become per-type accuracy over the tenant’s gateways
   // The gateway re-sends the same correction (same event id, then even a new one): counted once.
   assert.is(await publishEvent(ctx.gw['acme-2']!, 'acme-2', away), 'ok');
   assert.is(await publishEvent(ctx.gw['acme-2']!, 'acme-2', { ...away, id: 'resent-under-a-new-event-id' }), 'ok');
-  await send('globex-1', { label: 'crane', previousLabel: 'forklift', kind: 'correction' });
+  // A gateway older than packed embeddings sends the numbers as JSON: still taken.
+  const oldVector = Array.from({ length: 256 }, (_, i) => Math.round(Math.sin(i) * 1000) / 8000);
+  await send('globex-1', { label: 'crane', previousLabel: 'forklift', kind: 'correction', embedding: oldVector });
   // Invalid label: refused by the relay's validation (nothing stored).
   const bad = envelope('acme-1', 'recognition.labelled', { ...labelled(), label: 'spaceship' as 'crane' });
   await publishEvent(ctx.gw['acme-1']!, 'acme-1', bad);
@@ -74,6 +76,7 @@ test('labels from gateways become per-type accuracy over the tenant’s gateways
   assert.equal(nodes[1]!.embedding, labelVector(), 'sent packed (float32), served as the numbers');
   const gx = await gql<Ex>(ctx.relay, ctx.tokens.globex, q);
   assert.equal(gx.data?.labelledExamples.nodes.map((n) => n.gatewayId), ['globex-1']);
+  assert.equal(gx.data?.labelledExamples.nodes[0]!.embedding, oldVector, 'numbers from an older gateway, stored as sent');
 });
 
 test('CLI: `examples export --tenant` writes the tenant’s labelled examples as JSON lines', async (ctx) => {

@@ -39,11 +39,21 @@ export const packedEmbedding = z
   .refine((p) => base64Bytes(p.base64) === p.dim * 4, { message: 'base64 must decode to dim × 4 bytes (float32)', path: ['base64'] });
 export type PackedEmbedding = z.infer<typeof packedEmbedding>;
 
-/** The embedding field of a recognition result or a labelled example: a reference (local bus) or the packed vector (to the relay). */
-export const embeddingValue = z.union([embeddingRef, packedEmbedding]);
+/**
+ * The vector as JSON numbers, as gateways older than references and packing sent it. Still
+ * accepted, so a relay keeps taking an un-updated gateway's results and labelled examples; no
+ * current producer writes it.
+ */
+export const embeddingNumbers = z.array(z.number().finite()).min(1).max(EMBEDDING_MAX_DIM);
+
+/**
+ * The embedding field of a recognition result or a labelled example: a reference (local bus),
+ * the packed vector (to the relay), or plain numbers (from older gateways).
+ */
+export const embeddingValue = z.union([embeddingRef, packedEmbedding, embeddingNumbers]);
 export type EmbeddingValue = z.infer<typeof embeddingValue>;
 
-export const isEmbeddingRef = (v: EmbeddingValue): v is EmbeddingRef => 'ref' in v;
+export const isEmbeddingRef = (v: EmbeddingValue): v is EmbeddingRef => !Array.isArray(v) && 'ref' in v;
 
 /** float32 little-endian bytes of a vector (the blob-store file format and the packed payload). */
 export function embeddingBytes(vector: ArrayLike<number>): Buffer {

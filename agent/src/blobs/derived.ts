@@ -47,12 +47,14 @@ export async function writeEmbedding(blobs: BlobStore, sha256: string, model: st
  * with what happened and what to do.
  */
 export async function readEmbedding(blobs: BlobStore, value: EmbeddingValue): Promise<number[]> {
+  if (Array.isArray(value)) return value;
   if (!isEmbeddingRef(value)) return unpack(value);
   return checked(value, await blobs.readDerived(value.ref.sha256, embeddingFile(value.ref.model)).catch((err: unknown) => unreadable(value, err)));
 }
 
 /** readEmbedding, blocking (the uplink's in-order append: uplink/enrich.ts). */
 export function readEmbeddingSync(blobs: BlobStore, value: EmbeddingValue): number[] {
+  if (Array.isArray(value)) return value;
   if (!isEmbeddingRef(value)) return unpack(value);
   let bytes: Buffer | undefined;
   try {
