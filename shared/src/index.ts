@@ -5,6 +5,7 @@ export * from './errors.js';
 export * from './ids.js';
 export * from './logger.js';
 export * from './topics.js';
+export * from './gateway-contract.js';
 export * from './schemas/common.js';
 export * from './schemas/results.js';
 export * from './schemas/messages.js';
