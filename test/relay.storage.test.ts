@@ -365,6 +365,14 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     }
   });
 
+  test('a NUL character inside event data is stored (jsonb on PostgreSQL refuses it: replaced there)', async (ctx) => {
+    const e = analysisFlow('gw-a')[0]!;
+    const ev = { ...storedEvent(e as unknown as CloudEvent, 'gw-a', 't1', new Date().toISOString()), data: { note: 'a\u0000b' } };
+    assert.equal(await ctx.storage.recordEvents([{ event: ev, effects: {} }]), ['stored']);
+    const [got] = (await ctx.storage.listEvents({ tenantId: 't1', gatewayId: 'gw-a', limit: 1 })).filter((x) => x.id === ev.id);
+    assert.equal(got?.data, { note: ctx.storage.kind === 'postgres' ? 'a\ufffdb' : 'a\u0000b' });
+  });
+
   test('retention: old events are deleted in small batches on the injected clock; recent ones and the dashboard rows stay', async (ctx) => {
     const { EventRetention } = await import('@tu/relay/internal/storage/retention');
     const { SqlStorage } = await import('@tu/relay/internal/storage/sql-storage');

@@ -237,7 +237,7 @@ export class SqlStorage implements Storage {
         const rows = await t.all<{ id: string }>(
           `INSERT INTO events (id, tenant_id, gateway_id, type, subject, time, received_at, data) VALUES ${part.map(() => `(?, ?, ?, ?, ?, ?, ?, ${J})`).join(', ')}
            ON CONFLICT (id) DO NOTHING RETURNING id`,
-          part.flatMap(({ event: e }) => [e.id, e.tenantId, e.gatewayId, e.type, e.subject, e.time, e.receivedAt, JSON.stringify(e.data)]),
+          part.flatMap(({ event: e }) => [e.id, e.tenantId, e.gatewayId, e.type, e.subject, e.time, e.receivedAt, this.#jsonText(eventDataToStore(e.data))]),
         );
         for (const r of rows) inserted.add(r.id);
       }
@@ -278,6 +278,17 @@ export class SqlStorage implements Storage {
   /** A JSON value's placeholder: jsonb on PostgreSQL (migration 007), text on SQLite. */
   get #json(): string {
     return this.db.kind === 'postgres' ? '?::jsonb' : '?';
+  }
+
+  /**
+   * JSON text for a JSON column (null stays NULL). jsonb refuses a NUL character inside a string,
+   * which a JSON text column took: on PostgreSQL it becomes U+FFFD, so one such event cannot
+   * fail its whole batch over and over (the storage queue retries a failed batch).
+   */
+  #jsonText(v: unknown): string | null {
+    if (v === undefined || v === null) return null;
+    if (this.db.kind !== 'postgres') return JSON.stringify(v);
+    return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'string' && x.includes('\u0000') ? x.replaceAll('\u0000', '\ufffd') : x));
   }
 
   /** Rows per statement for `cols` parameters a row: under both engines' parameter limits (PostgreSQL 65535; SQLite 32766). */
@@ -341,7 +352,7 @@ export class SqlStorage implements Storage {
       rows.flatMap((a) => {
         const { results, embedding } = splitEmbedding(a.results);
         if (embedding && mode === 'upsert') embeddings.push({ tenantId: a.tenantId, id: a.id, embedding });
-        return [a.id, a.tenantId, a.gatewayId, a.machineId, a.status, json(a.steps), json(results), json(a.failure), a.startedAt, a.endedAt, a.sortTime];
+        return [a.id, a.tenantId, a.gatewayId, a.machineId, a.status, this.#jsonText(a.steps), this.#jsonText(results), this.#jsonText(a.failure), a.startedAt, a.endedAt, a.sortTime];
       }),
     );
   }
@@ -519,6 +530,26 @@ function rounds<T>(xs: T[], key: (x: T) => string): T[][] {
     (out[n] ??= []).push(x);
   }
   return out;
+}
+
+/**
+ * An event as the events table keeps it: without the photo embedding of a recognition result
+ * (`results.recognition.embedding` of analysis.completed, `result.embedding` of
+ * analysis.recognition.completed). The dashboard's feed reads these rows and never shows it, it
+ * was most of each row's bytes, and analysis_embeddings keeps it once (from analysis.completed).
+ */
+function eventDataToStore(data: unknown): unknown {
+  const d = data as { results?: unknown; result?: { embedding?: unknown } } | null;
+  if (!d || typeof d !== 'object') return data;
+  if (d.results) {
+    const { results } = splitEmbedding(d.results);
+    return results === d.results ? data : { ...d, results };
+  }
+  if (d.result && typeof d.result === 'object' && Array.isArray(d.result.embedding)) {
+    const { embedding: _dropped, ...result } = d.result;
+    return { ...d, result };
+  }
+  return data;
 }
 
 /** results.recognition.embedding is stored apart (analysis_embeddings); the row keeps the rest of the results. */
