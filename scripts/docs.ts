@@ -1,6 +1,7 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { buildConfigJsonSchema } from '@tu/firmware-config';
-import { buildAsyncApi, buildJsonSchemas, ERROR_CODES } from '@tu/shared';
+import { buildAsyncApi, buildJsonSchemas, ERROR_CODES, gatewayContractMarkdown } from '@tu/shared';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -12,7 +13,18 @@ export function generatedDocs(): Map<string, string> {
   for (const [type, schema] of Object.entries(buildJsonSchemas())) out.set(`docs/schemas/${type}.json`, j(schema));
   out.set('firmware-config/schema/agent-config.schema.json', j(buildConfigJsonSchema()));
   out.set('docs/errors.md', errorCatalogue());
+  out.set('relay/README.md', withSection(fs.readFileSync(path.join(ROOT, 'relay/README.md'), 'utf8'), 'gateway-contract', gatewayContractMarkdown()));
   return out;
+}
+
+/** A hand-written document with one generated section between `<!-- NAME:begin -->` and `<!-- NAME:end -->`. */
+export function withSection(doc: string, name: string, body: string): string {
+  const begin = `<!-- ${name}:begin -->`;
+  const end = `<!-- ${name}:end -->`;
+  const b = doc.indexOf(begin);
+  const e = doc.indexOf(end);
+  if (b < 0 || e < b) throw new Error(`markers ${begin} … ${end} are missing`);
+  return `${doc.slice(0, b + begin.length)}\n${body}\n${doc.slice(e)}`;
 }
 
 /** The error catalogue (shared/src/errors.ts) for API clients: code, HTTP status, default message. */

@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { MqttClient } from 'mqtt';
+import { connectAsync, type MqttClient } from 'mqtt';
+import { checkGatewayPublish, relaySubscriptions, topicMatches, topics } from '@tu/shared';
 import type { Relay } from '@tu/relay';
 import { until } from './support/harness.js';
 import { startMosquitto } from './support/mosquitto.js';
@@ -59,6 +60,31 @@ test("Mosquitto's ACL drops a gateway's publish under another gateway id; the re
   assert.ok(await ctx.relay.storage.recentEventIds(100).then((ids) => !ids.includes(forged.id)));
   const refused = await connectGateway(ctx.mosq.url, 'gw-m2', 'wrong-password').then(() => false, () => true);
   assert.ok(refused);
+});
+
+test('a real Mosquitto running the generated ACL agrees with the contract, topic by topic', async (ctx) => {
+  const c = await connectGateway(ctx.mosq.url, 'gw-m2', ctx.secrets['gw-m2']!);
+  ctx.gws.push(c);
+  // The relay's own identity observes what the broker lets through (it may read exactly the relay's subscriptions).
+  const seen: string[] = [];
+  const watcher = await connectAsync(ctx.mosq.url, { protocolVersion: 4, clientId: `watch-${process.pid}`, username: 'relay', password: 'relay-password-0123456789', reconnectPeriod: 0 });
+  watcher.on('message', (t, payload) => seen.push(`${t} ${payload.toString()}`));
+  await watcher.subscribeAsync(relaySubscriptions(), { qos: 1 });
+  const candidates = [
+    topics.event('gw-m2', 'analysis.completed'),
+    `${topics.anyEvent('gw-m2').slice(0, -1)}not.a.type`,
+    topics.gatewayStatus('gw-m2'),
+    topics.event('gw-m1', 'analysis.completed'),
+    topics.gatewayStatus('gw-m1'),
+    topics.event('gw-m22', 'analysis.started'),
+  ].filter((t) => relaySubscriptions().some((f) => topicMatches(f, t)));
+  for (const t of candidates) await c.publishAsync(t, `probe-${t}`, { qos: 1 });
+  const marker = topics.event('gw-m2', 'analysis.failed');
+  await c.publishAsync(marker, 'marker', { qos: 1 });
+  await until(() => seen.includes(`${marker} marker`), 5000, 'marker through Mosquitto');
+  const through = candidates.filter((t) => seen.includes(`${t} probe-${t}`));
+  assert.equal(through, candidates.filter((t) => checkGatewayPublish('gw-m2', t, false).ok));
+  await watcher.endAsync();
 });
 
 test.run();

@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { TuError } from '@tu/shared';
+import { ManualClock, silentLogger, TuError } from '@tu/shared';
 import { effectsOf, openStorage, storedEvent, type Storage } from '@tu/relay';
 import { analysisFlow, dropPgSchema, envelope, PG_BASE, pgSchemaName, type Envelope } from './support/relay.js';
 import { labelled, labelVector } from './support/fixtures.js';
-import { tmpDir } from './support/harness.js';
+import { tmpDir, until } from './support/harness.js';
 import type { CloudEvent } from '@tu/shared';
 import type { Db } from '@tu/relay/internal/storage/db';
 import { openPostgres } from '@tu/relay/internal/storage/postgres';
@@ -30,9 +30,9 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     s.recordEvents(evs.map((e) => ({ event: storedEvent(e as unknown as CloudEvent, gw, tenant, new Date().toISOString()), effects: effectsOf(e as unknown as CloudEvent, gw, tenant) })));
 
   test('migrations are applied once and recorded; reopening applies nothing new', async (ctx) => {
-    assert.equal(await ctx.storage.migrations(), [1, 2, 3, 4, 5]);
+    assert.equal(await ctx.storage.migrations(), [1, 2, 3, 4, 5, 6, 7]);
     const again = await openStorage(ctx.url);
-    assert.equal(await again.migrations(), [1, 2, 3, 4, 5]);
+    assert.equal(await again.migrations(), [1, 2, 3, 4, 5, 6, 7]);
     await again.close();
   });
 
@@ -223,7 +223,11 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     assert.ok(all.every((e) => e.tenantId === 't4'));
     const gw = await ctx.storage.listEvents({ tenantId: 't4', gatewayId: 'gw-e', limit: 3 });
     assert.equal(gw.map((e) => e.id), flow.slice(-3).reverse().map((e) => e.id), 'newest first');
-    assert.equal(gw[0]!.data, flow.at(-1)!.data);
+    // Stored as sent, less the photo embedding (kept once, in analysis_embeddings).
+    const sent = structuredClone(flow.at(-1)!.data) as { results: { recognition: { embedding?: number[] } } };
+    assert.ok(sent.results.recognition.embedding);
+    delete sent.results.recognition.embedding;
+    assert.equal(gw[0]!.data, sent);
   });
 
   test('issue 8 finding 9: a machine id is the tenant\'s own; another tenant\'s gateway using it first hides nothing', async (ctx) => {
@@ -265,7 +269,7 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     );
     const s = await SqlStorage.open(old.db);
     try {
-      assert.equal(await s.migrations(), [1, 2, 3, 4, 5]);
+      assert.equal(await s.migrations(), [1, 2, 3, 4, 5, 6, 7]);
       const m = await s.getMachine('told', 'OLD-1');
       assert.equal([m?.name, m?.lastSeen, m?.lastPosition, m?.registeredId, m?.lastSeenSource], ['Old digger', '2024-01-02T03:04:05.000Z', { latitude: 50.1, longitude: 14.4 }, 'OLD-1', null]);
       assert.is((await s.getAnalysis('told', 'an-old-1'))?.machineId, 'OLD-1');
@@ -324,6 +328,125 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     assert.is(await ctx.storage.countEvents(), before);
   });
 
+  test('one batch, several effects on the same rows: applied in event order; a repeated id in the batch is a duplicate', async (ctx) => {
+    const a = analysisFlow('gw-a', { machineId: 'B-1', thumbnail: 'b2xk', brand: 'Old', at: new Date('2025-06-01T00:00:00Z') });
+    const b = analysisFlow('gw-a', { machineId: 'B-1', thumbnail: 'bmV3', brand: 'New', at: new Date('2025-06-02T00:00:00Z') });
+    const c = analysisFlow('gw-a', { machineId: 'B-1', thumbnail: 'bWlk', at: new Date('2025-06-01T12:00:00Z') });
+    const r = await record(ctx.storage, [...a, b[4]!, a[4]!, b[0]!, c[4]!]);
+    assert.equal(r, ['stored', 'stored', 'stored', 'stored', 'stored', 'stored', 'duplicate', 'stored', 'stored']);
+    const m = await ctx.storage.getMachine('t1', 'B-1');
+    assert.equal([m?.latestThumbnail, m?.lastSeen], ['bmV3', '2025-06-02T00:00:00.000Z'], 'the newest photo wins whatever the order in the batch');
+    assert.is((await ctx.storage.getAnalysis('t1', b[0]!.subject))?.status, 'completed', 'a later analysis.started in the same batch does not revert it');
+    assert.is((await ctx.storage.getAnalysis('t1', c[0]!.subject))?.status, 'completed');
+    const many = Array.from({ length: 450 }, (_, i) => analysisFlow('gw-a', { machineId: `BM-${i % 7}` }).at(-1)!);
+    const rr = await record(ctx.storage, many);
+    assert.is(rr.filter((x) => x === 'stored').length, 450, 'a batch over the rows-per-statement limit');
+    assert.is((await ctx.storage.listMachines({ tenantId: 't1', first: 100, search: 'BM-' })).items.length, 7);
+  });
+
+  test('the embedding is stored apart from the analysis row the dashboard reads', async (ctx) => {
+    const flow = analysisFlow('gw-a', { machineId: 'E-1' });
+    await record(ctx.storage, flow);
+    const done = flow.at(-1)!.data as { results: { recognition: { embedding: number[] } } };
+    const a = await ctx.storage.getAnalysis('t1', flow[0]!.subject);
+    const rec = (a?.results as { recognition: Record<string, unknown> }).recognition;
+    assert.is(rec.machineType, 'excavator');
+    assert.not.ok('embedding' in rec, 'not in the dashboard row');
+    assert.equal(await ctx.storage.analysisEmbedding('t1', flow[0]!.subject), done.results.recognition.embedding);
+    assert.is(await ctx.storage.analysisEmbedding('t2', flow[0]!.subject), undefined, 'keyed by tenant');
+    if (ctx.storage.kind === 'postgres') {
+      const db = await openPostgres(ctx.url);
+      try {
+        const cols = await db.all<{ table_name: string; column_name: string; data_type: string }>(
+          "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = current_schema() AND data_type = 'jsonb' ORDER BY table_name, column_name",
+        );
+        assert.equal(cols.map((c) => `${c.table_name}.${c.column_name}`), ['analyses.failure', 'analyses.results', 'analyses.steps', 'events.data']);
+        const [q] = await db.all<{ t: string }>("SELECT results #>> '{recognition,machineType}' AS t FROM analyses WHERE id = ?", [flow[0]!.subject]);
+        assert.is(q?.t, 'excavator', 'results are queryable as jsonb');
+      } finally {
+        await db.close();
+      }
+    }
+  });
+
+  test('a NUL character inside event data is stored (jsonb on PostgreSQL refuses it: replaced there)', async (ctx) => {
+    const e = analysisFlow('gw-a')[0]!;
+    const ev = { ...storedEvent(e as unknown as CloudEvent, 'gw-a', 't1', new Date().toISOString()), data: { note: 'a\u0000b' } };
+    assert.equal(await ctx.storage.recordEvents([{ event: ev, effects: {} }]), ['stored']);
+    const [got] = (await ctx.storage.listEvents({ tenantId: 't1', gatewayId: 'gw-a', limit: 1 })).filter((x) => x.id === ev.id);
+    assert.equal(got?.data, { note: ctx.storage.kind === 'postgres' ? 'a\ufffdb' : 'a\u0000b' });
+  });
+
+  test('retention: old events are deleted in small batches on the injected clock; recent ones and the dashboard rows stay', async (ctx) => {
+    const { EventRetention } = await import('@tu/relay/internal/storage/retention');
+    const { SqlStorage } = await import('@tu/relay/internal/storage/sql-storage');
+    // A store of its own: retention deletes every old event, whoever stored it.
+    const own = await ctx.openOld();
+    const store = await SqlStorage.open(own.db);
+    const now = Date.parse('2030-06-01T00:00:00Z');
+    const day = 24 * 3600_000;
+    const put = (evs: Envelope[], recv: number) =>
+      store.recordEvents(evs.map((e) => ({ event: storedEvent(e as unknown as CloudEvent, 'gw-ret', 'tret', new Date(recv).toISOString()), effects: effectsOf(e as unknown as CloudEvent, 'gw-ret', 'tret') })));
+    const old = analysisFlow('gw-ret', { machineId: 'R-1' });
+    await put(old, now - 100 * day);
+    const recent = analysisFlow('gw-ret', { machineId: 'R-2' });
+    await put(recent, now - 10 * day);
+    const deletes: number[] = [];
+    const storage = { deleteEventsBefore: async (before: string, limit: number) => { const n = await store.deleteEventsBefore(before, limit); deletes.push(n); return n; } };
+    const clock = new ManualClock(now);
+    const r = new EventRetention({ storage, clock, logger: silentLogger() }, { eventsMaxAgeDays: 90, intervalMs: 60_000, batchSize: 2, maxBatchesPerRun: 100 });
+    r.start();
+    assert.equal(deletes, [], 'nothing before the first interval');
+    clock.advance(60_000);
+    await until(() => r.stats.runs === 1, 5000, 'first run');
+    assert.equal(deletes, [2, 2, 1], 'batches of 2 until one comes back short');
+    assert.is(await store.countEvents({ gatewayId: 'gw-ret' }), recent.length);
+    assert.ok(await store.getMachine('tret', 'R-1'), 'machines stay');
+    assert.ok(await store.getAnalysis('tret', old[0]!.subject), 'analyses stay');
+    clock.advance(60_000);
+    await until(() => r.stats.runs === 2, 5000, 'second run');
+    assert.is(r.stats.deleted, old.length);
+    await r.stop();
+    const off = new EventRetention({ storage, clock, logger: silentLogger() }, { eventsMaxAgeDays: 0, intervalMs: 60_000, batchSize: 2, maxBatchesPerRun: 1 });
+    assert.is(await off.runOnce(), 0, '0 days keeps events forever');
+    await store.close();
+    await own.cleanup();
+  });
+
+  test('retention deletes while ingest writes: neither waits for the other to finish', async (ctx) => {
+    const put = (evs: Envelope[], recv: string) =>
+      ctx.storage.recordEvents(evs.map((e) => ({ event: storedEvent(e as unknown as CloudEvent, 'gw-rc', 'trc', recv), effects: effectsOf(e as unknown as CloudEvent, 'gw-rc', 'trc') })));
+    for (let i = 0; i < 20; i++) await put(analysisFlow('gw-rc', { machineId: `RC-${i}` }), '2001-01-01T00:00:00.000Z');
+    const before = await ctx.storage.countEvents({ gatewayId: 'gw-rc' });
+    const deleting = (async () => {
+      let n = 0;
+      for (let d = 1; d > 0; n += d) d = await ctx.storage.deleteEventsBefore('2002-01-01T00:00:00.000Z', 5);
+      return n;
+    })();
+    const writing = Promise.all(Array.from({ length: 10 }, () => put(analysisFlow('gw-rc'), new Date().toISOString())));
+    const [deleted] = await Promise.all([deleting, writing]);
+    assert.is(deleted, before);
+    assert.is(await ctx.storage.countEvents({ gatewayId: 'gw-rc' }), 10 * analysisFlow('gw-rc').length);
+  });
+
+  test('migration 007 moves embeddings stored inside results out of the analysis row', async (ctx) => {
+    const { loadMigrations, migrate } = await import('@tu/relay/internal/storage/migrate');
+    const { SqlStorage } = await import('@tu/relay/internal/storage/sql-storage');
+    const old = await ctx.openOld();
+    assert.equal(await migrate(old.db, loadMigrations().filter((m) => m.version <= 5)), [1, 2, 3, 4, 5]);
+    await old.db.run(
+      `INSERT INTO analyses (id, tenant_id, gateway_id, machine_id, status, results, sort_time) VALUES ('an-e', 'te', 'gw-e', 'M', 'completed', '{"recognition":{"machineType":"crane","embedding":[0.25,0.5]}}', '2024-01-01T00:00:00.000Z')`,
+    );
+    const s = await SqlStorage.open(old.db);
+    try {
+      assert.equal((await s.getAnalysis('te', 'an-e'))?.results, { recognition: { machineType: 'crane' } });
+      assert.equal(await s.analysisEmbedding('te', 'an-e'), [0.25, 0.5]);
+    } finally {
+      await s.close();
+      await old.cleanup();
+    }
+  });
+
   return test;
 }
 
@@ -342,3 +465,41 @@ storageSuite('PostgreSQL', async () => {
   };
   return { storage: await openStorage(url), url, cleanup: () => dropPgSchema(schema), openOld };
 }).run();
+
+test3Migrators();
+
+/** Three relay instances starting at once on a fresh PostgreSQL schema: each migration is applied once. */
+function test3Migrators(): void {
+  const t = suite('relay storage: three instances migrate a fresh database at once');
+  t('PostgreSQL: the advisory lock serialises them; all see every migration, each applied once', async () => {
+    const schema = pgSchemaName();
+    const url = `${PG_BASE}?schema=${schema}`;
+    try {
+      const opened = await Promise.all([openStorage(url), openStorage(url), openStorage(url)]);
+      const expected = (await opened[0]!.migrations()).length;
+      assert.ok(expected >= 7);
+      for (const s of opened) assert.is((await s.migrations()).length, expected);
+      const db = await openPostgres(url);
+      const rows = await db.all<{ n: number | string }>('SELECT count(*) AS n FROM schema_migrations');
+      assert.is(Number(rows[0]!.n), expected);
+      await db.close();
+      for (const s of opened) await s.close();
+    } finally {
+      await dropPgSchema(schema);
+    }
+  });
+  // SQLite is the single-machine store: several relay processes on one file are not a deployment
+  // (and three connections in one process would block its event loop on each other's locks).
+  t('SQLite: the dashboard queries use the indexes of migration 006', async () => {
+    const file = path.join(tmpDir('tu-relay-plan-'), 'relay.sqlite');
+    const s = await openStorage(`sqlite:${file}`);
+    await s.close();
+    const db = openSqlite(file);
+    const plan = async (sql: string) => (await db.all<{ detail: string }>(`EXPLAIN QUERY PLAN ${sql}`, [])).map((r) => r.detail).join(' | ');
+    assert.match(await plan("SELECT * FROM events WHERE tenant_id = 't' AND gateway_id = 'g' ORDER BY received_at DESC, time DESC, id DESC LIMIT 50"), /events_tenant_gateway_received/);
+    assert.match(await plan("SELECT * FROM analyses WHERE tenant_id = 't' AND status = 'failed' ORDER BY sort_time DESC, id DESC LIMIT 50"), /analyses_tenant_status_sort/);
+    assert.match(await plan("SELECT * FROM analyses WHERE tenant_id = 't' AND gateway_id = 'g' ORDER BY sort_time DESC, id DESC LIMIT 50"), /analyses_tenant_gateway_sort/);
+    await db.close();
+  });
+  t.run();
+}

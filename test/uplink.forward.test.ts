@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connectAsync } from 'mqtt';
-import { ManualClock, packedEmbedding, silentLogger, unpack, type AnyEvent, type PackedEmbedding, type RecognitionResult } from '@tu/shared';
+import { gatewayTopics, ManualClock, packedEmbedding, silentLogger, topics, unpack, type AnyEvent, type EventType, type PackedEmbedding, type RecognitionResult } from '@tu/shared';
 import { writeEmbedding } from '@tu/agent/internal/blobs/derived';
 import type { Agent, UplinkHealth } from '@tu/agent';
 import { recognitionResult, uploaded } from './support/fixtures.js';
@@ -102,7 +102,7 @@ test('events flow to the relay in order; commands and sys messages never leave',
     await until(() => relay.received.firstSeen.length >= expected.length, 5000, 'relay to receive every event');
     assert.equal(relay.received.firstSeen, expected, 'same events, same order as on the local bus');
     assert.is(relay.received.duplicates, 0);
-    assert.ok(relay.received.all.every((r) => r.topic === `tu/${GW}/evt/${r.type}` && !FORBIDDEN.test(r.topic)));
+    assert.ok(relay.received.all.every((r) => r.topic === topics.event(GW, r.type as EventType) && !FORBIDDEN.test(r.topic)));
     assert.ok(local.events.some((e) => e.type === 'analysis.completed'));
     assert.is(relay.received.refusedPublishes, 0, 'no publish outside the contract');
     assert.equal(relay.received.status, [JSON.stringify({ status: 'online' })]);
@@ -263,13 +263,13 @@ test('through the system Mosquitto (anonymous on 127.0.0.1:1883)', async () => {
     const expected = local.events.map((e) => e.id);
     await until(() => got.filter((g) => g.id).length >= expected.length, 5000, 'events through Mosquitto');
     assert.equal(got.filter((g) => g.id).map((g) => g.id), expected);
-    assert.ok(got.some((g) => g.topic === `tu/${gw}/sys/status`), 'online status');
+    assert.ok(got.some((g) => g.topic === gatewayTopics.status(gw)), 'online status');
     await bus.close();
     await local.bus.close();
   } finally {
     await agent.stop();
     // Clear the retained status this test left on the shared broker.
-    await sub.publishAsync(`tu/${gw}/sys/status`, '', { retain: true, qos: 1 });
+    await sub.publishAsync(gatewayTopics.status(gw), '', { retain: true, qos: 1 });
     await sub.endAsync();
   }
 });

@@ -12,6 +12,7 @@ import type { AppDeps } from './http/deps.js';
 import { dashboard } from './dashboard.js';
 import { healthRoute } from './http/routes/health.js';
 import { metricsRoute } from './http/routes/metrics.js';
+import { readyRoute } from './http/routes/ready.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -99,6 +100,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return JSON.stringify({ data: null, errors: [{ message: `The answer is larger than ${deps.graphql.maxResponseBytes} bytes; ask for fewer fields or smaller pages.`, extensions: { code } }] });
   });
   healthRoute(app, deps);
+  readyRoute(app, deps);
   metricsRoute(app, deps);
   await app.register(dashboard);
   return app;

@@ -49,6 +49,20 @@ export const relayConfigSchema = z
         /** Events waiting to be written; when full, gateways' acknowledgements wait (back-pressure), fan-out does not. */
         queueMax: z.number().int().min(1).max(1_000_000).default(10_000),
         batchMax: z.number().int().min(1).max(10_000).default(200),
+        /**
+         * Events older than `eventsMaxAgeDays` (by receipt time) are deleted in batches of
+         * `batchSize`, every `intervalMs`, at most `maxBatchesPerRun` batches a run
+         * (relay/src/storage/retention.ts). 0 days keeps events forever. Machines, analyses and
+         * labelled examples are kept.
+         */
+        retention: z
+          .object({
+            eventsMaxAgeDays: z.number().min(0).max(36_500).default(90),
+            intervalMs: z.number().int().min(1000).max(24 * 3600_000).default(10 * 60_000),
+            batchSize: z.number().int().min(1).max(100_000).default(1000),
+            maxBatchesPerRun: z.number().int().min(1).max(1_000_000).default(100),
+          })
+          .prefault({}),
       })
       .prefault({}),
     jwt: z

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import mqemitter from 'mqemitter';
 import mqemitterRedis from 'mqemitter-redis';
-import { createLogger, type Logger } from '@tu/shared';
+import { createLogger, systemClock, type Clock, type Logger } from '@tu/shared';
 import { buildApp } from './app.js';
 import { storageUrl, type RelayConfig } from './config.js';
 import { createVerifier } from './graphql/auth.js';
@@ -16,6 +16,7 @@ import type { Ingress } from './ingress/types.js';
 import { importRegistryFile } from './registry/file.js';
 import { Registry } from './registry/registry.js';
 import { openStorage } from './storage/open.js';
+import { EventRetention } from './storage/retention.js';
 import type { Storage } from './storage/types.js';
 
 export interface Relay {
@@ -29,6 +30,8 @@ export interface Relay {
   deps: AppDeps;
   storage: Storage;
   registry: Registry;
+  /** Deletes events past the retention age (config storage.retention). */
+  retention: EventRetention;
   stop(): Promise<void>;
 }
 
@@ -41,7 +44,7 @@ function createEmitter(config: RelayConfig): Emitter {
 }
 
 /** Starts storage, the ingress, the fan-out and the HTTP/GraphQL server. */
-export async function startRelay(config: RelayConfig, opts: { logger?: Logger; wrapStorage?: StorageWrapper } = {}): Promise<Relay> {
+export async function startRelay(config: RelayConfig, opts: { logger?: Logger; wrapStorage?: StorageWrapper; clock?: Clock } = {}): Promise<Relay> {
   const logger = opts.logger ?? createLogger({ level: config.log.level, name: 'relay' });
   const opened = await openStorage(storageUrl(config));
   const storage = opts.wrapStorage ? opts.wrapStorage(opened) : opened;
@@ -60,6 +63,10 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     cleanup.push(() => new Promise<void>((r) => emitter.close(() => r())));
     const ingest = new Ingest({ registry, queue, emitter, presence, logger: logger.child({ component: 'ingest' }), maxPayloadBytes: config.ingress.maxPayloadBytes, dedupWindow: config.dedupWindow });
     ingest.prime(await storage.recentEventIds(config.dedupWindow));
+    const retention = new EventRetention({ storage, clock: opts.clock ?? systemClock, logger: logger.child({ component: 'retention' }) }, config.storage.retention);
+    retention.start();
+    // Before the queue is flushed and storage closed (cleanup runs front to back).
+    cleanup.unshift(() => retention.stop());
 
     let ingress: Ingress | undefined;
     let mqttOverWebSocket: AppDeps['mqttOverWebSocket'];
@@ -106,6 +113,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
       deps,
       storage,
       registry,
+      retention,
       async stop() {
         if (stopped) return;
         stopped = true;

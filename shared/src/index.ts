@@ -6,6 +6,7 @@ export * from './ids.js';
 export * from './logger.js';
 export * from './topics.js';
 export * from './embedding.js';
+export * from './gateway-contract.js';
 export * from './schemas/common.js';
 export * from './schemas/results.js';
 export * from './schemas/messages.js';

@@ -6,15 +6,23 @@ import { isCommandType, isEventType, type CommandType, type EventType, type Serv
  *   commands:  tu/{gw}/cmd/{type}/{instanceId}          (point-to-point: one instance)
  *   presence:  tu/{gw}/sys/presence/{service}/{instanceId}   (retained; cleared by last will)
  *   dead letters: tu/{gw}/sys/deadletter/{service}
+ *   gateway status at the relay: tu/{gw}/sys/status (retained; shared/src/gateway-contract.ts)
+ * Where `gw` is `+` (or a broker's user placeholder such as Mosquitto's `%u`) these build filters.
  */
 export const topics = {
   event: (gw: string, type: EventType) => `tu/${gw}/evt/${type}`,
   allEvents: (gw: string) => `tu/${gw}/evt/#`,
+  /** One event of any type (one level): the filter a gateway's publish grant names. */
+  anyEvent: (gw: string) => `tu/${gw}/evt/+`,
   command: (gw: string, type: CommandType, instanceId: string) => `tu/${gw}/cmd/${type}/${instanceId}`,
+  /** A command of one type to any instance (the orchestrator's publish grant). */
+  commandToAny: (gw: string, type: CommandType) => `tu/${gw}/cmd/${type}/+`,
   presence: (gw: string, service: ServiceName, instanceId: string) => `tu/${gw}/sys/presence/${service}/${instanceId}`,
   allPresence: (gw: string) => `tu/${gw}/sys/presence/#`,
   deadLetter: (gw: string, service: string) => `tu/${gw}/sys/deadletter/${service}`,
   allDeadLetters: (gw: string) => `tu/${gw}/sys/deadletter/#`,
+  /** The gateway's online/offline status at the relay (retained; last will offline). */
+  gatewayStatus: (gw: string) => `tu/${gw}/sys/status`,
 } as const;
 
 export type ParsedTopic =
@@ -22,6 +30,7 @@ export type ParsedTopic =
   | { kind: 'command'; gatewayId: string; type: CommandType; instanceId: string }
   | { kind: 'presence'; gatewayId: string; service: string; instanceId: string }
   | { kind: 'deadletter'; gatewayId: string; service: string }
+  | { kind: 'status'; gatewayId: string }
   | { kind: 'unknown'; topic: string };
 
 export function parseTopic(topic: string): ParsedTopic {
@@ -32,6 +41,7 @@ export function parseTopic(topic: string): ParsedTopic {
   if (p[2] === 'cmd' && p.length === 5 && isCommandType(p[3]!) && p[4]) return { kind: 'command', gatewayId, type: p[3], instanceId: p[4] };
   if (p[2] === 'sys' && p[3] === 'presence' && p.length === 6 && p[4] && p[5]) return { kind: 'presence', gatewayId, service: p[4], instanceId: p[5] };
   if (p[2] === 'sys' && p[3] === 'deadletter' && p.length === 5 && p[4]) return { kind: 'deadletter', gatewayId, service: p[4] };
+  if (p[2] === 'sys' && p[3] === 'status' && p.length === 4) return { kind: 'status', gatewayId };
   return { kind: 'unknown', topic };
 }
 

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { mosquittoAcl } from '@tu/shared';
 import { tmpDir, until } from './harness.js';
 
 export const freePort = (): Promise<number> =>
@@ -26,8 +27,8 @@ const portOpen = (port: number): Promise<boolean> =>
 
 /**
  * Our own Mosquitto (the "external broker") on a free port: no anonymous access, a password
- * file made by mosquitto_passwd, and an ACL implementing the uplink contract
- * (a gateway writes only tu/{its username}/evt/+ and tu/{its username}/sys/status; the relay reads).
+ * file made by mosquitto_passwd, and the ACL generated from the gateway contract
+ * (shared/src/gateway-contract.ts `mosquittoAcl`: a gateway writes only its own events and status; the relay reads).
  */
 export async function startMosquitto(users: Record<string, string>, relayUser: string): Promise<{ url: string; port: number; stop: () => Promise<void> }> {
   const dir = tmpDir('tu-mosq-');
@@ -35,10 +36,7 @@ export async function startMosquitto(users: Record<string, string>, relayUser: s
   const passwd = path.join(dir, 'passwd');
   fs.writeFileSync(passwd, '');
   for (const [u, p] of Object.entries(users)) execFileSync('mosquitto_passwd', ['-b', passwd, u, p]);
-  fs.writeFileSync(
-    path.join(dir, 'acl'),
-    [`user ${relayUser}`, 'topic read tu/+/evt/#', 'topic read tu/+/sys/status', '', 'pattern write tu/%u/evt/+', 'pattern write tu/%u/sys/status', ''].join('\n'),
-  );
+  fs.writeFileSync(path.join(dir, 'acl'), mosquittoAcl(relayUser));
   fs.writeFileSync(
     path.join(dir, 'mosquitto.conf'),
     [`listener ${port} 127.0.0.1`, 'allow_anonymous false', `password_file ${passwd}`, `acl_file ${path.join(dir, 'acl')}`, 'persistence false', `user ${os.userInfo().username}`, 'log_dest stderr', 'log_type error', ''].join('\n'),

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { checkGatewayPublish } from '@tu/shared';
 
 /**
  * A real MQTT broker (aedes) enforcing the uplink ↔ relay contract, standing in for the
@@ -51,11 +52,10 @@ export class TestRelay {
       },
       authorizePublish: (client, packet, done) => {
         const gw = client ? users.get(client) : undefined;
-        const p = packet.topic.split('/');
-        const own = client !== null && p[0] === 'tu' && p[1] === gw;
-        const evt = own && p.length === 4 && p[2] === 'evt' && packet.qos === 1 && !packet.retain;
-        const status = own && packet.topic === `tu/${gw}/sys/status` && packet.retain;
-        if (!evt && !status) {
+        // The relay's rule (shared/src/gateway-contract.ts), plus what this uplink must do: QoS 1, and its status retained.
+        const check = client !== null && gw !== undefined ? checkGatewayPublish(gw, packet.topic, packet.retain) : undefined;
+        const ok = check?.ok === true && packet.qos === 1 && (check.kind === 'event' || packet.retain);
+        if (!ok) {
           this.received.refusedPublishes++;
           return done(new Error('not allowed'));
         }

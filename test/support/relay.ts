@@ -4,7 +4,7 @@ import mqtt, { MqttClient } from 'mqtt';
 import pg from 'pg';
 import { createClient, type Client as WsClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { catalog, silentLogger, type EventType, type InputOf } from '@tu/shared';
+import { catalog, gatewayStatusPayload, gatewayTopics, silentLogger, topics, type EventType, type InputOf } from '@tu/shared';
 import { issueToken, loadRelayConfig, startRelay, type Relay, type RelayConfig, type StorageWrapper } from '@tu/relay';
 import { comparisonResult, imageRef, metadataResult, newAnalysisId, recognitionResult } from './fixtures.js';
 import { tmpDir, until } from './harness.js';
@@ -156,7 +156,7 @@ export async function connectGateway(url: string, gatewayId: string, secret: str
     password: secret,
     reconnectPeriod: 0,
     connectTimeout: 5000,
-    will: { topic: `tu/${gatewayId}/sys/status`, payload: Buffer.from('{"status":"offline"}'), qos: 1 as const, retain: true },
+    will: { topic: gatewayTopics.status(gatewayId), payload: Buffer.from(gatewayStatusPayload(false)), qos: 1 as const, retain: true },
   };
   const c =
     u.protocol === 'mqtt:'
@@ -169,12 +169,12 @@ export async function connectGateway(url: string, gatewayId: string, secret: str
       reject(err);
     });
   });
-  await c.publishAsync(`tu/${gatewayId}/sys/status`, '{"status":"online"}', { qos: 1, retain: true });
+  await c.publishAsync(gatewayTopics.status(gatewayId), gatewayStatusPayload(true), { qos: 1, retain: true });
   return c;
 }
 
 /** QoS 1 publish of an event: 'ok' on PUBACK, 'refused' when the connection is dropped instead. */
-export function publishEvent(c: MqttClient, gatewayId: string, e: Envelope | { type: string; [k: string]: unknown }, topic = `tu/${gatewayId}/evt/${e.type}`): Promise<'ok' | 'refused'> {
+export function publishEvent(c: MqttClient, gatewayId: string, e: Envelope | { type: string; [k: string]: unknown }, topic = topics.event(gatewayId, e.type as EventType)): Promise<'ok' | 'refused'> {
   return publishRaw(c, topic, JSON.stringify(e));
 }
 

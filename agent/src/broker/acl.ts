@@ -25,7 +25,7 @@ export function aclFor(p: Principal, gatewayId: string, clientId: string): Acl {
     subscribe: [evt, ...commandsHandledBy(p.service).map((t) => topics.command(gatewayId, t, clientId))],
   };
   if (p.role === 'orchestrator') {
-    own.publish.push(...COMMAND_TYPES.map((t) => `tu/${gatewayId}/cmd/${t}/+`));
+    own.publish.push(...COMMAND_TYPES.map((t) => topics.commandToAny(gatewayId, t)));
     own.subscribe.push(topics.allPresence(gatewayId), topics.allDeadLetters(gatewayId));
   }
   return own;

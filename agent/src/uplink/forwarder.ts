@@ -1,5 +1,5 @@
 import type { MqttClient } from 'mqtt';
-import { TuError, type AnyEvent, type BusClient, type Clock, type ErrorCode, type Logger, type TimerHandle } from '@tu/shared';
+import { gatewayStatusPayload, gatewayTopics, TuError, type AnyEvent, type EventType, type BusClient, type Clock, type ErrorCode, type Logger, type TimerHandle } from '@tu/shared';
 import { retryDelay as reconnectDelay, type Backoff as ReconnectPolicy } from '@tu/shared';
 import { TERMINAL_EVENT_TYPES, TerminalHandoff } from './handoff.js';
 import type { EventEnricher } from './enrich.js';
@@ -42,8 +42,8 @@ export interface ForwarderDeps {
   handoffTimeoutMs?: number;
 }
 
-const STATUS_ONLINE = JSON.stringify({ status: 'online' });
-const STATUS_OFFLINE = JSON.stringify({ status: 'offline' });
+const STATUS_ONLINE = gatewayStatusPayload(true);
+const STATUS_OFFLINE = gatewayStatusPayload(false);
 
 /**
  * Local bus → outbox → relay.
@@ -53,6 +53,7 @@ const STATUS_OFFLINE = JSON.stringify({ status: 'offline' });
  *   the row. On disconnect everything unacknowledged is re-sent from the head after
  *   reconnecting (the relay deduplicates by event id).
  * - Reconnect: exponential backoff with jitter on the injected clock.
+ * - Topics and status payloads come from the gateway contract (shared/src/gateway-contract.ts).
  * - Status `tu/{gw}/sys/status`: retained online on connect, retained offline as last will.
  * - Terminal events (analysis.completed / analysis.failed): once one is on disk here,
  *   terminalOnDisk(id) says so, and only then does the orchestrator close its record
@@ -81,7 +82,7 @@ export class Forwarder {
     this.#d = deps;
     this.#handoff = new TerminalHandoff({ clock: deps.clock, timeoutMs: deps.handoffTimeoutMs ?? 30_000, maxUnclaimed: 1024 });
     this.#log = deps.logger.child({ component: 'uplink' });
-    this.#statusTopic = `tu/${deps.gatewayId}/sys/status`;
+    this.#statusTopic = gatewayTopics.status(deps.gatewayId);
     if (deps.configError) this.#setError(deps.configError.code, deps.configError.message);
   }
 
@@ -237,7 +238,8 @@ export class Forwarder {
       this.#cursor = r.seq;
       this.#inflight.add(r.seq);
       this.stats.published++;
-      client.publish(`tu/${this.#d.gatewayId}/evt/${r.type}`, r.payload, { qos: 1 }, (err) => {
+      // The outbox holds only validated events (#onEvent), so its type is an event type.
+      client.publish(gatewayTopics.event(this.#d.gatewayId, r.type as EventType), r.payload, { qos: 1 }, (err) => {
         if (gen !== this.#gen || err) return; // re-sent from the outbox after reconnecting
         this.#inflight.delete(r.seq);
         this.#d.outbox.ack(r.seq);

@@ -1,12 +1,11 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { LoginThrottle, MqttAdmission, systemClock, type AdmissionLimits, type Clock, type Logger, type LoginThrottleLimits } from '@tu/shared';
+import { checkGatewayPublish, LoginThrottle, MqttAdmission, systemClock, type AdmissionLimits, type Clock, type Logger, type LoginThrottleLimits } from '@tu/shared';
 import type { RelayConfig } from '../config.js';
 import type { Ingest } from '../ingest/pipeline.js';
 import type { Presence } from '../ingest/presence.js';
 import type { Registry } from '../registry/registry.js';
-import { checkGatewayPublish } from './rules.js';
 import type { Ingress, IngressStats } from './types.js';
 
 const CLIENT_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -16,8 +15,8 @@ const authError = (message: string, returnCode: 2 | 4 | 5): AuthenticateError =>
 /**
  * The default gateway ingress: an embedded aedes broker (MQTT 3.1.1) on TCP (TCP_NODELAY) and,
  * through `handleStream`, MQTT over WebSocket. Username = gatewayId, password = gateway secret.
- * A gateway may publish only its own events and status and may subscribe to nothing; anything
- * else is refused (publish: the client is disconnected), logged and counted.
+ * A gateway may publish only its own events and status and may subscribe to nothing
+ * (shared/src/gateway-contract.ts); anything else is refused (publish: the client is disconnected), logged and counted.
  * An event's PUBACK is sent once the relay has stored it.
  */
 /** The ingress limits from config (ingress.limits): the packet limit is the payload limit plus room for topic and headers. */

@@ -1,14 +1,13 @@
 import mqtt from 'mqtt';
-import type { Logger } from '@tu/shared';
+import { parseGatewayStatus, parseTopic, relaySubscriptions, type Logger } from '@tu/shared';
 import type { Ingest } from '../ingest/pipeline.js';
 import type { Presence } from '../ingest/presence.js';
-import { parseStatus } from './rules.js';
 import type { Ingress, IngressStats } from './types.js';
 
 /**
  * Ingress through an external MQTT broker (Mosquitto, a cluster...): the broker authenticates
- * gateways and enforces the ACL; the relay subscribes as a privileged client to `tu/+/evt/#` and
- * `tu/+/sys/status` with a persistent session (clean: false), so QoS 1 events wait in the broker
+ * gateways and enforces the ACL generated from shared/src/gateway-contract.ts; the relay subscribes
+ * as a privileged client to the contract's `relaySubscriptions()` with a persistent session (clean: false), so QoS 1 events wait in the broker
  * while the relay is down. The gateway is the topic's; the envelope's source must agree
  * (decodeInbound). An event is acknowledged to the broker once stored.
  */
@@ -48,8 +47,8 @@ export async function startExternalIngress(opts: {
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     const p = topic.split('/');
     const gatewayId = p[1] ?? '';
-    if (p[2] === 'sys' && p[3] === 'status') {
-      const online = parseStatus(payload);
+    if (parseTopic(topic).kind === 'status') {
+      const online = parseGatewayStatus(payload);
       if (online !== undefined) opts.presence.status(gatewayId, online);
       return callback();
     }
@@ -65,7 +64,7 @@ export async function startExternalIngress(opts: {
       resolve();
     });
   });
-  const granted = await client.subscribeAsync({ 'tu/+/evt/#': { qos: 1 }, 'tu/+/sys/status': { qos: 1 } });
+  const granted = await client.subscribeAsync(Object.fromEntries(relaySubscriptions().map((f) => [f, { qos: 1 as const }])));
   if (granted.some((g) => g.qos === 128)) throw new Error(`the external broker refused the relay's subscriptions (check its ACL for user ${opts.username ?? '(anonymous)'})`);
   return {
     stats,

@@ -26,6 +26,14 @@ function wrap(q: { query: pg.Pool['query'] }): Pick<Db, 'all' | 'run' | 'exec'> 
   };
 }
 
+const JSONB_OID = 3802;
+/**
+ * jsonb columns come back as their JSON text, like SQLite's: the storage parses JSON columns
+ * itself (relay/src/storage/sql-storage.ts), the same way on both engines.
+ */
+const jsonbAsText = ((oid: number, format?: 'text' | 'binary') =>
+  oid === JSONB_OID ? (v: string) => v : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser;
+
 /** node-postgres pool; with a schema, it is created if missing and set as every connection's search_path. */
 export async function openPostgres(url: string, opts: { max?: number } = {}): Promise<Db> {
   const { connectionString, schema } = parsePostgresUrl(url);
@@ -34,11 +42,16 @@ export async function openPostgres(url: string, opts: { max?: number } = {}): Pr
     await c.connect();
     try {
       await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    } catch (err) {
+      // Several instances starting at once can race on IF NOT EXISTS: the loser sees a unique
+      // violation (23505) or "schema exists" (42P06), and the schema is there either way.
+      const code = (err as { code?: string }).code;
+      if (code !== '23505' && code !== '42P06') throw err;
     } finally {
       await c.end();
     }
   }
-  const pool = new pg.Pool({ connectionString, max: opts.max ?? 10, ...(schema ? { options: `-c search_path=${schema}` } : {}) });
+  const pool = new pg.Pool({ connectionString, max: opts.max ?? 10, types: { getTypeParser: jsonbAsText }, ...(schema ? { options: `-c search_path=${schema}` } : {}) });
   pool.on('error', () => undefined); // idle client errors surface on the next query
   const base = wrap(pool);
   return {

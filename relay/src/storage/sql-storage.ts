@@ -221,36 +221,92 @@ export class SqlStorage implements Storage {
     await this.db.run('UPDATE gateways SET online = ?, last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen <= ?)', [online ? 1 : 0, at, id, at]);
   }
 
+  /**
+   * One transaction per batch, a few multi-row statements instead of one per row: the events
+   * (ON CONFLICT DO NOTHING RETURNING id says which are new), then the new events' effects.
+   * An upsert's conflict target may appear once per statement, so effects on the same row go in
+   * successive "rounds" (the k-th effect on each row in round k): each row still sees its
+   * effects in event order, as when they were applied one by one.
+   */
   async recordEvents(batch: { event: StoredEvent; effects: EventEffects }[]): Promise<('stored' | 'duplicate')[]> {
+    if (batch.length === 0) return [];
     return this.db.tx(async (t) => {
-      const out: ('stored' | 'duplicate')[] = [];
-      for (const { event: e, effects } of batch) {
-        const n = await t.run(
-          'INSERT INTO events (id, tenant_id, gateway_id, type, subject, time, received_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING',
-          [e.id, e.tenantId, e.gatewayId, e.type, e.subject, e.time, e.receivedAt, JSON.stringify(e.data)],
+      const inserted = new Set<string>();
+      const J = this.#json;
+      for (const part of chunks(batch, this.#rowsPer(8))) {
+        const rows = await t.all<{ id: string }>(
+          `INSERT INTO events (id, tenant_id, gateway_id, type, subject, time, received_at, data) VALUES ${part.map(() => `(?, ?, ?, ?, ?, ?, ?, ${J})`).join(', ')}
+           ON CONFLICT (id) DO NOTHING RETURNING id`,
+          part.flatMap(({ event: e }) => [e.id, e.tenantId, e.gatewayId, e.type, e.subject, e.time, e.receivedAt, this.#jsonText(eventDataToStore(e.data))]),
         );
-        if (n === 0) {
-          out.push('duplicate');
-          continue;
-        }
-        out.push('stored');
-        if (effects.machine) await this.#upsertMachine(t, effects.machine);
-        if (effects.analysis) await this.#putAnalysis(t, effects.analysis.row, effects.analysis.mode);
-        if (effects.labelled) await this.#putExample(t, effects.labelled);
+        for (const r of rows) inserted.add(r.id);
       }
+      // The first occurrence of a new id is the stored one; a repeat within the batch is a duplicate.
+      const out = batch.map(({ event }) => (inserted.delete(event.id) ? 'stored' : 'duplicate') as 'stored' | 'duplicate');
+      const stored = batch.filter((_, i) => out[i] === 'stored').map((b) => b.effects);
+      const machines = stored.flatMap((e) => (e.machine ? [e.machine] : []));
+      for (const round of rounds(machines, (m) => `${m.tenantId}\u0000${m.id}`)) {
+        for (const registration of [true, false]) {
+          const group = round.filter((m) => Boolean(m.registration) === registration);
+          for (const part of chunks(group, this.#rowsPer(18))) if (part.length > 0) await this.#upsertMachines(t, part, registration);
+        }
+      }
+      const analyses = stored.flatMap((e) => (e.analysis ? [e.analysis] : []));
+      const embeddings: { tenantId: string; id: string; embedding: string }[] = [];
+      for (const round of rounds(analyses, (a) => `${a.row.tenantId}\u0000${a.row.id}`)) {
+        for (const mode of ['insert-only', 'upsert'] as const) {
+          const group = round.filter((a) => a.mode === mode).map((a) => a.row);
+          for (const part of chunks(group, this.#rowsPer(11))) if (part.length > 0) await this.#putAnalyses(t, part, mode, embeddings);
+        }
+      }
+      // The last embedding of each analysis (one conflict target per statement).
+      const lastEmbedding = [...new Map(embeddings.map((x) => [`${x.tenantId}\u0000${x.id}`, x])).values()];
+      for (const part of chunks(lastEmbedding, this.#rowsPer(3))) {
+        if (part.length === 0) continue;
+        await t.run(
+          `INSERT INTO analysis_embeddings (tenant_id, analysis_id, embedding) VALUES ${part.map(() => '(?, ?, ?)').join(', ')}
+           ON CONFLICT (tenant_id, analysis_id) DO UPDATE SET embedding = excluded.embedding`,
+          part.flatMap((x) => [x.tenantId, x.id, x.embedding]),
+        );
+      }
+      const examples = stored.flatMap((e) => (e.labelled ? [e.labelled] : []));
+      for (const part of chunks(examples, this.#rowsPer(16))) if (part.length > 0) await this.#putExamples(t, part);
       return out;
     });
   }
 
-  async #upsertMachine(t: Db, m: NonNullable<EventEffects['machine']>): Promise<void> {
+  /** A JSON value's placeholder: jsonb on PostgreSQL (migration 007), text on SQLite. */
+  get #json(): string {
+    return this.db.kind === 'postgres' ? '?::jsonb' : '?';
+  }
+
+  /**
+   * JSON text for a JSON column (null stays NULL). jsonb refuses a NUL character inside a string,
+   * which a JSON text column took: on PostgreSQL it becomes U+FFFD, so one such event cannot
+   * fail its whole batch over and over (the storage queue retries a failed batch).
+   */
+  #jsonText(v: unknown): string | null {
+    if (v === undefined || v === null) return null;
+    if (this.db.kind !== 'postgres') return JSON.stringify(v);
+    return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'string' && x.includes('\u0000') ? x.replaceAll('\u0000', '\ufffd') : x));
+  }
+
+  /** Rows per statement for `cols` parameters a row: under both engines' parameter limits (PostgreSQL 65535; SQLite 32766). */
+  #rowsPer(cols: number): number {
+    return Math.max(1, Math.min(1000, Math.floor(30_000 / cols)));
+  }
+
+  async #upsertMachines(t: Db, ms: NonNullable<EventEffects['machine']>[], registration: boolean): Promise<void> {
     const newer = NEWER();
+    // A newer record that carries a registration replaces the registered columns; otherwise an event only fills in what is missing.
+    const registered = (c: string) => (registration ? `${newer} THEN excluded.${c} ELSE coalesce(excluded.${c}, machines.${c}) END` : `coalesce(excluded.${c}, machines.${c})`);
     await t.run(
       `INSERT INTO machines (id, tenant_id, gateway_id, type, brand, model, serial_number, name, registered_id, last_seen, last_position, latest_thumbnail,
          recognised_type, recognised_confidence, recognised_analysis_id, type_match, last_seen_source, last_seen_note)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       VALUES ${ms.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
        ON CONFLICT (tenant_id, id) DO UPDATE SET
          gateway_id = excluded.gateway_id,
-         ${REGISTERED.map((c) => `${c} = ${newer} AND ? = 1 THEN excluded.${c} ELSE coalesce(excluded.${c}, machines.${c}) END`).join(',\n         ')},
+         ${REGISTERED.map((c) => `${c} = ${registered(c)}`).join(',\n         ')},
          last_position = ${newer} THEN coalesce(excluded.last_position, machines.last_position) ELSE machines.last_position END,
          latest_thumbnail = ${newer} THEN coalesce(excluded.latest_thumbnail, machines.latest_thumbnail) ELSE machines.latest_thumbnail END,
          recognised_type = ${newer} AND excluded.recognised_type IS NOT NULL THEN excluded.recognised_type ELSE machines.recognised_type END,
@@ -260,7 +316,7 @@ export class SqlStorage implements Storage {
          last_seen_source = ${newer} THEN excluded.last_seen_source ELSE machines.last_seen_source END,
          last_seen_note = ${newer} THEN excluded.last_seen_note ELSE machines.last_seen_note END,
          last_seen = ${newer} THEN excluded.last_seen ELSE machines.last_seen END`,
-      [
+      ms.flatMap((m) => [
         m.id,
         m.tenantId,
         m.gatewayId,
@@ -279,31 +335,50 @@ export class SqlStorage implements Storage {
         m.typeMatch === undefined || m.typeMatch === null ? null : m.typeMatch ? 1 : 0,
         m.seenAt ? (m.seenSource ?? null) : null,
         m.seenAt ? (m.seenNote ?? null) : null,
-        ...REGISTERED.map(() => (m.registration ? 1 : 0)),
-      ],
+      ]),
     );
   }
 
-  async #putAnalysis(t: Db, a: AnalysisRow, mode: 'insert-only' | 'upsert'): Promise<void> {
+  async #putAnalyses(t: Db, rows: AnalysisRow[], mode: 'insert-only' | 'upsert', embeddings: { tenantId: string; id: string; embedding: string }[]): Promise<void> {
     const conflict =
       mode === 'insert-only'
         ? 'DO NOTHING'
         : `DO UPDATE SET machine_id = excluded.machine_id, status = excluded.status, steps = excluded.steps, results = excluded.results,
              failure = excluded.failure, started_at = coalesce(excluded.started_at, analyses.started_at), ended_at = excluded.ended_at, sort_time = excluded.sort_time`;
+    const J = this.#json;
     await t.run(
       `INSERT INTO analyses (id, tenant_id, gateway_id, machine_id, status, steps, results, failure, started_at, ended_at, sort_time)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, id) ${conflict}`,
-      [a.id, a.tenantId, a.gatewayId, a.machineId, a.status, json(a.steps), json(a.results), json(a.failure), a.startedAt, a.endedAt, a.sortTime],
+       VALUES ${rows.map(() => `(?, ?, ?, ?, ?, ${J}, ${J}, ${J}, ?, ?, ?)`).join(', ')} ON CONFLICT (tenant_id, id) ${conflict}`,
+      rows.flatMap((a) => {
+        const { results, embedding } = splitEmbedding(a.results);
+        if (embedding && mode === 'upsert') embeddings.push({ tenantId: a.tenantId, id: a.id, embedding });
+        return [a.id, a.tenantId, a.gatewayId, a.machineId, a.status, this.#jsonText(a.steps), this.#jsonText(results), this.#jsonText(a.failure), a.startedAt, a.endedAt, a.sortTime];
+      }),
     );
   }
 
-  async #putExample(t: Db, x: LabelledExampleRow): Promise<void> {
+  async #putExamples(t: Db, xs: LabelledExampleRow[]): Promise<void> {
     // Idempotent by (tenant, correction id): a re-sent label (even under another event id) is stored once.
     await t.run(
       `INSERT INTO labelled_examples (id, tenant_id, gateway_id, analysis_id, machine_id, sha256, embedding, label, previous_label, kind, by_whom, at, model_id, model_version, head_id, received_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, id) DO NOTHING`,
-      [x.id, x.tenantId, x.gatewayId, x.analysisId, x.machineId, x.sha256, JSON.stringify(x.embedding), x.label, x.previousLabel, x.kind, x.by, x.at, x.modelId, x.modelVersion, x.headId, x.receivedAt],
+       VALUES ${xs.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')} ON CONFLICT (tenant_id, id) DO NOTHING`,
+      xs.flatMap((x) => [x.id, x.tenantId, x.gatewayId, x.analysisId, x.machineId, x.sha256, JSON.stringify(x.embedding), x.label, x.previousLabel, x.kind, x.by, x.at, x.modelId, x.modelVersion, x.headId, x.receivedAt]),
     );
+  }
+
+  /** The photo embedding of an analysis's recognition, kept apart from the row the dashboard reads (migration 006). */
+  async analysisEmbedding(tenantId: string, analysisId: string): Promise<number[] | undefined> {
+    const [r] = await this.db.all<{ embedding: string }>('SELECT embedding FROM analysis_embeddings WHERE tenant_id = ? AND analysis_id = ?', [tenantId, analysisId]);
+    return r ? (JSON.parse(r.embedding) as number[]) : undefined;
+  }
+
+  /**
+   * Deletes up to `limit` events received before `before`, oldest first, by primary key: a short
+   * statement that locks only the rows it deletes, so ingest goes on meanwhile
+   * (relay/src/storage/retention.ts calls it in small batches). Returns how many it deleted.
+   */
+  async deleteEventsBefore(before: string, limit: number): Promise<number> {
+    return this.db.run('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? ORDER BY received_at LIMIT ?)', [before, limit]);
   }
 
   async typeAccuracy(f: { tenantId: string; gatewayId?: string | undefined }): Promise<TypeAccuracyRow[]> {
@@ -436,6 +511,53 @@ export class SqlStorage implements Storage {
   close(): Promise<void> {
     return this.db.close();
   }
+}
+
+function chunks<T>(xs: T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
+  return out;
+}
+
+/** Splits items into rounds where each key appears at most once; round k holds the k-th item of each key, in order. */
+function rounds<T>(xs: T[], key: (x: T) => string): T[][] {
+  const seen = new Map<string, number>();
+  const out: T[][] = [];
+  for (const x of xs) {
+    const k = key(x);
+    const n = seen.get(k) ?? 0;
+    seen.set(k, n + 1);
+    (out[n] ??= []).push(x);
+  }
+  return out;
+}
+
+/**
+ * An event as the events table keeps it: without the photo embedding of a recognition result
+ * (`results.recognition.embedding` of analysis.completed, `result.embedding` of
+ * analysis.recognition.completed). The dashboard's feed reads these rows and never shows it, it
+ * was most of each row's bytes, and analysis_embeddings keeps it once (from analysis.completed).
+ */
+function eventDataToStore(data: unknown): unknown {
+  const d = data as { results?: unknown; result?: { embedding?: unknown } } | null;
+  if (!d || typeof d !== 'object') return data;
+  if (d.results) {
+    const { results } = splitEmbedding(d.results);
+    return results === d.results ? data : { ...d, results };
+  }
+  if (d.result && typeof d.result === 'object' && Array.isArray(d.result.embedding)) {
+    const { embedding: _dropped, ...result } = d.result;
+    return { ...d, result };
+  }
+  return data;
+}
+
+/** results.recognition.embedding is stored apart (analysis_embeddings); the row keeps the rest of the results. */
+function splitEmbedding(results: unknown): { results: unknown; embedding?: string } {
+  const r = results as { recognition?: { embedding?: unknown } } | null;
+  if (!r || typeof r !== 'object' || !r.recognition || typeof r.recognition !== 'object' || !Array.isArray(r.recognition.embedding)) return { results };
+  const { embedding, ...recognition } = r.recognition;
+  return { results: { ...r, recognition }, embedding: JSON.stringify(embedding) };
 }
 
 /** Cursor of a row for the page orderings above. */

@@ -11,9 +11,10 @@ import type { Db, SqlValue } from './db.js';
 export function openSqlite(file: string, opts: { synchronous?: 'FULL' | 'NORMAL' } = {}): Db {
   if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const db = new Database(file);
+  // busy_timeout first: switching a fresh file to WAL while another instance migrates it must wait, not fail.
+  db.pragma('busy_timeout = 5000');
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
-  db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
   const stmts = new Map<string, Database.Statement>();
   const prepare = (sql: string): Database.Statement => {

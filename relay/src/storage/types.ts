@@ -234,6 +234,11 @@ export interface Storage {
   getAnalysis(tenantId: string, id: string): Promise<AnalysisRow | undefined>;
   listAnalyses(f: AnalysisFilter): Promise<Page<AnalysisRow>>;
 
+  /** The photo embedding of an analysis's recognition (stored apart from the analysis row the dashboard reads). */
+  analysisEmbedding(tenantId: string, analysisId: string): Promise<number[] | undefined>;
+  /** Deletes up to `limit` of the oldest events received before `before` (ISO time); resolves how many. */
+  deleteEventsBefore(before: string, limit: number): Promise<number>;
+
   /** Per machine type, over the tenant's (or one gateway's) newest label per analysis; sorted by type. */
   typeAccuracy(f: { tenantId: string; gatewayId?: string | undefined }): Promise<TypeAccuracyRow[]>;
   /** The tenant's current labelled examples (newest label per analysis), oldest first (at, id). */

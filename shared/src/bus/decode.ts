@@ -10,7 +10,7 @@ export interface Rejection {
 }
 
 export type Decoded =
-  | { ok: true; parsed: Exclude<ParsedTopic, { kind: 'unknown' | 'presence' | 'deadletter' }>; event: CloudEvent }
+  | { ok: true; parsed: Exclude<ParsedTopic, { kind: 'unknown' | 'presence' | 'deadletter' | 'status' }>; event: CloudEvent }
   | { ok: false; rejection: Rejection };
 
 const reject = (code: ErrorCode, message: string): Decoded => ({ ok: false, rejection: { code, message } });
