@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ManualClock, silentLogger, TuError } from '@tu/shared';
+import { ManualClock, silentLogger, TuError, unpack, type PackedEmbedding } from '@tu/shared';
 import { effectsOf, openStorage, storedEvent, type Storage } from '@tu/relay';
 import { analysisFlow, dropPgSchema, envelope, PG_BASE, pgSchemaName, type Envelope } from './support/relay.js';
 import { labelled, labelVector } from './support/fixtures.js';
@@ -347,12 +347,12 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
   test('the embedding is stored apart from the analysis row the dashboard reads', async (ctx) => {
     const flow = analysisFlow('gw-a', { machineId: 'E-1' });
     await record(ctx.storage, flow);
-    const done = flow.at(-1)!.data as { results: { recognition: { embedding: number[] } } };
+    const done = flow.at(-1)!.data as { results: { recognition: { embedding: PackedEmbedding } } };
     const a = await ctx.storage.getAnalysis('t1', flow[0]!.subject);
     const rec = (a?.results as { recognition: Record<string, unknown> }).recognition;
     assert.is(rec.machineType, 'excavator');
     assert.not.ok('embedding' in rec, 'not in the dashboard row');
-    assert.equal(await ctx.storage.analysisEmbedding('t1', flow[0]!.subject), done.results.recognition.embedding);
+    assert.equal(await ctx.storage.analysisEmbedding('t1', flow[0]!.subject), unpack(done.results.recognition.embedding), 'kept as numbers');
     assert.is(await ctx.storage.analysisEmbedding('t2', flow[0]!.subject), undefined, 'keyed by tenant');
     if (ctx.storage.kind === 'postgres') {
       const db = await openPostgres(ctx.url);

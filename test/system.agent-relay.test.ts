@@ -17,6 +17,7 @@ import type { ChildProcess } from 'node:child_process';
 import { issueToken } from '@tu/relay';
 import { MODEL_DIR, photoBytes } from './support/real.js';
 import { freePort, startProcess, stopProcess } from './support/processes.js';
+import Database from 'better-sqlite3';
 import { tmpDir, until } from './support/harness.js';
 
 const GW = 'gw-system';
@@ -166,8 +167,13 @@ test('photos flow agent → relay → live subscription and storage; relay outag
     ).json()) as { data: { machines: { nodes: { latestThumbnail: string | null }[] }; analysis: { results: { recognition: { embedding: unknown } } } } };
     const thumb = detail.data.machines.nodes[0]?.latestThumbnail;
     assert.ok(thumb && Buffer.from(thumb, 'base64').subarray(0, 2).equals(Buffer.from([0xff, 0xd8])), 'the relay has the latest photo\'s thumbnail (a JPEG)');
-    const vector = detail.data.analysis.results.recognition.embedding;
-    assert.ok(Array.isArray(vector) && vector.length === 1280 && vector.every((v) => typeof v === 'number' && Number.isFinite(v)), `the relay has the embedding's numbers (got ${JSON.stringify(vector).slice(0, 80)})`);
+    assert.is(detail.data.analysis.results.recognition.embedding, undefined, 'the dashboard row holds no embedding');
+    // The embedding arrived packed, was unpacked at ingest and is kept apart (analysis_embeddings).
+    const db = new Database(path.join(dir, 'relay', 'relay.sqlite'), { readonly: true });
+    const row = db.prepare('SELECT embedding FROM analysis_embeddings WHERE analysis_id = ?').get(offline[0]) as { embedding: string } | undefined;
+    db.close();
+    const vector = row ? (JSON.parse(row.embedding) as unknown[]) : undefined;
+    assert.ok(Array.isArray(vector) && vector.length === 1280 && vector.every((v) => typeof v === 'number' && Number.isFinite(v)), `the relay has the embedding's numbers (got ${JSON.stringify(vector)?.slice(0, 80)})`);
     const h2 = (await (await fetch(`http://127.0.0.1:${agentHttp}/api/v1/health`, { headers: auth })).json()) as { uplink: { state: string; queueDepth: number } };
     assert.is(h2.uplink.queueDepth, 0);
     assert.is(h2.uplink.state, 'online');

@@ -1,4 +1,4 @@
-import { TuError } from '@tu/shared';
+import { embeddingValue, isEmbeddingRef, TuError, unpack } from '@tu/shared';
 import { containsPattern, decodeCursor, encodeCursor } from './cursor.js';
 import type { Db, SqlValue } from './db.js';
 import { migrate } from './migrate.js';
@@ -545,7 +545,7 @@ function eventDataToStore(data: unknown): unknown {
     const { results } = splitEmbedding(d.results);
     return results === d.results ? data : { ...d, results };
   }
-  if (d.result && typeof d.result === 'object' && Array.isArray(d.result.embedding)) {
+  if (d.result && typeof d.result === 'object' && d.result.embedding !== undefined) {
     const { embedding: _dropped, ...result } = d.result;
     return { ...d, result };
   }
@@ -555,9 +555,13 @@ function eventDataToStore(data: unknown): unknown {
 /** results.recognition.embedding is stored apart (analysis_embeddings); the row keeps the rest of the results. */
 function splitEmbedding(results: unknown): { results: unknown; embedding?: string } {
   const r = results as { recognition?: { embedding?: unknown } } | null;
-  if (!r || typeof r !== 'object' || !r.recognition || typeof r.recognition !== 'object' || !Array.isArray(r.recognition.embedding)) return { results };
+  if (!r || typeof r !== 'object' || !r.recognition || typeof r.recognition !== 'object' || r.recognition.embedding === undefined) return { results };
   const { embedding, ...recognition } = r.recognition;
-  return { results: { ...r, recognition }, embedding: JSON.stringify(embedding) };
+  // Ingest unpacks packed vectors (relay/src/ingest/unpack.ts); whatever form arrives, the row keeps
+  // none of it and analysis_embeddings keeps the numbers (a gateway's reference has none to keep).
+  const v = embeddingValue.safeParse(embedding);
+  const numbers = !v.success || isEmbeddingRef(v.data) ? undefined : Array.isArray(v.data) ? v.data : unpack(v.data);
+  return { results: { ...r, recognition }, ...(numbers ? { embedding: JSON.stringify(numbers) } : {}) };
 }
 
 /** Cursor of a row for the page orderings above. */
