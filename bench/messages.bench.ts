@@ -4,6 +4,7 @@
  * one; every payload is measured as the broker receives it (bench/message-sizes.ts).
  * docs/messages.md explains what travels as a reference and shows the figures.
  */
+import { recordAim } from './aims.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -73,7 +74,7 @@ export default async function messagesBench(): Promise<void> {
     console.log(`local bus payload sizes, ${ids.length} real photos + 1 label, model ${path.basename(MODEL_DIR)} (bytes as the broker receives them):`);
     console.log(sizeTable(rec.stats(), BEFORE_REFS));
     const biggest = [...rec.largest].sort((a, b) => b[1].bytes - a[1].bytes)[0];
-    if (biggest) console.log(`largest: ${biggest[0]} ${biggest[1].bytes} bytes`);
+    if (biggest) console.log(recordAim({ figure: `largest message on the bus (${biggest[0]})`, value: biggest[1].bytes, unit: 'bytes', aim: 1536, better: 'lower' }));
   } finally {
     rec.stop();
     await agent.stop();
