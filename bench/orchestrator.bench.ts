@@ -12,7 +12,16 @@ import { tmpDir } from '../test/support/harness.js';
 import { fmt, median, quantile, table } from './stats.js';
 import { recordAim } from './aims.js';
 
-const RESULTS = { recognition: recognitionResult(), comparison: comparisonResult(), metadata: metadataResult(), nameplate: nameplateResult() };
+/**
+ * Results as the real services put them on the bus: the recognition result carries a reference
+ * to its embedding (docs/messages.md), not the packed vector the fixture holds for the relay.
+ */
+const RESULTS = {
+  recognition: { ...recognitionResult(), embedding: { ref: { sha256: 'a'.repeat(64), model: 'mobilenet_v2_100_224_quant' }, dim: 1280, dtype: 'float32' as const } },
+  comparison: comparisonResult(),
+  metadata: metadataResult(),
+  nameplate: nameplateResult(),
+};
 
 async function setup(durability: 'full' | 'normal', transport: 'in-process' | 'tcp'): Promise<{ agent: Agent; clients: BusClient[]; intake: BusClient; done: Map<string, (e: AnyEvent) => void>; t: () => Transport }> {
   const config = loadAgentConfig({
