@@ -227,8 +227,8 @@ failures('with no live handler the step waits up to its timeout, then fails with
   ctx.clients.push(obs.bus, up);
   const data = uploaded('gw-test');
   await up.publishEvent('tu.image.uploaded', data, { subject: data.analysisId });
-  await settle();
-  assert.is(ctx.agent.orchestrator.status(data.analysisId)?.steps[0]?.status, 'waiting');
+  // The analysis starts once its arrival is on disk (orchestrator.ts begin), then its steps wait.
+  await until(() => ctx.agent.orchestrator.status(data.analysisId)?.steps[0]?.status === 'waiting', 5000, 'recognition waiting for a handler');
   ctx.clock.advance(1000);
   await obs.waitFor((ev) => terminal(ev, data.analysisId).length === 1);
   const f = terminal(obs.events, data.analysisId)[0]!;

@@ -96,6 +96,8 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
   const timers = new Map<string, TimerHandle>();
   /** Attempts waiting for a live handler, per command type, in arrival order. */
   const waiting = new Map<CommandType, Set<string>>();
+  /** Arrivals being written: an analysis starts once its row is on disk (begin). */
+  const arrivals = new Map<string, Promise<void>>();
   const unsubscribe: (() => Promise<void>)[] = [];
   let running = 0;
   let stopped = false;
@@ -199,7 +201,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       return;
     }
     queue.push(id);
-    persistQuietly(s);
+    arrivals.set(id, persist(s).catch(() => undefined));
     pump();
   }
 
@@ -210,10 +212,25 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     }
   }
 
+  /**
+   * Takes a slot and starts the analysis once its arrival is on disk: `analysis.started` is the
+   * announcement that the analysis is accepted, so it (and every step event after it) must never
+   * precede the row that makes a restart resume the analysis. Otherwise a kill -9 in that window
+   * left consumers with a started analysis that no gateway knew of (test/crash.test.ts).
+   */
   function begin(s: AnalysisState): void {
     running++;
-    stats.started++;
     s.status = 'running';
+    const arrival = arrivals.get(s.analysisId);
+    arrivals.delete(s.analysisId);
+    if (!arrival) return start(s);
+    void arrival.then(() => {
+      if (!stopped && !s.terminal) start(s);
+    });
+  }
+
+  function start(s: AnalysisState): void {
+    stats.started++;
     s.startedAt = clock.now();
     bus
       .publishEvent(
@@ -523,7 +540,10 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       void publishTerminal(s);
       return;
     }
-    if (s.status === 'queued') {
+    // Written after begin() took a slot but before it started (the row is serialised when its batch
+    // is sealed): nothing was announced or sent, so it starts again from the queue.
+    if (s.status === 'queued' || (s.status === 'running' && s.startedAt === undefined)) {
+      s.status = 'queued';
       queue.push(s.analysisId);
       return;
     }
