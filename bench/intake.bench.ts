@@ -13,14 +13,15 @@
  * 20 ms are listed with what the profile saw during them.
  */
 import { recordAim } from './aims.js';
+import { watchAnalyses } from './watch.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { loadAgentConfig } from '@tu/firmware-config';
-import { BusClient, silentLogger, type AnyEvent } from '@tu/shared';
-import { derivePassword, observerUsername, startAgent, type Agent } from '@tu/agent';
+import { silentLogger } from '@tu/shared';
+import { startAgent } from '@tu/agent';
 import { inject } from '../test/support/harness.js';
 import { fmt, median } from './stats.js';
 
@@ -60,23 +61,6 @@ function burstPhotos(): Photo[] {
   return out;
 }
 
-async function watch(agent: Agent): Promise<{ bus: BusClient; ended: Map<string, { event: AnyEvent; at: number }> }> {
-  const user = observerUsername('bench');
-  const bus = await BusClient.connect({
-    gatewayId: agent.config.gatewayId,
-    service: 'svc-analysis-orchestrator',
-    instanceId: user,
-    username: user,
-    password: derivePassword(agent.busIdentity.secret, user),
-    transport: agent.busIdentity.transport,
-    logger: silentLogger(),
-  });
-  const ended = new Map<string, { event: AnyEvent; at: number }>();
-  await bus.onEvents(['analysis.completed', 'analysis.failed'], (e) => {
-    ended.set(e.subject, { event: e, at: performance.now() });
-  });
-  return { bus, ended };
-}
 
 /** Waits on the event loop without polling it (a 1 ms poll would add its own work to what is measured). */
 const waitFor = async (pred: () => boolean, ms: number): Promise<void> => {
@@ -180,7 +164,7 @@ async function burstRun(photos: Photo[], profileFile: string | undefined): Promi
     overrides: { gatewayId: 'gw-bench', dataDir, 'broker.port': 0, 'http.port': 0, 'http.host': '127.0.0.1', 'bus.secret': 'bench-secret-bench-secret-bench-secret-01', 'model.dir': MODEL_DIR, 'log.level': 'silent' },
   });
   const agent = await startAgent(config, { logger: silentLogger() });
-  const { bus, ended } = await watch(agent);
+  const { bus, ended } = await watchAnalyses(agent, { steps: false });
   const post = async (p: Photo): Promise<{ id: string; ms: number }> => {
     const t0 = performance.now();
     const res = await inject(agent, { method: 'POST', url: '/api/v1/images', payload: p.payload, headers: { 'content-type': p.type } });

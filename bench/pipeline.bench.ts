@@ -10,11 +10,12 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { loadAgentConfig } from '@tu/firmware-config';
-import { BusClient, silentLogger, stepOfEvent, type AnyEvent, type StepName } from '@tu/shared';
-import { derivePassword, observerUsername, startAgent, type Agent } from '@tu/agent';
+import { silentLogger, type StepName } from '@tu/shared';
+import { startAgent } from '@tu/agent';
 import { createVisionEngine } from '@tu/agent/internal/services/vision/engine';
 import { inject } from '../test/support/harness.js';
 import { recordAim } from './aims.js';
+import { watchAnalyses } from './watch.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const MODEL_DIR = process.env['MODEL_DIR'] ?? path.resolve(ROOT, '../shared/models/mobilenet_v2_100_224_quant');
@@ -40,33 +41,6 @@ function listPhotos(): { file: string; type: string }[] {
   return out;
 }
 
-/** Handler-measured compute time of each step of an analysis (the step events' durationMs). */
-type StepTimes = Map<string, Map<string, number>>;
-
-async function watch(agent: Agent): Promise<{ bus: BusClient; ended: Map<string, { event: AnyEvent; at: number }>; compute: StepTimes }> {
-  const user = observerUsername('bench');
-  const bus = await BusClient.connect({
-    gatewayId: agent.config.gatewayId,
-    service: 'svc-analysis-orchestrator',
-    instanceId: user,
-    username: user,
-    password: derivePassword(agent.busIdentity.secret, user),
-    transport: agent.busIdentity.transport,
-    logger: silentLogger(),
-  });
-  const ended = new Map<string, { event: AnyEvent; at: number }>();
-  const compute: StepTimes = new Map();
-  await bus.onEvents('all', (e) => {
-    if (e.type === 'analysis.completed' || e.type === 'analysis.failed') ended.set(e.subject, { event: e, at: performance.now() });
-    const step = stepOfEvent(e.type);
-    if (step?.outcome === 'completed') {
-      let m = compute.get(e.subject);
-      if (!m) compute.set(e.subject, (m = new Map()));
-      m.set(step.step, (e.data as { durationMs: number }).durationMs);
-    }
-  });
-  return { bus, ended, compute };
-}
 
 const waitFor = async (pred: () => boolean, ms: number): Promise<void> => {
   const end = Date.now() + ms;
@@ -145,7 +119,7 @@ export default async function pipelineBench(): Promise<void> {
   });
   const rss0 = process.memoryUsage.rss();
   const agent = await startAgent(config, { logger: silentLogger() });
-  const { bus, ended, compute } = await watch(agent);
+  const { bus, ended, compute } = await watchAnalyses(agent);
   const photos = listPhotos();
   const post = async (p: { file: string; type: string }): Promise<{ id: string; t0: number }> => {
     const payload = fs.readFileSync(p.file);
