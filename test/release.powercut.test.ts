@@ -95,8 +95,19 @@ test(`kill -9 during uploads, ${KILLS} times: every 202 ends exactly once and ev
       d.close();
       sqlite++;
     } else if (f.includes(`${path.sep}blobs${path.sep}`) && !path.basename(f).startsWith('.')) {
-      assert.is(createHash('sha256').update(fs.readFileSync(f)).digest('hex'), path.basename(f), `${f} holds the bytes its name promises`);
-      blobs++;
+      const name = path.basename(f);
+      const derived = /^([0-9a-f]{64})\.(.+)$/.exec(name);
+      if (!derived) {
+        assert.is(createHash('sha256').update(fs.readFileSync(f)).digest('hex'), name, `${f} holds the bytes its name promises`);
+        blobs++;
+        continue;
+      }
+      // Files derived from a photo (agent/src/blobs/derived.ts) sit beside it and are whole: written atomically.
+      assert.ok(fs.existsSync(path.join(path.dirname(f), derived[1]!)), `${f} sits beside its photo`);
+      const bytes = fs.readFileSync(f);
+      if (derived[2]!.endsWith('.f32')) assert.ok(bytes.length > 0 && bytes.length % 4 === 0, `${f} holds whole float32 values (${bytes.length} bytes)`);
+      else if (derived[2] === 'thumb.jpg') assert.ok(bytes.subarray(0, 2).equals(Buffer.from([0xff, 0xd8])), `${f} is a JPEG`);
+      else assert.unreachable(`${f}: an unknown file in the blob store`);
     } else if (f.endsWith('.json')) {
       JSON.parse(fs.readFileSync(f, 'utf8'));
     }
