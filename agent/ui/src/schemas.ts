@@ -134,7 +134,9 @@ export type Envelope = z.infer<typeof envelope>;
 
 export const stepOutcome = z.object({ attempt: num, instance: str, durationMs: num });
 export const stepFailedData = z.extend(stepOutcome, { error: failureReason });
-export const startedData = z.object({ steps: z.array(str), queuedMs: num, image: imageRef });
+/** A plan step as analysis.started carries it (shared/src/schemas/messages.ts); absent from older gateways. */
+const planStep = z.object({ step: str, needs: z.array(str), optional: z.boolean() });
+export const startedData = z.object({ steps: z.array(str), plan: opt(z.array(planStep)), queuedMs: num, image: imageRef });
 export const uploadedData = z.object({ image: imageRef, via: opt(str), fileName: opt(str) });
 export const completedData = z.object({ image: imageRef, durationMs: num, steps: z.array(stepSummary), results });
 export const failedData = z.object({ image: opt(imageRef), failedStep: z.nullable(str), reason: failureReason, steps: z.array(stepSummary), results });

@@ -35,15 +35,34 @@ export interface Analysis {
   updatedAt: string;
 }
 
-const STEP_LABEL: Record<string, string> = { recognition: 'Recognition', comparison: 'Comparison', metadata: 'Metadata' };
+const STEP_LABEL: Record<string, string> = { recognition: 'Recognition', comparison: 'Comparison', metadata: 'Metadata', nameplate: 'Nameplate' };
 const STEP_OF: Record<string, string> = {
   'recognition.completed': 'recognition',
   'comparison.completed': 'comparison',
   'metadata.sorted': 'metadata',
+  'nameplate.read': 'nameplate',
+  'nameplate.failed': 'nameplate',
   'recognition.failed': 'recognition',
   'comparison.failed': 'comparison',
   'metadata.failed': 'metadata',
 };
+
+/**
+ * The plan as a technician reads it: steps that start together side by side, then what waits for
+ * them ("Recognition and Metadata (side by side), then Comparison"). Older gateways send no plan:
+ * their steps ran one after another.
+ */
+export function planText(steps: string[], plan?: { step: string; needs: string[]; optional: boolean }[]): string {
+  if (!plan) return steps.map(stepLabel).join(' → ');
+  const level = new Map<string, number>();
+  for (const p of plan) level.set(p.step, Math.max(-1, ...p.needs.map((n) => level.get(n) ?? 0)) + 1);
+  const levels: string[][] = [];
+  for (const p of plan) (levels[level.get(p.step)!] ??= []).push(`${stepLabel(p.step)}${p.optional ? ' (optional)' : ''}`);
+  return levels
+    .filter((l) => l.length > 0)
+    .map((l) => (l.length > 1 ? `${l.slice(0, -1).join(', ')} and ${l.at(-1)!} (side by side)` : l[0]!))
+    .join(', then ');
+}
 export const stepLabel = (s: string | null | undefined): string => (s ? (STEP_LABEL[s] ?? s) : 'before any step');
 export const ms = (n: number): string => (n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(1)} s`);
 /*
@@ -82,7 +101,7 @@ export function applyFrame(prev: Analysis | undefined, raw: unknown): Analysis |
       const d = startedData.safeParse(e.data);
       if (!d.success) return undefined;
       if (a.status === 'stored') a.status = 'running';
-      add('info', `Analysis started${d.data.queuedMs > 50 ? ` after ${ms(d.data.queuedMs)} in the queue` : ''}: ${d.data.steps.map(stepLabel).join(' → ')}`);
+      add('info', `Analysis started${d.data.queuedMs > 50 ? ` after ${ms(d.data.queuedMs)} in the queue` : ''}: ${planText(d.data.steps, d.data.plan)}`);
       break;
     }
     case 'recognition.completed':
