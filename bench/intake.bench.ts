@@ -14,6 +14,7 @@
  */
 import { recordAim } from './aims.js';
 import { watchAnalyses } from './watch.js';
+import { IMAGES_DIR, listPhotos } from './photos.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,8 +28,6 @@ import { fmt, median } from './stats.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const MODEL_DIR = process.env['MODEL_DIR'] ?? path.resolve(ROOT, '../shared/models/mobilenet_v2_100_224_quant');
-const IMAGES_DIR = process.env['TU_TESTDATA_DIR'] ?? path.resolve(ROOT, '../shared/testdata/images');
-const TYPES: Record<string, string> = { '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp' };
 const BURST = 100;
 /** The issue's aim (issue 10): main event-loop delay p99 during a burst of 100 uploads. */
 const AIM_P99_MS = 20;
@@ -42,15 +41,7 @@ interface Photo {
 
 /** 100 real photos (category folders in order, names sorted), read before the burst so the bench's own reads are not measured. */
 function burstPhotos(): Photo[] {
-  const out: Photo[] = [];
-  for (const d of fs.readdirSync(IMAGES_DIR, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-    if (!d.isDirectory() || d.name === 'SOURCES') continue;
-    for (const name of fs.readdirSync(path.join(IMAGES_DIR, d.name)).sort()) {
-      const type = TYPES[path.extname(name).toLowerCase()];
-      const file = path.join(IMAGES_DIR, d.name, name);
-      if (type && out.length < BURST) out.push({ file, type, payload: fs.readFileSync(file) });
-    }
-  }
+  const out: Photo[] = listPhotos().slice(0, BURST).map((p) => ({ ...p, payload: fs.readFileSync(p.file) }));
   if (!out.length) throw new Error(`bench: no photos in ${IMAGES_DIR}`);
   // Fewer real photos than the burst (97 today): the first ones again, with bytes after the
   // image's end so each upload is a new blob (stored, thumbnailed and analysed like the others).
@@ -60,7 +51,6 @@ function burstPhotos(): Photo[] {
   }
   return out;
 }
-
 
 /** Waits on the event loop without polling it (a 1 ms poll would add its own work to what is measured). */
 const waitFor = async (pred: () => boolean, ms: number): Promise<void> => {

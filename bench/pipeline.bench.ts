@@ -16,11 +16,10 @@ import { createVisionEngine } from '@tu/agent/internal/services/vision/engine';
 import { inject } from '../test/support/harness.js';
 import { recordAim } from './aims.js';
 import { watchAnalyses } from './watch.js';
+import { IMAGES_DIR, listPhotos } from './photos.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const MODEL_DIR = process.env['MODEL_DIR'] ?? path.resolve(ROOT, '../shared/models/mobilenet_v2_100_224_quant');
-const IMAGES_DIR = process.env['TU_TESTDATA_DIR'] ?? path.resolve(ROOT, '../shared/testdata/images');
-const TYPES: Record<string, string> = { '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp' };
 
 const q = (xs: number[], p: number): number => {
   if (!xs.length) return NaN;
@@ -28,19 +27,6 @@ const q = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
 };
 const f = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
-
-function listPhotos(): { file: string; type: string }[] {
-  const out: { file: string; type: string }[] = [];
-  for (const d of fs.readdirSync(IMAGES_DIR, { withFileTypes: true })) {
-    if (!d.isDirectory() || d.name === 'SOURCES') continue;
-    for (const name of fs.readdirSync(path.join(IMAGES_DIR, d.name)).sort()) {
-      const type = TYPES[path.extname(name).toLowerCase()];
-      if (type) out.push({ file: path.join(IMAGES_DIR, d.name, name), type });
-    }
-  }
-  return out;
-}
-
 
 const waitFor = async (pred: () => boolean, ms: number): Promise<void> => {
   const end = Date.now() + ms;
