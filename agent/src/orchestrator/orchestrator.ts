@@ -153,7 +153,8 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
   /** The plan entry of a step of this analysis (its own plan; rows from before plans ran in sequence). */
   const entry = (s: AnalysisState, st: StepState): PlanStep => planOf(s).find((p) => p.step === st.name)!;
   const ended = (s: AnalysisState, st: StepState): boolean => st.status === 'completed' || (st.status === 'failed' && entry(s, st).optional);
-  const live_ = (st: StepState): boolean => st.status === 'running' || st.status === 'waiting';
+  /** A step with an attempt sent or waiting to be sent (running, or waiting for a handler or a retry). */
+  const active = (st: StepState): boolean => st.status === 'running' || st.status === 'waiting';
   const stepNamed = (s: AnalysisState, name: StepName | undefined): StepState | undefined => (name ? s.steps.find((st) => st.name === name) : undefined);
 
   /**
@@ -328,7 +329,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       return;
     }
     const st = stepNamed(s, which.step);
-    if (!st || !live_(st)) {
+    if (!st || !active(st)) {
       stats.ignored.lateOrDuplicate++;
       log.info({ analysisId: s.analysisId, type: evt.type, eventId: evt.id }, 'late or duplicate step event ignored');
       return;
@@ -369,7 +370,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     const s = live.get(analysisId);
     const st = s && stepNamed(s, step);
     const a = st?.attempts[st.attempts.length - 1];
-    if (!s || !st || !a || a.commandId !== commandId || !live_(st)) return;
+    if (!s || !st || !a || a.commandId !== commandId || !active(st)) return;
     const now = clock.now();
     const timeoutMs = entry(s, st).timeoutMs;
     dispatcher.release(a.instance);
@@ -434,7 +435,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     for (const set of waiting.values()) set.delete(s.analysisId);
     // Steps still in flight when another failed: their answers are ignored from now on.
     for (const st of s.steps) {
-      if (!live_(st)) continue;
+      if (!active(st)) continue;
       const a = st.attempts[st.attempts.length - 1];
       if (a && a.endedAt === undefined && st.status === 'running') dispatcher.release(a.instance);
     }
@@ -550,7 +551,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     running++;
     log.info({ analysisId: s.analysisId, steps: s.steps.map((st) => `${st.name}:${st.status}`).join(' ') }, 'resuming in-flight analysis');
     for (const st of s.steps) {
-      if (!live_(st)) continue;
+      if (!active(st)) continue;
       const a = st.attempts[st.attempts.length - 1];
       if (!a || st.retryAt !== undefined || a.endedAt !== undefined) {
         setTimer(timerKey(s, st), st.retryAt ?? clock.now(), () => startAttempt(s, st));
