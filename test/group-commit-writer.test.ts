@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { ManualClock, systemClock, type Clock } from '@tu/shared';
 import { GroupCommitWriter, type GroupCommitPolicy } from '@tu/agent/internal/sqlite/group-commit-writer';
 import { openStateDb, type StoreBatch, type StoreRow } from '@tu/agent/internal/orchestrator/store-db';
+import { WriterThread } from '@tu/agent/internal/sqlite/writer-thread';
 import { fillDisk, mountTmpfs, unmount } from './support/disk.js';
 import { tmpDir, until } from './support/harness.js';
 
@@ -37,14 +38,15 @@ interface Harness {
   close(): Promise<void>;
 }
 
-function open(dir: string, clock: Clock = systemClock): Harness {
+function open(dir: string, clock: Clock = systemClock, thread?: WriterThread): Harness {
   const file = path.join(dir, 'state.db');
   openStateDb(file, 'full').close();
   const reader = new Database(file, { readonly: true });
   const h: Omit<Harness, 'writer'> = { committed: [], writeErrors: [], fatal: [], recovered: [], read: () => undefined, close: async () => {} };
   const writer = new GroupCommitWriter({
-    worker: STORE_WORKER,
-    workerData: { file, durability: 'full' },
+    entry: STORE_WORKER,
+    data: { file, durability: 'full' },
+    ...(thread ? { thread } : {}),
     policy: perKey,
     clock,
     writeError: (cause) => Object.assign(new Error(`test store write failed: ${cause.message}`, { cause }), { code: cause.code }),
@@ -130,6 +132,35 @@ test('a failing write rejects its waiters, the pending ones and every later comm
   assert.is(h.read('ok'), 'fine');
   assert.is(h.read('bad'), undefined, 'the transaction was rolled back');
   await h.close();
+});
+
+test('files sharing one writer thread each commit their own rows; a file that cannot open fails alone, with its reason', async () => {
+  const thread = new WriterThread();
+  const [a, b] = [open(tmpDir(), systemClock, thread), open(tmpDir(), systemClock, thread)];
+  // Its folder is a file: the database cannot be opened on the writer thread.
+  const notADir = path.join(tmpDir(), 'not-a-folder');
+  fs.writeFileSync(notADir, '');
+  const broken = new GroupCommitWriter({
+    entry: STORE_WORKER,
+    data: { file: path.join(notADir, 'state.db'), durability: 'full' },
+    thread,
+    policy: perKey,
+    clock: systemClock,
+    writeError: (cause) => Object.assign(new Error(`broken store write failed: ${cause.message}`, { cause }), { code: cause.code }),
+  });
+  await Promise.all([save(a, row('a1', 'in a')), save(b, row('b1', 'in b')), save(a, row('a2', 'in a too'))]);
+  const err = await (broken.pending.set('x', row('x', 'lost')), broken.commit()).then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  assert.ok(err, 'the file that cannot open rejects its writes');
+  assert.match(err.message, /broken store write failed: .*(EEXIST|ENOTDIR)/, 'with the reason it cannot open');
+  assert.equal([a.read('a1'), a.read('a2'), a.read('b1')], ['in a', 'in a too', undefined], 'each file holds only its own rows');
+  assert.is(b.read('b1'), 'in b');
+  await save(b, row('b2', 'after the failure'));
+  assert.is(b.read('b2'), 'after the failure', 'the others keep writing after one file failed');
+  await Promise.all([a.close(), b.close(), broken.close()]);
+  await thread.close();
 });
 
 test('close() writes what is still pending', async () => {

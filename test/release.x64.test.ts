@@ -26,7 +26,7 @@ const FORKLIFT = 'forklift/' + fs.readdirSync(path.join(process.env.TU_TESTDATA_
 
 test('the artifact holds one tu-agent/ folder with runtime, natives for its arch, model, unit and licences, and no dev tooling', () => {
   const app = unpack(artifact(V1));
-  for (const f of ['bin/tu-agent', 'runtime/bin/node', 'lib/main.js', 'lib/worker.js', 'lib/store-worker.js', 'lib/outbox-worker.js', 'lib/journal-worker.js', 'systemd/tu-agent.service', 'release.json', 'LICENSE', 'NOTICE', 'README.md', 'ui/index.html', 'profiles/field-gateway.json']) {
+  for (const f of ['bin/tu-agent', 'runtime/bin/node', 'lib/main.js', 'lib/worker.js', 'lib/store-worker.js', 'lib/outbox-worker.js', 'lib/journal-worker.js', 'lib/writer-thread-worker.js', 'systemd/tu-agent.service', 'release.json', 'LICENSE', 'NOTICE', 'README.md', 'ui/index.html', 'profiles/field-gateway.json']) {
     assert.ok(fs.existsSync(path.join(app, f)), `${f} shipped`);
   }
   const release = JSON.parse(fs.readFileSync(path.join(app, 'release.json'), 'utf8')) as { version: string; arch: string; model: { id: string } };

@@ -20,6 +20,8 @@ import { createIntake, type Intake } from './intake/intake.js';
 import { openIntakeJournal } from './intake/journal.js';
 import { createOrchestrator, type Orchestrator } from './orchestrator/orchestrator.js';
 import { openStateStore, type StateStore } from './orchestrator/store.js';
+import { WriterThread } from './sqlite/writer-thread.js';
+import { dropMqttNumberCache } from './mqtt-number-cache.js';
 import { ANALYSIS_SERVICES, runAnalysisService, startConfiguredRecognizer, type RunningAnalysisService } from './services/run.js';
 import type { Recognizer } from './services/vision/recognizer.js';
 import { EXAMPLES_FILE, openExampleStore } from './teach/examples.js';
@@ -70,6 +72,7 @@ export interface AgentDeps {
  */
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<Agent> {
   const log = deps.logger;
+  dropMqttNumberCache();
   const dataDir = path.resolve(config.dataDir);
   fs.mkdirSync(dataDir, { recursive: true });
   // Before any store opens: migrate older data forward, refuse data from a newer agent.
@@ -104,11 +107,17 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     // Every store tells the guard of failed writes: a full disk refuses new work with 507, never crashes (fs/storage-guard.ts).
     const storage = createStorageGuard({ dataDir, minFreeBytes: config.storage.minFreeBytes, clock: deps.clock ?? systemClock, logger: log });
     closers.push(() => storage.stop());
+    // One thread writes every SQLite file that must not block the event loop (the store, the
+    // journal, the outbox): a thread each would cost ~11 MB apiece (sqlite/writer-thread.ts).
+    // Closed last, after the files on it (closers run in reverse).
+    const writerThread = new WriterThread();
+    closers.push(() => writerThread.close());
     const store = await openStateStore({
       file: path.join(dataDir, 'orchestrator.sqlite'),
       durability: config.orchestrator.durability,
       clock: deps.clock ?? systemClock,
       onWriteError: (err) => void storage.report(err, 'analysis state store'),
+      thread: writerThread,
     });
     closers.push(() => store.close());
     storage.onRecovered(() => store.retryNow());
@@ -133,6 +142,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       random: deps.random ?? Math.random,
       logger: log,
       blobs,
+      writerThread,
     });
     closers.push(() => uplink.stop());
     const outbox = uplink.outbox;
@@ -203,7 +213,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       logger: log,
     });
     // Image intake: journal + its own bus client (producer of tu.image.uploaded).
-    const journal = openIntakeJournal(path.join(dataDir, 'intake.sqlite'));
+    const journal = openIntakeJournal(path.join(dataDir, 'intake.sqlite'), writerThread);
     closers.push(() => journal.close());
     const intakeBus = await connectService(busIdentity, 'intake', { instanceId: 'intake' });
     closers.push(() => intakeBus.close());

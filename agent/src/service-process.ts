@@ -4,6 +4,7 @@ import type { Logger } from '@tu/shared';
 import { openBlobStore } from './blobs/store.js';
 import { resolveBusSecret } from './broker/credentials.js';
 import type { BusIdentity } from './bus.js';
+import { dropMqttNumberCache } from './mqtt-number-cache.js';
 import { openPhotoHistory } from './device/history.js';
 import { openDeviceState } from './device/state.js';
 import { runAnalysisService, type AnalysisServiceName, type RunningAnalysisService } from './services/run.js';
@@ -14,6 +15,7 @@ import { runAnalysisService, type AnalysisServiceName, type RunningAnalysisServi
  * agent's data directory (blob store, device state, photo history).
  */
 export async function startServiceProcess(name: AnalysisServiceName, config: AgentConfig, logger: Logger): Promise<RunningAnalysisService & { close(): Promise<void> }> {
+  dropMqttNumberCache();
   const dataDir = path.resolve(config.dataDir);
   const identity: BusIdentity = {
     gatewayId: config.gatewayId,

@@ -18,6 +18,7 @@ const ENTRIES = {
   'store-worker': 'agent/src/orchestrator/store-worker.ts',
   'outbox-worker': 'agent/src/uplink/outbox-worker.ts',
   'journal-worker': 'agent/src/intake/journal-worker.ts',
+  'writer-thread-worker': 'agent/src/sqlite/writer-thread-worker.ts',
 };
 
 export async function bundleAgent(outdir: string): Promise<Metafile> {

@@ -1,5 +1,6 @@
-import { Worker } from 'node:worker_threads';
 import type { AnyEvent } from '@tu/shared';
+import type { OpenFailed } from '../sqlite/writer-thread-worker.js';
+import { WriterThread } from '../sqlite/writer-thread.js';
 import { openJournalDb, type JournalBatch, type JournalReply } from './journal-db.js';
 
 export interface JournalEntry {
@@ -21,7 +22,7 @@ export interface IntakeJournalStats {
  * Intake journal: uploads answered 202 but not yet known to the orchestrator. One row per
  * upload (insert on accept, delete once acknowledged), synchronous=FULL so a 202 survives
  * power loss. Stays as small as the number of unacknowledged uploads: O(1) per upload.
- * Writes go to a writer thread (journal-worker.ts) in group commits: `add` resolves once its
+ * Writes go to the SQLite writer thread (journal-worker.ts on sqlite/writer-thread.ts) in group commits: `add` resolves once its
  * row is committed and fsynced, and the adds and removes that arrive while one commit runs
  * share the next one, so a burst of uploads neither blocks the event loop nor pays one
  * fsync per photo.
@@ -45,12 +46,15 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
-export function openIntakeJournal(file: string): IntakeJournal {
+/** `thread`: the agent's SQLite writer thread; without it the journal starts (and stops) one of its own. */
+export function openIntakeJournal(file: string, thread?: WriterThread): IntakeJournal {
   // The reader creates the schema before the writer thread opens the file; it serves all() and size().
   const reader = openJournalDb(file);
   const allStmt = reader.prepare<[], { analysis_id: string; event: string; accepted_at: number }>('SELECT analysis_id, event, accepted_at FROM intake_journal ORDER BY accepted_at');
   const countStmt = reader.prepare<[], { n: number }>('SELECT count(*) AS n FROM intake_journal');
-  const worker = new Worker(new URL('./journal-worker.js', import.meta.url), { workerData: { file } });
+  const writers = thread ?? new WriterThread();
+  const channel = writers.open(new URL('./journal-worker.js', import.meta.url), { file }, (err) => fail(err));
+  const port = channel.port;
   const stats: IntakeJournalStats = { commits: 0, added: 0, removed: 0, lastCommitMs: 0 };
 
   let seq = 0;
@@ -66,7 +70,7 @@ export function openIntakeJournal(file: string): IntakeJournal {
     if (inFlight || !next) return;
     inFlight = next;
     next = undefined;
-    worker.postMessage(inFlight.batch);
+    port.postMessage(inFlight.batch);
   };
   const enqueue = (fill: (b: JournalBatch) => void): Promise<void> => {
     if (fatal) return Promise.reject(fatal);
@@ -87,7 +91,8 @@ export function openIntakeJournal(file: string): IntakeJournal {
     inFlight = next = undefined;
   };
 
-  worker.on('message', (m: JournalReply) => {
+  port.on('message', (m: JournalReply | OpenFailed) => {
+    if ('openFailed' in m) return fail(Object.assign(new Error(`intake journal cannot open ${file}: ${m.openFailed}`), m.code ? { code: m.code } : {}));
     if ('closed' in m) return closed?.();
     const done = inFlight;
     if (!done || m.seq !== done.batch.seq) return;
@@ -104,10 +109,6 @@ export function openIntakeJournal(file: string): IntakeJournal {
       done.waiters.forEach((w) => w.resolve());
     }
     flush();
-  });
-  worker.on('error', fail);
-  worker.on('exit', (code) => {
-    if (!closed) fail(new Error(`the intake journal's writer thread exited (code ${code})`));
   });
 
   return {
@@ -128,11 +129,12 @@ export function openIntakeJournal(file: string): IntakeJournal {
       if (!fatal) {
         await new Promise<void>((resolve) => {
           closed = resolve;
-          worker.postMessage('close');
+          port.postMessage('close');
         });
       }
       closed ??= () => undefined;
-      await worker.terminate();
+      channel.close();
+      if (!thread) await writers.close();
       reader.close();
     },
   };

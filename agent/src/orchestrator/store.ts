@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { systemClock, type Backoff, type Clock } from '@tu/shared';
 import { GroupCommitWriter, type GroupCommitPolicy } from '../sqlite/group-commit-writer.js';
+import type { WriterThread } from '../sqlite/writer-thread.js';
 import { isOpen, type AnalysisState } from './state.js';
 import { openStateDb, type CloseRow, type StoreBatch, type StoreRow } from './store-db.js';
 
@@ -65,6 +66,8 @@ export interface StateStoreOptions {
   clock?: Clock;
   /** Delays between full-disk retries of a batch (GroupCommitWriter's default when absent). */
   retry?: Backoff;
+  /** The agent's SQLite writer thread (sqlite/writer-thread.ts); without it this file starts one of its own. */
+  thread?: WriterThread;
 }
 
 /**
@@ -108,8 +111,9 @@ export async function openStateStore(opts: StateStoreOptions): Promise<StateStor
   };
   let rowsWritten = 0;
   const writer = new GroupCommitWriter({
-    worker: new URL('./store-worker.js', import.meta.url),
-    workerData: { file: opts.file, durability: opts.durability },
+    entry: new URL('./store-worker.js', import.meta.url),
+    data: { file: opts.file, durability: opts.durability },
+    ...(opts.thread ? { thread: opts.thread } : {}),
     policy: coalescing,
     clock,
     ...(opts.retry ? { retry: opts.retry } : {}),

@@ -1,11 +1,12 @@
 /**
- * The worker-thread half of GroupCommitWriter (group-commit-writer.ts): applies each batch
+ * The writer-thread half of GroupCommitWriter (group-commit-writer.ts): applies each batch
  * in one SQLite transaction, so the fsync of `full` durability never runs on the event loop
- * that receives bus messages. A user's worker entry (orchestrator/store-worker.ts,
- * uplink/outbox-worker.ts) opens its database, prepares its SQL and calls this; the entry
+ * that receives bus messages. A user's entry (orchestrator/store-worker.ts,
+ * uplink/outbox-worker.ts) runs on the agent's one SQLite writer thread (writer-thread.ts):
+ * its `serve` opens its database, prepares its SQL and calls this with its port; the entry
  * names are listed for the release bundle in scripts/release/bundle.ts.
  */
-import { parentPort } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 
 /** Main thread → worker: one batch, or 'close'. */
@@ -19,9 +20,7 @@ export interface ServeOptions {
   checkpointOnClose?: boolean;
 }
 
-export function serveGroupCommits<B>(db: Database.Database, apply: (batch: B) => void, opts: ServeOptions = {}): void {
-  const port = parentPort;
-  if (!port) throw new Error('serveGroupCommits runs in a worker thread');
+export function serveGroupCommits<B>(port: MessagePort, db: Database.Database, apply: (batch: B) => void, opts: ServeOptions = {}): void {
   const transaction = db.transaction(apply);
   const reply = (m: GroupCommitReply) => port.postMessage(m);
   port.on('message', (msg: GroupCommitRequest<B>) => {

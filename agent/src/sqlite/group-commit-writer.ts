@@ -1,7 +1,8 @@
-import { Worker } from 'node:worker_threads';
 import { retryDelay, type Backoff, type Clock, type TimerHandle } from '@tu/shared';
 import { isStorageError } from '../fs/storage-guard.js';
 import type { GroupCommitReply, GroupCommitRequest } from './group-commit-worker.js';
+import type { OpenFailed } from './writer-thread-worker.js';
+import { WriterThread, type WriterChannel } from './writer-thread.js';
 
 /**
  * What a user of the writer decides; the rest (batching, one batch in flight, waiters,
@@ -21,9 +22,12 @@ export interface GroupCommitPolicy<P, B> {
 }
 
 export interface GroupCommitWriterOptions<P, B> {
-  /** The worker entry, compiled JS (`new URL('./x-worker.js', import.meta.url)`), that calls serveGroupCommits. */
-  worker: URL;
-  workerData: unknown;
+  /** The entry, compiled JS (`new URL('./x-worker.js', import.meta.url)`), whose `serve` calls serveGroupCommits. */
+  entry: URL;
+  /** What the entry's `serve` gets (its file, durability). */
+  data: unknown;
+  /** The SQLite writer thread to run on, shared with the agent's other files; without it the writer starts (and stops) one of its own. */
+  thread?: WriterThread;
   policy: GroupCommitPolicy<P, B>;
   /** Clock of the full-disk retry timer. */
   clock: Clock;
@@ -82,7 +86,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export class GroupCommitWriter<P, B> {
   readonly #o: GroupCommitWriterOptions<P, B>;
-  readonly #worker: Worker;
+  readonly #thread: WriterThread;
+  readonly #ownsThread: boolean;
+  readonly #channel: WriterChannel;
   readonly #backoff: Backoff;
   #pending: P;
   #waiters: Waiter[] = [];
@@ -100,9 +106,13 @@ export class GroupCommitWriter<P, B> {
     this.#o = opts;
     this.#backoff = opts.retry ?? DEFAULT_WRITE_RETRY;
     this.#pending = opts.policy.empty();
-    this.#worker = new Worker(opts.worker, { workerData: opts.workerData });
-    this.#worker.on('message', (m: GroupCommitReply) => this.#onReply(m));
-    this.#worker.on('error', (err) => this.#fail(opts.writeError(err)));
+    this.#ownsThread = !opts.thread;
+    this.#thread = opts.thread ?? new WriterThread();
+    this.#channel = this.#thread.open(opts.entry, opts.data, (err) => this.#fail(opts.writeError(err)));
+    this.#channel.port.on('message', (m: GroupCommitReply | OpenFailed) => {
+      if ('openFailed' in m) this.#fail(opts.writeError(Object.assign(new Error(m.openFailed), { code: m.code })));
+      else this.#onReply(m);
+    });
   }
 
   /** The writes not yet handed to the worker: the user coalesces into this. */
@@ -156,7 +166,7 @@ export class GroupCommitWriter<P, B> {
     if (this.#inFlight && this.#stats.retrying !== undefined && !this.#closed) this.#post(this.#inFlight);
   }
 
-  /** Drains what is pending (on a full disk: one more try, then the rows are left), then stops the worker. */
+  /** Drains what is pending (on a full disk: one more try, then the rows are left), then closes the database on the writer thread. */
   async close(): Promise<void> {
     if (this.#closed) return;
     while (!this.#fatal && !this.idle) {
@@ -173,15 +183,16 @@ export class GroupCommitWriter<P, B> {
     if (this.#retryTimer) this.#o.clock.clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     await new Promise<void>((resolve) => {
-      // A worker that died (fatal error) never answers: do not hang the shutdown.
+      // A thread that died (fatal error) never answers: do not hang the shutdown.
       const t = setTimeout(resolve, 2000);
-      this.#worker.once('message', () => {
+      this.#channel.port.once('message', () => {
         clearTimeout(t);
         resolve();
       });
-      this.#worker.postMessage('close' satisfies GroupCommitRequest<B>);
+      this.#channel.port.postMessage('close' satisfies GroupCommitRequest<B>);
     });
-    await this.#worker.terminate();
+    this.#channel.close();
+    if (this.#ownsThread) await this.#thread.close();
   }
 
   #flush(): void {
@@ -196,7 +207,7 @@ export class GroupCommitWriter<P, B> {
   }
 
   #post(f: InFlight<P, B>): void {
-    this.#worker.postMessage({ seq: f.seq, batch: f.sealed } satisfies GroupCommitRequest<B>);
+    this.#channel.port.postMessage({ seq: f.seq, batch: f.sealed } satisfies GroupCommitRequest<B>);
   }
 
   #onReply(m: GroupCommitReply): void {

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { TuError, type Clock, type Logger, type TimerHandle } from '@tu/shared';
 import { GroupCommitWriter } from '../sqlite/group-commit-writer.js';
+import type { WriterThread } from '../sqlite/writer-thread.js';
 import { openOutboxDb, readCounters, type OutboxBatch, type OutboxCounters, type OutboxRow } from './outbox-db.js';
 import { EntryRing } from './ring.js';
 
@@ -21,6 +22,8 @@ export interface OutboxOptions {
   whenFull: WhenFull;
   clock: Clock;
   logger: Logger;
+  /** The agent's SQLite writer thread (sqlite/writer-thread.ts); without it this file starts one of its own. */
+  thread?: WriterThread;
 }
 
 export interface OutboxStats extends OutboxCounters {
@@ -84,8 +87,9 @@ export class Outbox {
     );
     this.#subjects = reader.prepare<[], { s: unknown }>("SELECT DISTINCT json_extract(payload, '$.subject') AS s FROM outbox");
     this.#writer = new GroupCommitWriter<PendingWrites, OutboxBatch>({
-      worker: new URL('./outbox-worker.js', import.meta.url),
-      workerData: { file: opts.file, durability: opts.durability },
+      entry: new URL('./outbox-worker.js', import.meta.url),
+      data: { file: opts.file, durability: opts.durability },
+      ...(opts.thread ? { thread: opts.thread } : {}),
       clock: opts.clock,
       policy: {
         empty: () => ({ appends: [], deletes: [] }),

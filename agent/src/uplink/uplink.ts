@@ -6,6 +6,7 @@ import { connectObserver, observerClientId, type BusIdentity } from '../bus.js';
 import { createEnricher } from './enrich.js';
 import { Forwarder, type UplinkError, type UplinkState } from './forwarder.js';
 import { Outbox } from './outbox.js';
+import type { WriterThread } from '../sqlite/writer-thread.js';
 import { redactUrl, resolveEndpoint, type RelayEndpoint } from './relay-connection.js';
 
 export const UPLINK_OBSERVER = 'uplink';
@@ -53,6 +54,8 @@ export interface UplinkDeps {
   logger: Logger;
   /** The photos' blob store: thumbnails and embeddings the bus only references are put back into events for the relay (enrich.ts). */
   blobs?: BlobStore;
+  /** The agent's SQLite writer thread, for the outbox's writes (sqlite/writer-thread.ts). */
+  writerThread?: WriterThread;
 }
 
 /**
@@ -86,6 +89,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
     whenFull: c.outbox.whenFull,
     clock: deps.clock,
     logger: deps.logger,
+    ...(deps.writerThread ? { thread: deps.writerThread } : {}),
   });
   let forwarder: Forwarder;
   let bus: BusClient;
