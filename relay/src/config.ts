@@ -7,17 +7,38 @@ export const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 const port = z.number().int().min(0).max(65535);
 
+/**
+ * A server certificate and its private key: PEM file paths, read when the relay starts
+ * (relay/src/tls.ts checks they parse and belong together, and names the field and file when not).
+ */
+const tlsFiles = z
+  .object({
+    cert: z.string({ error: 'the path of a PEM certificate file (server certificate first, then intermediates)' }).min(1),
+    key: z.string({ error: 'the path of the PEM private key file of the certificate' }).min(1),
+  })
+  .strict();
+export type TlsFiles = z.output<typeof tlsFiles>;
+
 export const relayConfigSchema = z
   .object({
     dataDir: z.string().min(1).default('.data/relay'),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
-    http: z.object({ host: z.string().min(1).default('0.0.0.0'), port: port.default(8090) }).prefault({}),
+    http: z
+      .object({
+        host: z.string().min(1).default('0.0.0.0'),
+        port: port.default(8090),
+        /** HTTPS on the HTTP port: GraphQL over https, subscriptions and MQTT at /mqtt over wss, the dashboard. */
+        tls: tlsFiles.optional(),
+      })
+      .prefault({}),
     ingress: z
       .object({
         mode: z.enum(['embedded', 'external']).default('embedded'),
         /** Embedded broker TCP port (MQTT 3.1.1; WebSocket at /mqtt on the HTTP port). */
         host: z.string().min(1).default('0.0.0.0'),
         port: port.default(1885),
+        /** mqtts on the embedded broker's TCP port (the same certificate may serve http.tls). */
+        tls: tlsFiles.optional(),
         /** External broker URL (mqtt://, mqtts://, ws://, wss://), required in external mode. */
         url: z.string().regex(/^(mqtts?|wss?):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL').optional(),
         username: z.string().min(1).optional(),
@@ -41,7 +62,8 @@ export const relayConfigSchema = z
           .prefault({}),
       })
       .prefault({})
-      .refine((i) => i.mode !== 'external' || i.url, { message: 'ingress.url is required when ingress.mode is external', path: ['url'] }),
+      .refine((i) => i.mode !== 'external' || i.url, { message: 'ingress.url is required when ingress.mode is external', path: ['url'] })
+      .refine((i) => i.mode === 'embedded' || !i.tls, { message: 'ingress.tls is for the embedded broker; with an external broker, TLS is the broker\'s (ingress.url mqtts:// or wss://)', path: ['tls'] }),
     storage: z
       .object({
         /** `sqlite:PATH` (default `{dataDir}/relay.sqlite`) or `postgres://...` (optional `?schema=NAME`). */
@@ -107,8 +129,12 @@ export const ENV_OVERRIDES: Record<string, EnvOverride> = {
   TU_RELAY_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
   TU_RELAY_HTTP_HOST: { path: ['http', 'host'], type: 'string' },
   TU_RELAY_HTTP_PORT: { path: ['http', 'port'], type: 'number' },
+  TU_RELAY_HTTP_TLS_CERT: { path: ['http', 'tls', 'cert'], type: 'string' },
+  TU_RELAY_HTTP_TLS_KEY: { path: ['http', 'tls', 'key'], type: 'string' },
   TU_RELAY_INGRESS_MODE: { path: ['ingress', 'mode'], type: 'string' },
   TU_RELAY_MQTT_PORT: { path: ['ingress', 'port'], type: 'number' },
+  TU_RELAY_MQTT_TLS_CERT: { path: ['ingress', 'tls', 'cert'], type: 'string' },
+  TU_RELAY_MQTT_TLS_KEY: { path: ['ingress', 'tls', 'key'], type: 'string' },
   TU_RELAY_MQTT_URL: { path: ['ingress', 'url'], type: 'string' },
   TU_RELAY_MQTT_USERNAME: { path: ['ingress', 'username'], type: 'string' },
   TU_RELAY_MQTT_PASSWORD: { path: ['ingress', 'password'], type: 'string' },

@@ -18,13 +18,14 @@ import { Registry } from './registry/registry.js';
 import { openStorage } from './storage/open.js';
 import { EventRetention } from './storage/retention.js';
 import type { Storage } from './storage/types.js';
+import { readServerTls } from './tls.js';
 
 export interface Relay {
-  /** HTTP base URL (GraphQL at /graphql). */
+  /** HTTP base URL, https:// with http.tls (GraphQL at /graphql). */
   url: string;
-  /** Where gateways connect: the embedded broker (mqtt://) or the external broker URL. */
+  /** Where gateways connect: the embedded broker (mqtt://, mqtts:// with ingress.tls) or the external broker URL. */
   mqttUrl: string;
-  /** MQTT over WebSocket (embedded ingress only). */
+  /** MQTT over WebSocket (embedded ingress only; wss:// with http.tls). */
   mqttWsUrl?: string;
   app: FastifyInstance;
   deps: AppDeps;
@@ -46,6 +47,9 @@ function createEmitter(config: RelayConfig): Emitter {
 /** Starts storage, the ingress, the fan-out and the HTTP/GraphQL server. */
 export async function startRelay(config: RelayConfig, opts: { logger?: Logger; wrapStorage?: StorageWrapper; clock?: Clock } = {}): Promise<Relay> {
   const logger = opts.logger ?? createLogger({ level: config.log.level, name: 'relay' });
+  // Certificates first: a bad file is a ConfigError before anything is opened.
+  const httpTls = config.http.tls ? readServerTls('http.tls', config.http.tls) : undefined;
+  const ingressTls = config.ingress.tls ? readServerTls('ingress.tls', config.ingress.tls) : undefined;
   const opened = await openStorage(storageUrl(config));
   const storage = opts.wrapStorage ? opts.wrapStorage(opened) : opened;
   const cleanup: (() => Promise<void>)[] = [() => storage.close()];
@@ -71,7 +75,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     let ingress: Ingress | undefined;
     let mqttOverWebSocket: AppDeps['mqttOverWebSocket'];
     if (config.ingress.mode === 'embedded') {
-      const emb = await startEmbeddedIngress({ host: config.ingress.host, port: config.ingress.port, registry, ingest, presence, logger, maxPayloadBytes: config.ingress.maxPayloadBytes, limits: ingressLimits(config.ingress) });
+      const emb = await startEmbeddedIngress({ host: config.ingress.host, port: config.ingress.port, registry, ingest, presence, logger, maxPayloadBytes: config.ingress.maxPayloadBytes, limits: ingressLimits(config.ingress), ...(ingressTls ? { tls: ingressTls } : {}) });
       ingress = emb;
       mqttOverWebSocket = emb.handleStream;
     }
@@ -90,7 +94,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
       startedAt: Date.now(),
       logger,
     };
-    const app = await buildApp(deps);
+    const app = await buildApp(deps, httpTls ? { https: httpTls } : {});
     // Order on stop: HTTP (subscribers) and ingress first, then flush the queue, then storage.
     cleanup.unshift(() => app.close());
     await app.listen({ host: config.http.host, port: config.http.port });
@@ -102,13 +106,13 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
     const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host;
-    const url = `http://${host}:${port}`;
-    logger.info({ url, mqttUrl: ing.url, storage: storage.kind, ingress: config.ingress.mode }, 'relay started');
+    const url = `${httpTls ? 'https' : 'http'}://${host}:${port}`;
+    logger.info({ url, mqttUrl: ing.url, storage: storage.kind, ingress: config.ingress.mode, ...(httpTls ? { httpCertValidTo: httpTls.validTo } : {}), ...(ingressTls ? { ingressCertValidTo: ingressTls.validTo } : {}) }, 'relay started');
     let stopped = false;
     return {
       url,
       mqttUrl: ing.url,
-      ...(config.ingress.mode === 'embedded' ? { mqttWsUrl: `ws://${host}:${port}/mqtt` } : {}),
+      ...(config.ingress.mode === 'embedded' ? { mqttWsUrl: `${httpTls ? 'wss' : 'ws'}://${host}:${port}/mqtt` } : {}),
       app,
       deps,
       storage,
