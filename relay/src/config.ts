@@ -113,8 +113,19 @@ export const relayConfigSchema = z
       .prefault({}),
     /** Optional JSON file of tenants and gateways imported at start (see README). */
     registryFile: z.string().min(1).optional(),
-    /** Redis for cross-instance subscription fan-out (mqemitter-redis). */
-    redis: z.object({ url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL') }).optional(),
+    /**
+     * Redis shared by the relay instances: subscription fan-out (mqemitter-redis), gateway
+     * presence and the shared window of recent event ids (relay/src/ingest/redis-state.ts).
+     */
+    redis: z
+      .object({
+        url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
+        /** Prefix of the relay's keys; the instances of one deployment share it. */
+        keyPrefix: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, '1-64 of A-Z a-z 0-9 _ . : -').default('tu:relay:'),
+        /** How long an event id stays in the shared duplicate window (a broker redelivers within it). */
+        dedupTtlMs: z.number().int().min(1000).max(7 * 24 * 3600_000).default(15 * 60_000),
+      })
+      .optional(),
     /** Recent event ids kept in memory to drop duplicates before fan-out. */
     dedupWindow: z.number().int().min(100).max(10_000_000).default(100_000),
   })
@@ -144,6 +155,7 @@ export const ENV_OVERRIDES: Record<string, EnvOverride> = {
   TU_RELAY_JWT_AUDIENCE: { path: ['jwt', 'audience'], type: 'string' },
   TU_RELAY_REGISTRY_FILE: { path: ['registryFile'], type: 'string' },
   TU_RELAY_REDIS_URL: { path: ['redis', 'url'], type: 'string' },
+  TU_RELAY_REDIS_KEY_PREFIX: { path: ['redis', 'keyPrefix'], type: 'string' },
 };
 
 /** The storage URL, defaulting to SQLite in the data directory. */

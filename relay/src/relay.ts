@@ -9,6 +9,7 @@ import type { AppDeps } from './http/deps.js';
 import type { Emitter } from './ingest/fanout.js';
 import { Ingest } from './ingest/pipeline.js';
 import { Presence } from './ingest/presence.js';
+import { RedisState } from './ingest/redis-state.js';
 import { StorageQueue } from './ingest/storage-queue.js';
 import { ingressLimits, startEmbeddedIngress } from './ingress/embedded.js';
 import { startExternalIngress } from './ingress/external.js';
@@ -62,12 +63,17 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     await registry.load();
     const queue = new StorageQueue(storage, { max: config.storage.queueMax, batchMax: config.storage.batchMax, logger: logger.child({ component: 'storage' }) });
     cleanup.unshift(() => queue.close());
-    const presence = new Presence(queue, { authoritative: config.ingress.mode === 'embedded' });
+    const clock = opts.clock ?? systemClock;
+    const now = () => new Date(clock.now());
+    // Presence and the duplicate window shared by the instances (with several behind a clustered broker).
+    const shared = config.redis ? new RedisState({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, dedupTtlMs: config.redis.dedupTtlMs, logger: logger.child({ component: 'redis' }) }) : undefined;
+    if (shared) cleanup.push(() => shared.close());
+    const presence = new Presence(queue, { authoritative: config.ingress.mode === 'embedded', now, ...(shared ? { shared } : {}), logger: logger.child({ component: 'presence' }) });
     const emitter = createEmitter(config);
     cleanup.push(() => new Promise<void>((r) => emitter.close(() => r())));
-    const ingest = new Ingest({ registry, queue, emitter, presence, logger: logger.child({ component: 'ingest' }), maxPayloadBytes: config.ingress.maxPayloadBytes, dedupWindow: config.dedupWindow });
+    const ingest = new Ingest({ registry, queue, emitter, presence, logger: logger.child({ component: 'ingest' }), maxPayloadBytes: config.ingress.maxPayloadBytes, dedupWindow: config.dedupWindow, now });
     ingest.prime(await storage.recentEventIds(config.dedupWindow));
-    const retention = new EventRetention({ storage, clock: opts.clock ?? systemClock, logger: logger.child({ component: 'retention' }) }, config.storage.retention);
+    const retention = new EventRetention({ storage, clock, logger: logger.child({ component: 'retention' }) }, config.storage.retention);
     retention.start();
     // Before the queue is flushed and storage closed (cleanup runs front to back).
     cleanup.unshift(() => retention.stop());
