@@ -71,7 +71,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     const presence = new Presence(queue, { authoritative: config.ingress.mode === 'embedded', now, ...(shared ? { shared } : {}), logger: logger.child({ component: 'presence' }) });
     const emitter = createEmitter(config);
     cleanup.push(() => new Promise<void>((r) => emitter.close(() => r())));
-    const ingest = new Ingest({ registry, queue, emitter, presence, logger: logger.child({ component: 'ingest' }), maxPayloadBytes: config.ingress.maxPayloadBytes, dedupWindow: config.dedupWindow, now });
+    const ingest = new Ingest({ registry, queue, emitter, presence, logger: logger.child({ component: 'ingest' }), maxPayloadBytes: config.ingress.maxPayloadBytes, dedupWindow: config.dedupWindow, now, ...(shared ? { sharedIds: shared } : {}) });
     ingest.prime(await storage.recentEventIds(config.dedupWindow));
     const retention = new EventRetention({ storage, clock, logger: logger.child({ component: 'retention' }) }, config.storage.retention);
     retention.start();
