@@ -124,6 +124,8 @@ export const relayConfigSchema = z
         keyPrefix: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, '1-64 of A-Z a-z 0-9 _ . : -').default('tu:relay:'),
         /** How long an event id stays in the shared duplicate window (a broker redelivers within it). */
         dedupTtlMs: z.number().int().min(1000).max(7 * 24 * 3600_000).default(15 * 60_000),
+        /** An instance that has not renewed its liveness key for this long is gone: gateways it held are offline. */
+        livenessMs: z.number().int().min(500).max(600_000).default(30_000),
       })
       .optional(),
     /** Recent event ids kept in memory to drop duplicates before fan-out. */

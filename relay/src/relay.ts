@@ -66,7 +66,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     const clock = opts.clock ?? systemClock;
     const now = () => new Date(clock.now());
     // Presence and the duplicate window shared by the instances (with several behind a clustered broker).
-    const shared = config.redis ? new RedisState({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, dedupTtlMs: config.redis.dedupTtlMs, logger: logger.child({ component: 'redis' }) }) : undefined;
+    const shared = config.redis ? new RedisState({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, dedupTtlMs: config.redis.dedupTtlMs, livenessMs: config.redis.livenessMs, logger: logger.child({ component: 'redis' }) }) : undefined;
     if (shared) cleanup.push(() => shared.close());
     const presence = new Presence(queue, { authoritative: config.ingress.mode === 'embedded', now, ...(shared ? { shared } : {}), logger: logger.child({ component: 'presence' }) });
     const emitter = createEmitter(config);

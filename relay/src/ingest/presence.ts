@@ -53,14 +53,14 @@ export class Presence {
   connected(gatewayId: string): void {
     const n = (this.#connections.get(gatewayId) ?? 0) + 1;
     this.#connections.set(gatewayId, n);
-    if (n === 1) this.#write(gatewayId, true, this.#now());
+    if (n === 1) this.#write(gatewayId, true, this.#now(), true);
   }
 
   disconnected(gatewayId: string): void {
     const n = (this.#connections.get(gatewayId) ?? 1) - 1;
     if (n <= 0) {
       this.#connections.delete(gatewayId);
-      this.#write(gatewayId, false, this.#now());
+      this.#write(gatewayId, false, this.#now(), true);
     } else this.#connections.set(gatewayId, n);
   }
 
@@ -73,7 +73,7 @@ export class Presence {
     if (at.getTime() < (this.#statusAt.get(gatewayId) ?? -Infinity)) return;
     if (online) this.#connections.set(gatewayId, 1);
     else this.#connections.delete(gatewayId);
-    this.#write(gatewayId, online, at);
+    this.#write(gatewayId, online, at, false);
   }
 
   /** An accepted event from the gateway: it is alive now. */
@@ -146,13 +146,13 @@ export class Presence {
     return this.opts.now?.() ?? new Date();
   }
 
-  #write(gatewayId: string, online: boolean, when: Date): void {
+  #write(gatewayId: string, online: boolean, when: Date, held: boolean): void {
     const at = when.toISOString();
     this.#statusKnown.add(gatewayId);
     this.#statusAt.set(gatewayId, when.getTime());
     this.#lastSeen.set(gatewayId, later(this.#lastSeen.get(gatewayId), at)!);
     this.#persistedAt.set(gatewayId, this.#now().getTime());
-    this.opts.shared?.status(gatewayId, online, when.getTime()).catch((err: Error) => this.#sharedFailed(err));
+    this.opts.shared?.status(gatewayId, online, when.getTime(), held).catch((err: Error) => this.#sharedFailed(err));
     void this.queue.push({ kind: 'presence', gatewayId, online, at });
   }
 

@@ -12,8 +12,13 @@ export interface SharedPresenceEntry {
  * (presence.ts).
  */
 export interface SharedPresence {
-  /** Online/offline as of `atMs` (the time of the status), unless a newer status is recorded; last seen moves to at least `atMs`. */
-  status(gatewayId: string, online: boolean, atMs: number): Promise<void>;
+  /**
+   * Online/offline as of `atMs` (the time of the status), unless a newer status is recorded; last
+   * seen moves to at least `atMs`. `held`: this instance holds the gateway's connection (embedded
+   * broker), so the status lasts only as long as this instance lives; a status from an external
+   * broker (the broker publishes the last will) does not depend on the instance.
+   */
+  status(gatewayId: string, online: boolean, atMs: number, held: boolean): Promise<void>;
   /** An accepted event at `atMs`: last seen moves to at least `atMs` (never back). */
   seen(gatewayId: string, atMs: number): Promise<void>;
   read(gatewayIds: readonly string[]): Promise<Map<string, SharedPresenceEntry>>;
