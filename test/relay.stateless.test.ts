@@ -5,13 +5,17 @@
  * Both run on one injected clock (the instances' clocks agree), moved by the test where time matters.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { ManualClock } from '@tu/shared';
 import type { Relay } from '@tu/relay';
-import { addGateway, analysisFlow, connectGateway, dropPgSchema, gql, PG_BASE, pgSchemaName, publishEvent, startTestRelay, subscribeEvents, tokenFor } from './support/relay.js';
+import { tmpDir } from './support/harness.js';
+import { freePort, startProcess, stopProcess } from './support/processes.js';
+import { addGateway, analysisFlow, connectGateway, dropPgSchema, gql, JWT_SECRET, PG_BASE, pgSchemaName, publishEvent, startTestRelay, subscribeEvents, tokenFor } from './support/relay.js';
 
 const REDIS = process.env.TU_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -148,6 +152,35 @@ test('one event id delivered to both instances fans out once to a subscriber on 
     toB.end(true);
     await subA.close();
     await subB.close();
+  }
+});
+
+test('a gateway connected to an instance that dies (kill -9) reads offline through the others once its liveness lapses', async (ctx) => {
+  const id = 'gw-sl-crash';
+  const secret = await addGateway(ctx.a, id, ctx.tenant);
+  const dir = tmpDir('tu-relay-crash-');
+  const mqttPort = await freePort();
+  const config = {
+    dataDir: dir,
+    log: { level: 'silent' },
+    http: { host: '127.0.0.1', port: 0 },
+    ingress: { host: '127.0.0.1', port: mqttPort },
+    storage: { url: `${PG_BASE}?schema=${ctx.schema}` },
+    redis: { url: REDIS, keyPrefix: ctx.prefix, livenessMs: 1000 },
+    jwt: { secret: JWT_SECRET },
+  };
+  fs.writeFileSync(path.join(dir, 'relay.json'), JSON.stringify(config));
+  const c = await startProcess('relay/dist/main.js', ['--config', path.join(dir, 'relay.json')], 'relay: ');
+  try {
+    const gw = await connectGateway(`mqtt://127.0.0.1:${mqttPort}`, id, secret);
+    gw.on('error', () => undefined);
+    await expectPresence(ctx.b, ctx, id, { online: true }, 'online through B while C holds the connection');
+    // No clean stop: C never writes the gateway's "offline".
+    await stopProcess(c, 'SIGKILL');
+    await expectPresence(ctx.b, ctx, id, { online: false }, 'offline through B once C is gone');
+    gw.end(true);
+  } finally {
+    await stopProcess(c, 'SIGKILL');
   }
 });
 
