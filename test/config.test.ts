@@ -47,6 +47,26 @@ test('an invalid config names every bad field and where it came from', () => {
   assert.throws(() => loadAgentConfig({ file: f }), /not valid JSON/);
 });
 
+test('uplink TLS: files only with a TLS url (a plain url would send the secret in clear); cert and key together', () => {
+  const load = (uplink: Record<string, unknown>) => loadAgentConfig({ env: {}, overrides: { gatewayId: 'gw-1', uplink } });
+  assert.equal(load({ url: 'mqtts://relay:8883', tls: { ca: '/etc/tu-agent/relay-ca.pem' } }).uplink.tls, { ca: '/etc/tu-agent/relay-ca.pem', rejectUnauthorized: true });
+  assert.equal(load({ url: 'wss://relay/mqtt' }).uplink.tls, { rejectUnauthorized: true }, 'no CA: the bundled public CAs (agent/src/uplink/relay-connection.ts relayTrust)');
+  for (const [uplink, field] of [
+    [{ url: 'mqtt://relay:1885', tls: { ca: '/ca.pem' } }, 'uplink.tls'],
+    [{ url: 'ws://relay:8090/mqtt', tls: { cert: '/c.pem', key: '/k.pem' } }, 'uplink.tls'],
+    [{ url: 'mqtts://relay:8883', tls: { cert: '/c.pem' } }, 'uplink.tls.key'],
+    [{ url: 'mqtts://relay:8883', tls: { ca: '/ca.pem', rejectUnauthorized: 'no' } }, 'uplink.tls.rejectUnauthorized'],
+  ] as const) {
+    try {
+      load(uplink);
+      assert.unreachable(JSON.stringify(uplink));
+    } catch (err) {
+      assert.instance(err, ConfigError);
+      assert.ok((err as ConfigError).problems.some((p) => p.field === field), `${field}: ${(err as Error).message}`);
+    }
+  }
+});
+
 test('the agent refuses to start on a bad config, with a message naming the field', () => {
   const r = spawnSync(process.execPath, ['agent/dist/main.js', '--profile', 'developer'], {
     cwd: ROOT,

@@ -109,7 +109,9 @@ export const uplinkSchema = z
     passwordFile: filePath.optional().describe('File holding the gateway secret (first line).'),
     tls: z
       .object({
-        ca: filePath.optional().describe('PEM file of the CA(s) trusted for the relay certificate (mqtts/wss).'),
+        ca: filePath
+          .optional()
+          .describe("PEM file of the CA(s) trusted for the relay certificate (mqtts/wss); then only these are trusted. Absent: Node's bundled public CAs, for a relay with a publicly issued certificate."),
         cert: filePath.optional().describe('PEM client certificate (mutual TLS).'),
         key: filePath.optional().describe('PEM private key of the client certificate.'),
         rejectUnauthorized: z.boolean().default(true).describe('Verify the relay certificate (leave true outside development).'),
@@ -137,7 +139,13 @@ export const uplinkSchema = z
     keepaliveS: z.number().int().min(5).max(3600).default(30),
     connectTimeoutMs: z.number().int().min(100).max(600_000).default(15_000),
   })
-  .strict();
+  .strict()
+  // TLS files beside a plain URL would be ignored: the gateway secret would cross in clear text
+  // while the config looks protected.
+  .refine((u) => !u.url || /^(mqtts|wss):/.test(u.url) || (!u.tls.ca && !u.tls.cert && !u.tls.key), {
+    message: 'uplink.tls.ca/cert/key are used only with an mqtts:// or wss:// uplink.url; use a TLS URL or remove them',
+    path: ['tls'],
+  });
 
 export const agentConfigSchema = z
   .object({

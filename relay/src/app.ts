@@ -21,15 +21,19 @@ declare module 'fastify' {
 }
 
 /**
- * The relay's HTTP surface (no listen: tests use inject()): POST /graphql (bearer JWT),
+ * The relay's HTTP surface (no listen: tests use inject(); `opts.https` makes it HTTPS): POST /graphql (bearer JWT),
  * WebSocket /graphql (graphql-ws; token in connection_init), MQTT over WebSocket at /mqtt,
  * GET /api/v1/health, GET /metrics. `/` and `/assets/*` are the dashboard (relay/src/dashboard.ts).
  */
-export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const app: FastifyInstance = Fastify({
+export async function buildApp(deps: AppDeps, opts: { https?: { cert: Buffer; key: Buffer } } = {}): Promise<FastifyInstance> {
+  const options = {
     ...(deps.logger ? { loggerInstance: deps.logger.child({ component: 'http' }, deps.logger.levelVal < 40 ? { level: 'warn' } : {}) as FastifyBaseLogger } : { logger: false }),
     bodyLimit: 256 * 1024,
-  });
+  };
+  // With `https` (config http.tls) every route and WebSocket below (GraphQL, graphql-ws, /mqtt,
+  // the dashboard) is served over TLS on the same port; nothing else changes. The routes never
+  // touch the server type, hence the cast to the plain instance type.
+  const app: FastifyInstance = opts.https ? (Fastify({ ...options, https: { cert: opts.https.cert, key: opts.https.key } }) as unknown as FastifyInstance) : Fastify(options);
   installErrorHandling(app);
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
 

@@ -7,17 +7,38 @@ export const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 const port = z.number().int().min(0).max(65535);
 
+/**
+ * A server certificate and its private key: PEM file paths, read when the relay starts
+ * (relay/src/tls.ts checks they parse and belong together, and names the field and file when not).
+ */
+const tlsFiles = z
+  .object({
+    cert: z.string({ error: 'the path of a PEM certificate file (server certificate first, then intermediates)' }).min(1),
+    key: z.string({ error: 'the path of the PEM private key file of the certificate' }).min(1),
+  })
+  .strict();
+export type TlsFiles = z.output<typeof tlsFiles>;
+
 export const relayConfigSchema = z
   .object({
     dataDir: z.string().min(1).default('.data/relay'),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
-    http: z.object({ host: z.string().min(1).default('0.0.0.0'), port: port.default(8090) }).prefault({}),
+    http: z
+      .object({
+        host: z.string().min(1).default('0.0.0.0'),
+        port: port.default(8090),
+        /** HTTPS on the HTTP port: GraphQL over https, subscriptions and MQTT at /mqtt over wss, the dashboard. */
+        tls: tlsFiles.optional(),
+      })
+      .prefault({}),
     ingress: z
       .object({
         mode: z.enum(['embedded', 'external']).default('embedded'),
         /** Embedded broker TCP port (MQTT 3.1.1; WebSocket at /mqtt on the HTTP port). */
         host: z.string().min(1).default('0.0.0.0'),
         port: port.default(1885),
+        /** mqtts on the embedded broker's TCP port (the same certificate may serve http.tls). */
+        tls: tlsFiles.optional(),
         /** External broker URL (mqtt://, mqtts://, ws://, wss://), required in external mode. */
         url: z.string().regex(/^(mqtts?|wss?):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL').optional(),
         username: z.string().min(1).optional(),
@@ -41,7 +62,8 @@ export const relayConfigSchema = z
           .prefault({}),
       })
       .prefault({})
-      .refine((i) => i.mode !== 'external' || i.url, { message: 'ingress.url is required when ingress.mode is external', path: ['url'] }),
+      .refine((i) => i.mode !== 'external' || i.url, { message: 'ingress.url is required when ingress.mode is external', path: ['url'] })
+      .refine((i) => i.mode === 'embedded' || !i.tls, { message: 'ingress.tls is for the embedded broker; with an external broker, TLS is the broker\'s (ingress.url mqtts:// or wss://)', path: ['tls'] }),
     storage: z
       .object({
         /** `sqlite:PATH` (default `{dataDir}/relay.sqlite`) or `postgres://...` (optional `?schema=NAME`). */
@@ -91,8 +113,21 @@ export const relayConfigSchema = z
       .prefault({}),
     /** Optional JSON file of tenants and gateways imported at start (see README). */
     registryFile: z.string().min(1).optional(),
-    /** Redis for cross-instance subscription fan-out (mqemitter-redis). */
-    redis: z.object({ url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL') }).optional(),
+    /**
+     * Redis shared by the relay instances: subscription fan-out (mqemitter-redis), gateway
+     * presence and the shared window of recent event ids (relay/src/ingest/redis-state.ts).
+     */
+    redis: z
+      .object({
+        url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
+        /** Prefix of the relay's keys; the instances of one deployment share it. */
+        keyPrefix: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, '1-64 of A-Z a-z 0-9 _ . : -').default('tu:relay:'),
+        /** How long an event id stays in the shared duplicate window (a broker redelivers within it). */
+        dedupTtlMs: z.number().int().min(1000).max(7 * 24 * 3600_000).default(15 * 60_000),
+        /** An instance that has not renewed its liveness key for this long is gone: gateways it held are offline. */
+        livenessMs: z.number().int().min(500).max(600_000).default(30_000),
+      })
+      .optional(),
     /** Recent event ids kept in memory to drop duplicates before fan-out. */
     dedupWindow: z.number().int().min(100).max(10_000_000).default(100_000),
   })
@@ -107,8 +142,12 @@ export const ENV_OVERRIDES: Record<string, EnvOverride> = {
   TU_RELAY_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
   TU_RELAY_HTTP_HOST: { path: ['http', 'host'], type: 'string' },
   TU_RELAY_HTTP_PORT: { path: ['http', 'port'], type: 'number' },
+  TU_RELAY_HTTP_TLS_CERT: { path: ['http', 'tls', 'cert'], type: 'string' },
+  TU_RELAY_HTTP_TLS_KEY: { path: ['http', 'tls', 'key'], type: 'string' },
   TU_RELAY_INGRESS_MODE: { path: ['ingress', 'mode'], type: 'string' },
   TU_RELAY_MQTT_PORT: { path: ['ingress', 'port'], type: 'number' },
+  TU_RELAY_MQTT_TLS_CERT: { path: ['ingress', 'tls', 'cert'], type: 'string' },
+  TU_RELAY_MQTT_TLS_KEY: { path: ['ingress', 'tls', 'key'], type: 'string' },
   TU_RELAY_MQTT_URL: { path: ['ingress', 'url'], type: 'string' },
   TU_RELAY_MQTT_USERNAME: { path: ['ingress', 'username'], type: 'string' },
   TU_RELAY_MQTT_PASSWORD: { path: ['ingress', 'password'], type: 'string' },
@@ -118,6 +157,7 @@ export const ENV_OVERRIDES: Record<string, EnvOverride> = {
   TU_RELAY_JWT_AUDIENCE: { path: ['jwt', 'audience'], type: 'string' },
   TU_RELAY_REGISTRY_FILE: { path: ['registryFile'], type: 'string' },
   TU_RELAY_REDIS_URL: { path: ['redis', 'url'], type: 'string' },
+  TU_RELAY_REDIS_KEY_PREFIX: { path: ['redis', 'keyPrefix'], type: 'string' },
 };
 
 /** The storage URL, defaulting to SQLite in the data directory. */

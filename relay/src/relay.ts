@@ -9,6 +9,7 @@ import type { AppDeps } from './http/deps.js';
 import type { Emitter } from './ingest/fanout.js';
 import { Ingest } from './ingest/pipeline.js';
 import { Presence } from './ingest/presence.js';
+import { RedisState } from './ingest/redis-state.js';
 import { StorageQueue } from './ingest/storage-queue.js';
 import { ingressLimits, startEmbeddedIngress } from './ingress/embedded.js';
 import { startExternalIngress } from './ingress/external.js';
@@ -18,13 +19,14 @@ import { Registry } from './registry/registry.js';
 import { openStorage } from './storage/open.js';
 import { EventRetention } from './storage/retention.js';
 import type { Storage } from './storage/types.js';
+import { readServerTls } from './tls.js';
 
 export interface Relay {
-  /** HTTP base URL (GraphQL at /graphql). */
+  /** HTTP base URL, https:// with http.tls (GraphQL at /graphql). */
   url: string;
-  /** Where gateways connect: the embedded broker (mqtt://) or the external broker URL. */
+  /** Where gateways connect: the embedded broker (mqtt://, mqtts:// with ingress.tls) or the external broker URL. */
   mqttUrl: string;
-  /** MQTT over WebSocket (embedded ingress only). */
+  /** MQTT over WebSocket (embedded ingress only; wss:// with http.tls). */
   mqttWsUrl?: string;
   app: FastifyInstance;
   deps: AppDeps;
@@ -46,6 +48,9 @@ function createEmitter(config: RelayConfig): Emitter {
 /** Starts storage, the ingress, the fan-out and the HTTP/GraphQL server. */
 export async function startRelay(config: RelayConfig, opts: { logger?: Logger; wrapStorage?: StorageWrapper; clock?: Clock } = {}): Promise<Relay> {
   const logger = opts.logger ?? createLogger({ level: config.log.level, name: 'relay' });
+  // Certificates first: a bad file is a ConfigError before anything is opened.
+  const httpTls = config.http.tls ? readServerTls('http.tls', config.http.tls) : undefined;
+  const ingressTls = config.ingress.tls ? readServerTls('ingress.tls', config.ingress.tls) : undefined;
   const opened = await openStorage(storageUrl(config));
   const storage = opts.wrapStorage ? opts.wrapStorage(opened) : opened;
   const cleanup: (() => Promise<void>)[] = [() => storage.close()];
@@ -58,12 +63,17 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     await registry.load();
     const queue = new StorageQueue(storage, { max: config.storage.queueMax, batchMax: config.storage.batchMax, logger: logger.child({ component: 'storage' }) });
     cleanup.unshift(() => queue.close());
-    const presence = new Presence(queue, { authoritative: config.ingress.mode === 'embedded' });
+    const clock = opts.clock ?? systemClock;
+    const now = () => new Date(clock.now());
+    // Presence and the duplicate window shared by the instances (with several behind a clustered broker).
+    const shared = config.redis ? new RedisState({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, dedupTtlMs: config.redis.dedupTtlMs, livenessMs: config.redis.livenessMs, logger: logger.child({ component: 'redis' }) }) : undefined;
+    if (shared) cleanup.push(() => shared.close());
+    const presence = new Presence(queue, { authoritative: config.ingress.mode === 'embedded', now, ...(shared ? { shared } : {}), logger: logger.child({ component: 'presence' }) });
     const emitter = createEmitter(config);
     cleanup.push(() => new Promise<void>((r) => emitter.close(() => r())));
-    const ingest = new Ingest({ registry, queue, emitter, presence, logger: logger.child({ component: 'ingest' }), maxPayloadBytes: config.ingress.maxPayloadBytes, dedupWindow: config.dedupWindow });
+    const ingest = new Ingest({ registry, queue, emitter, presence, logger: logger.child({ component: 'ingest' }), maxPayloadBytes: config.ingress.maxPayloadBytes, dedupWindow: config.dedupWindow, now, ...(shared ? { sharedIds: shared } : {}) });
     ingest.prime(await storage.recentEventIds(config.dedupWindow));
-    const retention = new EventRetention({ storage, clock: opts.clock ?? systemClock, logger: logger.child({ component: 'retention' }) }, config.storage.retention);
+    const retention = new EventRetention({ storage, clock, logger: logger.child({ component: 'retention' }) }, config.storage.retention);
     retention.start();
     // Before the queue is flushed and storage closed (cleanup runs front to back).
     cleanup.unshift(() => retention.stop());
@@ -71,7 +81,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     let ingress: Ingress | undefined;
     let mqttOverWebSocket: AppDeps['mqttOverWebSocket'];
     if (config.ingress.mode === 'embedded') {
-      const emb = await startEmbeddedIngress({ host: config.ingress.host, port: config.ingress.port, registry, ingest, presence, logger, maxPayloadBytes: config.ingress.maxPayloadBytes, limits: ingressLimits(config.ingress) });
+      const emb = await startEmbeddedIngress({ host: config.ingress.host, port: config.ingress.port, registry, ingest, presence, logger, maxPayloadBytes: config.ingress.maxPayloadBytes, limits: ingressLimits(config.ingress), ...(ingressTls ? { tls: ingressTls } : {}) });
       ingress = emb;
       mqttOverWebSocket = emb.handleStream;
     }
@@ -90,7 +100,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
       startedAt: Date.now(),
       logger,
     };
-    const app = await buildApp(deps);
+    const app = await buildApp(deps, httpTls ? { https: httpTls } : {});
     // Order on stop: HTTP (subscribers) and ingress first, then flush the queue, then storage.
     cleanup.unshift(() => app.close());
     await app.listen({ host: config.http.host, port: config.http.port });
@@ -102,13 +112,13 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
     const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host;
-    const url = `http://${host}:${port}`;
-    logger.info({ url, mqttUrl: ing.url, storage: storage.kind, ingress: config.ingress.mode }, 'relay started');
+    const url = `${httpTls ? 'https' : 'http'}://${host}:${port}`;
+    logger.info({ url, mqttUrl: ing.url, storage: storage.kind, ingress: config.ingress.mode, ...(httpTls ? { httpCertValidTo: httpTls.validTo } : {}), ...(ingressTls ? { ingressCertValidTo: ingressTls.validTo } : {}) }, 'relay started');
     let stopped = false;
     return {
       url,
       mqttUrl: ing.url,
-      ...(config.ingress.mode === 'embedded' ? { mqttWsUrl: `ws://${host}:${port}/mqtt` } : {}),
+      ...(config.ingress.mode === 'embedded' ? { mqttWsUrl: `${httpTls ? 'wss' : 'ws'}://${host}:${port}/mqtt` } : {}),
       app,
       deps,
       storage,

@@ -4,7 +4,7 @@ import mqtt, { MqttClient } from 'mqtt';
 import pg from 'pg';
 import { createClient, type Client as WsClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { catalog, gatewayStatusPayload, gatewayTopics, silentLogger, topics, type EventType, type InputOf } from '@tu/shared';
+import { catalog, gatewayStatusPayload, gatewayTopics, silentLogger, topics, type Clock, type EventType, type InputOf } from '@tu/shared';
 import { issueToken, loadRelayConfig, startRelay, type Relay, type RelayConfig, type StorageWrapper } from '@tu/relay';
 import { comparisonResult, imageRef, metadataResult, newAnalysisId, recognitionResult } from './fixtures.js';
 import { tmpDir, until } from './harness.js';
@@ -38,8 +38,8 @@ export function relayTestConfig(overrides: Record<string, unknown> = {}): RelayC
   });
 }
 
-export async function startTestRelay(opts: { overrides?: Record<string, unknown>; wrapStorage?: StorageWrapper } = {}): Promise<Relay> {
-  return startRelay(relayTestConfig(opts.overrides), { logger: silentLogger(), ...(opts.wrapStorage ? { wrapStorage: opts.wrapStorage } : {}) });
+export async function startTestRelay(opts: { overrides?: Record<string, unknown>; wrapStorage?: StorageWrapper; clock?: Clock } = {}): Promise<Relay> {
+  return startRelay(relayTestConfig(opts.overrides), { logger: silentLogger(), ...(opts.wrapStorage ? { wrapStorage: opts.wrapStorage } : {}), ...(opts.clock ? { clock: opts.clock } : {}) });
 }
 
 /** Registers tenant (if new) and gateway; returns the gateway secret. */

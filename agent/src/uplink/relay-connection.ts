@@ -63,6 +63,19 @@ export function resolveEndpoint(c: {
   };
 }
 
+/**
+ * What the uplink trusts for the relay's certificate, said once at start (undefined for plain
+ * mqtt:// and ws://). With uplink.tls.ca, only those CAs: Node's `ca` option replaces its
+ * bundled store, so a relay certificate from any other CA is refused. Without it, Node's bundled
+ * public CAs: deliberate, for a relay behind a publicly issued certificate, and said so in the
+ * log so a missing tls.ca on a private CA shows as the reason for the handshake errors.
+ */
+export function relayTrust(url: string, t: RelayTls): string | undefined {
+  if (!/^(mqtts|wss):/.test(url)) return undefined;
+  if (!t.rejectUnauthorized) return 'uplink.tls.rejectUnauthorized is false: the relay certificate is NOT verified (development only)';
+  return t.ca ? `the relay certificate must chain to the CA(s) in ${t.ca} (uplink.tls.ca)` : "the relay certificate is verified against Node's bundled public CAs (no uplink.tls.ca; set it for a relay with a private CA)";
+}
+
 /** The URL without credentials (for logs and health). */
 export function redactUrl(url: string): string {
   try {

@@ -7,7 +7,7 @@ import { createEnricher } from './enrich.js';
 import { Forwarder, type UplinkError, type UplinkState } from './forwarder.js';
 import { Outbox } from './outbox.js';
 import type { WriterThread } from '../sqlite/writer-thread.js';
-import { redactUrl, resolveEndpoint, type RelayEndpoint } from './relay-connection.js';
+import { redactUrl, relayTrust, resolveEndpoint, type RelayEndpoint } from './relay-connection.js';
 
 export const UPLINK_OBSERVER = 'uplink';
 
@@ -77,6 +77,8 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
   try {
     endpoint = resolveEndpoint({ ...c, url, gatewayId: config.gatewayId });
     if (endpoint.password === undefined) deps.logger.warn('uplink: no gateway secret (TU_UPLINK_PASSWORD / uplink.passwordFile); connecting without a password');
+    const trust = relayTrust(url, c.tls);
+    if (trust) deps.logger[c.tls.rejectUnauthorized ? 'info' : 'warn'](`uplink: ${trust}`);
   } catch (err) {
     configError = err instanceof TuError ? err : new TuError('UPLINK_CONFIG_INVALID', (err as Error).message);
   }

@@ -78,8 +78,9 @@ export function buildResolvers(deps: GraphDeps): IResolvers {
       },
     },
     Gateway: {
-      online: (g: GatewayRow) => presence.online(g.id) ?? g.online,
-      lastSeen: (g: GatewayRow) => presence.lastSeen(g.id) ?? g.lastSeen,
+      // Shared presence (Redis) when configured, else this instance's; the stored row when neither knows.
+      online: async (g: GatewayRow) => (await presence.read(g.id)).online ?? g.online,
+      lastSeen: async (g: GatewayRow) => (await presence.read(g.id)).lastSeen ?? g.lastSeen,
       machines: async (g: GatewayRow, a: PageArgs) =>
         connection(await storage.listMachines({ tenantId: g.tenantId, gatewayId: g.id, first: pageSize(a.first), after: opt(a.after) }), cursorOf.machine),
     },

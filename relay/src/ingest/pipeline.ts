@@ -1,18 +1,23 @@
-import { decodeInbound, isCommandType, type ErrorCode, type Logger } from '@tu/shared';
+import { decodeInbound, isCommandType, type CloudEvent, type ErrorCode, type Logger } from '@tu/shared';
 import type { Registry } from '../registry/registry.js';
 import { RecentIds } from './dedup.js';
 import { effectsOf, storedEvent } from './effects.js';
 import { labelledWithoutVector, unpackEmbeddings } from './unpack.js';
 import { fanoutTopic, toPayload, type Emitter } from './fanout.js';
 import type { Presence } from './presence.js';
+import type { SharedRecentIds } from './shared-state.js';
 import type { StorageQueue } from './storage-queue.js';
 
 export interface IngestStats {
   received: number;
   accepted: number;
   rejected: Partial<Record<ErrorCode, number>>;
-  /** Dropped before fan-out (id seen recently); duplicates found only by storage are in the queue stats. */
+  /** Dropped before fan-out (id seen recently by this instance); duplicates found only by storage are in the queue stats. */
   duplicates: number;
+  /** Not fanned out because another instance claimed the id first (shared window); still written, storage decides. */
+  sharedDuplicates: number;
+  /** Shared window unavailable (Redis): the event was fanned out unchecked there. */
+  sharedErrors: number;
   fannedOut: number;
 }
 
@@ -25,7 +30,7 @@ export type IngestOutcome = { ok: true; duplicate: boolean } | { ok: false; code
  * acknowledges the gateway's QoS 1 publish only then), or at once when rejected.
  */
 export class Ingest {
-  readonly stats: IngestStats = { received: 0, accepted: 0, rejected: {}, duplicates: 0, fannedOut: 0 };
+  readonly stats: IngestStats = { received: 0, accepted: 0, rejected: {}, duplicates: 0, sharedDuplicates: 0, sharedErrors: 0, fannedOut: 0 };
   readonly #recent: RecentIds;
   /** Per-gateway chains, used only while a gateway's registry entry is being loaded (keeps order). */
   readonly #loading = new Map<string, Promise<unknown>>();
@@ -40,6 +45,8 @@ export class Ingest {
       dedupWindow: number;
       /** Told of every accepted event: a gateway's "last seen" moves with its events. */
       presence?: Pick<Presence, 'seen'>;
+      /** The duplicate window shared with the other instances (Redis); see #accept. */
+      sharedIds?: SharedRecentIds;
       now?: () => Date;
     },
   ) {
@@ -93,14 +100,44 @@ export class Ingest {
       this.stats.duplicates++;
       return seen.then(() => ({ ok: true, duplicate: true }) as const);
     }
-    this.stats.accepted++;
-    this.deps.presence?.seen(gatewayId);
-    // Fan-out first: subscribers never wait for the database.
-    this.deps.emitter.emit({ topic: fanoutTopic(gw.tenantId, gatewayId), payload: { analysisEvents: toPayload(e, gatewayId) } });
-    this.stats.fannedOut++;
-    const receivedAt = (this.deps.now?.() ?? new Date()).toISOString();
-    const written = this.deps.queue.push({ kind: 'event', event: storedEvent(e, gatewayId, gw.tenantId, receivedAt), effects: effectsOf(e, gatewayId, gw.tenantId, receivedAt) });
+    const shared = this.deps.sharedIds;
+    const written = shared
+      ? shared.claim(gatewayId, e.id).then(
+          (first) => this.#accept(gw.tenantId, gatewayId, e, first),
+          (err: Error) => {
+            // Logged on the first failure and then every 1000th, not per event during an outage.
+            if (this.stats.sharedErrors++ % 1000 === 0) this.deps.logger.warn({ err: err.message, failures: this.stats.sharedErrors }, 'shared duplicate window (redis) unavailable; fanning out unchecked');
+            return this.#accept(gw.tenantId, gatewayId, e, true);
+          },
+        )
+      : this.#accept(gw.tenantId, gatewayId, e, true);
+    // Set before the claim answers, so a repeat reaching this instance meanwhile waits for this one.
     this.#recent.add(e.id, written);
     return written.then((r) => ({ ok: true, duplicate: r === 'duplicate' }) as const);
+  }
+
+  /**
+   * Two duplicate windows, and the database key behind them:
+   * - this instance's (RecentIds): a gateway re-sending after a reconnect reaches the same instance
+   *   on the embedded broker; answered from memory, and the repeat is acknowledged once the
+   *   original is stored;
+   * - the shared one (Redis SET NX, when configured): behind a clustered broker a redelivered
+   *   event may reach another instance, whose memory never saw it. The first instance to claim
+   *   the id fans it out; the others do not, so a subscriber (on any instance, through the shared
+   *   fan-out) gets it once. The others still write it: storage is where "stored" is decided, so
+   *   the acknowledgement waits for it even if the first instance died before storing;
+   * - the events table's primary key, the final guard: it alone is durable and exact (the
+   *   windows forget, and an unavailable Redis lets a duplicate through to fan-out, not to storage).
+   */
+  #accept(tenantId: string, gatewayId: string, e: CloudEvent, first: boolean): Promise<'stored' | 'duplicate'> {
+    if (first) {
+      this.stats.accepted++;
+      this.deps.presence?.seen(gatewayId);
+      // Fan-out first: subscribers never wait for the database.
+      this.deps.emitter.emit({ topic: fanoutTopic(tenantId, gatewayId), payload: { analysisEvents: toPayload(e, gatewayId) } });
+      this.stats.fannedOut++;
+    } else this.stats.sharedDuplicates++;
+    const receivedAt = (this.deps.now?.() ?? new Date()).toISOString();
+    return this.deps.queue.push({ kind: 'event', event: storedEvent(e, gatewayId, tenantId, receivedAt), effects: effectsOf(e, gatewayId, tenantId, receivedAt) });
   }
 }

@@ -1,58 +1,94 @@
+import type { Logger } from '@tu/shared';
+import type { SharedPresence, SharedPresenceEntry } from './shared-state.js';
 import type { StorageQueue } from './storage-queue.js';
 
 /** How often an event's "last seen" is written to storage per gateway, at most (default). */
 export const LAST_SEEN_PERSIST_MS = 30_000;
+/** How often an event's "last seen" is written to shared presence per gateway and instance, at most (default). */
+export const LAST_SEEN_SHARE_MS = 1000;
+
+/** A gateway's presence as GraphQL shows it (absent: unknown here; the stored row answers). */
+export interface PresenceView {
+  online?: boolean;
+  lastSeen?: string;
+}
+
+const later = (a: string | undefined, b: string | undefined): string | undefined => (a === undefined ? b : b === undefined ? a : Date.parse(a) >= Date.parse(b) ? a : b);
 
 /**
  * Gateway online/offline from the ingress: connection counts (embedded broker) or the retained
  * status topic and last will (external broker). Kept in memory for this instance and written to
  * storage (gateways.online/last_seen) through the storage queue.
  *
- * "Last seen" also moves on every accepted event (`seen`): in memory each time (GraphQL reads it
- * from here first), in storage at most once per `persistEveryMs` per gateway, so a busy gateway
- * costs no database write per event.
+ * "Last seen" also moves on every accepted event (`seen`): in memory each time, in storage at
+ * most once per `persistEveryMs` per gateway, so a busy gateway costs no database write per event.
+ *
+ * With `shared` (Redis, config `redis`), presence also goes to the state every instance shares
+ * (redis-state.ts), and `read` (GraphQL) answers from there: behind a clustered broker any
+ * instance may receive a gateway's status or events, so this instance's memory is only its own
+ * view. A status is kept with its time, and an older status never replaces a newer one, here and
+ * there. Without `shared`, one instance is the whole truth, as before.
  */
 export class Presence {
   #connections = new Map<string, number>();
   /** Gateways whose connection or status this instance has seen (so it can say "offline"). */
   #statusKnown = new Set<string>();
+  /** Time (ms) of the newest status this instance applied per gateway: an older one is ignored. */
+  #statusAt = new Map<string, number>();
   #lastSeen = new Map<string, string>();
   /** When each gateway's presence was last queued for storage (ms, injected clock). */
   #persistedAt = new Map<string, number>();
+  /** When each gateway's "last seen" was last written to shared presence by `seen` (ms). */
+  #sharedAt = new Map<string, number>();
+  /** Shared reads of the current turn of the event loop: a gateway's online and lastSeen fields ask once. */
+  #reads = new Map<string, Promise<SharedPresenceEntry | undefined>>();
+  #lastSharedErrorLog = 0;
+
   /** `authoritative`: this instance sees every gateway connection (embedded ingress), so unseen = offline. */
   constructor(
     private readonly queue: StorageQueue,
-    private readonly opts: { authoritative: boolean; now?: () => Date; persistEveryMs?: number },
+    private readonly opts: { authoritative: boolean; now?: () => Date; persistEveryMs?: number; shared?: SharedPresence; shareEveryMs?: number; logger?: Logger },
   ) {}
 
   connected(gatewayId: string): void {
     const n = (this.#connections.get(gatewayId) ?? 0) + 1;
     this.#connections.set(gatewayId, n);
-    if (n === 1) this.#write(gatewayId, true);
+    if (n === 1) this.#write(gatewayId, true, this.#now(), true);
   }
 
   disconnected(gatewayId: string): void {
     const n = (this.#connections.get(gatewayId) ?? 1) - 1;
     if (n <= 0) {
       this.#connections.delete(gatewayId);
-      this.#write(gatewayId, false);
+      this.#write(gatewayId, false, this.#now(), true);
     } else this.#connections.set(gatewayId, n);
   }
 
-  /** External mode: the status a gateway (or its last will) published. */
-  status(gatewayId: string, online: boolean): void {
+  /**
+   * External mode: the status a gateway (or its last will) published, as of `at` (default: now;
+   * an ingress that knows when the broker took the message passes that). A status older than one
+   * already applied changes nothing.
+   */
+  status(gatewayId: string, online: boolean, at: Date = this.#now()): void {
+    if (at.getTime() < (this.#statusAt.get(gatewayId) ?? -Infinity)) return;
     if (online) this.#connections.set(gatewayId, 1);
     else this.#connections.delete(gatewayId);
-    this.#write(gatewayId, online);
+    this.#write(gatewayId, online, at, false);
   }
 
   /** An accepted event from the gateway: it is alive now. */
   seen(gatewayId: string): void {
     const now = this.#now();
-    this.#lastSeen.set(gatewayId, now.toISOString());
+    const t = now.getTime();
+    this.#lastSeen.set(gatewayId, later(this.#lastSeen.get(gatewayId), now.toISOString())!);
+    const shared = this.opts.shared;
+    if (shared && !(t - (this.#sharedAt.get(gatewayId) ?? -Infinity) < (this.opts.shareEveryMs ?? LAST_SEEN_SHARE_MS))) {
+      this.#sharedAt.set(gatewayId, t);
+      shared.seen(gatewayId, t).catch((err: Error) => this.#sharedFailed(err));
+    }
     const last = this.#persistedAt.get(gatewayId);
-    if (last !== undefined && now.getTime() - last < (this.opts.persistEveryMs ?? LAST_SEEN_PERSIST_MS)) return;
-    this.#persistedAt.set(gatewayId, now.getTime());
+    if (last !== undefined && t - last < (this.opts.persistEveryMs ?? LAST_SEEN_PERSIST_MS)) return;
+    this.#persistedAt.set(gatewayId, t);
     // It just sent an event, so it is online (the at-guard in storage keeps a later disconnect).
     void this.queue.push({ kind: 'presence', gatewayId, online: true, at: now.toISOString() });
   }
@@ -63,24 +99,68 @@ export class Presence {
     return this.opts.authoritative || this.#statusKnown.has(gatewayId) ? false : undefined;
   }
 
+  /** Last seen by this instance. */
   lastSeen(gatewayId: string): string | undefined {
     return this.#lastSeen.get(gatewayId);
   }
 
+  /**
+   * What GraphQL shows: the shared presence when there is one (any instance's status, the latest
+   * event on any instance), else this instance's view. When Redis does not answer, this
+   * instance's view, logged.
+   */
+  async read(gatewayId: string): Promise<PresenceView> {
+    const online = this.online(gatewayId);
+    const lastSeen = this.lastSeen(gatewayId);
+    const local: PresenceView = { ...(online !== undefined ? { online } : {}), ...(lastSeen !== undefined ? { lastSeen } : {}) };
+    if (!this.opts.shared) return local;
+    const s = await this.#sharedRead(gatewayId);
+    if (!s) return local;
+    const on = s.online ?? online;
+    const seen = later(s.lastSeen, lastSeen);
+    return { ...(on !== undefined ? { online: on } : {}), ...(seen !== undefined ? { lastSeen: seen } : {}) };
+  }
+
+  /** Gateways connected as seen by this instance (metrics, health). */
   get onlineCount(): number {
     return this.#connections.size;
+  }
+
+  #sharedRead(gatewayId: string): Promise<SharedPresenceEntry | undefined> {
+    let p = this.#reads.get(gatewayId);
+    if (!p) {
+      if (this.#reads.size === 0) setImmediate(() => this.#reads.clear());
+      p = this.opts.shared!.read([gatewayId]).then(
+        (m) => m.get(gatewayId),
+        (err: Error) => {
+          this.#sharedFailed(err);
+          return undefined;
+        },
+      );
+      this.#reads.set(gatewayId, p);
+    }
+    return p;
   }
 
   #now(): Date {
     return this.opts.now?.() ?? new Date();
   }
 
-  #write(gatewayId: string, online: boolean): void {
-    const now = this.#now();
-    const at = now.toISOString();
+  #write(gatewayId: string, online: boolean, when: Date, held: boolean): void {
+    const at = when.toISOString();
     this.#statusKnown.add(gatewayId);
-    this.#lastSeen.set(gatewayId, at);
-    this.#persistedAt.set(gatewayId, now.getTime());
+    this.#statusAt.set(gatewayId, when.getTime());
+    this.#lastSeen.set(gatewayId, later(this.#lastSeen.get(gatewayId), at)!);
+    this.#persistedAt.set(gatewayId, this.#now().getTime());
+    this.opts.shared?.status(gatewayId, online, when.getTime(), held).catch((err: Error) => this.#sharedFailed(err));
     void this.queue.push({ kind: 'presence', gatewayId, online, at });
+  }
+
+  /** Shared presence is best effort: this instance's view and storage still hold. Logged at most every 30 s. */
+  #sharedFailed(err: Error): void {
+    const t = Date.now();
+    if (t - this.#lastSharedErrorLog < 30_000) return;
+    this.#lastSharedErrorLog = t;
+    this.opts.logger?.warn({ err: err.message }, 'shared presence (redis) failed; answering from this instance');
   }
 }

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { checkGatewayPublish, LoginThrottle, MqttAdmission, systemClock, type AdmissionLimits, type Clock, type Logger, type LoginThrottleLimits } from '@tu/shared';
@@ -13,7 +14,7 @@ const CLIENT_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
 const authError = (message: string, returnCode: 2 | 4 | 5): AuthenticateError => Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 
 /**
- * The default gateway ingress: an embedded aedes broker (MQTT 3.1.1) on TCP (TCP_NODELAY) and,
+ * The default gateway ingress: an embedded aedes broker (MQTT 3.1.1) on TCP or TLS (TCP_NODELAY) and,
  * through `handleStream`, MQTT over WebSocket. Username = gatewayId, password = gateway secret.
  * A gateway may publish only its own events and status and may subscribe to nothing
  * (shared/src/gateway-contract.ts); anything else is refused (publish: the client is disconnected), logged and counted.
@@ -38,6 +39,8 @@ export async function startEmbeddedIngress(opts: {
   maxPayloadBytes: number;
   /** Limits before authentication (config ingress.limits). */
   limits: { admission: AdmissionLimits; logins: LoginThrottleLimits };
+  /** mqtts on the TCP port (config ingress.tls, read by relay/src/tls.ts). */
+  tls?: { cert: Buffer; key: Buffer };
   clock?: Clock;
 }): Promise<Ingress & { handleStream(stream: Duplex, remoteAddress?: string): void }> {
   const log = opts.logger.child({ component: 'ingress' });
@@ -140,7 +143,16 @@ export async function startEmbeddedIngress(opts: {
   });
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
 
-  const server = net.createServer({ noDelay: true }, (socket) => handle(socket, socket.remoteAddress));
+  // TCP_NODELAY on every accepted socket (DESIGN §3), TLS or not (set again on the TLS socket,
+  // which passes it to its TCP socket). Admission (shared/src/bus/admission.ts) applies once the
+  // TLS handshake is done; a handshake gets 10 s, not Node's 120 s, so half-open ones cannot pile up.
+  const server: net.Server = opts.tls
+    ? tls.createServer({ cert: opts.tls.cert, key: opts.tls.key, noDelay: true, handshakeTimeout: 10_000 }, (socket) => {
+        socket.setNoDelay(true);
+        handle(socket, socket.remoteAddress);
+      })
+    : net.createServer({ noDelay: true }, (socket) => handle(socket, socket.remoteAddress));
+  if (opts.tls) server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => log.debug({ address: socket.remoteAddress, err: err.message }, 'gateway TLS handshake failed'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {
@@ -149,11 +161,11 @@ export async function startEmbeddedIngress(opts: {
     });
   });
   const port = (server.address() as net.AddressInfo).port;
-  log.info({ host: opts.host, port }, 'gateway ingress (embedded MQTT) listening');
+  log.info({ host: opts.host, port, tls: !!opts.tls }, 'gateway ingress (embedded MQTT) listening');
 
   return {
     stats,
-    url: `mqtt://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
+    url: `${opts.tls ? 'mqtts' : 'mqtt'}://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
     handleStream: (stream, remoteAddress) => handle(stream, remoteAddress),
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

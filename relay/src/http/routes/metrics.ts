@@ -12,8 +12,10 @@ export function metricsText(deps: AppDeps): string {
     .metric('tu_relay_events_rejected_total', 'counter', 'Events rejected, by reason (error code).', Object.entries(i.rejected).map(([code, n]) => [{ code }, n ?? 0]))
     .metric('tu_relay_events_duplicate_total', 'counter', 'Duplicate events dropped, by where they were caught.', [
       [{ stage: 'memory' }, i.duplicates],
+      [{ stage: 'shared' }, i.sharedDuplicates],
       [{ stage: 'storage' }, q.duplicates],
     ])
+    .metric('tu_relay_shared_dedup_errors_total', 'counter', 'Events fanned out unchecked because the shared duplicate window (redis) did not answer.', i.sharedErrors)
     .metric('tu_relay_events_stored_total', 'counter', 'Events written to storage.', q.stored)
     .metric('tu_relay_machine_upserts_total', 'counter', 'Machine records upserted.', q.upserts)
     .metric('tu_relay_analyses_written_total', 'counter', 'Analyses written.', q.analyses)

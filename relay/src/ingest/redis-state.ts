@@ -1,0 +1,110 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Logger } from '@tu/shared';
+import type { SharedPresence, SharedPresenceEntry, SharedRecentIds } from './shared-state.js';
+
+/**
+ * A status applies only when it is not older than the recorded one: two instances may handle a
+ * gateway's statuses in either order (a broker redelivery, one instance slower than another), and
+ * the later-handled one must not win just for being handled later. One script, so the compare
+ * and the write are one step for Redis (no other instance's write in between).
+ * KEYS[1] the gateway's presence hash; ARGV online ("1"/"0"), the status time (ms), the instance
+ * holding the connection ('' when the status came from an external broker).
+ */
+const STATUS_LUA = `
+local at = tonumber(ARGV[2])
+local statusAt = tonumber(redis.call('HGET', KEYS[1], 'statusAt') or '-1')
+if at >= statusAt then
+  redis.call('HSET', KEYS[1], 'online', ARGV[1], 'statusAt', ARGV[2])
+  if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'heldBy', ARGV[3]) else redis.call('HDEL', KEYS[1], 'heldBy') end
+end
+local seen = tonumber(redis.call('HGET', KEYS[1], 'lastSeen') or '-1')
+if at > seen then redis.call('HSET', KEYS[1], 'lastSeen', ARGV[2]) end
+return 1`;
+
+/** Last seen = the latest of the times it is told (events reach instances out of order). KEYS[1] the hash; ARGV the time (ms). */
+const SEEN_LUA = `
+local seen = tonumber(redis.call('HGET', KEYS[1], 'lastSeen') or '-1')
+if tonumber(ARGV[1]) > seen then redis.call('HSET', KEYS[1], 'lastSeen', ARGV[1]) end
+return 1`;
+
+type WithScripts = Redis & {
+  tuPresenceStatus(key: string, online: string, atMs: string, heldBy: string): Promise<number>;
+  tuPresenceSeen(key: string, atMs: string): Promise<number>;
+};
+
+/**
+ * Presence and the shared duplicate window in Redis (config `redis`), under `keyPrefix`:
+ * - `{prefix}p:{gatewayId}`: hash `online` ("1"/"0"), `statusAt` (ms of that status), `lastSeen` (ms);
+ * - `{prefix}e:{gatewayId}:{eventId}`: an event id claimed by one instance, expiring after `dedupTtlMs`;
+ * - `{prefix}i:{instanceId}`: this instance is alive, renewed every third of `livenessMs`. A gateway
+ *   connected to the embedded broker of an instance that died (kill -9, a lost machine) never got
+ *   its "offline": the hash's `heldBy` names the instance, and without its liveness key the
+ *   gateway reads offline. Real time, not the injected clock: it is about this process being alive.
+ * Commands are auto-pipelined (a page of gateways is one round trip) and time out after 1 s,
+ * so a Redis outage slows nothing for long: callers fall back as their comments say.
+ */
+export class RedisState implements SharedPresence, SharedRecentIds {
+  readonly #redis: WithScripts;
+  /** This instance, in `heldBy` and its liveness key. */
+  readonly instanceId = randomBytes(8).toString('hex');
+  readonly #heartbeat: NodeJS.Timeout;
+  #lastErrorLog = 0;
+
+  constructor(private readonly opts: { url: string; keyPrefix: string; dedupTtlMs: number; livenessMs: number; logger: Logger }) {
+    const redis = new Redis(opts.url, { keyPrefix: opts.keyPrefix, enableAutoPipelining: true, commandTimeout: 1000, maxRetriesPerRequest: 1 });
+    redis.defineCommand('tuPresenceStatus', { numberOfKeys: 1, lua: STATUS_LUA });
+    redis.defineCommand('tuPresenceSeen', { numberOfKeys: 1, lua: SEEN_LUA });
+    // ioredis reconnects by itself and emits an error per failed attempt: logged at most every 30 s.
+    redis.on('error', (err: Error) => {
+      if (Date.now() - this.#lastErrorLog < 30_000) return;
+      this.#lastErrorLog = Date.now();
+      opts.logger.warn({ err: err.message }, 'redis (presence, shared duplicate window) unavailable; retrying');
+    });
+    this.#redis = redis as WithScripts;
+    const beat = () => void redis.set(`i:${this.instanceId}`, '1', 'PX', opts.livenessMs).catch(() => undefined);
+    beat();
+    this.#heartbeat = setInterval(beat, Math.max(100, Math.floor(opts.livenessMs / 3)));
+    this.#heartbeat.unref();
+  }
+
+  async status(gatewayId: string, online: boolean, atMs: number, held: boolean): Promise<void> {
+    await this.#redis.tuPresenceStatus(`p:${gatewayId}`, online ? '1' : '0', String(atMs), held ? this.instanceId : '');
+  }
+
+  async seen(gatewayId: string, atMs: number): Promise<void> {
+    await this.#redis.tuPresenceSeen(`p:${gatewayId}`, String(atMs));
+  }
+
+  async read(gatewayIds: readonly string[]): Promise<Map<string, SharedPresenceEntry>> {
+    const rows = await Promise.all(
+      gatewayIds.map(async (id) => {
+        const [online, lastSeen, heldBy] = await this.#redis.hmget(`p:${id}`, 'online', 'lastSeen', 'heldBy');
+        // Online through a connection held by an instance that is gone: offline (see the class comment).
+        const held = online === '1' && heldBy ? (await this.#redis.exists(`i:${heldBy}`)) === 1 : true;
+        return { online: online == null ? undefined : online === '1' && held, lastSeen };
+      }),
+    );
+    const out = new Map<string, SharedPresenceEntry>();
+    gatewayIds.forEach((id, i) => {
+      const { online, lastSeen } = rows[i]!;
+      out.set(id, { ...(online !== undefined ? { online } : {}), ...(lastSeen != null ? { lastSeen: new Date(Number(lastSeen)).toISOString() } : {}) });
+    });
+    return out;
+  }
+
+  async claim(gatewayId: string, eventId: string): Promise<boolean> {
+    return (await this.#redis.set(`e:${gatewayId}:${eventId}`, '1', 'PX', this.opts.dedupTtlMs, 'NX')) === 'OK';
+  }
+
+  /** Resolves once the connection is closed (quit answers before the socket is gone). */
+  async close(): Promise<void> {
+    clearInterval(this.#heartbeat);
+    if (this.#redis.status === 'end') return;
+    // Stopped cleanly: its gateways were disconnected (offline written) before this.
+    await this.#redis.del(`i:${this.instanceId}`).catch(() => undefined);
+    const ended = new Promise<void>((resolve) => this.#redis.once('end', () => resolve()));
+    await this.#redis.quit().catch(() => this.#redis.disconnect());
+    await ended;
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * Stateless relay instances (issue 11, DESIGN §6): two relays sharing PostgreSQL (a schema of
+ * this test) and Redis (keys under a prefix of this test, deleted after). Presence and the
+ * duplicate window live in Redis, so either instance answers for a gateway the other one saw.
+ * Both run on one injected clock (the instances' clocks agree), moved by the test where time matters.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { ManualClock } from '@tu/shared';
+import type { Relay } from '@tu/relay';
+import { tmpDir } from './support/harness.js';
+import { freePort, startProcess, stopProcess } from './support/processes.js';
+import { addGateway, analysisFlow, connectGateway, dropPgSchema, gql, JWT_SECRET, PG_BASE, pgSchemaName, publishEvent, startTestRelay, subscribeEvents, tokenFor } from './support/relay.js';
+
+const REDIS = process.env.TU_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+type Ctx = { a: Relay; b: Relay; clock: ManualClock; schema: string; prefix: string; tenant: string; token: string };
+const test = suite<Ctx>('relay: stateless instances (presence and duplicate window in Redis, storage in PostgreSQL)');
+
+test.before(async (ctx) => {
+  ctx.clock = new ManualClock(Date.UTC(2026, 5, 1, 8, 0, 0));
+  ctx.schema = pgSchemaName();
+  ctx.prefix = `tu:test:${process.pid}:${randomBytes(4).toString('hex')}:`;
+  const overrides = { 'storage.url': `${PG_BASE}?schema=${ctx.schema}`, 'redis.url': REDIS, 'redis.keyPrefix': ctx.prefix };
+  ctx.a = await startTestRelay({ overrides, clock: ctx.clock });
+  ctx.b = await startTestRelay({ overrides, clock: ctx.clock });
+  ctx.tenant = `stateless-${process.pid}`;
+  await ctx.a.registry.addTenant(ctx.tenant);
+  ctx.token = await tokenFor(ctx.tenant);
+});
+
+test.after(async (ctx) => {
+  await ctx.a?.stop();
+  await ctx.b?.stop();
+  await dropPgSchema(ctx.schema);
+  const redis = new Redis(REDIS);
+  try {
+    const keys = await redis.keys(`${ctx.prefix}*`);
+    if (keys.length) await redis.del(...keys);
+  } finally {
+    await new Promise((resolve) => {
+      redis.once('end', resolve);
+      void redis.quit();
+    });
+  }
+});
+
+const presenceVia = async (relay: Relay, ctx: Ctx, id: string): Promise<{ online: boolean | null; lastSeen: string | null }> => {
+  const r = await gql<{ gateway: { online: boolean | null; lastSeen: string | null } }>(relay, ctx.token, 'query ($id: ID!) { gateway(id: $id) { online lastSeen } }', { id });
+  assert.ok(r.data?.gateway, JSON.stringify(r));
+  return r.data.gateway;
+};
+
+/** Polls until the instance's GraphQL answers `want` (shared writes are not awaited by the ingress). */
+async function expectPresence(relay: Relay, ctx: Ctx, id: string, want: { online: boolean; lastSeen?: number }, what: string): Promise<void> {
+  const end = Date.now() + 5000;
+  let got = await presenceVia(relay, ctx, id);
+  const ok = () => got.online === want.online && (want.lastSeen === undefined || got.lastSeen === new Date(want.lastSeen).toISOString());
+  while (!ok() && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 10));
+    got = await presenceVia(relay, ctx, id);
+  }
+  assert.equal({ online: got.online, ...(want.lastSeen !== undefined ? { lastSeen: got.lastSeen } : {}) }, { online: want.online, ...(want.lastSeen !== undefined ? { lastSeen: new Date(want.lastSeen).toISOString() } : {}) }, what);
+}
+
+test('a gateway connected to instance A is online through instance B, and offline there once it leaves A', async (ctx) => {
+  const id = 'gw-sl-presence';
+  const secret = await addGateway(ctx.a, id, ctx.tenant);
+  const connectedAt = ctx.clock.now();
+  const gw = await connectGateway(ctx.a.mqttUrl, id, secret);
+  // B never saw the connection: on its own (embedded, authoritative) it would say offline.
+  assert.is(ctx.b.deps.presence.online(id), false);
+  await expectPresence(ctx.b, ctx, id, { online: true, lastSeen: connectedAt }, 'online through B');
+  ctx.clock.advance(60_000);
+  const leftAt = ctx.clock.now();
+  gw.end(true);
+  await expectPresence(ctx.b, ctx, id, { online: false, lastSeen: leftAt }, 'offline through B');
+  await expectPresence(ctx.a, ctx, id, { online: false, lastSeen: leftAt }, 'offline through A');
+});
+
+test('an older status handled after a newer one does not flip it, on either instance', async (ctx) => {
+  const id = 'gw-sl-order';
+  await addGateway(ctx.a, id, ctx.tenant);
+  // External-mode statuses (relay/src/ingress/external.ts calls presence.status), handled by different instances.
+  const t0 = ctx.clock.now();
+  ctx.b.deps.presence.status(id, false, new Date(t0 + 2000)); // the last will, handled first by B
+  await expectPresence(ctx.a, ctx, id, { online: false, lastSeen: t0 + 2000 }, 'offline, through A');
+  ctx.a.deps.presence.status(id, true, new Date(t0 + 1000)); // the older "online", redelivered late to A
+  ctx.b.deps.presence.status(id, true, new Date(t0 + 1000)); // and to B
+  // Each instance reads on the Redis connection it wrote the stale status on, so the reads come after those writes.
+  for (const [name, relay] of [['A', ctx.a], ['B', ctx.b]] as const) await expectPresence(relay, ctx, id, { online: false, lastSeen: t0 + 2000 }, `still offline through ${name}`);
+  // A newer status does apply (the guard is by time, not by instance).
+  ctx.a.deps.presence.status(id, true, new Date(t0 + 3000));
+  await expectPresence(ctx.b, ctx, id, { online: true, lastSeen: t0 + 3000 }, 'the newer status through B');
+});
+
+test('last seen moves with events received by either instance', async (ctx) => {
+  const id = 'gw-sl-seen';
+  const secret = await addGateway(ctx.a, id, ctx.tenant);
+  const toA = await connectGateway(ctx.a.mqttUrl, id, secret);
+  const toB = await connectGateway(ctx.b.mqttUrl, id, secret);
+  try {
+    const [e1, e2] = analysisFlow(id);
+    ctx.clock.advance(30_000);
+    const atA = ctx.clock.now();
+    assert.is(await publishEvent(toA, id, e1!), 'ok');
+    await expectPresence(ctx.b, ctx, id, { online: true, lastSeen: atA }, 'the event on A, through B');
+    ctx.clock.advance(30_000);
+    const atB = ctx.clock.now();
+    assert.is(await publishEvent(toB, id, e2!), 'ok');
+    await expectPresence(ctx.a, ctx, id, { online: true, lastSeen: atB }, 'the event on B, through A');
+  } finally {
+    toA.end(true);
+    toB.end(true);
+  }
+});
+
+test('one event id delivered to both instances fans out once to a subscriber on each, and is stored once', async (ctx) => {
+  const id = 'gw-sl-dedup';
+  const secret = await addGateway(ctx.a, id, ctx.tenant);
+  const subA = await subscribeEvents(ctx.a, ctx.token, id);
+  const subB = await subscribeEvents(ctx.b, ctx.token, id);
+  const toA = await connectGateway(ctx.a.mqttUrl, id, secret);
+  const toB = await connectGateway(ctx.b.mqttUrl, id, secret);
+  try {
+    const [twice, marker] = analysisFlow(id);
+    const before = { a: ctx.a.deps.ingest.stats.sharedDuplicates, b: ctx.b.deps.ingest.stats.sharedDuplicates };
+    // The broker's redelivery to another instance: the same event reaches A and B at once.
+    assert.equal(await Promise.all([publishEvent(toA, id, twice!), publishEvent(toB, id, twice!)]), ['ok', 'ok'], 'both acknowledged (once stored)');
+    // A later event, so everything before it has been fanned out when it arrives.
+    assert.is(await publishEvent(toA, id, marker!), 'ok');
+    await subA.waitFor(2);
+    await subB.waitFor(2);
+    for (const [name, sub] of [['A', subA], ['B', subB]] as const) assert.equal(sub.events.map((e) => e.id), [twice!.id, marker!.id], `the subscriber on ${name}`);
+    const sharedDuplicates = ctx.a.deps.ingest.stats.sharedDuplicates - before.a + (ctx.b.deps.ingest.stats.sharedDuplicates - before.b);
+    assert.is(sharedDuplicates, 1, 'one instance claimed it, the other stood back');
+    const db = new pg.Client({ connectionString: PG_BASE });
+    await db.connect();
+    try {
+      const r = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${ctx.schema}.events WHERE id = $1`, [twice!.id]);
+      assert.is(Number(r.rows[0]!.n), 1, 'stored once');
+    } finally {
+      await db.end();
+    }
+  } finally {
+    toA.end(true);
+    toB.end(true);
+    await subA.close();
+    await subB.close();
+  }
+});
+
+test('a gateway connected to an instance that dies (kill -9) reads offline through the others once its liveness lapses', async (ctx) => {
+  const id = 'gw-sl-crash';
+  const secret = await addGateway(ctx.a, id, ctx.tenant);
+  const dir = tmpDir('tu-relay-crash-');
+  const mqttPort = await freePort();
+  const config = {
+    dataDir: dir,
+    log: { level: 'silent' },
+    http: { host: '127.0.0.1', port: 0 },
+    ingress: { host: '127.0.0.1', port: mqttPort },
+    storage: { url: `${PG_BASE}?schema=${ctx.schema}` },
+    redis: { url: REDIS, keyPrefix: ctx.prefix, livenessMs: 1000 },
+    jwt: { secret: JWT_SECRET },
+  };
+  fs.writeFileSync(path.join(dir, 'relay.json'), JSON.stringify(config));
+  const c = await startProcess('relay/dist/main.js', ['--config', path.join(dir, 'relay.json')], 'relay: ');
+  try {
+    const gw = await connectGateway(`mqtt://127.0.0.1:${mqttPort}`, id, secret);
+    gw.on('error', () => undefined);
+    await expectPresence(ctx.b, ctx, id, { online: true }, 'online through B while C holds the connection');
+    // No clean stop: C never writes the gateway's "offline".
+    await stopProcess(c, 'SIGKILL');
+    await expectPresence(ctx.b, ctx, id, { online: false }, 'offline through B once C is gone');
+    gw.end(true);
+  } finally {
+    await stopProcess(c, 'SIGKILL');
+  }
+});
+
+test.run();
