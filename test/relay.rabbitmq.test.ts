@@ -6,11 +6,12 @@ import * as assert from 'uvu/assert';
 import amqp from 'amqplib';
 import type { MqttClient } from 'mqtt';
 import { topics } from '@tu/shared';
-import { rabbitmqAuthBaseUrl, type Relay } from '@tu/relay';
+import { rabbitmqAuthBaseUrl, type Relay, type RelayConfig } from '@tu/relay';
 import { tmpDir, until } from './support/harness.js';
+import { runCommand } from '@tu/relay/internal/cli/commands';
 import { freePort, startProcess, stopProcess } from './support/processes.js';
 import { startRabbitCluster, type RabbitCluster } from './support/rabbitmq.js';
-import { analysisFlow, connectGateway, dropPgSchema, JWT_SECRET, PG_BASE, pgSchemaName, publishEvent, publishRaw, startTestRelay, type Envelope } from './support/relay.js';
+import { analysisFlow, connectGateway, dropPgSchema, JWT_SECRET, PG_BASE, pgSchemaName, publishEvent, publishRaw, relayTestConfig, startTestRelay, type Envelope } from './support/relay.js';
 
 const AUTH_SECRET = 'broker-auth-secret-0123456789abcdef';
 const RELAY_PASSWORD = 'relay-amqp-password-0123456789';
@@ -26,6 +27,8 @@ type Ctx = {
   b: ChildProcess | undefined;
   bUrl: string;
   secrets: Record<string, string>;
+  /** The relay CLI's view (same database and settings as the relays). */
+  cliConfig: RelayConfig;
   gws: MqttClient[];
   published: Envelope[];
 };
@@ -53,7 +56,9 @@ async function setup(ctx: Ctx): Promise<void> {
   // Every node asks relay A (a load balancer in front of all instances in production): B is the one killed below.
   ctx.cluster = await startRabbitCluster({ nodes: 3, authBaseUrl: rabbitmqAuthBaseUrl(`http://127.0.0.1:${aPort}`, AUTH_SECRET), cacheTtlMs: CACHE_TTL_MS });
   const rabbitmq = { urls: ctx.cluster.amqpUrls, password: RELAY_PASSWORD, authSecret: AUTH_SECRET, cacheTtlMs: CACHE_TTL_MS, prefetch: 50, retryDelayMs: 200, reconnectInitialMs: 200, reconnectMaxMs: 2000 };
-  ctx.a = await startTestRelay({ overrides: { 'http.port': aPort, 'storage.url': storage, 'ingress.mode': 'rabbitmq', 'ingress.rabbitmq': rabbitmq } });
+  const overrides = { 'http.port': aPort, 'storage.url': storage, 'ingress.mode': 'rabbitmq', 'ingress.rabbitmq': rabbitmq };
+  ctx.cliConfig = relayTestConfig(overrides);
+  ctx.a = await startTestRelay({ overrides });
   // Relay B: a process of its own (kill -9 below), same database, nodes in another order.
   const dir = tmpDir('tu-relay-b-');
   const config = {
@@ -170,6 +175,9 @@ test('bad input is dead-lettered once (no redelivery loop); the auth routes answ
     fetch(`${rabbitmqAuthBaseUrl(ctx.a.url, secret)}/user`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
   const right = { username: 'gw-rt', password: ctx.secrets['gw-rt']!, client_id: 'gw-rt' };
   assert.is((await ask('not-the-secret-0123456789abc', right)).status, 404, 'no oracle without the secret');
+  // The broker config the CLI prints is the one these nodes run (test/support/rabbitmq.ts writes rabbitmqBrokerConf).
+  const conf = await runCommand(ctx.cliConfig, ['rabbitmq', 'config'], new Map([['relay-url', ctx.a.url]]));
+  assert.ok(conf.includes(`auth_http.user_path = ${rabbitmqAuthBaseUrl(ctx.a.url, AUTH_SECRET)}/user`) && conf.includes(`auth_cache.cache_ttl = ${CACHE_TTL_MS}`), conf);
   assert.is(await (await ask(AUTH_SECRET, right)).text(), 'allow');
   assert.is((await ask(AUTH_SECRET, { username: 'gw-rt' })).status, 400, 'a malformed question is refused');
   // Failed logins are throttled per gateway: past the burst, guesses are refused unchecked (no
@@ -236,7 +244,8 @@ test('a revoked gateway is refused at its next connection and cut off within the
   await new Promise((r) => setTimeout(r, 500));
   const revokedAt = Date.now();
   assert.ok(await ctx.a.registry.revoke(id));
-  assert.ok(await ctx.a.registry.revoke('gw-rc'));
+  // The other through the CLI (its own storage connection, as an operator would): no instance is told.
+  assert.match(await runCommand(ctx.cliConfig, ['gateways', 'revoke', 'gw-rc'], new Map()), /revoked/);
   let refusedAfter: number | undefined;
   while (refusedAfter === undefined && Date.now() - revokedAt < CACHE_TTL_MS + 5000) {
     if (!(await connectRc())) refusedAfter = Date.now() - revokedAt;
