@@ -59,7 +59,7 @@ export const relayConfigSchema = z
             prefetch: z.number().int().min(1).max(10_000).default(200),
             /** Deliveries of one message before the broker dead-letters it (x-delivery-limit): no endless redelivery. */
             deliveryLimit: z.number().int().min(1).max(1000).default(20),
-            /** A message whose handling failed (not bad input: e.g. the registry could not be read) is requeued after this delay. */
+            /** A message whose handling failed (not bad input: e.g. the registry could not be read) is requeued after this delay, doubling per delivery up to 60 s. */
             retryDelayMs: z.number().int().min(10).max(600_000).default(5000),
             /** Reconnect backoff across `urls` when a node or the connection is lost. */
             reconnectInitialMs: z.number().int().min(10).max(60_000).default(500),

@@ -9,6 +9,9 @@ import type { Ingress, IngressStats, RabbitmqIngressStats } from './types.js';
 
 export type RabbitmqSettings = NonNullable<RelayConfig['ingress']['rabbitmq']>;
 
+/** The longest wait before a failed message is requeued (the delay doubles per delivery from retryDelayMs). */
+const RETRY_MAX_MS = 60_000;
+
 /**
  * Ingress through a RabbitMQ cluster (relay/README.md "RabbitMQ ingress"). Gateways publish over
  * MQTT to any node; the MQTT plugin routes their messages into amq.topic, where one durable
@@ -21,17 +24,19 @@ export type RabbitmqSettings = NonNullable<RelayConfig['ingress']['rabbitmq']>;
  * only once `ingest.handle` resolves (stored, or found a duplicate). The rule on failure:
  * - bad input (ingest refused it, a key outside the contract, a revoked gateway): nack without
  *   requeue → the broker dead-letters it to `{queue}.dead` (logged with the reason);
- * - handling failed (e.g. the registry could not be read): requeued after `retryDelayMs`;
- *   the queue's delivery limit dead-letters a message that keeps failing, so no endless loop.
+ * - handling failed (e.g. the registry could not be read): requeued after a delay that doubles
+ *   per delivery from `retryDelayMs` to 60 s; the queue's delivery limit dead-letters a message
+ *   that keeps failing, so no endless loop (defaults: 20 deliveries, about 16 minutes).
  * A slow or down database does not fail: the storage queue retries and the ack waits; at most
  * `prefetch` messages wait per instance. A lost connection (node down) is re-made on the next
  * URL of the list, with backoff; unacknowledged messages go back to the queue for any instance,
  * and storage's event-id uniqueness keeps a redelivered event to one row.
  *
- * Revocation: the broker checks a login once per auth-cache TTL, but RabbitMQ 3.10 does not
- * re-check the topic permission of an open MQTT connection (its channel caches it). So the relay
- * re-reads a gateway's registry entry at most every `cacheTtlMs` and dead-letters what a revoked
- * gateway still publishes.
+ * Revocation: the broker checks a login once per auth-cache TTL, but RabbitMQ 3.10 cannot be
+ * relied on to re-check the topic permission of an open MQTT connection (a busy connection kept
+ * publishing after its revocation in test/relay.rabbitmq.test.ts). So the relay re-reads a
+ * gateway's registry entry at most every `cacheTtlMs` and dead-letters what a revoked gateway
+ * still publishes.
  */
 export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; ingest: Ingest; presence: Presence; registry: Registry; logger: Logger; clock?: Clock; firstConnectTimeoutMs?: number }): Promise<Ingress> {
   const s = opts.settings;
@@ -122,8 +127,11 @@ export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; i
       // Refusals are logged (with their code) by the ingest pipeline.
       settle(ch, msg, outcome.ok ? 'ack' : 'dead');
     } catch (err) {
-      log.error({ err: (err as Error).message, gatewayId: gw, retryInMs: s.retryDelayMs }, 'handling a message failed; requeueing it after a delay');
-      await new Promise((r) => setTimeout(r, s.retryDelayMs));
+      // The quorum queue counts deliveries (x-delivery-count): each retry of the same message waits longer.
+      const count = Number((msg.properties.headers as Record<string, unknown> | undefined)?.['x-delivery-count'] ?? 0) || 0;
+      const delay = retryDelay(count, { initialDelayMs: s.retryDelayMs, maxDelayMs: RETRY_MAX_MS, jitter: 0.2 });
+      log.error({ err: (err as Error).message, gatewayId: gw, deliveries: count + 1, retryInMs: Math.round(delay) }, 'handling a message failed; requeueing it after a delay');
+      await new Promise((r) => setTimeout(r, delay));
       settle(ch, msg, 'requeue');
     }
   };
