@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import amqp from 'amqplib';
 import type { MqttClient } from 'mqtt';
 import { topics } from '@tu/shared';
-import { rabbitmqAuthBaseUrl, type Relay, type RelayConfig } from '@tu/relay';
+import { rabbitmqAuthBaseUrl, type Relay, type RelayConfig, type Storage } from '@tu/relay';
 import { tmpDir, until } from './support/harness.js';
 import { runCommand } from '@tu/relay/internal/cli/commands';
 import { freePort, startProcess, stopProcess } from './support/processes.js';
@@ -29,6 +29,8 @@ type Ctx = {
   secrets: Record<string, string>;
   /** The relay CLI's view (same database and settings as the relays). */
   cliConfig: RelayConfig;
+  /** Relay A's config overrides (database, RabbitMQ settings). */
+  overrides: Record<string, unknown>;
   gws: MqttClient[];
   published: Envelope[];
 };
@@ -58,6 +60,7 @@ async function setup(ctx: Ctx): Promise<void> {
   const rabbitmq = { urls: ctx.cluster.amqpUrls, password: RELAY_PASSWORD, authSecret: AUTH_SECRET, cacheTtlMs: CACHE_TTL_MS, prefetch: 50, retryDelayMs: 200, reconnectInitialMs: 200, reconnectMaxMs: 2000 };
   const overrides = { 'http.port': aPort, 'storage.url': storage, 'ingress.mode': 'rabbitmq', 'ingress.rabbitmq': rabbitmq };
   ctx.cliConfig = relayTestConfig(overrides);
+  ctx.overrides = overrides;
   ctx.a = await startTestRelay({ overrides });
   // Relay B: a process of its own (kill -9 below), same database, nodes in another order.
   const dir = tmpDir('tu-relay-b-');
@@ -220,6 +223,34 @@ test('kill -9 of a relay instance mid-stream: nothing lost, no duplicate rows', 
   });
   await assertStoredOnce(ctx, events, 'after kill -9 of relay B');
   console.log(`  relay B acknowledged ${bBefore} before this test; killed mid-stream of ${events.length}`);
+});
+
+test('a relay whose registry cannot be read requeues after a delay; another relay stores the events once', async (ctx) => {
+  // Relay C: a third consumer whose database reads fail (relay A keeps answering the broker).
+  let failReads = true;
+  const wrapStorage = (st: Storage): Storage =>
+    new Proxy(st, {
+      get(t, p) {
+        if (p === 'getGateway') return (id: string) => (failReads ? Promise.reject(new Error('database unreachable (test)')) : t.getGateway(id));
+        const v: unknown = Reflect.get(t, p, t);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+  const relayC = await startTestRelay({ overrides: { ...ctx.overrides, 'http.port': 0 }, wrapStorage });
+  try {
+    const c = await connectGateway(ctx.cluster.mqttUrls[2]!, 'gw-r1', ctx.secrets['gw-r1']!);
+    ctx.gws.push(c);
+    const events = await publishFlows(ctx, [{ id: 'gw-r1', c }], 4);
+    await assertStoredOnce(ctx, events, 'with a failing relay among the consumers');
+    const cStats = relayC.deps.ingress()!.rabbitmq!;
+    console.log(`  relay C (registry unreadable): ${cStats.delivered} deliveries, ${cStats.requeued} requeued, ${cStats.deadLettered} dead-lettered`);
+    assert.ok(cStats.requeued >= 1, 'relay C requeued what it could not check');
+    assert.is(cStats.deadLettered, 0, 'nothing dead-lettered for a failing database');
+    assert.is(cStats.acked, 0);
+  } finally {
+    failReads = false;
+    await relayC.stop();
+  }
 });
 
 test('a revoked gateway is refused at its next connection and cut off within the cache TTL', async (ctx) => {
