@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import amqp from 'amqplib';
 import type { MqttClient } from 'mqtt';
 import { topics } from '@tu/shared';
-import { rabbitmqAuthBaseUrl, type Relay, type RelayConfig, type Storage } from '@tu/relay';
+import { ConfigError, loadRelayConfig, rabbitmqAuthBaseUrl, type Relay, type RelayConfig, type Storage } from '@tu/relay';
 import { tmpDir, until } from './support/harness.js';
 import { runCommand } from '@tu/relay/internal/cli/commands';
 import { freePort, startProcess, stopProcess } from './support/processes.js';
@@ -190,6 +190,44 @@ test('bad input is dead-lettered once (no redelivery loop); the auth routes answ
   for (let i = 0; i < 12; i++) assert.is(await (await ask(AUTH_SECRET, { ...right, password: `guess-${i}` })).text(), 'deny');
   assert.ok((await throttled()) - t0 >= 2, 'guesses past the burst are throttled');
   assert.is(await (await ask(AUTH_SECRET, right)).text(), 'allow', 'the known secret still gets in');
+});
+
+test('config: rabbitmq mode needs its settings; TU_RELAY_RABBITMQ_* override them', () => {
+  const base = { 'jwt.secret': JWT_SECRET, 'ingress.mode': 'rabbitmq' };
+  assert.throws(() => loadRelayConfig({ env: {}, overrides: base }), (e: Error) => e instanceof ConfigError && e.message.includes('ingress.rabbitmq'));
+  assert.throws(
+    () => loadRelayConfig({ env: {}, overrides: { ...base, 'ingress.rabbitmq': { urls: ['amqp://u:p@h:5672'], password: RELAY_PASSWORD, authSecret: AUTH_SECRET } } }),
+    (e: Error) => e instanceof ConfigError && e.message.includes('without credentials'),
+  );
+  const env = { TU_RELAY_RABBITMQ_URLS: 'amqp://n1:5672, amqp://n2:5672', TU_RELAY_RABBITMQ_PASSWORD: RELAY_PASSWORD, TU_RELAY_RABBITMQ_AUTH_SECRET: AUTH_SECRET, TU_RELAY_RABBITMQ_CACHE_TTL_MS: '5000' };
+  const r = loadRelayConfig({ env, overrides: base }).ingress.rabbitmq!;
+  assert.equal(r.urls, ['amqp://n1:5672', 'amqp://n2:5672']);
+  assert.is(r.cacheTtlMs, 5000);
+  assert.is(r.queue, QUEUE);
+  assert.is(r.username, 'tu-relay');
+});
+
+test('auth routes: resource, vhost and topic answers follow the contract; a revoked gateway may write nothing', async (ctx) => {
+  const ask = async (what: string, body: Record<string, string>) =>
+    (await fetch(`${rabbitmqAuthBaseUrl(ctx.a.url, AUTH_SECRET)}/${what}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ vhost: '/', ...body }).toString() })).text();
+  const res = (username: string, resource: string, name: string, permission: string) => ask('resource', { username, resource, name, permission });
+  assert.is(await res('gw-r0', 'exchange', 'amq.topic', 'write'), 'allow');
+  assert.is(await res('gw-r0', 'exchange', 'amq.topic', 'read'), 'deny', 'a gateway reads nothing');
+  assert.is(await res('gw-r0', 'queue', QUEUE, 'read'), 'deny');
+  assert.is(await res('gw-r0', 'queue', 'mqtt-subscription-gw-r0qos1', 'configure'), 'deny', 'no subscription queue');
+  assert.is(await res('tu-relay', 'queue', QUEUE, 'configure'), 'allow');
+  assert.is(await res('tu-relay', 'queue', `${QUEUE}.dead`, 'read'), 'allow');
+  assert.is(await res('tu-relay', 'queue', 'another', 'read'), 'deny');
+  assert.is(await res('tu-relay', 'exchange', 'amq.topic', 'write'), 'deny', 'the relay publishes nothing to gateways');
+  assert.is(await ask('vhost', { username: 'gw-r0', vhost: 'other' }), 'deny');
+  assert.is(await ask('vhost', { username: 'gw-r0' }), 'allow');
+  const topic = (username: string, routing_key: string, permission = 'write') => ask('topic', { username, resource: 'topic', name: 'amq.topic', permission, routing_key });
+  assert.is(await topic('gw-r0', 'tu.gw-r0.evt.analysis.completed'), 'allow');
+  assert.is(await topic('gw-r0', 'tu.gw-r1.evt.analysis.completed'), 'deny', "another gateway's key");
+  assert.is(await topic('tu-relay', 'tu.*.evt.#', 'read'), 'allow', 'the relay binds its keys');
+  assert.is(await topic('gw-unknown', 'tu.gw-unknown.evt.analysis.completed'), 'deny', 'an unregistered gateway');
+  assert.is(await ask('user', { username: 'tu-relay', password: 'not-the-relay-password' }), 'deny');
+  assert.is(await ask('user', { username: 'tu-relay', password: RELAY_PASSWORD }), 'allow');
 });
 
 test('kill -9 of a broker node mid-stream: nothing acknowledged is lost (quorum queue), relays reconnect', async (ctx) => {
