@@ -184,8 +184,21 @@ export async function startRabbitCluster(o: RabbitClusterOptions): Promise<Rabbi
     if (pid !== undefined) signalGroup(i, 'SIGKILL');
     procs[i] = undefined;
   };
+  // A runner that exits without stop() (a crash, process.exit) must not leave Erlang VMs behind:
+  // they run detached, in their own process groups.
+  const killOnExit = (): void => {
+    for (const p of procs) {
+      try {
+        if (p?.pid !== undefined) process.kill(-p.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  };
+  process.once('exit', killOnExit);
   const stopAll = async (): Promise<void> => {
     await Promise.all(procs.map((_, i) => stopNode(i)));
+    process.off('exit', killOnExit);
     if (ownDir) fs.rmSync(dir, { recursive: true, force: true });
   };
 
