@@ -4,6 +4,7 @@ import { storageUrl, type RelayConfig } from '../config.js';
 import { issueToken } from '../graphql/auth.js';
 import { Registry } from '../registry/registry.js';
 import { openStorage } from '../storage/open.js';
+import { rabbitmqAuthBaseUrl, rabbitmqBrokerConf, rabbitmqEnabledPlugins } from '../ingress/rabbitmq-broker.js';
 import { exportExamples } from './export-examples.js';
 import { technicianPublicKeyPem, technicianToken } from './technicians.js';
 
@@ -13,6 +14,9 @@ export const USAGE = `usage: npm run relay -- [--config FILE] [command]
   tenants list
   gateways add <id> --tenant <t> [--name N]      register a gateway; prints its generated secret ONCE
   gateways list [--tenant T]
+  gateways revoke <id>                           refuse the gateway from now on (RabbitMQ ingress: within ingress.rabbitmq.cacheTtlMs)
+  rabbitmq config --relay-url URL                print the enabled_plugins and rabbitmq.conf lines a RabbitMQ cluster needs
+                                                 (URL: this relay, or a load balancer before all instances, as the broker reaches it)
   tokens issue --tenant <t> [--sub S] [--ttl 30d]   print a dashboard JWT (HS256, dev)
   technicians key                                print the public key gateways verify technician tokens with
                                                  (provision it: tu-agent provision ... --technician-key FILE)
@@ -30,6 +34,19 @@ export async function runCommand(config: RelayConfig, positional: string[], flag
     return issueToken(config.jwt, { sub: flags.get('sub') ?? 'dev', tenant }, flags.get('ttl') ?? '30d');
   }
   if (noun === 'technicians' && verb === 'key') return technicianPublicKeyPem(config.dataDir);
+  if (noun === 'rabbitmq' && verb === 'config') {
+    const r = config.ingress.rabbitmq;
+    const relayUrl = flags.get('relay-url');
+    if (!r) throw new TuError('INVALID_REQUEST', 'ingress.rabbitmq is not configured (urls, password, authSecret): the broker config carries its authSecret and cacheTtlMs');
+    if (!relayUrl || !/^https?:\/\//.test(relayUrl)) throw new TuError('INVALID_REQUEST', '--relay-url http(s)://HOST:PORT is required (how the broker nodes reach the relay)');
+    return [
+      `# enabled_plugins (RABBITMQ_ENABLED_PLUGINS_FILE)`,
+      rabbitmqEnabledPlugins().trimEnd(),
+      '',
+      '# rabbitmq.conf (add the listeners and cluster formation of your nodes)',
+      rabbitmqBrokerConf({ authBaseUrl: rabbitmqAuthBaseUrl(relayUrl, r.authSecret), cacheTtlMs: r.cacheTtlMs, vhost: r.vhost }),
+    ].join('\n');
+  }
   const storage = await openStorage(storageUrl(config));
   try {
     if (noun === 'technicians' && verb === 'token') {
@@ -40,6 +57,10 @@ export async function runCommand(config: RelayConfig, positional: string[], flag
     if (noun === 'tenants' && verb === 'add' && id) {
       await registry.addTenant(id, flags.get('name'));
       return `tenant ${id} added`;
+    }
+    if (noun === 'gateways' && verb === 'revoke' && id) {
+      if (!(await registry.revoke(id))) throw new TuError('UNKNOWN_GATEWAY', `no gateway ${id}`);
+      return `gateway ${id} revoked: its secret no longer verifies; its events stay`;
     }
     if (noun === 'tenants' && verb === 'list') {
       return (await storage.listTenants()).map((t) => `${t.id}\t${t.name ?? ''}\t${t.createdAt}`).join('\n');
