@@ -74,6 +74,12 @@ export default async function run(): Promise<string> {
       ['login cost at production scrypt', `${fmt(await productionVerifyMs(), 0)} ms/login`, 'the fleet registry uses a cheaper N (bench/fleet/registry.ts); first login per instance pays this'],
     ]),
   );
+  console.log(
+    `\n${table([
+      ['offered events/s', 'sent/s', 'acked/s', 'p99 ms', 'relay cores', 'relay CPU ms/event', 'broker cores', 'postgres cores (all users)', 'simulator cores', 'machine busy', 'storage queue'],
+      ...r.stages.map((s) => [s.offered, fmt(s.sentPerS, 0), fmt(s.ackedPerS, 0), fmt(s.p99Ms, 0), fmt(s.relayCpu), fmt(s.relayCpuMsPerEvent), fmt(s.brokerCpu), fmt(s.databaseCpu), fmt(s.simCpu), `${fmt(s.machineBusy * 100, 0)}%`, s.queueDepth]),
+    ])}\n`,
+  );
   console.log(recordAim({ figure: 'fleet: gateways connected at once', value: r.connected, unit: 'gateways', aim: 10_000, better: 'higher' }));
   console.log(recordAim({ figure: 'fleet: sustained ingest, ack after commit', value: Math.round(r.eventsPerS), unit: 'events/s', aim: 5000, better: 'higher' }));
   console.log(recordAim({ figure: 'fleet: ingest → subscriber p99 (200 subscribers)', value: Math.round(r.p99Ms), unit: 'ms', aim: 250, better: 'lower' }));

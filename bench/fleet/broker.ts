@@ -9,6 +9,8 @@ import type { RelayInstance } from './relays.js';
  */
 export interface FleetBroker {
   readonly kind: string;
+  /** Starts the broker once the relay instances' ports are known (before they start). */
+  prepare(relays: RelayInstance[]): Promise<void>;
   /** Relay configuration (config-file fields) of instance `i` for this broker. */
   relayConfig(i: number): Record<string, unknown>;
   /** Environment of instance `i` (TU_RELAY_*). */
@@ -26,14 +28,17 @@ export interface FleetBroker {
 export function embeddedBroker(): FleetBroker {
   return {
     kind: 'embedded',
+    prepare: async () => undefined,
     relayConfig: () => ({
       ingress: {
         mode: 'embedded',
         host: '127.0.0.1',
-        // Every simulated gateway comes from 127.0.0.1: the per-address connect rate that
-        // protects a public listener (relay/src/config.ts ingress.limits) would make the fleet
-        // take minutes to connect, so it is lifted for this loopback-only bench.
-        limits: { connectBurstPerAddress: 1_000_000, connectsPerSecondPerAddress: 1_000_000, maxPendingConnects: 20_000 },
+        // Every simulated gateway comes from 127.0.0.1: the per-address limits that protect a
+        // public listener (relay/src/config.ts ingress.limits) would make the fleet take minutes
+        // to connect (50 connects/s; and a login in flight counts as a failure until it succeeds,
+        // shared/src/bus/login-throttle.ts, so only 10 at once), so they are lifted for this
+        // loopback-only bench.
+        limits: { connectBurstPerAddress: 1_000_000, connectsPerSecondPerAddress: 1_000_000, maxPendingConnects: 20_000, failedLoginBurst: 1_000_000, failedLoginsPerSecond: 1_000_000 },
       },
     }),
     relayEnv: () => ({ TU_RELAY_INGRESS_MODE: 'embedded' }),

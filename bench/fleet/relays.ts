@@ -26,7 +26,8 @@ export class RelayInstance {
     readonly httpPort: number,
     readonly mqttPort: number,
     private readonly dir: string,
-    private readonly spec: RelayInstanceSpec,
+    /** Read at every start: the broker may only know its part once the instances' ports are chosen. */
+    private readonly spec: () => RelayInstanceSpec,
   ) {}
 
   get url(): string {
@@ -42,8 +43,9 @@ export class RelayInstance {
   }
 
   async start(): Promise<void> {
+    const spec = this.spec();
     const file = path.join(this.dir, `relay-${this.index}.json`);
-    fs.writeFileSync(file, JSON.stringify(this.spec.config));
+    fs.writeFileSync(file, JSON.stringify(spec.config));
     this.child = await startProcess('relay/dist/main.js', [], 'relay: ', {
       TU_RELAY_CONFIG: file,
       TU_RELAY_DATA_DIR: path.join(this.dir, `relay-${this.index}`),
@@ -52,7 +54,7 @@ export class RelayInstance {
       TU_RELAY_MQTT_PORT: String(this.mqttPort),
       TU_RELAY_LOG_LEVEL: 'warn',
       MALLOC_ARENA_MAX: '2',
-      ...this.spec.env,
+      ...spec.env,
     });
   }
 
@@ -106,6 +108,20 @@ export function cpuSeconds(pid: number | undefined): number {
 
 export async function allocateRelays(n: number, dir: string, spec: (i: number) => RelayInstanceSpec): Promise<RelayInstance[]> {
   const out: RelayInstance[] = [];
-  for (let i = 0; i < n; i++) out.push(new RelayInstance(i, await freePort(), await freePort(), dir, spec(i)));
+  for (let i = 0; i < n; i++) out.push(new RelayInstance(i, await freePort(), await freePort(), dir, () => spec(i)));
   return out;
+}
+
+/** CPU seconds of every process with this command name (/proc/<pid>/comm), e.g. the database server's. */
+export function commandCpuSeconds(comm: string): number {
+  let total = 0;
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim() === comm) total += cpuSeconds(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
 }

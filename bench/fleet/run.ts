@@ -8,7 +8,7 @@ import { dropPgSchema, PG_BASE } from '../../test/support/relay.js';
 import { quantile } from '../stats.js';
 import type { FleetBroker } from './broker.js';
 import { checkFleet, rowWrites, type CheckResult } from './checker.js';
-import { allocateRelays, cpuSeconds, type RelayInstance } from './relays.js';
+import { allocateRelays, commandCpuSeconds, cpuSeconds, type RelayInstance } from './relays.js';
 import { writeFleetRegistry } from './registry.js';
 import { Simulator } from './simulator.js';
 import { Subscribers } from './subscribers.js';
@@ -33,7 +33,13 @@ export type FleetOptions = z.input<typeof fleetOptionsSchema>;
 
 export interface StageFigures {
   offered: number;
+  /** Events the simulator could place (a gateway with a full outbox skips its turn). */
+  sentPerS: number;
   ackedPerS: number;
+  /** Relay CPU milliseconds per acknowledged event. */
+  relayCpuMsPerEvent: number;
+  /** CPU of every `postgres` process on the machine (other users of the server included). */
+  databaseCpu: number;
   p99Ms: number;
   relayCpu: number;
   brokerCpu: number;
@@ -112,9 +118,10 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
   const faults: string[] = [];
   try {
     const t0 = Date.now();
+    await broker.prepare(relays);
     await relays[0]!.start();
     await Promise.all(relays.slice(1).map((r) => r.start()));
-    log(`${o.relays} relay instance(s) up (${broker.kind} ingress, registry of ${o.gateways} gateways imported) in ${Date.now() - t0} ms`);
+    log(`${broker.kind} broker and ${o.relays} relay instance(s) up ( registry of ${o.gateways} gateways imported) in ${Date.now() - t0} ms`);
     const writesBefore = await rowWrites(PG_BASE, schema);
 
     sim = new Simulator({ gateways, urls: broker.gatewayUrls(relays), waveSize: o.waveSize, maxPendingPerGateway: 60 });
@@ -157,6 +164,8 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
     for (const rate of o.rates) {
       const s0 = Date.now();
       const acked0 = sim.stats.acked;
+      const sent0 = sim.stats.sent;
+      const db0 = commandCpuSeconds('postgres');
       const lat0 = subs.latencies.length;
       const m0 = machineTicks();
       const sim0 = process.cpuUsage();
@@ -171,11 +180,16 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
       const simUse = process.cpuUsage(sim0);
       const lat = subs.latencies.slice(lat0).map((x) => x.ms);
       const queueDepth = (await Promise.all(relays.map((r) => metric(r, 'tu_relay_storage_queue_depth')))).reduce((a, b) => a + b, 0);
+      const relayCpu = relays.reduce((a, r) => a + r.cpuSecondsDelta(), 0) / secs;
+      const ackedPerS = (sim.stats.acked - acked0) / secs;
       const fig: StageFigures = {
         offered: rate,
-        ackedPerS: (sim.stats.acked - acked0) / secs,
+        sentPerS: (sim.stats.sent - sent0) / secs,
+        ackedPerS,
+        relayCpuMsPerEvent: ackedPerS > 0 ? (relayCpu * 1000) / ackedPerS : NaN,
+        databaseCpu: (commandCpuSeconds('postgres') - db0) / secs,
         p99Ms: lat.length ? quantile(lat, 0.99) : NaN,
-        relayCpu: relays.reduce((a, r) => a + r.cpuSecondsDelta(), 0) / secs,
+        relayCpu,
         brokerCpu: (broker.pids().reduce((a, p) => a + cpuSeconds(p), 0) - b0) / secs,
         simCpu: (simUse.user + simUse.system) / 1e6 / secs,
         machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total),
@@ -183,7 +197,7 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
       };
       stages.push(fig);
       log(
-        `stage ${rate} events/s offered: ${fig.ackedPerS.toFixed(0)} acked/s, p99 ${fig.p99Ms.toFixed(0)} ms, CPU cores: relays ${fig.relayCpu.toFixed(2)}, broker ${fig.brokerCpu.toFixed(2)}, simulator+subscribers ${fig.simCpu.toFixed(2)}; machine ${(fig.machineBusy * 100).toFixed(0)}% busy of ${os.cpus().length} cores; storage queue ${queueDepth}`,
+        `stage ${rate} events/s offered: ${fig.sentPerS.toFixed(0)} sent/s, ${fig.ackedPerS.toFixed(0)} acked/s, p99 ${fig.p99Ms.toFixed(0)} ms; CPU cores: relays ${fig.relayCpu.toFixed(2)} (${fig.relayCpuMsPerEvent.toFixed(2)} ms/event), broker ${fig.brokerCpu.toFixed(2)}, postgres ${fig.databaseCpu.toFixed(2)}, simulator+subscribers ${fig.simCpu.toFixed(2)}; machine ${(fig.machineBusy * 100).toFixed(0)}% busy of ${os.cpus().length} cores; storage queue ${queueDepth}`,
       );
     }
     await Promise.all(timers);
