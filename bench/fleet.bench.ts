@@ -14,11 +14,12 @@
  * duplicated=… out_of_order=…` (bench/run.ts prints benches' summaries after the aims table).
  */
 import { execFileSync } from 'node:child_process';
+import os from 'node:os';
 import { z } from 'zod';
 import { recordAim } from './aims.js';
 import { fleetBrokerFromEnv } from './fleet/broker-choice.js';
 import { productionVerifyMs } from './fleet/registry.js';
-import { runFleet, summaryLine } from './fleet/run.js';
+import { runFleet, summaryLine, type StageFigures } from './fleet/run.js';
 import { fmt, table } from './stats.js';
 
 const env = z
@@ -43,6 +44,18 @@ function fdLimit(): number {
   }
 }
 
+/** Names what ran out in the first stage that fell behind: the machine, a component's CPU, or the database writer. */
+function bottleneck(s: StageFigures, cores: number): string {
+  const ours = { 'relay instances': s.relayCpu, broker: s.brokerCpu, 'postgres (all users)': s.databaseCpu, 'simulator + subscribers': s.simCpu };
+  const others = Math.max(0, s.machineBusy * cores - Object.values(ours).reduce((a, b) => a + b, 0));
+  const [top, topCores] = Object.entries(ours).sort((a, b) => b[1] - a[1])[0]!;
+  const use = `${Object.entries(ours).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}, other processes ${fmt(others)} of ${cores} cores`;
+  const head = `${s.offered}/s offered, ${fmt(s.ackedPerS, 0)}/s acknowledged`;
+  if (s.machineBusy > 0.95 && others > 0.5 * cores) return `${head}: the machine's CPU, mostly taken by other processes (${use})`;
+  if (s.queueDepth > 0 && s.relayCpu < 0.5 * cores) return `${head}: the relays' storage writers (queue ${s.queueDepth}, ${fmt(s.eventRowsPerS, 0)} event rows/s and ${fmt(s.presenceUpdatesPerS, 0)} one-row presence updates/s; ${use})`;
+  return `${head}: ${top} (${fmt(topCores)} cores; ${use})`;
+}
+
 export default async function run(): Promise<string> {
   const fds = fdLimit();
   // Each gateway is one socket here; relays, subscribers and the database need some more.
@@ -53,9 +66,8 @@ export default async function run(): Promise<string> {
     broker,
   );
   const saturated = r.stages.find((s) => s.ackedPerS < 0.9 * s.offered);
-  const where = saturated
-    ? `first stage below 90% of the offered rate: ${saturated.offered}/s offered, ${fmt(saturated.ackedPerS, 0)}/s acked; relays used ${fmt(saturated.relayCpu)} cores, broker ${fmt(saturated.brokerCpu)}, simulator ${fmt(saturated.simCpu)}, machine ${fmt(saturated.machineBusy * 100, 0)}% busy, storage queue ${saturated.queueDepth}`
-    : 'no stage fell below 90% of its offered rate (raise TU_FLEET_RATES)';
+  const cores = os.cpus().length;
+  const where = saturated ? bottleneck(saturated, cores) : 'no stage fell below 90% of its offered rate (raise TU_FLEET_RATES)';
   console.log(
     table([
       ['measure', 'value', 'notes'],
@@ -76,8 +88,8 @@ export default async function run(): Promise<string> {
   );
   console.log(
     `\n${table([
-      ['offered events/s', 'sent/s', 'acked/s', 'p99 ms', 'relay cores', 'relay CPU ms/event', 'broker cores', 'postgres cores (all users)', 'simulator cores', 'machine busy', 'storage queue'],
-      ...r.stages.map((s) => [s.offered, fmt(s.sentPerS, 0), fmt(s.ackedPerS, 0), fmt(s.p99Ms, 0), fmt(s.relayCpu), fmt(s.relayCpuMsPerEvent), fmt(s.brokerCpu), fmt(s.databaseCpu), fmt(s.simCpu), `${fmt(s.machineBusy * 100, 0)}%`, s.queueDepth]),
+      ['offered events/s', 'sent/s', 'acked/s', 'p99 ms', 'relay cores', 'relay CPU ms/event', 'broker cores', 'postgres cores (all users)', 'simulator cores', 'machine busy', 'storage queue', 'event rows/s', 'presence updates/s'],
+      ...r.stages.map((s) => [s.offered, fmt(s.sentPerS, 0), fmt(s.ackedPerS, 0), fmt(s.p99Ms, 0), fmt(s.relayCpu), fmt(s.relayCpuMsPerEvent), fmt(s.brokerCpu), fmt(s.databaseCpu), fmt(s.simCpu), `${fmt(s.machineBusy * 100, 0)}%`, s.queueDepth, fmt(s.eventRowsPerS, 0), fmt(s.presenceUpdatesPerS, 0)]),
     ])}\n`,
   );
   console.log(recordAim({ figure: 'fleet: gateways connected at once', value: r.connected, unit: 'gateways', aim: 10_000, better: 'higher' }));

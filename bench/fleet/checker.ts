@@ -44,6 +44,19 @@ export async function rowWrites(pgUrl: string, schema: string): Promise<number> 
   }
 }
 
+/** Rows written so far to the events table and gateway presence updates (the storage writer's two kinds of work). */
+export async function writeMix(pgUrl: string, schema: string): Promise<{ eventRows: number; presenceUpdates: number }> {
+  const c = new pg.Client({ connectionString: pgUrl });
+  await c.connect();
+  try {
+    const r = await c.query<{ relname: string; ins: string; upd: string }>("SELECT relname, n_tup_ins::text AS ins, n_tup_upd::text AS upd FROM pg_stat_user_tables WHERE schemaname = $1 AND relname IN ('events', 'gateways')", [schema]);
+    const row = (t: string) => r.rows.find((x) => x.relname === t);
+    return { eventRows: Number(row('events')?.ins ?? 0), presenceUpdates: Number(row('gateways')?.upd ?? 0) };
+  } finally {
+    await c.end();
+  }
+}
+
 export async function checkFleet(opts: { pgUrl: string; schema: string; tenant: string; sent: GatewaySent[]; writesBefore: number }): Promise<CheckResult> {
   const c = new pg.Client({ connectionString: opts.pgUrl });
   await c.connect();

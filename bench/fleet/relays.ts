@@ -86,9 +86,16 @@ export class RelayInstance {
     this.#cpuBefore = 0;
   }
 
-  async stop(): Promise<void> {
+  /** SIGTERM (the relay flushes its storage queue), SIGKILL after `graceMs`: bounded even when the database is far behind. */
+  async stop(graceMs = 10_000): Promise<void> {
     this.rssKb();
-    if (this.child) await stopProcess(this.child, 'SIGTERM');
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
   }
 }
 
@@ -124,4 +131,19 @@ export function commandCpuSeconds(comm: string): number {
     }
   }
   return total;
+}
+
+/** Pids of the processes whose command line holds one of `marks` (e.g. a broker node's name). */
+export function pidsWithArgument(marks: string[]): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (marks.some((m) => cmd.includes(m))) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }

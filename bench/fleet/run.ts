@@ -7,7 +7,7 @@ import { tmpDir } from '../../test/support/harness.js';
 import { dropPgSchema, PG_BASE } from '../../test/support/relay.js';
 import { quantile } from '../stats.js';
 import type { FleetBroker } from './broker.js';
-import { checkFleet, rowWrites, type CheckResult } from './checker.js';
+import { checkFleet, rowWrites, writeMix, type CheckResult } from './checker.js';
 import { allocateRelays, commandCpuSeconds, cpuSeconds, type RelayInstance } from './relays.js';
 import { writeFleetRegistry } from './registry.js';
 import { Simulator } from './simulator.js';
@@ -46,6 +46,9 @@ export interface StageFigures {
   simCpu: number;
   machineBusy: number;
   queueDepth: number;
+  /** Event rows inserted and gateway presence rows updated per second (pg_stat_user_tables). */
+  eventRowsPerS: number;
+  presenceUpdatesPerS: number;
 }
 
 export interface FleetResult {
@@ -166,6 +169,7 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
       const acked0 = sim.stats.acked;
       const sent0 = sim.stats.sent;
       const db0 = commandCpuSeconds('postgres');
+      const mix0 = await writeMix(PG_BASE, schema);
       const lat0 = subs.latencies.length;
       const m0 = machineTicks();
       const sim0 = process.cpuUsage();
@@ -179,6 +183,7 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
       const m1 = machineTicks();
       const simUse = process.cpuUsage(sim0);
       const lat = subs.latencies.slice(lat0).map((x) => x.ms);
+      const mix1 = await writeMix(PG_BASE, schema);
       const queueDepth = (await Promise.all(relays.map((r) => metric(r, 'tu_relay_storage_queue_depth')))).reduce((a, b) => a + b, 0);
       const relayCpu = relays.reduce((a, r) => a + r.cpuSecondsDelta(), 0) / secs;
       const ackedPerS = (sim.stats.acked - acked0) / secs;
@@ -187,17 +192,20 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
         sentPerS: (sim.stats.sent - sent0) / secs,
         ackedPerS,
         relayCpuMsPerEvent: ackedPerS > 0 ? (relayCpu * 1000) / ackedPerS : NaN,
-        databaseCpu: (commandCpuSeconds('postgres') - db0) / secs,
+        // Backends that ended during the stage take their CPU time with them: never below 0.
+        databaseCpu: Math.max(0, commandCpuSeconds('postgres') - db0) / secs,
         p99Ms: lat.length ? quantile(lat, 0.99) : NaN,
         relayCpu,
         brokerCpu: (broker.pids().reduce((a, p) => a + cpuSeconds(p), 0) - b0) / secs,
         simCpu: (simUse.user + simUse.system) / 1e6 / secs,
         machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total),
         queueDepth,
+        eventRowsPerS: (mix1.eventRows - mix0.eventRows) / secs,
+        presenceUpdatesPerS: (mix1.presenceUpdates - mix0.presenceUpdates) / secs,
       };
       stages.push(fig);
       log(
-        `stage ${rate} events/s offered: ${fig.sentPerS.toFixed(0)} sent/s, ${fig.ackedPerS.toFixed(0)} acked/s, p99 ${fig.p99Ms.toFixed(0)} ms; CPU cores: relays ${fig.relayCpu.toFixed(2)} (${fig.relayCpuMsPerEvent.toFixed(2)} ms/event), broker ${fig.brokerCpu.toFixed(2)}, postgres ${fig.databaseCpu.toFixed(2)}, simulator+subscribers ${fig.simCpu.toFixed(2)}; machine ${(fig.machineBusy * 100).toFixed(0)}% busy of ${os.cpus().length} cores; storage queue ${queueDepth}`,
+        `stage ${rate} events/s offered: ${fig.sentPerS.toFixed(0)} sent/s, ${fig.ackedPerS.toFixed(0)} acked/s, p99 ${fig.p99Ms.toFixed(0)} ms; CPU cores: relays ${fig.relayCpu.toFixed(2)} (${fig.relayCpuMsPerEvent.toFixed(2)} ms/event), broker ${fig.brokerCpu.toFixed(2)}, postgres ${fig.databaseCpu.toFixed(2)}, simulator+subscribers ${fig.simCpu.toFixed(2)}; machine ${(fig.machineBusy * 100).toFixed(0)}% busy of ${os.cpus().length} cores; storage queue ${queueDepth}; database: ${fig.eventRowsPerS.toFixed(0)} event rows/s, ${fig.presenceUpdatesPerS.toFixed(0)} presence updates/s`,
       );
     }
     await Promise.all(timers);
