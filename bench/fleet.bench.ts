@@ -74,6 +74,7 @@ export default async function run(): Promise<string> {
       ['broker', broker.kind, `${env.TU_FLEET_RELAYS} relay instance(s), PostgreSQL, Redis fan-out`],
       ['gateways connected at once', `${r.connected}/${r.gateways}`, `${fmt(r.connectMs / 1000, 1)} s in waves; ${r.sim.connectFailures} refused/timed out first time`],
       ['sustained ingest (PUBACK after commit)', `${fmt(r.eventsPerS, 0)} events/s`, 'best stage'],
+      ['send → PUBACK (stored) p50 / p99', `${fmt(r.ackP50Ms, 0)} / ${fmt(r.ackP99Ms, 0)} ms`, 're-sends after a kill count from the first send'],
       ['ingest → subscriber p50', `${fmt(r.p50Ms, 0)} ms`, `${r.latencySamples} deliveries to ${r.subscribers.active}/${r.subscribers.watching} subscribers`],
       ['ingest → subscriber p99 (whole run)', `${fmt(r.p99Ms, 0)} ms`, `before the first fault: ${fmt(r.p99SteadyMs, 0)} ms`],
       ['database rows kept per event', fmt(r.check.rowsPerEvent), Object.entries(r.check.rowsByTable).map(([t, n]) => `${t} ${n}`).join(', ')],

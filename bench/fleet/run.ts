@@ -60,6 +60,9 @@ export interface FleetResult {
   p50Ms: number;
   p99Ms: number;
   p99SteadyMs: number;
+  /** Send → acknowledgement (after commit), whole run. */
+  ackP50Ms: number;
+  ackP99Ms: number;
   latencySamples: number;
   subscribers: { watching: number; active: number; received: number; duplicates: number; reconnects: number };
   check: CheckResult;
@@ -220,6 +223,7 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
     subs = undefined;
     const sent = sim.gateways.map((g) => ({ id: g.login.id, nextSeq: g.nextSeq, acked: g.acked }));
     const simStats = { ...sim.stats };
+    const acks = sim.ackLatencies;
     await sim.close();
     sim = undefined;
     const check = await checkFleet({ pgUrl: PG_BASE, schema, tenant, sent, writesBefore });
@@ -233,6 +237,8 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
       p99Ms: all.length ? quantile(all, 0.99) : NaN,
       p99SteadyMs: steady.length ? quantile(steady, 0.99) : NaN,
       latencySamples: all.length,
+      ackP50Ms: quantile(acks, 0.5),
+      ackP99Ms: quantile(acks, 0.99),
       subscribers: subStats,
       check,
       rssKb,

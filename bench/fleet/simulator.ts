@@ -27,7 +27,7 @@ class SimGateway {
   connected = false;
   /** Next event sequence number (0-based); everything below it was created. */
   nextSeq = 0;
-  readonly pending = new Map<number, { topic: string; payload: string }>();
+  readonly pending = new Map<number, { topic: string; payload: string; sentAt: number }>();
   readonly acked: number[] = [];
   reconnects = 0;
   #closing = false;
@@ -96,8 +96,10 @@ class SimGateway {
 
   #send(c: MqttClient, seq: number, topic: string, payload: string): void {
     c.publish(topic, payload, { qos: 1 }, (err) => {
-      if (err || !this.pending.has(seq)) return;
+      const p = this.pending.get(seq);
+      if (err || !p) return;
       this.pending.delete(seq);
+      this.sim.ackLatencies.push(this.sim.now() - p.sentAt);
       this.acked.push(seq);
       this.sim.stats.acked++;
       this.sim.ackTimes.push(this.sim.now());
@@ -109,10 +111,11 @@ class SimGateway {
     if (!this.connected || !this.client || this.pending.size + EVENTS_PER_ANALYSIS > this.sim.opts.maxPendingPerGateway) return false;
     const out: Outgoing[] = analysisEvents(this.login.id, this.nextSeq, `m-${this.login.id}`);
     this.nextSeq += out.length;
-    const time = new Date(this.sim.now()).toISOString();
+    const sentAt = this.sim.now();
+    const time = new Date(sentAt).toISOString();
     for (const o of out) {
       const payload = JSON.stringify({ ...o.envelope, time });
-      this.pending.set(o.seq, { topic: o.topic, payload });
+      this.pending.set(o.seq, { topic: o.topic, payload, sentAt });
       this.#send(this.client, o.seq, o.topic, payload);
     }
     this.sim.stats.sent += out.length;
@@ -141,6 +144,8 @@ export class Simulator {
   readonly stats: SimStats = { sent: 0, acked: 0, skipped: 0, disconnects: 0, connectFailures: 0 };
   /** When each acknowledgement arrived (ms, this process's clock): the sustained rate per second. */
   readonly ackTimes: number[] = [];
+  /** First send → PUBACK (= stored, relay/README.md), ms, re-sends included in the wait. */
+  readonly ackLatencies: number[] = [];
   running = true;
   readonly now: () => number;
   #cursor = 0;
