@@ -13,6 +13,8 @@ import {
   natsPermissions,
   natsSubject,
   parseGatewayStatus,
+  rabbitmqBindingKey,
+  rabbitmqRelayBindingKeys,
   rabbitmqRoutingKey,
   rabbitmqTopicAnswer,
   relaySubscriptions,
@@ -109,14 +111,24 @@ test('gateways subscribe to nothing; the relay reads exactly its subscriptions, 
   for (const f of subs) {
     assert.ok(mosquittoMay(acl, 'relay', 'read', f), `mosquitto relay reads ${f}`);
     assert.not.ok(mosquittoMay(acl, GW, 'read', f), `mosquitto gateway reads ${f}`);
-    assert.is(rabbitmqTopicAnswer({ username: 'relay', resource: 'topic', name: 'amq.topic', permission: 'read', routing_key: rabbitmqRoutingKey(f) }, { relayUser: 'relay' }), 'allow');
-    assert.is(rabbitmqTopicAnswer({ username: GW, resource: 'topic', name: 'amq.topic', permission: 'read', routing_key: rabbitmqRoutingKey(f) }, { relayUser: 'relay' }), 'deny');
+    assert.is(rabbitmqTopicAnswer({ username: 'relay', resource: 'topic', name: 'amq.topic', permission: 'read', routing_key: rabbitmqBindingKey(f) }, { relayUser: 'relay' }), 'allow');
+    assert.is(rabbitmqTopicAnswer({ username: GW, resource: 'topic', name: 'amq.topic', permission: 'read', routing_key: rabbitmqBindingKey(f) }, { relayUser: 'relay' }), 'deny');
     assert.ok(natsAllows(natsPermissions({ relay: true }).subscribe, natsSubject(f)));
     assert.not.ok(natsAllows(natsPermissions({ gateway: GW }).subscribe, natsSubject(f)));
   }
   assert.not.ok(mosquittoMay(acl, 'relay', 'write', topics.event(GW, 'analysis.completed')), 'the relay writes nothing');
   assert.is(rabbitmqTopicAnswer({ username: 'relay', resource: 'topic', name: 'amq.topic', permission: 'write', routing_key: 'tu.gw-a.evt.analysis.completed' }, { relayUser: 'relay' }), 'deny');
   assert.is(rabbitmqTopicAnswer({ username: 'relay', resource: 'topic', name: 'amq.topic', permission: 'read', routing_key: '#' }, { relayUser: 'relay' }), 'deny', 'not everything');
+  // AMQP topic matching: `*` one word, `#` any number; an event type is two words or more.
+  const amqpMatches = (binding: string, key: string): boolean => {
+    const m = (b: string[], k: string[]): boolean => (b.length === 0 ? k.length === 0 : b[0] === '#' ? m(b.slice(1), k) || (k.length > 0 && m(b, k.slice(1))) : k.length > 0 && (b[0] === '*' || b[0] === k[0]) && m(b.slice(1), k.slice(1)));
+    return m(binding.split('.'), key.split('.'));
+  };
+  for (const type of GATEWAY_EVENT_TYPES) {
+    const key = rabbitmqRoutingKey(topics.event(GW, type));
+    assert.is(rabbitmqRelayBindingKeys().filter((b) => amqpMatches(b, key)).length, 1, `the relay's queue is bound to ${key} once`);
+  }
+  assert.ok(rabbitmqRelayBindingKeys().some((b) => amqpMatches(b, rabbitmqRoutingKey(topics.gatewayStatus(GW)))), 'and to the status');
   assert.is(rabbitmqTopicAnswer({ username: GW, resource: 'topic', name: 'other', permission: 'write', routing_key: 'tu.gw-a.sys.status' }, { relayUser: 'relay' }), 'deny', 'other exchange');
   assert.is(rabbitmqTopicAnswer({ username: GW, resource: 'topic', name: 'amq.topic', permission: 'write', routing_key: 'tu.gw-a.evt.*' }, { relayUser: 'relay' }), 'deny', 'wildcard key');
 });

@@ -10,6 +10,7 @@ import { typeDefs } from './graphql/schema.js';
 import { WsConnections } from './graphql/ws-connections.js';
 import type { AppDeps } from './http/deps.js';
 import { dashboard } from './dashboard.js';
+import { brokerAuthRoutes } from './http/routes/broker-auth.js';
 import { healthRoute } from './http/routes/health.js';
 import { metricsRoute } from './http/routes/metrics.js';
 import { readyRoute } from './http/routes/ready.js';
@@ -100,6 +101,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return JSON.stringify({ data: null, errors: [{ message: `The answer is larger than ${deps.graphql.maxResponseBytes} bytes; ask for fewer fields or smaller pages.`, extensions: { code } }] });
   });
   healthRoute(app, deps);
+  if (deps.brokerAuth) await brokerAuthRoutes(app, deps.brokerAuth, deps);
   readyRoute(app, deps);
   metricsRoute(app, deps);
   await app.register(dashboard);

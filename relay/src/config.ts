@@ -14,7 +14,7 @@ export const relayConfigSchema = z
     http: z.object({ host: z.string().min(1).default('0.0.0.0'), port: port.default(8090) }).prefault({}),
     ingress: z
       .object({
-        mode: z.enum(['embedded', 'external']).default('embedded'),
+        mode: z.enum(['embedded', 'external', 'rabbitmq']).default('embedded'),
         /** Embedded broker TCP port (MQTT 3.1.1; WebSocket at /mqtt on the HTTP port). */
         host: z.string().min(1).default('0.0.0.0'),
         port: port.default(1885),
@@ -39,9 +39,43 @@ export const relayConfigSchema = z
             failedLoginsPerSecond: z.number().min(0.001).max(1_000_000).default(0.2),
           })
           .prefault({}),
+        /**
+         * RabbitMQ mode (relay/src/ingress/rabbitmq.ts, relay/README.md "RabbitMQ ingress"): relay
+         * instances compete for one durable quorum queue bound to amq.topic; the broker asks the
+         * relay (routes at /api/v1/rabbitmq-auth/{authSecret}/..., relay/src/http/routes/broker-auth.ts)
+         * who may log in and publish. Broker config: rabbitmqBrokerConf (relay/src/ingress/rabbitmq-broker.ts).
+         */
+        rabbitmq: z
+          .object({
+            /** AMQP URLs of the cluster's nodes, tried in turn (without credentials: username/password below). */
+            urls: z.array(z.string().regex(/^amqps?:\/\/[^@]+$/, 'must be an amqp:// or amqps:// URL without credentials')).min(1),
+            /** The relay's own broker user; the broker asks the relay (auth routes) to check it against this password. */
+            username: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default('tu-relay'),
+            password: z.string().min(16, 'ingress.rabbitmq.password must be at least 16 characters'),
+            vhost: z.string().min(1).default('/'),
+            /** The shared quorum queue; bad messages go to `{queue}.dead`. */
+            queue: z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/).default('tu.relay.ingress'),
+            /** Unacknowledged deliveries per relay instance (each waits for its event to be stored). */
+            prefetch: z.number().int().min(1).max(10_000).default(200),
+            /** Deliveries of one message before the broker dead-letters it (x-delivery-limit): no endless redelivery. */
+            deliveryLimit: z.number().int().min(1).max(1000).default(20),
+            /** A message whose handling failed (not bad input: e.g. the registry could not be read) is requeued after this delay. */
+            retryDelayMs: z.number().int().min(10).max(600_000).default(5000),
+            /** Reconnect backoff across `urls` when a node or the connection is lost. */
+            reconnectInitialMs: z.number().int().min(10).max(60_000).default(500),
+            reconnectMaxMs: z.number().int().min(100).max(600_000).default(10_000),
+            /** Path secret of the auth routes (the broker's auth_http URLs carry it); without it they answer 404. */
+            authSecret: z.string().regex(/^[A-Za-z0-9_-]{24,128}$/, 'ingress.rabbitmq.authSecret: 24-128 characters A-Z a-z 0-9 _ -'),
+            /** Addresses the auth routes answer (the broker nodes); empty = any address that knows the secret. */
+            authAllowFrom: z.array(z.string().min(1)).default([]),
+            /** The broker's auth cache TTL (auth_cache.cache_ttl): also how often the relay re-reads a gateway's revocation. */
+            cacheTtlMs: z.number().int().min(0).max(3_600_000).default(10_000),
+          })
+          .optional(),
       })
       .prefault({})
-      .refine((i) => i.mode !== 'external' || i.url, { message: 'ingress.url is required when ingress.mode is external', path: ['url'] }),
+      .refine((i) => i.mode !== 'external' || i.url, { message: 'ingress.url is required when ingress.mode is external', path: ['url'] })
+      .refine((i) => i.mode !== 'rabbitmq' || i.rabbitmq, { message: 'ingress.rabbitmq (urls, password, authSecret) is required when ingress.mode is rabbitmq', path: ['rabbitmq'] }),
     storage: z
       .object({
         /** `sqlite:PATH` (default `{dataDir}/relay.sqlite`) or `postgres://...` (optional `?schema=NAME`). */
@@ -112,6 +146,14 @@ export const ENV_OVERRIDES: Record<string, EnvOverride> = {
   TU_RELAY_MQTT_URL: { path: ['ingress', 'url'], type: 'string' },
   TU_RELAY_MQTT_USERNAME: { path: ['ingress', 'username'], type: 'string' },
   TU_RELAY_MQTT_PASSWORD: { path: ['ingress', 'password'], type: 'string' },
+  TU_RELAY_RABBITMQ_URLS: { path: ['ingress', 'rabbitmq', 'urls'], type: 'list' },
+  TU_RELAY_RABBITMQ_USERNAME: { path: ['ingress', 'rabbitmq', 'username'], type: 'string' },
+  TU_RELAY_RABBITMQ_PASSWORD: { path: ['ingress', 'rabbitmq', 'password'], type: 'string' },
+  TU_RELAY_RABBITMQ_QUEUE: { path: ['ingress', 'rabbitmq', 'queue'], type: 'string' },
+  TU_RELAY_RABBITMQ_PREFETCH: { path: ['ingress', 'rabbitmq', 'prefetch'], type: 'number' },
+  TU_RELAY_RABBITMQ_AUTH_SECRET: { path: ['ingress', 'rabbitmq', 'authSecret'], type: 'string' },
+  TU_RELAY_RABBITMQ_AUTH_ALLOW_FROM: { path: ['ingress', 'rabbitmq', 'authAllowFrom'], type: 'list' },
+  TU_RELAY_RABBITMQ_CACHE_TTL_MS: { path: ['ingress', 'rabbitmq', 'cacheTtlMs'], type: 'number' },
   TU_RELAY_STORAGE_URL: { path: ['storage', 'url'], type: 'string' },
   TU_RELAY_JWT_SECRET: { path: ['jwt', 'secret'], type: 'string' },
   TU_RELAY_JWT_ISSUER: { path: ['jwt', 'issuer'], type: 'string' },

@@ -7,3 +7,4 @@ export * from './registry/secrets.js';
 export * from './storage/open.js';
 export * from './storage/types.js';
 export * from './ingest/effects.js';
+export * from './ingress/rabbitmq-broker.js';

@@ -12,6 +12,8 @@ import { Presence } from './ingest/presence.js';
 import { StorageQueue } from './ingest/storage-queue.js';
 import { ingressLimits, startEmbeddedIngress } from './ingress/embedded.js';
 import { startExternalIngress } from './ingress/external.js';
+import { startRabbitmqIngress } from './ingress/rabbitmq.js';
+import { newBrokerAuthStats } from './http/routes/broker-auth.js';
 import type { Ingress } from './ingress/types.js';
 import { importRegistryFile } from './registry/file.js';
 import { Registry } from './registry/registry.js';
@@ -22,7 +24,7 @@ import type { Storage } from './storage/types.js';
 export interface Relay {
   /** HTTP base URL (GraphQL at /graphql). */
   url: string;
-  /** Where gateways connect: the embedded broker (mqtt://) or the external broker URL. */
+  /** Where gateways connect: the embedded broker (mqtt://), the external broker URL, or (RabbitMQ) the AMQP node list. */
   mqttUrl: string;
   /** MQTT over WebSocket (embedded ingress only). */
   mqttWsUrl?: string;
@@ -85,6 +87,20 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
       verifier: await createVerifier(config.jwt),
       ingress: () => ingress?.stats,
       ...(mqttOverWebSocket ? { mqttOverWebSocket } : {}),
+      ...(config.ingress.mode === 'rabbitmq' && config.ingress.rabbitmq
+        ? {
+            brokerAuth: {
+              secret: config.ingress.rabbitmq.authSecret,
+              allowFrom: config.ingress.rabbitmq.authAllowFrom,
+              relayUser: config.ingress.rabbitmq.username,
+              relayPassword: config.ingress.rabbitmq.password,
+              vhost: config.ingress.rabbitmq.vhost,
+              queue: config.ingress.rabbitmq.queue,
+              logins: ingressLimits(config.ingress).logins,
+              stats: newBrokerAuthStats(),
+            },
+          }
+        : {}),
       subscriptions: { active: 0, total: 0, connections: 0 },
       graphql: config.graphql,
       startedAt: Date.now(),
@@ -96,6 +112,10 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     await app.listen({ host: config.http.host, port: config.http.port });
     if (config.ingress.mode === 'external') {
       ingress = await startExternalIngress({ url: config.ingress.url!, username: config.ingress.username, password: config.ingress.password, clientId: config.ingress.clientId, ingest, presence, logger });
+    }
+    if (config.ingress.mode === 'rabbitmq') {
+      // After listen: the broker asks this relay (or another instance) whether the relay's own user may log in.
+      ingress = await startRabbitmqIngress({ settings: config.ingress.rabbitmq!, ingest, presence, registry, logger, ...(opts.clock ? { clock: opts.clock } : {}) });
     }
     const ing = ingress!;
     cleanup.unshift(() => ing.close());

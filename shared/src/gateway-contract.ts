@@ -113,6 +113,19 @@ export const isDotSafeGatewayId = (gw: string): boolean => isTopicSafeGatewayId(
 export const rabbitmqRoutingKey = (topic: string): string => topic.replace(/\//g, '.').replace(/\+/g, '*');
 
 /**
+ * The relay's binding key on amq.topic for one of its subscriptions: as `rabbitmqRoutingKey`, but
+ * the event type, a run of dotted words (`analysis.completed` is two), is bound with `#`:
+ * `tu/+/evt/+` → `tu.*.evt.#` (`tu.*.evt.*` would match no event at all).
+ */
+export const rabbitmqBindingKey = (filter: string): string => {
+  const key = rabbitmqRoutingKey(filter);
+  return key.split('.')[2] === 'evt' && key.endsWith('.*') ? `${key.slice(0, -1)}#` : key;
+};
+
+/** The binding keys of the relay's queue (its subscriptions). */
+export const rabbitmqRelayBindingKeys = (): string[] => relaySubscriptions().map(rabbitmqBindingKey);
+
+/**
  * Routing key → the topic the contract judges. An event type holds dots, so under `evt` every
  * word after the third is the type (the relay reads the type back the same way).
  */
@@ -125,7 +138,7 @@ export function topicOfRabbitmqKey(key: string): string {
  * The answer to a `rabbitmq_auth_backend_http` topic check (its `topic_path` request: username,
  * resource `topic`, exchange `name`, `permission` read|write, `routing_key`). A gateway may write
  * what checkGatewayPublish allows it (judged on the topic the key stands for) and read nothing; the
- * relay user may bind to the relay's subscriptions and write nothing. Another exchange: denied.
+ * relay user may bind with its binding keys (rabbitmqRelayBindingKeys) and write nothing. Another exchange: denied.
  * RabbitMQ's topic check does not see the retain flag.
  */
 export function rabbitmqTopicAnswer(
@@ -134,8 +147,7 @@ export function rabbitmqTopicAnswer(
 ): 'allow' | 'deny' {
   if (q.resource !== 'topic' || q.name !== (opts.exchange ?? 'amq.topic')) return 'deny';
   if (q.username === opts.relayUser) {
-    const keys = relaySubscriptions().map(rabbitmqRoutingKey);
-    return q.permission === 'read' && keys.includes(q.routing_key) ? 'allow' : 'deny';
+    return q.permission === 'read' && rabbitmqRelayBindingKeys().includes(q.routing_key) ? 'allow' : 'deny';
   }
   if (q.permission !== 'write' || !isDotSafeGatewayId(q.username) || /[*#]/.test(q.routing_key)) return 'deny';
   return checkGatewayPublish(q.username, topicOfRabbitmqKey(q.routing_key), false).ok ? 'allow' : 'deny';
@@ -204,8 +216,8 @@ export function gatewayContractMarkdown(): string {
     `  of the relay: \`${JSON.stringify(natsPermissions({ relay: true }))}\`.`,
     '- RabbitMQ (`rabbitmq_auth_backend_http` topic checks on `amq.topic`, `rabbitmqTopicAnswer`): a gateway may',
     `  write \`${rabbitmqRoutingKey(topics.event(example, 'analysis.completed'))}\`, \`${rabbitmqRoutingKey(status!.filter.replace('{own}', example))}\` and its other event keys`,
-    `  under its own username and nothing else; the relay user may bind ${relaySubscriptions()
-      .map((f) => `\`${rabbitmqRoutingKey(f)}\``)
+    `  under its own username and nothing else; the relay user may bind its queue with ${rabbitmqRelayBindingKeys()
+      .map((k) => `\`${k}\``)
       .join(' and ')}.`,
     '- With RabbitMQ or NATS a gateway id may not hold `.`, `*`, `>` or spaces (their topics are dotted names).',
   ].join('\n');

@@ -9,6 +9,7 @@ import type { StorageQueue } from '../ingest/storage-queue.js';
 import type { IngressStats } from '../ingress/types.js';
 import type { Registry } from '../registry/registry.js';
 import type { Storage } from '../storage/types.js';
+import type { BrokerAuthOptions } from './routes/broker-auth.js';
 
 /** Everything the HTTP/GraphQL app needs (built by startRelay, or by a test). */
 export interface AppDeps {
@@ -24,6 +25,8 @@ export interface AppDeps {
   ingress: () => IngressStats | undefined;
   /** MQTT over WebSocket at /mqtt (embedded ingress only). */
   mqttOverWebSocket?: (stream: Duplex, remoteAddress?: string) => void;
+  /** RabbitMQ ingress: the broker's auth-backend routes (relay/src/http/routes/broker-auth.ts). */
+  brokerAuth?: BrokerAuthOptions;
   subscriptions: { active: number; total: number; connections: number };
   startedAt: number;
   logger?: Logger;

@@ -1,8 +1,26 @@
 import type { AdmissionStats, LoginThrottle } from '@tu/shared';
 
+/** RabbitMQ ingress (relay/src/ingress/rabbitmq.ts): what this instance took from the shared queue. */
+export interface RabbitmqIngressStats {
+  /** The node this instance consumes through (undefined before the first connection). */
+  url: string | undefined;
+  delivered: number;
+  /** Events stored (or found a duplicate), then acknowledged. */
+  acked: number;
+  /** Gateway status messages (online/offline) passed to presence and acknowledged. */
+  statuses: number;
+  /** Bad input, refused: dead-lettered to `{queue}.dead`. */
+  deadLettered: number;
+  /** Handling failed: requeued after a delay. */
+  requeued: number;
+  /** Of the dead-lettered: from an unknown or revoked gateway. */
+  revoked: number;
+  reconnects: number;
+}
+
 export interface IngressStats {
-  mode: 'embedded' | 'external';
-  /** External: connected to the broker. Embedded: always true while running. */
+  mode: 'embedded' | 'external' | 'rabbitmq';
+  /** External, RabbitMQ: connected to the broker. Embedded: always true while running. */
   connected: boolean;
   clients: number;
   refusedConnects: number;
@@ -12,6 +30,7 @@ export interface IngressStats {
   admission?: AdmissionStats;
   /** Embedded only: failed logins, and logins refused unchecked after too many failures. */
   logins?: LoginThrottle['stats'];
+  rabbitmq?: RabbitmqIngressStats;
 }
 
 export interface Ingress {

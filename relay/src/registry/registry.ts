@@ -1,7 +1,7 @@
 import { TuError } from '@tu/shared';
 import { ID_RE } from '../config.js';
 import type { GatewayRow, Storage } from '../storage/types.js';
-import { generateSecret, hashSecret, VerifiedCache } from './secrets.js';
+import { generateSecret, hashSecret, REVOKED_SECRET_HASH, VerifiedCache } from './secrets.js';
 
 export interface GatewayInfo {
   id: string;
@@ -52,6 +52,47 @@ export class Registry {
     if (!row) return undefined;
     this.#gateways.set(id, row);
     return (await this.#verified.verify(id, secret, row.secretHash)) ? row : undefined;
+  }
+
+  /**
+   * Revokes a gateway: its stored secret hash is replaced by one no secret matches, so every
+   * relay instance refuses it at its next check that reads storage (`authenticateFresh`,
+   * `active`). Its events stay. False when the gateway is unknown.
+   */
+  async revoke(id: string): Promise<boolean> {
+    const ok = await this.storage.setGatewaySecretHash(id, REVOKED_SECRET_HASH);
+    this.#gateways.delete(id);
+    return ok;
+  }
+
+  /**
+   * `authenticate` against storage rather than this instance's cache: another instance may have
+   * revoked the gateway (the broker auth routes, relay/src/http/routes/broker-auth.ts).
+   * `onlyKnown` (while failed logins are throttled): only a secret this instance verified before.
+   */
+  async authenticateFresh(id: string, secret: string, opts: { onlyKnown?: boolean } = {}): Promise<GatewayInfo | undefined> {
+    if (!ID_RE.test(id)) return undefined;
+    const row = await this.storage.getGateway(id);
+    if (!row || row.secretHash === REVOKED_SECRET_HASH) {
+      this.#gateways.delete(id);
+      return undefined;
+    }
+    this.#gateways.set(id, row);
+    // onlyKnown: a secret verified before passes, any other is refused without computing scrypt.
+    if (opts.onlyKnown) return this.#verified.known(id, secret, row.secretHash) ? row : undefined;
+    return (await this.#verified.verify(id, secret, row.secretHash)) ? row : undefined;
+  }
+
+  /** Whether the gateway is registered and not revoked, read from storage (refreshes the cache). */
+  async active(id: string): Promise<boolean> {
+    if (!ID_RE.test(id)) return false;
+    const row = await this.storage.getGateway(id);
+    if (!row || row.secretHash === REVOKED_SECRET_HASH) {
+      this.#gateways.delete(id);
+      return false;
+    }
+    this.#gateways.set(id, row);
+    return true;
   }
 
   /** Warms the cache (at start). */

@@ -18,6 +18,9 @@ export async function hashSecret(secret: string): Promise<string> {
   return `scrypt$${N}$${R}$${P}$${salt.toString('base64url')}$${key.toString('base64url')}`;
 }
 
+/** The stored hash of a revoked gateway: not of the scrypt form, so no secret verifies against it. */
+export const REVOKED_SECRET_HASH = 'revoked';
+
 export async function verifySecret(secret: string, stored: string): Promise<boolean> {
   const parts = stored.split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
@@ -35,6 +38,10 @@ export class VerifiedCache {
   #ok = new Set<string>();
   constructor(private readonly max = 10_000) {}
   #key = (id: string, secret: string, stored: string): string => createHash('sha256').update(`${id}\0${secret}\0${stored}`).digest('base64');
+  /** Whether this secret was verified before (no scrypt: cheap enough to answer while logins are throttled). */
+  known(id: string, secret: string, stored: string): boolean {
+    return this.#ok.has(this.#key(id, secret, stored));
+  }
   async verify(id: string, secret: string, stored: string): Promise<boolean> {
     const k = this.#key(id, secret, stored);
     if (this.#ok.has(k)) return true;

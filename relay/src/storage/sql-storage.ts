@@ -217,6 +217,11 @@ export class SqlStorage implements Storage {
     return page(rows, f.first, toGateway);
   }
 
+  async setGatewaySecretHash(id: string, secretHash: string): Promise<boolean> {
+    const rows = await this.db.all<{ id: string }>('UPDATE gateways SET secret_hash = ? WHERE id = ? RETURNING id', [secretHash, id]);
+    return rows.length > 0;
+  }
+
   async setGatewayPresence(id: string, online: boolean, at: string): Promise<void> {
     await this.db.run('UPDATE gateways SET online = ?, last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen <= ?)', [online ? 1 : 0, at, id, at]);
   }

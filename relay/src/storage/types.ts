@@ -217,6 +217,8 @@ export interface Storage {
   getGateway(id: string): Promise<GatewayRow | undefined>;
   listGateways(f: GatewayFilter): Promise<Page<GatewayRow>>;
   allGateways(): Promise<GatewayRow[]>;
+  /** Replaces the gateway's secret hash (revocation: a hash no secret verifies against); false when unknown. */
+  setGatewaySecretHash(id: string, secretHash: string): Promise<boolean>;
   setGatewayPresence(id: string, online: boolean, at: string): Promise<void>;
 
   /**

@@ -11,7 +11,9 @@ export function healthRoute(app: FastifyInstance, deps: AppDeps): void {
     return reply.status(ok ? 200 : 503).send({
       status: ok ? 'ok' : 'degraded',
       uptimeS: Math.round((Date.now() - deps.startedAt) / 1000),
-      ingress: ingress ? { up: ingressUp, mode: ingress.mode, clients: ingress.clients, gatewaysOnline: deps.presence.onlineCount } : { up: false },
+      ingress: ingress
+        ? { up: ingressUp, mode: ingress.mode, clients: ingress.clients, gatewaysOnline: deps.presence.onlineCount, ...(ingress.rabbitmq ? { rabbitmq: ingress.rabbitmq } : {}), ...(deps.brokerAuth ? { brokerAuth: deps.brokerAuth.stats } : {}) }
+        : { up: false },
       storage: { up: storageUp, kind: deps.storage.kind, migrations: await deps.storage.migrations(), queueDepth: deps.queue.depth, writeErrors: deps.queue.stats.errors },
       subscriptions: { active: deps.subscriptions.active, connections: deps.subscriptions.connections },
     });

@@ -1,0 +1,230 @@
+import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
+import { checkGatewayPublish, parseGatewayStatus, retryDelay, systemClock, topicOfRabbitmqKey, type Clock, type Logger } from '@tu/shared';
+import type { RelayConfig } from '../config.js';
+import type { Ingest } from '../ingest/pipeline.js';
+import type { Presence } from '../ingest/presence.js';
+import type { Registry } from '../registry/registry.js';
+import { rabbitmqBindingKeys } from './rabbitmq-broker.js';
+import type { Ingress, IngressStats, RabbitmqIngressStats } from './types.js';
+
+export type RabbitmqSettings = NonNullable<RelayConfig['ingress']['rabbitmq']>;
+
+/**
+ * Ingress through a RabbitMQ cluster (relay/README.md "RabbitMQ ingress"). Gateways publish over
+ * MQTT to any node; the MQTT plugin routes their messages into amq.topic, where one durable
+ * QUORUM queue (replicated on the nodes, so a node's death loses nothing it confirmed) is bound
+ * with the contract's relay subscriptions (rabbitmqBindingKeys). Every relay instance consumes
+ * that queue: competing consumers, each message delivered to one instance at a time.
+ *
+ * Who published is the routing key's gateway: the broker let it publish there only after the
+ * relay's auth routes (relay/src/http/routes/broker-auth.ts) said so. A message is acknowledged
+ * only once `ingest.handle` resolves (stored, or found a duplicate). The rule on failure:
+ * - bad input (ingest refused it, a key outside the contract, a revoked gateway): nack without
+ *   requeue → the broker dead-letters it to `{queue}.dead` (logged with the reason);
+ * - handling failed (e.g. the registry could not be read): requeued after `retryDelayMs`;
+ *   the queue's delivery limit dead-letters a message that keeps failing, so no endless loop.
+ * A slow or down database does not fail: the storage queue retries and the ack waits; at most
+ * `prefetch` messages wait per instance. A lost connection (node down) is re-made on the next
+ * URL of the list, with backoff; unacknowledged messages go back to the queue for any instance,
+ * and storage's event-id uniqueness keeps a redelivered event to one row.
+ *
+ * Revocation: the broker checks a login once per auth-cache TTL, but RabbitMQ 3.10 does not
+ * re-check the topic permission of an open MQTT connection (its channel caches it). So the relay
+ * re-reads a gateway's registry entry at most every `cacheTtlMs` and dead-letters what a revoked
+ * gateway still publishes.
+ */
+export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; ingest: Ingest; presence: Presence; registry: Registry; logger: Logger; clock?: Clock; firstConnectTimeoutMs?: number }): Promise<Ingress> {
+  const s = opts.settings;
+  const clock = opts.clock ?? systemClock;
+  const log = opts.logger.child({ component: 'ingress' });
+  const counters: RabbitmqIngressStats = { url: undefined, delivered: 0, acked: 0, statuses: 0, deadLettered: 0, requeued: 0, revoked: 0, reconnects: 0 };
+  const stats: IngressStats = { mode: 'rabbitmq', connected: false, clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0, rabbitmq: counters };
+  const dead = `${s.queue}.dead`;
+  const backoff = { initialDelayMs: s.reconnectInitialMs, maxDelayMs: s.reconnectMaxMs, jitter: 0.2 };
+  /** Gateway → whether it is active, and when that was read (ms). */
+  const activeAt = new Map<string, { ok: boolean; at: number }>();
+  let closing = false;
+  let conn: ChannelModel | undefined;
+  let channel: Channel | undefined;
+  let consumerTag: string | undefined;
+  let attempt = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const inFlight = new Set<Promise<void>>();
+
+  const urlWithCredentials = (url: string): string => {
+    const u = new URL(url);
+    u.username = encodeURIComponent(s.username);
+    u.password = encodeURIComponent(s.password);
+    u.pathname = `/${encodeURIComponent(s.vhost)}`;
+    // A silent peer (a frozen node) is noticed within two heartbeats; a killed node's socket closes at once.
+    u.searchParams.set('heartbeat', '5');
+    return u.toString();
+  };
+  const safe = (url: string): string => url.replace(/\/\/[^@/]*@/, '//');
+
+  const active = async (gw: string): Promise<boolean> => {
+    const known = activeAt.get(gw);
+    const now = clock.now();
+    if (known && now - known.at < s.cacheTtlMs) return known.ok;
+    const ok = await opts.registry.active(gw);
+    activeAt.set(gw, { ok, at: now });
+    if (activeAt.size > 100_000) activeAt.clear();
+    return ok;
+  };
+
+  const settle = (ch: Channel, msg: ConsumeMessage, how: 'ack' | 'dead' | 'requeue', event = true): void => {
+    // The channel may have closed meanwhile (node lost): the broker redelivers the message then.
+    if (ch !== channel) return;
+    try {
+      if (how === 'ack') {
+        ch.ack(msg);
+        if (event) counters.acked++;
+      } else if (how === 'dead') {
+        ch.nack(msg, false, false);
+        counters.deadLettered++;
+        stats.refusedPublishes++;
+      } else {
+        ch.nack(msg, false, true);
+        counters.requeued++;
+      }
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'could not settle a message (channel closed); the broker redelivers it');
+    }
+  };
+
+  const handle = async (ch: Channel, msg: ConsumeMessage): Promise<void> => {
+    counters.delivered++;
+    const key = msg.fields.routingKey;
+    const topic = topicOfRabbitmqKey(key);
+    const gw = topic.split('/')[1] ?? '';
+    const check = checkGatewayPublish(gw, topic, false);
+    if (!check.ok) {
+      log.warn({ routingKey: key.slice(0, 200), reason: check.reason }, 'dead-lettered a message outside the gateway contract');
+      return settle(ch, msg, 'dead');
+    }
+    try {
+      if (!(await active(gw))) {
+        counters.revoked++;
+        log.warn({ gatewayId: gw }, 'dead-lettered a message of an unknown or revoked gateway');
+        return settle(ch, msg, 'dead');
+      }
+      if (check.kind === 'status') {
+        const online = parseGatewayStatus(msg.content);
+        if (online === undefined) {
+          log.warn({ gatewayId: gw }, 'dead-lettered a malformed status message (want {"status":"online"|"offline"})');
+          return settle(ch, msg, 'dead');
+        }
+        opts.presence.status(gw, online);
+        counters.statuses++;
+        return settle(ch, msg, 'ack', false);
+      }
+      const outcome = await opts.ingest.handle(gw, topic, msg.content);
+      // Refusals are logged (with their code) by the ingest pipeline.
+      settle(ch, msg, outcome.ok ? 'ack' : 'dead');
+    } catch (err) {
+      log.error({ err: (err as Error).message, gatewayId: gw, retryInMs: s.retryDelayMs }, 'handling a message failed; requeueing it after a delay');
+      await new Promise((r) => setTimeout(r, s.retryDelayMs));
+      settle(ch, msg, 'requeue');
+    }
+  };
+
+  const setup = async (url: string): Promise<void> => {
+    const c = await amqp.connect(urlWithCredentials(url), { timeout: 10_000, noDelay: true });
+    // At once: a refusal while setting up is emitted as an error on the connection too.
+    c.on('error', (err: Error) => log.warn({ err: err.message, url: safe(url) }, 'rabbitmq connection error'));
+    try {
+      const ch = await c.createChannel();
+      await ch.prefetch(s.prefetch);
+      await ch.assertQueue(dead, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+      await ch.assertQueue(s.queue, {
+        durable: true,
+        arguments: { 'x-queue-type': 'quorum', 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dead, 'x-delivery-limit': s.deliveryLimit },
+      });
+      for (const k of rabbitmqBindingKeys()) await ch.bindQueue(s.queue, 'amq.topic', k);
+      c.on('close', () => lost(c, url));
+      ch.on('error', (err: Error) => log.warn({ err: err.message }, 'rabbitmq channel error'));
+      ch.on('close', () => {
+        if (conn === c && !closing) void c.close().catch(() => undefined);
+      });
+      conn = c;
+      channel = ch;
+      const consumer = await ch.consume(s.queue, (msg) => {
+        if (!msg) return; // cancelled by the broker (queue deleted): the channel's close follows
+        const p = handle(ch, msg).catch((err: Error) => log.error({ err: err.message }, 'message handling failed'));
+        inFlight.add(p);
+        void p.finally(() => inFlight.delete(p));
+      });
+      consumerTag = consumer.consumerTag;
+      stats.connected = true;
+      counters.url = url;
+      attempt = 0;
+      log.info({ url: safe(url), queue: s.queue, prefetch: s.prefetch }, 'consuming the gateway queue on the rabbitmq cluster');
+    } catch (err) {
+      await c.close().catch(() => undefined);
+      throw err;
+    }
+  };
+
+  const lost = (c: ChannelModel, url: string): void => {
+    if (conn !== c) return;
+    conn = undefined;
+    channel = undefined;
+    consumerTag = undefined;
+    stats.connected = false;
+    if (closing) return;
+    log.warn({ url: safe(url) }, 'lost the rabbitmq connection; reconnecting to the next node');
+    schedule();
+  };
+
+  let next = 0;
+  const connectOnce = async (): Promise<void> => {
+    const url = s.urls[next % s.urls.length]!;
+    next++;
+    await setup(url);
+  };
+  const schedule = (): void => {
+    if (closing || timer) return;
+    const delay = retryDelay(attempt++, backoff);
+    timer = setTimeout(() => {
+      timer = undefined;
+      counters.reconnects++;
+      connectOnce().catch((err: Error) => {
+        log.warn({ err: err.message, retryInMs: retryDelay(attempt, backoff) }, 'could not connect to the rabbitmq cluster');
+        schedule();
+      });
+    }, delay);
+  };
+
+  // The first connection: every URL in turn, with backoff, for a bounded time (a relay that
+  // cannot reach any node does not start, as with the external ingress).
+  const deadline = Date.now() + (opts.firstConnectTimeoutMs ?? 30_000);
+  for (;;) {
+    try {
+      await connectOnce();
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`could not connect to any rabbitmq node (${s.urls.map(safe).join(', ')}): ${(err as Error).message}`, { cause: err });
+      log.warn({ err: (err as Error).message }, 'could not connect to a rabbitmq node; trying the next');
+      await new Promise((r) => setTimeout(r, retryDelay(attempt++, backoff)));
+    }
+  }
+
+  return {
+    stats,
+    url: s.urls.map(safe).join(','),
+    async close() {
+      closing = true;
+      if (timer) clearTimeout(timer);
+      const ch = channel;
+      // Stop new deliveries, let the ones in hand be stored and acknowledged (bounded), then close;
+      // whatever is still unacknowledged goes back to the queue for the other instances.
+      if (ch && consumerTag) await ch.cancel(consumerTag).catch(() => undefined);
+      await Promise.race([Promise.all([...inFlight]), new Promise((r) => setTimeout(r, 10_000))]);
+      channel = undefined;
+      const c = conn;
+      conn = undefined;
+      stats.connected = false;
+      if (c) await c.close().catch(() => undefined);
+    },
+  };
+}
