@@ -60,7 +60,7 @@ export default async function run(): Promise<string> {
   const fds = fdLimit();
   // Each gateway is one socket here; relays, subscribers and the database need some more.
   if (Number.isFinite(fds) && fds < env.TU_FLEET_GATEWAYS + 1000) throw new Error(`open-file limit ${fds} is too low for ${env.TU_FLEET_GATEWAYS} gateways: run \`ulimit -n 65536\` in this shell first (hard limit: \`ulimit -Hn\`)`);
-  const broker = await fleetBrokerFromEnv();
+  const broker = fleetBrokerFromEnv();
   const r = await runFleet(
     { gateways: env.TU_FLEET_GATEWAYS, relays: env.TU_FLEET_RELAYS, seconds: env.TU_FLEET_SECONDS, rates: env.TU_FLEET_RATES, subscribers: env.TU_FLEET_SUBSCRIBERS, killRelayAt: 0.35, killBrokerAt: 0.65 },
     broker,

@@ -1,11 +1,15 @@
 import { z } from 'zod';
 import { embeddedBroker, type FleetBroker } from './broker.js';
+import { rabbitmqBroker } from './broker-rabbitmq.js';
 
-/** TU_FLEET_BROKER: which broker the fleet bench runs against (bench/fleet/broker.ts). */
-export async function fleetBrokerFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<FleetBroker> {
-  const kind = z.enum(['embedded']).default('embedded').parse(env.TU_FLEET_BROKER);
-  switch (kind) {
-    case 'embedded':
-      return embeddedBroker();
-  }
+/**
+ * TU_FLEET_BROKER: which broker the fleet bench runs against: `rabbitmq` (default; a cluster of
+ * TU_FLEET_BROKER_NODES nodes, bench/fleet/broker-rabbitmq.ts) or `embedded` (each relay
+ * instance its own broker, bench/fleet/broker.ts).
+ */
+export function fleetBrokerFromEnv(env: NodeJS.ProcessEnv = process.env): FleetBroker {
+  const e = z
+    .object({ TU_FLEET_BROKER: z.enum(['rabbitmq', 'embedded']).default('rabbitmq'), TU_FLEET_BROKER_NODES: z.coerce.number().int().min(1).max(7).default(3) })
+    .parse(env);
+  return e.TU_FLEET_BROKER === 'embedded' ? embeddedBroker() : rabbitmqBroker(e.TU_FLEET_BROKER_NODES);
 }

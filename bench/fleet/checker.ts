@@ -57,6 +57,26 @@ export async function writeMix(pgUrl: string, schema: string): Promise<{ eventRo
   }
 }
 
+/** Waits until `target` events of the tenant are stored, or none more were for `stallMs`, or `maxMs` passed. */
+export async function settle(pgUrl: string, schema: string, tenant: string, target: number, o: { maxMs: number; stallMs: number }): Promise<{ stored: number; ms: number }> {
+  const c = new pg.Client({ connectionString: pgUrl });
+  await c.connect();
+  const t0 = Date.now();
+  let last = -1;
+  let lastChange = t0;
+  try {
+    for (;;) {
+      const n = Number((await c.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${schema}.events WHERE tenant_id = $1`, [tenant])).rows[0]!.n);
+      if (n !== last) lastChange = Date.now();
+      last = n;
+      if (n >= target || Date.now() - t0 > o.maxMs || Date.now() - lastChange > o.stallMs) return { stored: n, ms: Date.now() - t0 };
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  } finally {
+    await c.end();
+  }
+}
+
 export async function checkFleet(opts: { pgUrl: string; schema: string; tenant: string; sent: GatewaySent[]; writesBefore: number }): Promise<CheckResult> {
   const c = new pg.Client({ connectionString: opts.pgUrl });
   await c.connect();

@@ -7,7 +7,7 @@ import { tmpDir } from '../../test/support/harness.js';
 import { dropPgSchema, PG_BASE } from '../../test/support/relay.js';
 import { quantile } from '../stats.js';
 import type { FleetBroker } from './broker.js';
-import { checkFleet, rowWrites, writeMix, type CheckResult } from './checker.js';
+import { checkFleet, rowWrites, settle, writeMix, type CheckResult } from './checker.js';
 import { allocateRelays, commandCpuSeconds, cpuSeconds, type RelayInstance } from './relays.js';
 import { writeFleetRegistry } from './registry.js';
 import { Simulator } from './simulator.js';
@@ -26,7 +26,7 @@ export const fleetOptionsSchema = z.object({
   killRelayAt: z.number().min(0).max(1).optional(),
   /** Kill one broker node at this fraction of the run, restart it 5 s later (brokers with nodes only). */
   killBrokerAt: z.number().min(0).max(1).optional(),
-  waveSize: z.number().int().min(1).max(5000).default(500),
+  waveSize: z.number().int().min(1).max(5000).default(200),
   redisDb: z.number().int().min(0).max(15).default(11),
 });
 export type FleetOptions = z.input<typeof fleetOptionsSchema>;
@@ -132,7 +132,8 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
 
     sim = new Simulator({ gateways, urls: broker.gatewayUrls(relays), waveSize: o.waveSize, maxPendingPerGateway: 60 });
     const connectMs = await sim.connectAll(120_000);
-    for (let i = 0; i < 100 && sim.connected < o.gateways; i++) await sleep(100);
+    // Gateways refused in their wave retry on their own (bounded backoff): up to 60 s more.
+    for (let i = 0; i < 600 && sim.connected < o.gateways; i++) await sleep(100);
     const connected = sim.connected;
     log(`${connected}/${o.gateways} gateways connected in ${connectMs} ms (waves of ${o.waveSize})`);
 
@@ -213,7 +214,10 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
     }
     await Promise.all(timers);
     const drained = await sim.drain(30_000);
-    await sleep(1000);
+    // With a broker of its own, a PUBACK means "in the quorum queue" and the relays may still be
+    // storing the backlog: wait (bounded) until everything acknowledged is stored, or no progress for 20 s.
+    const settled = await settle(PG_BASE, schema, tenant, sim.stats.acked, { maxMs: 180_000, stallMs: 20_000 });
+    log(`outboxes ${drained ? 'empty' : 'NOT empty'}; stored ${settled.stored}/${sim.stats.acked} acknowledged after ${(settled.ms / 1000).toFixed(1)} s`);
     const rejected = (await Promise.all(relays.map((r) => metric(r, 'tu_relay_events_rejected_total')))).reduce((a, b) => a + b, 0);
     const rssKb = relays.map((r) => ({ index: r.index, nowKb: r.rssKb(), peakKb: r.peakRssKb }));
     const all = subs.latencies.map((x) => x.ms);
