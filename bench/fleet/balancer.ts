@@ -6,8 +6,9 @@ import net from 'node:net';
  * (rabbitmq_auth_backend_http), so a killed instance does not take its node's authentication
  * with it. Each connection goes to the next instance in turn that accepts it (at most one try each).
  */
-export async function startBalancer(targets: () => number[]): Promise<{ port: number; close: () => Promise<void> }> {
+export async function startBalancer(targets: () => number[]): Promise<{ port: number; connections: () => number; close: () => Promise<void> }> {
   let next = 0;
+  let connections = 0;
   const sockets = new Set<net.Socket>();
   const connectAny = (ports: number[], tries: number): Promise<net.Socket | undefined> =>
     new Promise((resolve) => {
@@ -18,6 +19,7 @@ export async function startBalancer(targets: () => number[]): Promise<{ port: nu
       up.once('error', () => resolve(connectAny(ports, tries + 1)));
     });
   const server = net.createServer({ noDelay: true }, (down) => {
+    connections++;
     sockets.add(down);
     down.once('close', () => sockets.delete(down));
     down.pause();
@@ -35,6 +37,7 @@ export async function startBalancer(targets: () => number[]): Promise<{ port: nu
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   return {
     port: (server.address() as net.AddressInfo).port,
+    connections: () => connections,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

@@ -13,7 +13,7 @@ import { pidsWithArgument, type RelayInstance } from './relays.js';
  * about logins and permissions (rabbitmq_auth_backend_http) through a load balancer
  * (bench/fleet/balancer.ts), so killing an instance does not stop its node's authentication.
  */
-export function rabbitmqBroker(nodes = 3): FleetBroker {
+export function rabbitmqBroker(nodes = 3, cacheTtlMs = 10_000): FleetBroker {
   const authSecret = randomBytes(24).toString('base64url');
   const password = randomBytes(24).toString('base64url');
   let cluster: RabbitCluster | undefined;
@@ -28,11 +28,13 @@ export function rabbitmqBroker(nodes = 3): FleetBroker {
     kind: `rabbitmq (${nodes} nodes)`,
     async prepare(relays: RelayInstance[]) {
       balancer = await startBalancer(() => relays.map((r) => r.httpPort));
-      cluster = await startRabbitCluster({ nodes, authBaseUrl: rabbitmqAuthBaseUrl(`http://127.0.0.1:${balancer.port}`, authSecret), cacheTtlMs: 10_000 });
+      cluster = await startRabbitCluster({ nodes, authBaseUrl: rabbitmqAuthBaseUrl(`http://127.0.0.1:${balancer.port}`, authSecret), cacheTtlMs });
     },
-    relayConfig: (i) => ({ ingress: { mode: 'rabbitmq', rabbitmq: { urls: urls(i), password, authSecret, cacheTtlMs: 10_000 } } }),
+    relayConfig: (i) => ({ ingress: { mode: 'rabbitmq', rabbitmq: { urls: urls(i), password, authSecret, cacheTtlMs } } }),
     relayEnv: () => ({ TU_RELAY_INGRESS_MODE: 'rabbitmq' }),
     gatewayUrls: () => cluster?.mqttUrls ?? [],
+    // HTTP connections through the balancer: each is at least one question of a node to the relays.
+    authRequests: () => balancer?.connections() ?? 0,
     // The Erlang VMs of our nodes (their command lines hold the cluster's directory as home), not the system broker's.
     pids: () => (cluster ? pidsWithArgument([cluster.dir]) : []),
     async killNode() {

@@ -19,6 +19,8 @@ export interface FleetBroker {
   gatewayUrls(relays: RelayInstance[]): string[];
   /** Pids of the broker's own processes (CPU accounting); empty when the relays are the broker. */
   pids(): number[];
+  /** Requests the broker has made to the relays so far (its authentication and authorisation questions), when it makes any. */
+  authRequests?(): number;
   /** Kills one broker node hard; undefined when the broker has no nodes of its own. */
   killNode?(): Promise<string>;
   restartNode?(): Promise<void>;

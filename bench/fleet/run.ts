@@ -49,6 +49,8 @@ export interface StageFigures {
   /** Event rows inserted and gateway presence rows updated per second (pg_stat_user_tables). */
   eventRowsPerS: number;
   presenceUpdatesPerS: number;
+  /** Questions of the broker to the relays (auth backend) per second; 0 when it asks none. */
+  authPerS: number;
 }
 
 export interface FleetResult {
@@ -155,8 +157,18 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
           const name = await what();
           faults.push(`${name} killed at ${((Date.now() - loadStart) / 1000).toFixed(1)} s`);
           await sleep(5000);
-          await back();
-          faults.push(`${name} back at ${((Date.now() - loadStart) / 1000).toFixed(1)} s`);
+          // A restart may fail while the machine is saturated (e.g. a relay's first broker
+          // question times out): tried 3 times, and a failure is reported, not thrown.
+          for (let attempt = 1; attempt <= 3; attempt++) {
+            try {
+              await back();
+              faults.push(`${name} back at ${((Date.now() - loadStart) / 1000).toFixed(1)} s${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
+              return;
+            } catch (err) {
+              faults.push(`${name} restart attempt ${attempt} failed: ${(err as Error).message.split('\n').find((l) => l.includes('Error')) ?? (err as Error).message.slice(0, 200)}`);
+              await sleep(3000);
+            }
+          }
         })(),
       );
     };
@@ -174,6 +186,7 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
       const sent0 = sim.stats.sent;
       const db0 = commandCpuSeconds('postgres');
       const mix0 = await writeMix(PG_BASE, schema);
+      const auth0 = broker.authRequests?.() ?? 0;
       const lat0 = subs.latencies.length;
       const m0 = machineTicks();
       const sim0 = process.cpuUsage();
@@ -200,16 +213,18 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
         databaseCpu: Math.max(0, commandCpuSeconds('postgres') - db0) / secs,
         p99Ms: lat.length ? quantile(lat, 0.99) : NaN,
         relayCpu,
-        brokerCpu: (broker.pids().reduce((a, p) => a + cpuSeconds(p), 0) - b0) / secs,
+        // Broker processes that restarted take their CPU time with them: never below 0.
+        brokerCpu: Math.max(0, broker.pids().reduce((a, p) => a + cpuSeconds(p), 0) - b0) / secs,
         simCpu: (simUse.user + simUse.system) / 1e6 / secs,
         machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total),
         queueDepth,
         eventRowsPerS: (mix1.eventRows - mix0.eventRows) / secs,
         presenceUpdatesPerS: (mix1.presenceUpdates - mix0.presenceUpdates) / secs,
+        authPerS: ((broker.authRequests?.() ?? 0) - auth0) / secs,
       };
       stages.push(fig);
       log(
-        `stage ${rate} events/s offered: ${fig.sentPerS.toFixed(0)} sent/s, ${fig.ackedPerS.toFixed(0)} acked/s, p99 ${fig.p99Ms.toFixed(0)} ms; CPU cores: relays ${fig.relayCpu.toFixed(2)} (${fig.relayCpuMsPerEvent.toFixed(2)} ms/event), broker ${fig.brokerCpu.toFixed(2)}, postgres ${fig.databaseCpu.toFixed(2)}, simulator+subscribers ${fig.simCpu.toFixed(2)}; machine ${(fig.machineBusy * 100).toFixed(0)}% busy of ${os.cpus().length} cores; storage queue ${queueDepth}; database: ${fig.eventRowsPerS.toFixed(0)} event rows/s, ${fig.presenceUpdatesPerS.toFixed(0)} presence updates/s`,
+        `stage ${rate} events/s offered: ${fig.sentPerS.toFixed(0)} sent/s, ${fig.ackedPerS.toFixed(0)} acked/s, p99 ${fig.p99Ms.toFixed(0)} ms; CPU cores: relays ${fig.relayCpu.toFixed(2)} (${fig.relayCpuMsPerEvent.toFixed(2)} ms/event), broker ${fig.brokerCpu.toFixed(2)}, postgres ${fig.databaseCpu.toFixed(2)}, simulator+subscribers ${fig.simCpu.toFixed(2)}; machine ${(fig.machineBusy * 100).toFixed(0)}% busy of ${os.cpus().length} cores; storage queue ${queueDepth}; database: ${fig.eventRowsPerS.toFixed(0)} event rows/s, ${fig.presenceUpdatesPerS.toFixed(0)} presence updates/s; broker → relay auth requests ${fig.authPerS.toFixed(0)}/s`,
       );
     }
     await Promise.all(timers);
