@@ -133,7 +133,8 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
     const writesBefore = await rowWrites(PG_BASE, schema);
 
     sim = new Simulator({ gateways, urls: broker.gatewayUrls(relays), waveSize: o.waveSize, maxPendingPerGateway: 60 });
-    const connectMs = await sim.connectAll(120_000);
+    // Bounded: 120 s, or 30 ms a gateway for a large fleet (logins go through the broker to the relays).
+    const connectMs = await sim.connectAll(Math.max(120_000, o.gateways * 30));
     // Gateways refused in their wave retry on their own (bounded backoff): up to 60 s more.
     for (let i = 0; i < 600 && sim.connected < o.gateways; i++) await sleep(100);
     const connected = sim.connected;
