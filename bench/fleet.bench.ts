@@ -79,7 +79,7 @@ export default async function run(): Promise<string> {
       ['ingest → subscriber p99 (whole run)', `${fmt(r.p99Ms, 0)} ms`, `before the first fault: ${fmt(r.p99SteadyMs, 0)} ms`],
       ['database rows kept per event', fmt(r.check.rowsPerEvent), Object.entries(r.check.rowsByTable).map(([t, n]) => `${t} ${n}`).join(', ')],
       ['database row writes per event', fmt(r.check.rowWritesPerEvent), 'inserts + updates (pg_stat_user_tables) ÷ stored events'],
-      ...r.rssKb.map((x) => [`RSS relay instance ${x.index}`, `${fmt(x.nowKb / 1024, 0)} MB`, `peak of its last life ${fmt(x.peakKb / 1024, 0)} MB`]),
+      ...r.rssKb.map((x) => [`RSS relay instance ${x.index}`, x.nowKb > 0 ? `${fmt(x.nowKb / 1024, 0)} MB` : 'not running', `peak of its last life ${fmt(x.peakKb / 1024, 0)} MB`]),
       ['faults', r.faults.join('; ') || 'none', `${r.sim.disconnects} gateway disconnects, ${r.subscribers.reconnects} subscriber reconnects`],
       ['stored / lost / unacknowledged', `${r.check.stored} / ${r.check.lost} / ${r.check.unacked}`, `lost = acknowledged but not stored (${r.check.gatewaysWithLoss} gateways); outbox drained: ${r.drained}`],
       ['duplicated / out of order (stored)', `${r.check.duplicated} / ${r.check.outOfOrder}`, `subscribers saw ${r.subscribers.duplicates} duplicate deliveries; relays rejected ${r.rejected} events`],
