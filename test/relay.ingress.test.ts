@@ -4,7 +4,7 @@ import type { MqttClient } from 'mqtt';
 import type { Relay } from '@tu/relay';
 import path from 'node:path';
 import { silentLogger } from '@tu/shared';
-import { openStorage, type Storage } from '@tu/relay';
+import { openStorage, type PresenceUpdate, type Storage } from '@tu/relay';
 import { Presence } from '@tu/relay/internal/ingest/presence';
 import { StorageQueue } from '@tu/relay/internal/ingest/storage-queue';
 import { tmpDir, until } from './support/harness.js';
@@ -165,9 +165,9 @@ test('last seen: every accepted event moves it in memory; storage gets it at mos
   const writes: string[] = [];
   // Counts the presence writes that reach the real database.
   const counted: Storage = Object.assign(Object.create(storage) as Storage, {
-    setGatewayPresence: (id: string, online: boolean, at: string) => {
-      writes.push(at);
-      return storage.setGatewayPresence(id, online, at);
+    setGatewayPresences: (updates: readonly PresenceUpdate[]) => {
+      writes.push(...updates.map((u) => u.at));
+      return storage.setGatewayPresences(updates);
     },
   });
   const queue = new StorageQueue(counted, { max: 100, batchMax: 10, logger: silentLogger() });

@@ -54,10 +54,21 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     assert.equal(p2.items.map((g) => g.id), ['gw-b']);
     assert.not.ok(p2.hasNextPage);
     assert.equal((await ctx.storage.listGateways({ tenantId: 't1', first: 10, search: 'yard b' })).items.map((g) => g.id), ['gw-b']);
-    await ctx.storage.setGatewayPresence('gw-a', true, '2030-01-01T00:00:00.000Z');
+    await ctx.storage.setGatewayPresences([{ id: 'gw-a', online: true, at: '2030-01-01T00:00:00.000Z' }]);
     const g = await ctx.storage.getGateway('gw-a');
     assert.ok(g?.online);
     assert.is(g?.lastSeen, '2030-01-01T00:00:00.000Z');
+    // Many gateways in one statement: an older update changes nothing, an unknown gateway is skipped.
+    await ctx.storage.setGatewayPresences([
+      { id: 'gw-a', online: false, at: '2029-12-31T23:59:59.000Z' },
+      { id: 'gw-b', online: true, at: '2030-01-02T00:00:00.000Z' },
+      { id: 'gw-nobody', online: true, at: '2030-01-02T00:00:00.000Z' },
+    ]);
+    const [a, b] = [await ctx.storage.getGateway('gw-a'), await ctx.storage.getGateway('gw-b')];
+    assert.equal([a?.online, a?.lastSeen], [true, '2030-01-01T00:00:00.000Z'], 'an older status does not replace a newer one');
+    assert.equal([b?.online, b?.lastSeen], [true, '2030-01-02T00:00:00.000Z']);
+    await ctx.storage.setGatewayPresences([{ id: 'gw-a', online: false, at: '2030-01-03T00:00:00.000Z' }]);
+    assert.equal((await ctx.storage.getGateway('gw-a'))?.online, false);
   });
 
   test('analysis.completed upserts the machine and appends the analysis; the same event again is a duplicate', async (ctx) => {

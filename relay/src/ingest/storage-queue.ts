@@ -1,5 +1,5 @@
 import { retryDelay, type Backoff, type Logger } from '@tu/shared';
-import type { EventEffects, Storage, StoredEvent } from '../storage/types.js';
+import type { EventEffects, PresenceUpdate, Storage, StoredEvent } from '../storage/types.js';
 
 export type StorageJob =
   | { kind: 'event'; event: StoredEvent; effects: EventEffects }
@@ -90,9 +90,14 @@ export class StorageQueue {
   async #write(batch: Pending[]): Promise<void> {
     const events = batch.filter((p): p is Pending & { job: { kind: 'event' } } => p.job.kind === 'event');
     const results = events.length > 0 ? await this.storage.recordEvents(events.map((p) => ({ event: p.job.event, effects: p.job.effects }))) : [];
-    for (const p of batch) {
-      if (p.job.kind === 'presence') await this.storage.setGatewayPresence(p.job.gatewayId, p.job.online, p.job.at);
+    // One statement for the batch's presence changes, the latest per gateway (storage ignores an older one anyway).
+    const presence = new Map<string, PresenceUpdate>();
+    for (const { job } of batch) {
+      if (job.kind !== 'presence') continue;
+      const prev = presence.get(job.gatewayId);
+      if (!prev || prev.at <= job.at) presence.set(job.gatewayId, { id: job.gatewayId, online: job.online, at: job.at });
     }
+    if (presence.size > 0) await this.storage.setGatewayPresences([...presence.values()]);
     this.stats.batches++;
     events.forEach((p, i) => {
       const r = results[i] ?? 'stored';

@@ -205,6 +205,13 @@ export interface GatewayFilter extends PageArgs {
   search?: string | undefined;
 }
 
+/** A gateway's presence as of `at` (ISO time). */
+export interface PresenceUpdate {
+  id: string;
+  online: boolean;
+  at: string;
+}
+
 export interface Storage {
   readonly kind: 'sqlite' | 'postgres';
   /** Applied migration versions, in order. */
@@ -219,7 +226,11 @@ export interface Storage {
   allGateways(): Promise<GatewayRow[]>;
   /** Replaces the gateway's secret hash (revocation: a hash no secret verifies against); false when unknown. */
   setGatewaySecretHash(id: string, secretHash: string): Promise<boolean>;
-  setGatewayPresence(id: string, online: boolean, at: string): Promise<void>;
+  /**
+   * Online/offline and last seen of many gateways in one statement; an update older than what
+   * is stored (by `at`) changes nothing. At most one update per gateway (the caller keeps the latest).
+   */
+  setGatewayPresences(updates: readonly PresenceUpdate[]): Promise<void>;
 
   /**
    * Records a batch of events in one transaction; each event's effects are applied only when
