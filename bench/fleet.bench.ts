@@ -52,7 +52,7 @@ function bottleneck(s: StageFigures, cores: number): string {
   const use = `${Object.entries(ours).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}, other processes ${fmt(others)} of ${cores} cores`;
   const head = `${s.offered}/s offered, ${fmt(s.ackedPerS, 0)}/s acknowledged`;
   if (s.machineBusy > 0.95 && others > 0.5 * cores) return `${head}: the machine's CPU, mostly taken by other processes (${use})`;
-  if (s.queueDepth > 0 && s.relayCpu < 0.5 * cores) return `${head}: the relays' storage writers (queue ${s.queueDepth}, ${fmt(s.eventRowsPerS, 0)} event rows/s and ${fmt(s.presenceUpdatesPerS, 0)} one-row presence updates/s; ${use})`;
+  if (s.queueDepth > 0 && s.relayCpu < 0.5 * cores) return `${head}: the relays' storage writers (queue ${s.queueDepth}, ${fmt(s.eventRowsPerS, 0)} event rows/s and ${fmt(s.presenceUpdatesPerS, 0)} presence updates/s; ${use})`;
   return `${head}: ${top} (${fmt(topCores)} cores; ${use})`;
 }
 
