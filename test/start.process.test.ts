@@ -1,11 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tmpDir, until } from './support/harness.js';
 import { MODEL_DIR, REPO_ROOT } from './support/data.js';
+import { portOpen } from './support/processes.js';
 
 /**
  * `npm start` as a process manager runs it (the exact package.json script, without its
@@ -20,14 +20,7 @@ const RELAY_CLI = path.join(REPO_ROOT, 'relay/dist/main.js');
 // The developer's TU_* settings must not steer the child processes.
 const cleanEnv = (): Record<string, string> => Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => !e[0].startsWith('TU_') && e[1] !== undefined));
 
-const closed = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('error', () => resolve(true));
-  });
+const closed = async (port: number): Promise<boolean> => !(await portOpen(port));
 
 const cli = (args: string[], opts: { cwd: string; env?: Record<string, string> }) =>
   spawnSync(process.execPath, [RELAY_CLI, ...args], { cwd: opts.cwd, env: { ...cleanEnv(), ...opts.env }, encoding: 'utf8', timeout: 30_000 });

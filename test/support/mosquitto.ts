@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mosquittoAcl } from '@tu/shared';
 import { tmpDir, until } from './harness.js';
+import { portOpen } from './processes.js';
 
 export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
@@ -16,14 +17,6 @@ export const freePort = (): Promise<number> =>
     });
   });
 
-const portOpen = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const c = net.connect({ host: '127.0.0.1', port }, () => {
-      c.end();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
 
 /**
  * Our own Mosquitto (the "external broker") on a free port: no anonymous access, a password

@@ -12,6 +12,16 @@ export const freePort = (): Promise<number> =>
     });
   });
 
+/** Whether something accepts TCP connections on 127.0.0.1:`port` now. */
+export const portOpen = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const c = net.connect({ host: '127.0.0.1', port }, () => {
+      c.end();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+
 /**
  * Starts a compiled entry point of this repo (`npm run build`) with plain node as a child process and resolves once its
  * output contains `ready`. Output is drained (printed with DEBUG_PROCESSES=1).
