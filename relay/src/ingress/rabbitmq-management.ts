@@ -31,7 +31,9 @@ export function rabbitmqConnectionCloser(o: { settings: RabbitmqManagementSettin
   const log = o.logger?.child({ component: 'rabbitmq-management' });
 
   /** The reason a user can act on, from an HTTP status of the management API. */
-  const explain = (status: number, url: string): string => {
+  const explain = (res: Response, url: string): string => {
+    void res.body?.cancel(); // not read: free the connection
+    const status = res.status;
     if (status === 401)
       return `the management API at ${url} refused the relay's user (401): check ingress.rabbitmq.username/password, that the broker's auth_http points at this relay, and that the relay answering it has ingress.rabbitmq.management set (it grants its user the administrator tag only then)`;
     if (status === 403) return `the management API at ${url} refused the request (403): the relay's user lacks the administrator tag (set ingress.rabbitmq.management on the relay instances that answer the broker's auth requests)`;
@@ -42,13 +44,13 @@ export function rabbitmqConnectionCloser(o: { settings: RabbitmqManagementSettin
     const url = `${base.replace(/\/+$/, '')}/api/connections/username/${encodeURIComponent(gatewayId)}`;
     const headers = { authorization, accept: 'application/json' };
     const list = await doFetch(url, { headers, signal: AbortSignal.timeout(o.settings.timeoutMs) });
-    if (!list.ok) throw new Error(explain(list.status, base));
+    if (!list.ok) throw new Error(explain(list, base));
     const parsed = connectionList.safeParse(await list.json());
     if (!parsed.success) throw new Error(`the management API at ${base} answered a connection list of an unexpected form (is it RabbitMQ's management plugin?)`);
     if (parsed.data.length === 0) return 0;
     // The broker logs the reason with the closed connection; only printable ASCII in a header.
     const del = await doFetch(url, { method: 'DELETE', headers: { ...headers, 'x-reason': reason.replace(/[^\x20-\x7e]/g, '?').slice(0, 200) }, signal: AbortSignal.timeout(o.settings.timeoutMs) });
-    if (!del.ok) throw new Error(explain(del.status, base));
+    if (!del.ok) throw new Error(explain(del, base));
     return parsed.data.length;
   };
 
