@@ -5,10 +5,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import amqp from 'amqplib';
 import type { MqttClient } from 'mqtt';
-import { topics } from '@tu/shared';
+import { ManualClock, topics } from '@tu/shared';
 import { ConfigError, loadRelayConfig, rabbitmqAuthBaseUrl, type Relay, type RelayConfig, type Storage } from '@tu/relay';
 import { tmpDir, until } from './support/harness.js';
 import { runCommand } from '@tu/relay/internal/cli/commands';
+import { rabbitmqConnectionCloser, throttledCloser } from '@tu/relay/internal/ingress/rabbitmq-management';
 import { freePort, startProcess, stopProcess } from './support/processes.js';
 import { startRabbitCluster, type RabbitCluster } from './support/rabbitmq.js';
 import { analysisFlow, connectGateway, dropPgSchema, JWT_SECRET, PG_BASE, pgSchemaName, publishEvent, publishRaw, relayTestConfig, startTestRelay, type Envelope } from './support/relay.js';
@@ -56,8 +57,10 @@ async function setup(ctx: Ctx): Promise<void> {
   const bPort = await freePort();
   ctx.bUrl = `http://127.0.0.1:${bPort}`;
   // Every node asks relay A (a load balancer in front of all instances in production): B is the one killed below.
-  ctx.cluster = await startRabbitCluster({ nodes: 3, authBaseUrl: rabbitmqAuthBaseUrl(`http://127.0.0.1:${aPort}`, AUTH_SECRET), cacheTtlMs: CACHE_TTL_MS });
-  const rabbitmq = { urls: ctx.cluster.amqpUrls, password: RELAY_PASSWORD, authSecret: AUTH_SECRET, cacheTtlMs: CACHE_TTL_MS, prefetch: 50, retryDelayMs: 200, reconnectInitialMs: 200, reconnectMaxMs: 2000 };
+  ctx.cluster = await startRabbitCluster({ nodes: 3, authBaseUrl: rabbitmqAuthBaseUrl(`http://127.0.0.1:${aPort}`, AUTH_SECRET), cacheTtlMs: CACHE_TTL_MS, management: true });
+  // Revoked gateways' connections are closed through the management API of any node (tried in turn).
+  const management = { urls: ctx.cluster.managementUrls, timeoutMs: 3000, closeIntervalMs: 1000 };
+  const rabbitmq = { urls: ctx.cluster.amqpUrls, password: RELAY_PASSWORD, authSecret: AUTH_SECRET, cacheTtlMs: CACHE_TTL_MS, prefetch: 50, retryDelayMs: 200, reconnectInitialMs: 200, reconnectMaxMs: 2000, management };
   const overrides = { 'http.port': aPort, 'storage.url': storage, 'ingress.mode': 'rabbitmq', 'ingress.rabbitmq': rabbitmq };
   ctx.cliConfig = relayTestConfig(overrides);
   ctx.overrides = overrides;
@@ -181,6 +184,7 @@ test('bad input is dead-lettered once (no redelivery loop); the auth routes answ
   // The broker config the CLI prints is the one these nodes run (test/support/rabbitmq.ts writes rabbitmqBrokerConf).
   const conf = await runCommand(ctx.cliConfig, ['rabbitmq', 'config'], new Map([['relay-url', ctx.a.url]]));
   assert.ok(conf.includes(`auth_http.user_path = ${rabbitmqAuthBaseUrl(ctx.a.url, AUTH_SECRET)}/user`) && conf.includes(`auth_cache.cache_ttl = ${CACHE_TTL_MS}`), conf);
+  assert.ok(conf.includes('rabbitmq_management]'), 'management configured: its plugin enabled');
   assert.is(await (await ask(AUTH_SECRET, right)).text(), 'allow');
   assert.is((await ask(AUTH_SECRET, { username: 'gw-rt' })).status, 400, 'a malformed question is refused');
   // Failed logins are throttled per gateway: past the burst, guesses are refused unchecked (no
@@ -205,6 +209,13 @@ test('config: rabbitmq mode needs its settings; TU_RELAY_RABBITMQ_* override the
   assert.is(r.cacheTtlMs, 5000);
   assert.is(r.queue, QUEUE);
   assert.is(r.username, 'tu-relay');
+  assert.is(r.management, undefined, 'closing connections through the management API is optional');
+  const m = loadRelayConfig({ env: { ...env, TU_RELAY_RABBITMQ_MANAGEMENT_URLS: 'http://n1:15672,https://n2:15671', TU_RELAY_RABBITMQ_MANAGEMENT_CLOSE_INTERVAL_MS: '2000' }, overrides: base }).ingress.rabbitmq!.management;
+  assert.equal(m, { urls: ['http://n1:15672', 'https://n2:15671'], timeoutMs: 5000, closeIntervalMs: 2000 });
+  assert.throws(
+    () => loadRelayConfig({ env: { ...env, TU_RELAY_RABBITMQ_MANAGEMENT_URLS: 'http://admin:pw@n1:15672' }, overrides: base }),
+    (e: Error) => e instanceof ConfigError && e.message.includes('without credentials'),
+  );
 });
 
 test('auth routes: resource, vhost and topic answers follow the contract; a revoked gateway may write nothing', async (ctx) => {
@@ -227,7 +238,8 @@ test('auth routes: resource, vhost and topic answers follow the contract; a revo
   assert.is(await topic('tu-relay', 'tu.*.evt.#', 'read'), 'allow', 'the relay binds its keys');
   assert.is(await topic('gw-unknown', 'tu.gw-unknown.evt.analysis.completed'), 'deny', 'an unregistered gateway');
   assert.is(await ask('user', { username: 'tu-relay', password: 'not-the-relay-password' }), 'deny');
-  assert.is(await ask('user', { username: 'tu-relay', password: RELAY_PASSWORD }), 'allow');
+  assert.is(await ask('user', { username: 'tu-relay', password: RELAY_PASSWORD }), 'allow administrator', 'with management configured, the tag its API needs to close others\' connections');
+  assert.is(await ask('user', { username: 'gw-r0', password: ctx.secrets['gw-r0']!, client_id: 'gw-r0' }), 'allow', 'gateways get no tag');
 });
 
 test('kill -9 of a broker node mid-stream: nothing acknowledged is lost (quorum queue), relays reconnect', async (ctx) => {
@@ -291,51 +303,104 @@ test('a relay whose registry cannot be read requeues after a delay; another rela
   }
 });
 
-test('a revoked gateway is refused at its next connection and cut off within the cache TTL', async (ctx) => {
-  // gw-rv keeps publishing on its open connection; gw-rc tries new connections (a new connection
-  // with a gateway's client id takes over its old one, so they are two gateways).
-  const id = 'gw-rv';
-  const c = await connectGateway(ctx.cluster.mqttUrls[1]!, id, ctx.secrets[id]!);
-  ctx.gws.push(c);
-  const connectRc = () => connectGateway(ctx.cluster.mqttUrls[2]!, 'gw-rc', ctx.secrets['gw-rc']!).then((x) => (x.end(true), true), () => false);
-  assert.ok(await connectRc(), 'gw-rc connects before the revocation (the broker caches that)');
-  const sent: { e: Envelope; at: number }[] = [];
-  let stop = false;
-  const publishing = (async () => {
-    while (!stop) {
-      const e = analysisFlow(id)[0]!;
-      const at = Date.now();
-      if ((await publishEvent(c, id, e)) !== 'ok') break;
-      sent.push({ e, at });
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  })();
-  await new Promise((r) => setTimeout(r, 500));
+test('a revoked gateway: its open connection closed through the management API (at once by the CLI, at its next publish otherwise), its reconnect refused', async (ctx) => {
+  // gw-rv is revoked straight in storage (as by another tool: no instance is told): relay A's
+  // ingress closes it when it dead-letters its next publish. gw-rc is revoked through the CLI,
+  // which closes it at once, then tries new connections until the broker's auth cache expires.
+  const loop = (id: string, c: MqttClient) => {
+    const r = { sent: [] as { e: Envelope; at: number }[], closedAt: undefined as number | undefined, done: Promise.resolve() };
+    c.once('close', () => (r.closedAt = Date.now()));
+    r.done = (async () => {
+      // mqtt.js holds a QoS 1 publish on a closed client (no reconnect) unanswered: stop at the close.
+      while (r.closedAt === undefined && c.connected) {
+        const e = analysisFlow(id)[0]!;
+        const at = Date.now();
+        if ((await publishEvent(c, id, e)) !== 'ok') break;
+        r.sent.push({ e, at });
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    })();
+    return r;
+  };
+  const rv = await connectGateway(ctx.cluster.mqttUrls[1]!, 'gw-rv', ctx.secrets['gw-rv']!);
+  const rc = await connectGateway(ctx.cluster.mqttUrls[2]!, 'gw-rc', ctx.secrets['gw-rc']!);
+  ctx.gws.push(rv, rc);
+  // A reconnect of gw-rc that the broker still lets in (its auth cache) publishes one event.
+  const reconnected: { e: Envelope; at: number }[] = [];
+  const connectRc = () =>
+    connectGateway(ctx.cluster.mqttUrls[2]!, 'gw-rc', ctx.secrets['gw-rc']!).then(
+      async (x) => {
+        const e = analysisFlow('gw-rc')[0]!;
+        const at = Date.now();
+        if ((await publishEvent(x, 'gw-rc', e)) === 'ok') reconnected.push({ e, at });
+        x.end(true);
+        return true;
+      },
+      () => false,
+    );
+  const v = loop('gw-rv', rv);
+  const r = loop('gw-rc', rc);
+  await new Promise((res) => setTimeout(res, 500));
   const revokedAt = Date.now();
-  assert.ok(await ctx.a.registry.revoke(id));
-  // The other through the CLI (its own storage connection, as an operator would): no instance is told.
-  assert.match(await runCommand(ctx.cliConfig, ['gateways', 'revoke', 'gw-rc'], new Map()), /revoked/);
+  assert.ok(await ctx.a.registry.revoke('gw-rv'));
+  const cliAt = Date.now();
+  const out = await runCommand(ctx.cliConfig, ['gateways', 'revoke', 'gw-rc'], new Map());
+  const cliDone = Date.now();
+  assert.match(out, /closed its 1 open broker connection/);
+  await until(() => r.closedAt !== undefined, 5000, "gw-rc's connection closed by the broker");
+  const rcCut = r.closedAt! - cliAt;
+  await r.done;
   let refusedAfter: number | undefined;
-  while (refusedAfter === undefined && Date.now() - revokedAt < CACHE_TTL_MS + 5000) {
-    if (!(await connectRc())) refusedAfter = Date.now() - revokedAt;
-    else await new Promise((r) => setTimeout(r, 100));
+  while (refusedAfter === undefined && Date.now() - cliAt < CACHE_TTL_MS + 5000) {
+    if (!(await connectRc())) refusedAfter = Date.now() - cliAt;
+    else await new Promise((res) => setTimeout(res, 100));
   }
-  while (Date.now() - revokedAt < CACHE_TTL_MS + 2000) await new Promise((r) => setTimeout(r, 100));
-  stop = true;
-  await publishing;
+  await until(() => v.closedAt !== undefined, CACHE_TTL_MS + 5000, "gw-rv's connection closed by the ingress");
+  const rvCut = v.closedAt! - revokedAt;
+  await v.done;
   await until(() => ctx.a.deps.queue.depth === 0, 10_000, 'queue drained');
-  await new Promise((r) => setTimeout(r, 1000));
+  await new Promise((res) => setTimeout(res, 1000));
   const stored = new Set(await ctx.a.storage.recentEventIds(100_000));
-  const storedSent = sent.filter((s) => stored.has(s.e.id));
-  const cutOff = Math.max(...storedSent.map((s) => s.at)) - revokedAt;
+  const dead = (x: typeof v) => x.sent.filter((s) => !stored.has(s.e.id)).length;
+  const lastStored = (x: typeof v) => Math.max(...x.sent.filter((s) => stored.has(s.e.id)).map((s) => s.at));
+  const a = ctx.a.deps.ingress()!.rabbitmq!;
   console.log(
-    `  revocation (cache TTL ${CACHE_TTL_MS} ms): next connection refused after ${refusedAfter} ms; last stored event published ${cutOff} ms after; ${sent.length - storedSent.length} of ${sent.length} events dead-lettered; the open connection ${c.connected ? 'stays open' : 'was closed'}`,
+    `  revocation (cache TTL ${CACHE_TTL_MS} ms): CLI revoke took ${cliDone - cliAt} ms and the broker closed gw-rc's connection ${rcCut} ms after it started; its next connection refused after ${refusedAfter} ms. ` +
+      `gw-rv (revoked in storage): closed ${rvCut} ms after, at its next publish (last stored event published ${lastStored(v) - revokedAt} ms after; ${dead(v)} of ${v.sent.length} dead-lettered). Relay A closed ${a.closedConnections} connection(s), ${a.closeFailures} failure(s)`,
   );
+  // The command closes it before it returns (its own time is opening storage, and load).
+  assert.ok(r.closedAt! - cliDone <= 1000, `the CLI's revoke closes the open connection at once (${r.closedAt! - cliDone} ms after it returned)`);
   assert.ok(refusedAfter !== undefined && refusedAfter <= CACHE_TTL_MS + 1500, `next connection refused within the TTL (${refusedAfter} ms)`);
-  assert.ok(cutOff <= CACHE_TTL_MS + 1000, `cut off within the TTL (${cutOff} ms)`);
-  const late = sent.filter((s) => s.at > revokedAt + CACHE_TTL_MS + 1000);
-  assert.ok(late.length > 0, 'the gateway kept publishing past the cut-off (so the check means something)');
-  assert.ok(late.every((s) => !stored.has(s.e.id)), 'nothing published after the cut-off is stored');
+  assert.ok(rvCut <= CACHE_TTL_MS + 1500, `a revocation made elsewhere closes the connection within the TTL + one publish (${rvCut} ms)`);
+  assert.ok(a.closedConnections >= 1 && a.closeFailures === 0, 'the ingress closed it through the management API (node 0, killed above, skipped)');
+  assert.ok(v.sent.every((s) => s.at < v.closedAt!) && r.sent.every((s) => s.at < r.closedAt!), 'nothing acknowledged on a connection after its close');
+  // Reconnects let in by the broker's auth cache: what they publish is stored only while the
+  // relay's own re-read of the registry (every cacheTtlMs) has not seen the revocation yet.
+  const storedLater = reconnected.filter((s) => stored.has(s.e.id));
+  console.log(`  gw-rc: ${reconnected.length} publishes on reconnects let in by the auth cache, ${storedLater.length} stored (at most ${Math.max(0, ...storedLater.map((s) => s.at - cliAt))} ms after the revoke)`);
+  assert.ok(storedLater.every((s) => s.at - cliAt <= CACHE_TTL_MS + 1000), 'nothing gw-rc sends after the TTL is stored');
+  assert.ok(lastStored(v) - revokedAt <= CACHE_TTL_MS + 1000, 'gw-rv cut off from storage within the TTL');
+});
+
+test('management API: a wrong password or a dead node fails with a reason to act on, the next URL answers; closes are bounded per gateway', async (ctx) => {
+  const settings = { urls: [ctx.cluster.managementUrls[1]!], timeoutMs: 3000, closeIntervalMs: 1000 };
+  const wrong = await rabbitmqConnectionCloser({ settings, username: 'tu-relay', password: 'not-the-relay-password-0123' }).closeGateway('gw-r0', 'test');
+  assert.ok(!wrong.ok && wrong.reason.includes('(401)') && wrong.reason.includes('ingress.rabbitmq.username/password'), JSON.stringify(wrong));
+  // Node 0 was killed above: its listener is gone.
+  const dead = await rabbitmqConnectionCloser({ settings: { ...settings, urls: [ctx.cluster.managementUrls[0]!] }, username: 'tu-relay', password: RELAY_PASSWORD }).closeGateway('gw-r0', 'test');
+  assert.ok(!dead.ok && dead.reason.includes('unreachable') && dead.reason.includes('rabbitmq_management'), JSON.stringify(dead));
+  const closer = rabbitmqConnectionCloser({ settings: { ...settings, urls: [ctx.cluster.managementUrls[0]!, ctx.cluster.managementUrls[2]!] }, username: 'tu-relay', password: RELAY_PASSWORD });
+  assert.equal(await closer.closeGateway('gw-unconnected', 'test'), { ok: true, closed: 0, url: ctx.cluster.managementUrls[2]! }, 'the next URL answers');
+  // The ingress asks on every dead-lettered message; the broker is asked once per gateway per interval.
+  const clock = new ManualClock();
+  const throttled = throttledCloser(closer, { intervalMs: 1000, clock });
+  const first = throttled.request('gw-unconnected', 'test');
+  assert.ok(first !== undefined && throttled.request('gw-unconnected', 'test') === undefined, 'a second request within the interval is not sent');
+  assert.ok(throttled.request('gw-other', 'test') !== undefined, 'another gateway is not held back');
+  clock.advance(1000);
+  const again = throttled.request('gw-unconnected', 'test');
+  assert.ok(again !== undefined, 'after the interval it is sent again');
+  assert.ok((await first!).ok && (await again!).ok);
 });
 
 test.run();

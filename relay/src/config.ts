@@ -91,6 +91,23 @@ export const relayConfigSchema = z
             authAllowFrom: z.array(z.string().min(1)).default([]),
             /** The broker's auth cache TTL (auth_cache.cache_ttl): also how often the relay re-reads a gateway's revocation. */
             cacheTtlMs: z.number().int().min(0).max(3_600_000).default(10_000),
+            /**
+             * Optional: the broker's management HTTP API (plugin rabbitmq_management), through which
+             * the relay closes a revoked gateway's open connections (relay/src/ingress/rabbitmq-management.ts).
+             * It logs in as the relay's user above, to which the auth routes then grant the
+             * `administrator` tag (relay/src/http/routes/broker-auth.ts says why). Without it, an open
+             * connection of a revoked gateway stays open and only what it publishes is dead-lettered.
+             */
+            management: z
+              .object({
+                /** One per node (or a load balancer), tried in turn: http(s)://HOST:15672, without credentials. */
+                urls: z.array(z.string().regex(/^https?:\/\/[^@/]+\/?$/, 'must be an http:// or https:// URL of a management listener, without credentials or path')).min(1),
+                /** Per request to one URL; the next URL is tried after it. */
+                timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+                /** The ingress closes a gateway's connections at most once per this interval (no storm while it keeps publishing). */
+                closeIntervalMs: z.number().int().min(100).max(600_000).default(5000),
+              })
+              .optional(),
           })
           .optional(),
       })
@@ -193,6 +210,9 @@ export const ENV_OVERRIDES: Record<string, EnvOverride> = {
   TU_RELAY_RABBITMQ_AUTH_SECRET: { path: ['ingress', 'rabbitmq', 'authSecret'], type: 'string' },
   TU_RELAY_RABBITMQ_AUTH_ALLOW_FROM: { path: ['ingress', 'rabbitmq', 'authAllowFrom'], type: 'list' },
   TU_RELAY_RABBITMQ_CACHE_TTL_MS: { path: ['ingress', 'rabbitmq', 'cacheTtlMs'], type: 'number' },
+  TU_RELAY_RABBITMQ_MANAGEMENT_URLS: { path: ['ingress', 'rabbitmq', 'management', 'urls'], type: 'list' },
+  TU_RELAY_RABBITMQ_MANAGEMENT_TIMEOUT_MS: { path: ['ingress', 'rabbitmq', 'management', 'timeoutMs'], type: 'number' },
+  TU_RELAY_RABBITMQ_MANAGEMENT_CLOSE_INTERVAL_MS: { path: ['ingress', 'rabbitmq', 'management', 'closeIntervalMs'], type: 'number' },
   TU_RELAY_STORAGE_URL: { path: ['storage', 'url'], type: 'string' },
   TU_RELAY_JWT_SECRET: { path: ['jwt', 'secret'], type: 'string' },
   TU_RELAY_JWT_ISSUER: { path: ['jwt', 'issuer'], type: 'string' },

@@ -104,6 +104,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
               allowFrom: config.ingress.rabbitmq.authAllowFrom,
               relayUser: config.ingress.rabbitmq.username,
               relayPassword: config.ingress.rabbitmq.password,
+              relayManagesConnections: config.ingress.rabbitmq.management !== undefined,
               vhost: config.ingress.rabbitmq.vhost,
               queue: config.ingress.rabbitmq.queue,
               logins: ingressLimits(config.ingress).logins,

@@ -5,13 +5,15 @@
  *   const c = await startRabbitCluster({ nodes: 3, authBaseUrl, cacheTtlMs: 2000 }); // basePort optional
  *   c.amqpUrls   // amqp://127.0.0.1:{port} per node (no credentials: add the relay user's)
  *   c.mqttUrls   // mqtt://127.0.0.1:{port} per node (gateways)
+ *   c.managementUrls // http://127.0.0.1:{port} per node (with `management: true`; else empty)
  *   await c.killNode(1);   // kill -9 of node 1's whole process group
  *   await c.startNode(1);  // starts it again on its data; it rejoins the cluster
  *   await c.stopNode(1);   // graceful stop (SIGTERM)
  *   await c.stop();        // every node, then the data directory is removed
  *
- * Ports: node i listens for AMQP on basePort + 3i, MQTT on basePort + 3i + 1 and Erlang
- * distribution on basePort + 3i + 2 (all on 127.0.0.1). A given basePort with a taken port is an
+ * Ports: node i listens for AMQP on basePort + 4i, MQTT on basePort + 4i + 1, Erlang
+ * distribution on basePort + 4i + 2 and (with `management: true`, plugin rabbitmq_management as
+ * rabbitmqEnabledPlugins enables it) the management HTTP API on basePort + 4i + 3 (all on 127.0.0.1). A given basePort with a taken port is an
  * error before anything starts; without basePort, a free block is picked below the ephemeral range
  * (where the OS hands out ports to others: a port free now could be taken before the node binds it). Node names are `tu{random}n{i}@localhost`; the shared epmd (4369) is fine.
  * Each node has its own data, log, config and plugin files under `dir` (default: a temp dir) and
@@ -43,6 +45,8 @@ export interface RabbitClusterOptions {
   basePort?: number;
   authBaseUrl: string | ((node: number) => string);
   cacheTtlMs: number;
+  /** Enables rabbitmq_management (the relay closes revoked gateways' connections through it). */
+  management?: boolean;
   dir?: string;
   startTimeoutMs?: number;
 }
@@ -50,6 +54,7 @@ export interface RabbitClusterOptions {
 export interface RabbitCluster {
   amqpUrls: string[];
   mqttUrls: string[];
+  managementUrls: string[];
   nodeNames: string[];
   dir: string;
   /** kill -9 of node i (its process group: the Erlang VM and its helpers). */
@@ -83,13 +88,14 @@ export async function startRabbitCluster(o: RabbitClusterOptions): Promise<Rabbi
   const timeout = o.startTimeoutMs ?? 90_000;
   const tag = randomBytes(3).toString('hex');
   const nodeNames = Array.from({ length: n }, (_, i) => `tu${tag}n${i}@localhost`);
-  const block = (base: number) => Array.from({ length: n }, (_, i) => ({ amqp: base + 3 * i, mqtt: base + 3 * i + 1, dist: base + 3 * i + 2 }));
-  const taken = async (b: ReturnType<typeof block>) => (await Promise.all(b.flatMap((x) => [x.amqp, x.mqtt, x.dist]).map(portOpen))).some(Boolean);
-  let ports = block(o.basePort ?? 20_000 + Math.floor(Math.random() * 3000) * 3);
-  if (o.basePort !== undefined && (await taken(ports))) throw new Error(`a port of ${o.basePort}..${o.basePort + 3 * n - 1} is taken; pick another basePort`);
+  const block = (base: number) => Array.from({ length: n }, (_, i) => ({ amqp: base + 4 * i, mqtt: base + 4 * i + 1, dist: base + 4 * i + 2, mgmt: base + 4 * i + 3 }));
+  const taken = async (b: ReturnType<typeof block>) => (await Promise.all(b.flatMap((x) => [x.amqp, x.mqtt, x.dist, x.mgmt]).map(portOpen))).some(Boolean);
+  const randomBase = () => 20_000 + Math.floor(Math.random() * (9900 / (4 * n))) * 4 * n;
+  let ports = block(o.basePort ?? randomBase());
+  if (o.basePort !== undefined && (await taken(ports))) throw new Error(`a port of ${o.basePort}..${o.basePort + 4 * n - 1} is taken; pick another basePort`);
   for (let tries = 0; o.basePort === undefined && (await taken(ports)); tries++) {
     if (tries > 20) throw new Error('no free block of ports found in 20000-29999');
-    ports = block(20_000 + Math.floor(Math.random() * 3000) * 3);
+    ports = block(randomBase());
   }
 
   const cookie = path.join(dir, '.erlang.cookie');
@@ -110,10 +116,11 @@ export async function startRabbitCluster(o: RabbitClusterOptions): Promise<Rabbi
         ...nodeNames.map((nn, k) => `cluster_formation.classic_config.nodes.${k + 1} = ${nn}`),
         'log.console = false',
         'log.file.level = warning',
-        rabbitmqBrokerConf({ authBaseUrl, cacheTtlMs: o.cacheTtlMs }),
+        ...(o.management ? [`management.tcp.ip = 127.0.0.1`, `management.tcp.port = ${ports[i]!.mgmt}`] : []),
+        rabbitmqBrokerConf({ authBaseUrl, cacheTtlMs: o.cacheTtlMs, management: o.management ?? false }),
       ].join('\n'),
     );
-    fs.writeFileSync(path.join(nd, 'enabled_plugins'), rabbitmqEnabledPlugins());
+    fs.writeFileSync(path.join(nd, 'enabled_plugins'), rabbitmqEnabledPlugins({ management: o.management ?? false }));
     return {
       PATH: process.env.PATH,
       HOME: dir,
@@ -152,8 +159,8 @@ export async function startRabbitCluster(o: RabbitClusterOptions): Promise<Rabbi
   const waitUp = async (i: number, until: number): Promise<void> => {
     for (;;) {
       if (!procs[i]) throw new Error(`rabbitmq node ${nodeNames[i]} exited while starting:\n${output[i]}\n(logs in ${path.join(dir, `n${i}`, 'log')})`);
-      if ((await portOpen(ports[i]!.amqp)) && (await portOpen(ports[i]!.mqtt))) return;
-      if (Date.now() > until) throw new Error(`rabbitmq node ${nodeNames[i]} did not open AMQP ${ports[i]!.amqp} and MQTT ${ports[i]!.mqtt} within ${timeout} ms:\n${output[i]}`);
+      if ((await portOpen(ports[i]!.amqp)) && (await portOpen(ports[i]!.mqtt)) && (!o.management || (await portOpen(ports[i]!.mgmt)))) return;
+      if (Date.now() > until) throw new Error(`rabbitmq node ${nodeNames[i]} did not open AMQP ${ports[i]!.amqp}, MQTT ${ports[i]!.mqtt}${o.management ? ` and management ${ports[i]!.mgmt}` : ''} within ${timeout} ms:\n${output[i]}`);
       await sleep(200);
     }
   };
@@ -228,6 +235,7 @@ export async function startRabbitCluster(o: RabbitClusterOptions): Promise<Rabbi
   return {
     amqpUrls: ports.map((p) => `amqp://127.0.0.1:${p.amqp}`),
     mqttUrls: ports.map((p) => `mqtt://127.0.0.1:${p.mqtt}`),
+    managementUrls: o.management ? ports.map((p) => `http://127.0.0.1:${p.mgmt}`) : [],
     nodeNames,
     dir,
     killNode,

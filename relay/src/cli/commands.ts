@@ -5,6 +5,7 @@ import { issueToken } from '../graphql/auth.js';
 import { Registry } from '../registry/registry.js';
 import { openStorage } from '../storage/open.js';
 import { rabbitmqAuthBaseUrl, rabbitmqBrokerConf, rabbitmqEnabledPlugins } from '../ingress/rabbitmq-broker.js';
+import { rabbitmqConnectionCloser } from '../ingress/rabbitmq-management.js';
 import { exportExamples } from './export-examples.js';
 import { technicianPublicKeyPem, technicianToken } from './technicians.js';
 
@@ -14,7 +15,8 @@ export const USAGE = `usage: npm run relay -- [--config FILE] [command]
   tenants list
   gateways add <id> --tenant <t> [--name N]      register a gateway; prints its generated secret ONCE
   gateways list [--tenant T]
-  gateways revoke <id>                           refuse the gateway from now on (RabbitMQ ingress: within ingress.rabbitmq.cacheTtlMs)
+  gateways revoke <id>                           refuse the gateway from now on (RabbitMQ ingress: its next connection within
+                                                 ingress.rabbitmq.cacheTtlMs; with .management, its open connections closed at once)
   rabbitmq config --relay-url URL                print the enabled_plugins and rabbitmq.conf lines a RabbitMQ cluster needs
                                                  (URL: this relay, or a load balancer before all instances, as the broker reaches it)
   tokens issue --tenant <t> [--sub S] [--ttl 30d]   print a dashboard JWT (HS256, dev)
@@ -41,10 +43,10 @@ export async function runCommand(config: RelayConfig, positional: string[], flag
     if (!relayUrl || !/^https?:\/\//.test(relayUrl)) throw new TuError('INVALID_REQUEST', '--relay-url http(s)://HOST:PORT is required (how the broker nodes reach the relay)');
     return [
       `# enabled_plugins (RABBITMQ_ENABLED_PLUGINS_FILE)`,
-      rabbitmqEnabledPlugins().trimEnd(),
+      rabbitmqEnabledPlugins({ management: r.management !== undefined }).trimEnd(),
       '',
       '# rabbitmq.conf (add the listeners and cluster formation of your nodes)',
-      rabbitmqBrokerConf({ authBaseUrl: rabbitmqAuthBaseUrl(relayUrl, r.authSecret), cacheTtlMs: r.cacheTtlMs, vhost: r.vhost }),
+      rabbitmqBrokerConf({ authBaseUrl: rabbitmqAuthBaseUrl(relayUrl, r.authSecret), cacheTtlMs: r.cacheTtlMs, vhost: r.vhost, management: r.management !== undefined }),
     ].join('\n');
   }
   const storage = await openStorage(storageUrl(config));
@@ -60,7 +62,17 @@ export async function runCommand(config: RelayConfig, positional: string[], flag
     }
     if (noun === 'gateways' && verb === 'revoke' && id) {
       if (!(await registry.revoke(id))) throw new TuError('UNKNOWN_GATEWAY', `no gateway ${id}`);
-      return `gateway ${id} revoked: its secret no longer verifies; its events stay`;
+      const done = `gateway ${id} revoked: its secret no longer verifies; its events stay`;
+      const r = config.ingress.mode === 'rabbitmq' ? config.ingress.rabbitmq : undefined;
+      if (!r) return done;
+      const cacheNote = `the broker refuses its next connection within ingress.rabbitmq.cacheTtlMs (${r.cacheTtlMs} ms)`;
+      if (!r.management) return `${done}; ${cacheNote}; an open connection stays open (set ingress.rabbitmq.management to close it), what it publishes is dead-lettered`;
+      // The revocation stands whatever happens here: a failure is reported, not thrown (the
+      // ingress closes the connection at the gateway's next publish, relay/src/ingress/rabbitmq.ts).
+      const closed = await rabbitmqConnectionCloser({ settings: r.management, username: r.username, password: r.password }).closeGateway(id, `gateway ${id} revoked (tu relay gateways revoke)`);
+      return closed.ok
+        ? `${done}; closed its ${closed.closed} open broker connection(s); ${cacheNote}`
+        : `${done}; ${cacheNote}; closing its open broker connections FAILED: ${closed.reason}. The relay instances close them at its next publish.`;
     }
     if (noun === 'tenants' && verb === 'list') {
       return (await storage.listTenants()).map((t) => `${t.id}\t${t.name ?? ''}\t${t.createdAt}`).join('\n');

@@ -22,14 +22,20 @@ export const rabbitmqAuthBaseUrl = (relayUrl: string, secret: string): string =>
 /** The routing keys the relay's queue is bound with (the contract's relay subscriptions). */
 export const rabbitmqBindingKeys = (): string[] => rabbitmqRelayBindingKeys();
 
+/**
+ * With ingress.rabbitmq.management, also rabbitmq_management: the relay closes a revoked
+ * gateway's open connections through its HTTP API (relay/src/ingress/rabbitmq-management.ts).
+ */
+export const RABBITMQ_MANAGEMENT_PLUGIN = 'rabbitmq_management';
+
 /** The `enabled_plugins` file content. */
-export const rabbitmqEnabledPlugins = (): string => `[${RABBITMQ_PLUGINS.join(',')}].\n`;
+export const rabbitmqEnabledPlugins = (o: { management?: boolean } = {}): string => `[${[...RABBITMQ_PLUGINS, ...(o.management ? [RABBITMQ_MANAGEMENT_PLUGIN] : [])].join(',')}].\n`;
 
 /**
  * The rabbitmq.conf lines for authentication, authorisation and MQTT (listeners and clustering
  * are the operator's). POST keeps gateway secrets out of URLs (and so out of access logs).
  */
-export function rabbitmqBrokerConf(o: { authBaseUrl: string; cacheTtlMs: number; vhost?: string }): string {
+export function rabbitmqBrokerConf(o: { authBaseUrl: string; cacheTtlMs: number; vhost?: string; management?: boolean }): string {
   if (!/^https?:\/\//.test(o.authBaseUrl)) throw new Error(`authBaseUrl must be an http(s) URL, got ${o.authBaseUrl.slice(0, 100)}`);
   if (!Number.isInteger(o.cacheTtlMs) || o.cacheTtlMs < 0) throw new Error('cacheTtlMs must be a whole number of milliseconds');
   const base = o.authBaseUrl.replace(/\/+$/, '');
@@ -47,6 +53,14 @@ export function rabbitmqBrokerConf(o: { authBaseUrl: string; cacheTtlMs: number;
     'mqtt.allow_anonymous = false',
     `mqtt.vhost = ${o.vhost ?? '/'}`,
     'mqtt.exchange = amq.topic',
+    ...(o.management
+      ? [
+          "# Management API (plugin rabbitmq_management): the relay closes revoked gateways' connections through it",
+          '# (ingress.rabbitmq.management.urls); its user logs in with the administrator tag. Keep it on a private network:',
+          '# management.tcp.ip = 10.0.0.1',
+          '# management.tcp.port = 15672',
+        ]
+      : []),
     '',
   ].join('\n');
 }

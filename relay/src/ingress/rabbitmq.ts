@@ -5,6 +5,7 @@ import type { Ingest } from '../ingest/pipeline.js';
 import type { Presence } from '../ingest/presence.js';
 import type { Registry } from '../registry/registry.js';
 import { rabbitmqBindingKeys } from './rabbitmq-broker.js';
+import { rabbitmqConnectionCloser, throttledCloser } from './rabbitmq-management.js';
 import type { Ingress, IngressStats, RabbitmqIngressStats } from './types.js';
 
 export type RabbitmqSettings = NonNullable<RelayConfig['ingress']['rabbitmq']>;
@@ -36,13 +37,16 @@ const RETRY_MAX_MS = 60_000;
  * relied on to re-check the topic permission of an open MQTT connection (a busy connection kept
  * publishing after its revocation in test/relay.rabbitmq.test.ts). So the relay re-reads a
  * gateway's registry entry at most every `cacheTtlMs` and dead-letters what a revoked gateway
- * still publishes.
+ * still publishes, and, with `management` configured, closes that gateway's connections through
+ * the broker's management API (relay/src/ingress/rabbitmq-management.ts; at most once per
+ * `closeIntervalMs` per gateway). So a revocation made anywhere (even straight in storage) cuts
+ * an open connection within `cacheTtlMs` + its next publish; `gateways revoke` closes it at once.
  */
 export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; ingest: Ingest; presence: Presence; registry: Registry; logger: Logger; clock?: Clock; firstConnectTimeoutMs?: number }): Promise<Ingress> {
   const s = opts.settings;
   const clock = opts.clock ?? systemClock;
   const log = opts.logger.child({ component: 'ingress' });
-  const counters: RabbitmqIngressStats = { url: undefined, delivered: 0, acked: 0, statuses: 0, deadLettered: 0, requeued: 0, revoked: 0, reconnects: 0 };
+  const counters: RabbitmqIngressStats = { url: undefined, delivered: 0, acked: 0, statuses: 0, deadLettered: 0, requeued: 0, revoked: 0, reconnects: 0, closedConnections: 0, closeFailures: 0 };
   const stats: IngressStats = { mode: 'rabbitmq', connected: false, clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0, rabbitmq: counters };
   const dead = `${s.queue}.dead`;
   const backoff = { initialDelayMs: s.reconnectInitialMs, maxDelayMs: s.reconnectMaxMs, jitter: 0.2 };
@@ -55,6 +59,16 @@ export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; i
   let attempt = 0;
   let timer: NodeJS.Timeout | undefined;
   const inFlight = new Set<Promise<void>>();
+  const closer = s.management
+    ? throttledCloser(rabbitmqConnectionCloser({ settings: s.management, username: s.username, password: s.password, logger: opts.logger }), { intervalMs: s.management.closeIntervalMs, clock })
+    : undefined;
+  const cutOff = (gw: string): void => {
+    // Not awaited: the message is dead-lettered either way; the close failing is logged by the closer.
+    void closer?.request(gw, `gateway ${gw} is revoked (TU relay)`)?.then((r) => {
+      if (r.ok) counters.closedConnections += r.closed;
+      else counters.closeFailures++;
+    });
+  };
 
   const urlWithCredentials = (url: string): string => {
     const u = new URL(url);
@@ -111,6 +125,7 @@ export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; i
       if (!(await active(gw))) {
         counters.revoked++;
         log.warn({ gatewayId: gw }, 'dead-lettered a message of an unknown or revoked gateway');
+        cutOff(gw);
         return settle(ch, msg, 'dead');
       }
       if (check.kind === 'status') {

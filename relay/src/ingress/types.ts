@@ -16,6 +16,10 @@ export interface RabbitmqIngressStats {
   /** Of the dead-lettered: from an unknown or revoked gateway. */
   revoked: number;
   reconnects: number;
+  /** Open connections of revoked gateways closed through the management API (ingress.rabbitmq.management). */
+  closedConnections: number;
+  /** Attempts to close them that failed (logged with the reason). */
+  closeFailures: number;
 }
 
 export interface IngressStats {

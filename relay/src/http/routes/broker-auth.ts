@@ -13,6 +13,11 @@ export interface BrokerAuthOptions {
   allowFrom: string[];
   relayUser: string;
   relayPassword: string;
+  /**
+   * ingress.rabbitmq.management is set: the relay's user gets the `administrator` tag, which the
+   * management API needs to list and close OTHER users' (revoked gateways') connections.
+   */
+  relayManagesConnections?: boolean;
   vhost: string;
   /** The relay's queue; the relay user may configure, read and write it and `{queue}.dead`. */
   queue: string;
@@ -52,6 +57,7 @@ const sameSecret = (a: string, b: string): boolean => timingSafeEqual(digest(a),
  *   client id; AMQP logins carry none) and with its id as client id, so it cannot knock another
  *   gateway off by taking its client id. Read from storage, not this instance's cache, so a
  *   revocation by any instance counts. The relay's own user checks against its configured password.
+ *   With ingress.rabbitmq.management, its answer carries the `administrator` tag (see relayTags).
  * - vhost: the configured one only.
  * - resource: a gateway may write to amq.topic (the topic check decides the key); the relay user
  *   may use its queue and its dead-letter queue, read (bind to) amq.topic and write the default
@@ -68,10 +74,19 @@ export async function brokerAuthRoutes(app: FastifyInstance, opts: BrokerAuthOpt
   const stats = opts.stats;
   const logins = new LoginThrottle(opts.logins, opts.now ?? Date.now);
   const log = deps.logger?.child({ component: 'broker-auth' });
-  const answer = (reply: FastifyReply, ok: boolean): FastifyReply => {
+  // The tag is a trade-off: `administrator` lets its holder do anything through the management
+  // API (close any connection, delete queues, set policies), not only close revoked gateways'
+  // connections (relay/src/ingress/rabbitmq-management.ts); RabbitMQ 3.10 has no narrower tag for
+  // that ("monitoring" lists, only "administrator" closes others'). It adds little: this user's
+  // password is already the relay's, and the relay answers every login and permission of the
+  // broker (these routes), so whoever holds the relay's config controls the broker's clients
+  // anyway. Granted only when management is configured; keep the management listener on the
+  // brokers' private network (docs/relay-deployment.md).
+  const relayTags = opts.relayManagesConnections ? ' administrator' : '';
+  const answer = (reply: FastifyReply, ok: boolean, tags = ''): FastifyReply => {
     if (ok) stats.allowed++;
     else stats.denied++;
-    return reply.type('text/plain').header('cache-control', 'no-store').send(ok ? 'allow' : 'deny');
+    return reply.type('text/plain').header('cache-control', 'no-store').send(ok ? `allow${tags}` : 'deny');
   };
   const relayPaths = new Set([opts.queue, `${opts.queue}.dead`]);
 
@@ -143,7 +158,9 @@ export async function brokerAuthRoutes(app: FastifyInstance, opts: BrokerAuthOpt
           return sendRefusal(reply, new TuError('INVALID_REQUEST', `broker ${what} check: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`));
         }
         try {
-          return answer(reply, await (questions[what] as (q: unknown) => Promise<boolean>)(parsed.data));
+          const ok = await (questions[what] as (q: unknown) => Promise<boolean>)(parsed.data);
+          // The user answer carries the tags ("allow administrator"); the other answers have none.
+          return answer(reply, ok, what === 'user' && (parsed.data as { username: string }).username === opts.relayUser ? relayTags : '');
         } catch (err) {
           log?.error({ err: (err as Error).message, what }, 'broker auth check failed; denying');
           return answer(reply, false);
