@@ -31,10 +31,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { rabbitmqBrokerConf, rabbitmqEnabledPlugins } from '@tu/relay';
+import { portOpen } from './processes.js';
 
 /** The Debian package's real scripts (/usr/sbin/rabbitmq-server would switch to the rabbitmq user). */
 const RABBIT_BIN = process.env.TU_RABBITMQ_BIN ?? '/usr/lib/rabbitmq/bin';
@@ -69,14 +69,6 @@ export interface RabbitCluster {
   stop(): Promise<void>;
 }
 
-const portOpen = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const c = net.connect({ host: '127.0.0.1', port }, () => {
-      c.end();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
