@@ -4,6 +4,7 @@ import type { Storage } from '@tu/relay';
 import { startMosquitto } from './support/mosquitto.js';
 import { startTestRelay } from './support/relay.js';
 import { until } from './support/harness.js';
+import { freePort } from './support/processes.js';
 
 type Ready = { ready: boolean; reasons: string[] };
 const ready = async (relay: Awaited<ReturnType<typeof startTestRelay>>) => {
@@ -48,6 +49,25 @@ test('external ingress: ready while connected to the broker, 503 while the broke
   } finally {
     await relay.stop();
     await mosq.stop();
+  }
+});
+
+test('rabbitmq ingress with no node answering: the relay starts, 503 naming the last connect error, and stops cleanly', async () => {
+  const closedPort = await freePort();
+  const relay = await startTestRelay({
+    overrides: {
+      'ingress.mode': 'rabbitmq',
+      'ingress.rabbitmq': { urls: [`amqp://127.0.0.1:${closedPort}`], password: 'relay-password-0123456789', authSecret: 'a'.repeat(32), reconnectInitialMs: 50, reconnectMaxMs: 200 },
+    },
+  });
+  try {
+    const r = await ready(relay);
+    assert.is(r.status, 503);
+    assert.equal(r.body.reasons.length, 1);
+    assert.match(r.body.reasons[0]!, /^not connected to any rabbitmq node \(last attempt: .*ECONNREFUSED/);
+    await until(() => (relay.deps.ingress()?.rabbitmq?.reconnects ?? 0) >= 2, 5000, 'it keeps trying');
+  } finally {
+    await relay.stop();
   }
 });
 

@@ -42,7 +42,7 @@ const RETRY_MAX_MS = 60_000;
  * `closeIntervalMs` per gateway). So a revocation made anywhere (even straight in storage) cuts
  * an open connection within `cacheTtlMs` + its next publish; `gateways revoke` closes it at once.
  */
-export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; ingest: Ingest; presence: Presence; registry: Registry; logger: Logger; clock?: Clock; firstConnectTimeoutMs?: number }): Promise<Ingress> {
+export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; ingest: Ingest; presence: Presence; registry: Registry; logger: Logger; clock?: Clock }): Promise<Ingress> {
   const s = opts.settings;
   const clock = opts.clock ?? systemClock;
   const log = opts.logger.child({ component: 'ingress' });
@@ -153,6 +153,11 @@ export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; i
 
   const setup = async (url: string): Promise<void> => {
     const c = await amqp.connect(urlWithCredentials(url), { timeout: 10_000, noDelay: true });
+    if (closing) {
+      // close() came while this attempt was under way: it must not leave a connection behind.
+      await c.close().catch(() => undefined);
+      return;
+    }
     // At once: a refusal while setting up is emitted as an error on the connection too.
     c.on('error', (err: Error) => log.warn({ err: err.message, url: safe(url) }, 'rabbitmq connection error'));
     try {
@@ -180,6 +185,7 @@ export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; i
       consumerTag = consumer.consumerTag;
       stats.connected = true;
       counters.url = url;
+      delete counters.lastConnectError;
       attempt = 0;
       log.info({ url: safe(url), queue: s.queue, prefetch: s.prefetch }, 'consuming the gateway queue on the rabbitmq cluster');
     } catch (err) {
@@ -212,24 +218,24 @@ export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; i
       timer = undefined;
       counters.reconnects++;
       connectOnce().catch((err: Error) => {
+        counters.lastConnectError = err.message;
         log.warn({ err: err.message, retryInMs: retryDelay(attempt, backoff) }, 'could not connect to the rabbitmq cluster');
         schedule();
       });
     }, delay);
   };
 
-  // The first connection: every URL in turn, with backoff, for a bounded time (a relay that
-  // cannot reach any node does not start, as with the external ingress).
-  const deadline = Date.now() + (opts.firstConnectTimeoutMs ?? 30_000);
-  for (;;) {
-    try {
-      await connectOnce();
-      break;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`could not connect to any rabbitmq node (${s.urls.map(safe).join(', ')}): ${(err as Error).message}`, { cause: err });
-      log.warn({ err: (err as Error).message }, 'could not connect to a rabbitmq node; trying the next');
-      await new Promise((r) => setTimeout(r, retryDelay(attempt++, backoff)));
-    }
+  // The first connection: one try now, then every URL in turn with backoff, for as long as it
+  // takes. A relay that cannot reach the cluster yet (a cold start of everything, an overloaded
+  // broker) still starts, answers the broker's auth questions (its own broker login is one of
+  // them: docs/relay-deployment.md) and reports 503 on /api/v1/ready with the reason until it
+  // consumes; exiting instead left the fleet bench's restarted instances down after three tries.
+  try {
+    await connectOnce();
+  } catch (err) {
+    counters.lastConnectError = (err as Error).message;
+    log.warn({ err: (err as Error).message, urls: s.urls.map(safe) }, 'could not connect to a rabbitmq node yet; the relay keeps trying and is not ready until it does');
+    schedule();
   }
 
   return {

@@ -16,6 +16,8 @@ export interface RabbitmqIngressStats {
   /** Of the dead-lettered: from an unknown or revoked gateway. */
   revoked: number;
   reconnects: number;
+  /** Why the last attempt to connect to a node failed (cleared once connected): what /api/v1/health shows while not ready. */
+  lastConnectError?: string;
   /** Open connections of revoked gateways closed through the management API (ingress.rabbitmq.management). */
   closedConnections: number;
   /** Attempts to close them that failed (logged with the reason). */

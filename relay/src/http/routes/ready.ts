@@ -25,7 +25,7 @@ export async function readinessOf(deps: Pick<AppDeps, 'storage' | 'ingress'>): P
   }
   const ingress = deps.ingress();
   if (!ingress) reasons.push('gateway ingress not started');
-  else if (!ingress.connected) reasons.push(ingress.mode === 'external' ? 'not connected to the external broker' : ingress.mode === 'rabbitmq' ? 'not connected to any rabbitmq node' : 'gateway ingress not listening');
+  else if (!ingress.connected) reasons.push(ingress.mode === 'external' ? 'not connected to the external broker' : ingress.mode === 'rabbitmq' ? `not connected to any rabbitmq node${ingress.rabbitmq?.lastConnectError ? ` (last attempt: ${ingress.rabbitmq.lastConnectError})` : ''}` : 'gateway ingress not listening');
   return { ready: reasons.length === 0, reasons };
 }
 
