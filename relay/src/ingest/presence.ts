@@ -158,7 +158,7 @@ export class Presence {
 
   /** Shared presence is best effort: this instance's view and storage still hold. Logged at most every 30 s. */
   #sharedFailed(err: Error): void {
-    const t = Date.now();
+    const t = this.#now().getTime();
     if (t - this.#lastSharedErrorLog < 30_000) return;
     this.#lastSharedErrorLog = t;
     this.opts.logger?.warn({ err: err.message }, 'shared presence (redis) failed; answering from this instance');
