@@ -225,16 +225,22 @@ export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; i
     }, delay);
   };
 
-  // The first connection: one try now, then every URL in turn with backoff, for as long as it
-  // takes. A relay that cannot reach the cluster yet (a cold start of everything, an overloaded
-  // broker) still starts, answers the broker's auth questions (its own broker login is one of
-  // them: docs/relay-deployment.md) and reports 503 on /api/v1/ready with the reason until it
+  // The first connection: each URL once now (a dead node must not delay the start while
+  // another answers), then every URL in turn with backoff, for as long as it takes. A relay
+  // that cannot reach the cluster yet (a cold start of everything, an overloaded broker) still
+  // starts, answers the broker's auth questions (its own broker login is one of them:
+  // docs/relay-deployment.md) and reports 503 on /api/v1/ready with the reason until it
   // consumes; exiting instead left the fleet bench's restarted instances down after three tries.
-  try {
-    await connectOnce();
-  } catch (err) {
-    counters.lastConnectError = (err as Error).message;
-    log.warn({ err: (err as Error).message, urls: s.urls.map(safe) }, 'could not connect to a rabbitmq node yet; the relay keeps trying and is not ready until it does');
+  for (let i = 0; i < s.urls.length && !stats.connected; i++) {
+    try {
+      await connectOnce();
+    } catch (err) {
+      counters.lastConnectError = (err as Error).message;
+      log.warn({ err: (err as Error).message }, 'could not connect to a rabbitmq node; trying the next');
+    }
+  }
+  if (!stats.connected) {
+    log.warn({ err: counters.lastConnectError, urls: s.urls.map(safe) }, 'could not connect to any rabbitmq node yet; the relay keeps trying and is not ready until it does');
     schedule();
   }
 
