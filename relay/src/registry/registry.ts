@@ -71,13 +71,8 @@ export class Registry {
    * `onlyKnown` (while failed logins are throttled): only a secret this instance verified before.
    */
   async authenticateFresh(id: string, secret: string, opts: { onlyKnown?: boolean } = {}): Promise<GatewayInfo | undefined> {
-    if (!ID_RE.test(id)) return undefined;
-    const row = await this.storage.getGateway(id);
-    if (!row || row.secretHash === REVOKED_SECRET_HASH) {
-      this.#gateways.delete(id);
-      return undefined;
-    }
-    this.#gateways.set(id, row);
+    const row = await this.#fresh(id);
+    if (!row) return undefined;
     // onlyKnown: a secret verified before passes, any other is refused without computing scrypt.
     if (opts.onlyKnown) return this.#verified.known(id, secret, row.secretHash) ? row : undefined;
     return (await this.#verified.verify(id, secret, row.secretHash)) ? row : undefined;
@@ -85,14 +80,19 @@ export class Registry {
 
   /** Whether the gateway is registered and not revoked, read from storage (refreshes the cache). */
   async active(id: string): Promise<boolean> {
-    if (!ID_RE.test(id)) return false;
+    return (await this.#fresh(id)) !== undefined;
+  }
+
+  /** The gateway as storage has it now, unless unknown or revoked; the cache follows. */
+  async #fresh(id: string): Promise<GatewayRow | undefined> {
+    if (!ID_RE.test(id)) return undefined;
     const row = await this.storage.getGateway(id);
     if (!row || row.secretHash === REVOKED_SECRET_HASH) {
       this.#gateways.delete(id);
-      return false;
+      return undefined;
     }
     this.#gateways.set(id, row);
-    return true;
+    return row;
   }
 
   /** Warms the cache (at start). */
