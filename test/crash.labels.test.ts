@@ -67,8 +67,11 @@ test('kill -9 right after labels are answered: every 201/200 label is still ther
         }
       });
       await new Promise((r) => setTimeout(r, 15 + cycle * 30));
+      // An agent that died by itself would never emit 'exit' again: say so instead of waiting on nothing.
+      if (agent.exitCode !== null || agent.signalCode !== null) throw new Error(`the agent exited by itself before kill ${cycle} (code ${agent.exitCode}, signal ${agent.signalCode})`);
+      const exited = new Promise((r) => agent.once('exit', r));
       agent.kill('SIGKILL');
-      await new Promise((r) => agent.once('exit', r));
+      await exited;
       await Promise.all(inFlight);
       agent = await start();
       for (const [id, want] of answered) {
