@@ -105,6 +105,29 @@ test('env -i: version prints agent, runtime and model; run serves a real photo t
   assert.match(refused.out, 'holds data format 99, written by agent 9.0.0');
 });
 
+// The agent runs without --enable-source-maps (agent/systemd/tu-agent.launcher.sh): its log
+// lines name bundle positions, and `tu-agent stack` maps them offline (agent/src/cli/stack.ts).
+test('tu-agent stack maps a journal line\'s frames from the bundle to the source file and line, leaving other frames and the JSON intact', () => {
+  const app = unpack(artifact(V1));
+  // Where `logsHints` (agent/src/cli/logs.ts, line 2) landed in the shipped bundle.
+  const bundle = fs.readFileSync(path.join(app, 'lib/main.js'), 'utf8');
+  const at = bundle.indexOf('function logsHints(');
+  assert.ok(at > 0, 'logsHints is in the bundle');
+  const line = bundle.slice(0, at).split('\n').length;
+  const column = at - bundle.lastIndexOf('\n', at - 1);
+  const stack = `Error: boom\n    at logsHints (file://${fs.realpathSync(app)}/lib/main.js:${line}:${column})\n    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)\n    at f (/usr/lib/other/lib/thing.js:1:2)`;
+  const journal = path.join(freshHome(), 'journal.txt');
+  fs.writeFileSync(journal, `${JSON.stringify({ level: 50, msg: 'failed', err: { stack } })}\n`);
+  const mapped = runToEnd(envI({}, [path.join(app, 'bin/tu-agent'), 'stack', journal]));
+  assert.is(mapped.code, 0, mapped.out);
+  const err = (JSON.parse(mapped.out) as { err: { stack: string } }).err.stack.split('\n');
+  assert.match(err[1]!, /^ {4}at logsHints \(agent\/src\/cli\/logs\.ts:2:\d+\)$/);
+  assert.is(err[2], '    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)');
+  assert.is(err[3], '    at f (/usr/lib/other/lib/thing.js:1:2)');
+  const exec = fs.readFileSync(path.join(app, 'bin/tu-agent'), 'utf8').split('\n').find((l) => l.startsWith('exec '));
+  assert.ok(exec?.includes('lib/main.js') && !exec.includes('--enable-source-maps'), `the launcher runs the bundle without source maps: ${exec}`);
+});
+
 // The launcher's memory settings (agent/systemd/tu-agent.launcher.sh): without
 // --optimize-for-size the main isolate kept the garbage of every photo and RSS grew by
 // ~100 MB over 100 photos (280 MB); with it ~20 MB (docs/release.md "Where the memory goes").

@@ -5,6 +5,7 @@
  * parses arguments and maps errors to exit codes: 0 ok, 1 failed, 2 bad usage or config,
  * 3 agent not answering (status).
  */
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadAgentConfig, type AgentConfig } from '@tu/firmware-config';
 import { createLogger, TuError } from '@tu/shared';
@@ -14,10 +15,12 @@ import { configFile, type ConfigChoice } from './cli/config-path.js';
 import { installCommand, uninstallCommand } from './cli/install.js';
 import { logsHints } from './cli/logs.js';
 import { provisionCommand } from './cli/provision.js';
+import { stackCommand } from './cli/stack.js';
 import { statusCommand } from './cli/status.js';
 import { tokenCommand } from './cli/token.js';
 import { rollbackCommand, updateCommand } from './cli/update.js';
 import { versionLines } from './cli/version.js';
+import { appLayout } from './release/layout.js';
 import { startServiceProcess } from './service-process.js';
 import { ANALYSIS_SERVICES, type AnalysisServiceName } from './services/run.js';
 
@@ -34,6 +37,7 @@ const USAGE = `Usage: tu-agent [command] [--config FILE | --profile NAME]
                                        print a technician token for the API and UI (open http://GATEWAY/#token=<token>),
                                        signed with the device key in the data dir (default: all roles, 12 hours)
   logs                                 where the logs are and how to read them
+  stack [FILE]                         map stack-trace frames in FILE or stdin (log lines) from the bundle to the sources
 On a gateway (run from an unpacked release, as root; --root DIR installs into a folder instead):
   install [--no-system]                lay out /opt/tu-agent/<version>, current, /etc/tu-agent, /var/lib/tu-agent, the unit
   provision --gateway-id ID --relay mqtts://HOST:PORT --secret-file FILE [--ca PEM] [--technician-key PEM]
@@ -123,6 +127,11 @@ async function main(): Promise<number> {
     case 'logs':
       logsHints().forEach(out);
       return 0;
+    case 'stack': {
+      const { appDir } = appLayout();
+      if (!appDir) throw new UsageError('tu-agent stack maps frames of a release bundle; in a checkout the frames already point at agent/dist, mapped by --enable-source-maps');
+      return stackCommand(path.join(appDir, 'lib'), rest[0], (text) => process.stdout.write(text));
+    }
     case 'install':
       return installCommand({ root: values.root, noSystem: values['no-system'], out });
     case 'uninstall':

@@ -47,6 +47,14 @@ export async function bundleAgent(outdir: string): Promise<Metafile> {
     metafile: true,
     logLevel: 'warning',
   });
+  // Sources named relative to the repository (agent/src/…, node_modules/…) rather than to
+  // wherever this build wrote its output: `tu-agent stack` prints them (agent/src/cli/stack.ts).
+  for (const f of fs.readdirSync(outdir).filter((x) => x.endsWith('.js.map'))) {
+    const file = path.join(outdir, f);
+    const map = JSON.parse(fs.readFileSync(file, 'utf8')) as { sources: string[] };
+    map.sources = map.sources.map((s) => path.relative(ROOT, path.resolve(outdir, s)));
+    fs.writeFileSync(file, JSON.stringify(map));
+  }
   // The tfjs wasm backend loads its binaries from the bundle's folder (vision/backend.ts).
   const wasmDir = path.join(ROOT, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
   for (const f of fs.readdirSync(wasmDir).filter((x) => x.endsWith('.wasm'))) fs.copyFileSync(path.join(wasmDir, f), path.join(outdir, f));
