@@ -116,7 +116,7 @@ test('photo history: duplicate-safe, bounded per machine, O(1) per record', () =
   h.record({ sha256: (11).toString(16).padStart(64, '0'), embedding: [0, 0], machineId: 'm', takenAt: new Date().toISOString() });
   assert.is(h.count('m'), 5);
   const recent = h.recent('m');
-  assert.equal(recent[0]!.embedding, [11, 1], 'duplicate ignored, newest first');
+  assert.equal(Array.from(recent[0]!.embedding), [11, 1], 'duplicate ignored, newest first');
   h.close();
 });
 

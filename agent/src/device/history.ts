@@ -4,7 +4,11 @@ import { openSqlite } from '../sqlite.js';
 export interface HistoryPhoto {
   sha256: string;
   phash?: string;
-  embedding: number[];
+  /**
+   * Float32Array as read (a view on the row's blob, not copied into JS numbers: a comparison
+   * reads up to maxPerMachine rows of 1280 floats each, on the agent's main thread).
+   */
+  embedding: ArrayLike<number>;
   machineId: string;
   takenAt: string;
   analysisId?: string;
@@ -17,7 +21,7 @@ export interface HistoryPhoto {
  */
 export interface PhotoHistory {
   /** The most recent photos of a machine (newest first), at most maxPerMachine. */
-  recent(machineId: string): HistoryPhoto[];
+  recent(machineId: string): (HistoryPhoto & { embedding: Float32Array })[];
   /**
    * Records a photo. A full disk does not fail the analysis (the comparison was made; the
    * photo is only missing from later ones): the error goes to onWriteError and false is returned.
@@ -34,8 +38,10 @@ export interface PhotoHistory {
   close(): void;
 }
 
-const toBlob = (v: number[]): Buffer => Buffer.from(new Float32Array(v).buffer);
-const fromBlob = (b: Buffer): number[] => Array.from(new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4));
+const toBlob = (v: ArrayLike<number>): Buffer => Buffer.from(Float32Array.from(v).buffer);
+// better-sqlite3 copies each blob into a Buffer of its own; a view needs a 4-byte-aligned offset.
+const fromBlob = (b: Buffer): Float32Array =>
+  b.byteOffset % 4 === 0 ? new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4) : new Float32Array(Uint8Array.from(b).buffer);
 
 export function openPhotoHistory(file: string, opts: { maxPerMachine?: number; durability?: 'full' | 'normal'; onWriteError?: (err: Error) => void } = {}): PhotoHistory {
   const max = opts.maxPerMachine ?? 200;

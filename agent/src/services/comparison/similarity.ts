@@ -1,9 +1,12 @@
 /** Cosine similarity of embeddings and best match over candidates. */
 import { ComparisonError, EmbeddingLengthMismatchError } from './errors.js';
 
+/** An embedding: JSON numbers, or a Float32Array straight from the photo history's rows (device/history.ts). */
+export type Embedding = ArrayLike<number>;
+
 export interface Candidate {
   sha256: string;
-  embedding: readonly number[];
+  embedding: Embedding;
   source: 'reference' | 'history';
   takenAt?: string;
 }
@@ -16,7 +19,7 @@ export interface BestMatch {
 }
 
 /** Cosine similarity in [-1, 1]; 0 when either vector is all zeros. */
-export function cosineSimilarity(a: readonly number[], b: readonly number[], sha256?: string): number {
+export function cosineSimilarity(a: Embedding, b: Embedding, sha256?: string): number {
   if (a.length !== b.length) throw new EmbeddingLengthMismatchError(a.length, b.length, sha256);
   if (a.length === 0) throw new ComparisonError('INVALID_EMBEDDING', 'Embedding is empty; pass the vision model embedding vector.');
   let dot = 0, na = 0, nb = 0;
@@ -36,7 +39,7 @@ export function cosineSimilarity(a: readonly number[], b: readonly number[], sha
  * whose sha256 equals `excludeSha256` (the photo itself) are skipped.
  */
 export function bestMatch(
-  embedding: readonly number[],
+  embedding: Embedding,
   candidates: readonly Candidate[],
   opts: { source?: 'reference' | 'history'; excludeSha256?: string } = {},
 ): BestMatch | null {

@@ -19,7 +19,7 @@
  * and set comparison.thresholds.
  */
 import { hammingDistance, isHash } from './phash.js';
-import { bestMatch, type BestMatch, type Candidate } from './similarity.js';
+import { bestMatch, type BestMatch, type Candidate, type Embedding } from './similarity.js';
 
 export interface ComparisonThresholds {
   similarityMatch: number;
@@ -44,7 +44,7 @@ export interface RegisteredProfile {
 }
 
 export interface CompareInput {
-  recognized: { machineType: string; confidence: number; embedding?: readonly number[] };
+  recognized: { machineType: string; confidence: number; embedding?: Embedding };
   registered?: RegisteredProfile;
   candidates: readonly Candidate[];
   /** pHash of this photo (16 hex) — absent if hashing failed. */
