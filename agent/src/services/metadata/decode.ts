@@ -68,15 +68,19 @@ export async function decodeForAnalysis(
   }
   const n = info.width * info.height;
   const ch = info.channels;
-  const rgb = new Uint8Array(n * 3);
+  // removeAlpha + sRGB give three channels: sharp's buffer is the RGB image itself. The copy is
+  // for anything else (one channel), so this loop on the agent's main thread stays one pass.
+  const rgb = ch === 3 ? new Uint8Array(data.buffer, data.byteOffset, n * 3) : new Uint8Array(n * 3);
   const luma = new Float32Array(n);
   for (let i = 0, j = 0; i < n; i++, j += ch) {
-    const r = data[j] ?? 0;
-    const g = ch >= 3 ? (data[j + 1] ?? 0) : r;
-    const b = ch >= 3 ? (data[j + 2] ?? 0) : r;
-    rgb[i * 3] = r;
-    rgb[i * 3 + 1] = g;
-    rgb[i * 3 + 2] = b;
+    const r = data[j]!;
+    const g = ch >= 3 ? data[j + 1]! : r;
+    const b = ch >= 3 ? data[j + 2]! : r;
+    if (ch !== 3) {
+      rgb[i * 3] = r;
+      rgb[i * 3 + 1] = g;
+      rgb[i * 3 + 2] = b;
+    }
     luma[i] = 0.299 * r + 0.587 * g + 0.114 * b;
   }
   return { width, height, format: meta.format ?? 'unknown', rgb, luma, aw: info.width, ah: info.height };
