@@ -130,7 +130,7 @@ async function main(): Promise<number> {
     case 'stack': {
       const { appDir } = appLayout();
       if (!appDir) throw new UsageError('tu-agent stack maps frames of a release bundle; in a checkout the frames already point at agent/dist, mapped by --enable-source-maps');
-      return stackCommand(path.join(appDir, 'lib'), rest[0], (text) => process.stdout.write(text));
+      return stackCommand(path.join(appDir, 'lib'), rest[0], { input: process.stdin, output: process.stdout, warn: (line) => console.error(`tu-agent: ${line}`) });
     }
     case 'install':
       return installCommand({ root: values.root, noSystem: values['no-system'], out });

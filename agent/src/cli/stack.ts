@@ -14,6 +14,9 @@
 import fs from 'node:fs';
 import { SourceMap } from 'node:module';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 
 /** The parts of a source map (version 3) that `node:module`'s SourceMap reads. */
@@ -31,6 +34,7 @@ const SourceMapFile = z.object({
 const FRAME = /(?:file:\/\/)?(\/[^\s():"'\\]*\/lib\/)([\w.-]+\.js):(\d+):(\d+)/g;
 
 export interface StackMapper {
+  /** The text with every frame of the bundle mapped; a frame that cannot be mapped stays as it is. */
   map(text: string): string;
 }
 
@@ -40,12 +44,20 @@ export interface StackMapper {
  * is not on this machine (a log from elsewhere), with the map of the same name in `libDir`.
  * Each map is read once, when a frame first needs it.
  */
-export function stackMapper(libDir: string): StackMapper {
+export function stackMapper(libDir: string, warn: (line: string) => void = () => {}): StackMapper {
   const maps = new Map<string, SourceMap | null>();
   const load = (file: string): SourceMap | null => {
     if (!maps.has(file)) {
       // A file without a map (another program's frame) keeps its frame as it is.
-      maps.set(file, fs.existsSync(file) ? new SourceMap(SourceMapFile.parse(JSON.parse(fs.readFileSync(file, 'utf8')))) : null);
+      let map: SourceMap | null = null;
+      if (fs.existsSync(file)) {
+        try {
+          map = new SourceMap(SourceMapFile.parse(JSON.parse(fs.readFileSync(file, 'utf8'))));
+        } catch (err) {
+          warn(`${file} is not a readable source map (${(err as Error).message.split('\n')[0]}); its frames are left as they are`);
+        }
+      }
+      maps.set(file, map);
     }
     return maps.get(file) ?? null;
   };
@@ -62,14 +74,24 @@ export function stackMapper(libDir: string): StackMapper {
   };
 }
 
-export async function stackCommand(libDir: string, file: string | undefined, out: (text: string) => void): Promise<number> {
-  const text = file ? fs.readFileSync(file, 'utf8') : await readStdin();
-  out(stackMapper(libDir).map(text));
+/**
+ * Maps FILE (or `input`) line by line, so a whole journal goes through in constant memory;
+ * a frame never spans lines (JSON log lines escape the stack's newlines).
+ */
+export async function stackCommand(libDir: string, file: string | undefined, io: { input: Readable; output: Writable; warn: (line: string) => void }): Promise<number> {
+  const mapper = stackMapper(libDir, io.warn);
+  try {
+    await pipeline(
+      file ? fs.createReadStream(file) : io.input,
+      async function* (source: AsyncIterable<Buffer>) {
+        for await (const line of createInterface({ input: Readable.from(source), crlfDelay: Infinity })) yield `${mapper.map(line)}\n`;
+      },
+      io.output,
+      { end: false },
+    );
+  } catch (err) {
+    // A reader that stops early (`| head`) closes the pipe: not a failure of this command.
+    if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
+  }
   return 0;
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
 }
