@@ -45,6 +45,14 @@ test('topics are built and parsed in one place', () => {
   assert.is(parseTopic('tu/gw1/cmd/analysis.completed/i').kind, 'unknown', 'an event type is not a command');
   assert.ok(topicMatches('tu/+/evt/#', 'tu/g/evt/a.b'));
   assert.not.ok(topicMatches('tu/g/evt/+', 'tu/g/evt/a/b'));
+  // The level walk (shared/src/topics.ts) against the cases MQTT 3.1.1 §4.7 names.
+  const cases: [string, string, boolean][] = [
+    ['a/b', 'a/b', true], ['a/b', 'a/bc', false], ['a/bc', 'a/b', false], ['a/b', 'a/b/c', false], ['a/b/c', 'a/b', false],
+    ['a/#', 'a', true], ['a/#', 'a/b/c', true], ['#', 'a/b', true], ['#', '', true], ['a/+', 'a/', true], ['a/+', 'a', false],
+    ['+', '', true], ['+/+', '/', true], ['+', '/', false], ['a//b', 'a//b', true], ['a/+/b', 'a//b', true], ['a/+/b', 'a/x/y/b', false],
+    ['tu/+/cmd/x/+', 'tu/g/cmd/x/i1', true], ['tu/+/cmd/x/+', 'tu/g/cmd/x', false], ['', '', true], ['', 'a', false], ['a', '', false],
+  ];
+  for (const [filter, topic, expected] of cases) assert.is(topicMatches(filter, topic), expected, `${filter} vs ${topic}`);
   assert.ok(filterCovers('tu/g/evt/#', 'tu/g/evt/+'));
   assert.not.ok(filterCovers('tu/g/evt/+', 'tu/g/evt/#'));
   assert.not.ok(filterCovers('tu/g/cmd/x/i1', 'tu/g/cmd/x/+'));

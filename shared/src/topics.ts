@@ -45,16 +45,34 @@ export function parseTopic(topic: string): ParsedTopic {
   return { kind: 'unknown', topic };
 }
 
-/** MQTT topic-filter matching (`+` one level, `#` the rest). */
+const HASH = 0x23; // '#'
+const PLUS = 0x2b; // '+'
+
+/**
+ * MQTT topic-filter matching (`+` one level, `#` the rest, also none: `a/#` matches `a`).
+ * Walks both strings level by level without splitting them: it runs for every subscription
+ * on every message a bus client receives, and for every allowed filter on every publish the
+ * broker authorises (shared/src/bus/client.ts, agent/src/broker/acl.ts).
+ */
 export function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  let f = 0; // start of the current level in each string
+  let t = 0;
+  for (;;) {
+    let fe = filter.indexOf('/', f);
+    if (fe < 0) fe = filter.length;
+    const level = fe - f;
+    if (level === 1 && filter.charCodeAt(f) === HASH) return true;
+    if (t > topic.length) return false; // the topic has fewer levels
+    let te = topic.indexOf('/', t);
+    if (te < 0) te = topic.length;
+    if (!(level === 1 && filter.charCodeAt(f) === PLUS)) {
+      if (te - t !== level) return false;
+      for (let k = 0; k < level; k++) if (filter.charCodeAt(f + k) !== topic.charCodeAt(t + k)) return false;
+    }
+    if (fe === filter.length) return te === topic.length;
+    f = fe + 1;
+    t = te + 1;
   }
-  return f.length === t.length;
 }
 
 /** Whether every topic matched by `requested` is also matched by `allowed` (for subscribe ACLs). */
