@@ -42,31 +42,32 @@ export interface StackMapper {
  * A mapper for frames of a release bundle. A frame is mapped with the map beside the file it
  * names (an updated gateway's old log lines name the old version's folder); when that folder
  * is not on this machine (a log from elsewhere), with the map of the same name in `libDir`.
- * Each map is read once, when a frame first needs it.
+ * A map is read once per folder and file the frames name, when a frame first needs it.
  */
 export function stackMapper(libDir: string, warn: (line: string) => void = () => {}): StackMapper {
   const maps = new Map<string, SourceMap | null>();
-  const load = (file: string): SourceMap | null => {
-    if (!maps.has(file)) {
-      // A file without a map (another program's frame) keeps its frame as it is.
-      let map: SourceMap | null = null;
-      if (fs.existsSync(file)) {
-        try {
-          map = new SourceMap(SourceMapFile.parse(JSON.parse(fs.readFileSync(file, 'utf8'))));
-        } catch (err) {
-          warn(`${file} is not a readable source map (${(err as Error).message.split('\n')[0]}); its frames are left as they are`);
-        }
-      }
-      maps.set(file, map);
+  const read = (file: string): SourceMap | null => {
+    try {
+      return new SourceMap(SourceMapFile.parse(JSON.parse(fs.readFileSync(file, 'utf8'))));
+    } catch (err) {
+      warn(`${file} is not a readable source map (${(err as Error).message.split('\n')[0]}); its frames are left as they are`);
+      return null;
     }
-    return maps.get(file) ?? null;
+  };
+  const mapFor = (dir: string, name: string): SourceMap | null => {
+    const key = dir + name;
+    if (!maps.has(key)) {
+      const own = path.join(dir, `${name}.map`);
+      const file = fs.existsSync(own) ? own : path.join(libDir, `${name}.map`);
+      // A file without a map (another program's frame) keeps its frame as it is.
+      maps.set(key, fs.existsSync(file) ? read(file) : null);
+    }
+    return maps.get(key) ?? null;
   };
   return {
     map: (text) =>
       text.replace(FRAME, (frame, dir: string, name: string, line: string, column: string) => {
-        const own = path.join(dir, `${name}.map`);
-        const map = load(fs.existsSync(own) ? own : path.join(libDir, `${name}.map`));
-        const entry = map?.findEntry(Number(line) - 1, Number(column) - 1);
+        const entry = mapFor(dir, name)?.findEntry(Number(line) - 1, Number(column) - 1);
         if (!entry || !('originalSource' in entry) || !entry.originalSource) return frame;
         // Sources are named relative to the repository (scripts/release/bundle.ts).
         return `${entry.originalSource}:${entry.originalLine + 1}:${entry.originalColumn + 1}`;
