@@ -363,7 +363,7 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     const rec = (a?.results as { recognition: Record<string, unknown> }).recognition;
     assert.is(rec.machineType, 'excavator');
     assert.not.ok('embedding' in rec, 'not in the dashboard row');
-    assert.equal(await ctx.storage.analysisEmbedding('t1', flow[0]!.subject), unpack(done.results.recognition.embedding), 'kept as numbers');
+    assert.equal(await ctx.storage.analysisEmbedding('t1', flow[0]!.subject), unpack(done.results.recognition.embedding), 'the same numbers back');
     assert.is(await ctx.storage.analysisEmbedding('t2', flow[0]!.subject), undefined, 'keyed by tenant');
     if (ctx.storage.kind === 'postgres') {
       const db = await openPostgres(ctx.url);
@@ -382,10 +382,12 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
 
   test('a NUL character inside event data is stored (jsonb on PostgreSQL refuses it: replaced there)', async (ctx) => {
     const e = analysisFlow('gw-a')[0]!;
-    const ev = { ...storedEvent(e as unknown as CloudEvent, 'gw-a', 't1', new Date().toISOString()), data: { note: 'a\u0000b' } };
+    // The literal text "\u0000" (a backslash, then u0000) is not a NUL and must stay as it is.
+    const ev = { ...storedEvent(e as unknown as CloudEvent, 'gw-a', 't1', new Date().toISOString()), data: { note: 'a\u0000b', path: 'C:\\u0000\\\u0000', ['k\u0000']: 1 } };
     assert.equal(await ctx.storage.recordEvents([{ event: ev, effects: {} }]), ['stored']);
     const [got] = (await ctx.storage.listEvents({ tenantId: 't1', gatewayId: 'gw-a', limit: 1 })).filter((x) => x.id === ev.id);
-    assert.equal(got?.data, { note: ctx.storage.kind === 'postgres' ? 'a\ufffdb' : 'a\u0000b' });
+    const nul = ctx.storage.kind === 'postgres' ? '\ufffd' : '\u0000';
+    assert.equal(got?.data, { note: `a${nul}b`, path: `C:\\u0000\\${nul}`, [`k${nul}`]: 1 });
   });
 
   test('retention: old events are deleted in small batches on the injected clock; recent ones and the dashboard rows stay', async (ctx) => {

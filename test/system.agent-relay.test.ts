@@ -15,6 +15,7 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import type { ChildProcess } from 'node:child_process';
 import { issueToken } from '@tu/relay';
+import { packedEmbedding, unpack } from '@tu/shared';
 import { MODEL_DIR, photoBytes } from './support/real.js';
 import { freePort, startProcess, stopProcess } from './support/processes.js';
 import Database from 'better-sqlite3';
@@ -168,11 +169,11 @@ test('photos flow agent → relay → live subscription and storage; relay outag
     const thumb = detail.data.machines.nodes[0]?.latestThumbnail;
     assert.ok(thumb && Buffer.from(thumb, 'base64').subarray(0, 2).equals(Buffer.from([0xff, 0xd8])), 'the relay has the latest photo\'s thumbnail (a JPEG)');
     assert.is(detail.data.analysis.results.recognition.embedding, undefined, 'the dashboard row holds no embedding');
-    // The embedding arrived packed, was unpacked at ingest and is kept apart (analysis_embeddings).
+    // The embedding arrived packed and is kept apart (analysis_embeddings), packed again (relay/src/storage/sql-storage.ts).
     const db = new Database(path.join(dir, 'relay', 'relay.sqlite'), { readonly: true });
     const row = db.prepare('SELECT embedding FROM analysis_embeddings WHERE analysis_id = ?').get(offline[0]) as { embedding: string } | undefined;
     db.close();
-    const vector = row ? (JSON.parse(row.embedding) as unknown[]) : undefined;
+    const vector = row ? unpack(packedEmbedding.parse(JSON.parse(row.embedding))) : undefined;
     assert.ok(Array.isArray(vector) && vector.length === 1280 && vector.every((v) => typeof v === 'number' && Number.isFinite(v)), `the relay has the embedding's numbers (got ${JSON.stringify(vector)?.slice(0, 80)})`);
     const h2 = (await (await fetch(`http://127.0.0.1:${agentHttp}/api/v1/health`, { headers: auth })).json()) as { uplink: { state: string; queueDepth: number } };
     assert.is(h2.uplink.queueDepth, 0);

@@ -1,4 +1,4 @@
-import { embeddingValue, isEmbeddingRef, TuError, unpack } from '@tu/shared';
+import { embeddingNumbers, pack, packedEmbedding, TuError, unpack } from '@tu/shared';
 import { containsPattern, decodeCursor, encodeCursor } from './cursor.js';
 import type { Db, SqlValue } from './db.js';
 import { migrate } from './migrate.js';
@@ -306,8 +306,10 @@ export class SqlStorage implements Storage {
    */
   #jsonText(v: unknown): string | null {
     if (v === undefined || v === null) return null;
-    if (this.db.kind !== 'postgres') return JSON.stringify(v);
-    return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'string' && x.includes('\u0000') ? x.replaceAll('\u0000', '\ufffd') : x));
+    const text = JSON.stringify(v);
+    // JSON.stringify writes a NUL as the escape \u0000; one preceded by an odd run of backslashes
+    // is that escape, an even run is an escaped backslash followed by the letters "u0000".
+    return this.db.kind === 'postgres' && text.includes('\\u0000') ? text.replace(/(?<!\\)((?:\\\\)*)\\u0000/g, '$1\\ufffd') : text;
   }
 
   /** Rows per statement for `cols` parameters a row: under both engines' parameter limits (PostgreSQL 65535; SQLite 32766). */
@@ -370,7 +372,8 @@ export class SqlStorage implements Storage {
        VALUES ${rows.map(() => `(?, ?, ?, ?, ?, ${J}, ${J}, ${J}, ?, ?, ?)`).join(', ')} ON CONFLICT (tenant_id, id) ${conflict}`,
       rows.flatMap((a) => {
         const { results, embedding } = splitEmbedding(a.results);
-        if (embedding && mode === 'upsert') embeddings.push({ tenantId: a.tenantId, id: a.id, embedding });
+        const text = mode === 'upsert' && embedding !== undefined ? embeddingText(embedding) : undefined;
+        if (text) embeddings.push({ tenantId: a.tenantId, id: a.id, embedding: text });
         return [a.id, a.tenantId, a.gatewayId, a.machineId, a.status, this.#jsonText(a.steps), this.#jsonText(results), this.#jsonText(a.failure), a.startedAt, a.endedAt, a.sortTime];
       }),
     );
@@ -388,7 +391,7 @@ export class SqlStorage implements Storage {
   /** The photo embedding of an analysis's recognition, kept apart from the row the dashboard reads (migration 006). */
   async analysisEmbedding(tenantId: string, analysisId: string): Promise<number[] | undefined> {
     const [r] = await this.db.all<{ embedding: string }>('SELECT embedding FROM analysis_embeddings WHERE tenant_id = ? AND analysis_id = ?', [tenantId, analysisId]);
-    return r ? (JSON.parse(r.embedding) as number[]) : undefined;
+    return r ? vectorOfText(r.embedding) : undefined;
   }
 
   /**
@@ -571,16 +574,39 @@ function eventDataToStore(data: unknown): unknown {
   return data;
 }
 
-/** results.recognition.embedding is stored apart (analysis_embeddings); the row keeps the rest of the results. */
-function splitEmbedding(results: unknown): { results: unknown; embedding?: string } {
+/**
+ * results.recognition.embedding is stored apart (analysis_embeddings); the row keeps the rest of
+ * the results. Only splits: the vector's text is made by embeddingText, once, for the one table
+ * that keeps it (the events row and the analyses row both drop it).
+ */
+function splitEmbedding(results: unknown): { results: unknown; embedding?: unknown } {
   const r = results as { recognition?: { embedding?: unknown } } | null;
   if (!r || typeof r !== 'object' || !r.recognition || typeof r.recognition !== 'object' || r.recognition.embedding === undefined) return { results };
   const { embedding, ...recognition } = r.recognition;
-  // Ingest unpacks packed vectors (relay/src/ingest/unpack.ts); whatever form arrives, the row keeps
-  // none of it and analysis_embeddings keeps the numbers (a gateway's reference has none to keep).
-  const v = embeddingValue.safeParse(embedding);
-  const numbers = !v.success || isEmbeddingRef(v.data) ? undefined : Array.isArray(v.data) ? v.data : unpack(v.data);
-  return { results: { ...r, recognition }, ...(numbers ? { embedding: JSON.stringify(numbers) } : {}) };
+  return { results: { ...r, recognition }, embedding };
+}
+
+/**
+ * analysis_embeddings.embedding: the packed vector's JSON (`{"dtype":"float32","dim":…,"base64":…}`,
+ * shared/src/embedding.ts), about a quarter of the same numbers as JSON text and made without
+ * formatting 1280 floats (that was the largest cost of a batched upsert, bench/relay.bench.ts).
+ * Rows written before this are JSON arrays; vectorOfText reads both. Ingest unpacks packed
+ * vectors (relay/src/ingest/unpack.ts); whatever form arrives, a reference (the gateway could not
+ * read its vector) has no numbers to keep, and neither has a value that is not an embedding.
+ */
+function embeddingText(embedding: unknown): string | undefined {
+  if (Array.isArray(embedding)) {
+    const numbers = embeddingNumbers.safeParse(embedding);
+    return numbers.success ? JSON.stringify(pack(numbers.data)) : undefined;
+  }
+  const packed = packedEmbedding.safeParse(embedding);
+  return packed.success ? JSON.stringify(packed.data) : undefined;
+}
+
+/** The numbers of an analysis_embeddings row: packed JSON (embeddingText) or, in older rows, a JSON array. */
+function vectorOfText(text: string): number[] {
+  const v: unknown = JSON.parse(text);
+  return Array.isArray(v) ? (v as number[]) : unpack(packedEmbedding.parse(v));
 }
 
 /** Cursor of a row for the page orderings above. */
