@@ -144,7 +144,7 @@ export default async function pipelineBench(): Promise<void> {
         failed++;
         continue;
       }
-      const r = event.data.results.recognition!;
+      const r = agent.orchestrator.status(id)!.results.recognition!;
       m.decode.push(r.timings.decodeMs);
       m.inference.push(r.timings.inferenceMs + r.timings.headMs);
       for (const s of event.data.steps) if (s.durationMs !== undefined && s.step !== 'nameplate') m[s.step].push(s.durationMs);

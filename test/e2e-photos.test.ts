@@ -37,7 +37,7 @@ test('real photos through POST → analysis.completed with recognition (trained 
       const end = ended(id)!;
       assert.is(end.type, 'analysis.completed', `${item.file}: ${JSON.stringify(end.data).slice(0, 400)}`);
       if (end.type !== 'analysis.completed') continue;
-      const { recognition, comparison, metadata } = end.data.results;
+      const { recognition, comparison, metadata } = agent.orchestrator.status(id)!.results;
       assert.ok(recognition && comparison && metadata, item.file);
       assert.ok(recognition.model.head, 'head used');
       assert.is(recognition.model.head.id, agent.recognizer()!.info().model.head!.id);

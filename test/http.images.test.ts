@@ -31,7 +31,8 @@ t('a real JPEG → 202, then analysis.completed with recognition, comparison and
   const end = terminal(ctx.obs.events, analysisId)!;
   assert.is(end.type, 'analysis.completed', JSON.stringify(end.data).slice(0, 500));
   if (end.type !== 'analysis.completed') return;
-  const r = end.data.results;
+  assert.is(end.data.results, undefined, 'results travel in the step events, not again in the terminal one');
+  const r = ctx.agent.orchestrator.status(analysisId)!.results;
   assert.ok(r.recognition && r.comparison && r.metadata);
   // 1280-d on ONNX Runtime (MobileNet V2, the default), 256-d on tfjs wasm (MobileNet v1 via MODEL_DIR).
   const onnx = r.recognition.model.backend === 'onnxruntime';

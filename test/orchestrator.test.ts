@@ -45,8 +45,11 @@ happy('runs the default plan (metadata beside recognition, comparison after it) 
   const done = ofType(obs.events, 'analysis.completed', data.analysisId)[0]!;
   assert.is(done.type, 'analysis.completed');
   if (done.type !== 'analysis.completed') return;
-  assert.equal(done.data.results.recognition, defaultResults.recognition());
-  assert.equal(done.data.results.metadata?.category, 'overview');
+  // Each result went out in its step's event; the terminal event does not repeat them (docs/messages.md).
+  assert.is(done.data.results, undefined, 'no results on the bus');
+  const results = ctx.agent.orchestrator.status(data.analysisId)!.results;
+  assert.equal(results.recognition, defaultResults.recognition());
+  assert.equal(results.metadata?.category, 'overview');
   assert.equal(done.data.steps.map((s) => [s.step, s.status, s.attempts]), [
     ['recognition', 'completed', 1],
     ['comparison', 'completed', 1],
@@ -159,10 +162,11 @@ failures('a non-retryable failure ends the analysis at once with analysis.failed
   if (f.type !== 'analysis.failed') return;
   assert.is(f.data.failedStep, 'comparison');
   assert.is(f.data.reason.code, 'EMBEDDING_LENGTH_MISMATCH');
-  assert.ok(f.data.results.recognition, 'completed results are kept');
+  const kept = ctx.agent.orchestrator.status(data.analysisId)!.results;
+  assert.ok(kept.recognition, 'completed results are kept');
   assert.is(ofType(obs.events, 'comparison.failed').length, 1, 'no retry');
   // metadata ran beside recognition: its result is kept when it ended before the failure
-  assert.ok(f.data.results.metadata === undefined || f.data.results.metadata.category === 'overview');
+  assert.ok(kept.metadata === undefined || kept.metadata.category === 'overview');
 });
 
 failures('retries exhausted → analysis.failed with RETRIES_EXHAUSTED', async (ctx) => {

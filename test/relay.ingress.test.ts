@@ -79,6 +79,20 @@ test('valid events are acknowledged once stored; machine record and analysis are
   assert.ok(ctx.relay.deps.presence.online('gw-1'));
 });
 
+test('an analysis.completed without results (the gateway could not read its state) is stored as an analysis with none', async (ctx) => {
+  const c = await connect(ctx, 'gw-1');
+  const flow = analysisFlow('gw-1', { machineId: 'exc-8' });
+  const done = flow.at(-1)!;
+  const { results: _dropped, ...data } = done.data as Record<string, unknown>;
+  assert.is(await publishEvent(c, 'gw-1', { ...done, data }), 'ok');
+  const a = await ctx.relay.storage.getAnalysis('acme', done.subject);
+  assert.is(a?.status, 'completed');
+  assert.equal(a?.results, {});
+  const m = await ctx.relay.storage.getMachine('acme', 'exc-8');
+  assert.ok(m, 'the machine is recorded');
+  assert.is(m?.lastRecognition, null, 'no recognition to keep');
+});
+
 test('duplicates (re-sends after a crash) are stored once and counted', async (ctx) => {
   const c = await connect(ctx, 'gw-2');
   const flow = analysisFlow('gw-2');

@@ -85,9 +85,11 @@ test('env -i: version prints agent, runtime and model; run serves a real photo t
     assert.is(res.status, 202);
     const { analysisId } = (await res.json()) as { analysisId: string };
     await until(() => events.some((e) => e.subject === analysisId && e.type === 'analysis.completed'), 60_000, 'analysis.completed');
-    const done = events.find((e) => e.subject === analysisId && e.type === 'analysis.completed')!;
-    const recognition = (done.data as { results: { recognition?: { machineType: string } } }).results.recognition;
-    assert.ok(recognition, 'recognition result in analysis.completed');
+    // The results went out in the step events; the analysis view holds them all (docs/messages.md).
+    const view = (await (await fetch(`http://127.0.0.1:${http}/api/v1/analyses/${analysisId}`, { headers: auth })).json()) as { results: { recognition?: { machineType: string } } };
+    const recognition = view.results.recognition;
+    assert.ok(recognition, 'recognition result of the completed analysis');
+    assert.ok(events.some((e) => e.subject === analysisId && e.type === 'recognition.completed'), 'recognition.completed on the bus');
     assert.is.not(recognition!.machineType, 'unknown', 'a machine type was recognised');
     console.log(`  release x64: ${FORKLIFT} recognised as ${recognition!.machineType}`);
     await obs.close();

@@ -33,7 +33,7 @@ const analyse = async (ctx: Ctx, rel: string, query = ''): Promise<ComparisonRes
   await until(() => ctx.obs.events.some((e) => e.subject === id && (e.type === 'analysis.completed' || e.type === 'analysis.failed')), 20_000, 'analysis end');
   const end = ctx.obs.events.find((e) => e.subject === id && e.type === 'analysis.completed');
   assert.ok(end && end.type === 'analysis.completed', `completed: ${JSON.stringify(ctx.obs.events.find((e) => e.subject === id && e.type === 'analysis.failed')?.data)}`);
-  return end.data.results.comparison!;
+  return ctx.agent.orchestrator.status(id)!.results.comparison!;
 };
 
 t('nothing registered → unknown', async (ctx) => {

@@ -64,9 +64,11 @@ test('references on the local bus are inlined for the relay: the thumbnail and t
     await until(() => relay.received.all.some((r) => r.subject === id && r.type === 'recognition.labelled'), 5000, 'the label at the relay');
 
     // On the local bus: references only.
-    const localEnd = local.events.find((e) => e.subject === id && e.type === 'analysis.completed')!.data as { image: { thumbnail?: string }; results: { recognition: { embedding: object } } };
+    const localEnd = local.events.find((e) => e.subject === id && e.type === 'analysis.completed')!.data as { image: { thumbnail?: string }; results?: unknown };
     assert.is(localEnd.image.thumbnail, undefined);
-    assert.ok('ref' in localEnd.results.recognition.embedding);
+    assert.is(localEnd.results, undefined, 'the results went in the step events; the uplink takes them from the orchestrator');
+    const localRec = local.events.find((e) => e.subject === id && e.type === 'recognition.completed')!.data as { result: { embedding: object } };
+    assert.ok('ref' in localRec.result.embedding);
     // At the relay: the thumbnail in every image ref, the vector packed wherever it was referenced.
     const at = (type: string) => relay.received.all.find((r) => r.subject === id && r.type === type)!.data as Record<string, unknown>;
     for (const type of ['tu.image.uploaded', 'analysis.started', 'analysis.completed']) {

@@ -143,6 +143,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       logger: log,
       blobs,
       writerThread,
+      // Committed before the orchestrator publishes the terminal event (orchestrator.ts `finish`).
+      resultsOf: (id) => store.get(id)?.results,
     });
     closers.push(() => uplink.stop());
     const outbox = uplink.outbox;
@@ -256,7 +258,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     // The UI's live feed: an observer client (events only; the broker refuses it anything else).
     const uiBus = await connectObserver(busIdentity, 'ui');
     closers.push(() => uiBus.close());
-    const events = await createEventFeed(uiBus, { thumbnailOf: (sha) => readThumbnailBase64(blobs, sha) });
+    const events = await createEventFeed(uiBus, { thumbnailOf: (sha) => readThumbnailBase64(blobs, sha), resultsOf: (id) => store.get(id)?.results });
     closers.push(() => events.stop());
 
     const app = await buildApp(

@@ -57,7 +57,7 @@ export const catalog = {
   'analysis.nameplate.request': { kind: 'command', schema: nameplateRequest, producer: 'svc-analysis-orchestrator', handler: 'nameplate-service', summary: 'Read the machine nameplate on the photo (no service ships yet).' },
   'nameplate.read': { kind: 'event', schema: nameplateRead, producer: 'nameplate-service', summary: 'Nameplate text and the record fields read from it.' },
   'nameplate.failed': { kind: 'event', schema: stepFailed, producer: 'nameplate-service', summary: 'Reading the nameplate failed, with a reason.' },
-  'analysis.completed': { kind: 'event', schema: analysisCompleted, producer: 'svc-analysis-orchestrator', summary: 'All steps done; carries every result.' },
+  'analysis.completed': { kind: 'event', schema: analysisCompleted, producer: 'svc-analysis-orchestrator', summary: 'All steps done: the steps and their times; the results are added where the event leaves the gateway (uplink, UI).' },
   'analysis.failed': { kind: 'event', schema: analysisFailed, producer: 'svc-analysis-orchestrator', summary: 'The analysis ended without a result; names the step and reason.' },
   'recognition.labelled': { kind: 'event', schema: recognitionLabelled, producer: 'intake', summary: 'A technician confirmed or corrected the recognised machine type of a photo (a labelled example for the head).' },
 } as const satisfies Record<string, Entry>;

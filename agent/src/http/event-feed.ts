@@ -1,4 +1,4 @@
-import type { AnyEvent, BusClient } from '@tu/shared';
+import type { AnalysisResults, AnyEvent, BusClient } from '@tu/shared';
 
 /** A fan-out of validated bus events to in-process listeners (the UI WebSocket clients). */
 export interface EventFeed {
@@ -15,20 +15,26 @@ export interface EventFeed {
  * The bus subscription exists only while someone listens: with no UI open, the feed costs
  * the analysis flow nothing.
  */
-export async function createEventFeed(bus: BusClient, opts: { thumbnailOf?: (sha256: string) => Promise<string | undefined> } = {}): Promise<EventFeed> {
+export interface EventFeedOptions {
+  /** The photo's thumbnail (base64 JPEG) from the blob store. */
+  thumbnailOf?: (sha256: string) => Promise<string | undefined>;
+  /** An analysis's results from the orchestrator's state: terminal events leave the bus without them. */
+  resultsOf?: (analysisId: string) => AnalysisResults | undefined;
+}
+
+export async function createEventFeed(bus: BusClient, opts: EventFeedOptions = {}): Promise<EventFeed> {
   const listeners = new Set<(event: AnyEvent) => void>();
   let off: Promise<() => Promise<void>> | undefined;
   let stopped = false;
   const send = (event: AnyEvent) => {
     for (const l of listeners) l(event);
   };
-  const thumbnailOf = opts.thumbnailOf;
   /** Terminal events waiting for their thumbnail; later events queue behind them, so the UI sees the bus's order. */
   let reading: Promise<void> | undefined;
   const fanOut = (event: AnyEvent) => {
-    if (!thumbnailOf || (!reading && !isTerminal(event))) return send(event);
+    if (!reading && !isTerminal(event)) return send(event);
     const prior = reading ?? Promise.resolve();
-    const next = prior.then(async () => send(isTerminal(event) ? await withThumbnail(event, thumbnailOf) : event)).catch(() => undefined);
+    const next = prior.then(async () => send(isTerminal(event) ? await completeTerminal(event, opts) : event)).catch(() => undefined);
     reading = next;
     void next.finally(() => {
       if (reading === next) reading = undefined;
@@ -67,15 +73,24 @@ export async function createEventFeed(bus: BusClient, opts: { thumbnailOf?: (sha
 const isTerminal = (event: AnyEvent): boolean => event.type === 'analysis.completed' || event.type === 'analysis.failed';
 
 /**
- * The UI edge of "refs on the bus, inline at the edges" (docs/messages.md): the bus carries no
- * thumbnail, the result card shows the one of analysis.completed/failed, so the feed puts it
- * back into those from the blob store (absent when there is none: the card shows no picture).
+ * The UI edge of "refs on the bus, inline at the edges" (docs/messages.md): analysis.completed/failed
+ * travel without results and thumbnail, and the result card shows both, so the feed puts back
+ * the results from the orchestrator's state and the thumbnail from the blob store (each absent
+ * when there is none: the card shows no picture, or the step events' results it already has).
  */
-async function withThumbnail(event: AnyEvent, thumbnailOf: (sha256: string) => Promise<string | undefined>): Promise<AnyEvent> {
-  const image = (event.data as { image?: { sha256: string; thumbnail?: string } }).image;
-  if (!image || image.thumbnail !== undefined) return event;
-  const thumbnail = await thumbnailOf(image.sha256).catch(() => undefined);
-  return thumbnail ? ({ ...event, data: { ...event.data, image: { ...image, thumbnail } } } as AnyEvent) : event;
+async function completeTerminal(event: AnyEvent, opts: EventFeedOptions): Promise<AnyEvent> {
+  const src = event.data as { analysisId: string; image?: { sha256: string; thumbnail?: string }; results?: AnalysisResults };
+  let data: typeof src | undefined;
+  if (src.results === undefined && opts.resultsOf) {
+    const results = opts.resultsOf(src.analysisId);
+    if (results) data = { ...src, results };
+  }
+  const image = src.image;
+  if (image && image.thumbnail === undefined && opts.thumbnailOf) {
+    const thumbnail = await opts.thumbnailOf(image.sha256).catch(() => undefined);
+    if (thumbnail) data = { ...(data ?? src), image: { ...image, thumbnail } };
+  }
+  return data ? ({ ...event, data } as AnyEvent) : event;
 }
 
 /**

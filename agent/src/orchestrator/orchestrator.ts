@@ -442,7 +442,9 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     s.status = outcome;
     s.endedAt = now;
     const meta = { subject: s.analysisId, traceparent: childTraceparent(s.traceparent), time: iso(now)! };
-    const common = { analysisId: s.analysisId, ...(s.machineId ? { machineId: s.machineId } : {}), steps: summarizeSteps(s), results: s.results };
+    // No results: each went out in its step's event and s.results keeps them; the uplink and the UI
+    // feed put them back (agent/src/uplink/enrich.ts, agent/src/http/event-feed.ts).
+    const common = { analysisId: s.analysisId, ...(s.machineId ? { machineId: s.machineId } : {}), steps: summarizeSteps(s) };
     if (outcome === 'completed') {
       stats.completed++;
       const startedAt = s.startedAt ?? s.receivedAt;

@@ -1,11 +1,15 @@
-import { isEmbeddingRef, pack, type AnyEvent, type EmbeddingValue, type Logger } from '@tu/shared';
+import { isEmbeddingRef, pack, type AnalysisResults, type AnyEvent, type EmbeddingValue, type Logger } from '@tu/shared';
 import { readEmbeddingSync, readThumbnailBase64Sync } from '../blobs/derived.js';
 import type { BlobStore } from '../blobs/store.js';
+import { TERMINAL_EVENT_TYPES } from './handoff.js';
 
 /**
  * The uplink edge of "refs on the bus, inline at the edges" (docs/messages.md): an event bound
  * for the relay gets back what the local bus only references, so the relay and its GraphQL
  * clients see what they always saw:
+ * - the results of analysis.completed/failed, which the bus leaves out (each went in its step's
+ *   event): from the orchestrator's durable state (`resultsOf`), which holds them before the
+ *   terminal event is published (agent/src/orchestrator/orchestrator.ts `finish`);
  * - the photo's thumbnail in `image.thumbnail` (tu.image.uploaded, analysis.started,
  *   analysis.completed/failed: the relay keeps the latest one per machine);
  * - every embedding reference (recognition.completed's result, analysis.completed/failed's
@@ -20,7 +24,14 @@ import type { BlobStore } from '../blobs/store.js';
  */
 export type EventEnricher = (event: AnyEvent) => AnyEvent;
 
-export function createEnricher(deps: { blobs: BlobStore; logger: Logger }): EventEnricher {
+export interface EnricherDeps {
+  blobs: BlobStore;
+  /** An analysis's results as the orchestrator stored them (undefined: not known here). */
+  resultsOf?: (analysisId: string) => AnalysisResults | undefined;
+  logger: Logger;
+}
+
+export function createEnricher(deps: EnricherDeps): EventEnricher {
   const log = deps.logger.child({ component: 'uplink-enrich' });
   const packed = (v: EmbeddingValue, eventId: string): EmbeddingValue => {
     if (!isEmbeddingRef(v)) return v;
@@ -45,7 +56,12 @@ export function createEnricher(deps: { blobs: BlobStore; logger: Logger }): Even
     if (event.type === 'recognition.completed' && result?.embedding && isEmbeddingRef(result.embedding)) {
       edit()['result'] = { ...result, embedding: packed(result.embedding, event.id) };
     }
-    const results = src['results'] as { recognition?: { embedding?: EmbeddingValue } } | undefined;
+    if (TERMINAL_EVENT_TYPES.has(event.type) && src['results'] === undefined && deps.resultsOf) {
+      const stored = deps.resultsOf(String(src['analysisId']));
+      if (stored) edit()['results'] = stored;
+      else log.warn({ eventId: event.id, analysisId: src['analysisId'] }, 'results not sent to the relay: the analysis is not in the orchestrator\'s state; the event goes without them');
+    }
+    const results = (data ?? src)['results'] as { recognition?: { embedding?: EmbeddingValue } } | undefined;
     const rec = results?.recognition;
     if (rec?.embedding && isEmbeddingRef(rec.embedding)) {
       edit()['results'] = { ...results, recognition: { ...rec, embedding: packed(rec.embedding, event.id) } };

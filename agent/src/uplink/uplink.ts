@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { AgentConfig } from '@tu/firmware-config';
-import { TuError, type BusClient, type Clock, type Logger } from '@tu/shared';
+import { TuError, type AnalysisResults, type BusClient, type Clock, type Logger } from '@tu/shared';
 import type { BlobStore } from '../blobs/store.js';
 import { connectObserver, observerClientId, type BusIdentity } from '../bus.js';
 import { createEnricher } from './enrich.js';
@@ -56,6 +56,8 @@ export interface UplinkDeps {
   blobs?: BlobStore;
   /** The agent's SQLite writer thread, for the outbox's writes (sqlite/writer-thread.ts). */
   writerThread?: WriterThread;
+  /** An analysis's results from the orchestrator's state: terminal events leave the bus without them (enrich.ts). */
+  resultsOf?: (analysisId: string) => AnalysisResults | undefined;
 }
 
 /**
@@ -105,7 +107,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
       ...(configError ? { configError } : {}),
       reconnect: c.reconnect,
       inflight: c.inflight,
-      ...(deps.blobs ? { enrich: createEnricher({ blobs: deps.blobs, logger: deps.logger }) } : {}),
+      ...(deps.blobs ? { enrich: createEnricher({ blobs: deps.blobs, logger: deps.logger, ...(deps.resultsOf ? { resultsOf: deps.resultsOf } : {}) }) } : {}),
       clock: deps.clock,
       random: deps.random,
       logger: deps.logger,

@@ -2,7 +2,7 @@ import { CLOCK_DRIFT_TOLERANCE_MS, EARLIEST_PLAUSIBLE_CAPTURE, type CloudEvent, 
 import type { AnalysisRow, EventEffects, LastSeenSource, MachineUpsert, StoredEvent } from '../storage/types.js';
 import { vectorOf } from './unpack.js';
 
-type MachineRecord = NonNullable<DataOf<'analysis.completed'>['results']['metadata']>['record'];
+type MachineRecord = NonNullable<NonNullable<DataOf<'analysis.completed'>['results']>['metadata']>['record'];
 
 /**
  * The machine's type is the registered one only: a type the gateway took from the photo's
@@ -87,9 +87,11 @@ export function effectsOf(event: CloudEvent, gatewayId: string, tenantId: string
     case 'analysis.completed': {
       const d = event.data as DataOf<'analysis.completed'>;
       const machineId = machineIdFor(gatewayId, d.machineId);
-      const rec = d.results.metadata?.record;
-      const recognition = d.results.recognition;
-      const typeCheck = d.results.comparison?.typeCheck;
+      // A gateway that could not read its own state sends no results (shared/src/schemas/messages.ts).
+      const results = d.results ?? {};
+      const rec = results.metadata?.record;
+      const recognition = results.recognition;
+      const typeCheck = results.comparison?.typeCheck;
       // The registered machine's fields describe this analysis' machine only when the upload named
       // no other machine (the comparison service applies the same rule, agent/src/services/comparison/service.ts).
       const forRegistered = !d.machineId || !rec?.machineId || d.machineId === rec.machineId;
@@ -115,7 +117,7 @@ export function effectsOf(event: CloudEvent, gatewayId: string, tenantId: string
         // The gateway's own judgement (threshold included, agent/src/services/comparison/verdict.ts).
         typeMatch: forRegistered ? (typeCheck?.match ?? null) : null,
       };
-      const row: AnalysisRow = { id: d.analysisId, tenantId, gatewayId, machineId, status: 'completed', steps: d.steps, results: d.results, failure: null, startedAt: iso(d.startedAt), endedAt: iso(d.completedAt), sortTime: iso(d.completedAt) };
+      const row: AnalysisRow = { id: d.analysisId, tenantId, gatewayId, machineId, status: 'completed', steps: d.steps, results, failure: null, startedAt: iso(d.startedAt), endedAt: iso(d.completedAt), sortTime: iso(d.completedAt) };
       return { machine, analysis: { row, mode: 'upsert' } };
     }
     case 'analysis.failed': {
@@ -128,7 +130,7 @@ export function effectsOf(event: CloudEvent, gatewayId: string, tenantId: string
         machineId,
         status: 'failed',
         steps: d.steps,
-        results: d.results,
+        results: d.results ?? {},
         failure: { failedStep: d.failedStep, ...d.reason },
         startedAt: null,
         endedAt: iso(d.failedAt),

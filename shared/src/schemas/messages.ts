@@ -83,7 +83,14 @@ const stepCommand = z.object({
 });
 
 export const recognitionRequest = stepCommand;
-export const comparisonRequest = stepCommand;
+/**
+ * The comparison reads three fields of the recognition result (agent/src/services/comparison/service.ts).
+ * Its command declares just those, so the bus, which sends what the schema parsed, carries no
+ * labels, timings or model facts it never reads (docs/messages.md).
+ */
+export const comparisonRequest = stepCommand.extend({
+  previous: z.object({ recognition: recognitionResult.pick({ machineType: true, confidence: true, embedding: true }).optional() }),
+});
 export const metadataRequest = stepCommand;
 export const nameplateRequest = stepCommand;
 
@@ -126,7 +133,13 @@ export const analysisCompleted = z.object({
   completedAt: isoTime,
   durationMs,
   steps: z.array(stepSummary),
-  results: analysisResults,
+  /**
+   * Every step's result. Absent on the gateway's local bus: each result travelled in its step's
+   * event, and the orchestrator keeps them durably; the edges put them back (docs/messages.md), so
+   * the relay and the technician UI always get them. A relay treats an event without them as
+   * having none (a gateway that could not read its own state still reports the analysis).
+   */
+  results: analysisResults.optional(),
 });
 
 export const analysisFailed = z.object({
@@ -139,6 +152,6 @@ export const analysisFailed = z.object({
   failedStep: stepName.nullable(),
   reason: failureReason,
   steps: z.array(stepSummary),
-  /** Results of the steps that did complete. */
-  results: analysisResults,
+  /** Results of the steps that did complete; absent on the local bus, as in analysis.completed. */
+  results: analysisResults.optional(),
 });
