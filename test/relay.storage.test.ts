@@ -10,6 +10,7 @@ import type { CloudEvent } from '@tu/shared';
 import type { Db } from '@tu/relay/internal/storage/db';
 import { openPostgres } from '@tu/relay/internal/storage/postgres';
 import { openSqlite } from '@tu/relay/internal/storage/sqlite';
+import { StorageQueue } from '@tu/relay/internal/ingest/storage-queue';
 
 /** The same storage suite on SQLite and on PostgreSQL (a fresh schema per run, dropped after). */
 /** A store opened with the engine only (no migrations), in a place of its own: for migrating old rows. */
@@ -87,6 +88,49 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     assert.equal(again, ['duplicate', 'duplicate']);
     assert.is((await ctx.storage.getAnalysis('t1', flow[0]!.subject))?.status, 'completed');
     assert.is(await ctx.storage.countEvents({ gatewayId: 'gw-a' }), 5);
+  });
+
+  test('the storage queue: batches in flight at once (PostgreSQL), jobs resolved in queue order, every event stored once', async (ctx) => {
+    // The relay's rule (relay/src/relay.ts): several writers on PostgreSQL, one on SQLite.
+    const writers = ctx.storage.kind === 'postgres' ? 3 : 1;
+    await ctx.storage.addTenant({ id: 'tq' });
+    let calls = 0;
+    let concurrent = 0;
+    let maxConcurrent = 0;
+    // The real storage; the first batch is held back, so later batches commit before it.
+    const slowFirst: Storage = Object.assign(Object.create(ctx.storage) as Storage, {
+      recordEvents: async (batch: Parameters<Storage['recordEvents']>[0]) => {
+        const first = calls++ === 0;
+        maxConcurrent = Math.max(maxConcurrent, ++concurrent);
+        try {
+          if (first) await new Promise((r) => setTimeout(r, 150));
+          return await ctx.storage.recordEvents(batch);
+        } finally {
+          concurrent--;
+        }
+      },
+    });
+    const queue = new StorageQueue(slowFirst, { max: 1000, batchMax: 5, writers, logger: silentLogger() });
+    // 12 analyses of 3 machines, a minute apart, every event pushed at once; one event twice.
+    const flows = Array.from({ length: 12 }, (_, i) => analysisFlow('gw-q', { machineId: `q-${i % 3}`, at: new Date(Date.parse('2026-01-01T00:00:00Z') + i * 60_000) }));
+    const events = [...flows.flat(), flows[0]![0]!];
+    const resolved: number[] = [];
+    const out = await Promise.all(
+      events.map((e, i) =>
+        queue.push({ kind: 'event', event: storedEvent(e as unknown as CloudEvent, 'gw-q', 'tq', new Date().toISOString()), effects: effectsOf(e as unknown as CloudEvent, 'gw-q', 'tq') }).then((r) => {
+          resolved.push(i);
+          return r;
+        }),
+      ),
+    );
+    await queue.close();
+    assert.equal(resolved, events.map((_, i) => i), 'resolved in the order pushed, although later batches committed first');
+    assert.is(maxConcurrent, writers, `${writers} batch(es) in flight at once`);
+    assert.equal(out.filter((r) => r === 'duplicate').length, 1);
+    assert.is(await ctx.storage.countEvents({ gatewayId: 'gw-q' }), flows.flat().length);
+    for (const f of flows) assert.is((await ctx.storage.getAnalysis('tq', f[0]!.subject))?.status, 'completed');
+    // Each machine's last seen is its newest analysis's, whichever batch committed last.
+    for (let m = 0; m < 3; m++) assert.is((await ctx.storage.getMachine('tq', `q-${m}`))?.lastSeen, new Date(Date.parse('2026-01-01T00:00:00Z') + (9 + m) * 60_000).toISOString());
   });
 
   test('a late analysis.started never reverts a finished analysis; an older photo does not replace the newer thumbnail', async (ctx) => {

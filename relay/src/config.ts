@@ -123,6 +123,12 @@ export const relayConfigSchema = z
         queueMax: z.number().int().min(1).max(1_000_000).default(10_000),
         batchMax: z.number().int().min(1).max(10_000).default(200),
         /**
+         * Batches written at once, each in its own transaction (relay/src/ingest/storage-queue.ts).
+         * PostgreSQL only: the database writes one batch while the relay prepares the next. SQLite
+         * has one writer and one connection, so it always writes one batch at a time.
+         */
+        writers: z.number().int().min(1).max(16).default(2),
+        /**
          * Events older than `eventsMaxAgeDays` (by receipt time) are deleted in batches of
          * `batchSize`, every `intervalMs`, at most `maxBatchesPerRun` batches a run
          * (relay/src/storage/retention.ts). 0 days keeps events forever. Machines, analyses and

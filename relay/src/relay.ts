@@ -63,7 +63,12 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     }
     const registry = new Registry(storage);
     await registry.load();
-    const queue = new StorageQueue(storage, { max: config.storage.queueMax, batchMax: config.storage.batchMax, logger: logger.child({ component: 'storage' }) });
+    const queue = new StorageQueue(storage, {
+      max: config.storage.queueMax,
+      batchMax: config.storage.batchMax,
+      writers: storage.kind === 'postgres' ? config.storage.writers : 1,
+      logger: logger.child({ component: 'storage' }),
+    });
     cleanup.unshift(() => queue.close());
     const clock = opts.clock ?? systemClock;
     const now = () => new Date(clock.now());

@@ -23,39 +23,52 @@ export interface StorageQueueStats {
 }
 
 /**
- * The bounded queue between fan-out and storage. One writer drains it in batches (one
- * transaction per batch); a failing database is retried with backoff while jobs wait, so a slow
- * or down database delays storage (and gateways' acknowledgements), never fan-out.
- * `push` waits while the queue is full.
+ * The bounded queue between fan-out and storage. Writers drain it in batches (one transaction
+ * per batch); a failing database is retried with backoff while jobs wait, so a slow or down
+ * database delays storage (and gateways' acknowledgements), never fan-out. `push` waits while
+ * the queue is full.
+ *
+ * `writers` batches may be in flight at once (PostgreSQL: each on its own pooled connection), so
+ * the database works on one batch while this process builds the next; with one writer they took
+ * turns (bench/relay.bench.ts). Batches may commit in any order, but their jobs resolve in queue
+ * order (an MQTT broker acknowledges a client's publishes in the order it sent them), and
+ * everything a batch writes is safe to commit out of order: events are keyed by id, machine and
+ * presence updates only move forward in time, and an `analysis.started` never overwrites a
+ * finished analysis (relay/src/storage/sql-storage.ts).
  */
 export class StorageQueue {
   readonly stats: StorageQueueStats = { stored: 0, duplicates: 0, upserts: 0, analyses: 0, errors: 0, batches: 0 };
   #queue: Pending[] = [];
+  /** Jobs taken by a writer and not yet resolved (they still count towards `max`). */
+  #inFlight = 0;
+  #writers = 0;
+  /** Resolves once the jobs of every batch taken so far have been resolved: the next batch resolves after it. */
+  #resolved: Promise<void> = Promise.resolve();
   #spaceWaiters: (() => void)[] = [];
-  #draining = false;
   #closed = false;
   #idle: (() => void)[] = [];
 
   constructor(
     private readonly storage: Storage,
-    private readonly opts: { max: number; batchMax: number; logger: Logger },
+    private readonly opts: { max: number; batchMax: number; writers?: number; logger: Logger },
   ) {}
 
+  /** Jobs waiting or being written. */
   get depth(): number {
-    return this.#queue.length;
+    return this.#queue.length + this.#inFlight;
   }
 
   async push(job: StorageJob): Promise<'stored' | 'duplicate'> {
-    while (this.#queue.length >= this.opts.max && !this.#closed) await new Promise<void>((r) => this.#spaceWaiters.push(r));
+    while (this.depth >= this.opts.max && !this.#closed) await new Promise<void>((r) => this.#spaceWaiters.push(r));
     return new Promise((resolve) => {
       this.#queue.push({ job, resolve });
-      if (!this.#draining) void this.#drain();
+      this.#startWriters();
     });
   }
 
   /** Resolves once everything queued so far is written. */
   async flush(): Promise<void> {
-    if (this.#queue.length === 0 && !this.#draining) return;
+    if (this.depth === 0 && this.#writers === 0) return;
     await new Promise<void>((r) => this.#idle.push(r));
   }
 
@@ -65,29 +78,48 @@ export class StorageQueue {
     for (const w of this.#spaceWaiters.splice(0)) w();
   }
 
-  async #drain(): Promise<void> {
-    this.#draining = true;
-    let failures = 0;
-    while (this.#queue.length > 0) {
-      const batch = this.#queue.slice(0, this.opts.batchMax);
+  #startWriters(): void {
+    const max = Math.max(1, this.opts.writers ?? 1);
+    while (this.#writers < max && this.#queue.length > 0) {
+      this.#writers++;
+      void this.#writer();
+    }
+  }
+
+  async #writer(): Promise<void> {
+    while (this.#queue.length > 0 && !this.#closed) {
+      const batch = this.#queue.splice(0, this.opts.batchMax);
+      this.#inFlight += batch.length;
+      const before = this.#resolved;
+      let done!: () => void;
+      this.#resolved = new Promise<void>((r) => (done = r));
+      const results = await this.#writeUntilStored(batch);
+      await before;
+      if (results) this.#settle(batch, results);
+      this.#inFlight -= batch.length;
+      done();
+      for (const w of this.#spaceWaiters.splice(0, batch.length)) w();
+    }
+    this.#writers--;
+    if (this.#writers === 0 && this.depth === 0) for (const r of this.#idle.splice(0)) r();
+  }
+
+  /** Writes a batch, retrying with backoff until it is stored; undefined when the queue closed meanwhile (its jobs stay unresolved). */
+  async #writeUntilStored(batch: Pending[]): Promise<('stored' | 'duplicate')[] | undefined> {
+    for (let failures = 0; ; ) {
       try {
-        await this.#write(batch);
-        this.#queue.splice(0, batch.length);
-        for (const w of this.#spaceWaiters.splice(0, batch.length)) w();
-        failures = 0;
+        return await this.#write(batch);
       } catch (err) {
         this.stats.errors++;
         const backoff = retryDelay(failures++, WRITE_RETRY);
-        this.opts.logger.error({ err: (err as Error).message, depth: this.#queue.length, retryInMs: backoff }, 'storage write failed; retrying');
+        this.opts.logger.error({ err: (err as Error).message, depth: this.depth, retryInMs: backoff }, 'storage write failed; retrying');
         await new Promise((r) => setTimeout(r, backoff));
-        if (this.#closed) break;
+        if (this.#closed) return undefined;
       }
     }
-    this.#draining = false;
-    for (const r of this.#idle.splice(0)) r();
   }
 
-  async #write(batch: Pending[]): Promise<void> {
+  async #write(batch: Pending[]): Promise<('stored' | 'duplicate')[]> {
     const events = batch.filter((p): p is Pending & { job: { kind: 'event' } } => p.job.kind === 'event');
     const results = events.length > 0 ? await this.storage.recordEvents(events.map((p) => ({ event: p.job.event, effects: p.job.effects }))) : [];
     // One statement for the batch's presence changes, the latest per gateway (storage ignores an older one anyway).
@@ -98,16 +130,24 @@ export class StorageQueue {
       if (!prev || prev.at <= job.at) presence.set(job.gatewayId, { id: job.gatewayId, online: job.online, at: job.at });
     }
     if (presence.size > 0) await this.storage.setGatewayPresences([...presence.values()]);
+    return results;
+  }
+
+  #settle(batch: Pending[], results: ('stored' | 'duplicate')[]): void {
     this.stats.batches++;
-    events.forEach((p, i) => {
-      const r = results[i] ?? 'stored';
+    let i = 0;
+    for (const p of batch) {
+      if (p.job.kind !== 'event') {
+        p.resolve('stored');
+        continue;
+      }
+      const r = results[i++] ?? 'stored';
       if (r === 'stored') {
         this.stats.stored++;
         if (p.job.effects.machine) this.stats.upserts++;
         if (p.job.effects.analysis) this.stats.analyses++;
       } else this.stats.duplicates++;
-    });
-    let i = 0;
-    for (const p of batch) p.resolve(p.job.kind === 'event' ? (results[i++] ?? 'stored') : 'stored');
+      p.resolve(r);
+    }
   }
 }

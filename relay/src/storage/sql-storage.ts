@@ -252,7 +252,7 @@ export class SqlStorage implements Storage {
     return this.db.tx(async (t) => {
       const inserted = new Set<string>();
       const J = this.#json;
-      for (const part of chunks(batch, this.#rowsPer(8))) {
+      for (const part of chunks(inKeyOrder(batch, (b) => b.event.id), this.#rowsPer(8))) {
         const rows = await t.all<{ id: string }>(
           `INSERT INTO events (id, tenant_id, gateway_id, type, subject, time, received_at, data) VALUES ${part.map(() => `(?, ?, ?, ?, ?, ?, ?, ${J})`).join(', ')}
            ON CONFLICT (id) DO NOTHING RETURNING id`,
@@ -266,7 +266,7 @@ export class SqlStorage implements Storage {
       const machines = stored.flatMap((e) => (e.machine ? [e.machine] : []));
       for (const round of rounds(machines, (m) => `${m.tenantId}\u0000${m.id}`)) {
         for (const registration of [true, false]) {
-          const group = round.filter((m) => Boolean(m.registration) === registration);
+          const group = inKeyOrder(round.filter((m) => Boolean(m.registration) === registration), (m) => `${m.tenantId}\u0000${m.id}`);
           for (const part of chunks(group, this.#rowsPer(18))) if (part.length > 0) await this.#upsertMachines(t, part, registration);
         }
       }
@@ -274,12 +274,12 @@ export class SqlStorage implements Storage {
       const embeddings: { tenantId: string; id: string; embedding: string }[] = [];
       for (const round of rounds(analyses, (a) => `${a.row.tenantId}\u0000${a.row.id}`)) {
         for (const mode of ['insert-only', 'upsert'] as const) {
-          const group = round.filter((a) => a.mode === mode).map((a) => a.row);
+          const group = inKeyOrder(round.filter((a) => a.mode === mode).map((a) => a.row), (a) => `${a.tenantId}\u0000${a.id}`);
           for (const part of chunks(group, this.#rowsPer(11))) if (part.length > 0) await this.#putAnalyses(t, part, mode, embeddings);
         }
       }
       // The last embedding of each analysis (one conflict target per statement).
-      const lastEmbedding = [...new Map(embeddings.map((x) => [`${x.tenantId}\u0000${x.id}`, x])).values()];
+      const lastEmbedding = inKeyOrder([...new Map(embeddings.map((x) => [`${x.tenantId}\u0000${x.id}`, x])).values()], (x) => `${x.tenantId}\u0000${x.id}`);
       for (const part of chunks(lastEmbedding, this.#rowsPer(3))) {
         if (part.length === 0) continue;
         await t.run(
@@ -539,6 +539,18 @@ function chunks<T>(xs: readonly T[], n: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
   return out;
+}
+
+/**
+ * Rows in one order of their keys (code units, not the database's collation). Batches may be
+ * written concurrently (relay/src/ingest/storage-queue.ts `writers`): two transactions that lock
+ * the same rows lock them in the same order, so they wait for each other instead of deadlocking.
+ */
+function inKeyOrder<T>(xs: readonly T[], key: (x: T) => string): T[] {
+  return xs
+    .map((x) => ({ x, k: key(x) }))
+    .sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
+    .map((e) => e.x);
 }
 
 /** Splits items into rounds where each key appears at most once; round k holds the k-th item of each key, in order. */
