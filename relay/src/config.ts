@@ -220,6 +220,7 @@ export const ENV_OVERRIDES: Record<string, EnvOverride> = {
   TU_RELAY_RABBITMQ_MANAGEMENT_TIMEOUT_MS: { path: ['ingress', 'rabbitmq', 'management', 'timeoutMs'], type: 'number' },
   TU_RELAY_RABBITMQ_MANAGEMENT_CLOSE_INTERVAL_MS: { path: ['ingress', 'rabbitmq', 'management', 'closeIntervalMs'], type: 'number' },
   TU_RELAY_STORAGE_URL: { path: ['storage', 'url'], type: 'string' },
+  TU_RELAY_STORAGE_WRITERS: { path: ['storage', 'writers'], type: 'number' },
   TU_RELAY_JWT_SECRET: { path: ['jwt', 'secret'], type: 'string' },
   TU_RELAY_JWT_ISSUER: { path: ['jwt', 'issuer'], type: 'string' },
   TU_RELAY_JWT_AUDIENCE: { path: ['jwt', 'audience'], type: 'string' },
