@@ -87,7 +87,7 @@ export class StorageQueue {
   }
 
   async #writer(): Promise<void> {
-    while (this.#queue.length > 0 && !this.#closed) {
+    while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.opts.batchMax);
       this.#inFlight += batch.length;
       const before = this.#resolved;
@@ -99,6 +99,8 @@ export class StorageQueue {
       this.#inFlight -= batch.length;
       done();
       for (const w of this.#spaceWaiters.splice(0, batch.length)) w();
+      // Closed while the database was failing: stop here, the rest stays unwritten.
+      if (!results) break;
     }
     this.#writers--;
     if (this.#writers === 0 && this.depth === 0) for (const r of this.#idle.splice(0)) r();
