@@ -133,6 +133,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     });
     closers.push(() => history.close());
 
+    // Terminal events leave the bus without results (docs/messages.md); the uplink and the UI feed
+    // take them from the orchestrator, created below, after the uplink: until then, from its rows.
+    let orchestratorRef: Orchestrator | undefined = undefined;
+    const resultsOf = (id: string) => (orchestratorRef ? orchestratorRef.results(id) : store.get(id)?.results);
     // The uplink subscribes before the orchestrator starts: the orchestrator re-publishes on start
     // every terminal event the outbox had not committed (see uplink/handoff.ts).
     const uplink = await startUplink(config, {
@@ -143,8 +147,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       logger: log,
       blobs,
       writerThread,
-      // Committed before the orchestrator publishes the terminal event (orchestrator.ts `finish`).
-      resultsOf: (id) => store.get(id)?.results,
+      resultsOf,
     });
     closers.push(() => uplink.stop());
     const outbox = uplink.outbox;
@@ -165,6 +168,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       ...(uplink.terminalOnDisk ? { terminalOnDisk: uplink.terminalOnDisk } : {}),
       ...(deps.random ? { random: deps.random } : {}),
     });
+    orchestratorRef = orchestrator;
     await orchestrator.start();
     closers.push(() => orchestrator.stop());
 
@@ -258,7 +262,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     // The UI's live feed: an observer client (events only; the broker refuses it anything else).
     const uiBus = await connectObserver(busIdentity, 'ui');
     closers.push(() => uiBus.close());
-    const events = await createEventFeed(uiBus, { thumbnailOf: (sha) => readThumbnailBase64(blobs, sha), resultsOf: (id) => store.get(id)?.results });
+    const events = await createEventFeed(uiBus, { thumbnailOf: (sha) => readThumbnailBase64(blobs, sha), resultsOf });
     closers.push(() => events.stop());
 
     const app = await buildApp(

@@ -4,6 +4,7 @@ import {
   newId,
   stepOfEvent,
   STEPS,
+  type AnalysisResults,
   type AnyEvent,
   type BusClient,
   type Clock,
@@ -66,6 +67,12 @@ export interface Orchestrator {
   start(): Promise<void>;
   stop(): Promise<void>;
   status(analysisId: string): AnalysisStatusView | undefined;
+  /**
+   * An analysis's results, as the edges put them back into its terminal event (docs/messages.md).
+   * When the terminal event goes out the analysis is still in memory (it leaves once published),
+   * so the uplink and the UI feed read no row; a re-published one after a restart reads its row.
+   */
+  results(analysisId: string): AnalysisResults | undefined;
   readonly stats: OrchestratorStats;
   instances(): ReturnType<Dispatcher['snapshot']>;
 }
@@ -586,6 +593,9 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     status(id) {
       const s = live.get(id) ?? store.get(id);
       return s ? statusView(s) : undefined;
+    },
+    results(id) {
+      return (live.get(id) ?? store.get(id))?.results;
     },
   };
 }

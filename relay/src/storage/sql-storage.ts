@@ -264,22 +264,22 @@ export class SqlStorage implements Storage {
       const out = batch.map(({ event }) => (inserted.delete(event.id) ? 'stored' : 'duplicate') as 'stored' | 'duplicate');
       const stored = batch.filter((_, i) => out[i] === 'stored').map((b) => b.effects);
       const machines = stored.flatMap((e) => (e.machine ? [e.machine] : []));
-      for (const round of rounds(machines, (m) => `${m.tenantId}\u0000${m.id}`)) {
+      for (const round of rounds(machines, rowKey)) {
         for (const registration of [true, false]) {
-          const group = inKeyOrder(round.filter((m) => Boolean(m.registration) === registration), (m) => `${m.tenantId}\u0000${m.id}`);
+          const group = inKeyOrder(round.filter((m) => Boolean(m.registration) === registration), rowKey);
           for (const part of chunks(group, this.#rowsPer(18))) if (part.length > 0) await this.#upsertMachines(t, part, registration);
         }
       }
       const analyses = stored.flatMap((e) => (e.analysis ? [e.analysis] : []));
       const embeddings: { tenantId: string; id: string; embedding: string }[] = [];
-      for (const round of rounds(analyses, (a) => `${a.row.tenantId}\u0000${a.row.id}`)) {
+      for (const round of rounds(analyses, (a) => rowKey(a.row))) {
         for (const mode of ['insert-only', 'upsert'] as const) {
-          const group = inKeyOrder(round.filter((a) => a.mode === mode).map((a) => a.row), (a) => `${a.tenantId}\u0000${a.id}`);
+          const group = inKeyOrder(round.filter((a) => a.mode === mode).map((a) => a.row), rowKey);
           for (const part of chunks(group, this.#rowsPer(11))) if (part.length > 0) await this.#putAnalyses(t, part, mode, embeddings);
         }
       }
       // The last embedding of each analysis (one conflict target per statement).
-      const lastEmbedding = inKeyOrder([...new Map(embeddings.map((x) => [`${x.tenantId}\u0000${x.id}`, x])).values()], (x) => `${x.tenantId}\u0000${x.id}`);
+      const lastEmbedding = inKeyOrder([...new Map(embeddings.map((x) => [rowKey(x), x])).values()], rowKey);
       for (const part of chunks(lastEmbedding, this.#rowsPer(3))) {
         if (part.length === 0) continue;
         await t.run(
@@ -540,6 +540,9 @@ function chunks<T>(xs: readonly T[], n: number): T[][] {
   for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
   return out;
 }
+
+/** A row's key within a batch: machines, analyses and embeddings are keyed by (tenant, id). */
+const rowKey = (r: { tenantId: string; id: string }): string => `${r.tenantId}\u0000${r.id}`;
 
 /**
  * Rows in one order of their keys (code units, not the database's collation). Batches may be
