@@ -69,7 +69,9 @@ export class FixedHeaderReader {
 /**
  * Wraps a client connection (TCP socket or WebSocket stream) for the broker: bytes pass
  * through unchanged, and the connection is destroyed the moment a fixed header breaks the
- * limits (before the broker has buffered the packet). Writes go straight to the connection.
+ * limits (before the broker has buffered the packet). Writes go straight to the connection;
+ * what aedes wrote corked (one packet as several chunks, mqtt-packet's writeToStream) goes as one
+ * write, so one syscall per packet and not one per chunk.
  */
 export function guardMqttStream(conn: Duplex, limits: PacketLimits, onViolation: (why: PacketViolation) => void, onConnectReceived?: () => void): Duplex {
   const reader = new FixedHeaderReader(limits);
@@ -81,6 +83,9 @@ export function guardMqttStream(conn: Duplex, limits: PacketLimits, onViolation:
     },
     write(chunk: Buffer, _enc, cb) {
       conn.write(chunk, cb);
+    },
+    writev(chunks: { chunk: Buffer }[], cb) {
+      conn.write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), cb);
     },
     final(cb) {
       conn.end(cb);
