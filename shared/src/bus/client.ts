@@ -317,7 +317,11 @@ export class BusClient {
     if (fresh.length) {
       let refused: string[];
       try {
-        const granted = await this.#mqtt.subscribeAsync(fresh, { qos: 1 });
+        // Deliveries to this client at QoS 0. Its session is clean, so a QoS 1 delivery in flight
+        // when the connection drops is discarded by the broker as well: QoS 1 would buy nothing
+        // here but a PUBACK and the broker's in-flight bookkeeping per message. Publishes stay
+        // QoS 1 (#send): mqtt.js re-sends an unacknowledged one after a reconnect.
+        const granted = await this.#mqtt.subscribeAsync(fresh, { qos: 0 });
         refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
       } catch (err) {
         // mqtt.js rejects when the broker answers SUBACK 0x80 (failure).

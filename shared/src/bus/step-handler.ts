@@ -21,7 +21,7 @@ export class StepError extends Error {
 }
 
 export interface ServeStepOptions {
-  /** How many answered commands are remembered to re-answer duplicates (QoS 1 is at-least-once). */
+  /** How many answered commands are remembered to re-answer duplicates (a QoS 1 publish is at-least-once, and the orchestrator sends a command again after a restart). */
   rememberAnswers?: number;
   now?: () => number;
 }
