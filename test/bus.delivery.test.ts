@@ -10,27 +10,29 @@ import { intake, observer, ofType, settle, startHandler, startTestAgent } from '
 // waits for nor tracks a PUBACK per delivered message (shared/src/bus/client.ts #subscribe).
 // Publishes stay QoS 1. bench/orchestrator.bench.ts measures what that buys.
 
-type Ctx = { agent: Agent; clients: BusClient[] };
-const test = suite<Ctx>('bus delivery: subscriptions at QoS 0, publishes at QoS 1');
-test.before.each(async (ctx) => {
-  ctx.agent = await startTestAgent();
-  ctx.clients = [];
-});
-test.after.each(async (ctx) => {
-  for (const c of ctx.clients.splice(0)) await c.close();
-  await ctx.agent.stop();
+const test = suite('bus delivery: subscriptions at QoS 0, publishes at QoS 1');
+
+test('a whole analysis goes through without one delivery acknowledged to the broker; every publish is acknowledged by it', async () => {
+  const agent = await startTestAgent();
+  const clients: BusClient[] = [];
+  try {
+    await oneAnalysis(agent, clients);
+  } finally {
+    for (const c of clients) await c.close();
+    await agent.stop();
+  }
 });
 
-test('a whole analysis goes through without one delivery acknowledged to the broker; every publish is acknowledged by it', async (ctx) => {
-  const { aedes } = ctx.agent.broker;
+async function oneAnalysis(agent: Agent, clients: BusClient[]): Promise<void> {
+  const { aedes } = agent.broker;
   let deliveriesAcked = 0;
   aedes.on('ack', () => deliveriesAcked++);
   const granted: string[] = [];
   aedes.on('subscribe', (subs, client) => granted.push(...subs.map((s) => `${client.id} ${s.topic} qos ${s.qos}`)));
-  const handlers = await Promise.all((['recognition', 'comparison', 'metadata'] as const).map((s) => startHandler(ctx.agent, s)));
-  const obs = await observer(ctx.agent);
-  const up = await intake(ctx.agent);
-  ctx.clients.push(...handlers, obs.bus, up);
+  const handlers = await Promise.all((['recognition', 'comparison', 'metadata'] as const).map((s) => startHandler(agent, s)));
+  const obs = await observer(agent);
+  const up = await intake(agent);
+  clients.push(...handlers, obs.bus, up);
 
   const data = uploaded('gw-test');
   // publishEvent resolves on the broker's PUBACK (QoS 1): the upload reached the broker.
@@ -39,10 +41,10 @@ test('a whole analysis goes through without one delivery acknowledged to the bro
   await settle(50);
 
   assert.is(ofType(obs.events, 'analysis.started', data.analysisId).length, 1);
-  assert.is(ctx.agent.orchestrator.status(data.analysisId)?.status, 'completed');
+  assert.is(agent.orchestrator.status(data.analysisId)?.status, 'completed');
   assert.is(deliveriesAcked, 0, 'commands and events reached the orchestrator, the handlers and the observer at QoS 0');
   assert.ok(granted.length >= 4, granted.join('; ')); // three handlers' commands, the observer's events
   assert.equal(granted.filter((g) => !g.endsWith('qos 0')), []);
-});
+}
 
 test.run();
