@@ -89,8 +89,8 @@ export default async function run(): Promise<string> {
   );
   console.log(
     `\n${table([
-      ['offered events/s', 'sent/s', 'acked/s', 'p99 ms', 'relay cores', 'relay CPU ms/event', 'broker cores', 'postgres cores (all users)', 'simulator cores', 'machine busy', 'storage queue', 'event rows/s', 'presence updates/s', 'broker auth requests/s'],
-      ...r.stages.map((s) => [s.offered, fmt(s.sentPerS, 0), fmt(s.ackedPerS, 0), fmt(s.p99Ms, 0), fmt(s.relayCpu), fmt(s.relayCpuMsPerEvent), fmt(s.brokerCpu), fmt(s.databaseCpu), fmt(s.simCpu), `${fmt(s.machineBusy * 100, 0)}%`, s.queueDepth, fmt(s.eventRowsPerS, 0), fmt(s.presenceUpdatesPerS, 0), fmt(s.authPerS, 0)]),
+      ['offered events/s', 'sent/s', 'acked/s', 'p99 ms', 'relay cores', 'relay CPU ms/event', 'broker cores', 'postgres cores (all users)', 'simulator cores', 'machine busy', 'storage queue', 'events per batch', 'event rows/s', 'presence updates/s', 'broker auth requests/s'],
+      ...r.stages.map((s) => [s.offered, fmt(s.sentPerS, 0), fmt(s.ackedPerS, 0), fmt(s.p99Ms, 0), fmt(s.relayCpu), fmt(s.relayCpuMsPerEvent), fmt(s.brokerCpu), fmt(s.databaseCpu), fmt(s.simCpu), `${fmt(s.machineBusy * 100, 0)}%`, s.queueDepth, fmt(s.eventsPerBatch, 0), fmt(s.eventRowsPerS, 0), fmt(s.presenceUpdatesPerS, 0), fmt(s.authPerS, 0)]),
     ])}\n`,
   );
   console.log(recordAim({ figure: 'fleet: gateways connected at once', value: r.connected, unit: 'gateways', aim: 10_000, better: 'higher' }));

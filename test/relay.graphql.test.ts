@@ -201,7 +201,7 @@ test('health and metrics', async (ctx) => {
   assert.is(body.storage.kind, 'sqlite');
   assert.is(body.ingress.mode, 'embedded');
   const m = (await ctx.relay.app.inject({ url: '/metrics' })).body;
-  for (const name of ['tu_relay_events_ingested_total', 'tu_relay_storage_queue_depth', 'tu_relay_machine_upserts_total', 'tu_relay_subscribers']) assert.ok(m.includes(`# TYPE ${name}`), name);
+  for (const name of ['tu_relay_events_ingested_total', 'tu_relay_storage_queue_depth', 'tu_relay_storage_batches_total', 'tu_relay_machine_upserts_total', 'tu_relay_subscribers']) assert.ok(m.includes(`# TYPE ${name}`), name);
   const root = await ctx.relay.app.inject({ url: '/' });
   assert.is(root.statusCode, 200, 'the dashboard is served at / (npm test builds it first)');
   assert.match(root.headers['content-type'] as string, /text\/html/);

@@ -46,6 +46,8 @@ export interface StageFigures {
   simCpu: number;
   machineBusy: number;
   queueDepth: number;
+  /** Events stored per storage batch (one transaction), over the relays. */
+  eventsPerBatch: number;
   /** Event rows inserted and gateway presence rows updated per second (pg_stat_user_tables). */
   eventRowsPerS: number;
   presenceUpdatesPerS: number;
@@ -107,6 +109,14 @@ async function metric(r: RelayInstance, name: string): Promise<number> {
     return 0;
   }
 }
+
+/** Each relay's counters (its /metrics), to take a stage's difference with `counterDeltas`. */
+const counters = (relays: readonly RelayInstance[], names: readonly string[]): Promise<number[][]> =>
+  Promise.all(relays.map((r) => Promise.all(names.map((n) => metric(r, n)))));
+/** Summed over the relays; a relay restarted meanwhile counts from 0 again. */
+const counterDeltas = (before: number[][], after: number[][]): number[] =>
+  after[0]!.map((_, k) => after.reduce((sum, a, i) => sum + (a[k]! >= (before[i]?.[k] ?? 0) ? a[k]! - (before[i]?.[k] ?? 0) : a[k]!), 0));
+const BATCH_COUNTERS = ['tu_relay_events_stored_total', 'tu_relay_storage_batches_total'] as const;
 
 /** A stage kept up when it acknowledged at least this share of its offered rate. */
 export const KEPT_UP = 0.9;
@@ -205,6 +215,7 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
       const mix0 = await writeMix(PG_BASE, schema);
       const auth0 = broker.authRequests?.() ?? 0;
       const lat0 = subs.latencies.length;
+      const batches0 = await counters(relays, BATCH_COUNTERS);
       const m0 = machineTicks();
       const sim0 = process.cpuUsage();
       for (const r of relays) r.cpuSecondsDelta();
@@ -220,6 +231,7 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
       const mix1 = await writeMix(PG_BASE, schema);
       const queueDepth = (await Promise.all(relays.map((r) => metric(r, 'tu_relay_storage_queue_depth')))).reduce((a, b) => a + b, 0);
       const relayCpu = relays.reduce((a, r) => a + r.cpuSecondsDelta(), 0) / secs;
+      const [stored, batches] = counterDeltas(batches0, await counters(relays, BATCH_COUNTERS));
       const ackedPerS = (sim.stats.acked - acked0) / secs;
       const fig: StageFigures = {
         offered: rate,
@@ -235,13 +247,14 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
         simCpu: (simUse.user + simUse.system) / 1e6 / secs,
         machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total),
         queueDepth,
+        eventsPerBatch: batches ? stored! / batches : NaN,
         eventRowsPerS: (mix1.eventRows - mix0.eventRows) / secs,
         presenceUpdatesPerS: (mix1.presenceUpdates - mix0.presenceUpdates) / secs,
         authPerS: ((broker.authRequests?.() ?? 0) - auth0) / secs,
       };
       stages.push(fig);
       log(
-        `stage ${rate} events/s offered: ${fig.sentPerS.toFixed(0)} sent/s, ${fig.ackedPerS.toFixed(0)} acked/s, p99 ${fig.p99Ms.toFixed(0)} ms; CPU cores: relays ${fig.relayCpu.toFixed(2)} (${fig.relayCpuMsPerEvent.toFixed(2)} ms/event), broker ${fig.brokerCpu.toFixed(2)}, postgres ${fig.databaseCpu.toFixed(2)}, simulator+subscribers ${fig.simCpu.toFixed(2)}; machine ${(fig.machineBusy * 100).toFixed(0)}% busy of ${os.cpus().length} cores; storage queue ${queueDepth}; database: ${fig.eventRowsPerS.toFixed(0)} event rows/s, ${fig.presenceUpdatesPerS.toFixed(0)} presence updates/s; broker → relay auth requests ${fig.authPerS.toFixed(0)}/s`,
+        `stage ${rate} events/s offered: ${fig.sentPerS.toFixed(0)} sent/s, ${fig.ackedPerS.toFixed(0)} acked/s, p99 ${fig.p99Ms.toFixed(0)} ms; CPU cores: relays ${fig.relayCpu.toFixed(2)} (${fig.relayCpuMsPerEvent.toFixed(2)} ms/event), broker ${fig.brokerCpu.toFixed(2)}, postgres ${fig.databaseCpu.toFixed(2)}, simulator+subscribers ${fig.simCpu.toFixed(2)}; machine ${(fig.machineBusy * 100).toFixed(0)}% busy of ${os.cpus().length} cores; storage queue ${queueDepth}, ${fig.eventsPerBatch.toFixed(0)} events per batch; database: ${fig.eventRowsPerS.toFixed(0)} event rows/s, ${fig.presenceUpdatesPerS.toFixed(0)} presence updates/s; broker → relay auth requests ${fig.authPerS.toFixed(0)}/s`,
       );
     }
     await Promise.all(timers);

@@ -20,6 +20,7 @@ export function metricsText(deps: AppDeps): string {
     .metric('tu_relay_machine_upserts_total', 'counter', 'Machine records upserted.', q.upserts)
     .metric('tu_relay_analyses_written_total', 'counter', 'Analyses written.', q.analyses)
     .metric('tu_relay_storage_queue_depth', 'gauge', 'Jobs waiting for storage.', deps.queue.depth)
+    .metric('tu_relay_storage_batches_total', 'counter', 'Storage batches committed, one transaction each (events stored ÷ batches = the batch size).', q.batches)
     .metric('tu_relay_storage_errors_total', 'counter', 'Failed storage batches (retried).', q.errors)
     .metric('tu_relay_subscribers', 'gauge', 'Active GraphQL subscriptions.', deps.subscriptions.active)
     .metric('tu_relay_subscription_connections', 'gauge', 'Open graphql-ws connections.', deps.subscriptions.connections)
