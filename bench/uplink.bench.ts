@@ -7,7 +7,8 @@ import { silentLogger, systemClock, BusClient } from '@tu/shared';
 import { derivePassword, startAgent, Outbox } from '@tu/agent';
 import { uploaded } from '../test/support/fixtures.js';
 import { testConfig, tmpDir, until } from '../test/support/harness.js';
-import { freePort, TestRelay } from '../test/support/relay-ingress.js';
+import { TestRelay } from '../test/support/relay-ingress.js';
+import { freePort } from '../test/support/processes.js';
 
 const N = 10_000;
 const GW = 'gw-bench';

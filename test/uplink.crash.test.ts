@@ -8,8 +8,8 @@ import { BusClient, serveStep, silentLogger, STEPS, type AnyEvent, type StepName
 import { derivePassword, observerUsername } from '@tu/agent';
 import { uploaded } from './support/fixtures.js';
 import { bearerFor, defaultResults, tmpDir, until } from './support/harness.js';
-import { freePort, TestRelay } from './support/relay-ingress.js';
-import { startProcess, stopProcess } from './support/processes.js';
+import { TestRelay } from './support/relay-ingress.js';
+import { freePort, startProcess, stopProcess } from './support/processes.js';
 import { addGateway, startTestRelay } from './support/relay.js';
 import { photoBytes } from './support/data.js';
 

@@ -7,7 +7,8 @@ import type { Agent, UplinkHealth } from '@tu/agent';
 import { recognitionResult, uploaded } from './support/fixtures.js';
 import { inject, intake, observer, startAllHandlers, startHandler, startTestAgent, testConfig, until } from './support/harness.js';
 import { photoBytes } from './support/real.js';
-import { freePort, TestRelay } from './support/relay-ingress.js';
+import { TestRelay } from './support/relay-ingress.js';
+import { freePort } from './support/processes.js';
 
 const GW = 'gw-test';
 const SECRET = 'gateway-secret-gw-test';

@@ -9,7 +9,8 @@ import { ManualClock, type AnyEvent } from '@tu/shared';
 import { TerminalHandoff } from '@tu/agent/internal/uplink/handoff';
 import { uploaded } from './support/fixtures.js';
 import { intake, observer, startAllHandlers, startTestAgent, testConfig, tmpDir, until } from './support/harness.js';
-import { freePort, TestRelay } from './support/relay-ingress.js';
+import { TestRelay } from './support/relay-ingress.js';
+import { freePort } from './support/processes.js';
 
 const GW = 'gw-test';
 const SECRET = 'gateway-secret-gw-test';

@@ -1,16 +1,46 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
 
-export const freePort = (): Promise<number> =>
+/** The first port the kernel hands out as the source of an outgoing connection (Linux default 32768). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 2048 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+const EPHEMERAL_LOW = ephemeralLow();
+const handedOut = new Set<number>();
+const bindable = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+
+/**
+ * A port free now for a server started later. Taken below the ephemeral range: a port from that
+ * range (listen(0)) can meanwhile become the source port of some outgoing connection (a relay's
+ * own PostgreSQL or Redis connections, 10,000 simulated gateways reconnecting), and the server
+ * then fails with EADDRINUSE (it did, once, in CI). The 2,768 ports under the range (30000–32767
+ * with Linux's default; RabbitMQ test clusters take theirs from 20000–29999, rabbitmq.ts). Never
+ * the same port twice in this process.
+ */
+export async function freePort(): Promise<number> {
+  const low = Math.max(1024, EPHEMERAL_LOW - 2768);
+  for (let i = 0; i < 100; i++) {
+    const port = low + Math.floor(Math.random() * (EPHEMERAL_LOW - low));
+    if (handedOut.has(port) || !(await bindable(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free port between ${low} and ${EPHEMERAL_LOW - 1} after 100 tries`);
+}
 
 /** Whether something accepts TCP connections on 127.0.0.1:`port` now. */
 export const portOpen = (port: number): Promise<boolean> =>
