@@ -113,9 +113,12 @@ async function metric(r: RelayInstance, name: string): Promise<number> {
 /** Each relay's counters (its /metrics), to take a stage's difference with `counterDeltas`. */
 const counters = (relays: readonly RelayInstance[], names: readonly string[]): Promise<number[][]> =>
   Promise.all(relays.map((r) => Promise.all(names.map((n) => metric(r, n)))));
-/** Summed over the relays; a relay restarted meanwhile counts from 0 again. */
+/** Per relay; a relay restarted meanwhile counts from 0 again. */
+const perRelayDeltas = (before: number[][], after: number[][]): number[][] =>
+  after.map((a, i) => a.map((v, k) => (v >= (before[i]?.[k] ?? 0) ? v - (before[i]?.[k] ?? 0) : v)));
+/** Summed over the relays. */
 const counterDeltas = (before: number[][], after: number[][]): number[] =>
-  after[0]!.map((_, k) => after.reduce((sum, a, i) => sum + (a[k]! >= (before[i]?.[k] ?? 0) ? a[k]! - (before[i]?.[k] ?? 0) : a[k]!), 0));
+  perRelayDeltas(before, after).reduce((sum, d) => sum.map((s, k) => s + d[k]!), after[0]!.map(() => 0));
 const BATCH_COUNTERS = ['tu_relay_events_stored_total', 'tu_relay_storage_batches_total'] as const;
 
 /** A stage kept up when it acknowledged at least this share of its offered rate. */
@@ -229,9 +232,16 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
       const simUse = process.cpuUsage(sim0);
       const lat = subs.latencies.slice(lat0).map((x) => x.ms);
       const mix1 = await writeMix(PG_BASE, schema);
-      const queueDepth = (await Promise.all(relays.map((r) => metric(r, 'tu_relay_storage_queue_depth')))).reduce((a, b) => a + b, 0);
-      const relayCpu = relays.reduce((a, r) => a + r.cpuSecondsDelta(), 0) / secs;
-      const [stored, batches] = counterDeltas(batches0, await counters(relays, BATCH_COUNTERS));
+      const relayCpus = relays.map((r) => r.cpuSecondsDelta() / secs);
+      const relayCpu = relayCpus.reduce((a, b) => a + b, 0);
+      const batches1 = await counters(relays, BATCH_COUNTERS);
+      const [stored, batches] = counterDeltas(batches0, batches1);
+      const depths = await Promise.all(relays.map((r) => metric(r, 'tu_relay_storage_queue_depth')));
+      // How the load spread: a killed instance's gateways reconnect to the others and stay there.
+      const perRelay = perRelayDeltas(batches0, batches1).map(
+        ([st, b], i) => `r${i} ${((st ?? 0) / secs).toFixed(0)} stored/s, ${b ? ((st ?? 0) / b).toFixed(0) : '–'} per batch, queue ${depths[i]}, ${relayCpus[i]!.toFixed(2)} cores`,
+      );
+      const queueDepth = depths.reduce((a, b) => a + b, 0);
       const ackedPerS = (sim.stats.acked - acked0) / secs;
       const fig: StageFigures = {
         offered: rate,
@@ -256,6 +266,7 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
       log(
         `stage ${rate} events/s offered: ${fig.sentPerS.toFixed(0)} sent/s, ${fig.ackedPerS.toFixed(0)} acked/s, p99 ${fig.p99Ms.toFixed(0)} ms; CPU cores: relays ${fig.relayCpu.toFixed(2)} (${fig.relayCpuMsPerEvent.toFixed(2)} ms/event), broker ${fig.brokerCpu.toFixed(2)}, postgres ${fig.databaseCpu.toFixed(2)}, simulator+subscribers ${fig.simCpu.toFixed(2)}; machine ${(fig.machineBusy * 100).toFixed(0)}% busy of ${os.cpus().length} cores; storage queue ${queueDepth}, ${fig.eventsPerBatch.toFixed(0)} events per batch; database: ${fig.eventRowsPerS.toFixed(0)} event rows/s, ${fig.presenceUpdatesPerS.toFixed(0)} presence updates/s; broker → relay auth requests ${fig.authPerS.toFixed(0)}/s`,
       );
+      log(`  per relay: ${perRelay.join('; ')}`);
     }
     await Promise.all(timers);
     const drained = await sim.drain(30_000);

@@ -82,9 +82,12 @@ class SimGateway {
     if (this.#closing || this.#retry || !this.sim.running) return;
     this.reconnects++;
     this.sim.stats.disconnects += wasConnected ? 1 : 0;
-    // Another URL (the node or instance may be gone), after a jittered pause so a whole node's
-    // gateways do not come back in the same millisecond.
-    this.urlIndex = (this.urlIndex + 1) % this.sim.opts.urls.length;
+    // Another URL, picked at random among the others as a load balancer would spread them (the
+    // node or instance may be gone; taking the next one sent all of a killed instance's gateways
+    // to one survivor, which then held two thirds of the fleet). After a jittered pause, so a
+    // whole node's gateways do not come back in the same millisecond.
+    const n = this.sim.opts.urls.length;
+    if (n > 1) this.urlIndex = (this.urlIndex + 1 + Math.floor(Math.random() * (n - 1))) % n;
     const wait = Math.min(8000, 500 * Math.min(this.reconnects, 8)) * (0.5 + Math.random());
     this.#retry = setTimeout(() => {
       this.#retry = undefined;
