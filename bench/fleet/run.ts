@@ -127,7 +127,9 @@ export const KEPT_UP = 0.9;
 function sustained(stages: readonly StageFigures[]): { eventsPerS: number; keptUp: boolean } {
   const kept = stages.filter((s) => s.ackedPerS >= KEPT_UP * s.offered);
   const pool = kept.length ? kept : stages;
-  return { eventsPerS: Math.max(0, ...pool.map((s) => s.ackedPerS)), keptUp: kept.length > 0 };
+  // A stage after one that fell behind acknowledges its backlog too: it shows that the relays
+  // kept up with what was sent, not that they could take more, so it counts at most what was sent.
+  return { eventsPerS: Math.max(0, ...pool.map((s) => Math.min(s.ackedPerS, s.sentPerS))), keptUp: kept.length > 0 };
 }
 
 export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (line: string) => void = console.log): Promise<FleetResult> {
