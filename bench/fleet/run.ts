@@ -97,29 +97,29 @@ function machineTicks(): { busy: number; total: number } {
   return { busy: total - (f[3] ?? 0) - (f[4] ?? 0), total };
 }
 
-async function metric(r: RelayInstance, name: string): Promise<number> {
-  if (r.pid === undefined) return 0;
+/** Several series of one relay's /metrics, read in one request (each summed over its labels; 0 when the relay is down). */
+async function metrics(r: RelayInstance, names: readonly string[]): Promise<number[]> {
+  if (r.pid === undefined) return names.map(() => 0);
   try {
-    const text = await (await fetch(`${r.url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
-    return text
-      .split('\n')
-      .filter((l) => l.startsWith(name))
-      .reduce((a, l) => a + Number(l.split(' ').at(-1)), 0);
+    const lines = (await (await fetch(`${r.url}/metrics`, { signal: AbortSignal.timeout(2000) })).text()).split('\n');
+    return names.map((name) => lines.filter((l) => l.startsWith(name)).reduce((a, l) => a + Number(l.split(' ').at(-1)), 0));
   } catch {
-    return 0;
+    return names.map(() => 0);
   }
 }
+const metric = async (r: RelayInstance, name: string): Promise<number> => (await metrics(r, [name]))[0]!;
 
-/** Each relay's counters (its /metrics), to take a stage's difference with `counterDeltas`. */
-const counters = (relays: readonly RelayInstance[], names: readonly string[]): Promise<number[][]> =>
-  Promise.all(relays.map((r) => Promise.all(names.map((n) => metric(r, n)))));
+/** Each relay's counters, to take a stage's difference with `counterDeltas`. */
+const counters = (relays: readonly RelayInstance[], names: readonly string[]): Promise<number[][]> => Promise.all(relays.map((r) => metrics(r, names)));
 /** Per relay; a relay restarted meanwhile counts from 0 again. */
 const perRelayDeltas = (before: number[][], after: number[][]): number[][] =>
   after.map((a, i) => a.map((v, k) => (v >= (before[i]?.[k] ?? 0) ? v - (before[i]?.[k] ?? 0) : v)));
 /** Summed over the relays. */
 const counterDeltas = (before: number[][], after: number[][]): number[] =>
   perRelayDeltas(before, after).reduce((sum, d) => sum.map((s, k) => s + d[k]!), after[0]!.map(() => 0));
+/** Stored events and batches (counters), then the queue depth (a gauge: read, not differenced). */
 const BATCH_COUNTERS = ['tu_relay_events_stored_total', 'tu_relay_storage_batches_total'] as const;
+const STAGE_END_SERIES = [...BATCH_COUNTERS, 'tu_relay_storage_queue_depth'] as const;
 
 /** A stage kept up when it acknowledged at least this share of its offered rate. */
 export const KEPT_UP = 0.9;
@@ -236,9 +236,10 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
       const mix1 = await writeMix(PG_BASE, schema);
       const relayCpus = relays.map((r) => r.cpuSecondsDelta() / secs);
       const relayCpu = relayCpus.reduce((a, b) => a + b, 0);
-      const batches1 = await counters(relays, BATCH_COUNTERS);
+      const end = await counters(relays, STAGE_END_SERIES);
+      const batches1 = end.map((v) => v.slice(0, BATCH_COUNTERS.length));
+      const depths = end.map((v) => v[BATCH_COUNTERS.length]!);
       const [stored, batches] = counterDeltas(batches0, batches1);
-      const depths = await Promise.all(relays.map((r) => metric(r, 'tu_relay_storage_queue_depth')));
       // How the load spread: a killed instance's gateways reconnect to the others and stay there.
       const perRelay = perRelayDeltas(batches0, batches1).map(
         ([st, b], i) => `r${i} ${((st ?? 0) / secs).toFixed(0)} stored/s, ${b ? ((st ?? 0) / b).toFixed(0) : '–'} per batch, queue ${depths[i]}, ${relayCpus[i]!.toFixed(2)} cores`,
