@@ -155,6 +155,53 @@ test('one event id delivered to both instances fans out once to a subscriber on 
   }
 });
 
+test('a login verified by instance A lets the gateway into instance B without scrypt; a wrong secret or a revoked gateway gets nothing from it', async (ctx) => {
+  const id = 'gw-sl-login';
+  const secret = await addGateway(ctx.a, id, ctx.tenant);
+  const stats = () => ({ a: { ...ctx.a.deps.registry.loginStats }, b: { ...ctx.b.deps.registry.loginStats } });
+  const s0 = stats();
+  const redis = new Redis(REDIS);
+  try {
+    // Other tests' gateways logged in too: their tags are not this one's.
+    const earlier = new Set(await redis.keys(`${ctx.prefix}v:*`));
+    (await connectGateway(ctx.a.mqttUrl, id, secret)).end(true);
+    assert.is(ctx.a.deps.registry.loginStats.scrypt - s0.a.scrypt, 1, 'A ran scrypt once');
+    // A shares the tag without waiting for Redis: poll (bounded) until it is there.
+    let tags: string[] = [];
+    for (let i = 0; i < 100 && tags.length === 0; i++) {
+      tags = (await redis.keys(`${ctx.prefix}v:*`)).filter((k) => !earlier.has(k));
+      if (tags.length === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.is(tags.length, 1, 'one shared tag');
+    // The tag is keyed: it is not a hash of anything stored or sent.
+    assert.not.ok(tags[0]!.includes(secret) || tags[0]!.includes(id), 'the tag holds neither the secret nor the id');
+
+    (await connectGateway(ctx.b.mqttUrl, id, secret)).end(true);
+    (await connectGateway(ctx.b.mqttUrl, id, secret)).end(true);
+    const s1 = stats();
+    assert.equal({ scrypt: s1.b.scrypt - s0.b.scrypt, shared: s1.b.shared - s0.b.shared, memory: s1.b.memory - s0.b.memory }, { scrypt: 0, shared: 1, memory: 1 }, 'B: first from the shared tag, then from its memory');
+
+    // A wrong secret finds no tag: scrypt, refused.
+    const wrong = await connectGateway(ctx.b.mqttUrl, id, `${secret}x`).then(
+      (c) => (c.end(true), 'connected'),
+      (err: Error) => err.message,
+    );
+    assert.match(wrong, /Bad username or password|Not authorized/i);
+    const s2 = stats();
+    assert.equal({ scrypt: s2.b.scrypt - s1.b.scrypt, refused: s2.b.refused - s1.b.refused }, { scrypt: 1, refused: 1 }, 'the wrong secret cost a scrypt and was refused');
+
+    // Revoked on A: B, reading storage, does not take the old tag (it names the old stored hash).
+    assert.ok(await ctx.a.registry.revoke(id));
+    assert.is(await ctx.b.registry.authenticateFresh(id, secret, { onlyKnown: true }), undefined, 'revoked: not known');
+    assert.is(await ctx.b.registry.authenticateFresh(id, secret), undefined, 'revoked: refused');
+  } finally {
+    await new Promise((resolve) => {
+      redis.once('end', resolve);
+      void redis.quit();
+    });
+  }
+});
+
 test('a gateway connected to an instance that dies (kill -9) reads offline through the others once its liveness lapses', async (ctx) => {
   const id = 'gw-sl-crash';
   const secret = await addGateway(ctx.a, id, ctx.tenant);

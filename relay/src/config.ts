@@ -183,6 +183,14 @@ export const relayConfigSchema = z
         dedupTtlMs: z.number().int().min(1000).max(7 * 24 * 3600_000).default(15 * 60_000),
         /** An instance that has not renewed its liveness key for this long is gone: gateways it held are offline. */
         livenessMs: z.number().int().min(500).max(600_000).default(30_000),
+        /**
+         * How long a gateway login verified by one instance is accepted by the others without
+         * scrypt (relay/src/registry/secrets.ts). 0 = not shared. Needs jwt.secret or
+         * verifiedLoginSecret, which keys the shared tags.
+         */
+        verifiedLoginTtlMs: z.number().int().min(0).max(30 * 24 * 3600_000).default(24 * 3600_000),
+        /** Keys the shared login tags (at least 32 characters, the same on every instance); default: derived from jwt.secret. */
+        verifiedLoginSecret: z.string().min(32, 'redis.verifiedLoginSecret must be at least 32 characters').optional(),
       })
       .optional(),
     /** Recent event ids kept in memory to drop duplicates before fan-out. */
@@ -227,6 +235,7 @@ export const ENV_OVERRIDES: Record<string, EnvOverride> = {
   TU_RELAY_REGISTRY_FILE: { path: ['registryFile'], type: 'string' },
   TU_RELAY_REDIS_URL: { path: ['redis', 'url'], type: 'string' },
   TU_RELAY_REDIS_KEY_PREFIX: { path: ['redis', 'keyPrefix'], type: 'string' },
+  TU_RELAY_REDIS_VERIFIED_LOGIN_SECRET: { path: ['redis', 'verifiedLoginSecret'], type: 'string' },
 };
 
 /** The storage URL, defaulting to SQLite in the data directory. */

@@ -19,6 +19,7 @@ import { newBrokerAuthStats } from './http/routes/broker-auth.js';
 import type { Ingress } from './ingress/types.js';
 import { importRegistryFile } from './registry/file.js';
 import { Registry } from './registry/registry.js';
+import { verifiedLoginKey } from './registry/secrets.js';
 import { openStorage } from './storage/open.js';
 import { EventRetention } from './storage/retention.js';
 import type { Storage } from './storage/types.js';
@@ -69,7 +70,16 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
       const n = await importRegistryFile(config.registryFile, storage);
       logger.info(n, 'registry file imported');
     }
-    const registry = new Registry(storage);
+    // Presence, the duplicate window and verified logins shared by the instances (with several
+    // behind a clustered broker, or behind a load balancer that moves a dead instance's gateways).
+    const shared = config.redis
+      ? new RedisState({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, dedupTtlMs: config.redis.dedupTtlMs, livenessMs: config.redis.livenessMs, verifiedLoginTtlMs: config.redis.verifiedLoginTtlMs, logger: logger.child({ component: 'redis' }) })
+      : undefined;
+    if (shared) cleanup.push(() => shared.close());
+    const loginKeySecret = config.redis?.verifiedLoginSecret ?? config.jwt.secret;
+    const shareLogins = shared !== undefined && (config.redis?.verifiedLoginTtlMs ?? 0) > 0 && loginKeySecret !== undefined;
+    if (shared && !shareLogins) logger.info('verified gateway logins are not shared between instances (set redis.verifiedLoginSecret, or jwt.secret): a dead instance\'s gateways each cost a scrypt at their next login');
+    const registry = new Registry(storage, shareLogins ? { sharedLogins: { store: shared, key: verifiedLoginKey(loginKeySecret) } } : {});
     await registry.load();
     const queue = new StorageQueue(storage, {
       max: config.storage.queueMax,
@@ -80,9 +90,6 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     cleanup.unshift(() => queue.close());
     const clock = opts.clock ?? systemClock;
     const now = () => new Date(clock.now());
-    // Presence and the duplicate window shared by the instances (with several behind a clustered broker).
-    const shared = config.redis ? new RedisState({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, dedupTtlMs: config.redis.dedupTtlMs, livenessMs: config.redis.livenessMs, logger: logger.child({ component: 'redis' }) }) : undefined;
-    if (shared) cleanup.push(() => shared.close());
     const presence = new Presence(queue, { authoritative: config.ingress.mode === 'embedded', now, ...(shared ? { shared } : {}), logger: logger.child({ component: 'presence' }) });
     const emitter = createEmitter(config);
     cleanup.push(() => new Promise<void>((r) => emitter.close(() => r())));

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from '@tu/shared';
+import type { SharedVerifiedLogins } from '../registry/secrets.js';
 import type { SharedPresence, SharedPresenceEntry, SharedRecentIds } from './shared-state.js';
 
 /**
@@ -37,6 +38,8 @@ type WithScripts = Redis & {
  * Presence and the shared duplicate window in Redis (config `redis`), under `keyPrefix`:
  * - `{prefix}p:{gatewayId}`: hash `online` ("1"/"0"), `statusAt` (ms of that status), `lastSeen` (ms);
  * - `{prefix}e:{gatewayId}:{eventId}`: an event id claimed by one instance, expiring after `dedupTtlMs`;
+ * - `{prefix}v:{tag}`: a gateway login one instance verified (a keyed tag, relay/src/registry/secrets.ts
+ *   `VerifiedCache`), expiring after `verifiedLoginTtlMs`;
  * - `{prefix}i:{instanceId}`: this instance is alive, renewed every third of `livenessMs`. A gateway
  *   connected to the embedded broker of an instance that died (kill -9, a lost machine) never got
  *   its "offline": the hash's `heldBy` names the instance, and without its liveness key the
@@ -44,14 +47,14 @@ type WithScripts = Redis & {
  * Commands are auto-pipelined (a page of gateways is one round trip) and time out after 1 s,
  * so a Redis outage slows nothing for long: callers fall back as their comments say.
  */
-export class RedisState implements SharedPresence, SharedRecentIds {
+export class RedisState implements SharedPresence, SharedRecentIds, SharedVerifiedLogins {
   readonly #redis: WithScripts;
   /** This instance, in `heldBy` and its liveness key. */
   readonly instanceId = randomBytes(8).toString('hex');
   readonly #heartbeat: NodeJS.Timeout;
   #lastErrorLog = 0;
 
-  constructor(private readonly opts: { url: string; keyPrefix: string; dedupTtlMs: number; livenessMs: number; logger: Logger }) {
+  constructor(private readonly opts: { url: string; keyPrefix: string; dedupTtlMs: number; livenessMs: number; verifiedLoginTtlMs: number; logger: Logger }) {
     const redis = new Redis(opts.url, { keyPrefix: opts.keyPrefix, enableAutoPipelining: true, commandTimeout: 1000, maxRetriesPerRequest: 1 });
     redis.defineCommand('tuPresenceStatus', { numberOfKeys: 1, lua: STATUS_LUA });
     redis.defineCommand('tuPresenceSeen', { numberOfKeys: 1, lua: SEEN_LUA });
@@ -95,6 +98,16 @@ export class RedisState implements SharedPresence, SharedRecentIds {
 
   async claim(gatewayId: string, eventId: string): Promise<boolean> {
     return (await this.#redis.set(`e:${gatewayId}:${eventId}`, '1', 'PX', this.opts.dedupTtlMs, 'NX')) === 'OK';
+  }
+
+  async hasVerified(tag: string): Promise<boolean> {
+    // Not connected: a miss at once (the login runs scrypt) rather than a wait for the command timeout.
+    if (this.#redis.status !== 'ready') return false;
+    return (await this.#redis.exists(`v:${tag}`).catch(() => 0)) === 1;
+  }
+
+  async addVerified(tag: string): Promise<void> {
+    await this.#redis.set(`v:${tag}`, '1', 'PX', this.opts.verifiedLoginTtlMs).catch(() => undefined);
   }
 
   /** Resolves once the connection is closed (quit answers before the socket is gone). */

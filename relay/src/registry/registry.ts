@@ -1,7 +1,7 @@
 import { TuError } from '@tu/shared';
 import { ID_RE } from '../config.js';
 import type { GatewayRow, Storage } from '../storage/types.js';
-import { generateSecret, hashSecret, REVOKED_SECRET_HASH, VerifiedCache } from './secrets.js';
+import { generateSecret, hashSecret, REVOKED_SECRET_HASH, VerifiedCache, type LoginStats, type SharedVerifiedLogins } from './secrets.js';
 
 export interface GatewayInfo {
   id: string;
@@ -15,8 +15,19 @@ export interface GatewayInfo {
  */
 export class Registry {
   #gateways = new Map<string, GatewayRow>();
-  #verified = new VerifiedCache();
-  constructor(private readonly storage: Storage) {}
+  readonly #verified: VerifiedCache;
+  /** `sharedLogins`: verified logins shared with the other instances (secrets.ts `VerifiedCache`). */
+  constructor(
+    private readonly storage: Storage,
+    opts: { sharedLogins?: { store: SharedVerifiedLogins; key: Buffer } } = {},
+  ) {
+    this.#verified = new VerifiedCache(opts.sharedLogins ? { shared: opts.sharedLogins } : {});
+  }
+
+  /** How logins were verified (metrics). */
+  get loginStats(): Readonly<LoginStats> {
+    return this.#verified.stats;
+  }
 
   async addTenant(id: string, name?: string): Promise<void> {
     if (!ID_RE.test(id)) throw new TuError('INVALID_REQUEST', 'tenant id: 1-64 characters A-Z a-z 0-9 _ -');
@@ -74,7 +85,7 @@ export class Registry {
     const row = await this.#fresh(id);
     if (!row) return undefined;
     // onlyKnown: a secret verified before passes, any other is refused without computing scrypt.
-    if (opts.onlyKnown) return this.#verified.known(id, secret, row.secretHash) ? row : undefined;
+    if (opts.onlyKnown) return (await this.#verified.known(id, secret, row.secretHash)) ? row : undefined;
     return (await this.#verified.verify(id, secret, row.secretHash)) ? row : undefined;
   }
 

@@ -6,6 +6,7 @@ export function metricsText(deps: AppDeps): string {
   const i = deps.ingest.stats;
   const q = deps.queue.stats;
   const ing = deps.ingress();
+  const l = deps.registry.loginStats;
   return new Exposition()
     .metric('tu_relay_events_received_total', 'counter', 'Event publishes received from gateways.', i.received)
     .metric('tu_relay_events_ingested_total', 'counter', 'Events accepted (valid, new) and fanned out.', i.accepted)
@@ -34,6 +35,12 @@ export function metricsText(deps: AppDeps): string {
       [{ kind: 'pending_connects' }, ing?.admission?.refusedPending ?? 0],
       [{ kind: 'login_throttled' }, ing?.logins?.throttled ?? 0],
     ])
+    .metric('tu_relay_gateway_logins_total', 'counter', 'Gateway logins checked, by how: scrypt (the costly check; refused ones included), memory (verified here before), shared (verified by another instance, redis).', [
+      [{ verified_by: 'scrypt' }, l.scrypt],
+      [{ verified_by: 'memory' }, l.memory],
+      [{ verified_by: 'shared' }, l.shared],
+    ])
+    .metric('tu_relay_gateway_logins_refused_total', 'counter', 'Gateway logins whose secret scrypt refused (wrong secret, or revoked).', l.refused)
     .metric('process_resident_memory_bytes', 'gauge', 'Resident set size.', process.memoryUsage.rss())
     .toString();
 }
