@@ -1,87 +1,81 @@
-import { createClient, type Client } from 'graphql-ws';
-import WebSocket from 'ws';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { fromSubscribers, type FromSubscribers, type SubscriberStats, type ToSubscribers } from './subscriber-messages.js';
 
 /**
- * Dashboard clients: graphql-ws subscriptions to `analysisEvents(gatewayId)` (relay/README.md),
- * each watching one gateway, spread over the relay instances, so every event they receive has
- * crossed one instance's ingest and the Redis fan-out. Latency = arrival − the event's `time`
- * (stamped by the simulator when first sent; same machine, same clock). A client whose instance
- * dies reconnects to the next instance (bounded retries).
+ * Dashboard clients watching gateways' events, in a process of their own
+ * (subscriber-process.ts says why), so every event they receive has crossed one instance's ingest
+ * and the Redis fan-out. Latency = arrival − the event's `time` (stamped by the simulator when
+ * first sent; same machine, same clock).
  */
-export interface SubscriberStats {
-  received: number;
-  duplicates: number;
-  reconnects: number;
-  errors: number;
-}
-
 interface Sample {
+  /** Arrival, ms since the epoch. */
   at: number;
   ms: number;
 }
 
 export class Subscribers {
   readonly latencies: Sample[] = [];
-  readonly stats: SubscriberStats = { received: 0, duplicates: 0, reconnects: 0, errors: 0 };
-  #clients: Client[] = [];
-  #active = 0;
+  stats: SubscriberStats = { received: 0, duplicates: 0, reconnects: 0, errors: 0, active: 0 };
+  #child: ChildProcess | undefined;
+  #reported: ((m: FromSubscribers) => void)[] = [];
 
-  constructor(
-    private readonly opts: { httpUrls: string[]; token: string; watch: string[]; now?: () => number },
-  ) {}
+  constructor(private readonly opts: { httpUrls: string[]; token: string; watch: string[] }) {}
+
+  /** The subscribers' process (its CPU counts with the simulator's). */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
 
   get active(): number {
-    return this.#active;
+    return this.stats.active;
   }
 
   /** Opens one subscription per watched gateway; resolves once all are acknowledged or after maxMs. */
   async start(maxMs: number): Promise<void> {
-    const now = this.opts.now ?? Date.now;
-    this.opts.watch.forEach((gw, i) => {
-      let target = i % this.opts.httpUrls.length;
-      let connects = 0;
-      const seen = new Set<string>();
-      const client = createClient({
-        // A new connection after a drop goes to the next instance.
-        url: () => `${this.opts.httpUrls[(target = connects++ === 0 ? target : (target + 1) % this.opts.httpUrls.length)]!.replace('http', 'ws')}/graphql`,
-        webSocketImpl: WebSocket,
-        connectionParams: { authorization: `Bearer ${this.opts.token}` },
-        retryAttempts: 20,
-        retryWait: async (n) => new Promise((r) => setTimeout(r, Math.min(5000, 300 * 2 ** n) * (0.5 + Math.random()))),
-        shouldRetry: () => true,
-        on: {
-          connected: () => {
-            this.#active++;
-            if (connects > 1) this.stats.reconnects++;
-          },
-          closed: () => {
-            if (this.#active > 0) this.#active--;
-          },
-        },
-      });
-      client.subscribe<{ analysisEvents: { id: string; time: string } }>(
-        { query: 'subscription ($gw: ID) { analysisEvents(gatewayId: $gw) { id time } }', variables: { gw } },
-        {
-          next: (v) => {
-            const e = v.data?.analysisEvents;
-            if (!e) return void this.stats.errors++;
-            const t = now();
-            if (seen.has(e.id)) this.stats.duplicates++;
-            else seen.add(e.id);
-            this.stats.received++;
-            this.latencies.push({ at: t, ms: t - Date.parse(e.time) });
-          },
-          error: () => void this.stats.errors++,
-          complete: () => undefined,
-        },
-      );
-      this.#clients.push(client);
+    // tsx's loader in the child too: the bench runs from source.
+    const child = fork(fileURLToPath(new URL('./subscriber-process.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.#child = child;
+    child.on('message', (raw) => {
+      const m = fromSubscribers.safeParse(raw);
+      if (!m.success) return void this.stats.errors++;
+      for (const [at, ms] of m.data.samples) this.latencies.push({ at, ms });
+      this.stats = m.data.stats;
+      // Only an answer to a question (or the last report) resolves it: a periodic report may have left before the question arrived.
+      if (m.data.type !== 'report') for (const r of this.#reported.splice(0)) r(m.data);
     });
+    this.#send({ type: 'start', httpUrls: this.opts.httpUrls, token: this.opts.token, watch: this.opts.watch });
     const t0 = Date.now();
-    while (this.#active < this.opts.watch.length && Date.now() - t0 < maxMs) await new Promise((r) => setTimeout(r, 100));
+    while (this.active < this.opts.watch.length && Date.now() - t0 < maxMs) await new Promise((r) => setTimeout(r, 100));
+  }
+
+  /** Takes in everything that arrived until now (bounded: 5 s). */
+  async flush(): Promise<void> {
+    await this.#ask({ type: 'report' });
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.#clients.map((c) => c.dispose()));
+    const child = this.#child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    await this.#ask({ type: 'close' });
+    // Bounded: a child that does not end by itself is killed.
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+
+  #send(m: ToSubscribers): void {
+    this.#child?.send(m);
+  }
+
+  #ask(m: ToSubscribers): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 5000);
+      this.#reported.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.#send(m);
+    });
   }
 }
