@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { MqttClient } from 'mqtt';
-import { gatewayStatusPayload, gatewayTopics } from '@tu/shared';
+import { uplinkSchema } from '@tu/firmware-config';
+import { gatewayStatusPayload, gatewayTopics, retryDelay } from '@tu/shared';
 import { analysisEvents, EVENTS_PER_ANALYSIS, type Outgoing } from './analysis.js';
 import type { FleetGateway } from './registry.js';
 
@@ -21,6 +22,9 @@ export interface SimOptions {
   now?: () => number;
 }
 
+/** The agent's own reconnect policy: its defaults (firmware-config uplink.reconnect), shared/src/retry-policy.ts. */
+const RECONNECT = uplinkSchema.parse({}).reconnect;
+
 class SimGateway {
   client: MqttClient | undefined;
   urlIndex: number;
@@ -30,6 +34,8 @@ class SimGateway {
   readonly pending = new Map<number, { topic: string; payload: string; sentAt: number }>();
   readonly acked: number[] = [];
   reconnects = 0;
+  /** Retries since the last successful connection (the backoff's retry number, as agent/src/uplink/forwarder.ts counts). */
+  #attempt = 0;
   #closing = false;
   #retry: NodeJS.Timeout | undefined;
 
@@ -63,6 +69,7 @@ class SimGateway {
       };
       c.once('connect', () => {
         this.connected = true;
+        this.#attempt = 0;
         c.publish(gatewayTopics.status(this.login.id), gatewayStatusPayload(true), { qos: 1, retain: true });
         // The outbox again, same ids (at-least-once; the relay drops duplicates).
         for (const [seq, p] of [...this.pending].sort((a, b) => a[0] - b[0])) this.#send(c, seq, p.topic, p.payload);
@@ -84,11 +91,11 @@ class SimGateway {
     this.sim.stats.disconnects += wasConnected ? 1 : 0;
     // Another URL, picked at random among the others as a load balancer would spread them (the
     // node or instance may be gone; taking the next one sent all of a killed instance's gateways
-    // to one survivor, which then held two thirds of the fleet). After a jittered pause, so a
-    // whole node's gateways do not come back in the same millisecond.
+    // to one survivor, which then held two thirds of the fleet). After the agent's jittered
+    // backoff, so a whole node's gateways come back as real ones would.
     const n = this.sim.opts.urls.length;
     if (n > 1) this.urlIndex = (this.urlIndex + 1 + Math.floor(Math.random() * (n - 1))) % n;
-    const wait = Math.min(8000, 500 * Math.min(this.reconnects, 8)) * (0.5 + Math.random());
+    const wait = retryDelay(this.#attempt++, RECONNECT);
     this.#retry = setTimeout(() => {
       this.#retry = undefined;
       if (this.reconnects > 200 || !this.sim.running) return;
