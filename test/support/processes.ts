@@ -57,7 +57,10 @@ export const portOpen = (port: number): Promise<boolean> =>
  * output contains `ready`. Output is drained (printed with DEBUG_PROCESSES=1).
  */
 export function startProcess(entry: string, args: string[], ready: string, env: Record<string, string> = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(REPO, entry), ...args], {
+  // TU_RELAY_CPU_PROF_DIR: relays write a V8 CPU profile there when they exit (not on SIGKILL),
+  // e.g. to see where a relay's time goes under `npm run bench -- fleet` (relay/README.md).
+  const prof = process.env.TU_RELAY_CPU_PROF_DIR && entry.startsWith('relay/') ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TU_RELAY_CPU_PROF_DIR}`] : [];
+  const child = spawn(process.execPath, [...prof, path.join(REPO, entry), ...args], {
     cwd: REPO,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
