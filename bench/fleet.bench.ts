@@ -33,6 +33,8 @@ const env = z
       .default('2000,4000,6000,8000')
       .transform((s) => s.split(',').map(Number)),
     TU_FLEET_SUBSCRIBERS: z.coerce.number().int().min(0).max(1000).default(200),
+    /** Load before the measured run (bench/fleet/run.ts says why), at the first rate. */
+    TU_FLEET_WARMUP_SECONDS: z.coerce.number().min(0).max(60).default(3),
   })
   .parse(process.env);
 
@@ -62,7 +64,7 @@ export default async function run(): Promise<string> {
   if (Number.isFinite(fds) && fds < env.TU_FLEET_GATEWAYS + 1000) throw new Error(`open-file limit ${fds} is too low for ${env.TU_FLEET_GATEWAYS} gateways: run \`ulimit -n 65536\` in this shell first (hard limit: \`ulimit -Hn\`)`);
   const broker = fleetBrokerFromEnv();
   const r = await runFleet(
-    { gateways: env.TU_FLEET_GATEWAYS, relays: env.TU_FLEET_RELAYS, seconds: env.TU_FLEET_SECONDS, rates: env.TU_FLEET_RATES, subscribers: env.TU_FLEET_SUBSCRIBERS, killRelayAt: 0.35, killBrokerAt: 0.65 },
+    { gateways: env.TU_FLEET_GATEWAYS, relays: env.TU_FLEET_RELAYS, seconds: env.TU_FLEET_SECONDS, rates: env.TU_FLEET_RATES, subscribers: env.TU_FLEET_SUBSCRIBERS, warmupSeconds: env.TU_FLEET_WARMUP_SECONDS, killRelayAt: 0.35, killBrokerAt: 0.65 },
     broker,
   );
   const saturated = r.stages.find((s) => s.ackedPerS < KEPT_UP * s.offered);
