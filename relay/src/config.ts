@@ -56,6 +56,13 @@ export const relayConfigSchema = z
             maxPendingConnects: z.number().int().min(1).max(1_000_000).default(1024),
             connectBurstPerAddress: z.number().int().min(1).max(1_000_000).default(200),
             connectsPerSecondPerAddress: z.number().min(0.01).max(1_000_000).default(50),
+            /**
+             * All addresses together: new connections handed to the broker per second after a burst;
+             * the rest wait their turn (relay/src/ingress/connect-pacer.ts), so a dead instance's
+             * gateways reconnecting at once do not stall the connected ones' events.
+             */
+            connectBurst: z.number().int().min(1).max(1_000_000).default(200),
+            connectsPerSecond: z.number().min(1).max(1_000_000).default(1000),
             failedLoginBurst: z.number().int().min(1).max(1_000_000).default(10),
             failedLoginsPerSecond: z.number().min(0.001).max(1_000_000).default(0.2),
           })

@@ -1,4 +1,5 @@
 import type { AdmissionStats, LoginThrottle } from '@tu/shared';
+import type { ConnectPacerStats } from './connect-pacer.js';
 
 /** RabbitMQ ingress (relay/src/ingress/rabbitmq.ts): what this instance took from the shared queue. */
 export interface RabbitmqIngressStats {
@@ -36,6 +37,8 @@ export interface IngressStats {
   admission?: AdmissionStats;
   /** Embedded only: failed logins, and logins refused unchecked after too many failures. */
   logins?: LoginThrottle['stats'];
+  /** Embedded only: connections waiting their turn (ingress.limits.connectsPerSecond). */
+  pacing?: ConnectPacerStats;
   rabbitmq?: RabbitmqIngressStats;
 }
 

@@ -35,6 +35,8 @@ export function metricsText(deps: AppDeps): string {
       [{ kind: 'pending_connects' }, ing?.admission?.refusedPending ?? 0],
       [{ kind: 'login_throttled' }, ing?.logins?.throttled ?? 0],
     ])
+    .metric('tu_relay_ingress_connects_waiting', 'gauge', 'New gateway connections waiting their turn (ingress.limits.connectsPerSecond).', ing?.pacing?.waiting ?? 0)
+    .metric('tu_relay_ingress_connects_paced_total', 'counter', 'New gateway connections that had to wait their turn.', ing?.pacing?.paced ?? 0)
     .metric('tu_relay_gateway_logins_total', 'counter', 'Gateway logins checked, by how: scrypt (the costly check; refused ones included), memory (verified here before), shared (verified by another instance, redis).', [
       [{ verified_by: 'scrypt' }, l.scrypt],
       [{ verified_by: 'memory' }, l.memory],

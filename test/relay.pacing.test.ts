@@ -1,0 +1,60 @@
+/**
+ * New gateway connections wait their turn (relay/src/ingress/connect-pacer.ts): handed to the
+ * broker in arrival order at ingress.limits.connectsPerSecond, while the gateways already
+ * connected keep being served.
+ */
+import { PassThrough } from 'node:stream';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { MqttClient } from 'mqtt';
+import { ConnectPacer } from '@tu/relay/internal/ingress/connect-pacer';
+import { until } from './support/harness.js';
+import { addGateway, analysisFlow, connectGateway, publishEvent, startTestRelay } from './support/relay.js';
+
+const test = suite('relay ingress: new connections paced');
+
+test('connections past the burst start one per token, in arrival order; one closed while waiting is skipped', async () => {
+  const started: number[] = [];
+  const conns = Array.from({ length: 6 }, () => new PassThrough());
+  const pacer = new ConnectPacer({ burst: 2, perSecond: 50 }, { now: () => Date.now(), start: (c) => started.push(conns.indexOf(c as PassThrough)) });
+  conns.forEach((c) => pacer.offer(c));
+  assert.equal(started, [0, 1], 'the burst starts at once');
+  assert.equal(pacer.stats, { waiting: 4, paced: 4 });
+  conns[3]!.destroy();
+  await until(() => pacer.stats.waiting === 0, 2000);
+  assert.equal(started, [0, 1, 2, 4, 5], 'the rest in order, without the one that closed');
+  assert.is(pacer.stats.paced, 4);
+  // Closing drops whoever still waits.
+  const late = [new PassThrough(), new PassThrough(), new PassThrough(), new PassThrough()];
+  late.forEach((c) => pacer.offer(c));
+  pacer.close();
+  assert.ok(late.slice(1).every((c) => c.destroyed), 'waiting connections destroyed on close');
+  assert.is(pacer.stats.waiting, 0);
+});
+
+test('a connected gateway keeps getting its events acknowledged while newcomers wait their turn', async () => {
+  const relay = await startTestRelay({ overrides: { 'ingress.limits.connectBurst': 1, 'ingress.limits.connectsPerSecond': 5 } });
+  const clients: MqttClient[] = [];
+  try {
+    const secrets = new Map<string, string>();
+    for (let i = 0; i < 12; i++) secrets.set(`gw-pace-${i}`, await addGateway(relay, `gw-pace-${i}`, 'pace'));
+    const [first, ...rest] = [...secrets];
+    clients.push(await connectGateway(relay.mqttUrl, first![0], first![1]));
+    // Eleven at once: one token a 200 ms, so they take about two seconds to get in.
+    const newcomers = rest.map(([id, secret]) => connectGateway(relay.mqttUrl, id, secret).then((c) => (clients.push(c), c)));
+    await until(() => (relay.deps.ingress()?.pacing?.waiting ?? 0) >= 5, 2000);
+    const [event] = analysisFlow(first![0]);
+    assert.is(await publishEvent(clients[0]!, first![0], event!), 'ok', 'acknowledged (stored)');
+    assert.ok((relay.deps.ingress()?.pacing?.waiting ?? 0) > 0, 'while others were still waiting');
+    await Promise.all(newcomers);
+    assert.is(clients.length, 12, 'every newcomer got in');
+    assert.ok((relay.deps.ingress()?.pacing?.paced ?? 0) >= 10, 'and most of them waited');
+    const metrics = await (await fetch(`${relay.url}/metrics`)).text();
+    assert.match(metrics, /^tu_relay_ingress_connects_paced_total \d+$/m);
+  } finally {
+    for (const c of clients) c.end(true);
+    await relay.stop();
+  }
+});
+
+test.run();
