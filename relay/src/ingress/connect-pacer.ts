@@ -13,9 +13,9 @@ export interface ConnectPacerStats {
  * in arrival order, for all addresses together.
  *
  * Why: when a relay instance dies, its gateways all reconnect to the others within the agent's
- * first backoff (half a second), and each connection costs a survivor about 0.4 ms of CPU
- * (CONNECT, login, CONNACK, the status publish, presence; `npm run bench -- fleet`). Taken as
- * they come, 1,700 of them stall every other gateway's events for about a second. Paced, the
+ * first backoff (half a second), and each connection costs a survivor 0.5–0.7 ms of CPU
+ * (CONNECT, login, CONNACK, the status publish, presence; `npm run bench -- logins`). Taken as
+ * they come, 1,700 of them hold the event loop, and every other gateway's events, for about a second. Paced, the
  * connected gateways' events keep their turn in the event loop and the newcomers wait a little
  * longer for their CONNACK. A waiting connection is not read: what it sent stays in the socket,
  * and it still counts as a connection before authentication (admission's maxPendingConnects
