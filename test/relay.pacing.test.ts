@@ -13,13 +13,15 @@ import { addGateway, analysisFlow, connectGateway, publishEvent, startTestRelay 
 
 const test = suite('relay ingress: new connections paced');
 
+const limits = { burst: 2, perSecond: 50, maxWaiting: 100, maxWaitMs: 10_000 };
+
 test('connections past the burst start one per token, in arrival order; one closed while waiting is skipped', async () => {
   const started: number[] = [];
   const conns = Array.from({ length: 6 }, () => new PassThrough());
-  const pacer = new ConnectPacer({ burst: 2, perSecond: 50 }, { now: () => Date.now(), start: (c) => started.push(conns.indexOf(c as PassThrough)) });
+  const pacer = new ConnectPacer(limits, { now: () => Date.now(), start: (c) => started.push(conns.indexOf(c as PassThrough)) });
   conns.forEach((c) => pacer.offer(c));
   assert.equal(started, [0, 1], 'the burst starts at once');
-  assert.equal(pacer.stats, { waiting: 4, paced: 4 });
+  assert.equal(pacer.stats, { waiting: 4, paced: 4, refusedFull: 0, expired: 0 });
   conns[3]!.destroy();
   await until(() => pacer.stats.waiting === 0, 2000);
   assert.equal(started, [0, 1, 2, 4, 5], 'the rest in order, without the one that closed');
@@ -30,6 +32,32 @@ test('connections past the burst start one per token, in arrival order; one clos
   pacer.close();
   assert.ok(late.slice(1).every((c) => c.destroyed), 'waiting connections destroyed on close');
   assert.is(pacer.stats.waiting, 0);
+});
+
+test('an error on a waiting connection (a reset) is handled, not thrown; the queue is bounded in size and in time', async () => {
+  const started: PassThrough[] = [];
+  const refused: string[] = [];
+  let now = 0;
+  const pacer = new ConnectPacer({ burst: 1, perSecond: 1, maxWaiting: 2, maxWaitMs: 500 }, { now: () => now, start: (c) => started.push(c as PassThrough), onRefused: (why) => refused.push(why) });
+  const [first, reset, waits, over] = [new PassThrough(), new PassThrough(), new PassThrough(), new PassThrough()];
+  pacer.offer(first);
+  pacer.offer(reset);
+  pacer.offer(waits);
+  // Without the pacer's own error listener this would be an uncaught 'error': the process would exit.
+  reset.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+  await new Promise((r) => setImmediate(r));
+  assert.is(pacer.stats.waiting, 1, 'the reset one left the queue');
+  pacer.offer(over);
+  pacer.offer(new PassThrough());
+  assert.equal(refused, ['full'], 'beyond maxWaiting: refused');
+  assert.ok(!over.destroyed && pacer.stats.waiting === 2);
+  // Past maxWaitMs (injected clock), whoever still waits is closed, not started.
+  now = 10_000;
+  await until(() => pacer.stats.waiting === 0, 3000);
+  assert.equal(started, [first], 'only the first got its turn');
+  assert.ok(waits.destroyed && over.destroyed, 'the ones that waited too long are closed');
+  assert.equal(refused, ['full', 'expired', 'expired']);
+  pacer.close();
 });
 
 test('a connected gateway keeps getting its events acknowledged while newcomers wait their turn', async () => {

@@ -63,6 +63,9 @@ export const relayConfigSchema = z
              */
             connectBurst: z.number().int().min(1).max(1_000_000).default(200),
             connectsPerSecond: z.number().min(1).max(1_000_000).default(1000),
+            /** Connections waiting their turn at most (beyond: closed), and for how long (below the agent's 15 s connect timeout). */
+            maxWaitingConnects: z.number().int().min(1).max(1_000_000).default(5000),
+            maxConnectWaitMs: z.number().int().min(100).max(600_000).default(10_000),
             failedLoginBurst: z.number().int().min(1).max(1_000_000).default(10),
             failedLoginsPerSecond: z.number().min(0.001).max(1_000_000).default(0.2),
           })

@@ -1,11 +1,27 @@
 import type { Duplex } from 'node:stream';
 import { TokenBuckets, type BucketRate } from '@tu/shared';
 
+export interface ConnectPacerLimits extends BucketRate {
+  /** Connections waiting at most; a newcomer beyond it is refused (closed). */
+  maxWaiting: number;
+  /** A connection that waited this long is closed: its gateway retries with its backoff. */
+  maxWaitMs: number;
+}
+
 export interface ConnectPacerStats {
   /** Connections waiting for their turn now. */
   waiting: number;
   /** Connections that had to wait, in all. */
   paced: number;
+  /** Closed without their turn: the queue was full, or they waited maxWaitMs. */
+  refusedFull: number;
+  expired: number;
+}
+
+interface Waiting {
+  conn: Duplex;
+  since: number;
+  onError: (err: Error) => void;
 }
 
 /**
@@ -13,44 +29,57 @@ export interface ConnectPacerStats {
  * in arrival order, for all addresses together.
  *
  * Why: when a relay instance dies, its gateways all reconnect to the others within the agent's
- * first backoff (half a second), and each connection costs a survivor 0.5–0.7 ms of CPU
+ * first backoff (half a second), and each connection costs a survivor 0.6–0.8 ms of CPU
  * (CONNECT, login, CONNACK, the status publish, presence; `npm run bench -- logins`). Taken as
- * they come, 1,700 of them hold the event loop, and every other gateway's events, for about a second. Paced, the
- * connected gateways' events keep their turn in the event loop and the newcomers wait a little
- * longer for their CONNACK. A waiting connection is not read: what it sent stays in the socket,
- * and it still counts as a connection before authentication (admission's maxPendingConnects
- * bounds how many may wait). One that closes while waiting is dropped from the queue.
+ * they come, 1,700 of them hold the event loop, and every other gateway's events, for about a second.
+ * Paced, the connected gateways' events keep their turn and the newcomers wait a little longer
+ * for their CONNACK.
+ *
+ * While a connection waits, the packet guard in front of it (shared/src/bus/packet-guard.ts)
+ * has already read its CONNECT (at most maxConnectBytes) and holds it until the broker reads
+ * the stream. So the queue is bounded on its own (`maxWaiting`, refused beyond), and nobody
+ * waits longer than `maxWaitMs` (below the agent's connect timeout): a flood of connections from
+ * many addresses costs a refusal each, not memory without end. An error on a waiting connection
+ * (a reset) is handled here: nothing else listens to it yet.
  */
 export class ConnectPacer {
   readonly #bucket: TokenBuckets;
-  /** Arrival order; a connection that closed while waiting is skipped when reached. */
-  #queue: Duplex[] = [];
+  /** Arrival order; an entry whose connection closed meanwhile is skipped when reached. */
+  #queue: Waiting[] = [];
   #head = 0;
   /** The connections waiting now (not yet started, not closed). */
-  readonly #waiting = new Set<Duplex>();
-  #paced = 0;
+  readonly #waiting = new Map<Duplex, Waiting>();
+  readonly #counts = { paced: 0, refusedFull: 0, expired: 0 };
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(
-    private readonly rate: BucketRate,
-    private readonly deps: { now: () => number; start: (conn: Duplex) => void },
+    private readonly limits: ConnectPacerLimits,
+    private readonly deps: { now: () => number; start: (conn: Duplex) => void; onRefused?: (why: 'full' | 'expired') => void },
   ) {
-    this.#bucket = new TokenBuckets(rate, deps.now, 1);
+    this.#bucket = new TokenBuckets(limits, deps.now, 1);
   }
 
   get stats(): ConnectPacerStats {
-    return { waiting: this.#waiting.size, paced: this.#paced };
+    return { waiting: this.#waiting.size, ...this.#counts };
   }
 
   /** Starts the connection now if its turn has come (nobody waiting and a token left), else queues it. */
   offer(conn: Duplex): void {
     if (this.#closed) return void conn.destroy();
+    if (conn.destroyed) return;
     if (this.#waiting.size === 0 && this.#bucket.take('')) return this.deps.start(conn);
-    this.#queue.push(conn);
-    this.#waiting.add(conn);
-    this.#paced++;
+    if (this.#waiting.size >= this.limits.maxWaiting) {
+      this.#counts.refusedFull++;
+      this.deps.onRefused?.('full');
+      return void conn.destroy();
+    }
+    const entry: Waiting = { conn, since: this.deps.now(), onError: () => this.#waiting.delete(conn) };
+    conn.on('error', entry.onError);
     conn.once('close', () => this.#waiting.delete(conn));
+    this.#queue.push(entry);
+    this.#waiting.set(conn, entry);
+    this.#counts.paced++;
     this.#schedule();
   }
 
@@ -58,18 +87,32 @@ export class ConnectPacer {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
-    for (const conn of this.#waiting) conn.destroy();
+    for (const conn of this.#waiting.keys()) conn.destroy();
     this.#waiting.clear();
     this.#queue = [];
     this.#head = 0;
   }
 
   #drain(): void {
+    const now = this.deps.now();
     while (this.#head < this.#queue.length) {
-      const conn = this.#queue[this.#head]!;
-      if (this.#waiting.has(conn) && !this.#bucket.take('')) break;
+      const entry = this.#queue[this.#head]!;
+      const live = this.#waiting.get(entry.conn) === entry;
+      if (live && now - entry.since >= this.limits.maxWaitMs) {
+        this.#head++;
+        this.#waiting.delete(entry.conn);
+        this.#counts.expired++;
+        this.deps.onRefused?.('expired');
+        entry.conn.destroy();
+        continue;
+      }
+      if (live && !this.#bucket.take('')) break;
       this.#head++;
-      if (this.#waiting.delete(conn)) this.deps.start(conn);
+      if (!live) continue;
+      this.#waiting.delete(entry.conn);
+      // From here the broker listens to the stream's errors.
+      entry.conn.off('error', entry.onError);
+      this.deps.start(entry.conn);
     }
     // Compacted once drained or once the consumed head is most of it, so a long storm stays O(n).
     if (this.#head === this.#queue.length || this.#head > 1024) {
@@ -88,7 +131,7 @@ export class ConnectPacer {
         this.#timer = undefined;
         this.#drain();
       },
-      Math.max(1, Math.ceil((missing / this.rate.perSecond) * 1000)),
+      Math.max(1, Math.ceil((missing / this.limits.perSecond) * 1000)),
     );
   }
 }

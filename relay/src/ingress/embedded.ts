@@ -2,12 +2,12 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { checkGatewayPublish, LoginThrottle, MqttAdmission, systemClock, type AdmissionLimits, type BucketRate, type Clock, type Logger, type LoginThrottleLimits } from '@tu/shared';
+import { checkGatewayPublish, LoginThrottle, MqttAdmission, systemClock, type AdmissionLimits, type Clock, type Logger, type LoginThrottleLimits } from '@tu/shared';
 import type { RelayConfig } from '../config.js';
 import type { Ingest } from '../ingest/pipeline.js';
 import type { Presence } from '../ingest/presence.js';
 import type { Registry } from '../registry/registry.js';
-import { ConnectPacer } from './connect-pacer.js';
+import { ConnectPacer, type ConnectPacerLimits } from './connect-pacer.js';
 import type { Ingress, IngressStats } from './types.js';
 
 const CLIENT_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -22,12 +22,12 @@ const authError = (message: string, returnCode: 2 | 4 | 5): AuthenticateError =>
  * An event's PUBACK is sent once the relay has stored it.
  */
 /** The ingress limits from config (ingress.limits): the packet limit is the payload limit plus room for topic and headers. */
-export function ingressLimits(ingress: RelayConfig['ingress']): { admission: AdmissionLimits; logins: LoginThrottleLimits; pacing: BucketRate } {
+export function ingressLimits(ingress: RelayConfig['ingress']): { admission: AdmissionLimits; logins: LoginThrottleLimits; pacing: ConnectPacerLimits } {
   const l = ingress.limits;
   return {
     admission: { maxConnectBytes: l.maxConnectBytes, maxPacketBytes: ingress.maxPayloadBytes + 1024, maxPendingConnects: l.maxPendingConnects, connectBurstPerAddress: l.connectBurstPerAddress, connectsPerSecondPerAddress: l.connectsPerSecondPerAddress },
     logins: { failuresPerAddress: { burst: l.failedLoginBurst, perSecond: l.failedLoginsPerSecond }, failuresPerUsername: { burst: l.failedLoginBurst, perSecond: l.failedLoginsPerSecond } },
-    pacing: { burst: l.connectBurst, perSecond: l.connectsPerSecond },
+    pacing: { burst: l.connectBurst, perSecond: l.connectsPerSecond, maxWaiting: l.maxWaitingConnects, maxWaitMs: l.maxConnectWaitMs },
   };
 }
 
@@ -40,7 +40,7 @@ export async function startEmbeddedIngress(opts: {
   logger: Logger;
   maxPayloadBytes: number;
   /** Limits before authentication (config ingress.limits). */
-  limits: { admission: AdmissionLimits; logins: LoginThrottleLimits; pacing: BucketRate };
+  limits: { admission: AdmissionLimits; logins: LoginThrottleLimits; pacing: ConnectPacerLimits };
   /** mqtts on the TCP port (config ingress.tls, read by relay/src/tls.ts). */
   tls?: { cert: Buffer; key: Buffer };
   clock?: Clock;
@@ -53,7 +53,11 @@ export async function startEmbeddedIngress(opts: {
   });
   const logins = new LoginThrottle(opts.limits.logins, () => clock.now());
   // Admitted connections wait their turn here before the broker reads them (connect-pacer.ts says why).
-  const pacer = new ConnectPacer(opts.limits.pacing, { now: () => clock.now(), start: (conn) => aedes.handle(conn) });
+  const pacer = new ConnectPacer(opts.limits.pacing, {
+    now: () => clock.now(),
+    start: (conn) => aedes.handle(conn),
+    onRefused: (why) => log.warn({ why, waiting: pacer.stats.waiting }, why === 'full' ? 'cut a new gateway connection: too many waiting their turn (ingress.limits.maxWaitingConnects)' : 'cut a gateway connection that waited its turn for ingress.limits.maxConnectWaitMs'),
+  });
   const handle = (conn: Duplex, address: string | undefined) => {
     const guarded = admission.admit(conn, address);
     if (guarded) pacer.offer(guarded);

@@ -37,6 +37,10 @@ export function metricsText(deps: AppDeps): string {
     ])
     .metric('tu_relay_ingress_connects_waiting', 'gauge', 'New gateway connections waiting their turn (ingress.limits.connectsPerSecond).', ing?.pacing?.waiting ?? 0)
     .metric('tu_relay_ingress_connects_paced_total', 'counter', 'New gateway connections that had to wait their turn.', ing?.pacing?.paced ?? 0)
+    .metric('tu_relay_ingress_connects_cut_waiting_total', 'counter', 'New gateway connections closed without their turn, by why: the queue was full, or they waited too long.', [
+      [{ why: 'full' }, ing?.pacing?.refusedFull ?? 0],
+      [{ why: 'expired' }, ing?.pacing?.expired ?? 0],
+    ])
     .metric('tu_relay_gateway_logins_total', 'counter', 'Gateway logins checked, by how: scrypt (the costly check; refused ones included), memory (verified here before), shared (verified by another instance, redis).', [
       [{ verified_by: 'scrypt' }, l.scrypt],
       [{ verified_by: 'memory' }, l.memory],
