@@ -4,7 +4,7 @@
  * duplicate window live in Redis, so either instance answers for a gateway the other one saw.
  * Both run on one injected clock (the instances' clocks agree), moved by the test where time matters.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';
@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { ManualClock } from '@tu/shared';
-import type { Relay } from '@tu/relay';
+import { generateSecret, hashSecret, verifiedLoginKey, type Relay } from '@tu/relay';
 import { tmpDir } from './support/harness.js';
 import { freePort, startProcess, stopProcess } from './support/processes.js';
 import { addGateway, analysisFlow, connectGateway, dropPgSchema, gql, JWT_SECRET, PG_BASE, pgSchemaName, publishEvent, startTestRelay, subscribeEvents, tokenFor } from './support/relay.js';
@@ -155,7 +155,7 @@ test('one event id delivered to both instances fans out once to a subscriber on 
   }
 });
 
-test('a login verified by instance A lets the gateway into instance B without scrypt; a wrong secret or a revoked gateway gets nothing from it', async (ctx) => {
+test('a login verified by instance A lets the gateway into instance B without scrypt; a wrong, rotated or revoked secret gets nothing from it', async (ctx) => {
   const id = 'gw-sl-login';
   const secret = await addGateway(ctx.a, id, ctx.tenant);
   const stats = () => ({ a: { ...ctx.a.deps.registry.loginStats }, b: { ...ctx.b.deps.registry.loginStats } });
@@ -173,8 +173,10 @@ test('a login verified by instance A lets the gateway into instance B without sc
       if (tags.length === 0) await new Promise((r) => setTimeout(r, 20));
     }
     assert.is(tags.length, 1, 'one shared tag');
-    // The tag is keyed: it is not a hash of anything stored or sent.
-    assert.not.ok(tags[0]!.includes(secret) || tags[0]!.includes(id), 'the tag holds neither the secret nor the id');
+    // The tag is keyed with what the instances share (here jwt.secret), not a plain hash of the login.
+    const row = await ctx.a.storage.getGateway(id);
+    const keyed = createHmac('sha256', verifiedLoginKey(JWT_SECRET)).update(`${id}\0${secret}\0${row!.secretHash}`).digest('base64url');
+    assert.is(tags[0], `${ctx.prefix}v:${keyed}`, 'HMAC(key from jwt.secret, id, secret, stored hash)');
 
     (await connectGateway(ctx.b.mqttUrl, id, secret)).end(true);
     (await connectGateway(ctx.b.mqttUrl, id, secret)).end(true);
@@ -190,10 +192,21 @@ test('a login verified by instance A lets the gateway into instance B without sc
     const s2 = stats();
     assert.equal({ scrypt: s2.b.scrypt - s1.b.scrypt, refused: s2.b.refused - s1.b.refused }, { scrypt: 1, refused: 1 }, 'the wrong secret cost a scrypt and was refused');
 
-    // Revoked on A: B, reading storage, does not take the old tag (it names the old stored hash).
+    // A new secret, stored through A: B, which holds the old secret in its memory and in the
+    // shared tag, refuses the old one at the next connection (both tags name the old stored hash).
+    const newSecret = generateSecret();
+    assert.ok(await ctx.a.storage.setGatewaySecretHash(id, await hashSecret(newSecret)));
+    const refused = async (s: string) =>
+      connectGateway(ctx.b.mqttUrl, id, s).then(
+        (c) => (c.end(true), 'connected'),
+        (err: Error) => err.message,
+      );
+    assert.match(await refused(secret), /Bad username or password|Not authorized/i, 'the old secret, after rotation');
+    (await connectGateway(ctx.b.mqttUrl, id, newSecret)).end(true);
+    // Revoked through A: B refuses the gateway at its next connection, though it verified the secret before.
     assert.ok(await ctx.a.registry.revoke(id));
-    assert.is(await ctx.b.registry.authenticateFresh(id, secret, { onlyKnown: true }), undefined, 'revoked: not known');
-    assert.is(await ctx.b.registry.authenticateFresh(id, secret), undefined, 'revoked: refused');
+    assert.match(await refused(newSecret), /Bad username or password|Not authorized/i, 'revoked');
+    assert.is(await ctx.b.registry.authenticateFresh(id, newSecret, { onlyKnown: true }), undefined, 'revoked: not known to the broker auth either');
   } finally {
     await new Promise((resolve) => {
       redis.once('end', resolve);

@@ -78,7 +78,12 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     if (shared) cleanup.push(() => shared.close());
     const loginKeySecret = config.redis?.verifiedLoginSecret ?? config.jwt.secret;
     const shareLogins = shared !== undefined && (config.redis?.verifiedLoginTtlMs ?? 0) > 0 && loginKeySecret !== undefined;
-    if (shared && !shareLogins) logger.info('verified gateway logins are not shared between instances (set redis.verifiedLoginSecret, or jwt.secret): a dead instance\'s gateways each cost a scrypt at their next login');
+    if (shared && !shareLogins)
+      logger.info(
+        config.redis?.verifiedLoginTtlMs === 0
+          ? 'verified gateway logins are not shared between instances (redis.verifiedLoginTtlMs is 0): a dead instance\'s gateways each cost a scrypt at their next login'
+          : 'verified gateway logins are not shared between instances (set redis.verifiedLoginSecret, or jwt.secret): a dead instance\'s gateways each cost a scrypt at their next login',
+      );
     const registry = new Registry(storage, shareLogins ? { sharedLogins: { store: shared, key: verifiedLoginKey(loginKeySecret) } } : {});
     await registry.load();
     const queue = new StorageQueue(storage, {

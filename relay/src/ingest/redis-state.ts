@@ -107,6 +107,8 @@ export class RedisState implements SharedPresence, SharedRecentIds, SharedVerifi
   }
 
   async addVerified(tag: string): Promise<void> {
+    // Not connected: dropped, not queued in ioredis's offline queue behind every other login.
+    if (this.#redis.status !== 'ready') return;
     await this.#redis.set(`v:${tag}`, '1', 'PX', this.opts.verifiedLoginTtlMs).catch(() => undefined);
   }
 

@@ -57,11 +57,23 @@ export class Registry {
     return this.#gateways.get(id);
   }
 
+  /**
+   * A gateway's login at the embedded ingress, against its row as storage has it now: a gateway
+   * revoked or given a new secret through any instance (or the CLI) is refused at its next
+   * connection on every instance, not only on the one whose cache was told. When storage does
+   * not answer, the cached row (logins keep working through a database outage; a revocation
+   * made meanwhile applies once it answers again); with no cached row either, the error.
+   */
   async authenticate(id: string, secret: string): Promise<GatewayInfo | undefined> {
     if (!ID_RE.test(id)) return undefined;
-    const row = this.#gateways.get(id) ?? (await this.storage.getGateway(id));
+    let row: GatewayRow | undefined;
+    try {
+      row = await this.#fresh(id);
+    } catch (err) {
+      row = this.#gateways.get(id);
+      if (!row) throw err;
+    }
     if (!row) return undefined;
-    this.#gateways.set(id, row);
     return (await this.#verified.verify(id, secret, row.secretHash)) ? row : undefined;
   }
 
