@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { issueToken } from '@tu/relay';
 import { tmpDir } from '../../test/support/harness.js';
@@ -23,6 +24,8 @@ export const fleetOptionsSchema = z.object({
   /** Offered fleet-wide events/s, one stage each, raised in turn over the run (equal shares of `seconds`). */
   rates: z.array(z.number().int().min(6).max(200_000)).min(1).max(20),
   subscribers: z.number().int().min(0).max(1000),
+  /** Gateways each subscriber watches (one subscription each, on its one connection). */
+  watchPerSubscriber: z.number().int().min(1).max(100).default(1),
   /** Kill one relay instance (SIGKILL) at this fraction of the run, restart it 5 s later. */
   killRelayAt: z.number().min(0).max(1).optional(),
   /** Kill one broker node at this fraction of the run, restart it 5 s later (brokers with nodes only). */
@@ -78,7 +81,7 @@ export interface FleetResult {
   ackP50Ms: number;
   ackP99Ms: number;
   latencySamples: number;
-  subscribers: { watching: number; active: number; received: number; duplicates: number; reconnects: number };
+  subscribers: { subscribers: number; watchPerSubscriber: number; active: number; received: number; duplicates: number; reconnects: number };
   check: CheckResult;
   rssKb: { index: number; nowKb: number; peakKb: number }[];
   sim: Simulator['stats'];
@@ -152,12 +155,28 @@ function aboveP99BySecond(samples: readonly { at: number; ms: number }[], start:
     .join(', ');
 }
 
+/** Deletes every key under `prefix` (SCAN, so Redis is never blocked by one big command). */
+async function deleteRedisKeys(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
 export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (line: string) => void = console.log): Promise<FleetResult> {
   const o = fleetOptionsSchema.parse(input);
   const dir = tmpDir('tu-fleet-');
   const tag = randomBytes(4).toString('hex');
   const tenant = `fleet-${tag}`;
   const schema = `tu_fleet_${tag}`;
+  const redisPrefix = `tu:fleet:${tag}:`;
   const pgUrl = `${PG_BASE}?schema=${schema}`;
   const jwtSecret = randomBytes(32).toString('hex');
   const { file: registryFile, gateways } = await writeFleetRegistry(dir, tenant, `fl${tag}`, o.gateways);
@@ -168,6 +187,8 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
       TU_RELAY_STORAGE_URL: pgUrl,
       TU_RELAY_JWT_SECRET: jwtSecret,
       TU_RELAY_REDIS_URL: `redis://127.0.0.1:6379/${o.redisDb}`,
+      // This run's keys only (presence hashes have no expiry): deleted after the run.
+      TU_RELAY_REDIS_KEY_PREFIX: redisPrefix,
       // Only the first instance imports the registry (started alone, so no two imports race).
       ...(i === 0 ? { TU_RELAY_REGISTRY_FILE: registryFile } : {}),
     },
@@ -192,10 +213,13 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
     log(`${connected}/${o.gateways} gateways connected in ${connectMs} ms (waves of ${o.waveSize})`);
 
     const token = await issueToken({ secret: jwtSecret }, { sub: 'fleet-dashboard', tenant });
-    const step = Math.max(1, Math.floor(o.gateways / Math.max(1, o.subscribers)));
-    subs = new Subscribers({ httpUrls: relays.map((r) => r.url), token, watch: Array.from({ length: o.subscribers }, (_, i) => gateways[(i * step) % o.gateways]!.id) });
+    // Watched gateways spread evenly over the fleet; subscriber i takes every `subscribers`-th of them.
+    const watched = o.subscribers * o.watchPerSubscriber;
+    const step = Math.max(1, Math.floor(o.gateways / Math.max(1, watched)));
+    const watch = Array.from({ length: o.subscribers }, (_, i) => Array.from({ length: o.watchPerSubscriber }, (_, k) => gateways[((i + k * o.subscribers) * step) % o.gateways]!.id));
+    subs = new Subscribers({ httpUrls: relays.map((r) => r.url), token, watch });
     await subs.start(30_000);
-    log(`${subs.active}/${o.subscribers} graphql-ws subscribers connected`);
+    log(`${subs.active}/${o.subscribers} graphql-ws subscribers connected, watching ${o.watchPerSubscriber} gateway(s) each`);
     if (o.warmupSeconds > 0) {
       // Freshly started relays run their hot paths (ingest, fan-out, GraphQL execution, SQL) cold
       // for about a second: events of the first second reached subscribers after 150–400 ms
@@ -325,7 +349,7 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
     const all = subs.latencies.map((x) => x.ms);
     log(`deliveries at or above the whole run's p99, by second of the run: ${aboveP99BySecond(subs.latencies, loadStart) || 'none'} (faults: ${faults.join('; ') || 'none'})`);
     const steady = subs.latencies.filter((x) => x.at < firstFault).map((x) => x.ms);
-    const subStats = { watching: o.subscribers, ...subs.stats };
+    const subStats = { subscribers: o.subscribers, watchPerSubscriber: o.watchPerSubscriber, ...subs.stats };
     await subs.close();
     subs = undefined;
     const sent = sim.gateways.map((g) => ({ id: g.login.id, nextSeq: g.nextSeq, acked: g.acked }));
@@ -360,6 +384,7 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
     for (const r of relays) await r.stop().catch(() => undefined);
     await broker.stop().catch(() => undefined);
     await dropPgSchema(schema).catch(() => undefined);
+    await deleteRedisKeys(`redis://127.0.0.1:6379/${o.redisDb}`, redisPrefix).catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

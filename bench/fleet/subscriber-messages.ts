@@ -6,13 +6,14 @@ export const subscriberStatsSchema = z.object({
   duplicates: z.number(),
   reconnects: z.number(),
   errors: z.number(),
-  /** Subscriptions connected now. */
+  /** Subscribers (graphql-ws connections) connected now. */
   active: z.number(),
 });
 export type SubscriberStats = z.infer<typeof subscriberStatsSchema>;
 
 export const toSubscribers = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('start'), httpUrls: z.array(z.string().url()).min(1), token: z.string().min(1), watch: z.array(z.string().min(1)) }),
+    /** `watch`: per subscriber (one graphql-ws connection), the gateways it subscribes to (one subscription each). */
+  z.object({ type: z.literal('start'), httpUrls: z.array(z.string().url()).min(1), token: z.string().min(1), watch: z.array(z.array(z.string().min(1)).min(1)) }),
   /** Report what arrived so far now (at a stage's end). */
   z.object({ type: z.literal('report') }),
   z.object({ type: z.literal('close') }),

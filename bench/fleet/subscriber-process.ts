@@ -1,7 +1,7 @@
 /**
  * The dashboard clients' own process (bench/fleet/subscribers.ts starts it): graphql-ws
- * subscriptions to `analysisEvents(gatewayId)` (relay/README.md), each watching one gateway,
- * spread over the relay instances. Arrival times are taken here, away from the simulator of
+ * connections spread over the relay instances, each with a subscription to
+ * `analysisEvents(gatewayId)` (relay/README.md) per gateway it watches. Arrival times are taken here, away from the simulator of
  * 10,000 gateways: when a relay dies its gateways all reconnect inside the simulator's process,
  * which then stalls for up to 0.7 s, and a subscriber timed in that process counted the stall as
  * the relays' latency. A client whose instance dies reconnects to the next instance (bounded retries).
@@ -21,8 +21,8 @@ const report = (type: FromSubscribers['type']): void => {
   samples = [];
 };
 
-function start(httpUrls: string[], token: string, watch: string[]): void {
-  watch.forEach((gw, i) => {
+function start(httpUrls: string[], token: string, watch: string[][]): void {
+  watch.forEach((gateways, i) => {
     let target = i % httpUrls.length;
     let connects = 0;
     const seen = new Set<string>();
@@ -44,22 +44,24 @@ function start(httpUrls: string[], token: string, watch: string[]): void {
         },
       },
     });
-    client.subscribe<{ analysisEvents: { id: string; time: string } }>(
-      { query: 'subscription ($gw: ID) { analysisEvents(gatewayId: $gw) { id time } }', variables: { gw } },
-      {
-        next: (v) => {
-          const e = v.data?.analysisEvents;
-          if (!e) return void stats.errors++;
-          const t = Date.now();
-          if (seen.has(e.id)) stats.duplicates++;
-          else seen.add(e.id);
-          stats.received++;
-          samples.push([t, t - Date.parse(e.time)]);
+    // One subscription per watched gateway, all over this subscriber's one connection.
+    for (const gw of gateways)
+      client.subscribe<{ analysisEvents: { id: string; time: string } }>(
+        { query: 'subscription ($gw: ID) { analysisEvents(gatewayId: $gw) { id time } }', variables: { gw } },
+        {
+          next: (v) => {
+            const e = v.data?.analysisEvents;
+            if (!e) return void stats.errors++;
+            const t = Date.now();
+            if (seen.has(e.id)) stats.duplicates++;
+            else seen.add(e.id);
+            stats.received++;
+            samples.push([t, t - Date.parse(e.time)]);
+          },
+          error: () => void stats.errors++,
+          complete: () => undefined,
         },
-        error: () => void stats.errors++,
-        complete: () => undefined,
-      },
-    );
+      );
     clients.push(client);
   });
 }

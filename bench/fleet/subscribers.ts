@@ -20,7 +20,8 @@ export class Subscribers {
   #child: ChildProcess | undefined;
   #reported: ((m: FromSubscribers) => void)[] = [];
 
-  constructor(private readonly opts: { httpUrls: string[]; token: string; watch: string[] }) {}
+  /** `watch`: per subscriber, the gateways it watches. */
+  constructor(private readonly opts: { httpUrls: string[]; token: string; watch: string[][] }) {}
 
   /** The subscribers' process (its CPU counts with the simulator's). */
   get pid(): number | undefined {
