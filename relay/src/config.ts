@@ -39,6 +39,12 @@ export const relayConfigSchema = z
         port: port.default(1885),
         /** mqtts on the embedded broker's TCP port (the same certificate may serve http.tls). */
         tls: tlsFiles.optional(),
+        /**
+         * Embedded broker: how often the instance re-reads the registry and closes the open
+         * connections of gateways revoked or given a new secret since they logged in (through any
+         * instance or the CLI). The longest a revoked gateway stays connected.
+         */
+        credentialCheckMs: z.number().int().min(200).max(3_600_000).default(30_000),
         /** External broker URL (mqtt://, mqtts://, ws://, wss://), required in external mode. */
         url: z.string().regex(/^(mqtts?|wss?):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL').optional(),
         username: z.string().min(1).optional(),

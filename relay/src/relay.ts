@@ -108,7 +108,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     let ingress: Ingress | undefined;
     let mqttOverWebSocket: AppDeps['mqttOverWebSocket'];
     if (config.ingress.mode === 'embedded') {
-      const emb = await startEmbeddedIngress({ host: config.ingress.host, port: config.ingress.port, registry, ingest, presence, logger, maxPayloadBytes: config.ingress.maxPayloadBytes, limits: ingressLimits(config.ingress), ...(ingressTls ? { tls: ingressTls } : {}) });
+      const emb = await startEmbeddedIngress({ host: config.ingress.host, port: config.ingress.port, registry, ingest, presence, logger, maxPayloadBytes: config.ingress.maxPayloadBytes, limits: ingressLimits(config.ingress), credentialCheckMs: config.ingress.credentialCheckMs, ...(ingressTls ? { tls: ingressTls } : {}) });
       ingress = emb;
       mqttOverWebSocket = emb.handleStream;
     }

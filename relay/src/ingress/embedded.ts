@@ -6,7 +6,7 @@ import { checkGatewayPublish, LoginThrottle, MqttAdmission, systemClock, type Ad
 import type { RelayConfig } from '../config.js';
 import type { Ingest } from '../ingest/pipeline.js';
 import type { Presence } from '../ingest/presence.js';
-import type { Registry } from '../registry/registry.js';
+import type { GatewayInfo, Registry } from '../registry/registry.js';
 import { ConnectPacer, type ConnectPacerLimits } from './connect-pacer.js';
 import type { Ingress, IngressStats } from './types.js';
 
@@ -43,6 +43,8 @@ export async function startEmbeddedIngress(opts: {
   limits: { admission: AdmissionLimits; logins: LoginThrottleLimits; pacing: ConnectPacerLimits };
   /** mqtts on the TCP port (config ingress.tls, read by relay/src/tls.ts). */
   tls?: { cert: Buffer; key: Buffer };
+  /** How often open connections are checked against the registry (config ingress.credentialCheckMs). */
+  credentialCheckMs?: number;
   clock?: Clock;
 }): Promise<Ingress & { handleStream(stream: Duplex, remoteAddress?: string): void }> {
   const log = opts.logger.child({ component: 'ingress' });
@@ -63,6 +65,8 @@ export async function startEmbeddedIngress(opts: {
     if (guarded) pacer.offer(guarded);
   };
   const gatewayOf = new WeakMap<Client, string>();
+  /** The login each connection was admitted with (Registry.stillValid checks it later). */
+  const loginOf = new WeakMap<Client, GatewayInfo>();
   const stats: IngressStats = {
     mode: 'embedded',
     connected: true,
@@ -72,6 +76,7 @@ export async function startEmbeddedIngress(opts: {
     refusedSubscribes: 0,
     admission: admission.stats,
     logins: logins.stats,
+    closedRevoked: 0,
     get pacing() {
       return pacer.stats;
     },
@@ -108,6 +113,7 @@ export async function startEmbeddedIngress(opts: {
             return done(authError('client id must be the gateway id', 2), false);
           }
           gatewayOf.set(client, gw.id);
+          loginOf.set(client, gw);
           done(null, true);
         },
         (err: Error) => {
@@ -163,6 +169,29 @@ export async function startEmbeddedIngress(opts: {
   });
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
 
+  // A gateway revoked or given a new secret through another instance or the CLI is refused at
+  // its next login (Registry.authenticate reads storage); its open connection is closed here,
+  // within credentialCheckMs.
+  let checking = false;
+  const credentialCheck = setInterval(() => {
+    if (checking) return;
+    checking = true;
+    opts.registry
+      .refresh()
+      .then(() => {
+        for (const [gw, client] of current) {
+          const login = loginOf.get(client);
+          if (!login || opts.registry.stillValid(login)) continue;
+          stats.closedRevoked = (stats.closedRevoked ?? 0) + 1;
+          log.warn({ gatewayId: gw }, 'closed a gateway connection: the gateway was revoked or given a new secret since it logged in');
+          client.close();
+        }
+      })
+      .catch((err: Error) => log.error({ err: err.message }, 'credential check failed (registry unreadable); open connections stay until the next check'))
+      .finally(() => (checking = false));
+  }, opts.credentialCheckMs ?? 30_000);
+  credentialCheck.unref();
+
   // TCP_NODELAY on every accepted socket (DESIGN §3), TLS or not (set again on the TLS socket,
   // which passes it to its TCP socket). Admission (shared/src/bus/admission.ts) applies once the
   // TLS handshake is done; a handshake gets 10 s, not Node's 120 s, so half-open ones cannot pile up.
@@ -188,6 +217,7 @@ export async function startEmbeddedIngress(opts: {
     url: `${opts.tls ? 'mqtts' : 'mqtt'}://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
     handleStream: (stream, remoteAddress) => handle(stream, remoteAddress),
     async close() {
+      clearInterval(credentialCheck);
       pacer.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));

@@ -37,6 +37,8 @@ export interface IngressStats {
   admission?: AdmissionStats;
   /** Embedded only: failed logins, and logins refused unchecked after too many failures. */
   logins?: LoginThrottle['stats'];
+  /** Embedded only: open connections closed because their gateway was revoked or given a new secret. */
+  closedRevoked?: number;
   /** Embedded only: connections waiting their turn (ingress.limits.connectsPerSecond). */
   pacing?: ConnectPacerStats;
   rabbitmq?: RabbitmqIngressStats;

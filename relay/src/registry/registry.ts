@@ -118,6 +118,24 @@ export class Registry {
     return row;
   }
 
+  /** Re-reads every gateway into the cache (revoked ones leave it): the embedded ingress's credential check. */
+  async refresh(): Promise<void> {
+    const rows = await this.storage.allGateways();
+    const live = new Map(rows.filter((r) => r.secretHash !== REVOKED_SECRET_HASH).map((r) => [r.id, r]));
+    for (const id of this.#gateways.keys()) if (!live.has(id)) this.#gateways.delete(id);
+    for (const [id, row] of live) this.#gateways.set(id, row);
+  }
+
+  /**
+   * Whether a login this registry answered (`authenticate`) still holds as of the cache: the
+   * gateway is neither revoked nor gone, and its secret is the one it logged in with.
+   */
+  stillValid(login: GatewayInfo): boolean {
+    const row = this.#gateways.get(login.id);
+    // authenticate answers with the stored row itself, so its hash is the one the login was checked against.
+    return row !== undefined && row.secretHash === (login as GatewayRow).secretHash;
+  }
+
   /** Warms the cache (at start). */
   async load(): Promise<number> {
     const rows = await this.storage.allGateways();

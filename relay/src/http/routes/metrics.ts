@@ -34,6 +34,7 @@ export function metricsText(deps: AppDeps): string {
       [{ kind: 'connect_rate' }, ing?.admission?.refusedRate ?? 0],
       [{ kind: 'pending_connects' }, ing?.admission?.refusedPending ?? 0],
       [{ kind: 'login_throttled' }, ing?.logins?.throttled ?? 0],
+      [{ kind: 'revoked_open' }, ing?.closedRevoked ?? 0],
     ])
     .metric('tu_relay_ingress_connects_waiting', 'gauge', 'New gateway connections waiting their turn (ingress.limits.connectsPerSecond).', ing?.pacing?.waiting ?? 0)
     .metric('tu_relay_ingress_connects_paced_total', 'counter', 'New gateway connections that had to wait their turn.', ing?.pacing?.paced ?? 0)
