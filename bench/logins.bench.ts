@@ -15,10 +15,9 @@
  *   npm run bench -- logins            TU_LOGINS_GATEWAYS=3334 npm run bench -- logins
  */
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { tmpDir } from '../test/support/harness.js';
-import { dropPgSchema, PG_BASE } from '../test/support/relay.js';
+import { deleteRedisKeys, dropPgSchema, PG_BASE } from '../test/support/relay.js';
 import { embeddedBroker } from './fleet/broker.js';
 import { productionVerifyMs, writeFleetRegistry, FLEET_SCRYPT_N } from './fleet/registry.js';
 import { allocateRelays, cpuSeconds, type RelayInstance } from './fleet/relays.js';
@@ -115,12 +114,6 @@ export default async function run(): Promise<void> {
   } finally {
     for (const r of relays) await r.stop().catch(() => undefined);
     await dropPgSchema(schema).catch(() => undefined);
-    const redis = new Redis(env.TU_LOGINS_REDIS_URL);
-    try {
-      const keys = await redis.keys(`${prefix}*`);
-      if (keys.length) await redis.del(...keys);
-    } finally {
-      redis.disconnect();
-    }
+    await deleteRedisKeys(env.TU_LOGINS_REDIS_URL, prefix).catch(() => undefined);
   }
 }

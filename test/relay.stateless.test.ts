@@ -15,7 +15,7 @@ import { ManualClock } from '@tu/shared';
 import { generateSecret, hashSecret, verifiedLoginKey, type Relay } from '@tu/relay';
 import { tmpDir } from './support/harness.js';
 import { freePort, startProcess, stopProcess } from './support/processes.js';
-import { addGateway, analysisFlow, connectGateway, dropPgSchema, gql, JWT_SECRET, PG_BASE, pgSchemaName, publishEvent, startTestRelay, subscribeEvents, tokenFor } from './support/relay.js';
+import { addGateway, analysisFlow, connectGateway, deleteRedisKeys, dropPgSchema, gql, JWT_SECRET, PG_BASE, pgSchemaName, publishEvent, startTestRelay, subscribeEvents, tokenFor } from './support/relay.js';
 
 const REDIS = process.env.TU_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -38,16 +38,7 @@ test.after(async (ctx) => {
   await ctx.a?.stop();
   await ctx.b?.stop();
   await dropPgSchema(ctx.schema);
-  const redis = new Redis(REDIS);
-  try {
-    const keys = await redis.keys(`${ctx.prefix}*`);
-    if (keys.length) await redis.del(...keys);
-  } finally {
-    await new Promise((resolve) => {
-      redis.once('end', resolve);
-      void redis.quit();
-    });
-  }
+  await deleteRedisKeys(REDIS, ctx.prefix);
 });
 
 const presenceVia = async (relay: Relay, ctx: Ctx, id: string): Promise<{ online: boolean | null; lastSeen: string | null }> => {

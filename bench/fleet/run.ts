@@ -2,11 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { issueToken } from '@tu/relay';
 import { tmpDir } from '../../test/support/harness.js';
-import { dropPgSchema, PG_BASE } from '../../test/support/relay.js';
+import { deleteRedisKeys, dropPgSchema, PG_BASE } from '../../test/support/relay.js';
 import { quantile } from '../stats.js';
 import type { FleetBroker } from './broker.js';
 import { checkFleet, rowWrites, settle, writeMix, type CheckResult } from './checker.js';
@@ -159,21 +158,6 @@ function aboveP99BySecond(samples: readonly { at: number; ms: number }[], start:
     .slice(0, 8)
     .map(([sec, n]) => `${n} in s${sec}`)
     .join(', ');
-}
-
-/** Deletes every key under `prefix` (SCAN, so Redis is never blocked by one big command). */
-async function deleteRedisKeys(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
 }
 
 export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (line: string) => void = console.log): Promise<FleetResult> {

@@ -2,6 +2,7 @@ import net from 'node:net';
 import { randomBytes, randomUUID } from 'node:crypto';
 import mqtt, { MqttClient } from 'mqtt';
 import pg from 'pg';
+import { Redis } from 'ioredis';
 import { createClient, type Client as WsClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { catalog, gatewayStatusPayload, gatewayTopics, silentLogger, topics, type Clock, type EventType, type InputOf } from '@tu/shared';
@@ -28,6 +29,21 @@ export async function dropPgSchema(schema: string): Promise<void> {
     await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   } finally {
     await c.end();
+  }
+}
+
+/** Deletes every Redis key under `prefix` (SCAN, so Redis is never blocked by one big command): a test's or bench run's keys. */
+export async function deleteRedisKeys(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
   }
 }
 
