@@ -102,15 +102,35 @@ export class RelayInstance {
 const TICKS = 100; // USER_HZ on Linux
 
 /** CPU seconds (user + system) of a process, 0 when it is gone. */
-export function cpuSeconds(pid: number | undefined): number {
+export function cpuSeconds(pid: number | undefined, withReapedChildren = false): number {
   if (pid === undefined) return 0;
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / TICKS;
+    const own = Number(f[11]) + Number(f[12]);
+    // cutime + cstime: the CPU of children that ended and were waited for by this process.
+    return (withReapedChildren ? own + Number(f[13]) + Number(f[14]) : own) / TICKS;
   } catch {
     return 0;
   }
+}
+
+/**
+ * CPU seconds used by a changing set of processes since `start()`, counted per pid: a process
+ * that started since counts from 0, one that ended counts no more (a killed broker node's last
+ * seconds are missing, never the others'). Summing the set before and after instead read 0 for
+ * a stage in which a node with many CPU seconds behind it was replaced by a fresh one.
+ */
+export function pidsCpu(pids: () => number[]): { start(): void; seconds(): number } {
+  let at = new Map<number, number>();
+  return {
+    start() {
+      at = new Map(pids().map((p) => [p, cpuSeconds(p)]));
+    },
+    seconds() {
+      return pids().reduce((sum, p) => sum + Math.max(0, cpuSeconds(p) - (at.get(p) ?? 0)), 0);
+    },
+  };
 }
 
 export async function allocateRelays(n: number, dir: string, spec: (i: number) => RelayInstanceSpec): Promise<RelayInstance[]> {
@@ -119,13 +139,17 @@ export async function allocateRelays(n: number, dir: string, spec: (i: number) =
   return out;
 }
 
-/** CPU seconds of every process with this command name (/proc/<pid>/comm), e.g. the database server's. */
+/**
+ * CPU seconds of every process with this command name (/proc/<pid>/comm), e.g. the database
+ * server's, with those of its children that ended: PostgreSQL's backends come and go, and the
+ * postmaster, which waits for each, carries their CPU time on.
+ */
 export function commandCpuSeconds(comm: string): number {
   let total = 0;
   for (const d of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      if (fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim() === comm) total += cpuSeconds(Number(d));
+      if (fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim() === comm) total += cpuSeconds(Number(d), true);
     } catch {
       // gone meanwhile
     }

@@ -9,7 +9,7 @@ import { deleteRedisKeys, dropPgSchema, PG_BASE } from '../../test/support/relay
 import { quantile } from '../stats.js';
 import type { FleetBroker } from './broker.js';
 import { checkFleet, rowWrites, settle, writeMix, type CheckResult } from './checker.js';
-import { allocateRelays, commandCpuSeconds, cpuSeconds, type RelayInstance } from './relays.js';
+import { allocateRelays, commandCpuSeconds, cpuSeconds, pidsCpu, type RelayInstance } from './relays.js';
 import { writeFleetRegistry } from './registry.js';
 import { Simulator } from './simulator.js';
 import { Subscribers } from './subscribers.js';
@@ -259,6 +259,7 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
     const firstFault = Math.min(o.killRelayAt ?? 1, o.killBrokerAt ?? 1) * runMs + loadStart;
 
     const stages: StageFigures[] = [];
+    const brokerCpu = pidsCpu(() => broker.pids());
     const stageMs = runMs / o.rates.length;
     for (const rate of o.rates) {
       const s0 = Date.now();
@@ -272,7 +273,7 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
       const sim0 = process.cpuUsage();
       const subsCpu0 = cpuSeconds(subs.pid);
       for (const r of relays) r.cpuSecondsDelta();
-      const b0 = broker.pids().reduce((a, p) => a + cpuSeconds(p), 0);
+      brokerCpu.start();
       // Sample memory while loaded.
       const rssTimer = setInterval(() => relays.forEach((r) => r.rssKb()), 1000);
       const loop = monitorEventLoopDelay({ resolution: 10 });
@@ -305,12 +306,10 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
         sentPerS: (sim.stats.sent - sent0) / secs,
         ackedPerS,
         relayCpuMsPerEvent: ackedPerS > 0 ? (relayCpu * 1000) / ackedPerS : NaN,
-        // Backends that ended during the stage take their CPU time with them: never below 0.
         databaseCpu: Math.max(0, commandCpuSeconds('postgres') - db0) / secs,
         p99Ms: lat.length ? quantile(lat, 0.99) : NaN,
         relayCpu,
-        // Broker processes that restarted take their CPU time with them: never below 0.
-        brokerCpu: Math.max(0, broker.pids().reduce((a, p) => a + cpuSeconds(p), 0) - b0) / secs,
+        brokerCpu: brokerCpu.seconds() / secs,
         simCpu: ((simUse.user + simUse.system) / 1e6 + cpuSeconds(subs.pid) - subsCpu0) / secs,
         machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total),
         queueDepth,
