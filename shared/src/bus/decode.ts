@@ -2,6 +2,7 @@ import { catalog } from '../catalog.js';
 import { envelopeSchema, type CloudEvent } from '../envelope.js';
 import type { ErrorCode } from '../errors.js';
 import { parseTopic, type ParsedTopic } from '../topics.js';
+import { hasEscapes, unstorableTextAt } from './storable-text.js';
 import { summarise } from './summarise.js';
 
 export interface Rejection {
@@ -18,7 +19,8 @@ const reject = (code: ErrorCode, message: string): Decoded => ({ ok: false, reje
 /**
  * Validates one inbound event or command: size, topic, JSON, envelope, that the
  * envelope's type and gateway agree with the topic, that the source is the type's
- * producer, and the data schema. Nothing reaches a handler unless all of these hold.
+ * producer, the data schema, and that no text holds what storage cannot keep (storable-text.ts).
+ * Nothing reaches a handler unless all of these hold.
  */
 export function decodeInbound(topic: string, payload: Buffer, opts: { gatewayId: string; maxPayloadBytes: number }): Decoded {
   if (payload.length > opts.maxPayloadBytes) {
@@ -28,11 +30,14 @@ export function decodeInbound(topic: string, payload: Buffer, opts: { gatewayId:
   if (parsed.kind !== 'event' && parsed.kind !== 'command') return reject('UNKNOWN_TOPIC', `not an event or command topic: ${topic.slice(0, 200)}`);
   if (parsed.gatewayId !== opts.gatewayId) return reject('WRONG_GATEWAY', `topic names gateway ${parsed.gatewayId}`);
   let json: unknown;
+  const text = payload.toString('utf8');
   try {
-    json = JSON.parse(payload.toString('utf8'));
+    json = JSON.parse(text);
   } catch (err) {
     return reject('INVALID_JSON', (err as Error).message.slice(0, 200));
   }
+  const unstorable = hasEscapes(text) ? unstorableTextAt(json) : undefined;
+  if (unstorable) return reject('INVALID_DATA', `${unstorable.slice(0, 200)} holds a NUL character or an unpaired UTF-16 surrogate, which no store keeps; send the text without it`);
   const env = envelopeSchema.safeParse(json);
   if (!env.success) return reject('INVALID_ENVELOPE', summarise(env.error.issues));
   const e = env.data;
