@@ -133,6 +133,24 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     for (let m = 0; m < 3; m++) assert.is((await ctx.storage.getMachine('tq', `q-${m}`))?.lastSeen, new Date(Date.parse('2026-01-01T00:00:00Z') + (9 + m) * 60_000).toISOString());
   });
 
+  test('close() while the database fails gives up after its grace period, leaving the jobs unresolved (never acknowledged)', async (ctx) => {
+    const down: Storage = Object.assign(Object.create(ctx.storage) as Storage, {
+      recordEvents: async () => {
+        throw new Error('connection refused');
+      },
+    });
+    const queue = new StorageQueue(down, { max: 10, batchMax: 5, logger: silentLogger(), closeGraceMs: 300 });
+    const e = analysisFlow('gw-down')[0]!;
+    let resolved = false;
+    void queue.push({ kind: 'event', event: storedEvent(e as unknown as CloudEvent, 'gw-down', 'tq', new Date().toISOString()), effects: effectsOf(e as unknown as CloudEvent, 'gw-down', 'tq') }).then(() => (resolved = true));
+    const closed = await Promise.race([queue.close().then(() => true), new Promise<boolean>((r) => setTimeout(r, 5000, false))]);
+    assert.ok(closed, 'close() returned (it waited for ever before)');
+    assert.ok(queue.stats.errors >= 1, 'the write was tried');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.not.ok(resolved, 'the event was not reported stored');
+    assert.is(await ctx.storage.countEvents({ gatewayId: 'gw-down' }), 0);
+  });
+
   test('a late analysis.started never reverts a finished analysis; an older photo does not replace the newer thumbnail', async (ctx) => {
     const newer = analysisFlow('gw-a', { machineId: 'm-2', thumbnail: 'bmV3', at: new Date('2025-05-02T00:00:00Z') });
     const older = analysisFlow('gw-a', { machineId: 'm-2', thumbnail: 'b2xk', brand: 'Volvo', at: new Date('2025-05-01T00:00:00Z') });

@@ -50,7 +50,14 @@ export class StorageQueue {
 
   constructor(
     private readonly storage: Storage,
-    private readonly opts: { max: number; batchMax: number; writers?: number; logger: Logger },
+    private readonly opts: {
+      max: number;
+      batchMax: number;
+      writers?: number;
+      logger: Logger;
+      /** How long close() waits for what is queued to be written (default 10 s; see close). */
+      closeGraceMs?: number;
+    },
   ) {}
 
   /** Jobs waiting or being written. */
@@ -72,10 +79,20 @@ export class StorageQueue {
     await new Promise<void>((r) => this.#idle.push(r));
   }
 
+  /**
+   * Writes what is queued, waiting at most `closeGraceMs`; then stops, and a failing database is
+   * retried no more. What is left unwritten stays unresolved, so its publishes are never
+   * acknowledged and the gateways send them again (to another instance). Waiting for the flush
+   * without a bound kept a relay told to stop during a database outage running until killed.
+   */
   async close(): Promise<void> {
-    await this.flush();
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((r) => (timer = setTimeout(r, this.opts.closeGraceMs ?? 10_000)));
+    await Promise.race([this.flush(), grace]);
+    clearTimeout(timer);
     this.#closed = true;
     for (const w of this.#spaceWaiters.splice(0)) w();
+    if (this.depth > 0) this.opts.logger.warn({ unwritten: this.depth }, 'storage queue closed with events unwritten; their gateways send them again');
   }
 
   #startWriters(): void {
