@@ -271,7 +271,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         // Technician tokens are verified offline: the device key in dataDir, the relay's public key from the config.
         tokens: createTokenVerifier({
           gatewayId: config.gatewayId,
-          deviceKey: readOrCreateDeviceKey(dataDir),
+          deviceKey: readOrCreateDeviceKey(dataDir, log),
           relayPublicKey: relayPublicKeyFrom(config.auth),
           maxTtlS: config.auth.maxTokenTtlS,
         }),

@@ -2,6 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SERVICES, type ServiceName } from '@tu/shared';
+import { createFileDurableSync } from '../fs/durable.js';
 
 /**
  * Who a bus client is. Built-in principals are named by their username; their
@@ -64,16 +65,26 @@ export function resolveBusSecret(opts: { secret?: string; secretFile?: string; d
   return opts.secret ?? readOrCreateSecret(opts.secretFile ?? path.join(opts.dataDir, 'bus-secret'));
 }
 
-/** A secret kept in a file: read it, or create it (32 random bytes, mode 0600) when missing. */
+/**
+ * A secret kept in a file: read it, or create it (32 random bytes, mode 0600) when missing or
+ * too short. Written durably (agent/src/fs/durable.ts): a plain write right before a power cut
+ * could leave the file empty, and a new secret on the next start locks out every service process
+ * and observer that still holds the old one.
+ */
 export function readOrCreateSecret(file: string): string {
-  try {
-    const s = fs.readFileSync(file, 'utf8').trim();
-    if (s.length >= 32) return s;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const s = fs.readFileSync(file, 'utf8').trim();
+      if (s.length >= 32) return s;
+      // Too short (empty after a power cut, or hand-edited): replaced by a new one below.
+      if (attempt === 0) fs.rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const secret = randomBytes(32).toString('base64url');
+    if (createFileDurableSync(file, secret + '\n', 0o600)) return secret;
+    // Another process created it meanwhile: read theirs (once more at most).
+    if (attempt > 0) throw new Error(`the bus secret ${file} is being replaced by another process; start again`);
   }
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const secret = randomBytes(32).toString('base64url');
-  fs.writeFileSync(file, secret + '\n', { mode: 0o600 });
-  return secret;
 }

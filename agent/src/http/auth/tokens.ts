@@ -13,7 +13,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { decodeJwt, jwtVerify } from 'jose';
 import { z } from 'zod';
-import { TuError } from '@tu/shared';
+import { TuError, type Logger } from '@tu/shared';
+import { createFileDurableSync } from '../../fs/durable.js';
 import { ROLES, type Role } from '@tu/shared/internal/technician-roles';
 import { DEVICE_ISSUER, RELAY_ISSUER, TOKEN_ALG, type TokenIssuer } from '@tu/shared/internal/technician-token';
 
@@ -41,26 +42,43 @@ export function deviceKeyFile(dataDir: string): string {
 }
 
 /**
- * The device's private key: read, or created on first use. Created exclusively (`wx`), so
- * an agent starting while an installer runs `tu-agent token` ends up with one key, not two.
- * Created by root (the installer) in a data dir owned by the service user, it is handed to
- * that user: the agent must read it.
+ * The device's private key: read, or created on first use. Created exclusively and durably
+ * (createFileDurableSync), so an agent starting while an installer runs `tu-agent token` ends up
+ * with one key, not two, and a power cut right after cannot leave an empty file. Created by root
+ * (the installer) in a data dir owned by the service user, it is handed to that user: the agent
+ * must read it.
+ *
+ * An empty or unreadable key file (left by a power cut before keys were written durably, or
+ * damaged) is set aside as `technician-key.pem.bad-{time}` and a new key made: refusing it kept
+ * the gateway from starting at all, and the key only signs technician tokens, which a technician
+ * then gets anew (`tu-agent token`).
  */
-export function readOrCreateDeviceKey(dataDir: string): KeyObject {
+export function readOrCreateDeviceKey(dataDir: string, log?: Pick<Logger, 'warn'>): KeyObject {
   const file = deviceKeyFile(dataDir);
-  try {
-    return createPrivateKey(fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new TuError('STORAGE_FAILED', `cannot read the technician key ${file}: ${(err as Error).message}`);
+  const existing = readKey(file);
+  if (existing.key) return existing.key;
+  if (existing.bad) {
+    const aside = `${file}.bad-${Date.now()}`;
+    try {
+      fs.renameSync(file, aside);
+    } catch (err) {
+      throw new TuError('STORAGE_FAILED', `the technician key ${file} is unreadable (${existing.bad}) and cannot be moved aside: ${(err as Error).message}`);
+    }
+    log?.warn({ file, movedTo: aside, reason: existing.bad }, 'the technician key was unreadable; moved it aside and made a new one (issue technicians new tokens)');
   }
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const { privateKey } = generateKeyPairSync('ed25519');
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  let created: boolean;
   try {
-    fs.writeFileSync(file, pem, { mode: 0o600, flag: 'wx' });
+    created = createFileDurableSync(file, pem, 0o600);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return createPrivateKey(fs.readFileSync(file, 'utf8'));
     throw new TuError('STORAGE_FAILED', `cannot write the technician key ${file}: ${(err as Error).message}`);
+  }
+  if (!created) {
+    const other = readKey(file);
+    if (other.key) return other.key;
+    throw new TuError('STORAGE_FAILED', `cannot read the technician key ${file}: ${other.bad ?? 'missing'}`);
   }
   try {
     const owner = fs.statSync(path.dirname(file));
@@ -69,6 +87,23 @@ export function readOrCreateDeviceKey(dataDir: string): KeyObject {
     // best effort: only matters when root creates the key for the service user
   }
   return privateKey;
+}
+
+/** The key in `file`; `bad` says why a file that is there gives none; neither: no file. */
+function readKey(file: string): { key?: KeyObject; bad?: string } {
+  let pem: string;
+  try {
+    pem = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new TuError('STORAGE_FAILED', `cannot read the technician key ${file}: ${(err as Error).message}`);
+  }
+  if (pem.trim() === '') return { bad: 'the file is empty' };
+  try {
+    return { key: createPrivateKey(pem) };
+  } catch (err) {
+    return { bad: (err as Error).message };
+  }
 }
 
 /** An Ed25519 public key from PEM (SPKI), refused with a reason when it is anything else. */
