@@ -1,11 +1,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { presenceSchema, type CommandType, type Presence } from '@tu/shared';
+import { catalog, presenceSchema, type CommandType, type Presence } from '@tu/shared';
 import { Dispatcher } from '@tu/agent/internal/orchestrator/dispatcher';
 
-/** A presence message as a handler instance retains it (validated like the orchestrator does). */
-const presence = (...handles: CommandType[]): Presence =>
-  presenceSchema.parse({ service: 'svc-ai-vision-adapter', instanceId: 'x', status: 'online', handles, startedAt: new Date(0).toISOString(), pid: 1, host: 'h', version: '1' });
+/**
+ * A presence message as a handler instance retains it, validated like the orchestrator does when
+ * one service handles all of `handles`. No service of today's catalogue handles two commands, so
+ * an instance handling two (the dispatcher allows it) is built as it would parse.
+ */
+const presence = (...handles: CommandType[]): Presence => {
+  const services = new Set(handles.map((h) => catalog[h].handler));
+  const raw = { service: [...services][0] ?? 'svc-ai-vision-adapter', instanceId: 'x', status: 'online', handles, startedAt: new Date(0).toISOString(), pid: 1, host: 'h', version: '1' };
+  return services.size <= 1 ? presenceSchema.parse(raw) : (raw as Presence);
+};
 const REC: CommandType = 'analysis.recognition.request';
 const CMP: CommandType = 'analysis.comparison.request';
 const META: CommandType = 'analysis.metadata.request';

@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import type { BusClient } from '@tu/shared';
 import type { Agent } from '@tu/agent';
 import { photoBytes } from './support/data.js';
+import { connectService } from '@tu/agent';
 import { inject, observer, startAllHandlers, startTestAgent, until } from './support/harness.js';
 
 // Issue 8 #1: with the orchestrator kicked off the bus again and again (a client-id takeover,
@@ -61,6 +62,22 @@ test('health turns degraded when a bus client keeps losing its connection, and s
   const h = await health(ctx.agent);
   assert.is(h.status, 'degraded');
   assert.ok(h.reasons.some((r) => /orchestrator lost its local bus connection [3-9] times/.test(r)), JSON.stringify(h.reasons));
+});
+
+test('a service announcing commands the catalogue gives another service is not sent them', async (ctx) => {
+  const before = ctx.agent.orchestratorBus.stats.rejectedByCode.INVALID_DATA ?? 0;
+  // metadata-service may log in and announce itself, but recognition and comparison are not its
+  // commands: the broker would keep them from it, and every step sent there would time out.
+  const spoof = await connectService(ctx.agent.busIdentity, 'metadata-service', { handles: ['analysis.recognition.request', 'analysis.comparison.request'], instanceId: 'metadata-service:spoof' });
+  ctx.clients.push(spoof);
+  await spoof.markReady();
+  await until(() => (ctx.agent.orchestratorBus.stats.rejectedByCode.INVALID_DATA ?? 0) > before, 3000, 'the presence refused');
+  assert.not.ok(ctx.agent.orchestrator.instances().some((i) => i.instanceId === 'metadata-service:spoof'));
+  const o = await observer(ctx.agent);
+  const res = await inject(ctx.agent, { method: 'POST', url: '/api/v1/images', headers: { 'content-type': 'image/jpeg' }, payload: photoBytes('forklift/imagenet_n03384352_forklift.jpg') });
+  const { analysisId } = res.json() as { analysisId: string };
+  await o.waitFor((es) => es.some((e) => e.subject === analysisId && e.type === 'analysis.completed'), 10_000);
+  await o.bus.close();
 });
 
 test.run();

@@ -234,8 +234,9 @@ export class BusClient {
         return this.#reject(topic, payload, { code: 'INVALID_JSON', message: 'presence payload is not JSON' });
       }
       const p = presenceSchema.safeParse(json);
-      if (!p.success || p.data.instanceId !== instanceId || p.data.service !== service) {
-        return this.#reject(topic, payload, { code: 'INVALID_DATA', message: 'presence payload does not match its schema or topic' });
+      if (!p.success) return this.#reject(topic, payload, { code: 'INVALID_DATA', message: `presence: ${summarise(p.error.issues)}` });
+      if (p.data.instanceId !== instanceId || p.data.service !== service) {
+        return this.#reject(topic, payload, { code: 'INVALID_DATA', message: `presence of ${p.data.service}/${p.data.instanceId} published on the topic of ${service}/${instanceId}` });
       }
       this.#run(() => handler({ instanceId, service, presence: p.data }), topic);
     };
