@@ -70,6 +70,7 @@ t('every bad input → 4xx JSON error and nothing published; the agent keeps ser
   const bomb = pngBomb(20_000);
   const mpBig = multipart('image', big, 'image/jpeg');
   const mpOther = multipart('other', jpeg, 'image/jpeg');
+  const mpCut = multipart('image', jpeg, 'image/jpeg');
   const cases: [string, Buffer | string, Record<string, string>, number, string][] = [
     ['empty body', Buffer.alloc(0), { 'content-type': 'image/jpeg' }, 400, 'IMAGE_EMPTY'],
     ['no content type, no body', '', {}, 400, 'IMAGE_EMPTY'],
@@ -80,6 +81,9 @@ t('every bad input → 4xx JSON error and nothing published; the agent keeps ser
     ['over maxUploadBytes', big, { 'content-type': 'image/jpeg' }, 413, 'UPLOAD_TOO_LARGE'],
     ['over maxUploadBytes (multipart)', mpBig.payload, mpBig.headers, 413, 'UPLOAD_TOO_LARGE'],
     ['multipart without image field', mpOther.payload, mpOther.headers, 400, 'INVALID_REQUEST'],
+    // busboy's own errors: they were 500 INTERNAL_ERROR.
+    ['multipart without a boundary', 'x', { 'content-type': 'multipart/form-data' }, 400, 'INVALID_REQUEST'],
+    ['multipart cut before its closing boundary', mpCut.payload.subarray(0, mpCut.payload.length - 10), mpCut.headers, 400, 'INVALID_REQUEST'],
   ];
   for (const [name, payload, headers, status, code] of cases) {
     const res = await post(ctx, payload, headers);

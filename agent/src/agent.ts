@@ -301,7 +301,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         events,
         thumbnailOf: (sha) => readThumbnailBase64(blobs, sha),
       },
-      { logger: log },
+      { logger: log, timeouts: { idleMs: config.http.idleTimeoutMs, requestMs: config.http.requestTimeoutMs } },
     );
     closers.push(() => app.close());
     await app.listen({ host: config.http.host, port: config.http.port });

@@ -183,7 +183,26 @@ export const agentConfigSchema = z
         secretFile: z.string().min(1).optional().describe('File holding the secret; created (mode 0600) when missing. Default: {dataDir}/bus-secret.'),
       })
       .prefault({}),
-    http: z.object({ host: host.default('0.0.0.0'), port: port.default(8080) }).prefault({}),
+    http: z
+      .object({
+        host: host.default('0.0.0.0'),
+        port: port.default(8080),
+        idleTimeoutMs: z
+          .number()
+          .int()
+          .min(1000)
+          .max(3_600_000)
+          .default(60_000)
+          .describe('A connection that sends nothing for this long is closed (an upload from a phone that left the Wi-Fi gives its queue place back). The event feed pings its WebSocket more often than this.'),
+        requestTimeoutMs: z
+          .number()
+          .int()
+          .min(10_000)
+          .max(3_600_000)
+          .default(300_000)
+          .describe('A request whose body has not fully arrived after this long is answered 408 and dropped (a 25 MB photo at 1 Mbit/s takes about 200 s).'),
+      })
+      .prefault({}),
     orchestrator: z
       .object({
         steps: z

@@ -15,8 +15,11 @@ import { uiRoute } from './routes/ui.js';
 import type { AppDeps } from './sources.js';
 
 /** Builds the agent's HTTP API (no listen: tests use inject()). */
-export async function buildApp(deps: AppDeps, opts: { logger?: Logger } = {}): Promise<FastifyInstance> {
+export async function buildApp(deps: AppDeps, opts: { logger?: Logger; timeouts?: { idleMs: number; requestMs: number } } = {}): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
+    // Without them a stalled upload (a phone gone from the Wi-Fi without closing) kept its queue
+    // place and its buffered body until the socket died, and enough of them refused every upload.
+    ...(opts.timeouts ? { connectionTimeout: opts.timeouts.idleMs, requestTimeout: opts.timeouts.requestMs } : {}),
     // Per-request logs off (warn level); refusals and failures are logged by the error handler.
     ...(opts.logger ? { loggerInstance: opts.logger.child({ component: 'http' }, opts.logger.levelVal < 40 ? { level: 'warn' } : {}) as FastifyBaseLogger } : { logger: false }),
     // JSON bodies (machine profile) are small; images have their own limit.

@@ -122,7 +122,7 @@ export function guardImageContentType(req: FastifyRequest): void {
 /** The image bytes of a request: raw body, or the multipart field `image` (size-limited by the plugin). */
 export async function readImage(req: FastifyRequest): Promise<UploadedBytes> {
   if (req.isMultipart()) {
-    const part = await req.file();
+    const part = await req.file().catch(malformedMultipart);
     if (!part) throw new TuError('IMAGE_EMPTY', 'No photo was sent. Choose a JPEG, PNG or WebP photo and try again.');
     if (part.fieldname !== 'image') {
       part.file.resume();
@@ -130,9 +130,19 @@ export async function readImage(req: FastifyRequest): Promise<UploadedBytes> {
       throw new TuError('INVALID_REQUEST', `The upload carries a part named ${part.fieldname.slice(0, 64)} but no photo; send the photo as the part named image.`);
     }
     const fileName = checkFileName(part.filename, false);
-    const bytes = await part.toBuffer();
+    const bytes = await part.toBuffer().catch(malformedMultipart);
     return { bytes, declaredType: part.mimetype, fileName };
   }
   const body = isRawImageBody(req.body) ? req.body : { bytes: Buffer.alloc(0) };
   return { ...body, declaredType: req.headers['content-type'], fileName: checkFileName(req.headers[FILE_NAME_HEADER], true) };
+}
+
+/**
+ * busboy's errors for a broken multipart body ("Boundary not found", "Unexpected end of form")
+ * carry no HTTP status and came out as 500 INTERNAL_ERROR: they are the client's bad input. The
+ * multipart plugin's own errors (a file over the limit: 413) keep their status.
+ */
+function malformedMultipart(err: Error & { statusCode?: number }): never {
+  if (typeof err.statusCode === 'number') throw err;
+  throw new TuError('INVALID_REQUEST', `The multipart upload is malformed (${err.message.slice(0, 120)}); send the photo as the part named image of a complete multipart/form-data body, or the raw bytes with an image Content-Type.`);
 }
