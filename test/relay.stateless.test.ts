@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { ManualClock } from '@tu/shared';
 import { generateSecret, hashSecret, verifiedLoginKey, type Relay } from '@tu/relay';
-import { tmpDir } from './support/harness.js';
+import { tmpDir, until } from './support/harness.js';
 import { freePort, startProcess, stopProcess } from './support/processes.js';
 import { addGateway, analysisFlow, connectGateway, deleteRedisKeys, dropPgSchema, gql, JWT_SECRET, PG_BASE, pgSchemaName, publishEvent, startTestRelay, subscribeEvents, tokenFor } from './support/relay.js';
 
@@ -72,6 +72,26 @@ test('a gateway connected to instance A is online through instance B, and offlin
   gw.end(true);
   await expectPresence(ctx.b, ctx, id, { online: false, lastSeen: leftAt }, 'offline through B');
   await expectPresence(ctx.a, ctx, id, { online: false, lastSeen: leftAt }, 'offline through A');
+});
+
+test("a stale connection dropped late by instance A does not take offline a gateway that reconnected to B", async (ctx) => {
+  const id = 'gw-sl-moved';
+  const secret = await addGateway(ctx.a, id, ctx.tenant);
+  // Its connection to A died unnoticed (a lost cellular link); it reconnects through the load balancer to B.
+  const old = await connectGateway(ctx.a.mqttUrl, id, secret);
+  ctx.clock.advance(1000);
+  const fresh = await connectGateway(ctx.b.mqttUrl, id, secret);
+  await expectPresence(ctx.a, ctx, id, { online: true }, 'online');
+  // A notices the dead connection only now (keepalive), with a newer time than B's "online".
+  ctx.clock.advance(30_000);
+  old.end(true);
+  await until(() => ctx.a.deps.presence.online(id) === false, 3000, 'A saw its connection go');
+  await new Promise((r) => setTimeout(r, 100));
+  for (const [name, relay] of [['A', ctx.a], ['B', ctx.b]] as const) await expectPresence(relay, ctx, id, { online: true }, `still online through ${name}`);
+  // When the connection on B ends, that does apply.
+  ctx.clock.advance(1000);
+  fresh.end(true);
+  await expectPresence(ctx.a, ctx, id, { online: false }, 'offline once it left B');
 });
 
 test('an older status handled after a newer one does not flip it, on either instance', async (ctx) => {

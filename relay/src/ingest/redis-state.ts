@@ -9,13 +9,22 @@ import type { SharedPresence, SharedPresenceEntry, SharedRecentIds } from './sha
  * gateway's statuses in either order (a broker redelivery, one instance slower than another), and
  * the later-handled one must not win just for being handled later. One script, so the compare
  * and the write are one step for Redis (no other instance's write in between).
+ * An "offline" from the embedded broker of one instance does not apply while the gateway is held
+ * online by another: a gateway whose old connection on A died unnoticed reconnects to B, and
+ * when A drops the stale socket later, its newer "offline" marked the connected gateway offline
+ * everywhere, for good.
  * KEYS[1] the gateway's presence hash; ARGV online ("1"/"0"), the status time (ms), the instance
  * holding the connection ('' when the status came from an external broker).
  */
 const STATUS_LUA = `
 local at = tonumber(ARGV[2])
 local statusAt = tonumber(redis.call('HGET', KEYS[1], 'statusAt') or '-1')
-if at >= statusAt then
+local heldElsewhere = false
+if ARGV[1] == '0' and ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'online') == '1' then
+  local holder = redis.call('HGET', KEYS[1], 'heldBy')
+  heldElsewhere = holder ~= false and holder ~= ARGV[3]
+end
+if at >= statusAt and not heldElsewhere then
   redis.call('HSET', KEYS[1], 'online', ARGV[1], 'statusAt', ARGV[2])
   if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'heldBy', ARGV[3]) else redis.call('HDEL', KEYS[1], 'heldBy') end
 end
