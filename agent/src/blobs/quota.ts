@@ -6,7 +6,7 @@ import type { BlobStore } from './store.js';
 export interface Needed {
   /** Analyses running, queued, not yet taken from the intake journal, or with an event not yet delivered to the relay. */
   analyses: Set<string>;
-  /** Their photos, plus the registered machine's reference photos. */
+  /** Their photos, those of uploads being stored or journalled (Intake.pendingImages), and the registered machine's reference photos. */
   shas: Set<string>;
 }
 
@@ -40,9 +40,18 @@ export interface QuotaStatus {
   blocked?: string;
 }
 
+/** Room made for one photo: counted as used until released. */
+export interface QuotaReservation {
+  /** Call once the photo is stored (the blob store counts it now) or failed; idempotent. */
+  release(): void;
+}
+
 export interface StorageQuota {
-  /** Evicts the oldest delivered photos (then history entries) until `incoming` more bytes fit; 507 STORAGE_FAILED when they cannot. */
-  makeRoom(incoming: number): Promise<void>;
+  /**
+   * Evicts the oldest delivered photos (then history entries) until `incoming` more bytes fit,
+   * and reserves them; 507 STORAGE_FAILED when they cannot.
+   */
+  makeRoom(incoming: number): Promise<QuotaReservation>;
   status(): QuotaStatus;
 }
 
@@ -54,7 +63,8 @@ const mb = (n: number) => `${Math.round(n / 1024 / 1024)} MB`;
  * events were delivered to the relay (or the uplink is off); never a photo of a running or
  * queued analysis, of an undelivered event, or a reference photo. Comparison needs no
  * blobs of earlier photos (the history keeps their embeddings and hashes), so photos go
- * first, then the oldest history entries. One eviction runs at a time.
+ * first, then the oldest history entries. One eviction runs at a time, and the room it made
+ * stays reserved until the photo is stored, so uploads arriving together cannot overfill it.
  */
 export function createStorageQuota(deps: StorageQuotaDeps): StorageQuota {
   const log = deps.logger.child({ component: 'storage-quota' });
@@ -63,9 +73,26 @@ export function createStorageQuota(deps: StorageQuotaDeps): StorageQuota {
   let blocked: string | undefined;
   /** Every analysis up to this row is finished and its photo evicted: later scans start after it. */
   let cursor = 0;
-  let chain: Promise<void> = Promise.resolve();
+  let chain: Promise<unknown> = Promise.resolve();
+  /**
+   * Bytes of photos given room but not stored yet. Without them, uploads arriving together
+   * would each see the same free space and all pass (makeRoom runs one at a time, but the
+   * puts it makes room for finish later).
+   */
+  let reserved = 0;
 
-  const used = () => deps.blobs.usedBytes() + deps.history.usedBytes();
+  const used = () => deps.blobs.usedBytes() + deps.history.usedBytes() + reserved;
+  const reserve = (bytes: number): QuotaReservation => {
+    reserved += bytes;
+    let held = true;
+    return {
+      release() {
+        if (!held) return;
+        held = false;
+        reserved -= bytes;
+      },
+    };
+  };
 
   const evict = async (incoming: number): Promise<void> => {
     const over = () => used() + incoming - deps.maxBytes;
@@ -109,7 +136,7 @@ export function createStorageQuota(deps: StorageQuotaDeps): StorageQuota {
     if (freedBlobs || history) log.info({ evictedBlobs: freedBlobs, evictedBytes: freedBytes, evictedHistory: history, usedBytes: used(), maxBytes: deps.maxBytes }, 'storage quota: evicted the oldest delivered photos');
     if (over() > 0) {
       st.refused++;
-      blocked = `storage quota full: ${mb(used())} of storage.maxBytes ${mb(deps.maxBytes)} hold photos of analyses still running or with results not yet delivered to the relay (${needed.analyses.size} analyses); new uploads are refused with 507 until they are delivered`;
+      blocked = `storage quota full: ${mb(used())} of storage.maxBytes ${mb(deps.maxBytes)} hold photos of analyses still running or with results not yet delivered to the relay (${needed.analyses.size} analyses${reserved > 0 ? `, and ${mb(reserved)} of uploads being stored` : ''}); new uploads are refused with 507 until they are delivered`;
       log.warn({ usedBytes: used(), maxBytes: deps.maxBytes, needed: needed.analyses.size }, 'storage quota full and nothing can be evicted');
       throw new TuError(
         'STORAGE_FAILED',
@@ -121,7 +148,8 @@ export function createStorageQuota(deps: StorageQuotaDeps): StorageQuota {
 
   return {
     makeRoom(incoming) {
-      const run = chain.then(() => evict(incoming));
+      // Reserved in the same turn as the eviction ends, before the next makeRoom looks at used().
+      const run = chain.then(() => evict(incoming)).then(() => reserve(incoming));
       chain = run.catch(() => undefined);
       return run;
     },

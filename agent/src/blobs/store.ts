@@ -32,7 +32,8 @@ export interface BlobStore {
   /**
    * Stores a file derived from photo `sha256` next to it (`<sha256>.<name>`; replaced if there):
    * temp file and rename, so a reader never sees half a file; `durable` also fsyncs file and
-   * directory (what a resumed analysis needs after a power cut).
+   * directory (what a resumed analysis needs after a power cut). Writes of the same file run one
+   * after another.
    */
   putDerived(sha256: string, name: string, bytes: Uint8Array, opts: { durable: boolean }): Promise<void>;
   /** A derived file's bytes; undefined when it is not there. */
@@ -119,6 +120,29 @@ export async function openBlobStore(dataDir: string): Promise<BlobStore> {
     used += bytes.byteLength;
     return { sha256: sha, bytes: bytes.byteLength, created: true };
   };
+  /**
+   * Writes of a derived file, one at a time per file: each counts the size it replaces, and two
+   * writers at once would both count the same old size (the same photo uploaded twice together
+   * writes its thumbnail twice) and leave usedBytes too high.
+   */
+  const derivedWrites = new Map<string, Promise<void>>();
+  const replaceDerived = async (file: string, bytes: Uint8Array, durable: boolean): Promise<void> => {
+    const before = (await fs.stat(file).catch(() => undefined))?.size ?? 0;
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    if (durable) await writeFileDurable(file, bytes);
+    else {
+      // Atomic, not fsynced: after a power cut the file is whole or absent (its readers cope with absent).
+      const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+      try {
+        await fs.writeFile(tmp, bytes);
+        await fs.rename(tmp, file);
+      } catch (err) {
+        await fs.rm(tmp, { force: true });
+        throw err;
+      }
+    }
+    used = Math.max(0, used - before) + bytes.byteLength;
+  };
   return {
     root,
     pathOf,
@@ -138,21 +162,14 @@ export async function openBlobStore(dataDir: string): Promise<BlobStore> {
     read: (sha) => fs.readFile(pathOf(sha)),
     async putDerived(sha, name, bytes, opts) {
       const file = derivedPath(sha, name);
-      const before = (await fs.stat(file).catch(() => undefined))?.size ?? 0;
-      await fs.mkdir(path.dirname(file), { recursive: true });
-      if (opts.durable) await writeFileDurable(file, bytes);
-      else {
-        // Atomic, not fsynced: after a power cut the file is whole or absent (its readers cope with absent).
-        const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-        try {
-          await fs.writeFile(tmp, bytes);
-          await fs.rename(tmp, file);
-        } catch (err) {
-          await fs.rm(tmp, { force: true });
-          throw err;
-        }
+      const run = (derivedWrites.get(file) ?? Promise.resolve()).then(() => replaceDerived(file, bytes, opts.durable));
+      const tail = run.catch(() => undefined);
+      derivedWrites.set(file, tail);
+      try {
+        await run;
+      } finally {
+        if (derivedWrites.get(file) === tail) derivedWrites.delete(file);
       }
-      used = Math.max(0, used - before) + bytes.byteLength;
     },
     async readDerived(sha, name) {
       try {

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { newTraceparent, systemClock, TuError, type AnyEvent, type BusClient, type Clock, type ImageRef, type Logger } from '@tu/shared';
-import type { BlobStore } from '../blobs/store.js';
+import { sha256Sliced, type BlobStore } from '../blobs/store.js';
+import type { QuotaReservation } from '../blobs/quota.js';
 import { writeThumbnail } from '../blobs/derived.js';
 import { makeThumbnail } from '../blobs/thumbnail.js';
 import type { StorageGuard } from '../fs/storage-guard.js';
 import type { IntakeJournal } from './journal.js';
-import { validateImage, type IntakeLimits } from './validate.js';
+import { validateImage, type IntakeLimits, type ValidatedImage } from './validate.js';
 
 export interface IntakeDeps {
   /** The `intake` service's bus client (producer of tu.image.uploaded). */
@@ -22,8 +23,8 @@ export interface IntakeDeps {
   logger: Logger;
   /** Refuses new uploads (507) while the data directory is full, and hears of failed writes. */
   storage?: StorageGuard;
-  /** Makes room for a photo within storage.maxBytes (evicting old delivered ones) or refuses it with 507. */
-  quota?: { makeRoom(bytes: number): Promise<void> };
+  /** Makes room for a photo within storage.maxBytes (evicting old delivered ones) and reserves it, or refuses it with 507. */
+  quota?: { makeRoom(bytes: number): Promise<QuotaReservation> };
   /** How often acknowledged journal entries are cleared and stranded ones re-published (ms). */
   sweepMs?: number;
   /** An upload the orchestrator still does not know this long after its last publish is published again (ms). */
@@ -64,7 +65,11 @@ export interface Intake {
   /** Re-publishes journalled uploads the orchestrator does not know (at start, after a crash). */
   recover(): Promise<number>;
   pending(): number;
-  /** Photos (sha256) of the journalled uploads not yet cleared: the storage quota keeps them. */
+  /**
+   * Photos (sha256) the storage quota must keep for the intake: those of uploads being stored
+   * (from before the quota makes room for them until they are journalled or refused) and of the
+   * journalled uploads not yet cleared.
+   */
   pendingImages(): string[];
   stop(): Promise<void>;
 }
@@ -133,6 +138,74 @@ export function createIntake(deps: IntakeDeps): Intake {
   const timer = setInterval(() => void sweep(), sweepMs);
   timer.unref();
 
+  /**
+   * Photos (sha256, with how many uploads carry each) of uploads between the quota and their
+   * journal entry. The quota must not evict them meanwhile: a photo already stored for an older,
+   * finished analysis is only found present by put, and another upload's eviction could take it
+   * before this one is journalled (then in `unacked`, so in pendingImages either way).
+   */
+  const arriving = new Map<string, number>();
+  /** Stores the photo (within the quota) and its thumbnail and journals the upload; the event is not published yet. */
+  const storeAndJournal = async (
+    bytes: Buffer,
+    sha256: string,
+    checked: ValidatedImage,
+    opts: { machineId?: string; fileName?: string; via?: 'api' | 'ui' | 'cli' },
+  ): Promise<{ analysisId: string; image: ImageRef; event: AnyEvent; created: boolean }> => {
+    const room = await deps.quota?.makeRoom(bytes.byteLength);
+    const [put, thumbnail] = await Promise.all([
+      deps.blobs
+        .put(bytes, sha256)
+        .catch((err: unknown) => {
+          deps.storage?.report(err, 'blob store');
+          throw err;
+        })
+        // Stored (the blob store counts it now) or failed: either way the room is no longer held for it.
+        .finally(() => room?.release()),
+      makeThumbnail(bytes, deps.limits.maxPixels),
+    ]);
+    // The thumbnail stays beside the photo: the bus carries references only, the edges put it in (docs/messages.md).
+    if (thumbnail) {
+      await writeThumbnail(deps.blobs, put.sha256, thumbnail).catch((err: unknown) => {
+        // Without it the dashboards show no picture; the analysis itself does not need it.
+        deps.storage?.report(err, 'blob store');
+        log.warn({ err: (err as Error).message, sha256: put.sha256 }, 'could not store the thumbnail; the photo is analysed without one');
+      });
+    }
+    const analysisId = newAnalysisId();
+    const image: ImageRef = {
+      sha256: put.sha256,
+      contentType: checked.contentType,
+      bytes: put.bytes,
+      ...(checked.width ? { width: checked.width } : {}),
+      ...(checked.height ? { height: checked.height } : {}),
+    };
+    const event = deps.bus.buildEvent(
+      'tu.image.uploaded',
+      {
+        analysisId,
+        gatewayId: deps.bus.gatewayId,
+        ...(opts.machineId ? { machineId: opts.machineId } : {}),
+        image,
+        uploadedAt: new Date().toISOString(),
+        via: opts.via ?? 'api',
+        ...(opts.fileName ? { fileName: opts.fileName } : {}),
+      },
+      { subject: analysisId, traceparent: newTraceparent() },
+    );
+    try {
+      await deps.journal.add({ analysisId, event, acceptedAt: clock.now() });
+    } catch (err) {
+      // Not journalled, not durable: never answered 202 (the blob alone is harmless, stored once).
+      if (deps.storage?.report(err, 'intake journal')) {
+        throw new TuError('STORAGE_FAILED', `The gateway's storage is full: the upload could not be journalled (${(err as Error).message}); nothing was accepted. Free space in dataDir and send the photo again.`, { cause: err });
+      }
+      throw err;
+    }
+    unacked.set(analysisId, { event, publishedAt: clock.now() });
+    return { analysisId, image, event, created: put.created };
+  };
+
   return {
     stats,
     countRejection(code) {
@@ -162,57 +235,23 @@ export function createIntake(deps: IntakeDeps): Intake {
     async accept(bytes, declaredType, opts) {
       const checked = await validateImage(bytes, declaredType, deps.limits);
       deps.storage?.assertWritable();
-      await deps.quota?.makeRoom(bytes.byteLength);
-      const [put, thumbnail] = await Promise.all([
-        deps.blobs.put(bytes, opts.sha256).catch((err: unknown) => {
-          deps.storage?.report(err, 'blob store');
-          throw err;
-        }),
-        makeThumbnail(bytes, deps.limits.maxPixels),
-      ]);
-      // The thumbnail stays beside the photo: the bus carries references only, the edges put it in (docs/messages.md).
-      if (thumbnail) {
-        await writeThumbnail(deps.blobs, put.sha256, thumbnail).catch((err: unknown) => {
-          // Without it the dashboards show no picture; the analysis itself does not need it.
-          deps.storage?.report(err, 'blob store');
-          log.warn({ err: (err as Error).message, sha256: put.sha256 }, 'could not store the thumbnail; the photo is analysed without one');
-        });
-      }
-      const analysisId = newAnalysisId();
-      const image: ImageRef = {
-        sha256: put.sha256,
-        contentType: checked.contentType,
-        bytes: put.bytes,
-        ...(checked.width ? { width: checked.width } : {}),
-        ...(checked.height ? { height: checked.height } : {}),
-      };
-      const event = deps.bus.buildEvent(
-        'tu.image.uploaded',
-        {
-          analysisId,
-          gatewayId: deps.bus.gatewayId,
-          ...(opts.machineId ? { machineId: opts.machineId } : {}),
-          image,
-          uploadedAt: new Date().toISOString(),
-          via: opts.via ?? 'api',
-          ...(opts.fileName ? { fileName: opts.fileName } : {}),
-        },
-        { subject: analysisId, traceparent: newTraceparent() },
-      );
+      // Hashed before the quota runs (unless the HTTP layer hashed it while it streamed in): the
+      // photo is needed from then on (see `arriving`).
+      const sha256 = opts.sha256 ?? (await sha256Sliced(bytes));
+      arriving.set(sha256, (arriving.get(sha256) ?? 0) + 1);
+      let journalled: { analysisId: string; image: ImageRef; event: AnyEvent; created: boolean };
       try {
-        await deps.journal.add({ analysisId, event, acceptedAt: clock.now() });
-      } catch (err) {
-        // Not journalled, not durable: never answered 202 (the blob alone is harmless, stored once).
-        if (deps.storage?.report(err, 'intake journal')) {
-          throw new TuError('STORAGE_FAILED', `The gateway's storage is full: the upload could not be journalled (${(err as Error).message}); nothing was accepted. Free space in dataDir and send the photo again.`, { cause: err });
-        }
-        throw err;
+        journalled = await storeAndJournal(bytes, sha256, checked, opts);
+      } finally {
+        const n = (arriving.get(sha256) ?? 1) - 1;
+        if (n > 0) arriving.set(sha256, n);
+        else arriving.delete(sha256);
       }
-      unacked.set(analysisId, { event, publishedAt: clock.now() });
+      const { analysisId, image, event, created } = journalled;
       await deps.bus.republish(event);
       stats.accepted++;
-      log.info({ analysisId, sha256: put.sha256, bytes: put.bytes, duplicateBlob: !put.created }, 'image accepted');
-      return { analysisId, image, duplicateBlob: !put.created };
+      log.info({ analysisId, sha256: image.sha256, bytes: image.bytes, duplicateBlob: !created }, 'image accepted');
+      return { analysisId, image, duplicateBlob: !created };
     },
     async recover() {
       let n = 0;
@@ -225,11 +264,13 @@ export function createIntake(deps: IntakeDeps): Intake {
       return n;
     },
     pending: () => unacked.size,
-    pendingImages: () =>
-      [...unacked.values()].flatMap((e) => {
+    pendingImages: () => [
+      ...arriving.keys(),
+      ...[...unacked.values()].flatMap((e) => {
         const sha = (e.event.data as { image?: { sha256?: unknown } }).image?.sha256;
         return typeof sha === 'string' ? [sha] : [];
       }),
+    ],
     async stop() {
       clearInterval(timer);
       await removing;
