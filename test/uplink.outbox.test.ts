@@ -49,6 +49,26 @@ test('append, peek in order (committed rows only), ack deletes; survives reopen'
   await ob.close();
 });
 
+test('undeliveredSubjects: the analyses with an event not yet delivered, before and after the commit, after delivery and after a restart', async () => {
+  const file = path.join(tmpDir('tu-outbox-'), 'outbox.sqlite');
+  let ob = await open({}, file);
+  const seqs: number[] = [];
+  for (const [i, subject] of ['a1', 'a1', 'a2', 'a3'].entries()) {
+    const r = ob.append({ ...ev(i), subject }, JSON.stringify({ id: `e${i}`, subject }));
+    if (r.accepted) seqs.push(r.seq);
+  }
+  assert.equal([...ob.undeliveredSubjects()].sort(), ['a1', 'a2', 'a3'], 'not yet committed: still needed');
+  await ob.flush();
+  ob.ack(seqs[0]!);
+  assert.equal([...ob.undeliveredSubjects()].sort(), ['a1', 'a2', 'a3'], 'a1 has one event left');
+  ob.ack(seqs[1]!);
+  assert.equal([...ob.undeliveredSubjects()].sort(), ['a2', 'a3'], 'every event of a1 delivered');
+  await ob.close();
+  ob = await open({}, file);
+  assert.equal([...ob.undeliveredSubjects()].sort(), ['a2', 'a3'], 'read back from disk at start');
+  await ob.close();
+});
+
 test('maxEvents with drop-oldest: oldest undelivered dropped and counted', async () => {
   const ob = await open({ maxEvents: 3 });
   for (let i = 0; i < 5; i++) ob.append(ev(i), body(i));
