@@ -4,8 +4,8 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import sharp from 'sharp';
-import { TuError } from '@tu/shared';
-import { openBlobStore, openDeviceState, openIntakeJournal, openPhotoHistory, sha256Sliced, sniffImageType, validateImage, makeThumbnail } from '@tu/agent';
+import { silentLogger, TuError } from '@tu/shared';
+import { createIntake, openBlobStore, openDeviceState, openIntakeJournal, openPhotoHistory, sha256Sliced, sniffImageType, validateImage, makeThumbnail } from '@tu/agent';
 import { readEmbedding, readThumbnailBase64, writeEmbedding, writeThumbnail } from '@tu/agent/internal/blobs/derived';
 import { newAnalysisId, uploaded } from './support/fixtures.js';
 import { intake, observer, startAllHandlers, startTestAgent, testConfig, tmpDir, until } from './support/harness.js';
@@ -184,6 +184,27 @@ test('intake journal: an upload accepted before a crash is re-published on start
     for (const h of handlers) await h.close();
     await obs.bus.close();
     await a2.stop();
+  }
+});
+
+test('intake: an upload journalled but not published (the bus failed) is accepted: the journal sweep (or the next start) publishes it', async () => {
+  const agent = await startTestAgent();
+  const up = await intake(agent);
+  const journal = openIntakeJournal(path.join(tmpDir(), 'intake.sqlite'));
+  await up.close(); // every publish now fails with BUS_CLOSED
+  const i = createIntake({ bus: up, blobs: agent.blobs, journal, limits, knows: () => false, capacity: () => ({ held: 0, max: 10 }), logger: silentLogger(), sweepMs: 50, redriveMs: 100 });
+  try {
+    // Before, the request failed here although the upload was journalled: the client sent the
+    // photo again and both were analysed.
+    const r = await i.accept(photoBytes(JPEG), 'image/jpeg', {});
+    assert.is(i.pending(), 1, 'journalled');
+    assert.is(journal.size(), 1);
+    assert.ok(r.analysisId);
+    assert.is(i.stats.accepted, 1);
+  } finally {
+    await i.stop();
+    await journal.close();
+    await agent.stop();
   }
 });
 

@@ -248,7 +248,9 @@ export function createIntake(deps: IntakeDeps): Intake {
         else arriving.delete(sha256);
       }
       const { analysisId, image, event, created } = journalled;
-      await deps.bus.republish(event);
+      // Journalled = accepted: a failed publish is the sweep's to repeat (after redriveMs). Failing
+      // the request here made the client send the photo again, and both uploads were analysed.
+      await deps.bus.republish(event).catch((err: Error) => log.warn({ err: err.message, analysisId }, 'publishing an accepted upload failed; the journal sweep publishes it again'));
       stats.accepted++;
       log.info({ analysisId, sha256: image.sha256, bytes: image.bytes, duplicateBlob: !created }, 'image accepted');
       return { analysisId, image, duplicateBlob: !created };
