@@ -83,6 +83,9 @@ test('decodeInbound accepts a valid event and names the reason for each rejectio
   assert.is(code(env, topic, 100), 'PAYLOAD_TOO_LARGE');
   assert.is(code('{'), 'INVALID_JSON');
   assert.is(code({ ...env, specversion: '0.3' }), 'INVALID_ENVELOPE');
+  // Valid ISO, but its instant is in year 10000 ("+010000-…" in UTC sorts before every other time as text).
+  assert.is(code({ ...env, time: '9999-12-31T23:59:59-23:59' }), 'INVALID_ENVELOPE');
+  assert.is(code({ ...env, data: { ...data, uploadedAt: '1969-12-31T23:59:59Z' } }), 'INVALID_DATA');
   assert.is(code(env, topics.event('g1', 'analysis.started')), 'TYPE_TOPIC_MISMATCH');
   assert.is(code({ ...env, source: '/gateways/g2/intake' }), 'WRONG_GATEWAY');
   assert.is(code({ ...env, source: '/gateways/g1/metadata-service' }), 'WRONG_PRODUCER');

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isoTime } from './schemas/common.js';
 
 export const TRACEPARENT_RE = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 export const GATEWAY_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -12,7 +13,7 @@ export const envelopeSchema = z.object({
   id: z.string().min(1).max(128),
   source: z.string().regex(/^\/gateways\/[A-Za-z0-9_-]{1,64}\/[A-Za-z0-9._-]{1,64}$/, 'source must be /gateways/{gatewayId}/{service}'),
   type: z.string().min(1).max(128),
-  time: z.iso.datetime({ offset: true }),
+  time: isoTime,
   subject: z.string().min(1).max(128),
   datacontenttype: z.literal('application/json'),
   traceparent: z.string().regex(TRACEPARENT_RE).optional(),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { COMMAND_TYPES, commandsHandledBy, SERVICES } from '../catalog.js';
+import { isoTime } from '../schemas/common.js';
 
 /**
  * Retained on tu/{gw}/sys/presence/{service}/{instance}; an empty retained payload (last will)
@@ -13,7 +14,7 @@ export const presenceSchema = z
   instanceId: z.string().min(1).max(128),
   status: z.literal('online'),
   handles: z.array(z.enum(COMMAND_TYPES as [string, ...string[]])).max(20),
-  startedAt: z.iso.datetime({ offset: true }),
+  startedAt: isoTime,
   pid: z.number().int().nonnegative(),
   host: z.string().max(256),
   version: z.string().max(64),

@@ -3,7 +3,15 @@ import { z } from 'zod';
 export const analysisId = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'analysisId: 8-64 URL-safe characters');
 export const gatewayId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 export const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'sha256: 64 lowercase hex characters');
-export const isoTime = z.iso.datetime({ offset: true });
+/**
+ * An ISO 8601 time with a zone, whose instant falls in the years 1970-9999 (UTC). Stores keep
+ * times as UTC ISO strings and compare them as text; an offset such as -23:59 on 9999-12-31
+ * lands in year 10000, written "+010000-…", which sorts before every other time.
+ */
+export const isoTime = z.iso.datetime({ offset: true }).refine((t) => {
+  const y = new Date(t).getUTCFullYear();
+  return y >= 1970 && y <= 9999;
+}, 'a time between the years 1970 and 9999 (UTC)');
 export const machineId = z.string().min(1).max(128);
 export const attempt = z.number().int().min(1).max(100);
 export const durationMs = z.number().nonnegative().max(86_400_000);
