@@ -229,15 +229,15 @@ t('tenant A: re-registered as a wheel loader, a forklift photo is shown as evide
   const headers = await machines.getByRole('columnheader').allInnerTexts();
   const cell = (h: string) => cells[headers.indexOf(h)] ?? '';
   assert.is(cell('Registered type'), 'wheel loader', 'the registered type, not the photo');
-  assert.match(cell('Last photo (evidence)'), /^last photo recognised: forklift \(\d+ %\)/);
-  assert.match(cell('Last photo (evidence)'), /disagrees with the registered type \(wheel loader\)/);
+  assert.match(cell('Last recognised photo (evidence)'), /^forklift \(\d+ %\)/);
+  assert.match(cell('Last recognised photo (evidence)'), /disagrees with the registered type \(wheel loader\)/);
   assert.match(cell('Name'), /WL-7/, 'the registered id beside the name');
   // The detail says the same, and the history keeps the recognition of each photo.
   await row.getByRole('button', { name: 'Yard 7 loader' }).click();
   const detail = page.getByRole('article', { name: 'Machine Yard 7 loader' });
   await detail.waitFor({ timeout: WAIT });
   assert.match(await detail.innerText(), /Registered type\s+wheel loader/);
-  assert.match(await detail.innerText(), /last photo recognised: forklift \(\d+ %\) ⚠ disagrees with the registered type/);
+  assert.match(await detail.innerText(), /Last recognised photo\s+forklift \(\d+ %\) ⚠ disagrees with the registered type/);
   // The type filter is by registered type: filtering by wheel loader finds it.
   await page.getByLabel('Type').selectOption('wheel_loader');
   await row.waitFor({ timeout: WAIT });
@@ -269,7 +269,7 @@ t('tenant B: a gateway without a registered machine: the recognition is shown as
   const cells = await row.getByRole('cell').allInnerTexts();
   const headers = await machines.getByRole('columnheader').allInnerTexts();
   assert.is(cells[headers.indexOf('Registered type')], 'not registered');
-  assert.is(cells[headers.indexOf('Last photo (evidence)')], 'last photo recognised: excavator (91 %)');
+  assert.match(cells[headers.indexOf('Last recognised photo (evidence)')] ?? '', /^excavator \(91 %\)\nanalysis \S+, started /);
   assert.not.match(await row.innerText(), /disagrees/);
   await page.close();
 });

@@ -1,7 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
 import * as z from 'zod/mini';
-import { typeName } from './format';
+import { clause, typeName, when } from './format';
 import type { Query } from './graphql';
+import type { Failure } from './state';
 
 /** One row of the relay's `typeAccuracy` query (relay/src/graphql/schema.ts TypeAccuracy). */
 const typeAccuracy = z.object({ machineType: z.string(), confirmed: z.number(), correctedAway: z.number(), correctedTo: z.number(), accuracy: z.nullable(z.number()) });
@@ -10,20 +11,65 @@ type TypeAccuracy = z.infer<typeof typeAccuracy>;
 /** The explanation under each column name: normal weight, so the number's name stands out. */
 const NOTE = { fontWeight: 400 };
 
+/*
+ * `unknown` is the gateway abstaining, not a type it said: on a photo without a machine that is
+ * the right answer, on a photo of a machine a miss, and the relay's typeAccuracy counts both as
+ * "corrected away" (and the technician's "no machine" as "corrected to" negative) without saying
+ * which. So the unknown row gets no percentage (one would count right abstentions as wrong), and
+ * "no machine" without labels of its own is not said to be never answered when the gateway
+ * abstained on labelled photos. Splitting them needs the relay to count unknown → negative apart
+ * (not in the GraphQL API). The cells stay short (a table row at phone width grows with its
+ * longest cell); the why is below the table.
+ */
+function AccuracyCell({ r, abstained }: { r: TypeAccuracy; abstained: number }) {
+  if (r.machineType === 'unknown') return <td>no percentage (abstentions: see below the table)</td>;
+  if (r.accuracy !== null) return <td>{Math.round(r.accuracy * 100)} %</td>;
+  if (r.machineType === 'negative' && abstained > 0) return <td>— (not said by the gateway on a labelled photo; see below the table)</td>;
+  return <td>— (the gateway never said this type on a labelled photo)</td>;
+}
+
+/** Why the abstention rows read as they do (see AccuracyCell). */
+function AbstentionNotes({ rows }: { rows: TypeAccuracy[] }) {
+  const unknown = rows.find((r) => r.machineType === 'unknown');
+  const negative = rows.find((r) => r.machineType === 'negative');
+  if (!unknown || unknown.correctedAway === 0) return null;
+  const n = unknown.correctedAway;
+  const photos = `${n} labelled photo${n === 1 ? '' : 's'}`;
+  return (
+    <ul class="muted" data-testid="accuracy-notes">
+      <li>
+        <strong>unknown (gateway abstained)</strong> has no accuracy: the gateway named no type. Abstaining is the right answer on a photo without a machine and a miss on a
+        photo of one; the relay counts {n === 1 ? 'the one labelled photo' : `all ${photos}`} it abstained on as "corrected away" and does not say how many a technician labelled "no machine", so no percentage is
+        shown rather than a wrong one.
+      </li>
+      {negative && negative.correctedTo > 0 && (
+        <li>
+          <strong>no machine</strong>: the gateway abstained on {photos} instead of saying "no machine"; those a technician labelled "no machine" are in its "corrected to",
+          although abstaining was right there.
+        </li>
+      )}
+    </ul>
+  );
+}
+
 /**
  * "Real-world accuracy": per machine type, what technicians said about the gateways'
  * recognitions (issue 13 part 4). Reloads every 5 s and shortly after a label arrives
- * (`refresh` changes; the relay fans an event out before it stores it).
+ * (`refresh` changes; the relay fans an event out before it stores it). When a reload fails,
+ * the table is marked with the time of its last good load.
  */
-export function AccuracyPanel({ query, refresh, onError }: { query: Query; refresh: number; onError: (err: unknown) => void }) {
-  const [rows, setRows] = useState<TypeAccuracy[]>();
+export function AccuracyPanel({ query, refresh, error, onLoaded, onError }: { query: Query; refresh: number; error: Failure | undefined; onLoaded: () => void; onError: (err: unknown) => void }) {
+  const [loaded, setLoaded] = useState<{ rows: TypeAccuracy[]; at: number }>();
   useEffect(() => {
     const load = () =>
       query('query { typeAccuracy { machineType confirmed correctedAway correctedTo accuracy } }', {}, (d) => {
         const r = z.array(typeAccuracy).safeParse(d['typeAccuracy']);
         return r.success ? r.data : [];
       })
-        .then(setRows)
+        .then((rows) => {
+          setLoaded({ rows, at: Date.now() });
+          onLoaded();
+        })
         .catch(onError);
     const first = setTimeout(() => void load(), refresh === 0 ? 0 : 400);
     const i = setInterval(() => void load(), 5000);
@@ -32,6 +78,8 @@ export function AccuracyPanel({ query, refresh, onError }: { query: Query; refre
       clearInterval(i);
     };
   }, [refresh]);
+  const rows = loaded?.rows;
+  const abstained = rows?.find((r) => r.machineType === 'unknown')?.correctedAway ?? 0;
   return (
     <section aria-labelledby="acc-h">
       <h2 id="acc-h">Real-world accuracy</h2>
@@ -39,35 +87,36 @@ export function AccuracyPanel({ query, refresh, onError }: { query: Query; refre
         Judged by technicians on the gateways, who confirmed or corrected the recognised machine type of a photo (only each photo's latest label counts; unlabelled photos are not
         counted).
       </p>
-      <div class="table-wrap" role="region" aria-label="Real-world accuracy table" tabIndex={0}>
-        <table data-testid="accuracy-table">
-          <thead>
-            <tr>
-              <th scope="col">Machine type</th>
-              <th scope="col">Confirmed<br /><span class="muted" style={NOTE}>gateway said this type, technician agreed</span></th>
-              <th scope="col">Corrected away<br /><span class="muted" style={NOTE}>gateway said this type, technician chose another</span></th>
-              <th scope="col">Corrected to<br /><span class="muted" style={NOTE}>technician chose this type, gateway said another</span></th>
-              <th scope="col">Accuracy<br /><span class="muted" style={NOTE}>confirmed ÷ (confirmed + corrected away)</span></th>
-            </tr>
-          </thead>
-          <tbody>
-            {(rows ?? []).map((r) => (
-              <tr key={r.machineType} data-type={r.machineType}>
-                <th scope="row">{typeName(r.machineType)}</th>
-                <td>{r.confirmed}</td>
-                <td>{r.correctedAway}</td>
-                <td>{r.correctedTo}</td>
-                <td>{r.accuracy === null ? '— (the gateway never said this type)' : `${Math.round(r.accuracy * 100)} %`}</td>
-              </tr>
-            ))}
-            {rows && rows.length === 0 && (
+      {error && <p class="bad-text">{loaded ? `As of ${when(loaded.at)}: reloading failed (${clause(error.message)}).` : `Not loaded (${clause(error.message)}).`}</p>}
+      {/* Outside the scrolling table: at phone width a full-width cell of a table wider than the screen is cut off. */}
+      {rows && rows.length === 0 && <p class="muted" data-testid="accuracy-empty">No technician has confirmed or corrected a recognition yet.</p>}
+      {rows && rows.length > 0 && (
+        <div class="table-wrap" role="region" aria-label="Real-world accuracy table" tabIndex={0}>
+          <table data-testid="accuracy-table">
+            <thead>
               <tr>
-                <td colSpan={5} class="muted">No technician has confirmed or corrected a recognition yet.</td>
+                <th scope="col">Machine type</th>
+                <th scope="col">Confirmed<br /><span class="muted" style={NOTE}>gateway said this type, technician agreed</span></th>
+                <th scope="col">Corrected away<br /><span class="muted" style={NOTE}>gateway said this type, technician chose another</span></th>
+                <th scope="col">Corrected to<br /><span class="muted" style={NOTE}>technician chose this type, gateway said another</span></th>
+                <th scope="col">Accuracy<br /><span class="muted" style={NOTE}>confirmed ÷ (confirmed + corrected away)</span></th>
               </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+            </thead>
+            <tbody>
+              {rows.map((r) => (
+                <tr key={r.machineType} data-type={r.machineType}>
+                  <th scope="row">{typeName(r.machineType)}</th>
+                  <td>{r.confirmed}</td>
+                  <td>{r.correctedAway}{r.machineType === 'unknown' && r.correctedAway > 0 && <><br /><span class="muted" style={NOTE}>abstained, technician chose a type or "no machine"</span></>}</td>
+                  <td>{r.correctedTo}</td>
+                  <AccuracyCell r={r} abstained={abstained} />
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {rows && <AbstentionNotes rows={rows} />}
     </section>
   );
 }

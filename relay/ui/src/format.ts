@@ -15,6 +15,29 @@ export const reason = (failure: unknown): string => {
   return w ? `${f.failedStep ? `${f.failedStep}: ` : ''}${w.message} [${w.code}]` : '';
 };
 
+/**
+ * An instant, in this device's time zone: the clock time alone when it is today, with the date
+ * otherwise ("6:15:00 PM" of a stored event from last week would read as today). Every time the
+ * dashboard shows goes through here (the same rule as the technician UI, agent/ui/src/format.ts).
+ */
+export function when(at: string | number | Date, now: Date = new Date()): string {
+  const d = new Date(at);
+  if (Number.isNaN(d.getTime())) return String(at);
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  if (d.toDateString() === now.toDateString()) return time;
+  return `${d.toLocaleDateString([], { year: 'numeric', month: 'short', day: 'numeric' })}, ${time}`;
+}
+
+/** A message inside a sentence of ours: without its own closing period ("(The relay answered 502.)."). */
+export const clause = (message: string): string => message.replace(/[.\s]+$/, '');
+
+/**
+ * How an analysis is named where a technician can match it with their photos: the first 10
+ * characters of its id, as the technician UI titles a card without a file name
+ * (agent/ui/src/components/AnalysisCard.tsx).
+ */
+export const shortId = (id: string): string => id.slice(0, 10);
+
 /** A machine type as people write it: `wheel_loader` → "wheel loader". */
 export const typeName = (t: string): string => (t === 'negative' ? 'no machine' : t === 'unknown' ? 'unknown (gateway abstained)' : t.replace(/_/g, ' '));
 

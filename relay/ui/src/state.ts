@@ -9,19 +9,35 @@ import { FEED_SIZE } from './graphql';
 
 export type Live = 'connecting' | 'live' | 'reconnecting' | 'off';
 
+/**
+ * What the dashboard asks the relay for, each failing on its own: a poll that succeeds clears
+ * only its own failure, so a failed search is not hidden 10 s later by the gateways poll.
+ */
+export type Source = 'gateways' | 'machines' | 'detail' | 'feed' | 'stored' | 'live' | 'accuracy';
+/** A source's latest failure: the relay's message and when it was last tried (ms). */
+export interface Failure {
+  message: string;
+  at: number;
+}
+
 export interface State {
   gateways: Gateway[];
   failures: Analysis[];
+  /** When gateways and failures last loaded (ms); presence is only known as of then. */
+  gatewaysAt: number | undefined;
   machines: Machine[];
+  /** The filters and time the shown machines answer (a failed or pending search must not pass its rows off as this one's). */
+  machinesFor: { search: string; type: string; at: number } | undefined;
   /** Every registered type seen so far (a filtered list must not shrink the filter's own options). */
   types: string[];
   search: string;
   type: string;
   selected: string | undefined;
-  detail: { m: Machine; analyses: Analysis[] } | undefined;
+  /** The selected machine as loaded at `at` (ms). */
+  detail: { m: Machine; analyses: Analysis[]; at: number } | undefined;
   /** Newest first, at most FEED_SIZE, each event id once. */
   feed: FeedEvent[];
-  error: string | undefined;
+  errors: Partial<Record<Source, Failure>>;
   live: Live;
   /** Bumped when the relay has stored a finished analysis: machines, detail, failures and the feed reload. */
   stored: number;
@@ -32,22 +48,24 @@ export interface State {
 export const initialState: State = {
   gateways: [],
   failures: [],
+  gatewaysAt: undefined,
   machines: [],
+  machinesFor: undefined,
   types: [],
   search: '',
   type: '',
   selected: undefined,
   detail: undefined,
   feed: [],
-  error: undefined,
+  errors: {},
   live: 'connecting',
   stored: 0,
   labelled: 0,
 };
 
 export type Action =
-  | { kind: 'gateways'; gateways: Gateway[]; failures: Analysis[] }
-  | { kind: 'machines'; machines: Machine[] }
+  | { kind: 'gateways'; gateways: Gateway[]; failures: Analysis[]; at: number }
+  | { kind: 'machines'; machines: Machine[]; search: string; type: string; at: number }
   | { kind: 'search'; search: string }
   | { kind: 'type'; type: string }
   | { kind: 'select'; id: string }
@@ -56,7 +74,16 @@ export type Action =
   | { kind: 'recent'; events: FeedEvent[] }
   | { kind: 'live'; live: Live }
   | { kind: 'stored' }
-  | { kind: 'error'; message: string | undefined };
+  /** A source answered: its own failure (only) is over. */
+  | { kind: 'ok'; source: Source }
+  | { kind: 'error'; source: Source; message: string; at: number };
+
+/** `errors` without `source`'s (the same object when it had none, so nothing re-renders for it). */
+const cleared = (errors: State['errors'], source: Source): State['errors'] => {
+  if (!errors[source]) return errors;
+  const { [source]: _gone, ...rest } = errors;
+  return rest;
+};
 
 const timeOf = (e: FeedEvent): number => {
   const t = Date.parse(e.time);
@@ -79,26 +106,35 @@ export function mergeFeed(current: FeedEvent[], incoming: FeedEvent[]): FeedEven
 export function reducer(s: State, a: Action): State {
   switch (a.kind) {
     case 'gateways':
-      return { ...s, gateways: a.gateways, failures: a.failures, error: undefined };
+      return { ...s, gateways: a.gateways, failures: a.failures, gatewaysAt: a.at, errors: cleared(s.errors, 'gateways') };
     case 'machines':
-      return { ...s, machines: a.machines, types: [...new Set([...s.types, ...a.machines.map((m) => m.type).filter((t): t is string => !!t)])].sort() };
+      return {
+        ...s,
+        machines: a.machines,
+        machinesFor: { search: a.search, type: a.type, at: a.at },
+        types: [...new Set([...s.types, ...a.machines.map((m) => m.type).filter((t): t is string => !!t)])].sort(),
+        errors: cleared(s.errors, 'machines'),
+      };
     case 'search':
       return { ...s, search: a.search };
     case 'type':
       return { ...s, type: a.type };
     case 'select':
-      return { ...s, selected: a.id };
+      // Another machine's detail must not stand in for this one while it loads (or if it fails).
+      return a.id === s.selected ? s : { ...s, selected: a.id, detail: undefined, errors: cleared(s.errors, 'detail') };
     case 'detail':
-      return { ...s, detail: a.detail };
+      return { ...s, detail: a.detail, errors: cleared(s.errors, 'detail') };
     case 'event':
       return { ...s, feed: mergeFeed(s.feed, [a.event]), labelled: a.event.type === 'recognition.labelled' ? s.labelled + 1 : s.labelled };
     case 'recent':
-      return { ...s, feed: mergeFeed(s.feed, a.events) };
+      return { ...s, feed: mergeFeed(s.feed, a.events), errors: cleared(s.errors, 'feed') };
     case 'live':
-      return { ...s, live: a.live };
+      return { ...s, live: a.live, errors: a.live === 'live' ? cleared(s.errors, 'live') : s.errors };
     case 'stored':
-      return { ...s, stored: s.stored + 1 };
+      return { ...s, stored: s.stored + 1, errors: cleared(s.errors, 'stored') };
+    case 'ok':
+      return { ...s, errors: cleared(s.errors, a.source) };
     case 'error':
-      return { ...s, error: a.message };
+      return { ...s, errors: { ...s.errors, [a.source]: { message: a.message, at: a.at } } };
   }
 }

@@ -1,7 +1,13 @@
+import * as z from 'zod/mini';
 import type { FeedEvent } from '../graphql';
-import { reason, resultsRecognition } from '../format';
+import { reason, resultsRecognition, when } from '../format';
 
 const resultsOf = (data: unknown): unknown => (typeof data === 'object' && data !== null ? (data as Record<string, unknown>)['results'] : undefined);
+/** The uploaded file's name (tu.image.uploaded), so the line can be matched with the technician's photo. */
+const fileOf = (data: unknown): string | undefined => {
+  const r = z.object({ fileName: z.string() }).safeParse(data);
+  return r.success ? r.data.fileName : undefined;
+};
 
 /** The tenant's events, newest first: the stored ones on load, then live (merged by id in state.ts). */
 export function LiveFeed({ feed }: { feed: FeedEvent[] }) {
@@ -9,11 +15,16 @@ export function LiveFeed({ feed }: { feed: FeedEvent[] }) {
     <section aria-labelledby="feed-h">
       <h2 id="feed-h">Live feed</h2>
       <ol class="feed-list" aria-live="polite" aria-label="Live analysis events" tabIndex={0}>
-        {feed.map((e) => (
-          <li key={e.id} data-event-id={e.id} class={e.type.endsWith('failed') ? 'bad-text' : ''}>
-            <time dateTime={e.time}>{new Date(e.time).toLocaleTimeString()}</time> <code>{e.gatewayId}</code> {e.type} <code>{e.analysisId}</code> {e.type === 'analysis.completed' ? resultsRecognition(resultsOf(e.data)) : ''} {reason(e.data)}
-          </li>
-        ))}
+        {feed.map((e) => {
+          const file = e.type === 'tu.image.uploaded' ? fileOf(e.data) : undefined;
+          return (
+            <li key={e.id} data-event-id={e.id} class={e.type.endsWith('failed') ? 'bad-text' : ''}>
+              {/* Stored events of any age load here: the date is shown unless it is today (format.ts when). */}
+              <time dateTime={e.time}>{when(e.time)}</time> <code>{e.gatewayId}</code> {e.type} <code>{e.analysisId}</code>
+              {file && <> <code>{file}</code></>} {e.type === 'analysis.completed' ? resultsRecognition(resultsOf(e.data)) : ''} {reason(e.data)}
+            </li>
+          );
+        })}
         {feed.length === 0 && <li class="muted">Waiting for events…</li>}
       </ol>
     </section>

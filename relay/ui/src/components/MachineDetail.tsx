@@ -1,24 +1,48 @@
 import type { Analysis, Machine } from '../graphql';
-import { reason, resultsRecognition } from '../format';
+import { clause, reason, resultsRecognition, shortId, when } from '../format';
+import type { Photos } from '../photos';
+import type { Failure } from '../state';
 import { machineLabel } from './Machines';
 import { RecognitionEvidence, RegisteredType } from './TypeEvidence';
 
-export function MachineDetail({ m, analyses }: { m: Machine; analyses: Analysis[] }) {
+/** Start time in ms; an analysis without one sorts last (it has no time to show). */
+const startMs = (a: Analysis): number => {
+  const t = a.startedAt ? Date.parse(a.startedAt) : NaN;
+  return Number.isFinite(t) ? t : -Infinity;
+};
+
+/**
+ * One machine: its registered facts, the last recognised photo, and its analyses newest first by
+ * the time each line shows (the relay pages them in its own order, which can differ from the
+ * start times), each named by its id prefix and file name so a technician's photo can be found.
+ */
+export function MachineDetail({ m, analyses, at, error, photos }: { m: Machine; analyses: Analysis[]; at: number; error: Failure | undefined; photos: Photos }) {
   const label = machineLabel(m);
+  const sorted = [...analyses].sort((a, b) => startMs(b) - startMs(a));
   return (
     <article class="card" aria-label={`Machine ${label}`}>
       <h3>{label}</h3>
+      {error && <p class="bad-text">As of {when(at)}: reloading this machine failed ({clause(error.message)}).</p>}
       {m.latestThumbnail && <img src={`data:image/jpeg;base64,${m.latestThumbnail}`} alt="Latest photo" width={200} />}
       <dl class="facts">
         {m.registeredId && <><dt>Registered id</dt><dd><code>{m.registeredId}</code></dd></>}
         <dt>Registered type</dt><dd><RegisteredType m={m} /></dd>
-        <dt>Last photo</dt><dd><RecognitionEvidence m={m} /></dd>
+        <dt>Last recognised photo</dt><dd><RecognitionEvidence m={m} photos={photos} /></dd>
         <dt>Gateway</dt><dd><code>{m.gatewayId}</code> (machine <code>{m.id}</code>)</dd>
       </dl>
-      <ul>
-        {analyses.map((a) => (
-          <li key={a.id}><span class={`badge ${a.status === 'failed' ? 'bad' : 'ok'}`}>{a.status}</span> {a.startedAt ? new Date(a.startedAt).toLocaleString() : ''} {resultsRecognition(a.results)} {reason(a.failure)}</li>
-        ))}
+      <h4>Analyses, newest start first</h4>
+      <ul data-testid="machine-analyses">
+        {sorted.map((a) => {
+          const file = photos.get(a.id)?.fileName;
+          return (
+            <li key={a.id} data-analysis-id={a.id}>
+              <span class={`badge ${a.status === 'failed' ? 'bad' : 'ok'}`}>{a.status}</span>{' '}
+              {a.startedAt ? <>started <time dateTime={a.startedAt}>{when(a.startedAt)}</time></> : 'start time not recorded'} · <code>{shortId(a.id)}</code>
+              {file && <> <code>{file}</code></>} {resultsRecognition(a.results)} {reason(a.failure)}
+            </li>
+          );
+        })}
+        {analyses.length === 0 && <li class="muted">No analysis stored for this machine.</li>}
       </ul>
     </article>
   );

@@ -1,5 +1,7 @@
 import type { Machine } from '../graphql';
-import { typeName } from '../format';
+import { clause, typeName, when } from '../format';
+import type { Photos } from '../photos';
+import type { Failure, State } from '../state';
 import { RecognitionEvidence, RegisteredType } from './TypeEvidence';
 
 /** Which time lastSeen is (relay/src/storage/types.ts LastSeenSource), in words. */
@@ -17,7 +19,7 @@ function LastSeen({ m }: { m: Machine }) {
   const source = m.lastSeenSource ? SEEN_SOURCE[m.lastSeenSource] ?? m.lastSeenSource : null;
   return (
     <>
-      <time dateTime={m.lastSeen}>{new Date(m.lastSeen).toLocaleString()}</time>
+      <time dateTime={m.lastSeen}>{when(m.lastSeen)}</time>
       {source && <><br /><span class="muted">{source}</span></>}
       {m.lastSeenNote && <><br /><span class="bad-text" data-testid="last-seen-note">{m.lastSeenNote}</span></>}
     </>
@@ -27,7 +29,37 @@ function LastSeen({ m }: { m: Machine }) {
 /** What a machine is called: its registered name, else its registered id, else the relay's id. */
 export const machineLabel = (m: Machine): string => m.name ?? m.registeredId ?? m.id;
 
-export function Machines(p: { machines: Machine[]; types: string[]; search: string; type: string; onSearch: (s: string) => void; onType: (t: string) => void; onSelect: (id: string) => void }) {
+/** The filters a list answers, in words: `all machines`, `search "x"`, `type forklift`. */
+const filtersText = (f: { search: string; type: string }): string =>
+  [f.search && `search "${f.search}"`, f.type && `type ${typeName(f.type)}`].filter(Boolean).join(', ') || 'all machines';
+
+export function Machines(p: {
+  machines: Machine[];
+  /** The filters and time `machines` answer; undefined before the first answer. */
+  loadedFor: State['machinesFor'];
+  error: Failure | undefined;
+  photos: Photos;
+  types: string[];
+  search: string;
+  type: string;
+  onSearch: (s: string) => void;
+  onType: (t: string) => void;
+  onSelect: (id: string) => void;
+}) {
+  const f = p.loadedFor;
+  const current = !!f && f.search === p.search && f.type === p.type;
+  // Rows answering other filters are never passed off as this search's: when this search failed
+  // they are not shown at all; while it loads they are shown with what they answer.
+  const rows = p.error && !current ? [] : p.machines;
+  const note = p.error
+    ? current
+      ? `As of ${when(f.at)} (${filtersText(f)}): reloading failed (${clause(p.error.message)}).`
+      : `Could not load ${filtersText(p)}: ${p.error.message}`
+    : !f
+      ? 'Loading…'
+      : !current
+        ? `Loading ${filtersText(p)}… The rows below are ${filtersText(f)} as of ${when(f.at)}.`
+        : undefined;
   return (
     <>
       <div class="filters">
@@ -36,20 +68,22 @@ export function Machines(p: { machines: Machine[]; types: string[]; search: stri
         <div><label for="m-type">Type</label>
         <select id="m-type" value={p.type} onChange={(e) => p.onType((e.currentTarget as HTMLSelectElement).value)}><option value="">all</option>{p.types.map((t) => <option key={t} value={t}>{typeName(t)}</option>)}</select></div>
       </div>
+      {note && <p class={p.error ? 'bad-text' : 'muted'} data-testid="machines-note">{note}</p>}
       <div class="table-wrap" role="region" aria-label="Machines table" tabIndex={0}>
       <table>
-        <thead><tr><th>Photo</th><th>Name</th><th>Registered type</th><th>Last photo (evidence)</th><th>Brand / model</th><th>Serial</th><th>Gateway</th><th>Last seen</th></tr></thead>
+        <thead><tr><th>Photo</th><th>Name</th><th>Registered type</th><th>Last recognised photo (evidence)</th><th>Brand / model</th><th>Serial</th><th>Gateway</th><th>Last seen</th></tr></thead>
         <tbody>
-          {p.machines.map((m) => (
+          {rows.map((m) => (
             <tr key={m.id} data-machine-id={m.id}>
               <td>{m.latestThumbnail && <img src={`data:image/jpeg;base64,${m.latestThumbnail}`} alt={`Latest photo of ${machineLabel(m)}`} width={64} />}</td>
               <td><button type="button" class="link" onClick={() => p.onSelect(m.id)}>{machineLabel(m)}</button>{m.name && m.registeredId && <><br /><code>{m.registeredId}</code></>}</td>
               <td><RegisteredType m={m} /></td>
-              <td><RecognitionEvidence m={m} /></td>
+              <td><RecognitionEvidence m={m} photos={p.photos} /></td>
               <td>{[m.brand, m.model].filter(Boolean).join(' ') || '—'}</td><td>{m.serialNumber ?? '—'}</td><td><code>{m.gatewayId}</code></td><td data-testid="last-seen"><LastSeen m={m} /></td>
             </tr>
           ))}
-          {p.machines.length === 0 && <tr><td colSpan={8} class="muted">No machine matches.</td></tr>}
+          {rows.length === 0 && current && !p.error && <tr><td colSpan={8} class="muted">No machine matches.</td></tr>}
+          {rows.length === 0 && p.error && !current && <tr><td colSpan={8} class="muted">Not loaded (see above).</td></tr>}
         </tbody>
       </table>
       </div>

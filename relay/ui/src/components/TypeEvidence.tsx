@@ -1,5 +1,6 @@
 import type { Machine } from '../graphql';
-import { recognitionText, typeName } from '../format';
+import { recognitionText, shortId, typeName, when } from '../format';
+import type { Photos } from '../photos';
 
 /** The machine's type: the registered one, or that none is registered (a photo never sets it). */
 export function RegisteredType({ m }: { m: Machine }) {
@@ -7,21 +8,30 @@ export function RegisteredType({ m }: { m: Machine }) {
 }
 
 /**
- * What the latest photo was recognised as: evidence, shown as such, and flagged when the gateway
- * found it disagrees with the registered type (its comparison's type check).
+ * What the last recognised photo was recognised as: evidence, shown as such, and flagged when the
+ * gateway found it disagrees with the registered type (its comparison's type check). It is the
+ * newest photo with a recognition, not necessarily the newest photo (a later one may have failed),
+ * so it names its analysis and, when the dashboard has it, its time and file name.
  */
-export function RecognitionEvidence({ m }: { m: Machine }) {
+export function RecognitionEvidence({ m, photos }: { m: Machine; photos: Photos }) {
   const r = m.lastRecognition;
   if (!r) return <span class="muted">—</span>;
+  const p = photos.get(r.analysisId);
   return (
-    <span>
-      last photo recognised: {recognitionText(r)}
+    <span data-testid="last-recognised">
+      {recognitionText(r)}
       {m.typeMatch === false && m.type && (
         <>
           {' '}
           <strong class="flag" role="note">⚠ disagrees with the registered type ({typeName(m.type)})</strong>
         </>
       )}
+      <br />
+      <span class="muted">
+        analysis <code>{shortId(r.analysisId)}</code>
+        {p?.startedAt ? <>, started <time dateTime={p.startedAt}>{when(p.startedAt)}</time></> : ' (its time is not in the loaded events)'}
+        {p?.fileName && <> · <code>{p.fileName}</code></>}
+      </span>
     </span>
   );
 }

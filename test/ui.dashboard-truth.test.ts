@@ -1,0 +1,245 @@
+/**
+ * What the cloud dashboard shows must be true (review of the fleet dashboard): a failed query is
+ * said per query and not hidden by another's success; presence is unknown when it cannot be
+ * loaded; stored events of another day carry their date; the evidence column names the last
+ * *recognised* photo; the machine history is in the order of the times it shows, each line named
+ * so a technician's photo can be found; an abstention is not scored as a wrong answer; the
+ * accuracy panel's empty state is readable on a phone.
+ *
+ * A real relay in-process, fed over MQTT by a test gateway (no agent or model needed), and Debian
+ * Chromium; page.route makes /graphql fail where a failure is the point.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Browser, Page, Route } from 'playwright-core';
+import type { MqttClient } from 'mqtt';
+import type { Relay } from '@tu/relay';
+import { ensureBuilt, launchChromium } from './support/browser.js';
+import { labelled, uploaded } from './support/fixtures.js';
+import { REPO_ROOT } from './support/real.js';
+import { addGateway, analysisFlow, connectGateway, envelope, publishEvent, startTestRelay, tokenFor, type Envelope } from './support/relay.js';
+
+type Ctx = { relay: Relay; browser: Browser; gw: MqttClient; token: string; oldId: string; recognisedId: string; failedId: string };
+const t = suite<Ctx>('ui: the cloud dashboard shows only what is true (errors per query, presence, dates, evidence, accuracy)');
+
+const GW = 'gw-truth';
+const WAIT = 30_000;
+/** The dashboard polls gateways every 10 s: a wait for "the next poll" allows that and some. */
+const POLL_WAIT = 16_000;
+const LAPTOP = { width: 1366, height: 768 };
+const PHONE = { width: 390, height: 844 };
+const SHOTS = '/tmp/dash-fix';
+const FILE = 'yard-7-excavator.jpg';
+const shot = (name: string): string => {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  return path.join(SHOTS, name);
+};
+
+const NOW = Date.now();
+/** Three days ago: a stored event of another day (its line must carry the date). */
+const OLD = new Date(NOW - 3 * 86_400_000);
+/** Ten minutes ago: the recognised photo; its analysis ends 10 s later, after the failed one. */
+const RECOGNISED = new Date(NOW - 10 * 60_000);
+/** One second after the recognised photo started: the newest photo, and it failed. */
+const FAILED = new Date(RECOGNISED.getTime() + 1000);
+
+const registered = { id: 'TRUTH-1', name: 'Truth dozer', type: 'excavator' };
+const send = async (ctx: Ctx, events: Envelope[]): Promise<void> => {
+  for (const e of events) assert.is(await publishEvent(ctx.gw, GW, e), 'ok');
+};
+const idOf = (events: Envelope[]): string => (events[0]!.data as { analysisId: string }).analysisId;
+
+t.before(async (ctx) => {
+  await ensureBuilt(path.join(REPO_ROOT, 'relay/ui'));
+  ctx.relay = await startTestRelay();
+  ctx.gw = await connectGateway(ctx.relay.mqttUrl, GW, await addGateway(ctx.relay, GW, 'tenant-truth'));
+  ctx.token = await tokenFor('tenant-truth', 'fleet-truth');
+
+  const old = analysisFlow(GW, { machineId: 'TRUTH-1', registered, at: OLD });
+  // The recognised photo: uploaded with a file name; its analysis took 10 s, so the relay (which
+  // pages a machine's analyses by end time) lists it above the failed one that started later.
+  const recognised = analysisFlow(GW, { machineId: 'TRUTH-1', registered, at: RECOGNISED, recognised: { machineType: 'excavator', confidence: 0.95 } });
+  const done = recognised[recognised.length - 1]!;
+  const endsAt = new Date(RECOGNISED.getTime() + 10_000).toISOString();
+  done.data = { ...(done.data as object), completedAt: endsAt };
+  done.time = endsAt;
+  const up = envelope(GW, 'tu.image.uploaded', { ...uploaded(GW, idOf(recognised)), machineId: 'TRUTH-1', uploadedAt: new Date(RECOGNISED.getTime() - 500).toISOString(), via: 'ui', fileName: FILE }, { time: new Date(RECOGNISED.getTime() - 500).toISOString() });
+  const failed = analysisFlow(GW, { machineId: 'TRUTH-1', registered, at: FAILED, outcome: 'failed' });
+  await send(ctx, [...old, up, ...recognised, ...failed]);
+  ctx.oldId = idOf(old);
+  ctx.recognisedId = idOf(recognised);
+  ctx.failedId = idOf(failed);
+  ctx.browser = await launchChromium();
+});
+t.after(async (ctx) => {
+  await ctx.browser?.close();
+  ctx.gw?.end(true);
+  await ctx.relay?.stop();
+});
+
+const signIn = async (ctx: Ctx, viewport = LAPTOP): Promise<Page> => {
+  const page = await ctx.browser.newPage({ viewport });
+  await page.goto(ctx.relay.url);
+  await page.getByLabel('Access token (JWT)').fill(ctx.token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('status').filter({ hasText: /^Live$/ }).waitFor({ timeout: WAIT });
+  return page;
+};
+const machines = (page: Page) => page.getByRole('region', { name: 'Machines', exact: true });
+const dozerRow = (page: Page) => machines(page).getByRole('row').filter({ hasText: 'Truth dozer' });
+/** A GraphQL request's operation text and variables. */
+const op = (route: Route): { query: string; variables: Record<string, unknown> } => {
+  try {
+    return JSON.parse(route.request().postData() ?? '{}') as { query: string; variables: Record<string, unknown> };
+  } catch {
+    return { query: '', variables: {} };
+  }
+};
+const gatewaysAnswered = (page: Page, status: number) =>
+  page.waitForResponse((r) => r.url().endsWith('/graphql') && r.status() === status && (r.request().postData() ?? '').includes('gateways(first'), { timeout: POLL_WAIT });
+
+t('phone: with no label yet, the accuracy panel says so in full, not cut off inside its scrolling table (review item 6)', async (ctx) => {
+  const page = await signIn(ctx, PHONE);
+  const panel = page.getByRole('region', { name: 'Real-world accuracy', exact: true });
+  const empty = panel.getByText('No technician has confirmed or corrected a recognition yet.');
+  await empty.waitFor({ timeout: WAIT });
+  const box = await empty.boundingBox();
+  assert.ok(box && box.x >= 0 && box.x + box.width <= PHONE.width, `the whole sentence is on screen: ${JSON.stringify(box)}`);
+  await page.screenshot({ path: shot('accuracy-empty-390x844.png'), fullPage: true });
+  await page.close();
+});
+
+t('a stored event of another day shows its date; one of today its time alone (review item 3)', async (ctx) => {
+  const page = await signIn(ctx);
+  const feed = page.getByRole('list', { name: 'Live analysis events' });
+  const oldLine = feed.getByRole('listitem').filter({ hasText: ctx.oldId }).filter({ hasText: 'analysis.completed' });
+  await oldLine.waitFor({ timeout: WAIT });
+  const shown = await oldLine.locator('time').innerText();
+  assert.match(shown, new RegExp(`\\b${OLD.getFullYear()}\\b`), `the old event's time carries its date: "${shown}"`);
+  if (new Date(RECOGNISED).toDateString() === new Date().toDateString()) {
+    const today = await feed.getByRole('listitem').filter({ hasText: ctx.recognisedId }).filter({ hasText: 'analysis.started' }).locator('time').innerText();
+    assert.not.match(today, new RegExp(`\\b${RECOGNISED.getFullYear()}\\b`), `today's event shows its time alone: "${today}"`);
+  }
+  // The upload line names the file, as the technician knows the photo.
+  assert.match(await feed.getByRole('listitem').filter({ hasText: 'tu.image.uploaded' }).filter({ hasText: ctx.recognisedId }).innerText(), new RegExp(FILE.replace(/\./g, '\\.')));
+  await page.close();
+});
+
+t('the evidence is the last *recognised* photo, with its time and analysis; the history is in the order of its shown times, each line named (review item 5)', async (ctx) => {
+  const page = await signIn(ctx);
+  const row = dozerRow(page);
+  await row.waitFor({ timeout: WAIT });
+  const headers = await machines(page).getByRole('columnheader').allInnerTexts();
+  const col = headers.indexOf('Last recognised photo (evidence)');
+  assert.ok(col >= 0, `the column says which photo it is: ${JSON.stringify(headers)}`);
+  const cell = row.getByRole('cell').nth(col);
+  assert.match(await cell.innerText(), /^excavator \(95 %\)/);
+  assert.match(await cell.innerText(), new RegExp(ctx.recognisedId.slice(0, 10)), 'names its analysis');
+  assert.is(await cell.locator('time').getAttribute('datetime'), RECOGNISED.toISOString(), 'with the time its analysis started');
+  assert.match(await cell.innerText(), new RegExp(FILE.replace(/\./g, '\\.')), 'and the file the technician uploaded');
+
+  await row.getByRole('button', { name: 'Truth dozer' }).click();
+  const detail = page.getByRole('article', { name: 'Machine Truth dozer' });
+  await detail.waitFor({ timeout: WAIT });
+  assert.match(await detail.innerText(), /Last recognised photo\s+excavator \(95 %\)/);
+  const lines = detail.getByTestId('machine-analyses').locator('li[data-analysis-id]');
+  await lines.nth(2).waitFor({ timeout: WAIT });
+  const ids = await lines.evaluateAll((els) => els.map((e) => e.getAttribute('data-analysis-id')));
+  assert.equal(ids, [ctx.failedId, ctx.recognisedId, ctx.oldId], 'newest start first: the failed photo started after the recognised one');
+  const times = await lines.evaluateAll((els) => els.map((e) => Date.parse(e.querySelector('time')?.getAttribute('datetime') ?? '')));
+  assert.equal(times, [...times].sort((a, b) => b - a), 'in the order of the times shown');
+  for (const [i, id] of ids.entries()) assert.match(await lines.nth(i).innerText(), new RegExp(id!.slice(0, 10)), 'each line shows its analysis id prefix');
+  assert.match(await lines.nth(1).innerText(), new RegExp(FILE.replace(/\./g, '\\.')), 'and the file name when the dashboard has it');
+  assert.match(await lines.nth(0).innerText(), /^failed/);
+  await page.screenshot({ path: shot('detail-1366x768.png'), fullPage: true });
+  await page.setViewportSize(PHONE);
+  await page.screenshot({ path: shot('detail-390x844.png'), fullPage: true });
+  await page.close();
+});
+
+t('a failed search is said and shows no rows of another search, and the gateways poll does not hide it (review item 1)', async (ctx) => {
+  const page = await signIn(ctx);
+  await dozerRow(page).waitFor({ timeout: WAIT });
+  // The relay fails this one search (500 with a GraphQL error); everything else answers.
+  await page.route('**/graphql', async (route) => {
+    const { query, variables } = op(route);
+    if (query.includes('machines(first') && variables['s'] === 'zzz') await route.fulfill({ status: 500, contentType: 'application/json', body: JSON.stringify({ errors: [{ message: 'search index unavailable' }] }) });
+    else await route.continue();
+  });
+  await page.getByLabel('Search').fill('zzz');
+  const alert = page.getByRole('alert').filter({ hasText: 'Machines could not be loaded' });
+  await alert.waitFor({ timeout: WAIT });
+  assert.match(await alert.innerText(), /search index unavailable/);
+  assert.is(await dozerRow(page).count(), 0, 'no row of the previous (empty) search under "zzz"');
+  assert.match(await page.getByTestId('machines-note').innerText(), /Could not load search "zzz": search index unavailable/);
+  // The next gateways poll succeeds: it clears its own failure only.
+  await gatewaysAnswered(page, 200);
+  await page.evaluate('new Promise((r) => requestAnimationFrame(() => setTimeout(r, 50)))');
+  assert.is(await alert.count(), 1, 'the failed search is still said after the gateways poll');
+  assert.is(await dozerRow(page).count(), 0, 'and still no row of another search');
+  await page.screenshot({ path: shot('search-failed-1366x768.png'), fullPage: true });
+  await page.setViewportSize(PHONE);
+  await page.screenshot({ path: shot('search-failed-390x844.png') });
+  // Once the search answers again, the failure is gone with it.
+  await page.unroute('**/graphql');
+  await page.getByLabel('Search').fill('Truth');
+  await dozerRow(page).waitFor({ timeout: WAIT });
+  await alert.waitFor({ state: 'detached', timeout: WAIT });
+  await page.close();
+});
+
+t('when every query answers 502, presence is unknown as of the last good load, and the badge is not a plain "Live" (review item 2)', async (ctx) => {
+  const page = await signIn(ctx);
+  const gateways = page.getByRole('region', { name: 'Gateways', exact: true });
+  const item = gateways.getByRole('listitem').filter({ hasText: GW });
+  await item.locator('.badge', { hasText: /^online$/ }).waitFor({ timeout: WAIT });
+  const goodAt = Date.now();
+  // A proxy in front of the relay: 502 with an HTML page, for every query (the socket stays up).
+  await page.route('**/graphql', (route) => route.fulfill({ status: 502, contentType: 'text/html', body: '<html><body><h1>502 Bad Gateway</h1></body></html>' }));
+  await gatewaysAnswered(page, 502);
+  await item.locator('.badge', { hasText: 'presence unknown' }).waitFor({ timeout: WAIT });
+  assert.is(await item.locator('.badge', { hasText: /^online$/ }).count(), 0, 'no current "online" while presence cannot be loaded');
+  const asOf = Date.parse((await item.locator('time').first().getAttribute('datetime')) ?? '');
+  assert.ok(asOf <= Date.now() && asOf > goodAt - 15_000, `as of the last good load: ${new Date(asOf).toISOString()}`);
+  assert.match(await item.innerText(), /online as of/);
+  assert.match(await page.getByTestId('gateways-note').innerText(), /Presence unknown: loading failed \(The relay answered 502\)\. Shown as of /);
+  const status = await page.getByRole('status').first().innerText();
+  assert.is.not(status, 'Live', 'the badge does not say all is live');
+  assert.match(status, /queries failing/);
+  assert.is(await page.getByRole('alert').filter({ hasText: 'Gateways and failures could not be loaded: The relay answered 502.' }).count(), 1);
+  await page.screenshot({ path: shot('relay-502-1366x768.png'), fullPage: true });
+  await page.setViewportSize(PHONE);
+  await page.screenshot({ path: shot('relay-502-390x844.png'), fullPage: true });
+  await page.close();
+});
+
+t('an abstention labelled "no machine" is not scored as a wrong answer, nor "no machine" as never said (review item 4)', async (ctx) => {
+  const label = async (over: Parameters<typeof labelled>[0]) => {
+    const d = labelled(over);
+    await send(ctx, [envelope(GW, 'recognition.labelled', d, { id: d.correctionId, time: d.at })]);
+  };
+  await label({ label: 'negative', previousLabel: 'unknown', kind: 'correction' });
+  await label({ label: 'excavator', previousLabel: 'excavator', kind: 'confirmation' });
+  const page = await signIn(ctx);
+  const panel = page.getByRole('region', { name: 'Real-world accuracy', exact: true });
+  const unknown = panel.locator('tr[data-type="unknown"]');
+  await unknown.waitFor({ timeout: WAIT });
+  const cells = await unknown.getByRole('cell').allInnerTexts();
+  assert.not.match(cells[3] ?? '', /\d+ %/, `no accuracy percentage for abstaining: ${JSON.stringify(cells)}`);
+  assert.match(cells[3] ?? '', /^no percentage/);
+  const negative = await panel.locator('tr[data-type="negative"]').innerText();
+  assert.not.match(negative, /never said/, `"no machine" is not said to be never answered: ${negative}`);
+  // Why, in full below the table (not squeezed into a cell).
+  const notes = await panel.getByTestId('accuracy-notes').innerText();
+  assert.match(notes, /Abstaining is the right answer on a photo without a machine/);
+  assert.match(notes, /no machine: the gateway abstained on 1 labelled photo instead of saying "no machine"/);
+  assert.match(await panel.locator('tr[data-type="excavator"]').innerText(), /100 %/);
+  await page.screenshot({ path: shot('accuracy-1366x768.png'), fullPage: true });
+  await page.setViewportSize(PHONE);
+  await page.screenshot({ path: shot('accuracy-390x844.png'), fullPage: true });
+  await page.close();
+});
+
+t.run();
