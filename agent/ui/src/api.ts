@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { authHeaders, signOut } from './auth';
+import { authHeaders, signOut, token } from './auth';
 import { accepted, analysisList, analysisView, currentLabel, errorBody, health, labelAnswer, machineView, publicHealth, referenceAdded, type Machine } from './schemas';
 
 /** An error to show the technician: the API's code and message, or what went wrong on the way. */
@@ -63,9 +63,13 @@ async function request<T>(schema: z.ZodMiniType<T>, url: string, init?: RequestI
  * summary while the page holds a token means the gateway no longer accepts it (expired).
  */
 export async function getHealth() {
+  const sent = token();
   const h = await request(z.union([health, publicHealth]), '/api/v1/health');
   if ('broker' in h) return h;
-  signOut('The gateway no longer accepts your technician token (it may have expired). Sign in again.');
+  // The summary does not say why: ask the gateway (a 401 names it: expired, not a JWT, signature does not match).
+  const why = sent ? await checkToken(sent) : null;
+  // Another refused call may have signed out first, with the gateway's reason: that reason stays.
+  if (token() === sent) signOut(why ?? 'The gateway no longer accepts your technician token (it may have expired). Sign in again.');
   throw new UiError('TOKEN_INVALID', 'Signed out: the technician token is no longer accepted.');
 }
 export const getAnalyses = (limit = 20) => request(analysisList, `/api/v1/analyses?limit=${limit}`);

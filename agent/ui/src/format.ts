@@ -3,8 +3,19 @@ import type { Results } from './schemas';
 /** Display helpers for the result card and the history: every number says what it is. */
 export const pretty = (s: string): string => s.replace(/_/g, ' ');
 export const pct = (x: number): string => `${Math.round(x * 100)} %`;
-/** An instant, in this device's time zone. */
-export const when = (iso: string): string => new Date(iso).toLocaleString();
+/**
+ * An instant, in this device's time zone: the clock time alone when it is today, with the date
+ * otherwise ("6:13:11 PM" of an analysis from last week, or "until 06:13" of a token that
+ * expires tomorrow, would read as today). Every time the UI shows goes through here.
+ * `seconds: false` for coarse times (a token's expiry).
+ */
+export function when(at: string | number | Date, o: { seconds?: boolean } = {}): string {
+  const d = new Date(at);
+  if (Number.isNaN(d.getTime())) return String(at);
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', ...(o.seconds === false ? {} : { second: '2-digit' }) });
+  if (d.toDateString() === new Date().toDateString()) return time;
+  return `${d.toLocaleDateString([], { year: 'numeric', month: 'short', day: 'numeric' })}, ${time}`;
+}
 
 type Exif = NonNullable<Results['metadata']>['exif'];
 

@@ -56,7 +56,12 @@ export type Results = z.infer<typeof results>;
 export const stepSummary = z.object({
   step: str,
   status: str,
+  /** The plan marks the step optional: the analysis completes without it when it fails. */
+  optional: opt(z.boolean()),
   attempts: num,
+  /** The step's own start and end (a reopened timeline stamps each step with these, not the analysis's end). */
+  startedAt: opt(str),
+  endedAt: opt(str),
   durationMs: opt(num),
   instance: opt(str),
   error: opt(failureReason),
@@ -94,7 +99,7 @@ export const health = z.object({
   gatewayId: str,
   uptimeS: num,
   broker: z.object({ up: z.boolean(), clients: num }),
-  services: z.record(str, z.object({ step: str, inProcess: z.boolean(), up: z.boolean(), instances: z.array(z.object({ instanceId: str, inflight: num })) })),
+  services: z.record(str, z.object({ step: str, optional: opt(z.boolean()), inProcess: z.boolean(), up: z.boolean(), instances: z.array(z.object({ instanceId: str, inflight: num })) })),
   model: z.object({ state: str, id: opt(str), version: opt(str), backend: opt(str), kind: opt(str), head: opt(z.nullable(z.object({ id: str }))) }),
   orchestrator: z.object({ running: num, queued: num }),
   uplink: z.object({

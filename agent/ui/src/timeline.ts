@@ -16,9 +16,12 @@ import {
 export type Status = 'stored' | 'running' | 'completed' | 'failed';
 export interface TimelineItem {
   key: string;
-  time: string;
+  /** When it happened; absent for what has not happened yet (a step still to start). */
+  time?: string;
   kind: 'info' | 'ok' | 'retry' | 'fail';
   text: string;
+  /** A step's state as last loaded ("running", "not started yet"): the step's next live event replaces it, so the card never says both. */
+  provisional?: boolean;
 }
 /** What the UI knows about one analysis, built from live events (or loaded from the API). */
 export interface Analysis {
@@ -64,6 +67,8 @@ export function planText(steps: string[], plan?: { step: string; needs: string[]
     .join(', then ');
 }
 export const stepLabel = (s: string | null | undefined): string => (s ? (STEP_LABEL[s] ?? s) : 'before any step');
+/** A step as the analysis's summary names it: "Nameplate (optional)" when the plan lets the analysis complete without it. */
+const summaryLabel = (s: StepSummary): string => `${stepLabel(s.step)}${s.optional ? ' (optional)' : ''}`;
 export const ms = (n: number): string => (n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(1)} s`);
 /*
  * A step has two durations and they differ (bus transit, queueing): the live event carries the
@@ -88,6 +93,8 @@ export function applyFrame(prev: Analysis | undefined, raw: unknown): Analysis |
   const add = (kind: TimelineItem['kind'], text: string) => a.items.push({ key: e.id, time: e.time, kind, text });
   a.updatedAt = e.time;
   const step = STEP_OF[e.type];
+  const terminal = e.type === 'analysis.completed' || e.type === 'analysis.failed';
+  if (step || terminal) a.items = a.items.filter((i) => !(i.provisional && (terminal || i.key === `s-${step}`)));
   switch (e.type) {
     case 'tu.image.uploaded': {
       const d = uploadedData.safeParse(e.data);
@@ -106,7 +113,8 @@ export function applyFrame(prev: Analysis | undefined, raw: unknown): Analysis |
     }
     case 'recognition.completed':
     case 'comparison.completed':
-    case 'metadata.sorted': {
+    case 'metadata.sorted':
+    case 'nameplate.read': {
       const d = stepOutcome.safeParse(e.data);
       if (!d.success) return undefined;
       if (a.status === 'stored') a.status = 'running';
@@ -115,7 +123,8 @@ export function applyFrame(prev: Analysis | undefined, raw: unknown): Analysis |
     }
     case 'recognition.failed':
     case 'comparison.failed':
-    case 'metadata.failed': {
+    case 'metadata.failed':
+    case 'nameplate.failed': {
       const d = stepFailedData.safeParse(e.data);
       if (!d.success) return undefined;
       const r = d.data.error;
@@ -131,6 +140,11 @@ export function applyFrame(prev: Analysis | undefined, raw: unknown): Analysis |
       a.results = d.data.results;
       a.durationMs = d.data.durationMs;
       const retried = d.data.steps.filter((s) => s.attempts > 1);
+      // An optional step that failed (or timed out without any answer, so no step event said so) is stated before the end.
+      for (const s of d.data.steps) {
+        const text = unfinishedText(s, 'completed');
+        if (text) a.items.push({ key: `${e.id}:${s.step}`, time: s.endedAt ?? e.time, kind: s.status === 'failed' ? 'fail' : 'info', text });
+      }
       add('ok', `Completed: ${wholeTime(d.data.durationMs)}${retried.length ? ` (retried: ${retried.map((s) => `${stepLabel(s.step)} ×${s.attempts}`).join(', ')})` : ''}`);
       break;
     }
@@ -143,6 +157,12 @@ export function applyFrame(prev: Analysis | undefined, raw: unknown): Analysis |
       a.results = d.data.results;
       a.failure = { step: d.data.failedStep, reason: d.data.reason };
       add('fail', `Failed at ${stepLabel(d.data.failedStep)}: ${d.data.reason.message} [${d.data.reason.code}]`);
+      // The steps the failure left unfinished (or an optional one that failed on its own) are not dropped.
+      for (const s of d.data.steps) {
+        if (s.step === d.data.failedStep) continue;
+        const text = unfinishedText(s, 'failed');
+        if (text) a.items.push({ key: `${e.id}:${s.step}`, time: e.time, kind: s.status === 'failed' ? 'fail' : 'info', text });
+      }
       break;
     }
     default:
@@ -151,26 +171,76 @@ export function applyFrame(prev: Analysis | undefined, raw: unknown): Analysis |
   return a;
 }
 
-/** An analysis loaded from GET /api/v1/analyses/:id (history, or after a reconnect). */
+/**
+ * What became of a step that did not complete, once the analysis has ended (undefined for a
+ * completed step): an optional step's failure and that the analysis went on without it; a step
+ * the failure of another left running or never started (its answer is ignored from then on:
+ * agent/src/orchestrator/orchestrator.ts finish).
+ */
+function unfinishedText(s: StepSummary, outcome: 'completed' | 'failed'): string | undefined {
+  const label = summaryLabel(s);
+  if (s.status === 'completed') return undefined;
+  if (s.status === 'failed') return `${label} failed: ${s.error ? `${s.error.message} [${s.error.code}]` : 'no reason given'}${outcome === 'completed' ? '; the analysis completed without it' : ''}`;
+  if (outcome === 'completed') return `${label}: did not run; the analysis completed without it`;
+  if (s.status === 'running') return `${label}: stopped, the analysis had already failed`;
+  if (s.status === 'waiting') return `${label}: stopped while waiting to retry, the analysis had already failed`;
+  return `${label}: not started, the analysis had already failed`;
+}
+
+/** A step of an analysis still running, as the status route reports it. */
+function inProgressText(s: StepSummary): string {
+  const label = summaryLabel(s);
+  if (s.status === 'running') return `${label}: running${s.attempts > 1 ? ` (attempt ${s.attempts})` : ''}`;
+  if (s.status === 'waiting') return `${label}: waiting to retry after ${s.attempts} attempt${s.attempts === 1 ? '' : 's'}`;
+  return `${label}: not started yet`;
+}
+
+const byTime = (a: TimelineItem, b: TimelineItem): number => (a.time ?? '\uffff').localeCompare(b.time ?? '\uffff');
+
+/**
+ * An analysis loaded from GET /api/v1/analyses/:id (history, or after a reconnect). Every step
+ * of the plan is listed, each stamped with its own end (or start) time, not the analysis's.
+ */
 export function fromView(v: AnalysisView, prev?: Analysis): Analysis {
   const status: Status = v.status === 'completed' ? 'completed' : v.status === 'failed' ? 'failed' : 'running';
+  const ended = status === 'completed' || status === 'failed' ? status : undefined;
+  const endTime = v.endedAt ?? v.uploadedAt;
+  const done = v.steps
+    .filter((s) => s.status === 'completed' || s.status === 'failed')
+    .map(
+      (s): TimelineItem => ({
+        key: `s-${s.step}`,
+        // Rows written before steps had their own times fall back to the analysis's.
+        time: s.endedAt ?? s.startedAt ?? endTime,
+        kind: s.status === 'completed' ? 'ok' : 'fail',
+        text:
+          `${summaryLabel(s)} ${s.status === 'completed' ? 'done' : 'failed'}${s.durationMs !== undefined ? `: ${requestTime(s.durationMs)}` : ''}${s.attempts > 1 ? ` after ${s.attempts} attempts` : ''}` +
+          // The reason of the step that failed the analysis is on the "Failed at" line: said once.
+          `${s.error && s.step !== v.failure?.step ? `: ${s.error.message} [${s.error.code}]` : ''}${s.status === 'failed' && status === 'completed' ? '; the analysis completed without it' : ''}`,
+      }),
+    );
+  const open = v.steps
+    .filter((s) => s.status !== 'completed' && s.status !== 'failed')
+    .map(
+      (s): TimelineItem =>
+        ended
+          ? { key: `s-${s.step}`, time: endTime, kind: 'info', text: unfinishedText(s, ended)! }
+          : { key: `s-${s.step}`, ...(s.startedAt ? { time: s.startedAt } : {}), kind: 'info', text: inProgressText(s), provisional: true },
+    );
+  const end: TimelineItem[] =
+    status === 'completed'
+      ? [{ key: 'end', time: endTime, kind: 'ok', text: `Completed${v.durationMs !== undefined ? `: ${wholeTime(v.durationMs)}` : ''}` }]
+      : status === 'failed' && v.failure
+        ? [{ key: 'end', time: endTime, kind: 'fail', text: `Failed at ${stepLabel(v.failure.step)}: ${v.failure.reason.message} [${v.failure.reason.code}]` }]
+        : [];
   const items: TimelineItem[] = prev?.items.length
     ? prev.items
     : [
         { key: 'up', time: v.uploadedAt, kind: 'info', text: `Photo stored (${Math.round(v.image.bytes / 1024)} KB)` },
         ...(v.startedAt ? [{ key: 'st', time: v.startedAt, kind: 'info' as const, text: 'Analysis started' }] : []),
-        ...v.steps
-          .filter((s) => s.status === 'completed' || s.status === 'failed')
-          .map((s) => ({
-            key: `s-${s.step}`,
-            time: v.endedAt ?? v.uploadedAt,
-            kind: s.status === 'completed' ? ('ok' as const) : ('fail' as const),
-            text: `${stepLabel(s.step)} ${s.status === 'completed' ? 'done' : 'failed'}${s.durationMs !== undefined ? `: ${requestTime(s.durationMs)}` : ''}${s.attempts > 1 ? ` after ${s.attempts} attempts` : ''}${s.error ? `: ${s.error.message}` : ''}`,
-          })),
-        ...(status === 'completed' ? [{ key: 'end', time: v.endedAt ?? v.uploadedAt, kind: 'ok' as const, text: `Completed${v.durationMs !== undefined ? `: ${wholeTime(v.durationMs)}` : ''}` }] : []),
-        ...(status === 'failed' && v.failure
-          ? [{ key: 'end', time: v.endedAt ?? v.uploadedAt, kind: 'fail' as const, text: `Failed at ${stepLabel(v.failure.step)}: ${v.failure.reason.message} [${v.failure.reason.code}]` }]
-          : []),
+        // In the order they happened; then the end, then what it left unfinished (as the live card says it).
+        ...done.sort(byTime),
+        ...(status === 'failed' ? [...end, ...open] : [...open, ...end]),
       ];
   return {
     id: v.analysisId,

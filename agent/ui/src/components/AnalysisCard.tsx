@@ -1,5 +1,5 @@
 import { useEffect, useRef } from 'preact/hooks';
-import { pct, STATUS_TEXT } from '../format';
+import { pct, STATUS_TEXT, when } from '../format';
 import { stepLabel, type Analysis } from '../timeline';
 import { ResultCard } from './ResultCard';
 
@@ -12,6 +12,15 @@ export interface Upload {
   error?: { code: string; message: string };
 }
 
+/** Loading an analysis from the gateway (opened from the history, or reloaded after a reconnect). */
+export interface Load {
+  loading?: boolean;
+  /** Why the last load failed; kept on the card (with a Retry) until a load succeeds. */
+  error?: { code: string; message: string };
+  /** The file name the history listed, so a card that could not load still says which photo it is. */
+  fileName?: string;
+}
+
 const finished = (a: Analysis | undefined) => a?.status === 'completed' || a?.status === 'failed';
 
 /**
@@ -19,11 +28,36 @@ const finished = (a: Analysis | undefined) => a?.status === 'completed' || a?.st
  * the card to the top of the screen when the upload starts and again when the gateway has
  * answered, so on a phone the result is in view without scrolling past the capture box.
  */
-export function AnalysisCard({ upload, analysis, id, reveal = false }: { upload?: Upload; analysis?: Analysis | undefined; id?: string; reveal?: boolean }) {
+export function AnalysisCard({
+  upload,
+  analysis,
+  id,
+  load,
+  onRetry,
+  reveal = false,
+}: {
+  upload?: Upload;
+  analysis?: Analysis | undefined;
+  id?: string;
+  load?: Load | undefined;
+  onRetry?: () => void;
+  reveal?: boolean;
+}) {
   const aid = upload?.analysisId ?? id ?? '';
-  const state = upload?.error ? 'rejected' : analysis ? analysis.status : upload && !upload.analysisId ? 'uploading' : 'stored';
-  const label = state === 'rejected' ? 'Rejected' : state === 'uploading' ? 'Uploading' : (STATUS_TEXT[state] ?? state);
-  const name = upload?.name ?? analysis?.fileName;
+  // Without an analysis, "Waiting" is true only of a photo this page has just uploaded; one opened from the history is loading, or could not be loaded.
+  const state = upload?.error
+    ? 'rejected'
+    : analysis
+      ? analysis.status
+      : upload && !upload.analysisId
+        ? 'uploading'
+        : load?.error
+          ? 'unavailable'
+          : load?.loading && !upload
+            ? 'loading'
+            : 'stored';
+  const label = state === 'rejected' ? 'Rejected' : state === 'uploading' ? 'Uploading' : state === 'unavailable' ? 'Not loaded' : state === 'loading' ? 'Loading' : (STATUS_TEXT[state] ?? state);
+  const name = upload?.name ?? analysis?.fileName ?? load?.fileName;
   const ref = useRef<HTMLElement>(null);
   const answered = Boolean(upload?.error) || finished(analysis);
   useEffect(() => {
@@ -52,11 +86,27 @@ export function AnalysisCard({ upload, analysis, id, reveal = false }: { upload?
         <ol class="timeline" aria-live="polite" aria-label="Timeline">
           {analysis?.items.map((i) => (
             <li key={i.key} class={`t-${i.kind}`}>
-              <time dateTime={i.time}>{new Date(i.time).toLocaleTimeString()}</time> <span>{i.text}</span>
+              {i.time && (
+                <>
+                  <time dateTime={i.time}>{when(i.time)}</time>{' '}
+                </>
+              )}
+              <span>{i.text}</span>
             </li>
           ))}
-          {(!analysis || analysis.items.length === 0) && <li class="t-info">Accepted; waiting for the analysis to start…</li>}
+          {(!analysis || analysis.items.length === 0) && state === 'stored' && <li class="t-info">Accepted; waiting for the analysis to start…</li>}
+          {state === 'loading' && <li class="t-info">Loading the analysis from the gateway…</li>}
         </ol>
+      )}
+      {load?.error && (
+        <p class="error" role="alert">
+          <strong>{analysis ? 'Could not reload this analysis (showing what was loaded before):' : 'Could not load this analysis:'}</strong> {load.error.message} <code>{load.error.code}</code>{' '}
+          {onRetry && (
+            <button type="button" class="small-button" onClick={onRetry} disabled={load.loading}>
+              {load.loading ? 'Retrying…' : 'Retry'}
+            </button>
+          )}
+        </p>
       )}
       {analysis?.status === 'failed' && analysis.failure && (
         <p class="error" role="alert">

@@ -1,17 +1,44 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { errorText, getAnalysis, uploadPhoto } from '../api';
+import { errorText, getAnalysis, UiError, uploadPhoto } from '../api';
 import { signOut, type TokenInfo } from '../auth';
 import { connectEvents, type FeedState } from '../events';
+import { when } from '../format';
 import { HealthContext, useHealthPoll } from '../hooks/useHealth';
 import { useHistory } from '../hooks/useHistory';
 import type { AnalysisListItem } from '../schemas';
 import { applyFrame, fromView, type Analysis } from '../timeline';
-import { AnalysisCard, type Upload } from './AnalysisCard';
+import { AnalysisCard, type Load, type Upload } from './AnalysisCard';
 import { Capture } from './Capture';
 import { HealthBanner } from './HealthBanner';
 import { HealthPanel } from './HealthPanel';
 import { History } from './History';
 import { MachinePanel } from './MachinePanel';
+
+/**
+ * How long after the gateway accepted a photo a 404 for its analysis means "not there yet" (the
+ * orchestrator has not taken the upload event in: live events will fill the card in). Later, or
+ * for an analysis opened from the history, a 404 is an answer to show like any other error.
+ */
+const NOT_THERE_YET_MS = 20_000;
+
+const withLoad = (m: Map<string, Load>, id: string, p: Load): Map<string, Load> => new Map(m).set(id, { ...m.get(id), ...p });
+
+/** Keeps the sticky header's real height in --header-h, so a revealed card scrolls to just below it whatever the header wraps to. */
+function useHeaderHeight(ref: { current: HTMLElement | null }): void {
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const root = document.documentElement;
+    const set = () => root.style.setProperty('--header-h', `${Math.ceil(el.getBoundingClientRect().height)}px`);
+    set();
+    const observer = new ResizeObserver(set);
+    observer.observe(el);
+    return () => {
+      observer.disconnect();
+      root.style.removeProperty('--header-h');
+    };
+  }, [ref]);
+}
 
 /** `session`: what the page's token says (null: not a readable JWT; the gateway still decides). */
 export function App({ session }: { session: TokenInfo | null }) {
@@ -24,17 +51,27 @@ export function App({ session }: { session: TokenInfo | null }) {
   const analysesRef = useRef(analyses);
   analysesRef.current = analyses;
   const nextKey = useRef(1);
+  const [loads, setLoads] = useState<Map<string, Load>>(new Map());
+  /** When the gateway accepted each photo this page uploaded (performance.now(): monotonic). */
+  const acceptedAt = useRef(new Map<string, number>());
+  const header = useRef<HTMLElement>(null);
+  useHeaderHeight(header);
 
   const upsert = useCallback((a: Analysis) => {
     setAnalyses((m) => new Map(m).set(a.id, a));
   }, []);
 
   const refresh = useCallback(async (id: string) => {
+    setLoads((m) => withLoad(m, id, { loading: true }));
     try {
       const v = await getAnalysis(id);
       setAnalyses((m) => new Map(m).set(id, fromView(v, m.get(id))));
-    } catch {
-      /* not there yet: live events will fill it in */
+      setLoads((m) => withLoad(m, id, { loading: false, error: undefined }));
+    } catch (err) {
+      const accepted = acceptedAt.current.get(id);
+      const notYet = err instanceof UiError && err.status === 404 && accepted !== undefined && performance.now() - accepted < NOT_THERE_YET_MS;
+      // Not there yet: live events will fill it in. Anything else stays on the card, with a Retry.
+      setLoads((m) => withLoad(m, id, { loading: false, error: notYet ? undefined : errorText(err) }));
     }
   }, []);
 
@@ -69,6 +106,7 @@ export function App({ session }: { session: TokenInfo | null }) {
         const patch = (p: Partial<Upload>) => setUploads((u) => u.map((x) => (x.key === key ? { ...x, ...p } : x)));
         uploadPhoto(file, (f) => patch({ progress: f }))
           .then(({ analysisId }) => {
+            acceptedAt.current.set(analysisId, performance.now());
             patch({ progress: 1, analysisId });
             setOpened((o) => [analysisId, ...o.filter((x) => x !== analysisId)]);
             if (!analysesRef.current.has(analysisId)) upsert({ id: analysisId, status: 'stored', items: [], updatedAt: new Date().toISOString() });
@@ -80,7 +118,8 @@ export function App({ session }: { session: TokenInfo | null }) {
   );
 
   const open = useCallback(
-    (id: string) => {
+    ({ analysisId: id, fileName }: AnalysisListItem) => {
+      if (fileName) setLoads((m) => withLoad(m, id, { fileName }));
       setOpened((o) => [id, ...o.filter((x) => x !== id)]);
       void refresh(id);
       setTimeout(() => document.getElementById(`a-${id}`)?.focus(), 50);
@@ -119,7 +158,7 @@ export function App({ session }: { session: TokenInfo | null }) {
       <a class="skip" href="#capture">
         Skip to photo upload
       </a>
-      <header class="top">
+      <header class="top" ref={header}>
         <h1>TU Edge Analysis</h1>
         <span class={`feed feed-${feed}`} role="status">
           {feed === 'live' ? 'Live' : feed === 'connecting' ? 'Connecting…' : 'Reconnecting to live events…'}
@@ -133,7 +172,7 @@ export function App({ session }: { session: TokenInfo | null }) {
         <span class="session" aria-label="Signed in">
           {session ? (
             <>
-              {session.sub} · may {session.roles.join(', ')} · until {new Date(session.exp * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
+              {session.sub} · may {session.roles.join(', ')} · until {when(session.exp * 1000, { seconds: false })}
             </>
           ) : (
             'Signed in'
@@ -150,10 +189,17 @@ export function App({ session }: { session: TokenInfo | null }) {
           <h2 id="live-h">Analyses</h2>
           {uploads.length === 0 && liveOnly.length === 0 && <p class="muted">No photo yet. Take one above; its analysis appears here live.</p>}
           {uploads.map((u, i) => (
-            <AnalysisCard key={`u${u.key}`} upload={u} analysis={u.analysisId ? analyses.get(u.analysisId) : undefined} reveal={i === 0} />
+            <AnalysisCard
+              key={`u${u.key}`}
+              upload={u}
+              analysis={u.analysisId ? analyses.get(u.analysisId) : undefined}
+              load={u.analysisId ? loads.get(u.analysisId) : undefined}
+              {...(u.analysisId ? { onRetry: () => void refresh(u.analysisId!) } : {})}
+              reveal={i === 0}
+            />
           ))}
           {liveOnly.map((id) => (
-            <AnalysisCard key={id} analysis={analyses.get(id)} id={id} />
+            <AnalysisCard key={id} analysis={analyses.get(id)} id={id} load={loads.get(id)} onRetry={() => void refresh(id)} />
           ))}
         </section>
         <History items={historyItems} error={historyError} onOpen={open} onReload={loadHistory} />

@@ -3,11 +3,20 @@ import { stepLabel } from '../timeline';
 
 /** What stops analyses right now, in words the technician can act on. */
 export function HealthBanner() {
-  const { h, err } = useHealth();
+  const { h, err, errCode } = useHealth();
   const msgs: string[] = [];
-  if (err) msgs.push(`Gateway not reachable: ${err}`);
+  // "Not reachable" only when nothing answered; an error answer comes from a gateway that is there.
+  if (err) msgs.push(errCode === 'GATEWAY_UNREACHABLE' ? `Gateway not reachable: ${err}` : `The gateway's health check failed: ${err}`);
   if (h && !h.broker.up) msgs.push('The gateway message broker is down: analyses cannot run.');
-  if (h) for (const [name, s] of Object.entries(h.services)) if (!s.up) msgs.push(`${name} (${stepLabel(s.step)}) is not running: analyses will fail at that step.`);
+  // An optional step's service being down costs its result, not the analysis (agent/src/http/routes/health.ts says the same).
+  if (h)
+    for (const [name, s] of Object.entries(h.services))
+      if (!s.up)
+        msgs.push(
+          s.optional
+            ? `${name} (${stepLabel(s.step)}, an optional step) is not running: analyses skip that step after waiting for it and still complete, without its result.`
+            : `${name} (${stepLabel(s.step)}) is not running: analyses will fail at that step.`,
+        );
   const u = h?.uplink;
   if (u && u.state !== 'disabled' && u.state !== 'online')
     msgs.push(`Cloud relay unreachable (${u.state}${u.lastError ? `: ${u.lastError.message}` : ''}). Results are kept on the gateway (${u.queueDepth ?? 0} waiting) and sent when the relay is back.`);

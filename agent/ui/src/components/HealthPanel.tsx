@@ -4,16 +4,32 @@ import { ms, stepLabel } from '../timeline';
 
 /** The gateway's health in detail: broker, services and their instances, model, queue, uplink. */
 export function HealthPanel() {
-  const { h, err } = useHealth();
+  const { h, at, err } = useHealth();
+  // After a failed poll the last answer stays, said to be old: a green "ok" from before is not today's state.
+  const stale = Boolean(err && h);
   return (
     <section id="health" aria-labelledby="health-h">
       <h2 id="health-h">Gateway health</h2>
-      {err && !h && <p class="error">{err}</p>}
+      {err && (
+        <p class="error" data-testid="health-error">
+          <strong>The health check failed:</strong> {err}
+          {stale && at !== undefined && (
+            <>
+              <br />
+              Below: the last answer, as of {when(at)}.
+            </>
+          )}
+        </p>
+      )}
       {h && (
-        <dl class="health">
+        <dl class={`health${stale ? ' stale' : ''}`}>
           <dt>Gateway</dt>
           <dd>
-            {h.gatewayId} · <span class={`badge badge-${h.status === 'ok' ? 'completed' : 'failed'}`}>{h.status}</span> · up {Math.round(h.uptimeS / 60)} min
+            {h.gatewayId} ·{' '}
+            <span class={`badge badge-${stale ? 'stale' : h.status === 'ok' ? 'completed' : 'failed'}`} data-testid="health-status">
+              {stale && at !== undefined ? `${h.status}, as of ${when(at)}` : h.status}
+            </span>{' '}
+            · up {Math.round(h.uptimeS / 60)} min
           </dd>
           <dt>Broker</dt>
           <dd>{h.broker.up ? `up, ${h.broker.clients} clients` : 'DOWN'}</dd>
@@ -23,6 +39,7 @@ export function HealthPanel() {
               <dd key={`${name}-d`}>
                 {s.up ? 'up' : 'DOWN'} · {name}
                 {s.inProcess ? ' (in agent)' : ''}
+                {s.optional ? ' · optional step' : ''}
                 {s.instances.length > 0 && (
                   <ul>
                     {s.instances.map((i) => (

@@ -2,7 +2,7 @@ import { STATUS_TEXT, typeText, when } from '../format';
 import type { AnalysisListItem } from '../schemas';
 
 /** Recent analyses: which photo (file name), what was recognised, when; opening one loads its card. */
-export function History({ items, error, onOpen, onReload }: { items: AnalysisListItem[]; error: string | undefined; onOpen: (id: string) => void; onReload: () => void }) {
+export function History({ items, error, onOpen, onReload }: { items: AnalysisListItem[]; error: string | undefined; onOpen: (item: AnalysisListItem) => void; onReload: () => void }) {
   return (
     <section id="history" aria-labelledby="history-h">
       <h2 id="history-h">Recent analyses</h2>
@@ -21,7 +21,7 @@ export function History({ items, error, onOpen, onReload }: { items: AnalysisLis
           const type = i.status === 'failed' && i.machineType === undefined ? 'no type (failed)' : typeText(i.machineType);
           return (
             <li key={i.analysisId}>
-              <button type="button" class="history-item" onClick={() => onOpen(i.analysisId)} aria-label={`Open analysis of ${name}: ${type} (${i.status}, ${when(i.createdAt)})`}>
+              <button type="button" class="history-item" onClick={() => onOpen(i)} aria-label={`Open analysis of ${name}: ${type} (${i.status}, ${when(i.createdAt)})`}>
                 <span class={`badge badge-${i.status}`}>{STATUS_TEXT[i.status] ?? i.status}</span>
                 <span class="history-name">{name}</span>
                 <span class="history-type">{type}</span>

@@ -94,6 +94,19 @@ function MetadataView({ meta }: { meta: Metadata }) {
   );
 }
 
+/**
+ * Why a finished analysis has no machine type: "not recognised" would say recognition ran and
+ * found nothing, which is untrue of a recognition that failed or was stopped by another step's failure.
+ */
+function noTypeText(a: Analysis): string {
+  const st = a.steps?.find((s) => s.step === 'recognition');
+  if (!a.steps) return 'not determined';
+  if (!st) return 'not determined (recognition is not in this analysis\'s plan)';
+  if (st.status === 'failed') return `not determined (recognition failed${st.error ? `: ${st.error.message}` : ''})`;
+  if (st.status === 'completed') return 'not determined (recognition finished without a result)';
+  return 'not determined (recognition did not finish)';
+}
+
 /** The result of a finished analysis. Step durations are on the timeline (one per step, with what it measures). */
 export function ResultCard({ a }: { a: Analysis }) {
   const r: Results = a.results ?? {};
@@ -104,7 +117,7 @@ export function ResultCard({ a }: { a: Analysis }) {
       <dl>
         <dt>Machine type</dt>
         <dd class="machine-type" data-testid="machine-type">
-          {rec ? <MachineType rec={rec} /> : 'not recognised'}
+          {rec ? <MachineType rec={rec} /> : noTypeText(a)}
         </dd>
         {r.comparison && (
           <>

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { describe, loadToken, onAuthChange, signOut, token } from '../auth';
+import { when } from '../format';
 import { App } from './App';
 import { SignIn } from './SignIn';
 
@@ -21,7 +22,7 @@ export function Root() {
   useEffect(() => {
     if (!session) return;
     const at = new Date(session.exp * 1000);
-    const timer = setTimeout(() => signOut(`Your technician token expired at ${at.toLocaleString()}. Sign in again with a new one.`), Math.min(Math.max(0, at.getTime() - Date.now()), MAX_TIMEOUT_MS));
+    const timer = setTimeout(() => signOut(`Your technician token expired at ${when(at)}. Sign in again with a new one.`), Math.min(Math.max(0, at.getTime() - Date.now()), MAX_TIMEOUT_MS));
     return () => clearTimeout(timer);
   }, [session?.exp]);
   if (!current) return <SignIn why={why} />;

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { errorText, getLabel, postLabel } from '../api';
+import { when } from '../format';
 import type { StoredLabel } from '../schemas';
 import { TEACH_LABELS } from '@tu/shared/internal/machine-types';
 
@@ -97,7 +98,7 @@ export function Teach({ analysisId, recognised }: { analysisId: string; recognis
       {stored && !busy && (
         <p class="ok" role="status" data-testid="teach-stored">
           Saved on the gateway: {stored.kind === 'confirmation' ? `confirmed ${typeName(stored.label)}` : `corrected to ${typeName(stored.label)} (gateway said ${typeName(stored.previousLabel)})`} by {stored.by},{' '}
-          {new Date(stored.at).toLocaleString()}. It reaches the office when the gateway is online.
+          {when(stored.at)}. It reaches the office when the gateway is online.
         </p>
       )}
     </section>

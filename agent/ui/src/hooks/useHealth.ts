@@ -6,8 +6,12 @@ import type { Health } from '../schemas';
 export interface HealthState {
   /** The last health answer (kept while the gateway is unreachable). */
   h?: Health;
+  /** When `h` was received (epoch ms): with `err`, how old the shown answer is. */
+  at?: number;
   /** Why the last poll failed. */
   err?: string;
+  /** Its code: GATEWAY_UNREACHABLE (no answer at all) or what the gateway answered. */
+  errCode?: string;
 }
 
 /**
@@ -21,9 +25,10 @@ export function useHealthPoll(intervalMs = 5000): HealthState {
     const poll = async () => {
       try {
         const h = await getHealth();
-        if (live) setState({ h });
+        if (live) setState({ h, at: Date.now() });
       } catch (err) {
-        if (live) setState((s) => ({ ...(s.h ? { h: s.h } : {}), err: errorText(err).message }));
+        const e = errorText(err);
+        if (live) setState((s) => ({ ...(s.h ? { h: s.h, at: s.at } : {}), err: e.message, errCode: e.code }));
       }
     };
     void poll();
