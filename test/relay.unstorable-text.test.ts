@@ -25,11 +25,15 @@ test('unstorableTextAt names the first string with a NUL or an unpaired surrogat
   assert.is(unstorableTextAt({ a: { b: 'x\ud800' } }), '$.a.b', 'a high surrogate alone');
   assert.is(unstorableTextAt({ b: '\ude00y' }), '$.b', 'a low surrogate alone');
   assert.is(unstorableTextAt({ b: '😀\ude00' }), '$.b', 'a pair followed by a lone low surrogate');
-  assert.is(unstorableTextAt({ 'k\u0000': 1 }), '$.<key>');
+  assert.is(unstorableTextAt({ 'k\u0000': 1 }), '$ (a key)');
   // An escaped backslash before "u0000" is the six letters, not a NUL.
   const flow = analysisFlow('g1')[0]!;
   const literal = JSON.stringify({ ...flow, data: { ...(flow.data as object), machineId: 'back\\u0000slash' } });
   assert.ok(decodeInbound(topics.event('g1', flow.type), Buffer.from(literal), { gatewayId: 'g1', maxPayloadBytes: 65536 }).ok);
+  // An escape (so the text is walked) beside arrays nested 200,000 deep: refused, not a stack overflow.
+  const deep = `{"x":"\\u0041","y":${'['.repeat(200_000)}${']'.repeat(200_000)}}`;
+  const r = decodeInbound(topics.event('g1', flow.type), Buffer.from(deep), { gatewayId: 'g1', maxPayloadBytes: 1_000_000 });
+  assert.not.ok(r.ok);
 });
 
 test('on PostgreSQL: events holding such text are acknowledged and refused with a reason, and the next gateway is stored', async (ctx) => {

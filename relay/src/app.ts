@@ -1,13 +1,16 @@
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import mercurius from 'mercurius';
-import { createWebSocketStream } from 'ws';
+import { createWebSocketStream, type WebSocket } from 'ws';
 import { ERROR_CODES, installErrorHandling, sendRefusal, TuError, type ErrorCode } from '@tu/shared';
 import { bearer, type Principal } from './graphql/auth.js';
+import { graphqlErrorFormatter } from './graphql/errors.js';
 import { graphqlLimitRules } from './graphql/limits.js';
+import { graphqlRequestRefusal, unstorableLiteralRule } from './graphql/request-guard.js';
 import { buildResolvers } from './graphql/resolvers.js';
 import { typeDefs } from './graphql/schema.js';
 import { WsConnections } from './graphql/ws-connections.js';
+import { GraphqlWsGuard } from './graphql/ws-guard.js';
 import type { AppDeps } from './http/deps.js';
 import { dashboard } from './dashboard.js';
 import { brokerAuthRoutes } from './http/routes/broker-auth.js';
@@ -21,6 +24,8 @@ declare module 'fastify' {
   }
 }
 
+const BODY_LIMIT_BYTES = 256 * 1024;
+
 /**
  * The relay's HTTP surface (no listen: tests use inject(); `opts.https` makes it HTTPS): POST /graphql (bearer JWT),
  * WebSocket /graphql (graphql-ws; token in connection_init), MQTT over WebSocket at /mqtt,
@@ -29,7 +34,7 @@ declare module 'fastify' {
 export async function buildApp(deps: AppDeps, opts: { https?: { cert: Buffer; key: Buffer } } = {}): Promise<FastifyInstance> {
   const options = {
     ...(deps.logger ? { loggerInstance: deps.logger.child({ component: 'http' }, deps.logger.levelVal < 40 ? { level: 'warn' } : {}) as FastifyBaseLogger } : { logger: false }),
-    bodyLimit: 256 * 1024,
+    bodyLimit: BODY_LIMIT_BYTES,
   };
   // With `https` (config http.tls) every route and WebSocket below (GraphQL, graphql-ws, /mqtt,
   // the dashboard) is served over TLS on the same port; nothing else changes. The routes never
@@ -44,6 +49,13 @@ export async function buildApp(deps: AppDeps, opts: { https?: { cert: Buffer; ke
   }
 
   const wsConnections = new WsConnections(deps.subscriptions);
+  // Every /graphql socket from its first moment (mercurius sees it only once it speaks):
+  // closed if it sends no connection_init in time or too many wait, and at its token's expiry.
+  const wsGuard = new GraphqlWsGuard(deps.graphql.websocket);
+  app.websocketServer.on('connection', (socket: WebSocket, raw: { url?: string; socket: { remoteAddress?: string } }) => {
+    if (raw.url?.split('?')[0] === '/graphql') wsGuard.opened(socket, raw.socket.remoteAddress ?? '');
+  });
+  app.addHook('onClose', async () => wsGuard.dispose());
   app.decorateRequest('auth', undefined);
   app.addHook('onRequest', async (req: FastifyRequest, reply) => {
     // Only a real WebSocket upgrade (authenticated in connection_init below) skips the bearer
@@ -56,14 +68,12 @@ export async function buildApp(deps: AppDeps, opts: { https?: { cert: Buffer; ke
       return sendRefusal(reply, new TuError('UNAUTHENTICATED', err instanceof TuError ? err.message : undefined));
     }
   });
-  // A long query text is refused before it is parsed: parsing and validating a 17 KB query of
-  // aliases held the event loop for ~100 ms. The dashboard's own queries are under 1 KB.
+  // What mercurius would parse, checked first (graphql/request-guard.ts: POST only, a string
+  // query within graphql.maxQueryBytes, no text the storage cannot hold).
   app.addHook('preHandler', async (req: FastifyRequest, reply) => {
     if (!req.url.startsWith('/graphql') || req.ws) return;
-    const query = (req.body as { query?: unknown } | undefined)?.query;
-    if (typeof query === 'string' && Buffer.byteLength(query) > deps.graphql.maxQueryBytes) {
-      return sendRefusal(reply, new TuError('QUERY_TOO_COMPLEX', `The query text is ${Buffer.byteLength(query)} bytes; at most graphql.maxQueryBytes (${deps.graphql.maxQueryBytes}) are accepted. Ask for fewer fields.`));
-    }
+    const refusal = graphqlRequestRefusal(req, deps.graphql.maxQueryBytes);
+    if (refusal) return sendRefusal(reply, refusal);
   });
 
   await app.register(mercurius, {
@@ -71,23 +81,29 @@ export async function buildApp(deps: AppDeps, opts: { https?: { cert: Buffer; ke
     resolvers: buildResolvers(deps),
     graphiql: false,
     path: '/graphql',
-    validationRules: graphqlLimitRules(deps.graphql),
+    validationRules: [...graphqlLimitRules(deps.graphql), unstorableLiteralRule],
     context: (req: FastifyRequest) => ({ auth: req.auth }),
-    // The catalogue code goes on the GraphQLError itself: the default formatter serialises the
-    // errors (toJSON), after which originalError is gone.
-    errorFormatter: (execution, ctx) => {
-      for (const e of execution.errors ?? []) {
-        if (e.originalError instanceof TuError) Object.assign(e, { extensions: { ...(e.extensions ?? {}), code: e.originalError.code } });
-      }
-      return mercurius.defaultErrorFormatter(execution, ctx);
-    },
+    // Catalogue codes and messages only; raw internal messages go to the log (graphql/errors.ts).
+    errorFormatter: graphqlErrorFormatter({ bodyLimitBytes: BODY_LIMIT_BYTES }),
     subscription: {
       emitter: deps.emitter,
       keepAlive: 30_000,
-      onConnect: async (data: { payload?: unknown }) => {
+      // mercurius passes onConnect neither the socket nor the request, but calls it as a method
+      // of its connection (lib/subscription-connection.js), whose `socket` is the one to close
+      // when the token expires. Should that change, connections are refused (fail closed) rather
+      // than left open past their token (test/relay.graphql-guard.test.ts would fail).
+      onConnect: async function (this: { socket?: WebSocket } | undefined, data: { payload?: unknown }) {
+        const socket = this?.socket;
+        if (!socket) {
+          deps.logger?.error('refused graphql-ws connection: mercurius no longer passes onConnect its socket, so the token expiry cannot be enforced');
+          return false;
+        }
+        wsGuard.initialised(socket);
         const p = (data.payload ?? {}) as { authorization?: unknown; Authorization?: unknown; token?: unknown; headers?: { authorization?: unknown } };
         try {
           const auth = await deps.verifier.verify(bearer(p.authorization ?? p.Authorization ?? p.headers?.authorization ?? p.token));
+          // `auth.exp` stays in the connection's context (the subscribe resolver checks it too).
+          wsGuard.expireAt(socket, auth.exp);
           return { auth, wsConnection: wsConnections.opened() };
         } catch (err) {
           deps.logger?.warn({ reason: (err as Error).message }, 'refused graphql-ws connection');

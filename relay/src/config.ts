@@ -182,6 +182,18 @@ export const relayConfigSchema = z
         maxCost: z.number().int().min(100).max(1_000_000).default(12_000),
         /** A larger answer is replaced by an error (a backstop behind maxCost). */
         maxResponseBytes: z.number().int().min(64 * 1024).max(256 * 1024 * 1024).default(8 * 1024 * 1024),
+        /**
+         * graphql-ws sockets before their connection_init (relay/src/graphql/ws-guard.ts): closed
+         * (4408) after initTimeoutMs; beyond maxPending waiting in all or maxPendingPerAddress
+         * from one address, a new socket is closed at once (1013, try again later).
+         */
+        websocket: z
+          .object({
+            initTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
+            maxPending: z.number().int().min(1).max(1_000_000).default(1000),
+            maxPendingPerAddress: z.number().int().min(1).max(1_000_000).default(50),
+          })
+          .prefault({}),
       })
       .prefault({}),
     /** Optional JSON file of tenants and gateways imported at start (see README). */

@@ -8,9 +8,11 @@ import type { RelayConfig } from '../config.js';
 export interface Principal {
   sub: string;
   tenant: string;
+  /** The token's `exp` (seconds since the epoch): a graphql-ws connection is closed then. */
+  exp?: number | undefined;
 }
 
-const claims = z.object({ sub: z.string().min(1).max(256), tenant: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) });
+const claims = z.object({ sub: z.string().min(1).max(256), tenant: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), exp: z.number().optional() });
 
 export interface TokenVerifier {
   verify(token: string | undefined): Promise<Principal>;

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { IResolvers, MercuriusContext } from 'mercurius';
-import { TuError } from '@tu/shared';
+import { TuError, unstorableTextAt } from '@tu/shared';
 import { z } from 'zod';
 import { fanoutTopic, type AnalysisEventPayload } from '../ingest/fanout.js';
 import type { Presence } from '../ingest/presence.js';
@@ -9,7 +9,9 @@ import { cursorOf } from '../storage/sql-storage.js';
 import type { AnalysisStatus, GatewayRow, MachineRow, Storage } from '../storage/types.js';
 import type { Principal } from './auth.js';
 import { connection, pageSize } from './connection.js';
+import { subscriptionError } from './errors.js';
 import { JSONScalar } from './json-scalar.js';
+import { unstorableTextRefusal } from './request-guard.js';
 
 export interface GraphDeps {
   storage: Storage;
@@ -91,9 +93,20 @@ export function buildResolvers(deps: GraphDeps): IResolvers {
     Subscription: {
       analysisEvents: {
         subscribe: async (_: unknown, a: { gatewayId?: string | null }, ctx: Ctx) => {
-          const tenant = principal(ctx).tenant;
-          if (a.gatewayId) await ownGateway(ctx, a.gatewayId);
-          const stream = (await ctx.pubsub.subscribe(fanoutTopic(tenant, a.gatewayId ?? '+'))) as unknown as Readable;
+          let stream: Readable;
+          try {
+            const { tenant, exp } = principal(ctx);
+            // The connection is closed when its token expires (graphql/ws-guard.ts); this covers
+            // a subscription requested in the last moment before that.
+            if (exp !== undefined && exp * 1000 <= Date.now()) throw new TuError('UNAUTHENTICATED', 'the token expired; connect again with a new token');
+            // Arguments of a subscription never pass the HTTP request guard (app.ts).
+            const bad = unstorableTextAt(a, 'arguments');
+            if (bad) throw unstorableTextRefusal(bad);
+            if (a.gatewayId) await ownGateway(ctx, a.gatewayId);
+            stream = (await ctx.pubsub.subscribe(fanoutTopic(tenant, a.gatewayId ?? '+'))) as unknown as Readable;
+          } catch (err) {
+            throw subscriptionError(err, ctx.app.log);
+          }
           deps.subscriptions.active++;
           deps.subscriptions.total++;
           let ended = false;

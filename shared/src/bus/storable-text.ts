@@ -1,34 +1,45 @@
 /**
- * Where a decoded message holds text that storage cannot keep: a NUL character (PostgreSQL's
- * text and jsonb refuse it) or an unpaired UTF-16 surrogate (valid in a JSON escape such as
- * "\ud800", refused by jsonb and by any UTF-8 encoder). Both arrive only as `\u` escapes, since raw
- * control characters are not valid JSON and raw surrogates cannot be valid UTF-8, so a payload
- * without one (`hasEscapes` false) is not walked at all.
+ * Text that no store keeps: a NUL character (PostgreSQL's text and jsonb refuse it) or an unpaired
+ * UTF-16 surrogate (valid in a JSON escape such as "\ud800", refused by jsonb and by any UTF-8
+ * encoder). With the `u` flag a proper pair is one code point, so only an unpaired half matches
+ * \p{Cs}.
  *
- * Refusing such a message where it enters (decodeInbound) keeps it out of every store; on the
- * relay one such event otherwise failed its whole storage batch again and again, and the events
- * of every other gateway queued behind it.
+ * Refused where messages and requests enter (decodeInbound; the relay's GraphQL request guard):
+ * on the relay one such gateway event failed its whole storage batch again and again, and the
+ * events of every other gateway queued behind it; in a GraphQL argument it surfaced as a raw
+ * database error.
  */
-export function unstorableTextAt(value: unknown, path = '$'): string | undefined {
-  if (typeof value === 'string') return UNSTORABLE.test(value) ? path : undefined;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const at = unstorableTextAt(value[i], `${path}[${i}]`);
-      if (at) return at;
-    }
-    return undefined;
-  }
-  if (typeof value === 'object' && value !== null) {
-    for (const [k, v] of Object.entries(value)) {
-      const at = unstorableTextAt(k, `${path}.<key>`) ?? unstorableTextAt(v, `${path}.${k}`);
-      if (at) return at;
+// eslint-disable-next-line no-control-regex -- the NUL is what is looked for
+const UNSTORABLE = /[\u0000\p{Cs}]/u;
+
+export const isUnstorableText = (s: string): boolean => UNSTORABLE.test(s);
+
+/**
+ * The path (`$.data.machineId`, `variables.filter.name`) of the first string or object key under
+ * `value` that holds such text, or undefined. Iterative: a payload of `[[[[...` nests far deeper
+ * than the stack allows a recursive walk.
+ */
+export function unstorableTextAt(value: unknown, root = '$'): string | undefined {
+  const todo: [unknown, string][] = [[value, root]];
+  for (let next = todo.pop(); next; next = todo.pop()) {
+    const [v, at] = next;
+    if (typeof v === 'string') {
+      if (UNSTORABLE.test(v)) return at;
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) todo.push([v[i], `${at}[${i}]`]);
+    } else if (typeof v === 'object' && v !== null) {
+      for (const [k, x] of Object.entries(v)) {
+        if (UNSTORABLE.test(k)) return `${at} (a key)`;
+        todo.push([x, `${at}.${k}`]);
+      }
     }
   }
   return undefined;
 }
 
-/** A NUL, a high surrogate not followed by a low one, or a low surrogate not preceded by a high one. */
-const UNSTORABLE = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/** Whether JSON text holds a `\u` escape, the only way such text can arrive (see unstorableTextAt). */
+/**
+ * Whether JSON text holds a `\u` escape: the only way such text can arrive in JSON, since raw
+ * control characters are not valid JSON and raw surrogates cannot be valid UTF-8. A payload
+ * without one need not be walked.
+ */
 export const hasEscapes = (json: string): boolean => json.includes('\\u');
