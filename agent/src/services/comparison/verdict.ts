@@ -69,6 +69,15 @@ export interface ComparisonResult {
 
 const norm = (s: string): string => s.trim().toLowerCase().replace(/[\s-]+/g, '_');
 
+/**
+ * A similarity that decided nothing, with its scale and the thresholds it fell between (a bare
+ * "0.458" told a technician nothing); only reference photos can show another machine.
+ */
+function inconclusive(match: BestMatch, t: ComparisonThresholds): string {
+  const bounds = match.source === 'reference' ? `between ${t.similarityMismatch} (another machine) and ${t.similarityMatch} (the same machine)` : `below ${t.similarityMatch} (the same machine)`;
+  return `closest ${match.source === 'reference' ? 'reference' : 'earlier'} photo ${match.sha256} is ${match.similarity.toFixed(3)} similar (1 = the same view), ${bounds}: inconclusive`;
+}
+
 export function compare(input: CompareInput): ComparisonResult {
   const t: ComparisonThresholds = { ...DEFAULT_COMPARISON_THRESHOLDS, ...input.thresholds };
   const reasons: string[] = [];
@@ -136,11 +145,12 @@ export function compare(input: CompareInput): ComparisonResult {
     reasons.push(`unlike every reference photo (best ${match.similarity.toFixed(3)} < ${t.similarityMismatch})`);
   } else if (typeMatch === true) {
     verdict = 'match';
-    if (match) reasons.push(`best similarity ${match.similarity.toFixed(3)} inconclusive; type decides`);
+    if (match) reasons.push(`${inconclusive(match, t)}; the type decides`);
   } else if (match) {
-    reasons.push(`best similarity ${match.similarity.toFixed(3)} inconclusive`);
+    reasons.push(inconclusive(match, t));
   }
-  if (verdict === 'unknown' && !registeredType && !match) reasons.push('nothing known to compare with');
+  // Only this same photo was known (uploaded again): said, since no other reason covers it.
+  if (!match && recognized.embedding && recognized.embedding.length > 0 && input.candidates.length > 0) reasons.push('no other photo to compare with (the known ones are this same photo)');
 
   return {
     verdict,
