@@ -61,7 +61,7 @@ function silentSocket(relay: Relay, localAddress = '127.0.0.1') {
 }
 
 /** A graphql-ws client (the dashboard's library) subscribed to analysisEvents; resolves its close. */
-function liveClient(relay: Relay, token: string, variables: Record<string, unknown> = {}) {
+function liveClient(relay: Relay, token: string, variables: Record<string, unknown> = {}, query = 'subscription ($gw: ID) { analysisEvents(gatewayId: $gw) { id } }') {
   const events: unknown[] = [];
   const errors: unknown[] = [];
   let client!: Client;
@@ -77,7 +77,7 @@ function liveClient(relay: Relay, token: string, variables: Record<string, unkno
       on: { closed: (e) => resolve({ code: (e as { code: number }).code, reason: String((e as { reason?: unknown }).reason ?? ''), at: Date.now() }) },
     });
   });
-  client.subscribe({ query: 'subscription ($gw: ID) { analysisEvents(gatewayId: $gw) { id } }', variables }, { next: (v) => (v.data ? events.push(v.data) : errors.push(v.errors)), error: (e) => errors.push(e), complete: () => undefined });
+  client.subscribe({ query, variables }, { next: (v) => (v.data ? events.push(v.data) : errors.push(v.errors)), error: (e) => errors.push(e), complete: () => undefined });
   // Waits for the socket to be closed, so none is left open when the relay stops.
   const dispose = async () => {
     await client.dispose();
@@ -240,6 +240,20 @@ test('a NUL character or an unpaired surrogate in the query or its variables is 
   while (sub.errors.length === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
   await sub.dispose();
   assert.is((sub.errors.flat() as { extensions?: { code?: string } }[])[0]?.extensions?.code, 'INVALID_REQUEST', JSON.stringify(sub.errors));
+});
+
+test('a subscription document gets the validation HTTP queries get: unknown fields, the alias limit', async (ctx) => {
+  const cases: [string, string][] = [
+    ['subscription { analysisEvents { id noSuchField } }', 'INVALID_REQUEST'],
+    [`subscription { analysisEvents { ${Array.from({ length: 200 }, (_, i) => `a${i}: id`).join(' ')} } }`, 'QUERY_TOO_COMPLEX'],
+  ];
+  for (const [query, code] of cases) {
+    const c = liveClient(ctx.relay, ctx.token, {}, query);
+    const t0 = Date.now();
+    while (c.errors.length === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+    await c.dispose();
+    assert.is((c.errors.flat() as { extensions?: { code?: string } }[])[0]?.extensions?.code, code, JSON.stringify(c.errors));
+  }
 });
 
 test.run();

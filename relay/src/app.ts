@@ -1,10 +1,11 @@
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { specifiedRules, validate } from 'graphql';
 import mercurius from 'mercurius';
 import { createWebSocketStream, type WebSocket } from 'ws';
 import { ERROR_CODES, installErrorHandling, sendRefusal, TuError, type ErrorCode } from '@tu/shared';
 import { bearer, type Principal } from './graphql/auth.js';
-import { graphqlErrorFormatter } from './graphql/errors.js';
+import { graphqlErrorFormatter, subscriptionError } from './graphql/errors.js';
 import { graphqlLimitRules } from './graphql/limits.js';
 import { graphqlRequestRefusal, unstorableLiteralRule } from './graphql/request-guard.js';
 import { buildResolvers } from './graphql/resolvers.js';
@@ -76,12 +77,13 @@ export async function buildApp(deps: AppDeps, opts: { https?: { cert: Buffer; ke
     if (refusal) return sendRefusal(reply, refusal);
   });
 
+  const graphqlRules = [...graphqlLimitRules(deps.graphql), unstorableLiteralRule];
   await app.register(mercurius, {
     schema: typeDefs,
     resolvers: buildResolvers(deps),
     graphiql: false,
     path: '/graphql',
-    validationRules: [...graphqlLimitRules(deps.graphql), unstorableLiteralRule],
+    validationRules: graphqlRules,
     context: (req: FastifyRequest) => ({ auth: req.auth }),
     // Catalogue codes and messages only; raw internal messages go to the log (graphql/errors.ts).
     errorFormatter: graphqlErrorFormatter({ bodyLimitBytes: BODY_LIMIT_BYTES }),
@@ -112,6 +114,16 @@ export async function buildApp(deps: AppDeps, opts: { https?: { cert: Buffer; ke
       },
       onDisconnect: (ctx) => wsConnections.closed((ctx as { wsConnection?: unknown }).wsConnection),
     },
+  });
+  // mercurius runs none of the validation that HTTP queries get on a subscription's document (the
+  // standard checks, the depth, alias and cost limits, text no store keeps): the same rules run
+  // here, before it executes. A document sent as an object instead of text is validated too.
+  const subscriptionRules = [...specifiedRules, ...graphqlRules];
+  app.graphql.addHook('preSubscriptionExecution', async (schema, document) => {
+    const errors = validate(schema, document, subscriptionRules);
+    if (errors.length === 0) return;
+    const code = (errors.find((e) => typeof e.extensions?.code === 'string')?.extensions?.code as ErrorCode | undefined) ?? 'INVALID_REQUEST';
+    throw subscriptionError(new TuError(code, errors.map((e) => e.message).join(' ').slice(0, 500)));
   });
   // Backstop behind the cost limit: an answer larger than maxResponseBytes is replaced by an error.
   app.addHook('onSend', async (req, reply, payload) => {
