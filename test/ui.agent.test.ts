@@ -177,8 +177,9 @@ t('recent analyses show the file name and the recognised type; the API keeps the
     for (let i = 0; i < 100 && v.statusCode === 404; i++) v = await new Promise((ok) => setTimeout(ok, 20)).then(() => inject(ctx.agent, { method: 'GET', url }));
     assert.is(v.json<{ fileName?: string }>().fileName, name);
   }
-  // A name that is a path, has control characters, is too long or badly encoded is refused, nothing stored.
-  for (const bad of [encodeURIComponent('../../etc/passwd'), encodeURIComponent('a\u0007b.jpg'), 'x'.repeat(256), '%E0%A4%A']) {
+  // A name that is a path, has control characters or text-direction marks (shown as another
+  // name: "photo\u202Egpj.exe" reads "photoexe.jpg"), is too long or badly encoded is refused, nothing stored.
+  for (const bad of [encodeURIComponent('../../etc/passwd'), encodeURIComponent('a\u0007b.jpg'), encodeURIComponent('photo\u202Egpj.exe'), 'x'.repeat(256), '%E0%A4%A']) {
     const r = await post({ 'x-file-name': bad });
     assert.is(r.statusCode, 400, bad);
     assert.is(r.json<{ error: { code: string } }>().error.code, 'INVALID_REQUEST');

@@ -22,6 +22,9 @@ export const FILE_NAME_HEADER = 'x-file-name';
  * Absent is fine (curl, scripts); a name that is malformed or breaks the contract
  * (shared/src/schemas/messages.ts uploadFileName) is refused with 400 before anything is stored.
  */
+/** Unicode marks that reorder how text is displayed. */
+const DIRECTION_MARKS = /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
+
 export function checkFileName(raw: string | string[] | undefined, encoded: boolean): string | undefined {
   if (raw === undefined || raw === '') return undefined;
   if (Array.isArray(raw)) throw new TuError('INVALID_REQUEST', `Send one ${FILE_NAME_HEADER} header, not ${raw.length}.`);
@@ -35,6 +38,9 @@ export function checkFileName(raw: string | string[] | undefined, encoded: boole
   }
   const r = uploadFileName.safeParse(name);
   if (!r.success) throw new TuError('INVALID_REQUEST', `file name: ${r.error.issues[0]?.message ?? 'invalid'} (1 to 255 characters, no path, no control characters).`);
+  // Refused here, where names enter, not in the message schema (names already in outboxes stay
+  // valid): a right-to-left override shows "photo\u202Egpj.exe" as "photoexe.jpg" to the technician.
+  if (DIRECTION_MARKS.test(r.data)) throw new TuError('INVALID_REQUEST', 'file name: it holds text-direction marks (U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), which can make a name display as another; rename the file.');
   return r.data;
 }
 
