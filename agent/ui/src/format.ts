@@ -3,6 +3,16 @@ import type { Results } from './schemas';
 /** Display helpers for the result card and the history: every number says what it is. */
 export const pretty = (s: string): string => s.replace(/_/g, ' ');
 export const pct = (x: number): string => `${Math.round(x * 100)} %`;
+
+/** A duration in its largest units ("3 d 4 h", "2 h 5 min", "7 min"): "4320 min" made a reader count. */
+export function duration(seconds: number): string {
+  const m = Math.floor(seconds / 60);
+  const h = Math.floor(m / 60);
+  const d = Math.floor(h / 24);
+  if (d > 0) return `${d} d ${h % 24} h`;
+  if (h > 0) return `${h} h ${m % 60} min`;
+  return `${m} min`;
+}
 /**
  * An instant, in this device's time zone: the clock time alone when it is today, with the date
  * otherwise ("6:13:11 PM" of an analysis from last week, or "until 06:13" of a token that

@@ -128,7 +128,7 @@ export function applyFrame(prev: Analysis | undefined, raw: unknown): Analysis |
       const d = stepFailedData.safeParse(e.data);
       if (!d.success) return undefined;
       const r = d.data.error;
-      add(r.retryable ? 'retry' : 'fail', `${stepLabel(step)} attempt ${d.data.attempt} failed after ${serviceTime(d.data.durationMs)}: ${r.message} [${r.code}]${r.retryable ? ' — retrying' : ''}`);
+      add(r.retryable ? 'retry' : 'fail', `${stepLabel(step)} attempt ${d.data.attempt} failed after ${serviceTime(d.data.durationMs)}: ${r.message} [${r.code}]${r.retryable ? ' (a retryable error: another attempt follows unless this was the last)' : ''}`);
       break;
     }
     case 'analysis.completed': {

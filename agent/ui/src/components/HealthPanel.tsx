@@ -1,4 +1,4 @@
-import { when } from '../format';
+import { duration, when } from '../format';
 import { useHealth } from '../hooks/useHealth';
 import { ms, stepLabel } from '../timeline';
 
@@ -29,7 +29,7 @@ export function HealthPanel() {
             <span class={`badge badge-${stale ? 'stale' : h.status === 'ok' ? 'completed' : 'failed'}`} data-testid="health-status">
               {stale && at !== undefined ? `${h.status}, as of ${when(at)}` : h.status}
             </span>{' '}
-            · up {Math.round(h.uptimeS / 60)} min
+            · up {duration(h.uptimeS)}
           </dd>
           <dt>Broker</dt>
           <dd>{h.broker.up ? `up, ${h.broker.clients} clients` : 'DOWN'}</dd>
