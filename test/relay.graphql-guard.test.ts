@@ -256,4 +256,27 @@ test('a subscription document gets the validation HTTP queries get: unknown fiel
   }
 });
 
+test('one graphql-ws connection holds at most graphql.websocket.maxSubscriptionsPerConnection subscriptions', async (ctx) => {
+  const max = ctx.relay.deps.graphql.websocket.maxSubscriptionsPerConnection;
+  const errors: unknown[] = [];
+  const client = createClient({ url: wsUrl(ctx.relay), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${ctx.token}` }, retryAttempts: 0, lazy: false, onNonLazyError: () => undefined });
+  const since = ctx.relay.deps.subscriptions.total;
+  const stops: (() => void)[] = [];
+  for (let i = 0; i < max + 1; i++) {
+    stops.push(client.subscribe({ query: 'subscription { analysisEvents { id } }' }, { next: (v) => v.errors && errors.push(v.errors), error: (e) => errors.push(e), complete: () => undefined }));
+  }
+  const t0 = Date.now();
+  while (errors.length === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+  assert.is(ctx.relay.deps.subscriptions.total - since, max, 'the first max were started');
+  assert.is((errors.flat() as { extensions?: { code?: string } }[])[0]?.extensions?.code, 'QUERY_TOO_COMPLEX', JSON.stringify(errors));
+  // Ending one gives its place back.
+  stops[0]!();
+  await new Promise((r) => setTimeout(r, 200));
+  const again: unknown[] = [];
+  client.subscribe({ query: 'subscription { analysisEvents { id } }' }, { next: () => undefined, error: (e) => again.push(e), complete: () => undefined });
+  await subscribed(ctx.relay, since + max, 1);
+  assert.equal(again, []);
+  await client.dispose();
+});
+
 test.run();

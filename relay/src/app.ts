@@ -80,7 +80,7 @@ export async function buildApp(deps: AppDeps, opts: { https?: { cert: Buffer; ke
   const graphqlRules = [...graphqlLimitRules(deps.graphql), unstorableLiteralRule];
   await app.register(mercurius, {
     schema: typeDefs,
-    resolvers: buildResolvers(deps),
+    resolvers: buildResolvers({ ...deps, maxSubscriptionsPerConnection: deps.graphql.websocket.maxSubscriptionsPerConnection }),
     graphiql: false,
     path: '/graphql',
     validationRules: graphqlRules,

@@ -192,6 +192,8 @@ export const relayConfigSchema = z
             initTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
             maxPending: z.number().int().min(1).max(1_000_000).default(1000),
             maxPendingPerAddress: z.number().int().min(1).max(1_000_000).default(50),
+            /** Subscriptions one graphql-ws connection may hold at once (the dashboard holds one). */
+            maxSubscriptionsPerConnection: z.number().int().min(1).max(10_000).default(20),
           })
           .prefault({}),
       })

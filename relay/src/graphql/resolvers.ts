@@ -19,6 +19,11 @@ export interface GraphDeps {
   presence: Presence;
   /** Live subscription count (metrics). */
   subscriptions: { active: number; total: number };
+  /**
+   * Subscriptions one graphql-ws connection may hold at once: each is a listener on the fan-out
+   * emitter and a stream, and one client could otherwise open them without end.
+   */
+  maxSubscriptionsPerConnection?: number;
 }
 
 type Ctx = MercuriusContext & { auth?: Principal };
@@ -35,6 +40,8 @@ const opt = <T>(v: T | null | undefined): T | undefined => v ?? undefined;
 
 export function buildResolvers(deps: GraphDeps): IResolvers {
   const { storage, registry, presence } = deps;
+  /** Subscriptions held per graphql-ws connection (its token from app.ts onConnect). */
+  const perConnection = new WeakMap<object, number>();
 
   /** The gateway if it belongs to the caller's tenant; FORBIDDEN otherwise (unknown ids look the same). */
   async function ownGateway(ctx: Ctx, id: string): Promise<void> {
@@ -94,6 +101,7 @@ export function buildResolvers(deps: GraphDeps): IResolvers {
       analysisEvents: {
         subscribe: async (_: unknown, a: { gatewayId?: string | null }, ctx: Ctx) => {
           let stream: Readable;
+          const conn = (ctx as { wsConnection?: object }).wsConnection;
           try {
             const { tenant, exp } = principal(ctx);
             // The connection is closed when its token expires (graphql/ws-guard.ts); this covers
@@ -103,7 +111,18 @@ export function buildResolvers(deps: GraphDeps): IResolvers {
             const bad = unstorableTextAt(a, 'arguments');
             if (bad) throw unstorableTextRefusal(bad);
             if (a.gatewayId) await ownGateway(ctx, a.gatewayId);
-            stream = (await ctx.pubsub.subscribe(fanoutTopic(tenant, a.gatewayId ?? '+'))) as unknown as Readable;
+            const max = deps.maxSubscriptionsPerConnection;
+            if (conn && max !== undefined && (perConnection.get(conn) ?? 0) >= max) {
+              throw new TuError('QUERY_TOO_COMPLEX', `this connection already holds ${max} subscriptions (graphql.websocket.maxSubscriptionsPerConnection); end one, or subscribe to all gateways at once (no gatewayId)`);
+            }
+            // Taken before the await: subscriptions sent together all passed the check otherwise.
+            if (conn) perConnection.set(conn, (perConnection.get(conn) ?? 0) + 1);
+            try {
+              stream = (await ctx.pubsub.subscribe(fanoutTopic(tenant, a.gatewayId ?? '+'))) as unknown as Readable;
+            } catch (err) {
+              if (conn) perConnection.set(conn, (perConnection.get(conn) ?? 1) - 1);
+              throw err;
+            }
           } catch (err) {
             throw subscriptionError(err, ctx.app.log);
           }
@@ -111,7 +130,10 @@ export function buildResolvers(deps: GraphDeps): IResolvers {
           deps.subscriptions.total++;
           let ended = false;
           const end = () => {
-            if (!ended) deps.subscriptions.active--;
+            if (!ended) {
+              deps.subscriptions.active--;
+              if (conn) perConnection.set(conn, (perConnection.get(conn) ?? 1) - 1);
+            }
             ended = true;
           };
           stream.once('close', end);
