@@ -112,6 +112,10 @@ test('queries: cursor pagination and filters (gateway, machine type, text)', asy
   assert.is(failed.data?.analyses.nodes[0]!.failure.code, 'MODEL_NOT_LOADED');
   const bad = await gql(ctx.relay, ctx.tokens.acme, '{ machines(after: "garbage") { nodes { id } } }');
   assert.ok(bad.errors?.[0]?.message.includes('invalid cursor'));
+  // A forged cursor holding a NUL: the database could not compare it (it answered INTERNAL_ERROR).
+  const nul = Buffer.from(JSON.stringify(['a\u0000', 'b'])).toString('base64url');
+  const forged = await gql<unknown>(ctx.relay, ctx.tokens.acme, `{ machines(after: "${nul}") { nodes { id } } }`);
+  assert.is((forged.errors?.[0] as { extensions?: { code?: string } } | undefined)?.extensions?.code, 'INVALID_REQUEST', JSON.stringify(forged));
 });
 
 test('the registered machine: name shown and searchable; the registered type stays, the photo recognition is evidence, a disagreement is flagged', async (ctx) => {

@@ -1,4 +1,4 @@
-import { TuError } from '@tu/shared';
+import { isUnstorableText, TuError } from '@tu/shared';
 
 /** Opaque keyset cursors: base64url of the sort key of the last row of a page. */
 export const encodeCursor = (key: string[]): string => Buffer.from(JSON.stringify(key)).toString('base64url');
@@ -6,7 +6,8 @@ export const encodeCursor = (key: string[]): string => Buffer.from(JSON.stringif
 export function decodeCursor(cursor: string, parts: number): string[] {
   try {
     const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === parts && v.every((x) => typeof x === 'string')) return v as string[];
+    // A forged cursor can hold text the database cannot compare (a NUL): refused like any other.
+    if (Array.isArray(v) && v.length === parts && v.every((x) => typeof x === 'string' && !isUnstorableText(x))) return v as string[];
   } catch {
     // fall through
   }
