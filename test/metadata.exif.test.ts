@@ -95,4 +95,16 @@ test('tag mapping: southern/western refs, altitude below sea level, invalid valu
   assert.is(parseExifDate('2021:02:30 10:00:00'), null);
 });
 
+test('a camera clock reset to 1970 (before 1970 in UTC with its offset) is ignored with a note; a long Make is cut to what the message carries', () => {
+  const e = exifFromTags({ DateTimeOriginal: '1970:01:01 00:00:00', OffsetTimeOriginal: '+01:00', Make: 'Caterpillar Inc. '.repeat(20), Model: 'X' });
+  assert.is(e.captureTime, undefined);
+  assert.match(e.notes?.join(' ') ?? '', /1970:01:01 00:00:00 is out of range/);
+  assert.is(e.camera?.make?.length, 128, 'cut at the 128 characters the message carries');
+  assert.is(parseExifDate('1950:06:01 10:00:00'), null);
+  assert.is(parseExifDate('9999:12:31 23:59:59'), null, 'with a negative offset it would be year 10000 in UTC');
+  // Never half of a surrogate pair at the cut.
+  const emoji = exifFromTags({ Make: `${'a'.repeat(127)}😀` });
+  assert.is(emoji.camera?.make, 'a'.repeat(127));
+});
+
 test.run();

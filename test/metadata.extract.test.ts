@@ -118,4 +118,20 @@ test('degraded upload is graded poor', async () => {
   assert.is(r.record.photoQuality, 'poor');
 });
 
+test('EXIF the reader misses in a file (WebP; behind a big JFIF header) comes from the block the decoder found; transparency reads as white', async () => {
+  const base = await sharp(photo('excavator/surya_img05.jpeg')).resize(640).toBuffer();
+  const exif = { IFD0: { Make: 'Canon' }, IFD2: { DateTimeOriginal: '2024:06:01 12:00:00', OffsetTimeOriginal: '+02:00' } };
+  const webp = await sharp(base).webp().withExif(exif).toBuffer();
+  const r = await extractMetadata(webp, { uploadedAt });
+  assert.is(r.exif.captureTime, '2024-06-01T12:00:00+02:00', JSON.stringify(r.exif));
+  assert.is(r.exif.camera?.make, 'Canon');
+  // A cut-out: the photo's pixels with the outer half transparent.
+  const { data, info } = await sharp(base).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  for (let y = 0; y < info.height; y++) for (let x = 0; x < info.width; x++) if (x < info.width / 4 || x > (3 * info.width) / 4) data[(y * info.width + x) * 4 + 3] = 0;
+  const cutout = await extractMetadata(await sharp(data, { raw: info }).png().toBuffer(), { uploadedAt });
+  const opaque = await extractMetadata(base, { uploadedAt });
+  assert.not.ok(cutout.warnings.includes('too_dark'), JSON.stringify(cutout.quality));
+  assert.ok(cutout.quality.brightness >= opaque.quality.brightness, `transparent areas count as white (${cutout.quality.brightness} vs ${opaque.quality.brightness})`);
+});
+
 test.run();

@@ -28,6 +28,8 @@ export interface AnalysisImage {
   luma: Float32Array;
   aw: number;
   ah: number;
+  /** The photo's EXIF block as sharp found it (JPEG, PNG, WebP), without its `Exif\0\0` header. */
+  exif?: Buffer;
 }
 
 export async function decodeForAnalysis(
@@ -57,6 +59,9 @@ export async function decodeForAnalysis(
     ({ data, info } = await sharp(input, { limitInputPixels: maxPixels, failOn: 'error' })
       .rotate()
       .resize(ANALYSIS_SIDE, ANALYSIS_SIDE, { fit: 'inside', withoutEnlargement: true })
+      // Transparent areas count as white, as recognition and the thumbnail show them; dropping the
+      // alpha alone left them black and a cut-out photo read "too dark".
+      .flatten({ background: '#ffffff' })
       .removeAlpha()
       .toColourspace('srgb')
       .raw()
@@ -83,5 +88,6 @@ export async function decodeForAnalysis(
     }
     luma[i] = 0.299 * r + 0.587 * g + 0.114 * b;
   }
-  return { width, height, format: meta.format ?? 'unknown', rgb, luma, aw: info.width, ah: info.height };
+  const exif = meta.exif && meta.exif.subarray(0, 6).toString('latin1') === 'Exif\0\0' ? meta.exif.subarray(6) : meta.exif;
+  return { width, height, format: meta.format ?? 'unknown', rgb, luma, aw: info.width, ah: info.height, ...(exif && exif.length > 0 ? { exif } : {}) };
 }

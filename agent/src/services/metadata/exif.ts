@@ -38,7 +38,9 @@ export function parseExifDate(value: unknown, subSec?: unknown): WallClock | nul
   const m = /^\s*(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})/.exec(value);
   if (!m) return null;
   const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
-  if (y < 1900 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return null;
+  // Before 1971 is a camera clock reset to 1970-01-01 (no digital photo is that old), and with an
+  // offset it falls before 1970 in UTC, which the message format refuses; 9999 likewise after.
+  if (y < 1971 || y > 9998 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return null;
   const check = new Date(Date.UTC(y, mo - 1, d));
   if (check.getUTCDate() !== d) return null; // e.g. 2021:02:30
   let ms: number | null = null;
@@ -158,10 +160,19 @@ function gps(tags: RawTags, notes: string[]): GpsPosition | undefined {
   return pos;
 }
 
+/** Longest camera make or model the message format carries (shared/src/schemas/results.ts). */
+const MAX_CAMERA_TEXT = 128;
+
 function cleanString(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
   // eslint-disable-next-line no-control-regex
-  const s = value.replace(/\u0000/g, '').trim();
+  let s = value.replace(/\u0000/g, '').trim();
+  if (s.length > MAX_CAMERA_TEXT) {
+    // Cut, not refused: a camera writing a long Make must not fail the analysis. Never half a surrogate pair.
+    s = s.slice(0, MAX_CAMERA_TEXT);
+    if (/[\ud800-\udbff]$/.test(s)) s = s.slice(0, -1);
+    s = s.trimEnd();
+  }
   return s.length > 0 ? s : undefined;
 }
 
@@ -169,6 +180,8 @@ function cleanString(value: unknown): string | undefined {
 export function exifFromTags(tags: RawTags): ExifInfo {
   const notes: string[] = [];
   const out: ExifInfo = { ...captureTime(tags) };
+  const original = typeof tags.DateTimeOriginal === 'string' ? /^\s*(\d{4})[:-]/.exec(tags.DateTimeOriginal) : null;
+  if (original && (Number(original[1]) < 1971 || Number(original[1]) > 9998)) notes.push(`capture time ${tags.DateTimeOriginal as string} is out of range (a camera clock reset?); ignored`);
   const pos = gps(tags, notes);
   if (pos) out.gps = pos;
   const make = cleanString(tags.Make);

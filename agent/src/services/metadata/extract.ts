@@ -47,7 +47,15 @@ export async function extractMetadata(input: ImageInput, options: ExtractOptions
   }));
   const exifPromise = readExif(input).then((exif) => ({ exif, ms: performance.now() - t0 }));
   // decode errors propagate; readExif never rejects
-  const [{ img, ms: decodeMs }, { exif, ms: exifMs }] = await Promise.all([qualityPromise, exifPromise]);
+  const [{ img, ms: decodeMs }, first] = await Promise.all([qualityPromise, exifPromise]);
+  let { exif, ms: exifMs } = first;
+  // The EXIF reader finds nothing in a WebP, nor (reading a file in chunks) behind more than about
+  // 500 bytes of other headers; sharp found the block while decoding: read that instead.
+  if (img.exif && !exif.captureTime && !exif.gps && !exif.camera && exif.orientation === undefined) {
+    const again = await readExif(img.exif);
+    if (again.captureTime || again.gps || again.camera || again.orientation !== undefined) exif = again;
+    exifMs = performance.now() - t0;
+  }
   const tq = performance.now();
   const quality = qualityFromImage(img);
   const warnings = qualityWarnings(quality, options.thresholds);

@@ -38,7 +38,7 @@ export function wireCaptureTime(exif: ExifInfo): Pick<WireMetadataResult['exif']
 /** The library result in the wire shape (drops notes, the category reason and the EXIF tag name; keeps the capture-time verdict). */
 export function toWireMetadata(r: MetadataResult): WireMetadataResult {
   const { exif } = r;
-  return metadataResult.parse({
+  const wire = metadataResult.safeParse({
     exif: {
       ...wireCaptureTime(exif),
       ...(r.captureCheck ? { captureTimePlausible: r.captureCheck.plausible } : {}),
@@ -54,6 +54,12 @@ export function toWireMetadata(r: MetadataResult): WireMetadataResult {
     record: r.record,
     timings: r.timings,
   });
+  if (wire.success) return wire.data;
+  // What the photo holds could not be put in the message (exif.ts keeps it within the format; this
+  // is the backstop). The same photo gives the same result every time: failing for good, with the
+  // field named, not an INTERNAL_ERROR retried three times.
+  const issue = wire.error.issues[0];
+  throw new MetadataError('IMAGE_DECODE_FAILED', `the photo's metadata cannot be carried: ${issue?.path.join('.') ?? '?'}: ${issue?.message ?? 'invalid'}`);
 }
 
 /** metadata-service: EXIF, image quality, category, machine-record fields. */
