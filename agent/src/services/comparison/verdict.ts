@@ -137,7 +137,9 @@ export function compare(input: CompareInput): ComparisonResult {
   let verdict: Verdict = 'unknown';
   if (typeMatch === false) {
     verdict = 'mismatch';
-  } else if (match && match.similarity >= t.similarityMatch) {
+  } else if (match && match.similarity >= t.similarityMatch && (match.source === 'reference' || recognizedType !== 'unknown')) {
+    // An earlier photo alone does not vouch for one in which recognition saw no machine type: two
+    // black pocket shots are alike, and neither shows the machine. Reference photos still do.
     verdict = 'match';
     reasons.push(`similar to ${match.source} photo ${match.sha256} (${match.similarity.toFixed(3)} >= ${t.similarityMatch})`);
   } else if (match && match.source === 'reference' && match.similarity < t.similarityMismatch && typeMatch !== true) {
