@@ -99,6 +99,21 @@ test('validateImage: declared PNG but JPEG bytes → the bytes win; bomb refused
   assert.ok(performance.now() - t0 < 3000);
 });
 
+test('validateImage: a progressive JPEG counts four times against the pixel limit (its decode needs that much more memory)', async () => {
+  const small = { ...limits, maxPixels: 4_000_000 };
+  const img = sharp(photoBytes(JPEG)).resize(1600, 1000, { fit: 'fill' });
+  const baseline = await img.clone().jpeg({ progressive: false }).toBuffer();
+  const progressive = await img.clone().jpeg({ progressive: true }).toBuffer();
+  assert.is((await validateImage(baseline, 'image/jpeg', small)).width, 1600, '1.6 MP baseline: within 4 MP');
+  try {
+    await validateImage(progressive, 'image/jpeg', small);
+    assert.unreachable('1.6 MP progressive accepted under a 4 MP limit');
+  } catch (err) {
+    assert.is((err as TuError).code, 'IMAGE_TOO_MANY_PIXELS');
+    assert.match((err as Error).message, /progressive JPEG of 1\.6 megapixels.*up to 1\.0 megapixels/);
+  }
+});
+
 test('device state: lowdb document survives reopen; no temp files left; references bounded', async () => {
   const dir = tmpDir();
   const d = await openDeviceState(dir, { maxReferences: 2 });

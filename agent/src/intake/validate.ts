@@ -27,6 +27,9 @@ export const baseMediaType = (ct: string | undefined): string => (ct ?? '').spli
  * with sharp metadata, never decoded. A file whose header passes but whose data is
  * corrupt is accepted; the analysis reports the decode failure.
  */
+/** How many times a progressive JPEG's pixels count against limits.maxPixels (see validateImage). */
+export const PROGRESSIVE_WEIGHT = 4;
+
 export async function validateImage(bytes: Buffer, declaredType: string | undefined, limits: IntakeLimits): Promise<ValidatedImage> {
   const declared = baseMediaType(declaredType);
   if (declared && declared !== 'application/octet-stream' && !isImageContentType(declared)) {
@@ -40,10 +43,12 @@ export async function validateImage(bytes: Buffer, declaredType: string | undefi
   if (!sniffed) throw new TuError('NOT_AN_IMAGE');
   let width: number | undefined;
   let height: number | undefined;
+  let progressive = false;
   try {
     const meta = await sharp(bytes, { limitInputPixels: false }).metadata();
     width = meta.autoOrient?.width ?? meta.width;
     height = meta.autoOrient?.height ?? meta.height;
+    progressive = sniffed === 'image/jpeg' && meta.isProgressive === true;
   } catch {
     // Header unreadable although the magic number matched: accept; decoding will fail with a reason.
   }
@@ -51,6 +56,15 @@ export async function validateImage(bytes: Buffer, declaredType: string | undefi
     throw new TuError(
       'IMAGE_TOO_MANY_PIXELS',
       `The photo has too many pixels (${width} × ${height} = ${mp(width * height)}; this gateway accepts up to ${mp(limits.maxPixels)}). Take it at a lower resolution and try again.`,
+    );
+  }
+  // A progressive JPEG is decoded from all its scans at once: 157 MB for 49 MP against 10 MB for
+  // the same photo baseline, and each photo is decoded by several steps side by side, on a gateway
+  // with 1 GB. So it counts PROGRESSIVE_WEIGHT times against the pixel limit.
+  if (progressive && width && height && width * height * PROGRESSIVE_WEIGHT > limits.maxPixels) {
+    throw new TuError(
+      'IMAGE_TOO_MANY_PIXELS',
+      `The photo is a progressive JPEG of ${mp(width * height)}; this gateway decodes those only up to ${mp(limits.maxPixels / PROGRESSIVE_WEIGHT)} (they need ${PROGRESSIVE_WEIGHT} times the memory). Send the camera's original photo, or save it as a standard (baseline) JPEG.`,
     );
   }
   return { contentType: sniffed, ...(width ? { width } : {}), ...(height ? { height } : {}) };
