@@ -93,6 +93,7 @@ test('tag mapping: southern/western refs, altitude below sea level, invalid valu
   assert.is(bad.orientation, undefined);
   assert.is(bad.notes?.length, 2);
   assert.is(parseExifDate('2021:02:30 10:00:00'), null);
+  assert.is(exifFromTags({ GPSLatitude: [10, 75, 0], GPSLatitudeRef: 'N', GPSLongitude: [12, 30, 0], GPSLongitudeRef: 'E' }).gps, undefined, '75 minutes is no position');
 });
 
 test('a camera clock reset to 1970 (before 1970 in UTC with its offset) is ignored with a note; a long Make is cut to what the message carries', () => {

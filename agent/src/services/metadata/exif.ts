@@ -126,6 +126,8 @@ function coordinate(value: unknown, ref: unknown, negativeRef: string): number |
   if (typeof value === 'number') deg = value;
   else if (Array.isArray(value) && value.length > 0 && value.every((x) => typeof x === 'number' && Number.isFinite(x))) {
     const [d = 0, m = 0, s = 0] = value as number[];
+    // Minutes or seconds of 60 or more (10°75′) are a broken writer, not a place: no position.
+    if (m < 0 || m >= 60 || s < 0 || s >= 60) return null;
     deg = Math.abs(d) + m / 60 + s / 3600;
     if (d < 0) deg = -deg;
   }
