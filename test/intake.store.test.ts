@@ -10,6 +10,8 @@ import { readEmbedding, readThumbnailBase64, writeEmbedding, writeThumbnail } fr
 import { newAnalysisId, uploaded } from './support/fixtures.js';
 import { intake, observer, startAllHandlers, startTestAgent, testConfig, tmpDir, until } from './support/harness.js';
 import { photoBytes, pngBomb } from './support/real.js';
+import { IMAGES_DIR } from './support/data.js';
+import { listLabelledImages } from '@tu/agent/internal/services/vision/dataset';
 
 const JPEG = 'forklift/imagenet_n03384352_forklift.jpg';
 const limits = { maxUploadBytes: 25 * 1024 * 1024, maxPixels: 50_000_000 };
@@ -99,19 +101,21 @@ test('validateImage: declared PNG but JPEG bytes → the bytes win; bomb refused
   assert.ok(performance.now() - t0 < 3000);
 });
 
-test('validateImage: a progressive JPEG counts four times against the pixel limit (its decode needs that much more memory)', async () => {
+test('validateImage: a progressive JPEG counts twice against the pixel limit (its decode needs much more memory)', async () => {
   const small = { ...limits, maxPixels: 4_000_000 };
-  const img = sharp(photoBytes(JPEG)).resize(1600, 1000, { fit: 'fill' });
+  const img = sharp(photoBytes(JPEG)).resize(2500, 1000, { fit: 'fill' });
   const baseline = await img.clone().jpeg({ progressive: false }).toBuffer();
   const progressive = await img.clone().jpeg({ progressive: true }).toBuffer();
-  assert.is((await validateImage(baseline, 'image/jpeg', small)).width, 1600, '1.6 MP baseline: within 4 MP');
+  assert.is((await validateImage(baseline, 'image/jpeg', small)).width, 2500, '2.5 MP baseline: within 4 MP');
   try {
     await validateImage(progressive, 'image/jpeg', small);
-    assert.unreachable('1.6 MP progressive accepted under a 4 MP limit');
+    assert.unreachable('2.5 MP progressive accepted under a 4 MP limit');
   } catch (err) {
     assert.is((err as TuError).code, 'IMAGE_TOO_MANY_PIXELS');
-    assert.match((err as Error).message, /progressive JPEG of 1\.6 megapixels.*up to 1\.0 megapixels/);
+    assert.match((err as Error).message, /progressive JPEG of 2\.5 megapixels.*up to 2\.0 megapixels/);
   }
+  // With the default limits every real photo passes, the 18 MP progressive ones included.
+  for (const p of await listLabelledImages(IMAGES_DIR)) await validateImage(fs.readFileSync(p.file), 'image/jpeg', limits);
 });
 
 test('device state: lowdb document survives reopen; no temp files left; references bounded', async () => {
