@@ -171,6 +171,8 @@ test('install, provision, update to a second build, automatic roll-back from a b
   const root = freshHome();
   const app1 = unpack(artifact(V1));
   const tu = (bin: string, ...args: string[]) => runToEnd(envI({}, [bin, ...args, '--root', root]));
+  // Commands that read a config take no --root (it is refused: agent/src/cli/args.ts); they name the file.
+  const tuConfig = (bin: string, ...args: string[]) => runToEnd(envI({}, [bin, ...args]));
   const inst = tu(path.join(app1, 'bin/tu-agent'), 'install', '--no-system');
   assert.is(inst.code, 0, inst.out);
   const opt = path.join(root, 'opt/tu-agent');
@@ -205,7 +207,7 @@ test('install, provision, update to a second build, automatic roll-back from a b
   // No relay in this test: drop the uplink again so health is about the agent alone.
   // The key file as installed under --root (the config names its path on a gateway).
   fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), uplink: undefined, auth: { relayPublicKeyFile: path.join(root, 'etc/tu-agent/relay-technician-key.pem') } }));
-  const valid = tu(path.join(opt, 'current/bin/tu-agent'), 'config', 'validate', configFile);
+  const valid = tuConfig(path.join(opt, 'current/bin/tu-agent'), 'config', 'validate', configFile);
   assert.is(valid.code, 0, valid.out);
 
   // The test plays systemd: the restart command stops the running agent and starts `current`.
@@ -225,7 +227,7 @@ test('install, provision, update to a second build, automatic roll-back from a b
     assert.is((await waitHealth(http, 5000)).version, V2);
     assert.is(fs.readlinkSync(path.join(opt, 'current')), path.join(opt, V2));
     assert.is(fs.readlinkSync(path.join(opt, 'previous')), path.join(opt, V1));
-    const status = tu(path.join(opt, 'current/bin/tu-agent'), 'status', '--config', configFile);
+    const status = tuConfig(path.join(opt, 'current/bin/tu-agent'), 'status', '--config', configFile);
     assert.is(status.code, 0, status.out);
     assert.match(status.out, `version ${V2}`);
     assert.match(status.out, 'bus: up', 'status reads the device key: the details');

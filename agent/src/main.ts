@@ -6,11 +6,11 @@
  * 3 agent not answering (status).
  */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { ConfigError, loadAgentConfig, type AgentConfig } from '@tu/firmware-config';
+import { ConfigError, ENV_OVERRIDES, loadAgentConfig, type AgentConfig } from '@tu/firmware-config';
 import { createLogger, TuError } from '@tu/shared';
 import { startAgent } from './agent.js';
 import { derivePassword, principalFor, resolveBusSecret } from './broker/credentials.js';
+import { parseCommandLine, positiveInteger, UsageError } from './cli/args.js';
 import { configFile, type ConfigChoice } from './cli/config-path.js';
 import { installCommand, uninstallCommand } from './cli/install.js';
 import { logsHints } from './cli/logs.js';
@@ -23,6 +23,7 @@ import { versionLines } from './cli/version.js';
 import { appLayout } from './release/layout.js';
 import { startServiceProcess } from './service-process.js';
 import { ANALYSIS_SERVICES, type AnalysisServiceName } from './services/run.js';
+import { redactUrl } from './uplink/relay-connection.js';
 
 const USAGE = `Usage: tu-agent [command] [--config FILE | --profile NAME]
   run                                  start the agent (the default command)
@@ -31,67 +32,42 @@ const USAGE = `Usage: tu-agent [command] [--config FILE | --profile NAME]
                                        to the agent's broker (disable it in the agent: services.NAME = false)
   version                              agent, build commit, runtime, model and head versions
   status                               health summary of the running agent (exit 0 ok, 1 degraded, 3 down)
-  config validate FILE                 check a config file; one line per bad field (exit 2)
+  config validate FILE                 check a config file alone (no environment overrides); one line per bad field (exit 2)
   credentials USERNAME                 print the MQTT password of a bus user (a service, or observer:NAME)
   token [--role view,upload,register,teach] [--name WHO] [--ttl 12h]
                                        print a technician token for the API and UI (open http://GATEWAY/#token=<token>),
                                        signed with the device key in the data dir (default: all roles, 12 hours)
   logs                                 where the logs are and how to read them
   stack [FILE]                         map stack-trace frames in FILE or stdin (log lines) from the bundle to the sources
-On a gateway (run from an unpacked release, as root; --root DIR installs into a folder instead):
+On a gateway (run from an unpacked release, as root; --root DIR: these commands work on a folder instead of /):
   install [--no-system]                lay out /opt/tu-agent/<version>, current, /etc/tu-agent, /var/lib/tu-agent, the unit
   provision --gateway-id ID --relay mqtts://HOST:PORT --secret-file FILE [--ca PEM] [--technician-key PEM]
                                        --technician-key: the relay's public key for technician tokens
                                        (npm run relay -- technicians key)
   update TARBALL [--timeout-s 90] [--restart-command CMD]
                                        install beside the running version, switch, roll back if not healthy
-  rollback [--restart-command CMD]     go back to the previous version
+  rollback [--timeout-s 90] [--restart-command CMD]
+                                       go back to the previous version
   uninstall [--purge]                  remove the install (--purge also removes config and data)
+An option a command does not use, or an empty option value, is refused (exit 2).
 Config: --config, --profile, TU_CONFIG, /etc/tu-agent/config.json (installed), then the bundled profile.
 Environment overrides: TU_GATEWAY_ID, TU_DATA_DIR, TU_MQTT_PORT, TU_HTTP_PORT, TU_BUS_SECRET, MODEL_DIR, ...`;
-
-const OPTIONS = {
-  config: { type: 'string' },
-  profile: { type: 'string' },
-  service: { type: 'string' },
-  root: { type: 'string', default: '/' },
-  'no-system': { type: 'boolean', default: false },
-  purge: { type: 'boolean', default: false },
-  'gateway-id': { type: 'string' },
-  relay: { type: 'string' },
-  'secret-file': { type: 'string' },
-  ca: { type: 'string' },
-  'technician-key': { type: 'string' },
-  role: { type: 'string' },
-  name: { type: 'string' },
-  ttl: { type: 'string' },
-  'restart-command': { type: 'string' },
-  'timeout-s': { type: 'string', default: '90' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
-class UsageError extends Error {}
 
 const EXIT_2_CODES = new Set<string>(['CONFIG_INVALID', 'CONFIG_UNREADABLE', 'DATA_FORMAT_TOO_NEW', 'DATA_FORMAT_INVALID']);
 
 const out = (line: string) => console.log(line);
 
 async function main(): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ allowPositionals: true, options: OPTIONS });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { command, rest, values } = parseCommandLine(process.argv.slice(2));
   if (values.help) {
     console.log(USAGE);
     return 0;
   }
-  const [command = 'run', ...rest] = positionals;
-  const choice: ConfigChoice = { config: values.config, profile: values.profile, root: values.root };
+  const root = values.root ?? '/';
+  // Only the gateway commands take --root (args.ts); the others read the installed config under /.
+  const choice: ConfigChoice = { config: values.config, profile: values.profile };
   const config = (): AgentConfig => loadAgentConfig({ file: configFile(choice) });
-  const installer = { root: values.root, out, restartCommand: values['restart-command'], timeoutMs: Number(values['timeout-s']) * 1000 };
+  const installer = () => ({ root, out, restartCommand: values['restart-command'], timeoutMs: positiveInteger('timeout-s', values['timeout-s'], 90, 3600) * 1000 });
 
   switch (command) {
     case 'run':
@@ -110,9 +86,13 @@ async function main(): Promise<number> {
       return statusCommand(config());
     case 'config': {
       const file = rest[1];
-      if (rest[0] !== 'validate' || !file) throw new UsageError('usage: tu-agent config validate FILE');
-      const cfg = loadAgentConfig({ file });
-      out(`${file}: valid (gateway ${cfg.gatewayId}, data ${cfg.dataDir}, uplink ${cfg.uplink.url ?? 'none'})`);
+      if (rest[0] !== 'validate' || !file || rest.length > 2) throw new UsageError('usage: tu-agent config validate FILE');
+      // The file alone: the shell's variables are not the service's, so a file that validates
+      // only thanks to them would fail at start (the unit sets none of ENV_OVERRIDES).
+      const cfg = loadAgentConfig({ file, env: {} });
+      out(`${file}: valid (gateway ${cfg.gatewayId}, data ${cfg.dataDir}, uplink ${cfg.uplink.url ? redactUrl(cfg.uplink.url) : 'none'})`);
+      const fromShell = Object.keys(ENV_OVERRIDES).filter((name) => process.env[name]);
+      if (fromShell.length) out(`note: this shell sets ${fromShell.join(', ')}; validated without them (the service sees only the variables its unit sets)`);
       return 0;
     }
     case 'credentials': {
@@ -133,22 +113,22 @@ async function main(): Promise<number> {
       return stackCommand(path.join(appDir, 'lib'), rest[0], { input: process.stdin, output: process.stdout, warn: (line) => console.error(`tu-agent: ${line}`) });
     }
     case 'install':
-      return installCommand({ root: values.root, noSystem: values['no-system'], out });
+      return installCommand({ root, noSystem: values['no-system'] ?? false, out });
     case 'uninstall':
-      return uninstallCommand({ root: values.root, noSystem: values['no-system'], purge: values.purge, out });
+      return uninstallCommand({ root, noSystem: values['no-system'] ?? false, purge: values.purge ?? false, out });
     case 'provision': {
       const gatewayId = values['gateway-id'];
       const relay = values.relay;
       const secretFile = values['secret-file'];
       if (!gatewayId || !relay || !secretFile) throw new UsageError('provision needs --gateway-id, --relay and --secret-file');
-      return provisionCommand({ root: values.root, gatewayId, relay, secretFile, ca: values.ca, technicianKey: values['technician-key'], out });
+      return provisionCommand({ root, gatewayId, relay, secretFile, ca: values.ca, technicianKey: values['technician-key'], out });
     }
     case 'update': {
-      if (!rest[0]) throw new UsageError('usage: tu-agent update TARBALL');
-      return updateCommand(rest[0], installer);
+      if (!rest[0] || rest.length > 1) throw new UsageError('usage: tu-agent update TARBALL');
+      return updateCommand(rest[0], installer());
     }
     case 'rollback':
-      return rollbackCommand(installer);
+      return rollbackCommand(installer());
     default:
       throw new UsageError(`unknown command ${command}`);
   }

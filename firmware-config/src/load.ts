@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { z } from 'zod';
 import { loadConfigFile, type Env, type EnvOverride } from '@tu/shared';
 import { agentConfigSchema, type AgentConfig } from './schema.js';
 
@@ -33,4 +34,13 @@ export const profilePath = (name: string): string => path.join(PROFILE_DIR, `${n
  */
 export function loadAgentConfig(opts: { file?: string; env?: Env; overrides?: Record<string, unknown> } = {}): AgentConfig {
   return loadConfigFile(agentConfigSchema, { what: 'configuration', ...opts, envOverrides: ENV_OVERRIDES });
+}
+
+/**
+ * Reads a config file as it is written (JSON object, no defaults, no environment), for a
+ * command that edits it and writes it back (`tu-agent provision`). An unreadable file or bad
+ * JSON is the same ConfigError, naming the file, as when the agent loads it.
+ */
+export function readAgentConfigObject(file: string): Record<string, unknown> {
+  return loadConfigFile(z.record(z.string(), z.unknown()), { what: 'configuration', file, env: {}, envOverrides: {} });
 }

@@ -25,6 +25,7 @@ export const retrySchema = z
     multiplier: retryField.multiplier.default(2),
     jitter: retryField.jitter.default(0.2),
   })
+  .strict()
   .refine((r) => r.maxDelayMs >= r.initialDelayMs, { message: DELAYS_IN_ORDER, path: ['maxDelayMs'] });
 export type RetryPolicyConfig = z.output<typeof retrySchema>;
 
@@ -102,6 +103,8 @@ export const uplinkSchema = z
     url: z
       .string()
       .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, 'uplink.url: mqtt://, mqtts://, ws:// or wss:// URL')
+      // A secret in the URL would be printed wherever the URL is (logs, health, `tu-agent config validate`).
+      .refine((u) => !/^[a-z]+:\/\/[^/?#]*@/i.test(u), 'uplink.url must not hold a user name or password (user:secret@host): put the gateway secret in the file named by uplink.passwordFile (tu-agent provision --secret-file) and the user in uplink.username')
       .optional()
       .describe('Relay MQTT ingress (e.g. mqtt://relay:1885, wss://relay/mqtt). Absent: the uplink is disabled. Or TU_UPLINK_URL.'),
     username: z.string().min(1).max(256).optional().describe('MQTT username at the relay. Default: gatewayId.'),
@@ -116,6 +119,7 @@ export const uplinkSchema = z
         key: filePath.optional().describe('PEM private key of the client certificate.'),
         rejectUnauthorized: z.boolean().default(true).describe('Verify the relay certificate (leave true outside development).'),
       })
+      .strict()
       .prefault({})
       .refine((t) => !t.cert === !t.key, { message: 'tls.cert and tls.key go together', path: ['key'] }),
     outbox: z
@@ -126,6 +130,7 @@ export const uplinkSchema = z
         whenFull: z.enum(['drop-oldest', 'refuse-new']).default('drop-oldest').describe('drop-oldest: make room by dropping the oldest undelivered events; refuse-new: keep the backlog and refuse new events. Both are counted and logged.'),
         durability: z.enum(['full', 'normal']).default('full').describe('full: fsync every group commit (survives power loss); normal: survives process crashes only.'),
       })
+      .strict()
       .prefault({}),
     reconnect: z
       .object({
@@ -133,6 +138,7 @@ export const uplinkSchema = z
         maxDelayMs: z.number().int().min(1).max(3_600_000).default(60_000),
         jitter: z.number().min(0).max(1).default(0.3).describe('Fraction of the delay randomised (+/-).'),
       })
+      .strict()
       .prefault({})
       .refine((r) => r.maxDelayMs >= r.initialDelayMs, { message: 'maxDelayMs must be >= initialDelayMs', path: ['maxDelayMs'] }),
     inflight: z.number().int().min(1).max(1024).default(64).describe('Unacknowledged QoS 1 publishes at once (sent in order).'),
@@ -152,7 +158,7 @@ export const agentConfigSchema = z
     $schema: z.string().optional().describe('Path of the JSON Schema, for editors.'),
     gatewayId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'gatewayId: 1-64 of A-Z a-z 0-9 _ -').describe('Identity of this gateway in topics and in the cloud.'),
     dataDir: z.string().min(1).default('.data/agent').describe('Writable directory for state, blobs and the outbox (on flash).'),
-    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
     storage: z
       .object({
         maxBytes: z
@@ -168,6 +174,7 @@ export const agentConfigSchema = z
           .default(32 * 1024 * 1024)
           .describe('New uploads are refused with 507 while the filesystem of dataDir has less free space than this, so accepted analyses can finish; they are accepted again by themselves once space returns.'),
       })
+      .strict()
       .prefault({})
       .describe('Storage limits of the data directory (see agent/README.md, Storage and quota).'),
     broker: z
@@ -176,12 +183,14 @@ export const agentConfigSchema = z
         port: port.default(1884),
         maxPayloadBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024),
       })
+      .strict()
       .prefault({}),
     bus: z
       .object({
         secret: z.string().min(32, 'bus.secret must be at least 32 characters').optional().describe('Master secret; per-client MQTT passwords are derived from it. Prefer TU_BUS_SECRET or secretFile.'),
         secretFile: z.string().min(1).optional().describe('File holding the secret; created (mode 0600) when missing. Default: {dataDir}/bus-secret.'),
       })
+      .strict()
       .prefault({}),
     http: z
       .object({
@@ -202,6 +211,7 @@ export const agentConfigSchema = z
           .default(300_000)
           .describe('A request whose body has not fully arrived after this long is answered 408 and dropped (a 25 MB photo at 1 Mbit/s takes about 200 s).'),
       })
+      .strict()
       .prefault({}),
     orchestrator: z
       .object({
@@ -224,6 +234,7 @@ export const agentConfigSchema = z
         maxQueue: z.number().int().min(0).max(1_000_000).default(1000).describe('Analyses waiting; beyond it new uploads fail with QUEUE_FULL.'),
         durability: z.enum(['full', 'normal']).default('full').describe('full: fsync every commit (survives power loss); normal: survives process crashes only.'),
       })
+      .strict()
       .transform(resolvePlan)
       .prefault({}),
     model: z
@@ -232,6 +243,7 @@ export const agentConfigSchema = z
         headPath: z.string().min(1).optional().describe('Machine-type head (npm run build:head writes dist/head/default-head.json). Used if present, else {dataDir}/head.json, else {model.dir}/head.json (release layout); none: types are not recognised and health is degraded.'),
         backend: z.enum(['wasm', 'tensorflow', 'cpu']).optional().describe('Force a tfjs backend (default: tensorflow if installed, else wasm, else cpu).'),
       })
+      .strict()
       .prefault({}),
     services: z
       .object({
@@ -239,6 +251,7 @@ export const agentConfigSchema = z
         comparison: z.boolean().default(true),
         metadata: z.boolean().default(true),
       })
+      .strict()
       .prefault({})
       .describe('Which analysis services run inside the agent process (false: run it as its own process with --service NAME).'),
     comparison: z
@@ -250,10 +263,12 @@ export const agentConfigSchema = z
             duplicateHamming: z.number().int().min(0).max(64).optional(),
             minTypeConfidence: z.number().min(0).max(1).optional(),
           })
+          .strict()
           .prefault({}),
         historyPerMachine: z.number().int().min(1).max(100_000).default(200).describe('Earlier photos kept per machine for comparison.'),
         maxReferences: z.number().int().min(1).max(200).default(20).describe('Reference photos kept for the registered machine.'),
       })
+      .strict()
       .prefault({}),
     metadata: z
       .object({
@@ -266,15 +281,18 @@ export const agentConfigSchema = z
             minSide: z.number().int().nonnegative().optional(),
             minContrast: z.number().min(0).max(1).optional(),
           })
+          .strict()
           .prefault({}),
         assumedUtcOffset: z.string().regex(/^[+-]\d{2}:\d{2}$/, 'assumedUtcOffset: like +02:00').optional(),
       })
+      .strict()
       .prefault({}),
     limits: z
       .object({
         maxUploadBytes: z.number().int().min(1024).max(512 * 1024 * 1024).default(25 * 1024 * 1024),
         maxPixels: z.number().int().min(10_000).max(1_000_000_000).default(50_000_000),
       })
+      .strict()
       .prefault({}),
     auth: z
       .object({

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { profilePath } from '@tu/firmware-config';
 import { TuError } from '@tu/shared';
+import { createFileDurableSync } from '../fs/durable.js';
 import { appLayout } from '../release/layout.js';
 import { linkTarget, switchLink } from './links.js';
 import { SERVICE_NAME, SERVICE_USER, systemPaths, type SystemPaths } from './system-paths.js';
@@ -60,6 +61,23 @@ function ensureUser(p: SystemPaths, o: InstallOptions): void {
   run('chown', [`root:${SERVICE_USER}`, p.etcDir, p.configFile]);
 }
 
+/**
+ * Creates the agent's own folder (/etc/tu-agent, /var/lib/tu-agent) with `mode`, and its
+ * parents as any folder (mkdir's default, with the umask): /etc, /var and /var/lib belong to
+ * the system, and an image built with --root must not get them 0750. An existing folder is
+ * left as it is (install again changes nothing).
+ */
+function makeOwnDir(dir: string, mode: number): void {
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  try {
+    fs.mkdirSync(dir, { mode });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw err;
+  }
+  fs.chmodSync(dir, mode);
+}
+
 export function writeDefaultConfig(p: SystemPaths, out: (l: string) => void): void {
   if (fs.existsSync(p.configFile)) {
     out(`kept ${p.configFile}`);
@@ -71,8 +89,9 @@ export function writeDefaultConfig(p: SystemPaths, out: (l: string) => void): vo
   const model = (profile.model ?? {}) as Record<string, unknown>;
   delete model.dir;
   const config = { ...profile, dataDir: '/var/lib/tu-agent', model };
-  fs.mkdirSync(p.etcDir, { recursive: true, mode: 0o750 });
-  fs.writeFileSync(p.configFile, JSON.stringify(config, null, 2) + '\n', { mode: 0o640 });
+  makeOwnDir(p.etcDir, 0o750);
+  // Durably: a power cut right after install must not leave an empty config (the agent would then refuse to start).
+  if (createFileDurableSync(p.configFile, JSON.stringify(config, null, 2) + '\n', 0o640)) fs.chmodSync(p.configFile, 0o640); // whatever the umask
   out(`wrote ${p.configFile} (set the gateway id and uplink with: tu-agent provision)`);
 }
 
@@ -88,7 +107,7 @@ export function installCommand(o: InstallOptions): number {
     o.out(`${p.current} -> ${dest}`);
   }
   writeDefaultConfig(p, o.out);
-  fs.mkdirSync(p.dataDir, { recursive: true, mode: 0o750 });
+  makeOwnDir(p.dataDir, 0o750);
   fs.mkdirSync(path.dirname(p.unitFile), { recursive: true });
   fs.copyFileSync(path.join(dest, 'systemd', `${SERVICE_NAME}.service`), p.unitFile);
   fs.mkdirSync(path.dirname(p.binLink), { recursive: true });

@@ -16,6 +16,8 @@ export interface SystemPaths {
   etcDir: string;
   configFile: string;
   uplinkSecretFile: string;
+  /** The relay's CA certificate(s) (tu-agent provision --ca). */
+  relayCaFile: string;
   /** The relay's public key for technician tokens (tu-agent provision --technician-key). */
   relayTechnicianKeyFile: string;
   dataDir: string;
@@ -33,6 +35,7 @@ export function systemPaths(root = '/'): SystemPaths {
     etcDir: r('/etc/tu-agent'),
     configFile: r('/etc/tu-agent/config.json'),
     uplinkSecretFile: r('/etc/tu-agent/uplink-secret'),
+    relayCaFile: r('/etc/tu-agent/relay-ca.pem'),
     relayTechnicianKeyFile: r('/etc/tu-agent/relay-technician-key.pem'),
     dataDir: r('/var/lib/tu-agent'),
     unitFile: r('/etc/systemd/system/tu-agent.service'),

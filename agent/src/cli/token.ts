@@ -11,6 +11,7 @@ import { TuError } from '@tu/shared';
 import { parseRoles, ROLES, type Role } from '@tu/shared/internal/technician-roles';
 import { DEVICE_ISSUER, parseTtl, signTechnicianToken } from '@tu/shared/internal/technician-token';
 import { readOrCreateDeviceKey } from '../http/auth/tokens.js';
+import { UsageError } from './args.js';
 
 export const DEFAULT_DEVICE_TOKEN_TTL_S = 12 * 3600;
 
@@ -36,13 +37,16 @@ export async function deviceToken(config: Pick<AgentConfig, 'gatewayId' | 'dataD
 export async function tokenCommand(config: AgentConfig, o: TokenOptions, out: (line: string) => void, err: (line: string) => void): Promise<number> {
   let roles: Role[] | undefined;
   let ttlS: number | undefined;
+  // An option given empty (`--role "$ROLES"` with the variable unset) is a mistake, not an
+  // absent option: treated as absent, `--role ''` would hand out every role.
   try {
-    roles = o.role ? parseRoles(o.role) : undefined;
-    ttlS = o.ttl ? parseTtl(o.ttl) : undefined;
+    roles = o.role !== undefined ? parseRoles(o.role) : undefined;
+    ttlS = o.ttl !== undefined ? parseTtl(o.ttl) : undefined;
   } catch (e) {
-    throw new TuError('INVALID_REQUEST', (e as Error).message);
+    throw new UsageError((e as Error).message);
   }
-  const token = await deviceToken(config, { ...(roles ? { roles } : {}), ...(o.name ? { sub: o.name } : {}), ...(ttlS ? { ttlS } : {}) });
+  if (o.name !== undefined && !o.name.trim()) throw new UsageError('--name is empty: name the technician the token is for, or leave --name out');
+  const token = await deviceToken(config, { ...(roles ? { roles } : {}), ...(o.name !== undefined ? { sub: o.name } : {}), ...(ttlS !== undefined ? { ttlS } : {}) });
   out(token);
   const host = config.http.host === '0.0.0.0' ? os.hostname() : config.http.host;
   err(`technician token for gateway ${config.gatewayId} (${(roles ?? ROLES).join(', ')}); open http://${host}:${config.http.port}/#token=<token> or send Authorization: Bearer <token>`);

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadAgentConfig } from '@tu/firmware-config';
 import { TuError } from '@tu/shared';
-import { ReleaseInfoSchema } from '../release/layout.js';
+import { ReleaseInfoSchema, type ReleaseInfo } from '../release/layout.js';
 import { readHealth } from './health-client.js';
 import { linkTarget, switchLink } from './links.js';
 import { SERVICE_NAME, systemPaths, type SystemPaths } from './system-paths.js';
@@ -46,10 +46,29 @@ export async function waitHealthy(port: number, version: string, timeoutMs: numb
   return { ok: false, reason };
 }
 
-function readRelease(dir: string) {
+/** The release.json of an unpacked or installed release, checked, or INSTALL_FAILED naming the file and field. */
+function readRelease(dir: string): ReleaseInfo {
   const file = path.join(dir, 'release.json');
   if (!fs.existsSync(file)) throw new TuError('INSTALL_FAILED', `${file} is missing: not a tu-agent release`);
-  return ReleaseInfoSchema.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new TuError('INSTALL_FAILED', `${file} is not valid JSON (${(err as Error).message}): not a usable tu-agent release`);
+  }
+  const parsed = ReleaseInfoSchema.safeParse(raw);
+  if (!parsed.success) {
+    const fields = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
+    throw new TuError('INSTALL_FAILED', `${file} is not a usable tu-agent release: ${fields}`);
+  }
+  return parsed.data;
+}
+
+/** <prefix>/<version>; the version is checked (RELEASE_VERSION), this makes sure once more that it stays inside. */
+function versionDir(p: SystemPaths, version: string): string {
+  const dest = path.join(p.prefix, version);
+  if (path.dirname(dest) !== path.resolve(p.prefix)) throw new TuError('INSTALL_FAILED', `release version ${JSON.stringify(version)} is not a folder name`);
+  return dest;
 }
 
 /** Removes version folders other than current and previous (flash is small). */
@@ -63,10 +82,19 @@ function prune(p: SystemPaths, out: (l: string) => void): void {
   }
 }
 
+/**
+ * Points `current` at `to`, restarts and waits for health from `version`. Any failure on the
+ * way (the link, the restart command, reading the config's port) is a result, not a throw:
+ * the caller must still roll back, or an unverified version would stay `current`.
+ */
 async function switchAndCheck(p: SystemPaths, to: string, version: string, o: UpdateOptions): Promise<{ ok: true } | { ok: false; reason: string }> {
-  switchLink(p.current, to);
-  restart(o);
-  return waitHealthy(healthPort(p), version, o.timeoutMs);
+  try {
+    switchLink(p.current, to);
+    restart(o);
+    return await waitHealthy(healthPort(p), version, o.timeoutMs);
+  } catch (err) {
+    return { ok: false, reason: err instanceof Error ? err.message : String(err) };
+  }
 }
 
 export async function updateCommand(tarball: string, o: UpdateOptions): Promise<number> {
@@ -80,14 +108,14 @@ export async function updateCommand(tarball: string, o: UpdateOptions): Promise<
     const unpacked = path.join(staging, 'tu-agent');
     const release = readRelease(unpacked);
     if (release.arch !== process.arch) throw new TuError('INSTALL_FAILED', `${tarball} is built for linux-${release.arch}; this gateway is linux-${process.arch}`);
-    const dest = path.join(p.prefix, release.version);
+    const dest = versionDir(p, release.version);
     if (path.resolve(p.prefix, old) === dest) {
       o.out(`version ${release.version} is already running`);
       return 0;
     }
+    const oldVersion = readRelease(path.resolve(p.prefix, old)).version;
     fs.rmSync(dest, { recursive: true, force: true });
     fs.renameSync(unpacked, dest);
-    const oldVersion = readRelease(path.resolve(p.prefix, old)).version;
     const oldPrevious = linkTarget(p.previous);
     switchLink(p.previous, old);
     o.out(`switching ${oldVersion} -> ${release.version}`);
@@ -102,7 +130,8 @@ export async function updateCommand(tarball: string, o: UpdateOptions): Promise<
     // As if the update never happened: `previous` is again the version before the old one.
     if (oldPrevious) switchLink(p.previous, oldPrevious);
     else fs.rmSync(p.previous, { force: true });
-    fs.rmSync(dest, { recursive: true, force: true });
+    // Never remove the folder `current` still points at (the switch back itself failed).
+    if (linkTarget(p.current) !== dest) fs.rmSync(dest, { recursive: true, force: true });
     o.out(back.ok ? `rolled back to ${oldVersion}: healthy` : `rolled back to ${oldVersion}, but it is not healthy either: ${back.reason}`);
     throw new TuError('UPDATE_UNHEALTHY', `update to ${release.version} failed (${result.reason}); ${oldVersion} restored`);
   } finally {

@@ -17,15 +17,30 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** Who owns a file written by writeFileDurable, and its permission bits. */
+export interface DurableFileOptions {
+  /** Permission bits of the file (default 0644), set on the temp file before it is renamed into place. */
+  mode?: number;
+  /** Owner and group to give the file before it is renamed into place (needs root to change them). */
+  owner?: { uid: number; gid: number };
+}
+
 /**
  * Writes a file atomically and durably: temp file in the same directory, fsync, rename
  * over the target, fsync the directory. After it resolves the content survives power loss.
+ * The temp file is created with the final mode and gets its owner before the rename, so a
+ * secret is never readable by others, not even for the moment between create and rename,
+ * and the file that replaces another is never briefly owned by the wrong user.
  */
-export async function writeFileDurable(file: string, data: string | Uint8Array): Promise<void> {
+export async function writeFileDurable(file: string, data: string | Uint8Array, o: DurableFileOptions = {}): Promise<void> {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const h = await fs.open(tmp, 'w', 0o644);
+  const mode = o.mode ?? 0o644;
+  const h = await fs.open(tmp, 'w', mode);
   try {
+    // open's mode is narrowed by the umask; chmod makes it exactly `mode`.
+    if (o.mode !== undefined) await h.chmod(mode);
+    if (o.owner) await h.chown(o.owner.uid, o.owner.gid);
     await h.writeFile(data);
     await h.sync();
   } catch (err) {

@@ -11,9 +11,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
+/**
+ * A release version, semver-like (`0.2.0`, `0.1.0-rel.broken`, `1.0.0+build.5`). It names the
+ * release's folder under /opt/tu-agent, so it can hold no `/` and no `..`: `tu-agent update`
+ * reads it from the tarball, and `../../etc` once made it replace and then delete /etc.
+ */
+export const RELEASE_VERSION = /^\d{1,9}\.\d{1,9}\.\d{1,9}(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$/;
+
 export const ReleaseInfoSchema = z.object({
   name: z.literal('tu-agent'),
-  version: z.string().min(1),
+  version: z.string().max(64).regex(RELEASE_VERSION, 'a version like 1.2.3 or 1.2.3-rc.1 (digits, letters, dots, - and +; no / or ..)'),
   commit: z.string().min(1),
   builtAt: z.string().min(1),
   arch: z.enum(['x64', 'arm64']),
