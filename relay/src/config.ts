@@ -22,7 +22,7 @@ export type TlsFiles = z.output<typeof tlsFiles>;
 export const relayConfigSchema = z
   .object({
     dataDir: z.string().min(1).default('.data/relay'),
-    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
     http: z
       .object({
         host: z.string().min(1).default('0.0.0.0'),
@@ -30,6 +30,7 @@ export const relayConfigSchema = z
         /** HTTPS on the HTTP port: GraphQL over https, subscriptions and MQTT at /mqtt over wss, the dashboard. */
         tls: tlsFiles.optional(),
       })
+      .strict()
       .prefault({}),
     ingress: z
       .object({
@@ -75,6 +76,7 @@ export const relayConfigSchema = z
             failedLoginBurst: z.number().int().min(1).max(1_000_000).default(10),
             failedLoginsPerSecond: z.number().min(0.001).max(1_000_000).default(0.2),
           })
+          .strict()
           .prefault({}),
         /**
          * RabbitMQ mode (relay/src/ingress/rabbitmq.ts, relay/README.md "RabbitMQ ingress"): relay
@@ -123,10 +125,13 @@ export const relayConfigSchema = z
                 /** The ingress closes a gateway's connections at most once per this interval (no storm while it keeps publishing). */
                 closeIntervalMs: z.number().int().min(100).max(600_000).default(5000),
               })
+              .strict()
               .optional(),
           })
+          .strict()
           .optional(),
       })
+      .strict()
       .prefault({})
       .refine((i) => i.mode !== 'external' || i.url, { message: 'ingress.url is required when ingress.mode is external', path: ['url'] })
       .refine((i) => i.mode === 'embedded' || !i.tls, { message: 'ingress.tls is for the embedded broker; with an external broker, TLS is the broker\'s (ingress.url mqtts:// or wss://, or the RabbitMQ cluster\'s listeners)', path: ['tls'] })
@@ -134,7 +139,12 @@ export const relayConfigSchema = z
     storage: z
       .object({
         /** `sqlite:PATH` (default `{dataDir}/relay.sqlite`) or `postgres://...` (optional `?schema=NAME`). */
-        url: z.string().regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'must start with sqlite: or postgres://').optional(),
+        // `sqlite:` alone would be better-sqlite3's throwaway temporary database: refused.
+        url: z
+          .string()
+          .regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'must start with sqlite: or postgres://')
+          .refine((u) => !/^sqlite:\s*$/.test(u), 'sqlite: needs the path of the database file (sqlite:/var/lib/tu-relay/relay.sqlite)')
+          .optional(),
         /** Events waiting to be written; when full, gateways' acknowledgements wait (back-pressure), fan-out does not. */
         queueMax: z.number().int().min(1).max(1_000_000).default(10_000),
         batchMax: z.number().int().min(1).max(10_000).default(200),
@@ -157,8 +167,10 @@ export const relayConfigSchema = z
             batchSize: z.number().int().min(1).max(100_000).default(1000),
             maxBatchesPerRun: z.number().int().min(1).max(1_000_000).default(100),
           })
+          .strict()
           .prefault({}),
       })
+      .strict()
       .prefault({}),
     jwt: z
       .object({
@@ -167,6 +179,12 @@ export const relayConfigSchema = z
         algorithm: z.enum(['HS256', 'RS256', 'ES256', 'EdDSA']).optional(),
         issuer: z.string().min(1).optional(),
         audience: z.string().min(1).optional(),
+      })
+      .strict()
+      // Both set: the relay verifies with the public key only, so the HS256 tokens `tokens issue`
+      // signs with the secret would all be refused (relay/src/graphql/auth.ts).
+      .refine((j) => !(j.secret && j.publicKey), {
+        message: 'set jwt.secret (HS256, tokens issued by `tokens issue`) or jwt.publicKey (tokens of your identity provider), not both: with both, the relay verifies with jwt.publicKey only. Remove one (env TU_RELAY_JWT_SECRET sets jwt.secret)',
       })
       .prefault({}),
     /** Limits on every GraphQL operation, checked before it runs (graphql/limits.ts). */
@@ -195,8 +213,10 @@ export const relayConfigSchema = z
             /** Subscriptions one graphql-ws connection may hold at once (the dashboard holds one). */
             maxSubscriptionsPerConnection: z.number().int().min(1).max(10_000).default(20),
           })
+          .strict()
           .prefault({}),
       })
+      .strict()
       .prefault({}),
     /** Optional JSON file of tenants and gateways imported at start (see README). */
     registryFile: z.string().min(1).optional(),
@@ -222,6 +242,7 @@ export const relayConfigSchema = z
         /** Keys the shared login tags (at least 32 characters, the same on every instance); default: derived from jwt.secret. */
         verifiedLoginSecret: z.string().min(32, 'redis.verifiedLoginSecret must be at least 32 characters').optional(),
       })
+      .strict()
       .optional(),
     /** Recent event ids kept in memory to drop duplicates before fan-out. */
     dedupWindow: z.number().int().min(100).max(10_000_000).default(100_000),

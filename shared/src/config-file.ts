@@ -49,11 +49,23 @@ export function loadConfigFile<S extends z.ZodType>(
   if (res.success) return res.data;
   const problems: ConfigProblem[] = res.error.issues.map((i) => {
     const field = i.path.map(String).join('.') || '(root)';
-    const from = origin.get(field);
+    const from = originOf(origin, field);
     return { field, message: i.message, ...(from ? { from } : {}) };
   });
   const lines = problems.map((p) => `  - ${p.field}: ${p.message}${p.from ? ` (from ${p.from})` : ''}`);
   throw new ConfigError(`invalid ${opts.what}${opts.file ? ` in ${opts.file}` : ''}:\n${lines.join('\n')}`, problems);
+}
+
+/**
+ * Where the value at `field` came from: the override of that path or of a path above it. An
+ * error inside a list names the entry (`ingress.rabbitmq.urls.0`) while the variable set the list.
+ */
+function originOf(origin: Map<string, string>, field: string): string | undefined {
+  let best: { path: string; from: string } | undefined;
+  for (const [p, from] of origin) {
+    if ((field === p || field.startsWith(`${p}.`)) && (!best || p.length > best.path.length)) best = { path: p, from };
+  }
+  return best?.from;
 }
 
 function readJsonObject(file: string): Record<string, unknown> {

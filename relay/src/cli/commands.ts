@@ -1,46 +1,33 @@
-import fs from 'node:fs';
 import { TuError } from '@tu/shared';
 import { storageUrl, type RelayConfig } from '../config.js';
-import { issueToken } from '../graphql/auth.js';
 import { Registry } from '../registry/registry.js';
 import { openStorage } from '../storage/open.js';
 import { rabbitmqAuthBaseUrl, rabbitmqBrokerConf, rabbitmqEnabledPlugins } from '../ingress/rabbitmq-broker.js';
-import { rabbitmqConnectionCloser } from '../ingress/rabbitmq-management.js';
-import { exportExamples } from './export-examples.js';
+import { checkCommand } from './args.js';
+import { exportExamples, exportExamplesToFile } from './export-examples.js';
+import { addGateway, listGateways, newGatewaySecret, revokeGateway } from './gateways.js';
 import { technicianPublicKeyPem, technicianToken } from './technicians.js';
+import { dashboardToken } from './tokens.js';
+import { COMMANDS, type CommandSpec } from './usage.js';
 
-export const USAGE = `usage: npm run relay -- [--config FILE] [command]
-  (no command)                                   start the relay
-  tenants add <id> [--name N]                    register a tenant
-  tenants list
-  gateways add <id> --tenant <t> [--name N]      register a gateway; prints its generated secret ONCE
-  gateways list [--tenant T]
-  gateways revoke <id>                           refuse the gateway from now on (RabbitMQ ingress: its next connection within
-                                                 ingress.rabbitmq.cacheTtlMs; with .management, its open connections closed at once)
-  rabbitmq config --relay-url URL                print the enabled_plugins and rabbitmq.conf lines a RabbitMQ cluster needs
-                                                 (URL: this relay, or a load balancer before all instances, as the broker reaches it)
-  tokens issue --tenant <t> [--sub S] [--ttl 30d]   print a dashboard JWT (HS256, dev)
-  technicians key                                print the public key gateways verify technician tokens with
-                                                 (provision it: tu-agent provision ... --technician-key FILE)
-  technicians token --gateway <g> --role <view,upload,register,teach> --name <who> [--ttl 8h]
-                                                 print a short-lived technician token for one gateway (at most 7d)
-  examples export --tenant <t> [--gateway G] [--out FILE]
-                                                 technicians' labelled examples as JSON lines (stdout or FILE)`;
+export { USAGE } from './usage.js';
 
-/** Runs one registry/token command against the configured storage; returns the text to print. */
+/**
+ * Runs one registry/token command against the configured storage; returns the text to print.
+ * `flags` is checked against the command's declared options (cli/usage.ts) whoever built it.
+ */
 export async function runCommand(config: RelayConfig, positional: string[], flags: Map<string, string>): Promise<string> {
-  const [noun, verb, id] = positional;
-  if (noun === 'tokens' && verb === 'issue') {
-    const tenant = flags.get('tenant');
-    if (!tenant) throw new TuError('INVALID_REQUEST', '--tenant is required');
-    return issueToken(config.jwt, { sub: flags.get('sub') ?? 'dev', tenant }, flags.get('ttl') ?? '30d');
-  }
-  if (noun === 'technicians' && verb === 'key') return technicianPublicKeyPem(config.dataDir);
-  if (noun === 'rabbitmq' && verb === 'config') {
+  const command = checkCommand(positional, flags);
+  const id = positional[2]!;
+  const opt = (name: string): string | undefined => flags.get(name);
+  const need = (name: string): string => flags.get(name)!; // required options: checkCommand saw them
+  if (command === '') throw new TuError('INVALID_REQUEST', 'no command: start the relay with `node relay/dist/main.js` (npm run relay)');
+  if (command === 'technicians key') return technicianPublicKeyPem(config.dataDir);
+  if (command === 'rabbitmq config') {
     const r = config.ingress.rabbitmq;
-    const relayUrl = flags.get('relay-url');
+    const relayUrl = need('relay-url');
     if (!r) throw new TuError('INVALID_REQUEST', 'ingress.rabbitmq is not configured (urls, password, authSecret): the broker config carries its authSecret and cacheTtlMs');
-    if (!relayUrl || !/^https?:\/\//.test(relayUrl)) throw new TuError('INVALID_REQUEST', '--relay-url http(s)://HOST:PORT is required (how the broker nodes reach the relay)');
+    if (!/^https?:\/\//.test(relayUrl)) throw new TuError('INVALID_REQUEST', '--relay-url http(s)://HOST:PORT is required (how the broker nodes reach the relay)');
     return [
       `# enabled_plugins (RABBITMQ_ENABLED_PLUGINS_FILE)`,
       rabbitmqEnabledPlugins({ management: r.management !== undefined }).trimEnd(),
@@ -49,76 +36,48 @@ export async function runCommand(config: RelayConfig, positional: string[], flag
       rabbitmqBrokerConf({ authBaseUrl: rabbitmqAuthBaseUrl(relayUrl, r.authSecret), cacheTtlMs: r.cacheTtlMs, vhost: r.vhost, management: r.management !== undefined }),
     ].join('\n');
   }
-  const storage = await openStorage(storageUrl(config));
+  const spec: CommandSpec = COMMANDS[command];
+  const readsOnly = spec.readsOnly === true;
+  const storage = await openStorage(storageUrl(config), { existing: readsOnly });
   try {
-    if (noun === 'technicians' && verb === 'token') {
-      const req = { gateway: flags.get('gateway'), role: flags.get('role'), name: flags.get('name'), ttl: flags.get('ttl') };
-      return await technicianToken(config.dataDir, req, async (id) => (await storage.allGateways()).some((g) => g.id === id));
-    }
     const registry = new Registry(storage);
-    if (noun === 'tenants' && verb === 'add' && id) {
-      await registry.addTenant(id, flags.get('name'));
-      return `tenant ${id} added`;
-    }
-    if (noun === 'gateways' && verb === 'revoke' && id) {
-      if (!(await registry.revoke(id))) throw new TuError('UNKNOWN_GATEWAY', `no gateway ${id}`);
-      const done = `gateway ${id} revoked: its secret no longer verifies; its events stay`;
-      const r = config.ingress.mode === 'rabbitmq' ? config.ingress.rabbitmq : undefined;
-      if (!r) return done;
-      const cacheNote = `the broker refuses its next connection within ingress.rabbitmq.cacheTtlMs (${r.cacheTtlMs} ms)`;
-      if (!r.management) return `${done}; ${cacheNote}; an open connection stays open (set ingress.rabbitmq.management to close it), what it publishes is dead-lettered`;
-      // The revocation stands whatever happens here: a failure is reported, not thrown (the
-      // ingress closes the connection at the gateway's next publish, relay/src/ingress/rabbitmq.ts).
-      const closed = await rabbitmqConnectionCloser({ settings: r.management, username: r.username, password: r.password }).closeGateway(id, `gateway ${id} revoked (tu relay gateways revoke)`);
-      return closed.ok
-        ? `${done}; closed its ${closed.closed} open broker connection(s); ${cacheNote}`
-        : `${done}; ${cacheNote}; closing its open broker connections FAILED: ${closed.reason}. The relay instances close them at its next publish.`;
-    }
-    if (noun === 'tenants' && verb === 'list') {
-      return (await storage.listTenants()).map((t) => `${t.id}\t${t.name ?? ''}\t${t.createdAt}`).join('\n');
-    }
-    if (noun === 'gateways' && verb === 'add' && id) {
-      const tenant = flags.get('tenant');
-      if (!tenant) throw new TuError('INVALID_REQUEST', '--tenant is required');
-      const secret = await registry.addGateway(id, tenant, { ...(flags.has('name') ? { name: flags.get('name')! } : {}) });
-      return [
-        `gateway ${id} added to tenant ${tenant}`,
-        `secret (shown once; configure it on the gateway as its uplink password): ${secret}`,
-        `MQTT: username=${id} password=<secret>`,
-      ].join('\n');
-    }
-    if (noun === 'gateways' && verb === 'list') {
-      const tenant = flags.get('tenant');
-      return (await storage.allGateways())
-        .filter((g) => !tenant || g.tenantId === tenant)
-        .map((g) => `${g.id}\t${g.tenantId}\t${g.name ?? ''}\t${g.online ? 'online' : 'offline'}\t${g.lastSeen ?? '-'}`)
-        .join('\n');
-    }
-    if (noun === 'examples' && verb === 'export') {
-      const tenant = flags.get('tenant');
-      if (!tenant) throw new TuError('INVALID_REQUEST', '--tenant is required');
-      if (!(await storage.listTenants()).some((t) => t.id === tenant)) throw new TuError('UNKNOWN_TENANT', `no tenant ${tenant}`);
-      const f = { tenantId: tenant, gatewayId: flags.get('gateway') };
-      const out = flags.get('out');
-      if (!out) {
-        const lines: string[] = [];
-        await exportExamples(storage, f, (l) => void lines.push(l));
-        return lines.join('').trimEnd();
+    const tenantExists = async (t: string): Promise<boolean> => (await storage.listTenants()).some((x) => x.id === t);
+    switch (command) {
+      case 'tokens issue':
+        return await dashboardToken(config.jwt, { tenant: need('tenant'), sub: opt('sub'), ttl: opt('ttl') }, tenantExists);
+      case 'technicians token':
+        return await technicianToken(config.dataDir, { gateway: need('gateway'), role: need('role'), name: need('name'), ttl: opt('ttl') }, (g) => registry.state(g));
+      case 'tenants add':
+        await registry.addTenant(id, opt('name'));
+        return `tenant ${id} added`;
+      case 'tenants list':
+        return (await storage.listTenants()).map((t) => `${t.id}\t${t.name ?? ''}\t${t.createdAt}`).join('\n');
+      case 'gateways add':
+        return await addGateway(registry, id, { tenant: need('tenant'), name: opt('name'), printHash: flags.has('print-hash') });
+      case 'gateways list': {
+        const tenant = opt('tenant');
+        // A mistyped tenant would list nothing, as if it had no gateways.
+        if (tenant !== undefined && !(await tenantExists(tenant))) throw new TuError('UNKNOWN_TENANT', `no tenant ${tenant} (tenants list shows those there are)`);
+        return await listGateways(storage, tenant);
       }
-      // Written beside the target, then renamed: a reader never sees half an export.
-      const tmp = `${out}.tmp-${process.pid}`;
-      const fd = fs.openSync(tmp, 'w');
-      let n: number;
-      try {
-        n = await exportExamples(storage, f, (l) => void fs.writeSync(fd, l));
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
+      case 'gateways revoke':
+        return await revokeGateway(config, registry, id);
+      case 'gateways rotate':
+      case 'gateways restore':
+        return await newGatewaySecret(config, registry, id, { restore: command === 'gateways restore', printHash: flags.has('print-hash') });
+      case 'examples export': {
+        const tenant = need('tenant');
+        if (!(await tenantExists(tenant))) throw new TuError('UNKNOWN_TENANT', `no tenant ${tenant}`);
+        const f = { tenantId: tenant, gatewayId: opt('gateway') };
+        const out = opt('out');
+        if (out === undefined) {
+          const lines: string[] = [];
+          await exportExamples(storage, f, (l) => void lines.push(l));
+          return lines.join('').trimEnd();
+        }
+        return `${await exportExamplesToFile(storage, f, out)} labelled examples written to ${out}`;
       }
-      fs.renameSync(tmp, out);
-      return `${n} labelled examples written to ${out}`;
     }
-    throw new TuError('INVALID_REQUEST', USAGE);
   } finally {
     await storage.close();
   }

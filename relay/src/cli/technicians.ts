@@ -4,9 +4,10 @@
  *   technicians key     prints the relay's Ed25519 public key (PEM), to provision on each
  *                       gateway: `tu-agent provision ... --technician-key FILE`;
  *   technicians token   signs a short-lived token for one technician and one gateway.
- * The private key lives in {dataDir}/technician-signing-key.pem (0600), created on first use.
+ * The private key lives in {dataDir}/technician-signing-key.pem (0600), created (durably) on first use;
+ * a damaged one is refused, not replaced (technicianSigningKey says why).
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TuError } from '@tu/shared';
@@ -18,18 +19,90 @@ export const DEFAULT_TTL_S = 8 * 3600;
 /** Longest token the relay signs: a technician's visit, not a standing credential. */
 export const MAX_TTL_S = 7 * 24 * 3600;
 
+/**
+ * The relay's technician signing key, created on first use. An unreadable, empty or damaged key
+ * file is refused, never replaced: gateways in the field may hold its public half (provisioned,
+ * `technicians key`), and a new key would silently stop every token the relay signs from working
+ * there. Only the operator knows whether it was provisioned anywhere, so the error says what to
+ * do either way. (A key created since it is written durably cannot come back empty after a crash.)
+ */
 export function technicianSigningKey(dataDir: string): KeyObject {
   const file = path.join(dataDir, TECHNICIAN_KEY_FILE);
-  if (fs.existsSync(file)) return createPrivateKey(fs.readFileSync(file, 'utf8'));
-  fs.mkdirSync(dataDir, { recursive: true });
-  const { privateKey } = generateKeyPairSync('ed25519');
+  const existing = readKey(file);
+  if (existing) return existing;
   try {
-    fs.writeFileSync(file, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), { mode: 0o600, flag: 'wx' });
+    fs.mkdirSync(dataDir, { recursive: true });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return createPrivateKey(fs.readFileSync(file, 'utf8'));
-    throw err;
+    throw new TuError('CONFIG_INVALID', `cannot create the relay data directory ${dataDir} for the technician signing key: ${(err as Error).message}; check dataDir (TU_RELAY_DATA_DIR) and its permissions`, { cause: err });
   }
+  const { privateKey } = generateKeyPairSync('ed25519');
+  // Another command creating it at the same moment wins; its key is the one used.
+  if (!createFileDurableSync(file, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600)) return readKey(file)!;
   return privateKey;
+}
+
+/** The key in `file`, undefined when there is none; a file that is not a usable key is an error naming it. */
+function readKey(file: string): KeyObject | undefined {
+  let pem: string;
+  try {
+    pem = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new TuError('CONFIG_UNREADABLE', `cannot read the technician signing key ${file}: ${(err as Error).message}; check its owner and permissions (0600, the relay's user)`, { cause: err });
+  }
+  const what = pem.trim() === '' ? 'is empty' : 'does not hold a private key';
+  let key: KeyObject | undefined;
+  try {
+    if (pem.trim() !== '') key = createPrivateKey(pem);
+  } catch {
+    key = undefined;
+  }
+  if (key?.asymmetricKeyType === 'ed25519') return key;
+  throw new TuError(
+    'CONFIG_INVALID',
+    `the technician signing key ${file} ${key ? `is a ${key.asymmetricKeyType ?? 'non-Ed25519'} key, not Ed25519` : what}. It is not replaced on its own: gateways provisioned with its public key accept only tokens it signs. ` +
+      `Restore it from a backup of the relay's data directory; or, if no gateway was provisioned with it (or you will provision all of them again), move it aside and run \`technicians key\`: a new key is created, and its public key must be installed on every gateway (tu-agent provision --technician-key FILE)`,
+  );
+}
+
+/**
+ * Creates `file` durably, only if it does not exist (the approach of agent/src/fs/durable.ts
+ * createFileDurableSync): a temp file written and fsynced, linked to the name (fails when it
+ * exists, so two commands end with one key), the directory fsynced. A plain write can leave an
+ * empty file after a power cut. False when the file existed already.
+ */
+function createFileDurableSync(file: string, data: string, mode: number): boolean {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const fd = fs.openSync(tmp, 'wx', mode);
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    try {
+      fs.linkSync(tmp, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    }
+    const d = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(d);
+    } catch (err) {
+      // Some filesystems refuse fsync on a directory; nothing more can be done there.
+      if (!['EISDIR', 'EINVAL', 'EPERM'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    } finally {
+      fs.closeSync(d);
+    }
+    return true;
+  } catch (err) {
+    throw new TuError('CONFIG_INVALID', `cannot create the technician signing key ${file}: ${(err as Error).message}; check free space and permissions of dataDir (TU_RELAY_DATA_DIR)`, { cause: err });
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
 }
 
 export const technicianPublicKeyPem = (dataDir: string): string => createPublicKey(technicianSigningKey(dataDir)).export({ type: 'spki', format: 'pem' }).toString().trimEnd();
@@ -41,8 +114,11 @@ export interface TechnicianTokenRequest {
   ttl: string | undefined;
 }
 
-/** Checks the request (the gateway must be registered: `isGateway`) and signs the token. */
-export async function technicianToken(dataDir: string, r: TechnicianTokenRequest, isGateway: (id: string) => Promise<boolean>): Promise<string> {
+/** A gateway as `technicianToken` needs to know it: `active` (or true), `revoked`, unknown (undefined or false). */
+export type GatewayLookup = (id: string) => Promise<'active' | 'revoked' | boolean | undefined>;
+
+/** Checks the request (the gateway must be registered and not revoked: `gatewayState`) and signs the token. */
+export async function technicianToken(dataDir: string, r: TechnicianTokenRequest, gatewayState: GatewayLookup): Promise<string> {
   if (!r.gateway || !r.role || !r.name) throw new TuError('INVALID_REQUEST', 'technicians token needs --gateway <id> --role <view,upload,register,teach> --name <technician>');
   let roles, ttlS;
   try {
@@ -52,6 +128,9 @@ export async function technicianToken(dataDir: string, r: TechnicianTokenRequest
     throw new TuError('INVALID_REQUEST', (err as Error).message);
   }
   if (ttlS > MAX_TTL_S) throw new TuError('INVALID_REQUEST', `--ttl ${r.ttl} is longer than the relay signs (7d): technician tokens are short-lived`);
-  if (!(await isGateway(r.gateway))) throw new TuError('UNKNOWN_GATEWAY', `no gateway ${r.gateway} is registered; add it with \`npm run relay -- gateways add ${r.gateway} --tenant <t>\``);
+  const state = await gatewayState(r.gateway);
+  if (state === undefined || state === false) throw new TuError('UNKNOWN_GATEWAY', `no gateway ${r.gateway} is registered; add it with \`npm run relay -- gateways add ${r.gateway} --tenant <t>\``);
+  // A revoked gateway is out of service (maybe stolen): a token for it would let someone into it.
+  if (state === 'revoked') throw new TuError('UNKNOWN_GATEWAY', `gateway ${r.gateway} is revoked: no technician token is signed for it; if it is back in service, \`npm run relay -- gateways restore ${r.gateway}\` first`);
   return signTechnicianToken(technicianSigningKey(dataDir), { issuer: RELAY_ISSUER, gatewayId: r.gateway, sub: r.name, roles, ttlS });
 }

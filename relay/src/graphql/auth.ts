@@ -44,10 +44,22 @@ export async function createVerifier(jwt: RelayConfig['jwt']): Promise<TokenVeri
   };
 }
 
-/** A dev token for a dashboard client (HS256 with jwt.secret). */
+/**
+ * A dev token for a dashboard client (HS256 with jwt.secret). `ttl`: a jose time span (`30d`,
+ * `2s`); the CLI checks the operator's --ttl before (relay/src/cli/tokens.ts).
+ */
 export async function issueToken(jwt: RelayConfig['jwt'], p: Principal, ttl = '30d'): Promise<string> {
+  // With a public key the relay verifies with it alone: an HS256 token would be refused.
+  if (jwt.publicKey) throw new TuError('CONFIG_INVALID', 'tokens issue signs HS256 tokens with jwt.secret, but jwt.publicKey is set and the relay verifies with it alone; issue tokens with your identity provider');
   if (!jwt.secret) throw new TuError('CONFIG_INVALID', 'tokens issue needs jwt.secret (HS256); with a public key, issue tokens with your identity provider');
-  let t = new SignJWT({ tenant: p.tenant }).setProtectedHeader({ alg: 'HS256' }).setSubject(p.sub).setIssuedAt().setExpirationTime(ttl);
+  const c = claims.safeParse({ sub: p.sub, tenant: p.tenant });
+  if (!c.success) throw new TuError('INVALID_REQUEST', `token claims: ${c.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  let t = new SignJWT({ tenant: p.tenant }).setProtectedHeader({ alg: 'HS256' }).setSubject(p.sub).setIssuedAt();
+  try {
+    t = t.setExpirationTime(ttl);
+  } catch (err) {
+    throw new TuError('INVALID_REQUEST', `token lifetime ${ttl}: ${(err as Error).message}`);
+  }
   if (jwt.issuer) t = t.setIssuer(jwt.issuer);
   if (jwt.audience) t = t.setAudience(jwt.audience);
   return t.sign(createSecretKey(Buffer.from(jwt.secret, 'utf8')));

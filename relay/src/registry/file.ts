@@ -15,7 +15,7 @@ export const registryFileSchema = z
             id: z.string().regex(ID_RE),
             tenant: z.string().regex(ID_RE),
             name: z.string().max(256).optional(),
-            /** An scrypt hash as printed by `gateways add --print-hash`, or a clear secret (dev only). */
+            /** An scrypt hash as printed by `gateways add|rotate|restore --print-hash`, or a clear secret (dev only). */
             secretHash: z.string().startsWith('scrypt$').optional(),
             secret: z.string().min(16).optional(),
           })

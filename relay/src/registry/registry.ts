@@ -3,6 +3,17 @@ import { ID_RE } from '../config.js';
 import type { GatewayRow, Storage } from '../storage/types.js';
 import { generateSecret, hashSecret, REVOKED_SECRET_HASH, VerifiedCache, type LoginStats, type SharedVerifiedLogins } from './secrets.js';
 
+/** A new gateway secret (shown once) and the scrypt hash stored for it. */
+export interface GatewayCredential {
+  secret: string;
+  secretHash: string;
+}
+
+const newCredential = async (secret = generateSecret()): Promise<GatewayCredential> => ({ secret, secretHash: await hashSecret(secret) });
+
+/** Whether the row is a revoked gateway's (its hash is the marker no secret verifies against). */
+export const isRevoked = (row: Pick<GatewayRow, 'secretHash'>): boolean => row.secretHash === REVOKED_SECRET_HASH;
+
 export interface GatewayInfo {
   id: string;
   tenantId: string;
@@ -36,10 +47,59 @@ export class Registry {
 
   /** Registers a gateway; returns the generated secret (store it on the gateway; it is not kept in clear). */
   async addGateway(id: string, tenantId: string, opts: { name?: string; secret?: string } = {}): Promise<string> {
+    return (await this.createGateway(id, tenantId, opts)).secret;
+  }
+
+  /** `addGateway`, answering the stored scrypt hash too (`gateways add --print-hash`, for a registry file). */
+  async createGateway(id: string, tenantId: string, opts: { name?: string; secret?: string } = {}): Promise<GatewayCredential> {
     if (!ID_RE.test(id)) throw new TuError('INVALID_REQUEST', 'gateway id: 1-64 characters A-Z a-z 0-9 _ -');
-    const secret = opts.secret ?? generateSecret();
-    await this.storage.addGateway({ id, tenantId, name: opts.name ?? null, secretHash: await hashSecret(secret) });
-    return secret;
+    const existing = await this.storage.getGateway(id);
+    if (existing) {
+      throw new TuError(
+        'REGISTRY_CONFLICT',
+        isRevoked(existing)
+          ? `gateway ${id} exists and is revoked: re-enable it with a new secret by \`npm run relay -- gateways restore ${id}\``
+          : `gateway ${id} already exists (tenant ${existing.tenantId}); give it a new secret with \`npm run relay -- gateways rotate ${id}\``,
+      );
+    }
+    const cred = await newCredential(opts.secret);
+    await this.storage.addGateway({ id, tenantId, name: opts.name ?? null, secretHash: cred.secretHash });
+    return cred;
+  }
+
+  /**
+   * Gives an active gateway a new secret: its old secret is refused from the moment the row is
+   * written, as a revocation is (every login reads the row; open connections are closed by the
+   * instances' credential check, `refresh`/`stillValid`). A revoked gateway is refused: revocation
+   * is undone only on purpose (`restore`).
+   */
+  async rotate(id: string): Promise<GatewayCredential> {
+    return this.#replaceSecret(id, 'active');
+  }
+
+  /** Re-enables a revoked gateway with a new secret (its old one stays refused); an active one is refused (`rotate`). */
+  async restore(id: string): Promise<GatewayCredential> {
+    return this.#replaceSecret(id, 'revoked');
+  }
+
+  async #replaceSecret(id: string, expect: 'active' | 'revoked'): Promise<GatewayCredential> {
+    const row = ID_RE.test(id) ? await this.storage.getGateway(id) : undefined;
+    if (!row) throw new TuError('UNKNOWN_GATEWAY', `no gateway ${id} is registered; add it with \`npm run relay -- gateways add ${id} --tenant <t>\``);
+    if (expect === 'active' && isRevoked(row)) throw new TuError('REGISTRY_CONFLICT', `gateway ${id} is revoked; to let it in again with a new secret: \`npm run relay -- gateways restore ${id}\``);
+    if (expect === 'revoked' && !isRevoked(row)) throw new TuError('REGISTRY_CONFLICT', `gateway ${id} is not revoked; to give it a new secret: \`npm run relay -- gateways rotate ${id}\``);
+    const cred = await newCredential();
+    // Only over the hash read above: a revoke (or rotate) by another command meanwhile wins, not this one.
+    if (!(await this.storage.setGatewaySecretHash(id, cred.secretHash, { ifHash: row.secretHash }))) {
+      throw new TuError('REGISTRY_CONFLICT', `gateway ${id} was changed by another command meanwhile (revoked, rotated or removed); nothing was changed by this one: list it (\`gateways list\`) and run the command again`);
+    }
+    this.#gateways.delete(id);
+    return cred;
+  }
+
+  /** The gateway's state as storage has it now (no cache): `gateways list`, technician tokens. */
+  async state(id: string): Promise<'active' | 'revoked' | undefined> {
+    const row = ID_RE.test(id) ? await this.storage.getGateway(id) : undefined;
+    return row ? (isRevoked(row) ? 'revoked' : 'active') : undefined;
   }
 
   /** The gateway, from cache or storage (undefined when unknown). */
@@ -110,7 +170,7 @@ export class Registry {
   async #fresh(id: string): Promise<GatewayRow | undefined> {
     if (!ID_RE.test(id)) return undefined;
     const row = await this.storage.getGateway(id);
-    if (!row || row.secretHash === REVOKED_SECRET_HASH) {
+    if (!row || isRevoked(row)) {
       this.#gateways.delete(id);
       return undefined;
     }
@@ -121,7 +181,7 @@ export class Registry {
   /** Re-reads every gateway into the cache (revoked ones leave it): the embedded ingress's credential check. */
   async refresh(): Promise<void> {
     const rows = await this.storage.allGateways();
-    const live = new Map(rows.filter((r) => r.secretHash !== REVOKED_SECRET_HASH).map((r) => [r.id, r]));
+    const live = new Map(rows.filter((r) => !isRevoked(r)).map((r) => [r.id, r]));
     for (const id of this.#gateways.keys()) if (!live.has(id)) this.#gateways.delete(id);
     for (const [id, row] of live) this.#gateways.set(id, row);
   }

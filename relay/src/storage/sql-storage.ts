@@ -218,8 +218,11 @@ export class SqlStorage implements Storage {
     return page(rows, f.first, toGateway);
   }
 
-  async setGatewaySecretHash(id: string, secretHash: string): Promise<boolean> {
-    const rows = await this.db.all<{ id: string }>('UPDATE gateways SET secret_hash = ? WHERE id = ? RETURNING id', [secretHash, id]);
+  async setGatewaySecretHash(id: string, secretHash: string, opts: { ifHash?: string } = {}): Promise<boolean> {
+    const rows =
+      opts.ifHash === undefined
+        ? await this.db.all<{ id: string }>('UPDATE gateways SET secret_hash = ? WHERE id = ? RETURNING id', [secretHash, id])
+        : await this.db.all<{ id: string }>('UPDATE gateways SET secret_hash = ? WHERE id = ? AND secret_hash = ? RETURNING id', [secretHash, id, opts.ifHash]);
     return rows.length > 0;
   }
 

@@ -224,8 +224,11 @@ export interface Storage {
   getGateway(id: string): Promise<GatewayRow | undefined>;
   listGateways(f: GatewayFilter): Promise<Page<GatewayRow>>;
   allGateways(): Promise<GatewayRow[]>;
-  /** Replaces the gateway's secret hash (revocation: a hash no secret verifies against); false when unknown. */
-  setGatewaySecretHash(id: string, secretHash: string): Promise<boolean>;
+  /**
+   * Replaces the gateway's secret hash (revocation: a hash no secret verifies against); false when
+   * unknown, or with `ifHash` when the stored hash is no longer that one (another command changed it meanwhile).
+   */
+  setGatewaySecretHash(id: string, secretHash: string, opts?: { ifHash?: string }): Promise<boolean>;
   /**
    * Online/offline and last seen of many gateways in one statement; an update older than what
    * is stored (by `at`) changes nothing. At most one update per gateway (the caller keeps the latest).

@@ -1,0 +1,69 @@
+/** `gateways add|list|revoke|rotate|restore`: the registry's gateways, as the operator manages them. */
+import { TuError } from '@tu/shared';
+import type { RelayConfig } from '../config.js';
+import { rabbitmqConnectionCloser } from '../ingress/rabbitmq-management.js';
+import { isRevoked, type GatewayCredential, type Registry } from '../registry/registry.js';
+import type { Storage } from '../storage/types.js';
+
+/** The lines that hand a new secret to the operator (shown once; not kept in clear). */
+function credentialLines(id: string, cred: GatewayCredential, printHash: boolean): string[] {
+  return [
+    `secret (shown once; configure it on the gateway as its uplink password): ${cred.secret}`,
+    `MQTT: username=${id} password=<secret>`,
+    ...(printHash ? [`secretHash (for its registryFile entry; no secret can be recovered from it): ${cred.secretHash}`] : []),
+  ];
+}
+
+export async function addGateway(registry: Registry, id: string, o: { tenant: string; name: string | undefined; printHash: boolean }): Promise<string> {
+  const cred = await registry.createGateway(id, o.tenant, o.name === undefined ? {} : { name: o.name });
+  return [`gateway ${id} added to tenant ${o.tenant}`, ...credentialLines(id, cred, o.printHash)].join('\n');
+}
+
+/** One line a gateway: id, tenant, name, online|offline, last seen, active|revoked. */
+export async function listGateways(storage: Storage, tenant: string | undefined): Promise<string> {
+  return (await storage.allGateways())
+    .filter((g) => tenant === undefined || g.tenantId === tenant)
+    .map((g) => `${g.id}\t${g.tenantId}\t${g.name ?? ''}\t${g.online ? 'online' : 'offline'}\t${g.lastSeen ?? '-'}\t${isRevoked(g) ? 'revoked' : 'active'}`)
+    .join('\n');
+}
+
+export async function revokeGateway(config: RelayConfig, registry: Registry, id: string): Promise<string> {
+  if (!(await registry.revoke(id))) throw new TuError('UNKNOWN_GATEWAY', `no gateway ${id} is registered (gateways list shows those there are)`);
+  return cutOff(config, id, `gateway ${id} revoked: its secret no longer verifies; its events stay`, 'revoked');
+}
+
+/** `rotate` (an active gateway) or `restore` (a revoked one): a new secret, the old one refused from now on. */
+export async function newGatewaySecret(config: RelayConfig, registry: Registry, id: string, o: { restore: boolean; printHash: boolean }): Promise<string> {
+  const cred = o.restore ? await registry.restore(id) : await registry.rotate(id);
+  if (o.restore) return [`gateway ${id} restored with a new secret: it may log in again with it`, ...credentialLines(id, cred, o.printHash)].join('\n');
+  const done = await cutOff(config, id, `gateway ${id} has a new secret: its old one no longer verifies`, 'given a new secret');
+  return [done, ...credentialLines(id, cred, o.printHash)].join('\n');
+}
+
+/**
+ * How the gateway's connections made with its old secret end, by ingress mode. Embedded: every
+ * instance closes them at its next credential check (ingress.credentialCheckMs; Registry.stillValid
+ * compares the stored hash). RabbitMQ: the broker refuses the old secret once its cached answer
+ * expires; open connections are closed through the management API when configured. A rotated
+ * gateway stays active, so unlike a revoked one its open connection is not dead-lettered: without
+ * management it stays open until it reconnects, and then needs the new secret.
+ */
+async function cutOff(config: RelayConfig, id: string, done: string, what: 'revoked' | 'given a new secret'): Promise<string> {
+  const r = config.ingress.mode === 'rabbitmq' ? config.ingress.rabbitmq : undefined;
+  if (!r) {
+    if (config.ingress.mode === 'embedded') return `${done}; its open connections are closed within ingress.credentialCheckMs (${config.ingress.credentialCheckMs} ms)`;
+    return `${done}; with an external broker, change its password there too (mosquitto_passwd)`;
+  }
+  const cacheNote = `the broker refuses its next connection${what === 'revoked' ? '' : ' with the old secret'} within ingress.rabbitmq.cacheTtlMs (${r.cacheTtlMs} ms)`;
+  if (!r.management) {
+    return what === 'revoked'
+      ? `${done}; ${cacheNote}; an open connection stays open (set ingress.rabbitmq.management to close it), what it publishes is dead-lettered`
+      : `${done}; ${cacheNote}; an open connection made with the old secret stays open until it reconnects (set ingress.rabbitmq.management to close it)`;
+  }
+  // The change stands whatever happens here: a failure is reported, not thrown (for a revoked
+  // gateway the ingress closes the connection at its next publish, relay/src/ingress/rabbitmq.ts).
+  const closed = await rabbitmqConnectionCloser({ settings: r.management, username: r.username, password: r.password }).closeGateway(id, `gateway ${id} ${what} (tu relay gateways)`);
+  return closed.ok
+    ? `${done}; closed its ${closed.closed} open broker connection(s); ${cacheNote}`
+    : `${done}; ${cacheNote}; closing its open broker connections FAILED: ${closed.reason}.${what === 'revoked' ? ' The relay instances close them at its next publish.' : ` Close them in the management UI (connections of user ${id}); the new secret stands.`}`;
+}
