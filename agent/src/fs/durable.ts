@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
@@ -59,39 +58,5 @@ export async function writeFileDurable(file: string, data: string | Uint8Array, 
   await fsyncDir(dir);
 }
 
-/**
- * Creates a small file durably and only if it does not exist yet (synchronous: for secrets and
- * keys read at start-up): written to a temp file and fsynced, then linked to its name (link fails
- * when the name exists, so two processes creating it at once end with one file), then the
- * directory fsynced. Resolves false when the file already existed. A file created with a plain
- * write can come back empty after a power cut (the data was not yet on disk when the directory
- * entry was), and the gateway loses power whenever the ignition goes off.
- */
-export function createFileDurableSync(file: string, data: string, mode: number): boolean {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = fsSync.openSync(tmp, 'wx', mode);
-  try {
-    fsSync.writeFileSync(fd, data);
-    fsSync.fsyncSync(fd);
-  } finally {
-    fsSync.closeSync(fd);
-  }
-  try {
-    fsSync.linkSync(tmp, file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  } finally {
-    fsSync.rmSync(tmp, { force: true });
-  }
-  const d = fsSync.openSync(dir, 'r');
-  try {
-    fsSync.fsyncSync(d);
-  } catch (err) {
-    if (!['EISDIR', 'EINVAL', 'EPERM'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
-  } finally {
-    fsSync.closeSync(d);
-  }
-  return true;
-}
+/** Exclusive durable creation of a small file: one rule for the agent and the relay (shared/src/durable-file.ts). */
+export { createFileDurableSync } from '@tu/shared/internal/durable-file';

@@ -7,10 +7,11 @@
  * The private key lives in {dataDir}/technician-signing-key.pem (0600), created (durably) on first use;
  * a damaged one is refused, not replaced (technicianSigningKey says why).
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TuError } from '@tu/shared';
+import { createFileDurableSync } from '@tu/shared/internal/durable-file';
 import { parseRoles } from '@tu/shared/internal/technician-roles';
 import { parseTtl, RELAY_ISSUER, signTechnicianToken } from '@tu/shared/internal/technician-token';
 
@@ -37,7 +38,13 @@ export function technicianSigningKey(dataDir: string): KeyObject {
   }
   const { privateKey } = generateKeyPairSync('ed25519');
   // Another command creating it at the same moment wins; its key is the one used.
-  if (!createFileDurableSync(file, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600)) return readKey(file)!;
+  let created: boolean;
+  try {
+    created = createFileDurableSync(file, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
+  } catch (err) {
+    throw new TuError('CONFIG_INVALID', `cannot create the technician signing key ${file}: ${(err as Error).message}; check free space and permissions of dataDir (TU_RELAY_DATA_DIR)`, { cause: err });
+  }
+  if (!created) return readKey(file)!;
   return privateKey;
 }
 
@@ -63,46 +70,6 @@ function readKey(file: string): KeyObject | undefined {
     `the technician signing key ${file} ${key ? `is a ${key.asymmetricKeyType ?? 'non-Ed25519'} key, not Ed25519` : what}. It is not replaced on its own: gateways provisioned with its public key accept only tokens it signs. ` +
       `Restore it from a backup of the relay's data directory; or, if no gateway was provisioned with it (or you will provision all of them again), move it aside and run \`technicians key\`: a new key is created, and its public key must be installed on every gateway (tu-agent provision --technician-key FILE)`,
   );
-}
-
-/**
- * Creates `file` durably, only if it does not exist (the approach of agent/src/fs/durable.ts
- * createFileDurableSync): a temp file written and fsynced, linked to the name (fails when it
- * exists, so two commands end with one key), the directory fsynced. A plain write can leave an
- * empty file after a power cut. False when the file existed already.
- */
-function createFileDurableSync(file: string, data: string, mode: number): boolean {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    const fd = fs.openSync(tmp, 'wx', mode);
-    try {
-      fs.writeFileSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    try {
-      fs.linkSync(tmp, file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw err;
-    }
-    const d = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(d);
-    } catch (err) {
-      // Some filesystems refuse fsync on a directory; nothing more can be done there.
-      if (!['EISDIR', 'EINVAL', 'EPERM'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
-    } finally {
-      fs.closeSync(d);
-    }
-    return true;
-  } catch (err) {
-    throw new TuError('CONFIG_INVALID', `cannot create the technician signing key ${file}: ${(err as Error).message}; check free space and permissions of dataDir (TU_RELAY_DATA_DIR)`, { cause: err });
-  } finally {
-    fs.rmSync(tmp, { force: true });
-  }
 }
 
 export const technicianPublicKeyPem = (dataDir: string): string => createPublicKey(technicianSigningKey(dataDir)).export({ type: 'spki', format: 'pem' }).toString().trimEnd();
