@@ -72,13 +72,14 @@ test('unlike every reference and type not confirmed → mismatch; same type → 
   assert.is(r2.typeCheck.match, true);
 });
 
-test('an earlier photo alone does not make a match of one where recognition saw no machine type; a reference does', () => {
+test('an earlier photo alone does not make a match of one where recognition saw no machine; a reference does', () => {
   const history = [{ sha256: 'hist-b', embedding: machineB, source: 'history' as const, takenAt: '2025-01-01T00:00:00Z' }];
-  const dark = compare({ recognized: { machineType: 'unknown', confidence: 1, embedding: near(machineB, 0.05, 3) }, registered, candidates: history, knownHashes: [] });
-  assert.is.not(dark.verdict, 'match', dark.reasons.join('; '));
-  const named = compare({ recognized: { machineType: 'wheel_loader', confidence: 0.4, embedding: near(machineB, 0.05, 3) }, registered, candidates: history, knownHashes: [] });
-  assert.is(named.verdict, 'match', 'a photo with a (low-confidence) type is still matched by a very similar earlier photo');
-  const byRef = compare({ recognized: { machineType: 'unknown', confidence: 1, embedding: near(machineA, 0.2, 6) }, registered, candidates: refs, knownHashes: [] });
+  const dark = compare({ recognized: { machineType: 'unknown', confidence: 1, embedding: near(machineB, 0.05, 3), noMachine: true }, registered, candidates: history, knownHashes: [] });
+  assert.is(dark.verdict, 'unknown', dark.reasons.join('; '));
+  assert.ok(dark.reasons.some((r) => /but recognition saw no machine in this photo/.test(r)), dark.reasons.join('; '));
+  const unsure = compare({ recognized: { machineType: 'unknown', confidence: 0.3, embedding: near(machineB, 0.05, 3) }, registered, candidates: history, knownHashes: [] });
+  assert.is(unsure.verdict, 'match', 'a type recognition was unsure of: a very similar earlier photo still decides');
+  const byRef = compare({ recognized: { machineType: 'unknown', confidence: 1, embedding: near(machineA, 0.2, 6), noMachine: true }, registered, candidates: refs, knownHashes: [] });
   assert.is(byRef.verdict, 'match', 'a reference photo still decides');
 });
 

@@ -84,12 +84,13 @@ const stepCommand = z.object({
 
 export const recognitionRequest = stepCommand;
 /**
- * The comparison reads three fields of the recognition result (agent/src/services/comparison/service.ts).
- * Its command declares just those, so the bus, which sends what the schema parsed, carries no
- * labels, timings or model facts it never reads (docs/messages.md).
+ * The comparison reads four fields of the recognition result (agent/src/services/comparison/service.ts;
+ * `unknownReason` tells "no machine" from "unsure of the type"). Its command declares just those,
+ * so the bus, which sends what the schema parsed, carries no labels, timings or model facts it
+ * never reads (docs/messages.md).
  */
 export const comparisonRequest = stepCommand.extend({
-  previous: z.object({ recognition: recognitionResult.pick({ machineType: true, confidence: true, embedding: true }).optional() }),
+  previous: z.object({ recognition: recognitionResult.pick({ machineType: true, confidence: true, unknownReason: true, embedding: true }).optional() }),
 });
 export const metadataRequest = stepCommand;
 export const nameplateRequest = stepCommand;

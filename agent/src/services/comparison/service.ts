@@ -3,6 +3,7 @@ import { readEmbeddingForStep } from '../../blobs/derived.js';
 import type { BlobStore } from '../../blobs/store.js';
 import type { PhotoHistory } from '../../device/history.js';
 import type { ReferencePhoto } from '../../device/schemas.js';
+import { NO_MACHINE_REASON } from '../vision/head.js';
 import { ComparisonError } from './errors.js';
 import { phash } from './phash.js';
 import type { Candidate } from './similarity.js';
@@ -52,7 +53,7 @@ export async function startComparisonService(deps: ComparisonServiceDeps): Promi
     let result;
     try {
       result = compare({
-        recognized: { machineType: rec.machineType, confidence: rec.confidence, embedding },
+        recognized: { machineType: rec.machineType, confidence: rec.confidence, embedding, noMachine: rec.machineType === 'unknown' && (rec.unknownReason?.startsWith(NO_MACHINE_REASON) ?? false) },
         ...(data.registered ? { registered: data.registered } : {}),
         candidates,
         ...(hash ? { phash: hash } : {}),

@@ -44,7 +44,11 @@ export interface RegisteredProfile {
 }
 
 export interface CompareInput {
-  recognized: { machineType: string; confidence: number; embedding?: Embedding };
+  /**
+   * `noMachine`: recognition found the photo closest to the photos without a machine (the head's
+   * negative class; vision/head.ts NO_MACHINE_REASON), not merely unsure of the type.
+   */
+  recognized: { machineType: string; confidence: number; embedding?: Embedding; noMachine?: boolean };
   registered?: RegisteredProfile;
   candidates: readonly Candidate[];
   /** pHash of this photo (16 hex) — absent if hashing failed. */
@@ -137,9 +141,11 @@ export function compare(input: CompareInput): ComparisonResult {
   let verdict: Verdict = 'unknown';
   if (typeMatch === false) {
     verdict = 'mismatch';
-  } else if (match && match.similarity >= t.similarityMatch && (match.source === 'reference' || recognizedType !== 'unknown')) {
-    // An earlier photo alone does not vouch for one in which recognition saw no machine type: two
+  } else if (match && match.similarity >= t.similarityMatch && match.source === 'history' && recognized.noMachine) {
+    // An earlier photo alone does not vouch for one in which recognition saw no machine: two
     // black pocket shots are alike, and neither shows the machine. Reference photos still do.
+    reasons.push(`closest earlier photo ${match.sha256} is ${match.similarity.toFixed(3)} similar, but recognition saw no machine in this photo: only a reference photo could vouch for it`);
+  } else if (match && match.similarity >= t.similarityMatch) {
     verdict = 'match';
     reasons.push(`similar to ${match.source} photo ${match.sha256} (${match.similarity.toFixed(3)} >= ${t.similarityMatch})`);
   } else if (match && match.source === 'reference' && match.similarity < t.similarityMismatch && typeMatch !== true) {

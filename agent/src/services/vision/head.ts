@@ -177,6 +177,12 @@ function decisionFromScores(c: Classifier, scores: readonly number[], classMaxSi
   return { bestLabel, probability, score, negativeProbability, topK };
 }
 
+/**
+ * How an `unknown` whose photo is closest to the photos without a machine starts its reason: the
+ * comparison reads it (comparison/service.ts), since the result schema has no field for it.
+ */
+export const NO_MACHINE_REASON = 'no machine';
+
 function decide(c: Classifier, threshold: number, metric: HeadFile['unknownMetric'], d: RawDecision): HeadPrediction {
   const best = { label: d.bestLabel, probability: d.probability, score: d.score, negativeProbability: d.negativeProbability };
   const base = { topK: d.topK, best };
@@ -185,7 +191,7 @@ function decide(c: Classifier, threshold: number, metric: HeadFile['unknownMetri
       ...base,
       machineType: UNKNOWN,
       confidence: d.negativeProbability,
-      unknownReason: `no machine: closest to the '${c.negativeLabel}' examples (p=${d.negativeProbability.toFixed(2)}; best type ${d.bestLabel} p=${d.probability.toFixed(2)})`,
+      unknownReason: `${NO_MACHINE_REASON}: closest to the '${c.negativeLabel}' examples (p=${d.negativeProbability.toFixed(2)}; best type ${d.bestLabel} p=${d.probability.toFixed(2)})`,
     };
   }
   if (d.score < threshold) {
