@@ -359,4 +359,10 @@ test('a typo inside any section of the config is refused, naming the key', () =>
   }
 });
 
+test('npm run package refuses a --version the installed agent would refuse, before building anything', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'scripts/release/package.ts'), '--version', '../../etc', '--arch', 'x64', '--out', tmpDir()], { encoding: 'utf8', cwd: REPO_ROOT, timeout: 60_000 });
+  assert.is.not(r.status, 0, r.stdout);
+  assert.match(r.stderr, /--version: a version like 1\.2\.3/);
+});
+
 test.run();

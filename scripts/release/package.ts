@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { bundleAgent, bundledPackages, EXTERNAL, ROOT } from './bundle.js';
 import { stageNatives, stageRuntime, type Arch } from './natives.js';
 import { licenceText } from './licences.js';
+import { RELEASE_VERSION } from '../../agent/src/release/layout.js';
 
 const NM = path.join(ROOT, 'node_modules');
 
@@ -36,7 +37,11 @@ function options(argv = process.argv.slice(2)): Options {
   const modelDir = path.resolve(values.model ?? process.env.MODEL_DIR ?? path.resolve(ROOT, profile.model.dir));
   const defaultHead = path.join(ROOT, 'dist/head/default-head.json');
   const headFile = values.head ? path.resolve(values.head) : fs.existsSync(defaultHead) ? defaultHead : null;
-  return { arches: arches as Arch[], version: values.version ?? rootPkg.version, modelDir, headFile, out: path.resolve(values.out ?? path.join(ROOT, 'dist/release')) };
+  const version = values.version ?? rootPkg.version;
+  // The installed agent refuses a release.json whose version is not one (agent/src/release/layout.ts):
+  // refused here, before an artifact that could never be installed is built.
+  if (!RELEASE_VERSION.test(version)) throw new Error(`--version: a version like 1.2.3 or 1.2.3-rc.1 (digits, letters, dots, - and +; no / or ..), not ${JSON.stringify(version)}`);
+  return { arches: arches as Arch[], version, modelDir, headFile, out: path.resolve(values.out ?? path.join(ROOT, 'dist/release')) };
 }
 
 function git(args: string[]): string {
