@@ -1,4 +1,5 @@
 import type { Results } from './schemas';
+import { when } from '@tu/shared/internal/display-time';
 
 /** Display helpers for the result card and the history: every number says what it is. */
 export const pretty = (s: string): string => s.replace(/_/g, ' ');
@@ -13,19 +14,8 @@ export function duration(seconds: number): string {
   if (h > 0) return `${h} h ${m % 60} min`;
   return `${m} min`;
 }
-/**
- * An instant, in this device's time zone: the clock time alone when it is today, with the date
- * otherwise ("6:13:11 PM" of an analysis from last week, or "until 06:13" of a token that
- * expires tomorrow, would read as today). Every time the UI shows goes through here.
- * `seconds: false` for coarse times (a token's expiry).
- */
-export function when(at: string | number | Date, o: { seconds?: boolean } = {}): string {
-  const d = new Date(at);
-  if (Number.isNaN(d.getTime())) return String(at);
-  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', ...(o.seconds === false ? {} : { second: '2-digit' }) });
-  if (d.toDateString() === new Date().toDateString()) return time;
-  return `${d.toLocaleDateString([], { year: 'numeric', month: 'short', day: 'numeric' })}, ${time}`;
-}
+/** Every time shown goes through one rule, shared with the other UI (shared/src/display-time.ts). */
+export { when };
 
 type Exif = NonNullable<Results['metadata']>['exif'];
 

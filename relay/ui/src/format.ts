@@ -1,5 +1,6 @@
 /** How the dashboard words failures, machine types and recognitions (one place for each). */
 import * as z from 'zod/mini';
+import { when } from '@tu/shared/internal/display-time';
 
 const str = z.string();
 // A failure as it comes: analysis.failed data ({ failedStep, reason }), a step's *.failed data
@@ -15,18 +16,8 @@ export const reason = (failure: unknown): string => {
   return w ? `${f.failedStep ? `${f.failedStep}: ` : ''}${w.message} [${w.code}]` : '';
 };
 
-/**
- * An instant, in this device's time zone: the clock time alone when it is today, with the date
- * otherwise ("6:15:00 PM" of a stored event from last week would read as today). Every time the
- * dashboard shows goes through here (the same rule as the technician UI, agent/ui/src/format.ts).
- */
-export function when(at: string | number | Date, now: Date = new Date()): string {
-  const d = new Date(at);
-  if (Number.isNaN(d.getTime())) return String(at);
-  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
-  if (d.toDateString() === now.toDateString()) return time;
-  return `${d.toLocaleDateString([], { year: 'numeric', month: 'short', day: 'numeric' })}, ${time}`;
-}
+/** Every time shown goes through one rule, shared with the other UI (shared/src/display-time.ts). */
+export { when };
 
 /** A message inside a sentence of ours: without its own closing period ("(The relay answered 502.)."). */
 export const clause = (message: string): string => message.replace(/[.\s]+$/, '');
