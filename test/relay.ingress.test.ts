@@ -103,6 +103,25 @@ test('duplicates (re-sends after a crash) are stored once and counted', async (c
   assert.is(ctx.relay.deps.ingest.stats.duplicates - before, flow.length);
 });
 
+test("another gateway's event with an id this gateway used is its own event: stored and fanned out, not a duplicate", async (ctx) => {
+  // Event ids are each gateway's choice. Keyed by id alone, gw-1 re-using gw-2's ids (a bug, or
+  // on purpose) had gw-2's events acknowledged as duplicates and never stored nor shown.
+  const c1 = await connect(ctx, 'gw-1');
+  const c2 = await connect(ctx, 'gw-2');
+  const first = analysisFlow('gw-1');
+  for (const e of first) assert.is(await publishEvent(c1, 'gw-1', e), 'ok');
+  const before = { duplicates: ctx.relay.deps.ingest.stats.duplicates, fannedOut: ctx.relay.deps.ingest.stats.fannedOut, stored: await ctx.relay.storage.countEvents({ gatewayId: 'gw-2' }) };
+  const same = analysisFlow('gw-2').map((e, i) => ({ ...e, id: first[i]!.id }));
+  for (const e of same) assert.is(await publishEvent(c2, 'gw-2', e), 'ok');
+  assert.is(await ctx.relay.storage.countEvents({ gatewayId: 'gw-2' }), before.stored + same.length);
+  assert.is(ctx.relay.deps.ingest.stats.duplicates, before.duplicates);
+  assert.is(ctx.relay.deps.ingest.stats.fannedOut - before.fannedOut, same.length);
+  // A re-send by gw-2 is still its duplicate.
+  assert.is(await publishEvent(c2, 'gw-2', same[0]!), 'ok');
+  assert.is(ctx.relay.deps.ingest.stats.duplicates - before.duplicates, 1);
+  assert.is(await ctx.relay.storage.countEvents({ gatewayId: 'gw-2' }), before.stored + same.length);
+});
+
 test('invalid envelopes are acknowledged (never re-sent forever) but rejected by reason, never stored nor fanned out', async (ctx) => {
   const c = await connect(ctx, 'gw-1');
   const stored = await ctx.relay.storage.countEvents();

@@ -31,9 +31,9 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     s.recordEvents(evs.map((e) => ({ event: storedEvent(e as unknown as CloudEvent, gw, tenant, new Date().toISOString()), effects: effectsOf(e as unknown as CloudEvent, gw, tenant) })));
 
   test('migrations are applied once and recorded; reopening applies nothing new', async (ctx) => {
-    assert.equal(await ctx.storage.migrations(), [1, 2, 3, 4, 5, 6, 7]);
+    assert.equal(await ctx.storage.migrations(), [1, 2, 3, 4, 5, 6, 7, 8]);
     const again = await openStorage(ctx.url);
-    assert.equal(await again.migrations(), [1, 2, 3, 4, 5, 6, 7]);
+    assert.equal(await again.migrations(), [1, 2, 3, 4, 5, 6, 7, 8]);
     await again.close();
   });
 
@@ -330,6 +330,46 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     assert.equal((await ctx.storage.listLabelledExamples({ tenantId: 'sq-b', first: 10 })).items.map((x) => [x.gatewayId, x.label]), [['gw-sq-b', 'crane']]);
   });
 
+  test("an event id is its gateway's own: another gateway's event of that id is stored, not taken for a duplicate (migration 008)", async (ctx) => {
+    await ctx.storage.addTenant({ id: 'eid-a' });
+    await ctx.storage.addTenant({ id: 'eid-b' });
+    const a = analysisFlow('gw-eid-a', { machineId: 'EID-A' });
+    assert.equal(await record(ctx.storage, a, 'gw-eid-a', 'eid-a'), Array(a.length).fill('stored'));
+    // Gateway B (another tenant) sends events whose ids A used first: each is B's own event.
+    const b = analysisFlow('gw-eid-b', { machineId: 'EID-B' }).map((e, i) => ({ ...e, id: a[i]!.id }));
+    assert.equal(await record(ctx.storage, b, 'gw-eid-b', 'eid-b'), Array(b.length).fill('stored'));
+    assert.is(await ctx.storage.countEvents({ gatewayId: 'gw-eid-b' }), b.length);
+    assert.is((await ctx.storage.getMachine('eid-b', 'EID-B'))?.gatewayId, 'gw-eid-b', "B's analysis had its effects");
+    assert.equal((await ctx.storage.listEvents({ tenantId: 'eid-b', limit: 10 })).map((e) => e.gatewayId), Array(b.length).fill('gw-eid-b'));
+    // A repeat from the same gateway is still a duplicate, in a later batch and within one.
+    const fresh = analysisFlow('gw-eid-b', { machineId: 'EID-B' })[0]!;
+    assert.equal(await record(ctx.storage, [b[0]!, fresh, fresh], 'gw-eid-b', 'eid-b'), ['duplicate', 'stored', 'duplicate']);
+    const recent = await ctx.storage.recentEventIds(1000);
+    assert.ok(recent.some((k) => k.gatewayId === 'gw-eid-a' && k.id === a[0]!.id) && recent.some((k) => k.gatewayId === 'gw-eid-b' && k.id === a[0]!.id), 'the window is primed with both');
+  });
+
+  test('migration 008 keeps the events stored before it, and retention deletes by gateway and id', async (ctx) => {
+    const { loadMigrations, migrate } = await import('@tu/relay/internal/storage/migrate');
+    const { SqlStorage } = await import('@tu/relay/internal/storage/sql-storage');
+    const old = await ctx.openOld();
+    assert.equal(await migrate(old.db, loadMigrations().filter((m) => m.version <= 7)), [1, 2, 3, 4, 5, 6, 7]);
+    const insert = (gw: string, recv: string) =>
+      old.db.run(`INSERT INTO events (id, tenant_id, gateway_id, type, subject, time, received_at, data) VALUES ('ev-old-1', 'told', ?, 'analysis.started', 'an-1', ?, ?, ${old.db.kind === 'postgres' ? "'{}'::jsonb" : "'{}'"})`, [gw, recv, recv]);
+    await insert('gw-old', '2024-01-02T03:04:05.000Z');
+    const s = await SqlStorage.open(old.db);
+    try {
+      assert.equal(await s.migrations(), [1, 2, 3, 4, 5, 6, 7, 8]);
+      assert.equal(await s.recentEventIds(10), [{ gatewayId: 'gw-old', id: 'ev-old-1' }]);
+      // Another gateway's event of the same id, received later: retention of the old one leaves it.
+      await insert('gw-new', '2030-01-02T03:04:05.000Z');
+      assert.is(await s.deleteEventsBefore('2025-01-01T00:00:00.000Z', 10), 1);
+      assert.equal(await s.recentEventIds(10), [{ gatewayId: 'gw-new', id: 'ev-old-1' }]);
+    } finally {
+      await s.close();
+      await old.cleanup();
+    }
+  });
+
   test('migration 004 keeps the rows stored before it (machines, analyses, labelled examples)', async (ctx) => {
     const { loadMigrations, migrate } = await import('@tu/relay/internal/storage/migrate');
     const { SqlStorage } = await import('@tu/relay/internal/storage/sql-storage');
@@ -342,7 +382,7 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     );
     const s = await SqlStorage.open(old.db);
     try {
-      assert.equal(await s.migrations(), [1, 2, 3, 4, 5, 6, 7]);
+      assert.equal(await s.migrations(), [1, 2, 3, 4, 5, 6, 7, 8]);
       const m = await s.getMachine('told', 'OLD-1');
       assert.equal([m?.name, m?.lastSeen, m?.lastPosition, m?.registeredId, m?.lastSeenSource], ['Old digger', '2024-01-02T03:04:05.000Z', { latitude: 50.1, longitude: 14.4 }, 'OLD-1', null]);
       assert.is((await s.getAnalysis('told', 'an-old-1'))?.machineId, 'OLD-1');

@@ -1,17 +1,21 @@
+import type { EventKey } from '../storage/types.js';
+
 /**
- * Recently seen event ids (bounded, oldest forgotten first), each with the promise of its
- * storage write: a duplicate is acknowledged when the original is stored, not before.
+ * Recently seen events (bounded, oldest forgotten first), each with the promise of its storage
+ * write: a duplicate is acknowledged when the original is stored, not before. An event is known
+ * by its gateway and its id (migration 008): ids are each gateway's own choice, so another
+ * gateway's event of the same id is a different event, never a duplicate.
  */
 export class RecentIds {
   #ids = new Map<string, Promise<unknown>>();
   constructor(private readonly max: number) {}
 
-  get(id: string): Promise<unknown> | undefined {
-    return this.#ids.get(id);
+  get(e: EventKey): Promise<unknown> | undefined {
+    return this.#ids.get(keyOf(e));
   }
 
-  add(id: string, written: Promise<unknown>): void {
-    this.#ids.set(id, written);
+  add(e: EventKey, written: Promise<unknown>): void {
+    this.#ids.set(keyOf(e), written);
     if (this.#ids.size > this.max) {
       const oldest = this.#ids.keys().next().value;
       if (oldest !== undefined) this.#ids.delete(oldest);
@@ -22,3 +26,6 @@ export class RecentIds {
     return this.#ids.size;
   }
 }
+
+/** No gateway id or event id holds a NUL (shared/src/bus/storable-text.ts), so the pair is one string unambiguously. */
+const keyOf = (e: EventKey): string => `${e.gatewayId}\u0000${e.id}`;

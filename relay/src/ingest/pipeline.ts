@@ -7,6 +7,7 @@ import { fanoutTopic, toPayload, type Emitter } from './fanout.js';
 import type { Presence } from './presence.js';
 import type { SharedRecentIds } from './shared-state.js';
 import type { StorageQueue } from './storage-queue.js';
+import type { EventKey } from '../storage/types.js';
 
 export interface IngestStats {
   received: number;
@@ -53,9 +54,9 @@ export class Ingest {
     this.#recent = new RecentIds(deps.dedupWindow);
   }
 
-  /** Primes the duplicate window with the newest stored ids (re-sends after a relay restart). */
-  prime(ids: string[]): void {
-    for (const id of ids) this.#recent.add(id, Promise.resolve());
+  /** Primes the duplicate window with the newest stored events (re-sends after a relay restart). */
+  prime(keys: readonly EventKey[]): void {
+    for (const k of keys) this.#recent.add(k, Promise.resolve());
   }
 
   handle(gatewayId: string, topic: string, payload: Buffer): Promise<IngestOutcome> {
@@ -95,7 +96,8 @@ export class Ingest {
       return Promise.resolve(this.#reject(gatewayId, 'INVALID_DATA', `${d.event.type} ${d.event.id.slice(0, 64)}: ${(err as Error).message}`));
     }
     if (labelledWithoutVector(e)) return Promise.resolve(this.#reject(gatewayId, 'EMBEDDING_MISSING', `recognition.labelled ${e.id.slice(0, 64)} came without its embedding (the gateway could not read it)`));
-    const seen = this.#recent.get(e.id);
+    const key = { gatewayId, id: e.id };
+    const seen = this.#recent.get(key);
     if (seen) {
       this.stats.duplicates++;
       return seen.then(() => ({ ok: true, duplicate: true }) as const);
@@ -112,7 +114,7 @@ export class Ingest {
         )
       : this.#accept(gw.tenantId, gatewayId, e, true);
     // Set before the claim answers, so a repeat reaching this instance meanwhile waits for this one.
-    this.#recent.add(e.id, written);
+    this.#recent.add(key, written);
     return written.then((r) => ({ ok: true, duplicate: r === 'duplicate' }) as const);
   }
 

@@ -8,6 +8,7 @@ import type {
   AnalysisStatus,
   EventEffects,
   EventFilter,
+  EventKey,
   GatewayFilter,
   GatewayRow,
   ExampleFilter,
@@ -255,16 +256,16 @@ export class SqlStorage implements Storage {
     return this.db.tx(async (t) => {
       const inserted = new Set<string>();
       const J = this.#json;
-      for (const part of chunks(inKeyOrder(batch, (b) => b.event.id), this.#rowsPer(8))) {
-        const rows = await t.all<{ id: string }>(
+      for (const part of chunks(inKeyOrder(batch, (b) => eventKey(b.event)), this.#rowsPer(8))) {
+        const rows = await t.all<{ gateway_id: string; id: string }>(
           `INSERT INTO events (id, tenant_id, gateway_id, type, subject, time, received_at, data) VALUES ${part.map(() => `(?, ?, ?, ?, ?, ?, ?, ${J})`).join(', ')}
-           ON CONFLICT (id) DO NOTHING RETURNING id`,
+           ON CONFLICT (gateway_id, id) DO NOTHING RETURNING gateway_id, id`,
           part.flatMap(({ event: e }) => [e.id, e.tenantId, e.gatewayId, e.type, e.subject, e.time, e.receivedAt, this.#jsonText(eventDataToStore(e.data))]),
         );
-        for (const r of rows) inserted.add(r.id);
+        for (const r of rows) inserted.add(eventKey({ gatewayId: r.gateway_id, id: r.id }));
       }
-      // The first occurrence of a new id is the stored one; a repeat within the batch is a duplicate.
-      const out = batch.map(({ event }) => (inserted.delete(event.id) ? 'stored' : 'duplicate') as 'stored' | 'duplicate');
+      // The first occurrence of a new key is the stored one; a repeat within the batch is a duplicate.
+      const out = batch.map(({ event }) => (inserted.delete(eventKey(event)) ? 'stored' : 'duplicate') as 'stored' | 'duplicate');
       const stored = batch.filter((_, i) => out[i] === 'stored').map((b) => b.effects);
       const machines = stored.flatMap((e) => (e.machine ? [e.machine] : []));
       for (const round of rounds(machines, rowKey)) {
@@ -403,7 +404,7 @@ export class SqlStorage implements Storage {
    * (relay/src/storage/retention.ts calls it in small batches). Returns how many it deleted.
    */
   async deleteEventsBefore(before: string, limit: number): Promise<number> {
-    return this.db.run('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? ORDER BY received_at LIMIT ?)', [before, limit]);
+    return this.db.run('DELETE FROM events WHERE (gateway_id, id) IN (SELECT gateway_id, id FROM events WHERE received_at < ? ORDER BY received_at LIMIT ?)', [before, limit]);
   }
 
   async typeAccuracy(f: { tenantId: string; gatewayId?: string | undefined }): Promise<TypeAccuracyRow[]> {
@@ -451,9 +452,9 @@ export class SqlStorage implements Storage {
     return page(rows, f.first, toExample);
   }
 
-  async recentEventIds(limit: number): Promise<string[]> {
-    const rows = await this.db.all<{ id: string }>('SELECT id FROM events ORDER BY received_at DESC LIMIT ?', [limit]);
-    return rows.map((r) => r.id).reverse();
+  async recentEventIds(limit: number): Promise<EventKey[]> {
+    const rows = await this.db.all<{ gateway_id: string; id: string }>('SELECT gateway_id, id FROM events ORDER BY received_at DESC LIMIT ?', [limit]);
+    return rows.map((r) => ({ gatewayId: r.gateway_id, id: r.id })).reverse();
   }
 
   /** Newest first (received_at, time, id descending): the dashboard's feed after a reload. */
@@ -546,6 +547,8 @@ function chunks<T>(xs: readonly T[], n: number): T[][] {
 
 /** A row's key within a batch: machines, analyses and embeddings are keyed by (tenant, id). */
 const rowKey = (r: { tenantId: string; id: string }): string => `${r.tenantId}\u0000${r.id}`;
+/** An event's key as one string (migration 008): no id or gateway id holds a NUL (shared/src/bus/storable-text.ts). */
+const eventKey = (e: EventKey): string => `${e.gatewayId}\u0000${e.id}`;
 
 /**
  * Rows in one order of their keys (code units, not the database's collation). Batches may be

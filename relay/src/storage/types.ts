@@ -79,6 +79,12 @@ export interface AnalysisRow {
   sortTime: string;
 }
 
+/** What makes an event the same event: its id within its gateway's events (migration 008). */
+export interface EventKey {
+  gatewayId: string;
+  id: string;
+}
+
 /** An accepted event as stored (the dedup record). */
 export interface StoredEvent {
   id: string;
@@ -237,10 +243,12 @@ export interface Storage {
 
   /**
    * Records a batch of events in one transaction; each event's effects are applied only when
-   * its id is new. Returns, per event, whether it was stored or a duplicate.
+   * its id is new for its gateway (ids are the gateway's choice: another gateway's event of the
+   * same id is a different event). Returns, per event, whether it was stored or a duplicate.
    */
   recordEvents(batch: { event: StoredEvent; effects: EventEffects }[]): Promise<('stored' | 'duplicate')[]>;
-  recentEventIds(limit: number): Promise<string[]>;
+  /** The newest stored events' keys, oldest of them first: what primes the duplicate window after a restart. */
+  recentEventIds(limit: number): Promise<EventKey[]>;
   /** The tenant's (or one gateway's) newest events, newest first. */
   listEvents(f: EventFilter): Promise<StoredEvent[]>;
   countEvents(f?: { gatewayId?: string }): Promise<number>;
