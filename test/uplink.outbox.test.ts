@@ -1,4 +1,5 @@
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ManualClock, silentLogger } from '@tu/shared';
@@ -125,12 +126,63 @@ test('maxAgeMs: undelivered events expire on the clock, counted apart from drops
   await ob.flush();
   assert.equal(ids(ob), ['e1']);
   assert.is(ob.stats.expired, 1);
-  assert.is(ob.stats.oldestAt, clock.now() - 6500);
+  assert.is(ob.stats.oldestAgeMs, 6500);
   clock.advance(5000);
   await ob.flush();
   assert.equal(ids(ob), []);
   assert.is(ob.stats.expired, 2);
   assert.is(ob.stats.dropped, 0);
+  await ob.close();
+});
+
+test('maxAgeMs: the wall clock being set (a gateway booted with its clock years off, then NTP) expires nothing; the age counts the time the outbox ran, over restarts', async () => {
+  const dir = tmpDir('tu-outbox-age-');
+  const file = path.join(dir, 'outbox.sqlite');
+  // Booted after a power cut with no real-time clock: the wall clock says 1970.
+  const clock = new ManualClock(Date.UTC(1970, 0, 1));
+  const ob = await open({ clock, maxAgeMs: 10_000, file });
+  ob.append(ev(0), body(0));
+  clock.advance(4000);
+  ob.append(ev(1), body(1));
+  await ob.flush();
+  // NTP reaches the gateway: the wall clock jumps 56 years ahead. No time has passed.
+  clock.setWall(Date.UTC(2026, 10, 30));
+  ob.expireNow();
+  await ob.flush();
+  assert.equal(ids(ob), ['e0', 'e1'], 'nothing expired by the jump');
+  assert.is(ob.stats.oldestAgeMs, 4000);
+  assert.is(ob.stats.expired, 0);
+  // And back (a clock set wrongly, then corrected): still nothing.
+  clock.setWall(Date.UTC(2001, 0, 1));
+  clock.advance(3000); // e0 7 s old, e1 3 s
+  assert.equal(ids(ob), ['e0', 'e1']);
+  await ob.close();
+  // Restart (a new process: its monotonic clock starts again), the wall clock off again.
+  const clock2 = new ManualClock(Date.UTC(1970, 0, 1));
+  const again = await open({ clock: clock2, maxAgeMs: 10_000, file });
+  assert.is(again.stats.oldestAgeMs, 7000, 'the age carried over the restart');
+  clock2.advance(3500); // e0 10.5 s old: expired; e1 6.5 s
+  await again.flush();
+  assert.equal(ids(again), ['e1']);
+  assert.is(again.stats.expired, 1);
+  await again.close();
+});
+
+test('an outbox written before it kept its own clock: its rows count as queued at the first start, never expired by the old wall-clock stamps', async () => {
+  const dir = tmpDir('tu-outbox-old-');
+  const file = path.join(dir, 'outbox.sqlite');
+  const db = new Database(file);
+  db.exec('CREATE TABLE outbox (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, type TEXT NOT NULL, payload TEXT NOT NULL, bytes INTEGER NOT NULL, enqueued_at INTEGER NOT NULL); CREATE TABLE outbox_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);');
+  // Stamped by a wall clock 3 years behind the one the gateway now has.
+  db.prepare('INSERT INTO outbox (seq, id, type, payload, bytes, enqueued_at) VALUES (1, ?, ?, ?, ?, ?)').run('e0', 'analysis.started', body(0), body(0).length, Date.UTC(2023, 0, 1));
+  db.close();
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const ob = await open({ clock, maxAgeMs: 10_000, file });
+  assert.equal(ids(ob), ['e0']);
+  assert.is(ob.stats.oldestAgeMs, 0);
+  clock.advance(10_001);
+  await ob.flush();
+  assert.equal(ids(ob), [], 'expires maxAgeMs after the first start');
   await ob.close();
 });
 

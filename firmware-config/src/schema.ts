@@ -126,7 +126,7 @@ export const uplinkSchema = z
       .object({
         maxEvents: z.number().int().min(1).max(100_000_000).default(100_000).describe('Undelivered events kept on disk at most.'),
         maxBytes: z.number().int().min(1024).max(64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024).describe('Undelivered payload bytes kept on disk at most.'),
-        maxAgeMs: z.number().int().min(1000).max(365 * 24 * 3_600_000).default(7 * 24 * 3_600_000).describe('Undelivered events older than this are dropped (counted as expired).'),
+        maxAgeMs: z.number().int().min(1000).max(365 * 24 * 3_600_000).default(7 * 24 * 3_600_000).describe('Undelivered events that have waited this long are dropped (counted as expired). Counted in time the agent ran, over restarts: setting the wall clock changes no age.'),
         whenFull: z.enum(['drop-oldest', 'refuse-new']).default('drop-oldest').describe('drop-oldest: make room by dropping the oldest undelivered events; refuse-new: keep the backlog and refuse new events. Both are counted and logged.'),
         durability: z.enum(['full', 'normal']).default('full').describe('full: fsync every group commit (survives power loss); normal: survives process crashes only.'),
       })

@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import { TuError, type Clock, type Logger, type TimerHandle } from '@tu/shared';
 import { GroupCommitWriter } from '../sqlite/group-commit-writer.js';
 import type { WriterThread } from '../sqlite/writer-thread.js';
-import { openOutboxDb, readCounters, type OutboxBatch, type OutboxCounters, type OutboxRow } from './outbox-db.js';
+import { openOutboxDb, readClock, readCounters, type OutboxBatch, type OutboxCounters, type OutboxRow } from './outbox-db.js';
 import { EntryRing } from './ring.js';
 
 /** Writes not yet handed to the writer thread. */
@@ -29,8 +29,8 @@ export interface OutboxOptions {
 export interface OutboxStats extends OutboxCounters {
   depth: number;
   bytes: number;
-  /** Enqueue time (clock ms) of the oldest undelivered event, undefined when empty. */
-  oldestAt: number | undefined;
+  /** How long the oldest undelivered event has waited, on the outbox clock (see Outbox); undefined when empty. */
+  oldestAgeMs: number | undefined;
   commits: number;
   lastCommitMs: number;
   /** Highest seq committed to disk (only committed rows are sent). */
@@ -44,6 +44,12 @@ export interface OutboxStats extends OutboxCounters {
 export type AppendResult = { accepted: true; seq: number; committed: Promise<void> } | { accepted: false; reason: 'refused' };
 
 /**
+ * How often the outbox clock is written while events wait and nothing else is written: a power
+ * cut forgets at most this much of their age.
+ */
+const CLOCK_WRITE_MS = 5 * 60_000;
+
+/**
  * Durable, bounded, ordered queue of events for the relay (DESIGN §5).
  *
  * - append() is synchronous and never blocks on disk: rows are group-committed by a
@@ -55,6 +61,13 @@ export type AppendResult = { accepted: true; seq: number; committed: Promise<voi
  * - ack(seq) deletes a delivered row (batched the same way).
  * - Limits: maxEvents / maxBytes with the configured policy (drop-oldest | refuse-new),
  *   maxAgeMs (expired); every drop/refusal/expiry is counted (persisted) and logged.
+ * - Age: an event's age is counted on the outbox's own clock, the time the outbox has been
+ *   open (the injected clock's monotonic time, carried over restarts in outbox_meta), never on
+ *   the wall clock. A gateway that boots after a power cut may run with its clock years off
+ *   until NTP reaches it, which it cannot while offline, exactly when events queue; had the
+ *   expiry used wall time, the jump when NTP set the clock would have expired every one of them
+ *   at once, undelivered. Time switched off does not count (the events could not have been
+ *   sent then either), and a power cut forgets at most CLOCK_WRITE_MS of it.
  */
 export class Outbox {
   readonly #opts: OutboxOptions;
@@ -74,6 +87,12 @@ export class Outbox {
   #full = false;
   #expiryTimer: TimerHandle | undefined;
   #closed = false;
+  /** The outbox clock at open, and the monotonic time then: outbox clock = base + monotonic elapsed since. */
+  #clockBase = 0;
+  #monoAtOpen: number;
+  #clockWrittenAt = 0;
+  /** Write the outbox clock with the next batch, however recently it was written (on close). */
+  #clockWanted = false;
 
   private constructor(opts: OutboxOptions, reader: Database.Database, counters: OutboxCounters) {
     this.#opts = opts;
@@ -81,6 +100,7 @@ export class Outbox {
     this.#reader = reader;
     this.#counters = counters;
     this.#committedSeq = counters.lastSeq;
+    this.#monoAtOpen = opts.clock.monotonic();
     this.#peek = reader.prepare<[number, number, number], OutboxRow>(
       'SELECT seq, id, type, payload, bytes, enqueued_at AS enqueuedAt FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?',
     );
@@ -91,10 +111,12 @@ export class Outbox {
       clock: opts.clock,
       policy: {
         empty: () => ({ appends: [], deletes: [] }),
-        hasWork: (p) => p.appends.length > 0 || p.deletes.length > 0 || this.#lastWrittenCounters !== this.#countersKey(),
+        hasWork: (p) => p.appends.length > 0 || p.deletes.length > 0 || this.#lastWrittenCounters !== this.#countersKey() || this.#clockDue(),
         seal: (p) => {
           this.#lastWrittenCounters = this.#countersKey();
-          return { appends: p.appends, deletes: p.deletes, counters: { ...this.#counters } };
+          this.#clockWrittenAt = this.#clockNow();
+          this.#clockWanted = false;
+          return { appends: p.appends, deletes: p.deletes, counters: { ...this.#counters }, clockMs: this.#clockWrittenAt };
         },
       },
       writeError: (cause) => new TuError('UPLINK_OUTBOX_FAILED', `outbox write failed: ${cause.message}`, { cause }),
@@ -120,14 +142,19 @@ export class Outbox {
     // Schema first, then the reader and the writer thread.
     const init = openOutboxDb(opts.file, opts.durability);
     const counters = readCounters(init);
+    const clock = readClock(init);
     const rows = init
-      .prepare<[], { seq: number; bytes: number; at: number; subject: unknown }>("SELECT seq, bytes, enqueued_at AS at, json_extract(payload, '$.subject') AS subject FROM outbox ORDER BY seq")
+      .prepare<[], { seq: number; bytes: number; at: number | null; subject: unknown }>("SELECT seq, bytes, queued_clock AS at, json_extract(payload, '$.subject') AS subject FROM outbox ORDER BY seq")
       .all();
     init.close();
     const reader = openOutboxDb(opts.file, opts.durability, true);
     const last = rows.length ? rows[rows.length - 1]!.seq : 0;
     const ob = new Outbox(opts, reader, { ...counters, lastSeq: Math.max(counters.lastSeq, last) });
-    for (const r of rows) ob.#ring.push(r.seq, r.bytes, r.at, typeof r.subject === 'string' ? r.subject : undefined);
+    // Never behind a row's own stamp (a row may be written after the clock's last write).
+    ob.#clockBase = rows.reduce((m, r) => Math.max(m, r.at ?? 0), clock);
+    ob.#clockWrittenAt = ob.#clockBase;
+    // Rows from before the outbox clock existed count as queued now.
+    for (const r of rows) ob.#ring.push(r.seq, r.bytes, r.at ?? ob.#clockBase, typeof r.subject === 'string' ? r.subject : undefined);
     ob.#expire();
     ob.#armExpiry();
     if (rows.length) ob.#log.info({ depth: ob.#ring.size, bytes: ob.#ring.bytes }, 'outbox recovered undelivered events');
@@ -139,7 +166,7 @@ export class Outbox {
       ...this.#counters,
       depth: this.#ring.size - this.#ackedAhead.size,
       bytes: this.#ring.bytes,
-      oldestAt: this.#ring.headAt(),
+      oldestAgeMs: this.#oldestAge(),
       commits: this.#writer.stats.commits,
       lastCommitMs: this.#writer.stats.lastCommitMs,
       committedSeq: this.#committedSeq,
@@ -181,7 +208,7 @@ export class Outbox {
   append(event: { id: string; type: string; subject?: string }, payload: string): AppendResult {
     if (this.#closed) throw new TuError('UPLINK_OUTBOX_FAILED', 'outbox is closed');
     if (this.#writer.error) throw this.#writer.error;
-    const now = this.#opts.clock.now();
+    const now = this.#clockNow();
     this.#expire(now);
     const bytes = Buffer.byteLength(payload);
     const { maxEvents, maxBytes, whenFull } = this.#opts;
@@ -199,7 +226,7 @@ export class Outbox {
     }
     const seq = ++this.#counters.lastSeq;
     this.#ring.push(seq, bytes, now, event.subject);
-    this.#writer.pending.appends.push({ seq, id: event.id, type: event.type, payload, bytes, enqueuedAt: now });
+    this.#writer.pending.appends.push({ seq, id: event.id, type: event.type, payload, bytes, enqueuedAt: this.#opts.clock.now(), queuedClock: now });
     const committed = this.#writer.commit();
     this.#armExpiry();
     return { accepted: true, seq, committed };
@@ -243,6 +270,8 @@ export class Outbox {
   async close(): Promise<void> {
     if (this.#closed) return;
     // On a full disk the unwritten rows are left after one more try (the events are re-sent from their sources on start).
+    // The waiting events' age goes with them to the next start.
+    this.#clockWanted = true;
     await this.#writer.close();
     this.#closed = true;
     if (this.#expiryTimer) this.#opts.clock.clearTimeout(this.#expiryTimer);
@@ -276,7 +305,21 @@ export class Outbox {
     return true;
   }
 
-  #expire(now = this.#opts.clock.now()): number {
+  /** The outbox clock: ms the outbox has been open, over all its runs (see the class comment). */
+  #clockNow(): number {
+    return this.#clockBase + Math.max(0, this.#opts.clock.monotonic() - this.#monoAtOpen);
+  }
+
+  #clockDue(): boolean {
+    return this.#ring.size > 0 && (this.#clockWanted || this.#clockNow() - this.#clockWrittenAt >= CLOCK_WRITE_MS);
+  }
+
+  #oldestAge(): number | undefined {
+    const at = this.#ring.headAt();
+    return at === undefined ? undefined : Math.max(0, this.#clockNow() - at);
+  }
+
+  #expire(now = this.#clockNow()): number {
     const limit = now - this.#opts.maxAgeMs;
     let n = 0;
     for (let at = this.#ring.headAt(); at !== undefined && at < limit; at = this.#ring.headAt()) {
@@ -295,11 +338,13 @@ export class Outbox {
     if (this.#expiryTimer || this.#closed) return;
     const at = this.#ring.headAt();
     if (at === undefined) return;
-    const delay = Math.max(0, at + this.#opts.maxAgeMs - this.#opts.clock.now()) + 1;
+    // Wakes when the head expires, or sooner to write the outbox clock while events wait.
+    const delay = Math.min(Math.max(0, at + this.#opts.maxAgeMs - this.#clockNow()) + 1, CLOCK_WRITE_MS);
     this.#expiryTimer = this.#opts.clock.setTimeout(() => {
       this.#expiryTimer = undefined;
       if (this.#closed) return;
       this.#expire();
+      if (this.#clockDue()) this.#writer.schedule();
       this.#armExpiry();
     }, delay);
   }

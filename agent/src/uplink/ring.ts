@@ -1,6 +1,6 @@
 /**
- * In-memory index of the undelivered outbox entries (seq, bytes, enqueue time, the event's
- * subject), in seq order: O(1) push at the tail, O(1) amortised shift at the head. About 24
+ * In-memory index of the undelivered outbox entries (seq, bytes, enqueue time on the outbox
+ * clock of outbox.ts, the event's subject), in seq order: O(1) push at the tail, O(1) amortised shift at the head. About 24
  * bytes per entry plus the subject string, so the limits, the oldest age and the analyses still
  * waiting for the relay are known without touching the disk.
  */

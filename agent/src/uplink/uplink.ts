@@ -132,7 +132,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
         url: redactUrl(url),
         queueDepth: s.depth,
         queueBytes: s.bytes,
-        oldestUndeliveredAgeMs: s.oldestAt === undefined ? null : Math.max(0, deps.clock.now() - s.oldestAt),
+        oldestUndeliveredAgeMs: s.oldestAgeMs ?? null,
         lastDeliveryAt: forwarder.lastDeliveryAt === undefined ? null : new Date(forwarder.lastDeliveryAt).toISOString(),
         delivered: s.delivered,
         dropped: s.dropped,
