@@ -48,4 +48,22 @@ test('saves of one analysis coalesce to the newest; a close amends an unwritten 
   await again.close();
 });
 
+test('has(): true for an analysis waiting to be written, being written or stored, after a reopen too; false for one never saved', async () => {
+  const file = path.join(tmpDir(), 'state.db');
+  const store = await openStateStore({ file, durability: 'normal', clock: new ManualClock() });
+  const written = store.save(state('h1', 'running', 1));
+  assert.ok(store.has('h1'), 'pending');
+  assert.not.ok(store.has('h2'));
+  await written;
+  assert.ok(store.has('h1'), 'stored');
+  const closed = store.markPublished('h1');
+  assert.ok(store.has('h1'), 'a close pending');
+  await closed;
+  await store.close();
+  const again = await openStateStore({ file, durability: 'normal', clock: new ManualClock() });
+  assert.ok(again.has('h1'));
+  assert.not.ok(again.has('h2'));
+  await again.close();
+});
+
 test.run();

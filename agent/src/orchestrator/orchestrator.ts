@@ -183,7 +183,8 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
   function onUploaded(evt: EventOf<'tu.image.uploaded'>): void {
     stats.received++;
     const id = evt.data.analysisId;
-    if (live.has(id) || store.get(id)) {
+    // has(), not get(): every upload asks, and get() parses (or copies) the whole state.
+    if (live.has(id) || store.has(id)) {
       stats.ignored.duplicateUpload++;
       log.info({ analysisId: id, eventId: evt.id }, 'duplicate upload event ignored');
       return;

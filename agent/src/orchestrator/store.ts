@@ -40,6 +40,8 @@ const LIST_COLUMNS = "id, status, created_at, updated_at, json_extract(state, '$
 export interface StateStore {
   loadOpen(): AnalysisState[];
   get(id: string): AnalysisState | undefined;
+  /** Whether the analysis is stored or waiting to be: `get` without reading or copying its state. */
+  has(id: string): boolean;
   list(opts: { limit: number; status?: string }): AnalysisListItem[];
   save(state: AnalysisState): Promise<void>;
   /** Marks an analysis closed (its terminal event was published) without rewriting its row. */
@@ -86,6 +88,7 @@ export async function openStateStore(opts: StateStoreOptions): Promise<StateStor
   openStateDb(opts.file, opts.durability).close();
   const reader: Database.Database = openStateDb(opts.file, opts.durability, true);
   const getStmt = reader.prepare<[string], { state: string }>('SELECT state FROM analyses WHERE id = ?');
+  const hasStmt = reader.prepare<[string], { one: number }>('SELECT 1 AS one FROM analyses WHERE id = ?');
   const openStmt = reader.prepare<[], { state: string }>('SELECT state FROM analyses WHERE open = 1 ORDER BY created_at');
   const listStmt = reader.prepare<[number], ListRow>(`SELECT ${LIST_COLUMNS} FROM analyses ORDER BY created_at DESC LIMIT ?`);
   const byAgeStmt = reader.prepare<[number, number], { row: number; id: string; open: number; updated_at: number; sha: string | null }>(
@@ -146,6 +149,7 @@ export async function openStateStore(opts: StateStoreOptions): Promise<StateStor
       if (p && 'state' in p) return structuredClone(p.state);
       return fromRow(getStmt.get(id));
     },
+    has: (id) => writer.pending.has(id) || Boolean(writer.inFlight?.has(id)) || hasStmt.get(id) !== undefined,
     list({ limit, status }) {
       const rows = status ? listByStatus.all(status, limit) : listStmt.all(limit);
       return rows.map((r) => ({
