@@ -13,7 +13,7 @@ export * from './schemas/messages.js';
 export * from './schemas/teach.js';
 export * from './bus/client.js';
 export * from './bus/decode.js';
-export { isUnstorableText, unstorableTextAt } from './bus/storable-text.js';
+export { boundedText, isUnstorableText, unstorableTextAt } from './bus/storable-text.js';
 export * from './bus/duplex-pair.js';
 export * from './bus/presence.js';
 export * from './bus/transport.js';

@@ -1,6 +1,9 @@
 import {
+  boundedText,
   childTraceparent,
+  durationBetween,
   ERROR_CODES,
+  REASON_MAX,
   newId,
   stepOfEvent,
   STEPS,
@@ -61,6 +64,8 @@ export interface OrchestratorStats {
   running: number;
   queued: number;
   persistErrors: number;
+  /** Analyses that could not be ended (their terminal event could not be built); open until a restart. */
+  endErrors: number;
 }
 
 export interface Orchestrator {
@@ -125,6 +130,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       return queue.length;
     },
     persistErrors: 0,
+    endErrors: 0,
   };
 
   const persist = (s: AnalysisState): Promise<void> => {
@@ -206,7 +212,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     };
     live.set(id, s);
     if (queue.length >= config.maxQueue && running >= config.maxConcurrent) {
-      void finish(s, 'failed', null, { code: 'QUEUE_FULL' satisfies ErrorCode, message: ERROR_CODES.QUEUE_FULL.message, retryable: true });
+      end(s, 'failed', null, { code: 'QUEUE_FULL' satisfies ErrorCode, message: ERROR_CODES.QUEUE_FULL.message, retryable: true });
       return;
     }
     queue.push(id);
@@ -251,7 +257,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
           steps: s.steps.map((st) => st.name),
           plan: planOf(s).map((p) => ({ step: p.step, needs: p.needs, optional: p.optional })),
           startedAt: iso(s.startedAt)!,
-          queuedMs: s.startedAt - s.receivedAt,
+          queuedMs: durationBetween(s.receivedAt, s.startedAt),
         },
         { subject: s.analysisId, traceparent: childTraceparent(s.traceparent) },
       )
@@ -261,14 +267,28 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
 
   // ---- steps ----------------------------------------------------------------
 
-  /** Starts every pending step whose needs have completed; completes the analysis when every step has ended. */
+  /**
+   * Starts every pending step whose needs have completed; completes the analysis when every step
+   * has ended. A pending step one of whose needs failed (an optional step: a required one failed
+   * the analysis) can never start, so it fails at once, with the reason, and its own failure goes
+   * the same way (failStep → advance): an optional step needing another optional one used to stay
+   * pending for ever, the analysis running and holding its slot (test/orchestrator.robustness.test.ts).
+   */
   function advance(s: AnalysisState): void {
     if (s.terminal || s.status !== 'running') return;
+    const failed = new Set(s.steps.filter((st) => st.status === 'failed').map((st) => st.name));
+    const blocked = s.steps.find((st) => st.status === 'pending' && entry(s, st).needs.some((n) => failed.has(n)));
+    if (blocked) {
+      const need = entry(s, blocked).needs.find((n) => failed.has(n))!;
+      const reason = stepNamed(s, need)?.error;
+      const message = `${blocked.name} needs ${need}, which failed${reason ? ` (${reason.code}: ${reason.message})` : ''}`;
+      return failStep(s, blocked, { code: 'STEP_FAILED' satisfies ErrorCode, message: boundedText(message, REASON_MAX), retryable: false });
+    }
     const done = new Set(s.steps.filter((st) => st.status === 'completed').map((st) => st.name));
     for (const st of s.steps) {
       if (st.status === 'pending' && entry(s, st).needs.every((n) => done.has(n))) startAttempt(s, st);
     }
-    if (s.steps.every((st) => ended(s, st))) void finish(s, 'completed');
+    if (s.steps.every((st) => ended(s, st))) end(s, 'completed');
   }
 
   function startAttempt(s: AnalysisState, st: StepState): void {
@@ -349,14 +369,18 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       return;
     }
     const last = st.attempts[st.attempts.length - 1]!;
-    if (which.outcome === 'failed' && a !== last) {
+    // A failure of an attempt already over (superseded, or timed out with its retry scheduled) is
+    // ignored: it would fail the step beside the retry, or count the retry twice. A late success
+    // is still taken.
+    if (which.outcome === 'failed' && (a !== last || a.endedAt !== undefined)) {
       stats.ignored.staleFailure++;
-      log.info({ analysisId: s.analysisId, type: evt.type, attempt: a.n }, 'failure of a superseded attempt ignored');
+      log.info({ analysisId: s.analysisId, type: evt.type, attempt: a.n }, 'failure of an attempt already over ignored');
       return;
     }
     const now = clock.now();
     clearTimer(timerKey(s, st));
-    dispatcher.release(last.instance);
+    // Only an attempt still running holds its instance: a timed-out one was released then.
+    if (last.endedAt === undefined && st.status === 'running') dispatcher.release(last.instance);
     waiting.get(STEPS[st.name].command)?.delete(s.analysisId);
     a.endedAt = now;
     a.outcome = which.outcome;
@@ -386,7 +410,8 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     a.endedAt = now;
     a.outcome = 'timeout';
     stats.timeouts++;
-    if (a.sentAt === undefined) {
+    // Never sent, or sent to an instance that left with no other to take it (dispatch cleared it).
+    if (a.sentAt === undefined || a.instance === undefined) {
       const error = { code: 'NO_HANDLER' satisfies ErrorCode, message: `no live ${STEPS[st.name].service} instance within ${timeoutMs} ms; start the service`, retryable: false };
       a.error = error;
       return void failStep(s, st, error);
@@ -410,7 +435,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
     }
     const reason =
       error.retryable && st.attempts.length > 1
-        ? { code: 'RETRIES_EXHAUSTED' satisfies ErrorCode, message: `${st.name} failed ${st.attempts.length} times; last: ${error.code}: ${error.message}`.slice(0, 2000), retryable: false }
+        ? { code: 'RETRIES_EXHAUSTED' satisfies ErrorCode, message: boundedText(`${st.name} failed ${st.attempts.length} times; last: ${error.code}: ${error.message}`, REASON_MAX), retryable: false }
         : error;
     failStep(s, st, reason);
   }
@@ -430,10 +455,23 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       advance(s);
       return;
     }
-    void finish(s, 'failed', st.name, reason);
+    end(s, 'failed', st.name, reason);
   }
 
   // ---- ending ---------------------------------------------------------------
+
+  /**
+   * Ends the analysis without waiting. finish() must never reject unheard: a rejection nothing
+   * handles stops the agent, and since the analysis stays open the restart resumes it into the
+   * same failure (a boot loop; durations were once the cause, shared/src/schemas/common.ts
+   * durationBetween). Logged instead: the analysis stays open until the agent restarts.
+   */
+  function end(s: AnalysisState, outcome: 'completed' | 'failed', step?: StepName | null, reason?: FailureReason): void {
+    finish(s, outcome, step, reason).catch((err: unknown) => {
+      stats.endErrors++;
+      log.error({ err, analysisId: s.analysisId, outcome }, 'ending the analysis failed; it stays open until the agent restarts');
+    });
+  }
 
   async function finish(s: AnalysisState, outcome: 'completed' | 'failed', step?: StepName | null, reason?: FailureReason): Promise<void> {
     if (s.terminal) return; // never two terminal events for one analysis
@@ -458,7 +496,7 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       const startedAt = s.startedAt ?? s.receivedAt;
       s.terminal = {
         published: false,
-        event: bus.buildEvent('analysis.completed', { ...common, image: s.image, uploadedAt: s.uploadedAt, startedAt: iso(startedAt)!, completedAt: iso(now)!, durationMs: now - startedAt }, meta),
+        event: bus.buildEvent('analysis.completed', { ...common, image: s.image, uploadedAt: s.uploadedAt, startedAt: iso(startedAt)!, completedAt: iso(now)!, durationMs: durationBetween(startedAt, now) }, meta),
       };
     } else {
       stats.failed++;
@@ -564,7 +602,11 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       if (!active(st)) continue;
       const a = st.attempts[st.attempts.length - 1];
       if (!a || st.retryAt !== undefined || a.endedAt !== undefined) {
-        setTimer(timerKey(s, st), st.retryAt ?? clock.now(), () => startAttempt(s, st));
+        // retryAt is wall-clock time from before the restart; a clock now set back (a gateway
+        // booted offline) would stretch the wait by as much, so it is never longer than the
+        // policy's longest delay.
+        const wait = Math.min(Math.max(0, (st.retryAt ?? clock.now()) - clock.now()), entry(s, st).retry.maxDelayMs);
+        setTimer(timerKey(s, st), clock.now() + wait, () => startAttempt(s, st));
         continue;
       }
       // Re-send the step's current command (same id; handlers tolerate duplicates) with a fresh timeout.

@@ -1,4 +1,4 @@
-import type { AnalysisResults, AnyEvent, FailureReason, ImageRef, StepName, StepSummary } from '@tu/shared';
+import { durationBetween, type AnalysisResults, type AnyEvent, type FailureReason, type ImageRef, type StepName, type StepSummary } from '@tu/shared';
 import type { PlanStep } from '@tu/firmware-config';
 
 export type AnalysisStatus = 'queued' | 'running' | 'completed' | 'failed';
@@ -74,7 +74,7 @@ export function summarizeSteps(s: AnalysisState): StepSummary[] {
       attempts: st.attempts.length,
       ...(st.startedAt !== undefined ? { startedAt: iso(st.startedAt) } : {}),
       ...(st.endedAt !== undefined ? { endedAt: iso(st.endedAt) } : {}),
-      ...(st.startedAt !== undefined && st.endedAt !== undefined ? { durationMs: st.endedAt - st.startedAt } : {}),
+      ...(st.startedAt !== undefined && st.endedAt !== undefined ? { durationMs: durationBetween(st.startedAt, st.endedAt) } : {}),
       ...(last?.instance ? { instance: last.instance } : {}),
       ...(st.error ? { error: st.error } : {}),
     };
@@ -108,7 +108,7 @@ export function statusView(s: AnalysisState): AnalysisStatusView {
     uploadedAt: s.uploadedAt,
     ...(s.startedAt !== undefined ? { startedAt: iso(s.startedAt) } : {}),
     ...(s.endedAt !== undefined ? { endedAt: iso(s.endedAt) } : {}),
-    ...(s.startedAt !== undefined && s.endedAt !== undefined ? { durationMs: s.endedAt - s.startedAt } : {}),
+    ...(s.startedAt !== undefined && s.endedAt !== undefined ? { durationMs: durationBetween(s.startedAt, s.endedAt) } : {}),
     steps: s.steps.map((st, i) => ({
       ...summaries[i]!,
       timeline: st.attempts.map((a) => ({

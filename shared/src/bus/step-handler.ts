@@ -1,8 +1,9 @@
 import { STEPS, type DataOf } from '../catalog.js';
 import { childTraceparent } from '../ids.js';
-import type { FailureReason, StepName } from '../schemas/common.js';
+import { REASON_MAX, type FailureReason, type StepName } from '../schemas/common.js';
 import type { AnyEvent, BusClient, CommandOf } from './client.js';
 import { isErrorCode, type ErrorCode } from '../errors.js';
+import { boundedText } from './storable-text.js';
 
 type Steps = typeof STEPS;
 export type StepCommand<S extends StepName> = CommandOf<Steps[S]['command']>;
@@ -72,13 +73,13 @@ export async function serveStep<S extends StepName>(
 }
 
 export function toFailureReason(err: unknown): FailureReason {
-  if (err instanceof StepError) return { code: err.code, message: err.message.slice(0, 2000) || err.code, retryable: err.retryable };
+  if (err instanceof StepError) return { code: err.code, message: boundedText(err.message, REASON_MAX) || err.code, retryable: err.retryable };
   const code = (err as { code?: unknown })?.code;
   const message = err instanceof Error ? err.message : String(err);
   return {
     // Only catalogue codes go on the bus: a library's own code (a Node errno, say) is an internal error.
     code: isErrorCode(code) ? code : 'INTERNAL_ERROR',
-    message: message.slice(0, 2000) || 'unknown error',
+    message: boundedText(message, REASON_MAX) || 'unknown error',
     retryable: true,
   };
 }

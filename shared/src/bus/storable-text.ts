@@ -43,3 +43,21 @@ export function unstorableTextAt(value: unknown, root = '$'): string | undefined
  * without one need not be walked.
  */
 export const hasEscapes = (json: string): boolean => json.includes('\\u');
+
+// eslint-disable-next-line no-control-regex -- the NUL is what is replaced
+const UNSTORABLE_ALL = /[\u0000\p{Cs}]/gu;
+
+/**
+ * `text` fit for a bounded text field of a message (a failure reason's message, at most 2000
+ * characters): every NUL and unpaired surrogate becomes U+FFFD, and the cut at `max` UTF-16 code
+ * units never splits a surrogate pair. Every receiver refuses a message holding either
+ * (decodeInbound), so a handler's error text holding one, or a cut through an emoji, made the
+ * step's `*.failed` event vanish: the step then failed as a timeout, its real reason lost, and an
+ * `analysis.failed` cut that way reached no one (test/orchestrator.robustness.test.ts).
+ */
+export function boundedText(text: string, max: number): string {
+  const clean = UNSTORABLE.test(text) ? text.replace(UNSTORABLE_ALL, '\ufffd') : text;
+  if (clean.length <= max) return clean;
+  const cut = clean.slice(0, max);
+  return /[\ud800-\udbff]$/.test(cut) ? cut.slice(0, -1) : cut;
+}

@@ -18,7 +18,20 @@ export const isoTime = z.iso.datetime({ offset: true }).refine((t) => {
 }, 'a time between the years 1970 and 9999 (UTC)');
 export const machineId = z.string().min(1).max(128);
 export const attempt = z.number().int().min(1).max(100);
-export const durationMs = z.number().nonnegative().max(86_400_000);
+/** The longest duration a message carries (a day): no step or analysis runs that long. */
+export const MAX_DURATION_MS = 86_400_000;
+export const durationMs = z.number().nonnegative().max(MAX_DURATION_MS);
+
+/**
+ * The time from one wall-clock reading to another, as a message carries it (0 to a day). The
+ * wall clock can be set back or years ahead between the two (NTP after a gateway booted offline;
+ * an analysis resumed after a weekend switched off): a raw difference outside the schema made
+ * the terminal event unbuildable, and the agent crashed again on every restart as it resumed the
+ * same analysis (test/orchestrator.robustness.test.ts). Such a duration is wrong, but bounded.
+ */
+export function durationBetween(from: number, to: number): number {
+  return Math.min(MAX_DURATION_MS, Math.max(0, to - from));
+}
 export const unit = z.number().min(0).max(1);
 
 /**
@@ -46,10 +59,13 @@ export const imageRef = z.object({
 });
 export type ImageRef = z.infer<typeof imageRef>;
 
+/** The longest failure message a message carries; cut with boundedText (shared/src/bus/storable-text.ts). */
+export const REASON_MAX = 2000;
+
 /** A failure reason: machine-readable code, a human-actionable message, and whether retrying may help. */
 export const failureReason = z.object({
   code: z.string().regex(/^[A-Z][A-Z0-9_]{1,63}$/),
-  message: z.string().min(1).max(2000),
+  message: z.string().min(1).max(REASON_MAX),
   retryable: z.boolean(),
 });
 export type FailureReason = z.infer<typeof failureReason>;

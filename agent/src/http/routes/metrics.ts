@@ -22,6 +22,7 @@ export function metricsText(deps: AppDeps): string {
     .metric('tu_queue_depth', 'gauge', 'Analyses waiting in the orchestrator queue.', o.queued)
     .metric('tu_store_commits_total', 'counter', 'State store commits.', deps.store.stats.commits)
     .metric('tu_store_persist_errors_total', 'counter', 'Failed state persists.', o.persistErrors)
+    .metric('tu_orchestrator_end_errors_total', 'counter', 'Analyses that could not be ended (their terminal event could not be built); they stay open until a restart.', o.endErrors)
     .metric('tu_bus_rejected_total', 'counter', 'Inbound messages rejected by the orchestrator bus client, by code.', byCode(bus.rejectedByCode))
     .metric('tu_bus_published_total', 'counter', 'Messages published by the orchestrator.', bus.published)
     .metric('tu_broker_clients', 'gauge', 'Connected MQTT clients.', b.clients)
