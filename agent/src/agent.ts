@@ -72,6 +72,8 @@ export interface AgentDeps {
  */
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<Agent> {
   const log = deps.logger;
+  const clock = deps.clock ?? systemClock;
+  const startedMono = clock.monotonic();
   dropMqttNumberCache();
   const dataDir = path.resolve(config.dataDir);
   fs.mkdirSync(dataDir, { recursive: true });
@@ -105,7 +107,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       maxPayloadBytes: config.broker.maxPayloadBytes,
     };
     // Every store tells the guard of failed writes: a full disk refuses new work with 507, never crashes (fs/storage-guard.ts).
-    const storage = createStorageGuard({ dataDir, minFreeBytes: config.storage.minFreeBytes, clock: deps.clock ?? systemClock, logger: log });
+    const storage = createStorageGuard({ dataDir, minFreeBytes: config.storage.minFreeBytes, clock, logger: log });
     closers.push(() => storage.stop());
     // One thread writes every SQLite file that must not block the event loop (the store, the
     // journal, the outbox): a thread each would cost ~11 MB apiece (sqlite/writer-thread.ts).
@@ -115,7 +117,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     const store = await openStateStore({
       file: path.join(dataDir, 'orchestrator.sqlite'),
       durability: config.orchestrator.durability,
-      clock: deps.clock ?? systemClock,
+      clock,
       onWriteError: (err) => void storage.report(err, 'analysis state store'),
       thread: writerThread,
     });
@@ -142,7 +144,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     const uplink = await startUplink(config, {
       identity: busIdentity,
       dataDir,
-      clock: deps.clock ?? systemClock,
+      clock,
       random: deps.random ?? Math.random,
       logger: log,
       blobs,
@@ -163,7 +165,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       store,
       config: config.orchestrator,
       logger: log,
-      clock: deps.clock ?? systemClock,
+      clock,
       registeredMachine: () => device.machine(),
       ...(uplink.terminalOnDisk ? { terminalOnDisk: uplink.terminalOnDisk } : {}),
       ...(deps.random ? { random: deps.random } : {}),
@@ -235,7 +237,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       storage,
       quota,
       logger: log,
-      clock: deps.clock ?? systemClock,
+      clock,
     });
     closers.push(() => intake.stop());
     await intake.recover();
@@ -252,7 +254,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       store: examples,
       analysis: (id) => orchestrator.status(id),
       embeddingOf: (v) => readEmbedding(blobs, v),
-      clock: deps.clock ?? systemClock,
+      clock,
       logger: log,
       onLabelled: () => refitter.schedule(),
     });
@@ -297,7 +299,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         servicesInProcess: { ...config.services },
         plan: config.orchestrator.plan,
         storage: () => ({ ...storage.status(), quota: quota.status(), stateStore: store.stats.retrying, outbox: outbox?.stats.retrying }),
-        startedAt: Date.now(),
+        uptimeMs: () => clock.monotonic() - startedMono,
         events,
         thumbnailOf: (sha) => readThumbnailBase64(blobs, sha),
       },

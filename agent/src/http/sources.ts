@@ -60,6 +60,10 @@ export interface AppDeps {
   eventsMaxBufferedBytes?: number;
   /** Directory of the built technician UI (default agent/ui/dist). */
   uiDir?: string;
-  /** HTTP request counters, owned by the app. */
-  startedAt: number;
+  /**
+   * Milliseconds since the agent started, on the monotonic clock: the wall clock of a gateway
+   * booted offline is set by NTP later, by years, and "up 56 years" (or a negative uptime) was
+   * what health said then.
+   */
+  uptimeMs: () => number;
 }

@@ -65,7 +65,7 @@ export function healthView(deps: AppDeps) {
     reasons,
     gatewayId: deps.gatewayId,
     agent: { version: agentVersion() },
-    uptimeS: Math.round((Date.now() - deps.startedAt) / 1000),
+    uptimeS: Math.round(deps.uptimeMs() / 1000),
     broker: {
       up: brokerUp,
       clients: deps.broker.stats.clients,
