@@ -1,7 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import mqemitter from 'mqemitter';
-import mqemitterRedis from 'mqemitter-redis';
-import { Redis } from 'ioredis';
 import { createLogger, systemClock, type Clock, type Logger } from '@tu/shared';
 import { buildApp } from './app.js';
 import { storageUrl, type RelayConfig } from './config.js';
@@ -10,6 +8,7 @@ import type { AppDeps } from './http/deps.js';
 import type { Emitter } from './ingest/fanout.js';
 import { Ingest } from './ingest/pipeline.js';
 import { Presence } from './ingest/presence.js';
+import { RedisFanout } from './ingest/redis-fanout.js';
 import { RedisState } from './ingest/redis-state.js';
 import { StorageQueue } from './ingest/storage-queue.js';
 import { ingressLimits, startEmbeddedIngress } from './ingress/embedded.js';
@@ -43,18 +42,6 @@ export interface Relay {
 
 /** Wraps the storage (tests: an artificially slow database). */
 export type StorageWrapper = (s: Storage) => Storage;
-
-function createEmitter(config: RelayConfig): Emitter {
-  if (config.redis) {
-    // Our own connections: given a connection string, mqemitter-redis drops its own
-    // enableAutoPipelining, and every accepted event was then one PUBLISH and one socket write
-    // (about 4% of a relay's CPU at 3,000 events/s, bench/fleet.bench.ts). Auto-pipelined, the
-    // events of one event-loop turn go out in one write. It closes both on close().
-    const url = config.redis.url;
-    return mqemitterRedis({ pubConn: new Redis(url, { enableAutoPipelining: true }), subConn: new Redis(url) }) as unknown as Emitter;
-  }
-  return mqemitter({ concurrency: 10_000 }) as unknown as Emitter;
-}
 
 /** Starts storage, the ingress, the fan-out and the HTTP/GraphQL server. */
 export async function startRelay(config: RelayConfig, opts: { logger?: Logger; wrapStorage?: StorageWrapper; clock?: Clock } = {}): Promise<Relay> {
@@ -96,9 +83,11 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     const clock = opts.clock ?? systemClock;
     const now = () => new Date(clock.now());
     const presence = new Presence(queue, { authoritative: config.ingress.mode === 'embedded', now, ...(shared ? { shared } : {}), logger: logger.child({ component: 'presence' }) });
-    const emitter = createEmitter(config);
-    cleanup.push(() => new Promise<void>((r) => emitter.close(() => r())));
-    const ingest = new Ingest({ registry, queue, emitter, presence, logger: logger.child({ component: 'ingest' }), maxPayloadBytes: config.ingress.maxPayloadBytes, dedupWindow: config.dedupWindow, now, ...(shared ? { sharedIds: shared } : {}) });
+    // Several instances: the fan-out through Redis (redis-fanout.ts); one: in memory.
+    const fanout = config.redis ? new RedisFanout({ url: config.redis.url, logger: logger.child({ component: 'fanout' }), now: () => clock.now() }) : undefined;
+    const emitter = fanout?.emitter ?? (mqemitter({ concurrency: 10_000 }) as unknown as Emitter);
+    cleanup.push(() => (fanout ? fanout.close() : new Promise<void>((r) => emitter.close(() => r()))));
+    const ingest = new Ingest({ registry, queue, emitter, presence, logger: logger.child({ component: 'ingest' }), maxPayloadBytes: config.ingress.maxPayloadBytes, dedupWindow: config.dedupWindow, now, ...(shared ? { sharedIds: shared } : {}), ...(fanout ? { onFanoutError: (err: Error) => fanout.failed(err) } : {}) });
     ingest.prime(await storage.recentEventIds(config.dedupWindow));
     const retention = new EventRetention({ storage, clock, logger: logger.child({ component: 'retention' }) }, config.storage.retention);
     retention.start();
@@ -119,6 +108,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
       queue,
       ingest,
       emitter,
+      ...(fanout ? { fanout: () => fanout.health() } : {}),
       verifier: await createVerifier(config.jwt),
       ingress: () => ingress?.stats,
       ...(mqttOverWebSocket ? { mqttOverWebSocket } : {}),

@@ -4,6 +4,7 @@ import type { TokenVerifier } from '../graphql/auth.js';
 import type { GraphqlLimits } from '../graphql/limits.js';
 import type { Emitter } from '../ingest/fanout.js';
 import type { Ingest } from '../ingest/pipeline.js';
+import type { FanoutHealth } from '../ingest/redis-fanout.js';
 import type { Presence } from '../ingest/presence.js';
 import type { StorageQueue } from '../ingest/storage-queue.js';
 import type { IngressStats } from '../ingress/types.js';
@@ -19,6 +20,8 @@ export interface AppDeps {
   queue: StorageQueue;
   ingest: Ingest;
   emitter: Emitter;
+  /** The fan-out through Redis, when configured (`redis.url`): whether it works now. */
+  fanout?: () => FanoutHealth;
   verifier: TokenVerifier;
   /** Limits on every GraphQL operation (graphql/limits.ts). */
   graphql: GraphqlLimits;

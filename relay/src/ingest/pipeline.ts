@@ -20,6 +20,8 @@ export interface IngestStats {
   /** Shared window unavailable (Redis): the event was fanned out unchecked there. */
   sharedErrors: number;
   fannedOut: number;
+  /** Fan-out publishes that failed (Redis away): the event was stored, but no subscriber got it. */
+  fanoutErrors: number;
 }
 
 export type IngestOutcome = { ok: true; duplicate: boolean } | { ok: false; code: ErrorCode; message: string };
@@ -31,7 +33,7 @@ export type IngestOutcome = { ok: true; duplicate: boolean } | { ok: false; code
  * acknowledges the gateway's QoS 1 publish only then), or at once when rejected.
  */
 export class Ingest {
-  readonly stats: IngestStats = { received: 0, accepted: 0, rejected: {}, duplicates: 0, sharedDuplicates: 0, sharedErrors: 0, fannedOut: 0 };
+  readonly stats: IngestStats = { received: 0, accepted: 0, rejected: {}, duplicates: 0, sharedDuplicates: 0, sharedErrors: 0, fannedOut: 0, fanoutErrors: 0 };
   readonly #recent: RecentIds;
   /** Per-gateway chains, used only while a gateway's registry entry is being loaded (keeps order). */
   readonly #loading = new Map<string, Promise<unknown>>();
@@ -48,6 +50,8 @@ export class Ingest {
       presence?: Pick<Presence, 'seen'>;
       /** The duplicate window shared with the other instances (Redis); see #accept. */
       sharedIds?: SharedRecentIds;
+      /** Told of each failed fan-out: the Redis fan-out logs it (rate-limited) and keeps it for health. */
+      onFanoutError?: (err: Error) => void;
       now?: () => Date;
     },
   ) {
@@ -136,7 +140,13 @@ export class Ingest {
       this.stats.accepted++;
       this.deps.presence?.seen(gatewayId);
       // Fan-out first: subscribers never wait for the database.
-      this.deps.emitter.emit({ topic: fanoutTopic(tenantId, gatewayId), payload: { analysisEvents: toPayload(e, gatewayId) } });
+      // With a callback: without one, mqemitter-redis raised a failed PUBLISH as an 'error' event
+      // (relay/src/ingest/redis-fanout.ts). Storage does not wait for it either way.
+      this.deps.emitter.emit({ topic: fanoutTopic(tenantId, gatewayId), payload: { analysisEvents: toPayload(e, gatewayId) } }, (err) => {
+        if (!err) return;
+        this.stats.fanoutErrors++;
+        this.deps.onFanoutError?.(err);
+      });
       this.stats.fannedOut++;
     } else this.stats.sharedDuplicates++;
     const receivedAt = (this.deps.now?.() ?? new Date()).toISOString();

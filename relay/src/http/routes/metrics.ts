@@ -17,6 +17,7 @@ export function metricsText(deps: AppDeps): string {
       [{ stage: 'storage' }, q.duplicates],
     ])
     .metric('tu_relay_shared_dedup_errors_total', 'counter', 'Events fanned out unchecked because the shared duplicate window (redis) did not answer.', i.sharedErrors)
+    .metric('tu_relay_fanout_errors_total', 'counter', 'Events stored but not fanned out because the publish to redis failed (redis.url; subscribers on every instance missed them).', i.fanoutErrors)
     .metric('tu_relay_events_stored_total', 'counter', 'Events written to storage.', q.stored)
     .metric('tu_relay_machine_upserts_total', 'counter', 'Machine records upserted.', q.upserts)
     .metric('tu_relay_analyses_written_total', 'counter', 'Analyses written.', q.analyses)
