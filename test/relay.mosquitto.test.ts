@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { checkGatewayPublish, relaySubscriptions, topicMatches, topics } from '@tu/shared';
-import type { Relay } from '@tu/relay';
+import { Registry, type Relay } from '@tu/relay';
 import { until } from './support/harness.js';
 import { startMosquitto } from './support/mosquitto.js';
 import { analysisFlow, connectGateway, gql, publishEvent, startTestRelay, subscribeEvents, tokenFor } from './support/relay.js';
@@ -11,9 +11,9 @@ type Ctx = { relay: Relay; mosq: Awaited<ReturnType<typeof startMosquitto>>; gws
 const test = suite<Ctx>('relay ingress through an external Mosquitto (password file + ACL)');
 
 test.before(async (ctx) => {
-  ctx.secrets = { 'gw-m1': 'gw-m1-secret-0123456789', 'gw-m2': 'gw-m2-secret-0123456789' };
+  ctx.secrets = { 'gw-m1': 'gw-m1-secret-0123456789', 'gw-m2': 'gw-m2-secret-0123456789', 'gw-r1': 'gw-r1-secret-0123456789', 'gw-r2': 'gw-r2-secret-0123456789' };
   ctx.mosq = await startMosquitto({ ...ctx.secrets, relay: 'relay-password-0123456789' }, 'relay');
-  ctx.relay = await startTestRelay({ overrides: { 'ingress.mode': 'external', 'ingress.url': ctx.mosq.url, 'ingress.username': 'relay', 'ingress.password': 'relay-password-0123456789', 'ingress.clientId': `relay-test-${process.pid}` } });
+  ctx.relay = await startTestRelay({ overrides: { 'ingress.mode': 'external', 'ingress.url': ctx.mosq.url, 'ingress.username': 'relay', 'ingress.password': 'relay-password-0123456789', 'ingress.clientId': `relay-test-${process.pid}`, 'ingress.credentialCheckMs': 200 } });
   await ctx.relay.registry.addTenant('acme');
   for (const [id, secret] of Object.entries(ctx.secrets)) await ctx.relay.registry.addGateway(id, 'acme', { secret });
   ctx.gws = [];
@@ -85,6 +85,55 @@ test('a real Mosquitto running the generated ACL agrees with the contract, topic
   const through = candidates.filter((t) => seen.includes(`${t} probe-${t}`));
   assert.equal(through, candidates.filter((t) => checkGatewayPublish('gw-m2', t, false).ok));
   await watcher.endAsync();
+});
+
+/** Publishes the flow (acknowledged by the broker on receipt) and waits for the relay to handle it; what came of it. */
+async function publishAfterRevocation(ctx: Ctx, gwId: string): Promise<{ acks: string[]; stored: number; fannedOut: number; refused: number }> {
+  const sub = await subscribeEvents(ctx.relay, await tokenFor('acme'), gwId);
+  const refusedBefore = ctx.relay.deps.ingest.stats.rejected.UNKNOWN_GATEWAY ?? 0;
+  const receivedBefore = ctx.relay.deps.ingest.stats.received;
+  const c = await connectGateway(ctx.mosq.url, gwId, ctx.secrets[gwId]!);
+  ctx.gws.push(c);
+  const flow = analysisFlow(gwId);
+  const acks: string[] = [];
+  for (const e of flow) acks.push(await publishEvent(c, gwId, e));
+  await until(() => ctx.relay.deps.ingest.stats.received >= receivedBefore + flow.length && ctx.relay.deps.queue.depth === 0, 5000, 'the relay to handle the flow');
+  // A fan-out (or a write) would show by now.
+  await new Promise((r) => setTimeout(r, 300));
+  await sub.close();
+  c.end(true);
+  return { acks, stored: await ctx.relay.storage.countEvents({ gatewayId: gwId }), fannedOut: sub.events.length, refused: (ctx.relay.deps.ingest.stats.rejected.UNKNOWN_GATEWAY ?? 0) - refusedBefore };
+}
+
+test('a gateway revoked through this instance: the broker still lets it publish (its password file), the relay acknowledges and refuses its events, never stores nor fans them out', async (ctx) => {
+  assert.ok(await ctx.relay.registry.revoke('gw-r1'));
+  const r = await publishAfterRevocation(ctx, 'gw-r1');
+  assert.ok(r.acks.length > 0 && r.acks.every((a) => a === 'ok'), r.acks.join());
+  assert.equal({ stored: r.stored, fannedOut: r.fannedOut, refused: r.refused }, { stored: 0, fannedOut: 0, refused: r.acks.length });
+  // The registry says "revoked" by each read: the cached row, a re-read of all, a fresh start.
+  assert.is((await ctx.relay.registry.gateway('gw-r1'))?.revoked, true);
+  await ctx.relay.registry.refresh();
+  assert.is(ctx.relay.registry.cached('gw-r1')?.revoked, true);
+  const fresh = new Registry(ctx.relay.storage);
+  await fresh.load();
+  assert.is(fresh.cached('gw-r1')?.revoked, true);
+  assert.is(fresh.cached('gw-m1')?.revoked, false);
+});
+
+test('a gateway revoked elsewhere (the CLI, another instance): its events are refused within ingress.credentialCheckMs', async (ctx) => {
+  // Let the relay take (and cache) one event first, as a gateway at work would.
+  const c = await connectGateway(ctx.mosq.url, 'gw-r2', ctx.secrets['gw-r2']!);
+  const [first] = analysisFlow('gw-r2');
+  const stored = ctx.relay.deps.queue.stats.stored;
+  assert.is(await publishEvent(c, 'gw-r2', first!), 'ok');
+  await until(() => ctx.relay.deps.queue.stats.stored > stored, 5000, 'stored');
+  assert.is(await ctx.relay.storage.countEvents({ gatewayId: 'gw-r2' }), 1);
+  c.end(true);
+  // What `gateways revoke` does: its own registry over the same storage; this instance's cache is not told.
+  assert.ok(await new Registry(ctx.relay.storage).revoke('gw-r2'));
+  await until(() => ctx.relay.registry.cached('gw-r2')?.revoked === true, 5000, 'the credential check (200 ms) to see the revocation');
+  const r = await publishAfterRevocation(ctx, 'gw-r2');
+  assert.equal({ stored: r.stored, fannedOut: r.fannedOut, refused: r.refused }, { stored: 1, fannedOut: 0, refused: r.acks.length });
 });
 
 test.run();

@@ -41,9 +41,10 @@ export const relayConfigSchema = z
         /** mqtts on the embedded broker's TCP port (the same certificate may serve http.tls). */
         tls: tlsFiles.optional(),
         /**
-         * Embedded broker: how often the instance re-reads the registry and closes the open
-         * connections of gateways revoked or given a new secret since they logged in (through any
-         * instance or the CLI). The longest a revoked gateway stays connected.
+         * How often the instance re-reads the registry for gateways revoked or given a new secret
+         * through another instance or the CLI (relay/src/registry/refresh.ts). Embedded broker: it
+         * closes their open connections, so this is the longest a revoked gateway stays connected.
+         * External broker: the longest its events are still taken after a revocation made elsewhere.
          */
         credentialCheckMs: z.number().int().min(200).max(3_600_000).default(30_000),
         /** External broker URL (mqtt://, mqtts://, ws://, wss://), required in external mode. */

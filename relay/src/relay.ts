@@ -137,7 +137,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     cleanup.unshift(() => app.close());
     await app.listen({ host: config.http.host, port: config.http.port });
     if (config.ingress.mode === 'external') {
-      ingress = await startExternalIngress({ url: config.ingress.url!, username: config.ingress.username, password: config.ingress.password, clientId: config.ingress.clientId, ingest, presence, logger });
+      ingress = await startExternalIngress({ url: config.ingress.url!, username: config.ingress.username, password: config.ingress.password, clientId: config.ingress.clientId, ingest, presence, registry, credentialCheckMs: config.ingress.credentialCheckMs, logger });
     }
     if (config.ingress.mode === 'rabbitmq') {
       // After listen: the broker asks this relay (or another instance) whether the relay's own user may log in.

@@ -43,7 +43,8 @@ export async function newGatewaySecret(config: RelayConfig, registry: Registry, 
 /**
  * How the gateway's connections made with its old secret end, by ingress mode. Embedded: every
  * instance closes them at its next credential check (ingress.credentialCheckMs; Registry.stillValid
- * compares the stored hash). RabbitMQ: the broker refuses the old secret once its cached answer
+ * compares the stored hash). External: the broker logs it in, so only its events are refused, by
+ * every instance within ingress.credentialCheckMs. RabbitMQ: the broker refuses the old secret once its cached answer
  * expires; open connections are closed through the management API when configured. A rotated
  * gateway stays active, so unlike a revoked one its open connection is not dead-lettered: without
  * management it stays open until it reconnects, and then needs the new secret.
@@ -52,7 +53,10 @@ async function cutOff(config: RelayConfig, id: string, done: string, what: 'revo
   const r = config.ingress.mode === 'rabbitmq' ? config.ingress.rabbitmq : undefined;
   if (!r) {
     if (config.ingress.mode === 'embedded') return `${done}; its open connections are closed within ingress.credentialCheckMs (${config.ingress.credentialCheckMs} ms)`;
-    return `${done}; with an external broker, change its password there too (mosquitto_passwd)`;
+    // External: the broker's password file still lets it in; the instances refuse its events (relay/src/registry/refresh.ts).
+    return what === 'revoked'
+      ? `${done}; every relay instance refuses its events within ingress.credentialCheckMs (${config.ingress.credentialCheckMs} ms); remove it from the external broker's password file too (mosquitto_passwd -D)`
+      : `${done}; with an external broker, change its password there too (mosquitto_passwd)`;
   }
   const cacheNote = `the broker refuses its next connection${what === 'revoked' ? '' : ' with the old secret'} within ingress.rabbitmq.cacheTtlMs (${r.cacheTtlMs} ms)`;
   if (!r.management) {

@@ -87,6 +87,10 @@ export class Ingest {
     this.stats.received++;
     const gw = this.deps.registry.cached(gatewayId);
     if (!gw) return Promise.resolve(this.#reject(gatewayId, 'UNKNOWN_GATEWAY', `gateway ${gatewayId.slice(0, 64)} is not registered`));
+    // An external broker logs gateways in from its own password file, so a revoked gateway still
+    // gets its events to us: refused here, on every ingress (relay/src/ingress/external.ts says
+    // how soon this instance learns of a revocation).
+    if (gw.revoked) return Promise.resolve(this.#reject(gatewayId, 'UNKNOWN_GATEWAY', `gateway ${gatewayId} is revoked (\`gateways restore\` lets it in again)`));
     const type = topic.split('/')[3];
     if (type && isCommandType(type)) return Promise.resolve(this.#reject(gatewayId, 'COMMAND_REFUSED', `command ${type} on ${topic.slice(0, 200)}`));
     const d = decodeInbound(topic, payload, { gatewayId, maxPayloadBytes: this.deps.maxPayloadBytes });

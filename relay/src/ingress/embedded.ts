@@ -6,6 +6,7 @@ import { checkGatewayPublish, LoginThrottle, MqttAdmission, systemClock, type Ad
 import type { RelayConfig } from '../config.js';
 import type { Ingest } from '../ingest/pipeline.js';
 import type { Presence } from '../ingest/presence.js';
+import { refreshRegistryEvery } from '../registry/refresh.js';
 import type { GatewayInfo, Registry } from '../registry/registry.js';
 import { ConnectPacer, type ConnectPacerLimits } from './connect-pacer.js';
 import type { Ingress, IngressStats } from './types.js';
@@ -172,25 +173,20 @@ export async function startEmbeddedIngress(opts: {
   // A gateway revoked or given a new secret through another instance or the CLI is refused at
   // its next login (Registry.authenticate reads storage); its open connection is closed here,
   // within credentialCheckMs.
-  let checking = false;
-  const credentialCheck = setInterval(() => {
-    if (checking) return;
-    checking = true;
-    opts.registry
-      .refresh()
-      .then(() => {
-        for (const [gw, client] of current) {
-          const login = loginOf.get(client);
-          if (!login || opts.registry.stillValid(login)) continue;
-          stats.closedRevoked = (stats.closedRevoked ?? 0) + 1;
-          log.warn({ gatewayId: gw }, 'closed a gateway connection: the gateway was revoked or given a new secret since it logged in');
-          client.close();
-        }
-      })
-      .catch((err: Error) => log.error({ err: err.message }, 'credential check failed (registry unreadable); open connections stay until the next check'))
-      .finally(() => (checking = false));
-  }, opts.credentialCheckMs ?? 30_000);
-  credentialCheck.unref();
+  const stopCredentialCheck = refreshRegistryEvery({
+    registry: opts.registry,
+    everyMs: opts.credentialCheckMs ?? 30_000,
+    logger: log,
+    afterRefresh: () => {
+      for (const [gw, client] of current) {
+        const login = loginOf.get(client);
+        if (!login || opts.registry.stillValid(login)) continue;
+        stats.closedRevoked = (stats.closedRevoked ?? 0) + 1;
+        log.warn({ gatewayId: gw }, 'closed a gateway connection: the gateway was revoked or given a new secret since it logged in');
+        client.close();
+      }
+    },
+  });
 
   // TCP_NODELAY on every accepted socket (DESIGN §3), TLS or not (set again on the TLS socket,
   // which passes it to its TCP socket). Admission (shared/src/bus/admission.ts) applies once the
@@ -217,7 +213,7 @@ export async function startEmbeddedIngress(opts: {
     url: `${opts.tls ? 'mqtts' : 'mqtt'}://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
     handleStream: (stream, remoteAddress) => handle(stream, remoteAddress),
     async close() {
-      clearInterval(credentialCheck);
+      stopCredentialCheck();
       pacer.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));

@@ -2,6 +2,8 @@ import mqtt from 'mqtt';
 import { parseGatewayStatus, parseTopic, relaySubscriptions, type Logger } from '@tu/shared';
 import type { Ingest } from '../ingest/pipeline.js';
 import type { Presence } from '../ingest/presence.js';
+import { refreshRegistryEvery } from '../registry/refresh.js';
+import type { Registry } from '../registry/registry.js';
 import type { Ingress, IngressStats } from './types.js';
 
 /**
@@ -10,6 +12,12 @@ import type { Ingress, IngressStats } from './types.js';
  * as a privileged client to the contract's `relaySubscriptions()` with a persistent session (clean: false), so QoS 1 events wait in the broker
  * while the relay is down. The gateway is the topic's; the envelope's source must agree
  * (decodeInbound). An event is acknowledged to the broker once stored.
+ *
+ * The broker logs gateways in from its own password file, so a revoked gateway still gets in
+ * and publishes: the ingest pipeline refuses its events (acknowledged, never stored nor fanned
+ * out) once this instance knows of the revocation, at once when made through this instance,
+ * else within `credentialCheckMs` (relay/src/registry/refresh.ts). Remove it from the broker's
+ * password file to keep it out of the broker too.
  */
 export async function startExternalIngress(opts: {
   url: string;
@@ -18,6 +26,9 @@ export async function startExternalIngress(opts: {
   clientId: string;
   ingest: Ingest;
   presence: Presence;
+  registry: Registry;
+  /** How often the registry is re-read for revocations made elsewhere (config ingress.credentialCheckMs). */
+  credentialCheckMs: number;
   logger: Logger;
 }): Promise<Ingress> {
   const log = opts.logger.child({ component: 'ingress' });
@@ -66,9 +77,13 @@ export async function startExternalIngress(opts: {
   });
   const granted = await client.subscribeAsync(Object.fromEntries(relaySubscriptions().map((f) => [f, { qos: 1 as const }])));
   if (granted.some((g) => g.qos === 128)) throw new Error(`the external broker refused the relay's subscriptions (check its ACL for user ${opts.username ?? '(anonymous)'})`);
+  const stopCredentialCheck = refreshRegistryEvery({ registry: opts.registry, everyMs: opts.credentialCheckMs, logger: log });
   return {
     stats,
     url: opts.url,
-    close: () => client.endAsync(),
+    close: () => {
+      stopCredentialCheck();
+      return client.endAsync();
+    },
   };
 }

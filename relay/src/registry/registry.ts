@@ -18,14 +18,23 @@ export interface GatewayInfo {
   id: string;
   tenantId: string;
   name: string | null;
+  /** Revoked (`gateways revoke`): still its tenant's (its events stay), but nothing it sends is taken. */
+  revoked: boolean;
 }
+
+/** A stored row as the cache keeps it: revoked or not, said once here rather than by each reader. */
+type CachedGateway = GatewayRow & { revoked: boolean };
+const cachedRow = (row: GatewayRow): CachedGateway => ({ ...row, revoked: isRevoked(row) });
 
 /**
  * Tenants and gateways (with scrypt-hashed secrets), kept in the relay storage. Gateways are
  * cached in memory once seen (ingress and tenant checks are on the hot path); a miss reads storage.
+ * Revoked gateways are cached too, marked `revoked`, by every read (`load`, `gateway`, `refresh`,
+ * logins): the ingest pipeline refuses their events from the cache (relay/src/ingest/pipeline.ts),
+ * and a tenant still reads their history (GraphQL checks the tenant through `gateway`).
  */
 export class Registry {
-  #gateways = new Map<string, GatewayRow>();
+  #gateways = new Map<string, CachedGateway>();
   readonly #verified: VerifiedCache;
   /** `sharedLogins`: verified logins shared with the other instances (secrets.ts `VerifiedCache`). */
   constructor(
@@ -108,8 +117,10 @@ export class Registry {
     if (cached) return cached;
     if (!ID_RE.test(id)) return undefined;
     const row = await this.storage.getGateway(id);
-    if (row) this.#gateways.set(id, row);
-    return row;
+    if (!row) return undefined;
+    const entry = cachedRow(row);
+    this.#gateways.set(id, entry);
+    return entry;
   }
 
   /** The cached gateway, when it has been seen already (synchronous hot path). */
@@ -126,12 +137,14 @@ export class Registry {
    */
   async authenticate(id: string, secret: string): Promise<GatewayInfo | undefined> {
     if (!ID_RE.test(id)) return undefined;
-    let row: GatewayRow | undefined;
+    let row: CachedGateway | undefined;
     try {
       row = await this.#fresh(id);
     } catch (err) {
       row = this.#gateways.get(id);
       if (!row) throw err;
+      // A revoked row's hash (REVOKED_SECRET_HASH) verifies no secret anyway; said outright here.
+      if (row.revoked) return undefined;
     }
     if (!row) return undefined;
     return (await this.#verified.verify(id, secret, row.secretHash)) ? row : undefined;
@@ -166,24 +179,27 @@ export class Registry {
     return (await this.#fresh(id)) !== undefined;
   }
 
-  /** The gateway as storage has it now, unless unknown or revoked; the cache follows. */
-  async #fresh(id: string): Promise<GatewayRow | undefined> {
+  /** The gateway as storage has it now, unless unknown or revoked; the cache follows (a revoked one marked). */
+  async #fresh(id: string): Promise<CachedGateway | undefined> {
     if (!ID_RE.test(id)) return undefined;
     const row = await this.storage.getGateway(id);
-    if (!row || isRevoked(row)) {
+    if (!row) {
       this.#gateways.delete(id);
       return undefined;
     }
-    this.#gateways.set(id, row);
-    return row;
+    const entry = cachedRow(row);
+    this.#gateways.set(id, entry);
+    return entry.revoked ? undefined : entry;
   }
 
-  /** Re-reads every gateway into the cache (revoked ones leave it): the embedded ingress's credential check. */
+  /**
+   * Re-reads every gateway into the cache (revoked ones marked, removed ones gone): the brokers'
+   * credential check (relay/src/registry/refresh.ts).
+   */
   async refresh(): Promise<void> {
-    const rows = await this.storage.allGateways();
-    const live = new Map(rows.filter((r) => !isRevoked(r)).map((r) => [r.id, r]));
-    for (const id of this.#gateways.keys()) if (!live.has(id)) this.#gateways.delete(id);
-    for (const [id, row] of live) this.#gateways.set(id, row);
+    const rows = new Map((await this.storage.allGateways()).map((r) => [r.id, cachedRow(r)]));
+    for (const id of this.#gateways.keys()) if (!rows.has(id)) this.#gateways.delete(id);
+    for (const [id, row] of rows) this.#gateways.set(id, row);
   }
 
   /**
@@ -192,14 +208,14 @@ export class Registry {
    */
   stillValid(login: GatewayInfo): boolean {
     const row = this.#gateways.get(login.id);
-    // authenticate answers with the stored row itself, so its hash is the one the login was checked against.
-    return row !== undefined && row.secretHash === (login as GatewayRow).secretHash;
+    // authenticate answers with the cached row itself, so its hash is the one the login was checked against.
+    return row !== undefined && !row.revoked && row.secretHash === (login as CachedGateway).secretHash;
   }
 
-  /** Warms the cache (at start). */
+  /** Warms the cache (at start; revoked gateways marked, as `refresh` does). */
   async load(): Promise<number> {
     const rows = await this.storage.allGateways();
-    for (const r of rows) this.#gateways.set(r.id, r);
+    for (const r of rows) this.#gateways.set(r.id, cachedRow(r));
     return rows.length;
   }
 }
