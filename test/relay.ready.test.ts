@@ -1,8 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import pg from 'pg';
 import type { Storage } from '@tu/relay';
 import { startMosquitto } from './support/mosquitto.js';
-import { startTestRelay } from './support/relay.js';
+import { addGateway, analysisFlow, connectGateway, dropPgSchema, PG_BASE, pgSchemaName, publishEvent, startTestRelay } from './support/relay.js';
 import { until } from './support/harness.js';
 import { freePort } from './support/processes.js';
 
@@ -68,6 +69,91 @@ test('rabbitmq ingress with no node answering: the relay starts, 503 naming the 
     await until(() => (relay.deps.ingress()?.rabbitmq?.reconnects ?? 0) >= 2, 5000, 'it keeps trying');
   } finally {
     await relay.stop();
+  }
+});
+
+type Health = { status: string; reasons: string[]; storage: { up: boolean; oldestWaitingMs: number; failingForMs: number; lastError?: string } };
+const health = async (relay: Awaited<ReturnType<typeof startTestRelay>>) => {
+  const r = await relay.app.inject({ url: '/api/v1/health' });
+  return { status: r.statusCode, body: r.json<Health>() };
+};
+async function eventually(pred: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A relay on a fresh PostgreSQL schema, one of its gateways connected, and a client of its own to the database. */
+async function pgRelay(): Promise<{ relay: Awaited<ReturnType<typeof startTestRelay>>; schema: string; db: pg.Client; gw: Awaited<ReturnType<typeof connectGateway>>; stop: () => Promise<void> }> {
+  const schema = pgSchemaName();
+  const relay = await startTestRelay({ overrides: { 'storage.url': `${PG_BASE}?schema=${schema}`, 'storage.degradedAfterMs': 1000 } });
+  const db = new pg.Client({ connectionString: PG_BASE });
+  await db.connect();
+  const gw = await connectGateway(relay.mqttUrl, 'gw-w', await addGateway(relay, 'gw-w', 'acme'));
+  return {
+    relay,
+    schema,
+    db,
+    gw,
+    // The test's own client first: its lock or transaction ends with it, so the relay's writes can finish.
+    stop: async () => {
+      gw.end(true);
+      await db.end();
+      await relay.stop();
+      await dropPgSchema(schema);
+    },
+  };
+}
+
+test('every write refused while the database answers its ping (disk full): health degraded naming the error after storage.degradedAfterMs, ready stays 200; writes back: acknowledged, ok', async () => {
+  const t = await pgRelay();
+  try {
+    const { relay, schema, db, gw } = t;
+    assert.is((await health(relay)).body.status, 'ok');
+    // PostgreSQL itself refuses the inserts, as a full disk makes it do.
+    await db.query(`CREATE FUNCTION ${schema}.disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$`);
+    await db.query(`CREATE TRIGGER disk_full BEFORE INSERT ON ${schema}.events FOR EACH ROW EXECUTE FUNCTION ${schema}.disk_full()`);
+    const flow = analysisFlow('gw-w');
+    const acks = Promise.all(flow.map((e) => publishEvent(gw, 'gw-w', e)));
+    await eventually(async () => (await health(relay)).body.status === 'degraded', 10_000, 'health to say degraded');
+    const h = await health(relay);
+    assert.is(h.status, 503);
+    assert.is(h.body.storage.up, true);
+    assert.match(h.body.reasons.join('\n'), /^storage writes have failed for \d+ s \(.*No space left on device\); \d+ jobs wait/m);
+    assert.ok(h.body.storage.failingForMs > 0 && h.body.storage.oldestWaitingMs >= 1000, JSON.stringify(h.body.storage));
+    assert.is(h.body.storage.lastError?.includes('No space left on device'), true);
+    // A shared database failing would empty the load balancer of every instance (ready.ts says why).
+    assert.is((await ready(relay)).status, 200);
+    await db.query(`DROP TRIGGER disk_full ON ${schema}.events`);
+    assert.equal(await acks, flow.map(() => 'ok'));
+    assert.is(await relay.storage.countEvents({ gatewayId: 'gw-w' }), flow.length);
+    const after = await health(relay);
+    assert.equal({ status: after.status, reasons: after.body.reasons, failingForMs: after.body.storage.failingForMs, oldestWaitingMs: after.body.storage.oldestWaitingMs }, { status: 200, reasons: [], failingForMs: 0, oldestWaitingMs: 0 });
+  } finally {
+    await t.stop();
+  }
+});
+
+test('a write that hangs (a lock held on the events table): health degraded once a job has waited storage.degradedAfterMs', async () => {
+  const t = await pgRelay();
+  try {
+    const { relay, schema, db, gw } = t;
+    await db.query('BEGIN');
+    await db.query(`LOCK TABLE ${schema}.events IN ACCESS EXCLUSIVE MODE`);
+    const flow = analysisFlow('gw-w');
+    const acks = Promise.all(flow.map((e) => publishEvent(gw, 'gw-w', e)));
+    await eventually(async () => (await health(relay)).body.status === 'degraded', 10_000, 'health to say degraded');
+    const h = await health(relay);
+    assert.match(h.body.reasons.join('\n'), /^a storage job has waited \d+ s to be written/m);
+    assert.is(h.body.storage.failingForMs, 0);
+    assert.is((await ready(relay)).status, 200);
+    await db.query('COMMIT');
+    assert.equal(await acks, flow.map(() => 'ok'));
+    assert.is((await health(relay)).body.status, 'ok');
+  } finally {
+    await t.stop();
   }
 });
 

@@ -149,6 +149,14 @@ export const relayConfigSchema = z
         /** Events waiting to be written; when full, gateways' acknowledgements wait (back-pressure), fan-out does not. */
         queueMax: z.number().int().min(1).max(1_000_000).default(10_000),
         batchMax: z.number().int().min(1).max(10_000).default(200),
+        /** /api/v1/health says "degraded" once writes have failed, or a job has waited to be written, this long. */
+        degradedAfterMs: z
+          .number()
+          .int()
+          .min(1000)
+          .max(3_600_000)
+          .default(30_000)
+          .describe('/api/v1/health reports "degraded" once storage writes have failed, or a queued job has waited to be written, this long (ms); readiness does not change'),
         /**
          * Batches written at once, each in its own transaction (relay/src/ingest/storage-queue.ts).
          * PostgreSQL only: the database writes one batch while the relay prepares the next. SQLite

@@ -71,6 +71,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
           ? 'verified gateway logins are not shared between instances (redis.verifiedLoginTtlMs is 0): a dead instance\'s gateways each cost a scrypt at their next login'
           : 'verified gateway logins are not shared between instances (set redis.verifiedLoginSecret, or jwt.secret): a dead instance\'s gateways each cost a scrypt at their next login',
       );
+    const clock = opts.clock ?? systemClock;
     const registry = new Registry(storage, shareLogins ? { sharedLogins: { store: shared, key: verifiedLoginKey(loginKeySecret) } } : {});
     await registry.load();
     const queue = new StorageQueue(storage, {
@@ -78,9 +79,9 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
       batchMax: config.storage.batchMax,
       writers: storage.kind === 'postgres' ? config.storage.writers : 1,
       logger: logger.child({ component: 'storage' }),
+      now: () => clock.now(),
     });
     cleanup.unshift(() => queue.close());
-    const clock = opts.clock ?? systemClock;
     const now = () => new Date(clock.now());
     const presence = new Presence(queue, { authoritative: config.ingress.mode === 'embedded', now, ...(shared ? { shared } : {}), logger: logger.child({ component: 'presence' }) });
     // Several instances: the fan-out through Redis (redis-fanout.ts); one: in memory.
@@ -106,6 +107,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
       registry,
       presence,
       queue,
+      storageDegradedAfterMs: config.storage.degradedAfterMs,
       ingest,
       emitter,
       ...(fanout ? { fanout: () => fanout.health() } : {}),

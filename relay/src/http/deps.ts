@@ -18,6 +18,8 @@ export interface AppDeps {
   registry: Registry;
   presence: Presence;
   queue: StorageQueue;
+  /** Health says "degraded" once writes have failed, or a job has waited, this long (config storage.degradedAfterMs). */
+  storageDegradedAfterMs: number;
   ingest: Ingest;
   emitter: Emitter;
   /** The fan-out through Redis, when configured (`redis.url`): whether it works now. */

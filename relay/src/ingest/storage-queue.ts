@@ -11,6 +11,20 @@ const WRITE_RETRY: Backoff = { initialDelayMs: 50, maxDelayMs: 5000, jitter: 0 }
 interface Pending {
   job: StorageJob;
   resolve: (r: 'stored' | 'duplicate') => void;
+  /** When it was queued (ms, the queue's clock). */
+  at: number;
+}
+
+/** How the writes go, for /api/v1/health (times in ms of the queue's clock). */
+export interface StorageQueueHealth {
+  /** When a batch was last committed (undefined: none yet). */
+  lastBatchAt?: number;
+  /** How long the oldest job queued or being written has waited (0: none). */
+  oldestWaitingMs: number;
+  /** How long every write has failed, since the first failure after the last committed batch (0: not failing). */
+  failingForMs: number;
+  /** The latest write error while failing. */
+  lastError?: string;
 }
 
 export interface StorageQueueStats {
@@ -47,6 +61,10 @@ export class StorageQueue {
   #spaceWaiters: (() => void)[] = [];
   #closed = false;
   #idle: (() => void)[] = [];
+  /** When each batch being written was queued, by its oldest job (ms). */
+  #inFlightSince: number[] = [];
+  #lastBatchAt: number | undefined;
+  #failing: { since: number; error: string } | undefined;
 
   constructor(
     private readonly storage: Storage,
@@ -57,6 +75,8 @@ export class StorageQueue {
       logger: Logger;
       /** How long close() waits for what is queued to be written (default 10 s; see close). */
       closeGraceMs?: number;
+      /** The clock of `health` (ms; default Date.now). */
+      now?: () => number;
     },
   ) {}
 
@@ -65,10 +85,25 @@ export class StorageQueue {
     return this.#queue.length + this.#inFlight;
   }
 
+  /**
+   * Whether writes keep up: a database that answers a ping but refuses every write (disk full, a
+   * read-only replica after a failover) shows here, not in the ping (relay/src/http/routes/health.ts).
+   */
+  health(): StorageQueueHealth {
+    const now = this.#now();
+    const oldest = Math.min(this.#queue[0]?.at ?? Infinity, ...this.#inFlightSince);
+    return {
+      ...(this.#lastBatchAt !== undefined ? { lastBatchAt: this.#lastBatchAt } : {}),
+      oldestWaitingMs: oldest === Infinity ? 0 : Math.max(0, now - oldest),
+      failingForMs: this.#failing ? Math.max(0, now - this.#failing.since) : 0,
+      ...(this.#failing ? { lastError: this.#failing.error } : {}),
+    };
+  }
+
   async push(job: StorageJob): Promise<'stored' | 'duplicate'> {
     while (this.depth >= this.opts.max && !this.#closed) await new Promise<void>((r) => this.#spaceWaiters.push(r));
     return new Promise((resolve) => {
-      this.#queue.push({ job, resolve });
+      this.#queue.push({ job, resolve, at: this.#now() });
       this.#startWriters();
     });
   }
@@ -95,6 +130,10 @@ export class StorageQueue {
     if (this.depth > 0) this.opts.logger.warn({ unwritten: this.depth }, 'storage queue closed with events unwritten; their gateways send them again');
   }
 
+  #now(): number {
+    return this.opts.now?.() ?? Date.now();
+  }
+
   #startWriters(): void {
     const max = Math.max(1, this.opts.writers ?? 1);
     while (this.#writers < max && this.#queue.length > 0) {
@@ -107,6 +146,8 @@ export class StorageQueue {
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.opts.batchMax);
       this.#inFlight += batch.length;
+      const since = batch[0]!.at;
+      this.#inFlightSince.push(since);
       const before = this.#resolved;
       let done!: () => void;
       this.#resolved = new Promise<void>((r) => (done = r));
@@ -114,6 +155,7 @@ export class StorageQueue {
       await before;
       if (results) this.#settle(batch, results);
       this.#inFlight -= batch.length;
+      this.#inFlightSince.splice(this.#inFlightSince.indexOf(since), 1);
       done();
       for (const w of this.#spaceWaiters.splice(0, batch.length)) w();
       // Closed while the database was failing: stop here, the rest stays unwritten.
@@ -127,9 +169,13 @@ export class StorageQueue {
   async #writeUntilStored(batch: Pending[]): Promise<('stored' | 'duplicate')[] | undefined> {
     for (let failures = 0; ; ) {
       try {
-        return await this.#write(batch);
+        const results = await this.#write(batch);
+        this.#lastBatchAt = this.#now();
+        this.#failing = undefined;
+        return results;
       } catch (err) {
         this.stats.errors++;
+        this.#failing = { since: this.#failing?.since ?? this.#now(), error: (err as Error).message };
         const backoff = retryDelay(failures++, WRITE_RETRY);
         this.opts.logger.error({ err: (err as Error).message, depth: this.depth, retryInMs: backoff }, 'storage write failed; retrying');
         await new Promise((r) => setTimeout(r, backoff));

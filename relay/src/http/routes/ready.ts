@@ -13,6 +13,12 @@ export interface Readiness {
  * migration this build ships is applied (another instance may still be migrating), and its
  * gateway ingress is up (embedded broker listening, or connected to the external broker).
  * Unlike /api/v1/health (a report for people), this is a yes/no with reasons.
+ *
+ * Failing or stalled storage writes (health.ts, storage.degradedAfterMs) are left out on purpose:
+ * the database is shared by every instance, so a write failure there (disk full, a read-only
+ * replica) would take them all out of the load balancer at once, and with them the fan-out and
+ * GraphQL reads that still work. Gateways lose nothing meanwhile: their events wait
+ * unacknowledged (the storage queue, then the gateways' outboxes) until writes succeed again.
  */
 export async function readinessOf(deps: Pick<AppDeps, 'storage' | 'ingress'>): Promise<Readiness> {
   const reasons: string[] = [];
