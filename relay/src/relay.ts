@@ -72,6 +72,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
           : 'verified gateway logins are not shared between instances (set redis.verifiedLoginSecret, or jwt.secret): a dead instance\'s gateways each cost a scrypt at their next login',
       );
     const clock = opts.clock ?? systemClock;
+    const startedMono = clock.monotonic();
     const registry = new Registry(storage, shareLogins ? { sharedLogins: { store: shared, key: verifiedLoginKey(loginKeySecret) } } : {});
     await registry.load();
     const queue = new StorageQueue(storage, {
@@ -131,7 +132,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
         : {}),
       subscriptions: { active: 0, total: 0, connections: 0 },
       graphql: config.graphql,
-      startedAt: Date.now(),
+      uptimeMs: () => clock.monotonic() - startedMono,
       logger,
     };
     const app = await buildApp(deps, httpTls ? { https: httpTls } : {});

@@ -33,6 +33,7 @@ export interface AppDeps {
   /** RabbitMQ ingress: the broker's auth-backend routes (relay/src/http/routes/broker-auth.ts). */
   brokerAuth?: BrokerAuthOptions;
   subscriptions: { active: number; total: number; connections: number };
-  startedAt: number;
+  /** Milliseconds since the relay started, on the monotonic clock (the wall clock may be set meanwhile). */
+  uptimeMs: () => number;
   logger?: Logger;
 }

@@ -29,7 +29,7 @@ export function healthRoute(app: FastifyInstance, deps: AppDeps): void {
     return reply.status(ok ? 200 : 503).send({
       status: ok ? 'ok' : 'degraded',
       reasons,
-      uptimeS: Math.round((Date.now() - deps.startedAt) / 1000),
+      uptimeS: Math.round(deps.uptimeMs() / 1000),
       ingress: ingress
         ? { up: ingressUp, mode: ingress.mode, clients: ingress.clients, gatewaysOnline: deps.presence.onlineCount, ...(ingress.rabbitmq ? { rabbitmq: ingress.rabbitmq } : {}), ...(deps.brokerAuth ? { brokerAuth: deps.brokerAuth.stats } : {}) }
         : { up: false },

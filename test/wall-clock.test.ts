@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ManualClock } from '@tu/shared';
 import { inject, startTestAgent, testConfig } from './support/harness.js';
+import { startTestRelay } from './support/relay.js';
 
 // A gateway without a real-time clock boots after a power cut with its wall clock off (1970, or
 // the time it last saved), often offline, so NTP sets it later, by years. What the agent says
@@ -21,6 +22,20 @@ test('health uptime counts the time the agent ran, not the wall clock being set'
     assert.is(await uptime(), 90, 'and back');
   } finally {
     await agent.stop();
+  }
+});
+
+test('relay health uptime counts the time the relay ran, not the wall clock being set', async () => {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const relay = await startTestRelay({ clock });
+  try {
+    const uptime = async () => ((await (await fetch(`${relay.url}/api/v1/health`)).json()) as { uptimeS: number }).uptimeS;
+    clock.advance(90_000);
+    assert.is(await uptime(), 90);
+    clock.setWall(Date.UTC(2083, 0, 1));
+    assert.is(await uptime(), 90);
+  } finally {
+    await relay.stop();
   }
 });
 
