@@ -118,7 +118,7 @@ test('validateImage: a progressive JPEG counts twice against the pixel limit (it
   for (const p of await listLabelledImages(IMAGES_DIR)) await validateImage(fs.readFileSync(p.file), 'image/jpeg', limits);
 });
 
-test('device state: lowdb document survives reopen; no temp files left; references bounded', async () => {
+test('device state: the document survives reopen; no temp files left; references bounded', async () => {
   const dir = tmpDir();
   const d = await openDeviceState(dir, { maxReferences: 2 });
   await d.setMachine({ type: 'excavator', brand: 'Kobelco' });

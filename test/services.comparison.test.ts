@@ -42,7 +42,7 @@ t('nothing registered → unknown', async (ctx) => {
   assert.is(c.typeCheck.registeredType, null);
 });
 
-t('PUT /api/v1/machine validates and stores the profile (lowdb, fsynced)', async (ctx) => {
+t('PUT /api/v1/machine validates and stores the profile (durably)', async (ctx) => {
   const bad = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: { type: 'excavator', color: 'red' } });
   assert.is(bad.statusCode, 400);
   assert.is(bad.json<{ error: { code: string } }>().error.code, 'INVALID_REQUEST');

@@ -7,6 +7,7 @@ import { createStorageQuota } from './blobs/quota.js';
 import { readEmbedding, readThumbnailBase64 } from './blobs/derived.js';
 import { openBlobStore, type BlobStore } from './blobs/store.js';
 import { createStorageGuard } from './fs/storage-guard.js';
+import type { SetAside } from './fs/set-aside.js';
 import { startBroker, type Broker } from './broker/broker.js';
 import { resolveBusSecret } from './broker/credentials.js';
 import { connectObserver, connectService, type BusIdentity } from './bus.js';
@@ -124,8 +125,15 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     closers.push(() => store.close());
     storage.onRecovered(() => store.retryNow());
     const blobs = await openBlobStore(dataDir);
-    const device = await openDeviceState(dataDir, { maxReferences: config.comparison.maxReferences, onWriteError: (err) => void storage.report(err, 'device state') });
+    // Data files found damaged at start and moved aside so the gateway could start (fs/set-aside.ts); health names them.
+    const setAside: SetAside[] = [];
+    const onSetAside = (s: SetAside) => {
+      setAside.push(s);
+      log.warn(s, `${s.what} was damaged; moved it aside`);
+    };
+    const device = await openDeviceState(dataDir, { maxReferences: config.comparison.maxReferences, onWriteError: (err) => void storage.report(err, 'device state'), onSetAside, logger: log });
     const history = openPhotoHistory(path.join(dataDir, 'history.sqlite'), {
+      onSetAside,
       maxPerMachine: config.comparison.historyPerMachine,
       durability: config.orchestrator.durability,
       onWriteError: (err) => {
@@ -243,7 +251,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     await intake.recover();
 
     // Technicians' labels: stored durably, then published by the intake's client (their producer).
-    const examples = openExampleStore(path.join(dataDir, EXAMPLES_FILE));
+    const examples = openExampleStore(path.join(dataDir, EXAMPLES_FILE), { onSetAside });
     closers.push(() => examples.close());
     // The in-process head follows the labels: refitted now and after each new one.
     const refitter = createHeadRefitter({ examples: () => examples.list(), recognizer, logger: log });
@@ -298,7 +306,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         recognizerInfo: () => recognizer()?.info(),
         servicesInProcess: { ...config.services },
         plan: config.orchestrator.plan,
-        storage: () => ({ ...storage.status(), quota: quota.status(), stateStore: store.stats.retrying, outbox: outbox?.stats.retrying }),
+        storage: () => ({ ...storage.status(), quota: quota.status(), stateStore: store.stats.retrying, outbox: outbox?.stats.retrying, setAside }),
         uptimeMs: () => clock.monotonic() - startedMono,
         events,
         thumbnailOf: (sha) => readThumbnailBase64(blobs, sha),

@@ -12,7 +12,6 @@ export * from './blobs/thumbnail.js';
 export * from './device/history.js';
 export * from './device/schemas.js';
 export * from './device/state.js';
-export * from './device/durable-json-adapter.js';
 export * from './intake/intake.js';
 export * from './intake/journal.js';
 export * from './intake/validate.js';

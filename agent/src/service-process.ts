@@ -7,6 +7,7 @@ import type { BusIdentity } from './bus.js';
 import { dropMqttNumberCache } from './mqtt-number-cache.js';
 import { openPhotoHistory } from './device/history.js';
 import { openDeviceState } from './device/state.js';
+import type { SetAside } from './fs/set-aside.js';
 import { runAnalysisService, type AnalysisServiceName, type RunningAnalysisService } from './services/run.js';
 
 /**
@@ -25,8 +26,11 @@ export async function startServiceProcess(name: AnalysisServiceName, config: Age
     maxPayloadBytes: config.broker.maxPayloadBytes,
   };
   const blobs = await openBlobStore(dataDir);
-  const device = await openDeviceState(dataDir, { maxReferences: config.comparison.maxReferences });
+  // The agent moves damaged files aside as well; whichever process opens them first does it.
+  const onSetAside = (s: SetAside) => logger.warn(s, `${s.what} was damaged; moved it aside`);
+  const device = await openDeviceState(dataDir, { maxReferences: config.comparison.maxReferences, onSetAside, logger });
   const history = openPhotoHistory(path.join(dataDir, 'history.sqlite'), {
+    onSetAside,
     maxPerMachine: config.comparison.historyPerMachine,
     durability: config.orchestrator.durability,
     // A full disk leaves the photo out of the history; the analysis still completes.

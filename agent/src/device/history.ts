@@ -1,5 +1,6 @@
 import { isStorageError } from '../fs/storage-guard.js';
-import { openSqlite } from '../sqlite.js';
+import type { SetAside } from '../fs/set-aside.js';
+import { openSqliteOrSetAside } from '../sqlite.js';
 
 export interface HistoryPhoto {
   sha256: string;
@@ -43,10 +44,14 @@ const toBlob = (v: ArrayLike<number>): Buffer => Buffer.from(Float32Array.from(v
 const fromBlob = (b: Buffer): Float32Array =>
   b.byteOffset % 4 === 0 ? new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4) : new Float32Array(Uint8Array.from(b).buffer);
 
-export function openPhotoHistory(file: string, opts: { maxPerMachine?: number; durability?: 'full' | 'normal'; onWriteError?: (err: Error) => void } = {}): PhotoHistory {
+export function openPhotoHistory(
+  file: string,
+  opts: { maxPerMachine?: number; durability?: 'full' | 'normal'; onWriteError?: (err: Error) => void; onSetAside?: (s: SetAside) => void } = {},
+): PhotoHistory {
   const max = opts.maxPerMachine ?? 200;
-  const db = openSqlite(file, { durability: opts.durability ?? 'full' });
-  db.exec(`CREATE TABLE IF NOT EXISTS photo_history (
+  // A damaged file is moved aside and the history starts anew: it only feeds comparisons with
+  // earlier photos, and refusing it kept the whole gateway from starting (sqlite.ts).
+  const db = openSqliteOrSetAside(file, { durability: opts.durability ?? 'full', what: 'photo history', ...(opts.onSetAside ? { onSetAside: opts.onSetAside } : {}), schema: `CREATE TABLE IF NOT EXISTS photo_history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     machine_id TEXT NOT NULL,
     sha256 TEXT NOT NULL,
@@ -56,7 +61,7 @@ export function openPhotoHistory(file: string, opts: { maxPerMachine?: number; d
     analysis_id TEXT,
     UNIQUE (machine_id, sha256)
   );
-  CREATE INDEX IF NOT EXISTS photo_history_machine ON photo_history (machine_id, seq DESC);`);
+  CREATE INDEX IF NOT EXISTS photo_history_machine ON photo_history (machine_id, seq DESC);` });
   const recent = db.prepare<[string, number], { sha256: string; phash: string | null; embedding: Buffer; machine_id: string; taken_at: string; analysis_id: string | null }>(
     'SELECT sha256, phash, embedding, machine_id, taken_at, analysis_id FROM photo_history WHERE machine_id = ? ORDER BY seq DESC LIMIT ?',
   );

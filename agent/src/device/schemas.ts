@@ -14,7 +14,7 @@ export const referencePhoto = z.object({
 });
 export type ReferencePhoto = z.infer<typeof referencePhoto>;
 
-/** The lowdb document: small by construction (one profile, a bounded list of references). */
+/** The device state document (device.json, state.ts): small by construction (one profile, a bounded list of references). */
 export const deviceDocument = z.object({
   version: z.literal(1),
   machine: machineProfileInput.nullable(),

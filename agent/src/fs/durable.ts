@@ -60,3 +60,21 @@ export async function writeFileDurable(file: string, data: string | Uint8Array, 
 
 /** Exclusive durable creation of a small file: one rule for the agent and the relay (shared/src/durable-file.ts). */
 export { createFileDurableSync } from '@tu/shared/internal/durable-file';
+
+/**
+ * Removes the temp files writeFileDurable left for `file` when a power cut or kill -9 came
+ * between creating and renaming them (`.{name}.{random}.tmp`): nothing ever reads them, and each
+ * holds a whole copy of the file. Call it before the file's first write of a run.
+ */
+export async function removeStaleTemps(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const stale = new RegExp(`^\\.${path.basename(file).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.[0-9a-f]{12}\\.tmp$`);
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  await Promise.all(names.filter((n) => stale.test(n)).map((n) => fs.rm(path.join(dir, n), { force: true })));
+}

@@ -14,6 +14,7 @@ import type { Teacher } from '../teach/teacher.js';
 import type { RefitState } from '../teach/refitter.js';
 import type { UplinkHealth } from '../uplink/uplink.js';
 import type { StorageStatus } from '../fs/storage-guard.js';
+import type { SetAside } from '../fs/set-aside.js';
 import type { QuotaStatus } from '../blobs/quota.js';
 
 export type StorageHealth = StorageStatus & {
@@ -21,6 +22,8 @@ export type StorageHealth = StorageStatus & {
   /** The write error a store waits to retry (undefined: its writes go through). */
   stateStore: string | undefined;
   outbox: string | undefined;
+  /** Data files found damaged at start and moved aside (fs/set-aside.ts). */
+  setAside: readonly SetAside[];
 };
 
 /** Everything the HTTP API reads from or acts on (injected: buildApp has no globals). */

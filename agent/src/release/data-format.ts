@@ -1,6 +1,6 @@
 /**
  * The data directory's format version. Everything the agent keeps on flash (SQLite files,
- * the lowdb device file, blobs) is one unit with one number in {dataDir}/data-format.json.
+ * the device state file, blobs) is one unit with one number in {dataDir}/data-format.json.
  * A newer agent migrates older data forward before opening anything; an agent that finds
  * a newer number refuses to start (DATA_FORMAT_TOO_NEW) rather than read data it does
  * not understand. That refusal is what makes a roll-back after `tu-agent update` safe:

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import type { AnyEvent, RecognitionLabelled } from '@tu/shared';
-import { openSqlite } from '../sqlite.js';
+import type { SetAside } from '../fs/set-aside.js';
+import { openSqlite, openSqliteOrSetAside } from '../sqlite.js';
 
 /** The SQLite file under dataDir that keeps technicians' labelled examples. */
 export const EXAMPLES_FILE = 'examples.sqlite';
@@ -69,8 +70,10 @@ function newestFirst(db: Database.Database, limit: number): LabelledExample[] {
     .map((r) => JSON.parse(r.data) as LabelledExample);
 }
 
-export function openExampleStore(file: string): ExampleStore {
-  const db = openSqlite(file, { durability: 'full', schema: SCHEMA });
+export function openExampleStore(file: string, opts: { onSetAside?: (s: SetAside) => void } = {}): ExampleStore {
+  // A damaged file is moved aside (kept for recovery) and labelling goes on with a new one:
+  // labels already sent are in the relay's record too (sqlite.ts openSqliteOrSetAside).
+  const db = openSqliteOrSetAside(file, { durability: 'full', schema: SCHEMA, what: "technicians' labels", ...(opts.onSetAside ? { onSetAside: opts.onSetAside } : {}) });
   const get = db.prepare<[string], Row>('SELECT data, event, published FROM examples WHERE analysis_id = ?');
   const put = db.prepare(
     `INSERT OR REPLACE INTO examples (analysis_id, correction_id, sha256, embedding, label, previous_label, kind, by_whom, at, data, event, published)

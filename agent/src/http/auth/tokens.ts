@@ -15,6 +15,7 @@ import { decodeJwt, jwtVerify } from 'jose';
 import { z } from 'zod';
 import { TuError, type Logger } from '@tu/shared';
 import { createFileDurableSync } from '../../fs/durable.js';
+import { moveAside } from '../../fs/set-aside.js';
 import { ROLES, type Role } from '@tu/shared/internal/technician-roles';
 import { DEVICE_ISSUER, RELAY_ISSUER, TOKEN_ALG, type TokenIssuer } from '@tu/shared/internal/technician-token';
 
@@ -58,9 +59,9 @@ export function readOrCreateDeviceKey(dataDir: string, log?: Pick<Logger, 'warn'
   const existing = readKey(file);
   if (existing.key) return existing.key;
   if (existing.bad) {
-    const aside = `${file}.bad-${Date.now()}`;
+    let aside: string;
     try {
-      fs.renameSync(file, aside);
+      aside = moveAside(file);
     } catch (err) {
       throw new TuError('STORAGE_FAILED', `the technician key ${file} is unreadable (${existing.bad}) and cannot be moved aside: ${(err as Error).message}`);
     }

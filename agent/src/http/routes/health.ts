@@ -3,6 +3,7 @@ import { STEPS } from '@tu/shared';
 import type { AppDeps } from '../sources.js';
 import { agentVersion } from '../../release/layout.js';
 import { hasRole } from '../auth/access.js';
+import { describeSetAside } from '../../fs/set-aside.js';
 
 /** A bus client off the bus this long makes the agent degraded (a reconnect takes well under a second). */
 export const BUS_OFFLINE_DEGRADED_MS = 5_000;
@@ -60,6 +61,8 @@ export function healthView(deps: AppDeps) {
   if (storage?.reason) reasons.push(storage.reason);
   else if (storage?.stateStore) reasons.push(`the analysis state store cannot write (${storage.stateStore}): analyses wait until it can`);
   if (storage?.quota.blocked) reasons.push(storage.quota.blocked);
+  // Until the next start: the technician should know that, say, reference photos were lost.
+  for (const s of storage?.setAside ?? []) reasons.push(describeSetAside(s));
   return {
     status: reasons.length === 0 ? 'ok' : 'degraded',
     reasons,
@@ -90,6 +93,7 @@ export function healthView(deps: AppDeps) {
             retrying: { stateStore: storage.stateStore ?? null, outbox: storage.outbox ?? null },
             // Photos + comparison history against storage.maxBytes, and what eviction took so far.
             quota: storage.quota,
+            setAside: storage.setAside,
           },
         }
       : {}),

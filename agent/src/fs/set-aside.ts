@@ -1,0 +1,42 @@
+import fs from 'node:fs';
+
+/**
+ * A data file found damaged at start and moved aside so that the gateway could start: flash
+ * corruption, or a power cut on a filesystem that did not keep its promises. Refusing such a file
+ * kept the whole gateway down (no uploads, no UI) for the sake of one part of it. The damaged
+ * file stays beside the new one for whoever wants to recover it; health lists every one until the
+ * next start (agent/src/http/routes/health.ts).
+ */
+export interface SetAside {
+  /** What the file holds, for a person ("photo history", "device state"). */
+  what: string;
+  file: string;
+  movedTo: string;
+  /** What was wrong with it. */
+  reason: string;
+  /** What of it was kept, when some of it could be read ("the machine profile and 2 of 3 reference photos"). */
+  kept?: string;
+  at: string;
+}
+
+/**
+ * Renames `file` to `{file}.bad-{time}`, with SQLite's `-wal` and `-shm` beside it when `sqlite`
+ * (a WAL left next to a new database would be replayed into it). Returns the new path.
+ */
+export function moveAside(file: string, opts: { sqlite?: boolean; now?: number } = {}): string {
+  const movedTo = `${file}.bad-${opts.now ?? Date.now()}`;
+  fs.renameSync(file, movedTo);
+  for (const suffix of opts.sqlite ? ['-wal', '-shm'] : []) {
+    try {
+      fs.renameSync(file + suffix, movedTo + suffix);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return movedTo;
+}
+
+/** One sentence for health's reasons. */
+export function describeSetAside(s: SetAside): string {
+  return `the ${s.what} (${s.file}) was damaged (${s.reason}) and was moved to ${s.movedTo}${s.kept ? `; kept: ${s.kept}` : '; it starts empty'}`;
+}
