@@ -44,6 +44,15 @@ test('nothing registered, no candidates → unknown', () => {
   assert.equal(r.thresholds, { ...DEFAULT_COMPARISON_THRESHOLDS });
 });
 
+test('only photos another model embedded: the reasons say so, not "no reference photos"', () => {
+  const r = compare({ recognized: { machineType: 'excavator', confidence: 0.4, embedding: machineA }, candidates: [], knownHashes: [], incomparable: { references: 2, history: 1, dim: 256 } });
+  assert.is(r.verdict, 'unknown');
+  assert.ok(r.reasons.includes('no reference or earlier photos made by this model to compare with'), JSON.stringify(r.reasons));
+  assert.ok(r.reasons.some((x) => x.startsWith('2 reference photos were embedded by another model (not 256 numbers)')));
+  assert.ok(r.reasons.includes('1 earlier photo of this machine, embedded by another model, left out'));
+  assert.not.ok(r.reasons.includes('no reference or earlier photos to compare with'));
+});
+
 test('confidently different type → mismatch, even with similar embedding', () => {
   const r = compare({ recognized: { machineType: 'wheel_loader', confidence: 0.8, embedding: near(machineA, 0.2, 5) }, registered, candidates: refs, knownHashes: [] });
   assert.is(r.verdict, 'mismatch');

@@ -95,4 +95,12 @@ t('history is bounded per machine', async (ctx) => {
   assert.ok(ctx.agent.history.count('kobelco-1') >= 2);
 });
 
+t('after a model change, references another model embedded are named as such, never "no reference photos"', async (ctx) => {
+  // A reference of another model's dimension (a model update since it was registered).
+  await ctx.agent.device.addReference({ sha256: 'e'.repeat(64), embedding: Array.from({ length: 1024 }, () => 0.1), addedAt: new Date().toISOString() });
+  const c = await analyse(ctx, KOBELCO[2]);
+  assert.ok(c.reasons.some((r) => /1 reference photo was embedded by another model .*register them again/.test(r)), JSON.stringify(c.reasons));
+  assert.is(c.verdict, 'match', 'the references of this model still decide');
+});
+
 t.run();

@@ -45,10 +45,14 @@ export async function startComparisonService(deps: ComparisonServiceDeps): Promi
     } catch {
       hash = undefined; // undecodable: no near-duplicate check (recognition already decoded it, so rare)
     }
+    // Embeddings another model made (after a model update) cannot be compared with this one's: left
+    // out, and counted so that the result says so rather than "no reference photos".
+    const comparable = (v: ArrayLike<number>) => v.length === embedding.length;
     const candidates: Candidate[] = [
-      ...refs.filter((r) => r.embedding.length === embedding.length).map((r) => ({ sha256: r.sha256, embedding: r.embedding, source: 'reference' as const, takenAt: r.addedAt })),
-      ...earlier.filter((h) => h.embedding.length === embedding.length).map((h) => ({ sha256: h.sha256, embedding: h.embedding, source: 'history' as const, takenAt: h.takenAt })),
+      ...refs.filter((r) => comparable(r.embedding)).map((r) => ({ sha256: r.sha256, embedding: r.embedding, source: 'reference' as const, takenAt: r.addedAt })),
+      ...earlier.filter((h) => comparable(h.embedding)).map((h) => ({ sha256: h.sha256, embedding: h.embedding, source: 'history' as const, takenAt: h.takenAt })),
     ];
+    const incomparable = { references: refs.filter((r) => !comparable(r.embedding)).length, history: earlier.filter((h) => !comparable(h.embedding)).length, dim: embedding.length };
     const knownHashes = [...refs, ...earlier].flatMap((r) => (r.phash ? [{ sha256: r.sha256, phash: r.phash }] : []));
     let result;
     try {
@@ -59,6 +63,7 @@ export async function startComparisonService(deps: ComparisonServiceDeps): Promi
         ...(hash ? { phash: hash } : {}),
         sha256: sha,
         knownHashes,
+        ...(incomparable.references + incomparable.history > 0 ? { incomparable } : {}),
         ...(deps.thresholds ? { thresholds: deps.thresholds } : {}),
       });
     } catch (err) {

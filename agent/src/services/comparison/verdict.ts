@@ -57,6 +57,12 @@ export interface CompareInput {
   sha256?: string;
   knownHashes: readonly { sha256: string; phash: string }[];
   thresholds?: Partial<ComparisonThresholds>;
+  /**
+   * Reference and earlier photos whose embeddings another model made (another length): left out
+   * of `candidates`, since no similarity between them means anything, and said in the reasons
+   * (the references must be registered again after a model change).
+   */
+  incomparable?: { references: number; history: number; dim: number };
 }
 
 export type Verdict = 'match' | 'mismatch' | 'unknown';
@@ -133,7 +139,7 @@ export function compare(input: CompareInput): ComparisonResult {
     match = bestMatch(recognized.embedding, input.candidates, { source: 'reference', ...ex }) ??
       bestMatch(recognized.embedding, input.candidates, { source: 'history', ...ex });
   } else if (input.candidates.length === 0) {
-    reasons.push('no reference or earlier photos to compare with');
+    reasons.push(input.incomparable && input.incomparable.references + input.incomparable.history > 0 ? 'no reference or earlier photos made by this model to compare with' : 'no reference or earlier photos to compare with');
   } else {
     reasons.push('no embedding in recognition result');
   }
@@ -157,6 +163,11 @@ export function compare(input: CompareInput): ComparisonResult {
   } else if (match) {
     reasons.push(inconclusive(match, t));
   }
+  const stale = input.incomparable;
+  if (stale && stale.references > 0) {
+    reasons.push(`${stale.references} reference photo${stale.references === 1 ? ' was' : 's were'} embedded by another model (not ${stale.dim} numbers) and cannot be compared: register them again`);
+  }
+  if (stale && stale.history > 0) reasons.push(`${stale.history} earlier photo${stale.history === 1 ? '' : 's'} of this machine, embedded by another model, left out`);
   // Only this same photo was known (uploaded again): said, since no other reason covers it.
   if (!match && recognized.embedding && recognized.embedding.length > 0 && input.candidates.length > 0) reasons.push('no other photo to compare with (the known ones are this same photo)');
 
