@@ -80,6 +80,11 @@ export function createTeacher(d: TeacherDeps): Teacher {
       if (current && current.example.label === input.label) return { example: current.example, created: false };
       // The store keeps the numbers (the refit's input, kept after the quota evicts the photo); the event carries the reference.
       const embedding = await d.embeddingOf(rec.embedding);
+      // Checked again after the await (from here to the put nothing waits): the same label sent
+      // twice at once (a double tap, two technicians) made two corrections, the first answered
+      // with an id that no longer existed.
+      const meanwhile = d.store.get(analysisId);
+      if (meanwhile && meanwhile.example.label === input.label) return { example: meanwhile.example, created: false };
       const example: LabelledExample = {
         correctionId: makeId(),
         analysisId,
