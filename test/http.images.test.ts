@@ -151,4 +151,19 @@ t('health: broker, each service with its instances, model and backend; no head â
   assert.match(m.body, /tu_broker_refused_total\{kind="connect"\} \d+/);
 });
 
+t('the same label sent twice at once (a double tap, two technicians): one correction, both answered with it', async (ctx) => {
+  // With the real vision service the label's embedding is read from the blob store (an await
+  // between the check for an existing label and the store): the race needs the real thing.
+  const res = await post(ctx, photoBytes(JPEG), { 'content-type': 'image/jpeg' });
+  const { analysisId } = res.json<{ analysisId: string }>();
+  await until(() => terminal(ctx.obs.events, analysisId) !== undefined, 20_000, 'analysis end');
+  const label = (by: string) => inject(ctx.agent, { method: 'POST', url: `/api/v1/analyses/${analysisId}/label`, payload: { label: 'crane', by } });
+  const answers = await Promise.all([label('tech-1'), label('tech-2')]);
+  assert.equal(answers.map((r) => r.statusCode).sort(), [200, 201]);
+  const ids = answers.map((r) => r.json<{ label: { correctionId: string } }>().label.correctionId);
+  assert.is(ids[0], ids[1], 'one correction id');
+  await settle(300);
+  assert.is(ctx.obs.events.filter((e) => e.subject === analysisId && e.type === 'recognition.labelled').length, 1, 'published once');
+});
+
 t.run();

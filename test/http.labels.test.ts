@@ -98,19 +98,6 @@ t('confirm: 201, stored with photo hash and embedding, published once as recogni
   assert.is(examples[0]!.correctionId, f.label.correctionId);
 });
 
-t('the same label sent twice at once (a double tap, two technicians): one correction, both answered with it', async (ctx) => {
-  const obs = await observer(ctx.agent, 'labels-twice');
-  const id = await upload(ctx.agent);
-  const [a, b] = await Promise.all([label(ctx.agent, id, { label: 'crane', by: 'tech-1' }), label(ctx.agent, id, { label: 'crane', by: 'tech-2' })]);
-  const answers = [a!, b!].map((r) => ({ status: r.statusCode, id: r.json<LabelAnswer>().label.correctionId }));
-  assert.equal(answers.map((x) => x.status).sort(), [200, 201]);
-  assert.is(answers[0]!.id, answers[1]!.id, 'one correction id');
-  await obs.waitFor((e) => ofType(e, 'recognition.labelled', id).length >= 1);
-  await new Promise((r) => setTimeout(r, 200));
-  assert.is(ofType(obs.events, 'recognition.labelled', id).length, 1, 'published once');
-  await obs.bus.close();
-});
-
 t('GET /api/v1/labels lists newest first', async (ctx) => {
   const first = await upload(ctx.agent);
   const second = await upload(ctx.agent);
