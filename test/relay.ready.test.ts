@@ -72,7 +72,7 @@ test('rabbitmq ingress with no node answering: the relay starts, 503 naming the 
   }
 });
 
-type Health = { status: string; reasons: string[]; storage: { up: boolean; oldestWaitingMs: number; failingForMs: number; lastError?: string } };
+type Health = { status: string; reasons: string[]; storage: { up: boolean; oldestWaitingMs: number; failingForMs: number; lastError?: string; presencePending: number; pushesWaiting: number } };
 const health = async (relay: Awaited<ReturnType<typeof startTestRelay>>) => {
   const r = await relay.app.inject({ url: '/api/v1/health' });
   return { status: r.statusCode, body: r.json<Health>() };
@@ -86,9 +86,9 @@ async function eventually(pred: () => Promise<boolean>, ms: number, what: string
 }
 
 /** A relay on a fresh PostgreSQL schema, one of its gateways connected, and a client of its own to the database. */
-async function pgRelay(): Promise<{ relay: Awaited<ReturnType<typeof startTestRelay>>; schema: string; db: pg.Client; gw: Awaited<ReturnType<typeof connectGateway>>; stop: () => Promise<void> }> {
+async function pgRelay(overrides: Record<string, unknown> = {}): Promise<{ relay: Awaited<ReturnType<typeof startTestRelay>>; schema: string; db: pg.Client; gw: Awaited<ReturnType<typeof connectGateway>>; stop: () => Promise<void> }> {
   const schema = pgSchemaName();
-  const relay = await startTestRelay({ overrides: { 'storage.url': `${PG_BASE}?schema=${schema}`, 'storage.degradedAfterMs': 1000 } });
+  const relay = await startTestRelay({ overrides: { 'storage.url': `${PG_BASE}?schema=${schema}`, 'storage.degradedAfterMs': 1000, ...overrides } });
   const db = new pg.Client({ connectionString: PG_BASE });
   await db.connect();
   const gw = await connectGateway(relay.mqttUrl, 'gw-w', await addGateway(relay, 'gw-w', 'acme'));
@@ -152,6 +152,44 @@ test('a write that hangs (a lock held on the events table): health degraded once
     await db.query('COMMIT');
     assert.equal(await acks, flow.map(() => 'ok'));
     assert.is((await health(relay)).body.status, 'ok');
+  } finally {
+    await t.stop();
+  }
+});
+
+test('database down while gateways flap: health and /metrics show the presence updates waiting (one per gateway) and the events waiting for room; all written once it is back', async () => {
+  const t = await pgRelay({ 'storage.queueMax': 2 });
+  try {
+    const { relay, schema, db, gw } = t;
+    const ids = Array.from({ length: 20 }, (_, i) => `gw-flap-${i}`);
+    for (const id of ids) await relay.storage.addGateway({ id, tenantId: 'acme', secretHash: 'scrypt$x' });
+    await relay.deps.queue.flush();
+    // PostgreSQL refuses every write, as a database on its way down does.
+    await db.query(`CREATE FUNCTION ${schema}.down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the database system is shutting down'; END $$`);
+    for (const table of ['events', 'gateways']) await db.query(`CREATE TRIGGER down BEFORE INSERT OR UPDATE ON ${schema}.${table} FOR EACH ROW EXECUTE FUNCTION ${schema}.down()`);
+    // The ingress tells presence of each connection and disconnection (relay/src/ingress/embedded.ts).
+    for (let round = 0; round < 100; round++)
+      for (const id of ids) {
+        relay.deps.presence.connected(id);
+        relay.deps.presence.disconnected(id);
+      }
+    const flow = analysisFlow('gw-w');
+    const acks = Promise.all(flow.map((e) => publishEvent(gw, 'gw-w', e)));
+    await eventually(async () => (await health(relay)).body.storage.pushesWaiting === flow.length - 2, 10_000, 'the events beyond storage.queueMax to wait for room');
+    const h = (await health(relay)).body.storage;
+    assert.ok(h.presencePending >= ids.length && h.presencePending <= ids.length + 2, `one waiting per gateway, plus those being retried (${h.presencePending})`);
+    const metrics = (await relay.app.inject({ url: '/metrics' })).body;
+    assert.match(metrics, new RegExp(`^tu_relay_storage_presence_pending ${h.presencePending}$`, 'm'));
+    assert.match(metrics, new RegExp(`^tu_relay_storage_pushes_waiting ${flow.length - 2}$`, 'm'));
+    for (const table of ['events', 'gateways']) await db.query(`DROP TRIGGER down ON ${schema}.${table}`);
+    assert.equal(await acks, flow.map(() => 'ok'));
+    await relay.deps.queue.flush();
+    const after = (await health(relay)).body.storage;
+    assert.equal({ presencePending: after.presencePending, pushesWaiting: after.pushesWaiting }, { presencePending: 0, pushesWaiting: 0 });
+    for (const id of ids) {
+      const g = await relay.storage.getGateway(id);
+      assert.equal({ online: g?.online, stored: g?.lastSeen != null }, { online: false, stored: true }, `${id}: its latest change, stored`);
+    }
   } finally {
     await t.stop();
   }

@@ -11,6 +11,7 @@ import type { Db } from '@tu/relay/internal/storage/db';
 import { openPostgres } from '@tu/relay/internal/storage/postgres';
 import { openSqlite } from '@tu/relay/internal/storage/sqlite';
 import { StorageQueue } from '@tu/relay/internal/ingest/storage-queue';
+import { Presence } from '@tu/relay/internal/ingest/presence';
 
 /** The same storage suite on SQLite and on PostgreSQL (a fresh schema per run, dropped after). */
 /** A store opened with the engine only (no migrations), in a place of its own: for migrating old rows. */
@@ -149,6 +150,67 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     await new Promise((r) => setTimeout(r, 100));
     assert.not.ok(resolved, 'the event was not reported stored');
     assert.is(await ctx.storage.countEvents({ gatewayId: 'gw-down' }), 0);
+  });
+
+  test('database down: presence changes wait at most one per gateway (the latest), never for room among the events, and are all written once it is back; events keep their order', async (ctx) => {
+    await ctx.storage.addTenant({ id: 'tpres' });
+    const ids = Array.from({ length: 50 }, (_, i) => `gw-pres-${i}`);
+    for (const id of ids) await ctx.storage.addGateway({ id, tenantId: 'tpres', secretHash: 'scrypt$x' });
+    // The real storage, refusing every write while `down` (a database outage).
+    let down = true;
+    let presenceRows = 0;
+    const flaky: Storage = Object.assign(Object.create(ctx.storage) as Storage, {
+      recordEvents: async (batch: Parameters<Storage['recordEvents']>[0]) => {
+        if (down) throw new Error('connection refused');
+        return ctx.storage.recordEvents(batch);
+      },
+      setGatewayPresences: async (updates: Parameters<Storage['setGatewayPresences']>[0]) => {
+        if (down) throw new Error('connection refused');
+        presenceRows += updates.length;
+        return ctx.storage.setGatewayPresences(updates);
+      },
+    });
+    const queue = new StorageQueue(flaky, { max: 5, batchMax: 5, logger: silentLogger() });
+    let now = Date.parse('2032-01-01T00:00:00.000Z');
+    const presence = new Presence(queue, { authoritative: true, now: () => new Date(now) });
+    // Gateways reconnecting on flaky links through the outage (the repro had 400,000 changes).
+    const flap = (rounds: number) => {
+      for (let r = 0; r < rounds; r++)
+        for (const id of ids) {
+          now += 1;
+          presence.connected(id);
+          presence.disconnected(id);
+        }
+    };
+    flap(1); // the first update starts the writer: it fails, and is retried with its batch
+    const events = [...analysisFlow('gw-pres-0'), ...analysisFlow('gw-pres-0')];
+    const resolved: number[] = [];
+    const acks = events.map((e, i) =>
+      queue.push({ kind: 'event', event: storedEvent(e as unknown as CloudEvent, 'gw-pres-0', 'tpres', new Date().toISOString()), effects: effectsOf(e as unknown as CloudEvent, 'gw-pres-0', 'tpres') }).then((r) => {
+        resolved.push(i);
+        return r;
+      }),
+    );
+    flap(200);
+    await new Promise((r) => setTimeout(r, 50));
+    const h = queue.health();
+    assert.ok(h.presencePending >= ids.length && h.presencePending <= ids.length + 1, `one waiting per gateway, plus the one being retried (${h.presencePending})`);
+    assert.is(h.pushesWaiting, events.length - 5, 'the events beyond queueMax wait for room; presence never does');
+    assert.ok(h.failingForMs >= 0 && h.lastError === 'connection refused');
+    down = false;
+    assert.equal(await Promise.all(acks), events.map(() => 'stored'));
+    assert.equal(resolved, events.map((_, i) => i), 'resolved in the order pushed');
+    await queue.flush();
+    assert.ok(presenceRows <= ids.length + 1, `at most one row per gateway written after the outage, not one per change (${presenceRows})`);
+    assert.equal(queue.health().presencePending, 0);
+    assert.is(queue.depth, 0);
+    // Each gateway's row is its latest change: offline, at its last disconnect.
+    for (const [i, id] of ids.entries()) {
+      const g = await ctx.storage.getGateway(id);
+      assert.equal([g?.online, g?.lastSeen], [false, new Date(now - (ids.length - 1 - i)).toISOString()], id);
+    }
+    assert.is(await ctx.storage.countEvents({ gatewayId: 'gw-pres-0' }), events.length);
+    await queue.close();
   });
 
   test('a late analysis.started never reverts a finished analysis; an older photo does not replace the newer thumbnail', async (ctx) => {

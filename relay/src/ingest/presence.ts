@@ -18,7 +18,8 @@ const later = (a: string | undefined, b: string | undefined): string | undefined
 /**
  * Gateway online/offline from the ingress: connection counts (embedded broker) or the retained
  * status topic and last will (external broker). Kept in memory for this instance and written to
- * storage (gateways.online/last_seen) through the storage queue.
+ * storage (gateways.online/last_seen) through the storage queue, which keeps the latest update
+ * per gateway until written (storage-queue.ts `presence`: never waiting for room among the events).
  *
  * "Last seen" also moves on every accepted event (`seen`): in memory each time, in storage at
  * most once per `persistEveryMs` per gateway, so a busy gateway costs no database write per event.
@@ -46,7 +47,7 @@ export class Presence {
 
   /** `authoritative`: this instance sees every gateway connection (embedded ingress), so unseen = offline. */
   constructor(
-    private readonly queue: StorageQueue,
+    private readonly queue: Pick<StorageQueue, 'presence'>,
     private readonly opts: { authoritative: boolean; now?: () => Date; persistEveryMs?: number; shared?: SharedPresence; shareEveryMs?: number; logger?: Logger },
   ) {}
 
@@ -90,7 +91,7 @@ export class Presence {
     if (last !== undefined && t - last < (this.opts.persistEveryMs ?? LAST_SEEN_PERSIST_MS)) return;
     this.#persistedAt.set(gatewayId, t);
     // It just sent an event, so it is online (the at-guard in storage keeps a later disconnect).
-    void this.queue.push({ kind: 'presence', gatewayId, online: true, at: now.toISOString() });
+    this.queue.presence({ id: gatewayId, online: true, at: now.toISOString() });
   }
 
   /** Online as seen by this instance; undefined when this instance has not seen the gateway's connection or status. */
@@ -153,7 +154,7 @@ export class Presence {
     this.#lastSeen.set(gatewayId, later(this.#lastSeen.get(gatewayId), at)!);
     this.#persistedAt.set(gatewayId, this.#now().getTime());
     this.opts.shared?.status(gatewayId, online, when.getTime(), held).catch((err: Error) => this.#sharedFailed(err));
-    void this.queue.push({ kind: 'presence', gatewayId, online, at });
+    this.queue.presence({ id: gatewayId, online, at });
   }
 
   /** Shared presence is best effort: this instance's view and storage still hold. Logged at most every 30 s. */

@@ -1,9 +1,7 @@
 import { retryDelay, type Backoff, type Logger } from '@tu/shared';
 import type { EventEffects, PresenceUpdate, Storage, StoredEvent } from '../storage/types.js';
 
-export type StorageJob =
-  | { kind: 'event'; event: StoredEvent; effects: EventEffects }
-  | { kind: 'presence'; gatewayId: string; online: boolean; at: string };
+export type StorageJob = { kind: 'event'; event: StoredEvent; effects: EventEffects };
 
 /** A failing database is retried after 50 ms, doubling to 5 s (shared/src/retry-policy.ts). */
 const WRITE_RETRY: Backoff = { initialDelayMs: 50, maxDelayMs: 5000, jitter: 0 };
@@ -25,6 +23,10 @@ export interface StorageQueueHealth {
   failingForMs: number;
   /** The latest write error while failing. */
   lastError?: string;
+  /** Presence updates waiting or being written (at most one waiting per gateway; see `presence`). */
+  presencePending: number;
+  /** `push` calls waiting for room in the full queue (each an event whose gateway waits for its acknowledgement). */
+  pushesWaiting: number;
 }
 
 export interface StorageQueueStats {
@@ -34,6 +36,12 @@ export interface StorageQueueStats {
   analyses: number;
   errors: number;
   batches: number;
+}
+
+/** A gateway's presence update waiting for a writer; `at`: when it was first queued (ms), kept when a newer update replaces it. */
+interface PendingPresence {
+  update: PresenceUpdate;
+  at: number;
 }
 
 /**
@@ -49,12 +57,24 @@ export interface StorageQueueStats {
  * everything a batch writes is safe to commit out of order: events are keyed by id, machine and
  * presence updates only move forward in time, and an `analysis.started` never overwrites a
  * finished analysis (relay/src/storage/sql-storage.ts).
+ *
+ * Presence updates (relay/src/ingest/presence.ts) are not jobs of the bounded queue: nobody waits
+ * for them, and pushed fire-and-forget into a full queue during a database outage each waited in
+ * memory for room, without bound (gateways reconnecting on flaky links: hundreds of thousands),
+ * and then were written in front of the events. They wait here at most one per gateway, the
+ * latest (storage keeps only the latest anyway, `setGatewayPresences`), and each batch a writer
+ * takes carries those waiting with it; a failed batch is retried with them, so none is lost while
+ * the relay runs.
  */
 export class StorageQueue {
   readonly stats: StorageQueueStats = { stored: 0, duplicates: 0, upserts: 0, analyses: 0, errors: 0, batches: 0 };
   #queue: Pending[] = [];
   /** Jobs taken by a writer and not yet resolved (they still count towards `max`). */
   #inFlight = 0;
+  /** Presence updates waiting for a batch, one per gateway, oldest first (a Map keeps insertion order). */
+  #presence = new Map<string, PendingPresence>();
+  /** Presence updates taken by a writer and not yet written. */
+  #presenceInFlight = 0;
   #writers = 0;
   /** Resolves once the jobs of every batch taken so far have been resolved: the next batch resolves after it. */
   #resolved: Promise<void> = Promise.resolve();
@@ -80,8 +100,13 @@ export class StorageQueue {
     },
   ) {}
 
-  /** Jobs waiting or being written. */
+  /** Jobs and presence updates waiting or being written. */
   get depth(): number {
+    return this.#jobs + this.#presence.size + this.#presenceInFlight;
+  }
+
+  /** Jobs waiting or being written: what `max` bounds. */
+  get #jobs(): number {
     return this.#queue.length + this.#inFlight;
   }
 
@@ -91,21 +116,36 @@ export class StorageQueue {
    */
   health(): StorageQueueHealth {
     const now = this.#now();
-    const oldest = Math.min(this.#queue[0]?.at ?? Infinity, ...this.#inFlightSince);
+    const oldest = Math.min(this.#queue[0]?.at ?? Infinity, this.#presence.values().next().value?.at ?? Infinity, ...this.#inFlightSince);
     return {
       ...(this.#lastBatchAt !== undefined ? { lastBatchAt: this.#lastBatchAt } : {}),
       oldestWaitingMs: oldest === Infinity ? 0 : Math.max(0, now - oldest),
       failingForMs: this.#failing ? Math.max(0, now - this.#failing.since) : 0,
       ...(this.#failing ? { lastError: this.#failing.error } : {}),
+      presencePending: this.#presence.size + this.#presenceInFlight,
+      pushesWaiting: this.#spaceWaiters.length,
     };
   }
 
   async push(job: StorageJob): Promise<'stored' | 'duplicate'> {
-    while (this.depth >= this.opts.max && !this.#closed) await new Promise<void>((r) => this.#spaceWaiters.push(r));
+    while (this.#jobs >= this.opts.max && !this.#closed) await new Promise<void>((r) => this.#spaceWaiters.push(r));
     return new Promise((resolve) => {
       this.#queue.push({ job, resolve, at: this.#now() });
       this.#startWriters();
     });
+  }
+
+  /**
+   * A gateway's online/offline as of `at`, written with the next batch. It replaces the one
+   * still waiting for the same gateway unless that one is newer, as storage would (an update
+   * older than the stored one changes nothing); it never waits for room.
+   */
+  presence(update: PresenceUpdate): void {
+    const prev = this.#presence.get(update.id);
+    if (prev && prev.update.at > update.at) return;
+    // Set on an existing key keeps its place: the first entry stays the longest waiting (health).
+    this.#presence.set(update.id, { update: { ...update }, at: prev?.at ?? this.#now() });
+    this.#startWriters();
   }
 
   /** Resolves once everything queued so far is written. */
@@ -127,7 +167,8 @@ export class StorageQueue {
     clearTimeout(timer);
     this.#closed = true;
     for (const w of this.#spaceWaiters.splice(0)) w();
-    if (this.depth > 0) this.opts.logger.warn({ unwritten: this.depth }, 'storage queue closed with events unwritten; their gateways send them again');
+    const presence = this.#presence.size + this.#presenceInFlight;
+    if (this.depth > 0) this.opts.logger.warn({ unwritten: this.depth - presence, presenceUnwritten: presence }, 'storage queue closed with events unwritten; their gateways send them again');
   }
 
   #now(): number {
@@ -136,25 +177,30 @@ export class StorageQueue {
 
   #startWriters(): void {
     const max = Math.max(1, this.opts.writers ?? 1);
-    while (this.#writers < max && this.#queue.length > 0) {
+    while (this.#writers < max && (this.#queue.length > 0 || this.#presence.size > 0)) {
       this.#writers++;
       void this.#writer();
     }
   }
 
   async #writer(): Promise<void> {
-    while (this.#queue.length > 0) {
+    while (this.#queue.length > 0 || this.#presence.size > 0) {
       const batch = this.#queue.splice(0, this.opts.batchMax);
+      // Every presence update waiting (one per gateway, so bounded by the fleet; storage writes them in chunks).
+      const presence = [...this.#presence.values()];
+      this.#presence.clear();
       this.#inFlight += batch.length;
-      const since = batch[0]!.at;
+      this.#presenceInFlight += presence.length;
+      const since = Math.min(batch[0]?.at ?? Infinity, presence[0]?.at ?? Infinity);
       this.#inFlightSince.push(since);
       const before = this.#resolved;
       let done!: () => void;
       this.#resolved = new Promise<void>((r) => (done = r));
-      const results = await this.#writeUntilStored(batch);
+      const results = await this.#writeUntilStored(batch, presence.map((p) => p.update));
       await before;
       if (results) this.#settle(batch, results);
       this.#inFlight -= batch.length;
+      this.#presenceInFlight -= presence.length;
       this.#inFlightSince.splice(this.#inFlightSince.indexOf(since), 1);
       done();
       for (const w of this.#spaceWaiters.splice(0, batch.length)) w();
@@ -165,11 +211,19 @@ export class StorageQueue {
     if (this.#writers === 0 && this.depth === 0) for (const r of this.#idle.splice(0)) r();
   }
 
-  /** Writes a batch, retrying with backoff until it is stored; undefined when the queue closed meanwhile (its jobs stay unresolved). */
-  async #writeUntilStored(batch: Pending[]): Promise<('stored' | 'duplicate')[] | undefined> {
+  /**
+   * Writes a batch and the presence updates taken with it, retrying with backoff until stored;
+   * undefined when the queue closed meanwhile (its jobs stay unresolved). Events committed by an
+   * attempt whose presence write then failed are not written again: their "stored" stands (a
+   * second recordEvents would report them as duplicates).
+   */
+  async #writeUntilStored(batch: Pending[], presence: PresenceUpdate[]): Promise<('stored' | 'duplicate')[] | undefined> {
+    let results: ('stored' | 'duplicate')[] | undefined;
     for (let failures = 0; ; ) {
       try {
-        const results = await this.#write(batch);
+        results ??= batch.length > 0 ? await this.storage.recordEvents(batch.map((p) => ({ event: p.job.event, effects: p.job.effects }))) : [];
+        // At most one update per gateway, a statement per chunk (storage ignores one older than the stored).
+        if (presence.length > 0) await this.storage.setGatewayPresences(presence);
         this.#lastBatchAt = this.#now();
         this.#failing = undefined;
         return results;
@@ -184,28 +238,10 @@ export class StorageQueue {
     }
   }
 
-  async #write(batch: Pending[]): Promise<('stored' | 'duplicate')[]> {
-    const events = batch.filter((p): p is Pending & { job: { kind: 'event' } } => p.job.kind === 'event');
-    const results = events.length > 0 ? await this.storage.recordEvents(events.map((p) => ({ event: p.job.event, effects: p.job.effects }))) : [];
-    // One statement for the batch's presence changes, the latest per gateway (storage ignores an older one anyway).
-    const presence = new Map<string, PresenceUpdate>();
-    for (const { job } of batch) {
-      if (job.kind !== 'presence') continue;
-      const prev = presence.get(job.gatewayId);
-      if (!prev || prev.at <= job.at) presence.set(job.gatewayId, { id: job.gatewayId, online: job.online, at: job.at });
-    }
-    if (presence.size > 0) await this.storage.setGatewayPresences([...presence.values()]);
-    return results;
-  }
-
   #settle(batch: Pending[], results: ('stored' | 'duplicate')[]): void {
     this.stats.batches++;
     let i = 0;
     for (const p of batch) {
-      if (p.job.kind !== 'event') {
-        p.resolve('stored');
-        continue;
-      }
       const r = results[i++] ?? 'stored';
       if (r === 'stored') {
         this.stats.stored++;

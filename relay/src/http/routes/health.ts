@@ -43,6 +43,9 @@ export function healthRoute(app: FastifyInstance, deps: AppDeps): void {
         oldestWaitingMs: writes.oldestWaitingMs,
         failingForMs: writes.failingForMs,
         ...(writes.lastError !== undefined ? { lastError: writes.lastError } : {}),
+        // Presence updates wait outside the bounded queue, at most one per gateway (storage-queue.ts).
+        presencePending: writes.presencePending,
+        pushesWaiting: writes.pushesWaiting,
       },
       ...(fanout ? { redis: { fanout: { ...fanout, errors: deps.ingest.stats.fanoutErrors } } } : {}),
       subscriptions: { active: deps.subscriptions.active, connections: deps.subscriptions.connections },

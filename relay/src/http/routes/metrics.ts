@@ -7,6 +7,7 @@ export function metricsText(deps: AppDeps): string {
   const q = deps.queue.stats;
   const ing = deps.ingress();
   const l = deps.registry.loginStats;
+  const w = deps.queue.health();
   return new Exposition()
     .metric('tu_relay_events_received_total', 'counter', 'Event publishes received from gateways.', i.received)
     .metric('tu_relay_events_ingested_total', 'counter', 'Events accepted (valid, new) and fanned out.', i.accepted)
@@ -21,7 +22,9 @@ export function metricsText(deps: AppDeps): string {
     .metric('tu_relay_events_stored_total', 'counter', 'Events written to storage.', q.stored)
     .metric('tu_relay_machine_upserts_total', 'counter', 'Machine records upserted.', q.upserts)
     .metric('tu_relay_analyses_written_total', 'counter', 'Analyses written.', q.analyses)
-    .metric('tu_relay_storage_queue_depth', 'gauge', 'Jobs waiting for storage.', deps.queue.depth)
+    .metric('tu_relay_storage_queue_depth', 'gauge', 'Jobs and presence updates waiting for storage.', deps.queue.depth)
+    .metric('tu_relay_storage_presence_pending', 'gauge', 'Gateway presence updates waiting for storage (at most one per gateway, the latest).', w.presencePending)
+    .metric('tu_relay_storage_pushes_waiting', 'gauge', 'Events waiting for room in the full storage queue (storage.queueMax).', w.pushesWaiting)
     .metric('tu_relay_storage_batches_total', 'counter', 'Storage batches committed, one transaction each (events stored ÷ batches = the batch size).', q.batches)
     .metric('tu_relay_storage_errors_total', 'counter', 'Failed storage batches (retried).', q.errors)
     .metric('tu_relay_subscribers', 'gauge', 'Active GraphQL subscriptions.', deps.subscriptions.active)
