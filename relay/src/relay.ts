@@ -85,6 +85,8 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
     cleanup.unshift(() => queue.close());
     const now = () => new Date(clock.now());
     const presence = new Presence(queue, { authoritative: config.ingress.mode === 'embedded', now, ...(shared ? { shared } : {}), logger: logger.child({ component: 'presence' }) });
+    // Each heartbeat re-asserts the connections held here: presence heals after Redis lost its data (redis-state.ts HOLD_LUA).
+    shared?.holding(() => presence.held());
     // Several instances: the fan-out through Redis (redis-fanout.ts); one: in memory.
     const fanout = config.redis ? new RedisFanout({ url: config.redis.url, logger: logger.child({ component: 'fanout' }), now: () => clock.now() }) : undefined;
     const emitter = fanout?.emitter ?? (mqemitter({ concurrency: 10_000 }) as unknown as Emitter);

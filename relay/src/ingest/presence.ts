@@ -117,9 +117,26 @@ export class Presence {
     if (!this.opts.shared) return local;
     const s = await this.#sharedRead(gatewayId);
     if (!s) return local;
-    const on = s.online ?? online;
+    // A hash without `online` (Redis lost its data, and `seen` wrote lastSeen alone) tells no
+    // status: this instance's "offline" would then only mean it does not hold the connection,
+    // while another instance may (it re-asserts it within a heartbeat, redis-state.ts HOLD_LUA).
+    // Meanwhile only a connection held here answers; else the stored row does (resolvers.ts).
+    const on = s.online ?? (this.opts.authoritative && this.#connections.has(gatewayId) ? true : undefined);
     const seen = later(s.lastSeen, lastSeen);
     return { ...(on !== undefined ? { online: on } : {}), ...(seen !== undefined ? { lastSeen: seen } : {}) };
+  }
+
+  /**
+   * The connections this instance holds (embedded broker), each with the time of the status it
+   * applied: the shared presence re-asserts them (redis-state.ts `holding`). None without the
+   * embedded broker: an external broker's statuses are no instance's to hold.
+   */
+  *held(): Iterable<readonly [gatewayId: string, statusAtMs: number]> {
+    if (!this.opts.authoritative) return;
+    for (const id of this.#connections.keys()) {
+      const at = this.#statusAt.get(id);
+      if (at !== undefined) yield [id, at] as const;
+    }
   }
 
   /** Gateways connected as seen by this instance (metrics, health). */

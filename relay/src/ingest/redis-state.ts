@@ -38,7 +38,28 @@ local seen = tonumber(redis.call('HGET', KEYS[1], 'lastSeen') or '-1')
 if tonumber(ARGV[1]) > seen then redis.call('HSET', KEYS[1], 'lastSeen', ARGV[1]) end
 return 1`;
 
+/**
+ * An instance re-asserting a connection it holds (embedded broker), every heartbeat: "online as
+ * of the time it connected, held by me", applied as a status would be (not older than the
+ * recorded one), and written only when the hash says otherwise. Redis that lost its data (a
+ * restart without persistence, FLUSHALL, a failover to a lagging replica, an evicted key) had
+ * the hash gone, or recreated by SEEN_LUA with lastSeen alone, until the gateway reconnected:
+ * possibly days of "offline" through the other instances. A newer status recorded by another
+ * instance (the gateway moved there) is left alone, so a stale connection never takes it back.
+ * KEYS[1] the gateway's presence hash; ARGV the time of its "online" (ms), this instance.
+ */
+const HOLD_LUA = `
+local at = tonumber(ARGV[1])
+local statusAt = tonumber(redis.call('HGET', KEYS[1], 'statusAt') or '-1')
+if at < statusAt then return 0 end
+if at == statusAt and redis.call('HGET', KEYS[1], 'online') == '1' and redis.call('HGET', KEYS[1], 'heldBy') == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'online', '1', 'statusAt', ARGV[1], 'heldBy', ARGV[2])
+local seen = tonumber(redis.call('HGET', KEYS[1], 'lastSeen') or '-1')
+if at > seen then redis.call('HSET', KEYS[1], 'lastSeen', ARGV[1]) end
+return 1`;
+
 type WithScripts = Redis & {
+  tuPresenceHold(key: string, atMs: string, heldBy: string): Promise<number>;
   tuPresenceStatus(key: string, online: string, atMs: string, heldBy: string): Promise<number>;
   tuPresenceSeen(key: string, atMs: string): Promise<number>;
 };
@@ -53,6 +74,8 @@ type WithScripts = Redis & {
  *   connected to the embedded broker of an instance that died (kill -9, a lost machine) never got
  *   its "offline": the hash's `heldBy` names the instance, and without its liveness key the
  *   gateway reads offline. Real time, not the injected clock: it is about this process being alive.
+ *   With the same beat the instance re-asserts the connections it holds (`holding`, HOLD_LUA), so
+ *   presence lost with Redis's data heals within a third of `livenessMs`.
  * Commands are auto-pipelined (a page of gateways is one round trip) and time out after 1 s,
  * so a Redis outage slows nothing for long: callers fall back as their comments say.
  */
@@ -62,11 +85,14 @@ export class RedisState implements SharedPresence, SharedRecentIds, SharedVerifi
   readonly instanceId = randomBytes(8).toString('hex');
   readonly #heartbeat: NodeJS.Timeout;
   #lastErrorLog = 0;
+  /** The connections this instance holds, with the time of each one's "online" (ms); see `holding`. */
+  #held: () => Iterable<readonly [gatewayId: string, statusAtMs: number]> = () => [];
 
   constructor(private readonly opts: { url: string; keyPrefix: string; dedupTtlMs: number; livenessMs: number; verifiedLoginTtlMs: number; logger: Logger }) {
     const redis = new Redis(opts.url, { keyPrefix: opts.keyPrefix, enableAutoPipelining: true, commandTimeout: 1000, maxRetriesPerRequest: 1 });
     redis.defineCommand('tuPresenceStatus', { numberOfKeys: 1, lua: STATUS_LUA });
     redis.defineCommand('tuPresenceSeen', { numberOfKeys: 1, lua: SEEN_LUA });
+    redis.defineCommand('tuPresenceHold', { numberOfKeys: 1, lua: HOLD_LUA });
     // ioredis reconnects by itself and emits an error per failed attempt: logged at most every 30 s.
     redis.on('error', (err: Error) => {
       if (Date.now() - this.#lastErrorLog < 30_000) return;
@@ -74,10 +100,26 @@ export class RedisState implements SharedPresence, SharedRecentIds, SharedVerifi
       opts.logger.warn({ err: err.message }, 'redis (presence, shared duplicate window) unavailable; retrying');
     });
     this.#redis = redis as WithScripts;
-    const beat = () => void redis.set(`i:${this.instanceId}`, '1', 'PX', opts.livenessMs).catch(() => undefined);
+    const beat = () => {
+      void redis.set(`i:${this.instanceId}`, '1', 'PX', opts.livenessMs).catch(() => undefined);
+      // Not connected: nothing queued (one command per held gateway would pile up in ioredis's
+      // offline queue); the first beat after the reconnect re-asserts them, which is when it matters
+      // (a Redis restarted without persistence comes back empty).
+      if (redis.status !== 'ready') return;
+      for (const [gatewayId, at] of this.#held()) void this.#redis.tuPresenceHold(`p:${gatewayId}`, String(at), this.instanceId).catch(() => undefined);
+    };
     beat();
     this.#heartbeat = setInterval(beat, Math.max(100, Math.floor(opts.livenessMs / 3)));
     this.#heartbeat.unref();
+  }
+
+  /**
+   * Tells the heartbeat which gateway connections this instance holds (embedded broker), each
+   * with the time of its "online" (presence.ts `held`). Read and re-asserted in the same turn of
+   * the event loop, so a disconnection is never overtaken by a re-assertion of it.
+   */
+  holding(held: () => Iterable<readonly [gatewayId: string, statusAtMs: number]>): void {
+    this.#held = held;
   }
 
   async status(gatewayId: string, online: boolean, atMs: number, held: boolean): Promise<void> {
