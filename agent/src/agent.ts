@@ -184,11 +184,14 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
 
     // Analysis services in this process (each its own bus client, as in a separate process).
     const services: RunningAnalysisService[] = [];
+    // Created below, after the services: a vision worker replaced after a crash needs the corrections again.
+    let refitterRef: HeadRefitter | undefined = undefined;
     let sharedRecognizer: Recognizer | undefined;
     if (config.services.vision) {
       sharedRecognizer = await startConfiguredRecognizer(config);
-      const r = sharedRecognizer;
-      closers.push(() => r.dispose());
+      const first = sharedRecognizer;
+      // The current one: after a crash the vision service has replaced the first (services/run.ts).
+      closers.push(() => (recognizer() ?? first).dispose());
     }
     for (const name of ANALYSIS_SERVICES) {
       if (!config.services[name]) continue;
@@ -200,6 +203,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         history,
         logger: log,
         ...(sharedRecognizer ? { recognizer: sharedRecognizer } : {}),
+        onRecognizerReplaced: () => refitterRef?.schedule(),
       });
       services.push(svc);
       closers.push(() => svc.stop());
@@ -255,6 +259,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     closers.push(() => examples.close());
     // The in-process head follows the labels: refitted now and after each new one.
     const refitter = createHeadRefitter({ examples: () => examples.list(), recognizer, logger: log });
+    refitterRef = refitter;
     closers.push(() => refitter.idle());
     refitter.schedule();
     const teacher = createTeacher({

@@ -56,6 +56,11 @@ export interface ServiceContext {
   recognizer?: Recognizer;
   /** Re-read device state before each comparison (a service in its own process). */
   reloadDevice?: boolean;
+  /**
+   * A crashed vision worker was replaced: the new one runs the head as loaded from its file,
+   * without the technicians' corrections (teach/refitter.ts must apply them again).
+   */
+  onRecognizerReplaced?: (recognizer: Recognizer) => void;
 }
 
 export interface RunningAnalysisService {
@@ -78,7 +83,14 @@ export async function runAnalysisService(name: AnalysisServiceName, ctx: Service
         recognizer,
         blobs: ctx.blobs,
         logger: ctx.logger,
-        recreate: async () => (recognizer = await startConfiguredRecognizer(ctx.config)),
+        recreate: async () => {
+          const dead = recognizer;
+          recognizer = await startConfiguredRecognizer(ctx.config);
+          // Its worker has exited: this only drops its listeners (returns at once, recognizer.ts).
+          void dead.dispose();
+          ctx.onRecognizerReplaced?.(recognizer);
+          return recognizer;
+        },
       });
       return {
         name,

@@ -18,10 +18,11 @@ export interface RefitState extends RefitSummary {
 }
 
 export interface HeadRefitter {
-  /** Asks for a refit with the current examples (coalesced). */
+  /** Asks for a refit with the current examples (coalesced); also after the recognizer was replaced. */
   schedule(): void;
   /** Resolves when no refit is running or scheduled (tests, shutdown). */
   idle(): Promise<void>;
+  /** The refit the current recognizer runs with (null: none, or not yet applied to a replaced one). */
   last(): RefitState | null;
 }
 
@@ -37,6 +38,8 @@ export function createHeadRefitter(d: HeadRefitterDeps): HeadRefitter {
   let running: Promise<void> | null = null;
   let again = false;
   let last: RefitState | null = null;
+  /** The recognizer `last` was applied to: a replaced one (worker crash) runs the head from its file. */
+  let appliedTo: Recognizer | null = null;
 
   const once = async (): Promise<void> => {
     const recognizer = d.recognizer();
@@ -49,6 +52,7 @@ export function createHeadRefitter(d: HeadRefitterDeps): HeadRefitter {
     try {
       const summary = await recognizer.teach(usable.map((e) => ({ label: e.label, embedding: e.embedding })));
       last = { ...summary, otherBackbone: all.length - usable.length, at: (d.now?.() ?? new Date()).toISOString() };
+      appliedTo = recognizer;
       log.info({ ...last }, 'machine-type head refitted to the technicians\' examples');
     } catch (err) {
       log.warn({ err }, 'refitting the head to the technicians\' examples failed; the shipped head stays in use');
@@ -74,6 +78,7 @@ export function createHeadRefitter(d: HeadRefitterDeps): HeadRefitter {
     idle: async () => {
       while (running) await running;
     },
-    last: () => last,
+    // Health (http/routes/health.ts model.refit) must not claim corrections the running worker lacks.
+    last: () => (last && appliedTo === d.recognizer() ? last : null),
   };
 }

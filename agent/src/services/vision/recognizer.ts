@@ -51,14 +51,24 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, execArgv: [] });
   const pending = new Map<number, { resolve: (r: RecognitionResult) => void; reject: (e: Error) => void }>();
+  const statsWaiters = new Map<number, { resolve: (s: WorkerStats) => void; reject: (e: Error) => void }>();
+  const teachWaiters = new Map<number, { resolve: (s: RefitSummary) => void; reject: (e: Error) => void }>();
   let nextId = 1;
   let closed = false;
+  /** The worker thread has ended: it answers nothing more and emits no second 'exit'. */
+  let exited = false;
   let fatal: Error | null = null;
 
+  // Every waiter is rejected, not only recognitions: a teach() left pending would keep the
+  // refitter's loop (teach/refitter.ts) running for ever, and with it the agent's stop().
   const failAll = (err: Error): void => {
     fatal = err;
     for (const p of pending.values()) p.reject(err);
     pending.clear();
+    for (const w of statsWaiters.values()) w.reject(err);
+    statsWaiters.clear();
+    for (const w of teachWaiters.values()) w.reject(err);
+    teachWaiters.clear();
   };
 
   let info = await new Promise<RecognizerInfo>((resolve, reject) => {
@@ -90,11 +100,9 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
     worker.on('exit', onExit);
   });
 
-  const statsWaiters = new Map<number, (s: WorkerStats) => void>();
-  const teachWaiters = new Map<number, { resolve: (s: RefitSummary) => void; reject: (e: Error) => void }>();
   worker.on('message', (m: FromWorker) => {
     if (m.type === 'stats') {
-      statsWaiters.get(m.id)?.(m.stats);
+      statsWaiters.get(m.id)?.resolve(m.stats);
       statsWaiters.delete(m.id);
       return;
     }
@@ -118,7 +126,9 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
   });
   worker.on('error', (err) => failAll(new WorkerError('WORKER_FAILED', `vision worker crashed: ${err.message}`, { cause: err })));
   worker.on('exit', (code) => {
-    if (!closed) failAll(new WorkerError('WORKER_FAILED', `vision worker exited unexpectedly (code ${code}); create a new recognizer`));
+    exited = true;
+    // Read by technicians in a failed analysis: say what happens next, not what a caller of this library must do.
+    if (!closed) failAll(new WorkerError('WORKER_FAILED', `the vision worker stopped unexpectedly (exit code ${code}); the vision service starts a new one and the photo is analysed again`));
   });
   // Do not keep the process alive just for an idle recognizer.
   worker.unref();
@@ -128,8 +138,8 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
     stats(): Promise<WorkerStats> {
       if (closed || fatal) return Promise.reject(fatal ?? new WorkerError('RECOGNIZER_DISPOSED', 'recognizer was disposed'));
       const id = nextId++;
-      return new Promise<WorkerStats>((resolve) => {
-        statsWaiters.set(id, resolve);
+      return new Promise<WorkerStats>((resolve, reject) => {
+        statsWaiters.set(id, { resolve, reject });
         worker.postMessage({ type: 'stats', id } satisfies ToWorker);
       });
     },
@@ -144,7 +154,7 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
       });
     },
     recognize(input: ImageInput): Promise<RecognitionResult> {
-      if (closed) return Promise.reject(new WorkerError('RECOGNIZER_DISPOSED', 'recognizer was disposed; create a new one'));
+      if (closed) return Promise.reject(new WorkerError('RECOGNIZER_DISPOSED', 'the vision service was stopping when the photo arrived; it is analysed again once the service runs'));
       if (fatal) return Promise.reject(fatal);
       const id = nextId++;
       return new Promise<RecognitionResult>((resolve, reject) => {
@@ -176,7 +186,9 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
     async dispose(): Promise<void> {
       if (closed) return;
       closed = true;
-      failAll(new WorkerError('RECOGNIZER_DISPOSED', 'recognizer was disposed while a recognition was pending'));
+      failAll(new WorkerError('RECOGNIZER_DISPOSED', 'the vision service was stopped while the photo waited; it is analysed again once the service runs'));
+      // An exited worker never emits 'exit' again: waiting for it would never end (agent.stop() after a crash).
+      if (exited) return;
       worker.postMessage({ type: 'close' } satisfies ToWorker);
       const timer = setTimeout(() => void worker.terminate(), 2000);
       await new Promise<void>((resolve) => worker.once('exit', () => resolve()));

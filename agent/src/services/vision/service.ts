@@ -45,6 +45,8 @@ export async function startVisionService(deps: VisionServiceDeps): Promise<Runni
   const unsubscribe = await serveStep(deps.bus, 'recognition', async (cmd): Promise<RecognitionResult> => {
     const file = deps.blobs.pathOf(cmd.data.image.sha256);
     try {
+      // A photo retried after a worker crash waits for the new worker instead of failing against the dead one.
+      if (replacing) await replacing;
       const r = await recognizer.recognize(file);
       // The vector stays in the blob store beside the photo; the result on the bus carries its reference (docs/messages.md).
       const embedding = await writeEmbedding(deps.blobs, cmd.data.image.sha256, r.model.id, r.embedding).catch((err: unknown) => {

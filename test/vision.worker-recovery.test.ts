@@ -1,0 +1,108 @@
+/**
+ * A vision worker that dies (a crash in native code, the OOM killer taking the thread) must not
+ * take the gateway with it: every caller waiting on it hears of it (recognizer.ts failAll), the
+ * vision service starts a new worker (services/run.ts), the technicians' corrections are applied
+ * to it again (teach/refitter.ts) and the agent still stops. The real worker thread is
+ * terminated from the test, as a crash would end it.
+ */
+import fs from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { listLabelledImages } from '@tu/agent/internal/services/vision/dataset';
+import type { VisionError } from '@tu/agent/internal/services/vision/errors';
+import { createRecognizer } from '@tu/agent/internal/services/vision/recognizer';
+import { IMAGES_DIR, MODEL_DIR, photo } from './support/data.js';
+import { inject } from './support/harness.js';
+import { trainHeadOn } from './support/head.js';
+import { startRealAgent } from './support/real.js';
+
+// The recognizer's Worker is private to it: note every one it starts (by the caller's stack) to end it from outside.
+const visionWorkers: Worker[] = [];
+const on = Worker.prototype.on;
+Worker.prototype.on = function (this: Worker, ...args: Parameters<typeof on>) {
+  if (!visionWorkers.includes(this) && /services[\\/]vision[\\/]recognizer/.test(new Error().stack ?? '')) visionWorkers.push(this);
+  return on.apply(this, args);
+} as typeof on;
+
+const settled = <T>(p: Promise<T>, ms: number): Promise<{ ok: T } | { err: VisionError } | 'pending'> =>
+  Promise.race([p.then((ok) => ({ ok }), (err: VisionError) => ({ err })), new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
+
+let headPath = '';
+test.before(async () => {
+  // A small head (2 photos per type): quick to train, and a correction visibly moves it.
+  const seen = new Map<string, number>();
+  const pick = (await listLabelledImages(IMAGES_DIR)).filter((p) => {
+    const n = seen.get(p.label) ?? 0;
+    seen.set(p.label, n + 1);
+    return n < 2;
+  });
+  headPath = await trainHeadOn(pick);
+});
+
+test('a worker that died rejects teach, stats and recognize with WORKER_FAILED, and dispose returns at once', async () => {
+  const rec = await createRecognizer({ modelDir: MODEL_DIR, headPath });
+  const worker = visionWorkers.at(-1)!;
+  const r0 = await rec.recognize(photo('excavator/' + fs.readdirSync(photo('excavator'))[0]));
+  const examples = Array.from({ length: 1500 }, (_, i) => ({ label: i % 2 ? 'excavator' : 'crane', embedding: r0.embedding.map((v) => v + (i % 7) * 1e-3) }));
+  const teach = rec.teach(examples);
+  const stats = rec.stats();
+  await worker.terminate();
+  const t = await settled(teach, 3000);
+  const s = await settled(stats, 3000);
+  assert.ok(t !== 'pending' && 'err' in t, 'teach() settles');
+  assert.is((t as { err: VisionError }).err.code, 'WORKER_FAILED');
+  assert.ok(s !== 'pending' && 'err' in s, 'stats() settles');
+  assert.is((s as { err: VisionError }).err.code, 'WORKER_FAILED');
+  const later = await settled(rec.recognize(photo('excavator/' + fs.readdirSync(photo('excavator'))[0])), 3000);
+  assert.ok(later !== 'pending' && 'err' in later);
+  assert.not.match(later.err.message, /create a new/, 'no developer instructions in a technician-facing reason');
+  const t0 = Date.now();
+  assert.equal(await settled(rec.dispose(), 3000), { ok: undefined });
+  assert.ok(Date.now() - t0 < 500, `dispose() of a dead worker took ${Date.now() - t0} ms`);
+});
+
+test('after a worker crash the agent analyses again with the corrected head, and stops promptly', async () => {
+  const agent = await startRealAgent({ 'model.headPath': headPath });
+  let stopped = false;
+  try {
+    const analyse = async (file: string) => {
+      const r = await inject(agent, { method: 'POST', url: '/api/v1/images', headers: { 'content-type': 'image/jpeg' }, payload: fs.readFileSync(file) });
+      assert.is(r.statusCode, 202, r.body);
+      const id = r.json<{ analysisId: string }>().analysisId;
+      let view: { status: string; failure?: unknown; results?: { recognition?: { machineType: string } } } = { status: '' };
+      for (let i = 0; i < 300 && !['completed', 'failed'].includes(view.status); i++) {
+        view = (await inject(agent, { url: `/api/v1/analyses/${id}` })).json();
+        if (!['completed', 'failed'].includes(view.status)) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.is(view.status, 'completed', JSON.stringify(view).slice(0, 600));
+      return id;
+    };
+    const first = await analyse(photo('excavator/' + fs.readdirSync(photo('excavator'))[0]));
+    const label = await inject(agent, { method: 'POST', url: `/api/v1/analyses/${first}/label`, payload: { label: 'telehandler', by: 'tech-1' } });
+    assert.is(label.statusCode, 201, label.body);
+    await agent.refitter.idle();
+    const refitted = agent.recognizer()!.info().model.head!.id;
+    assert.match(refitted, '+device-');
+
+    const crashed = agent.recognizer();
+    await visionWorkers.at(-1)!.terminate();
+    await analyse(photo('crane/' + fs.readdirSync(photo('crane'))[0]));
+    assert.is.not(agent.recognizer(), crashed, 'a new recognizer serves');
+    await agent.refitter.idle();
+    assert.match(agent.recognizer()!.info().model.head!.id, '+device-', 'the corrections are applied to the new worker');
+    const health = (await inject(agent, { url: '/api/v1/health' })).json<{ model: { head: { id: string }; refit: { used: number } | null } }>();
+    assert.match(health.model.head.id, '+device-');
+    assert.is(health.model.refit?.used, 1);
+
+    const t0 = Date.now();
+    const end = await settled(agent.stop(), 5000);
+    stopped = end !== 'pending';
+    assert.ok(stopped, 'agent.stop() ends after a worker crash');
+    assert.ok(Date.now() - t0 < 5000);
+  } finally {
+    if (!stopped) void agent.stop();
+  }
+});
+
+test.run();
