@@ -6,6 +6,8 @@
  * terminated from the test, as a crash would end it.
  */
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -16,6 +18,21 @@ import { IMAGES_DIR, MODEL_DIR, photo } from './support/data.js';
 import { inject } from './support/harness.js';
 import { trainHeadOn } from './support/head.js';
 import { startRealAgent } from './support/real.js';
+import type { Agent } from '@tu/agent';
+
+type View = { status: string; failure?: { code?: string; reason?: string }; results?: { recognition?: { machineType: string } } };
+async function analyseOn(agent: Agent, file: string): Promise<{ id: string; view: View }> {
+  const r = await inject(agent, { method: 'POST', url: '/api/v1/images', headers: { 'content-type': 'image/jpeg' }, payload: fs.readFileSync(file) });
+  assert.is(r.statusCode, 202, r.body);
+  const id = r.json<{ analysisId: string }>().analysisId;
+  let view: View = { status: '' };
+  for (let i = 0; i < 300 && !['completed', 'failed'].includes(view.status); i++) {
+    view = (await inject(agent, { url: `/api/v1/analyses/${id}` })).json();
+    if (!['completed', 'failed'].includes(view.status)) await new Promise((r) => setTimeout(r, 100));
+  }
+  return { id, view };
+}
+const firstOf = (type: string): string => photo(`${type}/${fs.readdirSync(photo(type)).sort()[0]}`);
 
 // The recognizer's Worker is private to it: note every one it starts (by the caller's stack) to end it from outside.
 const visionWorkers: Worker[] = [];
@@ -102,6 +119,43 @@ test('after a worker crash the agent analyses again with the corrected head, and
     assert.ok(Date.now() - t0 < 5000);
   } finally {
     if (!stopped) void agent.stop();
+  }
+});
+
+test('a worker that cannot be restarted (model gone): photos fail with MODEL_NOT_FOUND at once, health says why, restarts back off, and vision returns with the model', async () => {
+  const modelDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tu-model-')), path.basename(MODEL_DIR));
+  fs.cpSync(MODEL_DIR, modelDir, { recursive: true });
+  const agent = await startRealAgent({ 'model.dir': modelDir, 'model.headPath': headPath });
+  try {
+    assert.is((await analyseOn(agent, firstOf('excavator'))).view.status, 'completed');
+    const onnx = path.join(modelDir, 'model.onnx');
+    fs.renameSync(onnx, `${onnx}.away`);
+    const started = visionWorkers.length;
+    await visionWorkers.at(-1)!.terminate();
+    for (const type of ['crane', 'forklift', 'tractor']) {
+      const { view } = await analyseOn(agent, firstOf(type));
+      assert.is(view.status, 'failed', JSON.stringify(view).slice(0, 400));
+      const failure = JSON.stringify(view.failure ?? view);
+      assert.match(failure, 'MODEL_NOT_FOUND', failure.slice(0, 600));
+      assert.not.match(failure, 'RETRIES_EXHAUSTED');
+      assert.not.match(failure, /create a new/);
+    }
+    // Three photos, one restart (the next waits for its backoff, a second at least).
+    assert.is(visionWorkers.length - started, 1, 'one restart for three photos');
+    const health = (await inject(agent, { url: '/api/v1/health' })).json<{ status: string; reasons: string[]; model: { state: string; error?: { code: string } } }>();
+    assert.is(health.status, 'degraded');
+    assert.ok(health.reasons.some((r) => r.includes('MODEL_NOT_FOUND') && r.includes('model.dir')), health.reasons.join(' | '));
+    assert.is(health.model.error?.code, 'MODEL_NOT_FOUND');
+
+    fs.renameSync(`${onnx}.away`, onnx);
+    const end = Date.now() + 15_000;
+    while (agent.recognizer() === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(agent.recognizer(), 'the restart is retried until the model is back');
+    assert.is((await analyseOn(agent, firstOf('crane'))).view.status, 'completed');
+    const after = (await inject(agent, { url: '/api/v1/health' })).json<{ reasons: string[] }>();
+    assert.not.ok(after.reasons.some((r) => r.includes('MODEL_NOT_FOUND')));
+  } finally {
+    await agent.stop();
   }
 });
 

@@ -204,6 +204,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         logger: log,
         ...(sharedRecognizer ? { recognizer: sharedRecognizer } : {}),
         onRecognizerReplaced: () => refitterRef?.schedule(),
+        clock,
       });
       services.push(svc);
       closers.push(() => svc.stop());
@@ -309,6 +310,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         }),
         uplink: () => uplink.health(),
         recognizerInfo: () => recognizer()?.info(),
+        visionProblem: () => vision?.visionProblem?.() ?? null,
         servicesInProcess: { ...config.services },
         plan: config.orchestrator.plan,
         storage: () => ({ ...storage.status(), quota: quota.status(), stateStore: store.stats.retrying, outbox: outbox?.stats.retrying, setAside }),

@@ -49,6 +49,8 @@ export interface AppDeps {
   uplink: () => UplinkHealth;
   /** Model info of the in-process recognizer, undefined when vision runs elsewhere. */
   recognizerInfo: () => RecognizerInfo | undefined;
+  /** Why the in-process vision service recognises no photos (its worker could not be started; retried), null when it does. */
+  visionProblem?: () => { code: string; message: string } | null;
   /** Data directory: full-disk state (fs/storage-guard.ts), quota (blobs/quota.ts), stores retrying a write. Absent in apps built without storage. */
   storage?: () => StorageHealth;
   /** Which services run inside this process. */

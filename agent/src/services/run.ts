@@ -1,13 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AgentConfig } from '@tu/firmware-config';
-import { STEPS, TuError, type BusClient, type Logger } from '@tu/shared';
+import { STEPS, TuError, type BusClient, type Clock, type Logger } from '@tu/shared';
 import type { BlobStore } from '../blobs/store.js';
 import { connectService, type BusIdentity } from '../bus.js';
 import type { PhotoHistory } from '../device/history.js';
 import type { DeviceState } from '../device/state.js';
 import { startComparisonService } from './comparison/service.js';
 import { startMetadataService } from './metadata/service.js';
+import type { VisionError } from './vision/errors.js';
 import { createRecognizer, type Recognizer } from './vision/recognizer.js';
 import { startVisionService } from './vision/service.js';
 import { appLayout } from '../release/layout.js';
@@ -61,12 +62,16 @@ export interface ServiceContext {
    * without the technicians' corrections (teach/refitter.ts must apply them again).
    */
   onRecognizerReplaced?: (recognizer: Recognizer) => void;
+  /** Timers of the vision worker's restarts (vision/keeper.ts). */
+  clock?: Clock;
 }
 
 export interface RunningAnalysisService {
   name: AnalysisServiceName;
   bus: BusClient;
   recognizer?: Recognizer;
+  /** Vision: why photos are not recognised (a failed worker start, retried with backoff); null when serving. */
+  visionProblem?: () => VisionError | null;
   stop(): Promise<void>;
 }
 
@@ -76,32 +81,26 @@ export async function runAnalysisService(name: AnalysisServiceName, ctx: Service
   const bus = await connectService(ctx.identity, def.service, { handles: [def.command] });
   try {
     if (name === 'vision') {
-      let recognizer = ctx.recognizer ?? (await startConfiguredRecognizer(ctx.config));
-      const owned = !ctx.recognizer;
       const svc = await startVisionService({
         bus,
-        recognizer,
+        recognizer: ctx.recognizer ?? (await startConfiguredRecognizer(ctx.config)),
         blobs: ctx.blobs,
         logger: ctx.logger,
-        recreate: async () => {
-          const dead = recognizer;
-          recognizer = await startConfiguredRecognizer(ctx.config);
-          // Its worker has exited: this only drops its listeners (returns at once, recognizer.ts).
-          void dead.dispose();
-          ctx.onRecognizerReplaced?.(recognizer);
-          return recognizer;
-        },
+        recreate: () => startConfiguredRecognizer(ctx.config),
+        ...(ctx.onRecognizerReplaced ? { onReplaced: ctx.onRecognizerReplaced } : {}),
+        ...(ctx.clock ? { clock: ctx.clock } : {}),
       });
       return {
         name,
         bus,
         get recognizer() {
-          return recognizer;
+          return svc.recognizer() ?? undefined;
         },
+        visionProblem: () => svc.problem(),
         async stop() {
+          // Disposes the recognizer serving now, the one passed in or its replacement (vision/keeper.ts).
           await svc.stop();
           await bus.close();
-          if (owned || recognizer !== ctx.recognizer) await recognizer.dispose();
         },
       };
     }

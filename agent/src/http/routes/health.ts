@@ -23,6 +23,7 @@ export function healthView(deps: AppDeps) {
     }),
   );
   const info = deps.recognizerInfo();
+  const problem = deps.visionProblem?.() ?? null;
   const model = info
     ? {
         state: 'loaded' as const,
@@ -37,7 +38,7 @@ export function healthView(deps: AppDeps) {
         thread: info.thread,
         loadMs: info.loadMs,
       }
-    : { state: deps.servicesInProcess.vision ? ('not-loaded' as const) : ('out-of-process' as const) };
+    : { state: deps.servicesInProcess.vision ? ('not-loaded' as const) : ('out-of-process' as const), ...(problem ? { error: { code: problem.code, message: problem.message } } : {}) };
   const brokerUp = deps.orchestratorBus.connected;
   // Why the status is 'degraded', one sentence each (shown to the technician by the UI).
   const reasons: string[] = [];
@@ -52,6 +53,8 @@ export function healthView(deps: AppDeps) {
     if (b.offlineMs >= BUS_OFFLINE_DEGRADED_MS) reasons.push(`${role} has been off the local bus for ${Math.round(b.offlineMs / 1000)} s: its messages are not flowing`);
     else if (b.drops >= BUS_DROPS_DEGRADED) reasons.push(`${role} lost its local bus connection ${b.drops} times in the last minute: messages may be missed (is another client using its client id, or is the broker overloaded?)`);
   }
+  // The vision service is up on the bus yet answers every photo with this (vision/keeper.ts retries the start).
+  if (problem) reasons.push(`photos are not recognised (${problem.code}): ${problem.message}`);
   if (info && !info.model.head) {
     reasons.push(
       'no machine-type head installed: machine types cannot be recognised (only forklift, crane and tractor are guessed from ImageNet; everything else is reported as unknown). Install the default head (npm run build:head) or train one (npm run train-head)',
