@@ -9,13 +9,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { listLabelledImages } from '@tu/agent/internal/services/vision/dataset';
 import type { VisionError } from '@tu/agent/internal/services/vision/errors';
 import { createRecognizer } from '@tu/agent/internal/services/vision/recognizer';
 import { IMAGES_DIR, MODEL_DIR, photo } from './support/data.js';
-import { inject } from './support/harness.js';
+import { recognitionDeadlineMs } from '@tu/agent/internal/services/run';
+import { inject, testConfig } from './support/harness.js';
 import { trainHeadOn } from './support/head.js';
 import { startRealAgent } from './support/real.js';
 import type { Agent } from '@tu/agent';
@@ -157,6 +159,39 @@ test('a worker that cannot be restarted (model gone): photos fail with MODEL_NOT
   } finally {
     await agent.stop();
   }
+});
+
+test('a worker that leaves recognitions unanswered past the deadline is terminated; every waiter fails WORKER_FAILED saying it hung', async () => {
+  // A real photo the worker needs far longer than the deadline for (a 36 MP PNG: no shrink-on-load), as a hang would be.
+  const slow = await sharp({ create: { width: 6000, height: 6000, channels: 3, background: { r: 90, g: 120, b: 60 } } }).png({ compressionLevel: 0 }).toBuffer();
+  const rec = await createRecognizer({ modelDir: MODEL_DIR, headPath, deadlineMs: 40 });
+  const worker = visionWorkers.at(-1)!;
+  const exited = new Promise<void>((r) => worker.once('exit', () => r()));
+  const stuck = settled(rec.recognize(slow), 5000);
+  const queued = settled(rec.recognize(firstOf('crane')), 5000);
+  for (const r of [await stuck, await queued]) {
+    assert.ok(r !== 'pending' && 'err' in r, 'the waiter fails');
+    assert.is(r.err.code, 'WORKER_FAILED');
+    assert.match(r.err.message, /hung/);
+    assert.match(r.err.message, /restarted/);
+  }
+  assert.is(await Promise.race([exited.then(() => 'exited'), new Promise((r) => setTimeout(() => r('running'), 3000))]), 'exited', 'the hung worker is terminated');
+  assert.equal(await settled(rec.dispose(), 1000), { ok: undefined });
+});
+
+test('the deadline runs from the last answer: photos queued behind others are not taken for a hang', async () => {
+  const rec = await createRecognizer({ modelDir: MODEL_DIR, headPath, deadlineMs: 3000 });
+  try {
+    const files = ['crane', 'forklift', 'tractor', 'excavator', 'wheel_loader', 'crane', 'forklift', 'tractor'].map(firstOf);
+    const results = await Promise.all(files.map((f) => rec.recognize(f)));
+    assert.is(results.length, files.length);
+  } finally {
+    await rec.dispose();
+  }
+  // The agent's rule (services/run.ts): below the recognition step's timeout, so the worker is restarted before the attempt times out.
+  const config = testConfig({ 'orchestrator.plan': { recognition: { timeoutMs: 3000 } } });
+  const deadline = recognitionDeadlineMs(config)!;
+  assert.ok(deadline > 0 && deadline < 3000, `deadline ${deadline} ms`);
 });
 
 test.run();

@@ -36,13 +36,27 @@ export function modelPaths(config: AgentConfig): { modelDir: string; headPath: s
   return { modelDir: path.resolve(modelDir), headPath: head ? path.resolve(head) : undefined };
 }
 
+/**
+ * The one rule for how long the vision worker may leave waiting recognitions unanswered before
+ * it is taken as hung and restarted (vision/recognizer.ts deadlineMs): 80 % of the recognition
+ * step's timeout (orchestrator.plan.recognition.timeoutMs), so that the worker is restarted and
+ * the attempt fails as WORKER_FAILED (retried on the new worker) before the orchestrator gives
+ * the attempt up as STEP_TIMEOUT. Undefined when the plan has no recognition step.
+ */
+export function recognitionDeadlineMs(config: AgentConfig): number | undefined {
+  const step = config.orchestrator.plan.find((p) => p.step === 'recognition');
+  return step ? Math.floor(step.timeoutMs * 0.8) : undefined;
+}
+
 export function startConfiguredRecognizer(config: AgentConfig): Promise<Recognizer> {
   const { modelDir, headPath } = modelPaths(config);
+  const deadlineMs = recognitionDeadlineMs(config);
   return createRecognizer({
     modelDir,
     ...(headPath ? { headPath } : {}),
     ...(config.model.backend ? { backend: config.model.backend } : {}),
     maxPixels: config.limits.maxPixels,
+    ...(deadlineMs !== undefined ? { deadlineMs } : {}),
   });
 }
 

@@ -7,6 +7,7 @@
  * `npm run build`; the release bundle keeps the same name beside its entry).
  */
 import { Worker } from 'node:worker_threads';
+import { systemClock, type Clock, type TimerHandle } from '@tu/shared';
 import type { BackendName } from './backend.js';
 import { deserializeError, WorkerError } from './errors.js';
 import type { FitMode, ImageInput } from './preprocess.js';
@@ -25,6 +26,16 @@ export interface RecognizerOptions {
   /** Without a head: resize fit and flip-TTA (a head carries its own). */
   fit?: FitMode;
   tta?: boolean;
+  /**
+   * While recognitions wait, the worker must answer one of them (or anything) within this many
+   * ms; else it is taken as hung (stuck in native decoding or inference, where it answers nothing
+   * ever again), terminated, and every waiter fails with WORKER_FAILED, so that its owner starts a
+   * new one (vision/keeper.ts). The agent derives it from the recognition step's timeout
+   * (services/run.ts recognitionDeadlineMs). Absent: no deadline.
+   */
+  deadlineMs?: number;
+  /** Timers of the deadline. */
+  clock?: Clock;
 }
 
 export interface Recognizer {
@@ -58,11 +69,18 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
   /** The worker thread has ended: it answers nothing more and emits no second 'exit'. */
   let exited = false;
   let fatal: Error | null = null;
+  const clock = options.clock ?? systemClock;
+  let deadline: TimerHandle | null = null;
+  const disarm = (): void => {
+    if (deadline) clock.clearTimeout(deadline);
+    deadline = null;
+  };
 
   // Every waiter is rejected, not only recognitions: a teach() left pending would keep the
   // refitter's loop (teach/refitter.ts) running for ever, and with it the agent's stop().
   const failAll = (err: Error): void => {
     fatal = err;
+    disarm();
     for (const p of pending.values()) p.reject(err);
     pending.clear();
     for (const w of statsWaiters.values()) w.reject(err);
@@ -100,7 +118,21 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
     worker.on('exit', onExit);
   });
 
+  // Measured from the worker's last answer, not from each post: photos queued behind others are
+  // not late, a worker that answers nothing at all is hung.
+  const arm = (): void => {
+    disarm();
+    const ms = options.deadlineMs;
+    if (ms === undefined || pending.size === 0 || fatal || closed) return;
+    deadline = clock.setTimeout(() => {
+      deadline = null;
+      failAll(new WorkerError('WORKER_FAILED', `the vision worker did not answer for ${ms} ms (hung in decoding or inference) and was restarted; the photo is analysed again`));
+      void worker.terminate();
+    }, ms);
+  };
   worker.on('message', (m: FromWorker) => {
+    // Any answer shows the worker alive: the deadline starts again for what still waits.
+    queueMicrotask(arm);
     if (m.type === 'stats') {
       statsWaiters.get(m.id)?.resolve(m.stats);
       statsWaiters.delete(m.id);
@@ -124,11 +156,14 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
     if (m.type === 'result') p.resolve(m.result);
     else p.reject(deserializeError(m.error));
   });
-  worker.on('error', (err) => failAll(new WorkerError('WORKER_FAILED', `vision worker crashed: ${err.message}`, { cause: err })));
+  worker.on('error', (err) => {
+    if (!fatal) failAll(new WorkerError('WORKER_FAILED', `vision worker crashed: ${err.message}`, { cause: err }));
+  });
   worker.on('exit', (code) => {
     exited = true;
     // Read by technicians in a failed analysis: say what happens next, not what a caller of this library must do.
-    if (!closed) failAll(new WorkerError('WORKER_FAILED', `the vision worker stopped unexpectedly (exit code ${code}); the vision service starts a new one and the photo is analysed again`));
+    // After a deadline (hung worker) its reason stands: the exit is the terminate() it caused.
+    if (!closed && !fatal) failAll(new WorkerError('WORKER_FAILED', `the vision worker stopped unexpectedly (exit code ${code}); the vision service starts a new one and the photo is analysed again`));
   });
   // Do not keep the process alive just for an idle recognizer.
   worker.unref();
@@ -159,6 +194,7 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
       const id = nextId++;
       return new Promise<RecognitionResult>((resolve, reject) => {
         pending.set(id, { resolve, reject });
+        if (!deadline) arm();
         worker.ref();
         const done = (): void => {
           if (pending.size === 0) worker.unref();
@@ -186,6 +222,7 @@ export async function createRecognizer(options: RecognizerOptions): Promise<Reco
     async dispose(): Promise<void> {
       if (closed) return;
       closed = true;
+      disarm();
       failAll(new WorkerError('RECOGNIZER_DISPOSED', 'the vision service was stopped while the photo waited; it is analysed again once the service runs'));
       // An exited worker never emits 'exit' again: waiting for it would never end (agent.stop() after a crash).
       if (exited) return;
