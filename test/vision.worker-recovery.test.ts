@@ -17,7 +17,7 @@ import type { VisionError } from '@tu/agent/internal/services/vision/errors';
 import { createRecognizer } from '@tu/agent/internal/services/vision/recognizer';
 import { IMAGES_DIR, MODEL_DIR, photo } from './support/data.js';
 import { recognitionDeadlineMs } from '@tu/agent/internal/services/run';
-import { inject, testConfig } from './support/harness.js';
+import { inject, testConfig, tmpDir } from './support/harness.js';
 import { trainHeadOn } from './support/head.js';
 import { startRealAgent } from './support/real.js';
 import type { Agent } from '@tu/agent';
@@ -192,6 +192,51 @@ test('the deadline runs from the last answer: photos queued behind others are no
   const config = testConfig({ 'orchestrator.plan': { recognition: { timeoutMs: 3000 } } });
   const deadline = recognitionDeadlineMs(config)!;
   assert.ok(deadline > 0 && deadline < 3000, `deadline ${deadline} ms`);
+});
+
+const modelCopy = (): string => {
+  const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tu-model-')), path.basename(MODEL_DIR));
+  fs.cpSync(MODEL_DIR, dir, { recursive: true });
+  return dir;
+};
+
+test('a damaged refit head in dataDir is set aside: the gateway starts on the shipped head, health names HEAD_INVALID and the file', async () => {
+  const modelDir = modelCopy();
+  fs.copyFileSync(headPath, path.join(modelDir, 'head.json'));
+  const dataDir = tmpDir('tu-real-');
+  const damaged = path.join(dataDir, 'head.json');
+  fs.writeFileSync(damaged, fs.readFileSync(headPath, 'utf8').slice(0, 5000));
+  const agent = await startRealAgent({ 'model.dir': modelDir }, dataDir);
+  try {
+    const shipped = (JSON.parse(fs.readFileSync(headPath, 'utf8')) as { id: string }).id;
+    assert.is(agent.recognizer()?.info().model.head?.id, shipped, 'the shipped head serves');
+    assert.not.ok(fs.existsSync(damaged), 'the damaged head is no longer tried');
+    const kept = fs.readdirSync(dataDir).filter((f) => f.startsWith('head.json.bad-'));
+    assert.is(kept.length, 1, 'kept for inspection');
+    const health = (await inject(agent, { url: '/api/v1/health' })).json<{ status: string; reasons: string[] }>();
+    assert.is(health.status, 'degraded');
+    assert.ok(health.reasons.some((r) => r.includes('HEAD_INVALID') && r.includes(damaged) && r.includes(kept[0]!)), health.reasons.join(' | '));
+    assert.is((await analyseOn(agent, firstOf('crane'))).view.status, 'completed');
+  } finally {
+    await agent.stop();
+  }
+});
+
+test('a missing model keeps vision off, not the gateway: uploads are taken, recognition answers MODEL_NOT_FOUND, health says why', async () => {
+  const modelDir = modelCopy();
+  fs.rmSync(path.join(modelDir, 'model.onnx'));
+  const agent = await startRealAgent({ 'model.dir': modelDir, 'model.headPath': headPath });
+  try {
+    const health = (await inject(agent, { url: '/api/v1/health' })).json<{ status: string; reasons: string[]; model: { state: string; error?: { code: string } } }>();
+    assert.is(health.status, 'degraded');
+    assert.is(health.model.error?.code, 'MODEL_NOT_FOUND');
+    assert.ok(health.reasons.some((r) => r.includes('MODEL_NOT_FOUND')), health.reasons.join(' | '));
+    const { view } = await analyseOn(agent, firstOf('crane'));
+    assert.is(view.status, 'failed');
+    assert.match(JSON.stringify(view.failure ?? view), 'MODEL_NOT_FOUND');
+  } finally {
+    await agent.stop();
+  }
 });
 
 test.run();

@@ -23,7 +23,8 @@ import { createOrchestrator, type Orchestrator } from './orchestrator/orchestrat
 import { openStateStore, type StateStore } from './orchestrator/store.js';
 import { WriterThread } from './sqlite/writer-thread.js';
 import { dropMqttNumberCache } from './mqtt-number-cache.js';
-import { ANALYSIS_SERVICES, runAnalysisService, startConfiguredRecognizer, type RunningAnalysisService } from './services/run.js';
+import { ANALYSIS_SERVICES, runAnalysisService, startConfiguredRecognizer, type HeadSetAside, type RunningAnalysisService } from './services/run.js';
+import { VisionError } from './services/vision/errors.js';
 import type { Recognizer } from './services/vision/recognizer.js';
 import { EXAMPLES_FILE, openExampleStore } from './teach/examples.js';
 import { createTeacher, type Teacher } from './teach/teacher.js';
@@ -187,11 +188,23 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     // Created below, after the services: a vision worker replaced after a crash needs the corrections again.
     let refitterRef: HeadRefitter | undefined = undefined;
     let sharedRecognizer: Recognizer | undefined;
+    let recognizerStartError: unknown;
+    // Head files that did not load and were set aside (services/run.ts): health names them.
+    const headsSetAside: HeadSetAside[] = [];
+    const headStart = { logger: log, clock, onHeadSetAside: (h: HeadSetAside) => void headsSetAside.push(h) };
     if (config.services.vision) {
-      sharedRecognizer = await startConfiguredRecognizer(config);
-      const first = sharedRecognizer;
-      // The current one: after a crash the vision service has replaced the first (services/run.ts).
-      closers.push(() => (recognizer() ?? first).dispose());
+      try {
+        sharedRecognizer = await startConfiguredRecognizer(config, headStart);
+        const first = sharedRecognizer;
+        // The current one: after a crash the vision service has replaced the first (services/run.ts).
+        closers.push(() => (recognizer() ?? first).dispose());
+      } catch (err) {
+        // A model that does not load keeps vision off (its steps answer MODEL_*, health says why), never the
+        // uploads, metadata, comparison and the UI; the vision service retries the start (vision/keeper.ts).
+        if (!(err instanceof VisionError)) throw err;
+        log.error({ err }, 'the vision model could not be loaded; the gateway runs without recognition until it can');
+        recognizerStartError = err;
+      }
     }
     for (const name of ANALYSIS_SERVICES) {
       if (!config.services[name]) continue;
@@ -205,6 +218,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         ...(sharedRecognizer ? { recognizer: sharedRecognizer } : {}),
         onRecognizerReplaced: () => refitterRef?.schedule(),
         clock,
+        onHeadSetAside: headStart.onHeadSetAside,
+        ...(recognizerStartError !== undefined && name === 'vision' ? { recognizerStartError } : {}),
       });
       services.push(svc);
       closers.push(() => svc.stop());
@@ -311,6 +326,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         uplink: () => uplink.health(),
         recognizerInfo: () => recognizer()?.info(),
         visionProblem: () => vision?.visionProblem?.() ?? null,
+        headsSetAside: () => headsSetAside,
         servicesInProcess: { ...config.services },
         plan: config.orchestrator.plan,
         storage: () => ({ ...storage.status(), quota: quota.status(), stateStore: store.stats.retrying, outbox: outbox?.stats.retrying, setAside }),

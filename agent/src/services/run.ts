@@ -1,14 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AgentConfig } from '@tu/firmware-config';
-import { STEPS, TuError, type BusClient, type Clock, type Logger } from '@tu/shared';
+import { STEPS, systemClock, TuError, type BusClient, type Clock, type Logger } from '@tu/shared';
 import type { BlobStore } from '../blobs/store.js';
 import { connectService, type BusIdentity } from '../bus.js';
 import type { PhotoHistory } from '../device/history.js';
 import type { DeviceState } from '../device/state.js';
 import { startComparisonService } from './comparison/service.js';
 import { startMetadataService } from './metadata/service.js';
-import type { VisionError } from './vision/errors.js';
+import { VisionError } from './vision/errors.js';
 import { createRecognizer, type Recognizer } from './vision/recognizer.js';
 import { startVisionService } from './vision/service.js';
 import { appLayout } from '../release/layout.js';
@@ -29,11 +29,33 @@ export const HEAD_BESIDE_MODEL = 'head.json';
  * {model dir}/head.json (the release ships the default head there). None → no head (health: degraded).
  */
 export function modelPaths(config: AgentConfig): { modelDir: string; headPath: string | undefined } {
+  const { modelDir, heads } = modelFiles(config);
+  return { modelDir, headPath: heads[0] };
+}
+
+/** The model directory and every head file that exists, in the order of modelPaths. */
+function modelFiles(config: AgentConfig): { modelDir: string; heads: string[] } {
   const modelDir = config.model.dir ?? appLayout().modelDir;
   if (!modelDir) throw new TuError('CONFIG_INVALID', 'model.dir is not set: set it in the config file or the MODEL_DIR environment variable (the model directory, e.g. ../shared/models/mobilenet_v2_100_224_quant)');
   const candidates = [config.model.headPath, path.join(config.dataDir, 'head.json'), path.join(modelDir, HEAD_BESIDE_MODEL)];
-  const head = candidates.find((c): c is string => c !== undefined && fs.existsSync(c));
-  return { modelDir: path.resolve(modelDir), headPath: head ? path.resolve(head) : undefined };
+  const heads = candidates.filter((c): c is string => c !== undefined && fs.existsSync(c)).map((c) => path.resolve(c));
+  return { modelDir: path.resolve(modelDir), heads: [...new Set(heads)] };
+}
+
+/** A head file that would not load (HEAD_INVALID), renamed away so that the next start does not trip on it again. */
+export interface HeadSetAside {
+  file: string;
+  /** Where it is kept for inspection (null: it could not be renamed, e.g. a read-only release directory). */
+  movedTo: string | null;
+  message: string;
+  at: string;
+}
+
+export interface RecognizerStartOptions {
+  /** A head candidate failed to load and the next one is used (health names it). */
+  onHeadSetAside?: (h: HeadSetAside) => void;
+  clock?: Clock;
+  logger?: Logger;
 }
 
 /**
@@ -48,16 +70,41 @@ export function recognitionDeadlineMs(config: AgentConfig): number | undefined {
   return step ? Math.floor(step.timeoutMs * 0.8) : undefined;
 }
 
-export function startConfiguredRecognizer(config: AgentConfig): Promise<Recognizer> {
-  const { modelDir, headPath } = modelPaths(config);
+/**
+ * Starts the recognizer with the first head candidate that loads. A damaged head (a power cut
+ * while a technician's refit head was written, a truncated copy) must not keep vision, let
+ * alone the gateway, from starting: it is renamed to `<file>.bad-<time>` (kept for inspection,
+ * and not tried again on every start) and the next candidate, in the end the shipped head, is
+ * used. A head for another model (HEAD_MISMATCH) or a model that will not load still fails.
+ */
+export async function startConfiguredRecognizer(config: AgentConfig, o: RecognizerStartOptions = {}): Promise<Recognizer> {
+  const { modelDir, heads } = modelFiles(config);
   const deadlineMs = recognitionDeadlineMs(config);
-  return createRecognizer({
-    modelDir,
-    ...(headPath ? { headPath } : {}),
-    ...(config.model.backend ? { backend: config.model.backend } : {}),
-    maxPixels: config.limits.maxPixels,
-    ...(deadlineMs !== undefined ? { deadlineMs } : {}),
-  });
+  const clock = o.clock ?? systemClock;
+  for (let i = 0; ; i++) {
+    const headPath = heads[i];
+    try {
+      return await createRecognizer({
+        modelDir,
+        ...(headPath ? { headPath } : {}),
+        ...(config.model.backend ? { backend: config.model.backend } : {}),
+        maxPixels: config.limits.maxPixels,
+        ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      });
+    } catch (err) {
+      if (!headPath || !(err instanceof VisionError) || err.code !== 'HEAD_INVALID') throw err;
+      const at = new Date(clock.now()).toISOString();
+      let movedTo: string | null = `${headPath}.bad-${at.replace(/[:.]/g, '-')}`;
+      try {
+        fs.renameSync(headPath, movedTo);
+      } catch (renameErr) {
+        o.logger?.warn({ err: renameErr, file: headPath }, 'a head file that does not load could not be renamed away');
+        movedTo = null;
+      }
+      o.logger?.error({ err, file: headPath, movedTo }, 'a head file does not load; set aside, the next head is used');
+      o.onHeadSetAside?.({ file: headPath, movedTo, message: err.message, at });
+    }
+  }
 }
 
 export interface ServiceContext {
@@ -78,6 +125,10 @@ export interface ServiceContext {
   onRecognizerReplaced?: (recognizer: Recognizer) => void;
   /** Timers of the vision worker's restarts (vision/keeper.ts). */
   clock?: Clock;
+  /** A head file that does not load was set aside at a restart (startConfiguredRecognizer). */
+  onHeadSetAside?: (h: HeadSetAside) => void;
+  /** In-process: the agent could not start the recognizer (ctx.recognizer absent); the service retries. */
+  recognizerStartError?: unknown;
 }
 
 export interface RunningAnalysisService {
@@ -95,12 +146,25 @@ export async function runAnalysisService(name: AnalysisServiceName, ctx: Service
   const bus = await connectService(ctx.identity, def.service, { handles: [def.command] });
   try {
     if (name === 'vision') {
+      const startOpts: RecognizerStartOptions = { logger: ctx.logger, ...(ctx.clock ? { clock: ctx.clock } : {}), ...(ctx.onHeadSetAside ? { onHeadSetAside: ctx.onHeadSetAside } : {}) };
+      // A model that does not load keeps vision off, not the service: it answers MODEL_* and retries (vision/keeper.ts).
+      const first = ctx.recognizer
+        ? { recognizer: ctx.recognizer }
+        : ctx.recognizerStartError !== undefined
+          ? { recognizer: null, startError: ctx.recognizerStartError }
+          : await startConfiguredRecognizer(ctx.config, startOpts).then(
+              (recognizer) => ({ recognizer }),
+              (startError: unknown) => {
+                if (!(startError instanceof VisionError)) throw startError;
+                return { recognizer: null, startError };
+              },
+            );
       const svc = await startVisionService({
         bus,
-        recognizer: ctx.recognizer ?? (await startConfiguredRecognizer(ctx.config)),
+        ...first,
         blobs: ctx.blobs,
         logger: ctx.logger,
-        recreate: () => startConfiguredRecognizer(ctx.config),
+        recreate: () => startConfiguredRecognizer(ctx.config, startOpts),
         ...(ctx.onRecognizerReplaced ? { onReplaced: ctx.onRecognizerReplaced } : {}),
         ...(ctx.clock ? { clock: ctx.clock } : {}),
       });

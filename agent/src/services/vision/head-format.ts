@@ -3,7 +3,7 @@
  * with zod on load. Trained heads come from photos whose licences are often
  * unknown: keep them out of the repository (default location .data/head.json).
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { HeadError } from './errors.js';
@@ -138,11 +138,32 @@ export async function loadHead(file: string): Promise<HeadFile> {
   return parseHead(raw, `head file ${file}`);
 }
 
-/** Validates, then writes atomically (tmp file + rename). */
+/**
+ * Validates, then writes atomically and durably: tmp file fsynced, renamed, directory fsynced.
+ * Without the fsync a power cut (a gateway loses power with the ignition) can leave the new name
+ * on an empty or truncated file, which services/run.ts then has to set aside. (The project's
+ * shared/src/durable-file.ts only creates files that do not exist yet; a head is replaced.)
+ */
 export async function saveHead(file: string, head: HeadFile): Promise<void> {
   const valid = parseHead(head, 'head to save');
-  await mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  const dir = path.dirname(path.resolve(file));
+  await mkdir(dir, { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(valid) + '\n', 'utf8');
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(JSON.stringify(valid) + '\n', 'utf8');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
   await rename(tmp, file);
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } catch (err) {
+    // Some filesystems refuse fsync on a directory (as in shared/src/durable-file.ts); nothing more can be done there.
+    if (!['EISDIR', 'EINVAL', 'EPERM'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+  } finally {
+    await d.close();
+  }
 }
