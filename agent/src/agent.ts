@@ -23,7 +23,7 @@ import { createOrchestrator, type Orchestrator } from './orchestrator/orchestrat
 import { openStateStore, type StateStore } from './orchestrator/store.js';
 import { WriterThread } from './sqlite/writer-thread.js';
 import { dropMqttNumberCache } from './mqtt-number-cache.js';
-import { ANALYSIS_SERVICES, runAnalysisService, startConfiguredRecognizer, type HeadSetAside, type RunningAnalysisService } from './services/run.js';
+import { ANALYSIS_SERVICES, runAnalysisService, startConfiguredRecognizer, type RunningAnalysisService } from './services/run.js';
 import { VisionError } from './services/vision/errors.js';
 import type { Recognizer } from './services/vision/recognizer.js';
 import { EXAMPLES_FILE, openExampleStore } from './teach/examples.js';
@@ -189,9 +189,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     let refitterRef: HeadRefitter | undefined = undefined;
     let sharedRecognizer: Recognizer | undefined;
     let recognizerStartError: unknown;
-    // Head files that did not load and were set aside (services/run.ts): health names them.
-    const headsSetAside: HeadSetAside[] = [];
-    const headStart = { logger: log, clock, onHeadSetAside: (h: HeadSetAside) => void headsSetAside.push(h) };
+    // Head files that do not load are set aside like any damaged data file (services/run.ts).
+    const headStart = { logger: log, clock, onHeadSetAside: (h: SetAside) => void setAside.push(h) };
     if (config.services.vision) {
       try {
         sharedRecognizer = await startConfiguredRecognizer(config, headStart);
@@ -326,7 +325,6 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         uplink: () => uplink.health(),
         recognizerInfo: () => recognizer()?.info(),
         visionProblem: () => vision?.visionProblem?.() ?? null,
-        headsSetAside: () => headsSetAside,
         servicesInProcess: { ...config.services },
         plan: config.orchestrator.plan,
         storage: () => ({ ...storage.status(), quota: quota.status(), stateStore: store.stats.retrying, outbox: outbox?.stats.retrying, setAside }),

@@ -11,11 +11,14 @@ export interface SetAside {
   /** What the file holds, for a person ("photo history", "device state"). */
   what: string;
   file: string;
-  movedTo: string;
+  /** Where it is kept; null when it could not be moved (a read-only release directory): it is then passed over at each start. */
+  movedTo: string | null;
   /** What was wrong with it. */
   reason: string;
   /** What of it was kept, when some of it could be read ("the machine profile and 2 of 3 reference photos"). */
   kept?: string;
+  /** What is used instead, when not an empty new file ("the next head: the shipped one, refitted to the technicians' labels"). */
+  replacedBy?: string;
   at: string;
 }
 
@@ -38,5 +41,6 @@ export function moveAside(file: string, opts: { sqlite?: boolean; now?: number }
 
 /** One sentence for health's reasons. */
 export function describeSetAside(s: SetAside): string {
-  return `the ${s.what} (${s.file}) was damaged (${s.reason}) and was moved to ${s.movedTo}${s.kept ? `; kept: ${s.kept}` : '; it starts empty'}`;
+  const where = s.movedTo ? `was moved to ${s.movedTo}` : 'could not be moved and is passed over';
+  return `the ${s.what} (${s.file}) was damaged (${s.reason}) and ${where}${s.kept ? `; kept: ${s.kept}` : s.replacedBy ? `; ${s.replacedBy}` : '; it starts empty'}`;
 }

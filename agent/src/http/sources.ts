@@ -51,8 +51,6 @@ export interface AppDeps {
   recognizerInfo: () => RecognizerInfo | undefined;
   /** Why the in-process vision service recognises no photos (its worker could not be started; retried), null when it does. */
   visionProblem?: () => { code: string; message: string } | null;
-  /** Head files that did not load and were set aside for the next head (services/run.ts startConfiguredRecognizer). */
-  headsSetAside?: () => readonly { file: string; movedTo: string | null; message: string; at: string }[];
   /** Data directory: full-disk state (fs/storage-guard.ts), quota (blobs/quota.ts), stores retrying a write. Absent in apps built without storage. */
   storage?: () => StorageHealth;
   /** Which services run inside this process. */

@@ -12,6 +12,7 @@ import { VisionError } from './vision/errors.js';
 import { createRecognizer, type Recognizer } from './vision/recognizer.js';
 import { startVisionService } from './vision/service.js';
 import { appLayout } from '../release/layout.js';
+import { moveAside, type SetAside } from '../fs/set-aside.js';
 
 export type AnalysisServiceName = 'vision' | 'comparison' | 'metadata';
 export const ANALYSIS_SERVICES: readonly AnalysisServiceName[] = ['vision', 'comparison', 'metadata'];
@@ -43,17 +44,9 @@ function modelFiles(config: AgentConfig): { modelDir: string; heads: string[] } 
 }
 
 /** A head file that would not load (HEAD_INVALID), renamed away so that the next start does not trip on it again. */
-export interface HeadSetAside {
-  file: string;
-  /** Where it is kept for inspection (null: it could not be renamed, e.g. a read-only release directory). */
-  movedTo: string | null;
-  message: string;
-  at: string;
-}
-
 export interface RecognizerStartOptions {
   /** A head candidate failed to load and the next one is used (health names it). */
-  onHeadSetAside?: (h: HeadSetAside) => void;
+  onHeadSetAside?: (h: SetAside) => void;
   clock?: Clock;
   logger?: Logger;
 }
@@ -93,16 +86,22 @@ export async function startConfiguredRecognizer(config: AgentConfig, o: Recogniz
       });
     } catch (err) {
       if (!headPath || !(err instanceof VisionError) || err.code !== 'HEAD_INVALID') throw err;
-      const at = new Date(clock.now()).toISOString();
-      let movedTo: string | null = `${headPath}.bad-${at.replace(/[:.]/g, '-')}`;
+      let movedTo: string | null;
       try {
-        fs.renameSync(headPath, movedTo);
+        movedTo = moveAside(headPath, { now: clock.now() });
       } catch (renameErr) {
         o.logger?.warn({ err: renameErr, file: headPath }, 'a head file that does not load could not be renamed away');
         movedTo = null;
       }
       o.logger?.error({ err, file: headPath, movedTo }, 'a head file does not load; set aside, the next head is used');
-      o.onHeadSetAside?.({ file: headPath, movedTo, message: err.message, at });
+      o.onHeadSetAside?.({
+        what: 'machine-type head',
+        file: headPath,
+        movedTo,
+        reason: `HEAD_INVALID: ${err.message.split('\n')[0]}`,
+        replacedBy: "the next head is used (the shipped one, refitted to the technicians' labels)",
+        at: new Date(clock.now()).toISOString(),
+      });
     }
   }
 }
@@ -126,7 +125,7 @@ export interface ServiceContext {
   /** Timers of the vision worker's restarts (vision/keeper.ts). */
   clock?: Clock;
   /** A head file that does not load was set aside at a restart (startConfiguredRecognizer). */
-  onHeadSetAside?: (h: HeadSetAside) => void;
+  onHeadSetAside?: (h: SetAside) => void;
   /** In-process: the agent could not start the recognizer (ctx.recognizer absent); the service retries. */
   recognizerStartError?: unknown;
 }

@@ -55,11 +55,6 @@ export function healthView(deps: AppDeps) {
   }
   // The vision service is up on the bus yet answers every photo with this (vision/keeper.ts retries the start).
   if (problem) reasons.push(`photos are not recognised (${problem.code}): ${problem.message}`);
-  for (const h of deps.headsSetAside?.() ?? []) {
-    reasons.push(
-      `HEAD_INVALID: the head file ${h.file} does not load and was set aside${h.movedTo ? ` as ${h.movedTo}` : ''} at ${h.at}; the next head is used (the shipped one, refitted to the technicians' labels). Remove the set-aside file once inspected. ${h.message.split('\n')[0]}`,
-    );
-  }
   if (info && !info.model.head) {
     reasons.push(
       'no machine-type head installed: machine types cannot be recognised (only forklift, crane and tractor are guessed from ImageNet; everything else is reported as unknown). Install the default head (npm run build:head) or train one (npm run train-head)',
