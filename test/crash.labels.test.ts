@@ -53,6 +53,7 @@ test('kill -9 right after labels are answered: every 201/200 label is still ther
     const answered = new Map<string, { correctionId: string; label: string; at: string }>();
     let answers = 0;
     for (let cycle = 0; cycle < 5; cycle++) {
+      const before = answers;
       const inFlight = ids.map(async (id, i) => {
         const label = LABELS[(i + cycle) % LABELS.length]!;
         try {
@@ -66,7 +67,11 @@ test('kill -9 right after labels are answered: every 201/200 label is still ther
           // killed before it answered: nothing promised
         }
       });
-      await new Promise((r) => setTimeout(r, 15 + cycle * 30));
+      // Killed right after the first answer of this cycle (others still in flight), not after a
+      // fixed time: on a loaded machine no label had been answered yet when a timer fired.
+      const firstAnswer = Date.now();
+      while (answers === before && Date.now() - firstAnswer < 10_000) await new Promise((r) => setTimeout(r, 2));
+      await new Promise((r) => setTimeout(r, cycle * 5));
       // An agent that died by itself would never emit 'exit' again: say so instead of waiting on nothing.
       if (agent.exitCode !== null || agent.signalCode !== null) throw new Error(`the agent exited by itself before kill ${cycle} (code ${agent.exitCode}, signal ${agent.signalCode})`);
       const exited = new Promise((r) => agent.once('exit', r));
@@ -82,7 +87,7 @@ test('kill -9 right after labels are answered: every 201/200 label is still ther
         else assert.ok(got.at >= want.at, `${id}: ${got.at} is not older than the answered ${want.at}`);
       }
     }
-    assert.ok(answers >= 8, `labels were answered before kills (${answers})`);
+    assert.ok(answers >= 5, `a label was answered before each of the 5 kills (${answers} in all)`);
     const examples = listExamples(dataDir);
     assert.ok(examples.length >= answered.size);
     for (const x of examples) assert.is(x.embedding.length, 256);
