@@ -101,12 +101,22 @@ export class RedisState implements SharedPresence, SharedRecentIds, SharedVerifi
     });
     this.#redis = redis as WithScripts;
     const beat = () => {
-      void redis.set(`i:${this.instanceId}`, '1', 'PX', opts.livenessMs).catch(() => undefined);
-      // Not connected: nothing queued (one command per held gateway would pile up in ioredis's
-      // offline queue); the first beat after the reconnect re-asserts them, which is when it matters
-      // (a Redis restarted without persistence comes back empty).
-      if (redis.status !== 'ready') return;
-      for (const [gatewayId, at] of this.#held()) void this.#redis.tuPresenceHold(`p:${gatewayId}`, String(at), this.instanceId).catch(() => undefined);
+      // The liveness key, renewed; its previous value says whether Redis kept it. Gone (a Redis
+      // restarted without persistence, FLUSHALL, a failover to a replica that never had it, or a
+      // beat later than livenessMs): the connections this instance holds are re-asserted. Only
+      // then: one script per held gateway every beat is 3,000-5,000 at once per instance in
+      // bench/fleet.bench.ts, a burst for the relay and Redis every beat, against a loss that is
+      // rare. (A presence hash lost alone, Redis's liveness key kept, heals at the gateway's
+      // next connection.)
+      redis
+        .set(`i:${this.instanceId}`, '1', 'PX', opts.livenessMs, 'GET')
+        .then((previous) => {
+          // Not connected (any more): nothing queued, one command per held gateway would pile up
+          // in ioredis's offline queue; the first beat after the reconnect finds the key gone.
+          if (previous !== null || redis.status !== 'ready') return;
+          for (const [gatewayId, at] of this.#held()) void this.#redis.tuPresenceHold(`p:${gatewayId}`, String(at), this.instanceId).catch(() => undefined);
+        })
+        .catch(() => undefined);
     };
     beat();
     this.#heartbeat = setInterval(beat, Math.max(100, Math.floor(opts.livenessMs / 3)));
