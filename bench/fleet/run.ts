@@ -171,7 +171,14 @@ export async function runFleet(input: FleetOptions, broker: FleetBroker, log: (l
   const jwtSecret = randomBytes(32).toString('hex');
   const { file: registryFile, gateways } = await writeFleetRegistry(dir, tenant, `fl${tag}`, o.gateways);
   const relays = await allocateRelays(o.relays, dir, (i) => ({
-    config: broker.relayConfig(i),
+    config: {
+      ...broker.relayConfig(i),
+      // The 200 subscribers connect at once from one address (loopback); the relay lets 50 sockets
+      // per address wait for their connection_init (relay/src/graphql/ws-guard.ts), so on a slow
+      // host a quarter of them were turned away and retried, and the run measured 150-184 of them.
+      // Dashboards of a deployment come from many addresses.
+      graphql: { websocket: { maxPendingPerAddress: 10_000 } },
+    },
     env: {
       ...broker.relayEnv(i),
       TU_RELAY_STORAGE_URL: pgUrl,
