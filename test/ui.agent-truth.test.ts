@@ -126,6 +126,17 @@ t('an optional step whose service is down: the banner says analyses still comple
   await page.close();
 });
 
+t('degraded health lists the gateway\'s own reasons in the health panel, not "DEGRADED" alone', async (ctx) => {
+  const page = await openUi(ctx, PHONE);
+  const reasons = page.getByTestId('health-reasons');
+  await reasons.waitFor({ timeout: WAIT });
+  const text = await reasons.innerText();
+  assert.match(text, /nameplate-service not running: analyses complete without the optional nameplate step/, text);
+  assert.match(await page.getByTestId('health-status').innerText(), /degraded/i);
+  await page.screenshot({ path: shots('health-reasons-phone'), fullPage: true });
+  await page.close();
+});
+
 t('live: an optional step that failed is stated on the card, not only "Completed"', async (ctx) => {
   await startNameplate(ctx);
   const page = await openUi(ctx, LAPTOP);

@@ -30,6 +30,14 @@ export function HealthPanel() {
               {stale && at !== undefined ? `${h.status}, as of ${when(at)}` : h.status}
             </span>{' '}
             · up {duration(h.uptimeS)}
+            {/* Why it is degraded, one sentence each: "DEGRADED" alone told the technician nothing to act on. */}
+            {h.status !== 'ok' && h.reasons && h.reasons.length > 0 && (
+              <ul class="health-reasons" data-testid="health-reasons">
+                {h.reasons.map((r) => (
+                  <li key={r}>{r}</li>
+                ))}
+              </ul>
+            )}
           </dd>
           <dt>Broker</dt>
           <dd>{h.broker.up ? `up, ${h.broker.clients} clients` : 'DOWN'}</dd>
