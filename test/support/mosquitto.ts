@@ -1,10 +1,10 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { mosquittoAcl } from '@tu/shared';
-import { tmpDir, until } from './harness.js';
-import { freePort, portOpen } from './processes.js';
+import { tmpDir } from './harness.js';
+import { freePort, startDaemon } from './processes.js';
 
 
 /**
@@ -23,25 +23,12 @@ export async function startMosquitto(users: Record<string, string>, relayUser: s
     path.join(dir, 'mosquitto.conf'),
     [`listener ${port} 127.0.0.1`, 'allow_anonymous false', `password_file ${passwd}`, `acl_file ${path.join(dir, 'acl')}`, 'persistence false', `user ${os.userInfo().username}`, 'log_dest stderr', 'log_type error', ''].join('\n'),
   );
-  const child: ChildProcess = spawn('mosquitto', ['-c', path.join(dir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  let exited = false;
-  child.once('exit', () => (exited = true));
-  let open = false;
-  await until(() => {
-    if (exited) throw new Error(`mosquitto exited: ${stderr}`);
-    void portOpen(port).then((o) => (open = o));
-    return open;
-  }, 5000, 'mosquitto listening');
+  const daemon = await startDaemon('mosquitto', ['-c', path.join(dir, 'mosquitto.conf')], port);
   return {
     url: `mqtt://127.0.0.1:${port}`,
     port,
     stop: async () => {
-      if (exited) return;
-      const done = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await done;
+      await daemon.stop('SIGTERM');
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

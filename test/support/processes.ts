@@ -93,3 +93,31 @@ export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 
   child.kill(signal);
   await exited;
 }
+
+/**
+ * A server binary of a test's own (redis-server, mosquitto) started on `port`: resolves once the
+ * port answers, rejects with its stderr if it exits first or does not listen within 5 s.
+ * `stop(signal)` ends it and waits for its exit.
+ */
+export async function startDaemon(command: string, args: string[], port: number): Promise<{ stop: (signal: NodeJS.Signals) => Promise<void> }> {
+  const child: ChildProcess = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  for (const deadline = Date.now() + 5000; !(await portOpen(port)); await new Promise((r) => setTimeout(r, 20))) {
+    if (exited) throw new Error(`${command} exited: ${stderr}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${command} not listening on ${port} within 5 s: ${stderr}`);
+    }
+  }
+  return {
+    stop: async (signal) => {
+      if (exited) return;
+      const done = new Promise((r) => child.once('exit', r));
+      child.kill(signal);
+      await done;
+    },
+  };
+}

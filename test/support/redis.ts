@@ -1,6 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { until } from './harness.js';
-import { freePort, portOpen } from './processes.js';
+import { freePort, startDaemon } from './processes.js';
 
 /**
  * A private redis-server (no persistence) on `port` (default: a free one), for a test that stops
@@ -8,25 +6,10 @@ import { freePort, portOpen } from './processes.js';
  */
 export async function startRedis(port?: number): Promise<{ url: string; port: number; stop: () => Promise<void> }> {
   const p = port ?? (await freePort());
-  const child: ChildProcess = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  let exited = false;
-  child.once('exit', () => (exited = true));
-  let open = false;
-  await until(() => {
-    if (exited) throw new Error(`redis-server exited: ${stderr}`);
-    void portOpen(p).then((o) => (open = o));
-    return open;
-  }, 5000, 'redis-server listening');
+  const daemon = await startDaemon('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], p);
   return {
     url: `redis://127.0.0.1:${p}`,
     port: p,
-    stop: async () => {
-      if (exited) return;
-      const done = new Promise((r) => child.once('exit', r));
-      child.kill('SIGKILL');
-      await done;
-    },
+    stop: () => daemon.stop('SIGKILL'),
   };
 }
