@@ -22,6 +22,19 @@ test.after.each(async (ctx) => {
 
 const terminal = (events: AnyEvent[], id: string) => events.filter((e) => e.subject === id && (e.type === 'analysis.completed' || e.type === 'analysis.failed'));
 
+/** An observer of the bus and an intake client (closed after the test); `upload()` publishes a new photo's upload. */
+async function watch(ctx: { clients: BusClient[] }, agent: Agent) {
+  const obs = await observer(agent);
+  const up = await intake(agent);
+  ctx.clients.push(obs.bus, up);
+  const upload = async () => {
+    const d = uploaded('gw-test');
+    await up.publishEvent('tu.image.uploaded', d, { subject: d.analysisId });
+    return d;
+  };
+  return { obs, upload };
+}
+
 test('an optional step that needs an optional step which failed fails at once with the reason; the analysis completes and frees its slot', async (ctx) => {
   const config = testConfig({ 'orchestrator.plan': { nameplate: { optional: true, timeoutMs: 5000, retry: { maxAttempts: 1 } }, metadata: { optional: true, needs: ['nameplate'] } } });
   const agent = await startTestAgent({ config });
@@ -34,11 +47,8 @@ test('an optional step that needs an optional step which failed fails at once wi
       throw new StepError('IMAGE_DECODE_FAILED', 'nameplate unreadable', false);
     }),
   );
-  const obs = await observer(agent);
-  const up = await intake(agent);
-  ctx.clients.push(obs.bus, up);
-  const d = uploaded('gw-test');
-  await up.publishEvent('tu.image.uploaded', d, { subject: d.analysisId });
+  const { obs, upload } = await watch(ctx, agent);
+  const d = await upload();
   await obs.waitFor((ev) => terminal(ev, d.analysisId).length > 0);
   const [end] = terminal(obs.events, d.analysisId);
   assert.is(end!.type, 'analysis.completed');
@@ -67,11 +77,8 @@ for (const [what, jump] of [
       await startHandler(agent, 'comparison'),
       await startHandler(agent, 'metadata'),
     );
-    const obs = await observer(agent);
-    const up = await intake(agent);
-    ctx.clients.push(obs.bus, up);
-    const d = uploaded('gw-test');
-    await up.publishEvent('tu.image.uploaded', d, { subject: d.analysisId });
+    const { obs, upload } = await watch(ctx, agent);
+    const d = await upload();
     await until(() => release !== undefined);
     clock.setWall(clock.now() + jump);
     release!();
@@ -114,11 +121,8 @@ test('a failure text cut through an emoji still reaches every receiver: the retr
       return defaultResults.metadata();
     }),
   );
-  const obs = await observer(agent);
-  const up = await intake(agent);
-  ctx.clients.push(obs.bus, up);
-  const d = uploaded('gw-test');
-  await up.publishEvent('tu.image.uploaded', d, { subject: d.analysisId });
+  const { obs, upload } = await watch(ctx, agent);
+  const d = await upload();
   await until(() => calls === 1);
   await settle(100);
   clock.advance(100);
@@ -131,8 +135,7 @@ test('a failure text cut through an emoji still reaches every receiver: the retr
   assert.not.ok(/\p{Cs}/u.test(reason.message));
 
   metadataFails = true;
-  const e = uploaded('gw-test');
-  await up.publishEvent('tu.image.uploaded', e, { subject: e.analysisId });
+  const e = await upload();
   await obs.waitFor((ev) => terminal(ev, e.analysisId).length > 0);
   const end2 = terminal(obs.events, e.analysisId)[0]!;
   const reason2 = (end2.data as { reason: { code: string; message: string } }).reason;
@@ -159,11 +162,8 @@ test('a late failure of an attempt that timed out is ignored: the scheduled retr
     await startHandler(agent, 'comparison'),
     await startHandler(agent, 'metadata'),
   );
-  const obs = await observer(agent);
-  const up = await intake(agent);
-  ctx.clients.push(obs.bus, up);
-  const d = uploaded('gw-test');
-  await up.publishEvent('tu.image.uploaded', d, { subject: d.analysisId });
+  const { obs, upload } = await watch(ctx, agent);
+  const d = await upload();
   await until(() => calls === 1);
   clock.advance(1000); // attempt 1 times out; the retry is due 100 ms later
   await settle(50);
@@ -197,16 +197,13 @@ test('a late completion of a timed-out attempt does not release the instance twi
     await startHandler(agent, 'comparison', async () => new Promise(() => undefined)),
     await startHandler(agent, 'metadata'),
   );
-  const up = await intake(agent);
-  ctx.clients.push(up);
+  const { upload } = await watch(ctx, agent);
   const inflight = () => agent.orchestrator.instances().find((i) => i.instanceId === 'svc-ai-vision-adapter:a')!.inflight;
-  const x = uploaded('gw-test');
-  await up.publishEvent('tu.image.uploaded', x, { subject: x.analysisId });
+  const x = await upload();
   await until(() => gates.length === 1);
   clock.advance(1000); // x's attempt 1 times out
   await settle(50);
-  const y = uploaded('gw-test');
-  await up.publishEvent('tu.image.uploaded', y, { subject: y.analysisId });
+  await upload(); // y, on the same instance
   await until(() => gates.length === 2);
   assert.is(inflight(), 1, 'y on the instance');
   gates[0]!(); // x's late completion
@@ -222,10 +219,8 @@ test('the only handler leaves holding a command: NO_HANDLER with its advice, nev
   let calls = 0;
   const a = await startHandler(agent, 'recognition', () => (calls++, new Promise(() => undefined)), 'svc-ai-vision-adapter:a');
   ctx.clients.push(a, await startHandler(agent, 'comparison'), await startHandler(agent, 'metadata'));
-  const up = await intake(agent);
-  ctx.clients.push(up);
-  const d = uploaded('gw-test');
-  await up.publishEvent('tu.image.uploaded', d, { subject: d.analysisId });
+  const { upload } = await watch(ctx, agent);
+  const d = await upload();
   await until(() => calls === 1);
   a.destroyConnection();
   await until(() => !agent.orchestrator.instances().some((i) => i.instanceId === 'svc-ai-vision-adapter:a'));
