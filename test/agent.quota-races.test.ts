@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { silentLogger, type TuError } from '@tu/shared';
+import { ManualClock, silentLogger, systemClock, type TuError } from '@tu/shared';
 import { makeThumbnail, openBlobStore, openPhotoHistory, type Agent } from '@tu/agent';
 import { writeThumbnail } from '@tu/agent/internal/blobs/derived';
 import { createStorageQuota } from '@tu/agent/internal/blobs/quota';
@@ -64,7 +64,7 @@ test('storage quota: room made for a photo is reserved until released, so upload
     const photo = photoBytes(MID[0]);
     const p = photo.byteLength;
     const base = history.usedBytes();
-    const quota = createStorageQuota({ blobs, history, maxBytes: base + 2 * p + Math.floor(p / 2), imagesByAge: () => [], needed: () => ({ analyses: new Set(), shas: new Set() }), logger: silentLogger() });
+    const quota = createStorageQuota({ blobs, history, maxBytes: base + 2 * p + Math.floor(p / 2), imagesByAge: () => [], needed: () => ({ analyses: new Set(), shas: new Set() }), clock: systemClock, logger: silentLogger() });
     // Three at once (no put in between): room for two.
     const [a, b, c] = await Promise.allSettled([quota.makeRoom(p), quota.makeRoom(p), quota.makeRoom(p)]);
     assert.is(a.status, 'fulfilled');
@@ -86,6 +86,33 @@ test('storage quota: room made for a photo is reserved until released, so upload
     const third = await quota.makeRoom(p);
     third.release();
     assert.is(quota.status().usedBytes, base + p, 'status counts what is stored');
+  } finally {
+    history.close();
+  }
+});
+
+test('storage quota: a finished analysis settles on the state store\'s clock, not the host\'s', async () => {
+  const dir = tmpDir('tu-quota-settle-');
+  const blobs = await openBlobStore(dir);
+  const history = openPhotoHistory(path.join(dir, 'history.sqlite'));
+  try {
+    const photo = photoBytes(MID[0]);
+    const { sha256 } = await blobs.put(photo);
+    // The store wrote the analysis's last state at its clock's "now", a year after the host's.
+    const clock = new ManualClock(Date.now() + 365 * 24 * 3600_000);
+    const finishedAt = clock.now();
+    const row = { row: 1, analysisId: 'a-1', sha256, finished: true, updatedAt: finishedAt };
+    const quota = createStorageQuota({ blobs, history, maxBytes: history.usedBytes() + photo.byteLength + 10, imagesByAge: (after) => (after < 1 ? [row] : []), needed: () => ({ analyses: new Set(), shas: new Set() }), settleMs: 5_000, clock, logger: silentLogger() });
+    // Just finished by that clock: its terminal event may still be on its way to the outbox.
+    await quota.makeRoom(photo.byteLength).then(
+      () => assert.unreachable('a photo finished a moment ago is not evicted'),
+      (err: TuError) => assert.is(err.code, 'STORAGE_FAILED'),
+    );
+    assert.is(quota.status().evictedBlobs, 0);
+    clock.advance(5_001);
+    const r = await quota.makeRoom(photo.byteLength);
+    r.release();
+    assert.is(quota.status().evictedBlobs, 1, 'settled: evicted');
   } finally {
     history.close();
   }

@@ -245,6 +245,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         }
         return { analyses, shas };
       },
+      clock,
       logger: log,
     });
     // Image intake: journal + its own bus client (producer of tu.image.uploaded).

@@ -1,4 +1,4 @@
-import { TuError, type Logger } from '@tu/shared';
+import { TuError, type Clock, type Logger } from '@tu/shared';
 import type { PhotoHistory } from '../device/history.js';
 import type { BlobStore } from './store.js';
 
@@ -23,6 +23,8 @@ export interface StorageQuotaDeps {
    * reaches the uplink outbox over the local bus, a moment after the state store closes it.
    */
   settleMs?: number;
+  /** The state store's clock: `updatedAt` is its wall time (orchestrator/store.ts toRow). */
+  clock: Clock;
   logger: Logger;
 }
 
@@ -107,8 +109,8 @@ export function createStorageQuota(deps: StorageQuotaDeps): StorageQuota {
     for (let after = cursor; over() > 0; ) {
       const batch = deps.imagesByAge(after, 200);
       if (batch.length === 0) break;
-      // updated_at is wall-clock time (orchestrator/store.ts toRow), so is this.
-      const settled = Date.now() - settleMs;
+      // updated_at is the store's wall-clock time (orchestrator/store.ts toRow), so is this.
+      const settled = deps.clock.now() - settleMs;
       for (const r of batch) {
         if (over() <= 0) break;
         if (!r.finished || r.updatedAt >= settled || needed.analyses.has(r.analysisId) || needed.shas.has(r.sha256)) {
