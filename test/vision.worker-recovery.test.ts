@@ -5,6 +5,7 @@
  * to it again (teach/refitter.ts) and the agent still stops. The real worker thread is
  * terminated from the test, as a crash would end it.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +16,7 @@ import * as assert from 'uvu/assert';
 import { listLabelledImages } from '@tu/agent/internal/services/vision/dataset';
 import type { VisionError } from '@tu/agent/internal/services/vision/errors';
 import { createRecognizer } from '@tu/agent/internal/services/vision/recognizer';
+import { embeddingFile } from '@tu/agent/internal/blobs/derived';
 import { IMAGES_DIR, MODEL_DIR, photo } from './support/data.js';
 import { recognitionDeadlineMs } from '@tu/agent/internal/services/run';
 import { inject, testConfig, tmpDir } from './support/harness.js';
@@ -234,6 +236,24 @@ test('a missing model keeps vision off, not the gateway: uploads are taken, reco
     const { view } = await analyseOn(agent, firstOf('crane'));
     assert.is(view.status, 'failed');
     assert.match(JSON.stringify(view.failure ?? view), 'MODEL_NOT_FOUND');
+  } finally {
+    await agent.stop();
+  }
+});
+
+test('an embedding that cannot be stored fails the step as STORAGE_FAILED with its advice, not as an internal error', async () => {
+  const agent = await startRealAgent({ 'model.headPath': headPath });
+  try {
+    const file = firstOf('crane');
+    const sha = crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+    const model = path.basename(MODEL_DIR); // the model's id is its directory's name
+    // A directory where the embedding file goes: its durable write cannot rename into place.
+    fs.mkdirSync(`${agent.blobs.pathOf(sha)}.${embeddingFile(model)}`, { recursive: true });
+    const { view } = await analyseOn(agent, file);
+    assert.is(view.status, 'failed');
+    const failure = JSON.stringify(view.failure ?? view);
+    assert.match(failure, 'STORAGE_FAILED');
+    assert.match(failure, 'free space in dataDir');
   } finally {
     await agent.stop();
   }

@@ -33,6 +33,8 @@ export interface RunningService {
 export function visionStepError(err: unknown, redact: { path: string; as: string } = { path: '', as: '' }): StepError {
   // Failure reasons travel to the cloud: name the image by its hash, not by its path on the device.
   const msg = (m: string) => (redact.path ? m.split(redact.path).join(redact.as) : m);
+  // Already a step failure (the embedding could not be stored): its code and advice stand.
+  if (err instanceof StepError) return new StepError(err.code, msg(err.message), err.retryable);
   if (err instanceof VisionError) {
     switch (err.code) {
       case 'IMAGE_DECODE_FAILED':
