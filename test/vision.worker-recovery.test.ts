@@ -224,6 +224,31 @@ test('a damaged refit head in dataDir is set aside: the gateway starts on the sh
   }
 });
 
+test('a refit head trained for another model (before a model update) is passed over, left in place: the shipped head serves and health says why', async () => {
+  const modelDir = modelCopy();
+  fs.copyFileSync(headPath, path.join(modelDir, 'head.json'));
+  const dataDir = tmpDir('tu-real-');
+  const other = path.join(dataDir, 'head.json');
+  const head = JSON.parse(fs.readFileSync(headPath, 'utf8')) as { id: string; source: { backbone: { version: string } } };
+  const shipped = head.id;
+  head.id = 'head-of-the-old-model';
+  head.source.backbone.version = 'sha256-0123456789ab';
+  fs.writeFileSync(other, JSON.stringify(head));
+  const agent = await startRealAgent({ 'model.dir': modelDir }, dataDir);
+  try {
+    assert.is(agent.recognizer()?.info().model.head?.id, shipped, 'the shipped head serves');
+    assert.ok(fs.existsSync(other), 'the other model\'s head is left where it is (it fits that model again after a rollback)');
+    const health = (await inject(agent, { url: '/api/v1/health' })).json<{ status: string; reasons: string[] }>();
+    assert.is(health.status, 'degraded');
+    const said = health.reasons.filter((r) => r.includes('HEAD_MISMATCH'));
+    assert.is(said.length, 1, health.reasons.join(' | '));
+    assert.ok(said[0]!.includes(other) && said[0]!.includes('passed over') && !said[0]!.includes('damaged'), said[0]);
+    assert.is((await analyseOn(agent, firstOf('crane'))).view.status, 'completed');
+  } finally {
+    await agent.stop();
+  }
+});
+
 test('a missing model keeps vision off, not the gateway: uploads are taken, recognition answers MODEL_NOT_FOUND, health says why', async () => {
   const modelDir = modelCopy();
   fs.rmSync(path.join(modelDir, 'model.onnx'));

@@ -190,7 +190,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     let sharedRecognizer: Recognizer | undefined;
     let recognizerStartError: unknown;
     // Head files that do not load are set aside like any damaged data file (services/run.ts).
-    const headStart = { logger: log, clock, onHeadSetAside: (h: SetAside) => void setAside.push(h) };
+    // A head passed over for another model stays in place, so every worker restart meets it again: listed once.
+    const onHeadSetAside = (h: SetAside) => {
+      if (!setAside.some((s) => s.file === h.file && s.movedTo === null && h.movedTo === null)) setAside.push(h);
+    };
+    const headStart = { logger: log, clock, onHeadSetAside };
     if (config.services.vision) {
       try {
         sharedRecognizer = await startConfiguredRecognizer(config, headStart);

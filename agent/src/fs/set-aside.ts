@@ -11,8 +11,10 @@ export interface SetAside {
   /** What the file holds, for a person ("photo history", "device state"). */
   what: string;
   file: string;
-  /** Where it is kept; null when it could not be moved (a read-only release directory): it is then passed over at each start. */
+  /** Where it is kept; null when it could not be moved (a read-only release directory) or is left in place (`mismatch`): it is then passed over at each start. */
   movedTo: string | null;
+  /** `damaged` (the default): it does not read. `mismatch`: it reads, but was made for something else (a head trained for another model), so it is left where it is. */
+  fault?: 'damaged' | 'mismatch';
   /** What was wrong with it. */
   reason: string;
   /** What of it was kept, when some of it could be read ("the machine profile and 2 of 3 reference photos"). */
@@ -41,6 +43,8 @@ export function moveAside(file: string, opts: { sqlite?: boolean; now?: number }
 
 /** One sentence for health's reasons. */
 export function describeSetAside(s: SetAside): string {
+  const instead = s.kept ? `; kept: ${s.kept}` : s.replacedBy ? `; ${s.replacedBy}` : '; it starts empty';
+  if (s.fault === 'mismatch') return `the ${s.what} (${s.file}) does not fit (${s.reason}); it is left in place and passed over${instead}`;
   const where = s.movedTo ? `was moved to ${s.movedTo}` : 'could not be moved and is passed over';
-  return `the ${s.what} (${s.file}) was damaged (${s.reason}) and ${where}${s.kept ? `; kept: ${s.kept}` : s.replacedBy ? `; ${s.replacedBy}` : '; it starts empty'}`;
+  return `the ${s.what} (${s.file}) was damaged (${s.reason}) and ${where}${instead}`;
 }

@@ -68,7 +68,10 @@ export function recognitionDeadlineMs(config: AgentConfig): number | undefined {
  * while a technician's refit head was written, a truncated copy) must not keep vision, let
  * alone the gateway, from starting: it is renamed to `<file>.bad-<time>` (kept for inspection,
  * and not tried again on every start) and the next candidate, in the end the shipped head, is
- * used. A head for another model (HEAD_MISMATCH) or a model that will not load still fails.
+ * used. A head trained for another model (HEAD_MISMATCH: a refit head from before a model
+ * update) is not damaged and would fit again if the model were rolled back, so it stays where it
+ * is and is passed over for the next candidate; vision stays off for want of a head only when
+ * the last candidate does not fit either. A model that will not load still fails.
  */
 export async function startConfiguredRecognizer(config: AgentConfig, o: RecognizerStartOptions = {}): Promise<Recognizer> {
   const { modelDir, heads } = modelFiles(config);
@@ -85,7 +88,21 @@ export async function startConfiguredRecognizer(config: AgentConfig, o: Recogniz
         ...(deadlineMs !== undefined ? { deadlineMs } : {}),
       });
     } catch (err) {
-      if (!headPath || !(err instanceof VisionError) || err.code !== 'HEAD_INVALID') throw err;
+      if (!headPath || !(err instanceof VisionError) || (err.code !== 'HEAD_INVALID' && err.code !== 'HEAD_MISMATCH')) throw err;
+      if (err.code === 'HEAD_MISMATCH') {
+        if (i === heads.length - 1) throw err;
+        o.logger?.error({ err, file: headPath }, 'a head file was trained for another model; passed over, the next head is used');
+        o.onHeadSetAside?.({
+          what: 'machine-type head',
+          file: headPath,
+          movedTo: null,
+          fault: 'mismatch',
+          reason: `HEAD_MISMATCH: ${err.message.split('\n')[0]}`,
+          replacedBy: "the next head is used (the shipped one, refitted to the technicians' labels this model embedded)",
+          at: new Date(clock.now()).toISOString(),
+        });
+        continue;
+      }
       let movedTo: string | null;
       try {
         movedTo = moveAside(headPath, { now: clock.now() });
