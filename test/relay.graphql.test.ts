@@ -213,4 +213,22 @@ test('health and metrics', async (ctx) => {
   assert.is(traversal.statusCode, 404);
 });
 
+test('a failed analysis keeps what became of each step, stored and served: cancelled and skipped from a gateway of now, running and pending from an older one', async (ctx) => {
+  const rejected = () => Object.values(ctx.relay.deps.ingest.stats.rejected).reduce((n, c) => n + (c ?? 0), 0);
+  const before = rejected();
+  const now = analysisFlow('globex-1', { outcome: 'failed' });
+  const older = analysisFlow('globex-1', { outcome: 'failed', olderGateway: true });
+  await send(ctx, 'globex-1', now);
+  await send(ctx, 'globex-1', older);
+  assert.is(rejected(), before, 'the relay refused none of them');
+  type A = { analysis: { status: string; steps: { step: string; status: string }[] } };
+  const stepsOf = async (flow: ReturnType<typeof analysisFlow>) => {
+    const r = await gql<A>(ctx.relay, ctx.tokens.globex, 'query($id: ID!) { analysis(id: $id) { status steps } }', { id: flow[0]!.subject });
+    assert.is(r.data?.analysis.status, 'failed', JSON.stringify(r));
+    return r.data!.analysis.steps.map((s) => [s.step, s.status]);
+  };
+  assert.equal(await stepsOf(now), [['recognition', 'failed'], ['comparison', 'skipped'], ['metadata', 'cancelled']]);
+  assert.equal(await stepsOf(older), [['recognition', 'failed'], ['comparison', 'pending'], ['metadata', 'running']]);
+});
+
 test.run();

@@ -175,7 +175,7 @@ t('reopened from history: each step is stamped with its own end, not the analysi
   await page.close();
 });
 
-t('reopened failed analysis: a step still running is listed as stopped, and the type is "not determined", not "not recognised"', async (ctx) => {
+t('reopened failed analysis: a step the failure left running is listed as cancelled, one not started as skipped, each with its meaning; the type is "not determined", not "not recognised"', async (ctx) => {
   mode.recognition = 'hang';
   mode.metadata = 'fail';
   const res = await inject(ctx.agent, {
@@ -196,11 +196,12 @@ t('reopened failed analysis: a step still running is listed as stopped, and the 
   const card = page.locator(`#a-${id}`);
   await card.getByText('Failed', { exact: true }).waitFor({ timeout: WAIT });
   const timeline = await card.getByRole('list', { name: 'Timeline' }).innerText();
-  assert.match(timeline, /Recognition: stopped, the analysis had already failed/, timeline);
-  assert.match(timeline, /Comparison: not started, the analysis had already failed/, timeline);
+  assert.match(timeline, /Recognition: cancelled \(it had started, but the analysis ended before it finished; an answer arriving later is ignored\)/, timeline);
+  assert.match(timeline, /Comparison: skipped \(it never started: the analysis ended before it could\)/, timeline);
+  assert.not.match(timeline, /running|pending|waiting/i, timeline);
   assert.match(timeline, /Failed at Metadata: the photo cannot be decoded for its metadata \[IMAGE_DECODE_FAILED\]/, timeline);
   const type = await card.getByTestId('machine-type').innerText();
-  assert.is(type, 'not determined (recognition did not finish)');
+  assert.is(type, 'not determined (recognition was cancelled before it finished)');
   await card.scrollIntoViewIfNeeded();
   await page.screenshot({ path: shots('stopped-phone') });
   await page.close();

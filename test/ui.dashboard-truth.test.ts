@@ -21,7 +21,7 @@ import { labelled, uploaded } from './support/fixtures.js';
 import { REPO_ROOT } from './support/real.js';
 import { addGateway, analysisFlow, connectGateway, envelope, publishEvent, startTestRelay, tokenFor, type Envelope } from './support/relay.js';
 
-type Ctx = { relay: Relay; browser: Browser; gw: MqttClient; token: string; oldId: string; recognisedId: string; failedId: string };
+type Ctx = { relay: Relay; browser: Browser; gw: MqttClient; token: string; oldId: string; recognisedId: string; failedId: string; olderFailedId: string };
 const t = suite<Ctx>('ui: the cloud dashboard shows only what is true (errors per query, presence, dates, evidence, accuracy)');
 
 const GW = 'gw-truth';
@@ -46,6 +46,9 @@ const RECOGNISED = new Date(NOW - 10 * 60_000);
 const FAILED = new Date(RECOGNISED.getTime() + 1000);
 
 const registered = { id: 'TRUTH-1', name: 'Truth dozer', type: 'excavator' };
+/** What the two statuses of a step cut short mean, as the dashboard says them (shared/src/step-status.ts). */
+const SKIPPED = 'it never started: the analysis ended before it could';
+const CANCELLED = 'it had started, but the analysis ended before it finished; an answer arriving later is ignored';
 const send = async (ctx: Ctx, events: Envelope[]): Promise<void> => {
   for (const e of events) assert.is(await publishEvent(ctx.gw, GW, e), 'ok');
 };
@@ -67,10 +70,13 @@ t.before(async (ctx) => {
   done.time = endsAt;
   const up = envelope(GW, 'tu.image.uploaded', { ...uploaded(GW, idOf(recognised)), machineId: 'TRUTH-1', uploadedAt: new Date(RECOGNISED.getTime() - 500).toISOString(), via: 'ui', fileName: FILE }, { time: new Date(RECOGNISED.getTime() - 500).toISOString() });
   const failed = analysisFlow(GW, { machineId: 'TRUTH-1', registered, at: FAILED, outcome: 'failed' });
-  await send(ctx, [...old, up, ...recognised, ...failed]);
+  // Of another machine: a failure as gateways older than cancelled/skipped summarised it.
+  const olderFailed = analysisFlow(GW, { machineId: 'TRUTH-OLD', registered: null, at: OLD, outcome: 'failed', olderGateway: true });
+  await send(ctx, [...old, up, ...recognised, ...failed, ...olderFailed]);
   ctx.oldId = idOf(old);
   ctx.recognisedId = idOf(recognised);
   ctx.failedId = idOf(failed);
+  ctx.olderFailedId = idOf(olderFailed);
   ctx.browser = await launchChromium();
 });
 t.after(async (ctx) => {
@@ -153,9 +159,28 @@ t('the evidence is the last *recognised* photo, with its time and analysis; the 
   for (const [i, id] of ids.entries()) assert.match(await lines.nth(i).innerText(), new RegExp(id!.slice(0, 10)), 'each line shows its analysis id prefix');
   assert.match(await lines.nth(1).innerText(), new RegExp(FILE.replace(/\./g, '\\.')), 'and the file name when the dashboard has it');
   assert.match(await lines.nth(0).innerText(), /^failed/);
+  // What became of the steps the failure cut short, with what it means; none said of the completed ones.
+  assert.is(await lines.nth(0).getByTestId('cut-short-steps').innerText(), `Not finished: comparison skipped (${SKIPPED}); metadata cancelled (${CANCELLED})`);
+  assert.is(await detail.getByTestId('cut-short-steps').count(), 1);
   await page.screenshot({ path: shot('detail-1366x768.png'), fullPage: true });
   await page.setViewportSize(PHONE);
   await page.screenshot({ path: shot('detail-390x844.png'), fullPage: true });
+  await page.close();
+});
+
+t('failures say what became of the steps a failure cut short, from a gateway of now and from one older than cancelled/skipped alike', async (ctx) => {
+  const page = await signIn(ctx);
+  const failures = page.getByRole('region', { name: 'Failures', exact: true });
+  for (const id of [ctx.failedId, ctx.olderFailedId]) {
+    const line = failures.getByRole('listitem').filter({ hasText: id });
+    await line.waitFor({ timeout: WAIT });
+    // The older gateway said pending and running of a finished analysis: never shown as such.
+    assert.is(await line.getByTestId('cut-short-steps').innerText(), `Not finished: comparison skipped (${SKIPPED}); metadata cancelled (${CANCELLED})`, id);
+  }
+  assert.not.match(await failures.innerText(), /\b(running|pending|waiting)\b/);
+  await page.setViewportSize(PHONE);
+  await failures.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: shot('failures-cut-short-390x844.png') });
   await page.close();
 });
 

@@ -11,6 +11,7 @@ export * from './schemas/common.js';
 export * from './schemas/results.js';
 export * from './schemas/messages.js';
 export * from './schemas/teach.js';
+export * from './step-status.js';
 export * from './bus/client.js';
 export * from './bus/decode.js';
 export { boundedText, isUnstorableText, unstorableTextAt } from './bus/storable-text.js';

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { Redis } from 'ioredis';
 import { createClient, type Client as WsClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { catalog, gatewayStatusPayload, gatewayTopics, silentLogger, topics, type Clock, type EventType, type InputOf } from '@tu/shared';
+import { catalog, gatewayStatusPayload, gatewayTopics, silentLogger, topics, type Clock, type EventType, type InputOf, type StepSummary } from '@tu/shared';
 import { issueToken, loadRelayConfig, startRelay, type Relay, type RelayConfig, type StorageWrapper } from '@tu/relay';
 import { comparisonResult, imageRef, metadataResult, newAnalysisId, recognitionResult } from './fixtures.js';
 import { tmpDir, until } from './harness.js';
@@ -109,10 +109,13 @@ export interface RegisteredFixture {
  * so the record's type is the recognised one, typeSource 'recognition'); `recognised`: what the
  * photo was recognised as (default excavator 0.91). The comparison's type check follows from both
  * with the agent's rule (agent/src/services/comparison/verdict.ts, min confidence 0.6).
+ * A failed analysis's summary says what became of the other steps: comparison (it needs
+ * recognition) skipped, metadata (beside it) cancelled; `olderGateway` sends them as gateways
+ * before those statuses did, pending and running (shared/src/step-status.ts).
  */
 export function analysisFlow(
   gatewayId: string,
-  opts: { outcome?: 'completed' | 'failed'; machineId?: string; at?: Date; brand?: string; thumbnail?: string; registered?: RegisteredFixture | null; recognised?: { machineType: string; confidence: number } } = {},
+  opts: { outcome?: 'completed' | 'failed'; olderGateway?: boolean; machineId?: string; at?: Date; brand?: string; thumbnail?: string; registered?: RegisteredFixture | null; recognised?: { machineType: string; confidence: number } } = {},
 ): Envelope[] {
   const analysisId = newAnalysisId();
   const at = opts.at ?? new Date();
@@ -123,10 +126,15 @@ export function analysisFlow(
   const started = envelope(gatewayId, 'analysis.started', { analysisId, ...mid, image, steps: ['recognition', 'comparison', 'metadata'], plan: PLAN, startedAt: t(0), queuedMs: 0 }, { time: t(0) });
   if (opts.outcome === 'failed') {
     const reason = { code: 'MODEL_NOT_LOADED', message: 'no model', retryable: false };
+    const steps: StepSummary[] = [
+      { step: 'recognition', status: 'failed', attempts: 1, startedAt: t(0), endedAt: t(5), error: reason },
+      { step: 'comparison', status: opts.olderGateway ? 'pending' : 'skipped', attempts: 0 },
+      { step: 'metadata', status: opts.olderGateway ? 'running' : 'cancelled', attempts: 1, startedAt: t(0), ...(opts.olderGateway ? {} : { endedAt: t(6) }) },
+    ];
     return [
       started,
       envelope(gatewayId, 'recognition.failed', { ...stepOutcome(analysisId), error: reason }, { time: t(5) }),
-      envelope(gatewayId, 'analysis.failed', { analysisId, ...mid, image, failedAt: t(6), failedStep: 'recognition', reason, steps: [{ step: 'recognition', status: 'failed', attempts: 1, error: reason }], results: {} }, { time: t(6) }),
+      envelope(gatewayId, 'analysis.failed', { analysisId, ...mid, image, failedAt: t(6), failedStep: 'recognition', reason, steps, results: {} }, { time: t(6) }),
     ];
   }
   const recognition = { ...recognitionResult(), ...(opts.recognised ?? {}) };

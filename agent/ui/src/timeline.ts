@@ -12,6 +12,7 @@ import {
   type Results,
   type StepSummary,
 } from './schemas';
+import { CUT_SHORT_MEANING, endedStepStatus, isStepStatus } from '@tu/shared/internal/step-status';
 
 export type Status = 'stored' | 'running' | 'completed' | 'failed';
 export interface TimelineItem {
@@ -174,17 +175,20 @@ export function applyFrame(prev: Analysis | undefined, raw: unknown): Analysis |
 /**
  * What became of a step that did not complete, once the analysis has ended (undefined for a
  * completed step): an optional step's failure and that the analysis went on without it; a step
- * the failure of another left running or never started (its answer is ignored from then on:
- * agent/src/orchestrator/orchestrator.ts finish).
+ * the end of the analysis cut short, `cancelled` (its answer is ignored from then on:
+ * agent/src/orchestrator/state.ts endUnfinishedSteps) or `skipped`, with what that means
+ * (shared/src/step-status.ts). Gateways older than those two statuses still say `running`,
+ * `waiting` or `pending` of such a step: read as they would be said now.
  */
 function unfinishedText(s: StepSummary, outcome: 'completed' | 'failed'): string | undefined {
   const label = summaryLabel(s);
-  if (s.status === 'completed') return undefined;
-  if (s.status === 'failed') return `${label} failed: ${s.error ? `${s.error.message} [${s.error.code}]` : 'no reason given'}${outcome === 'completed' ? '; the analysis completed without it' : ''}`;
-  if (outcome === 'completed') return `${label}: did not run; the analysis completed without it`;
-  if (s.status === 'running') return `${label}: stopped, the analysis had already failed`;
-  if (s.status === 'waiting') return `${label}: stopped while waiting to retry, the analysis had already failed`;
-  return `${label}: not started, the analysis had already failed`;
+  const without = outcome === 'completed' ? '; the analysis completed without it' : '';
+  // A status this UI does not know (a newer gateway's) is shown as it came.
+  if (!isStepStatus(s.status)) return `${label}: ${s.status}${without}`;
+  const status = endedStepStatus(s.status);
+  if (status === 'completed') return undefined;
+  if (status === 'failed') return `${label} failed: ${s.error ? `${s.error.message} [${s.error.code}]` : 'no reason given'}${without}`;
+  return `${label}: ${status} (${CUT_SHORT_MEANING[status]})${without}`;
 }
 
 /** A step of an analysis still running, as the status route reports it. */
@@ -224,7 +228,7 @@ export function fromView(v: AnalysisView, prev?: Analysis): Analysis {
     .map(
       (s): TimelineItem =>
         ended
-          ? { key: `s-${s.step}`, time: endTime, kind: 'info', text: unfinishedText(s, ended)! }
+          ? { key: `s-${s.step}`, time: s.endedAt ?? endTime, kind: 'info', text: unfinishedText(s, ended)! }
           : { key: `s-${s.step}`, ...(s.startedAt ? { time: s.startedAt } : {}), kind: 'info', text: inProgressText(s), provisional: true },
     );
   const end: TimelineItem[] =

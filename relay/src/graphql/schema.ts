@@ -70,6 +70,14 @@ export const typeDefs = /* GraphQL */ `
     gatewayId: ID!
     machineId: ID!
     status: AnalysisStatus!
+    """
+    Each step's summary as the gateway sent it (shared/src/schemas/messages.ts stepSummary: step,
+    status, attempts, times, error). While the analysis runs the relay records every step as
+    pending. Once it has ended a step is completed, failed, cancelled (it had started, but the
+    analysis ended before it finished; a later answer is ignored) or skipped (it never started).
+    Gateways older than cancelled and skipped send running, waiting or pending for those
+    (shared/src/step-status.ts)
+    """
     steps: JSON
     results: JSON
     failure: JSON

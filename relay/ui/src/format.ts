@@ -1,6 +1,7 @@
 /** How the dashboard words failures, machine types and recognitions (one place for each). */
 import * as z from 'zod/mini';
 import { when } from '@tu/shared/internal/display-time';
+import { CUT_SHORT_MEANING, endedStepStatus, isStepStatus } from '@tu/shared/internal/step-status';
 
 const str = z.string();
 // A failure as it comes: analysis.failed data ({ failedStep, reason }), a step's *.failed data
@@ -14,6 +15,26 @@ export const reason = (failure: unknown): string => {
   const f = r.data;
   const w = f.reason ?? f.error ?? (f.code && f.message ? { code: f.code, message: f.message } : undefined);
   return w ? `${f.failedStep ? `${f.failedStep}: ` : ''}${w.message} [${w.code}]` : '';
+};
+
+/**
+ * The steps of an ended analysis that neither completed nor failed, each with its status and what
+ * that means (shared/src/step-status.ts): "comparison skipped (it never started: …); metadata
+ * cancelled (…)". Gateways older than those two statuses say `running`, `waiting` or `pending` of
+ * such a step, read as they would be said now; a status this dashboard does not know is shown as
+ * it came. '' for none, and for an analysis still running: the relay records its steps as pending
+ * until its end (relay/src/ingest/effects.ts), which would be untrue of the steps under way.
+ */
+export const cutShortSteps = (status: string, steps: unknown): string => {
+  if (status !== 'completed' && status !== 'failed') return '';
+  const r = z.array(z.object({ step: str, status: str })).safeParse(steps);
+  if (!r.success) return '';
+  const cut = r.data.flatMap((s) => {
+    if (!isStepStatus(s.status)) return [`${s.step} ${s.status}`];
+    const ended = endedStepStatus(s.status);
+    return ended === 'completed' || ended === 'failed' ? [] : [`${s.step} ${ended} (${CUT_SHORT_MEANING[ended]})`];
+  });
+  return cut.join('; ');
 };
 
 /** Every time shown goes through one rule, shared with the other UI (shared/src/display-time.ts). */

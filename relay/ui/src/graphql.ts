@@ -25,7 +25,7 @@ export const machineSchema = z.object({
   lastRecognition: z.optional(z.nullable(recognitionSchema)),
   typeMatch: z.optional(z.nullable(z.boolean())),
 });
-export const analysisSchema = z.object({ id: str, gatewayId: str, machineId: str, status: str, failure: z.optional(z.unknown()), results: z.optional(z.unknown()), startedAt: ns, endedAt: ns });
+export const analysisSchema = z.object({ id: str, gatewayId: str, machineId: str, status: str, steps: z.optional(z.unknown()), failure: z.optional(z.unknown()), results: z.optional(z.unknown()), startedAt: ns, endedAt: ns });
 export const feedEventSchema = z.object({ id: str, type: str, analysisId: str, gatewayId: str, time: str, data: z.optional(z.unknown()) });
 export type Gateway = z.infer<typeof gatewaySchema>;
 export type Machine = z.infer<typeof machineSchema>;
@@ -76,14 +76,14 @@ export function api(token: string) {
   return {
     query: q,
     gatewaysAndFailures: () =>
-      q('query { gateways(first: 100) { nodes { id name online lastSeen } } analyses(first: 20, status: failed) { nodes { id gatewayId machineId status failure startedAt endedAt } } }', {}, (d) => ({
+      q('query { gateways(first: 100) { nodes { id name online lastSeen } } analyses(first: 20, status: failed) { nodes { id gatewayId machineId status steps failure startedAt endedAt } } }', {}, (d) => ({
         gateways: nodes(gatewaySchema, d['gateways']),
         failures: nodes(analysisSchema, d['analyses']),
       })),
     machines: (search: string, type: string) =>
       q(`query($s: String, $t: String) { machines(first: 100, search: $s, type: $t) { nodes { ${MACHINE_FIELDS} } } }`, { s: search || null, t: type || null }, (d) => nodes(machineSchema, d['machines'])),
     machine: (id: string) =>
-      q(`query($id: ID!) { machine(id: $id) { ${MACHINE_FIELDS} analyses(first: 20) { nodes { id gatewayId machineId status failure results startedAt endedAt } } } }`, { id }, (d) => {
+      q(`query($id: ID!) { machine(id: $id) { ${MACHINE_FIELDS} analyses(first: 20) { nodes { id gatewayId machineId status steps failure results startedAt endedAt } } } }`, { id }, (d) => {
         const m = machineSchema.safeParse(d['machine']);
         const a = z.object({ analyses: z.unknown() }).safeParse(d['machine']);
         return m.success ? { m: m.data, analyses: a.success ? nodes(analysisSchema, a.data.analyses) : [] } : undefined;

@@ -12,6 +12,7 @@ import {
   stepName,
 } from './common.js';
 import { comparisonResult, metadataResult, nameplateResult, recognitionResult } from './results.js';
+import { STEP_STATUSES } from '../step-status.js';
 
 /**
  * The name of the uploaded file as the client gave it (multipart filename or the
@@ -113,7 +114,12 @@ export const stepFailed = stepOutcome.extend({ error: failureReason });
 
 export const stepSummary = z.object({
   step: stepName,
-  status: z.enum(['pending', 'waiting', 'running', 'completed', 'failed']),
+  /**
+   * In a terminal event an ended status: completed, failed, cancelled (it had started, and the
+   * analysis ended first) or skipped (it never started); shared/src/step-status.ts says each.
+   * Gateways older than the last two left running, waiting or pending there (docs/messages.md).
+   */
+  status: z.enum(STEP_STATUSES),
   /** The plan marks the step optional: the analysis completes without it when it fails. */
   optional: z.boolean().optional(),
   attempts: z.number().int().min(0),

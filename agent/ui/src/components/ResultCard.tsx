@@ -1,3 +1,4 @@
+import { endedStepStatus, isStepStatus } from '@tu/shared/internal/step-status';
 import { cameraText, captureText, pct, pretty, shortHashes } from '../format';
 import type { Results } from '../schemas';
 import type { Analysis } from '../timeline';
@@ -104,7 +105,9 @@ function noTypeText(a: Analysis): string {
   if (!st) return 'not determined (recognition is not in this analysis\'s plan)';
   if (st.status === 'failed') return `not determined (recognition failed${st.error ? `: ${st.error.message}` : ''})`;
   if (st.status === 'completed') return 'not determined (recognition finished without a result)';
-  return 'not determined (recognition did not finish)';
+  // Cut short by the end of the analysis (shared/src/step-status.ts; older gateways say running or pending).
+  if (isStepStatus(st.status) && endedStepStatus(st.status) === 'skipped') return 'not determined (recognition was skipped: it never started)';
+  return 'not determined (recognition was cancelled before it finished)';
 }
 
 /** The result of a finished analysis. Step durations are on the timeline (one per step, with what it measures). */

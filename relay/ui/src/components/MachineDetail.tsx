@@ -1,5 +1,6 @@
 import type { Analysis, Machine } from '../graphql';
 import { clause, reason, resultsRecognition, shortId, when } from '../format';
+import { CutShort } from './CutShort';
 import type { Photos } from '../photos';
 import type { Failure } from '../state';
 import { machineLabel } from './Machines';
@@ -39,6 +40,7 @@ export function MachineDetail({ m, analyses, at, error, photos }: { m: Machine; 
               <span class={`badge ${a.status === 'failed' ? 'bad' : 'ok'}`}>{a.status}</span>{' '}
               {a.startedAt ? <>started <time dateTime={a.startedAt}>{when(a.startedAt)}</time></> : 'start time not recorded'} · <code>{shortId(a.id)}</code>
               {file && <> <code>{file}</code></>} {resultsRecognition(a.results)} {reason(a.failure)}
+              <CutShort a={a} />
             </li>
           );
         })}
