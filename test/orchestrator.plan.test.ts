@@ -165,7 +165,8 @@ running('a step others need fails the analysis at once with its reason; the answ
   if (f.type !== 'analysis.failed') return assert.unreachable('expected analysis.failed');
   assert.is(f.data.failedStep, 'recognition');
   assert.is(f.data.reason.code, 'MODEL_NOT_FOUND');
-  assert.equal(f.data.steps.map((s) => [s.step, s.status]), [['recognition', 'failed'], ['comparison', 'pending'], ['metadata', 'running']]);
+  // Comparison needs recognition and never started; metadata was running (shared/src/step-status.ts).
+  assert.equal(f.data.steps.map((s) => [s.step, s.status]), [['recognition', 'failed'], ['comparison', 'skipped'], ['metadata', 'cancelled']]);
   const ignoredBefore = agent.orchestrator.stats.ignored.unknownAnalysis;
   releaseMetadata!();
   await obs.waitFor((ev) => ofType(ev, 'metadata.sorted', d.analysisId).length === 1);

@@ -271,4 +271,63 @@ test('restarted with its wall clock hours behind, a step waiting to retry waits 
   assert.is(agent.orchestrator.stats.running, 0);
 });
 
+test('a required step fails with one step in flight, one waiting to retry and one not started: once the analysis has failed none says running, waiting or pending, in analysis.failed or in the stored state', async (ctx) => {
+  const clock = new ManualClock();
+  // nameplate (optional) fails once with a retryable error and waits a minute to retry; metadata
+  // (required) then fails for good while recognition still works and comparison waits for it.
+  const config = testConfig({ 'orchestrator.plan': { nameplate: { optional: true, timeoutMs: 5000, retry: { maxAttempts: 3, initialDelayMs: 60_000, maxDelayMs: 60_000, jitter: 0 } } } });
+  const agent = await startTestAgent({ clock, config });
+  ctx.agents.push(agent);
+  let releaseRecognition: (() => void) | undefined;
+  let failMetadata: (() => void) | undefined;
+  let nameplateCalls = 0;
+  ctx.clients.push(
+    await startHandler(agent, 'recognition', async () => {
+      await new Promise<void>((r) => (releaseRecognition = r));
+      return recognitionResult();
+    }),
+    await startHandler(agent, 'comparison'),
+    await startHandler(agent, 'metadata', async () => {
+      await new Promise<void>((r) => (failMetadata = r));
+      throw new StepError('IMAGE_DECODE_FAILED', 'the photo cannot be decoded for its metadata', false);
+    }),
+    await startHandler(agent, 'nameplate', async () => {
+      nameplateCalls++;
+      throw new StepError('WORKER_FAILED', 'busy', true);
+    }),
+  );
+  const { obs, upload } = await watch(ctx, agent);
+  const d = await upload();
+  const statuses = (steps: { step: string; status: string }[]) => Object.fromEntries(steps.map((s) => [s.step, s.status]));
+  await until(() => releaseRecognition !== undefined && failMetadata !== undefined);
+  await until(() => agent.orchestrator.status(d.analysisId)?.steps.find((s) => s.step === 'nameplate')?.status === 'waiting', 5000, 'nameplate waiting to retry');
+  assert.equal(statuses(agent.orchestrator.status(d.analysisId)!.steps), { recognition: 'running', comparison: 'pending', metadata: 'running', nameplate: 'waiting' }, 'precondition');
+  failMetadata!();
+  await obs.waitFor((ev) => terminal(ev, d.analysisId).length > 0);
+  const end = terminal(obs.events, d.analysisId)[0]!;
+  if (end.type !== 'analysis.failed') return assert.unreachable(`expected analysis.failed, got ${end.type}`);
+  assert.is(end.data.failedStep, 'metadata');
+  const expected = { recognition: 'cancelled', comparison: 'skipped', metadata: 'failed', nameplate: 'cancelled' };
+  assert.equal(statuses(end.data.steps), expected, 'analysis.failed');
+  const recognition = end.data.steps.find((s) => s.step === 'recognition')!;
+  assert.ok(recognition.startedAt && recognition.endedAt, 'a cancelled step says when it started and when it was cancelled');
+  const comparison = end.data.steps.find((s) => s.step === 'comparison')!;
+  assert.equal([comparison.attempts, comparison.startedAt, comparison.endedAt], [0, undefined, undefined], 'a skipped step never started');
+  // Read from the database: the row closed, nothing of it left to write.
+  await until(() => agent.store.stats.pendingRows === 0 && !agent.store.loadOpen().some((s) => s.analysisId === d.analysisId), 5000, 'the terminal state stored');
+  assert.equal(statuses(agent.store.get(d.analysisId)!.steps.map((s) => ({ step: s.name, status: s.status }))), expected, 'the stored state');
+  const view = agent.orchestrator.status(d.analysisId)!;
+  assert.equal(statuses(view.steps), expected, 'GET /api/v1/analyses/:id');
+  assert.equal(view.steps.find((s) => s.step === 'recognition')!.timeline.map((t) => [t.outcome, t.endedAt !== undefined]), [['cancelled', true]], 'the attempt in flight ended, cancelled');
+
+  // The late answer and the retry's due time change nothing.
+  releaseRecognition!();
+  await obs.waitFor((ev) => ev.some((e) => e.subject === d.analysisId && e.type === 'recognition.completed'));
+  clock.advance(60_000);
+  await settle(100);
+  assert.is(nameplateCalls, 1, 'no retry after the end');
+  assert.equal(statuses(agent.orchestrator.status(d.analysisId)!.steps), expected);
+  assert.is(terminal(obs.events, d.analysisId).length, 1);
+});
+
 test.run();

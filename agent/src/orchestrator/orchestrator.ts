@@ -26,7 +26,7 @@ import {
 import type { PlanStep } from '@tu/firmware-config';
 import { mayRetry, retryDelay } from '@tu/shared';
 import { Dispatcher } from './dispatcher.js';
-import { iso, statusView, summarizeSteps, type AnalysisState, type AnalysisStatusView, type StepState } from './state.js';
+import { endUnfinishedSteps, iso, statusView, summarizeSteps, type AnalysisState, type AnalysisStatusView, type StepState } from './state.js';
 import type { StateStore } from './store.js';
 
 export interface OrchestratorConfig {
@@ -485,6 +485,8 @@ export function createOrchestrator(deps: OrchestratorDeps): Orchestrator {
       const a = st.attempts[st.attempts.length - 1];
       if (a && a.endedAt === undefined && st.status === 'running') dispatcher.release(a.instance);
     }
+    // Before the state is written and the event built: neither may say a step still runs.
+    endUnfinishedSteps(s, now);
     s.status = outcome;
     s.endedAt = now;
     const meta = { subject: s.analysisId, traceparent: childTraceparent(s.traceparent), time: iso(now)! };

@@ -1,8 +1,8 @@
-import { durationBetween, type AnalysisResults, type AnyEvent, type FailureReason, type ImageRef, type StepName, type StepSummary } from '@tu/shared';
+import { durationBetween, endedStepStatus, type AnalysisResults, type AnyEvent, type FailureReason, type ImageRef, type StepName, type StepStatus, type StepSummary } from '@tu/shared';
 import type { PlanStep } from '@tu/firmware-config';
 
 export type AnalysisStatus = 'queued' | 'running' | 'completed' | 'failed';
-export type StepStatus = 'pending' | 'waiting' | 'running' | 'completed' | 'failed';
+export type { StepStatus };
 
 export interface AttemptRecord {
   n: number;
@@ -13,7 +13,8 @@ export interface AttemptRecord {
   instance?: string;
   sentAt?: number;
   endedAt?: number;
-  outcome?: 'completed' | 'failed' | 'timeout';
+  /** `cancelled`: still in flight when the analysis ended (endUnfinishedSteps). */
+  outcome?: 'completed' | 'failed' | 'timeout' | 'cancelled';
   error?: FailureReason;
   /** Times the command was sent again (instance gone, agent restarted). */
   resends: number;
@@ -60,6 +61,29 @@ export interface AnalysisState {
 }
 
 export const isOpen = (s: AnalysisState): boolean => s.status === 'queued' || s.status === 'running' || (s.terminal !== undefined && !s.terminal.published);
+
+/**
+ * When an analysis ends, each step that neither completed nor failed says what became of it
+ * (shared/src/step-status.ts): `cancelled` if it had started (its attempt in flight ends then,
+ * cancelled; its answer is ignored from then on, orchestrator.ts onStepEvent), `skipped` if it
+ * never started. Before, such steps stayed `running`, `waiting` or `pending` in the terminal
+ * event and the stored row of an analysis long over (test/orchestrator.robustness.test.ts).
+ */
+export function endUnfinishedSteps(s: AnalysisState, at: number): void {
+  for (const st of s.steps) {
+    const status = endedStepStatus(st.status);
+    if (status === st.status) continue;
+    st.status = status;
+    st.retryAt = undefined;
+    if (status !== 'cancelled') continue;
+    st.endedAt = at;
+    const a = st.attempts[st.attempts.length - 1];
+    if (a && a.endedAt === undefined) {
+      a.endedAt = at;
+      a.outcome = 'cancelled';
+    }
+  }
+}
 
 export const iso = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : new Date(ms).toISOString());
 
