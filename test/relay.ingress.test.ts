@@ -1,9 +1,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import type { Relay } from '@tu/relay';
 import path from 'node:path';
-import { silentLogger } from '@tu/shared';
+import { gatewayTopics, parseRelayLimits, silentLogger, topics } from '@tu/shared';
 import { openStorage, type PresenceUpdate, type Storage } from '@tu/relay';
 import { Presence } from '@tu/relay/internal/ingest/presence';
 import { StorageQueue } from '@tu/relay/internal/ingest/storage-queue';
@@ -168,6 +168,35 @@ test('a gateway publishing under another gateway id, or off-contract topics, is 
   const granted = await c4.subscribeAsync('tu/#', { qos: 1 }).then((g) => g[0]!.qos, () => 128);
   assert.is(granted, 128, 'gateways may subscribe to nothing');
   assert.is(ctx.relay.deps.ingress()!.refusedPublishes - before, 3);
+  assert.is(await ctx.relay.storage.countEvents(), stored);
+});
+
+test("a gateway is told the relay's payload limit right after it connects; a publish over it closes the connection (no PUBACK), counted by path", async (ctx) => {
+  // Listening before the CONNACK: the relay sends it unasked, at once (gateways subscribe to nothing).
+  const told: { topic: string; payload: string }[] = [];
+  const c = mqtt.connect(ctx.relay.mqttUrl, { protocolVersion: 4, clientId: 'gw-1', username: 'gw-1', password: ctx.secrets['gw-1']!, reconnectPeriod: 0 });
+  ctx.clients.push(c);
+  c.on('message', (topic, payload) => told.push({ topic, payload: payload.toString() }));
+  await new Promise<void>((resolve, reject) => {
+    c.once('connect', () => resolve());
+    c.once('error', reject);
+  });
+  await until(() => told.length > 0, 2000, 'the limits message');
+  assert.equal(told, [{ topic: gatewayTopics.limits('gw-1'), payload: JSON.stringify({ maxPayloadBytes: 512 * 1024 }) }]);
+  assert.equal(parseRelayLimits(told[0]!.payload), { maxPayloadBytes: 512 * 1024 });
+
+  const ing = ctx.relay.deps.ingress()!;
+  const before = { publishes: ing.refusedPublishes, oversize: ing.admission!.refusedOversize };
+  const stored = await ctx.relay.storage.countEvents();
+  // Up to 1 KiB over: the broker reads it and authorizePublish refuses it; further over: cut at its header.
+  const justOver = analysisFlow('gw-1')[0]!;
+  const over = JSON.stringify({ ...justOver, pad: 'x'.repeat(512 * 1024 + 10 - JSON.stringify(justOver).length - 10) });
+  assert.ok(Buffer.byteLength(over) > 512 * 1024 && Buffer.byteLength(over) < 512 * 1024 + 500);
+  assert.is(await publishRaw(c, topics.event('gw-1', 'analysis.started'), over), 'refused');
+  const c2 = await connect(ctx, 'gw-1');
+  assert.is(await publishRaw(c2, topics.event('gw-1', 'analysis.started'), Buffer.alloc(600 * 1024, 0x7b)), 'refused');
+  assert.is(ing.refusedPublishes - before.publishes, 1);
+  assert.is(ing.admission!.refusedOversize - before.oversize, 1);
   assert.is(await ctx.relay.storage.countEvents(), stored);
 });
 

@@ -186,4 +186,77 @@ test('an outbox written before it kept its own clock: its rows count as queued a
   await ob.close();
 });
 
+const tooLarge = (limitBytes: number) => ({ limitBytes, limitBy: 'relay' as const, reason: `over the ${limitBytes} bytes the relay accepts` });
+
+test('setAside: a row the relay would refuse leaves the queue whole, with why, in the same file; survives reopen; requeue puts it back at the tail', async () => {
+  const file = path.join(tmpDir('tu-outbox-aside-'), 'outbox.sqlite');
+  let ob = await open({}, file);
+  for (let i = 0; i < 4; i++) ob.append(ev(i), body(i, i === 1 ? 3000 : 0));
+  await ob.flush();
+  const rows = ob.peek(0, 10);
+  // Not the head: e0 is still in flight when the pump meets e1.
+  assert.ok(ob.setAside(rows[1]!, tooLarge(2048)));
+  assert.not.ok(ob.setAside(rows[1]!, tooLarge(2048)), 'once');
+  assert.equal(ids(ob), ['e0', 'e2', 'e3'], 'the rows behind it are handed out');
+  assert.is(ob.stats.depth, 3);
+  assert.is(ob.stats.undeliverable, 1);
+  assert.is(ob.stats.setAside, 1);
+  await ob.flush();
+  ob.ack(rows[0]!.seq);
+  await ob.close();
+
+  const db = new Database(file, { readonly: true });
+  const kept = db.prepare('SELECT id, payload, reason, limit_bytes AS limitBytes, limit_by AS limitBy FROM undeliverable').all();
+  const queued = db.prepare('SELECT id FROM outbox ORDER BY seq').all();
+  db.close();
+  assert.equal(kept, [{ id: 'e1', payload: body(1, 3000), reason: 'over the 2048 bytes the relay accepts', limitBytes: 2048, limitBy: 'relay' }]);
+  assert.equal(queued, [{ id: 'e2' }, { id: 'e3' }]);
+
+  ob = await open({}, file);
+  assert.equal(ids(ob), ['e2', 'e3']);
+  assert.is(ob.stats.undeliverable, 1);
+  assert.is(ob.stats.undeliverableBytes, body(1, 3000).length);
+  assert.is(ob.stats.lastUndeliverable?.id, 'e1');
+  assert.is(ob.stats.setAside, 1, 'the counter is persisted');
+  assert.is(ob.requeue((e) => e.bytes <= 2048), 0, 'still too large');
+  assert.is(ob.requeue(() => true), 1);
+  assert.is(ob.stats.undeliverable, 0);
+  assert.equal(ids(ob), ['e2', 'e3'], 'handed out once committed');
+  await ob.flush();
+  const back = ob.peek(0, 10);
+  assert.equal(back.map((r) => r.id), ['e2', 'e3', 'e1'], 'at the tail');
+  assert.ok(back[2]!.seq > back[1]!.seq, 'under a new seq');
+  assert.is(back[2]!.payload, body(1, 3000));
+  await ob.close();
+  ob = await open({}, file);
+  assert.equal(ids(ob), ['e2', 'e3', 'e1']);
+  assert.is(ob.stats.undeliverable, 0);
+  await ob.close();
+});
+
+test('setAside: set-aside rows count against maxEvents and go first when room is needed (drop-oldest); refuse-new keeps them', async () => {
+  const ob = await open({ maxEvents: 3 });
+  for (let i = 0; i < 3; i++) ob.append(ev(i), body(i));
+  await ob.flush();
+  const [r0, r1] = ob.peek(0, 2);
+  ob.setAside(r0!, tooLarge(1024));
+  ob.setAside(r1!, tooLarge(1024));
+  ob.append(ev(3), body(3));
+  await ob.flush();
+  assert.equal(ids(ob), ['e2', 'e3']);
+  assert.is(ob.stats.undeliverable, 1, 'e0, set aside first, made room');
+  assert.is(ob.stats.lastUndeliverable?.id, 'e1');
+  assert.is(ob.stats.dropped, 1);
+  await ob.close();
+
+  const keep = await open({ maxEvents: 2, whenFull: 'refuse-new' });
+  keep.append(ev(0), body(0));
+  await keep.flush();
+  keep.setAside(keep.peek(0, 1)[0]!, tooLarge(1024));
+  assert.ok(keep.append(ev(1), body(1)).accepted);
+  assert.not.ok(keep.append(ev(2), body(2)).accepted, 'full: the set-aside event is kept, the new one refused');
+  assert.is(keep.stats.undeliverable, 1);
+  await keep.close();
+});
+
 test.run();

@@ -142,6 +142,19 @@ export const uplinkSchema = z
       .prefault({})
       .refine((r) => r.maxDelayMs >= r.initialDelayMs, { message: 'maxDelayMs must be >= initialDelayMs', path: ['maxDelayMs'] }),
     inflight: z.number().int().min(1).max(1024).default(64).describe('Unacknowledged QoS 1 publishes at once (sent in order).'),
+    // The relay's embedded ingress tells the gateway its own limit when it connects (shared/src/gateway-contract.ts,
+    // relayLimitsSchema) and the smaller of the two applies (agent/src/uplink/event-limit.ts). This value
+    // is for a relay that does not say (an external broker, an older relay) and is in force until the
+    // relay has spoken; its default is the relay's default ingress.maxPayloadBytes (relay/src/config.ts).
+    maxEventBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(16 * 1024 * 1024)
+      .default(512 * 1024)
+      .describe(
+        "Largest event sent to the relay, bytes. A larger one is set aside in the outbox (kept, counted, named in health), not sent, so the events behind it keep flowing; it is sent by itself once the limit allows it. The relay's own ingress.maxPayloadBytes, which it tells the gateway when it connects, applies too (the smaller wins). Set it to the broker's limit with an external broker.",
+      ),
     keepaliveS: z.number().int().min(5).max(3600).default(30),
     connectTimeoutMs: z.number().int().min(100).max(600_000).default(15_000),
   })

@@ -60,6 +60,7 @@ export const ERROR_CODES = {
   UPLINK_PUBLISH_REFUSED: { status: 503, message: 'The relay refused a publish (its ACL); check that uplink.username is this gateway id.' },
   UPLINK_OUTBOX_FULL: { status: 503, message: 'The outbox is full; events are dropped or refused per uplink.outbox.whenFull until the relay is reachable.' },
   UPLINK_OUTBOX_FAILED: { status: 507, message: 'Writing the uplink outbox failed; check free space and permissions of dataDir.' },
+  UPLINK_EVENT_TOO_LARGE: { status: 413, message: "An event is larger than the relay accepts (the relay's ingress.maxPayloadBytes, or this gateway's uplink.maxEventBytes). It is set aside in the outbox, not sent, so the events behind it keep flowing; raise the limit and it is sent by itself." },
   // configuration
   CONFIG_INVALID: { status: 500, message: 'The configuration is invalid.' },
   CONFIG_UNREADABLE: { status: 500, message: 'The configuration file could not be read or parsed.' },

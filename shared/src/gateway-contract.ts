@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { EVENT_TYPES, type EventType } from './catalog.js';
 import { topicMatches, topics } from './topics.js';
 
@@ -28,7 +29,10 @@ export const gatewayPublishGrants = (gw: string): GatewayGrant[] => [
   { kind: 'status', filter: topics.gatewayStatus(gw), qos: 1, retain: 'allowed' },
 ];
 
-/** A gateway subscribes to nothing at the relay: nothing flows from the relay to a gateway over MQTT. */
+/**
+ * A gateway subscribes to nothing at the relay. The one message that flows from the relay to a
+ * gateway, its limits (`gatewayTopics.limits`, below), is sent unasked by the embedded ingress.
+ */
 export const gatewaySubscribeGrants = (_gw: string): string[] => [];
 
 /** What the relay's own (privileged) client reads from an external broker: every gateway's grants with `+` for the gateway. */
@@ -41,7 +45,38 @@ export const GATEWAY_EVENT_TYPES: readonly EventType[] = EVENT_TYPES;
 export const gatewayTopics = {
   event: (gw: string, type: EventType): string => topics.event(gw, type),
   status: (gw: string): string => topics.gatewayStatus(gw),
+  limits: (gw: string): string => topics.gatewayLimits(gw),
 };
+
+/**
+ * What the relay's embedded ingress tells a gateway right after its CONNACK, on
+ * `tu/{gw}/sys/limits` (QoS 0, not retained, unasked: the gateway subscribes to nothing).
+ *
+ * Why: a publish over `ingress.maxPayloadBytes` is refused by closing the connection
+ * (relay/src/ingress/embedded.ts: the packet guard cuts it before the packet is read, or
+ * authorizePublish refuses it and aedes disconnects); MQTT 3.1.1 has no PUBACK reason code and
+ * no CONNACK property to say why. To the gateway that is a lost connection like any other, so it
+ * re-sent the same event after every reconnect and every later event waited behind it. Told the
+ * limit, the uplink sets an event over it aside instead of sending it
+ * (agent/src/uplink/event-limit.ts). Unknown fields are ignored, so a later relay may say more.
+ */
+export const relayLimitsSchema = z.object({
+  /** The largest event payload the relay takes (its ingress.maxPayloadBytes, relay/src/config.ts). */
+  maxPayloadBytes: z.number().int().min(1024).max(16 * 1024 * 1024),
+});
+export type RelayLimits = z.output<typeof relayLimitsSchema>;
+
+export const relayLimitsPayload = (l: RelayLimits): string => JSON.stringify(relayLimitsSchema.parse(l));
+
+/** The relay's limits from a `tu/{gw}/sys/limits` payload; undefined when it is not one (never throws: it comes from the network). */
+export function parseRelayLimits(payload: Buffer | string): RelayLimits | undefined {
+  try {
+    const r = relayLimitsSchema.safeParse(JSON.parse(payload.toString()));
+    return r.success ? r.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The retained status payloads (online on connect; offline as last will and on a clean stop). */
 export const gatewayStatusPayload = (online: boolean): string => JSON.stringify({ status: online ? 'online' : 'offline' });
@@ -203,6 +238,11 @@ export function gatewayContractMarkdown(): string {
     `- A gateway may publish only \`${evt!.filter.replace('+', '{type}')}\` (QoS ${evt!.qos}, not retained; payload = the CloudEvent;`,
     `  all ${GATEWAY_EVENT_TYPES.length} event types of the catalogue cross) and \`${status!.filter}\` (retained; \`${gatewayStatusPayload(true)}\``,
     `  on connect, last will \`${gatewayStatusPayload(false)}\`); it may subscribe to nothing.`,
+    `- The one message from the relay to a gateway: right after CONNACK, unasked (QoS 0), the embedded ingress`,
+    `  sends \`${topics.gatewayLimits('{own}')}\` \`${relayLimitsPayload({ maxPayloadBytes: 512 * 1024 })}\` (its ingress.maxPayloadBytes).`,
+    '  A publish over it closes the connection (MQTT 3.1.1 has no reason code), so the uplink sets larger events',
+    "  aside instead of sending them. An external broker sends nothing: keep the gateways' uplink.maxEventBytes",
+    "  at or below the broker's own limit.",
     `- The relay reads ${relaySubscriptions()
       .map((f) => `\`${f}\``)
       .join(' and ')} (on an external broker, with a persistent session).`,

@@ -7,6 +7,7 @@ import { isCommandType, isEventType, type CommandType, type EventType, type Serv
  *   presence:  tu/{gw}/sys/presence/{service}/{instanceId}   (retained; cleared by last will)
  *   dead letters: tu/{gw}/sys/deadletter/{service}
  *   gateway status at the relay: tu/{gw}/sys/status (retained; shared/src/gateway-contract.ts)
+ *   the relay's limits, told to a gateway: tu/{gw}/sys/limits (shared/src/gateway-contract.ts)
  * Where `gw` is `+` (or a broker's user placeholder such as Mosquitto's `%u`) these build filters.
  */
 export const topics = {
@@ -23,6 +24,8 @@ export const topics = {
   allDeadLetters: (gw: string) => `tu/${gw}/sys/deadletter/#`,
   /** The gateway's online/offline status at the relay (retained; last will offline). */
   gatewayStatus: (gw: string) => `tu/${gw}/sys/status`,
+  /** What the relay's embedded ingress tells a gateway right after it connects (its payload limit); sent unasked, never subscribed to. */
+  gatewayLimits: (gw: string) => `tu/${gw}/sys/limits`,
 } as const;
 
 export type ParsedTopic =

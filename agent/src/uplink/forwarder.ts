@@ -1,9 +1,11 @@
 import type { MqttClient } from 'mqtt';
-import { gatewayStatusPayload, gatewayTopics, TuError, type AnyEvent, type EventType, type BusClient, type Clock, type ErrorCode, type Logger, type TimerHandle } from '@tu/shared';
+import { gatewayStatusPayload, gatewayTopics, parseRelayLimits, TuError, type AnyEvent, type EventType, type BusClient, type Clock, type ErrorCode, type Logger, type TimerHandle } from '@tu/shared';
 import { retryDelay as reconnectDelay, type Backoff as ReconnectPolicy } from '@tu/shared';
 import { TERMINAL_EVENT_TYPES, TerminalHandoff } from './handoff.js';
 import type { EventEnricher } from './enrich.js';
+import { EventSizeLimit } from './event-limit.js';
 import type { Outbox } from './outbox.js';
+import type { OutboxRow } from './outbox-db.js';
 import { openRelayConnection, redactUrl, type RelayEndpoint } from './relay-connection.js';
 
 export type UplinkState = 'connecting' | 'online' | 'offline';
@@ -21,6 +23,8 @@ export interface ForwarderStats {
   delivered: number;
   received: number;
   notQueued: number;
+  /** Events set aside since start instead of sent, as too large for the relay (event-limit.ts). */
+  setAside: number;
 }
 
 export interface ForwarderDeps {
@@ -33,6 +37,8 @@ export interface ForwarderDeps {
   configError?: TuError;
   reconnect: ReconnectPolicy;
   inflight: number;
+  /** uplink.maxEventBytes: the largest event sent until the relay says its own limit (event-limit.ts). */
+  maxEventBytes: number;
   clock: Clock;
   random: () => number;
   logger: Logger;
@@ -54,13 +60,17 @@ const STATUS_OFFLINE = gatewayStatusPayload(false);
  *   reconnecting (the relay deduplicates by event id).
  * - Reconnect: exponential backoff with jitter on the injected clock.
  * - Topics and status payloads come from the gateway contract (shared/src/gateway-contract.ts).
+ * - An event larger than the relay takes (event-limit.ts: uplink.maxEventBytes, and the limit the
+ *   relay states on `tu/{gw}/sys/limits` after each CONNACK) is set aside in the outbox instead of
+ *   sent, and the next one goes; when the relay states a larger limit, the events it now allows
+ *   are queued again.
  * - Status `tu/{gw}/sys/status`: retained online on connect, retained offline as last will.
  * - Terminal events (analysis.completed / analysis.failed): once one is on disk here,
  *   terminalOnDisk(id) says so, and only then does the orchestrator close its record
  *   (until then a restart re-publishes it with the same id; see handoff.ts).
  */
 export class Forwarder {
-  readonly stats: ForwarderStats = { connects: 0, connectFailures: 0, published: 0, delivered: 0, received: 0, notQueued: 0 };
+  readonly stats: ForwarderStats = { connects: 0, connectFailures: 0, published: 0, delivered: 0, received: 0, notQueued: 0, setAside: 0 };
   readonly #d: ForwarderDeps;
   readonly #log: Logger;
   readonly #statusTopic: string;
@@ -77,12 +87,18 @@ export class Forwarder {
   #offCommit: (() => void) | undefined;
   #stopped = false;
   readonly #handoff: TerminalHandoff;
+  readonly #limit: EventSizeLimit;
+  readonly #limitsTopic: string;
+  /** Set-aside count at the last warning: one when the limit in force changes, then every 1000th (all are counted). */
+  #setAsideWarned: number | undefined;
 
   constructor(deps: ForwarderDeps) {
     this.#d = deps;
     this.#handoff = new TerminalHandoff({ clock: deps.clock, timeoutMs: deps.handoffTimeoutMs ?? 30_000, maxUnclaimed: 1024 });
     this.#log = deps.logger.child({ component: 'uplink' });
     this.#statusTopic = gatewayTopics.status(deps.gatewayId);
+    this.#limitsTopic = gatewayTopics.limits(deps.gatewayId);
+    this.#limit = new EventSizeLimit(deps.maxEventBytes);
     if (deps.configError) this.#setError(deps.configError.code, deps.configError.message);
   }
 
@@ -98,6 +114,10 @@ export class Forwarder {
   get inflight(): number {
     return this.#inflight.size;
   }
+  /** The largest event sent now, and what the relay said it takes (undefined until it has). */
+  get maxEventBytes(): { inForce: number; relay: number | undefined } {
+    return { inForce: this.#limit.bytes, relay: this.#limit.relay };
+  }
 
   /**
    * Resolves true once terminal event `eventId` is committed to the outbox (from then on it
@@ -111,6 +131,8 @@ export class Forwarder {
   /** Subscribes to all events on the local bus (first, so nothing published after start is missed), then connects to the relay. */
   async start(): Promise<void> {
     this.#offCommit = this.#d.outbox.onCommit(() => this.#pump());
+    // Set aside under a smaller uplink.maxEventBytes before this start: those the configured limit allows now go again.
+    this.#d.outbox.requeue((e) => this.#limit.fits(e));
     this.#unsubscribe = await this.#d.bus.onEvents('all', (e) => this.#onEvent(e));
     if (this.#d.endpoint) this.#connect();
     else this.#state = 'offline';
@@ -200,6 +222,12 @@ export class Forwarder {
       client.publish(this.#statusTopic, STATUS_ONLINE, { qos: 1, retain: true }, () => undefined);
       this.#pump();
     });
+    // The one message the relay sends unasked (the gateway subscribes to nothing): its limits.
+    client.on('message', (topic: string, payload: Buffer) => {
+      if (gen !== this.#gen) return;
+      if (topic === this.#limitsTopic) this.#relayLimits(payload);
+      else this.#log.debug({ topic: topic.slice(0, 200) }, 'uplink: ignored a message from the relay');
+    });
     client.on('error', (err: Error & { code?: number | string }) => {
       if (gen !== this.#gen) return;
       const auth = err.code === 4 || err.code === 5 || err.code === 134 || err.code === 135;
@@ -227,27 +255,60 @@ export class Forwarder {
     this.#timer = this.#d.clock.setTimeout(() => this.#connect(), delay);
   }
 
+  #relayLimits(payload: Buffer): void {
+    const l = parseRelayLimits(payload);
+    if (!l) {
+      // Bad input from the network: ignored (the configured limit stays in force), never a crash.
+      this.#log.warn({ payload: payload.toString('utf8', 0, 200) }, 'uplink: the relay sent limits this gateway cannot read; ignored');
+      return;
+    }
+    if (!this.#limit.relaySaid(l.maxPayloadBytes)) return;
+    this.#setAsideWarned = undefined;
+    this.#log.info({ relayMaxPayloadBytes: l.maxPayloadBytes, maxEventBytes: this.#d.maxEventBytes, inForce: this.#limit.bytes }, 'uplink: the relay stated the largest event it takes');
+    // A larger limit lets events set aside earlier go; a smaller one sets the next too-large row aside in #pump.
+    this.#d.outbox.requeue((e) => this.#limit.fits(e));
+    this.#pump();
+  }
+
+  /** Sets row `r` aside instead of sending it when it is over the limit in force (event-limit.ts says why). */
+  #tooLarge(r: OutboxRow): boolean {
+    const why = this.#limit.check(r.bytes);
+    if (!why) return false;
+    if (!this.#d.outbox.setAside(r, why)) return true;
+    const n = ++this.stats.setAside;
+    if (this.#setAsideWarned === undefined || n - this.#setAsideWarned >= 1000) {
+      this.#setAsideWarned = n;
+      this.#log.warn({ code: 'UPLINK_EVENT_TOO_LARGE', eventId: r.id, type: r.type, bytes: r.bytes, limitBytes: why.limitBytes, limitBy: why.limitBy, setAsideSinceStart: n }, `uplink: event set aside, not sent: ${why.reason}`);
+    }
+    return true;
+  }
+
   #pump(): void {
     const client = this.#client;
     if (this.#stopped || !client || this.#state !== 'online') return;
-    const room = this.#d.inflight - this.#inflight.size;
-    if (room <= 0) return;
     const gen = this.#gen;
-    const rows = this.#d.outbox.peek(this.#cursor, room);
-    for (const r of rows) {
-      this.#cursor = r.seq;
-      this.#inflight.add(r.seq);
-      this.stats.published++;
-      // The outbox holds only validated events (#onEvent), so its type is an event type.
-      client.publish(gatewayTopics.event(this.#d.gatewayId, r.type as EventType), r.payload, { qos: 1 }, (err) => {
-        if (gen !== this.#gen || err) return; // re-sent from the outbox after reconnecting
-        this.#inflight.delete(r.seq);
-        this.#d.outbox.ack(r.seq);
-        this.stats.delivered++;
-        this.#lastDeliveryAt = this.#d.clock.now();
-        this.#pump();
-      });
+    // Until the window is full or nothing is left: a row set aside sends nothing, so the next takes its place.
+    for (let room = this.#d.inflight - this.#inflight.size; room > 0; room = this.#d.inflight - this.#inflight.size) {
+      const rows = this.#d.outbox.peek(this.#cursor, room);
+      if (!rows.length) return;
+      for (const r of rows) this.#send(client, gen, r);
     }
+  }
+
+  #send(client: MqttClient, gen: number, r: OutboxRow): void {
+    this.#cursor = r.seq;
+    if (this.#tooLarge(r)) return;
+    this.#inflight.add(r.seq);
+    this.stats.published++;
+    // The outbox holds only validated events (#onEvent), so its type is an event type.
+    client.publish(gatewayTopics.event(this.#d.gatewayId, r.type as EventType), r.payload, { qos: 1 }, (err) => {
+      if (gen !== this.#gen || err) return; // re-sent from the outbox after reconnecting
+      this.#inflight.delete(r.seq);
+      this.#d.outbox.ack(r.seq);
+      this.stats.delivered++;
+      this.#lastDeliveryAt = this.#d.clock.now();
+      this.#pump();
+    });
   }
 
   #setError(code: ErrorCode, message: string): void {

@@ -2,13 +2,18 @@ import type Database from 'better-sqlite3';
 import { TuError, type Clock, type Logger, type TimerHandle } from '@tu/shared';
 import { GroupCommitWriter } from '../sqlite/group-commit-writer.js';
 import type { WriterThread } from '../sqlite/writer-thread.js';
-import { openOutboxDb, readClock, readCounters, type OutboxBatch, type OutboxCounters, type OutboxRow } from './outbox-db.js';
+import type { TooLarge } from './event-limit.js';
+import { openOutboxDb, readClock, readCounters, readUndeliverable, type OutboxBatch, type OutboxCounters, type OutboxRow, type Requeue, type SetAsideMove } from './outbox-db.js';
 import { EntryRing } from './ring.js';
+import { UndeliverableIndex, type UndeliverableEntry } from './undeliverable.js';
 
 /** Writes not yet handed to the writer thread. */
 interface PendingWrites {
   appends: OutboxRow[];
+  setAside: SetAsideMove[];
+  requeues: Requeue[];
   deletes: number[];
+  asideDeletes: number[];
 }
 
 export type WhenFull = 'drop-oldest' | 'refuse-new';
@@ -39,6 +44,10 @@ export interface OutboxStats extends OutboxCounters {
   /** The last write error while a batch waits to be written again (full disk); undefined: writes go through. */
   retrying: string | undefined;
   writeRetries: number;
+  /** Events set aside and still kept (table `undeliverable`), their payload bytes, and the last one set aside. */
+  undeliverable: number;
+  undeliverableBytes: number;
+  lastUndeliverable: UndeliverableEntry | undefined;
 }
 
 export type AppendResult = { accepted: true; seq: number; committed: Promise<void> } | { accepted: false; reason: 'refused' };
@@ -61,6 +70,12 @@ const CLOCK_WRITE_MS = 5 * 60_000;
  * - ack(seq) deletes a delivered row (batched the same way).
  * - Limits: maxEvents / maxBytes with the configured policy (drop-oldest | refuse-new),
  *   maxAgeMs (expired); every drop/refusal/expiry is counted (persisted) and logged.
+ * - setAside(row) moves a committed row the relay would refuse (too large: event-limit.ts) out of
+ *   the queue into the table `undeliverable`, whole and with why, so the rows behind it are sent;
+ *   requeue() puts such rows back at the tail once the limit allows them. Set-aside rows count
+ *   against maxEvents / maxBytes (they are on disk like the queue: the bounds are what the file
+ *   may hold), and when room is needed they go first, oldest first: the relay takes the queued
+ *   events, not these. They never expire: waiting is all they can do until the limit changes.
  * - Age: an event's age is counted on the outbox's own clock, the time the outbox has been
  *   open (the injected clock's monotonic time, carried over restarts in outbox_meta), never on
  *   the wall clock. A gateway that boots after a power cut may run with its clock years off
@@ -76,6 +91,9 @@ export class Outbox {
   readonly #peek: Database.Statement<[number, number, number], OutboxRow>;
   readonly #writer: GroupCommitWriter<PendingWrites, OutboxBatch>;
   readonly #ring = new EntryRing();
+  readonly #aside = new UndeliverableIndex();
+  /** Set-aside events dropped for room since start (they are in `dropped` too). */
+  #asideDropped = 0;
   /** Delivered out of order (not at the head yet). */
   readonly #ackedAhead = new Set<number>();
   readonly #counters: OutboxCounters;
@@ -110,13 +128,14 @@ export class Outbox {
       ...(opts.thread ? { thread: opts.thread } : {}),
       clock: opts.clock,
       policy: {
-        empty: () => ({ appends: [], deletes: [] }),
-        hasWork: (p) => p.appends.length > 0 || p.deletes.length > 0 || this.#lastWrittenCounters !== this.#countersKey() || this.#clockDue(),
+        empty: () => ({ appends: [], setAside: [], requeues: [], deletes: [], asideDeletes: [] }),
+        hasWork: (p) =>
+          p.appends.length > 0 || p.setAside.length > 0 || p.requeues.length > 0 || p.deletes.length > 0 || p.asideDeletes.length > 0 || this.#lastWrittenCounters !== this.#countersKey() || this.#clockDue(),
         seal: (p) => {
           this.#lastWrittenCounters = this.#countersKey();
           this.#clockWrittenAt = this.#clockNow();
           this.#clockWanted = false;
-          return { appends: p.appends, deletes: p.deletes, counters: { ...this.#counters }, clockMs: this.#clockWrittenAt };
+          return { ...p, counters: { ...this.#counters }, clockMs: this.#clockWrittenAt };
         },
       },
       writeError: (cause) => new TuError('UPLINK_OUTBOX_FAILED', `outbox write failed: ${cause.message}`, { cause }),
@@ -130,9 +149,11 @@ export class Outbox {
       onRecovered: (retries) => this.#log.warn({ retries }, 'uplink outbox writes go through again'),
       onFatal: (err) => this.#log.error({ err: err.message, code: 'UPLINK_OUTBOX_FAILED' }, 'uplink outbox write failed'),
       onCommit: ({ sealed }) => {
-        // Only committed rows are handed to the forwarder (peek).
+        // Only committed rows are handed to the forwarder (peek); rows put back are new rows too.
         const last = sealed.appends[sealed.appends.length - 1];
         if (last) this.#committedSeq = Math.max(this.#committedSeq, last.seq);
+        const back = sealed.requeues[sealed.requeues.length - 1];
+        if (back) this.#committedSeq = Math.max(this.#committedSeq, back.seq);
         for (const fn of this.#listeners) fn();
       },
     });
@@ -146,10 +167,12 @@ export class Outbox {
     const rows = init
       .prepare<[], { seq: number; bytes: number; at: number | null; subject: unknown }>("SELECT seq, bytes, queued_clock AS at, json_extract(payload, '$.subject') AS subject FROM outbox ORDER BY seq")
       .all();
+    const aside = readUndeliverable(init);
     init.close();
     const reader = openOutboxDb(opts.file, opts.durability, true);
-    const last = rows.length ? rows[rows.length - 1]!.seq : 0;
+    const last = Math.max(rows.length ? rows[rows.length - 1]!.seq : 0, aside.length ? aside[aside.length - 1]!.seq : 0);
     const ob = new Outbox(opts, reader, { ...counters, lastSeq: Math.max(counters.lastSeq, last) });
+    for (const e of aside) ob.#aside.add(e);
     // Never behind a row's own stamp (a row may be written after the clock's last write).
     ob.#clockBase = rows.reduce((m, r) => Math.max(m, r.at ?? 0), clock);
     ob.#clockWrittenAt = ob.#clockBase;
@@ -158,6 +181,7 @@ export class Outbox {
     ob.#expire();
     ob.#armExpiry();
     if (rows.length) ob.#log.info({ depth: ob.#ring.size, bytes: ob.#ring.bytes }, 'outbox recovered undelivered events');
+    if (aside.length) ob.#log.warn({ code: 'UPLINK_EVENT_TOO_LARGE', events: aside.length, bytes: ob.#aside.bytes }, 'outbox holds events set aside as too large for the relay');
     return ob;
   }
 
@@ -173,6 +197,9 @@ export class Outbox {
       full: this.#full,
       retrying: this.#writer.stats.retrying,
       writeRetries: this.#writer.stats.writeRetries,
+      undeliverable: this.#aside.size,
+      undeliverableBytes: this.#aside.bytes,
+      lastUndeliverable: this.#aside.latest,
     };
   }
 
@@ -187,7 +214,9 @@ export class Outbox {
    * storage quota never evicts what they refer to. From memory (the ring): the quota asks on
    * every upload while it is over its limit, which is when the relay has been out of reach for
    * long, and reading them from the outbox's JSON took 27 ms per 40 MB of events on x64, on the
-   * event loop.
+   * event loop. Events set aside (setAside) are not among them: the uplink put their thumbnail
+   * and embedding into them before they were queued (enrich.ts), so they need no file to be sent
+   * later, and a refusal that lasts must not pin photos against the quota.
    */
   undeliveredSubjects(): Set<string> {
     return this.#ring.subjects(new Set<string>());
@@ -213,11 +242,12 @@ export class Outbox {
     const bytes = Buffer.byteLength(payload);
     const { maxEvents, maxBytes, whenFull } = this.#opts;
     if (bytes > maxBytes) return this.#refuse(event, `event larger than uplink.outbox.maxBytes (${bytes} > ${maxBytes})`);
-    const fits = () => this.#ring.size - this.#ackedAhead.size + 1 <= maxEvents && this.#ring.bytes + bytes <= maxBytes;
+    const fits = () => this.#ring.size - this.#ackedAhead.size + this.#aside.size + 1 <= maxEvents && this.#ring.bytes + this.#aside.bytes + bytes <= maxBytes;
     if (!fits()) {
       if (whenFull === 'refuse-new') return this.#refuse(event, 'outbox full');
       let dropped = 0;
-      while (!fits() && this.#dropHead()) dropped++;
+      // Set-aside events first (see the class comment), then the oldest queued.
+      while (!fits() && (this.#dropAside() || this.#dropHead())) dropped++;
       this.#counters.dropped += dropped;
       this.#noteFull('dropped', dropped, event);
     } else if (this.#full) {
@@ -243,17 +273,50 @@ export class Outbox {
 
   /** The relay acknowledged `seq` (PUBACK): delete it. Idempotent; unknown/dropped seqs are ignored. */
   ack(seq: number): void {
-    const head = this.#ring.headSeq();
-    if (head === undefined || seq < head || seq > this.#counters.lastSeq || this.#ackedAhead.has(seq)) return;
+    if (!this.#leaveQueue(seq, this.#counters.lastSeq)) return;
     this.#counters.delivered++;
-    if (seq === head) {
-      this.#ring.shift();
-      for (let h = this.#ring.headSeq(); h !== undefined && this.#ackedAhead.delete(h); h = this.#ring.headSeq()) this.#ring.shift();
-    } else {
-      this.#ackedAhead.add(seq);
-    }
     this.#writer.pending.deletes.push(seq);
     this.#writer.schedule();
+  }
+
+  /**
+   * Moves committed row `row` out of the queue into `undeliverable` (with why: event-limit.ts),
+   * so the rows behind it are sent; counted, kept on disk. False when it is no longer queued
+   * (delivered, dropped or set aside meanwhile).
+   */
+  setAside(row: Pick<OutboxRow, 'seq' | 'id' | 'type' | 'bytes'>, why: TooLarge): boolean {
+    if (!this.#leaveQueue(row.seq, this.#committedSeq)) return false;
+    const at = this.#opts.clock.now();
+    this.#aside.add({ seq: row.seq, id: row.id, type: row.type, bytes: row.bytes, reason: why.reason, limitBytes: why.limitBytes, limitBy: why.limitBy, at });
+    this.#counters.setAside++;
+    this.#writer.pending.setAside.push({ seq: row.seq, reason: why.reason, limitBytes: why.limitBytes, limitBy: why.limitBy, at });
+    this.#writer.schedule();
+    return true;
+  }
+
+  /**
+   * Puts the set-aside events `fits` lets go back at the tail of the queue, oldest first, under
+   * new seqs (sent after what is queued now: the relay takes events in any order, effects.ts).
+   * Queued again, they age from now (maxAgeMs). Returns how many.
+   */
+  requeue(fits: (e: UndeliverableEntry) => boolean): number {
+    if (this.#closed) return 0;
+    const now = this.#clockNow();
+    let n = 0;
+    for (const e of this.#aside.entries()) {
+      if (!fits(e)) continue;
+      this.#aside.remove(e.seq);
+      const seq = ++this.#counters.lastSeq;
+      this.#ring.push(seq, e.bytes, now);
+      this.#writer.pending.requeues.push({ from: e.seq, seq, queuedClock: now });
+      n++;
+    }
+    if (n) {
+      this.#log.info({ events: n, left: this.#aside.size }, `uplink outbox: ${n} event(s) set aside as too large are queued again (the limit allows them now)`);
+      this.#writer.schedule();
+      this.#armExpiry();
+    }
+    return n;
   }
 
   /** Drops expired events now (also runs on append and on a clock timer). */
@@ -295,6 +358,32 @@ export class Outbox {
       );
     }
     this.#full = true;
+  }
+
+  /** Takes `seq` out of the queue (ring) if it is there (and at most `maxSeq`); the head moves on past rows already gone. */
+  #leaveQueue(seq: number, maxSeq: number): boolean {
+    const head = this.#ring.headSeq();
+    if (head === undefined || seq < head || seq > maxSeq || this.#ackedAhead.has(seq)) return false;
+    if (seq === head) {
+      this.#ring.shift();
+      for (let h = this.#ring.headSeq(); h !== undefined && this.#ackedAhead.delete(h); h = this.#ring.headSeq()) this.#ring.shift();
+    } else {
+      this.#ackedAhead.add(seq);
+    }
+    return true;
+  }
+
+  /** Drops the oldest set-aside event for room (counted in `dropped` by the caller, logged here: it is the loss of an event). */
+  #dropAside(): boolean {
+    const e = this.#aside.oldest();
+    if (!e) return false;
+    this.#aside.remove(e.seq);
+    this.#writer.pending.asideDeletes.push(e.seq);
+    // The first, then every 1000th (a relay that refuses most events keeps the outbox full).
+    if (this.#asideDropped++ % 1000 === 0) {
+      this.#log.warn({ code: 'UPLINK_OUTBOX_FULL', total: this.#asideDropped, eventId: e.id, type: e.type, bytes: e.bytes, setAsideBecause: e.reason }, 'uplink outbox full: dropped an event set aside as too large for the relay, to make room');
+    }
+    return true;
   }
 
   #dropHead(): boolean {
@@ -351,7 +440,7 @@ export class Outbox {
 
   #countersKey(): string {
     const c = this.#counters;
-    return `${c.lastSeq}/${c.delivered}/${c.dropped}/${c.refused}/${c.expired}`;
+    return `${c.lastSeq}/${c.delivered}/${c.dropped}/${c.refused}/${c.expired}/${c.setAside}`;
   }
 
   get error(): Error | undefined {

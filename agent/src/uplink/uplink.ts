@@ -8,6 +8,7 @@ import { Forwarder, type UplinkError, type UplinkState } from './forwarder.js';
 import { Outbox } from './outbox.js';
 import type { WriterThread } from '../sqlite/writer-thread.js';
 import { redactUrl, relayTrust, resolveEndpoint, type RelayEndpoint } from './relay-connection.js';
+import { describeUndeliverable } from './undeliverable.js';
 
 export const UPLINK_OBSERVER = 'uplink';
 
@@ -28,6 +29,14 @@ export type UplinkHealth =
       full: boolean;
       inflight: number;
       lastError: UplinkError | null;
+      /** The largest event sent (event-limit.ts): in force now, and what the relay stated (null until it has). */
+      maxEventBytes: { inForce: number; relay: number | null };
+      /**
+       * Events set aside in the outbox as too large for the relay, not sent (outbox.ts `setAside`):
+       * kept now (`events`, `bytes`), ever (`total`), the latest, and the sentence health's
+       * `reasons` shows while any is kept (null when none).
+       */
+      undeliverable: { events: number; bytes: number; total: number; latest: { id: string; type: string; bytes: number; reason: string; at: string } | null; reason: string | null };
     };
 
 export interface Uplink {
@@ -107,6 +116,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
       ...(configError ? { configError } : {}),
       reconnect: c.reconnect,
       inflight: c.inflight,
+      maxEventBytes: c.maxEventBytes,
       ...(deps.blobs ? { enrich: createEnricher({ blobs: deps.blobs, logger: deps.logger, ...(deps.resultsOf ? { resultsOf: deps.resultsOf } : {}) }) } : {}),
       clock: deps.clock,
       random: deps.random,
@@ -117,7 +127,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
     await outbox.close();
     throw err;
   }
-  deps.logger.info({ url: redactUrl(url), username: endpoint?.username, queued: outbox.stats.depth, whenFull: c.outbox.whenFull }, 'uplink started');
+  deps.logger.info({ url: redactUrl(url), username: endpoint?.username, queued: outbox.stats.depth, setAside: outbox.stats.undeliverable, maxEventBytes: c.maxEventBytes, whenFull: c.outbox.whenFull }, 'uplink started');
   return {
     enabled: true,
     outbox,
@@ -126,6 +136,9 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
     terminalOnDisk: (eventId) => forwarder.terminalOnDisk(eventId),
     health(): UplinkHealth {
       const s = outbox.stats;
+      const l = s.lastUndeliverable;
+      const latest = l ? { id: l.id, type: l.type, bytes: l.bytes, reason: l.reason, at: new Date(l.at).toISOString() } : null;
+      const limit = forwarder.maxEventBytes;
       const err = forwarder.lastError ?? (outbox.error ? { code: 'UPLINK_OUTBOX_FAILED' as const, message: outbox.error.message, at: '' } : undefined);
       return {
         state: forwarder.state,
@@ -142,6 +155,8 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
         full: s.full,
         inflight: forwarder.inflight,
         lastError: err ?? null,
+        maxEventBytes: { inForce: limit.inForce, relay: limit.relay ?? null },
+        undeliverable: { events: s.undeliverable, bytes: s.undeliverableBytes, total: s.setAside, latest, reason: s.undeliverable ? describeUndeliverable({ events: s.undeliverable, latest }) : null },
       };
     },
     async stop() {

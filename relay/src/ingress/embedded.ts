@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { checkGatewayPublish, LoginThrottle, MqttAdmission, systemClock, type AdmissionLimits, type Clock, type Logger, type LoginThrottleLimits } from '@tu/shared';
+import { checkGatewayPublish, gatewayTopics, LoginThrottle, MqttAdmission, relayLimitsPayload, systemClock, type AdmissionLimits, type Clock, type Logger, type LoginThrottleLimits } from '@tu/shared';
 import type { RelayConfig } from '../config.js';
 import type { Ingest } from '../ingest/pipeline.js';
 import type { Presence } from '../ingest/presence.js';
@@ -21,6 +21,10 @@ const authError = (message: string, returnCode: 2 | 4 | 5): AuthenticateError =>
  * A gateway may publish only its own events and status and may subscribe to nothing
  * (shared/src/gateway-contract.ts); anything else is refused (publish: the client is disconnected), logged and counted.
  * An event's PUBACK is sent once the relay has stored it.
+ * Right after its CONNACK a gateway is told the largest payload taken (`tu/{gw}/sys/limits`,
+ * relayLimitsSchema in shared/src/gateway-contract.ts): a larger publish only closes the
+ * connection, which the gateway could not tell from a network failure, so it would send the same
+ * event again and again while every later one waited behind it.
  */
 /** The ingress limits from config (ingress.limits): the packet limit is the payload limit plus room for topic and headers. */
 export function ingressLimits(ingress: RelayConfig['ingress']): { admission: AdmissionLimits; logins: LoginThrottleLimits; pacing: ConnectPacerLimits } {
@@ -50,9 +54,16 @@ export async function startEmbeddedIngress(opts: {
 }): Promise<Ingress & { handleStream(stream: Duplex, remoteAddress?: string): void }> {
   const log = opts.logger.child({ component: 'ingress' });
   const clock = opts.clock ?? systemClock;
+  /** The gateway each admitted stream logged in as: a packet cut after the login names it. */
+  const gatewayOfStream = new WeakMap<object, string>();
   const admission = new MqttAdmission(opts.limits.admission, {
     now: () => clock.now(),
-    onRefused: (why, address) => log.warn({ why, address }, 'cut a gateway connection before authentication'),
+    onRefused: (why, address, stream) => {
+      const gw = stream ? gatewayOfStream.get(stream) : undefined;
+      // Logged in: an event over ingress.maxPayloadBytes (+ 1 KiB for topic and headers), cut before it is read.
+      if (gw && why === 'packet-too-large') log.warn({ gatewayId: gw, address, why, maxPayloadBytes: opts.maxPayloadBytes }, 'cut a gateway connection: it sent a publish over ingress.maxPayloadBytes (the gateway was told the limit when it connected)');
+      else log.warn({ why, address }, 'cut a gateway connection before authentication');
+    },
   });
   const logins = new LoginThrottle(opts.limits.logins, () => clock.now());
   // Admitted connections wait their turn here before the broker reads them (connect-pacer.ts says why).
@@ -114,6 +125,7 @@ export async function startEmbeddedIngress(opts: {
             return done(authError('client id must be the gateway id', 2), false);
           }
           gatewayOf.set(client, gw.id);
+          gatewayOfStream.set(client.conn, gw.id);
           loginOf.set(client, gw);
           done(null, true);
         },
@@ -130,7 +142,7 @@ export async function startEmbeddedIngress(opts: {
       const check = gw ? checkGatewayPublish(gw, packet.topic, packet.retain) : ({ ok: false, reason: 'not authenticated' } as const);
       if (!check.ok || packet.payload.length > opts.maxPayloadBytes) {
         stats.refusedPublishes++;
-        const reason = check.ok ? `payload over ${opts.maxPayloadBytes} bytes` : check.reason;
+        const reason = check.ok ? `payload of ${packet.payload.length} bytes over ingress.maxPayloadBytes (${opts.maxPayloadBytes})` : check.reason;
         log.warn({ gatewayId: gw, clientId: client.id, topic: packet.topic.slice(0, 200), reason }, 'refused gateway publish; disconnecting');
         return done(new Error(reason));
       }
@@ -159,6 +171,15 @@ export async function startEmbeddedIngress(opts: {
     stats.clients++;
     current.set(gw, client);
     opts.presence.connected(gw);
+  });
+  // Right after the CONNACK (clientReady): the gateway publishes only once the CONNACK has reached
+  // it, so the limit is written ahead of the close a too-large publish on this connection causes,
+  // and the gateway reads it before that close (TCP keeps the order).
+  const limits = Buffer.from(relayLimitsPayload({ maxPayloadBytes: opts.maxPayloadBytes }));
+  aedes.on('clientReady', (client) => {
+    const gw = gatewayOf.get(client);
+    if (!gw) return;
+    client.publish({ cmd: 'publish', topic: gatewayTopics.limits(gw), payload: limits, qos: 0, retain: false, dup: false }, () => undefined);
   });
   aedes.on('clientDisconnect', (client) => {
     const gw = gatewayOf.get(client);

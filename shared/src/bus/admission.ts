@@ -36,7 +36,8 @@ export class MqttAdmission {
 
   constructor(
     readonly limits: AdmissionLimits,
-    private readonly deps: { now: () => number; onRefused: (why: PacketViolation | 'rate' | 'pending', address: string | undefined) => void },
+    /** onRefused's `stream`: the admitted stream a packet violation cut (the one admit() returned); undefined for a connection refused at once. */
+    private readonly deps: { now: () => number; onRefused: (why: PacketViolation | 'rate' | 'pending', address: string | undefined, stream?: Duplex) => void },
   ) {
     this.#perAddress = new TokenBuckets({ burst: limits.connectBurstPerAddress, perSecond: limits.connectsPerSecondPerAddress }, deps.now);
   }
@@ -68,7 +69,7 @@ export class MqttAdmission {
       this.limits,
       (why) => {
         this.stats.refusedOversize++;
-        this.deps.onRefused(why, address);
+        this.deps.onRefused(why, address, guarded);
       },
       settle,
     );

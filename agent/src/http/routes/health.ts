@@ -66,6 +66,9 @@ export function healthView(deps: AppDeps) {
   if (storage?.quota.blocked) reasons.push(storage.quota.blocked);
   // Until the next start: the technician should know that, say, reference photos were lost.
   for (const s of storage?.setAside ?? []) reasons.push(describeSetAside(s));
+  // Events the relay would refuse (too large), kept on the gateway instead of blocking the rest (uplink/undeliverable.ts).
+  const uplink = deps.uplink();
+  if (uplink.state !== 'disabled' && uplink.undeliverable.reason) reasons.push(uplink.undeliverable.reason);
   return {
     status: reasons.length === 0 ? 'ok' : 'degraded',
     reasons,
@@ -83,7 +86,7 @@ export function healthView(deps: AppDeps) {
     model,
     orchestrator: { running: deps.orchestrator.stats.running, queued: deps.orchestrator.stats.queued },
     intake: { unacknowledged: deps.intake.pending() },
-    uplink: deps.uplink(),
+    uplink,
     ...(storage
       ? {
           storage: {

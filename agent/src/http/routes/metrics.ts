@@ -48,6 +48,10 @@ export function metricsText(deps: AppDeps): string {
       [{ reason: 'expired' }, up?.expired ?? 0],
     ])
     .metric('tu_uplink_refused_total', 'counter', 'New events not queued because the outbox was full (refuse-new policy).', up?.refused ?? 0)
+    .metric('tu_uplink_set_aside_total', 'counter', 'Events set aside in the outbox instead of sent, as larger than the relay takes (uplink.maxEventBytes or the limit the relay stated).', up?.undeliverable.total ?? 0)
+    .metric('tu_uplink_set_aside_events', 'gauge', 'Events set aside as too large and still kept in the outbox (sent by themselves once the limit allows them).', up?.undeliverable.events ?? 0)
+    .metric('tu_uplink_set_aside_bytes', 'gauge', 'Payload bytes of the events set aside and still kept.', up?.undeliverable.bytes ?? 0)
+    .metric('tu_uplink_max_event_bytes', 'gauge', 'The largest event the uplink sends now (the smaller of uplink.maxEventBytes and the limit the relay stated).', up?.maxEventBytes.inForce ?? 0)
     .metric('tu_uplink_last_delivery_timestamp_seconds', 'gauge', 'Unix time of the last acknowledged delivery (0: none yet).', up?.lastDeliveryAt ? Date.parse(up.lastDeliveryAt) / 1000 : 0)
     .metric('tu_storage_full', 'gauge', 'Whether new uploads are refused because dataDir is full or failing (1) or not (0).', st ? (st.state === 'full' ? 1 : 0) : 0)
     .metric('tu_storage_free_bytes', 'gauge', 'Free bytes of the filesystem holding dataDir.', st?.freeBytes ?? 0)
