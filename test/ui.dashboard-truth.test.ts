@@ -141,7 +141,7 @@ t('the evidence is the last *recognised* photo, with its time and analysis; the 
   const col = headers.indexOf('Last recognised photo (evidence)');
   assert.ok(col >= 0, `the column says which photo it is: ${JSON.stringify(headers)}`);
   const cell = row.getByRole('cell').nth(col);
-  assert.match(await cell.innerText(), /^excavator \(95 %\)/);
+  assert.match(await cell.innerText(), /^excavator \(95 % confidence\)/);
   assert.match(await cell.innerText(), new RegExp(ctx.recognisedId.slice(0, 10)), 'names its analysis');
   assert.is(await cell.locator('time').getAttribute('datetime'), RECOGNISED.toISOString(), 'with the time its analysis started');
   assert.match(await cell.innerText(), new RegExp(FILE.replace(/\./g, '\\.')), 'and the file the technician uploaded');
@@ -149,7 +149,7 @@ t('the evidence is the last *recognised* photo, with its time and analysis; the 
   await row.getByRole('button', { name: 'Truth dozer' }).click();
   const detail = page.getByRole('article', { name: 'Machine Truth dozer' });
   await detail.waitFor({ timeout: WAIT });
-  assert.match(await detail.innerText(), /Last recognised photo\s+excavator \(95 %\)/);
+  assert.match(await detail.innerText(), /Last recognised photo\s+excavator \(95 % confidence\)/);
   const lines = detail.getByTestId('machine-analyses').locator('li[data-analysis-id]');
   await lines.nth(2).waitFor({ timeout: WAIT });
   const ids = await lines.evaluateAll((els) => els.map((e) => e.getAttribute('data-analysis-id')));
@@ -264,6 +264,62 @@ t('an abstention labelled "no machine" is not scored as a wrong answer, nor "no 
   await page.screenshot({ path: shot('accuracy-1366x768.png'), fullPage: true });
   await page.setViewportSize(PHONE);
   await page.screenshot({ path: shot('accuracy-390x844.png'), fullPage: true });
+  await page.close();
+});
+
+/** What the agent's head says when it abstains without a machine-type head (agent/src/services/vision). */
+const NO_HEAD = "no head trained (ImageNet top-1 'monastery' is not a machine class ImageNet knows: forklift, crane, tractor)";
+const MISMATCH = 'recognised type forklift (confidence 0.97) differs from registered excavator';
+
+/** An analysis' events with its recognition and comparison results replaced, as a real gateway would have sent them. */
+function withResults(events: Envelope[], recognition: Record<string, unknown>, comparison: Record<string, unknown>): Envelope[] {
+  for (const e of events) {
+    const d = e.data as { result?: Record<string, unknown>; results?: { recognition: Record<string, unknown>; comparison: Record<string, unknown> } };
+    if (e.type === 'recognition.completed') d.result = { ...d.result, ...recognition };
+    if (e.type === 'comparison.completed') d.result = { ...d.result, ...comparison };
+    if (e.type === 'analysis.completed' && d.results) d.results = { ...d.results, recognition: { ...d.results.recognition, ...recognition }, comparison: { ...d.results.comparison, ...comparison } };
+  }
+  return events;
+}
+
+t('the machine history and the feed say what the gateway made of each photo: the comparison verdict with its reasons, a confidence named as such, and why no type was named', async (ctx) => {
+  const loader = { id: 'TRUTH-2', name: 'Truth loader', type: 'excavator' };
+  const forklift = withResults(
+    analysisFlow(GW, { machineId: 'TRUTH-2', registered: loader, at: new Date(Date.now() - 5 * 60_000), recognised: { machineType: 'forklift', confidence: 0.97 } }),
+    {},
+    { verdict: 'mismatch', reasons: [MISMATCH], typeCheck: { registeredType: 'excavator', recognizedType: 'forklift', match: false } },
+  );
+  const abstained = withResults(
+    analysisFlow(GW, { machineId: 'TRUTH-2', registered: loader, at: new Date(Date.now() - 2 * 60_000) }),
+    { machineType: 'unknown', confidence: 0.31, unknownReason: NO_HEAD },
+    { verdict: 'unknown', reasons: ['type undetermined: the machine type on the photo was not recognised'], typeCheck: { registeredType: 'excavator', recognizedType: 'unknown', match: null } },
+  );
+  await send(ctx, [...forklift, ...abstained]);
+  const page = await signIn(ctx);
+  const row = machines(page).getByRole('row').filter({ hasText: 'Truth loader' });
+  await row.waitFor({ timeout: WAIT });
+  // The latest photo: no type, and the gateway's own reason, not a guess that leaves out the true one.
+  const evidence = row.getByTestId('last-recognised');
+  await evidence.filter({ hasText: 'no head trained' }).waitFor({ timeout: WAIT });
+  assert.not.match(await evidence.innerText(), /not sure enough/);
+
+  await row.getByRole('button', { name: 'Truth loader' }).click();
+  const detail = page.getByRole('article', { name: 'Machine Truth loader' });
+  const lines = detail.getByTestId('machine-analyses').locator('li[data-analysis-id]');
+  await lines.nth(1).waitFor({ timeout: WAIT });
+  const mismatch = await detail.locator(`li[data-analysis-id="${idOf(forklift)}"]`).innerText();
+  assert.match(mismatch, /recognised: forklift \(97 % confidence\)/, `the number says it is a confidence: ${mismatch}`);
+  assert.match(mismatch, new RegExp(`comparison: does NOT match the registered machine \\(${MISMATCH.replace(/[()]/g, '\\$&')}\\)`), `the verdict and its reason: ${mismatch}`);
+  const unknown = await detail.locator(`li[data-analysis-id="${idOf(abstained)}"]`).innerText();
+  assert.match(unknown, /no type named \(the gateway abstained: no head trained/, `why no type: ${unknown}`);
+  assert.match(unknown, /comparison: cannot tell whether it is the registered machine \(type undetermined/);
+  // The feed's comparison line carries the verdict too.
+  const feed = page.getByRole('list', { name: 'Live analysis events' });
+  assert.match(await feed.getByRole('listitem').filter({ hasText: idOf(forklift) }).filter({ hasText: 'comparison.completed' }).innerText(), /does NOT match the registered machine/);
+  await detail.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: shot('verdict-1366x768.png'), fullPage: true });
+  await page.setViewportSize(PHONE);
+  await page.screenshot({ path: shot('verdict-390x844.png'), fullPage: true });
   await page.close();
 });
 

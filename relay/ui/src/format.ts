@@ -54,15 +54,51 @@ export const shortId = (id: string): string => id.slice(0, 10);
 export const typeName = (t: string): string => (t === 'negative' ? 'no machine' : t === 'unknown' ? 'unknown (gateway abstained)' : t.replace(/_/g, ' '));
 
 /**
- * A recognition with its meaning: "forklift (71 %)", or that the gateway named no type. `unknown`
- * means it abstained (no machine, or not sure enough of any type); its number is not a type's
- * confidence, so none is shown.
+ * A recognition with its meaning: "forklift (71 % confidence)", or that the gateway named no type
+ * and why. `unknown` means it abstained; its number is not a type's confidence, so none is shown.
+ * Why it abstained is the gateway's own `unknownReason` (shared/src/schemas/results.ts): a guess
+ * such as "no machine, or not sure enough" was untrue of a gateway without a machine-type head.
+ * Without the reason at hand (Machine.lastRecognition does not carry it) the line says so.
  */
-export const recognitionText = (r: { machineType: string; confidence: number }): string =>
-  r.machineType === 'unknown' ? 'no type named (no machine, or not sure enough of any type)' : `${typeName(r.machineType)} (${Math.round(r.confidence * 100)} %)`;
+export const recognitionText = (r: { machineType: string; confidence: number; unknownReason?: string | undefined }): string =>
+  r.machineType === 'unknown'
+    ? `no type named (the gateway abstained${r.unknownReason ? `: ${clause(r.unknownReason)}` : '; its reason is not in the loaded events'})`
+    : `${typeName(r.machineType)} (${Math.round(r.confidence * 100)} % confidence)`;
+
+const recognitionOf = z.object({ recognition: z.object({ machineType: str, confidence: z.number(), unknownReason: z.optional(str) }) });
 
 /** The recognition in an analysis' results (feed line, machine history), or ''. */
 export const resultsRecognition = (results: unknown): string => {
-  const r = z.object({ recognition: z.object({ machineType: str, confidence: z.number() }) }).safeParse(results);
+  const r = recognitionOf.safeParse(results);
   return r.success ? `recognised: ${recognitionText(r.data.recognition)}` : '';
+};
+
+/** Why the gateway abstained on an analysis (its results' recognition), if it did and said why. */
+export const unknownReasonOf = (results: unknown): string | undefined => {
+  const r = recognitionOf.safeParse(results);
+  return r.success && r.data.recognition.machineType === 'unknown' ? r.data.recognition.unknownReason : undefined;
+};
+
+/** Long content hashes in reasons cut to their first 10 characters, as the technician UI shows them (agent/ui/src/format.ts). */
+const shortHashes = (s: string): string => s.replace(/\b([0-9a-f]{10})[0-9a-f]{54}\b/g, '$1…');
+
+const comparisonShape = z.object({ verdict: z.enum(['match', 'mismatch', 'unknown']), reasons: z.array(str) });
+const VERDICT = { match: 'matches the registered machine', mismatch: 'does NOT match the registered machine', unknown: 'cannot tell whether it is the registered machine' } as const;
+
+/**
+ * The gateway's comparison of a photo with its registered machine, with the reasons it gives
+ * (agent/src/services/comparison/verdict.ts), or ''. Without it a forklift photo on a machine
+ * registered as an excavator read as a plain recognition in the machine's history.
+ */
+export const comparisonText = (comparison: unknown): string => {
+  const c = comparisonShape.safeParse(comparison);
+  if (!c.success) return '';
+  const why = c.data.reasons.map((x) => shortHashes(clause(x))).join('; ');
+  return `comparison: ${VERDICT[c.data.verdict]}${why ? ` (${why})` : ''}`;
+};
+
+/** The comparison in an analysis' results (machine history), or ''. */
+export const resultsComparison = (results: unknown): string => {
+  const r = z.object({ comparison: z.unknown() }).safeParse(results);
+  return r.success ? comparisonText(r.data.comparison) : '';
 };

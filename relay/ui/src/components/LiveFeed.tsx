@@ -1,8 +1,9 @@
 import * as z from 'zod/mini';
 import type { FeedEvent } from '../graphql';
-import { reason, resultsRecognition, when } from '../format';
+import { comparisonText, reason, resultsRecognition, when } from '../format';
 
-const resultsOf = (data: unknown): unknown => (typeof data === 'object' && data !== null ? (data as Record<string, unknown>)['results'] : undefined);
+const field = (data: unknown, key: string): unknown => (typeof data === 'object' && data !== null ? (data as Record<string, unknown>)[key] : undefined);
+const resultsOf = (data: unknown): unknown => field(data, 'results');
 /** The uploaded file's name (tu.image.uploaded), so the line can be matched with the technician's photo. */
 const fileOf = (data: unknown): string | undefined => {
   const r = z.object({ fileName: z.string() }).safeParse(data);
@@ -21,7 +22,8 @@ export function LiveFeed({ feed }: { feed: FeedEvent[] }) {
             <li key={e.id} data-event-id={e.id} class={e.type.endsWith('failed') ? 'bad-text' : ''}>
               {/* Stored events of any age load here: the date is shown unless it is today (format.ts when). */}
               <time dateTime={e.time}>{when(e.time)}</time> <code>{e.gatewayId}</code> {e.type} <code>{e.analysisId}</code>
-              {file && <> <code>{file}</code></>} {e.type === 'analysis.completed' ? resultsRecognition(resultsOf(e.data)) : ''} {reason(e.data)}
+              {file && <> <code>{file}</code></>} {e.type === 'analysis.completed' ? resultsRecognition(resultsOf(e.data)) : ''}
+              {e.type === 'comparison.completed' ? comparisonText(field(e.data, 'result')) : ''} {reason(e.data)}
             </li>
           );
         })}

@@ -1,5 +1,5 @@
 import type { Analysis, Machine } from '../graphql';
-import { clause, reason, resultsRecognition, shortId, when } from '../format';
+import { clause, reason, resultsComparison, resultsRecognition, shortId, when } from '../format';
 import { CutShort } from './CutShort';
 import type { Photos } from '../photos';
 import type { Failure } from '../state';
@@ -15,7 +15,8 @@ const startMs = (a: Analysis): number => {
 /**
  * One machine: its registered facts, the last recognised photo, and its analyses newest first by
  * the time each line shows (the relay pages them in its own order, which can differ from the
- * start times), each named by its id prefix and file name so a technician's photo can be found.
+ * start times), each named by its id prefix and file name so a technician's photo can be found,
+ * with what the gateway made of it: its recognition and its comparison with the registered machine.
  */
 export function MachineDetail({ m, analyses, at, error, photos }: { m: Machine; analyses: Analysis[]; at: number; error: Failure | undefined; photos: Photos }) {
   const label = machineLabel(m);
@@ -39,7 +40,8 @@ export function MachineDetail({ m, analyses, at, error, photos }: { m: Machine; 
             <li key={a.id} data-analysis-id={a.id}>
               <span class={`badge ${a.status === 'failed' ? 'bad' : 'ok'}`}>{a.status}</span>{' '}
               {a.startedAt ? <>started <time dateTime={a.startedAt}>{when(a.startedAt)}</time></> : 'start time not recorded'} · <code>{shortId(a.id)}</code>
-              {file && <> <code>{file}</code></>} {resultsRecognition(a.results)} {reason(a.failure)}
+              {file && <> <code>{file}</code></>} {resultsRecognition(a.results)}
+              {resultsComparison(a.results) && <span data-testid="comparison"> · {resultsComparison(a.results)}</span>} {reason(a.failure)}
               <CutShort a={a} />
             </li>
           );

@@ -19,7 +19,7 @@ export function RecognitionEvidence({ m, photos }: { m: Machine; photos: Photos 
   const p = photos.get(r.analysisId);
   return (
     <span data-testid="last-recognised">
-      {recognitionText(r)}
+      {recognitionText({ ...r, unknownReason: p?.unknownReason })}
       {m.typeMatch === false && m.type && (
         <>
           {' '}
