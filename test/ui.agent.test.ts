@@ -14,6 +14,8 @@ const t = suite<Ctx>('ui: technician UI in Chromium against a real agent (real s
 // A photo with EXIF GPS, capture time and camera: the result card shows all of it.
 const GPS_PHOTO = photo('exif_gps/exifsamples_DSCN0010.jpg');
 const EXCAVATOR = photo(`excavator/${fs.readdirSync(photo('excavator')).filter((f) => f.endsWith('.jpg')).sort()[0]}`);
+// A class the plain backbone knows without a trained head (test/ui.dashboard.test.ts uses it too).
+const FORKLIFT = photo('forklift/imagenet_n03384352_forklift.jpg');
 const WAIT = 30_000;
 
 t.before(async (ctx) => {
@@ -254,6 +256,22 @@ t('register the machine and a reference photo through the form', async (ctx) => 
   await banner.getByText(/cannot tell excavators, loaders, dozers/).waitFor({ timeout: WAIT });
   assert.match(await banner.innerText(), /Ask your administrator to install the default head/);
   await page.locator('#machine').screenshot({ path: screenshotPath('agent-ui-phone-machine.png') });
+  await page.close();
+});
+
+t("a forklift photo on a machine registered as an excavator: the verdict's reason says its number is the confidence", async (ctx) => {
+  const put = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: { type: 'excavator', name: 'Site 4 excavator' } });
+  assert.ok(put.statusCode < 300, put.body);
+  const page = await openUi(ctx, { width: 1280, height: 800 });
+  await page.getByLabel('Choose photos').setInputFiles(FORKLIFT);
+  const card = page.getByRole('article', { name: /imagenet_n03384352_forklift\.jpg/ });
+  await card.getByText('Completed', { exact: true }).waitFor({ timeout: WAIT });
+  const comparison = await card.getByTestId('comparison').innerText();
+  assert.match(comparison, /Does NOT match/, comparison);
+  // "forklift (1.00)" beside "100 % confidence" was a bare number: which of the photo's numbers is it?
+  assert.match(comparison, /recognised type forklift \(confidence \d\.\d\d\) differs from registered excavator/, comparison);
+  await card.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: screenshotPath('agent-ui-verdict-confidence-1280x800.png') });
   await page.close();
 });
 

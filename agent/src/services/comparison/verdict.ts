@@ -126,7 +126,7 @@ export function compare(input: CompareInput): ComparisonResult {
       reasons.push(`recognised type ${recognizedType} matches registered type`);
     } else {
       typeMatch = false;
-      reasons.push(`recognised type ${recognizedType} (${confidence.toFixed(2)}) differs from registered ${registeredType}`);
+      reasons.push(`recognised type ${recognizedType} (confidence ${confidence.toFixed(2)}) differs from registered ${registeredType}`);
     }
   } else {
     reasons.push('no registered machine type');
