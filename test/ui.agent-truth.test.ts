@@ -286,4 +286,37 @@ t("a token the gateway refuses: the sign-in prompt gives the gateway's own reaso
   }
 });
 
+/** A network (or proxy) that lets the page's API calls through but drops the live feed's WebSocket upgrade. */
+const NO_WEBSOCKET = `window.WebSocket = class {
+  constructor() { setTimeout(() => this.onclose && this.onclose({ code: 1006 }), 50); }
+  close() {}
+};`;
+
+t('the history is loaded without the live feed, and says it is loading, not "None yet.", until the gateway has answered', async (ctx) => {
+  const id = await completed(ctx);
+  const page = await ctx.browser.newPage({ viewport: PHONE });
+  await page.addInitScript(NO_WEBSOCKET);
+  // The first history answer is held back: until it comes, nothing is known about past analyses.
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  await page.route((url) => url.pathname === '/api/v1/analyses', async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.goto(await signedInUrl(ctx.agent));
+  await page.getByRole('status').filter({ hasText: 'Reconnecting' }).waitFor({ timeout: WAIT });
+  const history = page.locator('#history');
+  await history.getByRole('heading', { name: 'Recent analyses' }).waitFor({ timeout: WAIT });
+  const loading = await history.innerText();
+  assert.not.match(loading, /None yet/, `no "none" before the gateway has said so: ${loading}`);
+  assert.match(loading, /Loading/, loading);
+  await page.screenshot({ path: shots('history-loading-phone'), fullPage: true });
+  release();
+  // The feed never connects (a proxy without WebSocket): the history comes all the same.
+  await history.getByRole('button', { name: /Open analysis of exifsamples_DSCN0010\.jpg/ }).filter({ hasText: id.slice(0, 10) }).waitFor({ timeout: WAIT });
+  assert.not.match(await history.innerText(), /None yet|Loading/);
+  await page.screenshot({ path: shots('history-without-feed-phone'), fullPage: true });
+  await page.close();
+});
+
 t.run();

@@ -46,7 +46,7 @@ export function App({ session }: { session: TokenInfo | null }) {
   const [uploads, setUploads] = useState<Upload[]>([]);
   const [opened, setOpened] = useState<string[]>([]); // analyses opened from history / seen live
   const [feed, setFeed] = useState<FeedState>('connecting');
-  const { history, error: historyError, reload: loadHistory } = useHistory(20);
+  const { history, loaded: historyLoaded, error: historyError, reload: loadHistory } = useHistory(20);
   const health = useHealthPoll(5000);
   const analysesRef = useRef(analyses);
   analysesRef.current = analyses;
@@ -75,6 +75,9 @@ export function App({ session }: { session: TokenInfo | null }) {
     }
   }, []);
 
+  // The history is the API's, not the live feed's: loaded at once, so a feed that cannot connect
+  // (a proxy without WebSocket) does not leave it saying "None yet." over the gateway's analyses.
+  useEffect(() => void loadHistory(), [loadHistory]);
   useEffect(
     () =>
       connectEvents({
@@ -202,7 +205,7 @@ export function App({ session }: { session: TokenInfo | null }) {
             <AnalysisCard key={id} analysis={analyses.get(id)} id={id} load={loads.get(id)} onRetry={() => void refresh(id)} />
           ))}
         </section>
-        <History items={historyItems} error={historyError} onOpen={open} onReload={loadHistory} />
+        <History items={historyItems} loaded={historyLoaded} error={historyError} onOpen={open} onReload={loadHistory} />
         <HealthPanel />
         <MachinePanel />
       </main>

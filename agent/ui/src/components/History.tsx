@@ -1,8 +1,23 @@
 import { STATUS_TEXT, typeText, when } from '../format';
 import type { AnalysisListItem } from '../schemas';
 
-/** Recent analyses: which photo (file name), what was recognised, when; opening one loads its card. */
-export function History({ items, error, onOpen, onReload }: { items: AnalysisListItem[]; error: string | undefined; onOpen: (item: AnalysisListItem) => void; onReload: () => void }) {
+/**
+ * Recent analyses: which photo (file name), what was recognised, when; opening one loads its card.
+ * "None yet." only once the gateway has answered (`loaded`): before that nothing is known.
+ */
+export function History({
+  items,
+  loaded,
+  error,
+  onOpen,
+  onReload,
+}: {
+  items: AnalysisListItem[];
+  loaded: boolean;
+  error: string | undefined;
+  onOpen: (item: AnalysisListItem) => void;
+  onReload: () => void;
+}) {
   return (
     <section id="history" aria-labelledby="history-h">
       <h2 id="history-h">Recent analyses</h2>
@@ -14,7 +29,7 @@ export function History({ items, error, onOpen, onReload }: { items: AnalysisLis
           Could not load the history: {error}
         </p>
       )}
-      {items.length === 0 && !error && <p class="muted">None yet.</p>}
+      {items.length === 0 && !error && <p class="muted">{loaded ? 'None yet.' : 'Loading the history from the gateway…'}</p>}
       <ul class="history">
         {items.map((i) => {
           const name = i.fileName ?? 'photo without a file name';
