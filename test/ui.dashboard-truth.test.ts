@@ -323,4 +323,25 @@ t('the machine history and the feed say what the gateway made of each photo: the
   await page.close();
 });
 
+t('the live feed says when its stored events could not be loaded, not "Waiting for events…" as if there were none', async (ctx) => {
+  const page = await ctx.browser.newPage({ viewport: LAPTOP });
+  // The relay fails the stored events (every other query answers): the gateway's events are stored, but not shown.
+  await page.route('**/graphql', async (route) => {
+    if (op(route).query.includes('recentEvents')) await route.fulfill({ status: 500, contentType: 'application/json', body: JSON.stringify({ errors: [{ message: 'event store unavailable' }] }) });
+    else await route.continue();
+  });
+  await page.goto(ctx.relay.url);
+  await page.getByLabel('Access token (JWT)').fill(ctx.token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'Stored events could not be loaded' }).waitFor({ timeout: WAIT });
+  const feed = page.getByRole('region', { name: 'Live feed', exact: true });
+  const text = await feed.innerText();
+  assert.not.match(text, /Waiting for events/, `the feed does not pass a failed load off as no events: ${text}`);
+  assert.match(text, /Stored events not loaded \(event store unavailable\)/, text);
+  await page.screenshot({ path: shot('feed-not-loaded-1366x768.png') });
+  await page.setViewportSize(PHONE);
+  await page.screenshot({ path: shot('feed-not-loaded-390x844.png') });
+  await page.close();
+});
+
 t.run();

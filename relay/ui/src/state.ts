@@ -37,6 +37,8 @@ export interface State {
   detail: { m: Machine; analyses: Analysis[]; at: number } | undefined;
   /** Newest first, at most FEED_SIZE, each event id once. */
   feed: FeedEvent[];
+  /** When the stored events last loaded (ms); until then the feed holds at most what came live. */
+  feedAt: number | undefined;
   errors: Partial<Record<Source, Failure>>;
   live: Live;
   /** Bumped when the relay has stored a finished analysis: machines, detail, failures and the feed reload. */
@@ -57,6 +59,7 @@ export const initialState: State = {
   selected: undefined,
   detail: undefined,
   feed: [],
+  feedAt: undefined,
   errors: {},
   live: 'connecting',
   stored: 0,
@@ -71,7 +74,7 @@ export type Action =
   | { kind: 'select'; id: string }
   | { kind: 'detail'; detail: State['detail'] }
   | { kind: 'event'; event: FeedEvent }
-  | { kind: 'recent'; events: FeedEvent[] }
+  | { kind: 'recent'; events: FeedEvent[]; at: number }
   | { kind: 'live'; live: Live }
   | { kind: 'stored' }
   /** A source answered: its own failure (only) is over. */
@@ -127,7 +130,7 @@ export function reducer(s: State, a: Action): State {
     case 'event':
       return { ...s, feed: mergeFeed(s.feed, [a.event]), labelled: a.event.type === 'recognition.labelled' ? s.labelled + 1 : s.labelled };
     case 'recent':
-      return { ...s, feed: mergeFeed(s.feed, a.events), errors: cleared(s.errors, 'feed') };
+      return { ...s, feed: mergeFeed(s.feed, a.events), feedAt: a.at, errors: cleared(s.errors, 'feed') };
     case 'live':
       return { ...s, live: a.live, errors: a.live === 'live' ? cleared(s.errors, 'live') : s.errors };
     case 'stored':

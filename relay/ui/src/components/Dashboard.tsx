@@ -33,7 +33,7 @@ export function Dashboard({ token, onSignOut }: { token: string; onSignOut: (msg
     if (err instanceof AuthError) onSignOut(`The relay refused this token (${err.message}). Sign in again with a valid token.`);
     else dispatch({ kind: 'error', source, message: err instanceof Error ? err.message : String(err), at: Date.now() });
   };
-  const loadRecent = () => relay.recentEvents().then((events) => dispatch({ kind: 'recent', events })).catch(failed('feed'));
+  const loadRecent = () => relay.recentEvents().then((events) => dispatch({ kind: 'recent', events, at: Date.now() })).catch(failed('feed'));
 
   useEffect(() => {
     const load = () => relay.gatewaysAndFailures().then((r) => dispatch({ kind: 'gateways', ...r, at: Date.now() })).catch(failed('gateways'));
@@ -121,7 +121,7 @@ export function Dashboard({ token, onSignOut }: { token: string; onSignOut: (msg
           return e && <p key={source} class="error" role="alert" data-source={source}>{FAILED[source] && `${FAILED[source]}: `}{e.message} (last tried {when(e.at)})</p>;
         })}
         <Gateways gateways={s.gateways} at={s.gatewaysAt} error={s.errors.gateways} />
-        <LiveFeed feed={s.feed} />
+        <LiveFeed feed={s.feed} loadedAt={s.feedAt} error={s.errors.feed} />
         <section aria-labelledby="m-h">
           <h2 id="m-h">Machines</h2>
           <Machines

@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import type { FeedEvent } from '../graphql';
-import { comparisonText, reason, resultsRecognition, when } from '../format';
+import { clause, comparisonText, reason, resultsRecognition, when } from '../format';
+import type { Failure } from '../state';
 
 const field = (data: unknown, key: string): unknown => (typeof data === 'object' && data !== null ? (data as Record<string, unknown>)[key] : undefined);
 const resultsOf = (data: unknown): unknown => field(data, 'results');
@@ -10,11 +11,22 @@ const fileOf = (data: unknown): string | undefined => {
   return r.success ? r.data.fileName : undefined;
 };
 
-/** The tenant's events, newest first: the stored ones on load, then live (merged by id in state.ts). */
-export function LiveFeed({ feed }: { feed: FeedEvent[] }) {
+/**
+ * The tenant's events, newest first: the stored ones on load, then live (merged by id in state.ts).
+ * Until the stored events have loaded (`loadedAt`), or when loading them failed, the list holds only
+ * what came live since the page opened: it says so, rather than "Waiting for events…" as if the
+ * gateways had sent none.
+ */
+export function LiveFeed({ feed, loadedAt, error }: { feed: FeedEvent[]; loadedAt: number | undefined; error: Failure | undefined }) {
+  const note = error
+    ? loadedAt === undefined
+      ? `Stored events not loaded (${clause(error.message)}): only events that arrive live from now on are listed.`
+      : `As of ${when(loadedAt)}: reloading the stored events failed (${clause(error.message)}); events since then are listed as they arrive live.`
+    : undefined;
   return (
     <section aria-labelledby="feed-h">
       <h2 id="feed-h">Live feed</h2>
+      {note && <p class="bad-text" data-testid="feed-note">{note}</p>}
       <ol class="feed-list" aria-live="polite" aria-label="Live analysis events" tabIndex={0}>
         {feed.map((e) => {
           const file = e.type === 'tu.image.uploaded' ? fileOf(e.data) : undefined;
@@ -27,7 +39,7 @@ export function LiveFeed({ feed }: { feed: FeedEvent[] }) {
             </li>
           );
         })}
-        {feed.length === 0 && <li class="muted">Waiting for events…</li>}
+        {feed.length === 0 && !error && <li class="muted">{loadedAt === undefined ? 'Loading the stored events…' : 'No event yet; new ones appear here live.'}</li>}
       </ol>
     </section>
   );
