@@ -319,4 +319,23 @@ t('the history is loaded without the live feed, and says it is loading, not "Non
   await page.close();
 });
 
+t('a result card whose stored label cannot be read says so, instead of looking as if nobody had labelled the photo', async (ctx) => {
+  const id = await completed(ctx);
+  const page = await openUi(ctx, PHONE);
+  await page.route(`**/api/v1/analyses/${id}/label`, (route) =>
+    route.request().method() === 'GET'
+      ? route.fulfill({ status: 500, contentType: 'application/json', body: JSON.stringify({ error: { code: 'INTERNAL', message: 'The label store is not readable.' } }) })
+      : route.continue(),
+  );
+  await page.locator('#history').getByRole('button', { name: /Open analysis of exifsamples_DSCN0010\.jpg/ }).filter({ hasText: id.slice(0, 10) }).click();
+  const teach = page.locator(`#a-${id}`).getByRole('region', { name: 'Teach the gateway' });
+  await teach.waitFor({ timeout: WAIT });
+  const alert = teach.getByRole('alert');
+  await alert.waitFor({ timeout: WAIT });
+  assert.match(await alert.innerText(), /already saved.*The label store is not readable/s);
+  await teach.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: shots('label-unreadable-phone') });
+  await page.close();
+});
+
 t.run();

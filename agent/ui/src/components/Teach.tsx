@@ -27,12 +27,19 @@ export function Teach({ analysisId, recognised }: { analysisId: string; recognis
   const [stored, setStored] = useState<StoredLabel | undefined>();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | undefined>();
+  /** Why the stored label could not be read: without it, no "Saved" line reads as "nobody labelled this photo". */
+  const [unread, setUnread] = useState<string | undefined>();
 
   useEffect(() => {
     let live = true;
+    // Nothing stored is an answer ({ label: null }, agent/src/http/routes/labels.ts); an error is not.
     getLabel(analysisId)
-      .then((r) => live && r.label && setStored(r.label))
-      .catch(() => undefined); // nothing stored yet, or an older gateway: the buttons still work
+      .then((r) => {
+        if (!live) return;
+        setUnread(undefined);
+        if (r.label) setStored(r.label);
+      })
+      .catch((err: unknown) => live && setUnread(errorText(err).message));
     return () => {
       live = false;
     };
@@ -89,6 +96,11 @@ export function Teach({ analysisId, recognised }: { analysisId: string; recognis
           Save this type
         </button>
       </div>
+      {unread && !stored && (
+        <p class="error" role="alert">
+          Could not check whether a type is already saved for this photo: {unread}
+        </p>
+      )}
       {busy && <p role="status">Saving…</p>}
       {error && (
         <p class="error" role="alert">
