@@ -344,4 +344,24 @@ t('the live feed says when its stored events could not be loaded, not "Waiting f
   await page.close();
 });
 
+t('a machine with more analyses than its detail lists says the list is not its whole history', async (ctx) => {
+  const roller = { id: 'TRUTH-3', name: 'Truth roller', type: 'roller' };
+  const base = Date.now() - 60 * 60_000;
+  const flows = Array.from({ length: 21 }, (_, i) => analysisFlow(GW, { machineId: 'TRUTH-3', registered: roller, at: new Date(base + i * 60_000), recognised: { machineType: 'roller', confidence: 0.9 } }));
+  await send(ctx, flows.flat());
+  const page = await signIn(ctx);
+  const row = machines(page).getByRole('row').filter({ hasText: 'Truth roller' });
+  await row.waitFor({ timeout: WAIT });
+  await row.getByRole('button', { name: 'Truth roller' }).click();
+  const detail = page.getByRole('article', { name: 'Machine Truth roller' });
+  const lines = detail.getByTestId('machine-analyses').locator('li[data-analysis-id]');
+  await lines.nth(19).waitFor({ timeout: WAIT });
+  assert.is(await lines.count(), 20, 'a page of the relay');
+  // The oldest is not listed: the detail says there is more than it shows.
+  assert.is(await detail.locator(`li[data-analysis-id="${idOf(flows[0]!)}"]`).count(), 0);
+  assert.match(await detail.getByTestId('machine-analyses-more').innerText(), /The newest 20 are listed; the relay has older analyses of this machine/);
+  await page.screenshot({ path: shot('history-more-1366x768.png'), fullPage: true });
+  await page.close();
+});
+
 t.run();

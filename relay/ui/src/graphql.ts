@@ -67,6 +67,8 @@ const list = <T,>(schema: z.ZodMiniType<T>, v: unknown): T[] => (Array.isArray(v
 
 const MACHINE_FIELDS = 'id gatewayId type brand model serialNumber name registeredId lastSeen lastSeenSource lastSeenNote latestThumbnail lastRecognition { machineType confidence analysisId } typeMatch';
 const EVENT_FIELDS = 'id type analysisId gatewayId time data';
+/** How many of a machine's analyses its detail lists (the newest). */
+export const HISTORY_SIZE = 20;
 /** How many stored events the feed starts with (the relay allows 1..100). */
 export const FEED_SIZE = 100;
 
@@ -83,10 +85,12 @@ export function api(token: string) {
     machines: (search: string, type: string) =>
       q(`query($s: String, $t: String) { machines(first: 100, search: $s, type: $t) { nodes { ${MACHINE_FIELDS} } } }`, { s: search || null, t: type || null }, (d) => nodes(machineSchema, d['machines'])),
     machine: (id: string) =>
-      q(`query($id: ID!) { machine(id: $id) { ${MACHINE_FIELDS} analyses(first: 20) { nodes { id gatewayId machineId status steps failure results startedAt endedAt } } } }`, { id }, (d) => {
+      q(`query($id: ID!, $n: Int) { machine(id: $id) { ${MACHINE_FIELDS} analyses(first: $n) { nodes { id gatewayId machineId status steps failure results startedAt endedAt } pageInfo { hasNextPage } } } }`, { id, n: HISTORY_SIZE }, (d) => {
         const m = machineSchema.safeParse(d['machine']);
         const a = z.object({ analyses: z.unknown() }).safeParse(d['machine']);
-        return m.success ? { m: m.data, analyses: a.success ? nodes(analysisSchema, a.data.analyses) : [] } : undefined;
+        // Whether the relay has older analyses than the page asked for: the list must not pass for all of them.
+        const more = z.object({ analyses: z.object({ pageInfo: z.object({ hasNextPage: z.boolean() }) }) }).safeParse(d['machine']);
+        return m.success ? { m: m.data, analyses: a.success ? nodes(analysisSchema, a.data.analyses) : [], more: more.success && more.data.analyses.pageInfo.hasNextPage } : undefined;
       }),
     recentEvents: () => q(`query($n: Int) { recentEvents(first: $n) { ${EVENT_FIELDS} } }`, { n: FEED_SIZE }, (d) => list(feedEventSchema, d['recentEvents'])),
     analysisStatus: (id: string) => q('query($id: ID!) { analysis(id: $id) { status } }', { id }, (d) => z.object({ status: str }).safeParse(d['analysis'])),

@@ -33,8 +33,8 @@ export interface State {
   search: string;
   type: string;
   selected: string | undefined;
-  /** The selected machine as loaded at `at` (ms). */
-  detail: { m: Machine; analyses: Analysis[]; at: number } | undefined;
+  /** The selected machine as loaded at `at` (ms); `more`: the relay has older analyses than those listed. */
+  detail: { m: Machine; analyses: Analysis[]; more: boolean; at: number } | undefined;
   /** Newest first, at most FEED_SIZE, each event id once. */
   feed: FeedEvent[];
   /** When the stored events last loaded (ms); until then the feed holds at most what came live. */

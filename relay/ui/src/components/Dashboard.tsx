@@ -137,7 +137,7 @@ export function Dashboard({ token, onSignOut }: { token: string; onSignOut: (msg
             onSelect={(id) => dispatch({ kind: 'select', id })}
           />
           {s.selected && !s.detail && (s.errors.detail ? <p class="bad-text">The selected machine could not be loaded (see above).</p> : <p class="muted">Loading the machine…</p>)}
-          {s.detail && <MachineDetail m={s.detail.m} analyses={s.detail.analyses} at={s.detail.at} error={s.errors.detail} photos={photos} />}
+          {s.detail && <MachineDetail m={s.detail.m} analyses={s.detail.analyses} more={s.detail.more} at={s.detail.at} error={s.errors.detail} photos={photos} />}
         </section>
         <AccuracyPanel query={relay.query} refresh={s.labelled} error={s.errors.accuracy} onLoaded={() => dispatch({ kind: 'ok', source: 'accuracy' })} onError={failed('accuracy')} />
         <Failures failures={s.failures} at={s.gatewaysAt} error={s.errors.gateways} />

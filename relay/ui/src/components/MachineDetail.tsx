@@ -18,7 +18,7 @@ const startMs = (a: Analysis): number => {
  * start times), each named by its id prefix and file name so a technician's photo can be found,
  * with what the gateway made of it: its recognition and its comparison with the registered machine.
  */
-export function MachineDetail({ m, analyses, at, error, photos }: { m: Machine; analyses: Analysis[]; at: number; error: Failure | undefined; photos: Photos }) {
+export function MachineDetail({ m, analyses, more, at, error, photos }: { m: Machine; analyses: Analysis[]; more: boolean; at: number; error: Failure | undefined; photos: Photos }) {
   const label = machineLabel(m);
   const sorted = [...analyses].sort((a, b) => startMs(b) - startMs(a));
   return (
@@ -33,6 +33,8 @@ export function MachineDetail({ m, analyses, at, error, photos }: { m: Machine; 
         <dt>Gateway</dt><dd><code>{m.gatewayId}</code> (machine <code>{m.id}</code>)</dd>
       </dl>
       <h4>Analyses, newest start first</h4>
+      {/* The relay pages them: a full page is not the machine's whole history. */}
+      {more && <p class="muted" data-testid="machine-analyses-more">The newest {analyses.length} are listed; the relay has older analyses of this machine, not shown here.</p>}
       <ul data-testid="machine-analyses">
         {sorted.map((a) => {
           const file = photos.get(a.id)?.fileName;
