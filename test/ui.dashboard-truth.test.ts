@@ -294,7 +294,9 @@ t('the machine history and the feed say what the gateway made of each photo: the
     { machineType: 'unknown', confidence: 0.31, unknownReason: NO_HEAD },
     { verdict: 'unknown', reasons: ['type undetermined: the machine type on the photo was not recognised'], typeCheck: { registeredType: 'excavator', recognizedType: 'unknown', match: null } },
   );
-  await send(ctx, [...forklift, ...abstained]);
+  // Still running (only analysis.started so far): its badge must not look like a completed one's.
+  const running = analysisFlow(GW, { machineId: 'TRUTH-2', registered: loader, at: new Date(Date.now() - 60_000) }).slice(0, 1);
+  await send(ctx, [...forklift, ...abstained, ...running]);
   const page = await signIn(ctx);
   const row = machines(page).getByRole('row').filter({ hasText: 'Truth loader' });
   await row.waitFor({ timeout: WAIT });
@@ -313,6 +315,9 @@ t('the machine history and the feed say what the gateway made of each photo: the
   const unknown = await detail.locator(`li[data-analysis-id="${idOf(abstained)}"]`).innerText();
   assert.match(unknown, /no type named \(the gateway abstained: no head trained/, `why no type: ${unknown}`);
   assert.match(unknown, /comparison: cannot tell whether it is the registered machine \(type undetermined/);
+  const runningBadge = detail.locator(`li[data-analysis-id="${idOf(running)}"] .badge`);
+  assert.is(await runningBadge.innerText(), 'running');
+  assert.not.match((await runningBadge.getAttribute('class')) ?? '', /\bok\b/, 'a running analysis is not coloured as completed');
   // The feed's comparison line carries the verdict too.
   const feed = page.getByRole('list', { name: 'Live analysis events' });
   assert.match(await feed.getByRole('listitem').filter({ hasText: idOf(forklift) }).filter({ hasText: 'comparison.completed' }).innerText(), /does NOT match the registered machine/);

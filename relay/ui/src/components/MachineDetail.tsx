@@ -12,6 +12,9 @@ const startMs = (a: Analysis): number => {
   return Number.isFinite(t) ? t : -Infinity;
 };
 
+/** Green only for a completed analysis: one still running is not yet a result (grey, as `unknown` in main.tsx). */
+const BADGE: Record<string, string> = { completed: 'ok', failed: 'bad' };
+
 /**
  * One machine: its registered facts, the last recognised photo, and its analyses newest first by
  * the time each line shows (the relay pages them in its own order, which can differ from the
@@ -40,7 +43,7 @@ export function MachineDetail({ m, analyses, more, at, error, photos }: { m: Mac
           const file = photos.get(a.id)?.fileName;
           return (
             <li key={a.id} data-analysis-id={a.id}>
-              <span class={`badge ${a.status === 'failed' ? 'bad' : 'ok'}`}>{a.status}</span>{' '}
+              <span class={`badge ${BADGE[a.status] ?? 'unknown'}`}>{a.status}</span>{' '}
               {a.startedAt ? <>started <time dateTime={a.startedAt}>{when(a.startedAt)}</time></> : 'start time not recorded'} · <code>{shortId(a.id)}</code>
               {file && <> <code>{file}</code></>} {resultsRecognition(a.results)}
               {resultsComparison(a.results) && <span data-testid="comparison"> · {resultsComparison(a.results)}</span>} {reason(a.failure)}
