@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const file = flags.get('config') ?? process.env.TU_RELAY_CONFIG;
   const config = loadRelayConfig(file ? { file } : {});
   if (positional.length > 0) {
-    console.log(await runCommand(config, positional, flags));
+    console.log(await runCommand(config, positional, flags, { warn: (line) => console.error(line) }));
     return;
   }
   const logger = createLogger({ level: config.log.level, name: 'relay' });

@@ -6,17 +6,23 @@ import { rabbitmqAuthBaseUrl, rabbitmqBrokerConf, rabbitmqEnabledPlugins } from 
 import { checkCommand } from './args.js';
 import { exportExamples, exportExamplesToFile } from './export-examples.js';
 import { addGateway, listGateways, newGatewaySecret, revokeGateway } from './gateways.js';
+import { openSharedPresence } from './shared-presence.js';
 import { technicianPublicKeyPem, technicianToken } from './technicians.js';
 import { dashboardToken } from './tokens.js';
 import { COMMANDS, type CommandSpec } from './usage.js';
 
 export { USAGE } from './usage.js';
 
+/** Where a command's notes for the operator go (main.ts: stderr), apart from the text it returns. */
+export interface CommandIo {
+  warn: (line: string) => void;
+}
+
 /**
  * Runs one registry/token command against the configured storage; returns the text to print.
  * `flags` is checked against the command's declared options (cli/usage.ts) whoever built it.
  */
-export async function runCommand(config: RelayConfig, positional: string[], flags: Map<string, string>): Promise<string> {
+export async function runCommand(config: RelayConfig, positional: string[], flags: Map<string, string>, io: CommandIo = { warn: (line) => console.error(line) }): Promise<string> {
   const command = checkCommand(positional, flags);
   const id = positional[2]!;
   const opt = (name: string): string | undefined => flags.get(name);
@@ -58,7 +64,13 @@ export async function runCommand(config: RelayConfig, positional: string[], flag
         const tenant = opt('tenant');
         // A mistyped tenant would list nothing, as if it had no gateways.
         if (tenant !== undefined && !(await tenantExists(tenant))) throw new TuError('UNKNOWN_TENANT', `no tenant ${tenant} (tenants list shows those there are)`);
-        return await listGateways(storage, tenant);
+        // With Redis, the presence every instance shares, as GraphQL shows it (cli/shared-presence.ts).
+        const presence = config.redis ? openSharedPresence(config.redis) : undefined;
+        try {
+          return await listGateways({ storage, presence, warn: io.warn }, tenant);
+        } finally {
+          await presence?.close();
+        }
       }
       case 'gateways revoke':
         return await revokeGateway(config, registry, id);

@@ -2,8 +2,10 @@
 import { TuError } from '@tu/shared';
 import type { RelayConfig } from '../config.js';
 import { rabbitmqConnectionCloser } from '../ingress/rabbitmq-management.js';
+import { shownPresence } from '../ingest/shown-presence.js';
 import { isRevoked, type GatewayCredential, type Registry } from '../registry/registry.js';
 import type { Storage } from '../storage/types.js';
+import type { SharedPresenceReader } from './shared-presence.js';
 
 /** The lines that hand a new secret to the operator (shown once; not kept in clear). */
 function credentialLines(id: string, cred: GatewayCredential, printHash: boolean): string[] {
@@ -19,11 +21,30 @@ export async function addGateway(registry: Registry, id: string, o: { tenant: st
   return [`gateway ${id} added to tenant ${o.tenant}`, ...credentialLines(id, cred, o.printHash)].join('\n');
 }
 
-/** One line a gateway: id, tenant, name, online|offline, last seen, active|revoked. */
-export async function listGateways(storage: Storage, tenant: string | undefined): Promise<string> {
-  return (await storage.allGateways())
-    .filter((g) => tenant === undefined || g.tenantId === tenant)
-    .map((g) => `${g.id}\t${g.tenantId}\t${g.name ?? ''}\t${g.online ? 'online' : 'offline'}\t${g.lastSeen ?? '-'}\t${isRevoked(g) ? 'revoked' : 'active'}`)
+export interface ListGatewaysDeps {
+  storage: Storage;
+  /** The shared presence, with config `redis` (shared-presence.ts); without it the stored rows are the presence. */
+  presence: SharedPresenceReader | undefined;
+  /** Where a note for the operator goes (stderr): stdout stays one line a gateway. */
+  warn: (line: string) => void;
+}
+
+/**
+ * One line a gateway: id, tenant, name, online|offline|unknown, last seen, active|revoked. The
+ * presence follows the rule GraphQL follows (ingest/shown-presence.ts), with no instance view of
+ * its own: the stored online flag alone went on saying "online" for the gateways of a relay
+ * killed without a clean stop, while the dashboard said offline. With Redis configured and not
+ * answering the truth is not known here, and the column says so ("unknown").
+ */
+export async function listGateways(deps: ListGatewaysDeps, tenant: string | undefined): Promise<string> {
+  const rows = (await deps.storage.allGateways()).filter((g) => tenant === undefined || g.tenantId === tenant);
+  const shared = deps.presence && rows.length > 0 ? await deps.presence.read(rows.map((g) => g.id)) : undefined;
+  if (shared && 'unavailable' in shared) deps.warn(`presence unknown: Redis (redis.url) did not answer (${shared.unavailable}); the online column says "unknown" rather than the stored flag, which a relay stopped without a clean stop leaves at "online"`);
+  return rows
+    .map((g) => {
+      const p = shownPresence(g, shared === undefined ? undefined : 'unavailable' in shared ? 'unavailable' : (shared.entries.get(g.id) ?? {}));
+      return `${g.id}\t${g.tenantId}\t${g.name ?? ''}\t${!p.known ? 'unknown' : p.online ? 'online' : 'offline'}\t${p.lastSeen ?? '-'}\t${isRevoked(g) ? 'revoked' : 'active'}`;
+    })
     .join('\n');
 }
 

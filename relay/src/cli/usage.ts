@@ -40,7 +40,7 @@ export const COMMANDS = {
     args: [],
     options: { tenant: str },
     synopsis: 'gateways list [--tenant T]',
-    about: 'id, tenant, name, online|offline, last seen, active|revoked',
+    about: 'id, tenant, name, online|offline (as the dashboard shows it; unknown when redis does not answer), last seen, active|revoked',
     readsOnly: true,
   },
   'gateways revoke': {

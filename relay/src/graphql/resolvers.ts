@@ -87,9 +87,10 @@ export function buildResolvers(deps: GraphDeps): IResolvers {
       },
     },
     Gateway: {
-      // Shared presence (Redis) when configured, else this instance's; the stored row when neither knows.
-      online: async (g: GatewayRow) => (await presence.read(g.id)).online ?? g.online,
-      lastSeen: async (g: GatewayRow) => (await presence.read(g.id)).lastSeen ?? g.lastSeen,
+      // Shared presence (Redis) when configured, else this instance's; the stored row when neither
+      // knows: the rule of relay/src/ingest/shown-presence.ts, which `gateways list` follows too.
+      online: async (g: GatewayRow) => (await presence.shown(g)).online,
+      lastSeen: async (g: GatewayRow) => (await presence.shown(g)).lastSeen,
       machines: async (g: GatewayRow, a: PageArgs) =>
         connection(await storage.listMachines({ tenantId: g.tenantId, gatewayId: g.id, first: pageSize(a.first), after: opt(a.after) }), cursorOf.machine),
     },

@@ -1,19 +1,13 @@
 import type { Logger } from '@tu/shared';
+import type { GatewayRow } from '../storage/types.js';
 import type { SharedPresence, SharedPresenceEntry } from './shared-state.js';
+import { later, shownPresence, type ShownPresence } from './shown-presence.js';
 import type { StorageQueue } from './storage-queue.js';
 
 /** How often an event's "last seen" is written to storage per gateway, at most (default). */
 export const LAST_SEEN_PERSIST_MS = 30_000;
 /** How often an event's "last seen" is written to shared presence per gateway and instance, at most (default). */
 export const LAST_SEEN_SHARE_MS = 1000;
-
-/** A gateway's presence as GraphQL shows it (absent: unknown here; the stored row answers). */
-export interface PresenceView {
-  online?: boolean;
-  lastSeen?: string;
-}
-
-const later = (a: string | undefined, b: string | undefined): string | undefined => (a === undefined ? b : b === undefined ? a : Date.parse(a) >= Date.parse(b) ? a : b);
 
 /**
  * Gateway online/offline from the ingress: connection counts (embedded broker) or the retained
@@ -25,7 +19,7 @@ const later = (a: string | undefined, b: string | undefined): string | undefined
  * most once per `persistEveryMs` per gateway, so a busy gateway costs no database write per event.
  *
  * With `shared` (Redis, config `redis`), presence also goes to the state every instance shares
- * (redis-state.ts), and `read` (GraphQL) answers from there: behind a clustered broker any
+ * (redis-state.ts), and `shown` (GraphQL) answers from there: behind a clustered broker any
  * instance may receive a gateway's status or events, so this instance's memory is only its own
  * view. A status is kept with its time, and an older status never replaces a newer one, here and
  * there. Without `shared`, one instance is the whole truth, as before.
@@ -42,7 +36,7 @@ export class Presence {
   /** When each gateway's "last seen" was last written to shared presence by `seen` (ms). */
   #sharedAt = new Map<string, number>();
   /** Shared reads of the current turn of the event loop: a gateway's online and lastSeen fields ask once. */
-  #reads = new Map<string, Promise<SharedPresenceEntry | undefined>>();
+  #reads = new Map<string, Promise<SharedPresenceEntry | 'unavailable'>>();
   #lastSharedErrorLog = 0;
 
   /** `authoritative`: this instance sees every gateway connection (embedded ingress), so unseen = offline. */
@@ -106,24 +100,13 @@ export class Presence {
   }
 
   /**
-   * What GraphQL shows: the shared presence when there is one (any instance's status, the latest
-   * event on any instance), else this instance's view. When Redis does not answer, this
-   * instance's view, logged.
+   * What GraphQL shows for the gateway of `row`: the shared presence when there is one, else this
+   * instance's view, else the row, by the rule `gateways list` follows too (shown-presence.ts).
+   * When Redis does not answer, this instance's view, logged.
    */
-  async read(gatewayId: string): Promise<PresenceView> {
-    const online = this.online(gatewayId);
-    const lastSeen = this.lastSeen(gatewayId);
-    const local: PresenceView = { ...(online !== undefined ? { online } : {}), ...(lastSeen !== undefined ? { lastSeen } : {}) };
-    if (!this.opts.shared) return local;
-    const s = await this.#sharedRead(gatewayId);
-    if (!s) return local;
-    // A hash without `online` (Redis lost its data, and `seen` wrote lastSeen alone) tells no
-    // status: this instance's "offline" would then only mean it does not hold the connection,
-    // while another instance may (it re-asserts it within a heartbeat, redis-state.ts HOLD_LUA).
-    // Meanwhile only a connection held here answers; else the stored row does (resolvers.ts).
-    const on = s.online ?? (this.opts.authoritative && this.#connections.has(gatewayId) ? true : undefined);
-    const seen = later(s.lastSeen, lastSeen);
-    return { ...(on !== undefined ? { online: on } : {}), ...(seen !== undefined ? { lastSeen: seen } : {}) };
+  async shown(row: Pick<GatewayRow, 'id' | 'online' | 'lastSeen'>): Promise<ShownPresence> {
+    const shared = this.opts.shared ? await this.#sharedRead(row.id) : undefined;
+    return shownPresence(row, shared, { online: this.online(row.id), lastSeen: this.lastSeen(row.id), holds: this.opts.authoritative && this.#connections.has(row.id) });
   }
 
   /**
@@ -144,15 +127,15 @@ export class Presence {
     return this.#connections.size;
   }
 
-  #sharedRead(gatewayId: string): Promise<SharedPresenceEntry | undefined> {
+  #sharedRead(gatewayId: string): Promise<SharedPresenceEntry | 'unavailable'> {
     let p = this.#reads.get(gatewayId);
     if (!p) {
       if (this.#reads.size === 0) setImmediate(() => this.#reads.clear());
       p = this.opts.shared!.read([gatewayId]).then(
-        (m) => m.get(gatewayId),
+        (m) => m.get(gatewayId) ?? {},
         (err: Error) => {
           this.#sharedFailed(err);
-          return undefined;
+          return 'unavailable' as const;
         },
       );
       this.#reads.set(gatewayId, p);

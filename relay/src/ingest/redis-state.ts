@@ -58,6 +58,30 @@ local seen = tonumber(redis.call('HGET', KEYS[1], 'lastSeen') or '-1')
 if at > seen then redis.call('HSET', KEYS[1], 'lastSeen', ARGV[1]) end
 return 1`;
 
+/**
+ * The presence hashes of `gatewayIds` (`{prefix}p:{gatewayId}`, RedisState below), as every
+ * reader takes them: the instances (RedisState `read`, for GraphQL) and `gateways list`
+ * (relay/src/cli/shared-presence.ts, a connection of its own). `redis` carries the deployment's
+ * `keyPrefix`. "Online" through a connection held by an instance whose liveness key is gone
+ * (kill -9, a lost machine: it never wrote the gateway's "offline") reads offline.
+ */
+export async function readPresence(redis: Pick<Redis, 'hmget' | 'exists'>, gatewayIds: readonly string[]): Promise<Map<string, SharedPresenceEntry>> {
+  const rows = await Promise.all(
+    gatewayIds.map(async (id) => {
+      const [online, lastSeen, heldBy] = await redis.hmget(`p:${id}`, 'online', 'lastSeen', 'heldBy');
+      // Online through a connection held by an instance that is gone: offline (see RedisState's comment).
+      const held = online === '1' && heldBy ? (await redis.exists(`i:${heldBy}`)) === 1 : true;
+      return { online: online == null ? undefined : online === '1' && held, lastSeen };
+    }),
+  );
+  const out = new Map<string, SharedPresenceEntry>();
+  gatewayIds.forEach((id, i) => {
+    const { online, lastSeen } = rows[i]!;
+    out.set(id, { ...(online !== undefined ? { online } : {}), ...(lastSeen != null ? { lastSeen: new Date(Number(lastSeen)).toISOString() } : {}) });
+  });
+  return out;
+}
+
 type WithScripts = Redis & {
   tuPresenceHold(key: string, atMs: string, heldBy: string): Promise<number>;
   tuPresenceStatus(key: string, online: string, atMs: string, heldBy: string): Promise<number>;
@@ -140,21 +164,8 @@ export class RedisState implements SharedPresence, SharedRecentIds, SharedVerifi
     await this.#redis.tuPresenceSeen(`p:${gatewayId}`, String(atMs));
   }
 
-  async read(gatewayIds: readonly string[]): Promise<Map<string, SharedPresenceEntry>> {
-    const rows = await Promise.all(
-      gatewayIds.map(async (id) => {
-        const [online, lastSeen, heldBy] = await this.#redis.hmget(`p:${id}`, 'online', 'lastSeen', 'heldBy');
-        // Online through a connection held by an instance that is gone: offline (see the class comment).
-        const held = online === '1' && heldBy ? (await this.#redis.exists(`i:${heldBy}`)) === 1 : true;
-        return { online: online == null ? undefined : online === '1' && held, lastSeen };
-      }),
-    );
-    const out = new Map<string, SharedPresenceEntry>();
-    gatewayIds.forEach((id, i) => {
-      const { online, lastSeen } = rows[i]!;
-      out.set(id, { ...(online !== undefined ? { online } : {}), ...(lastSeen != null ? { lastSeen: new Date(Number(lastSeen)).toISOString() } : {}) });
-    });
-    return out;
+  read(gatewayIds: readonly string[]): Promise<Map<string, SharedPresenceEntry>> {
+    return readPresence(this.#redis, gatewayIds);
   }
 
   async claim(gatewayId: string, eventId: string): Promise<boolean> {
