@@ -85,4 +85,21 @@ test('a relay starts while Redis is down: it ingests and stores, reports the fan
   gw.end(true);
 });
 
+test('a relay stops while Redis is down, at once: it does not wait for a Redis that may never come back', async (ctx) => {
+  const relay = await startTestRelay({ overrides: { 'redis.url': ctx.redis.url, 'redis.keyPrefix': 'outage-c:' } });
+  const gw = await connectGateway(relay.mqttUrl, 'gw-out-c', await addGateway(relay, 'gw-out-c', 'acme'));
+  await ctx.redis.stop();
+  await eventually(async () => (await health(relay)).redis?.fanout.up === false, 5000, 'health to see redis gone');
+  gw.end(true);
+  const t0 = Date.now();
+  const stopping = relay.stop();
+  const stopped = await Promise.race([stopping.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 8000))]);
+  const ms = Date.now() - t0;
+  ctx.redis = await startRedis(ctx.redis.port);
+  // A stop that waits for Redis ends once it is back: the suite goes on either way.
+  if (!stopped) await Promise.race([stopping, new Promise((r) => setTimeout(r, 15_000))]);
+  assert.ok(stopped, 'relay.stop() finished within 8 s with Redis down');
+  assert.ok(ms < 5000, `stopped in ${ms} ms`);
+});
+
 test.run();

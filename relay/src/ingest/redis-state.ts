@@ -184,10 +184,20 @@ export class RedisState implements SharedPresence, SharedRecentIds, SharedVerifi
     await this.#redis.set(`v:${tag}`, '1', 'PX', this.opts.verifiedLoginTtlMs).catch(() => undefined);
   }
 
-  /** Resolves once the connection is closed (quit answers before the socket is gone). */
+  /**
+   * Resolves once the connection is closed (quit answers before the socket is gone), or at once
+   * while Redis is unreachable: a relay must stop during an outage too.
+   */
   async close(): Promise<void> {
     clearInterval(this.#heartbeat);
     if (this.#redis.status === 'end') return;
+    if (this.#redis.status !== 'ready') {
+      // Nothing to tidy there: the liveness key lapses by itself (livenessMs). quit would wait in
+      // the offline queue for a reconnect that may never come, and between two reconnect attempts
+      // ioredis has no socket left to emit 'end' for: disconnect stops its retrying, and that is all.
+      this.#redis.disconnect();
+      return;
+    }
     // Stopped cleanly: its gateways were disconnected (offline written) before this.
     await this.#redis.del(`i:${this.instanceId}`).catch(() => undefined);
     const ended = new Promise<void>((resolve) => this.#redis.once('end', () => resolve()));
