@@ -46,7 +46,7 @@ export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; i
   const s = opts.settings;
   const clock = opts.clock ?? systemClock;
   const log = opts.logger.child({ component: 'ingress' });
-  const counters: RabbitmqIngressStats = { url: undefined, delivered: 0, acked: 0, statuses: 0, deadLettered: 0, requeued: 0, revoked: 0, reconnects: 0, closedConnections: 0, closeFailures: 0 };
+  const counters: RabbitmqIngressStats = { url: undefined, delivered: 0, acked: 0, statuses: 0, deadLettered: 0, requeued: 0, revoked: 0, reconnects: 0, closedConnections: 0, closeFailures: 0, queueDeclared: false, consumerCancels: 0 };
   const stats: IngressStats = { mode: 'rabbitmq', connected: false, clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0, rabbitmq: counters };
   const dead = `${s.queue}.dead`;
   const backoff = { initialDelayMs: s.reconnectInitialMs, maxDelayMs: s.reconnectMaxMs, jitter: 0.2 };
@@ -169,6 +169,8 @@ export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; i
         arguments: { 'x-queue-type': 'quorum', 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dead, 'x-delivery-limit': s.deliveryLimit },
       });
       for (const k of rabbitmqBindingKeys()) await ch.bindQueue(s.queue, 'amq.topic', k);
+      // From here on what gateways publish is routed into the queue: the auth routes let them log in.
+      counters.queueDeclared = true;
       c.on('close', () => lost(c, url));
       ch.on('error', (err: Error) => log.warn({ err: err.message }, 'rabbitmq channel error'));
       ch.on('close', () => {
@@ -177,7 +179,18 @@ export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; i
       conn = c;
       channel = ch;
       const consumer = await ch.consume(s.queue, (msg) => {
-        if (!msg) return; // cancelled by the broker (queue deleted): the channel's close follows
+        if (!msg) {
+          // The broker cancelled the consumer: the queue was deleted (`rabbitmqctl delete_queue`, the
+          // management UI). The channel stays open, so nothing else would notice: the ingress stayed
+          // "connected" and ready with no queue, and every gateway publish was dropped unrouted by
+          // amq.topic yet acknowledged by the MQTT plugin. Reconnecting declares and binds it again;
+          // meanwhile gateway logins are refused (queueDeclared, relay/src/http/routes/broker-auth.ts).
+          counters.queueDeclared = false;
+          counters.consumerCancels++;
+          log.error({ queue: s.queue, url: safe(url) }, 'the broker cancelled the consumer of the gateway queue (was it deleted?); reconnecting to declare it again');
+          if (conn === c) void c.close().catch(() => undefined);
+          return;
+        }
         const p = handle(ch, msg).catch((err: Error) => log.error({ err: err.message }, 'message handling failed'));
         inFlight.add(p);
         void p.finally(() => inFlight.delete(p));

@@ -17,6 +17,15 @@ export interface RabbitmqIngressStats {
   /** Of the dead-lettered: from an unknown or revoked gateway. */
   revoked: number;
   reconnects: number;
+  /**
+   * Whether this instance has declared the gateway queue and bound it to amq.topic (since it
+   * started, or since the broker last cancelled its consumer because the queue was deleted). Until
+   * then the broker auth routes refuse gateway logins (relay/src/http/routes/broker-auth.ts): with
+   * no queue bound, amq.topic drops a gateway's publish and the MQTT plugin still acknowledges it.
+   */
+  queueDeclared: boolean;
+  /** Times the broker cancelled this instance's consumer (its queue deleted): each time the ingress reconnects and declares it again. */
+  consumerCancels: number;
   /** Why the last attempt to connect to a node failed (cleared once connected): what /api/v1/health shows while not ready. */
   lastConnectError?: string;
   /** Open connections of revoked gateways closed through the management API (ingress.rabbitmq.management). */
