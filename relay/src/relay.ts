@@ -127,6 +127,7 @@ export async function startRelay(config: RelayConfig, opts: { logger?: Logger; w
               relayManagesConnections: config.ingress.rabbitmq.management !== undefined,
               vhost: config.ingress.rabbitmq.vhost,
               queue: config.ingress.rabbitmq.queue,
+              queueDeclared: () => ingress?.stats.rabbitmq?.queueDeclared === true,
               logins: ingressLimits(config.ingress).logins,
               stats: newBrokerAuthStats(),
             },

@@ -21,6 +21,14 @@ export interface BrokerAuthOptions {
   vhost: string;
   /** The relay's queue; the relay user may configure, read and write it and `{queue}.dead`. */
   queue: string;
+  /**
+   * Whether this instance's ingress has declared its queue and bound it to amq.topic
+   * (relay/src/ingress/rabbitmq.ts `queueDeclared`). Until then gateway logins are refused: the
+   * MQTT plugin acknowledges a publish that amq.topic routes nowhere, so a gateway let in before
+   * the queue exists (a first deployment, a relay that cannot reach the cluster, a deleted queue)
+   * has every event acknowledged and dropped, and its outbox forgets them.
+   */
+  queueDeclared: () => boolean;
   /** Failed logins, per username (the broker does not say where the gateway connects from). */
   logins: LoginThrottleLimits;
   now?: () => number;
@@ -28,7 +36,7 @@ export interface BrokerAuthOptions {
   stats: BrokerAuthStats;
 }
 
-export const newBrokerAuthStats = (): BrokerAuthStats => ({ allowed: 0, denied: 0, throttled: 0, strangers: 0 });
+export const newBrokerAuthStats = (): BrokerAuthStats => ({ allowed: 0, denied: 0, throttled: 0, strangers: 0, queueNotDeclared: 0 });
 
 export interface BrokerAuthStats {
   allowed: number;
@@ -37,6 +45,8 @@ export interface BrokerAuthStats {
   throttled: number;
   /** Requests without the secret or from an address not allowed (answered 404). */
   strangers: number;
+  /** Gateway logins refused because this instance has not declared its queue yet (see `queueDeclared`). */
+  queueNotDeclared: number;
 }
 
 const name = z.string().min(1).max(256);
@@ -55,7 +65,8 @@ const sameSecret = (a: string, b: string): boolean => timingSafeEqual(digest(a),
  *
  * - user: a gateway logs in with its id and secret, over MQTT only (the broker sends the MQTT
  *   client id; AMQP logins carry none) and with its id as client id, so it cannot knock another
- *   gateway off by taking its client id. Read from storage, not this instance's cache, so a
+ *   gateway off by taking its client id, and only once this instance has declared its queue
+ *   (`queueDeclared`). Read from storage, not this instance's cache, so a
  *   revocation by any instance counts. The relay's own user checks against its configured password.
  *   With ingress.rabbitmq.management, its answer carries the `administrator` tag (see relayTags).
  * - vhost: the configured one only.
@@ -89,6 +100,7 @@ export async function brokerAuthRoutes(app: FastifyInstance, opts: BrokerAuthOpt
     return reply.type('text/plain').header('cache-control', 'no-store').send(ok ? `allow${tags}` : 'deny');
   };
   const relayPaths = new Set([opts.queue, `${opts.queue}.dead`]);
+  let notDeclaredLogged = false;
 
   const questions = {
     user: async (q: z.output<typeof userQ>): Promise<boolean> => {
@@ -100,6 +112,14 @@ export async function brokerAuthRoutes(app: FastifyInstance, opts: BrokerAuthOpt
         log?.warn({ username: q.username.slice(0, 64), clientId: q.client_id?.slice(0, 64) }, 'refused broker login: a gateway logs in over MQTT with its id as client id');
         return false;
       }
+      if (!opts.queueDeclared()) {
+        stats.queueNotDeclared++;
+        // Once per stretch, not per login: a whole fleet may be knocking while the cluster is out of reach.
+        if (!notDeclaredLogged) log?.warn({ queue: opts.queue }, 'refusing gateway logins until this relay has declared its queue on the rabbitmq cluster (what a gateway published now would be acknowledged and dropped); see ready for why it has not');
+        notDeclaredLogged = true;
+        return false;
+      }
+      notDeclaredLogged = false;
       // The broker does not say where a login comes from, so failures count per gateway id (as
       // the address too). Past the burst, guesses are refused without computing scrypt, but a
       // secret verified before still gets in: whoever guesses cannot lock the real gateway out.
