@@ -17,13 +17,13 @@ type Ctx = { cluster: RabbitCluster; schema: string; port: number; relay: Relay 
 const test = suite<Ctx>('relay ingress through RabbitMQ: no gateway publishes into amq.topic while the relay queue is missing');
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const startRelay = (ctx: Ctx, urls: string[]): Promise<Relay> =>
+const startRelay = (ctx: Ctx, urls: string[], more: Record<string, unknown> = {}): Promise<Relay> =>
   startTestRelay({
     overrides: {
       'http.port': ctx.port,
       'storage.url': `${PG_BASE}?schema=${ctx.schema}`,
       'ingress.mode': 'rabbitmq',
-      'ingress.rabbitmq': { urls, password: RELAY_PASSWORD, authSecret: AUTH_SECRET, cacheTtlMs: CACHE_TTL_MS, retryDelayMs: 200, reconnectInitialMs: 200, reconnectMaxMs: 1000 },
+      'ingress.rabbitmq': { urls, password: RELAY_PASSWORD, authSecret: AUTH_SECRET, cacheTtlMs: CACHE_TTL_MS, retryDelayMs: 200, reconnectInitialMs: 200, reconnectMaxMs: 1000, ...more },
     },
   });
 const askUser = async (ctx: Ctx): Promise<string> =>
@@ -133,6 +133,24 @@ test('a relay that has not declared its queue (cannot reach the cluster) refuses
   const events = analysisFlow('gw-q');
   await publishAll(c!, events);
   await assertStored(ctx.relay, events, 'after the relay declared its queue');
+});
+
+test('deliveryLimit changed after the queue was declared: the relay consumes the queue as it is and says so, gateways keep getting in', async (ctx) => {
+  // The queue was declared with the default limit (20); RabbitMQ cannot change a queue's arguments.
+  await ctx.relay!.stop();
+  ctx.relay = undefined;
+  ctx.relay = await startRelay(ctx, ctx.cluster.amqpUrls, { deliveryLimit: 30 });
+  const ready = await fetch(`${ctx.relay.url}/api/v1/ready`);
+  assert.is(ready.status, 200, `consuming: ${await ready.text()}`);
+  const st = ctx.relay.deps.ingress()!.rabbitmq!;
+  assert.ok(st.queueDeclared);
+  assert.match(st.queueSettingsIgnored ?? '', /x-delivery-limit.*deliveryLimit 30 does not apply/, 'health says which setting does not apply and what to do');
+  await sleep(CACHE_TTL_MS + 100);
+  const c = await connectGateway(ctx.cluster.mqttUrls[0]!, 'gw-q', ctx.secret);
+  ctx.gws.push(c);
+  const events = analysisFlow('gw-q');
+  await publishAll(c, events);
+  await assertStored(ctx.relay, events, 'with the queue as it was declared');
 });
 
 test.run();

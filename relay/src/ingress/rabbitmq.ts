@@ -151,6 +151,38 @@ export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; i
     }
   };
 
+  /**
+   * A channel on which the gateway queue and its dead-letter queue exist. RabbitMQ cannot change
+   * a queue's arguments: once `deliveryLimit` was changed in the config, declaring the queue with
+   * the new limit failed (406 PRECONDITION_FAILED) on every attempt, so the relay never consumed
+   * again and, not having declared its queue, refused every gateway login. The queue as it is
+   * (its old limit) is consumed instead, and health says so with what to do.
+   */
+  const declareQueues = async (c: ChannelModel): Promise<Channel> => {
+    const ch = await c.createChannel();
+    // Without a listener, amqplib turns the 406 that closes this channel into the connection's close.
+    ch.on('error', () => undefined);
+    await ch.prefetch(s.prefetch);
+    await ch.assertQueue(dead, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    const args = { 'x-queue-type': 'quorum', 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dead, 'x-delivery-limit': s.deliveryLimit };
+    try {
+      await ch.assertQueue(s.queue, { durable: true, arguments: args });
+      delete counters.queueSettingsIgnored;
+      return ch;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 406) throw err;
+      // The broker closed that channel; the queue exists (a passive check fails if it does not).
+      const again = await c.createChannel();
+      await again.prefetch(s.prefetch);
+      await again.checkQueue(s.queue);
+      counters.queueSettingsIgnored =
+        `queue ${s.queue} exists with other arguments than these settings (${(err as Error).message.replace(/^.*PRECONDITION_FAILED - /, '').slice(0, 300)}); ` +
+        `it is consumed as it is, so ingress.rabbitmq.deliveryLimit ${s.deliveryLimit} does not apply. RabbitMQ cannot change a queue's arguments: set deliveryLimit back to the queue's, or delete the queue once the relays have drained it (the relays declare it again with the new limit; what it holds when deleted is lost)`;
+      log.error({ queue: s.queue, reason: counters.queueSettingsIgnored }, 'consuming the gateway queue with arguments other than configured');
+      return again;
+    }
+  };
+
   const setup = async (url: string): Promise<void> => {
     const c = await amqp.connect(urlWithCredentials(url), { timeout: 10_000, noDelay: true });
     if (closing) {
@@ -161,13 +193,7 @@ export async function startRabbitmqIngress(opts: { settings: RabbitmqSettings; i
     // At once: a refusal while setting up is emitted as an error on the connection too.
     c.on('error', (err: Error) => log.warn({ err: err.message, url: safe(url) }, 'rabbitmq connection error'));
     try {
-      const ch = await c.createChannel();
-      await ch.prefetch(s.prefetch);
-      await ch.assertQueue(dead, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
-      await ch.assertQueue(s.queue, {
-        durable: true,
-        arguments: { 'x-queue-type': 'quorum', 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dead, 'x-delivery-limit': s.deliveryLimit },
-      });
+      const ch = await declareQueues(c);
       for (const k of rabbitmqBindingKeys()) await ch.bindQueue(s.queue, 'amq.topic', k);
       // From here on what gateways publish is routed into the queue: the auth routes let them log in.
       counters.queueDeclared = true;

@@ -26,6 +26,8 @@ export interface RabbitmqIngressStats {
   queueDeclared: boolean;
   /** Times the broker cancelled this instance's consumer (its queue deleted): each time the ingress reconnects and declares it again. */
   consumerCancels: number;
+  /** The queue exists with other arguments than configured (deliveryLimit changed): consumed as it is; what to do about it. */
+  queueSettingsIgnored?: string;
   /** Why the last attempt to connect to a node failed (cleared once connected): what /api/v1/health shows while not ready. */
   lastConnectError?: string;
   /** Open connections of revoked gateways closed through the management API (ingress.rabbitmq.management). */
