@@ -11,9 +11,11 @@ import path from 'node:path';
 import { profilePath } from '@tu/firmware-config';
 import { TuError } from '@tu/shared';
 import { createFileDurableSync } from '../fs/durable.js';
+import { fsyncDirSync, fsyncTreeSync } from '../fs/durable-sync.js';
 import { appLayout } from '../release/layout.js';
-import { linkTarget, switchLink } from './links.js';
+import { linkedDir, switchLink, switchLinkTo } from './links.js';
 import { SERVICE_NAME, SERVICE_USER, systemPaths, type SystemPaths } from './system-paths.js';
+import { installUnit, systemdRuns } from './unit-file.js';
 
 export interface InstallOptions {
   root: string;
@@ -23,13 +25,31 @@ export interface InstallOptions {
 }
 
 const isRealSystem = (o: InstallOptions) => o.root === '/' && !o.noSystem;
-const systemdRuns = () => fs.existsSync('/run/systemd/system');
 
 function run(cmd: string, args: string[]): void {
   try {
     execFileSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'] });
   } catch (err) {
     throw new TuError('INSTALL_FAILED', `${cmd} ${args.join(' ')} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** A copy cut short (kill, power cut) holds a partial release that nothing else would remove. */
+function removeDeadStaging(p: SystemPaths, out: (l: string) => void): void {
+  for (const name of fs.readdirSync(p.prefix)) {
+    const pid = /^\.staging-.+-(\d+)$/.exec(name)?.[1];
+    if (!pid || processExists(Number(pid))) continue;
+    fs.rmSync(path.join(p.prefix, name), { recursive: true, force: true });
+    out(`removed ${name}, left by an install that was cut short`);
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -41,10 +61,14 @@ export function placeVersion(appDir: string, version: string, p: SystemPaths, ou
     return dest;
   }
   fs.mkdirSync(p.prefix, { recursive: true });
+  removeDeadStaging(p, out);
   const staging = path.join(p.prefix, `.staging-${version}-${process.pid}`);
   fs.rmSync(staging, { recursive: true, force: true });
   fs.cpSync(appDir, staging, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+  // On disk before the link names it (a power cut right after install must not leave empty files).
+  fsyncTreeSync(staging);
   fs.renameSync(staging, dest);
+  fsyncDirSync(p.prefix);
   out(`copied ${appDir} to ${dest}`);
   return dest;
 }
@@ -100,16 +124,16 @@ export function installCommand(o: InstallOptions): number {
   if (!layout.release || !layout.appDir) throw new TuError('INSTALL_FAILED', 'tu-agent install runs from an unpacked release (tu-agent/bin/tu-agent install), not from a checkout; build one with npm run package');
   const p = systemPaths(o.root);
   const dest = placeVersion(layout.appDir, layout.release.version, p, o.out);
-  const before = linkTarget(p.current);
+  const before = linkedDir(p.current);
   if (before !== dest) {
-    if (before) switchLink(p.previous, before);
-    switchLink(p.current, dest);
+    if (before) switchLinkTo(p.previous, before);
+    switchLinkTo(p.current, dest);
     o.out(`${p.current} -> ${dest}`);
   }
   writeDefaultConfig(p, o.out);
   makeOwnDir(p.dataDir, 0o750);
-  fs.mkdirSync(path.dirname(p.unitFile), { recursive: true });
-  fs.copyFileSync(path.join(dest, 'systemd', `${SERVICE_NAME}.service`), p.unitFile);
+  // daemon-reload follows below when systemd runs.
+  installUnit(p, dest, false, o.out);
   fs.mkdirSync(path.dirname(p.binLink), { recursive: true });
   switchLink(p.binLink, path.join('/opt/tu-agent/current/bin/tu-agent'));
   ensureUser(p, o);
