@@ -97,7 +97,7 @@ test('update: a restart command that fails rolls back; the unverified version do
   const r = cli(['update', tarball, '--root', root, '--restart-command', 'exit 3', '--timeout-s', '1']);
   assert.is(r.status, 1, r.out);
   assert.match(r.out, 'UPDATE_UNHEALTHY');
-  assert.is(fs.readlinkSync(path.join(prefix, 'current')), path.join(prefix, '0.1.0'), 'current is the old version again');
+  assert.is(fs.readlinkSync(path.join(prefix, 'current')), '0.1.0', 'current is the old version again');
   assert.not.ok(fs.existsSync(path.join(prefix, '0.2.0')), 'the new version is removed');
   assert.not.ok(fs.existsSync(path.join(prefix, 'previous')));
 });
@@ -108,9 +108,13 @@ function updateRoot(version: string, release: unknown = RELEASE(version)): { roo
   const prefix = path.join(root, 'opt/tu-agent');
   fs.mkdirSync(path.join(prefix, '0.1.0'), { recursive: true });
   fs.writeFileSync(path.join(prefix, '0.1.0/release.json'), JSON.stringify(RELEASE('0.1.0')));
+  // An install from before the version links were relative (agent/src/cli/links.ts): still read.
   fs.symlinkSync(path.join(prefix, '0.1.0'), path.join(prefix, 'current'));
   const pkg = tmpDir('tu-cli-pkg-');
-  fs.mkdirSync(path.join(pkg, 'tu-agent'));
+  for (const dir of [path.join(prefix, '0.1.0'), path.join(pkg, 'tu-agent')]) fs.mkdirSync(path.join(dir, 'systemd'), { recursive: true });
+  // Each version installs its own unit (agent/src/cli/unit-file.ts).
+  fs.copyFileSync(path.join(REPO_ROOT, 'agent/systemd/tu-agent.service'), path.join(prefix, '0.1.0/systemd/tu-agent.service'));
+  fs.copyFileSync(path.join(REPO_ROOT, 'agent/systemd/tu-agent.service'), path.join(pkg, 'tu-agent/systemd/tu-agent.service'));
   fs.writeFileSync(path.join(pkg, 'tu-agent/release.json'), typeof release === 'string' ? release : JSON.stringify(release));
   const tarball = path.join(pkg, 'new.tar.gz');
   execFileSync('tar', ['-czf', tarball, '-C', pkg, 'tu-agent']);

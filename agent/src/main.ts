@@ -18,7 +18,7 @@ import { provisionCommand } from './cli/provision.js';
 import { stackCommand } from './cli/stack.js';
 import { statusCommand } from './cli/status.js';
 import { tokenCommand } from './cli/token.js';
-import { rollbackCommand, updateCommand } from './cli/update.js';
+import { recoverCommand, rollbackCommand, updateCommand } from './cli/update.js';
 import { versionLines } from './cli/version.js';
 import { appLayout } from './release/layout.js';
 import { startServiceProcess } from './service-process.js';
@@ -48,6 +48,8 @@ On a gateway (run from an unpacked release, as root; --root DIR: these commands 
                                        install beside the running version, switch, roll back if not healthy
   rollback [--timeout-s 90] [--restart-command CMD]
                                        go back to the previous version
+  recover                              undo an update cut short before its version answered healthy
+                                       (the unit runs it before each start)
   uninstall [--purge]                  remove the install (--purge also removes config and data)
 An option a command does not use, or an empty option value, is refused (exit 2).
 Config: --config, --profile, TU_CONFIG, /etc/tu-agent/config.json (installed), then the bundled profile.
@@ -129,6 +131,9 @@ async function main(): Promise<number> {
     }
     case 'rollback':
       return rollbackCommand(installer());
+    case 'recover':
+      if (rest.length) throw new UsageError('usage: tu-agent recover');
+      return recoverCommand({ root, out });
     default:
       throw new UsageError(`unknown command ${command}`);
   }

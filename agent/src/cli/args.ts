@@ -47,6 +47,7 @@ export const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   provision: ['root', 'gateway-id', 'relay', 'secret-file', 'ca', 'technician-key'],
   update: ['root', 'timeout-s', 'restart-command'],
   rollback: ['root', 'timeout-s', 'restart-command'],
+  recover: ['root'],
 };
 
 export function parseCommandLine(args: string[]) {

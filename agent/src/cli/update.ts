@@ -4,7 +4,8 @@
  * service and waits until /api/v1/health answers 200 *from the new version*. If it does
  * not within the timeout, `current` goes back, the old version is restarted and the
  * broken one removed. Data stays compatible both ways because a version refuses data
- * newer than it reads (release/data-format.ts) instead of damaging it.
+ * newer than it reads (release/data-format.ts) instead of damaging it. An update cut short
+ * (power cut, dropped ssh session) is undone at the next start (update-pending.ts).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,9 +13,12 @@ import path from 'node:path';
 import { loadAgentConfig } from '@tu/firmware-config';
 import { TuError } from '@tu/shared';
 import { ReleaseInfoSchema, type ReleaseInfo } from '../release/layout.js';
+import { fsyncDirSync, fsyncTreeSync } from '../fs/durable-sync.js';
 import { readHealth } from './health-client.js';
-import { linkTarget, switchLink } from './links.js';
+import { linkedDir, removeLink, switchLinkTo } from './links.js';
 import { SERVICE_NAME, systemPaths, type SystemPaths } from './system-paths.js';
+import { installUnit, systemdRuns } from './unit-file.js';
+import { beginUpdate, endUpdate, prune, recoverInterruptedUpdate } from './update-pending.js';
 
 export interface UpdateOptions {
   root: string;
@@ -71,25 +75,29 @@ function versionDir(p: SystemPaths, version: string): string {
   return dest;
 }
 
-/** Removes version folders other than current and previous (flash is small). */
-function prune(p: SystemPaths, out: (l: string) => void): void {
-  const keep = new Set([linkTarget(p.current), linkTarget(p.previous)].filter(Boolean).map((t) => path.basename(t!)));
-  for (const e of fs.readdirSync(p.prefix, { withFileTypes: true })) {
-    if (e.isDirectory() && !e.name.startsWith('.') && !keep.has(e.name)) {
-      fs.rmSync(path.join(p.prefix, e.name), { recursive: true, force: true });
-      out(`removed old version ${e.name}`);
-    }
+/** Whether to tell systemd about a changed unit: on the gateway itself, when systemd runs. */
+const reloadSystemd = (o: UpdateOptions): boolean => o.root === '/' && systemdRuns();
+
+/** Unpacks the tarball into `staging`, or INSTALL_FAILED saying it is damaged (gzip and tar check it whole). */
+function unpack(tarball: string, staging: string): void {
+  try {
+    execFileSync('tar', ['-xzf', path.resolve(tarball), '-C', staging], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    const detail = ((err as { stderr?: Buffer }).stderr?.toString() ?? (err as Error).message).trim().split('\n').slice(-2).join('; ');
+    throw new TuError('INSTALL_FAILED', `${tarball} cannot be unpacked, it is damaged or incomplete (${detail}); copy it to the gateway again and compare its checksum`);
   }
 }
 
 /**
- * Points `current` at `to`, restarts and waits for health from `version`. Any failure on the
- * way (the link, the restart command, reading the config's port) is a result, not a throw:
- * the caller must still roll back, or an unverified version would stay `current`.
+ * Points `current` at `to`, installs its unit, restarts and waits for health from `version`.
+ * Any failure on the way (the link, the unit, the restart command, reading the config's port)
+ * is a result, not a throw: the caller must still roll back, or an unverified version would
+ * stay `current`. The link goes first, so that a switch back is never held up by a unit.
  */
 async function switchAndCheck(p: SystemPaths, to: string, version: string, o: UpdateOptions): Promise<{ ok: true } | { ok: false; reason: string }> {
   try {
-    switchLink(p.current, to);
+    switchLinkTo(p.current, to);
+    installUnit(p, to, reloadSystemd(o), o.out);
     restart(o);
     return await waitHealthy(healthPort(p), version, o.timeoutMs);
   } catch (err) {
@@ -99,53 +107,77 @@ async function switchAndCheck(p: SystemPaths, to: string, version: string, o: Up
 
 export async function updateCommand(tarball: string, o: UpdateOptions): Promise<number> {
   const p = systemPaths(o.root);
-  const old = linkTarget(p.current);
-  if (!old) throw new TuError('INSTALL_FAILED', `${p.current} does not exist; install first with tu-agent install`);
+  if (!linkedDir(p.current)) throw new TuError('INSTALL_FAILED', `${p.current} does not exist; install first with tu-agent install`);
   if (!fs.existsSync(tarball)) throw new TuError('INSTALL_FAILED', `no such file: ${tarball}`);
+  // From here until endUpdate, an interruption is undone at the next start (update-pending.ts).
+  beginUpdate(p, reloadSystemd(o), o.out);
+  const old = linkedDir(p.current)!;
+  // The version `current` may name that has not answered healthy; the record stays while it does.
+  let unverified: string | null = null;
   const staging = fs.mkdtempSync(path.join(p.prefix, '.update-'));
   try {
-    execFileSync('tar', ['-xzf', path.resolve(tarball), '-C', staging], { stdio: ['ignore', 'ignore', 'pipe'] });
+    unpack(tarball, staging);
     const unpacked = path.join(staging, 'tu-agent');
     const release = readRelease(unpacked);
     if (release.arch !== process.arch) throw new TuError('INSTALL_FAILED', `${tarball} is built for linux-${release.arch}; this gateway is linux-${process.arch}`);
     const dest = versionDir(p, release.version);
-    if (path.resolve(p.prefix, old) === dest) {
+    if (old === dest) {
       o.out(`version ${release.version} is already running`);
       return 0;
     }
-    const oldVersion = readRelease(path.resolve(p.prefix, old)).version;
+    const oldVersion = readRelease(old).version;
     fs.rmSync(dest, { recursive: true, force: true });
+    // On disk before any link names it: tar leaves it in the page cache.
+    fsyncTreeSync(unpacked);
     fs.renameSync(unpacked, dest);
-    const oldPrevious = linkTarget(p.previous);
-    switchLink(p.previous, old);
+    fsyncDirSync(p.prefix);
+    const oldPrevious = linkedDir(p.previous);
+    switchLinkTo(p.previous, old);
     o.out(`switching ${oldVersion} -> ${release.version}`);
+    unverified = dest;
     const result = await switchAndCheck(p, dest, release.version, o);
     if (result.ok) {
+      unverified = null;
       o.out(`updated to ${release.version}: healthy`);
+      endUpdate(p);
       prune(p, o.out);
       return 0;
     }
     o.out(`version ${release.version} did not become healthy within ${o.timeoutMs} ms (${result.reason}); rolling back to ${oldVersion}`);
     const back = await switchAndCheck(p, old, oldVersion, o);
     // As if the update never happened: `previous` is again the version before the old one.
-    if (oldPrevious) switchLink(p.previous, oldPrevious);
-    else fs.rmSync(p.previous, { force: true });
+    if (oldPrevious && fs.existsSync(oldPrevious)) switchLinkTo(p.previous, oldPrevious);
+    else removeLink(p.previous);
     // Never remove the folder `current` still points at (the switch back itself failed).
-    if (linkTarget(p.current) !== dest) fs.rmSync(dest, { recursive: true, force: true });
+    if (linkedDir(p.current) !== dest) {
+      unverified = null;
+      fs.rmSync(dest, { recursive: true, force: true });
+    }
     o.out(back.ok ? `rolled back to ${oldVersion}: healthy` : `rolled back to ${oldVersion}, but it is not healthy either: ${back.reason}`);
     throw new TuError('UPDATE_UNHEALTHY', `update to ${release.version} failed (${result.reason}); ${oldVersion} restored`);
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
+    // Kept only while `current` names a version not seen healthy: the next start returns to the old one.
+    if (unverified === null) endUpdate(p);
   }
+}
+
+/** `tu-agent recover`: the unit's ExecStartPre; puts back an update that was interrupted (update-pending.ts). */
+export function recoverCommand(o: { root: string; out: (line: string) => void }): number {
+  const state = recoverInterruptedUpdate(systemPaths(o.root), false, o.out);
+  if (state === 'running') o.out('an update is running; left to it');
+  return 0;
 }
 
 export async function rollbackCommand(o: UpdateOptions): Promise<number> {
   const p = systemPaths(o.root);
-  const prev = linkTarget(p.previous);
-  const cur = linkTarget(p.current);
-  if (!prev || !cur || !fs.existsSync(path.resolve(p.prefix, prev))) throw new TuError('INSTALL_FAILED', 'there is no previous version to roll back to');
-  const version = readRelease(path.resolve(p.prefix, prev)).version;
-  switchLink(p.previous, cur);
+  // An interrupted update is put back first, and none may be running (update-pending.ts).
+  if (recoverInterruptedUpdate(p, reloadSystemd(o), o.out) === 'running') throw new TuError('INSTALL_FAILED', 'an update is running; wait for it to end, then run the command again');
+  const prev = linkedDir(p.previous);
+  const cur = linkedDir(p.current);
+  if (!prev || !cur || !fs.existsSync(prev)) throw new TuError('INSTALL_FAILED', 'there is no previous version to roll back to');
+  const version = readRelease(prev).version;
+  switchLinkTo(p.previous, cur);
   const result = await switchAndCheck(p, prev, version, o);
   if (!result.ok) throw new TuError('UPDATE_UNHEALTHY', `rolled back to ${version}, but it did not become healthy: ${result.reason}`);
   o.out(`rolled back to ${version}: healthy`);
