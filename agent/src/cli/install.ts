@@ -11,7 +11,7 @@ import path from 'node:path';
 import { profilePath } from '@tu/firmware-config';
 import { TuError } from '@tu/shared';
 import { createFileDurableSync } from '../fs/durable.js';
-import { fsyncDirSync, fsyncTreeSync } from '../fs/durable-sync.js';
+import { fsyncDirSync, fsyncTreeSync } from '../fs/durable.js';
 import { appLayout } from '../release/layout.js';
 import { linkedDir, switchLink, switchLinkTo } from './links.js';
 import { SERVICE_NAME, SERVICE_USER, systemPaths, type SystemPaths } from './system-paths.js';

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fsyncDirSync } from '../fs/durable-sync.js';
+import { fsyncDirSync } from '../fs/durable.js';
 
 /** Atomic and durable switch: a new link beside the old one, renamed over it, the directory fsynced. */
 export function switchLink(link: string, target: string): void {

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TuError } from '@tu/shared';
-import { writeFileDurableSync } from '../fs/durable-sync.js';
+import { writeFileDurableSync } from '../fs/durable.js';
 import { SERVICE_NAME, type SystemPaths } from './system-paths.js';
 
 export const systemdRuns = (): boolean => fs.existsSync('/run/systemd/system');

@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { TuError } from '@tu/shared';
-import { fsyncDirSync, writeFileDurableSync } from '../fs/durable-sync.js';
+import { fsyncDirSync, writeFileDurableSync } from '../fs/durable.js';
 import { RELEASE_VERSION } from '../release/layout.js';
 import { linkedDir, removeLink, switchLinkTo } from './links.js';
 import type { SystemPaths } from './system-paths.js';

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { loadAgentConfig } from '@tu/firmware-config';
 import { TuError } from '@tu/shared';
 import { ReleaseInfoSchema, type ReleaseInfo } from '../release/layout.js';
-import { fsyncDirSync, fsyncTreeSync } from '../fs/durable-sync.js';
+import { fsyncDirSync, fsyncTreeSync } from '../fs/durable.js';
 import { readHealth } from './health-client.js';
 import { linkedDir, removeLink, switchLinkTo } from './links.js';
 import { SERVICE_NAME, systemPaths, type SystemPaths } from './system-paths.js';

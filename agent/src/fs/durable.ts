@@ -1,6 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+
+/** Some platforms/filesystems refuse fsync on a directory; nothing more can be done there. */
+const fsyncUnsupported = (err: unknown): boolean => ['EISDIR', 'EINVAL', 'EPERM', 'EBADF'].includes((err as NodeJS.ErrnoException).code ?? '');
+/** The temp file writeFileDurable(Sync) renames over `file` (removeStaleTemps knows its name). */
+const tempFor = (file: string): string => path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
 
 /** fsyncs a directory so a rename inside it survives power loss (no-op where unsupported). */
 export async function fsyncDir(dir: string): Promise<void> {
@@ -9,11 +15,62 @@ export async function fsyncDir(dir: string): Promise<void> {
     h = await fs.open(dir, 'r');
     await h.sync();
   } catch (err) {
-    // Some platforms/filesystems refuse fsync on a directory; nothing more we can do there.
-    if ((err as NodeJS.ErrnoException).code !== 'EISDIR' && (err as NodeJS.ErrnoException).code !== 'EINVAL' && (err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    if (!fsyncUnsupported(err)) throw err;
   } finally {
     await h?.close();
   }
+}
+
+/*
+ * Synchronous forms, for the installer's commands (agent/src/cli/), which run once and block
+ * anyway: a release unpacked by tar is only in the page cache until the kernel writes it back, and
+ * a link switched to it can reach the disk first; after a power cut the link would then name files
+ * that came back empty (the gateway loses power whenever the ignition goes off).
+ */
+
+function fsyncPathSync(p: string): void {
+  const fd = fsSync.openSync(p, 'r');
+  try {
+    fsSync.fsyncSync(fd);
+  } catch (err) {
+    if (!fsyncUnsupported(err)) throw err;
+  } finally {
+    fsSync.closeSync(fd);
+  }
+}
+
+/** fsyncDir, blocking. */
+export function fsyncDirSync(dir: string): void {
+  fsyncPathSync(dir);
+}
+
+/** fsyncs every file and directory under `dir` (symlinks are entries of their directory, synced with it). */
+export function fsyncTreeSync(dir: string): void {
+  for (const e of fsSync.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) fsyncTreeSync(p);
+    else if (e.isFile()) fsyncPathSync(p);
+  }
+  fsyncPathSync(dir);
+}
+
+/** writeFileDurable, blocking, with its mode only. */
+export function writeFileDurableSync(file: string, data: string | Uint8Array, mode = 0o644): void {
+  const tmp = tempFor(file);
+  try {
+    const fd = fsSync.openSync(tmp, 'w', mode);
+    try {
+      fsSync.fchmodSync(fd, mode);
+      fsSync.writeFileSync(fd, data);
+      fsSync.fsyncSync(fd);
+    } finally {
+      fsSync.closeSync(fd);
+    }
+    fsSync.renameSync(tmp, file);
+  } finally {
+    fsSync.rmSync(tmp, { force: true });
+  }
+  fsyncDirSync(path.dirname(file));
 }
 
 /** Who owns a file written by writeFileDurable, and its permission bits. */
@@ -33,7 +90,7 @@ export interface DurableFileOptions {
  */
 export async function writeFileDurable(file: string, data: string | Uint8Array, o: DurableFileOptions = {}): Promise<void> {
   const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = tempFor(file);
   const mode = o.mode ?? 0o644;
   const h = await fs.open(tmp, 'w', mode);
   try {
