@@ -1,5 +1,5 @@
 import mqtt from 'mqtt';
-import { parseGatewayStatus, parseTopic, relaySubscriptions, type Logger } from '@tu/shared';
+import { parseGatewayStatus, parseTopic, relaySubscriptions, retryDelay, type Backoff, type Logger } from '@tu/shared';
 import type { Ingest } from '../ingest/pipeline.js';
 import type { Presence } from '../ingest/presence.js';
 import { refreshRegistryEvery } from '../registry/refresh.js';
@@ -19,6 +19,12 @@ import type { Ingress, IngressStats } from './types.js';
  * else within `credentialCheckMs` (relay/src/registry/refresh.ts). Remove it from the broker's
  * password file to keep it out of the broker too.
  */
+/**
+ * Between attempts to store an event that failed (the database out while this instance looked up
+ * a gateway it had not cached): the broker sends nothing more meanwhile, as for a slow write.
+ */
+const STORE_RETRY: Backoff = { initialDelayMs: 250, maxDelayMs: 10_000, jitter: 0.2 };
+
 export async function startExternalIngress(opts: {
   url: string;
   username?: string | undefined;
@@ -32,7 +38,36 @@ export async function startExternalIngress(opts: {
   logger: Logger;
 }): Promise<Ingress> {
   const log = opts.logger.child({ component: 'ingress' });
-  const stats: IngressStats = { mode: 'external', connected: false, clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0 };
+  const stats: IngressStats = { mode: 'external', connected: false, clients: 0, refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0, storeRetries: 0 };
+  let closing = false;
+  const retries = new Set<NodeJS.Timeout>();
+  let lastRetryLog = 0;
+  /**
+   * Stores the event, then acknowledges it (`done`). A failure is tried again, never passed to
+   * mqtt.js: it sends no PUBACK then, and the broker keeps the delivery in flight until this client
+   * reconnects, which nothing makes it do. Past the broker's in-flight limit (Mosquitto: 20) no
+   * event reached the relay any more, for good (test/relay.mosquitto-outage.test.ts). mqtt.js hands
+   * over the next message only after this one is done, so order per gateway is kept. Stopped while
+   * retrying: unacknowledged, the broker sends it again to the next session (clean: false).
+   */
+  const store = (gatewayId: string, topic: string, payload: Buffer, done: () => void, retry = 0): void => {
+    opts.ingest.handle(gatewayId, topic, payload).then(
+      () => done(),
+      (err: Error) => {
+        if (closing) return;
+        stats.storeRetries = (stats.storeRetries ?? 0) + 1;
+        if (Date.now() - lastRetryLog > 10_000) {
+          lastRetryLog = Date.now();
+          log.warn({ err: err.message, gatewayId: gatewayId.slice(0, 64), retry }, 'could not store a gateway event; trying again (nothing more is taken from the broker meanwhile)');
+        }
+        const t = setTimeout(() => {
+          retries.delete(t);
+          store(gatewayId, topic, payload, done, retry + 1);
+        }, retryDelay(retry, STORE_RETRY));
+        retries.add(t);
+      },
+    );
+  };
   const client = mqtt.connect(opts.url, {
     protocolVersion: 4,
     clientId: opts.clientId,
@@ -63,10 +98,7 @@ export async function startExternalIngress(opts: {
       if (online !== undefined) opts.presence.status(gatewayId, online);
       return callback();
     }
-    opts.ingest.handle(gatewayId, topic, payload).then(
-      () => callback(),
-      (err: Error) => callback(err),
-    );
+    store(gatewayId, topic, payload, () => callback());
   };
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`could not connect to ${opts.url} within 10 s`)), 10_000);
@@ -82,6 +114,8 @@ export async function startExternalIngress(opts: {
     stats,
     url: opts.url,
     close: () => {
+      closing = true;
+      for (const t of retries) clearTimeout(t);
       stopCredentialCheck();
       return client.endAsync();
     },

@@ -53,6 +53,8 @@ export interface IngressStats {
   /** Embedded only: connections waiting their turn (ingress.limits.connectsPerSecond). */
   pacing?: ConnectPacerStats;
   rabbitmq?: RabbitmqIngressStats;
+  /** External only: events tried again because storing them failed (relay/src/ingress/external.ts `store`). */
+  storeRetries?: number;
 }
 
 export interface Ingress {
