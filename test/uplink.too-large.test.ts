@@ -50,6 +50,27 @@ async function photoAnalysis(agent: Agent, local: { events: AnyEvent[] }): Promi
 
 const storedIds = async (relay: Relay): Promise<Set<string>> => new Set((await relay.storage.listEvents({ tenantId: 'acme', gatewayId: GW, limit: 10_000 })).map((e) => e.id));
 
+/**
+ * The events of `photo` that carry its thumbnail (over the limit: `big`), the others (`rest`), and
+ * what the relay stored once it holds all of `rest` (storedOnceAll).
+ */
+async function deliveredPast(relay: Relay, local: { events: AnyEvent[] }, photo: string): Promise<{ big: Set<string>; rest: string[]; stored: Set<string> }> {
+  const big = new Set(local.events.filter((e) => e.subject === photo && ['tu.image.uploaded', 'analysis.started', 'analysis.completed'].includes(e.type)).map((e) => e.id));
+  const rest = local.events.filter((e) => !big.has(e.id)).map((e) => e.id);
+  return { big, rest, stored: await storedOnceAll(relay, rest) };
+}
+
+/** What the relay stored, once it holds every one of `ids` or 10 s have passed. */
+async function storedOnceAll(relay: Relay, ids: string[]): Promise<Set<string>> {
+  const end = Date.now() + 10_000;
+  let stored = await storedIds(relay);
+  while (!ids.every((id) => stored.has(id)) && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 50));
+    stored = await storedIds(relay);
+  }
+  return stored;
+}
+
 /** The outbox file's set-aside rows, read beside the running agent (WAL). */
 function undeliverableRows(dataDir: string): { id: string; type: string; bytes: number; reason: string; limit_by: string; payload: string }[] {
   const db = new Database(path.join(dataDir, 'outbox.sqlite'), { readonly: true });
@@ -76,17 +97,9 @@ test("an event over the relay's ingress.maxPayloadBytes is set aside, not re-sen
     await smallAnalysis(agent, local);
     const photo = await photoAnalysis(agent, local);
     await smallAnalysis(agent, local);
-    const big = new Set(local.events.filter((e) => e.subject === photo && ['tu.image.uploaded', 'analysis.started', 'analysis.completed'].includes(e.type)).map((e) => e.id));
-    const rest = local.events.filter((e) => !big.has(e.id)).map((e) => e.id);
-
     // The defect: the first event with a thumbnail was refused (the relay closed the connection),
     // re-sent after every reconnect, and nothing behind it ever arrived.
-    const end = Date.now() + 10_000;
-    let stored = await storedIds(relay);
-    while (!rest.every((id) => stored.has(id)) && Date.now() < end) {
-      await new Promise((r) => setTimeout(r, 50));
-      stored = await storedIds(relay);
-    }
+    const { big, rest, stored } = await deliveredPast(relay, local, photo);
     assert.equal(rest.filter((id) => !stored.has(id)), [], 'every event that fits reached the relay, those behind the too-large ones included');
     assert.equal([...big].filter((id) => stored.has(id)), [], 'the too-large events were not sent');
 
@@ -129,13 +142,8 @@ test("an event over the relay's ingress.maxPayloadBytes is set aside, not re-sen
     relay = await startTestRelay({ overrides: { dataDir: relayDir, 'ingress.port': port, 'ingress.maxPayloadBytes': 64 * 1024 } });
     await until(() => agent.uplink.outbox!.stats.undeliverable === 0, 10_000, 'the set-aside events to be queued again');
     const all = local.events.map((e) => e.id);
-    const end2 = Date.now() + 10_000;
-    stored = await storedIds(relay);
-    while (!all.every((id) => stored.has(id)) && Date.now() < end2) {
-      await new Promise((r) => setTimeout(r, 50));
-      stored = await storedIds(relay);
-    }
-    assert.equal(all.filter((id) => !stored.has(id)), [], 'every event at the relay, the once too large ones included');
+    const storedAll = await storedOnceAll(relay, all);
+    assert.equal(all.filter((id) => !storedAll.has(id)), [], 'every event at the relay, the once too large ones included');
     assert.is((await relay.storage.getAnalysis('acme', photo))?.status, 'completed');
     await until(() => undeliverableRows(dataDir).length === 0, 5000, 'the set-aside rows to leave the file');
     h = await health(agent);
@@ -171,14 +179,7 @@ test('the limit lowered while the gateway holds a backlog: the first too-large e
     // Back with the lower limit. The gateway still believes the old one, so the head of its
     // backlog goes out at once: the relay closes the connection, having stated its new limit first.
     relay = await startTestRelay({ overrides: { dataDir: relayDir, 'ingress.port': port, 'ingress.maxPayloadBytes': LIMIT } });
-    const big = new Set(local.events.filter((e) => e.subject === photo && ['tu.image.uploaded', 'analysis.started', 'analysis.completed'].includes(e.type)).map((e) => e.id));
-    const rest = local.events.filter((e) => !big.has(e.id)).map((e) => e.id);
-    const end = Date.now() + 10_000;
-    let stored = await storedIds(relay);
-    while (!rest.every((id) => stored.has(id)) && Date.now() < end) {
-      await new Promise((r) => setTimeout(r, 50));
-      stored = await storedIds(relay);
-    }
+    const { big, rest, stored } = await deliveredPast(relay, local, photo);
     assert.equal(rest.filter((id) => !stored.has(id)), [], 'the backlog drained past the too-large events');
     await until(() => agent.uplink.outbox!.stats.depth === 0, 5000, 'the queue empty');
     assert.is(agent.uplink.outbox!.stats.undeliverable, big.size);
