@@ -83,6 +83,8 @@ export class Forwarder {
   readonly #inflight = new Set<number>();
   #lastDeliveryAt: number | undefined;
   #lastError: UplinkError | undefined;
+  /** Since when (clock ms) the relay has not been connected: the start, or the lost connection; undefined while online. */
+  #disconnectedAt: number | undefined;
   #unsubscribe: (() => Promise<void>) | undefined;
   #offCommit: (() => void) | undefined;
   #stopped = false;
@@ -94,6 +96,7 @@ export class Forwarder {
 
   constructor(deps: ForwarderDeps) {
     this.#d = deps;
+    this.#disconnectedAt = deps.clock.now();
     this.#handoff = new TerminalHandoff({ clock: deps.clock, timeoutMs: deps.handoffTimeoutMs ?? 30_000, maxUnclaimed: 1024 });
     this.#log = deps.logger.child({ component: 'uplink' });
     this.#statusTopic = gatewayTopics.status(deps.gatewayId);
@@ -110,6 +113,13 @@ export class Forwarder {
   }
   get lastError(): UplinkError | undefined {
     return this.#lastError;
+  }
+  /**
+   * How long the relay has not been connected (ms; undefined while online): the state alone
+   * cycles connecting/offline on every attempt, so it cannot tell a first connect from a long outage.
+   */
+  get disconnectedMs(): number | undefined {
+    return this.#disconnectedAt === undefined ? undefined : Math.max(0, this.#d.clock.now() - this.#disconnectedAt);
   }
   get inflight(): number {
     return this.#inflight.size;
@@ -214,6 +224,7 @@ export class Forwarder {
       this.stats.connects++;
       this.#attempt = 0;
       this.#state = 'online';
+      this.#disconnectedAt = undefined;
       if (this.#lastError) this.#log.info({ url: redactUrl(this.#d.endpoint!.url) }, 'uplink connected to the relay');
       else this.#log.debug({ url: redactUrl(this.#d.endpoint!.url) }, 'uplink connected to the relay');
       this.#lastError = undefined;
@@ -239,6 +250,7 @@ export class Forwarder {
       closed = true;
       client.removeAllListeners('connect');
       if (gen !== this.#gen || this.#stopped) return;
+      this.#disconnectedAt ??= this.#d.clock.now();
       if (this.#state === 'online') this.#log.warn({ inflight: this.#inflight.size, queueDepth: this.#d.outbox.stats.depth }, 'uplink lost the relay connection; reconnecting');
       else this.stats.connectFailures++;
       this.#inflight.clear();

@@ -20,6 +20,8 @@ export type UplinkHealth =
       queueDepth: number;
       queueBytes: number;
       oldestUndeliveredAgeMs: number | null;
+      /** How long the relay has not been connected, since the start or the lost connection (null while online). */
+      disconnectedMs: number | null;
       lastDeliveryAt: string | null;
       delivered: number;
       dropped: number;
@@ -146,6 +148,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
         queueDepth: s.depth,
         queueBytes: s.bytes,
         oldestUndeliveredAgeMs: s.oldestAgeMs ?? null,
+        disconnectedMs: forwarder.disconnectedMs ?? null,
         lastDeliveryAt: forwarder.lastDeliveryAt === undefined ? null : new Date(forwarder.lastDeliveryAt).toISOString(),
         delivered: s.delivered,
         dropped: s.dropped,
