@@ -4,6 +4,7 @@
  * type's confidence (shared/src/schemas/results.ts): no percentage may read as one on the card.
  * Real agent, real model, a head trained on a seeded split of the test photos, real Chromium.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -60,6 +61,30 @@ t('a photo the head calls unknown: no percentage next to it reads as confidence,
     await card.screenshot({ path: screenshotPath('agent-ui-unknown-with-head.png') });
   }
   assert.ok(checked > 0, 'at least one held-out photo without a machine came out unknown');
+  await page.close();
+});
+
+t("the health panel says the head was refitted to the technicians' examples, and how many", async (ctx) => {
+  const page = await ctx.browser.newPage({ viewport: { width: 390, height: 844 } });
+  await page.goto(await signedInUrl(ctx.agent));
+  const model = page.getByTestId('health-model');
+  await model.filter({ hasText: /head / }).waitFor({ timeout: WAIT });
+  assert.match(await model.innerText(), /head \S+, as shipped \(not refitted to technicians' examples\)/);
+  // A technician labels one analysis: the head is refitted to it (agent/src/teach/refitter.ts).
+  const upload = await inject(ctx.agent, { method: 'POST', url: '/api/v1/images', headers: { 'content-type': 'image/jpeg' }, payload: fs.readFileSync(ctx.negatives[0]!) });
+  assert.is(upload.statusCode, 202, upload.body);
+  const id = upload.json<{ analysisId: string }>().analysisId;
+  for (let i = 0; i < 300; i++) {
+    const status = (await inject(ctx.agent, { method: 'GET', url: `/api/v1/analyses/${id}` })).json<{ status: string }>().status;
+    if (status === 'completed' || status === 'failed') break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const label = await inject(ctx.agent, { method: 'POST', url: `/api/v1/analyses/${id}/label`, payload: { label: 'excavator', by: 'tech-1' } });
+  assert.is(label.statusCode, 201, label.body);
+  await ctx.agent.refitter.idle();
+  await model.filter({ hasText: 'refitted' }).filter({ hasNotText: 'not refitted' }).waitFor({ timeout: WAIT });
+  assert.match(await model.innerText(), /head \S+, refitted to 1 technician's example \(at \d/);
+  await page.locator('#health').screenshot({ path: screenshotPath('agent-ui-health-refit-phone.png') });
   await page.close();
 });
 

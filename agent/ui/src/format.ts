@@ -5,8 +5,12 @@ import { when } from '@tu/shared/internal/display-time';
 export const pretty = (s: string): string => s.replace(/_/g, ' ');
 export const pct = (x: number): string => `${Math.round(x * 100)} %`;
 
-/** A duration in its largest units ("3 d 4 h", "2 h 5 min", "7 min"): "4320 min" made a reader count. */
+/**
+ * A duration in its largest units ("3 d 4 h", "2 h 5 min", "7 min", "42 s"): "4320 min" made a
+ * reader count, and "0 min" said nothing of 42 seconds.
+ */
 export function duration(seconds: number): string {
+  if (seconds < 60) return `${Math.max(0, Math.floor(seconds))} s`;
   const m = Math.floor(seconds / 60);
   const h = Math.floor(m / 60);
   const d = Math.floor(h / 24);
@@ -14,6 +18,16 @@ export function duration(seconds: number): string {
   if (h > 0) return `${h} h ${m % 60} min`;
   return `${m} min`;
 }
+/** A size in the unit a person reads (the UI's KB are 1024 bytes, as in timeline.ts "Photo stored"). */
+export function bytes(n: number): string {
+  const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = 0;
+  for (; v >= 1024 && i < units.length - 1; i++) v /= 1024;
+  return i === 0 ? `${n} bytes` : `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+}
+/** "1 event", "3 events": a count with its noun. */
+export const count = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
 /** Every time shown goes through one rule, shared with the other UI (shared/src/display-time.ts). */
 export { when };
 

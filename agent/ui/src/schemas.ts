@@ -91,27 +91,53 @@ export const analysisList = z.object({
 export type AnalysisListItem = z.infer<typeof analysisList>['analyses'][number];
 
 const uplinkError = z.object({ code: str, message: str, at: str });
+/** The head refitted to the technicians' examples (agent/src/teach/refitter.ts RefitState). */
+const refit = z.object({ used: num, skipped: num, otherBackbone: opt(num), headId: str, at: str });
+/** The data directory (agent/src/http/routes/health.ts `storage`): free space, the photo quota, failed writes. */
+const storage = z.object({
+  state: str,
+  since: opt(str),
+  where: opt(str),
+  freeBytes: opt(z.nullable(num)),
+  totalBytes: opt(z.nullable(num)),
+  minFreeBytes: num,
+  writeErrors: num,
+  quota: z.object({ maxBytes: num, usedBytes: num, evictedBlobs: num, evictedHistory: num, refused: num }),
+});
+export type StorageHealth = z.infer<typeof storage>;
+const uplink = z.object({
+  state: str,
+  reason: opt(str),
+  url: opt(str),
+  queueDepth: opt(num),
+  queueBytes: opt(num),
+  oldestUndeliveredAgeMs: opt(z.nullable(num)),
+  /** How long the relay has not been connected (null while online; absent from older agents). */
+  disconnectedMs: opt(z.nullable(num)),
+  lastDeliveryAt: opt(z.nullable(str)),
+  /** Events lost on the way to the relay, counted over the outbox's life (agent/src/uplink/outbox.ts). */
+  dropped: opt(num),
+  refused: opt(num),
+  expired: opt(num),
+  whenFull: opt(str),
+  full: opt(z.boolean()),
+  lastError: opt(z.nullable(uplinkError)),
+});
+export type UplinkHealth = z.infer<typeof uplink>;
 /** GET /api/v1/health */
 export const health = z.object({
   status: str,
   /** Why the status is degraded (one sentence each). */
   reasons: opt(z.array(str)),
   gatewayId: str,
+  agent: opt(z.object({ version: str })),
   uptimeS: num,
   broker: z.object({ up: z.boolean(), clients: num }),
   services: z.record(str, z.object({ step: str, optional: opt(z.boolean()), inProcess: z.boolean(), up: z.boolean(), instances: z.array(z.object({ instanceId: str, inflight: num })) })),
-  model: z.object({ state: str, id: opt(str), version: opt(str), backend: opt(str), kind: opt(str), head: opt(z.nullable(z.object({ id: str }))) }),
+  model: z.object({ state: str, id: opt(str), version: opt(str), backend: opt(str), kind: opt(str), head: opt(z.nullable(z.object({ id: str }))), refit: opt(z.nullable(refit)) }),
   orchestrator: z.object({ running: num, queued: num }),
-  uplink: z.object({
-    state: str,
-    reason: opt(str),
-    url: opt(str),
-    queueDepth: opt(num),
-    oldestUndeliveredAgeMs: opt(z.nullable(num)),
-    lastDeliveryAt: opt(z.nullable(str)),
-    full: opt(z.boolean()),
-    lastError: opt(z.nullable(uplinkError)),
-  }),
+  uplink,
+  storage: opt(storage),
 });
 export type Health = z.infer<typeof health>;
 /** GET /api/v1/health without a token granting view: the public summary (agent/src/http/routes/health.ts). */

@@ -1,8 +1,23 @@
-import { duration, when } from '../format';
+import { count, duration, when } from '../format';
 import { useHealth } from '../hooks/useHealth';
-import { ms, stepLabel } from '../timeline';
+import type { Health } from '../schemas';
+import { stepLabel } from '../timeline';
+import { StorageDetail } from './StorageDetail';
+import { UplinkDetail } from './UplinkDetail';
 
-/** The gateway's health in detail: broker, services and their instances, model, queue, uplink. */
+/** The model and its head, and whether the head has learnt from the technicians' examples (agent/src/teach/refitter.ts). */
+function modelText(m: Health['model']): string {
+  if (m.state !== 'loaded') return m.state;
+  const model = `${m.id ?? ''} ${m.version ?? ''} on ${m.backend ?? '?'}`;
+  if (!m.head) return `${model}, no trained head`;
+  const r = m.refit;
+  const refit = r
+    ? `refitted to ${count(r.used, "technician's example", "technicians' examples")} (at ${when(r.at)})${r.skipped ? `; ${r.skipped} not usable (a type the head does not know, or the wrong size)` : ''}${r.otherBackbone ? `; ${r.otherBackbone} left out (embedded by another model)` : ''}`
+    : "as shipped (not refitted to technicians' examples)";
+  return `${model}, head ${m.head.id}, ${refit}`;
+}
+
+/** The gateway's health in detail: broker, services and their instances, model, queue, uplink, storage. */
 export function HealthPanel() {
   const { h, at, err } = useHealth();
   // After a failed poll the last answer stays, said to be old: a green "ok" from before is not today's state.
@@ -25,7 +40,8 @@ export function HealthPanel() {
         <dl class={`health${stale ? ' stale' : ''}`}>
           <dt>Gateway</dt>
           <dd>
-            {h.gatewayId} ·{' '}
+            {h.gatewayId}
+            {h.agent ? ` · agent version ${h.agent.version}` : ''} ·{' '}
             <span class={`badge badge-${stale ? 'stale' : h.status === 'ok' ? 'completed' : 'failed'}`} data-testid="health-status">
               {stale && at !== undefined ? `${h.status}, as of ${when(at)}` : h.status}
             </span>{' '}
@@ -61,20 +77,23 @@ export function HealthPanel() {
             </>
           ))}
           <dt>Model</dt>
-          <dd>
-            {h.model.state === 'loaded' ? `${h.model.id ?? ''} ${h.model.version ?? ''} on ${h.model.backend ?? '?'}${h.model.head ? `, head ${h.model.head.id}` : ', no trained head'}` : h.model.state}
-          </dd>
+          <dd data-testid="health-model">{modelText(h.model)}</dd>
           <dt>Queue</dt>
           <dd>
             {h.orchestrator.running} running, {h.orchestrator.queued} waiting
           </dd>
           <dt>Cloud uplink</dt>
           <dd>
-            {h.uplink.state === 'disabled'
-              ? `disabled${h.uplink.reason ? ` (${h.uplink.reason})` : ''}`
-              : `${h.uplink.state} · ${h.uplink.queueDepth ?? 0} queued${h.uplink.oldestUndeliveredAgeMs ? `, oldest ${ms(h.uplink.oldestUndeliveredAgeMs)}` : ''}${h.uplink.lastDeliveryAt ? ` · last sent ${when(h.uplink.lastDeliveryAt)}` : ''}`}
-            {h.uplink.lastError && <p class="error">Last error: {h.uplink.lastError.message}</p>}
+            <UplinkDetail u={h.uplink} />
           </dd>
+          {h.storage && (
+            <>
+              <dt>Storage</dt>
+              <dd>
+                <StorageDetail s={h.storage} />
+              </dd>
+            </>
+          )}
         </dl>
       )}
     </section>
