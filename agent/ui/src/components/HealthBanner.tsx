@@ -1,5 +1,6 @@
 import { useHealth } from '../hooks/useHealth';
 import { stepLabel } from '../timeline';
+import { connectionAlert, fullAlert } from '../uplink';
 
 /** What stops analyses right now, in words the technician can act on. */
 export function HealthBanner() {
@@ -18,9 +19,10 @@ export function HealthBanner() {
             : `${name} (${stepLabel(s.step)}) is not running: analyses will fail at that step.`,
         );
   const u = h?.uplink;
-  if (u && u.state !== 'disabled' && u.state !== 'online')
-    msgs.push(`Cloud relay unreachable (${u.state}${u.lastError ? `: ${u.lastError.message}` : ''}). Results are kept on the gateway (${u.queueDepth ?? 0} waiting) and sent when the relay is back.`);
-  if (u?.full) msgs.push('The uplink outbox is full: new events are being dropped or refused.');
+  const connection = u && connectionAlert(u);
+  if (connection) msgs.push(connection);
+  const full = u && fullAlert(u);
+  if (full) msgs.push(full);
   if (h?.model.state === 'loaded' && !h.model.head)
     msgs.push(
       'No machine-type model (head) is installed: the gateway cannot tell excavators, loaders, dozers and the other machine types apart. Only forklifts, cranes and tractors are guessed; every other photo shows type "unknown". Photos are still stored and compared. Ask your administrator to install the default head.',
