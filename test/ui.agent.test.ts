@@ -259,6 +259,30 @@ t('register the machine and a reference photo through the form', async (ctx) => 
   await page.close();
 });
 
+t('adding a reference photo when the machine cannot be reloaded: says the count is from before, and Retry brings the new count', async (ctx) => {
+  const page = await openUi(ctx, { width: 390, height: 844 });
+  const machine = page.locator('#machine');
+  const before = (await inject(ctx.agent, { method: 'GET', url: '/api/v1/machine' })).json<{ references: unknown[] }>().references.length;
+  await machine.getByText(`${before} reference photo(s) stored.`).waitFor({ timeout: WAIT });
+  // The gateway stores the photo, then its machine cannot be read back.
+  const url = '**/api/v1/machine';
+  await page.route(url, (route) =>
+    route.request().method() === 'GET' ? route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'UNAVAILABLE', message: 'The machine store is busy' } }) }) : route.continue(),
+  );
+  const second = photo(`excavator/${fs.readdirSync(photo('excavator')).filter((f) => f.endsWith('.jpg')).sort()[1]}`);
+  await page.getByLabel('Add reference photos').setInputFiles(second);
+  const alert = machine.getByTestId('machine-reload-error');
+  await alert.waitFor({ timeout: WAIT });
+  assert.match(await alert.innerText(), /Could not reload the machine after adding reference photos: The machine store is busy\. The count below is from before they were added\./);
+  assert.match(await machine.innerText(), new RegExp(`${before} reference photo\\(s\\) stored \\(before the photos just added\\)\\.`));
+  await machine.screenshot({ path: screenshotPath('agent-ui-phone-machine-reload-failed.png') });
+  await page.unroute(url);
+  await alert.getByRole('button', { name: 'Retry' }).click();
+  await machine.getByText(`${before + 1} reference photo(s) stored.`).waitFor({ timeout: WAIT });
+  assert.is(await machine.getByTestId('machine-reload-error').count(), 0);
+  await page.close();
+});
+
 t("a forklift photo on a machine registered as an excavator: the verdict's reason says its number is the confidence", async (ctx) => {
   const put = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: { type: 'excavator', name: 'Site 4 excavator' } });
   assert.ok(put.statusCode < 300, put.body);

@@ -20,6 +20,16 @@ export function MachinePanel() {
   const [msg, setMsg] = useState<{ ok: boolean; text: string }>();
   const [busy, setBusy] = useState(false);
   const [refProgress, setRefProgress] = useState<string>();
+  // Why the machine could not be reloaded after reference photos were added: the count shown is from before them.
+  const [reloadError, setReloadError] = useState<string>();
+  const reload = async () => {
+    try {
+      setView(await getMachine());
+      setReloadError(undefined);
+    } catch (err) {
+      setReloadError(errorText(err).message);
+    }
+  };
   useEffect(() => {
     getMachine()
       .then((v) => {
@@ -47,10 +57,12 @@ export function MachinePanel() {
     const input = e.currentTarget as HTMLInputElement;
     const files = [...(input.files ?? [])];
     input.value = '';
+    let added = 0;
     for (const f of files) {
       try {
         setRefProgress(`${f.name}: 0 %`);
         const r = await uploadReference(f, (p) => setRefProgress(`${f.name}: ${pct(p)}`));
+        added++;
         setMsg({ ok: true, text: `Reference photo ${f.name} ${r.replaced ? 'replaced an older one' : 'added'} (${r.count} in total).` });
       } catch (err) {
         const t = errorText(err);
@@ -58,11 +70,7 @@ export function MachinePanel() {
       }
     }
     setRefProgress(undefined);
-    try {
-      setView(await getMachine());
-    } catch {
-      /* shown on next load */
-    }
+    if (added > 0) await reload();
   };
   return (
     <section id="machine" aria-labelledby="machine-h">
@@ -102,7 +110,15 @@ export function MachinePanel() {
           {msg.text}
         </p>
       )}
-      <p class="muted">{view ? `${view.references.length} reference photo(s) stored.` : ''}</p>
+      {reloadError && (
+        <p class="error" role="alert" data-testid="machine-reload-error">
+          Could not reload the machine after adding reference photos: {reloadError}. The count below is from before they were added.{' '}
+          <button type="button" onClick={() => void reload()}>
+            Retry
+          </button>
+        </p>
+      )}
+      <p class="muted">{view ? `${view.references.length} reference photo(s) stored${reloadError ? ' (before the photos just added)' : ''}.` : ''}</p>
     </section>
   );
 }
