@@ -369,4 +369,25 @@ t('a machine with more analyses than its detail lists says the list is not its w
   await page.close();
 });
 
+
+t('more failed analyses than the Failures list shows: it says it lists the newest, not all of them', async (ctx) => {
+  const base = Date.now() - 2 * 86_400_000;
+  const flows = Array.from({ length: 21 }, (_, i) => analysisFlow(GW, { machineId: 'TRUTH-4', registered: null, at: new Date(base + i * 60_000), outcome: 'failed' }));
+  await send(ctx, flows.flat());
+  const page = await signIn(ctx, PHONE);
+  const failures = page.getByRole('region', { name: 'Failures', exact: true });
+  const more = failures.getByTestId('failures-more');
+  await more.waitFor({ timeout: WAIT });
+  assert.is(await failures.getByRole('listitem').count(), 20, 'a page of the relay');
+  assert.match(await more.innerText(), /The newest 20 are listed; the relay has older failed analyses, not shown here\./);
+  await more.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: shot('failures-more-390x844.png') });
+  await page.close();
+  const laptop = await signIn(ctx, LAPTOP);
+  const wide = laptop.getByRole('region', { name: 'Failures', exact: true });
+  await wide.getByTestId('failures-more').waitFor({ timeout: WAIT });
+  await wide.screenshot({ path: shot('failures-more-1366x768.png') });
+  await laptop.close();
+});
+
 t.run();

@@ -63,12 +63,19 @@ const nodes = <T,>(schema: z.ZodMiniType<T>, v: unknown): T[] => {
   const r = z.object({ nodes: z.array(z.unknown()) }).safeParse(v);
   return r.success ? r.data.nodes.flatMap((n) => { const p = schema.safeParse(n); return p.success ? [p.data] : []; }) : [];
 };
+/** A connection's pageInfo.hasNextPage: the relay has more than the page it answered (false when not said). */
+const hasNextPage = (v: unknown): boolean => {
+  const r = z.object({ pageInfo: z.object({ hasNextPage: z.boolean() }) }).safeParse(v);
+  return r.success && r.data.pageInfo.hasNextPage;
+};
 const list = <T,>(schema: z.ZodMiniType<T>, v: unknown): T[] => (Array.isArray(v) ? v.flatMap((n) => { const p = schema.safeParse(n); return p.success ? [p.data] : []; }) : []);
 
 const MACHINE_FIELDS = 'id gatewayId type brand model serialNumber name registeredId lastSeen lastSeenSource lastSeenNote latestThumbnail lastRecognition { machineType confidence analysisId } typeMatch';
 const EVENT_FIELDS = 'id type analysisId gatewayId time data';
 /** How many of a machine's analyses its detail lists (the newest). */
 export const HISTORY_SIZE = 20;
+/** How many of the newest failed analyses the dashboard lists. */
+export const FAILURES_SIZE = 20;
 /** How many stored events the feed starts with (the relay allows 1..100). */
 export const FEED_SIZE = 100;
 
@@ -78,9 +85,11 @@ export function api(token: string) {
   return {
     query: q,
     gatewaysAndFailures: () =>
-      q('query { gateways(first: 100) { nodes { id name online lastSeen } } analyses(first: 20, status: failed) { nodes { id gatewayId machineId status steps failure startedAt endedAt } } }', {}, (d) => ({
+      q(`query($n: Int) { gateways(first: 100) { nodes { id name online lastSeen } } analyses(first: $n, status: failed) { nodes { id gatewayId machineId status steps failure startedAt endedAt } pageInfo { hasNextPage } } }`, { n: FAILURES_SIZE }, (d) => ({
         gateways: nodes(gatewaySchema, d['gateways']),
         failures: nodes(analysisSchema, d['analyses']),
+        // Whether the relay has older failures than the page asked for: the list must not pass for all of them.
+        moreFailures: hasNextPage(d['analyses']),
       })),
     machines: (search: string, type: string) =>
       q(`query($s: String, $t: String) { machines(first: 100, search: $s, type: $t) { nodes { ${MACHINE_FIELDS} } } }`, { s: search || null, t: type || null }, (d) => nodes(machineSchema, d['machines'])),
@@ -88,9 +97,8 @@ export function api(token: string) {
       q(`query($id: ID!, $n: Int) { machine(id: $id) { ${MACHINE_FIELDS} analyses(first: $n) { nodes { id gatewayId machineId status steps failure results startedAt endedAt } pageInfo { hasNextPage } } } }`, { id, n: HISTORY_SIZE }, (d) => {
         const m = machineSchema.safeParse(d['machine']);
         const a = z.object({ analyses: z.unknown() }).safeParse(d['machine']);
-        // Whether the relay has older analyses than the page asked for: the list must not pass for all of them.
-        const more = z.object({ analyses: z.object({ pageInfo: z.object({ hasNextPage: z.boolean() }) }) }).safeParse(d['machine']);
-        return m.success ? { m: m.data, analyses: a.success ? nodes(analysisSchema, a.data.analyses) : [], more: more.success && more.data.analyses.pageInfo.hasNextPage } : undefined;
+        // Whether the relay has older analyses than the page asked for (hasNextPage): the list must not pass for all of them.
+        return m.success ? { m: m.data, analyses: a.success ? nodes(analysisSchema, a.data.analyses) : [], more: a.success && hasNextPage(a.data.analyses) } : undefined;
       }),
     recentEvents: () => q(`query($n: Int) { recentEvents(first: $n) { ${EVENT_FIELDS} } }`, { n: FEED_SIZE }, (d) => list(feedEventSchema, d['recentEvents'])),
     analysisStatus: (id: string) => q('query($id: ID!) { analysis(id: $id) { status } }', { id }, (d) => z.object({ status: str }).safeParse(d['analysis'])),

@@ -23,6 +23,8 @@ export interface Failure {
 export interface State {
   gateways: Gateway[];
   failures: Analysis[];
+  /** The relay has older failed analyses than those listed. */
+  moreFailures: boolean;
   /** When gateways and failures last loaded (ms); presence is only known as of then. */
   gatewaysAt: number | undefined;
   machines: Machine[];
@@ -50,6 +52,7 @@ export interface State {
 export const initialState: State = {
   gateways: [],
   failures: [],
+  moreFailures: false,
   gatewaysAt: undefined,
   machines: [],
   machinesFor: undefined,
@@ -67,7 +70,7 @@ export const initialState: State = {
 };
 
 export type Action =
-  | { kind: 'gateways'; gateways: Gateway[]; failures: Analysis[]; at: number }
+  | { kind: 'gateways'; gateways: Gateway[]; failures: Analysis[]; moreFailures: boolean; at: number }
   | { kind: 'machines'; machines: Machine[]; search: string; type: string; at: number }
   | { kind: 'search'; search: string }
   | { kind: 'type'; type: string }
@@ -109,7 +112,7 @@ export function mergeFeed(current: FeedEvent[], incoming: FeedEvent[]): FeedEven
 export function reducer(s: State, a: Action): State {
   switch (a.kind) {
     case 'gateways':
-      return { ...s, gateways: a.gateways, failures: a.failures, gatewaysAt: a.at, errors: cleared(s.errors, 'gateways') };
+      return { ...s, gateways: a.gateways, failures: a.failures, moreFailures: a.moreFailures, gatewaysAt: a.at, errors: cleared(s.errors, 'gateways') };
     case 'machines':
       return {
         ...s,
