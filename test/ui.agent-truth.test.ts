@@ -249,6 +249,21 @@ t('times from another day carry their date: the timeline of an older analysis an
   await page.close();
 });
 
+t('times name their zone, as the capture time does: the timeline and the token expiry in a viewer zone of UTC+5:30', async (ctx) => {
+  const id = await completed(ctx);
+  const page = await ctx.browser.newPage({ viewport: LAPTOP, timezoneId: 'Asia/Kolkata', locale: 'en-US' });
+  await page.goto(await signedInUrl(ctx.agent));
+  await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: WAIT });
+  await page.locator('#history').getByRole('button', { name: /Open analysis of exifsamples_DSCN0010\.jpg/ }).filter({ hasText: id.slice(0, 10) }).click();
+  const card = page.locator(`#a-${id}`);
+  await card.getByText('Completed', { exact: true }).waitFor({ timeout: WAIT });
+  const stamps = await card.locator('.timeline time').allInnerTexts();
+  assert.ok(stamps.length > 0 && stamps.every((s) => /\d:\d\d:\d\d [AP]M GMT\+5:30$/.test(s)), stamps.join(' | '));
+  assert.match(await page.getByLabel('Signed in').innerText(), /until [^\n]*\d:\d\d [AP]M GMT\+5:30/);
+  await card.screenshot({ path: shots('zone-named-laptop') });
+  await page.close();
+});
+
 t('gateway health: a failed poll shows the error, and the old answer marked "as of", its badge no longer a green ok', async (ctx) => {
   const page = await openUi(ctx, LAPTOP);
   const status = page.locator('#health .badge').first();

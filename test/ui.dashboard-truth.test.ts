@@ -390,4 +390,19 @@ t('more failed analyses than the Failures list shows: it says it lists the newes
   await laptop.close();
 });
 
+t('times name their zone: the feed of a viewer in UTC+5:30 says GMT+5:30', async (ctx) => {
+  const page = await ctx.browser.newPage({ viewport: PHONE, timezoneId: 'Asia/Kolkata', locale: 'en-US' });
+  await page.goto(ctx.relay.url);
+  await page.getByLabel('Access token (JWT)').fill(ctx.token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const feed = page.getByRole('list', { name: 'Live analysis events' });
+  // Any stored event (the tests before this one sent more than the feed keeps).
+  const line = feed.getByRole('listitem').filter({ has: page.locator('time') }).first();
+  await line.waitFor({ timeout: WAIT });
+  const shown = await line.locator('time').innerText();
+  assert.match(shown, /\d:\d\d:\d\d [AP]M GMT\+5:30$/, shown);
+  await line.screenshot({ path: shot('zone-named-390x844.png') });
+  await page.close();
+});
+
 t.run();

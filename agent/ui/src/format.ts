@@ -47,7 +47,7 @@ export function captureText(exif: Exif): string {
     return `${shown} (camera local time, UTC${local.offset} ${from})`;
   }
   // An analysis stored before captureLocalTime existed: only the instant.
-  if (exif.captureTime) return `${when(exif.captureTime)} (in this device's time zone)`;
+  if (exif.captureTime) return `${when(exif.captureTime)} (converted to this device's time zone)`;
   return 'no capture time in the photo';
 }
 
