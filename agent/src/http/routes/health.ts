@@ -69,6 +69,13 @@ export function healthView(deps: AppDeps) {
   // Events the relay would refuse (too large), kept on the gateway instead of blocking the rest (uplink/undeliverable.ts).
   const uplink = deps.uplink();
   if (uplink.state !== 'disabled' && uplink.undeliverable.reason) reasons.push(uplink.undeliverable.reason);
+  // Results lost on their way to the office right now: not "ok", whatever else works.
+  if (uplink.state !== 'disabled' && uplink.full)
+    reasons.push(
+      uplink.whenFull === 'drop-oldest'
+        ? `the uplink outbox is full (the relay has not taken its events): the oldest waiting events are dropped for new ones and never reach the office (${uplink.dropped} so far)`
+        : `the uplink outbox is full (the relay has not taken its events): new events are refused and never reach the office (${uplink.refused} so far)`,
+    );
   return {
     status: reasons.length === 0 ? 'ok' : 'degraded',
     reasons,
