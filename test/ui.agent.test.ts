@@ -283,6 +283,20 @@ t('adding a reference photo when the machine cannot be reloaded: says the count 
   await page.close();
 });
 
+t("several reference photos at once: each one's outcome stays, a refusal is not replaced by the next photo's success", async (ctx) => {
+  const page = await openUi(ctx, { width: 390, height: 844 });
+  const machine = page.locator('#machine');
+  const broken = path.join(tmpDir('tu-ref-broken-'), 'broken.jpg');
+  fs.writeFileSync(broken, 'not a photo at all');
+  const good = photo(`excavator/${fs.readdirSync(photo('excavator')).filter((f) => f.endsWith('.jpg')).sort()[2]}`);
+  await page.getByLabel('Add reference photos').setInputFiles([broken, good]);
+  const results = machine.getByTestId('reference-results').getByRole('listitem');
+  await results.nth(1).waitFor({ timeout: WAIT });
+  assert.match(await results.nth(0).innerText(), /^Reference photo broken\.jpg refused: /);
+  assert.match(await results.nth(1).innerText(), new RegExp(`^Reference photo ${path.basename(good).replace(/[.()]/g, '\\$&')} (added|replaced an older one)`));
+  await page.close();
+});
+
 t("a forklift photo on a machine registered as an excavator: the verdict's reason says its number is the confidence", async (ctx) => {
   const put = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: { type: 'excavator', name: 'Site 4 excavator' } });
   assert.ok(put.statusCode < 300, put.body);

@@ -20,6 +20,8 @@ export function MachinePanel() {
   const [msg, setMsg] = useState<{ ok: boolean; text: string }>();
   const [busy, setBusy] = useState(false);
   const [refProgress, setRefProgress] = useState<string>();
+  // One line per photo of the last batch: a refusal must not vanish behind the next photo's success.
+  const [refResults, setRefResults] = useState<{ ok: boolean; text: string }[]>([]);
   // Why the machine could not be reloaded after reference photos were added: the count shown is from before them.
   const [reloadError, setReloadError] = useState<string>();
   const reload = async () => {
@@ -58,16 +60,19 @@ export function MachinePanel() {
     const files = [...(input.files ?? [])];
     input.value = '';
     let added = 0;
+    const results: { ok: boolean; text: string }[] = [];
+    setRefResults([]);
     for (const f of files) {
       try {
         setRefProgress(`${f.name}: 0 %`);
         const r = await uploadReference(f, (p) => setRefProgress(`${f.name}: ${pct(p)}`));
         added++;
-        setMsg({ ok: true, text: `Reference photo ${f.name} ${r.replaced ? 'replaced an older one' : 'added'} (${r.count} in total).` });
+        results.push({ ok: true, text: `Reference photo ${f.name} ${r.replaced ? 'replaced an older one' : 'added'} (${r.count} in total).` });
       } catch (err) {
         const t = errorText(err);
-        setMsg({ ok: false, text: `Reference photo ${f.name} refused: ${t.message} (${t.code})` });
+        results.push({ ok: false, text: `Reference photo ${f.name} refused: ${t.message} (${t.code})` });
       }
+      setRefResults([...results]);
     }
     setRefProgress(undefined);
     if (added > 0) await reload();
@@ -105,6 +110,15 @@ export function MachinePanel() {
         Add reference photos
       </label>
       {refProgress && <p role="status">Uploading {refProgress}</p>}
+      {refResults.length > 0 && (
+        <ul class="ref-results" aria-live="polite" data-testid="reference-results">
+          {refResults.map((r, i) => (
+            <li key={i} class={r.ok ? 'ok' : 'error'}>
+              {r.text}
+            </li>
+          ))}
+        </ul>
+      )}
       {msg && (
         <p class={msg.ok ? 'ok' : 'error'} role={msg.ok ? 'status' : 'alert'}>
           {msg.text}
