@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadAgentConfig } from '@tu/firmware-config';
-import { TuError } from '@tu/shared';
+import { systemClock, TuError, type Clock } from '@tu/shared';
 import { ReleaseInfoSchema, type ReleaseInfo } from '../release/layout.js';
 import { fsyncDirSync, fsyncTreeSync } from '../fs/durable.js';
 import { readHealth } from './health-client.js';
@@ -37,11 +37,16 @@ function healthPort(p: SystemPaths): number {
   return loadAgentConfig({ file: p.configFile }).http.port;
 }
 
-/** Polls health until it is 200 and reports `version`; returns the last reason otherwise. */
-export async function waitHealthy(port: number, version: string, timeoutMs: number): Promise<{ ok: true } | { ok: false; reason: string }> {
-  const deadline = Date.now() + timeoutMs;
+/**
+ * Polls health until it is 200 and reports `version`; returns the last reason otherwise. The wait
+ * runs on the monotonic clock: a gateway without a real-time clock gets its time from NTP soon
+ * after boot, and a wall clock set years ahead during the wait ended it at once, so a good update
+ * was taken for unhealthy and rolled back (test/cli.update-wait.test.ts).
+ */
+export async function waitHealthy(port: number, version: string, timeoutMs: number, clock: Pick<Clock, 'monotonic'> = systemClock): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const deadline = clock.monotonic() + timeoutMs;
   let reason = 'no answer yet';
-  while (Date.now() < deadline) {
+  while (clock.monotonic() < deadline) {
     const h = await readHealth(port, 1000);
     if (h.ok && h.status === 200 && h.body.agent?.version === version) return { ok: true };
     reason = h.ok ? `health ${h.status} from version ${h.body.agent?.version ?? '?'} (${h.body.status})` : h.reason;
