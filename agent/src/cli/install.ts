@@ -13,6 +13,7 @@ import { TuError } from '@tu/shared';
 import { createFileDurableSync } from '../fs/durable.js';
 import { fsyncDirSync, fsyncTreeSync } from '../fs/durable.js';
 import { appLayout } from '../release/layout.js';
+import { removeCutShortCopies } from './leftovers.js';
 import { linkedDir, switchLink, switchLinkTo } from './links.js';
 import { SERVICE_NAME, SERVICE_USER, systemPaths, type SystemPaths } from './system-paths.js';
 import { installUnit, systemdRuns } from './unit-file.js';
@@ -34,25 +35,6 @@ function run(cmd: string, args: string[]): void {
   }
 }
 
-/** A copy cut short (kill, power cut) holds a partial release that nothing else would remove. */
-function removeDeadStaging(p: SystemPaths, out: (l: string) => void): void {
-  for (const name of fs.readdirSync(p.prefix)) {
-    const pid = /^\.staging-.+-(\d+)$/.exec(name)?.[1];
-    if (!pid || processExists(Number(pid))) continue;
-    fs.rmSync(path.join(p.prefix, name), { recursive: true, force: true });
-    out(`removed ${name}, left by an install that was cut short`);
-  }
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Copies an unpacked release folder to <prefix>/<version> (skipped when that version is there). */
 export function placeVersion(appDir: string, version: string, p: SystemPaths, out: (l: string) => void): string {
   const dest = path.join(p.prefix, version);
@@ -61,7 +43,7 @@ export function placeVersion(appDir: string, version: string, p: SystemPaths, ou
     return dest;
   }
   fs.mkdirSync(p.prefix, { recursive: true });
-  removeDeadStaging(p, out);
+  removeCutShortCopies(p, out, { updateLockHeld: false });
   const staging = path.join(p.prefix, `.staging-${version}-${process.pid}`);
   fs.rmSync(staging, { recursive: true, force: true });
   fs.cpSync(appDir, staging, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });

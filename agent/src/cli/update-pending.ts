@@ -20,6 +20,7 @@ import { z } from 'zod';
 import { TuError } from '@tu/shared';
 import { fsyncDirSync, writeFileDurableSync } from '../fs/durable.js';
 import { RELEASE_VERSION } from '../release/layout.js';
+import { removeCutShortCopies } from './leftovers.js';
 import { linkedDir, removeLink, switchLinkTo } from './links.js';
 import type { SystemPaths } from './system-paths.js';
 import { installUnit } from './unit-file.js';
@@ -78,16 +79,6 @@ function readRecord(p: SystemPaths): PendingRecord | null {
   return parsed.data;
 }
 
-/** Leftovers of an unpack or copy that was cut short: each may hold a whole release. */
-function removeLeftovers(p: SystemPaths, out: (l: string) => void): void {
-  for (const e of fs.readdirSync(p.prefix, { withFileTypes: true })) {
-    if (/^\.(update-|pending-|staging-)/.test(e.name)) {
-      fs.rmSync(path.join(p.prefix, e.name), { recursive: true, force: true });
-      out(`removed ${e.name}, left by an update or install that was cut short`);
-    }
-  }
-}
-
 /** Removes version folders other than current and previous (flash is small). */
 export function prune(p: SystemPaths, out: (l: string) => void): void {
   const keep = new Set([linkedDir(p.current), linkedDir(p.previous)].filter((d): d is string => d !== null).map((d) => path.basename(d)));
@@ -130,7 +121,7 @@ export function recoverInterruptedUpdate(p: SystemPaths, reload: boolean, out: (
   }
   if (record.previous) switchLinkTo(p.previous, path.join(p.prefix, record.previous));
   else removeLink(p.previous);
-  removeLeftovers(p, out);
+  removeCutShortCopies(p, out, { updateLockHeld: true });
   prune(p, out);
   endUpdate(p);
   return 'recovered';
@@ -149,7 +140,7 @@ export function beginUpdate(p: SystemPaths, reload: boolean, out: (l: string) =>
   const current = linkedDir(p.current);
   const me = identity(process.pid);
   if (!current || !me) throw new TuError('INSTALL_FAILED', `${p.current} does not exist; install first with tu-agent install`);
-  removeLeftovers(p, out);
+  removeCutShortCopies(p, out, { updateLockHeld: true });
   const previous = linkedDir(p.previous);
   const record: PendingRecord = RecordSchema.parse({ owner: me, current: path.basename(current), previous: previous && fs.existsSync(previous) ? path.basename(previous) : null });
   // Written whole in a temp folder, then renamed: a record is either all there or absent.
