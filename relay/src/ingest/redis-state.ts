@@ -200,8 +200,13 @@ export class RedisState implements SharedPresence, SharedRecentIds, SharedVerifi
     }
     // Stopped cleanly: its gateways were disconnected (offline written) before this.
     await this.#redis.del(`i:${this.instanceId}`).catch(() => undefined);
-    const ended = new Promise<void>((resolve) => this.#redis.once('end', () => resolve()));
-    await this.#redis.quit().catch(() => this.#redis.disconnect());
-    await ended;
+    const ended = new Promise<'ended'>((resolve) => this.#redis.once('end', () => resolve('ended')));
+    void this.#redis.quit().catch(() => this.#redis.disconnect());
+    // Redis may go between the check above and here, and quit then waits for a reconnect: at most
+    // 2 s, as the fan-out's close (redis-fanout.ts).
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), 2000)));
+    if ((await Promise.race([ended, late])) === 'late') this.#redis.disconnect();
+    clearTimeout(timer);
   }
 }
