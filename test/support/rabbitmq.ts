@@ -18,7 +18,8 @@
  * (where the OS hands out ports to others: a port free now could be taken before the node binds it). Node names are `tu{random}n{i}@localhost`; the shared epmd (4369) is fine.
  * Each node has its own data, log, config and plugin files under `dir` (default: a temp dir) and
  * the cluster's own Erlang cookie (HOME=dir). Nodes form the cluster by classic peer discovery
- * (node 0 first, then the others join it).
+ * (node 0 first, then the others join it one at a time). The nodes log at info level, so the log
+ * tail in a start failure shows the boot step a node stalled at.
  *
  * Authentication and authorisation are the relay's (rabbitmq_auth_backend_http behind
  * rabbitmq_auth_backend_cache, config from relay/src/ingress/rabbitmq-broker.ts): `authBaseUrl`
@@ -26,7 +27,7 @@
  * (e.g. a different relay instance per node). `cacheTtlMs` is the auth cache TTL, i.e. the
  * revocation cut-off. The relay does not need to be up while the nodes start; logins fail until it is.
  *
- * Every wait is bounded (`startTimeoutMs`, default 90 s for the cluster, per node on restart).
+ * Every wait is bounded (`startTimeoutMs`, default 90 s per node).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -126,7 +127,7 @@ async function startClusterOnce(o: RabbitClusterOptions): Promise<RabbitCluster>
         'cluster_formation.peer_discovery_backend = classic_config',
         ...nodeNames.map((nn, k) => `cluster_formation.classic_config.nodes.${k + 1} = ${nn}`),
         'log.console = false',
-        'log.file.level = warning',
+        'log.file.level = info',
         ...(o.management ? [`management.tcp.ip = 127.0.0.1`, `management.tcp.port = ${ports[i]!.mgmt}`] : []),
         rabbitmqBrokerConf({ authBaseUrl, cacheTtlMs: o.cacheTtlMs, management: o.management ?? false }),
       ].join('\n'),
@@ -232,11 +233,13 @@ async function startClusterOnce(o: RabbitClusterOptions): Promise<RabbitCluster>
   };
 
   try {
-    start(0);
-    await waitUp(0, Date.now() + timeout);
-    for (let i = 1; i < n; i++) start(i);
-    const until = Date.now() + timeout;
-    for (let i = 1; i < n; i++) await waitUp(i, until);
+    // One node at a time: two nodes joining at once can stall one of them for good. In a
+    // clean-clone CI run node 1 sat after "rebuilding indices" for 90 s on both tries while
+    // node 2 joined beside it; one by one, each join finds a settled cluster.
+    for (let i = 0; i < n; i++) {
+      start(i);
+      await waitUp(i, Date.now() + timeout);
+    }
   } catch (err) {
     await stopAll();
     throw err;
