@@ -26,7 +26,7 @@ const FORKLIFT = 'forklift/' + fs.readdirSync(path.join(process.env.TU_TESTDATA_
 
 test('the artifact holds one tu-agent/ folder with runtime, natives for its arch, model, unit and licences, and no dev tooling', () => {
   const app = unpack(artifact(V1));
-  for (const f of ['bin/tu-agent', 'runtime/bin/node', 'lib/main.js', 'lib/worker.js', 'lib/store-worker.js', 'lib/outbox-worker.js', 'lib/journal-worker.js', 'lib/writer-thread-worker.js', 'systemd/tu-agent.service', 'release.json', 'LICENSE', 'NOTICE', 'README.md', 'ui/index.html', 'profiles/field-gateway.json']) {
+  for (const f of ['bin/tu-agent', 'runtime/bin/node', 'lib/main.js', 'lib/worker.js', 'lib/refit-worker.js', 'lib/store-worker.js', 'lib/outbox-worker.js', 'lib/journal-worker.js', 'lib/writer-thread-worker.js', 'systemd/tu-agent.service', 'release.json', 'LICENSE', 'NOTICE', 'README.md', 'ui/index.html', 'profiles/field-gateway.json']) {
     assert.ok(fs.existsSync(path.join(app, f)), `${f} shipped`);
   }
   const release = JSON.parse(fs.readFileSync(path.join(app, 'release.json'), 'utf8')) as { version: string; arch: string; model: { id: string } };
@@ -92,6 +92,18 @@ test('env -i: version prints agent, runtime and model; run serves a real photo t
     assert.ok(events.some((e) => e.subject === analysisId && e.type === 'recognition.completed'), 'recognition.completed on the bus');
     assert.is.not(recognition!.machineType, 'unknown', 'a machine type was recognised');
     console.log(`  release x64: ${FORKLIFT} recognised as ${recognition!.machineType}`);
+    // A technician's label refits the head in a thread of its own (agent/src/services/vision/refit-thread.ts): the bundle's lib/refit-worker.js.
+    const label = await fetch(`http://127.0.0.1:${http}/api/v1/analyses/${analysisId}/label`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ label: 'telehandler', by: 'tech-1' }) });
+    assert.is(label.status, 201, await label.text());
+    let refit: { used?: number; headId?: string } | undefined;
+    for (let i = 0; i < 300 && !refit; i++) {
+      const h = (await (await fetch(`http://127.0.0.1:${http}/api/v1/health`, { headers: auth })).json()) as { model?: { refit?: { used: number; headId: string } | null } };
+      refit = h.model?.refit ?? undefined;
+      if (!refit) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(refit, `the head was refitted to the label: ${agent.output().slice(-2000)}`);
+    assert.is(refit!.used, 1);
+    assert.match(refit!.headId ?? '', '+device-');
     await obs.close();
   } finally {
     const code = await stopChild(agent);

@@ -49,6 +49,8 @@ Worker.prototype.on = function (this: Worker, ...args: Parameters<typeof on>) {
 const settled = <T>(p: Promise<T>, ms: number): Promise<{ ok: T } | { err: VisionError } | 'pending'> =>
   Promise.race([p.then((ok) => ({ ok }), (err: VisionError) => ({ err })), new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
 
+const outcome = (r: Awaited<ReturnType<typeof settled>>): string => (r === 'pending' ? 'no answer in time' : 'err' in r ? `${r.err.code}: ${r.err.message}` : 'answered');
+
 let headPath = '';
 test.before(async () => {
   // A small head (2 photos per type): quick to train, and a correction visibly moves it.
@@ -194,6 +196,41 @@ test('the deadline runs from the last answer: photos queued behind others are no
   const config = testConfig({ 'orchestrator.plan': { recognition: { timeoutMs: 3000 } } });
   const deadline = recognitionDeadlineMs(config)!;
   assert.ok(deadline > 0 && deadline < 3000, `deadline ${deadline} ms`);
+});
+
+test('a refit longer than the hang deadline runs beside the photos: they are recognised meanwhile and the worker is not taken for hung', async () => {
+  const deadlineMs = 300;
+  const rec = await createRecognizer({ modelDir: MODEL_DIR, headPath, deadlineMs });
+  try {
+    const file = firstOf('excavator');
+    const r0 = await rec.recognize(file);
+    // 1,500 examples: an n×n kernel and its Cholesky factor, seconds of work (services/vision/refit.ts).
+    const examples = Array.from({ length: 1500 }, (_, i) => ({ label: i % 2 ? 'excavator' : 'crane', embedding: r0.embedding.map((v) => v + (i % 7) * 1e-3) }));
+    const t0 = performance.now();
+    let taughtAfter = 0;
+    const teach = settled(
+      rec.teach(examples).then((s) => ((taughtAfter = performance.now() - t0), s)),
+      60_000,
+    );
+    // Photos one after another while the refit runs. Before, the refit ran in the worker's queue
+    // of photos: this photo waited behind it, the deadline passed, and the worker was terminated
+    // with the refit and the photo (both WORKER_FAILED).
+    let during = 0;
+    for (let i = 0; i < 5000 && taughtAfter === 0; i++) {
+      const r = await settled(rec.recognize(file), 10_000);
+      assert.ok(r !== 'pending' && 'ok' in r, `photo ${i} during the refit: ${outcome(r)}`);
+      if (taughtAfter === 0) during++;
+    }
+    const t = await teach;
+    assert.ok(t !== 'pending' && 'ok' in t, `the refit: ${outcome(t)}`);
+    assert.is(t.ok.used, 1500);
+    assert.ok(taughtAfter > 3 * deadlineMs, `the refit took ${taughtAfter.toFixed(0)} ms, not longer than the deadline: the test shows nothing`);
+    assert.ok(during > 0, 'photos were recognised while the refit ran');
+    assert.match(rec.info().model.head?.id ?? '', '+device-', 'the refitted head is in use afterwards');
+    console.log(`  refit of 1,500 examples took ${taughtAfter.toFixed(0)} ms (hang deadline ${deadlineMs} ms); ${during} photos recognised meanwhile`);
+  } finally {
+    await rec.dispose();
+  }
 });
 
 const modelCopy = (): string => {

@@ -15,6 +15,7 @@ export const EXTERNAL = ['sharp', 'better-sqlite3', 'onnxruntime-node'];
 const ENTRIES = {
   main: 'agent/src/main.ts',
   worker: 'agent/src/services/vision/worker.ts',
+  'refit-worker': 'agent/src/services/vision/refit-worker.ts',
   'store-worker': 'agent/src/orchestrator/store-worker.ts',
   'outbox-worker': 'agent/src/uplink/outbox-worker.ts',
   'journal-worker': 'agent/src/intake/journal-worker.ts',

@@ -10,7 +10,6 @@ import { predictHead, UNKNOWN } from './head.js';
 import { assertHeadFitsBackbone, loadHead, type HeadFile } from './head-format.js';
 import { HeadError, WorkerError } from './errors.js';
 import { buildImagenetMachineMap } from './imagenet-map.js';
-import { refitHead, type RefitSummary, type TeachingExample } from './refit.js';
 import { DEFAULT_MAX_PIXELS, flipHorizontal, preprocessImage, type FitMode, type ImageInput } from './preprocess.js';
 import type { RecognitionResult, RecognizerInfo } from './types.js';
 import { l2Normalize } from './vector.js';
@@ -45,10 +44,12 @@ export interface VisionEngine {
   embed(input: ImageInput): Promise<EmbeddingResult>;
   recognize(input: ImageInput): Promise<RecognitionResult>;
   /**
-   * Refits the loaded head towards technicians' examples (refit.ts), replacing any earlier
-   * refit: the result always derives from the head as loaded. Without a head, nothing to refit.
+   * The head as loaded: every refit starts from it (refit.ts), never from an earlier refit.
+   * Without a head there is nothing to refit (HEAD_INVALID).
    */
-  teach(examples: readonly TeachingExample[]): RefitSummary;
+  refitBase(): HeadFile;
+  /** Puts a refitted head (refit.ts refitHead) in use for the photos that follow, replacing any earlier refit. */
+  useHead(next: HeadFile): void;
   /** Engine memory (tfjs tensors, wasm heap; empty for ONNX Runtime). */
   memory(): Record<string, number | null>;
   dispose(): void;
@@ -163,19 +164,22 @@ export async function createVisionEngine(opts: EngineOptions): Promise<VisionEng
     };
   }
 
-  function teach(examples: readonly TeachingExample[]): RefitSummary {
+  function refitBase(): HeadFile {
     if (!loadedHead) throw new HeadError('HEAD_INVALID', 'no machine-type head is loaded, so there is nothing to refit; install or train one (npm run build:head)');
-    const { head: next, summary } = refitHead(loadedHead, examples);
+    return loadedHead;
+  }
+
+  function useHead(next: HeadFile): void {
     head = next;
     info.model.head = { id: next.id, labels: [...next.labels], trainedAt: next.trainedAt };
-    return summary;
   }
 
   return {
     info: () => info,
     embed,
     recognize,
-    teach,
+    refitBase,
+    useHead,
     memory: () => backbone.memory(),
     dispose: () => {
       if (!disposed) backbone.dispose();

@@ -44,8 +44,9 @@ export interface Recognizer {
   /** Memory of the worker (heap, tfjs tensors, wasm heap), for benchmarks and diagnostics. */
   stats(): Promise<WorkerStats>;
   /**
-   * Refits the head in the worker towards technicians' examples (refit.ts); recognitions
-   * queued after this call use the new head. Rejects without a loaded head.
+   * Refits the head towards technicians' examples (refit.ts) in a thread beside the worker's
+   * photos (refit-thread.ts); every recognition that starts after this resolves uses the new
+   * head. Rejects without a loaded head.
    */
   teach(examples: readonly TeachingExample[]): Promise<RefitSummary>;
   dispose(): Promise<void>;

@@ -6,7 +6,8 @@
  * transform, temperature and unknown threshold stay the shipped head's (they were calibrated
  * on held-out photos; a handful of device examples cannot recalibrate them).
  * Cost: an n×n kernel and its Cholesky factor (n = examples): 1.5–3 s for 1,000 on this box
- * (bench/refit.bench.ts); it runs in the vision worker, never on the agent's event loop.
+ * (bench/refit.bench.ts); it runs in a thread of its own (refit-thread.ts), never on the
+ * agent's event loop nor in the queue of photos.
  */
 import { createHash } from 'node:crypto';
 import { trainRidge } from './classifier-ridge.js';

@@ -1,11 +1,13 @@
 /**
  * Worker-thread entry: owns the backbone (ONNX Runtime or tfjs) and head so that
- * inference never blocks the service's event loop. Requests are processed one at a
- * time. tfjs is not imported here: the engine loads it only for TF.js models.
+ * inference never blocks the service's event loop. Photos are processed one at a time; a
+ * head refit runs beside them in a thread of its own (refit-thread.ts). tfjs is not imported
+ * here: the engine loads it only for TF.js models.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createVisionEngine, type VisionEngine } from './engine.js';
 import { serializeError } from './errors.js';
+import { refitInThread } from './refit-thread.js';
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-protocol.js';
 
 const MB = 2 ** 20;
@@ -29,6 +31,7 @@ const post = (m: FromWorker): void => port.postMessage(m);
 
 let engine: VisionEngine | null = null;
 let queue: Promise<void> = Promise.resolve();
+let refits: Promise<void> = Promise.resolve();
 
 try {
   engine = await createVisionEngine(workerData as WorkerInit);
@@ -51,12 +54,18 @@ port.on('message', (msg: ToWorker) => {
     return;
   }
   if (msg.type === 'teach') {
-    // In the queue like a recognition: the next photo after this message sees the new head.
-    queue = queue.then(() => {
+    // Beside the photos, not in their queue (refit-thread.ts says why); one refit at a time.
+    // The new head joins the photo queue: a photo already started ends with the head it began
+    // with, and every photo after the 'taught' answer is recognised with the new one.
+    refits = refits.then(async () => {
       try {
         if (!engine) throw new Error('vision engine failed to initialise');
-        const summary = engine.teach(msg.examples);
-        post({ type: 'taught', id: msg.id, summary, info: { ...engine.info(), thread: 'worker' } });
+        const { head, summary } = await refitInThread({ base: engine.refitBase(), examples: msg.examples });
+        queue = queue.then(() => {
+          if (!engine) return;
+          engine.useHead(head);
+          post({ type: 'taught', id: msg.id, summary, info: { ...engine.info(), thread: 'worker' } });
+        });
       } catch (err) {
         post({ type: 'error', id: msg.id, error: serializeError(err) });
       }
