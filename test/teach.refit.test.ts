@@ -2,7 +2,8 @@
  * The head follows the technicians (issue 13, teaching): a label stored through the agent's
  * API refits the in-process head at once, so the next photo of that machine comes out with the
  * technician's type; a refit with 1,000 examples under a stream of recognitions never blocks
- * the agent's event loop (it runs in the vision worker).
+ * the agent's event loop (it runs in a thread of its own beside the vision worker's photos);
+ * a refit takes the newest REFIT_MAX_EXAMPLES labels and counts the older ones.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,6 +17,9 @@ import { embedImages } from '@tu/agent/internal/services/vision/embed-dataset';
 import { createVisionEngine } from '@tu/agent/internal/services/vision/engine';
 import { saveHead } from '@tu/agent/internal/services/vision/head-format';
 import { trainHead } from '@tu/agent/internal/services/vision/head';
+import { createHeadRefitter, REFIT_MAX_EXAMPLES } from '@tu/agent/internal/teach/refitter';
+import type { LabelledExample } from '@tu/agent/internal/teach/examples';
+import { silentLogger, teachLabel } from '@tu/shared';
 import { IMAGES_DIR, MODEL_DIR } from './support/data.js';
 import { inject, startTestAgent, testConfig } from './support/harness.js';
 
@@ -112,9 +116,52 @@ test('a refit with 1,000 examples during recognitions never blocks the event loo
     await load;
     h.disable();
     const p99 = h.percentile(99) / 1e6;
-    console.log(`  refit: ${summary.used} examples in ${summary.ms.toFixed(0)} ms in the worker (${refitMs.toFixed(0)} ms round trip); ${recognised} recognitions meanwhile; event-loop p99 ${p99.toFixed(1)} ms`);
+    console.log(`  refit: ${summary.used} examples in ${summary.ms.toFixed(0)} ms in its own thread (${refitMs.toFixed(0)} ms round trip); ${recognised} recognitions meanwhile; event-loop p99 ${p99.toFixed(1)} ms`);
     assert.is(summary.used, 1000);
     assert.ok(p99 <= 20, `event-loop p99 ${p99.toFixed(1)} ms`);
+  } finally {
+    await agent.stop();
+  }
+});
+
+test('a refit takes the newest 1,000 labels; health counts the older ones it left out', async () => {
+  const headPath = await smallHead();
+  const agent = await startTestAgent({ config: testConfig({ 'services.vision': true, 'model.dir': MODEL_DIR, 'model.headPath': headPath }) });
+  try {
+    const recognizer = agent.recognizer()!;
+    const photos = (await listLabelledImages(IMAGES_DIR)).slice(0, 6).map((p) => p.file);
+    const seed = await Promise.all(photos.map((p) => recognizer.recognize(p)));
+    const model = recognizer.info().model;
+    // Newest first, as the example store lists them (teach/examples.ts).
+    const stored: LabelledExample[] = Array.from({ length: REFIT_MAX_EXAMPLES + 3 }, (_, i) => {
+      const r = seed[i % seed.length]!;
+      return {
+        correctionId: `c-${i}`,
+        analysisId: `a-${i}`,
+        sha256: i.toString(16).padStart(64, '0'),
+        embedding: r.embedding.map((v) => v + ((i * 7919) % 13) * 1e-4),
+        label: teachLabel.parse(r.machineType === 'unknown' ? 'negative' : r.machineType),
+        previousLabel: r.machineType,
+        kind: 'confirmation',
+        by: 'tech-1',
+        at: new Date(Date.UTC(2026, 0, 1) - i * 60_000).toISOString(),
+        model: { id: model.id, version: model.version, headId: model.head?.id ?? null },
+      };
+    });
+    const asked: number[] = [];
+    const refitter = createHeadRefitter({
+      examples: (limit) => (asked.push(limit), stored.slice(0, limit)),
+      exampleCount: () => stored.length,
+      recognizer: () => recognizer,
+      logger: silentLogger(),
+    });
+    refitter.schedule();
+    await refitter.idle();
+    assert.equal(asked, [REFIT_MAX_EXAMPLES]);
+    const last = refitter.last();
+    assert.ok(last, 'the head was refitted');
+    assert.is(last!.used + last!.skipped, REFIT_MAX_EXAMPLES);
+    assert.is(last!.older, 3);
   } finally {
     await agent.stop();
   }

@@ -278,7 +278,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     const examples = openExampleStore(path.join(dataDir, EXAMPLES_FILE), { onSetAside });
     closers.push(() => examples.close());
     // The in-process head follows the labels: refitted now and after each new one.
-    const refitter = createHeadRefitter({ examples: () => examples.list(), recognizer, logger: log });
+    const refitter = createHeadRefitter({ examples: (limit) => examples.list({ limit }), exampleCount: () => examples.count(), recognizer, logger: log });
     refitterRef = refitter;
     closers.push(() => refitter.idle());
     refitter.schedule();

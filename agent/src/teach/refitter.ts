@@ -4,16 +4,23 @@
  * photo is recognised with the corrected head. The refit runs in the vision worker, never
  * on this event loop. One refit at a time; labels that arrive meanwhile cause one more.
  * Examples embedded by another backbone (before a model update) cannot train this head and
- * are left out (counted as skipped).
+ * are left out (counted as skipped). A refit uses the newest REFIT_MAX_EXAMPLES labels only:
+ * its cost grows with the cube of the examples (services/vision/refit.ts), and the newest
+ * labels say most about the machines this gateway sees now. Older ones stay stored and sent.
  */
 import type { Logger } from '@tu/shared';
 import type { RefitSummary } from '../services/vision/refit.js';
 import type { Recognizer } from '../services/vision/recognizer.js';
 import type { LabelledExample } from './examples.js';
 
+/** How many of the newest labels a refit uses (1.5–3 s for 1,000 on an x64 core, bench/refit.bench.ts). */
+export const REFIT_MAX_EXAMPLES = 1000;
+
 export interface RefitState extends RefitSummary {
   /** Examples left out because another backbone embedded them. */
   otherBackbone: number;
+  /** Older examples left out: a refit uses the newest REFIT_MAX_EXAMPLES. */
+  older: number;
   at: string;
 }
 
@@ -27,7 +34,10 @@ export interface HeadRefitter {
 }
 
 export interface HeadRefitterDeps {
-  examples: () => LabelledExample[];
+  /** The newest `limit` labelled examples, newest first (teach/examples.ts list). */
+  examples: (limit: number) => LabelledExample[];
+  /** How many labelled examples are stored in all. */
+  exampleCount: () => number;
   recognizer: () => Recognizer | undefined;
   logger: Logger;
   now?: () => Date;
@@ -46,12 +56,13 @@ export function createHeadRefitter(d: HeadRefitterDeps): HeadRefitter {
     const info = recognizer?.info();
     // Vision in another process, or no head to refit: nothing to do here.
     if (!recognizer || !info?.model.head) return;
-    const all = d.examples();
+    const all = d.examples(REFIT_MAX_EXAMPLES);
+    const older = Math.max(0, d.exampleCount() - all.length);
     const usable = all.filter((e) => e.model.version === info.model.version);
     if (usable.length === 0 && !last) return;
     try {
       const summary = await recognizer.teach(usable.map((e) => ({ label: e.label, embedding: e.embedding })));
-      last = { ...summary, otherBackbone: all.length - usable.length, at: (d.now?.() ?? new Date()).toISOString() };
+      last = { ...summary, otherBackbone: all.length - usable.length, older, at: (d.now?.() ?? new Date()).toISOString() };
       appliedTo = recognizer;
       log.info({ ...last }, 'machine-type head refitted to the technicians\' examples');
     } catch (err) {

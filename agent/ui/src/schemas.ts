@@ -92,7 +92,7 @@ export type AnalysisListItem = z.infer<typeof analysisList>['analyses'][number];
 
 const uplinkError = z.object({ code: str, message: str, at: str });
 /** The head refitted to the technicians' examples (agent/src/teach/refitter.ts RefitState). */
-const refit = z.object({ used: num, skipped: num, otherBackbone: opt(num), headId: str, at: str });
+const refit = z.object({ used: num, skipped: num, otherBackbone: opt(num), older: opt(num), headId: str, at: str });
 /** The data directory (agent/src/http/routes/health.ts `storage`): free space, the photo quota, failed writes. */
 const storage = z.object({
   state: str,

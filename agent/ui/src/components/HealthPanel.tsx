@@ -12,7 +12,7 @@ function modelText(m: Health['model']): string {
   if (!m.head) return `${model}, no trained head`;
   const r = m.refit;
   const refit = r
-    ? `refitted to ${count(r.used, "technician's example", "technicians' examples")} (at ${when(r.at)})${r.skipped ? `; ${r.skipped} not usable (a type the head does not know, or the wrong size)` : ''}${r.otherBackbone ? `; ${r.otherBackbone} left out (embedded by another model)` : ''}`
+    ? `refitted to ${count(r.used, "technician's example", "technicians' examples")} (at ${when(r.at)})${r.skipped ? `; ${r.skipped} not usable (a type the head does not know, or the wrong size)` : ''}${r.otherBackbone ? `; ${r.otherBackbone} left out (embedded by another model)` : ''}${r.older ? `; ${r.older} older not used (a refit uses the newest ${count(r.used + r.skipped + (r.otherBackbone ?? 0), 'label', 'labels')})` : ''}`
     : "as shipped (not refitted to technicians' examples)";
   return `${model}, head ${m.head.id}, ${refit}`;
 }
