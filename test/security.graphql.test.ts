@@ -89,6 +89,23 @@ test('a nested-fragment bomb is refused before running', async (ctx) => {
   assert.ok(r.stallMs < 100, `stalled ${r.stallMs.toFixed(0)} ms`);
 });
 
+test('a page queried without `first` costs its default size, as with `first` written out', async (ctx) => {
+  // 20 machines × 20 analyses with their JSON: over the cost limit whether or not the default
+  // page size is written out (it passed without it, counted as one machine and one analysis).
+  const nested = (first: string) => `machines${first} { nodes { id analyses${first} { nodes { id results steps failure } } } }`;
+  for (const first of ['(first: 20)', '']) {
+    const r = await gql(ctx.relay, ctx.token, `{ ${nested(first)} }`);
+    assert.ok(r.errors?.some((e) => e.extensions?.code === 'QUERY_TOO_COMPLEX'), `${first || 'no first'}: ${JSON.stringify(r).slice(0, 300)}`);
+  }
+  // recentEvents without `first` returns 50 events.
+  const feeds = `{ ${Array.from({ length: 12 }, (_, i) => `f${i}: recentEvents { id data }`).join(' ')} }`;
+  assert.ok((await gql(ctx.relay, ctx.token, feeds)).errors?.some((e) => e.extensions?.code === 'QUERY_TOO_COMPLEX'));
+  // One page without `first` is still well within the limit.
+  const one = await gql<{ machines: { nodes: unknown[] } }>(ctx.relay, ctx.token, '{ machines { nodes { id analyses { nodes { id status } } } } }');
+  assert.is(one.errors, undefined);
+  assert.is(one.data?.machines.nodes.length, 10);
+});
+
 test('a deep query is refused; the dashboard\'s own queries pass', async (ctx) => {
   const deep = '{ gateways { nodes { machines { nodes { analyses { nodes { id } } } } } } }';
   assert.ok((await gql(ctx.relay, ctx.token, deep)).errors?.some((e) => e.extensions?.code === 'QUERY_TOO_COMPLEX'));

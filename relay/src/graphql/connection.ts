@@ -2,6 +2,8 @@ import type { Page } from '../storage/types.js';
 
 export const DEFAULT_PAGE = 20;
 export const MAX_PAGE = 100;
+/** recentEvents without `first`. */
+export const RECENT_EVENTS_DEFAULT = 50;
 
 /** `first` clamped to 1..100 (default 20). */
 export const pageSize = (first: number | null | undefined): number => Math.min(MAX_PAGE, Math.max(1, first ?? DEFAULT_PAGE));

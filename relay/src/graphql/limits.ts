@@ -1,9 +1,11 @@
 import {
   GraphQLError,
+  isObjectType,
   Kind,
   NoSchemaIntrospectionCustomRule,
   type DocumentNode,
   type FragmentDefinitionNode,
+  type GraphQLSchema,
   type SelectionSetNode,
   type ValidationContext,
   type ValidationRule,
@@ -11,7 +13,7 @@ import {
 } from 'graphql';
 import type { ErrorCode } from '@tu/shared';
 import type { RelayConfig } from '../config.js';
-import { DEFAULT_PAGE, MAX_PAGE } from './connection.js';
+import { DEFAULT_PAGE, MAX_PAGE, RECENT_EVENTS_DEFAULT } from './connection.js';
 
 /**
  * What one GraphQL operation may cost, checked before it runs. Without limits, 1,000 aliases
@@ -22,7 +24,8 @@ import { DEFAULT_PAGE, MAX_PAGE } from './connection.js';
  * - aliases: fields requested under another name (the way to ask for the same thing 1,000 times);
  * - cost: the number of values the answer may hold. A field costs 1, a JSON field (results,
  *   steps: kilobytes each) costs JSON_FIELD_COST, and a paged field multiplies what is below
- *   it by its page size (`first`, default DEFAULT_PAGE, at most MAX_PAGE).
+ *   it by its page size (`first`, default DEFAULT_PAGE, at most MAX_PAGE). Every field of the
+ *   schema that takes `first` is paged, whether or not the query gives it.
  */
 export type GraphqlLimits = RelayConfig['graphql'];
 
@@ -39,16 +42,36 @@ interface Tally {
 class LimitExceeded extends Error {}
 
 /**
+ * The fields that return a list sized by `first` (every field of the schema that takes it), and
+ * the size each returns without it. Known by the argument, not by the query: a page queried with
+ * neither `first` nor `after` was counted as one value, so nested pages of the default 20 each
+ * (20 machines × 20 analyses with their results) passed a limit that refused the same query with
+ * `first: 20` written out.
+ */
+const listFieldsOf = new WeakMap<GraphQLSchema, Map<string, number>>();
+function listFields(schema: GraphQLSchema): Map<string, number> {
+  let out = listFieldsOf.get(schema);
+  if (out) return out;
+  out = new Map();
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) || type.name.startsWith('__')) continue;
+    for (const f of Object.values(type.getFields())) if (f.args.some((a) => a.name === 'first')) out.set(f.name, f.name === 'recentEvents' ? RECENT_EVENTS_DEFAULT : DEFAULT_PAGE);
+  }
+  listFieldsOf.set(schema, out);
+  return out;
+}
+
+/**
  * The page size a paged field may return. A variable counts as the largest page: the cost
  * depends on the query text alone, so mercurius can cache a query's validation.
  */
-function pageArg(value: ValueNode | undefined): number {
-  if (!value) return DEFAULT_PAGE;
+function pageArg(value: ValueNode | undefined, byDefault: number): number {
+  if (!value) return byDefault;
   if (value.kind === Kind.INT) return Math.min(MAX_PAGE, Math.max(1, Number(value.value)));
   return MAX_PAGE;
 }
 
-function measure(doc: DocumentNode, limits: GraphqlLimits): Tally {
+function measure(doc: DocumentNode, limits: GraphqlLimits, lists: ReadonlyMap<string, number>): Tally {
   const fragments = new Map<string, FragmentDefinitionNode>();
   for (const d of doc.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
   const tally: Tally = { depth: 0, aliases: 0, cost: 0 };
@@ -66,8 +89,9 @@ function measure(doc: DocumentNode, limits: GraphqlLimits): Tally {
         check();
         if (sel.selectionSet) {
           const first = sel.arguments?.find((a) => a.name.value === 'first');
-          const paged = sel.arguments?.some((a) => a.name.value === 'first' || a.name.value === 'after');
-          walk(sel.selectionSet, depth + 1, paged ? multiplier * pageArg(first?.value) : multiplier, seen);
+          const byDefault = lists.get(sel.name.value);
+          const paged = byDefault !== undefined || sel.arguments?.some((a) => a.name.value === 'first' || a.name.value === 'after');
+          walk(sel.selectionSet, depth + 1, paged ? multiplier * pageArg(first?.value, byDefault ?? DEFAULT_PAGE) : multiplier, seen);
         }
       } else if (sel.kind === Kind.INLINE_FRAGMENT) {
         walk(sel.selectionSet, depth, multiplier, seen);
@@ -88,7 +112,7 @@ export function graphqlLimitRules(limits: GraphqlLimits): ValidationRule[] {
   const costRule: ValidationRule = (context: ValidationContext) => ({
     Document(doc) {
       try {
-        measure(doc, limits);
+        measure(doc, limits, listFields(context.getSchema()));
       } catch (err) {
         if (!(err instanceof LimitExceeded)) throw err;
         context.reportError(

@@ -8,7 +8,7 @@ import type { Registry } from '../registry/registry.js';
 import { cursorOf } from '../storage/sql-storage.js';
 import type { AnalysisStatus, GatewayRow, MachineRow, Storage } from '../storage/types.js';
 import type { Principal } from './auth.js';
-import { connection, pageSize } from './connection.js';
+import { connection, pageSize, RECENT_EVENTS_DEFAULT } from './connection.js';
 import { subscriptionError } from './errors.js';
 import { JSONScalar } from './json-scalar.js';
 import { unstorableTextRefusal } from './request-guard.js';
@@ -28,7 +28,6 @@ export interface GraphDeps {
 
 type Ctx = MercuriusContext & { auth?: Principal };
 
-const RECENT_EVENTS_DEFAULT = 50;
 const recentEventsArgs = z.object({ first: z.number().int().min(1).max(100).nullish(), gatewayId: z.string().min(1).max(128).nullish() });
 type PageArgs = { first?: number | null; after?: string | null };
 
