@@ -268,6 +268,19 @@ function storageSuite(name: string, open: () => Promise<{ storage: Storage; url:
     assert.ok((await ctx.storage.recentEventIds(3)).length === 3);
   });
 
+  test('text search and the type filter ignore the case of non-ASCII letters (Ü, É), as on PostgreSQL', async (ctx) => {
+    // SQLite's own lower() folds only A-Z: a machine named "Bagger NORD-SÜD" was not found by
+    // "SÜD" or "süd", nor its registered type "RADLADER-Ü" by itself, where PostgreSQL found both.
+    await ctx.storage.addTenant({ id: 'tu' });
+    await ctx.storage.addGateway({ id: 'gw-sued', tenantId: 'tu', name: 'Baustelle SÜD', secretHash: 'scrypt$x' });
+    await record(ctx.storage, analysisFlow('gw-sued', { machineId: 'ÉB-1', registered: { type: 'RADLADER-Ü', name: 'Bagger NORD-SÜD' } }).slice(-1), 'gw-sued', 'tu');
+    await record(ctx.storage, analysisFlow('gw-sued', { machineId: 'plain-1', registered: { type: 'excavator', name: 'Bagger West' } }).slice(-1), 'gw-sued', 'tu');
+    const machines = async (f: { search?: string; type?: string }) => (await ctx.storage.listMachines({ tenantId: 'tu', first: 10, ...f })).items.map((m) => m.id);
+    for (const search of ['SÜD', 'süd', 'Süd', 'éb-1']) assert.equal(await machines({ search }), ['ÉB-1'], `search ${search}`);
+    for (const type of ['RADLADER-Ü', 'radlader-ü']) assert.equal(await machines({ type }), ['ÉB-1'], `type ${type}`);
+    assert.equal((await ctx.storage.listGateways({ tenantId: 'tu', first: 10, search: 'süd' })).items.map((g) => g.id), ['gw-sued']);
+  });
+
   test('labelled examples: idempotent by correction id, the newest label per analysis counts, per-type accuracy and export per tenant', async (ctx) => {
     const at = (m: number) => new Date(Date.UTC(2031, 0, 1, 0, m)).toISOString();
     const lab = (gw: string, over: Parameters<typeof labelled>[0]) => envelope(gw, 'recognition.labelled', labelled(over));

@@ -16,6 +16,11 @@ export function openSqlite(file: string, opts: { synchronous?: 'FULL' | 'NORMAL'
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
   db.pragma('foreign_keys = ON');
+  // The dashboard's search and type filter compare lower(column) with text lowercased in
+  // JavaScript (sql-storage.ts). SQLite's own lower() folds only A-Z, so "Bagger NORD-SÜD" was not
+  // found by "süd", nor even by "SÜD", where PostgreSQL (a UTF-8 locale) found it: lower() is
+  // JavaScript's here, the same folding as the text it is compared with.
+  db.function('lower', { deterministic: true }, (v: unknown) => (v === null ? null : String(v).toLowerCase()));
   const stmts = new Map<string, Database.Statement>();
   const prepare = (sql: string): Database.Statement => {
     let s = stmts.get(sql);
