@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError, loadAgentConfig, profilePath } from '@tu/firmware-config';
+import { captureTimeUtc } from '@tu/agent/internal/services/metadata/sort';
 import { tmpDir } from './support/harness.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -63,6 +64,26 @@ test('uplink TLS: files only with a TLS url (a plain url would send the secret i
     } catch (err) {
       assert.instance(err, ConfigError);
       assert.ok((err as ConfigError).problems.some((p) => p.field === field), `${field}: ${(err as Error).message}`);
+    }
+  }
+});
+
+test('metadata.assumedUtcOffset: only an offset the metadata service can apply is accepted', () => {
+  const load = (offset: string) => loadAgentConfig({ env: {}, overrides: { gatewayId: 'gw-1', 'metadata.assumedUtcOffset': offset } }).metadata.assumedUtcOffset;
+  const zoneless = { captureTime: '2024-05-01T10:00:00', captureTimeZone: 'unknown' as const };
+  for (const offset of ['+02:00', '+05:30', '-03:30', '+14:00', '-12:00', '+00:00']) {
+    assert.is(load(offset), offset);
+    assert.ok(captureTimeUtc(zoneless, offset), `${offset} places the capture time`);
+  }
+  // These were accepted, and then every capture time without a zone was silently dropped (the
+  // photo's upload time used instead): no such offset exists, and the date parser refuses it.
+  for (const offset of ['+24:00', '+02:60', '+99:99', '-13:00', '+14:30']) {
+    try {
+      load(offset);
+      assert.unreachable(offset);
+    } catch (err) {
+      assert.instance(err, ConfigError, offset);
+      assert.ok((err as ConfigError).problems.some((p) => p.field === 'metadata.assumedUtcOffset' && /-12:00.*\+14:00/.test(p.message)), `${offset}: ${(err as Error).message}`);
     }
   }
 });

@@ -296,7 +296,14 @@ export const agentConfigSchema = z
           })
           .strict()
           .prefault({}),
-        assumedUtcOffset: z.string().regex(/^[+-]\d{2}:\d{2}$/, 'assumedUtcOffset: like +02:00').optional(),
+        // Only offsets that exist (-12:00 to +14:00, minutes 00-59): one such as +24:00 or +02:60
+        // was accepted, the date parser refuses it, and every capture time without a zone was then
+        // silently dropped for the upload time (agent/src/services/metadata/sort.ts captureTimeUtc).
+        assumedUtcOffset: z
+          .string()
+          .regex(/^(\+(0\d|1[0-3]):[0-5]\d|\+14:00|-(0\d|1[01]):[0-5]\d|-12:00)$/, 'assumedUtcOffset: an offset from UTC like +02:00 or -03:30, from -12:00 to +14:00')
+          .optional()
+          .describe("UTC offset of the cameras' clocks, applied to capture times that carry no zone. Absent: such a capture time is not used for lastSeenAt."),
       })
       .strict()
       .prefault({}),
