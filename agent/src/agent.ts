@@ -125,7 +125,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     });
     closers.push(() => store.close());
     storage.onRecovered(() => store.retryNow());
-    const blobs = await openBlobStore(dataDir);
+    // Before any upload: temp files of photos a power cut interrupted are removed (blobs/store.ts).
+    const blobs = await openBlobStore(dataDir, { removeStaleTemps: true });
     // Data files found damaged at start and moved aside so the gateway could start (fs/set-aside.ts); health names them.
     const setAside: SetAside[] = [];
     const onSetAside = (s: SetAside) => {

@@ -9,6 +9,12 @@ const SHA = /^[0-9a-f]{64}$/;
 /** A photo or one of its derived files (`<sha256>.<name>`, e.g. the thumbnail and the embedding: blobs/derived.ts). */
 const STORED = /^[0-9a-f]{64}(\.[A-Za-z0-9._-]+)?$/;
 const DERIVED_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,160}$/;
+/**
+ * The temp file of a photo or of its thumbnail being written (`.<sha256>[.thumb.jpg].<12 hex>.tmp`,
+ * fs/durable.ts and replaceDerived below): renamed into place once written, so one still there at
+ * start was cut short by a power cut or a kill -9.
+ */
+const AGENT_TEMP = /^\.[0-9a-f]{64}(\.thumb\.jpg)?\.[0-9a-f]{12}\.tmp$/;
 
 export interface PutResult {
   sha256: string;
@@ -71,7 +77,7 @@ export async function sha256Sliced(bytes: Uint8Array): Promise<string> {
  * are fsynced, renamed into place and the directory fsynced, so a stored blob survives
  * power loss; the same content is written once.
  */
-export async function openBlobStore(dataDir: string): Promise<BlobStore> {
+export async function openBlobStore(dataDir: string, opts: { removeStaleTemps?: boolean } = {}): Promise<BlobStore> {
   const root = path.join(dataDir, 'blobs');
   await fs.mkdir(root, { recursive: true });
   // One walk at start (blobs/ab/cd/<sha>: two levels of at most 256 directories); then O(1) per put/remove.
@@ -81,6 +87,13 @@ export async function openBlobStore(dataDir: string): Promise<BlobStore> {
       const dir = path.join(root, a, b);
       for (const f of await fs.readdir(dir).catch(() => [])) {
         if (STORED.test(f)) used += (await fs.stat(path.join(dir, f)).catch(() => ({ size: 0 }))).size;
+        // A photo's temp file left by a power cut during its upload holds a whole copy of it that
+        // nothing reads, and that the quota does not count: each cut leaked up to
+        // limits.maxUploadBytes of flash for good. Only the agent, before it takes uploads, removes
+        // them: it alone writes photos and thumbnails (a service process opening the store while
+        // the agent runs must not remove a write in progress; embeddings, which the vision
+        // service may write from its own process, are left).
+        else if (opts.removeStaleTemps && AGENT_TEMP.test(f)) await fs.rm(path.join(dir, f), { force: true });
       }
     }
   }
