@@ -59,6 +59,19 @@ t('fastify’s own refusals on a JSON route are INVALID_REQUEST, never a photo m
   }
 });
 
+t('a multipart upload with more parts than the gateway reads is INVALID_REQUEST saying so, not "the photo is too large"', async (ctx) => {
+  const b = 'tu-many-fields';
+  const fields = Array.from({ length: 6 }, (_, i) => `--${b}\r\nContent-Disposition: form-data; name="note${i}"\r\n\r\nsite 7\r\n`).join('');
+  const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16]);
+  const payload = Buffer.concat([Buffer.from(`${fields}--${b}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`), jpeg, Buffer.from(`\r\n--${b}--\r\n`)]);
+  const res = await inject(ctx.agent, { method: 'POST', url: '/api/v1/images', payload, headers: { 'content-type': `multipart/form-data; boundary=${b}` } });
+  const body = res.json<Body>();
+  assert.is(body.error.code, 'INVALID_REQUEST', res.body);
+  assert.is(res.statusCode, 400);
+  assert.match(body.error.message, /fields/);
+  assert.not.match(body.error.message, /too large|lower resolution/i);
+});
+
 t('a step failure carries a catalogue code; a foreign code becomes INTERNAL_ERROR', () => {
   assert.equal(toFailureReason(new StepError('IMAGE_DECODE_FAILED', 'truncated JPEG', false)), { code: 'IMAGE_DECODE_FAILED', message: 'truncated JPEG', retryable: false });
   const errno = Object.assign(new Error('open failed'), { code: 'EACCES' });

@@ -3,7 +3,7 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { installErrorHandling, type Logger } from '@tu/shared';
 import { installAccessControl } from './auth/access.js';
-import { isImageUpload, registerImageParsers } from './read-image.js';
+import { isImageUpload, MULTIPART_LIMITS, registerImageParsers } from './read-image.js';
 import { eventsRoute } from './routes/events.js';
 import { analysesRoutes } from './routes/analyses.js';
 import { healthRoute } from './routes/health.js';
@@ -33,7 +33,7 @@ export async function buildApp(deps: AppDeps, opts: { logger?: Logger; timeouts?
     },
   });
   registerImageParsers(app, deps.limits.maxUploadBytes);
-  await app.register(multipart, { limits: { fileSize: deps.limits.maxUploadBytes, files: 1, fields: 4, parts: 5 } });
+  await app.register(multipart, { limits: { fileSize: deps.limits.maxUploadBytes, ...MULTIPART_LIMITS } });
   await app.register(websocket, { options: { maxPayload: 4096 } });
   // After the WebSocket plugin (its onRequest hook marks a handshake, so that a refused one has
   // its socket closed) and before any route (the table of roles is checked as routes are added).

@@ -143,12 +143,22 @@ export async function readImage(req: FastifyRequest): Promise<UploadedBytes> {
   return { ...body, declaredType: req.headers['content-type'], fileName: checkFileName(req.headers[FILE_NAME_HEADER], true) };
 }
 
+/** What the multipart plugin reads of an upload besides the photo (app.ts); beyond it the upload is refused. */
+export const MULTIPART_LIMITS = { files: 1, fields: 4, parts: 5 } as const;
+
+/** The multipart plugin's refusals of an upload with too many parts: 413 by its status, but nothing was too large. */
+const TOO_MANY_PARTS = new Set(['FST_PARTS_LIMIT', 'FST_FIELDS_LIMIT', 'FST_FILES_LIMIT']);
+
 /**
  * busboy's errors for a broken multipart body ("Boundary not found", "Unexpected end of form")
  * carry no HTTP status and came out as 500 INTERNAL_ERROR: they are the client's bad input. The
  * multipart plugin's own errors (a file over the limit: 413) keep their status.
  */
-function malformedMultipart(err: Error & { statusCode?: number }): never {
+function malformedMultipart(err: Error & { statusCode?: number; code?: unknown }): never {
+  // Their 413 came out as UPLOAD_TOO_LARGE ("take it at a lower resolution") for a small photo sent with a few form fields too many.
+  if (typeof err.code === 'string' && TOO_MANY_PARTS.has(err.code)) {
+    throw new TuError('INVALID_REQUEST', `The multipart upload has more parts than this gateway reads: send the photo as the part named image, with at most ${MULTIPART_LIMITS.fields} other fields and no other file.`);
+  }
   if (typeof err.statusCode === 'number') throw err;
   throw new TuError('INVALID_REQUEST', `The multipart upload is malformed (${err.message.slice(0, 120)}); send the photo as the part named image of a complete multipart/form-data body, or the raw bytes with an image Content-Type.`);
 }
