@@ -72,6 +72,17 @@ t('a multipart upload with more parts than the gateway reads is INVALID_REQUEST 
   assert.not.match(body.error.message, /too large|lower resolution/i);
 });
 
+t('a URL fastify cannot route (bad percent-encoding, an id longer than any) is refused in the catalogue shape', async (ctx) => {
+  const long = 'a'.repeat(150);
+  for (const url of ['/api/v1/analyses/%E0%A4%A', `/api/v1/analyses/${long}`, `/api/v1/analyses/${long}/label`]) {
+    const res = await inject(ctx.agent, { url });
+    const body = res.json<Body>();
+    assert.is(body.error?.code, 'INVALID_REQUEST', `${url}: ${res.body.slice(0, 200)}`);
+    assert.is(res.statusCode, 400, url);
+    assert.not.match(body.error.message, long, 'the address is not echoed back whole');
+  }
+});
+
 t('a step failure carries a catalogue code; a foreign code becomes INTERNAL_ERROR', () => {
   assert.equal(toFailureReason(new StepError('IMAGE_DECODE_FAILED', 'truncated JPEG', false)), { code: 'IMAGE_DECODE_FAILED', message: 'truncated JPEG', retryable: false });
   const errno = Object.assign(new Error('open failed'), { code: 'EACCES' });

@@ -50,6 +50,22 @@ export function sendRefusal(reply: FastifyReply, err: TuError): FastifyReply {
 }
 
 /**
+ * Fastify's `frameworkErrors` option: the refusals fastify makes before routing (an address
+ * that is not valid percent-encoded UTF-8, a path parameter over maxParamLength) skip the error
+ * handler, and answered `{"error":"Bad Request","code":"FST_ERR_BAD_URL",…}` echoing the whole
+ * address, outside the catalogue. Pass it to the Fastify constructor (it cannot be set later).
+ */
+export function refuseFrameworkError(err: FastifyError, _req: unknown, reply: FastifyReply): FastifyReply {
+  const why =
+    err.code === 'FST_ERR_BAD_URL'
+      ? 'the address is not valid: a part of it is not percent-encoded UTF-8'
+      : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? 'a part of the address is longer than any id this server uses'
+        : `the request could not be routed (${String(err.code).slice(0, 40)})`;
+  return sendRefusal(reply, new TuError('INVALID_REQUEST', `${ERROR_CODES.INVALID_REQUEST.message} (${why})`));
+}
+
+/**
  * The one error handler of both fastify servers (agent/src/http/app.ts, relay/src/app.ts):
  * every refusal is `{ error: { code, message } }` with a catalogue code; unexpected errors
  * are logged as errors with their stack, refusals as warnings with the code.

@@ -1,7 +1,7 @@
 import multipart from '@fastify/multipart';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { installErrorHandling, type Logger } from '@tu/shared';
+import { installErrorHandling, refuseFrameworkError, type Logger } from '@tu/shared';
 import { installAccessControl } from './auth/access.js';
 import { isImageUpload, MULTIPART_LIMITS, registerImageParsers } from './read-image.js';
 import { eventsRoute } from './routes/events.js';
@@ -24,6 +24,8 @@ export async function buildApp(deps: AppDeps, opts: { logger?: Logger; timeouts?
     ...(opts.logger ? { loggerInstance: opts.logger.child({ component: 'http' }, opts.logger.levelVal < 40 ? { level: 'warn' } : {}) as FastifyBaseLogger } : { logger: false }),
     // JSON bodies (machine profile) are small; images have their own limit.
     bodyLimit: 64 * 1024,
+    // A malformed address gets the catalogue's answer too, not fastify's own body.
+    frameworkErrors: refuseFrameworkError,
   });
   installErrorHandling(app, {
     // fastify's (or the multipart plugin's) 413 on a photo upload: over limits.maxUploadBytes.
