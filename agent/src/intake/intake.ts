@@ -88,7 +88,12 @@ export function createIntake(deps: IntakeDeps): Intake {
   const log = deps.logger.child({ component: 'intake' });
   const clock = deps.clock ?? systemClock;
   const stats: IntakeStats = { accepted: 0, rejected: {}, republished: 0 };
-  /** Journalled uploads not yet cleared: when the orchestrator was first seen knowing each, and when each was last published (undefined: not yet). */
+  /**
+   * Journalled uploads not yet cleared: when the orchestrator was first seen knowing each, and when
+   * each was last published (undefined: not yet), on the monotonic clock. They were wall-clock
+   * times, and a wall clock set back (a gateway's clock that was ahead, corrected) kept every
+   * entry from being cleared, its photo pinned against the quota, until the clock caught up.
+   */
   const unacked = new Map<string, { event: AnyEvent; knownSince?: number; publishedAt?: number }>();
   for (const e of deps.journal.all()) unacked.set(e.analysisId, { event: e.event });
   /** Places handed out at the door to uploads still being received (see reserve). */
@@ -97,7 +102,7 @@ export function createIntake(deps: IntakeDeps): Intake {
   const redriveMs = deps.redriveMs ?? 5000;
 
   const republish = (e: { event: AnyEvent; publishedAt?: number }): Promise<void> => {
-    e.publishedAt = clock.now();
+    e.publishedAt = clock.monotonic();
     return deps.bus.republish(e.event).then(
       () => void stats.republished++,
       (err: Error) => log.warn({ err: err.message, analysisId: e.event.subject }, 'could not re-publish a stranded upload; trying again at the next sweep'),
@@ -106,7 +111,7 @@ export function createIntake(deps: IntakeDeps): Intake {
   /** The sweep's removal being committed (one at a time; its entries stay in `unacked` until it is). */
   let removing: Promise<void> | undefined;
   const sweep = (): Promise<void> => {
-    const now = clock.now();
+    const now = clock.monotonic();
     const done: string[] = [];
     for (const [id, e] of unacked) {
       if (e.knownSince === undefined) {
@@ -202,7 +207,7 @@ export function createIntake(deps: IntakeDeps): Intake {
       }
       throw err;
     }
-    unacked.set(analysisId, { event, publishedAt: clock.now() });
+    unacked.set(analysisId, { event, publishedAt: clock.monotonic() });
     return { analysisId, image, event, created: put.created };
   };
 
@@ -214,7 +219,7 @@ export function createIntake(deps: IntakeDeps): Intake {
     reserve() {
       deps.storage?.assertWritable();
       let untaken = 0;
-      const now = clock.now();
+      const now = clock.monotonic();
       for (const [id, e] of unacked) {
         if (e.knownSince !== undefined) continue;
         if (deps.knows(id)) e.knownSince = now; // taken since the last sweep
