@@ -316,7 +316,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         orchestrator,
         store,
         device,
-        references: createReferenceRegistrar({ blobs, device, recognizer, limits, storage }),
+        references: createReferenceRegistrar({ blobs, device, recognizer, limits, storage, visionProblem: () => vision?.visionProblem?.() ?? null }),
         teacher,
         refit: () => refitter.last(),
         broker,

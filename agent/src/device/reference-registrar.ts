@@ -1,4 +1,4 @@
-import { TuError } from '@tu/shared';
+import { isErrorCode, TuError } from '@tu/shared';
 import type { BlobStore } from '../blobs/store.js';
 import type { StorageGuard } from '../fs/storage-guard.js';
 import { validateImage, type IntakeLimits } from '../intake/validate.js';
@@ -20,10 +20,16 @@ export function createReferenceRegistrar(deps: {
   limits: IntakeLimits;
   /** Refuses a new reference photo (507) while the data directory is full, and hears of failed writes. */
   storage?: StorageGuard;
+  /** Why the in-process vision service has no recognizer (its model does not load; retried), null when it has one. */
+  visionProblem?: () => { code: string; message: string } | null;
 }): ReferenceRegistrar {
   return {
     async add(bytes, declaredType) {
       const recognizer = deps.recognizer();
+      // With vision enabled but its model not loaded, "enable services.vision" sent the technician
+      // to a setting that was already on: the model's own code says what to do (as health does).
+      const problem = recognizer ? null : deps.visionProblem?.();
+      if (problem && isErrorCode(problem.code)) throw new TuError(problem.code, `Reference photos are embedded by the vision model, which is not loaded now (it is retried): ${problem.message}`);
       if (!recognizer) throw new TuError('SERVICE_DISABLED', 'Reference photos are embedded by the vision model, which does not run in this agent process; enable services.vision.');
       await validateImage(bytes, declaredType, deps.limits);
       deps.storage?.assertWritable();
