@@ -72,10 +72,14 @@ t('a multipart upload with more parts than the gateway reads is INVALID_REQUEST 
   assert.not.match(body.error.message, /too large|lower resolution/i);
 });
 
-t('a URL fastify cannot route (bad percent-encoding, an id longer than any) is refused in the catalogue shape', async (ctx) => {
+t('a URL fastify cannot route (bad percent-encoding, an id longer than any) is refused in the catalogue shape, on both servers', async (ctx) => {
   const long = 'a'.repeat(150);
-  for (const url of ['/api/v1/analyses/%E0%A4%A', `/api/v1/analyses/${long}`, `/api/v1/analyses/${long}/label`]) {
-    const res = await inject(ctx.agent, { url });
+  const asked = [
+    ...['/api/v1/analyses/%E0%A4%A', `/api/v1/analyses/${long}`, `/api/v1/analyses/${long}/label`].map((url) => ({ url, answer: inject(ctx.agent, { url }) })),
+    ...['/assets/%E0%A4%A', '/%E0%A4%A'].map((url) => ({ url: `relay ${url}`, answer: ctx.relay.app.inject({ url }) })),
+  ];
+  for (const { url, answer } of asked) {
+    const res = await answer;
     const body = res.json<Body>();
     assert.is(body.error?.code, 'INVALID_REQUEST', `${url}: ${res.body.slice(0, 200)}`);
     assert.is(res.statusCode, 400, url);

@@ -3,7 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import { specifiedRules, validate } from 'graphql';
 import mercurius from 'mercurius';
 import { createWebSocketStream, type WebSocket } from 'ws';
-import { ERROR_CODES, installErrorHandling, sendRefusal, TuError, type ErrorCode } from '@tu/shared';
+import { ERROR_CODES, installErrorHandling, refuseFrameworkError, sendRefusal, TuError, type ErrorCode } from '@tu/shared';
 import { bearer, type Principal } from './graphql/auth.js';
 import { graphqlErrorFormatter, subscriptionError } from './graphql/errors.js';
 import { graphqlLimitRules } from './graphql/limits.js';
@@ -36,6 +36,8 @@ export async function buildApp(deps: AppDeps, opts: { https?: { cert: Buffer; ke
   const options = {
     ...(deps.logger ? { loggerInstance: deps.logger.child({ component: 'http' }, deps.logger.levelVal < 40 ? { level: 'warn' } : {}) as FastifyBaseLogger } : { logger: false }),
     bodyLimit: BODY_LIMIT_BYTES,
+    // A malformed address gets the catalogue's answer too, not fastify's own body (shared/src/http-errors.ts).
+    frameworkErrors: refuseFrameworkError,
   };
   // With `https` (config http.tls) every route and WebSocket below (GraphQL, graphql-ws, /mqtt,
   // the dashboard) is served over TLS on the same port; nothing else changes. The routes never
