@@ -45,17 +45,21 @@ t('a refusal answers with its code’s status from the catalogue, on both server
   }
 });
 
-t('fastify’s own refusals on a JSON route are INVALID_REQUEST, never a photo message', async (ctx) => {
+t('fastify’s own refusals on a JSON route carry the catalogue code of their status, never a photo message', async (ctx) => {
   const wrongType = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: '<machine/>', headers: { 'content-type': 'application/xml' } });
   assert.is(wrongType.statusCode, 415);
   const tooLarge = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: JSON.stringify({ name: 'x'.repeat(100_000) }), headers: { 'content-type': 'application/json' } });
   assert.is(tooLarge.statusCode, 413);
   const badJson = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: '{', headers: { 'content-type': 'application/json' } });
   assert.is(badJson.statusCode, 400);
-  for (const res of [wrongType, tooLarge, badJson]) {
+  const noType = await inject(ctx.agent, { method: 'POST', url: '/api/v1/analyses/abcdefgh1234/label', payload: 'label=crane' });
+  assert.is(noType.statusCode, 415);
+  // Before, all four said INVALID_REQUEST, whose status in the catalogue is 400: the code and the status disagreed.
+  for (const [res, code] of [[wrongType, 'BODY_TYPE_UNSUPPORTED'], [tooLarge, 'PAYLOAD_TOO_LARGE'], [badJson, 'INVALID_REQUEST'], [noType, 'BODY_TYPE_UNSUPPORTED']] as const) {
     const body = res.json<Body>();
-    assert.is(body.error.code, 'INVALID_REQUEST');
-    assert.not.match(body.error.message, /photo/i);
+    assert.is(body.error.code, code, res.body);
+    assert.is(res.statusCode, ERROR_CODES[code].status, res.body);
+    assert.not.match(body.error.message, /not a photo|lower resolution/i);
   }
 });
 

@@ -77,6 +77,7 @@ export const ERROR_CODES = {
   ROLE_REQUIRED: { status: 403, message: 'Your technician token does not allow this; the message names the role it lacks. Ask for a token with that role.' },
   CROSS_ORIGIN_REFUSED: { status: 403, message: 'A web page of another site tried to change this gateway; only the gateway\'s own page may. Open the gateway page itself (http://GATEWAY/).' },
   INVALID_REQUEST: { status: 400, message: 'The request does not match the API schema; see the message for the offending field.' },
+  BODY_TYPE_UNSUPPORTED: { status: 415, message: "This route does not read a body of that Content-Type; send JSON with 'Content-Type: application/json'." },
   NOT_FOUND: { status: 404, message: 'No such resource.' },
   NOT_RECOGNISED: { status: 409, message: 'The analysis has no recognition result to confirm or correct; wait until its recognition step completed (the vision service must be running).' },
   SERVICE_DISABLED: { status: 503, message: 'The service needed for this request is not running in this agent process.' },

@@ -25,8 +25,10 @@ export interface ErrorHandlingOptions {
 
 /**
  * Any thrown error → status, catalogue code and message. A TuError answers with its
- * code's status (shared/src/errors.ts); fastify's own 4xx errors (bad JSON, body too
- * large, unsupported Content-Type) keep their status; anything else is a 500 whose
+ * code's status (shared/src/errors.ts); fastify's own 4xx errors keep their status, with the
+ * catalogue code of that status (a body too large, 413 PAYLOAD_TOO_LARGE, as relay/src/graphql/errors.ts answers on /graphql; an unsupported
+ * Content-Type, 415 BODY_TYPE_UNSUPPORTED; the rest, such as bad JSON, 400 INVALID_REQUEST), so
+ * that a client reading the code and one reading the status agree; anything else is a 500 whose
  * details go to the log, not to the client.
  */
 export function toRefusal(err: unknown, url = '', codeFor?: ErrorHandlingOptions['codeFor']): Refusal {
@@ -36,7 +38,8 @@ export function toRefusal(err: unknown, url = '', codeFor?: ErrorHandlingOptions
   const mapped = codeFor?.(status, url);
   if (mapped) return { status, code: mapped, message: ERROR_CODES[mapped].message };
   if (status === 404) return { status, code: 'NOT_FOUND', message: ERROR_CODES.NOT_FOUND.message };
-  if (status >= 400 && status < 500) return { status, code: 'INVALID_REQUEST', message: `${ERROR_CODES.INVALID_REQUEST.message} (${fe?.message ?? 'bad request'})` };
+  const code: ErrorCode | undefined = status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'BODY_TYPE_UNSUPPORTED' : status >= 400 && status < 500 ? 'INVALID_REQUEST' : undefined;
+  if (code) return { status: ERROR_CODES[code].status, code, message: `${ERROR_CODES[code].message} (${fe?.message ?? 'bad request'})` };
   return { status: 500, code: 'INTERNAL_ERROR', message: ERROR_CODES.INTERNAL_ERROR.message };
 }
 
