@@ -29,6 +29,8 @@ export type UplinkHealth =
       expired: number;
       whenFull: 'drop-oldest' | 'refuse-new';
       full: boolean;
+      /** The outbox's bounds as configured (uplink.outbox): what "full" and "expired" mean on this gateway. */
+      limits: { maxEvents: number; maxBytes: number; maxAgeMs: number };
       inflight: number;
       lastError: UplinkError | null;
       /** The largest event sent (event-limit.ts): in force now, and what the relay stated (null until it has). */
@@ -106,6 +108,9 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
     logger: deps.logger,
     ...(deps.writerThread ? { thread: deps.writerThread } : {}),
   });
+  // When the outbox last failed a write: health's lastError says when, as it does for the relay's errors.
+  let outboxFailedAt: string | undefined;
+  outbox.onWriteError(() => (outboxFailedAt = new Date(deps.clock.now()).toISOString()));
   let forwarder: Forwarder;
   let bus: BusClient;
   try {
@@ -141,7 +146,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
       const l = s.lastUndeliverable;
       const latest = l ? { id: l.id, type: l.type, bytes: l.bytes, reason: l.reason, at: new Date(l.at).toISOString() } : null;
       const limit = forwarder.maxEventBytes;
-      const err = forwarder.lastError ?? (outbox.error ? { code: 'UPLINK_OUTBOX_FAILED' as const, message: outbox.error.message, at: '' } : undefined);
+      const err = forwarder.lastError ?? (outbox.error ? { code: 'UPLINK_OUTBOX_FAILED' as const, message: outbox.error.message, at: outboxFailedAt ?? new Date(deps.clock.now()).toISOString() } : undefined);
       return {
         state: forwarder.state,
         url: redactUrl(url),
@@ -156,6 +161,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
         expired: s.expired,
         whenFull: c.outbox.whenFull,
         full: s.full,
+        limits: { maxEvents: c.outbox.maxEvents, maxBytes: c.outbox.maxBytes, maxAgeMs: c.outbox.maxAgeMs },
         inflight: forwarder.inflight,
         lastError: err ?? null,
         maxEventBytes: { inForce: limit.inForce, relay: limit.relay ?? null },

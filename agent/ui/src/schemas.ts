@@ -121,6 +121,8 @@ const uplink = z.object({
   expired: opt(num),
   whenFull: opt(str),
   full: opt(z.boolean()),
+  /** The outbox's bounds as configured (absent from older agents). */
+  limits: opt(z.object({ maxEvents: num, maxBytes: num, maxAgeMs: num })),
   lastError: opt(z.nullable(uplinkError)),
 });
 export type UplinkHealth = z.infer<typeof uplink>;

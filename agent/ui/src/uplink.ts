@@ -50,6 +50,6 @@ export function lostEvents(u: UplinkHealth): string[] {
   const lost: string[] = [];
   if (u.dropped) lost.push(`${u.dropped} dropped (the oldest waiting, to make room while the outbox was full)`);
   if (u.refused) lost.push(`${u.refused} refused (not taken in: the outbox was full, or the event was larger than the whole outbox)`);
-  if (u.expired) lost.push(`${u.expired} expired (waited longer than the outbox keeps events)`);
+  if (u.expired) lost.push(`${u.expired} expired (waited longer than the outbox keeps events${u.limits ? `: ${duration(u.limits.maxAgeMs / 1000)}` : ''})`);
   return lost;
 }

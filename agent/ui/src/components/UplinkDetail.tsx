@@ -13,7 +13,7 @@ export function UplinkDetail({ u }: { u: UplinkHealth }) {
       <li data-testid="uplink-waiting">
         {depth === 0
           ? 'Nothing waiting to be sent.'
-          : `${count(depth, 'event')} waiting to be sent${u.queueBytes !== undefined ? ` (${bytes(u.queueBytes)})` : ''}${u.oldestUndeliveredAgeMs != null ? `; the oldest waiting for ${duration(u.oldestUndeliveredAgeMs / 1000)}` : ''}${u.full ? '; the outbox is full' : ''}.`}
+          : `${count(depth, 'event')} waiting to be sent${u.queueBytes !== undefined ? ` (${bytes(u.queueBytes)})` : ''}${u.limits ? ` of at most ${count(u.limits.maxEvents, 'event')} or ${bytes(u.limits.maxBytes)}` : ''}${u.oldestUndeliveredAgeMs != null ? `; the oldest waiting for ${duration(u.oldestUndeliveredAgeMs / 1000)}` : ''}${u.full ? '; the outbox is full' : ''}.`}
       </li>
       <li>{u.lastDeliveryAt ? `Last event delivered to the relay: ${when(u.lastDeliveryAt)}.` : 'Nothing delivered to the relay since the gateway started.'}</li>
       {/* The results the office will never see: the one fact a technician must not miss here. */}
