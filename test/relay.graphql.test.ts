@@ -152,6 +152,31 @@ test('recentEvents: the tenant\'s newest events first, limited; another tenant\'
   }
 });
 
+test('every connection, nested ones included, takes `first` 1..100 and refuses anything else as recentEvents does, naming the argument and the range', async (ctx) => {
+  // Before: a connection clamped `first` to 1..100, so `machines(first: 0)` answered one row with
+  // hasNextPage true, while recentEvents(first: 0) was refused.
+  const queries: Record<string, string> = {
+    gateways: 'query($f: Int) { gateways(first: $f) { nodes { id } } }',
+    machines: 'query($f: Int) { machines(first: $f) { nodes { id } } }',
+    analyses: 'query($f: Int) { analyses(first: $f) { nodes { id } } }',
+    labelledExamples: 'query($f: Int) { labelledExamples(first: $f) { nodes { id } } }',
+    'Gateway.machines': 'query($f: Int) { gateways(first: 1) { nodes { machines(first: $f) { nodes { id } } } } }',
+    'Machine.analyses': 'query($f: Int) { machines(first: 1) { nodes { analyses(first: $f) { nodes { id } } } } }',
+    recentEvents: 'query($f: Int) { recentEvents(first: $f) { id } }',
+  };
+  for (const [field, query] of Object.entries(queries)) {
+    for (const first of [0, -1, 101]) {
+      const bad = await gql(ctx.relay, ctx.tokens.acme, query, { f: first });
+      assert.is(bad.errors?.[0]?.extensions?.code, 'INVALID_REQUEST', `${field}(first: ${first}): ${JSON.stringify(bad)}`);
+      assert.match(bad.errors![0]!.message, new RegExp(`^${field.replace('.', '\\.')}: first must be 1\\.\\.100.*\\(it is ${first}\\)`), `${field}(first: ${first})`);
+    }
+    for (const first of [1, 100, null]) {
+      const ok = await gql(ctx.relay, ctx.tokens.acme, query, { f: first });
+      assert.is(ok.errors, undefined, `${field}(first: ${first}): ${JSON.stringify(ok.errors)}`);
+    }
+  }
+});
+
 test('subscription connections gauge: N clients open and close, the gauge returns to 0 and never goes below', async (ctx) => {
   const gauge = () => ctx.relay.deps.subscriptions.connections;
   assert.is(gauge(), 0, 'the earlier tests closed their clients');

@@ -5,8 +5,8 @@ export const MAX_PAGE = 100;
 /** recentEvents without `first`. */
 export const RECENT_EVENTS_DEFAULT = 50;
 
-/** `first` clamped to 1..100 (default 20). */
-export const pageSize = (first: number | null | undefined): number => Math.min(MAX_PAGE, Math.max(1, first ?? DEFAULT_PAGE));
+/** `first` as args.ts checked it (1..MAX_PAGE; anything else is refused there), else the default. */
+export const pageSize = (first: number | null | undefined): number => first ?? DEFAULT_PAGE;
 
 export interface Connection<T> {
   edges: { cursor: string; node: T }[];

@@ -8,6 +8,7 @@ import type { Registry } from '../registry/registry.js';
 import { cursorOf } from '../storage/sql-storage.js';
 import type { AnalysisStatus, GatewayRow, MachineRow, Storage } from '../storage/types.js';
 import type { Principal } from './auth.js';
+import { checkedArgs } from './args.js';
 import { connection, pageSize, RECENT_EVENTS_DEFAULT } from './connection.js';
 import { subscriptionError } from './errors.js';
 import { JSONScalar } from './json-scalar.js';
@@ -28,7 +29,7 @@ export interface GraphDeps {
 
 type Ctx = MercuriusContext & { auth?: Principal };
 
-const recentEventsArgs = z.object({ first: z.number().int().min(1).max(100).nullish(), gatewayId: z.string().min(1).max(128).nullish() });
+const recentEventsArgs = z.looseObject({ gatewayId: z.string().min(1).max(128).nullish() });
 type PageArgs = { first?: number | null; after?: string | null };
 
 const principal = (ctx: Ctx): Principal => {
@@ -51,36 +52,44 @@ export function buildResolvers(deps: GraphDeps): IResolvers {
   return {
     JSON: JSONScalar,
     Query: {
-      gateways: async (_: unknown, a: PageArgs & { search?: string | null }, ctx: Ctx) =>
-        connection(await storage.listGateways({ tenantId: principal(ctx).tenant, first: pageSize(a.first), after: opt(a.after), search: opt(a.search) }), cursorOf.gateway),
+      gateways: async (_: unknown, raw: PageArgs & { search?: string | null }, ctx: Ctx) => {
+        const a = checkedArgs('gateways', raw);
+        return connection(await storage.listGateways({ tenantId: principal(ctx).tenant, first: pageSize(a.first), after: opt(a.after), search: opt(a.search) }), cursorOf.gateway);
+      },
       gateway: async (_: unknown, a: { id: string }, ctx: Ctx) => {
         const g = await storage.getGateway(a.id);
         return g && g.tenantId === principal(ctx).tenant ? g : null;
       },
-      machines: async (_: unknown, a: PageArgs & { gatewayId?: string | null; type?: string | null; search?: string | null }, ctx: Ctx) =>
-        connection(
+      machines: async (_: unknown, raw: PageArgs & { gatewayId?: string | null; type?: string | null; search?: string | null }, ctx: Ctx) => {
+        const a = checkedArgs('machines', raw);
+        return connection(
           await storage.listMachines({ tenantId: principal(ctx).tenant, first: pageSize(a.first), after: opt(a.after), gatewayId: opt(a.gatewayId), type: opt(a.type), search: opt(a.search) }),
           cursorOf.machine,
-        ),
+        );
+      },
       machine: async (_: unknown, a: { id: string }, ctx: Ctx) => (await storage.getMachine(principal(ctx).tenant, a.id)) ?? null,
-      analyses: async (_: unknown, a: PageArgs & { gatewayId?: string | null; machineId?: string | null; status?: AnalysisStatus | null }, ctx: Ctx) =>
-        connection(
+      analyses: async (_: unknown, raw: PageArgs & { gatewayId?: string | null; machineId?: string | null; status?: AnalysisStatus | null }, ctx: Ctx) => {
+        const a = checkedArgs('analyses', raw);
+        return connection(
           await storage.listAnalyses({ tenantId: principal(ctx).tenant, first: pageSize(a.first), after: opt(a.after), gatewayId: opt(a.gatewayId), machineId: opt(a.machineId), status: opt(a.status) }),
           cursorOf.analysis,
-        ),
+        );
+      },
       analysis: async (_: unknown, a: { id: string }, ctx: Ctx) => (await storage.getAnalysis(principal(ctx).tenant, a.id)) ?? null,
-      recentEvents: async (_: unknown, raw: unknown, ctx: Ctx) => {
+      recentEvents: async (_: unknown, raw: { first?: number | null }, ctx: Ctx) => {
+        const first = checkedArgs('recentEvents', raw).first;
         const a = recentEventsArgs.safeParse(raw);
         if (!a.success) throw new TuError('INVALID_REQUEST', `recentEvents: ${a.error.issues.map((i) => `${i.path.join('.') || 'args'} ${i.message}`).join('; ')}`);
         if (a.data.gatewayId) await ownGateway(ctx, a.data.gatewayId);
-        const rows = await storage.listEvents({ tenantId: principal(ctx).tenant, gatewayId: opt(a.data.gatewayId), limit: a.data.first ?? RECENT_EVENTS_DEFAULT });
+        const rows = await storage.listEvents({ tenantId: principal(ctx).tenant, gatewayId: opt(a.data.gatewayId), limit: first ?? RECENT_EVENTS_DEFAULT });
         return rows.map((e): AnalysisEventPayload => ({ id: e.id, type: e.type, analysisId: e.subject, gatewayId: e.gatewayId, time: e.time, data: e.data }));
       },
       typeAccuracy: async (_: unknown, a: { gatewayId?: string | null }, ctx: Ctx) => {
         if (a.gatewayId) await ownGateway(ctx, a.gatewayId);
         return storage.typeAccuracy({ tenantId: principal(ctx).tenant, gatewayId: opt(a.gatewayId) });
       },
-      labelledExamples: async (_: unknown, a: PageArgs & { gatewayId?: string | null }, ctx: Ctx) => {
+      labelledExamples: async (_: unknown, raw: PageArgs & { gatewayId?: string | null }, ctx: Ctx) => {
+        const a = checkedArgs('labelledExamples', raw);
         if (a.gatewayId) await ownGateway(ctx, a.gatewayId);
         return connection(await storage.listLabelledExamples({ tenantId: principal(ctx).tenant, first: pageSize(a.first), after: opt(a.after), gatewayId: opt(a.gatewayId) }), cursorOf.example);
       },
@@ -90,12 +99,16 @@ export function buildResolvers(deps: GraphDeps): IResolvers {
       // knows: the rule of relay/src/ingest/shown-presence.ts, which `gateways list` follows too.
       online: async (g: GatewayRow) => (await presence.shown(g)).online,
       lastSeen: async (g: GatewayRow) => (await presence.shown(g)).lastSeen,
-      machines: async (g: GatewayRow, a: PageArgs) =>
-        connection(await storage.listMachines({ tenantId: g.tenantId, gatewayId: g.id, first: pageSize(a.first), after: opt(a.after) }), cursorOf.machine),
+      machines: async (g: GatewayRow, raw: PageArgs) => {
+        const a = checkedArgs('Gateway.machines', raw);
+        return connection(await storage.listMachines({ tenantId: g.tenantId, gatewayId: g.id, first: pageSize(a.first), after: opt(a.after) }), cursorOf.machine);
+      },
     },
     Machine: {
-      analyses: async (m: MachineRow, a: PageArgs & { status?: AnalysisStatus | null }) =>
-        connection(await storage.listAnalyses({ tenantId: m.tenantId, machineId: m.id, first: pageSize(a.first), after: opt(a.after), status: opt(a.status) }), cursorOf.analysis),
+      analyses: async (m: MachineRow, raw: PageArgs & { status?: AnalysisStatus | null }) => {
+        const a = checkedArgs('Machine.analyses', raw);
+        return connection(await storage.listAnalyses({ tenantId: m.tenantId, machineId: m.id, first: pageSize(a.first), after: opt(a.after), status: opt(a.status) }), cursorOf.analysis);
+      },
     },
     Subscription: {
       analysisEvents: {
