@@ -177,6 +177,35 @@ test('every connection, nested ones included, takes `first` 1..100 and refuses a
   }
 });
 
+test('an empty gatewayId, machineId or type is refused on every field, the subscription included, naming the argument: never read as "no filter"', async (ctx) => {
+  // Before: `machines(gatewayId: "")` (and analyses, typeAccuracy, labelledExamples, the
+  // subscription) answered every gateway of the tenant, while recentEvents refused "".
+  const cases: [field: string, arg: string, query: string][] = [
+    ['machines', 'gatewayId', 'query($v: ID) { machines(gatewayId: $v) { nodes { id } } }'],
+    ['machines', 'type', 'query($v: String) { machines(type: $v) { nodes { id } } }'],
+    ['analyses', 'gatewayId', 'query($v: ID) { analyses(gatewayId: $v) { nodes { id } } }'],
+    ['analyses', 'machineId', 'query($v: ID) { analyses(machineId: $v) { nodes { id } } }'],
+    ['recentEvents', 'gatewayId', 'query($v: ID) { recentEvents(gatewayId: $v) { id } }'],
+    ['typeAccuracy', 'gatewayId', 'query($v: ID) { typeAccuracy(gatewayId: $v) { machineType } }'],
+    ['labelledExamples', 'gatewayId', 'query($v: ID) { labelledExamples(gatewayId: $v) { nodes { id } } }'],
+  ];
+  for (const [field, arg, query] of cases) {
+    const bad = await gql(ctx.relay, ctx.tokens.acme, query, { v: '' });
+    assert.is(bad.errors?.[0]?.extensions?.code, 'INVALID_REQUEST', `${field}(${arg}: ""): ${JSON.stringify(bad)}`);
+    assert.match(bad.errors![0]!.message, new RegExp(`^${field}: ${arg} must not be empty: leave the argument out`), `${field}(${arg}: "")`);
+    const all = await gql(ctx.relay, ctx.tokens.acme, query, { v: null });
+    assert.is(all.errors, undefined, `${field}(${arg}: null) still means all: ${JSON.stringify(all.errors)}`);
+  }
+  const { active, connections } = ctx.relay.deps.subscriptions;
+  const sub = await subscribeEvents(ctx.relay, ctx.tokens.acme!, '');
+  await sub.close();
+  await until(() => ctx.relay.deps.subscriptions.connections === connections, 5000, 'the refused client closed');
+  const errs = sub.errors.flat() as { message?: string; extensions?: { code?: string } }[];
+  assert.is(errs[0]?.extensions?.code, 'INVALID_REQUEST', JSON.stringify(sub.errors));
+  assert.match(errs[0]!.message ?? '', /^analysisEvents: gatewayId must not be empty/);
+  assert.is(ctx.relay.deps.subscriptions.active, active, 'no subscription was started');
+});
+
 test('subscription connections gauge: N clients open and close, the gauge returns to 0 and never goes below', async (ctx) => {
   const gauge = () => ctx.relay.deps.subscriptions.connections;
   assert.is(gauge(), 0, 'the earlier tests closed their clients');

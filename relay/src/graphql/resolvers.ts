@@ -1,7 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { IResolvers, MercuriusContext } from 'mercurius';
 import { TuError, unstorableTextAt } from '@tu/shared';
-import { z } from 'zod';
 import { fanoutTopic, type AnalysisEventPayload } from '../ingest/fanout.js';
 import type { Presence } from '../ingest/presence.js';
 import type { Registry } from '../registry/registry.js';
@@ -29,7 +28,6 @@ export interface GraphDeps {
 
 type Ctx = MercuriusContext & { auth?: Principal };
 
-const recentEventsArgs = z.looseObject({ gatewayId: z.string().min(1).max(128).nullish() });
 type PageArgs = { first?: number | null; after?: string | null };
 
 const principal = (ctx: Ctx): Principal => {
@@ -76,15 +74,14 @@ export function buildResolvers(deps: GraphDeps): IResolvers {
         );
       },
       analysis: async (_: unknown, a: { id: string }, ctx: Ctx) => (await storage.getAnalysis(principal(ctx).tenant, a.id)) ?? null,
-      recentEvents: async (_: unknown, raw: { first?: number | null }, ctx: Ctx) => {
-        const first = checkedArgs('recentEvents', raw).first;
-        const a = recentEventsArgs.safeParse(raw);
-        if (!a.success) throw new TuError('INVALID_REQUEST', `recentEvents: ${a.error.issues.map((i) => `${i.path.join('.') || 'args'} ${i.message}`).join('; ')}`);
-        if (a.data.gatewayId) await ownGateway(ctx, a.data.gatewayId);
-        const rows = await storage.listEvents({ tenantId: principal(ctx).tenant, gatewayId: opt(a.data.gatewayId), limit: first ?? RECENT_EVENTS_DEFAULT });
+      recentEvents: async (_: unknown, raw: { first?: number | null; gatewayId?: string | null }, ctx: Ctx) => {
+        const a = checkedArgs('recentEvents', raw);
+        if (a.gatewayId) await ownGateway(ctx, a.gatewayId);
+        const rows = await storage.listEvents({ tenantId: principal(ctx).tenant, gatewayId: opt(a.gatewayId), limit: a.first ?? RECENT_EVENTS_DEFAULT });
         return rows.map((e): AnalysisEventPayload => ({ id: e.id, type: e.type, analysisId: e.subject, gatewayId: e.gatewayId, time: e.time, data: e.data }));
       },
-      typeAccuracy: async (_: unknown, a: { gatewayId?: string | null }, ctx: Ctx) => {
+      typeAccuracy: async (_: unknown, raw: { gatewayId?: string | null }, ctx: Ctx) => {
+        const a = checkedArgs('typeAccuracy', raw);
         if (a.gatewayId) await ownGateway(ctx, a.gatewayId);
         return storage.typeAccuracy({ tenantId: principal(ctx).tenant, gatewayId: opt(a.gatewayId) });
       },
@@ -112,7 +109,7 @@ export function buildResolvers(deps: GraphDeps): IResolvers {
     },
     Subscription: {
       analysisEvents: {
-        subscribe: async (_: unknown, a: { gatewayId?: string | null }, ctx: Ctx) => {
+        subscribe: async (_: unknown, raw: { gatewayId?: string | null }, ctx: Ctx) => {
           let stream: Readable;
           const conn = (ctx as { wsConnection?: object }).wsConnection;
           try {
@@ -121,8 +118,9 @@ export function buildResolvers(deps: GraphDeps): IResolvers {
             // a subscription requested in the last moment before that.
             if (exp !== undefined && exp * 1000 <= Date.now()) throw new TuError('UNAUTHENTICATED', 'the token expired; connect again with a new token');
             // Arguments of a subscription never pass the HTTP request guard (app.ts).
-            const bad = unstorableTextAt(a, 'arguments');
+            const bad = unstorableTextAt(raw, 'arguments');
             if (bad) throw unstorableTextRefusal(bad);
+            const a = checkedArgs('analysisEvents', raw);
             if (a.gatewayId) await ownGateway(ctx, a.gatewayId);
             const max = deps.maxSubscriptionsPerConnection;
             if (conn && max !== undefined && (perConnection.get(conn) ?? 0) >= max) {
