@@ -88,6 +88,31 @@ test('metadata.assumedUtcOffset: only an offset the metadata service can apply i
   }
 });
 
+test('a pair of bounds out of order is refused at load, naming both fields, a bound given alone checked against the default of the other', () => {
+  const load = (overrides: Record<string, unknown>) => loadAgentConfig({ env: {}, overrides: { gatewayId: 'gw-1', ...overrides } });
+  // Accepted before: every photo would then have been flagged too dark or too bright.
+  const refused: [Record<string, unknown>, string, RegExp][] = [
+    [{ 'metadata.thresholds': { minBrightness: 0.9, maxBrightness: 0.3 } }, 'metadata.thresholds.minBrightness', /metadata\.thresholds\.minBrightness \(0\.9\) must be below metadata\.thresholds\.maxBrightness \(0\.3\)/],
+    [{ 'metadata.thresholds': { minBrightness: 0.5, maxBrightness: 0.5 } }, 'metadata.thresholds.minBrightness', /minBrightness \(0\.5\) must be below .*maxBrightness \(0\.5\)/],
+    [{ 'metadata.thresholds': { minBrightness: 0.9 } }, 'metadata.thresholds.minBrightness', /minBrightness \(0\.9\) must be below metadata\.thresholds\.maxBrightness \(0\.85, the default\)/],
+    [{ 'metadata.thresholds': { maxBrightness: 0.1 } }, 'metadata.thresholds.maxBrightness', /minBrightness \(0\.2, the default\) must be below metadata\.thresholds\.maxBrightness \(0\.1\)/],
+    [{ 'comparison.thresholds': { similarityMismatch: 0.8, similarityMatch: 0.7 } }, 'comparison.thresholds.similarityMismatch', /comparison\.thresholds\.similarityMismatch \(0\.8\) must be at most comparison\.thresholds\.similarityMatch \(0\.7\)/],
+    [{ 'comparison.thresholds': { similarityMismatch: 0.8 } }, 'comparison.thresholds.similarityMismatch', /similarityMatch \(0\.73, the default\)/],
+  ];
+  for (const [overrides, field, message] of refused) {
+    try {
+      load(overrides);
+      assert.unreachable(JSON.stringify(overrides));
+    } catch (err) {
+      assert.instance(err, ConfigError, JSON.stringify(overrides));
+      assert.ok((err as ConfigError).problems.some((p) => p.field === field && message.test(p.message)), `${JSON.stringify(overrides)}: ${(err as Error).message}`);
+    }
+  }
+  assert.equal(load({ 'metadata.thresholds': { minBrightness: 0.1, maxBrightness: 0.95 } }).metadata.thresholds, { minBrightness: 0.1, maxBrightness: 0.95 });
+  assert.equal(load({ 'metadata.thresholds': { minBrightness: 0.8 } }).metadata.thresholds, { minBrightness: 0.8 });
+  assert.equal(load({ 'comparison.thresholds': { similarityMismatch: 0.7, similarityMatch: 0.7 } }).comparison.thresholds, { similarityMismatch: 0.7, similarityMatch: 0.7 }, 'equal: calibrate.ts can suggest it');
+});
+
 test('the agent refuses to start on a bad config, with a message naming the field', () => {
   const r = spawnSync(process.execPath, ['agent/dist/main.js', '--profile', 'developer'], {
     cwd: ROOT,

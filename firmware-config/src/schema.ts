@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { planIssues, planOrder, stepName, type StepName } from '@tu/shared';
+import { boundsInOrder, COMPARISON_DEFAULTS, QUALITY_DEFAULTS } from './thresholds.js';
 
 const port = z.number().int().min(0).max(65535);
 const host = z.string().min(1).max(255);
@@ -277,6 +278,14 @@ export const agentConfigSchema = z
             minTypeConfidence: z.number().min(0).max(1).optional(),
           })
           .strict()
+          // calibrateSimilarity (agent/src/services/comparison/calibrate.ts) never suggests a
+          // mismatch above the match; with one, the band where nothing is decided is gone and
+          // verdicts contradict the thresholds they cite (verdict.ts).
+          .superRefine(
+            boundsInOrder('comparison.thresholds', COMPARISON_DEFAULTS, [
+              { low: 'similarityMismatch', high: 'similarityMatch', equalOk: true, why: 'a similarity below the mismatch means another machine, at or above the match the same one' },
+            ]),
+          )
           .prefault({}),
         historyPerMachine: z.number().int().min(1).max(100_000).default(200).describe('Earlier photos kept per machine for comparison.'),
         maxReferences: z.number().int().min(1).max(200).default(20).describe('Reference photos kept for the registered machine.'),
@@ -295,6 +304,13 @@ export const agentConfigSchema = z
             minContrast: z.number().min(0).max(1).optional(),
           })
           .strict()
+          // With the minimum at or above the maximum, every photo would be flagged too dark or too
+          // bright (agent/src/services/metadata/quality.ts qualityWarnings).
+          .superRefine(
+            boundsInOrder('metadata.thresholds', QUALITY_DEFAULTS, [
+              { low: 'minBrightness', high: 'maxBrightness', equalOk: false, why: 'otherwise every photo is flagged too dark or too bright' },
+            ]),
+          )
           .prefault({}),
         // Only offsets that exist (-12:00 to +14:00, minutes 00-59): one such as +24:00 or +02:60
         // was accepted, the date parser refuses it, and every capture time without a zone was then

@@ -18,6 +18,7 @@
  * Another backbone gives another scale (MobileNet v1 0.25: 0.85 / 0.72): re-run the script
  * and set comparison.thresholds.
  */
+import { COMPARISON_DEFAULTS } from '@tu/firmware-config';
 import { hammingDistance, isHash } from './phash.js';
 import { bestMatch, type BestMatch, type Candidate, type Embedding } from './similarity.js';
 
@@ -28,12 +29,8 @@ export interface ComparisonThresholds {
   minTypeConfidence: number;
 }
 
-export const DEFAULT_COMPARISON_THRESHOLDS: Readonly<ComparisonThresholds> = Object.freeze({
-  similarityMatch: 0.73,
-  similarityMismatch: 0.6,
-  duplicateHamming: 10,
-  minTypeConfidence: 0.6,
-});
+/** Kept with the config, which refuses a similarityMismatch above the similarityMatch (firmware-config/src/thresholds.ts). */
+export const DEFAULT_COMPARISON_THRESHOLDS: Readonly<ComparisonThresholds> = COMPARISON_DEFAULTS;
 
 export interface RegisteredProfile {
   type?: string;

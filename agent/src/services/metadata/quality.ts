@@ -3,17 +3,12 @@
  * contrast, measured on the bounded analysis image from decode.ts.
  * Default thresholds are calibrated on testdata (see README.md).
  */
+import { QUALITY_DEFAULTS } from '@tu/firmware-config';
 import { decodeForAnalysis, DEFAULT_MAX_PIXELS, type AnalysisImage } from './decode.js';
 import type { ImageInput, QualityMetrics, QualityThresholds, QualityWarning } from './types.js';
 
-export const DEFAULT_QUALITY_THRESHOLDS: Readonly<QualityThresholds> = Object.freeze({
-  minSharpness: 150,
-  minBrightness: 0.2,
-  maxBrightness: 0.85,
-  minMegapixels: 0.1,
-  minSide: 300,
-  minContrast: 0.08,
-});
+/** Kept with the config, which refuses a minimum brightness not below the maximum (firmware-config/src/thresholds.ts). */
+export const DEFAULT_QUALITY_THRESHOLDS: Readonly<QualityThresholds> = QUALITY_DEFAULTS;
 
 /** Variance of the 4-neighbour Laplacian over interior pixels (luma 0..255). */
 export function laplacianVariance(luma: Float32Array, w: number, h: number): number {
