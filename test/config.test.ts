@@ -113,6 +113,38 @@ test('a pair of bounds out of order is refused at load, naming both fields, a bo
   assert.equal(load({ 'comparison.thresholds': { similarityMismatch: 0.7, similarityMatch: 0.7 } }).comparison.thresholds, { similarityMismatch: 0.7, similarityMatch: 0.7 }, 'equal: calibrate.ts can suggest it');
 });
 
+test('the broker and the HTTP server on the same address are refused at load, naming both fields', () => {
+  const load = (overrides: Record<string, unknown>, env: Record<string, string> = {}) => loadAgentConfig({ env, overrides: { gatewayId: 'gw-1', ...overrides } });
+  // Accepted before: the agent then exited 1 with a bare `listen EADDRINUSE`.
+  const refused: [Record<string, unknown>, Record<string, string>][] = [
+    [{ 'http.port': 1884 }, {}], // http 0.0.0.0 (default) and broker 127.0.0.1:1884 (default)
+    [{ 'broker.port': 8080 }, {}],
+    [{ 'broker.host': '10.0.0.5', 'http.host': '10.0.0.5', 'broker.port': 9000, 'http.port': 9000 }, {}],
+    [{ 'broker.host': '::', 'http.host': '127.0.0.1', 'broker.port': 9000, 'http.port': 9000 }, {}],
+    [{ 'broker.host': '0.0.0.0', 'http.host': '[::1]', 'broker.port': 9000, 'http.port': 9000 }, {}],
+    [{}, { TU_HTTP_PORT: '1884' }],
+  ];
+  for (const [overrides, env] of refused) {
+    const what = JSON.stringify({ overrides, env });
+    try {
+      load(overrides, env);
+      assert.unreachable(what);
+    } catch (err) {
+      assert.instance(err, ConfigError, what);
+      const p = (err as ConfigError).problems.find((x) => x.field === 'http.port');
+      assert.ok(p, `${what}: ${(err as Error).message}`);
+      assert.match(p!.message, /^http\.port \d+ \(http\.host \S+\) is also broker\.port \(broker\.host \S+\)/, what);
+      if (env.TU_HTTP_PORT) assert.match((err as Error).message, /http\.port.*\(from env TU_HTTP_PORT\)/);
+    }
+  }
+  // Apart: other ports, or one port on two specific addresses, or port 0 (any free port) twice.
+  for (const overrides of [
+    { 'broker.port': 1884, 'http.port': 8080 },
+    { 'broker.host': '127.0.0.1', 'http.host': '10.0.0.5', 'broker.port': 9000, 'http.port': 9000 },
+    { 'broker.host': '127.0.0.1', 'http.host': '127.0.0.1', 'broker.port': 0, 'http.port': 0 },
+  ]) assert.ok(load(overrides), JSON.stringify(overrides));
+});
+
 test('the agent refuses to start on a bad config, with a message naming the field', () => {
   const r = spawnSync(process.execPath, ['agent/dist/main.js', '--profile', 'developer'], {
     cwd: ROOT,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { planIssues, planOrder, stepName, type StepName } from '@tu/shared';
+import { listenersApart } from './listeners.js';
 import { boundsInOrder, COMPARISON_DEFAULTS, QUALITY_DEFAULTS } from './thresholds.js';
 
 const port = z.number().int().min(0).max(65535);
@@ -355,7 +356,9 @@ export const agentConfigSchema = z
       .describe('Technician access to the HTTP API and UI (agent/README.md, Technician access).'),
     uplink: uplinkSchema.prefault({}).describe('Store-and-forward of events to the cloud relay (DESIGN §1, §5).'),
   })
-  .strict();
+  .strict()
+  // Two servers on one address: refused here, naming both fields, not at start with a bare EADDRINUSE.
+  .superRefine(listenersApart);
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;
