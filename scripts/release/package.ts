@@ -6,13 +6,13 @@
  *   tsx scripts/release/package.ts [--arch x64,arm64] [--version V] [--model DIR] [--head FILE] [--out DIR]
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { bundleAgent, bundledPackages, EXTERNAL, ROOT } from './bundle.js';
 import { stageNatives, stageRuntime, type Arch } from './natives.js';
 import { licenceText } from './licences.js';
+import { stageModel } from './model.js';
 import { RELEASE_VERSION } from '../../agent/src/release/layout.js';
 
 const NM = path.join(ROOT, 'node_modules');
@@ -50,34 +50,6 @@ function git(args: string[]): string {
   } catch {
     return '';
   }
-}
-
-/** Model files shipped: the top-level files of the model dir, without conversion sources. */
-function modelFiles(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile() && !/\.(tflite|py)$/.test(e.name)).map((e) => e.name).sort();
-}
-
-function stageModel(o: Options, dest: string): { model: { id: string; version: string; file: string }; head: { id: string; version: string; backbone: string } | null } {
-  const id = path.basename(o.modelDir);
-  const to = path.join(dest, 'models', id);
-  fs.mkdirSync(to, { recursive: true });
-  const hash = createHash('sha256');
-  const files = modelFiles(o.modelDir);
-  for (const f of files) {
-    fs.copyFileSync(path.join(o.modelDir, f), path.join(to, f));
-    hash.update(fs.readFileSync(path.join(o.modelDir, f)));
-  }
-  // A manifest kept in the repo for this model travels with it (agent/models/<id>.manifest.json).
-  const manifest = path.join(ROOT, 'agent', 'models', `${id}.manifest.json`);
-  if (fs.existsSync(manifest) && !files.includes('manifest.json')) fs.copyFileSync(manifest, path.join(to, 'manifest.json'));
-  const weights = files.find((f) => /\.(onnx|json)$/.test(f) && f !== 'labels.json') ?? files[0] ?? '';
-  let head: { id: string; version: string; backbone: string } | null = null;
-  if (o.headFile) {
-    fs.copyFileSync(o.headFile, path.join(to, 'head.json'));
-    const h = JSON.parse(fs.readFileSync(o.headFile, 'utf8')) as { id?: unknown; version?: unknown; source?: { backbone?: { version?: unknown } } };
-    head = { id: String(h.id ?? 'default-head'), version: String(h.version ?? '?'), backbone: String(h.source?.backbone?.version ?? '?') };
-  }
-  return { model: { id, version: `sha256-${hash.digest('hex').slice(0, 12)}`, file: weights }, head };
 }
 
 function writeFile(file: string, text: string, mode = 0o644): void {
