@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { modelVersion, parseManifest } from '../../agent/src/services/vision/manifest.js';
 import { ROOT } from './bundle.js';
 
 /** Model files shipped: the top-level files of the model dir, without conversion sources. */
@@ -36,18 +37,15 @@ export function stageModel(o: { modelDir: string; headFile: string | null }, des
 }
 
 /**
- * The version the agent gives the staged model: `sha256-` + 12 hex of the weights' sha256,
- * which the manifest holds and the agent checks the weights against
- * (agent/src/services/vision/backbone.ts loadBackbone). Heads name it in `source.backbone.version`
- * and health reports it as `model.version`, so release.json and `tu-agent version` say the same.
- * A model without a manifest (a TF.js folder the agent infers) falls back to a hash of its files.
+ * The version the agent gives the staged model (agent/src/services/vision/manifest.ts
+ * modelVersion, from the manifest's weights sha256, which loading checks the weights against),
+ * so release.json and `tu-agent version` say what heads and health say. A model without a
+ * manifest (a TF.js folder the agent infers) falls back to a hash of its files.
  */
 function shippedVersion(stagedModelDir: string): string | undefined {
-  try {
-    const m = JSON.parse(fs.readFileSync(path.join(stagedModelDir, 'manifest.json'), 'utf8')) as { sha256?: unknown };
-    return typeof m.sha256 === 'string' && /^[0-9a-f]{64}$/.test(m.sha256) ? `sha256-${m.sha256.slice(0, 12)}` : undefined;
-  } catch {
-    return undefined;
-  }
+  const file = path.join(stagedModelDir, 'manifest.json');
+  if (!fs.existsSync(file)) return undefined;
+  const m = parseManifest(JSON.parse(fs.readFileSync(file, 'utf8')), file);
+  return m.sha256 === null ? undefined : modelVersion(m.sha256);
 }
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ModelLoadError } from './errors.js';
-import { inputSpec, readManifestLabels, resolveManifest, type InputSpec, type ModelEngineKind, type ModelManifest, type InferredManifest } from './manifest.js';
+import { inputSpec, modelVersion, readManifestLabels, resolveManifest, type InputSpec, type ModelEngineKind, type ModelManifest, type InferredManifest } from './manifest.js';
 
 /** What runs the model: a tfjs backend, or ONNX Runtime's CPU provider. */
 export type RuntimeName = 'tensorflow' | 'wasm' | 'cpu' | 'onnxruntime';
@@ -139,7 +139,7 @@ export async function loadBackbone(modelDir: string, opts: LoadBackboneOptions =
   return {
     info: {
       id: manifest.id,
-      version: `sha256-${impl.sha256.slice(0, 12)}`,
+      version: modelVersion(impl.sha256),
       engine: manifest.engine,
       runtime: impl.runtime,
       runtimeSkipped: impl.runtimeSkipped,

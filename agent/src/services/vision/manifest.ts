@@ -176,6 +176,14 @@ async function inferTfjsManifest(dir: string): Promise<InferredManifest> {
   };
 }
 
+/**
+ * The version a backbone goes by: `sha256-` and 12 hex digits of its weights' sha256 (the
+ * manifest's `sha256`, which loading checks the weights against). Heads are bound to it
+ * (`source.backbone.version`), health reports it, and a release records it in release.json
+ * (scripts/release/model.ts).
+ */
+export const modelVersion = (sha256: string): string => `sha256-${sha256.slice(0, 12)}`;
+
 /** Finds the manifest for `modelDir` (see the file comment for the order). */
 export async function resolveManifest(modelDir: string, opts: { repoManifestDir?: string } = {}): Promise<ResolvedManifest> {
   const dir = path.resolve(modelDir);

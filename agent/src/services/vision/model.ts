@@ -20,6 +20,7 @@ import { artifactsHandler, readModelArtifacts, type ModelKind } from './fs-io-ha
 
 export { INPUT_SIZE } from './preprocess.js';
 import { INPUT_SIZE } from './preprocess.js';
+import { modelVersion } from './manifest.js';
 import type { BackboneOutput } from './backbone.js';
 export const DEFAULT_GRAPH_EMBEDDING_NODE = 'module_apply_default/MobilenetV1/Logits/global_pool';
 
@@ -203,7 +204,7 @@ export async function loadBackbone(modelDir: string, opts: LoadBackboneOptions =
   const hash = createHash('sha256');
   for (const part of byteParts) hash.update(part);
   const sha256 = hash.digest('hex');
-  const version = `sha256-${sha256.slice(0, 12)}`;
+  const version = modelVersion(sha256);
   let impl: Omit<Backbone, 'info'> & { embeddingDim: number };
   try {
     impl = kind === 'graph' ? await loadGraph(artifacts, labels, opts) : await loadLayers(artifacts, labels);
