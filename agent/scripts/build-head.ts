@@ -10,13 +10,15 @@
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { buildDefaultHead, DEFAULT_HEAD_FILE } from '../src/services/vision/default-head.js';
-import { defaultModelDir, fail, repoRoot } from './cli-args.js';
+import { defaultModelDir, fail, repoRoot, scriptArgs } from './cli-args.js';
 
-const { values: a } = parseArgs({
-  options: { model: { type: 'string' }, site: { type: 'string' }, catalogue: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' } },
-});
+const a = scriptArgs(
+  { model: { type: 'string' }, site: { type: 'string' }, catalogue: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' } },
+  `usage: npm run build:head -- [--model DIR] [--site DIR] [--catalogue DIR|none] [--out FILE] [--force]
+  Trains the default machine-type head (agent/src/services/vision/default-head.ts) unless the one at --out
+  was trained from the same model and photos; --force trains it again.`,
+);
 const shared = path.resolve(repoRoot, '../shared');
 const out = path.resolve(a.out ?? path.join(repoRoot, DEFAULT_HEAD_FILE));
 const src = {

@@ -18,7 +18,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { DEFAULT_HEAD_TRAINING, embedTrainingPhotos, listDefaultTrainingPhotos, type EmbeddedTrainingPhoto } from '../src/services/vision/default-head.js';
 import { listLabelledImages } from '../src/services/vision/dataset.js';
 import { embedImages, median } from '../src/services/vision/embed-dataset.js';
@@ -26,10 +25,16 @@ import { createVisionEngine } from '../src/services/vision/engine.js';
 import { groupedFolds, mergeNearDuplicates } from '../src/services/vision/groups.js';
 import { expectedCalibrationError, predictHead, trainHead, UNKNOWN, type HeadTrainOptions } from '../src/services/vision/head.js';
 import { confusionMatrix, formatConfusion, formatStatsTable, perClassStats } from '../src/services/vision/metrics.js';
-import { fail, intArg, oneOf, repoRoot } from './cli-args.js';
+import { fail, intArg, oneOf, repoRoot, scriptArgs } from './cli-args.js';
 
-const { values: a } = parseArgs({
-  options: {
+const USAGE = `usage: npm run eval -- [--site DIR] [--catalogue DIR|none] [--models DIR,DIR] [--folds 5] [--seed 1]
+    [--catalogue-weight 0.3[,1,...]] [--l2 1e-3[,...]] [--kind logreg|knn] [--solver ridge|gd]
+    [--extra-negatives nameplate_text,exif_gps|none] [--verbose]
+  Source-grouped evaluation of machine-type heads per backbone (the site photos default to
+  ../shared/testdata/images or TU_TESTDATA_DIR, the catalogue to ../shared/testdata/train).`;
+
+const a = scriptArgs(
+  {
     site: { type: 'string' },
     catalogue: { type: 'string' },
     models: { type: 'string' },
@@ -42,7 +47,8 @@ const { values: a } = parseArgs({
     'extra-negatives': { type: 'string' },
     verbose: { type: 'boolean' },
   },
-});
+  USAGE,
+);
 const shared = path.resolve(repoRoot, '../shared');
 const siteDir = path.resolve(a.site ?? process.env['TU_TESTDATA_DIR'] ?? path.join(shared, 'testdata/images'));
 const catalogueDir = a.catalogue === 'none' ? undefined : path.resolve(a.catalogue ?? path.join(shared, 'testdata/train'));

@@ -15,7 +15,6 @@
  * .data/head.json (git-ignored).
  */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { countByLabel, listLabelledImages } from '../src/services/vision/dataset.js';
 import { embedImages, median } from '../src/services/vision/embed-dataset.js';
 import { createVisionEngine, DEFAULT_FIT, DEFAULT_TTA } from '../src/services/vision/engine.js';
@@ -24,10 +23,15 @@ import { FEATURE_TRANSFORMS, type FeatureTransformKind } from '../src/services/v
 import { trainHead, type LabelledEmbedding } from '../src/services/vision/head.js';
 import { saveHead, type HeadKind } from '../src/services/vision/head-format.js';
 import { FIT_MODES, type FitMode } from '../src/services/vision/preprocess.js';
-import { defaultModelDir, fail, intArg, oneOf, repoRoot } from './cli-args.js';
+import { defaultModelDir, fail, intArg, oneOf, repoRoot, scriptArgs } from './cli-args.js';
 
-const { values: a } = parseArgs({
-  options: {
+const USAGE = `usage: npm run train-head -- --images DIR [--examples FILE]... [--out FILE] [--model DIR]
+    [--kind knn|logreg] [--seed N] [--fit ${FIT_MODES.join('|')}] [--tta] [--k N] [--transform NAME]
+  Trains a machine-type head from one folder of photos per type (negative/: no machine) and/or a
+  fleet's labels exported by the relay (--examples, JSON lines). Default --out .data/head.json.`;
+
+const a = scriptArgs(
+  {
     images: { type: 'string' },
     out: { type: 'string' },
     model: { type: 'string' },
@@ -39,8 +43,9 @@ const { values: a } = parseArgs({
     transform: { type: 'string' },
     examples: { type: 'string', multiple: true },
   },
-});
-if (!a.images && !a.examples?.length) fail('usage: tsx agent/scripts/train-head.ts --images DIR [--examples FILE]... [--out FILE] [--model DIR] [--kind knn|logreg] [--seed N]');
+  USAGE,
+);
+if (!a.images && !a.examples?.length) fail(`--images or --examples is needed\n${USAGE}`);
 const imagesDir = a.images ? path.resolve(a.images) : '';
 const out = path.resolve(a.out ?? path.join(repoRoot, '.data/head.json'));
 const modelDir = path.resolve(a.model ?? defaultModelDir());
