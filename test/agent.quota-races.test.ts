@@ -148,6 +148,29 @@ test('agent: photos uploaded together stay within storage.maxBytes, and a refuse
   }
 });
 
+test('agent: a photo already stored is taken again while the quota is full: it needs no room', async () => {
+  const X = photoBytes(MID[0]);
+  const dir = await paddedDataDir('tu-quota-again-');
+  const agent = await startTestAgent({ config: testConfig({}, dir) });
+  const base = agent.blobs.usedBytes() + agent.history.usedBytes();
+  await agent.stop();
+  // Room for X and its thumbnail, not for X twice; nothing evictable (no handlers: every analysis stays open).
+  const agent2 = await startTestAgent({ config: testConfig({ 'storage.maxBytes': base + X.byteLength + 12_000 }, dir) });
+  try {
+    const first = await upload(agent2, X);
+    assert.is(first.statusCode, 202, first.body);
+    // Before, the quota made room for X's bytes again and, finding none to evict, refused 507.
+    const again = await upload(agent2, X);
+    assert.is(again.statusCode, 202, again.body);
+    assert.is(again.json().sha256, first.json().sha256);
+    assert.is.not(again.json().analysisId, first.json().analysisId, 'a new analysis of the same photo');
+    const other = await upload(agent2, photoBytes(MID[1]));
+    assert.is(other.statusCode, 507, 'a new photo still needs room');
+  } finally {
+    await agent2.stop();
+  }
+});
+
 test('agent: a photo already stored for a finished analysis is not evicted while a new upload of it is being journalled', async () => {
   const X = photoBytes(MID[0]);
   const Y = photoBytes(MID[1]);

@@ -157,7 +157,10 @@ export function createIntake(deps: IntakeDeps): Intake {
     checked: ValidatedImage,
     opts: { machineId?: string; fileName?: string; via?: 'api' | 'ui' | 'cli' },
   ): Promise<{ analysisId: string; image: ImageRef; event: AnyEvent; created: boolean }> => {
-    const room = await deps.quota?.makeRoom(bytes.byteLength);
+    // A photo already stored takes no more room: making room for it again refused a re-upload
+    // with 507 while the quota was full, and at other times evicted photos it did not need. It
+    // cannot go between this check and put: it is `arriving`, which the quota never evicts.
+    const room = (await deps.blobs.has(sha256)) ? undefined : await deps.quota?.makeRoom(bytes.byteLength);
     const [put, thumbnail] = await Promise.all([
       deps.blobs
         .put(bytes, sha256)
@@ -192,7 +195,7 @@ export function createIntake(deps: IntakeDeps): Intake {
         gatewayId: deps.bus.gatewayId,
         ...(opts.machineId ? { machineId: opts.machineId } : {}),
         image,
-        uploadedAt: new Date().toISOString(),
+        uploadedAt: new Date(clock.now()).toISOString(),
         via: opts.via ?? 'api',
         ...(opts.fileName ? { fileName: opts.fileName } : {}),
       },
