@@ -2,11 +2,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import mqtt from 'mqtt';
 import { duplexPair, FixedHeaderReader, MqttAdmission, type AdmissionLimits } from '@tu/shared';
-import { derivePassword, type Agent } from '@tu/agent';
+import { connectService, derivePassword, type Agent } from '@tu/agent';
 import type { Relay } from '@tu/relay';
-import { startTestAgent } from './support/harness.js';
+import { startTestAgent, until } from './support/harness.js';
 import { addGateway, connectGateway, startTestRelay } from './support/relay.js';
-import { connectHeader, floodConnectTcp, floodConnectWs, loginFrom } from './support/attack.js';
+import { connectHeader, floodConnectTcp, floodConnectWs, loginFrom, openSilent } from './support/attack.js';
 
 // Issue 8 #3: four unauthenticated sockets sending 250 MB CONNECT packets took the relay to
 // 1.25 GB and the agent to 1.8 GB, and the memory was never freed. The brokers now read only
@@ -112,17 +112,47 @@ test('failed logins are limited per address and per gateway: a guesser neither g
   assert.match((await loginFrom(ctx.relay.mqttUrl, '127.0.0.4', 'gw-guessed', 'wrong-again-0123456789')).error ?? '', /Bad username or password/i);
 });
 
-test('connections still sending their CONNECT are capped in total; a whole CONNECT frees the slot', async () => {
+test('connections still sending their CONNECT are capped in total: at the cap the oldest is cut; a whole CONNECT frees the slot', async () => {
   const refused: string[] = [];
-  const gate = new MqttAdmission({ ...LIMITS, maxPendingConnects: 3 }, { now: () => 0, onRefused: (why) => refused.push(why) });
+  const gate = new MqttAdmission({ ...LIMITS, maxPendingConnects: 3 }, { now: () => 0, onRefused: (why, address) => refused.push(`${why} ${address}`) });
   const slow = [open(gate, '10.0.0.1'), open(gate, '10.0.0.2'), open(gate, '10.0.0.3')];
   assert.ok(slow.every((s) => s.admitted));
-  assert.is(open(gate, '10.0.0.4').admitted, undefined);
-  assert.equal(refused, ['pending']);
-  slow[0]!.client.write(Buffer.concat([connectHeader(10), Buffer.alloc(10)]));
+  const fourth = open(gate, '10.0.0.4');
+  assert.ok(fourth.admitted, 'the newcomer is admitted');
+  assert.equal(refused, ['pending 10.0.0.1'], 'the oldest silent connection made room');
+  assert.ok(slow[0]!.admitted!.destroyed);
+  assert.is(gate.stats.pendingConnects, 3);
+  slow[1]!.client.write(Buffer.concat([connectHeader(10), Buffer.alloc(10)]));
   await new Promise((r) => setImmediate(r));
   assert.is(gate.stats.pendingConnects, 2);
-  assert.ok(open(gate, '10.0.0.4').admitted);
+  assert.ok(open(gate, '10.0.0.5').admitted);
+  assert.is(refused.length, 1, 'a free slot cuts nobody');
+  assert.not.ok(slow[1]!.admitted!.destroyed, 'a connection past its CONNECT is never cut for room');
+});
+
+test('sockets that connect and never speak do not lock a service process out of the agent bus', async (ctx) => {
+  // Before: 64 silent sockets (from a few LAN addresses, within the connect rate) held every
+  // CONNECT slot until aedes' 30 s CONNECT timeout, and every new connection meanwhile was refused:
+  // a `run --service` process reconnecting after an agent restart stayed off the bus (14 s here,
+  // for good when the sockets are re-opened as they time out). Now the oldest silent one is cut.
+  const port = ctx.agent.broker.address!.port;
+  const { admission } = ctx.agent.broker.stats;
+  const silent = (await Promise.all(['127.0.0.21', '127.0.0.22', '127.0.0.23'].map((a) => openSilent(port, a, 22)))).flat();
+  try {
+    await until(() => admission.pendingConnects >= 64, 5000, 'the silent sockets to fill the CONNECT slots');
+    const identity = { ...ctx.agent.busIdentity, transport: { kind: 'tcp' as const, host: '127.0.0.1', port } };
+    const t0 = performance.now();
+    const bus = await Promise.race([
+      connectService(identity, 'metadata-service'),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the service process did not get onto the bus within 3 s')), 3000)),
+    ]);
+    console.log(`  agent: a service connected in ${(performance.now() - t0).toFixed(0)} ms beside ${silent.length} silent sockets`);
+    assert.ok(bus.connected);
+    assert.ok(admission.pendingConnects <= 64, `${admission.pendingConnects} pending`);
+    await bus.close();
+  } finally {
+    for (const s of silent) s.destroy();
+  }
 });
 
 test('new connections per address are rate-limited (token bucket, injected clock)', () => {

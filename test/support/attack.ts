@@ -86,3 +86,18 @@ export function loginFrom(mqttUrl: string, localAddress: string, username: strin
     c.once('close', () => end(false, 'connection closed'));
   });
 }
+
+/** Opens `count` TCP connections from `localAddress` that never send a byte (they wait for the broker's CONNECT timeout). */
+export async function openSilent(port: number, localAddress: string, count: number): Promise<net.Socket[]> {
+  return Promise.all(
+    Array.from({ length: count }, () =>
+      new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect({ host: '127.0.0.1', port, localAddress }, () => resolve(s));
+        s.once('error', reject);
+      }).then((s) => {
+        s.on('error', () => undefined);
+        return s;
+      }),
+    ),
+  );
+}

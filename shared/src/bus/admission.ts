@@ -10,7 +10,11 @@ import { TokenBuckets } from './token-buckets.js';
  * - packet size: a fixed header announcing more than the limit cuts the connection
  *   (packet-guard.ts), so a 250 MB CONNECT costs nothing;
  * - connections still sending their CONNECT, in total: each holds at most maxConnectBytes,
- *   so their sum is bounded too;
+ *   so their sum is bounded too. At the cap the OLDEST of them is cut to make room, not the
+ *   newcomer: a real client sends its CONNECT within milliseconds of connecting, while sockets
+ *   that connect and never speak would otherwise hold every slot until the broker's CONNECT
+ *   timeout (aedes: 30 s) and, re-opened as they time out (2 a second, well within the rate
+ *   below), lock every service process and gateway out for good (test/security.preauth.test.ts);
  * - new connections per remote address (a token bucket), so one host cannot churn sockets.
  */
 export interface AdmissionLimits extends PacketLimits {
@@ -33,6 +37,8 @@ export class MqttAdmission {
   readonly stats: AdmissionStats = { refusedOversize: 0, refusedRate: 0, refusedPending: 0, pendingConnects: 0 };
   readonly #perAddress: TokenBuckets;
   readonly #addressOf = new WeakMap<object, string>();
+  /** Connections still sending their CONNECT, oldest first (a Map keeps insertion order), with how to cut each. */
+  readonly #pending = new Map<Duplex, { address: string | undefined; cut: () => void }>();
 
   constructor(
     readonly limits: AdmissionLimits,
@@ -50,18 +56,19 @@ export class MqttAdmission {
       conn.destroy();
       return undefined;
     }
-    if (this.stats.pendingConnects >= this.limits.maxPendingConnects) {
+    // At the cap, the oldest still-silent connection makes room (see the class comment).
+    const oldest = this.#pending.size >= this.limits.maxPendingConnects ? this.#pending.values().next().value : undefined;
+    if (oldest) {
       this.stats.refusedPending++;
-      this.deps.onRefused('pending', address);
-      conn.destroy();
-      return undefined;
+      this.deps.onRefused('pending', oldest.address);
+      oldest.cut(); // settles it: leaves #pending
     }
-    this.stats.pendingConnects++;
     let pending = true;
     const settle = () => {
       if (!pending) return;
       pending = false;
-      this.stats.pendingConnects--;
+      this.#pending.delete(conn);
+      this.stats.pendingConnects = this.#pending.size;
     };
     conn.once('close', settle);
     const guarded = guardMqttStream(
@@ -73,6 +80,15 @@ export class MqttAdmission {
       },
       settle,
     );
+    this.#pending.set(conn, {
+      address,
+      cut: () => {
+        settle();
+        conn.destroy();
+        guarded.destroy();
+      },
+    });
+    this.stats.pendingConnects = this.#pending.size;
     if (address !== undefined) this.#addressOf.set(guarded, address);
     return guarded;
   }
