@@ -99,6 +99,39 @@ test('a login may use only the client ids it owns: no takeover of another princi
   assert.ok(ctx.agent.orchestratorBus.connected, 'the orchestrator keeps its connection');
 });
 
+test('a persistent session (clean session 0) is refused: the broker would keep every event for it while it is away', async (ctx) => {
+  // Before: an observer tool subscribed at QoS 1 with clean session 0 (`mosquitto_sub -c`), then
+  // went away; aedes kept every event published after that in memory for it, without bound
+  // (1,000 events of 200 KB: +200 MB RSS). Events are published here after the login attempt.
+  const u = observerUsername('tool');
+  const before = ctx.agent.broker.stats.refusedConnects;
+  let refused = '';
+  try {
+    const c = await mqtt.connectAsync(url(ctx), { username: u, password: creds(ctx, u), clientId: u, clean: false, reconnectPeriod: 0, protocolVersion: 4 });
+    ctx.raw.push(c);
+    await c.subscribeAsync(topics.allEvents(GW), { qos: 1 });
+    await c.endAsync();
+  } catch (err) {
+    refused = (err as Error).message;
+  }
+  const svc = await connect(ctx, 'metadata-service', creds(ctx, 'metadata-service'));
+  for (let i = 0; i < 20; i++) await svc.publishAsync(topics.event(GW, 'metadata.sorted'), Buffer.alloc(1024, 0x41), { qos: 1 });
+  assert.is(await countOffline(ctx, u), 0, 'no message is kept for a session that is away');
+  assert.match(refused, /Not authorized/i);
+  assert.is(ctx.agent.broker.stats.refusedConnects - before, 1);
+  // A clean session of the same login is fine.
+  await connect(ctx, u, creds(ctx, u), `${u}:clean`);
+});
+
+/** How many messages the broker's persistence holds for client id `clientId` while it is away. */
+async function countOffline(ctx: Ctx, clientId: string): Promise<number> {
+  // aedes' persistence (aedes-persistence, in memory) is not in its type declarations.
+  const { persistence } = ctx.agent.broker.aedes as unknown as { persistence: { outgoingStream(client: { id: string }): AsyncIterable<unknown> } };
+  let n = 0;
+  for await (const _ of persistence.outgoingStream({ id: clientId })) n++;
+  return n;
+}
+
 test('observers may subscribe to events, and nothing else', async (ctx) => {
   const c = await connect(ctx, observerUsername('ui'), creds(ctx, observerUsername('ui')));
   const ok = await c.subscribeAsync(topics.allEvents(GW), { qos: 1 });

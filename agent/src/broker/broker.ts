@@ -98,6 +98,15 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
         log.warn({ clientId: client.id.slice(0, 128), username }, `refused connection: client id not owned by this login (use "${username}" or "${username}:<suffix>")`);
         return done(authError('client id not owned by this login', 2), false);
       }
+      // A persistent session (clean session 0) makes aedes keep, in memory and without bound, every
+      // QoS 1 message for it while its client is away: one tool left subscribed to the events with
+      // `mosquitto_sub -c` grew the agent by 200 MB per 1,000 events of 200 KB (test/broker-acl.test.ts).
+      // The agent's own clients all use clean sessions (shared/src/bus/client.ts), so none is kept.
+      if (!client.clean) {
+        stats.refusedConnects++;
+        log.warn({ clientId: client.id.slice(0, 128), username }, 'refused connection: persistent sessions are not kept on this bus; connect with clean session (mosquitto_sub without -c)');
+        return done(authError('persistent sessions are not kept on this bus; connect with clean session', 5), false);
+      }
       acls.set(client, aclFor(principal, opts.gatewayId, client.id));
       done(null, true);
     },
