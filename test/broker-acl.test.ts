@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import mqtt from 'mqtt';
 import { topics, type BusClient } from '@tu/shared';
-import { derivePassword, observerUsername, type Agent } from '@tu/agent';
+import { derivePassword, MAX_SUBSCRIPTIONS_PER_CLIENT, observerUsername, type Agent } from '@tu/agent';
 import { settle, startTestAgent } from './support/harness.js';
 
 type Ctx = { agent: Agent; raw: mqtt.MqttClient[] };
@@ -131,6 +131,22 @@ async function countOffline(ctx: Ctx, clientId: string): Promise<number> {
   for await (const _ of persistence.outgoingStream({ id: clientId })) n++;
   return n;
 }
+
+test('a client may hold a bounded number of subscriptions; unsubscribing frees room', async (ctx) => {
+  // Before: the ACL let an observer subscribe to as many distinct filters under tu/{gw}/evt/# as
+  // it liked, each kept by the broker: 200,000 of them grew the agent by 195 MB.
+  const c = await connect(ctx, observerUsername('flood'), creds(ctx, observerUsername('flood')));
+  const before = ctx.agent.broker.stats.refusedSubscribes;
+  const filters = Array.from({ length: MAX_SUBSCRIPTIONS_PER_CLIENT + 36 }, (_, i) => `tu/${GW}/evt/x${i}`);
+  let ok = 0;
+  for (const f of filters) if ((await trySubscribe(c, f)) === 'ok') ok++;
+  assert.is(ok, MAX_SUBSCRIPTIONS_PER_CLIENT);
+  assert.is(ctx.agent.broker.stats.refusedSubscribes - before, 36);
+  assert.is(await trySubscribe(c, filters[0]!), 'ok', 'a filter already held may be subscribed again');
+  await c.unsubscribeAsync(filters[0]!);
+  assert.is(await trySubscribe(c, topics.allEvents(GW)), 'ok', 'unsubscribing made room');
+  assert.is(await trySubscribe(c, `tu/${GW}/evt/another`), 'refused');
+});
 
 test('observers may subscribe to events, and nothing else', async (ctx) => {
   const c = await connect(ctx, observerUsername('ui'), creds(ctx, observerUsername('ui')));

@@ -56,6 +56,15 @@ export interface Broker {
 
 const CLIENT_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
 
+/**
+ * Distinct filters one client may hold at once. Each costs the broker memory (aedes keeps it per
+ * client and in its topic tree), and the ACL alone lets an observer name as many filters under
+ * `tu/{gw}/evt/#` as it likes: 200,000 of them took 195 MB (test/broker-acl.test.ts). The
+ * agent's own clients hold at most one per event and command type of the catalogue plus
+ * presence (shared/src/catalog.ts: under 20).
+ */
+export const MAX_SUBSCRIPTIONS_PER_CLIENT = 64;
+
 function authError(message: string, returnCode: 2 | 4 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
@@ -67,6 +76,7 @@ function authError(message: string, returnCode: 2 | 4 | 5): AuthenticateError {
 export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   const log = opts.logger.child({ component: 'broker' });
   const acls = new WeakMap<Client, Acl>();
+  const held = new WeakMap<Client, Set<string>>();
   const clock = opts.clock ?? systemClock;
   const admission = new MqttAdmission(opts.admission ?? admissionLimits(opts.maxPayloadBytes), {
     now: () => clock.now(),
@@ -132,8 +142,20 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
         log.warn({ clientId: client.id, filter: sub.topic.slice(0, 200) }, 'refused subscription');
         return done(null, null);
       }
+      let filters = held.get(client);
+      if (!filters) held.set(client, (filters = new Set()));
+      if (!filters.has(sub.topic) && filters.size >= MAX_SUBSCRIPTIONS_PER_CLIENT) {
+        stats.refusedSubscribes++;
+        log.warn({ clientId: client.id, filter: sub.topic.slice(0, 200), held: filters.size }, `refused subscription: a client may hold ${MAX_SUBSCRIPTIONS_PER_CLIENT} filters at once; unsubscribe some, or use one wildcard filter`);
+        return done(null, null);
+      }
+      filters.add(sub.topic);
       done(null, sub);
     },
+  });
+  aedes.on('unsubscribe', (filters, client) => {
+    const mine = held.get(client);
+    for (const f of filters) mine?.delete(f);
   });
   aedes.on('client', () => stats.clients++);
   aedes.on('clientDisconnect', () => stats.clients--);
