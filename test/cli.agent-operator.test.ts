@@ -369,4 +369,17 @@ test('npm run package refuses a --version the installed agent would refuse, befo
   assert.match(r.stderr, /--version: a version like 1\.2\.3/);
 });
 
+test('words a command does not take are refused, exit 2 (`run vision` used to start a whole second agent)', () => {
+  const env = { TU_DATA_DIR: tmpDir('tu-cli-data-'), TU_HTTP_PORT: '0', TU_MQTT_PORT: '0', TU_BUS_SECRET: 'a-bus-secret-for-the-cli-test-000000' };
+  for (const args of [['run', 'vision'], ['version', 'extra'], ['logs', 'extra'], ['token', 'view'], ['status', 'now'], ['credentials', 'intake', 'extra'], ['rollback', 'extra']]) {
+    const r = cli(args, env);
+    assert.is(r.status, 2, `${args.join(' ')}: ${r.out.slice(0, 300)}`);
+    assert.match(r.stderr, /unexpected: /, args.join(' '));
+  }
+  assert.match(cli(['run', 'vision'], env).stderr, /run --service NAME/);
+  // What they do take still works.
+  assert.is(cli(['version']).status, 0);
+  assert.is(cli(['credentials', 'intake'], env).status, 0);
+});
+
 test.run();

@@ -51,7 +51,7 @@ On a gateway (run from an unpacked release, as root; --root DIR: these commands 
   recover                              undo an update cut short before its version answered healthy
                                        (the unit runs it before each start)
   uninstall [--purge]                  remove the install (--purge also removes config and data)
-An option a command does not use, or an empty option value, is refused (exit 2).
+An option a command does not use, an empty option value, or a word it does not take is refused (exit 2).
 Config: --config, --profile, TU_CONFIG, /etc/tu-agent/config.json (installed), then the bundled profile.
 Environment overrides: TU_GATEWAY_ID, TU_DATA_DIR, TU_MQTT_PORT, TU_HTTP_PORT, TU_BUS_SECRET, MODEL_DIR, ...`;
 

@@ -50,6 +50,28 @@ export const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   recover: ['root'],
 };
 
+/**
+ * How many words a command takes after its name; more is a usage error. Ignored, they hid
+ * mistakes: `tu-agent run vision` (meant: `run --service vision`) started a whole second agent.
+ * `config` and `update` check their own words (main.ts).
+ */
+export const COMMAND_WORDS: Record<string, number> = {
+  run: 0,
+  version: 0,
+  status: 0,
+  config: 2,
+  credentials: 1,
+  token: 0,
+  logs: 0,
+  stack: 1,
+  install: 0,
+  uninstall: 0,
+  provision: 0,
+  update: 1,
+  rollback: 0,
+  recover: 0,
+};
+
 export function parseCommandLine(args: string[]) {
   let parsed;
   try {
@@ -62,6 +84,10 @@ export function parseCommandLine(args: string[]) {
   if (parsed.values.help) return result;
   const allowed = COMMAND_OPTIONS[command];
   if (!allowed) throw new UsageError(`unknown command ${command}`);
+  const words = COMMAND_WORDS[command] ?? 0;
+  if (rest.length > words) {
+    throw new UsageError(`tu-agent ${command} takes ${words === 0 ? 'no words' : `at most ${words} word(s)`} after it; unexpected: ${rest.slice(words).join(' ')}${command === 'run' ? ' (one service: run --service NAME)' : ''}`);
+  }
   for (const t of parsed.tokens) {
     if (t.kind !== 'option') continue;
     if (t.name !== 'help' && !allowed.includes(t.name as OptionName)) {
