@@ -65,6 +65,9 @@ test('env -i: version prints agent, runtime and model; run serves a real photo t
     console.log(`  release x64: healthy ${Date.now() - t0} ms after exec`);
     assert.is(health.version, V1);
     assert.is(health.status, 'ok', JSON.stringify(health.body));
+    // Each service instance announces the release it runs (agent/src/bus.ts); it was always '0.1.0'.
+    const instances = Object.values(health.body.services as Record<string, { instances: { version: string }[] }>).flatMap((s) => s.instances);
+    assert.ok(instances.length > 0 && instances.every((i) => i.version === V1), JSON.stringify(instances));
     // An observer on the agent's bus (its secret is in the data dir: proof of being on the device).
     const secret = fs.readFileSync(path.join(data, 'bus-secret'), 'utf8').trim();
     const events: AnyEvent[] = [];

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { agentVersion } from '@tu/agent/internal/release/layout';
 import { inject, observer, until } from './support/harness.js';
 import { MODEL_DIR, REPO_ROOT, photoBytes, startRealAgent } from './support/real.js';
 
@@ -44,9 +45,14 @@ test('vision runs as its own process (--service vision, TCP) and the orchestrato
     await until(() => obs.events.some((e) => e.subject === id && e.type === 'analysis.completed'), 20_000, 'completion');
     const view = agent.orchestrator.status(id)!;
     assert.is(view.steps.find((s) => s.step === 'recognition')!.instance, instanceId);
-    const health = (await inject(agent, { method: 'GET', url: '/api/v1/health' })).json<{ model: { state: string }; services: Record<string, { inProcess: boolean; up: boolean }> }>();
+    const health = (await inject(agent, { method: 'GET', url: '/api/v1/health' })).json<{ model: { state: string }; services: Record<string, { inProcess: boolean; up: boolean; instances: { version: string }[] }> }>();
     assert.is(health.model.state, 'out-of-process');
     assert.equal(health.services['svc-ai-vision-adapter'], { ...health.services['svc-ai-vision-adapter']!, inProcess: false, up: true });
+    // Which release the service process runs, as its presence says (it was always '0.1.0').
+    assert.equal(
+      health.services['svc-ai-vision-adapter']!.instances.map((i) => i.version),
+      [agentVersion()],
+    );
 
     proc.kill('SIGTERM');
     await new Promise((r) => proc.once('exit', r));

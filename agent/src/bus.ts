@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { BusClient, type CommandType, type Logger, type ServiceName, type Transport } from '@tu/shared';
 import { CLIENT_ID_SEPARATOR, derivePassword, observerUsername } from './broker/credentials.js';
+import { agentVersion } from './release/layout.js';
 
 export interface BusIdentity {
   gatewayId: string;
@@ -33,6 +34,8 @@ export function connectService(id: BusIdentity, service: ServiceName, opts: { ha
     transport: id.transport,
     logger: id.logger,
     maxPayloadBytes: id.maxPayloadBytes,
+    // In its presence: health shows which release each service process runs (it may lag an update).
+    version: agentVersion(),
     ...(opts.handles ? { handles: opts.handles } : {}),
   });
 }

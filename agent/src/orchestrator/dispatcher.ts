@@ -3,6 +3,8 @@ import type { CommandType, Presence } from '@tu/shared';
 interface Instance {
   handles: readonly CommandType[];
   inflight: number;
+  /** The release the instance runs, as its presence says (a service process may lag an update). */
+  version: string;
 }
 
 /**
@@ -23,7 +25,7 @@ export class Dispatcher {
   update(instanceId: string, presence: Presence | null): 'added' | 'removed' | 'unchanged' {
     if (presence === null) return this.#instances.delete(instanceId) ? 'removed' : 'unchanged';
     const existing = this.#instances.get(instanceId);
-    this.#instances.set(instanceId, { handles: presence.handles as CommandType[], inflight: existing?.inflight ?? 0 });
+    this.#instances.set(instanceId, { handles: presence.handles as CommandType[], inflight: existing?.inflight ?? 0, version: presence.version });
     return existing ? 'unchanged' : 'added';
   }
 
@@ -60,7 +62,7 @@ export class Dispatcher {
     if (i && i.inflight > 0) i.inflight--;
   }
 
-  snapshot(): { instanceId: string; handles: readonly CommandType[]; inflight: number }[] {
-    return [...this.#instances].map(([instanceId, i]) => ({ instanceId, handles: i.handles, inflight: i.inflight }));
+  snapshot(): { instanceId: string; handles: readonly CommandType[]; inflight: number; version: string }[] {
+    return [...this.#instances].map(([instanceId, i]) => ({ instanceId, handles: i.handles, inflight: i.inflight, version: i.version }));
   }
 }

@@ -34,6 +34,7 @@ export interface BusClientOptions {
   /** Announce this instance as a handler of these commands (retained presence + last will). */
   handles?: CommandType[];
   connectTimeoutMs?: number;
+  /** The release this client runs, announced in its presence (agent/src/bus.ts passes the agent's). */
   version?: string;
   /**
    * An observer (UI feed, uplink, tools) only subscribes to events: the broker lets it
@@ -120,7 +121,8 @@ export class BusClient {
           startedAt: new Date().toISOString(),
           pid: process.pid,
           host: os.hostname(),
-          version: opts.version ?? '0.1.0',
+          // Not made up: a client that does not say its release is announced as such.
+          version: opts.version ?? 'unknown',
         }
       : undefined;
     const mqttOpts: IClientOptions = {

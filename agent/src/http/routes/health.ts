@@ -19,7 +19,7 @@ export function healthView(deps: AppDeps) {
       const def = STEPS[step];
       const live = instances.filter((i) => i.handles.includes(def.command));
       const inProcess = step === 'recognition' ? deps.servicesInProcess.vision : step === 'comparison' || step === 'metadata' ? deps.servicesInProcess[step] : false;
-      return [def.service, { step, optional, inProcess, up: live.length > 0, instances: live.map((i) => ({ instanceId: i.instanceId, inflight: i.inflight })) }];
+      return [def.service, { step, optional, inProcess, up: live.length > 0, instances: live.map((i) => ({ instanceId: i.instanceId, inflight: i.inflight, version: i.version })) }];
     }),
   );
   const info = deps.recognizerInfo();
