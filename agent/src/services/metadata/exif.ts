@@ -85,8 +85,11 @@ function offsetFromGps(w: WallClock, tags: RawTags): number | null {
   if (!date || !Array.isArray(t) || t.length < 3 || !t.every((x) => typeof x === 'number' && Number.isFinite(x))) {
     return null;
   }
-  const [h, mi, s] = t as number[];
-  const gpsUtc = Date.UTC(date.y, date.mo - 1, date.d) + ((h ?? 0) * 3600 + (mi ?? 0) * 60 + (s ?? 0)) * 1000;
+  const [h = 0, mi = 0, s = 0] = t as number[];
+  // A stamp such as 10:70:00 or 11:00:3600 is a broken writer, not a clock reading: Date.UTC would
+  // carry it over into a made-up offset (+00:45, +00:00) and a wrong instant for the machine record.
+  if (h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s >= 61) return null;
+  const gpsUtc = Date.UTC(date.y, date.mo - 1, date.d) + (h * 3600 + mi * 60 + s) * 1000;
   const diffMin = (wallClockAsUtcMs(w) - gpsUtc) / 60000;
   const rounded = Math.round(diffMin / 15) * 15;
   if (Math.abs(diffMin - rounded) > 5 || Math.abs(rounded) > 14 * 60) return null;

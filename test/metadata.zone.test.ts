@@ -1,0 +1,35 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import sharp from 'sharp';
+import { extractMetadata } from '@tu/agent/internal/services/metadata/extract';
+import { toWireMetadata } from '@tu/agent/internal/services/metadata/service';
+
+// Photos whose EXIF names a capture zone wrongly: the zone decides the instant that orders the
+// machine record (agent/src/services/metadata/sort.ts), so a made-up zone is worse than none.
+const uploadedAt = '2024-05-01T13:00:00.000Z';
+
+async function photo(exif: { IFD2?: Record<string, string>; IFD3?: Record<string, string> }): Promise<Buffer> {
+  return sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 120, g: 110, b: 100 } } })
+    .jpeg()
+    .withExif({ IFD0: { Make: 'Test' }, ...exif })
+    .toBuffer();
+}
+
+test('a GPS time stamp out of range (10:70:00, 11:00:3600) gives no zone: the capture time stays camera local time', async () => {
+  for (const stamp of ['10/1 70/1 0/1', '11/1 0/1 3600/1']) {
+    const r = await extractMetadata(await photo({ IFD2: { DateTimeOriginal: '2024:05:01 12:00:00' }, IFD3: { GPSDateStamp: '2024:05:01', GPSTimeStamp: stamp } }), { uploadedAt });
+    assert.is(r.exif.captureTimeZone, 'unknown', stamp);
+    assert.is(r.exif.captureTime, '2024-05-01T12:00:00', stamp);
+    const wire = toWireMetadata(r);
+    assert.equal(wire.exif.captureLocalTime, { time: '2024-05-01T12:00:00', offset: 'unknown' }, stamp);
+    assert.is(wire.exif.captureTime, undefined, stamp);
+    assert.is(wire.record.lastSeenAt, uploadedAt, stamp);
+    assert.is(wire.record.lastSeenAtSource, 'upload-time', stamp);
+  }
+  // A valid stamp still gives the zone (checked on real photos in metadata.exif.test.ts).
+  const ok = await extractMetadata(await photo({ IFD2: { DateTimeOriginal: '2024:05:01 12:00:00' }, IFD3: { GPSDateStamp: '2024:05:01', GPSTimeStamp: '10/1 0/1 2/1' } }), { uploadedAt });
+  assert.is(ok.exif.captureTime, '2024-05-01T12:00:00+02:00');
+  assert.is(ok.record.lastSeenAt, '2024-05-01T10:00:00.000Z');
+});
+
+test.run();
