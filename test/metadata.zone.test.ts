@@ -32,4 +32,20 @@ test('a GPS time stamp out of range (10:70:00, 11:00:3600) gives no zone: the ca
   assert.is(ok.record.lastSeenAt, '2024-05-01T10:00:00.000Z');
 });
 
+test('an offset tag no zone has (+14:59, -14:00, -13:00) is not taken as the capture zone; real ones at the edges are', async () => {
+  for (const offset of ['+14:59', '-14:00', '-13:00']) {
+    const r = await extractMetadata(await photo({ IFD2: { DateTimeOriginal: '2024:05:01 12:00:00', OffsetTimeOriginal: offset } }), { uploadedAt });
+    assert.is(r.exif.captureTimeZone, 'unknown', offset);
+    const wire = toWireMetadata(r);
+    assert.is(wire.exif.captureLocalTime?.offset, 'unknown', offset);
+    assert.is(wire.exif.captureTime, undefined, offset);
+    assert.is(wire.record.lastSeenAtSource, 'upload-time', offset);
+  }
+  for (const [offset, instant] of [['+14:00', '2024-04-30T22:00:00.000Z'], ['+05:45', '2024-05-01T06:15:00.000Z'], ['-12:00', '2024-05-02T00:00:00.000Z']] as const) {
+    const r = await extractMetadata(await photo({ IFD2: { DateTimeOriginal: '2024:05:01 12:00:00', OffsetTimeOriginal: offset } }), { uploadedAt: '2024-05-02T01:00:00.000Z' });
+    assert.is(r.exif.captureTime, `2024-05-01T12:00:00${offset}`, offset);
+    assert.is(r.record.lastSeenAt, instant, offset);
+  }
+});
+
 test.run();

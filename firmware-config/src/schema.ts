@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { planIssues, planOrder, stepName, type StepName } from '@tu/shared';
+import { planIssues, planOrder, stepName, UTC_OFFSET_IN_USE, type StepName } from '@tu/shared';
 import { listenersApart } from './listeners.js';
 import { boundsInOrder, COMPARISON_DEFAULTS, QUALITY_DEFAULTS } from './thresholds.js';
 
@@ -318,7 +318,7 @@ export const agentConfigSchema = z
         // silently dropped for the upload time (agent/src/services/metadata/sort.ts captureTimeUtc).
         assumedUtcOffset: z
           .string()
-          .regex(/^(\+(0\d|1[0-3]):[0-5]\d|\+14:00|-(0\d|1[01]):[0-5]\d|-12:00)$/, 'assumedUtcOffset: an offset from UTC like +02:00 or -03:30, from -12:00 to +14:00')
+          .regex(UTC_OFFSET_IN_USE, 'assumedUtcOffset: an offset from UTC like +02:00 or -03:30, from -12:00 to +14:00')
           .optional()
           .describe("UTC offset of the cameras' clocks, applied to capture times that carry no zone. Absent: such a capture time is not used for lastSeenAt."),
       })

@@ -17,6 +17,14 @@ export const isoTime = z.iso.datetime({ offset: true }).refine((t) => {
   return y >= 1970 && y <= 9999;
 }, 'a time between the years 1970 and 9999 (UTC)');
 export const machineId = z.string().min(1).max(128);
+/**
+ * A UTC offset a zone can have: -12:00 to +14:00, minutes 00-59. The one rule for the offsets the
+ * gateway applies to a capture time: the configured metadata.assumedUtcOffset
+ * (firmware-config/src/schema.ts) and the photo's own (agent/src/services/metadata/exif.ts), where
+ * +14:59 or -14:00 is a broken or forged tag that would place the photo hours off. The wire's
+ * captureLocalTime (results.ts) keeps its wider pattern, so results of older gateways still parse.
+ */
+export const UTC_OFFSET_IN_USE = /^(\+(0\d|1[0-3]):[0-5]\d|\+14:00|-(0\d|1[01]):[0-5]\d|-12:00)$/;
 export const attempt = z.number().int().min(1).max(100);
 /** The longest duration a message carries (a day): no step or analysis runs that long. */
 export const MAX_DURATION_MS = 86_400_000;

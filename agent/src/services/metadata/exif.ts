@@ -12,6 +12,7 @@
  *     `captureTimeZone: 'unknown'`; consumers decide (see sort.ts).
  * Missing EXIF gives `{}`; unreadable EXIF gives `{ notes: [...] }`; never throws.
  */
+import { UTC_OFFSET_IN_USE } from '@tu/shared';
 import exifr from 'exifr';
 import type { CaptureTimeZone, ExifInfo, GpsPosition, ImageInput } from './types.js';
 
@@ -64,10 +65,9 @@ function parseOffset(value: unknown): string | null {
   if (typeof value !== 'string') return null;
   const m = /^\s*([+-])(\d{2}):?(\d{2})\s*$/.exec(value);
   if (!m) return null;
-  const hh = Number(m[2]);
-  const mm = Number(m[3]);
-  if (hh > 14 || mm > 59) return null;
-  return `${m[1]}${pad(hh)}:${pad(mm)}`;
+  const offset = `${m[1]}${m[2]}:${m[3]}`;
+  // Only an offset a zone can have: +14:59 or -14:00 would place the photo hours off, as a known zone.
+  return UTC_OFFSET_IN_USE.test(offset) ? offset : null;
 }
 
 function formatOffset(minutes: number): string {
@@ -92,7 +92,7 @@ function offsetFromGps(w: WallClock, tags: RawTags): number | null {
   const gpsUtc = Date.UTC(date.y, date.mo - 1, date.d) + (h * 3600 + mi * 60 + s) * 1000;
   const diffMin = (wallClockAsUtcMs(w) - gpsUtc) / 60000;
   const rounded = Math.round(diffMin / 15) * 15;
-  if (Math.abs(diffMin - rounded) > 5 || Math.abs(rounded) > 14 * 60) return null;
+  if (Math.abs(diffMin - rounded) > 5 || !UTC_OFFSET_IN_USE.test(formatOffset(rounded))) return null;
   return rounded;
 }
 
