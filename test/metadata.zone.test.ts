@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import sharp from 'sharp';
+import { exifFromTags } from '@tu/agent/internal/services/metadata/exif';
 import { extractMetadata } from '@tu/agent/internal/services/metadata/extract';
 import { toWireMetadata } from '@tu/agent/internal/services/metadata/service';
 
@@ -46,6 +47,17 @@ test('an offset tag no zone has (+14:59, -14:00, -13:00) is not taken as the cap
     assert.is(r.exif.captureTime, `2024-05-01T12:00:00${offset}`, offset);
     assert.is(r.record.lastSeenAt, instant, offset);
   }
+});
+
+test('a GPS altitude no photo is taken at (4294967295 m: -1 written unsigned) is dropped; the position stays', async () => {
+  const gps = { GPSLatitudeRef: 'N', GPSLatitude: '45/1 30/1 0/1', GPSLongitudeRef: 'E', GPSLongitude: '10/1 0/1 0/1' };
+  const r = await extractMetadata(await photo({ IFD3: { ...gps, GPSAltitude: '4294967295/1' } }), { uploadedAt });
+  assert.equal(r.exif.gps, { latitude: 45.5, longitude: 10 });
+  assert.equal(toWireMetadata(r).record.lastPosition, { latitude: 45.5, longitude: 10 });
+  // Real altitudes stay (libvips cannot write GPSAltitudeRef, so the tags are given as exifr reads them).
+  const tags = { GPSLatitude: [45, 30, 0], GPSLatitudeRef: 'N', GPSLongitude: [10, 0, 0], GPSLongitudeRef: 'E' };
+  assert.is(exifFromTags({ ...tags, GPSAltitude: 430, GPSAltitudeRef: new Uint8Array([1]) }).gps?.altitude, -430, 'the Dead Sea shore');
+  assert.is(exifFromTags({ ...tags, GPSAltitude: 8848 }).gps?.altitude, 8848);
 });
 
 test.run();

@@ -146,6 +146,10 @@ function altitudeRef(ref: unknown): number {
   return 0;
 }
 
+/** Altitudes a photo can be taken at: the deepest sea floor to the edge of space (Kármán line). */
+const MIN_ALTITUDE_M = -11_000;
+const MAX_ALTITUDE_M = 100_000;
+
 function gps(tags: RawTags, notes: string[]): GpsPosition | undefined {
   const lat = coordinate(tags.GPSLatitude, tags.GPSLatitudeRef, 'S');
   const lon = coordinate(tags.GPSLongitude, tags.GPSLongitudeRef, 'W');
@@ -160,7 +164,11 @@ function gps(tags: RawTags, notes: string[]): GpsPosition | undefined {
   }
   const pos: GpsPosition = { latitude: lat, longitude: lon };
   if (typeof tags.GPSAltitude === 'number' && Number.isFinite(tags.GPSAltitude)) {
-    pos.altitude = altitudeRef(tags.GPSAltitudeRef) === 1 ? -Math.abs(tags.GPSAltitude) : tags.GPSAltitude;
+    const altitude = altitudeRef(tags.GPSAltitudeRef) === 1 ? -Math.abs(tags.GPSAltitude) : tags.GPSAltitude;
+    // GPSAltitude is unsigned: a writer storing -1 m as 4294967295/1 is a broken value, not a height.
+    // Anything deeper than the deepest sea or higher than space is dropped; the position stays.
+    if (altitude >= MIN_ALTITUDE_M && altitude <= MAX_ALTITUDE_M) pos.altitude = altitude;
+    else notes.push(`GPS altitude ${altitude} m is out of range; ignored`);
   }
   return pos;
 }
