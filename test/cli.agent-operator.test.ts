@@ -382,4 +382,15 @@ test('words a command does not take are refused, exit 2 (`run vision` used to st
   assert.is(cli(['credentials', 'intake'], env).status, 0);
 });
 
+// 14
+test('token --ttl beyond auth.maxTokenTtlS is a usage mistake: exit 2 naming the range (it exited 1 with INVALID_REQUEST)', () => {
+  const { configFile, dataDir } = tokenConfig();
+  const r = cli(['token', '--config', configFile, '--ttl', '99999h']);
+  assert.is(r.status, 2, r.out);
+  assert.is(r.stdout, '', 'no token printed');
+  assert.match(r.stderr, 'from 60 s (1m) to 604800 s (7d, auth.maxTokenTtlS)');
+  assert.not.ok(fs.existsSync(dataDir), 'no device key made');
+  assert.is(cli(['token', '--config', configFile, '--ttl', '7d']).status, 0, 'the maximum itself is accepted');
+});
+
 test.run();

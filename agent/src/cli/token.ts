@@ -7,7 +7,6 @@
  */
 import os from 'node:os';
 import type { AgentConfig } from '@tu/firmware-config';
-import { TuError } from '@tu/shared';
 import { parseRoles, ROLES, type Role } from '@tu/shared/internal/technician-roles';
 import { DEVICE_ISSUER, parseTtl, signTechnicianToken } from '@tu/shared/internal/technician-token';
 import { readOrCreateDeviceKey } from '../http/auth/tokens.js';
@@ -24,7 +23,9 @@ export interface TokenOptions {
 /** Signs a device token for `config`'s gateway (also used by `npm start`). */
 export async function deviceToken(config: Pick<AgentConfig, 'gatewayId' | 'dataDir' | 'auth'>, o: { roles?: readonly Role[]; sub?: string; ttlS?: number } = {}): Promise<string> {
   const ttlS = o.ttlS ?? Math.min(DEFAULT_DEVICE_TOKEN_TTL_S, config.auth.maxTokenTtlS);
-  if (ttlS > config.auth.maxTokenTtlS) throw new TuError('INVALID_REQUEST', `--ttl is longer than this gateway accepts (auth.maxTokenTtlS = ${config.auth.maxTokenTtlS} s)`);
+  // A usage mistake (exit 2, main.ts), not a failure: `--ttl 99999h` exited 1 with INVALID_REQUEST,
+  // which the unit and scripts read as "try again". The floor is parseTtl's (shared/src/technician-token.ts).
+  if (ttlS > config.auth.maxTokenTtlS) throw new UsageError(`--ttl is ${ttlS} s, longer than this gateway accepts: from 60 s (1m) to ${config.auth.maxTokenTtlS} s (${inUnits(config.auth.maxTokenTtlS)}, auth.maxTokenTtlS)`);
   return signTechnicianToken(readOrCreateDeviceKey(config.dataDir), {
     issuer: DEVICE_ISSUER,
     gatewayId: config.gatewayId,
@@ -32,6 +33,12 @@ export async function deviceToken(config: Pick<AgentConfig, 'gatewayId' | 'dataD
     roles: o.roles ?? ROLES,
     ttlS,
   });
+}
+
+/** 604800 → `7d`, 5400 → `90m`: a maximum written the way --ttl takes it. */
+function inUnits(s: number): string {
+  for (const [unit, n] of [['d', 86_400], ['h', 3600], ['m', 60]] as const) if (s % n === 0) return `${s / n}${unit}`;
+  return `${s}s`;
 }
 
 export async function tokenCommand(config: AgentConfig, o: TokenOptions, out: (line: string) => void, err: (line: string) => void): Promise<number> {
