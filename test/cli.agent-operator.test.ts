@@ -393,4 +393,18 @@ test('token --ttl beyond auth.maxTokenTtlS is a usage mistake: exit 2 naming the
   assert.is(cli(['token', '--config', configFile, '--ttl', '7d']).status, 0, 'the maximum itself is accepted');
 });
 
+// 15
+test('token --role with an empty element is refused naming --role (view,,upload silently dropped it)', () => {
+  const { configFile } = tokenConfig();
+  for (const list of ['view,,upload', 'view,', ',view', 'view, ,upload']) {
+    const r = cli(['token', '--config', configFile, '--role', list]);
+    assert.is(r.status, 2, `${list}: ${r.out}`);
+    assert.is(r.stdout, '', 'no token printed');
+    assert.match(r.stderr, `--role ${JSON.stringify(list)} has an empty role`);
+  }
+  const ok = cli(['token', '--config', configFile, '--role', 'view, upload']);
+  assert.is(ok.status, 0, ok.out);
+  assert.match(ok.stderr, '(view, upload)');
+});
+
 test.run();

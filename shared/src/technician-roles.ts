@@ -36,10 +36,15 @@ export const ROLE_MEANING: Record<Role, string> = {
   teach: 'confirm or correct recognised machine types (and view)',
 };
 
-/** `view,upload` → roles; refused with the bad name otherwise. */
+/**
+ * `view,upload` → roles (the --role of `tu-agent token` and `relay technicians token`); refused
+ * with the bad name otherwise. An empty element (`view,,upload`, `view,`) is refused too, as an
+ * empty --role is (agent/src/cli/args.ts): dropped, it hid a list built wrong, e.g. from an unset variable.
+ */
 export function parseRoles(list: string): Role[] {
-  const roles = list.split(',').map((r) => r.trim()).filter(Boolean);
+  const roles = list.split(',').map((r) => r.trim());
+  if (roles.some((r) => !r)) throw new Error(`--role ${JSON.stringify(list)} has an empty role; one or more of ${ROLES.join(', ')}, comma-separated, none empty`);
   const bad = roles.find((r) => !(ROLES as readonly string[]).includes(r));
-  if (bad !== undefined || roles.length === 0) throw new Error(`unknown role ${bad ?? '(none)'}; one or more of ${ROLES.join(', ')}, comma-separated`);
+  if (bad !== undefined) throw new Error(`unknown role ${bad}; one or more of ${ROLES.join(', ')}, comma-separated`);
   return roles as Role[];
 }
