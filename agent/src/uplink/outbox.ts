@@ -97,6 +97,8 @@ export class Outbox {
   /** Delivered out of order (not at the head yet). */
   readonly #ackedAhead = new Set<number>();
   readonly #counters: OutboxCounters;
+  /** The counters as last committed, with the rows they count (committedCounters). */
+  #committedCounters: OutboxCounters;
   readonly #listeners = new Set<() => void>();
   readonly #writeErrorListeners = new Set<(err: Error) => void>();
   #committedSeq: number;
@@ -117,6 +119,7 @@ export class Outbox {
     this.#log = opts.logger.child({ component: 'uplink-outbox' });
     this.#reader = reader;
     this.#counters = counters;
+    this.#committedCounters = { ...counters };
     this.#committedSeq = counters.lastSeq;
     this.#monoAtOpen = opts.clock.monotonic();
     this.#peek = reader.prepare<[number, number, number], OutboxRow>(
@@ -154,6 +157,7 @@ export class Outbox {
         if (last) this.#committedSeq = Math.max(this.#committedSeq, last.seq);
         const back = sealed.requeues[sealed.requeues.length - 1];
         if (back) this.#committedSeq = Math.max(this.#committedSeq, back.seq);
+        this.#committedCounters = sealed.counters;
         for (const fn of this.#listeners) fn();
       },
     });
@@ -201,6 +205,17 @@ export class Outbox {
       undeliverableBytes: this.#aside.bytes,
       lastUndeliverable: this.#aside.latest,
     };
+  }
+
+  /**
+   * The counters as of the last commit: what a kill -9 leaves on disk, so never more than the
+   * next start shows. `stats` counts ahead of the disk (an ack is counted when the relay
+   * acknowledges, written with the next group commit, or later while a full disk is retried);
+   * exposed, those increments were lost by a crash and tu_uplink_delivered_total read lower
+   * after the restart, a counter reset to Prometheus (uplink.ts health, http/routes/metrics.ts).
+   */
+  get committedCounters(): Readonly<OutboxCounters> {
+    return this.#committedCounters;
   }
 
   /** Called after every commit (new rows may be ready to send). */

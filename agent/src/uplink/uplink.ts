@@ -23,6 +23,7 @@ export type UplinkHealth =
       /** How long the relay has not been connected, since the start or the lost connection (null while online). */
       disconnectedMs: number | null;
       lastDeliveryAt: string | null;
+      /** delivered … expired and undeliverable.total: as committed to the outbox, so never lower after a crash (Outbox.committedCounters). */
       delivered: number;
       dropped: number;
       refused: number;
@@ -143,6 +144,8 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
     terminalOnDisk: (eventId) => forwarder.terminalOnDisk(eventId),
     health(): UplinkHealth {
       const s = outbox.stats;
+      // Counters as committed, never ahead of the disk: they must not go backwards across a crash (Outbox.committedCounters).
+      const counted = outbox.committedCounters;
       const l = s.lastUndeliverable;
       const latest = l ? { id: l.id, type: l.type, bytes: l.bytes, reason: l.reason, at: new Date(l.at).toISOString() } : null;
       const limit = forwarder.maxEventBytes;
@@ -155,17 +158,17 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
         oldestUndeliveredAgeMs: s.oldestAgeMs ?? null,
         disconnectedMs: forwarder.disconnectedMs ?? null,
         lastDeliveryAt: forwarder.lastDeliveryAt === undefined ? null : new Date(forwarder.lastDeliveryAt).toISOString(),
-        delivered: s.delivered,
-        dropped: s.dropped,
-        refused: s.refused,
-        expired: s.expired,
+        delivered: counted.delivered,
+        dropped: counted.dropped,
+        refused: counted.refused,
+        expired: counted.expired,
         whenFull: c.outbox.whenFull,
         full: s.full,
         limits: { maxEvents: c.outbox.maxEvents, maxBytes: c.outbox.maxBytes, maxAgeMs: c.outbox.maxAgeMs },
         inflight: forwarder.inflight,
         lastError: err ?? null,
         maxEventBytes: { inForce: limit.inForce, relay: limit.relay ?? null },
-        undeliverable: { events: s.undeliverable, bytes: s.undeliverableBytes, total: s.setAside, latest, reason: s.undeliverable ? describeUndeliverable({ events: s.undeliverable, latest }) : null },
+        undeliverable: { events: s.undeliverable, bytes: s.undeliverableBytes, total: counted.setAside, latest, reason: s.undeliverable ? describeUndeliverable({ events: s.undeliverable, latest }) : null },
       };
     },
     async stop() {
