@@ -1,8 +1,9 @@
+import net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import mqtt from 'mqtt';
 import { topics, type BusClient } from '@tu/shared';
-import { derivePassword, MAX_SUBSCRIPTIONS_PER_CLIENT, observerUsername, type Agent } from '@tu/agent';
+import { derivePassword, KEEPALIVE_S, MAX_CONNECTIONS_PER_LOGIN, MAX_SUBSCRIPTIONS_PER_CLIENT, observerUsername, type Agent } from '@tu/agent';
 import { settle, startTestAgent } from './support/harness.js';
 
 type Ctx = { agent: Agent; raw: mqtt.MqttClient[] };
@@ -208,5 +209,59 @@ async function rejects(fn: () => Promise<unknown>, re: RegExp): Promise<void> {
   }
   assert.unreachable('expected a rejection');
 }
+
+/**
+ * A raw client from its own loopback source address (127.0.9.N): the per-address connect rate
+ * of the admission gate (broker.ts admissionLimits) is not what is under test here. Resolves
+ * the client, or the refusal's message.
+ */
+let source = 0;
+function connectFrom(ctx: Ctx, username: string, clientId: string, keepalive = 60): Promise<mqtt.MqttClient | string> {
+  const localAddress = `127.0.9.${1 + (source++ % 250)}`;
+  const c = new mqtt.MqttClient(() => net.connect({ host: '127.0.0.1', port: ctx.agent.broker.address!.port, localAddress }), { username, password: creds(ctx, username), clientId, keepalive, reconnectPeriod: 0, protocolVersion: 4 });
+  ctx.raw.push(c);
+  return new Promise((resolve) => {
+    c.once('connect', () => resolve(c));
+    c.once('error', (err) => resolve(err.message));
+    c.once('close', () => resolve('closed without CONNACK'));
+  });
+}
+
+test('one login holds at most MAX_CONNECTIONS_PER_LOGIN connections; beyond it CONNACK "server unavailable", counted', async (ctx) => {
+  // Before: any number. 3,000 connections of one service login with keepalive 0 from a few
+  // loopback addresses were all kept by a real agent: 3,000 clients, +67 MB RSS.
+  // A login no other test here holds (`tu-agent credentials observer:NAME` gives one to a tool); services count the same way.
+  const user = observerUsername('cap');
+  const before = ctx.agent.broker.stats.refusedConnects;
+  const held: mqtt.MqttClient[] = [];
+  for (let i = 0; i < MAX_CONNECTIONS_PER_LOGIN; i++) {
+    const c = await connectFrom(ctx, user, `${user}:cap${i}`);
+    assert.ok(typeof c !== 'string', `connection ${i + 1}: ${String(c)}`);
+    held.push(c);
+  }
+  for (let i = 0; i < 5; i++) assert.match(String(await connectFrom(ctx, user, `${user}:over${i}`)), /Server unavailable/i);
+  assert.is(ctx.agent.broker.stats.refusedConnects - before, 5);
+  // Another login is not affected; the same login may take over a client id it holds (the old one goes).
+  assert.ok(typeof (await connectFrom(ctx, 'comparison-service', 'comparison-service:cap')) !== 'string');
+  assert.ok(typeof (await connectFrom(ctx, observerUsername('cap2'), `${observerUsername('cap2')}:1`)) !== 'string');
+  assert.ok(typeof (await connectFrom(ctx, user, `${user}:cap0`)) !== 'string', 'a reconnect under a held id at the cap');
+  // A connection closed gives its place back.
+  await held[1]!.endAsync();
+  await settle(50);
+  assert.ok(typeof (await connectFrom(ctx, user, `${user}:after-close`)) !== 'string', 'a place freed by a close');
+  assert.match(String(await connectFrom(ctx, user, `${user}:over-again`)), /Server unavailable/i);
+  for (const c of ctx.raw.splice(0)) c.end(true);
+  await settle(50);
+});
+
+test('a keepalive of 0 (never cut when silent) or over KEEPALIVE_S.max is refused: "not authorized", counted', async (ctx) => {
+  const user = observerUsername('keepalive');
+  const before = ctx.agent.broker.stats.refusedConnects;
+  assert.match(String(await connectFrom(ctx, user, `${user}:0`, 0)), /Not authorized/i);
+  assert.match(String(await connectFrom(ctx, user, `${user}:max1`, KEEPALIVE_S.max + 1)), /Not authorized/i);
+  assert.is(ctx.agent.broker.stats.refusedConnects - before, 2);
+  assert.ok(typeof (await connectFrom(ctx, user, `${user}:max`, KEEPALIVE_S.max)) !== 'string');
+  assert.ok(typeof (await connectFrom(ctx, user, `${user}:1`, 1)) !== 'string');
+});
 
 test.run();

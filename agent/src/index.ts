@@ -3,6 +3,7 @@ export * from './bus.js';
 export * from './broker/broker.js';
 export * from './broker/credentials.js';
 export * from './broker/acl.js';
+export * from './broker/login-connections.js';
 export * from './orchestrator/orchestrator.js';
 export * from './orchestrator/store.js';
 export * from './orchestrator/state.js';

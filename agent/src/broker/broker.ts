@@ -4,6 +4,7 @@ import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { defaultLoginThrottleLimits, duplexPair, LoginThrottle, MqttAdmission, systemClock, type AdmissionLimits, type AdmissionStats, type Clock, type Logger, type LoginThrottleLimits } from '@tu/shared';
 import { aclFor, mayPublish, maySubscribe, type Acl } from './acl.js';
 import { ownsClientId, principalFor, verifyPassword } from './credentials.js';
+import { LoginConnections } from './login-connections.js';
 
 export interface BrokerOptions {
   gatewayId: string;
@@ -65,7 +66,7 @@ const CLIENT_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
  */
 export const MAX_SUBSCRIPTIONS_PER_CLIENT = 64;
 
-function authError(message: string, returnCode: 2 | 4 | 5): AuthenticateError {
+function authError(message: string, returnCode: 2 | 3 | 4 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
 
@@ -77,6 +78,8 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   const log = opts.logger.child({ component: 'broker' });
   const acls = new WeakMap<Client, Acl>();
   const held = new WeakMap<Client, Set<string>>();
+  const keepalives = new WeakMap<Client, number>();
+  const connections = new LoginConnections();
   const clock = opts.clock ?? systemClock;
   const admission = new MqttAdmission(opts.admission ?? admissionLimits(opts.maxPayloadBytes), {
     now: () => clock.now(),
@@ -87,6 +90,11 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
 
   const aedes = await Aedes.createBroker({
     id: `tu-${opts.gatewayId}`,
+    // authenticate() does not see the CONNECT packet; its keepalive is kept here for it.
+    preConnect(client, packet, done) {
+      if (packet.keepalive !== undefined) keepalives.set(client, packet.keepalive);
+      done(null, true);
+    },
     authenticate(client, username, password, done) {
       const address = admission.addressOf(client.conn);
       if (!logins.attempt(address, username ?? '')) {
@@ -116,6 +124,13 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
         stats.refusedConnects++;
         log.warn({ clientId: client.id.slice(0, 128), username }, 'refused connection: persistent sessions are not kept on this bus; connect with clean session (mosquitto_sub without -c)');
         return done(authError('persistent sessions are not kept on this bus; connect with clean session', 5), false);
+      }
+      // Connections per login and their keepalive are bounded (login-connections.ts says why).
+      const refusal = connections.admit(username!, client, keepalives.get(client));
+      if (refusal) {
+        stats.refusedConnects++;
+        log.warn({ clientId: client.id.slice(0, 128), username, reason: refusal.reason }, `refused connection: ${refusal.reason}`);
+        return done(authError(refusal.reason, refusal.returnCode), false);
       }
       acls.set(client, aclFor(principal, opts.gatewayId, client.id));
       done(null, true);
