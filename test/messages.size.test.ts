@@ -83,6 +83,9 @@ t('a technician label travels as a reference too', async (ctx) => {
   assert.is(res.statusCode, 201, res.body);
   assert.is(res.json<{ label: { embeddingLength: number } }>().label.embeddingLength, 1280, 'the stored example has the numbers');
   await until(() => ctx.obs.events.some((e) => e.type === 'recognition.labelled' && e.subject === id), 5000, 'recognition.labelled');
+  // aedes delivers to subscribers before it emits 'publish' (where bench/message-sizes.ts records):
+  // the next test reads the recorder, so wait for it too (a clean-clone CI run read it too early).
+  await until(() => (ctx.sizes.stats().get('evt/recognition.labelled')?.count ?? 0) > 0, 5000, 'recognition.labelled recorded by the broker');
   const ev = ctx.obs.events.find((e) => e.type === 'recognition.labelled' && e.subject === id)!;
   assert.ok('ref' in (ev.data as { embedding: object }).embedding);
 });
