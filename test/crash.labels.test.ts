@@ -3,10 +3,8 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import Database from 'better-sqlite3';
-import { BusClient, serveStep, silentLogger, STEPS, type StepName } from '@tu/shared';
-import { derivePassword } from '@tu/agent';
 import { EXAMPLES_FILE, listExamples } from '@tu/agent/internal/teach/examples';
-import { bearerFor, defaultResults, tmpDir } from './support/harness.js';
+import { bearerFor, startProcessHandlers, tmpDir } from './support/harness.js';
 import { freePort, startProcess } from './support/processes.js';
 import { photoBytes } from './support/real.js';
 
@@ -26,14 +24,7 @@ test('kill -9 right after labels are answered: every 201/200 label is still ther
   const base = `http://127.0.0.1:${httpPort}`;
   const auth = await bearerFor(GW, dataDir);
   let agent = await start();
-  const handlers: BusClient[] = [];
-  for (const step of ['recognition', 'comparison', 'metadata'] as StepName[]) {
-    const service = STEPS[step].service;
-    const bus = await BusClient.connect({ gatewayId: GW, service, instanceId: `${service}:crash-labels`, username: service, password: derivePassword(SECRET, service), transport: { kind: 'tcp', host: '127.0.0.1', port: busPort }, logger: silentLogger(), handles: [STEPS[step].command] });
-    await serveStep(bus, step, async () => defaultResults[step]() as never);
-    await bus.markReady();
-    handlers.push(bus);
-  }
+  const handlers = await startProcessHandlers({ gatewayId: GW, secret: SECRET, port: busPort, suffix: 'crash-labels' });
   try {
     const ids: string[] = [];
     for (let i = 0; i < 8; i++) {

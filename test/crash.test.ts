@@ -3,10 +3,10 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import Database from 'better-sqlite3';
-import { BusClient, serveStep, silentLogger, STEPS, type AnyEvent, type StepName } from '@tu/shared';
+import { BusClient, silentLogger, type AnyEvent } from '@tu/shared';
 import { derivePassword, observerUsername } from '@tu/agent';
 import { uploaded } from './support/fixtures.js';
-import { defaultResults, tmpDir, until } from './support/harness.js';
+import { startProcessHandlers, tmpDir, until } from './support/harness.js';
 import { freePort, startProcess } from './support/processes.js';
 
 const GW = 'gw-crash';
@@ -37,26 +37,7 @@ test('kill -9 mid-analysis, many times: every accepted analysis ends exactly onc
   let agent = await startAgentProcess(configFile);
 
   // Handler instances in this process, over TCP; they reconnect after each crash.
-  const handlers: BusClient[] = [];
-  for (const step of ['recognition', 'comparison', 'metadata'] as StepName[]) {
-    const service = STEPS[step].service;
-    const bus = await BusClient.connect({
-      gatewayId: GW,
-      service,
-      instanceId: `${service}:crash`,
-      username: service,
-      password: derivePassword(SECRET, service),
-      transport: tcp(port),
-      logger,
-      handles: [STEPS[step].command],
-    });
-    await serveStep(bus, step, async () => {
-      await sleep(Math.random() * 40);
-      return defaultResults[step]() as never;
-    });
-    await bus.markReady();
-    handlers.push(bus);
-  }
+  const handlers = await startProcessHandlers({ gatewayId: GW, secret: SECRET, port, suffix: 'crash', before: () => sleep(Math.random() * 40) });
   const events: AnyEvent[] = [];
   const obs = await BusClient.connect({
     gatewayId: GW,

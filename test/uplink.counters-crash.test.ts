@@ -12,10 +12,10 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import Database from 'better-sqlite3';
-import { BusClient, serveStep, silentLogger, STEPS, type StepName } from '@tu/shared';
+import { BusClient, silentLogger } from '@tu/shared';
 import { derivePassword } from '@tu/agent';
 import { uploaded } from './support/fixtures.js';
-import { defaultResults, tmpDir, until } from './support/harness.js';
+import { startProcessHandlers, tmpDir, until } from './support/harness.js';
 import { TestRelay } from './support/relay-ingress.js';
 import { freePort, startProcess, stopProcess } from './support/processes.js';
 
@@ -57,13 +57,7 @@ test('tu_uplink_delivered_total after a kill -9 and restart is never below what 
   const clients: BusClient[] = [];
   let lock: Database.Database | undefined;
   try {
-    for (const step of ['recognition', 'comparison', 'metadata'] as StepName[]) {
-      const service = STEPS[step].service;
-      const bus = await BusClient.connect({ gatewayId: GW, service, instanceId: `${service}:cc`, username: service, password: derivePassword(BUS_SECRET, service), transport: tcp, logger, handles: [STEPS[step].command] });
-      await serveStep(bus, step, async () => defaultResults[step]() as never);
-      await bus.markReady();
-      clients.push(bus);
-    }
+    clients.push(...(await startProcessHandlers({ gatewayId: GW, secret: BUS_SECRET, port: busPort, suffix: 'cc' })));
     const intake = await BusClient.connect({ gatewayId: GW, service: 'intake', instanceId: 'intake:cc', username: 'intake', password: derivePassword(BUS_SECRET, 'intake'), transport: tcp, logger });
     clients.push(intake);
     const outbox = new Database(path.join(dataDir, 'outbox.sqlite'));

@@ -4,10 +4,10 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import Database from 'better-sqlite3';
-import { BusClient, serveStep, silentLogger, STEPS, type AnyEvent, type StepName } from '@tu/shared';
+import { BusClient, silentLogger, type AnyEvent } from '@tu/shared';
 import { derivePassword, observerUsername } from '@tu/agent';
 import { uploaded } from './support/fixtures.js';
-import { bearerFor, defaultResults, tmpDir, until } from './support/harness.js';
+import { bearerFor, startProcessHandlers, tmpDir, until } from './support/harness.js';
 import { TestRelay } from './support/relay-ingress.js';
 import { freePort, startProcess, stopProcess } from './support/processes.js';
 import { addGateway, startTestRelay } from './support/relay.js';
@@ -51,14 +51,7 @@ test('kill -9 with a loaded outbox and the relay down; restart; relay up: every 
   const logger = silentLogger();
   const tcp = { kind: 'tcp' as const, host: '127.0.0.1', port: busPort };
   let agent = await startAgentProcess(configFile);
-  const clients: BusClient[] = [];
-  for (const step of ['recognition', 'comparison', 'metadata'] as StepName[]) {
-    const service = STEPS[step].service;
-    const bus = await BusClient.connect({ gatewayId: GW, service, instanceId: `${service}:uc`, username: service, password: derivePassword(BUS_SECRET, service), transport: tcp, logger, handles: [STEPS[step].command] });
-    await serveStep(bus, step, async () => defaultResults[step]() as never);
-    await bus.markReady();
-    clients.push(bus);
-  }
+  const clients = await startProcessHandlers({ gatewayId: GW, secret: BUS_SECRET, port: busPort, suffix: 'uc' });
   const local: AnyEvent[] = [];
   const obsUser = observerUsername('uplink-crash');
   const obs = await BusClient.connect({ gatewayId: GW, service: 'intake', instanceId: `${obsUser}:1`, username: obsUser, password: derivePassword(BUS_SECRET, obsUser), transport: tcp, logger });
@@ -169,16 +162,7 @@ test('kill -9 right after completions, 10 times, uploads over HTTP: every 202 en
   const accepted = new Set<string>();
   try {
     // Step handlers in this process over TCP (no model needed); they reconnect after each kill.
-    for (const step of ['recognition', 'comparison', 'metadata'] as StepName[]) {
-      const service = STEPS[step].service;
-      const bus = await BusClient.connect({ gatewayId: GW_RELAY, service, instanceId: `${service}:kill`, username: service, password: derivePassword(BUS_SECRET, service), transport: tcp, logger, handles: [STEPS[step].command] });
-      await serveStep(bus, step, async () => {
-        await sleep(Math.random() * 20);
-        return defaultResults[step]() as never;
-      });
-      await bus.markReady();
-      clients.push(bus);
-    }
+    clients.push(...(await startProcessHandlers({ gatewayId: GW_RELAY, secret: BUS_SECRET, port: busPort, suffix: 'kill', before: () => sleep(Math.random() * 20) })));
     // The kill lands right after a completion: the observer sees analysis.completed and sends
     // SIGKILL in the same tick, while the orchestrator closes its record and the uplink commits.
     let completedThisLife = 0;

@@ -3,9 +3,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import { BusClient, serveStep, silentLogger, STEPS, type StepName } from '@tu/shared';
-import { derivePassword } from '@tu/agent';
-import { bearerFor, defaultResults, tmpDir } from './harness.js';
+import type { BusClient } from '@tu/shared';
+import { bearerFor, startProcessHandlers, tmpDir } from './harness.js';
 import { freePort, startProcess } from './processes.js';
 
 /** Helpers of the storage suites (security.disk-full.test.ts): a small real filesystem and an agent child process on it. */
@@ -89,28 +88,8 @@ export async function startDiskAgent(dataDir: string, extra: Record<string, unkn
 }
 
 /** Step handlers over TCP answering every command with the default result, once `gate` resolves. */
-export async function startHandlers(busPort: number, gate: () => Promise<void>): Promise<BusClient[]> {
-  const out: BusClient[] = [];
-  for (const step of ['recognition', 'comparison', 'metadata'] as StepName[]) {
-    const service = STEPS[step].service;
-    const bus = await BusClient.connect({
-      gatewayId: 'gw-disk',
-      service,
-      instanceId: `${service}:disk`,
-      username: service,
-      password: derivePassword(SECRET, service),
-      transport: { kind: 'tcp', host: '127.0.0.1', port: busPort },
-      logger: silentLogger(),
-      handles: [STEPS[step].command],
-    });
-    await serveStep(bus, step, async () => {
-      await gate();
-      return defaultResults[step]() as never;
-    });
-    await bus.markReady();
-    out.push(bus);
-  }
-  return out;
+export function startHandlers(busPort: number, gate: () => Promise<void>): Promise<BusClient[]> {
+  return startProcessHandlers({ gatewayId: 'gw-disk', secret: SECRET, port: busPort, suffix: 'disk', before: gate });
 }
 
 /**

@@ -105,6 +105,36 @@ export async function startAllHandlers(agent: Agent): Promise<BusClient[]> {
   return Promise.all([startHandler(agent, 'recognition'), startHandler(agent, 'comparison'), startHandler(agent, 'metadata')]);
 }
 
+/**
+ * Handler instances of the default plan's three steps for an agent running in another process
+ * (its bus over TCP on 127.0.0.1:`port`, `secret` its bus secret), named `<service>:<suffix>`.
+ * Each answers after `before()` (default: at once) with a fixture result; they reconnect by
+ * themselves across the agent's restarts (the crash tests kill it).
+ */
+export async function startProcessHandlers(o: { gatewayId: string; secret: string; port: number; suffix: string; before?: () => Promise<unknown> }): Promise<BusClient[]> {
+  const out: BusClient[] = [];
+  for (const step of ['recognition', 'comparison', 'metadata'] as StepName[]) {
+    const service = STEPS[step].service;
+    const bus = await BusClient.connect({
+      gatewayId: o.gatewayId,
+      service,
+      instanceId: `${service}:${o.suffix}`,
+      username: service,
+      password: derivePassword(o.secret, service),
+      transport: { kind: 'tcp', host: '127.0.0.1', port: o.port },
+      logger: silentLogger(),
+      handles: [STEPS[step].command],
+    });
+    await serveStep(bus, step, async () => {
+      await o.before?.();
+      return defaultResults[step]() as never;
+    });
+    await bus.markReady();
+    out.push(bus);
+  }
+  return out;
+}
+
 export function intake(agent: Agent): Promise<BusClient> {
   return connectService(agent.busIdentity, 'intake');
 }
