@@ -227,4 +227,28 @@ test('intake: an upload journalled but not published (the bus failed) is accepte
   }
 });
 
+test("intake: an upload's journal entry stays until the orchestrator's row of it is on disk, not only known in memory", async () => {
+  const agent = await startTestAgent();
+  const up = await intake(agent);
+  const journal = openIntakeJournal(path.join(tmpDir(), 'intake.sqlite'));
+  // The orchestrator knows every analysis at once; its row reaches the disk only when the test says.
+  const onDisk = new Set<string>();
+  const i = createIntake({ bus: up, blobs: agent.blobs, journal, limits, knows: () => true, stored: (id) => onDisk.has(id), capacity: () => ({ held: 0, max: 10 }), logger: silentLogger(), sweepMs: 50, redriveMs: 10_000 });
+  try {
+    const r = await i.accept(photoBytes(JPEG), 'image/jpeg', {});
+    // Many sweeps later: before, an entry went 50 ms after the orchestrator knew it, written or not.
+    await new Promise((res) => setTimeout(res, 400));
+    assert.is(i.pending(), 1, 'still journalled while the row is not on disk');
+    assert.is(journal.size(), 1);
+    onDisk.add(r.analysisId);
+    await until(() => i.pending() === 0, 2000, 'cleared once the row is on disk');
+    assert.is(journal.size(), 0);
+  } finally {
+    await i.stop();
+    await journal.close();
+    await up.close();
+    await agent.stop();
+  }
+});
+
 test.run();

@@ -36,7 +36,9 @@ test('saves of one analysis coalesce to the newest; a close amends an unwritten 
   done.push(store.markPublished('b1'));
   assert.is(store.stats.pendingRows, 1);
   assert.is(store.get('b1')?.version, 3, 'reads see the unwritten row');
+  assert.is(store.onDisk('b1'), false, 'not on disk before its batch is committed (the intake keeps its journal entry)');
   await Promise.all(done);
+  assert.is(store.onDisk('b1'), true);
   assert.is(store.stats.rowsWritten, 1, 'four writes of one analysis: one row written');
   assert.is(store.get('b1')?.status, 'completed');
   assert.equal(store.loadOpen(), [], 'the row is closed');

@@ -265,7 +265,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       journal,
       limits,
       knows: (id) => orchestrator.status(id) !== undefined,
-      committed: () => store.stats.retrying === undefined,
+      stored: (id) => store.onDisk(id),
       capacity: () => ({ held: orchestrator.stats.running + orchestrator.stats.queued, max: config.orchestrator.maxConcurrent + config.orchestrator.maxQueue }),
       storage,
       quota,

@@ -16,8 +16,13 @@ export interface IntakeDeps {
   limits: IntakeLimits;
   /** True when the orchestrator knows the analysis (it deduplicates by analysisId). */
   knows: (analysisId: string) => boolean;
-  /** False while the orchestrator's state store cannot commit (full disk): journal entries stay until it can. */
-  committed?: () => boolean;
+  /**
+   * True once the orchestrator's row of the analysis is on disk (orchestrator/store.ts onDisk):
+   * only then may its journal entry go. Knowing the analysis in memory is not enough: its row
+   * can wait behind a slow commit (an SD card's fsync) or a full disk, and a power cut before it
+   * is written would lose an upload answered 202.
+   */
+  stored?: (analysisId: string) => boolean;
   /** Analyses the orchestrator holds (running + queued) and how many it may hold; beyond it, it fails new ones with QUEUE_FULL. */
   capacity: () => { held: number; max: number };
   logger: Logger;
@@ -120,7 +125,7 @@ export function createIntake(deps: IntakeDeps): Intake {
           log.warn({ analysisId: id, sinceMs: now - e.publishedAt }, 're-publishing an upload the orchestrator has not taken');
           void republish(e);
         }
-      } else if (now - e.knownSince >= sweepMs && (deps.committed?.() ?? true)) {
+      } else if (now - e.knownSince >= sweepMs && (deps.stored?.(id) ?? true)) {
         done.push(id);
       }
     }

@@ -42,6 +42,11 @@ export interface StateStore {
   get(id: string): AnalysisState | undefined;
   /** Whether the analysis is stored or waiting to be: `get` without reading or copying its state. */
   has(id: string): boolean;
+  /**
+   * Whether a row of the analysis is committed (read from the database, not the batches waiting
+   * to be written): a restart would find it. The intake keeps an upload's journal entry until then.
+   */
+  onDisk(id: string): boolean;
   list(opts: { limit: number; status?: string }): AnalysisListItem[];
   save(state: AnalysisState): Promise<void>;
   /** Marks an analysis closed (its terminal event was published) without rewriting its row. */
@@ -150,6 +155,7 @@ export async function openStateStore(opts: StateStoreOptions): Promise<StateStor
       return fromRow(getStmt.get(id));
     },
     has: (id) => writer.pending.has(id) || Boolean(writer.inFlight?.has(id)) || hasStmt.get(id) !== undefined,
+    onDisk: (id) => hasStmt.get(id) !== undefined,
     list({ limit, status }) {
       const rows = status ? listByStatus.all(status, limit) : listStmt.all(limit);
       return rows.map((r) => ({
