@@ -1,11 +1,10 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import Database from 'better-sqlite3';
 import { EXAMPLES_FILE, listExamples } from '@tu/agent/internal/teach/examples';
 import { bearerFor, startProcessHandlers, tmpDir } from './support/harness.js';
-import { freePort, startProcess } from './support/processes.js';
+import { freePort, startProcess, writeProcessAgentConfig } from './support/processes.js';
 import { photoBytes } from './support/real.js';
 
 const GW = 'gw-crash-labels';
@@ -15,11 +14,7 @@ const LABELS = ['excavator', 'crane', 'negative', 'wheel_loader'] as const;
 test('kill -9 right after labels are answered: every 201/200 label is still there after the restart, and gets published', async () => {
   const dataDir = tmpDir('tu-crash-labels-');
   const [busPort, httpPort] = [await freePort(), await freePort()];
-  const configFile = path.join(dataDir, 'agent.json');
-  fs.writeFileSync(
-    configFile,
-    JSON.stringify({ gatewayId: GW, dataDir, broker: { host: '127.0.0.1', port: busPort }, http: { host: '127.0.0.1', port: httpPort }, services: { vision: false, comparison: false, metadata: false }, orchestrator: { durability: 'full' } }),
-  );
+  const configFile = writeProcessAgentConfig(path.join(dataDir, 'agent.json'), { gatewayId: GW, dataDir, busPort, httpPort });
   const start = () => startProcess('agent/dist/main.js', ['--config', configFile], '"agent started"', { TU_BUS_SECRET: SECRET, LOG_LEVEL: 'info' });
   const base = `http://127.0.0.1:${httpPort}`;
   const auth = await bearerFor(GW, dataDir);

@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -7,7 +6,7 @@ import { BusClient, silentLogger, type AnyEvent } from '@tu/shared';
 import { derivePassword, observerUsername } from '@tu/agent';
 import { uploaded } from './support/fixtures.js';
 import { startProcessHandlers, tmpDir, until } from './support/harness.js';
-import { freePort, startProcess } from './support/processes.js';
+import { freePort, startProcess, writeProcessAgentConfig } from './support/processes.js';
 
 const GW = 'gw-crash';
 const SECRET = 'crash-test-secret-crash-test-secret-0001';
@@ -21,18 +20,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 test('kill -9 mid-analysis, many times: every accepted analysis ends exactly once', async () => {
   const dataDir = tmpDir('tu-crash-');
   const port = await freePort();
-  const configFile = path.join(dataDir, 'agent.json');
-  fs.writeFileSync(
-    configFile,
-    JSON.stringify({
-      gatewayId: GW,
-      dataDir,
-      broker: { host: '127.0.0.1', port },
-      http: { host: '127.0.0.1', port: 0 },
-      services: { vision: false, comparison: false, metadata: false },
-      orchestrator: { durability: 'full', maxConcurrent: 8, plan: { recognition: { timeoutMs: 3000 }, comparison: { timeoutMs: 3000 }, metadata: { timeoutMs: 3000 } } },
-    }),
-  );
+  const configFile = writeProcessAgentConfig(path.join(dataDir, 'agent.json'), {
+    gatewayId: GW,
+    dataDir,
+    busPort: port,
+    httpPort: 0,
+    extra: { orchestrator: { durability: 'full', maxConcurrent: 8, plan: { recognition: { timeoutMs: 3000 }, comparison: { timeoutMs: 3000 }, metadata: { timeoutMs: 3000 } } } },
+  });
   const logger = silentLogger();
   let agent = await startAgentProcess(configFile);
 

@@ -19,7 +19,8 @@ import { saveHead } from '@tu/agent/internal/services/vision/head-format';
 import { trainHead } from '@tu/agent/internal/services/vision/head';
 import { createHeadRefitter, REFIT_MAX_EXAMPLES } from '@tu/agent/internal/teach/refitter';
 import type { LabelledExample } from '@tu/agent/internal/teach/examples';
-import { silentLogger, teachLabel } from '@tu/shared';
+import { silentLogger, teachLabel, type TeachLabel } from '@tu/shared';
+import type { RecognitionResult } from '@tu/agent/internal/services/vision/types';
 import { IMAGES_DIR, MODEL_DIR } from './support/data.js';
 import { inject, startTestAgent, testConfig } from './support/harness.js';
 
@@ -47,6 +48,15 @@ async function anotherShot(file: string): Promise<Buffer> {
   const img = sharp(file).rotate();
   const { width = 0, height = 0 } = await img.metadata();
   return sharp(file).rotate().extract({ left: Math.round(width * 0.1), top: Math.round(height * 0.05), width: Math.round(width * 0.85), height: Math.round(height * 0.85) }).flop().jpeg({ quality: 88 }).toBuffer();
+}
+
+/**
+ * The i-th of many labelled examples made from a few real recognitions: the photo's type as its
+ * label (`negative` where none was recognised), its embedding nudged so no two are the same.
+ */
+function nthExample(seed: readonly RecognitionResult[], i: number): { label: TeachLabel; embedding: number[] } {
+  const r = seed[i % seed.length]!;
+  return { label: teachLabel.parse(r.machineType === 'unknown' ? 'negative' : r.machineType), embedding: r.embedding.map((v) => v + ((i * 7919) % 13) * 1e-4) };
 }
 
 const jpeg = { 'content-type': 'image/jpeg' };
@@ -95,10 +105,7 @@ test('a refit with 1,000 examples during recognitions never blocks the event loo
     const recognizer = agent.recognizer()!;
     const photos = (await listLabelledImages(IMAGES_DIR)).slice(0, 12).map((p) => p.file);
     const seed = await Promise.all(photos.map((p) => recognizer.recognize(p)));
-    const examples = Array.from({ length: 1000 }, (_, i) => {
-      const r = seed[i % seed.length]!;
-      return { label: r.machineType === 'unknown' ? 'negative' : r.machineType, embedding: r.embedding.map((v) => v + ((i * 7919) % 13) * 1e-4) };
-    });
+    const examples = Array.from({ length: 1000 }, (_, i) => nthExample(seed, i));
     const h = monitorEventLoopDelay({ resolution: 1 });
     h.enable();
     let recognised = 0;
@@ -134,14 +141,14 @@ test('a refit takes the newest 1,000 labels; health counts the older ones it lef
     const model = recognizer.info().model;
     // Newest first, as the example store lists them (teach/examples.ts).
     const stored: LabelledExample[] = Array.from({ length: REFIT_MAX_EXAMPLES + 3 }, (_, i) => {
-      const r = seed[i % seed.length]!;
+      const { label, embedding } = nthExample(seed, i);
       return {
         correctionId: `c-${i}`,
         analysisId: `a-${i}`,
         sha256: i.toString(16).padStart(64, '0'),
-        embedding: r.embedding.map((v) => v + ((i * 7919) % 13) * 1e-4),
-        label: teachLabel.parse(r.machineType === 'unknown' ? 'negative' : r.machineType),
-        previousLabel: r.machineType,
+        embedding,
+        label,
+        previousLabel: seed[i % seed.length]!.machineType,
         kind: 'confirmation',
         by: 'tech-1',
         at: new Date(Date.UTC(2026, 0, 1) - i * 60_000).toISOString(),

@@ -7,7 +7,6 @@
  * SQLite's busy_timeout, agent/src/sqlite.ts) while the relay acknowledges: deterministic, no race.
  */
 import type { ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -17,7 +16,7 @@ import { derivePassword } from '@tu/agent';
 import { uploaded } from './support/fixtures.js';
 import { startProcessHandlers, tmpDir, until } from './support/harness.js';
 import { TestRelay } from './support/relay-ingress.js';
-import { freePort, startProcess, stopProcess } from './support/processes.js';
+import { freePort, startProcess, stopProcess, writeProcessAgentConfig } from './support/processes.js';
 
 const GW = 'gw-uplink-counters';
 const BUS_SECRET = 'uplink-counters-bus-secret-uplink-counters-01';
@@ -37,19 +36,13 @@ async function delivered(httpPort: number): Promise<number> {
 test('tu_uplink_delivered_total after a kill -9 and restart is never below what /metrics showed before', async () => {
   const dataDir = tmpDir('tu-uplink-counters-');
   const [busPort, httpPort, relayPort] = [await freePort(), await freePort(), await freePort()];
-  const configFile = path.join(dataDir, 'agent.json');
-  fs.writeFileSync(
-    configFile,
-    JSON.stringify({
-      gatewayId: GW,
-      dataDir,
-      broker: { host: '127.0.0.1', port: busPort },
-      http: { host: '127.0.0.1', port: httpPort },
-      services: { vision: false, comparison: false, metadata: false },
-      orchestrator: { durability: 'full' },
-      uplink: { url: `mqtt://127.0.0.1:${relayPort}`, reconnect: { initialDelayMs: 50, maxDelayMs: 300, jitter: 0.2 } },
-    }),
-  );
+  const configFile = writeProcessAgentConfig(path.join(dataDir, 'agent.json'), {
+    gatewayId: GW,
+    dataDir,
+    busPort,
+    httpPort,
+    extra: { uplink: { url: `mqtt://127.0.0.1:${relayPort}`, reconnect: { initialDelayMs: 50, maxDelayMs: 300, jitter: 0.2 } } },
+  });
   const logger = silentLogger();
   const tcp = { kind: 'tcp' as const, host: '127.0.0.1', port: busPort };
   const relay = new TestRelay({ [GW]: GW_SECRET });

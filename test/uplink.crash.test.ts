@@ -1,5 +1,4 @@
 import type { ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -9,7 +8,7 @@ import { derivePassword, observerUsername } from '@tu/agent';
 import { uploaded } from './support/fixtures.js';
 import { bearerFor, startProcessHandlers, tmpDir, until } from './support/harness.js';
 import { TestRelay } from './support/relay-ingress.js';
-import { freePort, startProcess, stopProcess } from './support/processes.js';
+import { freePort, startProcess, stopProcess, writeProcessAgentConfig } from './support/processes.js';
 import { addGateway, startTestRelay } from './support/relay.js';
 import { photoBytes } from './support/data.js';
 
@@ -35,19 +34,13 @@ const outboxIds = (dataDir: string): string[] => {
 test('kill -9 with a loaded outbox and the relay down; restart; relay up: every queued event delivered, in order', async () => {
   const dataDir = tmpDir('tu-uplink-crash-');
   const [busPort, httpPort, relayPort] = [await freePort(), await freePort(), await freePort()];
-  const configFile = path.join(dataDir, 'agent.json');
-  fs.writeFileSync(
-    configFile,
-    JSON.stringify({
-      gatewayId: GW,
-      dataDir,
-      broker: { host: '127.0.0.1', port: busPort },
-      http: { host: '127.0.0.1', port: httpPort },
-      services: { vision: false, comparison: false, metadata: false },
-      orchestrator: { durability: 'full', maxConcurrent: 8 },
-      uplink: { url: `mqtt://127.0.0.1:${relayPort}`, reconnect: { initialDelayMs: 50, maxDelayMs: 300, jitter: 0.2 } },
-    }),
-  );
+  const configFile = writeProcessAgentConfig(path.join(dataDir, 'agent.json'), {
+    gatewayId: GW,
+    dataDir,
+    busPort,
+    httpPort,
+    extra: { orchestrator: { durability: 'full', maxConcurrent: 8 }, uplink: { url: `mqtt://127.0.0.1:${relayPort}`, reconnect: { initialDelayMs: 50, maxDelayMs: 300, jitter: 0.2 } } },
+  });
   const logger = silentLogger();
   const tcp = { kind: 'tcp' as const, host: '127.0.0.1', port: busPort };
   let agent = await startAgentProcess(configFile);
@@ -141,19 +134,13 @@ test('kill -9 right after completions, 10 times, uploads over HTTP: every 202 en
   const dataDir = tmpDir('tu-uplink-kill-');
   const auth = await bearerFor(GW_RELAY, dataDir);
   const [busPort, httpPort] = [await freePort(), await freePort()];
-  const configFile = path.join(dataDir, 'agent.json');
-  fs.writeFileSync(
-    configFile,
-    JSON.stringify({
-      gatewayId: GW_RELAY,
-      dataDir,
-      broker: { host: '127.0.0.1', port: busPort },
-      http: { host: '127.0.0.1', port: httpPort },
-      services: { vision: false, comparison: false, metadata: false },
-      orchestrator: { durability: 'full', maxConcurrent: 8 },
-      uplink: { url: relay.mqttUrl, reconnect: { initialDelayMs: 50, maxDelayMs: 300, jitter: 0.2 } },
-    }),
-  );
+  const configFile = writeProcessAgentConfig(path.join(dataDir, 'agent.json'), {
+    gatewayId: GW_RELAY,
+    dataDir,
+    busPort,
+    httpPort,
+    extra: { orchestrator: { durability: 'full', maxConcurrent: 8 }, uplink: { url: relay.mqttUrl, reconnect: { initialDelayMs: 50, maxDelayMs: 300, jitter: 0.2 } } },
+  });
   const start = () => startProcess('agent/dist/main.js', ['--config', configFile], '"agent started"', { TU_BUS_SECRET: BUS_SECRET, TU_UPLINK_PASSWORD: secret });
   const logger = silentLogger();
   const tcp = { kind: 'tcp' as const, host: '127.0.0.1', port: busPort };

@@ -5,7 +5,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import type { BusClient } from '@tu/shared';
 import { bearerFor, startProcessHandlers, tmpDir } from './harness.js';
-import { freePort, startProcess } from './processes.js';
+import { freePort, startProcess, writeProcessAgentConfig } from './processes.js';
 
 /** Helpers of the storage suites (security.disk-full.test.ts): a small real filesystem and an agent child process on it. */
 
@@ -62,19 +62,13 @@ export const SECRET = 'disk-test-secret-disk-test-secret-00001';
 export async function startDiskAgent(dataDir: string, extra: Record<string, unknown>): Promise<{ child: ChildProcess; url: string; busPort: number; output: () => string }> {
   const busPort = await freePort();
   const httpPort = await freePort();
-  const configFile = path.join(tmpDir('tu-disk-config-'), 'agent.json');
-  fs.writeFileSync(
-    configFile,
-    JSON.stringify({
-      gatewayId: 'gw-disk',
-      dataDir,
-      broker: { host: '127.0.0.1', port: busPort },
-      http: { host: '127.0.0.1', port: httpPort },
-      services: { vision: false, comparison: false, metadata: false },
-      orchestrator: { durability: 'full', maxConcurrent: 4, plan: { recognition: { timeoutMs: 60_000 }, comparison: { timeoutMs: 60_000 }, metadata: { timeoutMs: 60_000 } } },
-      ...extra,
-    }),
-  );
+  const configFile = writeProcessAgentConfig(path.join(tmpDir('tu-disk-config-'), 'agent.json'), {
+    gatewayId: 'gw-disk',
+    dataDir,
+    busPort,
+    httpPort,
+    extra: { orchestrator: { durability: 'full', maxConcurrent: 4, plan: { recognition: { timeoutMs: 60_000 }, comparison: { timeoutMs: 60_000 }, metadata: { timeoutMs: 60_000 } } }, ...extra },
+  });
   const child = await startProcess('agent/dist/main.js', ['--config', configFile], '"agent started"', { TU_BUS_SECRET: SECRET, LOG_LEVEL: 'info' });
   let out = '';
   const keep = (d: Buffer) => {

@@ -53,6 +53,28 @@ export const portOpen = (port: number): Promise<boolean> =>
   });
 
 /**
+ * Writes `file`, the configuration of an agent the test runs as a child process (and kills):
+ * its bus and HTTP on 127.0.0.1, no analysis service of its own (the test serves the steps over
+ * TCP, harness.ts startProcessHandlers), durable state. `extra` adds or replaces whole top-level
+ * sections (its own `orchestrator`, an `uplink`). Returns `file`.
+ */
+export function writeProcessAgentConfig(file: string, o: { gatewayId: string; dataDir: string; busPort: number; httpPort: number; extra?: Record<string, unknown> }): string {
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      gatewayId: o.gatewayId,
+      dataDir: o.dataDir,
+      broker: { host: '127.0.0.1', port: o.busPort },
+      http: { host: '127.0.0.1', port: o.httpPort },
+      services: { vision: false, comparison: false, metadata: false },
+      orchestrator: { durability: 'full' },
+      ...o.extra,
+    }),
+  );
+  return file;
+}
+
+/**
  * Starts a compiled entry point of this repo (`npm run build`) with plain node as a child process and resolves once its
  * output contains `ready`. Output is drained (printed with DEBUG_PROCESSES=1).
  */
