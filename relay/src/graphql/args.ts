@@ -1,6 +1,6 @@
 import { TuError } from '@tu/shared';
 import { z } from 'zod';
-import { DEFAULT_PAGE, MAX_PAGE, RECENT_EVENTS_DEFAULT } from './connection.js';
+import { defaultPageOf, MAX_PAGE } from './connection.js';
 
 /**
  * The one rule for the arguments the GraphQL fields share (schema.ts), checked before a resolver
@@ -39,9 +39,6 @@ const shared = z.looseObject({
   type: filter('every type, or give a machine type'),
 });
 
-/** What `first` means when left out, said in the refusal. */
-const defaultPage = (field: string) => (field === 'recentEvents' ? RECENT_EVENTS_DEFAULT : DEFAULT_PAGE);
-
 /**
  * The arguments of `field` if they keep the rule, otherwise INVALID_REQUEST naming each bad
  * argument, what it must be and what it was.
@@ -52,7 +49,7 @@ export function checkedArgs<T extends object>(field: string, raw: T): T {
   const problems = r.error.issues.map((i) => {
     const name = String(i.path[0] ?? 'arguments');
     const given = JSON.stringify((raw as Record<string, unknown>)[name])?.slice(0, 64);
-    const dflt = name === 'first' ? `; leave it out for ${defaultPage(field)}` : '';
+    const dflt = name === 'first' ? `; leave it out for ${defaultPageOf(field)}` : '';
     return `${name} ${i.message}${dflt} (it is ${given})`;
   });
   throw new TuError('INVALID_REQUEST', `${field}: ${problems.join('; ')}`);

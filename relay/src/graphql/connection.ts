@@ -5,6 +5,12 @@ export const MAX_PAGE = 100;
 /** recentEvents without `first`. */
 export const RECENT_EVENTS_DEFAULT = 50;
 
+/**
+ * How many rows a field returns when the query gives no `first`: the one rule the resolvers, the
+ * cost limit (limits.ts) and the refusals (args.ts) all read.
+ */
+export const defaultPageOf = (field: string): number => (field === 'recentEvents' ? RECENT_EVENTS_DEFAULT : DEFAULT_PAGE);
+
 /** `first` as args.ts checked it (1..MAX_PAGE; anything else is refused there), else the default. */
 export const pageSize = (first: number | null | undefined): number => first ?? DEFAULT_PAGE;
 

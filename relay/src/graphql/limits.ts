@@ -13,7 +13,7 @@ import {
 } from 'graphql';
 import type { ErrorCode } from '@tu/shared';
 import type { RelayConfig } from '../config.js';
-import { DEFAULT_PAGE, MAX_PAGE, RECENT_EVENTS_DEFAULT } from './connection.js';
+import { DEFAULT_PAGE, defaultPageOf, MAX_PAGE } from './connection.js';
 
 /**
  * What one GraphQL operation may cost, checked before it runs. Without limits, 1,000 aliases
@@ -55,7 +55,7 @@ function listFields(schema: GraphQLSchema): Map<string, number> {
   out = new Map();
   for (const type of Object.values(schema.getTypeMap())) {
     if (!isObjectType(type) || type.name.startsWith('__')) continue;
-    for (const f of Object.values(type.getFields())) if (f.args.some((a) => a.name === 'first')) out.set(f.name, f.name === 'recentEvents' ? RECENT_EVENTS_DEFAULT : DEFAULT_PAGE);
+    for (const f of Object.values(type.getFields())) if (f.args.some((a) => a.name === 'first')) out.set(f.name, defaultPageOf(f.name));
   }
   listFieldsOf.set(schema, out);
   return out;

@@ -8,7 +8,7 @@ import { cursorOf } from '../storage/sql-storage.js';
 import type { AnalysisStatus, GatewayRow, MachineRow, Storage } from '../storage/types.js';
 import type { Principal } from './auth.js';
 import { checkedArgs } from './args.js';
-import { connection, pageSize, RECENT_EVENTS_DEFAULT } from './connection.js';
+import { connection, defaultPageOf, pageSize } from './connection.js';
 import { subscriptionError } from './errors.js';
 import { JSONScalar } from './json-scalar.js';
 import { unstorableTextRefusal } from './request-guard.js';
@@ -77,7 +77,7 @@ export function buildResolvers(deps: GraphDeps): IResolvers {
       recentEvents: async (_: unknown, raw: { first?: number | null; gatewayId?: string | null }, ctx: Ctx) => {
         const a = checkedArgs('recentEvents', raw);
         if (a.gatewayId) await ownGateway(ctx, a.gatewayId);
-        const rows = await storage.listEvents({ tenantId: principal(ctx).tenant, gatewayId: opt(a.gatewayId), limit: a.first ?? RECENT_EVENTS_DEFAULT });
+        const rows = await storage.listEvents({ tenantId: principal(ctx).tenant, gatewayId: opt(a.gatewayId), limit: a.first ?? defaultPageOf('recentEvents') });
         return rows.map((e): AnalysisEventPayload => ({ id: e.id, type: e.type, analysisId: e.subject, gatewayId: e.gatewayId, time: e.time, data: e.data }));
       },
       typeAccuracy: async (_: unknown, raw: { gatewayId?: string | null }, ctx: Ctx) => {
