@@ -28,7 +28,18 @@ test('cosine similarity and best match', () => {
   assert.is(cosineSimilarity([1, 2], [-1, -2]), -1);
   assert.is(cosineSimilarity([0, 0], [1, 1]), 0);
   assert.throws(() => cosineSimilarity([1, 2, 3], [1, 2]), (e: unknown) => e instanceof ComparisonError && e.code === 'EMBEDDING_LENGTH_MISMATCH');
-  assert.throws(() => cosineSimilarity([1, Number.NaN], [1, 2]), (e: unknown) => e instanceof ComparisonError && e.code === 'INVALID_EMBEDDING');
+  assert.throws(() => cosineSimilarity([1, Number.NaN], [1, 2]), (e: unknown) => e instanceof ComparisonError && e.code === 'INVALID_EMBEDDING' && e.message.includes('index 1'));
+  // The check runs once per pair on the sums: a bad value on either side, at any place, is still caught and located.
+  assert.throws(() => cosineSimilarity([1, 2, 3], [1, 2, Number.POSITIVE_INFINITY]), (e: unknown) => e instanceof ComparisonError && e.message.includes('index 2'));
+  assert.throws(() => cosineSimilarity([0, 0], [Number.NEGATIVE_INFINITY, 0]), (e: unknown) => e instanceof ComparisonError && e.message.includes('index 0'));
+  assert.throws(() => cosineSimilarity([1e200, 1], [1, 1]), (e: unknown) => e instanceof ComparisonError && e.code === 'INVALID_EMBEDDING' && /too large/.test(e.message));
+  assert.throws(() => cosineSimilarity([], []), (e: unknown) => e instanceof ComparisonError && e.code === 'INVALID_EMBEDDING');
+  assert.throws(() => bestMatch([1, 2], [{ sha256: 'bad', embedding: [1, Number.NaN], source: 'history' }]), (e: unknown) => e instanceof ComparisonError && e.code === 'INVALID_EMBEDDING');
+  // Scoring many candidates against one vector gives what each pair gives on its own.
+  const many = Array.from({ length: 20 }, (_, i): Candidate => ({ sha256: `c${i}`, embedding: near(machineA, 0.05 * i, 40 + i), source: 'history' }));
+  const best = bestMatch(machineA, many);
+  const byPair = Math.max(...many.map((c) => cosineSimilarity(machineA, c.embedding)));
+  assert.is(best?.similarity, byPair);
   const m = bestMatch(near(machineA, 0.2, 99), refs);
   assert.is(m?.sha256, 'ref-a1');
   assert.is(bestMatch(machineB, refs, { source: 'history' })?.similarity, 1);
