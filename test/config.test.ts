@@ -3,7 +3,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError, loadAgentConfig, profilePath } from '@tu/firmware-config';
+import { ConfigError, HISTORY_PER_MACHINE_MAX, loadAgentConfig, profilePath } from '@tu/firmware-config';
 import { captureTimeUtc } from '@tu/agent/internal/services/metadata/sort';
 import { tmpDir } from './support/harness.js';
 
@@ -46,6 +46,19 @@ test('an invalid config names every bad field and where it came from', () => {
   assert.throws(() => loadAgentConfig({ file: path.join(dir, 'missing.json') }), /cannot read config file/);
   fs.writeFileSync(f, '{ not json');
   assert.throws(() => loadAgentConfig({ file: f }), /not valid JSON/);
+});
+
+test('a comparison history larger than a comparison can score in time is refused, naming the bound', () => {
+  const load = (historyPerMachine: number) => loadAgentConfig({ env: {}, overrides: { gatewayId: 'gw-1', comparison: { historyPerMachine } } });
+  assert.is(load(HISTORY_PER_MACHINE_MAX).comparison.historyPerMachine, HISTORY_PER_MACHINE_MAX);
+  try {
+    load(100_000);
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, ConfigError);
+    assert.equal((err as ConfigError).problems.map((p) => p.field), ['comparison.historyPerMachine']);
+    assert.match((err as Error).message, new RegExp(`${HISTORY_PER_MACHINE_MAX}`));
+  }
 });
 
 test('uplink TLS: files only with a TLS url (a plain url would send the secret in clear); cert and key together', () => {

@@ -100,6 +100,14 @@ const definedOnly = <T extends object>(o: T): Partial<T> => Object.fromEntries(O
 
 const filePath = z.string().min(1).max(4096);
 
+/**
+ * Earlier photos of one machine a comparison scores, at most. Each comparison reads them all and
+ * scores them on the agent's main thread: 2,000 rows of 1,280 floats take 40–130 ms and 10 MB on
+ * this project's x64 bench machine (bench/comparison.bench.ts), several times that on a gateway's
+ * ARM core; 10,000 took 0.3–0.5 s and 45 MB, the old bound of 100,000 seconds and 0.5 GB.
+ */
+export const HISTORY_PER_MACHINE_MAX = 2_000;
+
 export const uplinkSchema = z
   .object({
     url: z
@@ -288,7 +296,7 @@ export const agentConfigSchema = z
             ]),
           )
           .prefault({}),
-        historyPerMachine: z.number().int().min(1).max(100_000).default(200).describe('Earlier photos kept per machine for comparison.'),
+        historyPerMachine: z.number().int().min(1).max(HISTORY_PER_MACHINE_MAX).default(200).describe(`Earlier photos kept per machine for comparison (at most ${HISTORY_PER_MACHINE_MAX}: each comparison reads and scores them all).`),
         maxReferences: z.number().int().min(1).max(200).default(20).describe('Reference photos kept for the registered machine.'),
       })
       .strict()
