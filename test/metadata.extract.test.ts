@@ -111,6 +111,21 @@ test('capture time judged against the upload time: drift tolerance, zone-less ti
   assert.equal([rec.lastSeenAt, rec.lastSeenAtSource], [up, 'upload-time']);
 });
 
+test('a capture time without a zone: around the upload the upload time dates the sighting; long before it, the latest instant the time can be', () => {
+  const zoneless = (uploadedAt: string) => sortIntoRecord({ exif: { captureTime: '2024-05-01T12:00:00', captureTimeZone: 'unknown', gps: { latitude: 1.5, longitude: 1.5 } }, warnings: [], category: 'overview', uploadedAt });
+  // Read at UTC-12 the camera time is 2024-05-02 00:00 UTC: an upload before that may be the capture's own moment.
+  assert.equal(pick(zoneless('2024-05-01T23:00:00.000Z')), ['2024-05-01T23:00:00.000Z', 'upload-time']);
+  assert.equal(pick(zoneless('2024-05-02T00:00:00.000Z')), ['2024-05-02T00:00:00.000Z', 'upload-time']);
+  // Uploaded later (an old photo sent now): the photo was taken by 2024-05-02 00:00 UTC at the latest, not at the upload.
+  assert.equal(pick(zoneless('2024-05-02T00:00:01.000Z')), ['2024-05-02T00:00:00.000Z', 'capture-time-latest']);
+  assert.equal(pick(zoneless('2026-12-01T08:00:00.000Z')), ['2024-05-02T00:00:00.000Z', 'capture-time-latest']);
+  // An assumed zone gives the instant itself; an implausible time still gives the upload time.
+  assert.equal(pick(sortIntoRecord({ exif: { captureTime: '2024-05-01T12:00:00', captureTimeZone: 'unknown' }, warnings: [], category: 'overview', uploadedAt: '2026-12-01T08:00:00.000Z', assumedUtcOffset: '+02:00' })), ['2024-05-01T10:00:00.000Z', 'capture-time']);
+  assert.equal(pick(sortIntoRecord({ exif: { captureTime: '1999-01-01T12:00:00', captureTimeZone: 'unknown' }, warnings: [], category: 'overview', uploadedAt: '2026-12-01T08:00:00.000Z' })), ['2026-12-01T08:00:00.000Z', 'upload-time']);
+});
+
+const pick = (r: { lastSeenAt?: string; lastSeenAtSource?: string }): [string | undefined, string | undefined] => [r.lastSeenAt, r.lastSeenAtSource];
+
 test('degraded upload is graded poor', async () => {
   const dark = await sharp(photo('wheel_loader/surya_wheel-loader.jpg')).blur(3).linear(0.2, 0).jpeg().toBuffer();
   const r = await extractMetadata(dark, { uploadedAt });

@@ -75,8 +75,8 @@ async function poll<T>(what: string, get: () => Promise<T | undefined>, ms = 30_
 }
 
 /** Uploads to the agent, waits for the analysis on the agent and on the relay; returns both views of the metadata and the relay's machine. */
-async function upload(ctx: Ctx, bytes: Buffer): Promise<{ id: string; uploadedAt: string; agent: Metadata; relay: Metadata; machine: MachineView }> {
-  const res = await inject(ctx.agent, { method: 'POST', url: `/api/v1/images?machineId=${MACHINE}`, headers: { 'content-type': 'image/jpeg' }, payload: bytes });
+async function upload(ctx: Ctx, bytes: Buffer, machine = MACHINE): Promise<{ id: string; uploadedAt: string; agent: Metadata; relay: Metadata; machine: MachineView }> {
+  const res = await inject(ctx.agent, { method: 'POST', url: `/api/v1/images?machineId=${machine}`, headers: { 'content-type': 'image/jpeg' }, payload: bytes });
   assert.is(res.statusCode, 202, res.body);
   const id = res.json<{ analysisId: string }>().analysisId;
   const view = await poll(`analysis ${id} on the agent`, async () => {
@@ -89,7 +89,7 @@ async function upload(ctx: Ctx, bytes: Buffer): Promise<{ id: string; uploadedAt
       ctx.relay,
       ctx.token,
       'query($id: ID!, $m: ID!) { analysis(id: $id) { status results } machine(id: $m) { lastSeen lastSeenSource lastSeenNote lastPosition lastRecognition { analysisId } } }',
-      { id, m: MACHINE },
+      { id, m: machine },
     );
     return r.data?.analysis?.status === 'completed' && r.data.machine ? r.data : undefined;
   });
@@ -130,6 +130,23 @@ t('a photo dated 23 h ahead with a fake position is flagged and does not pin the
   assert.is(real.machine.lastSeenNote, null);
   assert.equal(real.machine.lastPosition, REAL_POSITION, 'the position moved on from the fake one');
   assert.is(real.machine.lastRecognition?.analysisId, real.id);
+});
+
+t('a photo without a zone taken long before its upload is dated by its own time, so an older photo sent later does not move the machine back', async (ctx) => {
+  const machine = 'EX-PT-OLD';
+  const newer = await upload(ctx, await rewritten({ at: Math.floor(Date.now() / 1000) * 1000 - 3_600_000, offset: '+00:00' }), machine);
+  assert.is(newer.machine.lastSeenSource, 'capture-time');
+  // A photo of two years ago from a camera that records no zone, at another place, uploaded now.
+  const oldAt = Date.UTC(2024, 4, 1, 12, 0, 0);
+  const old = await upload(ctx, await rewritten({ at: oldAt }, { latitude: 1.5, longitude: 1.5 }), machine);
+  for (const [where, m] of Object.entries({ agent: old.agent, relay: old.relay })) {
+    assert.is(m.exif.captureTimePlausible, true, where);
+    assert.is(m.record.lastSeenAtSource, 'capture-time-latest', `${where}: the record says which time it is`);
+    assert.is(m.record.lastSeenAt, new Date(oldAt + 12 * 3_600_000).toISOString(), `${where}: the camera time read at UTC-12, the latest it can be`);
+  }
+  assert.is(old.machine.lastSeen, newer.machine.lastSeen, 'the machine stays at the newer sighting');
+  assert.equal(old.machine.lastPosition, REAL_POSITION, 'and at its position');
+  assert.is(old.machine.lastRecognition?.analysisId, newer.id);
 });
 
 t('the technician UI shows the forged capture time as it is, says it is not plausible and which time the record uses', async (ctx) => {

@@ -40,7 +40,9 @@ export const typeDefs = /* GraphQL */ `
     "When the machine was last seen (ISO, UTC): the latest photo's time; lastSeenSource says which time it is"
     lastSeen: String
     """
-    Which time lastSeen is: capture-time (the photo's EXIF time, plausible), upload-time (when the
+    Which time lastSeen is: capture-time (the photo's EXIF time, plausible), capture-time-latest (the
+    latest instant the EXIF time of a photo without a time zone can be, for a photo taken more than a
+    day before its upload: the machine was seen by then), upload-time (when the
     gateway received the photo: no usable capture time, or an implausible one), completed-time (the
     gateway's analysis time; no photo time known), gateway (the gateway's time, of a gateway that does
     not say which), relay-receipt (when the relay received it: the gateway's times were in the

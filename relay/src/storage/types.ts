@@ -49,12 +49,14 @@ export interface MachineRow {
 /**
  * Which time a machine's lastSeen is (relay/src/ingest/effects.ts decides):
  * - `capture-time`: the photo's EXIF capture time, judged plausible by the gateway and the relay;
+ * - `capture-time-latest`: the latest instant an EXIF capture time without a zone can be (read at
+ *   UTC-12), for a photo taken more than a day before its upload (agent/src/services/metadata/sort.ts);
  * - `upload-time`: when the gateway received the photo (no usable capture time, or an implausible one);
  * - `completed-time`: when the gateway finished the analysis (its record carried no time);
  * - `gateway`: the gateway's record time, from a gateway that does not say which time it is;
  * - `relay-receipt`: when the relay received the event, because the gateway's times were later than that.
  */
-export type LastSeenSource = 'capture-time' | 'upload-time' | 'completed-time' | 'gateway' | 'relay-receipt';
+export type LastSeenSource = 'capture-time' | 'capture-time-latest' | 'upload-time' | 'completed-time' | 'gateway' | 'relay-receipt';
 
 export interface MachineRecognition {
   machineType: string;

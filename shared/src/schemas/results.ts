@@ -163,11 +163,14 @@ export const metadataResult = z.object({
     serialNumber: z.string().max(128).optional(),
     lastSeenAt: isoTime.optional(),
     /**
-     * Which time lastSeenAt is: the photo's capture time (plausible, zone known or assumed) or the
-     * upload time (no capture time, zone unknown, or implausible: see exif.captureTimePlausible).
-     * Absent from gateways older than this field.
+     * Which time lastSeenAt is: the photo's capture time (plausible, zone known or assumed);
+     * `capture-time-latest`, the latest instant a capture time without a zone can be (its camera
+     * time read at UTC-12), for a photo taken more than a day before its upload; or the upload
+     * time (no capture time, zone unknown and taken around the upload, or implausible: see
+     * exif.captureTimePlausible). Absent from gateways older than this field; relays older than
+     * `capture-time-latest` refuse it (docs/messages.md).
      */
-    lastSeenAtSource: z.enum(['capture-time', 'upload-time']).optional(),
+    lastSeenAtSource: z.enum(['capture-time', 'capture-time-latest', 'upload-time']).optional(),
     lastPosition: gps.optional(),
     photoQuality: z.enum(['good', 'fair', 'poor']),
     photoCategory: z.enum(['overview', 'nameplate', 'other']),

@@ -5,9 +5,10 @@
  *   `typeSource` says which of the two it is.
  * - lastSeenAt: EXIF capture time normalised to UTC when its zone is known
  *   (offset tag or GPS UTC stamp); a zone-less capture time is interpreted with
- *   `assumedUtcOffset` when given; otherwise, or when the capture time is implausible
- *   (`judgeCaptureTime`: later than the upload by more than the clock-drift tolerance, or
- *   before 2000), the upload time. `lastSeenAtSource` says which. A forged or wrong future
+ *   `assumedUtcOffset` when given; a zone-less capture time that is certainly before the upload
+ *   (even read at UTC-12) gives its latest possible instant (`capture-time-latest`); otherwise,
+ *   or when the capture time is implausible (`judgeCaptureTime`: later than the upload by more
+ *   than the clock-drift tolerance, or before 2000), the upload time. `lastSeenAtSource` says which. A forged or wrong future
  *   capture time must not order the machine's sightings: it would outrank every real photo
  *   until that time (issue 8 finding 10).
  * - lastPosition: EXIF GPS (ordered by lastSeenAt like the rest of the sighting).
@@ -58,24 +59,27 @@ export function captureTimeUtc(exif: ExifInfo, assumedUtcOffset?: string): strin
 }
 
 /**
+ * The instants a capture time can stand for: one, with a known (or assumed) zone; without one,
+ * its wall clock read anywhere from UTC+14 (earliest) to UTC-12 (latest). Null when it has none.
+ */
+function captureWindow(exif: ExifInfo, assumedUtcOffset?: string): { instant: string | null; earliest: number; latest: number } | null {
+  if (!exif.captureTime) return null;
+  const instant = captureTimeUtc(exif, assumedUtcOffset);
+  if (instant) return { instant, earliest: Date.parse(instant), latest: Date.parse(instant) };
+  const wall = Date.parse(`${exif.captureTime.replace(/(Z|[+-]\d{2}:\d{2})$/, '')}Z`);
+  return Number.isFinite(wall) ? { instant: null, earliest: wall - 14 * HOUR, latest: wall + 12 * HOUR } : null;
+}
+
+/**
  * Judges the capture time against the gateway's clock at receipt (the upload time). With a known
  * (or assumed) zone the instant is compared; a time without a zone can be any instant from its
  * wall clock read at UTC+14 to read at UTC-12, so it is implausible only when all of those are.
  */
 export function judgeCaptureTime(exif: ExifInfo, uploadedAt: string, assumedUtcOffset?: string): CaptureTimeCheck | undefined {
-  if (!exif.captureTime) return undefined;
+  const window = captureWindow(exif, assumedUtcOffset);
+  if (!window) return undefined;
   const uploaded = Date.parse(uploadedAt);
-  const instant = captureTimeUtc(exif, assumedUtcOffset);
-  let earliest: number;
-  let latest: number;
-  if (instant) {
-    earliest = latest = Date.parse(instant);
-  } else {
-    const wall = Date.parse(`${exif.captureTime.replace(/(Z|[+-]\d{2}:\d{2})$/, '')}Z`);
-    if (!Number.isFinite(wall)) return undefined;
-    earliest = wall - 14 * HOUR;
-    latest = wall + 12 * HOUR;
-  }
+  const { instant, earliest, latest } = window;
   const shown = instant ?? `${exif.captureTime} (camera local time, zone unknown)`;
   if (Number.isFinite(uploaded) && earliest > uploaded + CLOCK_DRIFT_TOLERANCE_MS) {
     const ahead = Math.round((earliest - uploaded) / 60_000);
@@ -115,11 +119,17 @@ export function sortIntoRecord(input: SortInput): MachineRecordFields {
   if (registered?.serialNumber) record.serialNumber = registered.serialNumber;
 
   const uploaded = Date.parse(input.uploadedAt);
-  const captured = captureTimeUtc(exif, input.assumedUtcOffset);
+  const window = captureWindow(exif, input.assumedUtcOffset);
   const check = input.captureCheck ?? judgeCaptureTime(exif, input.uploadedAt, input.assumedUtcOffset);
-  if (captured && check?.plausible === true) {
-    record.lastSeenAt = captured;
+  if (window?.instant && check?.plausible === true) {
+    record.lastSeenAt = window.instant;
     record.lastSeenAtSource = 'capture-time';
+  } else if (window && check?.plausible === true && Number.isFinite(uploaded) && uploaded > window.latest) {
+    // A photo without a zone taken more than a day before its upload (an older photo sent now):
+    // the upload time would date its sighting, and its position, to today. The latest instant its
+    // camera time allows is true ("seen by then"), at most 26 h after the real one.
+    record.lastSeenAt = new Date(window.latest).toISOString();
+    record.lastSeenAtSource = 'capture-time-latest';
   } else if (Number.isFinite(uploaded)) {
     record.lastSeenAt = new Date(uploaded).toISOString();
     record.lastSeenAtSource = 'upload-time';

@@ -1,3 +1,5 @@
+import type { MetadataResult } from '@tu/shared';
+
 /** Image input accepted by the metadata library: a file path or the encoded bytes. */
 export type ImageInput = string | Buffer;
 
@@ -79,7 +81,8 @@ export interface MachineRecordFields {
   model?: string;
   serialNumber?: string;
   lastSeenAt?: string;
-  lastSeenAtSource?: 'capture-time' | 'upload-time';
+  /** The wire contract's values (shared/src/schemas/results.ts). */
+  lastSeenAtSource?: MetadataResult['record']['lastSeenAtSource'];
   lastPosition?: GpsPosition;
   photoQuality: PhotoQuality;
   photoCategory: PhotoCategory;
