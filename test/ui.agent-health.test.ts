@@ -72,7 +72,8 @@ t.after(async (ctx) => {
 });
 
 const openUi = async (ctx: Ctx, agent: Agent, viewport: { width: number; height: number }, before?: (page: Page) => Promise<void>): Promise<Page> => {
-  const page = await ctx.browser.newPage({ viewport });
+  // en-US: the assertions below read its digit grouping ("100,000"); the UI uses whatever the browser's is.
+  const page = await ctx.browser.newPage({ viewport, locale: 'en-US' });
   if (before) await before(page);
   await page.goto(await signedInUrl(agent));
   await page.getByTestId('uplink-detail').waitFor({ timeout: WAIT });
@@ -161,10 +162,41 @@ t('connecting to the relay (at start-up): the banner does not call it unreachabl
   await long.close();
 });
 
+t('large counts are grouped the browser\'s way (100,000 events, 12,345 dropped), one rule for every number', async (ctx) => {
+  // The default outbox bound (firmware-config uplink.outbox.maxEvents, 100000) of a gateway whose photo's events wait for the relay.
+  const res = await inject(ctx.connecting, { method: 'POST', url: '/api/v1/images', headers: { 'content-type': 'image/jpeg', 'x-file-name': 'waits.jpg' }, payload: fs.readFileSync(PHOTO) });
+  assert.is(res.statusCode, 202, res.body);
+  await until(() => {
+    const u = ctx.connecting.uplink.health();
+    return u.state !== 'disabled' && u.queueDepth > 0;
+  }, WAIT, 'an event waiting in the outbox');
+  const page = await openUi(ctx, ctx.connecting, PHONE);
+  await page.getByTestId('uplink-waiting').filter({ hasText: 'waiting to be sent' }).waitFor({ timeout: WAIT });
+  const waiting = await page.getByTestId('uplink-waiting').innerText();
+  assert.match(waiting, /^\d+ events? waiting to be sent \([\d.,]+ (bytes|KB)\) of at most 100,000 events or 256 MB/, waiting);
+  await page.close();
+  // Counts beyond a thousand in the banner and the panel (the refused agent's real answer with large counters).
+  const big = await openUi(ctx, ctx.refused, PHONE, patchHealth((h) => Object.assign(h.uplink, { full: true, whenFull: 'drop-oldest', dropped: 12345, refused: 23456, expired: 1234567, queueDepth: 54321 })));
+  await big.getByTestId('uplink-lost').filter({ hasText: '12,345' }).waitFor({ timeout: WAIT });
+  const lost = await big.getByTestId('uplink-lost').innerText();
+  assert.match(lost, /12,345 dropped .*; 23,456 refused .*; 1,234,567 expired/, lost);
+  assert.match(await big.getByTestId('uplink-waiting').innerText(), /^54,321 events waiting to be sent/);
+  const banner = await big.locator('.banner[role="alert"]').innerText();
+  assert.match(banner, /\(54,321 events waiting\)/, banner);
+  assert.match(banner, /\(12,345 dropped so far\)/, banner);
+  assert.not.match(lost, /\d{4}/, 'no count of four or more digits without grouping');
+  await big.close();
+});
+
 t('the health panel shows the agent version, free space and the photo quota, each with its unit and meaning', async (ctx) => {
   const page = await openUi(ctx, ctx.refused, PHONE);
   const health = page.locator('#health');
   assert.match(await health.locator('dd').first().innerText(), /gw-test · agent version \d+\.\d+\.\d+/);
+  // Each count says what it counts ("up, 6 clients" and "0 running, 0 waiting" did not).
+  const panel = await health.innerText();
+  assert.match(panel, /Broker\nup, \d+ connections on the gateway's local message bus \(its services, orchestrator and live feed\)/, panel);
+  assert.match(panel, /Queue\n\d+ (analysis|analyses) running, \d+ waiting to start/, panel);
+  assert.match(panel, /\d+ requests? in progress/, panel);
   const storage = await page.getByTestId('storage-detail').innerText();
   assert.match(storage, /Free space: [\d.]+ (KB|MB|GB|TB) of [\d.]+ (KB|MB|GB|TB); below [\d.]+ MB new photos are refused\./, storage);
   assert.match(storage, /Photos and comparison history: [\d.]+ (bytes|KB|MB) of their 512 MB quota \(\d+ %\)\./, storage);

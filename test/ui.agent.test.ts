@@ -16,6 +16,8 @@ const GPS_PHOTO = photo('exif_gps/exifsamples_DSCN0010.jpg');
 const EXCAVATOR = photo(`excavator/${fs.readdirSync(photo('excavator')).filter((f) => f.endsWith('.jpg')).sort()[0]}`);
 // A class the plain backbone knows without a trained head (test/ui.dashboard.test.ts uses it too).
 const FORKLIFT = photo('forklift/imagenet_n03384352_forklift.jpg');
+// A photo of several MB and thousands of pixels a side.
+const BIG = photo('tractor/rp_tractor.jpg');
 const WAIT = 30_000;
 
 t.before(async (ctx) => {
@@ -29,7 +31,8 @@ t.after(async (ctx) => {
 });
 
 const openUi = async (ctx: Ctx, viewport: { width: number; height: number }): Promise<Page> => {
-  const page = await ctx.browser.newPage({ viewport });
+  // en-US: assertions read its digit grouping ("5,174"); the UI uses the browser's own.
+  const page = await ctx.browser.newPage({ viewport, locale: 'en-US' });
   await page.goto(await signedInUrl(ctx.agent));
   await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: WAIT });
   return page;
@@ -89,6 +92,21 @@ t('a text file renamed .jpg is refused with the API error message', async (ctx) 
   await page.getByRole('article', { name: new RegExp(path.basename(EXCAVATOR).replace(/\./g, '\\.')) }).getByText('Completed', { exact: true }).waitFor({ timeout: WAIT });
   await page.screenshot({ path: screenshotPath('agent-ui-phone-390x844.png') });
   await page.screenshot({ path: screenshotPath('agent-ui-phone-full.png'), fullPage: true });
+  await page.close();
+});
+
+t('a photo of several MB: its size in MB on the timeline, its pixels grouped (one number rule, format.ts num)', async (ctx) => {
+  const page = await openUi(ctx, { width: 375, height: 812 });
+  await page.getByLabel('Choose photos').setInputFiles(BIG);
+  const card = page.getByRole('article', { name: /rp_tractor\.jpg/ });
+  await card.getByText('Completed', { exact: true }).waitFor({ timeout: WAIT });
+  const size = fs.statSync(BIG).size / 1024 / 1024;
+  // "Photo stored (3850 KB)" was a count of four digits, unlike the same size in the health panel.
+  await card.getByRole('list', { name: 'Timeline' }).getByText(`Photo stored (${size.toFixed(1)} MB)`).waitFor({ timeout: WAIT });
+  const { width, height } = (await inject(ctx.agent, { method: 'GET', url: `/api/v1/analyses/${(await card.getAttribute('id'))?.slice(2) ?? ''}` })).json<{ results: { metadata: { quality: { width: number; height: number } } } }>().results.metadata.quality;
+  assert.ok(width >= 1000 && height >= 1000, `precondition: a photo of over 1000 pixels a side (${width}×${height})`);
+  const grouped = (n: number) => n.toLocaleString('en-US');
+  assert.match(await card.innerText(), new RegExp(`${grouped(width)} × ${grouped(height)} pixels \\(\\d+\\.\\d MP\\)`));
   await page.close();
 });
 
@@ -247,7 +265,7 @@ t('register the machine and a reference photo through the form', async (ctx) => 
   });
   await page.getByLabel('Add reference photos').setInputFiles(EXCAVATOR);
   await page.getByText(/Reference photo .* added \(1 in total\)/).waitFor({ timeout: WAIT });
-  await page.getByText('1 reference photo(s) stored.').waitFor({ timeout: WAIT });
+  await page.getByText('1 reference photo stored.').waitFor({ timeout: WAIT });
   // health panel shows the services and the model
   const health = page.locator('#health');
   await health.getByText(/ on (onnxruntime|wasm)/).waitFor({ timeout: WAIT });
@@ -263,7 +281,7 @@ t('adding a reference photo when the machine cannot be reloaded: says the count 
   const page = await openUi(ctx, { width: 390, height: 844 });
   const machine = page.locator('#machine');
   const before = (await inject(ctx.agent, { method: 'GET', url: '/api/v1/machine' })).json<{ references: unknown[] }>().references.length;
-  await machine.getByText(`${before} reference photo(s) stored.`).waitFor({ timeout: WAIT });
+  await machine.getByText(`${before} reference photo${before === 1 ? '' : 's'} stored.`).waitFor({ timeout: WAIT });
   // The gateway stores the photo, then its machine cannot be read back.
   const url = '**/api/v1/machine';
   await page.route(url, (route) =>
@@ -274,11 +292,11 @@ t('adding a reference photo when the machine cannot be reloaded: says the count 
   const alert = machine.getByTestId('machine-reload-error');
   await alert.waitFor({ timeout: WAIT });
   assert.match(await alert.innerText(), /Could not reload the machine after adding reference photos: The machine store is busy\. The count below is from before they were added\./);
-  assert.match(await machine.innerText(), new RegExp(`${before} reference photo\\(s\\) stored \\(before the photos just added\\)\\.`));
+  assert.match(await machine.innerText(), new RegExp(`${before} reference photos? stored \\(before the photos just added\\)\\.`));
   await machine.screenshot({ path: screenshotPath('agent-ui-phone-machine-reload-failed.png') });
   await page.unroute(url);
   await alert.getByRole('button', { name: 'Retry' }).click();
-  await machine.getByText(`${before + 1} reference photo(s) stored.`).waitFor({ timeout: WAIT });
+  await machine.getByText(`${before + 1} reference photos stored.`).waitFor({ timeout: WAIT });
   assert.is(await machine.getByTestId('machine-reload-error').count(), 0);
   await page.close();
 });

@@ -3,31 +3,49 @@ import { when } from '@tu/shared/internal/display-time';
 
 /** Display helpers for the result card and the history: every number says what it is. */
 export const pretty = (s: string): string => s.replace(/_/g, ' ');
-export const pct = (x: number): string => `${Math.round(x * 100)} %`;
+
+/**
+ * Every number the UI prints goes through here: the browser's own digit grouping and decimal
+ * mark ("100,000 events", not "100000 events"; "1.5 MB", or "1,5 MB" in a German browser).
+ * `digits`: the fixed number of decimals (0 for counts). The formatters are made once per digits.
+ */
+const formats = new Map<number, Intl.NumberFormat>();
+export function num(n: number, digits = 0): string {
+  let f = formats.get(digits);
+  if (!f) formats.set(digits, (f = new Intl.NumberFormat(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits })));
+  return f.format(n);
+}
+/** A share in whole percent. */
+export const pct = (x: number): string => `${num(Math.round(x * 100))} %`;
 
 /**
  * A duration in its largest units ("3 d 4 h", "2 h 5 min", "7 min", "42 s"): "4320 min" made a
  * reader count, and "0 min" said nothing of 42 seconds.
  */
 export function duration(seconds: number): string {
-  if (seconds < 60) return `${Math.max(0, Math.floor(seconds))} s`;
+  if (seconds < 60) return `${num(Math.max(0, Math.floor(seconds)))} s`;
   const m = Math.floor(seconds / 60);
   const h = Math.floor(m / 60);
   const d = Math.floor(h / 24);
-  if (d > 0) return `${d} d ${h % 24} h`;
+  if (d > 0) return `${num(d)} d ${h % 24} h`;
   if (h > 0) return `${h} h ${m % 60} min`;
   return `${m} min`;
 }
-/** A size in the unit a person reads (the UI's KB are 1024 bytes, as in timeline.ts "Photo stored"). */
+/**
+ * A step's or an analysis's time: milliseconds below a second, seconds with a tenth below a
+ * minute, then duration()'s units (a wait of 20 minutes read "1234.5 s").
+ */
+export const ms = (n: number): string => (n < 1000 ? `${num(Math.round(n))} ms` : n < 60_000 ? `${num(n / 1000, 1)} s` : duration(n / 1000));
+/** A size in the unit a person reads (KB are 1024 bytes): the timeline's "Photo stored", the health panel's storage and outbox. */
 export function bytes(n: number): string {
   const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
   let v = n;
   let i = 0;
   for (; v >= 1024 && i < units.length - 1; i++) v /= 1024;
-  return i === 0 ? `${n} bytes` : `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+  return i === 0 ? `${num(n)} bytes` : `${v < 10 ? num(v, 1) : num(Math.round(v))} ${units[i]}`;
 }
 /** "1 event", "3 events": a count with its noun. */
-export const count = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
+export const count = (n: number, one: string, many = `${one}s`): string => `${num(n)} ${n === 1 ? one : many}`;
 /** Every time shown goes through one rule, shared with the other UI (shared/src/display-time.ts). */
 export { when };
 

@@ -13,6 +13,7 @@ import {
   type StepSummary,
 } from './schemas';
 import { CUT_SHORT_MEANING, endedStepStatus, isStepStatus } from '@tu/shared/internal/step-status';
+import { bytes, ms } from './format';
 
 export type Status = 'stored' | 'running' | 'completed' | 'failed';
 export interface TimelineItem {
@@ -70,7 +71,6 @@ export function planText(steps: string[], plan?: { step: string; needs: string[]
 export const stepLabel = (s: string | null | undefined): string => (s ? (STEP_LABEL[s] ?? s) : 'before any step');
 /** A step as the analysis's summary names it: "Nameplate (optional)" when the plan lets the analysis complete without it. */
 const summaryLabel = (s: StepSummary): string => `${stepLabel(s.step)}${s.optional ? ' (optional)' : ''}`;
-export const ms = (n: number): string => (n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(1)} s`);
 /*
  * A step has two durations and they differ (bus transit, queueing): the live event carries the
  * service's own working time (shared/src/bus/step-handler.ts), the stored analysis the
@@ -102,7 +102,7 @@ export function applyFrame(prev: Analysis | undefined, raw: unknown): Analysis |
       if (!d.success) return undefined;
       a.image = { ...d.data.image, ...(a.image?.thumbnail ? { thumbnail: a.image.thumbnail } : {}) };
       if (d.data.fileName) a.fileName = d.data.fileName;
-      add('info', `Photo stored (${Math.round(d.data.image.bytes / 1024)} KB)`);
+      add('info', `Photo stored (${bytes(d.data.image.bytes)})`);
       break;
     }
     case 'analysis.started': {
@@ -240,7 +240,7 @@ export function fromView(v: AnalysisView, prev?: Analysis): Analysis {
   const items: TimelineItem[] = prev?.items.length
     ? prev.items
     : [
-        { key: 'up', time: v.uploadedAt, kind: 'info', text: `Photo stored (${Math.round(v.image.bytes / 1024)} KB)` },
+        { key: 'up', time: v.uploadedAt, kind: 'info', text: `Photo stored (${bytes(v.image.bytes)})` },
         ...(v.startedAt ? [{ key: 'st', time: v.startedAt, kind: 'info' as const, text: 'Analysis started' }] : []),
         // In the order they happened; then the end, then what it left unfinished (as the live card says it).
         ...done.sort(byTime),

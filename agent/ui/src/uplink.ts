@@ -1,4 +1,4 @@
-import { count, duration } from './format';
+import { count, duration, num } from './format';
 import type { UplinkHealth } from './schemas';
 
 /**
@@ -37,8 +37,8 @@ export function connectionAlert(u: UplinkHealth): string | undefined {
 export function fullAlert(u: UplinkHealth): string | undefined {
   if (!u.full) return undefined;
   if (u.whenFull === 'drop-oldest')
-    return `The uplink outbox is full: the oldest waiting events are dropped to make room for new ones; they never reach the office (${u.dropped ?? 0} dropped so far).`;
-  if (u.whenFull === 'refuse-new') return `The uplink outbox is full: new events are refused; they never reach the office (${u.refused ?? 0} refused so far).`;
+    return `The uplink outbox is full: the oldest waiting events are dropped to make room for new ones; they never reach the office (${num(u.dropped ?? 0)} dropped so far).`;
+  if (u.whenFull === 'refuse-new') return `The uplink outbox is full: new events are refused; they never reach the office (${num(u.refused ?? 0)} refused so far).`;
   return 'The uplink outbox is full: new events are being dropped or refused.';
 }
 
@@ -48,8 +48,8 @@ export function fullAlert(u: UplinkHealth): string | undefined {
  */
 export function lostEvents(u: UplinkHealth): string[] {
   const lost: string[] = [];
-  if (u.dropped) lost.push(`${u.dropped} dropped (the oldest waiting, to make room while the outbox was full)`);
-  if (u.refused) lost.push(`${u.refused} refused (not taken in: the outbox was full, or the event was larger than the whole outbox)`);
-  if (u.expired) lost.push(`${u.expired} expired (waited longer than the outbox keeps events${u.limits ? `: ${duration(u.limits.maxAgeMs / 1000)}` : ''})`);
+  if (u.dropped) lost.push(`${num(u.dropped)} dropped (the oldest waiting, to make room while the outbox was full)`);
+  if (u.refused) lost.push(`${num(u.refused)} refused (not taken in: the outbox was full, or the event was larger than the whole outbox)`);
+  if (u.expired) lost.push(`${num(u.expired)} expired (waited longer than the outbox keeps events${u.limits ? `: ${duration(u.limits.maxAgeMs / 1000)}` : ''})`);
   return lost;
 }

@@ -1,4 +1,4 @@
-import { count, duration, when } from '../format';
+import { count, duration, num, when } from '../format';
 import { useHealth } from '../hooks/useHealth';
 import type { Health } from '../schemas';
 import { stepLabel } from '../timeline';
@@ -12,7 +12,7 @@ function modelText(m: Health['model']): string {
   if (!m.head) return `${model}, no trained head`;
   const r = m.refit;
   const refit = r
-    ? `refitted to ${count(r.used, "technician's example", "technicians' examples")} (at ${when(r.at)})${r.skipped ? `; ${r.skipped} not usable (a type the head does not know, or the wrong size)` : ''}${r.otherBackbone ? `; ${r.otherBackbone} left out (embedded by another model)` : ''}${r.older ? `; ${r.older} older not used (a refit uses the newest ${count(r.used + r.skipped + (r.otherBackbone ?? 0), 'label', 'labels')})` : ''}`
+    ? `refitted to ${count(r.used, "technician's example", "technicians' examples")} (at ${when(r.at)})${r.skipped ? `; ${num(r.skipped)} not usable (a type the head does not know, or the wrong size)` : ''}${r.otherBackbone ? `; ${num(r.otherBackbone)} left out (embedded by another model)` : ''}${r.older ? `; ${num(r.older)} older not used (a refit uses the newest ${count(r.used + r.skipped + (r.otherBackbone ?? 0), 'label', 'labels')})` : ''}`
     : "as shipped (not refitted to technicians' examples)";
   return `${model}, head ${m.head.id}, ${refit}`;
 }
@@ -56,7 +56,7 @@ export function HealthPanel() {
             )}
           </dd>
           <dt>Broker</dt>
-          <dd>{h.broker.up ? `up, ${h.broker.clients} clients` : 'DOWN'}</dd>
+          <dd>{h.broker.up ? `up, ${count(h.broker.clients, 'connection')} on the gateway's local message bus (its services, orchestrator and live feed)` : 'DOWN'}</dd>
           {Object.entries(h.services).map(([name, s]) => (
             <>
               <dt key={`${name}-t`}>{stepLabel(s.step)}</dt>
@@ -68,7 +68,7 @@ export function HealthPanel() {
                   <ul>
                     {s.instances.map((i) => (
                       <li key={i.instanceId}>
-                        <code>{i.instanceId}</code> · {i.inflight} in flight
+                        <code>{i.instanceId}</code> · {count(i.inflight, 'request')} in progress
                       </li>
                     ))}
                   </ul>
@@ -80,7 +80,7 @@ export function HealthPanel() {
           <dd data-testid="health-model">{modelText(h.model)}</dd>
           <dt>Queue</dt>
           <dd>
-            {h.orchestrator.running} running, {h.orchestrator.queued} waiting
+            {count(h.orchestrator.running, 'analysis', 'analyses')} running, {num(h.orchestrator.queued)} waiting to start
           </dd>
           <dt>Cloud uplink</dt>
           <dd>

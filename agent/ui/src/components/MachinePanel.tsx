@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { errorText, getMachine, putMachine, uploadReference } from '../api';
-import { pct } from '../format';
+import { count, num, pct } from '../format';
 import type { Machine, MachineView } from '../schemas';
 import { MACHINE_TYPES } from '@tu/shared/internal/machine-types';
 
@@ -67,7 +67,7 @@ export function MachinePanel() {
         setRefProgress(`${f.name}: 0 %`);
         const r = await uploadReference(f, (p) => setRefProgress(`${f.name}: ${pct(p)}`));
         added++;
-        results.push({ ok: true, text: `Reference photo ${f.name} ${r.replaced ? 'replaced an older one' : 'added'} (${r.count} in total).` });
+        results.push({ ok: true, text: `Reference photo ${f.name} ${r.replaced ? 'replaced an older one' : 'added'} (${num(r.count)} in total).` });
       } catch (err) {
         const t = errorText(err);
         results.push({ ok: false, text: `Reference photo ${f.name} refused: ${t.message} (${t.code})` });
@@ -132,7 +132,7 @@ export function MachinePanel() {
           </button>
         </p>
       )}
-      <p class="muted">{view ? `${view.references.length} reference photo(s) stored${reloadError ? ' (before the photos just added)' : ''}.` : ''}</p>
+      <p class="muted">{view ? `${count(view.references.length, 'reference photo')} stored${reloadError ? ' (before the photos just added)' : ''}.` : ''}</p>
     </section>
   );
 }

@@ -1,5 +1,5 @@
 import { endedStepStatus, isStepStatus } from '@tu/shared/internal/step-status';
-import { cameraText, captureText, pct, pretty, shortHashes } from '../format';
+import { cameraText, captureText, num, pct, pretty, shortHashes } from '../format';
 import type { Results } from '../schemas';
 import type { Analysis } from '../timeline';
 import { Teach } from './Teach';
@@ -48,7 +48,7 @@ function ComparisonView({ cmp }: { cmp: Comparison }) {
         ))}
         {best && cmp.typeCheck.match === false && (
           <li>
-            similarity to the closest {best.source === 'reference' ? 'reference' : 'earlier'} photo: {best.similarity.toFixed(2)} (1 = same view)
+            similarity to the closest {best.source === 'reference' ? 'reference' : 'earlier'} photo: {num(best.similarity, 2)} (1 = same view)
           </li>
         )}
       </ul>
@@ -82,7 +82,7 @@ function MetadataView({ meta }: { meta: Metadata }) {
       <dd data-testid="camera">{cameraText(meta.exif.camera) || 'not in the photo'}</dd>
       <dt>Photo</dt>
       <dd>
-        {meta.quality.width}×{meta.quality.height} ({meta.quality.megapixels.toFixed(1)} MP), category {meta.category}
+        {num(meta.quality.width)} × {num(meta.quality.height)} pixels ({num(meta.quality.megapixels, 1)} MP), category {meta.category}
         {meta.categoryBasis === 'image' ? ' (assumed: decided without the recognition result)' : ''}, quality {meta.record.photoQuality}
       </dd>
       {meta.warnings.length > 0 && (
