@@ -315,6 +315,34 @@ t("several reference photos at once: each one's outcome stays, a refusal is not 
   await page.close();
 });
 
+t('the registered machine cannot be loaded: the form stays locked (saving it empty would erase the registration) and Retry loads it', async (ctx) => {
+  const registered = { type: 'excavator', brand: 'Liebherr', model: 'R 926', serialNumber: 'SN-0042', name: 'Site 4 excavator' };
+  const put = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: registered });
+  assert.ok(put.statusCode < 300, put.body);
+  const page = await ctx.browser.newPage({ viewport: { width: 375, height: 812 } });
+  // The site Wi-Fi drops the page's first read of the machine (the rest of the page loads).
+  let dropped = 0;
+  await page.route('**/api/v1/machine', (route) => (route.request().method() === 'GET' && dropped++ === 0 ? route.abort('internetdisconnected') : route.continue()));
+  await page.goto(await signedInUrl(ctx.agent));
+  const machine = page.locator('#machine');
+  const alert = machine.getByTestId('machine-load-error');
+  await alert.waitFor({ timeout: WAIT });
+  assert.match(await alert.innerText(), /Could not load the registered machine: The gateway does not answer\. .*saving cannot erase the registration/);
+  const save = machine.getByRole('button', { name: 'Save machine' });
+  assert.ok(await save.isDisabled(), 'Save is locked while the registration is unknown');
+  assert.ok(await machine.getByLabel('Brand', { exact: true }).isDisabled());
+  await machine.getByLabel('Serial number', { exact: true }).press('Enter').catch(() => undefined);
+  const kept = (await inject(ctx.agent, { method: 'GET', url: '/api/v1/machine' })).json<{ machine: Record<string, string> }>().machine;
+  assert.equal(kept, registered, 'the registration is untouched');
+  await machine.screenshot({ path: screenshotPath('agent-ui-phone-machine-load-failed.png') });
+  await alert.getByRole('button', { name: 'Retry' }).click();
+  await machine.getByLabel('Brand', { exact: true }).and(page.locator(':enabled')).waitFor({ timeout: WAIT });
+  assert.is(await machine.getByLabel('Serial number', { exact: true }).inputValue(), 'SN-0042');
+  assert.ok(await save.isEnabled());
+  assert.is(await machine.getByTestId('machine-load-error').count(), 0);
+  await page.close();
+});
+
 t("a forklift photo on a machine registered as an excavator: the verdict's reason says its number is the confidence", async (ctx) => {
   const put = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: { type: 'excavator', name: 'Site 4 excavator' } });
   assert.ok(put.statusCode < 300, put.body);

@@ -17,6 +17,12 @@ const FIELDS: [keyof Machine, string, string][] = [
 export function MachinePanel() {
   const [view, setView] = useState<MachineView>();
   const [form, setForm] = useState<Machine>({});
+  /**
+   * Why the registered machine could not be loaded. Until it is, the form stays locked: a PUT
+   * replaces the whole registration, so saving the empty form would erase the machine.
+   */
+  const [loadError, setLoadError] = useState<string>();
+  const [loading, setLoading] = useState(true);
   const [msg, setMsg] = useState<{ ok: boolean; text: string }>();
   const [busy, setBusy] = useState(false);
   const [refProgress, setRefProgress] = useState<string>();
@@ -32,16 +38,24 @@ export function MachinePanel() {
       setReloadError(errorText(err).message);
     }
   };
-  useEffect(() => {
-    getMachine()
-      .then((v) => {
-        setView(v);
-        setForm(v.machine ?? {});
-      })
-      .catch((err: unknown) => setMsg({ ok: false, text: `Could not load the machine: ${errorText(err).message}` }));
-  }, []);
+  const load = async () => {
+    setLoading(true);
+    try {
+      const v = await getMachine();
+      setView(v);
+      setForm(v.machine ?? {});
+      setLoadError(undefined);
+    } catch (err) {
+      setLoadError(errorText(err).message);
+    } finally {
+      setLoading(false);
+    }
+  };
+  useEffect(() => void load(), []);
+  const locked = !view;
   const save = async (e: Event) => {
     e.preventDefault();
+    if (locked) return;
     setBusy(true);
     try {
       const clean = Object.fromEntries(Object.entries(form).filter(([, v]) => typeof v === 'string' && v.trim() !== '').map(([k, v]) => [k, (v as string).trim()])) as Machine;
@@ -80,6 +94,14 @@ export function MachinePanel() {
   return (
     <section id="machine" aria-labelledby="machine-h">
       <h2 id="machine-h">Registered machine</h2>
+      {loadError && !view && (
+        <p class="error" role="alert" data-testid="machine-load-error">
+          Could not load the registered machine: {loadError}. The form stays locked until it is loaded, so saving cannot erase the registration.{' '}
+          <button type="button" class="small-button" onClick={() => void load()} disabled={loading}>
+            {loading ? 'Retrying…' : 'Retry'}
+          </button>
+        </p>
+      )}
       <form onSubmit={save} class="machine-form">
         {FIELDS.map(([key, label, ph]) => (
           <label key={key}>
@@ -91,6 +113,7 @@ export function MachinePanel() {
               maxLength={key === 'name' ? 256 : key === 'type' ? 64 : 128}
               list={key === 'type' ? 'machine-types' : undefined}
               autoComplete="off"
+              disabled={locked}
               onInput={(e) => setForm({ ...form, [key]: (e.currentTarget as HTMLInputElement).value })}
             />
           </label>
@@ -100,7 +123,7 @@ export function MachinePanel() {
             <option key={t} value={t} />
           ))}
         </datalist>
-        <button type="submit" class="big-button" disabled={busy}>
+        <button type="submit" class="big-button" disabled={busy || locked}>
           {busy ? 'Saving…' : 'Save machine'}
         </button>
       </form>
@@ -127,7 +150,7 @@ export function MachinePanel() {
       {reloadError && (
         <p class="error" role="alert" data-testid="machine-reload-error">
           Could not reload the machine after adding reference photos: {reloadError}. The count below is from before they were added.{' '}
-          <button type="button" onClick={() => void reload()}>
+          <button type="button" class="small-button" onClick={() => void reload()}>
             Retry
           </button>
         </p>
