@@ -315,6 +315,24 @@ t("several reference photos at once: each one's outcome stays, a refusal is not 
   await page.close();
 });
 
+t('a label saved on a gateway without a cloud uplink does not promise to reach the office', async (ctx) => {
+  const health = (await inject(ctx.agent, { method: 'GET', url: '/api/v1/health' })).json<{ uplink: { state: string } }>();
+  assert.is(health.uplink.state, 'disabled', 'precondition: this agent has no uplink.url');
+  const page = await openUi(ctx, { width: 375, height: 812 });
+  await page.locator('#history').getByRole('button', { name: /Open analysis .*\(completed/ }).first().click();
+  const teach = page.getByRole('region', { name: 'Teach the gateway' }).first();
+  await teach.waitFor({ timeout: WAIT });
+  await teach.getByLabel('Your name').fill('Ben');
+  await teach.getByLabel(/It is:/).selectOption('excavator');
+  await teach.getByRole('button', { name: 'Save this type' }).click();
+  const stored = teach.getByTestId('teach-stored');
+  await stored.waitFor({ timeout: WAIT });
+  const text = await stored.innerText();
+  assert.match(text, /It stays on this gateway: its cloud uplink is off \(uplink\.url is not configured\), so nothing is sent to the office\./, text);
+  assert.not.match(text, /reaches the office/, text);
+  await page.close();
+});
+
 t('the registered machine cannot be loaded: the form stays locked (saving it empty would erase the registration) and Retry loads it', async (ctx) => {
   const registered = { type: 'excavator', brand: 'Liebherr', model: 'R 926', serialNumber: 'SN-0042', name: 'Site 4 excavator' };
   const put = await inject(ctx.agent, { method: 'PUT', url: '/api/v1/machine', payload: registered });

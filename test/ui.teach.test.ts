@@ -79,7 +79,7 @@ t('confirm on the result card, then correct it: stored on the gateway, counted b
   await confirm.click();
   const stored = teach.getByTestId('teach-stored');
   await stored.filter({ hasText: 'confirmed forklift' }).waitFor({ timeout: WAIT });
-  assert.match(await stored.innerText(), /Saved on the gateway: confirmed forklift by Anna \(tech 17\)/);
+  assert.match(await stored.innerText(), /Saved on the gateway: confirmed forklift by Anna \(tech 17\), .*\. It reaches the office when the gateway is online\./);
   const confirmed = ctx.agent.teacher.current(id)!;
   assert.is(confirmed.kind, 'confirmation');
   await eventually(() => accuracy(ctx), (a) => a.some((r) => r.machineType === 'forklift' && r.confirmed === 1), 'the confirmation at the relay');

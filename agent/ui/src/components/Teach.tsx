@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { errorText, getLabel, postLabel } from '../api';
 import { when } from '../format';
+import { useHealth } from '../hooks/useHealth';
 import type { StoredLabel } from '../schemas';
 import { TEACH_LABELS } from '@tu/shared/internal/machine-types';
 
@@ -65,6 +66,12 @@ export function Teach({ analysisId, recognised }: { analysisId: string; recognis
       .finally(() => setBusy(false));
   };
 
+  // Where the label goes from here: a gateway without a cloud uplink (health uplink.state 'disabled') never sends it.
+  const uplink = useHealth().h?.uplink;
+  const onward =
+    uplink?.state === 'disabled'
+      ? `It stays on this gateway: its cloud uplink is off${uplink.reason ? ` (${uplink.reason})` : ''}, so nothing is sent to the office.`
+      : 'It reaches the office when the gateway is online.';
   const canConfirm = CHOICES.includes(recognised);
   return (
     <section class="teach" aria-label="Teach the gateway">
@@ -110,7 +117,7 @@ export function Teach({ analysisId, recognised }: { analysisId: string; recognis
       {stored && !busy && (
         <p class="ok" role="status" data-testid="teach-stored">
           Saved on the gateway: {stored.kind === 'confirmation' ? `confirmed ${typeName(stored.label)}` : `corrected to ${typeName(stored.label)} (gateway said ${typeName(stored.previousLabel)})`} by {stored.by},{' '}
-          {when(stored.at)}. It reaches the office when the gateway is online.
+          {when(stored.at)}. {onward}
         </p>
       )}
     </section>
