@@ -15,8 +15,15 @@ export function num(n: number, digits = 0): string {
   if (!f) formats.set(digits, (f = new Intl.NumberFormat(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits })));
   return f.format(n);
 }
-/** A share in whole percent. */
-export const pct = (x: number): string => `${num(Math.round(x * 100))} %`;
+/**
+ * A share in whole percent. A share that is neither none nor all never rounds to "0 %" or
+ * "100 %": those would claim a certainty (or an impossibility) the number does not have.
+ */
+export function pct(x: number): string {
+  if (x > 0 && x < 0.005) return `< ${num(1)} %`;
+  if (x < 1 && x >= 0.995) return `> ${num(99)} %`;
+  return `${num(Math.round(x * 100))} %`;
+}
 
 /**
  * A duration in its largest units ("3 d 4 h", "2 h 5 min", "7 min", "42 s"): "4320 min" made a
