@@ -41,7 +41,9 @@ function ComparisonView({ cmp }: { cmp: Comparison }) {
   const best = cmp.bestMatch;
   return (
     <>
-      <span class={`verdict verdict-${cmp.verdict}`}>{cmp.verdict === 'match' ? 'Matches' : cmp.verdict === 'mismatch' ? 'Does NOT match' : 'Cannot tell'}</span> the registered machine
+      {/* "Cannot tell the registered machine" read as if the machine could not be told anything. */}
+      <span class={`verdict verdict-${cmp.verdict}`}>{cmp.verdict === 'match' ? 'Matches' : cmp.verdict === 'mismatch' ? 'Does NOT match' : 'Cannot tell'}</span>
+      {cmp.verdict === 'unknown' ? ' whether it is the registered machine' : ' the registered machine'}
       <ul class="scores">
         {cmp.reasons.map((x) => (
           <li key={x}>{shortHashes(x)}</li>
