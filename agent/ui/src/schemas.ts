@@ -48,7 +48,8 @@ export const metadata = z.object({
   warnings: z.array(str),
   category: str,
   categoryBasis: opt(z.enum(['image', 'image-and-recognition'])),
-  record: z.object({ photoQuality: str }),
+  /** lastSeenAtSource: which time the machine record's sighting uses (shared/src/schemas/results.ts). */
+  record: z.object({ photoQuality: str, lastSeenAtSource: opt(z.enum(['capture-time', 'upload-time'])) }),
 });
 export const results = z.object({ recognition: opt(recognition), comparison: opt(comparison), metadata: opt(metadata) });
 export type Results = z.infer<typeof results>;

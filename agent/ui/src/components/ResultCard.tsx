@@ -58,6 +58,20 @@ function ComparisonView({ cmp }: { cmp: Comparison }) {
   );
 }
 
+/**
+ * Which time the machine record's sighting takes when the photo's own time is plausible but has
+ * no zone: the upload time, or the capture time read in the zone the gateway is configured to
+ * assume for camera clocks (metadata.assumedUtcOffset). Undefined when nothing needs saying.
+ */
+function recordTimeText(meta: Metadata): string | undefined {
+  const local = meta.exif.captureLocalTime;
+  const source = meta.record.lastSeenAtSource;
+  if (!local || local.offset !== 'unknown' || !source) return undefined;
+  return source === 'upload-time'
+    ? "The photo gives no zone for this time: the machine record uses the upload time instead."
+    : "The machine record reads this time in the zone the gateway assumes for camera clocks.";
+}
+
 function MetadataView({ meta }: { meta: Metadata }) {
   const gps = meta.exif.gps;
   return (
@@ -68,6 +82,10 @@ function MetadataView({ meta }: { meta: Metadata }) {
         {/* The gateway refused this time for the machine record (agent/src/services/metadata/sort.ts judgeCaptureTime). */}
         {meta.exif.captureTimePlausible === false && (
           <span class="warn" data-testid="capture-time-implausible"><br />Not plausible: {meta.exif.captureTimeProblem?.message ?? 'rejected by the gateway'}. The machine record uses the upload time instead.</span>
+        )}
+        {/* A plausible time the record still does not use, or reads in a zone the photo does not give (agent/src/services/metadata/sort.ts). */}
+        {meta.exif.captureTimePlausible !== false && recordTimeText(meta) && (
+          <span class="muted" data-testid="capture-time-record"><br />{recordTimeText(meta)}</span>
         )}
       </dd>
       <dt>Position</dt>
