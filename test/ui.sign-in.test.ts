@@ -80,9 +80,31 @@ t('a token for another gateway: refused at sign-in with the gateway\'s reason; o
   await page.getByLabel(/Technician token/).fill(other);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByText(/made for another gateway/).waitFor({ timeout: WAIT });
+  // The link opened in the same tab (only the fragment changes: no reload). The prompt's banner
+  // (not the paste's error above, which a new prompt does not keep) gives the gateway's reason.
   await page.goto(`${ctx.agent.http.url}/#token=${other}`);
+  await page.locator('.banner[role="alert"]').filter({ hasText: /another gateway|no longer accepts/ }).waitFor({ timeout: WAIT });
   await page.getByRole('heading', { name: 'Sign in to this gateway' }).waitFor({ timeout: WAIT });
-  await page.getByRole('alert').filter({ hasText: /another gateway|no longer accepts/ }).first().waitFor({ timeout: WAIT });
+  assert.not.match(page.url(), 'token', 'the refused token is not left in the address bar');
+  await page.close();
+});
+
+t('a #token= link opened in a tab that shows the prompt (or another session) signs in with it, without a reload', async (ctx) => {
+  const page = await newPage(ctx);
+  await page.goto(ctx.agent.http.url);
+  await page.getByRole('heading', { name: 'Sign in to this gateway' }).waitFor({ timeout: WAIT });
+  // Pasted into the address bar of the same tab: only the fragment changes, the page is not reloaded.
+  await page.goto(`${ctx.agent.http.url}/#token=${await techToken(ctx.agent, ['view'], { sub: 'first-tech' })}`);
+  await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: WAIT });
+  assert.match(await page.getByLabel('Signed in').innerText(), 'first-tech');
+  assert.not.match(page.url(), 'token', 'the token leaves the address bar');
+  // A colleague's link in the same tab: their session replaces the first.
+  await page.goto(`${ctx.agent.http.url}/#token=${await techToken(ctx.agent, ['view', 'upload'], { sub: 'second-tech' })}`);
+  await page.getByLabel('Signed in').filter({ hasText: 'second-tech' }).waitFor({ timeout: WAIT });
+  assert.not.match(page.url(), 'token');
+  // The section links (#history, …) are fragments too: they do not sign anyone out.
+  await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'History' }).click();
+  assert.match(await page.getByLabel('Signed in').innerText(), 'second-tech');
   await page.close();
 });
 

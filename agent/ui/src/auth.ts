@@ -36,15 +36,33 @@ type Listener = (why: string | null) => void;
 const listeners = new Set<Listener>();
 let current: string | null = null;
 
+/** Takes `#token=` from the address, dropping it from the URL and the history; null without one. */
+function takeHashToken(): string | null {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (!m) return null;
+  history.replaceState(null, '', location.pathname + location.search);
+  return decodeURIComponent(m[1]!);
+}
+
 /** Called once at start: takes `#token=` from the address (then drops it from the URL), else the tab's stored token. */
 export function loadToken(): string | null {
-  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
-  if (m) {
-    current = decodeURIComponent(m[1]!);
-    sessionStorage.setItem(KEY, current);
-    history.replaceState(null, '', location.pathname + location.search);
-  } else current = sessionStorage.getItem(KEY);
+  current = takeHashToken() ?? sessionStorage.getItem(KEY);
+  if (current) sessionStorage.setItem(KEY, current);
   return current;
+}
+
+/**
+ * A `#token=` link opened in a tab that already shows this page changes only the fragment: the
+ * browser does not reload, so loadToken never sees it (the prompt stayed, the token sat in the
+ * address bar). Signs in with it on every hash change; returns the unsubscribe.
+ */
+export function watchHashToken(): () => void {
+  const onHash = () => {
+    const t = takeHashToken();
+    if (t) signIn(t);
+  };
+  window.addEventListener('hashchange', onHash);
+  return () => window.removeEventListener('hashchange', onHash);
 }
 
 export const token = (): string | null => current;

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { describe, loadToken, onAuthChange, signOut, token } from '../auth';
+import { describe, loadToken, onAuthChange, signOut, token, watchHashToken } from '../auth';
 import { when } from '../format';
 import { App } from './App';
 import { SignIn } from './SignIn';
@@ -18,6 +18,7 @@ export function Root() {
       }),
     [],
   );
+  useEffect(() => watchHashToken(), []);
   const session = current ? describe(current) : null;
   useEffect(() => {
     if (!session) return;
