@@ -6,8 +6,8 @@ import type { Browser, Page } from 'playwright-core';
 import type { Agent } from '@tu/agent';
 import { ERROR_CODES } from '@tu/shared';
 import { inject, signedInUrl, startTestAgent, tmpDir } from './support/harness.js';
-import { ensureBuilt, launchChromium } from './support/browser.js';
-import { REPO_ROOT } from './support/real.js';
+import { ensureBuilt, launchChromium, screenshotPath } from './support/browser.js';
+import { photo, REPO_ROOT } from './support/real.js';
 
 type Ctx = { agent: Agent; browser: Browser; files: string };
 const t = suite<Ctx>('ui: a refused upload tells the technician what to do, in their words (Chromium, real agent)');
@@ -64,6 +64,33 @@ t('a text file named .jpg and an empty file: technician wording too', async (ctx
   const empty = await refusalShown(ctx, page, 'empty.png', '');
   assert.match(empty, /The file is empty\. Choose a JPEG, PNG or WebP photo/);
   assert.not.match(empty, API_WORDING, empty);
+  await page.close();
+});
+
+t('a photo that did not reach the gateway (Wi-Fi drop) says "Not sent", not "Rejected", and is sent again with one tap', async (ctx) => {
+  const page = await openUi(ctx);
+  const name = 'site-wifi-drop.jpg';
+  const file = path.join(ctx.files, name);
+  fs.copyFileSync(photo('exif_gps/exifsamples_DSCN0010.jpg'), file);
+  // The first upload dies on the way (the connection drops); the gateway itself is fine.
+  let dropped = 0;
+  await page.route('**/api/v1/images*', (route) => (route.request().method() === 'POST' && dropped++ === 0 ? route.abort('connectionreset') : route.continue()));
+  await page.getByLabel('Choose photos').setInputFiles(file);
+  const card = page.getByRole('article', { name: /site-wifi-drop\.jpg/ });
+  const alert = card.getByRole('alert');
+  await alert.waitFor({ timeout: WAIT });
+  assert.match(await alert.innerText(), /^Not sent: The upload did not reach the gateway\. Check the connection and try again\. GATEWAY_UNREACHABLE/);
+  assert.is(await card.locator('.badge').innerText(), 'NOT SENT');
+  await card.screenshot({ path: screenshotPath('agent-ui-phone-upload-not-sent.png') });
+  await card.getByRole('button', { name: 'Send again' }).click();
+  await card.getByRole('list', { name: 'Timeline' }).getByText(/Photo stored/).waitFor({ timeout: WAIT });
+  assert.is(await card.getByRole('alert').count(), 0);
+  const list = (await inject(ctx.agent, { method: 'GET', url: '/api/v1/analyses?limit=50' })).json<{ analyses: { fileName?: string }[] }>().analyses;
+  assert.is(list.filter((a) => a.fileName === name).length, 1, 'stored once, from the second attempt');
+  // A photo the gateway refuses cannot be sent again as it is: no button that would only fail again.
+  const refused = await refusalShown(ctx, page, 'refused.jpg', 'this is a text file, not a JPEG\n'.repeat(20));
+  assert.match(refused, /^Not accepted:/, refused);
+  assert.is(await page.getByRole('article', { name: /refused\.jpg/ }).getByRole('button', { name: 'Send again' }).count(), 0);
   await page.close();
 });
 

@@ -136,6 +136,14 @@ export const uploadPhoto = (file: File, onProgress?: (f: number) => void, machin
   upload(accepted, `/api/v1/images${machineId ? `?machineId=${encodeURIComponent(machineId)}` : ''}`, file, onProgress, true);
 export const uploadReference = (file: File, onProgress?: (f: number) => void) => upload(referenceAdded, '/api/v1/machine/references', file, onProgress);
 
+/**
+ * Whether sending the same photo again can succeed: it did not reach the gateway (no answer, a
+ * timeout), or the gateway was busy or failing (408, 429 QUEUE_FULL, 5xx incl. 507 STORAGE_FAILED,
+ * which clear by themselves). A refusal of the photo itself (4xx: not an image, too large) cannot.
+ */
+export const canSendAgain = (err: unknown): boolean =>
+  err instanceof UiError && err.code !== 'BAD_RESPONSE' && (err.status === undefined || err.status === 408 || err.status === 429 || err.status >= 500);
+
 export const errorText = (err: unknown): { code: string; message: string } =>
   err instanceof UiError ? { code: err.code, message: err.message } : { code: 'UI_ERROR', message: err instanceof Error ? err.message : String(err) };
 

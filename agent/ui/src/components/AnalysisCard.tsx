@@ -10,6 +10,8 @@ export interface Upload {
   progress: number;
   analysisId?: string;
   error?: { code: string; message: string };
+  /** The photo did not reach the gateway, or the gateway was busy: the same file can be sent again. */
+  canRetry?: boolean;
 }
 
 /** Loading an analysis from the gateway (opened from the history, or reloaded after a reconnect). */
@@ -34,6 +36,7 @@ export function AnalysisCard({
   id,
   load,
   onRetry,
+  onSendAgain,
   reveal = false,
 }: {
   upload?: Upload;
@@ -41,12 +44,16 @@ export function AnalysisCard({
   id?: string;
   load?: Load | undefined;
   onRetry?: () => void;
+  onSendAgain?: () => void;
   reveal?: boolean;
 }) {
   const aid = upload?.analysisId ?? id ?? '';
   // Without an analysis, "Waiting" is true only of a photo this page has just uploaded; one opened from the history is loading, or could not be loaded.
+  // "Rejected" only when the gateway refused the photo; a photo that never arrived (or met a busy gateway) was not sent.
   const state = upload?.error
-    ? 'rejected'
+    ? upload.canRetry
+      ? 'unsent'
+      : 'rejected'
     : analysis
       ? analysis.status
       : upload && !upload.analysisId
@@ -56,7 +63,7 @@ export function AnalysisCard({
           : load?.loading && !upload
             ? 'loading'
             : 'stored';
-  const label = state === 'rejected' ? 'Rejected' : state === 'uploading' ? 'Uploading' : state === 'unavailable' ? 'Not loaded' : state === 'loading' ? 'Loading' : (STATUS_TEXT[state] ?? state);
+  const label = state === 'rejected' ? 'Rejected' : state === 'unsent' ? 'Not sent' : state === 'uploading' ? 'Uploading' : state === 'unavailable' ? 'Not loaded' : state === 'loading' ? 'Loading' : (STATUS_TEXT[state] ?? state);
   const name = upload?.name ?? analysis?.fileName ?? load?.fileName;
   const ref = useRef<HTMLElement>(null);
   const answered = Boolean(upload?.error) || finished(analysis);
@@ -79,7 +86,12 @@ export function AnalysisCard({
       )}
       {upload?.error && (
         <p class="error" role="alert">
-          <strong>Not accepted:</strong> {upload.error.message} <code>{upload.error.code}</code>
+          <strong>{upload.canRetry ? 'Not sent:' : 'Not accepted:'}</strong> {upload.error.message} <code>{upload.error.code}</code>{' '}
+          {upload.canRetry && onSendAgain && (
+            <button type="button" class="small-button" onClick={onSendAgain}>
+              Send again
+            </button>
+          )}
         </p>
       )}
       {aid && (

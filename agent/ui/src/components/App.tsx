@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { errorText, getAnalysis, UiError, uploadPhoto } from '../api';
+import { canSendAgain, errorText, getAnalysis, UiError, uploadPhoto } from '../api';
 import { signOut, type TokenInfo } from '../auth';
 import { connectEvents, type FeedState } from '../events';
 import { when } from '../format';
@@ -101,23 +101,50 @@ export function App({ session }: { session: TokenInfo | null }) {
     [loadHistory, refresh],
   );
 
-  const startUploads = useCallback(
-    (files: File[]) => {
-      for (const file of files) {
-        const key = nextKey.current++;
-        setUploads((u) => [{ key, name: file.name || 'photo', progress: 0 }, ...u].slice(0, 30));
-        const patch = (p: Partial<Upload>) => setUploads((u) => u.map((x) => (x.key === key ? { ...x, ...p } : x)));
-        uploadPhoto(file, (f) => patch({ progress: f }))
-          .then(({ analysisId }) => {
-            acceptedAt.current.set(analysisId, performance.now());
-            patch({ progress: 1, analysisId });
-            setOpened((o) => [analysisId, ...o.filter((x) => x !== analysisId)]);
-            if (!analysesRef.current.has(analysisId)) upsert({ id: analysisId, status: 'stored', items: [], updatedAt: new Date().toISOString() });
-          })
-          .catch((err: unknown) => patch({ error: errorText(err) }));
-      }
+  /** The photos whose upload may be sent again (by card key): a site's Wi-Fi drop must not mean choosing the photo again. */
+  const files = useRef(new Map<number, File>());
+  const send = useCallback(
+    (key: number, file: File) => {
+      const patch = (p: Partial<Upload>) => setUploads((u) => u.map((x) => (x.key === key ? { ...x, ...p } : x)));
+      patch({ progress: 0, error: undefined, canRetry: false });
+      uploadPhoto(file, (f) => patch({ progress: f }))
+        .then(({ analysisId }) => {
+          files.current.delete(key);
+          acceptedAt.current.set(analysisId, performance.now());
+          patch({ progress: 1, analysisId });
+          setOpened((o) => [analysisId, ...o.filter((x) => x !== analysisId)]);
+          if (!analysesRef.current.has(analysisId)) upsert({ id: analysisId, status: 'stored', items: [], updatedAt: new Date().toISOString() });
+        })
+        .catch((err: unknown) => {
+          const again = canSendAgain(err);
+          if (!again) files.current.delete(key);
+          patch({ error: errorText(err), canRetry: again });
+        });
     },
     [upsert],
+  );
+  const startUploads = useCallback(
+    (chosen: File[]) => {
+      for (const file of chosen) {
+        const key = nextKey.current++;
+        files.current.set(key, file);
+        setUploads((u) => {
+          const next = [{ key, name: file.name || 'photo', progress: 0 }, ...u];
+          // Cards beyond the 30 shown keep no file.
+          for (const old of next.slice(30)) files.current.delete(old.key);
+          return next.slice(0, 30);
+        });
+        send(key, file);
+      }
+    },
+    [send],
+  );
+  const sendAgain = useCallback(
+    (key: number) => {
+      const file = files.current.get(key);
+      if (file) send(key, file);
+    },
+    [send],
   );
 
   const open = useCallback(
@@ -198,6 +225,7 @@ export function App({ session }: { session: TokenInfo | null }) {
               analysis={u.analysisId ? analyses.get(u.analysisId) : undefined}
               load={u.analysisId ? loads.get(u.analysisId) : undefined}
               {...(u.analysisId ? { onRetry: () => void refresh(u.analysisId!) } : {})}
+              onSendAgain={() => sendAgain(u.key)}
               reveal={i === 0}
             />
           ))}
