@@ -197,6 +197,8 @@ t('the health panel shows the agent version, free space and the photo quota, eac
   assert.match(panel, /Broker\nup, \d+ connections on the gateway's local message bus \(its services, orchestrator and live feed\)/, panel);
   assert.match(panel, /Queue\n\d+ (analysis|analyses) running, \d+ waiting to start/, panel);
   assert.match(panel, /\d+ requests? in progress/, panel);
+  // The vision service runs outside this agent (startAllHandlers): said in words, not as 'out-of-process'.
+  assert.match(await page.getByTestId('health-model').innerText(), /^loaded by the vision service in its own process \(tu-agent run --service vision\), not by this agent/);
   const storage = await page.getByTestId('storage-detail').innerText();
   assert.match(storage, /Free space: [\d.]+ (KB|MB|GB|TB) of [\d.]+ (KB|MB|GB|TB); below [\d.]+ MB new photos are refused\./, storage);
   // A few photos in 512 MB: less than one percent, not "0 %" (which says the quota is untouched).

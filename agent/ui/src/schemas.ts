@@ -137,7 +137,7 @@ export const health = z.object({
   uptimeS: num,
   broker: z.object({ up: z.boolean(), clients: num }),
   services: z.record(str, z.object({ step: str, optional: opt(z.boolean()), inProcess: z.boolean(), up: z.boolean(), instances: z.array(z.object({ instanceId: str, inflight: num })) })),
-  model: z.object({ state: str, id: opt(str), version: opt(str), backend: opt(str), kind: opt(str), head: opt(z.nullable(z.object({ id: str }))), refit: opt(z.nullable(refit)) }),
+  model: z.object({ state: str, error: opt(z.object({ code: str, message: str })), id: opt(str), version: opt(str), backend: opt(str), kind: opt(str), head: opt(z.nullable(z.object({ id: str }))), refit: opt(z.nullable(refit)) }),
   orchestrator: z.object({ running: num, queued: num }),
   uplink,
   storage: opt(storage),

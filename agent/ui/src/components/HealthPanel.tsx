@@ -7,6 +7,9 @@ import { UplinkDetail } from './UplinkDetail';
 
 /** The model and its head, and whether the head has learnt from the technicians' examples (agent/src/teach/refitter.ts). */
 function modelText(m: Health['model']): string {
+  // The states of agent/src/http/routes/health.ts `model`: the bare word ("out-of-process") said nothing, and the load error was dropped.
+  if (m.state === 'out-of-process') return 'loaded by the vision service in its own process (tu-agent run --service vision), not by this agent: its model is not reported here';
+  if (m.state === 'not-loaded') return m.error ? `not loaded: ${m.error.message} (${m.error.code})` : 'not loaded yet';
   if (m.state !== 'loaded') return m.state;
   const model = `${m.id ?? ''} ${m.version ?? ''} on ${m.backend ?? '?'}`;
   if (!m.head) return `${model}, no trained head`;
