@@ -249,6 +249,19 @@ t('keyboard: skip link, Tab reaches the upload controls; controls have labels; f
   await page.close();
 });
 
+t('laptop: each section link brings its heading into view below the sticky header, not under it', async (ctx) => {
+  const page = await openUi(ctx, { width: 1366, height: 800 });
+  const nav = page.getByRole('navigation', { name: 'Sections' });
+  for (const [link, heading] of [['Gateway', 'Gateway health'], ['History', 'Recent analyses'], ['Machine', 'Registered machine'], ['Photo', 'Photo of the machine']] as const) {
+    await nav.getByRole('link', { name: link }).click();
+    await page.waitForTimeout(200);
+    const header = await page.locator('header.top').boundingBox();
+    const h = await page.getByRole('heading', { name: heading, exact: true }).boundingBox();
+    assert.ok(header && h && h.y >= header.y + header.height - 1 && h.y + h.height <= 800, `${link}: heading at ${h?.y}, the sticky header ends at ${header ? header.y + header.height : '?'}`);
+  }
+  await page.close();
+});
+
 t('register the machine and a reference photo through the form', async (ctx) => {
   const page = await openUi(ctx, { width: 390, height: 844 });
   await page.getByLabel('Machine type', { exact: true }).fill('excavator');
