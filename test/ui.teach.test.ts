@@ -73,6 +73,8 @@ t('confirm on the result card, then correct it: stored on the gateway, counted b
   // Without a name: refused in words, nothing stored.
   await confirm.click();
   assert.match(await teach.getByRole('alert').innerText(), /Not saved: Type your name first/);
+  // The cursor is where the missing name goes (on a phone its keyboard opens), not on the button.
+  assert.ok(await teach.getByLabel('Your name').evaluate((el) => el === (el.ownerDocument as unknown as { activeElement: unknown }).activeElement), 'the name field has the focus');
   assert.is(ctx.agent.teacher.current(id), undefined);
 
   await teach.getByLabel('Your name').fill('Anna (tech 17)');

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { errorText, getLabel, postLabel } from '../api';
 import { when } from '../format';
 import { useHealth } from '../hooks/useHealth';
@@ -25,6 +25,9 @@ function savedName(): string {
 export function Teach({ analysisId, recognised }: { analysisId: string; recognised: string }) {
   const [by, setBy] = useState(savedName);
   const [choice, setChoice] = useState('');
+  // What is missing gets the focus: the error says what to do, the cursor is where to do it (a phone keyboard opens there).
+  const nameInput = useRef<HTMLInputElement>(null);
+  const choiceSelect = useRef<HTMLSelectElement>(null);
   const [stored, setStored] = useState<StoredLabel | undefined>();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | undefined>();
@@ -48,8 +51,14 @@ export function Teach({ analysisId, recognised }: { analysisId: string; recognis
 
   const send = (label: string) => {
     const name = by.trim();
-    if (!name) return setError('Type your name first, so the office knows who checked this photo.');
-    if (!label) return setError('Choose the right machine type in the list first.');
+    if (!name) {
+      nameInput.current?.focus();
+      return setError('Type your name first, so the office knows who checked this photo.');
+    }
+    if (!label) {
+      choiceSelect.current?.focus();
+      return setError('Choose the right machine type in the list first.');
+    }
     try {
       localStorage.setItem(NAME_KEY, name);
     } catch {
@@ -78,7 +87,7 @@ export function Teach({ analysisId, recognised }: { analysisId: string; recognis
       <h3>Is the machine type right?</h3>
       <label class="teach-name">
         Your name
-        <input value={by} onInput={(e) => setBy(e.currentTarget.value)} maxLength={128} autoComplete="name" />
+        <input ref={nameInput} value={by} onInput={(e) => setBy(e.currentTarget.value)} maxLength={128} autoComplete="name" />
       </label>
       <div class="row">
         {canConfirm && (
@@ -90,7 +99,7 @@ export function Teach({ analysisId, recognised }: { analysisId: string; recognis
       <div class="row teach-correct">
         <label>
           {canConfirm ? 'Wrong? It is:' : 'The gateway could not tell. It is:'}
-          <select value={choice} onChange={(e) => setChoice(e.currentTarget.value)} data-testid="teach-choice">
+          <select ref={choiceSelect} value={choice} onChange={(e) => setChoice(e.currentTarget.value)} data-testid="teach-choice">
             <option value="">choose…</option>
             {CHOICES.filter((c) => c !== recognised).map((c) => (
               <option key={c} value={c}>
