@@ -347,6 +347,8 @@ t('a label saved on a gateway without a cloud uplink does not promise to reach t
   const text = await stored.innerText();
   assert.match(text, /It stays on this gateway: its cloud uplink is off \(uplink\.url is not configured\), so nothing is sent to the office\./, text);
   assert.not.match(text, /reaches the office/, text);
+  // The health panel says the same of the uplink, not the bare word 'disabled'.
+  assert.is(await page.getByTestId('uplink-detail').innerText(), 'off: results and labels stay on this gateway, nothing is sent to the office (uplink.url is not configured).');
   await page.close();
 });
 

@@ -4,7 +4,8 @@ import { connectionText, lostEvents } from '../uplink';
 
 /** The cloud uplink in the health panel: the connection, what waits to be sent, and what will never arrive. */
 export function UplinkDetail({ u }: { u: UplinkHealth }) {
-  if (u.state === 'disabled') return <>disabled{u.reason ? ` (${u.reason})` : ''}</>;
+  // What 'disabled' means for the technician's results, in the words the teach box uses too (Teach.tsx).
+  if (u.state === 'disabled') return <span data-testid="uplink-detail">off: results and labels stay on this gateway, nothing is sent to the office{u.reason ? ` (${u.reason})` : ''}.</span>;
   const depth = u.queueDepth ?? 0;
   const lost = lostEvents(u);
   return (
