@@ -139,6 +139,15 @@ t('result card: the camera is "Canon EOS 600D", not "Canon Canon EOS 600D"', asy
   assert.is(await (await canonCard(ctx)).getByTestId('camera').innerText(), 'Canon EOS 600D');
 });
 
+t("result card: the photo's GPS altitude is shown with its unit, not dropped", async (ctx) => {
+  const card = await canonCard(ctx);
+  const id = (await card.getAttribute('id'))?.slice(2) ?? '';
+  const gps = (await inject(ctx.agent, { method: 'GET', url: `/api/v1/analyses/${id}` })).json<{ results: { metadata: { exif: { gps: { latitude: number; longitude: number; altitude?: number } } } } }>().results.metadata.exif.gps;
+  assert.ok(gps.altitude !== undefined, 'precondition: the photo has a GPS altitude');
+  // The map link's own line (dd), whatever else the card says.
+  assert.is(await card.getByRole('link', { name: /\(map\)/ }).locator('xpath=..').innerText(), `${gps.latitude.toFixed(5)}, ${gps.longitude.toFixed(5)} (map), ${Math.round(gps.altitude)} m above sea level`);
+});
+
 t('result card: no confidence anywhere next to an unknown type', async (ctx) => {
   const card = await canonCard(ctx);
   // No head in this agent: 'unknown'; no percentage on the card reads as confidence in it.

@@ -89,11 +89,16 @@ function MetadataView({ meta }: { meta: Metadata }) {
         )}
       </dd>
       <dt>Position</dt>
-      <dd>
+      <dd data-testid="position">
         {gps ? (
-          <a href={`https://www.openstreetmap.org/?mlat=${gps.latitude}&mlon=${gps.longitude}#map=17/${gps.latitude}/${gps.longitude}`} target="_blank" rel="noopener noreferrer">
-            {gps.latitude.toFixed(5)}, {gps.longitude.toFixed(5)} (map)
-          </a>
+          <>
+            {/* Coordinates keep the dot-decimal form maps and GPS devices use (not the browser's number format: "43,46745, 11,88513" would be ambiguous). */}
+            <a href={`https://www.openstreetmap.org/?mlat=${gps.latitude}&mlon=${gps.longitude}#map=17/${gps.latitude}/${gps.longitude}`} target="_blank" rel="noopener noreferrer">
+              {gps.latitude.toFixed(5)}, {gps.longitude.toFixed(5)} (map)
+            </a>
+            {/* The photo's GPS altitude (shared/src/schemas/results.ts gps.altitude), when it has one. */}
+            {gps.altitude !== undefined && `, ${num(Math.round(gps.altitude))} m above sea level`}
+          </>
         ) : (
           'no GPS in the photo'
         )}
