@@ -49,7 +49,7 @@ export const metadata = z.object({
   category: str,
   categoryBasis: opt(z.enum(['image', 'image-and-recognition'])),
   /** lastSeenAtSource: which time the machine record's sighting uses (shared/src/schemas/results.ts). */
-  record: z.object({ photoQuality: str, lastSeenAtSource: opt(z.enum(['capture-time', 'upload-time'])) }),
+  record: z.object({ photoQuality: str, lastSeenAt: opt(str), lastSeenAtSource: opt(z.enum(['capture-time', 'capture-time-latest', 'upload-time'])) }),
 });
 export const results = z.object({ recognition: opt(recognition), comparison: opt(comparison), metadata: opt(metadata) });
 export type Results = z.infer<typeof results>;

@@ -1,5 +1,5 @@
 import { endedStepStatus, isStepStatus } from '@tu/shared/internal/step-status';
-import { cameraText, captureText, num, pct, pretty, shortHashes } from '../format';
+import { cameraText, captureText, num, pct, pretty, shortHashes, when } from '../format';
 import type { Results } from '../schemas';
 import type { Analysis } from '../timeline';
 import { Teach } from './Teach';
@@ -60,16 +60,20 @@ function ComparisonView({ cmp }: { cmp: Comparison }) {
 
 /**
  * Which time the machine record's sighting takes when the photo's own time is plausible but has
- * no zone: the upload time, or the capture time read in the zone the gateway is configured to
- * assume for camera clocks (metadata.assumedUtcOffset). Undefined when nothing needs saying.
+ * no zone (agent/src/services/metadata/sort.ts): the upload time; for a photo taken more than a
+ * day before its upload, the latest moment its camera time can be; or the capture time read in the
+ * zone the gateway is configured to assume for camera clocks (metadata.assumedUtcOffset).
+ * Undefined when nothing needs saying.
  */
 function recordTimeText(meta: Metadata): string | undefined {
   const local = meta.exif.captureLocalTime;
-  const source = meta.record.lastSeenAtSource;
+  const { lastSeenAtSource: source, lastSeenAt } = meta.record;
   if (!local || local.offset !== 'unknown' || !source) return undefined;
-  return source === 'upload-time'
-    ? "The photo gives no zone for this time: the machine record uses the upload time instead."
-    : "The machine record reads this time in the zone the gateway assumes for camera clocks.";
+  if (source === 'upload-time') return 'The photo gives no zone for this time: the machine record uses the upload time instead.';
+  if (source === 'capture-time-latest') {
+    return `The photo gives no zone for this time and was taken more than a day before its upload: the machine record dates the sighting at the latest moment it can have been taken${lastSeenAt ? `, ${when(lastSeenAt)}` : ''}.`;
+  }
+  return 'The machine record reads this time in the zone the gateway assumes for camera clocks.';
 }
 
 function MetadataView({ meta }: { meta: Metadata }) {
