@@ -93,6 +93,41 @@ test('references on the local bus are inlined for the relay: the thumbnail and t
   }
 });
 
+test('a labelled photo the storage quota removed: its relabel is taken, and reaches the relay with the numbers the label store kept', async () => {
+  const relay = new TestRelay({ [GW]: SECRET });
+  await relay.start();
+  const agent = await startTestAgent({ config: uplinkConfig(relay.url) });
+  try {
+    const vector = Array.from({ length: 1280 }, (_, i) => Math.fround(Math.sin(i) / 5));
+    const vision = await startHandler(agent, 'recognition', async (cmd): Promise<RecognitionResult> => ({
+      ...recognitionResult(),
+      embedding: await writeEmbedding(agent.blobs, cmd.data.image.sha256, 'mobilenet_v1_025_224', vector),
+    }));
+    const others = await Promise.all([startHandler(agent, 'comparison'), startHandler(agent, 'metadata')]);
+    const res = await inject(agent, { method: 'POST', url: '/api/v1/images', payload: photoBytes('forklift/imagenet_n03384352_forklift.jpg'), headers: { 'content-type': 'image/jpeg' } });
+    const id = res.json<{ analysisId: string }>().analysisId;
+    await until(() => agent.orchestrator.status(id)?.status === 'completed', 10_000, 'analysis completed');
+    const label = (l: string) => inject(agent, { method: 'POST', url: `/api/v1/analyses/${id}/label`, payload: { label: l, by: 'Anna' } });
+    assert.is((await label('forklift')).statusCode, 201);
+    const labelled = () => relay.received.all.filter((r) => r.subject === id && r.type === 'recognition.labelled');
+    await until(() => labelled().length === 1, 5000, 'the label at the relay');
+    // As the storage quota does once the analysis is delivered: the photo and its embedding file go.
+    assert.ok((await agent.blobs.remove(agent.orchestrator.status(id)!.image.sha256)) > 0);
+    const fix = await label('crane');
+    assert.is(fix.statusCode, 201, fix.body);
+    assert.is(fix.json<{ label: { embeddingLength: number } }>().label.embeddingLength, 1280);
+    await until(() => labelled().length === 2, 5000, 'the relabel at the relay');
+    const sent = labelled()[1]!.data as { label: string; embedding: PackedEmbedding };
+    assert.is(sent.label, 'crane');
+    assert.ok(packedEmbedding.safeParse(sent.embedding).success, `the relay gets the numbers, not a reference it refuses: ${JSON.stringify(sent.embedding).slice(0, 120)}`);
+    assert.equal(unpack(sent.embedding), vector);
+    for (const h of [vision, ...others]) await h.close();
+  } finally {
+    await agent.stop();
+    await relay.stop();
+  }
+});
+
 test('events flow to the relay in order; commands and sys messages never leave', async () => {
   const relay = new TestRelay({ [GW]: SECRET });
   await relay.start();

@@ -26,7 +26,7 @@ import { dropMqttNumberCache } from './mqtt-number-cache.js';
 import { ANALYSIS_SERVICES, runAnalysisService, startConfiguredRecognizer, type RunningAnalysisService } from './services/run.js';
 import { VisionError } from './services/vision/errors.js';
 import type { Recognizer } from './services/vision/recognizer.js';
-import { EXAMPLES_FILE, openExampleStore } from './teach/examples.js';
+import { EXAMPLES_FILE, openExampleStore, type ExampleStore } from './teach/examples.js';
 import { createTeacher, type Teacher } from './teach/teacher.js';
 import { createHeadRefitter, type HeadRefitter } from './teach/refitter.js';
 import { startUplink, type Uplink } from './uplink/uplink.js';
@@ -151,6 +151,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     const resultsOf = (id: string) => (orchestratorRef ? orchestratorRef.results(id) : store.get(id)?.results);
     // The uplink subscribes before the orchestrator starts: the orchestrator re-publishes on start
     // every terminal event the outbox had not committed (see uplink/handoff.ts).
+    // The label store opens below (after the intake); until then no label is published.
+    let examplesRef: ExampleStore | undefined = undefined;
+    const labelledEmbedding = (analysisId: string, sha256: string): number[] | undefined => {
+      const kept = examplesRef?.get(analysisId)?.example;
+      return kept && kept.sha256 === sha256 ? kept.embedding : undefined;
+    };
     const uplink = await startUplink(config, {
       identity: busIdentity,
       dataDir,
@@ -160,6 +166,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       blobs,
       writerThread,
       resultsOf,
+      labelledEmbedding,
     });
     closers.push(() => uplink.stop());
     const outbox = uplink.outbox;
@@ -277,7 +284,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
 
     // Technicians' labels: stored durably, then published by the intake's client (their producer).
     const examples = openExampleStore(path.join(dataDir, EXAMPLES_FILE), { onSetAside });
-    closers.push(() => examples.close());
+    examplesRef = examples;
+    closers.push(() => {
+      // The uplink stops after this store closes: its last events must not read a closed file.
+      examplesRef = undefined;
+      examples.close();
+    });
     // The in-process head follows the labels: refitted now and after each new one.
     const refitter = createHeadRefitter({ examples: (limit) => examples.list({ limit }), exampleCount: () => examples.count(), recognizer, logger: log });
     refitterRef = refitter;

@@ -79,7 +79,11 @@ export function createTeacher(d: TeacherDeps): Teacher {
       // Idempotent: the same label again returns the stored correction (even from another technician).
       if (current && current.example.label === input.label) return { example: current.example, created: false };
       // The store keeps the numbers (the refit's input, kept after the quota evicts the photo); the event carries the reference.
-      const embedding = await d.embeddingOf(rec.embedding);
+      // A relabel takes the numbers stored with the analysis's earlier label: the same photo through
+      // the same backbone, while its embedding file may be gone (the storage quota removes it with the
+      // photo), which refused the technician's correction of a label with EMBEDDING_MISSING.
+      const kept = current && current.example.sha256 === view.image.sha256 && current.example.model.version === rec.model.version ? current.example.embedding : undefined;
+      const embedding = kept ?? (await d.embeddingOf(rec.embedding));
       // Checked again after the await (from here to the put nothing waits): the same label sent
       // twice at once (a double tap, two technicians) made two corrections, the first answered
       // with an id that no longer existed.

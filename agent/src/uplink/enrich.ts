@@ -28,6 +28,11 @@ export interface EnricherDeps {
   blobs: BlobStore;
   /** An analysis's results as the orchestrator stored them (undefined: not known here). */
   resultsOf?: (analysisId: string) => AnalysisResults | undefined;
+  /**
+   * The numbers the gateway keeps with an analysis's label (teach/examples.ts), for a labelled
+   * event whose embedding file is gone (undefined: none kept for this photo).
+   */
+  labelledEmbedding?: (analysisId: string, sha256: string) => number[] | undefined;
   logger: Logger;
 }
 
@@ -40,6 +45,13 @@ export function createEnricher(deps: EnricherDeps): EventEnricher {
     } catch (err) {
       log.warn({ eventId, err: (err as Error).message }, 'embedding not sent to the relay: its file could not be read; the event goes with the reference');
       return v;
+    }
+  };
+  const readable = (v: EmbeddingValue): number[] | undefined => {
+    try {
+      return readEmbeddingSync(deps.blobs, v);
+    } catch {
+      return undefined;
     }
   };
   return (event) => {
@@ -68,7 +80,12 @@ export function createEnricher(deps: EnricherDeps): EventEnricher {
     }
     const own = src['embedding'] as EmbeddingValue | undefined;
     if (event.type === 'recognition.labelled' && own && isEmbeddingRef(own)) {
-      edit()['embedding'] = packed(own, event.id);
+      // The label store keeps the numbers after the storage quota removed the photo's files: a
+      // label re-published after a restart, or a relabel, went with the reference, and the relay
+      // refuses a labelled example without its vector (relay/src/ingest/pipeline.ts EMBEDDING_MISSING).
+      const numbers = readable(own) ?? deps.labelledEmbedding?.(String(src['analysisId']), String(src['sha256']));
+      // Neither: sent with the reference, and the warning says so.
+      edit()['embedding'] = numbers ? pack(numbers) : packed(own, event.id);
     }
     return data ? ({ ...event, data } as AnyEvent) : event;
   };

@@ -72,6 +72,8 @@ export interface UplinkDeps {
   writerThread?: WriterThread;
   /** An analysis's results from the orchestrator's state: terminal events leave the bus without them (enrich.ts). */
   resultsOf?: (analysisId: string) => AnalysisResults | undefined;
+  /** The numbers kept with an analysis's label, for a labelled event whose embedding file is gone (enrich.ts). */
+  labelledEmbedding?: (analysisId: string, sha256: string) => number[] | undefined;
 }
 
 /**
@@ -125,7 +127,7 @@ export async function startUplink(config: AgentConfig, deps: UplinkDeps): Promis
       reconnect: c.reconnect,
       inflight: c.inflight,
       maxEventBytes: c.maxEventBytes,
-      ...(deps.blobs ? { enrich: createEnricher({ blobs: deps.blobs, logger: deps.logger, ...(deps.resultsOf ? { resultsOf: deps.resultsOf } : {}) }) } : {}),
+      ...(deps.blobs ? { enrich: createEnricher({ blobs: deps.blobs, logger: deps.logger, ...(deps.resultsOf ? { resultsOf: deps.resultsOf } : {}), ...(deps.labelledEmbedding ? { labelledEmbedding: deps.labelledEmbedding } : {}) }) } : {}),
       clock: deps.clock,
       random: deps.random,
       logger: deps.logger,
