@@ -5,9 +5,9 @@ import * as assert from 'uvu/assert';
 import type { Agent } from '@tu/agent';
 import { slimEvent } from '@tu/agent/internal/http/event-feed';
 import { EXAMPLES_FILE, listExamples } from '@tu/agent/internal/teach/examples';
-import type { BusClient } from '@tu/shared';
+import { systemClock, type BusClient, type Clock } from '@tu/shared';
 import { recognitionResult } from './support/fixtures.js';
-import { inject, observer, ofType, startHandler, startTestAgent, testConfig, tmpDir, until } from './support/harness.js';
+import { inject, observer, ofType, startAllHandlers, startHandler, startTestAgent, testConfig, tmpDir, until } from './support/harness.js';
 import { photoBytes } from './support/real.js';
 
 type Ctx = { agent: Agent; handlers: BusClient[]; dataDir: string; hold: { on: boolean; release: (() => void)[] } };
@@ -169,6 +169,28 @@ t('a label stored but not yet published goes out when the agent starts again (sa
   check.close();
   assert.is(row.published, 1);
   assert.is(ctx.agent.teacher.current(id)?.correctionId, a.label.correctionId, 'kept across the restart');
+});
+
+t('a relabel after the gateway clock stepped back is stamped after the label it replaces (the relay keeps the newest)', async () => {
+  // The wall clock as NTP sets it: an hour back after the first label.
+  let skew = 0;
+  const clock: Clock = { ...systemClock, now: () => systemClock.now() + skew };
+  const agent = await startTestAgent({ config: testConfig({}), clock });
+  const handlers = await startAllHandlers(agent);
+  try {
+    const id = await upload(agent);
+    const first = (await label(agent, id, { label: 'crane', by: 'Anna' })).json<LabelAnswer>().label;
+    skew = -3_600_000;
+    const fix = await label(agent, id, { label: 'roller', by: 'Anna' });
+    assert.is(fix.statusCode, 201, fix.body);
+    const second = fix.json<LabelAnswer>().label;
+    assert.ok(second.at > first.at, `relabel at ${second.at} is after the label it replaces (${first.at})`);
+    // Not pushed further than needed: one millisecond after it.
+    assert.is(Date.parse(second.at) - Date.parse(first.at), 1);
+  } finally {
+    for (const h of handlers) await h.close();
+    await agent.stop();
+  }
 });
 
 t.run();

@@ -39,6 +39,17 @@ function compatible(event: AnyEvent): AnyEvent {
   return Array.isArray(data.embedding) ? ({ ...event, data: { ...data, embedding: pack(data.embedding as number[]) } } as AnyEvent) : event;
 }
 
+/**
+ * When a label is given: now, yet always after the label it replaces. The relay keeps the label
+ * with the newest `at` of each analysis (relay/src/storage/sql-storage.ts CURRENT_LABEL), and a
+ * gateway's wall clock can step back (NTP setting it after a start with a clock ahead): a relabel
+ * stamped earlier than the label before it was kept here and superseded at the relay.
+ */
+function labelTime(now: number, replaced: string | undefined): string {
+  const after = replaced === undefined ? -Infinity : Date.parse(replaced) + 1;
+  return new Date(Math.max(now, after)).toISOString();
+}
+
 export function createTeacher(d: TeacherDeps): Teacher {
   const log = d.logger.child({ component: 'teach' });
   const makeId = d.newId ?? newId;
@@ -99,7 +110,7 @@ export function createTeacher(d: TeacherDeps): Teacher {
         previousLabel: rec.machineType,
         kind: input.label === rec.machineType ? 'confirmation' : 'correction',
         by: input.by,
-        at: new Date(d.clock.now()).toISOString(),
+        at: labelTime(d.clock.now(), meanwhile?.example.at),
         model: { id: rec.model.id, version: rec.model.version, headId: rec.model.head?.id ?? null },
       };
       // The event id is the correction id: every re-send is the same event to the relay.
