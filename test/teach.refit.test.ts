@@ -174,4 +174,39 @@ test('a refit takes the newest 1,000 labels; health counts the older ones it lef
   }
 });
 
+test('labels only from another backbone (a model update): health says how many the head lacks, not null as if none were given', async () => {
+  const headPath = await smallHead();
+  const agent = await startTestAgent({ config: testConfig({ 'services.vision': true, 'model.dir': MODEL_DIR, 'model.headPath': headPath }) });
+  try {
+    const recognizer = agent.recognizer()!;
+    const seed = [await recognizer.recognize((await listLabelledImages(IMAGES_DIR))[0]!.file)];
+    const model = recognizer.info().model;
+    // Embedded by the backbone before the update: another version, and another length.
+    const stored: LabelledExample[] = Array.from({ length: 3 }, (_, i) => ({
+      correctionId: `old-${i}`,
+      analysisId: `old-a-${i}`,
+      sha256: i.toString(16).padStart(64, '0'),
+      embedding: nthExample(seed, i).embedding.slice(0, 256),
+      label: 'crane',
+      previousLabel: 'excavator',
+      kind: 'correction',
+      by: 'tech-1',
+      at: new Date(Date.UTC(2026, 0, 1) - i * 60_000).toISOString(),
+      model: { id: 'mobilenet_v1_025_224', version: 'sha256-older', headId: null },
+    }));
+    assert.is.not(model.version, 'sha256-older');
+    const refitter = createHeadRefitter({ examples: (limit) => stored.slice(0, limit), exampleCount: () => stored.length, recognizer: () => recognizer, logger: silentLogger() });
+    refitter.schedule();
+    await refitter.idle();
+    const last = refitter.last();
+    assert.ok(last, 'the refit state says what became of the 3 labels');
+    assert.is(last!.used, 0);
+    assert.is(last!.otherBackbone, 3);
+    assert.is(last!.headId, model.head!.id, 'the shipped head runs, as it is');
+    assert.is(recognizer.info().model.head!.id, model.head!.id);
+  } finally {
+    await agent.stop();
+  }
+});
+
 test.run();

@@ -59,7 +59,10 @@ export function createHeadRefitter(d: HeadRefitterDeps): HeadRefitter {
     const all = d.examples(REFIT_MAX_EXAMPLES);
     const older = Math.max(0, d.exampleCount() - all.length);
     const usable = all.filter((e) => e.model.version === info.model.version);
-    if (usable.length === 0 && !last) return;
+    // No label at all: the shipped head as it is, nothing to say. Labels only of another backbone
+    // (a model update) still refit, to nothing: health then says how many labels the head lacks,
+    // where it said null as if no technician had labelled anything.
+    if (all.length === 0 && !last) return;
     try {
       const summary = await recognizer.teach(usable.map((e) => ({ label: e.label, embedding: e.embedding })));
       last = { ...summary, otherBackbone: all.length - usable.length, older, at: (d.now?.() ?? new Date()).toISOString() };
