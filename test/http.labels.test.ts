@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { suite } from 'uvu';
@@ -7,8 +8,10 @@ import { slimEvent } from '@tu/agent/internal/http/event-feed';
 import { EXAMPLES_FILE, listExamples } from '@tu/agent/internal/teach/examples';
 import { systemClock, type BusClient, type Clock } from '@tu/shared';
 import { recognitionResult } from './support/fixtures.js';
-import { inject, observer, ofType, startAllHandlers, startHandler, startTestAgent, testConfig, tmpDir, until } from './support/harness.js';
+import { bearerFor, inject, observer, ofType, startAllHandlers, startHandler, startTestAgent, testConfig, tmpDir, until } from './support/harness.js';
 import { photoBytes } from './support/real.js';
+import { api, fillDisk, mountTmpfs, noisePhoto, startDiskAgent, startHandlers, unmount } from './support/disk.js';
+import { stopProcess } from './support/processes.js';
 
 type Ctx = { agent: Agent; handlers: BusClient[]; dataDir: string; hold: { on: boolean; release: (() => void)[] } };
 type LabelAnswer = { created: boolean; label: { correctionId: string; analysisId: string; label: string; previousLabel: string; kind: string; by: string; at: string; sha256: string; embeddingLength: number } };
@@ -190,6 +193,48 @@ t('a relabel after the gateway clock stepped back is stamped after the label it 
   } finally {
     for (const h of handlers) await h.close();
     await agent.stop();
+  }
+});
+
+t('a full disk when storing a label: 507 STORAGE_FAILED saying what to do, health names the full disk, nothing half-stored; the label is taken once space returns', async () => {
+  const mnt = mountTmpfs(20);
+  if (!mnt) return;
+  const dataDir = path.join(mnt, 'agent');
+  const agent = await startDiskAgent(dataDir, { storage: { minFreeBytes: 0, maxBytes: 1024 * 1024 * 1024 } });
+  const handlers = await startHandlers(agent.busPort, async () => {});
+  const auth = await bearerFor('gw-disk', dataDir);
+  const give = async (id: string, l: string) => {
+    const r = await fetch(`${agent.url}/api/v1/analyses/${id}/label`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ label: l, by: 'Anna' }) });
+    return { status: r.status, json: (await r.json()) as { error?: { code: string; message: string }; label?: { label: string } } };
+  };
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) ids.push((await api(agent.url, 'POST', '/api/v1/images', await noisePhoto(50))).json.analysisId as string);
+    const done = async () => (await Promise.all(ids.map(async (id) => (await api(agent.url, 'GET', `/api/v1/analyses/${id}`)).json.status))).every((x) => x === 'completed');
+    for (let k = 0; !(await done()); k++) {
+      if (k > 200) throw new Error('analyses did not complete');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.is((await give(ids[0]!, 'crane')).status, 201);
+    const filler = fillDisk(mnt);
+    const full = await give(ids[1]!, 'roller');
+    assert.is(full.status, 507, JSON.stringify(full.json));
+    assert.is(full.json.error?.code, 'STORAGE_FAILED');
+    assert.match(full.json.error?.message ?? '', /Free space in the data directory \(dataDir\), then give the label again/);
+    const relabel = await give(ids[0]!, 'grader');
+    assert.is(relabel.status, 507);
+    const health = await api(agent.url, 'GET', '/api/v1/health');
+    assert.ok((health.json.reasons as string[]).some((x) => /storage full/.test(x)), `health names the full disk: ${JSON.stringify(health.json.reasons)}`);
+    assert.is((await api(agent.url, 'GET', `/api/v1/analyses/${ids[1]}/label`)).json.label, null, 'nothing half-stored');
+    assert.is(((await api(agent.url, 'GET', `/api/v1/analyses/${ids[0]}/label`)).json.label as { label: string }).label, 'crane', 'the earlier label stays');
+    fs.rmSync(filler);
+    const back = await give(ids[1]!, 'roller');
+    assert.is(back.status, 201, JSON.stringify(back.json));
+    assert.is(agent.child.exitCode, null, 'the agent is alive');
+  } finally {
+    for (const h of handlers) await h.close();
+    await stopProcess(agent.child);
+    unmount(mnt);
   }
 });
 

@@ -133,7 +133,7 @@ t('result card: an EXIF time without a zone is shown as camera local time, zone 
   assert.is(captured.split('\n')[0], '2015-06-11 10:29 (camera local time, zone unknown)');
   // Taken in 2015, so the record's sighting is the latest moment that time can be (read at UTC-12,
   // record.lastSeenAtSource capture-time-latest), not the upload: said, not dropped.
-  assert.match(captured.split('\n')[1], /^The photo gives no zone for this time and was taken more than a day before its upload: the machine record dates the sighting at the latest moment it can have been taken, Jun 1[12], 2015, .+\.$/);
+  assert.match(captured.split('\n')[1] ?? '', /^The photo gives no zone for this time and was taken more than a day before its upload: the machine record dates the sighting at the latest moment it can have been taken, Jun 1[12], 2015, .+\.$/);
 });
 
 t('result card: the camera is "Canon EOS 600D", not "Canon Canon EOS 600D"', async (ctx) => {

@@ -302,6 +302,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       embeddingOf: (v) => readEmbedding(blobs, v),
       clock,
       logger: log,
+      onStoreError: (err) => void storage.report(err, "technicians' labels"),
       onLabelled: () => refitter.schedule(),
     });
     const resent = await teacher.republishPending();

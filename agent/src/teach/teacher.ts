@@ -13,6 +13,8 @@ export interface TeacherDeps {
   clock: Clock;
   logger: Logger;
   newId?: () => string;
+  /** A write of the label store failed (the storage guard counts a full disk: health names it, fs/storage-guard.ts). */
+  onStoreError?: (err: unknown) => void;
   /** Called once a new label is committed (the head refit listens: teach/refitter.ts). */
   onLabelled?: (example: LabelledExample) => void;
 }
@@ -118,7 +120,9 @@ export function createTeacher(d: TeacherDeps): Teacher {
       try {
         d.store.put(example, event);
       } catch (err) {
-        throw new TuError('STORAGE_FAILED', `The label could not be stored: ${(err as Error).message}`, { cause: err });
+        d.onStoreError?.(err);
+        // Said as the other writes of the agent say it (blobs/store.ts): what failed, and what to do.
+        throw new TuError('STORAGE_FAILED', `The label could not be stored (${(err as NodeJS.ErrnoException).code ?? 'error'}: ${(err as Error).message}); nothing was stored. Free space in the data directory (dataDir), then give the label again.`, { cause: err });
       }
       d.onLabelled?.(example);
       // Publishes this label, and any earlier one whose publish failed, in the order stored.
