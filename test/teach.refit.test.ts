@@ -18,11 +18,11 @@ import { createVisionEngine } from '@tu/agent/internal/services/vision/engine';
 import { saveHead } from '@tu/agent/internal/services/vision/head-format';
 import { trainHead } from '@tu/agent/internal/services/vision/head';
 import { createHeadRefitter, REFIT_MAX_EXAMPLES } from '@tu/agent/internal/teach/refitter';
-import type { LabelledExample } from '@tu/agent/internal/teach/examples';
+import { EXAMPLES_FILE, openExampleStore, type LabelledExample } from '@tu/agent/internal/teach/examples';
 import { silentLogger, teachLabel, type TeachLabel } from '@tu/shared';
 import type { RecognitionResult } from '@tu/agent/internal/services/vision/types';
 import { IMAGES_DIR, MODEL_DIR } from './support/data.js';
-import { inject, startTestAgent, testConfig } from './support/harness.js';
+import { inject, startTestAgent, testConfig, tmpDir } from './support/harness.js';
 
 /** A small ridge head (2 site photos per type) so that corrections have something to move. */
 async function smallHead(): Promise<string> {
@@ -174,7 +174,7 @@ test('a refit takes the newest 1,000 labels; health counts the older ones it lef
   }
 });
 
-test('labels only from another backbone (a model update): health says how many the head lacks, not null as if none were given', async () => {
+test('labels only from another backbone (a model update): health says how many the head lacks, not null as if none were given; an unreadable label store refits nothing and crashes nothing', async () => {
   const headPath = await smallHead();
   const agent = await startTestAgent({ config: testConfig({ 'services.vision': true, 'model.dir': MODEL_DIR, 'model.headPath': headPath }) });
   try {
@@ -204,6 +204,14 @@ test('labels only from another backbone (a model update): health says how many t
     assert.is(last!.otherBackbone, 3);
     assert.is(last!.headId, model.head!.id, 'the shipped head runs, as it is');
     assert.is(recognizer.info().model.head!.id, model.head!.id);
+
+    // The label store cannot be read (closed while the agent stops, a failing disk): no refit, no crash.
+    const store = openExampleStore(path.join(tmpDir('tu-refit-closed-'), EXAMPLES_FILE));
+    store.close();
+    const broken = createHeadRefitter({ examples: (limit) => store.list({ limit }), exampleCount: () => store.count(), recognizer: () => recognizer, logger: silentLogger() });
+    broken.schedule();
+    await broken.idle();
+    assert.is(broken.last(), null);
   } finally {
     await agent.stop();
   }

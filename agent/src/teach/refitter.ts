@@ -52,6 +52,16 @@ export function createHeadRefitter(d: HeadRefitterDeps): HeadRefitter {
   let appliedTo: Recognizer | null = null;
 
   const once = async (): Promise<void> => {
+    try {
+      await refit();
+    } catch (err) {
+      // Reading the labels failed (a failing disk, the store closed while stopping): nobody awaits
+      // this loop, and a rejection left it unhandled, which ends the agent (Node's default).
+      log.warn({ err }, 'reading the technicians\' examples for a refit failed; the head in use stays');
+    }
+  };
+
+  const refit = async (): Promise<void> => {
     const recognizer = d.recognizer();
     const info = recognizer?.info();
     // Vision in another process, or no head to refit: nothing to do here.
