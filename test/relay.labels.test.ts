@@ -47,6 +47,12 @@ test('labels from gateways become per-type accuracy over the tenant’s gateways
   // Invalid label: refused by the relay's validation (nothing stored).
   const bad = envelope('acme-1', 'recognition.labelled', { ...labelled(), label: 'spaceship' as 'crane' });
   await publishEvent(ctx.gw['acme-1']!, 'acme-1', bad);
+  // A kind that contradicts the labels (a "confirmation" of a type the gateway never said): refused with its reason, not counted.
+  const rejected = ctx.relay.deps.ingest.stats.rejected;
+  const before = rejected.INVALID_DATA ?? 0;
+  await send('acme-1', { label: 'crane', previousLabel: 'excavator', kind: 'confirmation' });
+  await send('acme-1', { label: 'excavator', previousLabel: 'excavator', kind: 'correction' });
+  assert.is((rejected.INVALID_DATA ?? 0) - before, 2, 'both refused as INVALID_DATA');
 
   await ctx.relay.deps.queue.flush();
   const acme = await gql<{ typeAccuracy: Acc[] }>(ctx.relay, ctx.tokens.acme, ACC);

@@ -2,6 +2,7 @@ import { decodeInbound, isCommandType, type CloudEvent, type ErrorCode, type Log
 import type { Registry } from '../registry/registry.js';
 import { RecentIds } from './dedup.js';
 import { effectsOf, storedEvent } from './effects.js';
+import { labelledKindContradiction } from './labelled-kind.js';
 import { labelledWithoutVector, unpackEmbeddings } from './unpack.js';
 import { fanoutTopic, toPayload, type Emitter } from './fanout.js';
 import type { Presence } from './presence.js';
@@ -104,6 +105,8 @@ export class Ingest {
       return Promise.resolve(this.#reject(gatewayId, 'INVALID_DATA', `${d.event.type} ${d.event.id.slice(0, 64)}: ${(err as Error).message}`));
     }
     if (labelledWithoutVector(e)) return Promise.resolve(this.#reject(gatewayId, 'EMBEDDING_MISSING', `recognition.labelled ${e.id.slice(0, 64)} came without its embedding (the gateway could not read it)`));
+    const contradiction = labelledKindContradiction(e);
+    if (contradiction) return Promise.resolve(this.#reject(gatewayId, 'INVALID_DATA', contradiction));
     const key = { gatewayId, id: e.id };
     const seen = this.#recent.get(key);
     if (seen) {
