@@ -128,6 +128,11 @@ t('refusals: invalid label or body 400 (saying what is allowed), unknown analysi
   const unknown = await label(ctx.agent, 'no-such-analysis-1', { label: 'crane', by: 'Anna' });
   assert.is(unknown.statusCode, 404);
   assert.is(unknown.json<{ error: { code: string } }>().error.code, 'NOT_FOUND');
+  // Reading its label says the same, not null as for a photo nobody labelled yet.
+  const unknownRead = await inject(ctx.agent, { method: 'GET', url: '/api/v1/analyses/no-such-analysis-1/label' });
+  assert.is(unknownRead.statusCode, 404, unknownRead.body);
+  assert.match(unknownRead.json<{ error: { message: string } }>().error.message, /No analysis no-such-analysis-1 on this gateway/);
+  assert.equal((await inject(ctx.agent, { method: 'GET', url: `/api/v1/analyses/${id}/label` })).json(), { label: null }, 'a known, unlabelled analysis: null');
   assert.is((await label(ctx.agent, 'x', { label: 'crane', by: 'Anna' })).statusCode, 400);
 
   ctx.hold.on = true;

@@ -10,7 +10,7 @@ const listQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).def
 /**
  * Technicians teach the gateway (issue 13 part 4):
  * POST /api/v1/analyses/:id/label {label, by} → 201 (stored) or 200 (the analysis already had
- * this label: the same correction); GET /api/v1/analyses/:id/label → its current label or null;
+ * this label: the same correction); GET /api/v1/analyses/:id/label → its current label or null (404: no such analysis);
  * GET /api/v1/labels → the labelled examples, newest first
  * (without embeddings: the UI needs none).
  */
@@ -30,6 +30,8 @@ export function labelsRoutes(app: FastifyInstance, deps: AppDeps): void {
     const id = analysisId.safeParse(req.params.id);
     if (!id.success) throw new TuError('INVALID_REQUEST', 'analysisId: 8-64 URL-safe characters');
     const current = deps.teacher.current(id.data);
+    // null means "not labelled yet": an id this gateway never saw is said to be unknown, as POST says it.
+    if (!current && !deps.orchestrator.status(id.data)) throw new TuError('NOT_FOUND', `No analysis ${id.data} on this gateway; label a photo from the result list.`);
     return { label: current ? withoutEmbedding(current) : null };
   });
   app.get('/api/v1/labels', async (req) => {
