@@ -64,4 +64,15 @@ test('relay export lines train a head; other backbones and bad lines are reporte
   assert.ok(right >= fleet.samples.length * 0.8, `${right}/${fleet.samples.length} training examples predicted back`);
 });
 
+test('an examples file that cannot be read: TRAINING_DATA_INVALID naming the file and how to write it', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tu-fleet-missing-'));
+  for (const [file, why] of [[path.join(dir, 'none.jsonl'), 'no such file'], [dir, 'it is a directory']] as const) {
+    const err = await readFleetExamples(file, { version: 'v', embeddingDim: 4 }).then(() => undefined, (e: unknown) => e as { code?: string; message: string });
+    assert.ok(err, `${file} refused`);
+    assert.is(err!.code, 'TRAINING_DATA_INVALID');
+    assert.match(err!.message, `cannot read the examples file ${file} (${why})`);
+    assert.match(err!.message, 'examples export');
+  }
+});
+
 test.run();

@@ -7,6 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { labelledExampleLine, NEGATIVE_LABEL } from '@tu/shared';
+import { VisionError } from './errors.js';
 import type { LabelledEmbedding } from './head.js';
 import { l2Normalize } from './vector.js';
 
@@ -18,7 +19,11 @@ export interface FleetExamples {
 }
 
 export async function readFleetExamples(file: string, backbone: { version: string; embeddingDim: number }, negativeLabel = NEGATIVE_LABEL): Promise<FleetExamples> {
-  const text = await readFile(file, 'utf8');
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    // The operator named the file (--examples): say which and what to do, not a bare ENOENT.
+    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'it is a directory' : err.code === 'EACCES' ? 'no permission to read it' : err.message;
+    throw new VisionError('TRAINING_DATA_INVALID', `cannot read the examples file ${file} (${why}); write it with \`npm run relay -- examples export --tenant <t> --out FILE\` and pass that FILE to --examples`, { cause: err });
+  });
   const out: FleetExamples = { samples: [], otherBackbone: {}, invalid: [] };
   text.split('\n').forEach((raw, i) => {
     if (!raw.trim()) return;
