@@ -25,7 +25,7 @@ import { IMAGES_DIR, MODEL_DIR } from './support/data.js';
 import { inject, startTestAgent, testConfig, tmpDir } from './support/harness.js';
 
 /** A small ridge head (2 site photos per type) so that corrections have something to move. */
-async function smallHead(): Promise<string> {
+async function smallHead(kind: 'logreg' | 'knn' = 'logreg'): Promise<string> {
   const all = await listLabelledImages(IMAGES_DIR);
   const perType = new Map<string, number>();
   const pick = all.filter((p) => {
@@ -37,7 +37,7 @@ async function smallHead(): Promise<string> {
   const m = engine.info().model;
   const { embedded } = await embedImages(engine, pick);
   engine.dispose();
-  const head = trainHead(embedded, { kind: 'logreg', solver: 'ridge', l2: 3, calibrationFolds: 0, imagesDir: IMAGES_DIR, backbone: { id: m.id, version: m.version, embeddingDim: m.embeddingDim }, preprocessing: { fit: 'cover', tta: false } });
+  const head = trainHead(embedded, { kind, solver: 'ridge', l2: 3, calibrationFolds: 0, imagesDir: IMAGES_DIR, backbone: { id: m.id, version: m.version, embeddingDim: m.embeddingDim }, preprocessing: { fit: 'cover', tta: false } });
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tu-head-')), 'head.json');
   await saveHead(file, head);
   return file;
@@ -212,6 +212,29 @@ test('labels only from another backbone (a model update): health says how many t
     broken.schedule();
     await broken.idle();
     assert.is(broken.last(), null);
+  } finally {
+    await agent.stop();
+  }
+});
+
+test('a head that cannot be refitted (kNN): health says the labels are not in it, with the reason', async () => {
+  const headPath = await smallHead('knn');
+  const agent = await startTestAgent({ config: testConfig({ 'services.vision': true, 'services.comparison': true, 'services.metadata': true, 'model.dir': MODEL_DIR, 'model.headPath': headPath }) });
+  try {
+    const app = { inject: (opts: Parameters<typeof inject>[1]) => inject(agent, opts) };
+    const photo = (await listLabelledImages(IMAGES_DIR)).find((p) => p.label === 'crane')!.file;
+    const r = await app.inject({ method: 'POST', url: '/api/v1/images', headers: jpeg, payload: fs.readFileSync(photo) });
+    const id = r.json<{ analysisId: string }>().analysisId;
+    for (let i = 0; i < 600 && agent.orchestrator.status(id)?.status !== 'completed'; i++) await new Promise((res) => setTimeout(res, 100));
+    const l = await app.inject({ method: 'POST', url: `/api/v1/analyses/${id}/label`, payload: { label: 'roller', by: 'tech-1' } });
+    assert.is(l.statusCode, 201, l.body);
+    await agent.refitter.idle();
+    const health = (await app.inject({ url: '/api/v1/health' })).json<{ status: string; reasons: string[]; model: { refit: unknown; refitError: { code: string; message: string } | null } }>();
+    assert.is(health.model.refit, null, 'no refit claimed');
+    assert.is(health.model.refitError?.code, 'HEAD_INVALID');
+    assert.match(health.model.refitError?.message ?? '', /refit linear heads only/);
+    assert.is(health.status, 'degraded');
+    assert.ok(health.reasons.some((x) => /technicians' labels are not in the machine-type head/.test(x)), JSON.stringify(health.reasons));
   } finally {
     await agent.stop();
   }

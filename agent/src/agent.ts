@@ -332,6 +332,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         references: createReferenceRegistrar({ blobs, device, recognizer, limits, storage, visionProblem: () => vision?.visionProblem?.() ?? null }),
         teacher,
         refit: () => refitter.last(),
+        refitProblem: () => refitter.problem(),
         broker,
         orchestratorBus: orchBus,
         buses: () => ({

@@ -11,7 +11,7 @@ import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { StateStore } from '../orchestrator/store.js';
 import type { RecognizerInfo } from '../services/vision/types.js';
 import type { Teacher } from '../teach/teacher.js';
-import type { RefitState } from '../teach/refitter.js';
+import type { RefitProblem, RefitState } from '../teach/refitter.js';
 import type { UplinkHealth } from '../uplink/uplink.js';
 import type { StorageStatus } from '../fs/storage-guard.js';
 import type { SetAside } from '../fs/set-aside.js';
@@ -41,6 +41,8 @@ export interface AppDeps {
   teacher: Teacher;
   /** The last refit of the head to the technicians' examples (null: none yet). */
   refit: () => RefitState | null;
+  /** Why the last refit failed (null: it did not): the technicians' labels are not in the head. */
+  refitProblem?: () => RefitProblem | null;
   broker: Broker;
   orchestratorBus: BusClient;
   /** The agent's own bus clients by role (orchestrator, intake, uplink, ui, the in-process services): health watches their connections. */

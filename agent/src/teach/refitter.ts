@@ -31,6 +31,14 @@ export interface HeadRefitter {
   idle(): Promise<void>;
   /** The refit the current recognizer runs with (null: none, or not yet applied to a replaced one). */
   last(): RefitState | null;
+  /** Why the last refit failed (null: it did not, or none was tried): the labels are not in the head. */
+  problem(): RefitProblem | null;
+}
+
+export interface RefitProblem {
+  code: string;
+  message: string;
+  at: string;
 }
 
 export interface HeadRefitterDeps {
@@ -48,6 +56,8 @@ export function createHeadRefitter(d: HeadRefitterDeps): HeadRefitter {
   let running: Promise<void> | null = null;
   let again = false;
   let last: RefitState | null = null;
+  let problem: RefitProblem | null = null;
+  const now = (): string => (d.now?.() ?? new Date()).toISOString();
   /** The recognizer `last` was applied to: a replaced one (worker crash) runs the head from its file. */
   let appliedTo: Recognizer | null = null;
 
@@ -75,11 +85,16 @@ export function createHeadRefitter(d: HeadRefitterDeps): HeadRefitter {
     if (all.length === 0 && !last) return;
     try {
       const summary = await recognizer.teach(usable.map((e) => ({ label: e.label, embedding: e.embedding })));
-      last = { ...summary, otherBackbone: all.length - usable.length, older, at: (d.now?.() ?? new Date()).toISOString() };
+      last = { ...summary, otherBackbone: all.length - usable.length, older, at: now() };
       appliedTo = recognizer;
+      problem = null;
       log.info({ ...last }, 'machine-type head refitted to the technicians\' examples');
     } catch (err) {
-      log.warn({ err }, 'refitting the head to the technicians\' examples failed; the shipped head stays in use');
+      // Health says so (http/routes/health.ts): a technician's label that never reaches the head
+      // (a kNN head, a failed refit thread) was told by nothing but this log line.
+      const e = err as { code?: unknown; message?: unknown };
+      problem = { code: typeof e.code === 'string' ? e.code : 'REFIT_FAILED', message: String(e.message ?? err), at: now() };
+      log.warn({ err }, 'refitting the head to the technicians\' examples failed; the head in use stays as it was');
     }
   };
 
@@ -104,5 +119,6 @@ export function createHeadRefitter(d: HeadRefitterDeps): HeadRefitter {
     },
     // Health (http/routes/health.ts model.refit) must not claim corrections the running worker lacks.
     last: () => (last && appliedTo === d.recognizer() ? last : null),
+    problem: () => problem,
   };
 }

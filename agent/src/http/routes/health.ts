@@ -35,6 +35,8 @@ export function healthView(deps: AppDeps) {
         head: info.model.head,
         // The head in use is the shipped one refitted to this many technician examples (teach/refitter.ts).
         refit: deps.refit(),
+        // Why the technicians' labels are not in the head (teach/refitter.ts problem); null: nothing wrong.
+        refitError: deps.refitProblem?.() ?? null,
         thread: info.thread,
         loadMs: info.loadMs,
       }
@@ -55,6 +57,8 @@ export function healthView(deps: AppDeps) {
   }
   // The vision service is up on the bus yet answers every photo with this (vision/keeper.ts retries the start).
   if (problem) reasons.push(`photos are not recognised (${problem.code}): ${problem.message}`);
+  const refitError = info ? deps.refitProblem?.() : undefined;
+  if (refitError) reasons.push(`the technicians' labels are not in the machine-type head: its refit failed (${refitError.code}): ${refitError.message}`);
   if (info && !info.model.head) {
     reasons.push(
       'no machine-type head installed: machine types cannot be recognised (only forklift, crane and tractor are guessed from ImageNet; everything else is reported as unknown). Install the default head (npm run build:head) or train one (npm run train-head)',
