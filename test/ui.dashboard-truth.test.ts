@@ -19,7 +19,10 @@ import type { Relay } from '@tu/relay';
 import { ensureBuilt, launchChromium } from './support/browser.js';
 import { labelled, uploaded } from './support/fixtures.js';
 import { REPO_ROOT } from './support/real.js';
-import { addGateway, analysisFlow, connectGateway, envelope, publishEvent, startTestRelay, tokenFor, type Envelope } from './support/relay.js';
+import { issueToken } from '@tu/relay';
+import { tmpDir } from './support/harness.js';
+import { freePort } from './support/processes.js';
+import { addGateway, analysisFlow, connectGateway, envelope, JWT_SECRET, publishEvent, startTestRelay, tokenFor, type Envelope } from './support/relay.js';
 
 type Ctx = { relay: Relay; browser: Browser; gw: MqttClient; token: string; oldId: string; recognisedId: string; failedId: string; olderFailedId: string };
 const t = suite<Ctx>('ui: the cloud dashboard shows only what is true (errors per query, presence, dates, evidence, accuracy)');
@@ -101,6 +104,14 @@ const op = (route: Route): { query: string; variables: Record<string, unknown> }
     return JSON.parse(route.request().postData() ?? '{}') as { query: string; variables: Record<string, unknown> };
   } catch {
     return { query: '', variables: {} };
+  }
+};
+/** Polls an asynchronous condition (a page or the relay's storage) until it holds. */
+const eventually = async (pred: () => Promise<boolean>, what: string): Promise<void> => {
+  const end = Date.now() + WAIT;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
 };
 const gatewaysAnswered = (page: Page, status: number) =>
@@ -402,6 +413,81 @@ t('times name their zone: the feed of a viewer in UTC+5:30 says GMT+5:30', async
   const shown = await line.locator('time').innerText();
   assert.match(shown, /\d:\d\d:\d\d [AP]M GMT\+5:30$/, shown);
   await line.screenshot({ path: shot('zone-named-390x844.png') });
+  await page.close();
+});
+
+t('a relay restart: the live feed reconnects by itself, and what was stored meanwhile shows as a reload would show it', async (ctx) => {
+  const dataDir = tmpDir('tu-dash-restart-');
+  const overrides = { dataDir, 'http.port': await freePort(), 'ingress.port': await freePort() };
+  let relay = await startTestRelay({ overrides });
+  const page = await ctx.browser.newPage({ viewport: LAPTOP });
+  try {
+    const secret = await addGateway(relay, 'gw-restart', 'tenant-restart');
+    const token = await tokenFor('tenant-restart', 'fleet-restart');
+    const reg = { id: 'RESTART-1', name: 'Restart crane', type: 'crane' };
+    const flow = async (at: Date): Promise<string> => {
+      const gw = await connectGateway(relay.mqttUrl, 'gw-restart', secret);
+      const events = analysisFlow('gw-restart', { machineId: 'RESTART-1', registered: reg, at, recognised: { machineType: 'crane', confidence: 0.9 } });
+      try {
+        for (const e of events) assert.is(await publishEvent(gw, 'gw-restart', e), 'ok');
+      } finally {
+        gw.end(true);
+      }
+      const id = idOf(events);
+      await eventually(async () => (await relay.storage.getAnalysis('tenant-restart', id))?.status === 'completed', 'the analysis stored');
+      return id;
+    };
+    const first = new Date(Date.now() - 10 * 60_000);
+    await flow(first);
+    await page.goto(relay.url);
+    await page.getByLabel('Access token (JWT)').fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const live = page.getByRole('status').filter({ hasText: /^Live$/ });
+    await live.waitFor({ timeout: WAIT });
+    const row = machines(page).getByRole('row').filter({ hasText: 'Restart crane' });
+    const seen = async () => row.getByTestId('last-seen').locator('time').getAttribute('datetime');
+    await row.waitFor({ timeout: WAIT });
+    assert.is(await seen(), first.toISOString());
+
+    // The relay goes down: the dashboard's next attempt to reconnect fails (connection refused).
+    const failedAttempt = page.waitForEvent('websocket', { timeout: WAIT }).then((ws) => new Promise((r) => (ws.on('socketerror', r), ws.on('close', r))));
+    await relay.stop();
+    await failedAttempt;
+    // Back up; the dashboard is kept from reconnecting until an analysis has ended and been stored.
+    let open = false;
+    await page.routeWebSocket('**/graphql', (ws) => (open ? ws.connectToServer() : ws.close({ code: 1012, reason: 'restarting' })));
+    relay = await startTestRelay({ overrides });
+    const second = new Date(Date.now() - 60_000);
+    const secondId = await flow(second);
+    open = true;
+    await live.waitFor({ timeout: WAIT });
+    assert.is(await page.getByRole('alert').filter({ hasText: 'live feed stopped' }).count(), 0, 'the feed did not stop for good');
+    // As a reload shows it: the machine was last seen in the analysis stored while the page was not connected.
+    await eventually(async () => (await seen()) === second.toISOString(), 'last seen of the analysis stored meanwhile');
+    assert.match(await row.getByTestId('last-recognised').innerText(), new RegExp(secondId.slice(0, 10)));
+    await page.getByRole('list', { name: 'Live analysis events' }).getByRole('listitem').filter({ hasText: secondId }).filter({ hasText: 'analysis.completed' }).waitFor({ timeout: WAIT });
+    await page.screenshot({ path: shot('relay-restarted-1366x768.png') });
+  } finally {
+    await page.close();
+    await relay.stop();
+  }
+});
+
+t('a token that expires while the dashboard is open: back to sign-in at once with why, never "Reload the page to retry"', async (ctx) => {
+  const token = await issueToken({ secret: JWT_SECRET }, { sub: 'fleet-truth', tenant: 'tenant-truth' }, '7s');
+  const page = await ctx.browser.newPage({ viewport: PHONE });
+  // Every alert the page ever shows, however briefly.
+  await page.addInitScript("window.__alerts = []; new MutationObserver(() => document.querySelectorAll('[role=alert]').forEach((e) => window.__alerts.push(e.textContent))).observe(document, { subtree: true, childList: true, characterData: true });");
+  await page.goto(ctx.relay.url);
+  await page.getByLabel('Access token (JWT)').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('status').filter({ hasText: /^Live$/ }).waitFor({ timeout: WAIT });
+  const form = page.getByLabel('Access token (JWT)');
+  await form.waitFor({ timeout: WAIT });
+  const alerts = await page.evaluate<string[]>('window.__alerts');
+  assert.not.ok(alerts.some((a) => /Reload the page/.test(a)), `no action that cannot help: ${JSON.stringify([...new Set(alerts)])}`);
+  assert.match(await page.getByRole('alert').innerText(), /The relay refused this token \(.*the token expired.*\)\. Sign in again with a valid token\./);
+  await page.screenshot({ path: shot('token-expired-390x844.png') });
   await page.close();
 });
 

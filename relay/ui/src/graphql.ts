@@ -119,13 +119,22 @@ export async function whenStored(a: Api, id: string, status: string): Promise<vo
 }
 
 export interface LiveHandlers {
-  /** The subscription is (re)established: the caller loads the stored events now, so no gap. */
-  connected: () => void;
+  /**
+   * The subscription is (re)established: the caller loads the stored events now, so no gap;
+   * `again` after a lost connection, when what was stored meanwhile must be loaded too.
+   */
+  connected: (again: boolean) => void;
   closed: () => void;
+  /** The relay closed the socket because the token expired: only a new token helps. */
+  refused: (message: string) => void;
   event: (e: FeedEvent) => void;
   /** The feed stopped for good, with the reason a person can act on. */
   stopped: (message: string) => void;
 }
+
+/** The longest wait between two attempts to reconnect the live feed (plus up to 1 s at random, so dashboards do not all come at once). */
+const MAX_RETRY_WAIT_MS = 5000;
+const closeEvent = z.object({ code: z.number(), reason: z.optional(str) });
 
 /** The live analysisEvents subscription over graphql-ws; returns its stop function. */
 export function subscribeLive(token: string, h: LiveHandlers): () => void {
@@ -133,10 +142,31 @@ export function subscribeLive(token: string, h: LiveHandlers): () => void {
     url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`,
     connectionParams: { authorization: `Bearer ${token}` },
     retryAttempts: 1e9,
+    // graphql-ws retries only after a close event by default: once the relay is down, the next
+    // attempt ends in a socket error instead, which stopped the feed for good while the badge
+    // said "Reconnecting…" (a relay restart left every open dashboard without its live feed).
+    // Close codes graphql-ws holds fatal (4401 and the like) still stop it.
+    shouldRetry: () => true,
+    // graphql-ws doubles its wait without a limit (about 8 minutes after ten failed attempts): a
+    // dashboard open through a relay outage would stay without its feed for minutes after it.
+    retryWait: (retries) => new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** retries, MAX_RETRY_WAIT_MS) + Math.random() * 1000)),
     // The subscription is requested on this socket as soon as it is acknowledged (`connected`);
     // the stored events are loaded from then on and merged by event id (state.ts mergeFeed).
-    on: { connected: h.connected, closed: h.closed },
+    on: {
+      connected: () => {
+        h.connected(everConnected);
+        everConnected = true;
+      },
+      closed: (e) => {
+        const close = closeEvent.safeParse(e);
+        // 4401: the token expired (relay/src/graphql/ws-guard.ts WS_CLOSE.tokenExpired). A token
+        // refused at connection_init closes without a code (mercurius): the queries' 401 says why.
+        if (close.success && close.data.code === 4401) h.refused(close.data.reason || 'the token expired');
+        else h.closed();
+      },
+    },
   });
+  let everConnected = false;
   const stop = client.subscribe(
     { query: `subscription { analysisEvents { ${EVENT_FIELDS} } }` },
     {
@@ -145,7 +175,7 @@ export function subscribeLive(token: string, h: LiveHandlers): () => void {
         if (e.success) h.event(e.data);
       },
       error: (err) => {
-        const close = z.object({ code: z.number(), reason: z.optional(str) }).safeParse(err);
+        const close = closeEvent.safeParse(err);
         const why = err instanceof Error ? err.message : Array.isArray(err) ? err.map((x: { message?: string }) => x.message).join('; ') : close.success ? `connection closed (${close.data.code}${close.data.reason ? ` ${close.data.reason}` : ''})` : 'connection closed';
         h.stopped(`The live feed stopped: ${why}. Reload the page to retry.`);
       },

@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useReducer } from 'preact/hooks';
 import { AccuracyPanel } from '../accuracy';
-import { when } from '../format';
+import { clause, when } from '../format';
 import { api, AuthError, subscribeLive, whenStored } from '../graphql';
 import { photosOf } from '../photos';
 import { initialState, reducer, type Source } from '../state';
@@ -29,8 +29,9 @@ export function Dashboard({ token, onSignOut }: { token: string; onSignOut: (msg
   const relay = useMemo(() => api(token), [token]);
 
   /** A failed request of `source`: signs out on a refused token, else records it for that source only. */
+  const refused = (message: string) => onSignOut(`The relay refused this token (${clause(message)}). Sign in again with a valid token.`);
   const failed = (source: Source) => (err: unknown) => {
-    if (err instanceof AuthError) onSignOut(`The relay refused this token (${err.message}). Sign in again with a valid token.`);
+    if (err instanceof AuthError) refused(err.message);
     else dispatch({ kind: 'error', source, message: err instanceof Error ? err.message : String(err), at: Date.now() });
   };
   const loadRecent = () => relay.recentEvents().then((events) => dispatch({ kind: 'recent', events, at: Date.now() })).catch(failed('feed'));
@@ -83,11 +84,16 @@ export function Dashboard({ token, onSignOut }: { token: string; onSignOut: (msg
   useEffect(
     () =>
       subscribeLive(token, {
-        connected: () => {
+        connected: (again) => {
           dispatch({ kind: 'live', live: 'live' });
-          void loadRecent();
+          // After a lost connection, analyses may have ended unseen: gateways, machines, the
+          // detail and failures reload with the stored events, as a page reload would show them.
+          if (again) dispatch({ kind: 'stored' });
+          else void loadRecent();
         },
         closed: () => dispatch({ kind: 'live', live: 'reconnecting' }),
+        // An expired token would otherwise read "Reload the page to retry" until the next query's 401.
+        refused,
         event: (e) => {
           dispatch({ kind: 'event', event: e });
           if (e.type === 'analysis.completed' || e.type === 'analysis.failed')
