@@ -491,4 +491,21 @@ t('a token that expires while the dashboard is open: back to sign-in at once wit
   await page.close();
 });
 
+t('counts of a thousand and more are grouped as the viewer writes numbers: "1,234 confirmed", not "1234"', async (ctx) => {
+  // 1,234 confirmations of one type, published as a gateway publishes labels (QoS 1, a hundred in flight).
+  const labels = Array.from({ length: 1234 }, () => labelled({ label: 'bulldozer', previousLabel: 'bulldozer', kind: 'confirmation' }));
+  for (let i = 0; i < labels.length; i += 100)
+    await Promise.all(labels.slice(i, i + 100).map(async (d) => assert.is(await publishEvent(ctx.gw, GW, envelope(GW, 'recognition.labelled', d, { id: d.correctionId, time: d.at })), 'ok')));
+  const page = await ctx.browser.newPage({ viewport: PHONE, locale: 'en-US' });
+  await page.goto(ctx.relay.url);
+  await page.getByLabel('Access token (JWT)').fill(ctx.token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const row = page.getByRole('region', { name: 'Real-world accuracy', exact: true }).locator('tr[data-type="bulldozer"]');
+  await row.getByRole('cell').first().filter({ hasText: '1,234' }).waitFor({ timeout: WAIT });
+  assert.equal((await row.getByRole('cell').allInnerTexts()).slice(0, 4), ['1,234', '0', '0', '100 %']);
+  await row.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: shot('accuracy-thousands-390x844.png') });
+  await page.close();
+});
+
 t.run();

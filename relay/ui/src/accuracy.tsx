@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import * as z from 'zod/mini';
-import { clause, typeName, when } from './format';
+import { clause, count, typeName, when } from './format';
 import type { Query } from './graphql';
 import type { Failure } from './state';
 
@@ -34,7 +34,7 @@ function AbstentionNotes({ rows }: { rows: TypeAccuracy[] }) {
   const negative = rows.find((r) => r.machineType === 'negative');
   if (!unknown || unknown.correctedAway === 0) return null;
   const n = unknown.correctedAway;
-  const photos = `${n} labelled photo${n === 1 ? '' : 's'}`;
+  const photos = `${count(n)} labelled photo${n === 1 ? '' : 's'}`;
   return (
     <ul class="muted" data-testid="accuracy-notes">
       <li>
@@ -106,9 +106,9 @@ export function AccuracyPanel({ query, refresh, error, onLoaded, onError }: { qu
               {rows.map((r) => (
                 <tr key={r.machineType} data-type={r.machineType}>
                   <th scope="row">{typeName(r.machineType)}</th>
-                  <td>{r.confirmed}</td>
-                  <td>{r.correctedAway}{r.machineType === 'unknown' && r.correctedAway > 0 && <><br /><span class="muted" style={NOTE}>abstained, technician chose a type or "no machine"</span></>}</td>
-                  <td>{r.correctedTo}</td>
+                  <td>{count(r.confirmed)}</td>
+                  <td>{count(r.correctedAway)}{r.machineType === 'unknown' && r.correctedAway > 0 && <><br /><span class="muted" style={NOTE}>abstained, technician chose a type or "no machine"</span></>}</td>
+                  <td>{count(r.correctedTo)}</td>
                   <AccuracyCell r={r} abstained={abstained} />
                 </tr>
               ))}

@@ -40,6 +40,10 @@ export const cutShortSteps = (status: string, steps: unknown): string => {
 /** Every time shown goes through one rule, shared with the other UI (shared/src/display-time.ts). */
 export { when };
 
+const COUNT = new Intl.NumberFormat();
+/** Every count the dashboard shows, grouped as the viewer's locale writes numbers ("1,234" in en-US; "1234" read as a code or a year). */
+export const count = (n: number): string => COUNT.format(n);
+
 /** A message inside a sentence of ours: without its own closing period ("(The relay answered 502.)."). */
 export const clause = (message: string): string => message.replace(/[.\s]+$/, '');
 

@@ -1,5 +1,5 @@
 import type { Analysis, Machine } from '../graphql';
-import { clause, reason, resultsComparison, resultsRecognition, shortId, when } from '../format';
+import { clause, count, reason, resultsComparison, resultsRecognition, shortId, when } from '../format';
 import { CutShort } from './CutShort';
 import type { Photos } from '../photos';
 import type { Failure } from '../state';
@@ -37,7 +37,7 @@ export function MachineDetail({ m, analyses, more, at, error, photos }: { m: Mac
       </dl>
       <h4>Analyses, newest start first</h4>
       {/* The relay pages them: a full page is not the machine's whole history. */}
-      {more && <p class="muted" data-testid="machine-analyses-more">The newest {analyses.length} are listed; the relay has older analyses of this machine, not shown here.</p>}
+      {more && <p class="muted" data-testid="machine-analyses-more">The newest {count(analyses.length)} are listed; the relay has older analyses of this machine, not shown here.</p>}
       <ul data-testid="machine-analyses">
         {sorted.map((a) => {
           const file = photos.get(a.id)?.fileName;
