@@ -508,4 +508,31 @@ t('counts of a thousand and more are grouped as the viewer writes numbers: "1,23
   await page.close();
 });
 
+t('a machine\'s last position from an older photo than its last sighting says so, with that photo and its time', async (ctx) => {
+  const grader = { id: 'TRUTH-GPS', name: 'Truth grader', type: 'grader' };
+  const at = new Date(Date.now() - 2 * 3_600_000);
+  const located = analysisFlow(GW, { machineId: 'TRUTH-GPS', registered: grader, at, recognised: { machineType: 'grader', confidence: 0.9 } });
+  // The photo's EXIF GPS, as the metadata service copies it into the machine record (agent/src/services/metadata/sort.ts).
+  for (const e of located) if (e.type === 'metadata.sorted') (e.data as { result: { record: Record<string, unknown> } }).result.record.lastPosition = { latitude: 48.2082, longitude: -16.3738, altitude: 171.4 };
+  const later = new Date(Date.now() - 5 * 60_000);
+  const unlocated = analysisFlow(GW, { machineId: 'TRUTH-GPS', registered: grader, at: later, recognised: { machineType: 'grader', confidence: 0.9 } });
+  await send(ctx, [...located, ...unlocated]);
+  const page = await signIn(ctx);
+  const row = machines(page).getByRole('row').filter({ hasText: 'Truth grader' });
+  await row.waitFor({ timeout: WAIT });
+  await row.getByRole('button', { name: 'Truth grader' }).click();
+  const detail = page.getByRole('article', { name: 'Machine Truth grader' });
+  await detail.waitFor({ timeout: WAIT });
+  assert.is(await detail.getByTestId('detail-last-seen').locator('time').getAttribute('datetime'), later.toISOString(), 'last seen in the newer photo');
+  const position = detail.getByTestId('last-position');
+  const text = await position.innerText();
+  assert.match(text, /^48\.20820° N, 16\.37380° W, 171 m altitude\n/, text);
+  assert.match(text, new RegExp(`from an older photo \\(analysis ${idOf(located).slice(0, 10)}, started .+\\): the 1 newer photo carried no GPS position, so the machine may have moved since`), text);
+  assert.is(await position.locator('time').getAttribute('datetime'), at.toISOString(), 'with the time of the photo the position is from');
+  await detail.scrollIntoViewIfNeeded();
+  await page.setViewportSize(PHONE);
+  await detail.screenshot({ path: shot('position-older-390x844.png') });
+  await page.close();
+});
+
 t.run();

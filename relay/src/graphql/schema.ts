@@ -55,6 +55,7 @@ export const typeDefs = /* GraphQL */ `
     lastRecognition: Recognition
     "The gateway's type check of the latest photo: false = the recognition disagrees with the registered type, true = agrees, null = not judged (no registered type, or recognition unsure)"
     typeMatch: Boolean
+    "The GPS position ({ latitude, longitude, altitude? }: degrees, metres) of the newest photo that carried one; a newer photo without one keeps it, so it can be older than lastSeen. Null when no photo had one"
     lastPosition: JSON
     "Small JPEG thumbnail of the latest photo, base64"
     latestThumbnail: String

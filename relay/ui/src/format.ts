@@ -44,6 +44,10 @@ const COUNT = new Intl.NumberFormat();
 /** Every count the dashboard shows, grouped as the viewer's locale writes numbers ("1,234" in en-US; "1234" read as a code or a year). */
 export const count = (n: number): string => COUNT.format(n);
 
+/** A GPS position as people read it: "48.20820° N, 16.37380° E, 171 m altitude" (5 decimals: about 1 m). */
+export const positionText = (p: { latitude: number; longitude: number; altitude?: number | undefined }): string =>
+  `${Math.abs(p.latitude).toFixed(5)}° ${p.latitude < 0 ? 'S' : 'N'}, ${Math.abs(p.longitude).toFixed(5)}° ${p.longitude < 0 ? 'W' : 'E'}${p.altitude === undefined ? '' : `, ${count(Math.round(p.altitude))} m altitude`}`;
+
 /** A message inside a sentence of ours: without its own closing period ("(The relay answered 502.)."). */
 export const clause = (message: string): string => message.replace(/[.\s]+$/, '');
 

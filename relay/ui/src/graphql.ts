@@ -8,6 +8,8 @@ import * as z from 'zod/mini';
 const str = z.string();
 const ns = z.optional(z.nullable(str));
 export const gatewaySchema = z.object({ id: str, name: ns, online: z.boolean(), lastSeen: ns });
+/** A GPS position (shared/src/schemas/common.ts gps): degrees, altitude in metres. */
+export const positionSchema = z.object({ latitude: z.number(), longitude: z.number(), altitude: z.optional(z.number()) });
 const recognitionSchema = z.object({ machineType: str, confidence: z.number(), analysisId: str });
 export const machineSchema = z.object({
   id: str,
@@ -22,6 +24,7 @@ export const machineSchema = z.object({
   lastSeenSource: ns,
   lastSeenNote: ns,
   latestThumbnail: ns,
+  lastPosition: z.optional(z.nullable(positionSchema)),
   lastRecognition: z.optional(z.nullable(recognitionSchema)),
   typeMatch: z.optional(z.nullable(z.boolean())),
 });
@@ -31,6 +34,7 @@ export type Gateway = z.infer<typeof gatewaySchema>;
 export type Machine = z.infer<typeof machineSchema>;
 export type Analysis = z.infer<typeof analysisSchema>;
 export type FeedEvent = z.infer<typeof feedEventSchema>;
+export type Position = z.infer<typeof positionSchema>;
 export type Query = <T>(query: string, variables: Record<string, unknown>, pick: (d: Record<string, unknown>) => T) => Promise<T>;
 
 const graphqlErrors = z.object({
@@ -70,7 +74,7 @@ const hasNextPage = (v: unknown): boolean => {
 };
 const list = <T,>(schema: z.ZodMiniType<T>, v: unknown): T[] => (Array.isArray(v) ? v.flatMap((n) => { const p = schema.safeParse(n); return p.success ? [p.data] : []; }) : []);
 
-const MACHINE_FIELDS = 'id gatewayId type brand model serialNumber name registeredId lastSeen lastSeenSource lastSeenNote latestThumbnail lastRecognition { machineType confidence analysisId } typeMatch';
+const MACHINE_FIELDS = 'id gatewayId type brand model serialNumber name registeredId lastSeen lastSeenSource lastSeenNote lastPosition latestThumbnail lastRecognition { machineType confidence analysisId } typeMatch';
 const EVENT_FIELDS = 'id type analysisId gatewayId time data';
 /** How many of a machine's analyses its detail lists (the newest). */
 export const HISTORY_SIZE = 20;

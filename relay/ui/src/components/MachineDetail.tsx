@@ -3,7 +3,8 @@ import { clause, count, reason, resultsComparison, resultsRecognition, shortId, 
 import { CutShort } from './CutShort';
 import type { Photos } from '../photos';
 import type { Failure } from '../state';
-import { machineLabel } from './Machines';
+import { LastPosition } from './LastPosition';
+import { LastSeen, machineLabel } from './Machines';
 import { RecognitionEvidence, RegisteredType } from './TypeEvidence';
 
 /** Start time in ms; an analysis without one sorts last (it has no time to show). */
@@ -33,6 +34,8 @@ export function MachineDetail({ m, analyses, more, at, error, photos }: { m: Mac
         {m.registeredId && <><dt>Registered id</dt><dd><code>{m.registeredId}</code></dd></>}
         <dt>Registered type</dt><dd><RegisteredType m={m} /></dd>
         <dt>Last recognised photo</dt><dd><RecognitionEvidence m={m} photos={photos} /></dd>
+        <dt>Last seen</dt><dd data-testid="detail-last-seen"><LastSeen m={m} /></dd>
+        <dt>Last known position</dt><dd><LastPosition m={m} sorted={sorted} /></dd>
         <dt>Gateway</dt><dd><code>{m.gatewayId}</code> (machine <code>{m.id}</code>)</dd>
       </dl>
       <h4>Analyses, newest start first</h4>

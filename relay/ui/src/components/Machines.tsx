@@ -14,7 +14,7 @@ const SEEN_SOURCE: Record<string, string> = {
 };
 
 /** The last sighting, which time it is, and why the photo's own time was refused (a future or implausible time). */
-function LastSeen({ m }: { m: Machine }) {
+export function LastSeen({ m }: { m: Machine }) {
   if (!m.lastSeen) return <>—</>;
   const source = m.lastSeenSource ? SEEN_SOURCE[m.lastSeenSource] ?? m.lastSeenSource : null;
   return (
