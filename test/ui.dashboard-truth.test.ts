@@ -535,4 +535,20 @@ t('a machine\'s last position from an older photo than its last sighting says so
   await page.close();
 });
 
+t('phone (375 px): a machine\'s facts stack under their names and use the card\'s width, not a column a third of it', async (ctx) => {
+  const page = await signIn(ctx, { width: 375, height: 812 });
+  const row = dozerRow(page);
+  await row.waitFor({ timeout: WAIT });
+  await row.getByRole('button', { name: 'Truth dozer' }).click();
+  const detail = page.getByRole('article', { name: 'Machine Truth dozer' });
+  const facts = detail.locator('dl.facts');
+  await facts.waitFor({ timeout: WAIT });
+  const list = await facts.boundingBox();
+  const values = await facts.locator('dd').evaluateAll((els) => els.map((e) => e.getBoundingClientRect().width));
+  assert.ok(list && values.length > 0 && values.every((w) => w >= list.width - 1), `each value as wide as the list (${list?.width}): ${JSON.stringify(values)}`);
+  assert.is(await page.evaluate<number>('document.documentElement.scrollWidth'), 375, 'no sideways scrolling of the page');
+  await detail.screenshot({ path: shot('detail-facts-375x812.png') });
+  await page.close();
+});
+
 t.run();
