@@ -551,4 +551,17 @@ t('phone (375 px): a machine\'s facts stack under their names and use the card\'
   await page.close();
 });
 
+t('the feed says what a technician labelled: who, and what the gateway said and the technician chose', async (ctx) => {
+  const correction = labelled({ label: 'wheel_loader', previousLabel: 'excavator', kind: 'correction', by: 'Anna (tech 17)' });
+  const confirmation = labelled({ label: 'negative', previousLabel: 'negative', kind: 'confirmation', by: 'Ben' });
+  await send(ctx, [correction, confirmation].map((d) => envelope(GW, 'recognition.labelled', d, { id: d.correctionId, time: d.at })));
+  const page = await signIn(ctx);
+  const feed = page.getByRole('list', { name: 'Live analysis events' });
+  const line = (d: { correctionId: string }) => feed.locator(`li[data-event-id="${d.correctionId}"]`);
+  await line(correction).waitFor({ timeout: WAIT });
+  assert.match(await line(correction).innerText(), /recognition\.labelled \S+ technician Anna \(tech 17\) corrected excavator to wheel loader$/);
+  assert.match(await line(confirmation).innerText(), /recognition\.labelled \S+ technician Ben confirmed no machine$/);
+  await page.close();
+});
+
 t.run();

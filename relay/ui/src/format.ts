@@ -87,6 +87,20 @@ export const unknownReasonOf = (results: unknown): string | undefined => {
   return r.success && r.data.recognition.machineType === 'unknown' ? r.data.recognition.unknownReason : undefined;
 };
 
+const labelShape = z.object({ label: str, previousLabel: str, kind: z.enum(['confirmation', 'correction']), by: str });
+
+/**
+ * What a technician said of a photo (recognition.labelled, shared/src/schemas/teach.ts), or '':
+ * "technician Anna confirmed forklift", "technician Anna corrected forklift to wheel loader". Without it the feed listed a bare event type, and the labels behind the
+ * accuracy table could not be told apart from one another.
+ */
+export const labelText = (data: unknown): string => {
+  const l = labelShape.safeParse(data);
+  if (!l.success) return '';
+  const { label, previousLabel, kind, by } = l.data;
+  return kind === 'confirmation' ? `technician ${by} confirmed ${typeName(label)}` : `technician ${by} corrected ${typeName(previousLabel)} to ${typeName(label)}`;
+};
+
 /** Long content hashes in reasons cut to their first 10 characters, as the technician UI shows them (agent/ui/src/format.ts). */
 const shortHashes = (s: string): string => s.replace(/\b([0-9a-f]{10})[0-9a-f]{54}\b/g, '$1…');
 

@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
 import type { FeedEvent } from '../graphql';
-import { clause, comparisonText, reason, resultsRecognition, when } from '../format';
+import { clause, comparisonText, labelText, reason, resultsRecognition, when } from '../format';
 import type { Failure } from '../state';
 
 const field = (data: unknown, key: string): unknown => (typeof data === 'object' && data !== null ? (data as Record<string, unknown>)[key] : undefined);
@@ -35,7 +35,7 @@ export function LiveFeed({ feed, loadedAt, error }: { feed: FeedEvent[]; loadedA
               {/* Stored events of any age load here: the date is shown unless it is today (format.ts when). */}
               <time dateTime={e.time}>{when(e.time)}</time> <code>{e.gatewayId}</code> {e.type} <code>{e.analysisId}</code>
               {file && <> <code>{file}</code></>} {e.type === 'analysis.completed' ? resultsRecognition(resultsOf(e.data)) : ''}
-              {e.type === 'comparison.completed' ? comparisonText(field(e.data, 'result')) : ''} {reason(e.data)}
+              {e.type === 'comparison.completed' ? comparisonText(field(e.data, 'result')) : ''} {e.type === 'recognition.labelled' ? labelText(e.data) : ''} {reason(e.data)}
             </li>
           );
         })}
