@@ -188,6 +188,12 @@ t('failures say what became of the steps a failure cut short, from a gateway of 
     // The older gateway said pending and running of a finished analysis: never shown as such.
     assert.is(await line.getByTestId('cut-short-steps').innerText(), `Not finished: comparison skipped (${SKIPPED}); metadata cancelled (${CANCELLED})`, id);
   }
+  // When it failed, said as such, and of which machine: by its registered name when the table has it.
+  const failed = failures.locator(`li[data-analysis-id="${ctx.failedId}"]`);
+  await failed.filter({ hasText: 'Truth dozer' }).waitFor({ timeout: WAIT });
+  assert.match(await failed.innerText(), new RegExp(`^failed .+ · machine Truth dozer TRUTH-1 on gateway ${GW} · analysis ${ctx.failedId}: recognition: no model \\[MODEL_NOT_LOADED\\]`));
+  assert.is(await failed.locator('time').getAttribute('datetime'), new Date(FAILED.getTime() + 6).toISOString(), 'the time it failed');
+  assert.match(await failures.locator(`li[data-analysis-id="${ctx.olderFailedId}"]`).innerText(), new RegExp(`· machine TRUTH-OLD on gateway ${GW} ·`));
   assert.not.match(await failures.innerText(), /\b(running|pending|waiting)\b/);
   await page.setViewportSize(PHONE);
   await failures.scrollIntoViewIfNeeded();

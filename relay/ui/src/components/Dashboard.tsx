@@ -146,7 +146,7 @@ export function Dashboard({ token, onSignOut }: { token: string; onSignOut: (msg
           {s.detail && <MachineDetail m={s.detail.m} analyses={s.detail.analyses} more={s.detail.more} at={s.detail.at} error={s.errors.detail} photos={photos} />}
         </section>
         <AccuracyPanel query={relay.query} refresh={s.labelled} error={s.errors.accuracy} onLoaded={() => dispatch({ kind: 'ok', source: 'accuracy' })} onError={failed('accuracy')} />
-        <Failures failures={s.failures} more={s.moreFailures} at={s.gatewaysAt} error={s.errors.gateways} />
+        <Failures failures={s.failures} more={s.moreFailures} at={s.gatewaysAt} error={s.errors.gateways} machines={s.machines} />
       </main>
     </>
   );
