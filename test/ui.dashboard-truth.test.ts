@@ -570,4 +570,22 @@ t('the feed says what a technician labelled: who, and what the gateway said and 
   await page.close();
 });
 
+t('phone (375 px): every fact of a machine row is on screen with its column\'s name, not off to the side of a sideways-scrolling table', async (ctx) => {
+  const page = await signIn(ctx, { width: 375, height: 812 });
+  const row = dozerRow(page);
+  await row.waitFor({ timeout: WAIT });
+  for (const cell of await row.getByRole('cell').all()) {
+    if (!(await cell.isVisible())) continue;
+    const box = await cell.boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 375, `${await cell.getAttribute('data-label')}: ${JSON.stringify(box)}`);
+  }
+  const seen = row.getByTestId('last-seen');
+  assert.is(await page.evaluate<string>(`getComputedStyle(document.querySelector('tr[data-machine-id="TRUTH-1"] [data-testid="last-seen"]'), '::before').content`), '"Last seen"', 'named in the cell');
+  assert.ok(await seen.locator('time').isVisible());
+  assert.is(await page.evaluate<number>('document.documentElement.scrollWidth'), 375, 'no sideways scrolling of the page');
+  await row.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: shot('machines-375x812.png') });
+  await page.close();
+});
+
 t.run();

@@ -1,3 +1,4 @@
+import type { ComponentChildren } from 'preact';
 import type { Machine } from '../graphql';
 import { clause, typeName, when } from '../format';
 import type { Photos } from '../photos';
@@ -23,6 +24,22 @@ export function LastSeen({ m }: { m: Machine }) {
       {source && <><br /><span class="muted">{source}</span></>}
       {m.lastSeenNote && <><br /><span class="bad-text" data-testid="last-seen-note">{m.lastSeenNote}</span></>}
     </>
+  );
+}
+
+/**
+ * The table's columns, also each cell's `data-label`: at phone width each row is a card of
+ * labelled lines (main.tsx), since eight columns in 351 px put Last seen out of sight, reachable
+ * only by scrolling the table sideways.
+ */
+const COLUMNS = ['Photo', 'Name', 'Registered type', 'Last recognised photo (evidence)', 'Brand / model', 'Serial', 'Gateway', 'Last seen'] as const;
+
+/** One cell, its content in one box beside its column's name at phone width (main.tsx). */
+function Cell({ col, testid, children }: { col: number; testid?: string; children: ComponentChildren }) {
+  return (
+    <td data-label={COLUMNS[col]} data-testid={testid}>
+      <div>{children}</div>
+    </td>
   );
 }
 
@@ -70,16 +87,17 @@ export function Machines(p: {
       </div>
       {note && <p class={p.error ? 'bad-text' : 'muted'} data-testid="machines-note">{note}</p>}
       <div class="table-wrap" role="region" aria-label="Machines table" tabIndex={0}>
-      <table>
-        <thead><tr><th>Photo</th><th>Name</th><th>Registered type</th><th>Last recognised photo (evidence)</th><th>Brand / model</th><th>Serial</th><th>Gateway</th><th>Last seen</th></tr></thead>
+      <table class="machines">
+        <thead><tr>{COLUMNS.map((c) => <th key={c}>{c}</th>)}</tr></thead>
         <tbody>
           {rows.map((m) => (
             <tr key={m.id} data-machine-id={m.id}>
-              <td>{m.latestThumbnail && <img src={`data:image/jpeg;base64,${m.latestThumbnail}`} alt={`Latest photo of ${machineLabel(m)}`} width={64} />}</td>
-              <td><button type="button" class="link" onClick={() => p.onSelect(m.id)}>{machineLabel(m)}</button>{m.name && m.registeredId && <><br /><code>{m.registeredId}</code></>}</td>
-              <td><RegisteredType m={m} /></td>
-              <td><RecognitionEvidence m={m} photos={p.photos} /></td>
-              <td>{[m.brand, m.model].filter(Boolean).join(' ') || '—'}</td><td>{m.serialNumber ?? '—'}</td><td><code>{m.gatewayId}</code></td><td data-testid="last-seen"><LastSeen m={m} /></td>
+              <Cell col={0}>{m.latestThumbnail && <img src={`data:image/jpeg;base64,${m.latestThumbnail}`} alt={`Latest photo of ${machineLabel(m)}`} width={64} />}</Cell>
+              <Cell col={1}><button type="button" class="link" onClick={() => p.onSelect(m.id)}>{machineLabel(m)}</button>{m.name && m.registeredId && <><br /><code>{m.registeredId}</code></>}</Cell>
+              <Cell col={2}><RegisteredType m={m} /></Cell>
+              <Cell col={3}><RecognitionEvidence m={m} photos={p.photos} /></Cell>
+              <Cell col={4}>{[m.brand, m.model].filter(Boolean).join(' ') || '—'}</Cell><Cell col={5}>{m.serialNumber ?? '—'}</Cell><Cell col={6}><code>{m.gatewayId}</code></Cell>
+              <Cell col={7} testid="last-seen"><LastSeen m={m} /></Cell>
             </tr>
           ))}
           {rows.length === 0 && current && !p.error && <tr><td colSpan={8} class="muted">No machine matches.</td></tr>}
