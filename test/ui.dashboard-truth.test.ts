@@ -588,4 +588,19 @@ t('phone (375 px): every fact of a machine row is on screen with its column\'s n
   await page.close();
 });
 
+t('an online gateway\'s time is said to be its last event or connection, an offline one\'s its last sighting', async (ctx) => {
+  const off = await connectGateway(ctx.relay.mqttUrl, 'gw-truth-off', await addGateway(ctx.relay, 'gw-truth-off', 'tenant-truth'));
+  // Its last will (offline) is published when the connection drops.
+  off.stream.destroy();
+  const page = await signIn(ctx);
+  const gateways = page.getByRole('region', { name: 'Gateways', exact: true });
+  const item = (id: string) => gateways.getByRole('listitem').filter({ has: page.locator('code', { hasText: new RegExp(`^${id}$`) }) });
+  const online = item(GW);
+  const offline = item('gw-truth-off');
+  await offline.filter({ hasText: 'offline' }).waitFor({ timeout: POLL_WAIT });
+  assert.match(await online.innerText(), /^online .* · last event or connection \d/);
+  assert.match(await offline.innerText(), /^offline .* · last seen \d/);
+  await page.close();
+});
+
 t.run();
