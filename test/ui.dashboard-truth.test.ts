@@ -98,6 +98,8 @@ const signIn = async (ctx: Ctx, viewport = LAPTOP): Promise<Page> => {
 };
 const machines = (page: Page) => page.getByRole('region', { name: 'Machines', exact: true });
 const dozerRow = (page: Page) => machines(page).getByRole('row').filter({ hasText: 'Truth dozer' });
+/** The ids of the feed's lines, in order. */
+const feedIds = (page: Page): Promise<string[]> => page.getByRole('list', { name: 'Live analysis events' }).locator('li[data-event-id]').evaluateAll((els) => els.map((e) => e.getAttribute('data-event-id') ?? ''));
 /** A GraphQL request's operation text and variables. */
 const op = (route: Route): { query: string; variables: Record<string, unknown> } => {
   try {
@@ -601,6 +603,35 @@ t('an online gateway\'s time is said to be its last event or connection, an offl
   assert.match(await online.innerText(), /^online .* · last event or connection \d/);
   assert.match(await offline.innerText(), /^offline .* · last seen \d/);
   await page.close();
+});
+
+t('a gateway flushing yesterday\'s backlog: the open feed shows what a reload shows, newest received first', async (ctx) => {
+  const page = await signIn(ctx);
+  const feed = page.getByRole('list', { name: 'Live analysis events' });
+  const now = analysisFlow(GW, { machineId: 'TRUTH-NOW', registered: null });
+  await send(ctx, now);
+  await feed.locator(`li[data-event-id="${now.at(-1)!.id}"]`).waitFor({ timeout: WAIT });
+  // Another gateway back after a day offline sends its outbox: 25 analyses from yesterday, received now.
+  const late = await connectGateway(ctx.relay.mqttUrl, 'gw-truth-late', await addGateway(ctx.relay, 'gw-truth-late', 'tenant-truth'));
+  const backlog = Array.from({ length: 25 }, (_, i) => analysisFlow('gw-truth-late', { machineId: 'TRUTH-LATE', registered: null, at: new Date(Date.now() - 86_400_000 + i * 60_000) })).flat();
+  const last = backlog.at(-1)!;
+  // The open page reloads its stored events once the last analysis is stored: wait for that answer.
+  const reloaded = page.waitForResponse(async (r) => r.url().endsWith('/graphql') && (r.request().postData() ?? '').includes('recentEvents') && (await r.text()).includes(last.id), { timeout: WAIT });
+  try {
+    for (const e of backlog) assert.is(await publishEvent(late, 'gw-truth-late', e), 'ok');
+  } finally {
+    late.end(true);
+  }
+  await reloaded;
+  await page.evaluate('new Promise((r) => requestAnimationFrame(() => setTimeout(r, 50)))');
+  const open = await feedIds(page);
+  const fresh = await signIn(ctx);
+  await fresh.getByRole('list', { name: 'Live analysis events' }).locator(`li[data-event-id="${last.id}"]`).waitFor({ timeout: WAIT });
+  assert.equal(open, await feedIds(fresh), 'the open page and a reloaded one list the same events in the same order');
+  assert.is(open[0], last.id, 'the last received on top, with its own (yesterday\'s) time');
+  assert.match(await page.getByRole('region', { name: 'Live feed', exact: true }).innerText(), /Newest received first/);
+  await page.close();
+  await fresh.close();
 });
 
 t.run();

@@ -155,7 +155,7 @@ export function subscribeLive(token: string, h: LiveHandlers): () => void {
     // dashboard open through a relay outage would stay without its feed for minutes after it.
     retryWait: (retries) => new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** retries, MAX_RETRY_WAIT_MS) + Math.random() * 1000)),
     // The subscription is requested on this socket as soon as it is acknowledged (`connected`);
-    // the stored events are loaded from then on and merged by event id (state.ts mergeFeed).
+    // the stored events are loaded from then on and merged by event id (state.ts withStored).
     on: {
       connected: () => {
         h.connected(everConnected);

@@ -2,7 +2,11 @@
  * The dashboard's state and the one reducer that changes it. The live feed is merged by event
  * id: the subscription starts first, then the stored events are loaded (and reloaded whenever the
  * relay has stored a finished analysis), so a reload shows what happened before without a gap,
- * and an event that arrives both ways is shown once.
+ * and an event that arrives both ways is shown once. The feed is in the relay's order, newest
+ * received first (relay/src/storage/sql-storage.ts listEvents), not sorted by the gateways' event
+ * times: the stored page is the newest 100 received, so a gateway flushing yesterday's backlog
+ * filled a reloaded feed, while the open page, sorted by time, still showed today's events on top
+ * and the backlog below; the two disagreed.
  */
 import type { Analysis, FeedEvent, Gateway, Machine } from './graphql';
 import { FEED_SIZE } from './graphql';
@@ -37,8 +41,10 @@ export interface State {
   selected: string | undefined;
   /** The selected machine as loaded at `at` (ms); `more`: the relay has older analyses than those listed. */
   detail: { m: Machine; analyses: Analysis[]; more: boolean; at: number } | undefined;
-  /** Newest first, at most FEED_SIZE, each event id once. */
+  /** Newest received first, at most FEED_SIZE, each event id once. */
   feed: FeedEvent[];
+  /** The feed's events that came live and were in no stored page yet: received after the last one loaded. */
+  liveOnly: ReadonlySet<string>;
   /** When the stored events last loaded (ms); until then the feed holds at most what came live. */
   feedAt: number | undefined;
   errors: Partial<Record<Source, Failure>>;
@@ -62,6 +68,7 @@ export const initialState: State = {
   selected: undefined,
   detail: undefined,
   feed: [],
+  liveOnly: new Set(),
   feedAt: undefined,
   errors: {},
   live: 'connecting',
@@ -91,22 +98,22 @@ const cleared = (errors: State['errors'], source: Source): State['errors'] => {
   return rest;
 };
 
-const timeOf = (e: FeedEvent): number => {
-  const t = Date.parse(e.time);
-  return Number.isFinite(t) ? t : 0;
-};
+/** A live event on top (the relay fans an event out as it receives it: nothing shown was received later), once. */
+export function withLive(s: Pick<State, 'feed' | 'liveOnly'>, e: FeedEvent): Pick<State, 'feed' | 'liveOnly'> {
+  if (s.feed.some((x) => x.id === e.id)) return s;
+  return { feed: [e, ...s.feed].slice(0, FEED_SIZE), liveOnly: new Set([...s.liveOnly, e.id]) };
+}
 
-/** Both lists' events once each (first occurrence wins), newest first by event time, at most FEED_SIZE. */
-export function mergeFeed(current: FeedEvent[], incoming: FeedEvent[]): FeedEvent[] {
-  const seen = new Set<string>();
-  const out: FeedEvent[] = [];
-  for (const e of [...incoming, ...current]) {
-    if (seen.has(e.id)) continue;
-    seen.add(e.id);
-    out.push(e);
-  }
-  // Stable: events with the same time keep their arrival order.
-  return out.sort((a, b) => timeOf(b) - timeOf(a)).slice(0, FEED_SIZE);
+/**
+ * A stored page (the relay's newest received, in its order) under the live events it does not
+ * hold yet (received after it was read, or fanned out before they were stored): what a reload
+ * shows. An event shown before that is in neither was received before the whole page: gone, as
+ * after a reload.
+ */
+export function withStored(s: Pick<State, 'feed' | 'liveOnly'>, page: FeedEvent[]): Pick<State, 'feed' | 'liveOnly'> {
+  const inPage = new Set(page.map((e) => e.id));
+  const live = s.feed.filter((e) => s.liveOnly.has(e.id) && !inPage.has(e.id));
+  return { feed: [...live, ...page].slice(0, FEED_SIZE), liveOnly: new Set(live.map((e) => e.id)) };
 }
 
 export function reducer(s: State, a: Action): State {
@@ -131,9 +138,9 @@ export function reducer(s: State, a: Action): State {
     case 'detail':
       return { ...s, detail: a.detail, errors: cleared(s.errors, 'detail') };
     case 'event':
-      return { ...s, feed: mergeFeed(s.feed, [a.event]), labelled: a.event.type === 'recognition.labelled' ? s.labelled + 1 : s.labelled };
+      return { ...s, ...withLive(s, a.event), labelled: a.event.type === 'recognition.labelled' ? s.labelled + 1 : s.labelled };
     case 'recent':
-      return { ...s, feed: mergeFeed(s.feed, a.events), feedAt: a.at, errors: cleared(s.errors, 'feed') };
+      return { ...s, ...withStored(s, a.events), feedAt: a.at, errors: cleared(s.errors, 'feed') };
     case 'live':
       return { ...s, live: a.live, errors: a.live === 'live' ? cleared(s.errors, 'live') : s.errors };
     case 'stored':

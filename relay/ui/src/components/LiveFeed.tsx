@@ -12,7 +12,9 @@ const fileOf = (data: unknown): string | undefined => {
 };
 
 /**
- * The tenant's events, newest first: the stored ones on load, then live (merged by id in state.ts).
+ * The tenant's events, newest received first: the stored ones on load, then live (merged by id in
+ * state.ts). Each line shows the gateway's own time, which a late event (a gateway's backlog) has
+ * from long before: the line above the list says so.
  * Until the stored events have loaded (`loadedAt`), or when loading them failed, the list holds only
  * what came live since the page opened: it says so, rather than "Waiting for events…" as if the
  * gateways had sent none.
@@ -26,6 +28,7 @@ export function LiveFeed({ feed, loadedAt, error }: { feed: FeedEvent[]; loadedA
   return (
     <section aria-labelledby="feed-h">
       <h2 id="feed-h">Live feed</h2>
+      <p class="muted">Newest received first. Each line shows when the gateway says it happened: a gateway sending late (after being offline) puts older times on top.</p>
       {note && <p class="bad-text" data-testid="feed-note">{note}</p>}
       <ol class="feed-list" aria-live="polite" aria-label="Live analysis events" tabIndex={0}>
         {feed.map((e) => {
