@@ -634,4 +634,24 @@ t('a gateway flushing yesterday\'s backlog: the open feed shows what a reload sh
   await fresh.close();
 });
 
+t('phone (375 px): every number of the accuracy table is on screen, named with what it counts', async (ctx) => {
+  const d = labelled({ label: 'crane', previousLabel: 'crane', kind: 'confirmation' });
+  await send(ctx, [envelope(GW, 'recognition.labelled', d, { id: d.correctionId, time: d.at })]);
+  const page = await signIn(ctx, { width: 375, height: 812 });
+  const row = page.getByRole('region', { name: 'Real-world accuracy', exact: true }).locator('tr[data-type="crane"]');
+  await row.waitFor({ timeout: WAIT });
+  const names: string[] = [];
+  for (const cell of await row.getByRole('cell').all()) {
+    const box = await cell.boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 375, `${await cell.getAttribute('data-label')}: ${JSON.stringify(box)}`);
+    names.push((await cell.getAttribute('data-label')) ?? '');
+  }
+  assert.equal(names, ['Confirmed: gateway said this type, technician agreed', 'Corrected away: gateway said this type, technician chose another', 'Corrected to: technician chose this type, gateway said another', 'Accuracy: confirmed ÷ (confirmed + corrected away)']);
+  assert.is(await page.evaluate<string>(`getComputedStyle(document.querySelector('tr[data-type="crane"] td'), '::before').content`), `"${names[0]}"`, 'the name is shown beside the number');
+  assert.is(await page.evaluate<number>('document.documentElement.scrollWidth'), 375, 'no sideways scrolling of the page');
+  await row.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: shot('accuracy-cards-375x812.png') });
+  await page.close();
+});
+
 t.run();

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import * as z from 'zod/mini';
+import { Cell } from './components/Cell';
 import { clause, count, typeName, when } from './format';
 import type { Query } from './graphql';
 import type { Failure } from './state';
@@ -7,6 +8,18 @@ import type { Failure } from './state';
 /** One row of the relay's `typeAccuracy` query (relay/src/graphql/schema.ts TypeAccuracy). */
 const typeAccuracy = z.object({ machineType: z.string(), confirmed: z.number(), correctedAway: z.number(), correctedTo: z.number(), accuracy: z.nullable(z.number()) });
 type TypeAccuracy = z.infer<typeof typeAccuracy>;
+
+/**
+ * The count columns with what each means: under the name in the header, and beside each number
+ * at phone width, where each row is a card and the header is not shown (Cell.tsx).
+ */
+const COLUMNS = [
+  ['Confirmed', 'gateway said this type, technician agreed'],
+  ['Corrected away', 'gateway said this type, technician chose another'],
+  ['Corrected to', 'technician chose this type, gateway said another'],
+  ['Accuracy', 'confirmed ÷ (confirmed + corrected away)'],
+] as const;
+const named = (i: 0 | 1 | 2 | 3): string => `${COLUMNS[i][0]}: ${COLUMNS[i][1]}`;
 
 /** The explanation under each column name: normal weight, so the number's name stands out. */
 const NOTE = { fontWeight: 400 };
@@ -22,10 +35,10 @@ const NOTE = { fontWeight: 400 };
  * longest cell); the why is below the table.
  */
 function AccuracyCell({ r, abstained }: { r: TypeAccuracy; abstained: number }) {
-  if (r.machineType === 'unknown') return <td>no percentage (abstentions: see below the table)</td>;
-  if (r.accuracy !== null) return <td>{Math.round(r.accuracy * 100)} %</td>;
-  if (r.machineType === 'negative' && abstained > 0) return <td>— (not said by the gateway on a labelled photo; see below the table)</td>;
-  return <td>— (the gateway never said this type on a labelled photo)</td>;
+  if (r.machineType === 'unknown') return <Cell label={named(3)}>no percentage (abstentions: see below the table)</Cell>;
+  if (r.accuracy !== null) return <Cell label={named(3)}>{Math.round(r.accuracy * 100)} %</Cell>;
+  if (r.machineType === 'negative' && abstained > 0) return <Cell label={named(3)}>— (not said by the gateway on a labelled photo; see below the table)</Cell>;
+  return <Cell label={named(3)}>— (the gateway never said this type on a labelled photo)</Cell>;
 }
 
 /** Why the abstention rows read as they do (see AccuracyCell). */
@@ -92,23 +105,22 @@ export function AccuracyPanel({ query, refresh, error, onLoaded, onError }: { qu
       {rows && rows.length === 0 && <p class="muted" data-testid="accuracy-empty">No technician has confirmed or corrected a recognition yet.</p>}
       {rows && rows.length > 0 && (
         <div class="table-wrap" role="region" aria-label="Real-world accuracy table" tabIndex={0}>
-          <table data-testid="accuracy-table">
+          <table class="cards wide-names" data-testid="accuracy-table">
             <thead>
               <tr>
                 <th scope="col">Machine type</th>
-                <th scope="col">Confirmed<br /><span class="muted" style={NOTE}>gateway said this type, technician agreed</span></th>
-                <th scope="col">Corrected away<br /><span class="muted" style={NOTE}>gateway said this type, technician chose another</span></th>
-                <th scope="col">Corrected to<br /><span class="muted" style={NOTE}>technician chose this type, gateway said another</span></th>
-                <th scope="col">Accuracy<br /><span class="muted" style={NOTE}>confirmed ÷ (confirmed + corrected away)</span></th>
+                {COLUMNS.map(([name, meaning]) => (
+                  <th key={name} scope="col">{name}<br /><span class="muted" style={NOTE}>{meaning}</span></th>
+                ))}
               </tr>
             </thead>
             <tbody>
               {rows.map((r) => (
                 <tr key={r.machineType} data-type={r.machineType}>
                   <th scope="row">{typeName(r.machineType)}</th>
-                  <td>{count(r.confirmed)}</td>
-                  <td>{count(r.correctedAway)}{r.machineType === 'unknown' && r.correctedAway > 0 && <><br /><span class="muted" style={NOTE}>abstained, technician chose a type or "no machine"</span></>}</td>
-                  <td>{count(r.correctedTo)}</td>
+                  <Cell label={named(0)}>{count(r.confirmed)}</Cell>
+                  <Cell label={named(1)}>{count(r.correctedAway)}{r.machineType === 'unknown' && r.correctedAway > 0 && <><br /><span class="muted" style={NOTE}>abstained, technician chose a type or "no machine"</span></>}</Cell>
+                  <Cell label={named(2)}>{count(r.correctedTo)}</Cell>
                   <AccuracyCell r={r} abstained={abstained} />
                 </tr>
               ))}

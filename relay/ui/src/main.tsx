@@ -28,8 +28,8 @@ label{display:grid;gap:4px;font-weight:700;margin:8px 0}textarea,input,select{fo
 .filters{display:flex;gap:16px;flex-wrap:wrap}table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #000;padding:6px;text-align:left;vertical-align:middle}
 .badge{font-weight:800;padding:2px 8px;border-radius:4px;color:#fff}.ok{background:#05570a}.bad{background:#a0001c}.bad-text{color:#a0001c;font-weight:600}
 .flag{color:#a0001c;display:inline-block}.facts{display:grid;grid-template-columns:max-content 1fr;gap:4px 12px}.facts dt{font-weight:700}.facts dd{margin:0}@media (max-width:600px){.facts{grid-template-columns:1fr}.facts dd{margin-bottom:8px}
-table.machines thead{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%)}table.machines tr{display:block;border-bottom:3px solid #000;padding:6px 0}
-table.machines td{display:grid;grid-template-columns:8em 1fr;gap:8px;border:0;padding:3px 0}table.machines td::before{content:attr(data-label);font-weight:700}table.machines td:has(>div:empty){display:none}}
+table.cards thead{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%)}table.cards tr{display:block;border-bottom:3px solid #000;padding:6px 0}table.cards th[scope=row]{display:block;border:0;padding:3px 0}
+table.cards td{display:grid;grid-template-columns:8em 1fr;gap:8px;border:0;padding:3px 0}table.cards td::before{content:attr(data-label);font-weight:700}table.cards td:has(>div:empty){display:none}table.cards.wide-names td{grid-template-columns:1fr 40%}table.cards.wide-names td::before{font-weight:400}}
 .error{color:#a0001c;font-weight:700;border-left:6px solid #a0001c;padding-left:10px}.muted{color:#333}.card{border:3px solid #000;border-radius:8px;padding:12px;margin:12px 0}
 .feed{padding:2px 8px;border:2px solid #fff}.feed-live{background:#05570a}.feed-degraded{background:#ffbf00;color:#000}.unknown{background:#4a4a4a}.feed-list{max-height:320px;overflow:auto;border-left:4px solid #000;list-style:none;padding-left:10px}code{background:#eee;padding:0 4px}`;
 document.head.append(style);

@@ -1,8 +1,8 @@
-import type { ComponentChildren } from 'preact';
 import type { Machine } from '../graphql';
 import { clause, typeName, when } from '../format';
 import type { Photos } from '../photos';
 import type { Failure, State } from '../state';
+import { Cell } from './Cell';
 import { RecognitionEvidence, RegisteredType } from './TypeEvidence';
 
 /** Which time lastSeen is (relay/src/storage/types.ts LastSeenSource), in words. */
@@ -28,20 +28,9 @@ export function LastSeen({ m }: { m: Machine }) {
 }
 
 /**
- * The table's columns, also each cell's `data-label`: at phone width each row is a card of
- * labelled lines (main.tsx), since eight columns in 351 px put Last seen out of sight, reachable
- * only by scrolling the table sideways.
+ * The table's columns, also each cell's name at phone width, where each row is a card (Cell.tsx).
  */
 const COLUMNS = ['Photo', 'Name', 'Registered type', 'Last recognised photo (evidence)', 'Brand / model', 'Serial', 'Gateway', 'Last seen'] as const;
-
-/** One cell, its content in one box beside its column's name at phone width (main.tsx). */
-function Cell({ col, testid, children }: { col: number; testid?: string; children: ComponentChildren }) {
-  return (
-    <td data-label={COLUMNS[col]} data-testid={testid}>
-      <div>{children}</div>
-    </td>
-  );
-}
 
 /** What a machine is called: its registered name, else its registered id, else the relay's id. */
 export const machineLabel = (m: Machine): string => m.name ?? m.registeredId ?? m.id;
@@ -87,17 +76,17 @@ export function Machines(p: {
       </div>
       {note && <p class={p.error ? 'bad-text' : 'muted'} data-testid="machines-note">{note}</p>}
       <div class="table-wrap" role="region" aria-label="Machines table" tabIndex={0}>
-      <table class="machines">
+      <table class="cards">
         <thead><tr>{COLUMNS.map((c) => <th key={c}>{c}</th>)}</tr></thead>
         <tbody>
           {rows.map((m) => (
             <tr key={m.id} data-machine-id={m.id}>
-              <Cell col={0}>{m.latestThumbnail && <img src={`data:image/jpeg;base64,${m.latestThumbnail}`} alt={`Latest photo of ${machineLabel(m)}`} width={64} />}</Cell>
-              <Cell col={1}><button type="button" class="link" onClick={() => p.onSelect(m.id)}>{machineLabel(m)}</button>{m.name && m.registeredId && <><br /><code>{m.registeredId}</code></>}</Cell>
-              <Cell col={2}><RegisteredType m={m} /></Cell>
-              <Cell col={3}><RecognitionEvidence m={m} photos={p.photos} /></Cell>
-              <Cell col={4}>{[m.brand, m.model].filter(Boolean).join(' ') || '—'}</Cell><Cell col={5}>{m.serialNumber ?? '—'}</Cell><Cell col={6}><code>{m.gatewayId}</code></Cell>
-              <Cell col={7} testid="last-seen"><LastSeen m={m} /></Cell>
+              <Cell label={COLUMNS[0]}>{m.latestThumbnail && <img src={`data:image/jpeg;base64,${m.latestThumbnail}`} alt={`Latest photo of ${machineLabel(m)}`} width={64} />}</Cell>
+              <Cell label={COLUMNS[1]}><button type="button" class="link" onClick={() => p.onSelect(m.id)}>{machineLabel(m)}</button>{m.name && m.registeredId && <><br /><code>{m.registeredId}</code></>}</Cell>
+              <Cell label={COLUMNS[2]}><RegisteredType m={m} /></Cell>
+              <Cell label={COLUMNS[3]}><RecognitionEvidence m={m} photos={p.photos} /></Cell>
+              <Cell label={COLUMNS[4]}>{[m.brand, m.model].filter(Boolean).join(' ') || '—'}</Cell><Cell label={COLUMNS[5]}>{m.serialNumber ?? '—'}</Cell><Cell label={COLUMNS[6]}><code>{m.gatewayId}</code></Cell>
+              <Cell label={COLUMNS[7]} testid="last-seen"><LastSeen m={m} /></Cell>
             </tr>
           ))}
           {rows.length === 0 && current && !p.error && <tr><td colSpan={8} class="muted">No machine matches.</td></tr>}
