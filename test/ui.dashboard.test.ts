@@ -110,7 +110,7 @@ t('tenant A: a photo uploaded in the technician UI appears live; gateway online;
   const feed = page.getByRole('list', { name: 'Live analysis events' });
   const completedLine = feed.getByRole('listitem').filter({ hasText: ctx.completedId }).filter({ hasText: 'analysis.completed' });
   await completedLine.waitFor({ timeout: WAIT });
-  assert.match(await completedLine.innerText(), /forklift \(\d+ % confidence\)/, 'recognised type and confidence');
+  assert.match(await completedLine.innerText(), /forklift \([\d.]+ % confidence\)/, 'recognised type and confidence');
   assert.is(await page.evaluate<number>('window.__loadedAt'), marker, 'no reload');
   const started = await feed.getByRole('listitem').filter({ hasText: ctx.completedId }).allInnerTexts();
   assert.ok(started.some((s) => /analysis\.started/.test(s)), 'started is in the feed too');
@@ -172,7 +172,7 @@ t('tenant A: a truncated JPEG fails; the failure and its reason show in the feed
   assert.ok(await detail.getByRole('img').isVisible(), 'thumbnail in the detail');
   const history = detail.getByRole('listitem');
   await history.filter({ hasText: 'failed' }).filter({ hasText: 'IMAGE_DECODE_FAILED' }).waitFor({ timeout: WAIT });
-  await history.filter({ hasText: 'completed' }).filter({ hasText: /forklift \(\d+ % confidence\)/ }).waitFor({ timeout: WAIT });
+  await history.filter({ hasText: 'completed' }).filter({ hasText: /forklift \([\d.]+ % confidence\)/ }).waitFor({ timeout: WAIT });
   await page.screenshot({ path: screenshotPath('dashboard-laptop-full.png'), fullPage: true });
   await page.setViewportSize(PHONE);
   await page.screenshot({ path: screenshotPath('dashboard-phone-390x844.png') });
@@ -193,7 +193,7 @@ t('tenant A: after a reload the feed shows the stored events, then continues liv
   // Before anything new happens: the earlier analyses are there, from storage.
   const completed = feed.getByRole('listitem').filter({ hasText: ctx.completedId }).filter({ hasText: 'analysis.completed' });
   await completed.waitFor({ timeout: WAIT });
-  assert.match(await completed.innerText(), /recognised: forklift \(\d+ % confidence\)/);
+  assert.match(await completed.innerText(), /recognised: forklift \([\d.]+ % confidence\)/);
   await feed.getByRole('listitem').filter({ hasText: ctx.failedId }).filter({ hasText: 'analysis.failed' }).waitFor({ timeout: WAIT });
   const before = await feedIds(page);
   assert.is(new Set(before).size, before.length, 'no event twice');
@@ -229,7 +229,7 @@ t('tenant A: re-registered as a wheel loader, a forklift photo is shown as evide
   const headers = await machines.getByRole('columnheader').allInnerTexts();
   const cell = (h: string) => cells[headers.indexOf(h)] ?? '';
   assert.is(cell('Registered type'), 'wheel loader', 'the registered type, not the photo');
-  assert.match(cell('Last recognised photo (evidence)'), /^forklift \(\d+ % confidence\)/);
+  assert.match(cell('Last recognised photo (evidence)'), /^forklift \([\d.]+ % confidence\)/);
   assert.match(cell('Last recognised photo (evidence)'), /disagrees with the registered type \(wheel loader\)/);
   assert.match(cell('Name'), /WL-7/, 'the registered id beside the name');
   // The detail says the same, and the history keeps the recognition of each photo.
@@ -237,7 +237,7 @@ t('tenant A: re-registered as a wheel loader, a forklift photo is shown as evide
   const detail = page.getByRole('article', { name: 'Machine Yard 7 loader' });
   await detail.waitFor({ timeout: WAIT });
   assert.match(await detail.innerText(), /Registered type\s+wheel loader/);
-  assert.match(await detail.innerText(), /Last recognised photo\s+forklift \(\d+ % confidence\) ⚠ disagrees with the registered type/);
+  assert.match(await detail.innerText(), /Last recognised photo\s+forklift \([\d.]+ % confidence\) ⚠ disagrees with the registered type/);
   // The type filter is by registered type: filtering by wheel loader finds it.
   await page.getByLabel('Type').selectOption('wheel_loader');
   await row.waitFor({ timeout: WAIT });

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import * as z from 'zod/mini';
 import { Cell } from './components/Cell';
-import { clause, count, typeName, when } from './format';
+import { clause, count, percent, typeName, when } from './format';
 import type { Query } from './graphql';
 import type { Failure } from './state';
 
@@ -36,7 +36,7 @@ const NOTE = { fontWeight: 400 };
  */
 function AccuracyCell({ r, abstained }: { r: TypeAccuracy; abstained: number }) {
   if (r.machineType === 'unknown') return <Cell label={named(3)}>no percentage (abstentions: see below the table)</Cell>;
-  if (r.accuracy !== null) return <Cell label={named(3)}>{Math.round(r.accuracy * 100)} %</Cell>;
+  if (r.accuracy !== null) return <Cell label={named(3)}>{percent(r.accuracy)}</Cell>;
   if (r.machineType === 'negative' && abstained > 0) return <Cell label={named(3)}>— (not said by the gateway on a labelled photo; see below the table)</Cell>;
   return <Cell label={named(3)}>— (the gateway never said this type on a labelled photo)</Cell>;
 }

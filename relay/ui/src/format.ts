@@ -44,6 +44,18 @@ const COUNT = new Intl.NumberFormat();
 /** Every count the dashboard shows, grouped as the viewer's locale writes numbers ("1,234" in en-US; "1234" read as a code or a year). */
 export const count = (n: number): string => COUNT.format(n);
 
+/**
+ * A share (0..1) as a percentage, "71 %": whole numbers, except that a share short of all (or
+ * above none) is never rounded to 100 % (or 0 %): 1,234 confirmed of 1,235 read "100 %
+ * accuracy", as if the gateway had never been wrong. It is cut to one decimal instead: "99.9 %".
+ */
+export const percent = (share: number): string => {
+  const p = share * 100;
+  const whole = Math.round(p);
+  const shown = whole === 100 && p < 100 ? Math.floor(p * 10) / 10 : whole === 0 && p > 0 ? Math.ceil(p * 10) / 10 : whole;
+  return `${COUNT.format(shown)} %`;
+};
+
 /** A GPS position as people read it: "48.20820° N, 16.37380° E, 171 m altitude" (5 decimals: about 1 m). */
 export const positionText = (p: { latitude: number; longitude: number; altitude?: number | undefined }): string =>
   `${Math.abs(p.latitude).toFixed(5)}° ${p.latitude < 0 ? 'S' : 'N'}, ${Math.abs(p.longitude).toFixed(5)}° ${p.longitude < 0 ? 'W' : 'E'}${p.altitude === undefined ? '' : `, ${count(Math.round(p.altitude))} m altitude`}`;
@@ -71,7 +83,7 @@ export const typeName = (t: string): string => (t === 'negative' ? 'no machine' 
 export const recognitionText = (r: { machineType: string; confidence: number; unknownReason?: string | undefined }): string =>
   r.machineType === 'unknown'
     ? `no type named (the gateway abstained${r.unknownReason ? `: ${clause(r.unknownReason)}` : '; its reason is not in the loaded events'})`
-    : `${typeName(r.machineType)} (${Math.round(r.confidence * 100)} % confidence)`;
+    : `${typeName(r.machineType)} (${percent(r.confidence)} confidence)`;
 
 const recognitionOf = z.object({ recognition: z.object({ machineType: str, confidence: z.number(), unknownReason: z.optional(str) }) });
 
