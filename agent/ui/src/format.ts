@@ -1,29 +1,16 @@
 import type { Results } from './schemas';
+import { num, percent } from '@tu/shared/internal/display-number';
 import { when } from '@tu/shared/internal/display-time';
 
 /** Display helpers for the result card and the history: every number says what it is. */
 export const pretty = (s: string): string => s.replace(/_/g, ' ');
 
 /**
- * Every number the UI prints goes through here: the browser's own digit grouping and decimal
- * mark ("100,000 events", not "100000 events"; "1.5 MB", or "1,5 MB" in a German browser).
- * `digits`: the fixed number of decimals (0 for counts). The formatters are made once per digits.
+ * Every number the UI prints goes through num and pct, one rule with the dashboard's
+ * (shared/src/display-number.ts): the browser's digit grouping and decimal mark ("100,000 events",
+ * "1.5 MB"), and no share short of all shown as "100 %".
  */
-const formats = new Map<number, Intl.NumberFormat>();
-export function num(n: number, digits = 0): string {
-  let f = formats.get(digits);
-  if (!f) formats.set(digits, (f = new Intl.NumberFormat(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits })));
-  return f.format(n);
-}
-/**
- * A share in whole percent. A share that is neither none nor all never rounds to "0 %" or
- * "100 %": those would claim a certainty (or an impossibility) the number does not have.
- */
-export function pct(x: number): string {
-  if (x > 0 && x < 0.005) return `< ${num(1)} %`;
-  if (x < 1 && x >= 0.995) return `> ${num(99)} %`;
-  return `${num(Math.round(x * 100))} %`;
-}
+export { num, percent as pct };
 
 /**
  * A duration in its largest units ("3 d 4 h", "2 h 5 min", "7 min", "42 s"): "4320 min" made a

@@ -1,5 +1,6 @@
 /** How the dashboard words failures, machine types and recognitions (one place for each). */
 import * as z from 'zod/mini';
+import { num, percent } from '@tu/shared/internal/display-number';
 import { when } from '@tu/shared/internal/display-time';
 import { CUT_SHORT_MEANING, endedStepStatus, isStepStatus } from '@tu/shared/internal/step-status';
 
@@ -40,21 +41,13 @@ export const cutShortSteps = (status: string, steps: unknown): string => {
 /** Every time shown goes through one rule, shared with the other UI (shared/src/display-time.ts). */
 export { when };
 
-const COUNT = new Intl.NumberFormat();
-/** Every count the dashboard shows, grouped as the viewer's locale writes numbers ("1,234" in en-US; "1234" read as a code or a year). */
-export const count = (n: number): string => COUNT.format(n);
-
 /**
- * A share (0..1) as a percentage, "71 %": whole numbers, except that a share short of all (or
- * above none) is never rounded to 100 % (or 0 %): 1,234 confirmed of 1,235 read "100 %
- * accuracy", as if the gateway had never been wrong. It is cut to one decimal instead: "99.9 %".
+ * Every count and share the dashboard shows, by one rule with the technician UI's
+ * (shared/src/display-number.ts): grouped as the viewer's locale writes numbers ("1,234"), and no
+ * share short of all shown as "100 %".
  */
-export const percent = (share: number): string => {
-  const p = share * 100;
-  const whole = Math.round(p);
-  const shown = whole === 100 && p < 100 ? Math.floor(p * 10) / 10 : whole === 0 && p > 0 ? Math.ceil(p * 10) / 10 : whole;
-  return `${COUNT.format(shown)} %`;
-};
+export const count = (n: number): string => num(n);
+export { percent };
 
 /** A GPS position as people read it: "48.20820° N, 16.37380° E, 171 m altitude" (5 decimals: about 1 m). */
 export const positionText = (p: { latitude: number; longitude: number; altitude?: number | undefined }): string =>
