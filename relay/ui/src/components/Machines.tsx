@@ -8,6 +8,7 @@ import { RecognitionEvidence, RegisteredType } from './TypeEvidence';
 /** Which time lastSeen is (relay/src/storage/types.ts LastSeenSource), in words. */
 const SEEN_SOURCE: Record<string, string> = {
   'capture-time': 'photo taken',
+  'capture-time-latest': 'photo taken by then at the latest (the photo gives no time zone)',
   'upload-time': 'photo uploaded to the gateway',
   'completed-time': 'analysed on the gateway',
   gateway: "the gateway's time",
