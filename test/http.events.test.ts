@@ -9,7 +9,9 @@ import type { Agent } from '@tu/agent';
 import type { AnyEvent, BusClient } from '@tu/shared';
 import { COMMAND_TYPES } from '@tu/shared';
 import type { EventFeed } from '@tu/agent/internal/http/event-feed';
-import { eventsRoute, WS_CLOSE_SLOW_CLIENT } from '@tu/agent/internal/http/routes/events';
+import { readOrCreateDeviceKey } from '@tu/agent';
+import { eventsRoute, WS_CLOSE_SLOW_CLIENT, WS_CLOSE_TOKEN_EXPIRED } from '@tu/agent/internal/http/routes/events';
+import { DEVICE_ISSUER, signTechnicianToken } from '@tu/shared/internal/technician-token';
 import type { AppDeps } from '@tu/agent/internal/http/sources';
 import { inject, startAllHandlers, startTestAgent, techToken, until } from './support/harness.js';
 import { photoBytes } from './support/real.js';
@@ -101,6 +103,24 @@ t('the feed refuses a handshake without a token or with one for another gateway 
   own.ws.close();
 });
 
+t('the feed is closed (4401) when the token that opened it expires; a longer-lived token stays connected', async (ctx) => {
+  // A token signed 58 s ago for 60 s: valid at the handshake, expired two seconds later.
+  const now = Math.floor(Date.now() / 1000);
+  const key = readOrCreateDeviceKey(ctx.agent.config.dataDir);
+  const expiring = await signTechnicianToken(key, { issuer: DEVICE_ISSUER, gatewayId: ctx.agent.config.gatewayId, sub: 'leaving', roles: ['view'], ttlS: 60, now: now - 58 });
+  const short = await connect(await wsUrl(ctx.agent, expiring));
+  const long = await connect(await wsUrl(ctx.agent));
+  const end = await Promise.race([closed(short.ws), new Promise<{ code: number; reason: string }>((r) => setTimeout(() => r({ code: 0, reason: 'still open 5 s after its token expired' }), 5000))]);
+  assert.is(end.code, WS_CLOSE_TOKEN_EXPIRED.code, `closed with ${end.code} ${end.reason}`);
+  assert.match(end.reason, 'expired');
+  assert.ok(Date.now() >= (now + 2) * 1000, 'not before the expiry');
+  assert.is(long.ws.readyState, WebSocket.OPEN, 'a valid token keeps its feed');
+  // Connecting again with the expired token is refused at the handshake.
+  assert.is(await refusal(await wsUrl(ctx.agent, expiring)), 401);
+  long.ws.close();
+  await closed(long.ws);
+});
+
 t.run();
 
 // ---------------------------------------------------------------------------
@@ -117,6 +137,11 @@ slow('a paused client is closed with 4008 once its send buffer is over the limit
   };
   const app = Fastify();
   await app.register(websocket);
+  // What access control (auth/access.ts) leaves on a request it let in: a viewer, valid for an hour.
+  app.decorateRequest('technician', null);
+  app.addHook('onRequest', async (req) => {
+    req.technician = { sub: 'slow', roles: ['view'], issuer: DEVICE_ISSUER, exp: Math.floor(Date.now() / 1000) + 3600 };
+  });
   eventsRoute(app, { events: feed, eventsMaxBufferedBytes: 64 * 1024 } as unknown as AppDeps);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as AddressInfo).port;

@@ -29,3 +29,4 @@ export * from './bus/login-throttle.js';
 export * from './http-errors.js';
 export * from './plan.js';
 export * from './retry-policy.js';
+export * from './wall-timer.js';

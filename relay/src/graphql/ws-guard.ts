@@ -1,4 +1,5 @@
 import type { WebSocket } from 'ws';
+import { atWallTime } from '@tu/shared';
 
 /** The part of config `graphql.websocket` the guard enforces. */
 export interface WsGuardLimits {
@@ -20,8 +21,6 @@ export const WS_CLOSE = {
 
 /** A closed socket whose peer does not answer the close frame is cut after this long (ws waits 30 s). */
 const CLOSE_GRACE_MS = 1000;
-/** setTimeout's longest delay; a later expiry is re-armed in steps (tokens live up to 30 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface Pending {
   address: string;
@@ -40,7 +39,7 @@ interface Pending {
 export class GraphqlWsGuard {
   readonly #pending = new Map<WebSocket, Pending>();
   readonly #perAddress = new Map<string, number>();
-  readonly #expiry = new Map<WebSocket, { at: number; timer: NodeJS.Timeout }>();
+  readonly #expiry = new Map<WebSocket, { at: number; cancel: () => void }>();
 
   constructor(private readonly limits: WsGuardLimits) {}
 
@@ -85,28 +84,25 @@ export class GraphqlWsGuard {
     const at = exp * 1000;
     const current = this.#expiry.get(socket);
     if (current && current.at <= at) return;
-    if (current) clearTimeout(current.timer);
+    if (current) current.cancel();
     else
       socket.once('close', () => {
-        clearTimeout(this.#expiry.get(socket)?.timer);
+        this.#expiry.get(socket)?.cancel();
         this.#expiry.delete(socket);
       });
-    const arm = (): void => {
-      const left = at - Date.now();
-      if (left <= 0) {
-        this.#expiry.delete(socket);
-        closeSocket(socket, WS_CLOSE.tokenExpired);
-        return;
-      }
-      this.#expiry.set(socket, { at, timer: setTimeout(arm, Math.min(left, MAX_TIMER_MS)).unref() });
-    };
-    arm();
+    // Set before it is armed: an expiry already past fires (and deletes it) at once.
+    const entry = { at, cancel: () => undefined as void };
+    this.#expiry.set(socket, entry);
+    entry.cancel = atWallTime(at, () => {
+      this.#expiry.delete(socket);
+      closeSocket(socket, WS_CLOSE.tokenExpired);
+    });
   }
 
   /** Stops every timer (the app closes; its sockets are closed by @fastify/websocket). */
   dispose(): void {
     for (const p of this.#pending.values()) clearTimeout(p.timer);
-    for (const e of this.#expiry.values()) clearTimeout(e.timer);
+    for (const e of this.#expiry.values()) e.cancel();
     this.#pending.clear();
     this.#perAddress.clear();
     this.#expiry.clear();
