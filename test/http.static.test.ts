@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { suite } from 'uvu';
@@ -6,7 +8,9 @@ import * as assert from 'uvu/assert';
 import { installErrorHandling } from '@tu/shared';
 import { uiRoute } from '@tu/agent/internal/http/routes/ui';
 import { dashboard } from '@tu/relay/internal/dashboard';
+import { AGENT_UI_DIST, ensureBuilt, launchChromium } from './support/browser.js';
 import { tmpDir } from './support/harness.js';
+import { REPO_ROOT } from './support/real.js';
 
 /**
  * The built front ends (agent technician UI, relay dashboard) are served by @fastify/static
@@ -88,6 +92,44 @@ for (const [name, serve] of SERVERS) {
       assert.equal([res.statusCode, res.json<{ error: { code: string } }>().error.code], [404, 'NOT_FOUND'], url);
     }
     await app.close();
+  });
+
+  t(`${name}: every file carries frame-ancestors 'none' and script-src 'self'; a page of another site cannot frame the real UI`, async () => {
+    const app = await appFor(serve, builtUi());
+    for (const url of ['/', '/index.html', '/assets/index-abc123.js']) {
+      const res = await app.inject({ url });
+      const csp = String(res.headers['content-security-policy']);
+      assert.match(csp, "frame-ancestors 'none'", url);
+      assert.match(csp, "script-src 'self'", url);
+      assert.is(res.headers['x-frame-options'], 'DENY', url);
+    }
+    await app.close();
+    // The real built UI, served on 127.0.0.1 and framed by a page of 127.0.0.2 in Chromium.
+    const dir = name === 'agent' ? AGENT_UI_DIST : path.join(REPO_ROOT, 'relay/ui/dist');
+    await ensureBuilt(path.dirname(dir));
+    const ui = await appFor(serve, dir);
+    await ui.listen({ port: 0, host: '127.0.0.1' });
+    const target = `http://127.0.0.1:${(ui.server.address() as AddressInfo).port}/`;
+    const evil = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><p>win a prize</p><iframe src="${target}"></iframe>`));
+    await new Promise<void>((r) => evil.listen(0, '127.0.0.2', r));
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      const own = await page.goto(target);
+      assert.is(own?.status(), 200, 'the UI itself opens');
+      assert.match(await page.title(), 'TU Edge Analysis', 'the UI itself opens');
+      await page.goto(`http://127.0.0.2:${(evil.address() as AddressInfo).port}/`);
+      await page.waitForTimeout(500);
+      const frame = page.frames().find((f) => f !== page.mainFrame());
+      assert.ok(frame, 'the frame element is there');
+      const title = await frame.title().catch(() => '');
+      assert.not.match(title, 'TU Edge Analysis', `the ${name} UI must not render inside another site's frame (${frame.url()})`);
+    } finally {
+      await browser.close();
+      evil.closeAllConnections();
+      await new Promise((r) => evil.close(r));
+      await ui.close();
+    }
   });
 }
 

@@ -4,6 +4,26 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { ERROR_CODES, TuError } from './errors.js';
 
+/**
+ * Sent with every file of a built UI (both UIs hold a token in the tab that acts on a gateway or
+ * reads a tenant's data):
+ * - `frame-ancestors 'none'` and `X-Frame-Options: DENY` (browsers before CSP 2): no page of
+ *   another site can show the UI in a frame and lure a signed-in technician into clicking in it
+ *   (before, any site could frame both UIs);
+ * - `script-src 'self'`: only the UI's own bundle runs, so text an attacker gets into a page
+ *   (a machine name, a label) cannot run as an inline script or an eval;
+ * - `object-src 'none'`, `base-uri 'none'`, `form-action 'self'`: no plugins, no `<base>`
+ *   redirecting the bundle's relative URLs, no form posting elsewhere.
+ * Fetches, WebSockets, styles and images are left to the browser's defaults: the UIs load
+ * thumbnails as data: URLs and open their WebSocket on the page's own host, which `'self'`
+ * matches only in recent browsers.
+ */
+export const UI_SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy': "script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+};
+
 export interface BuiltUiOptions {
   /** The Vite output directory (index.html and assets/). */
   root: string;
@@ -40,10 +60,7 @@ export async function serveBuiltUi(app: FastifyInstance, opts: BuiltUiOptions): 
       suppressWarning: true,
       cacheControl: false,
       // Also applied by sendFile (index.html below): only Vite's hashed assets are immutable.
-      setHeaders: (reply, file) =>
-        void reply
-          .header('cache-control', file.startsWith(assets + path.sep) ? 'public, max-age=31536000, immutable' : 'no-cache')
-          .header('x-content-type-options', 'nosniff'),
+      setHeaders: (reply, file) => void reply.header('cache-control', file.startsWith(assets + path.sep) ? 'public, max-age=31536000, immutable' : 'no-cache').headers(UI_SECURITY_HEADERS),
     });
     const index = (reply: FastifyReply) => reply.sendFile('index.html', root);
     scope.get('/', (_req, reply) => index(reply));
