@@ -47,9 +47,9 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 const wsUrl = (relay: Relay) => `${relay.url.replace('http', 'ws')}/graphql`;
 
-/** A bare WebSocket on /graphql that says nothing (no connection_init). */
-function silentSocket(relay: Relay, localAddress = '127.0.0.1') {
-  const ws = new WebSocket(wsUrl(relay), 'graphql-transport-ws', { localAddress });
+/** A bare WebSocket on /graphql (or `path`, the same route written otherwise) that says nothing (no connection_init). */
+function silentSocket(relay: Relay, localAddress = '127.0.0.1', path = '/graphql') {
+  const ws = new WebSocket(`${relay.url.replace('http', 'ws')}${path}`, 'graphql-transport-ws', { localAddress });
   const t0 = Date.now();
   const closed = new Promise<{ code: number; reason: string; afterMs: number }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString(), afterMs: Date.now() - t0 })));
   ws.on('error', () => undefined);
@@ -277,6 +277,33 @@ test('one graphql-ws connection holds at most graphql.websocket.maxSubscriptions
   await subscribed(ctx.relay, since + max, 1);
   assert.equal(again, []);
   await client.dispose();
+});
+
+test('/%67raphql (the router decodes it to /graphql) gets every check /graphql gets: bearer token, request guard, connection_init timeout', async (ctx) => {
+  const encoded = '/%67raphql';
+  const small = JSON.stringify({ query: '{ __typename }' });
+  // No token: 401, not a 200 GraphQL answer from the executor.
+  const anon = await ctx.relay.app.inject({ method: 'POST', url: encoded, headers: { 'content-type': 'application/json' }, payload: small });
+  assert.is(anon.statusCode, 401, anon.body);
+  assert.is(anon.json<{ error: { code: string } }>().error.code, 'UNAUTHENTICATED');
+  // With a token: the request guard (GET refused, the query text within graphql.maxQueryBytes).
+  const auth = { authorization: `Bearer ${ctx.token}` };
+  const get = await ctx.relay.app.inject({ method: 'GET', url: `${encoded}?query=%7B__typename%7D`, headers: auth });
+  assert.is(get.statusCode, 400, get.body);
+  const big = JSON.stringify({ query: `{ ${Array.from({ length: 2000 }, (_, i) => `a${i}: __typename`).join(' ')} }` });
+  const long = await ctx.relay.app.inject({ method: 'POST', url: encoded, headers: { ...auth, 'content-type': 'application/json' }, payload: big });
+  assert.is(long.statusCode, 400, long.body.slice(0, 300));
+  assert.is(long.json<{ error: { code: string } }>().error.code, 'QUERY_TOO_COMPLEX');
+  // Served as /graphql is, with a token.
+  const ok = await ctx.relay.app.inject({ method: 'POST', url: encoded, headers: { ...auth, 'content-type': 'application/json' }, payload: small });
+  assert.equal(ok.json(), { data: { __typename: 'Query' } });
+  // Its WebSocket is closed when it sends no connection_init in time, as one on /graphql.
+  const silent = silentSocket(ctx.relay, '127.0.0.3', encoded);
+  const end = await within(silent.closed, INIT_TIMEOUT_MS + 3000, 'the silent socket on /%67raphql closed').catch((err: Error) => {
+    silent.ws.terminate();
+    throw err;
+  });
+  assert.is(end.code, 4408, JSON.stringify(end));
 });
 
 test.run();

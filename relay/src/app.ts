@@ -27,6 +27,17 @@ declare module 'fastify' {
 
 const BODY_LIMIT_BYTES = 256 * 1024;
 
+/** mercurius' `path` below: POST /graphql and the graphql-ws WebSocket. */
+const GRAPHQL_PATH = '/graphql';
+/**
+ * Whether a request goes to the GraphQL route, as fastify routed it. Not the text of the URL:
+ * the router decodes it, so `/%67raphql` reached /graphql while `req.url.startsWith('/graphql')`
+ * was false, and such a request skipped the bearer check, the request guard (8 KiB, POST only) and
+ * the answer size limit (an unauthenticated 250 KB query ran for a second), and its WebSocket
+ * escaped the connection_init timeout and caps.
+ */
+const isGraphql = (req: FastifyRequest): boolean => req.routeOptions.url === GRAPHQL_PATH;
+
 /**
  * The relay's HTTP surface (no listen: tests use inject(); `opts.https` makes it HTTPS): POST /graphql (bearer JWT),
  * WebSocket /graphql (graphql-ws; token in connection_init), MQTT over WebSocket at /mqtt,
@@ -55,15 +66,21 @@ export async function buildApp(deps: AppDeps, opts: { https?: { cert: Buffer; ke
   // Every /graphql socket from its first moment (mercurius sees it only once it speaks):
   // closed if it sends no connection_init in time or too many wait, and at its token's expiry.
   const wsGuard = new GraphqlWsGuard(deps.graphql.websocket);
-  app.websocketServer.on('connection', (socket: WebSocket, raw: { url?: string; socket: { remoteAddress?: string } }) => {
-    if (raw.url?.split('?')[0] === '/graphql') wsGuard.opened(socket, raw.socket.remoteAddress ?? '');
+  /** Upgrade requests routed to /graphql (marked in onRequest below, before the upgrade). */
+  const graphqlUpgrades = new WeakSet<object>();
+  app.websocketServer.on('connection', (socket: WebSocket, raw: { socket: { remoteAddress?: string } }) => {
+    if (graphqlUpgrades.has(raw)) wsGuard.opened(socket, raw.socket.remoteAddress ?? '');
   });
   app.addHook('onClose', async () => wsGuard.dispose());
   app.decorateRequest('auth', undefined);
   app.addHook('onRequest', async (req: FastifyRequest, reply) => {
     // Only a real WebSocket upgrade (authenticated in connection_init below) skips the bearer
     // check; an `Upgrade: websocket` header on a plain POST used to get in unauthenticated.
-    if (!req.url.startsWith('/graphql') || req.ws) return;
+    if (!isGraphql(req)) return;
+    if (req.ws) {
+      graphqlUpgrades.add(req.raw);
+      return;
+    }
     try {
       req.auth = await deps.verifier.verify(bearer(req.headers.authorization));
     } catch (err) {
@@ -74,7 +91,7 @@ export async function buildApp(deps: AppDeps, opts: { https?: { cert: Buffer; ke
   // What mercurius would parse, checked first (graphql/request-guard.ts: POST only, a string
   // query within graphql.maxQueryBytes, no text the storage cannot hold).
   app.addHook('preHandler', async (req: FastifyRequest, reply) => {
-    if (!req.url.startsWith('/graphql') || req.ws) return;
+    if (!isGraphql(req) || req.ws) return;
     const refusal = graphqlRequestRefusal(req, deps.graphql.maxQueryBytes);
     if (refusal) return sendRefusal(reply, refusal);
   });
@@ -84,7 +101,7 @@ export async function buildApp(deps: AppDeps, opts: { https?: { cert: Buffer; ke
     schema: typeDefs,
     resolvers: buildResolvers({ ...deps, maxSubscriptionsPerConnection: deps.graphql.websocket.maxSubscriptionsPerConnection }),
     graphiql: false,
-    path: '/graphql',
+    path: GRAPHQL_PATH,
     validationRules: graphqlRules,
     context: (req: FastifyRequest) => ({ auth: req.auth }),
     // Catalogue codes and messages only; raw internal messages go to the log (graphql/errors.ts).
@@ -129,7 +146,7 @@ export async function buildApp(deps: AppDeps, opts: { https?: { cert: Buffer; ke
   });
   // Backstop behind the cost limit: an answer larger than maxResponseBytes is replaced by an error.
   app.addHook('onSend', async (req, reply, payload) => {
-    if (!req.url.startsWith('/graphql') || typeof payload !== 'string' || Buffer.byteLength(payload) <= deps.graphql.maxResponseBytes) return payload;
+    if (!isGraphql(req) || typeof payload !== 'string' || Buffer.byteLength(payload) <= deps.graphql.maxResponseBytes) return payload;
     const code = 'RESPONSE_TOO_LARGE' satisfies ErrorCode;
     reply.code(ERROR_CODES[code].status);
     return JSON.stringify({ data: null, errors: [{ message: `The answer is larger than ${deps.graphql.maxResponseBytes} bytes; ask for fewer fields or smaller pages.`, extensions: { code } }] });
