@@ -103,6 +103,26 @@ t('the feed refuses a handshake without a token or with one for another gateway 
   own.ws.close();
 });
 
+t('a feed opened right after the last one closed receives events: its bus subscription is not lost to the previous one\'s unsubscription', async (ctx) => {
+  const token = await techToken(ctx.agent, ['view']);
+  const photos = ['crane/css_4.jpg', 'crane/desimichael_crane-full.jpg', 'forklift/imagenet_n03384352_forklift.jpg'];
+  const silent: number[] = [];
+  for (let i = 0; i < photos.length; i++) {
+    // The UI reloaded, or a phone reconnecting: the last listener leaves, a new one comes at once.
+    const before = await connect(await wsUrl(ctx.agent, token));
+    before.ws.close();
+    const after = await connect(await wsUrl(ctx.agent, token));
+    const res = await inject(ctx.agent, { method: 'POST', url: '/api/v1/images', payload: photoBytes(photos[i]!), headers: { 'content-type': 'image/jpeg' } });
+    assert.is(res.statusCode, 202, res.body);
+    const { analysisId } = res.json<{ analysisId: string }>();
+    const got = await until(() => after.frames.some((e) => e.subject === analysisId), 3000).then(() => true, () => false);
+    if (!got) silent.push(i);
+    after.ws.close();
+    await closed(after.ws);
+  }
+  assert.equal(silent, [], 'feeds that stayed silent while the gateway analysed a photo');
+});
+
 t('the feed is closed (4401) when the token that opened it expires; a longer-lived token stays connected', async (ctx) => {
   // A token signed 58 s ago for 60 s: valid at the handshake, expired two seconds later.
   const now = Math.floor(Date.now() / 1000);

@@ -40,17 +40,30 @@ export async function createEventFeed(bus: BusClient, opts: EventFeedOptions = {
       if (reading === next) reading = undefined;
     });
   };
+  /**
+   * The bus unsubscription of the last listener to leave, until the broker acknowledged it. A
+   * listener arriving meanwhile subscribes only after it: aedes handles the packets of one read
+   * concurrently (node_modules/aedes/lib/client.js, enqueue), so an UNSUBSCRIBE and a SUBSCRIBE of
+   * the same filter sent back to back raced there, the removal could land last, and the new feed
+   * then stayed silent while saying it was live (a UI reconnecting right after the last one closed;
+   * test/http.events.test.ts).
+   */
+  let releasing: Promise<void> | undefined;
   const release = () => {
     if (listeners.size > 0 || !off) return;
     const pending = off;
     off = undefined;
-    void pending.then((unsubscribe) => unsubscribe()).catch(() => undefined);
+    const done = pending.then((unsubscribe) => unsubscribe()).catch(() => undefined);
+    releasing = done;
+    void done.finally(() => {
+      if (releasing === done) releasing = undefined;
+    });
   };
   return {
     subscribe(listener) {
       if (stopped) return () => undefined;
       listeners.add(listener);
-      off ??= bus.onEvents('all', fanOut);
+      off ??= releasing ? releasing.then(() => bus.onEvents('all', fanOut)) : bus.onEvents('all', fanOut);
       return () => {
         listeners.delete(listener);
         release();
