@@ -5,11 +5,12 @@
  * power cut or a dropped ssh session ends it) is undone at the next start by the unit's
  * ExecStartPre; what a cut-short unpack left on flash is removed by the next update.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { REPO_ROOT } from './support/data.js';
 import { until } from './support/harness.js';
 import { freePort } from './support/processes.js';
 import { artifact, envI, freshHome, runToEnd, unpack, waitHealth } from './support/release.js';
@@ -147,6 +148,38 @@ test('an update killed while it waits for a broken version is undone at the next
     const up = gw.tu('update', artifact(V2), '--restart-command', `sh ${gw.restart}`, '--timeout-s', '60');
     assert.is(up.code, 0, up.out);
     assert.is((await waitHealth(gw.http, 5000)).version, V2);
+  } finally {
+    gw.stop();
+  }
+});
+
+test('an update cut short after the new version answered healthy is completed at the next start, not reverted', async () => {
+  const gw = await installedGateway();
+  try {
+    // The updater's own code (agent/src/cli/update.ts) killed with SIGKILL right when it reports the
+    // new version healthy: after the health check said OK, before its record is removed.
+    const updater = `const { updateCommand } = await import('@tu/agent/internal/cli/update');
+      const [tarball, root, restartCommand] = process.argv.slice(1);
+      await updateCommand(tarball, { root, restartCommand, timeoutMs: 60000, out: (line) => {
+        console.log(line);
+        if (/^updated to .*: healthy$/.test(line)) process.kill(process.pid, 'SIGKILL');
+      } });`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', updater, artifact(V2), gw.root, `sh ${gw.restart}`], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 90_000 });
+    assert.is(r.signal, 'SIGKILL', `${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, `updated to ${V2}: healthy`);
+    assert.ok(fs.existsSync(path.join(gw.opt, 'update-pending')), 'killed before its record was removed');
+    // The next start (a power cut, a crash) goes through the unit's ExecStartPre.
+    execFileSync('sh', [gw.restart]);
+    const pre = () => fs.readFileSync(path.join(gw.root, 'pre.log'), 'utf8');
+    assert.is((await waitHealth(gw.http, 60_000)).version, V2, pre());
+    assert.is(fs.readlinkSync(path.join(gw.opt, 'current')), V2, pre());
+    assert.is(fs.readlinkSync(path.join(gw.opt, 'previous')), V1);
+    assert.not.ok(fs.existsSync(path.join(gw.opt, 'update-pending')), 'the update is complete');
+    assert.match(pre(), `kept ${V2}`);
+    // And it is a complete update: rollback returns to the version it came from.
+    const back = gw.tu('rollback', '--restart-command', `sh ${gw.restart}`, '--timeout-s', '60');
+    assert.is(back.code, 0, back.out);
+    assert.is((await waitHealth(gw.http, 5000)).version, V1);
   } finally {
     gw.stop();
   }

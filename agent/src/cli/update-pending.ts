@@ -13,6 +13,12 @@
  * (boot, pid, the process's start time): while that process lives, the update is not
  * interrupted and `recover` leaves it alone (the update's own restart runs ExecStartPre too).
  * The record also serves as the lock: a second update or rollback is refused while it runs.
+ *
+ * Once the new version has answered healthy the record says so first (`healthy`, markHealthy),
+ * before the update tells anyone or removes the record: an update cut short after that point is
+ * completed at the next start, not reverted. It was reverted, so a gateway whose operator had
+ * read "updated to X: healthy" came back on the old version after the next power cut
+ * (test/release.update.test.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -36,6 +42,8 @@ const RecordSchema = z.object({
   /** The version folders `current` and `previous` named when the update began. */
   current: VersionFolder,
   previous: VersionFolder.nullable(),
+  /** The version folder that answered healthy: `current` names it and the update is decided. */
+  healthy: VersionFolder.optional(),
 });
 type PendingRecord = z.infer<typeof RecordSchema>;
 
@@ -90,6 +98,17 @@ export function prune(p: SystemPaths, out: (l: string) => void): void {
   }
 }
 
+/**
+ * Records, durably, that `version` (the folder `current` names) answered healthy: from here an
+ * interruption completes the update instead of reverting it. The record is replaced whole
+ * (written beside it, renamed over it).
+ */
+export function markHealthy(p: SystemPaths, version: string): void {
+  const record = readRecord(p);
+  if (record === null) throw new TuError('INSTALL_FAILED', `the record of this update, ${path.join(pendingDir(p), RECORD)}, is gone`);
+  writeFileDurableSync(path.join(pendingDir(p), RECORD), JSON.stringify(RecordSchema.parse({ ...record, healthy: version })) + '\n');
+}
+
 /** Removes the record: the links are final. */
 export function endUpdate(p: SystemPaths): void {
   fs.rmSync(pendingDir(p), { recursive: true, force: true });
@@ -111,9 +130,18 @@ export function recoverInterruptedUpdate(p: SystemPaths, reload: boolean, out: (
     return 'none';
   }
   if (alive(record.owner)) return 'running';
+  const was = linkedDir(p.current);
+  if (record.healthy !== undefined && was === path.join(p.prefix, record.healthy) && fs.existsSync(path.join(was, 'release.json'))) {
+    // Cut short after the new version answered healthy: finish what the update had left to do.
+    switchLinkTo(p.previous, path.join(p.prefix, record.current));
+    removeCutShortCopies(p, out, { updateLockHeld: true });
+    prune(p, out);
+    endUpdate(p);
+    out(`an update was interrupted after ${record.healthy} answered healthy: kept ${record.healthy}, ${record.current} is the previous version`);
+    return 'recovered';
+  }
   const current = path.join(p.prefix, record.current);
   if (!fs.existsSync(path.join(current, 'release.json'))) throw new TuError('INSTALL_FAILED', `an interrupted update was to return to ${current}, which is gone; reinstall with tu-agent install`);
-  const was = linkedDir(p.current);
   if (was !== current) {
     installUnit(p, current, reload, out);
     switchLinkTo(p.current, current);

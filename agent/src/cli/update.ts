@@ -18,7 +18,7 @@ import { readHealth } from './health-client.js';
 import { linkedDir, removeLink, switchLinkTo } from './links.js';
 import { SERVICE_NAME, systemPaths, type SystemPaths } from './system-paths.js';
 import { installUnit, systemdRuns } from './unit-file.js';
-import { beginUpdate, endUpdate, prune, recoverInterruptedUpdate } from './update-pending.js';
+import { beginUpdate, endUpdate, markHealthy, prune, recoverInterruptedUpdate } from './update-pending.js';
 
 export interface UpdateOptions {
   root: string;
@@ -142,6 +142,8 @@ export async function updateCommand(tarball: string, o: UpdateOptions): Promise<
     unverified = dest;
     const result = await switchAndCheck(p, dest, release.version, o);
     if (result.ok) {
+      // Before anything else: from here a power cut completes the update instead of reverting it.
+      markHealthy(p, release.version);
       unverified = null;
       o.out(`updated to ${release.version}: healthy`);
       endUpdate(p);
