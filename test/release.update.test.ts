@@ -11,6 +11,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { REPO_ROOT } from './support/data.js';
+import { mountTmpfs, unmount } from './support/disk.js';
 import { until } from './support/harness.js';
 import { freePort } from './support/processes.js';
 import { artifact, envI, freshHome, runToEnd, unpack, waitHealth } from './support/release.js';
@@ -204,6 +205,29 @@ test('a second update while one runs is refused; an unpack cut short leaves noth
     assert.equal(fs.readdirSync(gw.opt).sort(), [V1, V2, 'current', 'previous'].sort());
   } finally {
     gw.stop();
+  }
+});
+
+test('a flash too full to unpack the new version is reported as full, not as a damaged tarball, and changes nothing', () => {
+  // A 200 MiB filesystem: the installed version takes ~180 MiB, the new one does not fit beside it.
+  const mnt = mountTmpfs(200);
+  if (!mnt) return;
+  try {
+    const root = path.join(mnt, 'gw');
+    const inst = runToEnd(envI({}, [path.join(unpack(artifact(V1)), 'bin/tu-agent'), 'install', '--no-system', '--root', root]));
+    assert.is(inst.code, 0, inst.out);
+    const opt = path.join(root, 'opt/tu-agent');
+    const free = () => fs.statfsSync(mnt).bavail;
+    const before = free();
+    const r = runToEnd(envI({}, [path.join(opt, 'current/bin/tu-agent'), 'update', artifact(V2), '--root', root, '--restart-command', 'true', '--timeout-s', '5']));
+    assert.is(r.code, 1, r.out);
+    assert.match(r.out, /INSTALL_FAILED: not enough free space to unpack .* MB free on the filesystem of .*, it unpacks to about \d+ MB/);
+    assert.not.match(r.out, 'damaged', 'copying the tarball again cannot help');
+    assert.is(fs.readlinkSync(path.join(opt, 'current')), V1);
+    assert.equal(fs.readdirSync(opt).sort(), [V1, 'current'].sort());
+    assert.is(free(), before, 'the partial unpack is removed');
+  } finally {
+    unmount(mnt);
   }
 });
 

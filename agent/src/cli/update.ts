@@ -14,6 +14,7 @@ import { loadAgentConfig } from '@tu/firmware-config';
 import { systemClock, TuError, type Clock } from '@tu/shared';
 import { ReleaseInfoSchema, type ReleaseInfo } from '../release/layout.js';
 import { fsyncDirSync, fsyncTreeSync } from '../fs/durable.js';
+import { isStorageError } from '../fs/storage-guard.js';
 import { readHealth } from './health-client.js';
 import { linkedDir, removeLink, switchLinkTo } from './links.js';
 import { SERVICE_NAME, systemPaths, type SystemPaths } from './system-paths.js';
@@ -83,12 +84,49 @@ function versionDir(p: SystemPaths, version: string): string {
 /** Whether to tell systemd about a changed unit: on the gateway itself, when systemd runs. */
 const reloadSystemd = (o: UpdateOptions): boolean => o.root === '/' && systemdRuns();
 
-/** Unpacks the tarball into `staging`, or INSTALL_FAILED saying it is damaged (gzip and tar check it whole). */
+const MB = 1024 * 1024;
+
+/** The size of the tar inside a .tar.gz (gzip's trailer, modulo 4 GiB), or null when it cannot be read. */
+function unpackedBytes(tarball: string): number | null {
+  try {
+    const fd = fs.openSync(tarball, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size < 18) return null;
+      const trailer = Buffer.alloc(4);
+      fs.readSync(fd, trailer, 0, 4, size - 4);
+      return trailer.readUInt32LE(0);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Unpacks the tarball into `staging`, or INSTALL_FAILED: a full filesystem says so, with the
+ * space there is and the space needed; anything else means damaged (gzip and tar check it whole).
+ * A full flash was reported as a damaged tarball to copy again, which cannot help.
+ */
 function unpack(tarball: string, staging: string): void {
+  const freeBefore = (() => {
+    const s = fs.statfsSync(staging);
+    return s.bavail * s.bsize;
+  })();
   try {
     execFileSync('tar', ['-xzf', path.resolve(tarball), '-C', staging], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
-    const detail = ((err as { stderr?: Buffer }).stderr?.toString() ?? (err as Error).message).trim().split('\n').slice(-2).join('; ');
+    const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? (err as Error).message;
+    const detail = stderr.trim().split('\n').slice(-2).join('; ');
+    if (isStorageError(new Error(stderr))) {
+      const needs = unpackedBytes(tarball);
+      throw new TuError(
+        'INSTALL_FAILED',
+        `not enough free space to unpack ${tarball} beside the running version: ${Math.floor(freeBefore / MB)} MB free on the filesystem of ${path.dirname(staging)}` +
+          `${needs !== null ? `, it unpacks to about ${Math.ceil(needs / MB)} MB` : ''} (${detail}); nothing was changed: free space there, then run the update again`,
+      );
+    }
     throw new TuError('INSTALL_FAILED', `${tarball} cannot be unpacked, it is damaged or incomplete (${detail}); copy it to the gateway again and compare its checksum`);
   }
 }
