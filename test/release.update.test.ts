@@ -186,6 +186,41 @@ test('an update cut short after the new version answered healthy is completed at
   }
 });
 
+test('a rollback to a previous version that no longer starts returns to the version it left, also when cut short', async () => {
+  const gw = await installedGateway();
+  try {
+    const up = gw.tu('update', artifact(V2), '--restart-command', `sh ${gw.restart}`, '--timeout-s', '60');
+    assert.is(up.code, 0, up.out);
+    // V1's files damaged on flash since (any reason it no longer starts: data it cannot read, …).
+    fs.writeFileSync(path.join(gw.opt, V1, 'lib/main.js'), 'throw new Error("previous version damaged");\n');
+    const back = gw.tu('rollback', '--restart-command', `sh ${gw.restart}`, '--timeout-s', '8');
+    assert.is(back.code, 1, back.out);
+    assert.is((await waitHealth(gw.http, 5000)).version, V2, 'the gateway is up on the version it was on');
+    assert.match(back.out, `UPDATE_UNHEALTHY: rollback to ${V1} failed`);
+    assert.match(back.out, `back on ${V2}: healthy`);
+    assert.is(fs.readlinkSync(path.join(gw.opt, 'current')), V2);
+    assert.is(fs.readlinkSync(path.join(gw.opt, 'previous')), V1);
+    assert.not.ok(fs.existsSync(path.join(gw.opt, 'update-pending')));
+
+    // The same rollback cut short (kill -9) while it waits for V1: the next start is on V2 again.
+    const log = path.join(gw.root, 'agent.log');
+    const deaths = () => fs.readFileSync(log, 'utf8').split('previous version damaged').length;
+    const before = deaths();
+    const rollback = spawn('env', ['-i', path.join(gw.opt, 'current/bin/tu-agent'), 'rollback', '--root', gw.root, '--restart-command', `sh ${gw.restart}`, '--timeout-s', '120'], { stdio: 'ignore' });
+    await until(() => deaths() > before, 60_000, 'the damaged version started and died');
+    assert.is(fs.readlinkSync(path.join(gw.opt, 'current')), V1);
+    rollback.kill('SIGKILL');
+    await new Promise((r) => rollback.once('exit', r));
+    execFileSync('sh', [gw.restart]);
+    assert.is((await waitHealth(gw.http, 60_000)).version, V2, fs.readFileSync(path.join(gw.root, 'pre.log'), 'utf8'));
+    assert.is(fs.readlinkSync(path.join(gw.opt, 'current')), V2);
+    assert.is(fs.readlinkSync(path.join(gw.opt, 'previous')), V1);
+    assert.not.ok(fs.existsSync(path.join(gw.opt, 'update-pending')));
+  } finally {
+    gw.stop();
+  }
+});
+
 test('a second update while one runs is refused; an unpack cut short leaves nothing on flash after the next update', async () => {
   const gw = await installedGateway();
   try {

@@ -137,7 +137,7 @@ export function recoverInterruptedUpdate(p: SystemPaths, reload: boolean, out: (
     removeCutShortCopies(p, out, { updateLockHeld: true });
     prune(p, out);
     endUpdate(p);
-    out(`an update was interrupted after ${record.healthy} answered healthy: kept ${record.healthy}, ${record.current} is the previous version`);
+    out(`an update or rollback was interrupted after ${record.healthy} answered healthy: kept ${record.healthy}, ${record.current} is the previous version`);
     return 'recovered';
   }
   const current = path.join(p.prefix, record.current);
@@ -145,7 +145,7 @@ export function recoverInterruptedUpdate(p: SystemPaths, reload: boolean, out: (
   if (was !== current) {
     installUnit(p, current, reload, out);
     switchLinkTo(p.current, current);
-    out(`an update was interrupted before ${was ? path.basename(was) : 'its version'} answered healthy: back to ${record.current}`);
+    out(`an update or rollback was interrupted before ${was ? path.basename(was) : 'its version'} answered healthy: back to ${record.current}`);
   }
   if (record.previous) switchLinkTo(p.previous, path.join(p.prefix, record.previous));
   else removeLink(p.previous);

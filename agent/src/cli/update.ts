@@ -214,17 +214,42 @@ export function recoverCommand(o: { root: string; out: (line: string) => void })
   return 0;
 }
 
+/**
+ * Returns to the previous version the way an update goes to a new one: under the update lock and
+ * its record (update-pending.ts), so a rollback cut short is undone at the next start, and back to
+ * the version it left when the previous one does not answer healthy. It stayed on that version:
+ * a previous version that no longer starts (its files damaged on flash, data it cannot read) left
+ * the gateway down after a rollback of a healthy one (test/release.update.test.ts).
+ */
 export async function rollbackCommand(o: UpdateOptions): Promise<number> {
   const p = systemPaths(o.root);
-  // An interrupted update is put back first, and none may be running (update-pending.ts).
-  if (recoverInterruptedUpdate(p, reloadSystemd(o), o.out) === 'running') throw new TuError('INSTALL_FAILED', 'an update is running; wait for it to end, then run the command again');
-  const prev = linkedDir(p.previous);
-  const cur = linkedDir(p.current);
-  if (!prev || !cur || !fs.existsSync(prev)) throw new TuError('INSTALL_FAILED', 'there is no previous version to roll back to');
-  const version = readRelease(prev).version;
-  switchLinkTo(p.previous, cur);
-  const result = await switchAndCheck(p, prev, version, o);
-  if (!result.ok) throw new TuError('UPDATE_UNHEALTHY', `rolled back to ${version}, but it did not become healthy: ${result.reason}`);
-  o.out(`rolled back to ${version}: healthy`);
-  return 0;
+  // An interrupted update is put back first, and none may be running.
+  beginUpdate(p, reloadSystemd(o), o.out);
+  // True while `current` names a version not seen healthy: the record then stays for the next start.
+  let unverified = false;
+  try {
+    const prev = linkedDir(p.previous);
+    const cur = linkedDir(p.current);
+    if (!prev || !cur || !fs.existsSync(prev)) throw new TuError('INSTALL_FAILED', 'there is no previous version to roll back to');
+    const version = readRelease(prev).version;
+    const curVersion = readRelease(cur).version;
+    switchLinkTo(p.previous, cur);
+    o.out(`switching ${curVersion} -> ${version}`);
+    unverified = true;
+    const result = await switchAndCheck(p, prev, version, o);
+    if (result.ok) {
+      markHealthy(p, path.basename(prev));
+      unverified = false;
+      o.out(`rolled back to ${version}: healthy`);
+      return 0;
+    }
+    o.out(`version ${version} did not become healthy within ${o.timeoutMs} ms (${result.reason}); returning to ${curVersion}`);
+    const back = await switchAndCheck(p, cur, curVersion, o);
+    switchLinkTo(p.previous, prev);
+    unverified = linkedDir(p.current) !== cur;
+    o.out(back.ok ? `back on ${curVersion}: healthy` : `back on ${curVersion}, but it is not healthy either: ${back.reason}`);
+    throw new TuError('UPDATE_UNHEALTHY', `rollback to ${version} failed (${result.reason}); ${curVersion} restored`);
+  } finally {
+    if (!unverified) endUpdate(p);
+  }
 }
