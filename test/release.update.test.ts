@@ -186,6 +186,26 @@ test('an update cut short after the new version answered healthy is completed at
   }
 });
 
+test('a new version that answers but is degraded where the old one was ok is rolled back, with its reasons', async () => {
+  const gw = await installedGateway();
+  try {
+    // The new version's shipped model damaged: it starts and answers 200, yet recognises no photo.
+    const damaged = variant('0.1.0-upd.nomodel', (app) => {
+      const model = fs.readdirSync(path.join(app, 'models'))[0]!;
+      fs.writeFileSync(path.join(app, 'models', model, 'model.onnx'), 'not a model');
+    });
+    const r = gw.tu('update', damaged, '--restart-command', `sh ${gw.restart}`, '--timeout-s', '8');
+    assert.is(r.code, 1, r.out);
+    assert.match(r.out, 'version 0.1.0-upd.nomodel answers but is degraded: photos are not recognised');
+    assert.match(r.out, `rolled back to ${V1}: healthy`);
+    const health = await waitHealth(gw.http, 5000);
+    assert.equal([health.version, health.status], [V1, 'ok']);
+    assert.equal(fs.readdirSync(gw.opt).sort(), [V1, 'current'].sort());
+  } finally {
+    gw.stop();
+  }
+});
+
 test('a rollback to a previous version that no longer starts returns to the version it left, also when cut short', async () => {
   const gw = await installedGateway();
   try {

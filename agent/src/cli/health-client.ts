@@ -1,5 +1,8 @@
 /** Reads the local agent's /api/v1/health (status and update use it). */
 import { z } from 'zod';
+import type { AgentConfig } from '@tu/firmware-config';
+import { DEVICE_ISSUER, signTechnicianToken } from '@tu/shared/internal/technician-token';
+import { readDeviceKey } from '../http/auth/tokens.js';
 
 export const HealthSummarySchema = z
   .object({
@@ -30,4 +33,14 @@ export async function readHealth(port: number, timeoutMs = 2000, token?: string)
   } catch (err) {
     return { ok: false, reason: `${url} did not answer (${(err as Error).message})` };
   }
+}
+
+/**
+ * A one-minute `view` token for the local agent, signed with the device key, so that health
+ * carries its reasons; undefined when this process cannot read the key (then the public summary).
+ * Signed for each read: a token signed before the wall clock jumped (NTP) would be expired.
+ */
+export async function localViewToken(config: Pick<AgentConfig, 'gatewayId' | 'dataDir'>, sub: string): Promise<string | undefined> {
+  const key = readDeviceKey(config.dataDir);
+  return key ? signTechnicianToken(key, { issuer: DEVICE_ISSUER, gatewayId: config.gatewayId, sub, roles: ['view'], ttlS: 60 }) : undefined;
 }

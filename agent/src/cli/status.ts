@@ -1,14 +1,10 @@
 /** `tu-agent status`: a health summary of the running agent for a technician. Exit 0 ok, 1 degraded, 3 not answering. */
 import type { AgentConfig } from '@tu/firmware-config';
-import { DEVICE_ISSUER, signTechnicianToken } from '@tu/shared/internal/technician-token';
-import { readDeviceKey } from '../http/auth/tokens.js';
-import { readHealth } from './health-client.js';
+import { localViewToken, readHealth } from './health-client.js';
 
 export async function statusCommand(config: AgentConfig): Promise<number> {
   // Whoever can read the device key (root, the service user) sees the details; anyone else the public summary.
-  const key = readDeviceKey(config.dataDir);
-  const token = key ? await signTechnicianToken(key, { issuer: DEVICE_ISSUER, gatewayId: config.gatewayId, sub: 'tu-agent status', roles: ['view'], ttlS: 60 }) : undefined;
-  const h = await readHealth(config.http.port, 2000, token);
+  const h = await readHealth(config.http.port, 2000, await localViewToken(config, 'tu-agent status'));
   if (!h.ok) {
     console.log(`agent: not answering — ${h.reason}`);
     console.log('check the service: systemctl status tu-agent; logs: tu-agent logs');

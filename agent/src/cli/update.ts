@@ -15,7 +15,7 @@ import { systemClock, TuError, type Clock } from '@tu/shared';
 import { ReleaseInfoSchema, type ReleaseInfo } from '../release/layout.js';
 import { fsyncDirSync, fsyncTreeSync } from '../fs/durable.js';
 import { isStorageError } from '../fs/storage-guard.js';
-import { readHealth } from './health-client.js';
+import { localViewToken, readHealth } from './health-client.js';
 import { linkedDir, removeLink, switchLinkTo } from './links.js';
 import { SERVICE_NAME, systemPaths, type SystemPaths } from './system-paths.js';
 import { installUnit, systemdRuns } from './unit-file.js';
@@ -34,23 +34,51 @@ function restart(o: UpdateOptions): void {
   execFileSync(cmd, args as string[], { stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
-function healthPort(p: SystemPaths): number {
-  return loadAgentConfig({ file: p.configFile }).http.port;
+/** What the update waits for: any 200 from the version (`answering`), or one saying `ok`. */
+export interface HealthWanted {
+  /** Only `status: ok` counts; a degraded answer is waited past, and its reasons are the failure. */
+  requireOk: boolean;
+  /** A view token for the details (reasons) of the answer; signed anew for each read. */
+  token?: () => Promise<string | undefined>;
 }
 
 /**
- * Polls health until it is 200 and reports `version`; returns the last reason otherwise. The wait
- * runs on the monotonic clock: a gateway without a real-time clock gets its time from NTP soon
- * after boot, and a wall clock set years ahead during the wait ended it at once, so a good update
- * was taken for unhealthy and rolled back (test/cli.update-wait.test.ts).
+ * What a version must show before the update keeps it: `ok` when the version it replaces was ok
+ * right before (a degraded new version is a regression), else an answer (the gateway was degraded
+ * or down already; the new version cannot be held to better). A new version whose shipped model
+ * did not load answered 200 `degraded` ("photos are not recognised") and was kept and reported
+ * "healthy" (test/release.update.test.ts).
  */
-export async function waitHealthy(port: number, version: string, timeoutMs: number, clock: Pick<Clock, 'monotonic'> = systemClock): Promise<{ ok: true } | { ok: false; reason: string }> {
+async function healthWanted(p: SystemPaths): Promise<HealthWanted> {
+  const config = loadAgentConfig({ file: p.configFile });
+  const token = () => localViewToken(config, 'tu-agent update');
+  const before = await readHealth(config.http.port, 2000, await token());
+  return { requireOk: before.ok && before.status === 200 && before.body.status === 'ok', token };
+}
+
+const answering: HealthWanted = { requireOk: false };
+
+/**
+ * Polls health until it is 200 and reports `version` (and `ok`, when required); returns the last
+ * reason otherwise. The wait runs on the monotonic clock: a gateway without a real-time clock gets
+ * its time from NTP soon after boot, and a wall clock set years ahead during the wait ended it at
+ * once, so a good update was taken for unhealthy and rolled back (test/cli.update-wait.test.ts).
+ */
+export async function waitHealthy(
+  port: number,
+  version: string,
+  timeoutMs: number,
+  clock: Pick<Clock, 'monotonic'> = systemClock,
+  wanted: HealthWanted = answering,
+): Promise<{ ok: true } | { ok: false; reason: string }> {
   const deadline = clock.monotonic() + timeoutMs;
   let reason = 'no answer yet';
   while (clock.monotonic() < deadline) {
-    const h = await readHealth(port, 1000);
-    if (h.ok && h.status === 200 && h.body.agent?.version === version) return { ok: true };
-    reason = h.ok ? `health ${h.status} from version ${h.body.agent?.version ?? '?'} (${h.body.status})` : h.reason;
+    const h = await readHealth(port, 1000, await wanted.token?.());
+    const answered = h.ok && h.status === 200 && h.body.agent?.version === version;
+    if (answered && (!wanted.requireOk || h.body.status === 'ok')) return { ok: true };
+    if (answered) reason = `version ${version} answers but is ${h.body.status}${h.body.reasons?.length ? `: ${h.body.reasons.join('; ')}` : ''} (the version before it was ok)`;
+    else reason = h.ok ? `health ${h.status} from version ${h.body.agent?.version ?? '?'} (${h.body.status})` : h.reason;
     await new Promise((r) => setTimeout(r, 250));
   }
   return { ok: false, reason };
@@ -137,12 +165,12 @@ function unpack(tarball: string, staging: string): void {
  * is a result, not a throw: the caller must still roll back, or an unverified version would
  * stay `current`. The link goes first, so that a switch back is never held up by a unit.
  */
-async function switchAndCheck(p: SystemPaths, to: string, version: string, o: UpdateOptions): Promise<{ ok: true } | { ok: false; reason: string }> {
+async function switchAndCheck(p: SystemPaths, to: string, version: string, o: UpdateOptions, wanted: HealthWanted = answering): Promise<{ ok: true } | { ok: false; reason: string }> {
   try {
     switchLinkTo(p.current, to);
     installUnit(p, to, reloadSystemd(o), o.out);
     restart(o);
-    return await waitHealthy(healthPort(p), version, o.timeoutMs);
+    return await waitHealthy(loadAgentConfig({ file: p.configFile }).http.port, version, o.timeoutMs, systemClock, wanted);
   } catch (err) {
     return { ok: false, reason: err instanceof Error ? err.message : String(err) };
   }
@@ -169,6 +197,7 @@ export async function updateCommand(tarball: string, o: UpdateOptions): Promise<
       return 0;
     }
     const oldVersion = readRelease(old).version;
+    const wanted = await healthWanted(p);
     fs.rmSync(dest, { recursive: true, force: true });
     // On disk before any link names it: tar leaves it in the page cache.
     fsyncTreeSync(unpacked);
@@ -178,12 +207,12 @@ export async function updateCommand(tarball: string, o: UpdateOptions): Promise<
     switchLinkTo(p.previous, old);
     o.out(`switching ${oldVersion} -> ${release.version}`);
     unverified = dest;
-    const result = await switchAndCheck(p, dest, release.version, o);
+    const result = await switchAndCheck(p, dest, release.version, o, wanted);
     if (result.ok) {
       // Before anything else: from here a power cut completes the update instead of reverting it.
       markHealthy(p, release.version);
       unverified = null;
-      o.out(`updated to ${release.version}: healthy`);
+      o.out(`updated to ${release.version}: ${wanted.requireOk ? 'healthy' : 'answering (it was not ok before the update either; see tu-agent status)'}`);
       endUpdate(p);
       prune(p, o.out);
       return 0;
@@ -233,14 +262,15 @@ export async function rollbackCommand(o: UpdateOptions): Promise<number> {
     if (!prev || !cur || !fs.existsSync(prev)) throw new TuError('INSTALL_FAILED', 'there is no previous version to roll back to');
     const version = readRelease(prev).version;
     const curVersion = readRelease(cur).version;
+    const wanted = await healthWanted(p);
     switchLinkTo(p.previous, cur);
     o.out(`switching ${curVersion} -> ${version}`);
     unverified = true;
-    const result = await switchAndCheck(p, prev, version, o);
+    const result = await switchAndCheck(p, prev, version, o, wanted);
     if (result.ok) {
       markHealthy(p, path.basename(prev));
       unverified = false;
-      o.out(`rolled back to ${version}: healthy`);
+      o.out(`rolled back to ${version}: ${wanted.requireOk ? 'healthy' : 'answering (it was not ok before the rollback either; see tu-agent status)'}`);
       return 0;
     }
     o.out(`version ${version} did not become healthy within ${o.timeoutMs} ms (${result.reason}); returning to ${curVersion}`);
