@@ -206,6 +206,30 @@ test('a new version that answers but is degraded where the old one was ok is rol
   }
 });
 
+test('a failed update to the version `previous` named leaves no `previous` naming a removed folder', async () => {
+  const gw = await installedGateway();
+  const previous = path.join(gw.opt, 'previous');
+  try {
+    const up = gw.tu('update', artifact(V2), '--restart-command', `sh ${gw.restart}`, '--timeout-s', '60');
+    assert.is(up.code, 0, up.out);
+    const back = gw.tu('rollback', '--restart-command', `sh ${gw.restart}`, '--timeout-s', '60');
+    assert.is(back.code, 0, back.out);
+    assert.is(fs.readlinkSync(previous), V2);
+    // V2 again, as a build that does not start: it replaces the folder `previous` names, and fails.
+    const broken = variant(V2, (app) => fs.writeFileSync(path.join(app, 'lib/main.js'), 'throw new Error("deliberately broken build");\n'));
+    const bad = gw.tu('update', broken, '--restart-command', `sh ${gw.restart}`, '--timeout-s', '8');
+    assert.is(bad.code, 1, bad.out);
+    assert.is((await waitHealth(gw.http, 5000)).version, V1);
+    const named = fs.lstatSync(previous, { throwIfNoEntry: false }) ? fs.readlinkSync(previous) : null;
+    assert.ok(named === null || fs.existsSync(path.join(gw.opt, named, 'release.json')), `previous names ${named}, which is gone`);
+    const again = gw.tu('rollback', '--restart-command', `sh ${gw.restart}`, '--timeout-s', '8');
+    assert.is(again.code, 1, again.out);
+    assert.match(again.out, 'there is no previous version to roll back to');
+  } finally {
+    gw.stop();
+  }
+});
+
 test('a rollback to a previous version that no longer starts returns to the version it left, also when cut short', async () => {
   const gw = await installedGateway();
   try {

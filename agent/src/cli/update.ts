@@ -219,8 +219,10 @@ export async function updateCommand(tarball: string, o: UpdateOptions): Promise<
     }
     o.out(`version ${release.version} did not become healthy within ${o.timeoutMs} ms (${result.reason}); rolling back to ${oldVersion}`);
     const back = await switchAndCheck(p, old, oldVersion, o);
-    // As if the update never happened: `previous` is again the version before the old one.
-    if (oldPrevious && fs.existsSync(oldPrevious)) switchLinkTo(p.previous, oldPrevious);
+    // As if the update never happened: `previous` is again the version before the old one, unless
+    // that was the version just refused (an update to the version `previous` named replaced it),
+    // whose folder goes below: a `previous` naming nothing made rollback say there was none.
+    if (oldPrevious && oldPrevious !== dest && fs.existsSync(oldPrevious)) switchLinkTo(p.previous, oldPrevious);
     else removeLink(p.previous);
     // Never remove the folder `current` still points at (the switch back itself failed).
     if (linkedDir(p.current) !== dest) {
