@@ -265,6 +265,29 @@ test('a rollback to a previous version that no longer starts returns to the vers
   }
 });
 
+test('a rollback after an update cut short returns to the version the update came from, and restarts it', async () => {
+  const gw = await installedGateway();
+  try {
+    // The update killed (its whole group, as a dropped ssh session ends it) once V2 runs, before
+    // it has seen V2's health: its restart command keeps it from looking.
+    const updater = spawn('env', ['-i', path.join(gw.opt, 'current/bin/tu-agent'), 'update', artifact(V2), '--root', gw.root, '--restart-command', `sh ${gw.restart}; sleep 60`, '--timeout-s', '60'], { stdio: 'ignore', detached: true });
+    for (const deadline = Date.now() + 60_000; (await waitHealth(gw.http, 60_000)).version !== V2; await new Promise((r) => setTimeout(r, 200))) {
+      if (Date.now() > deadline) throw new Error('V2 did not start');
+    }
+    process.kill(-updater.pid!, 'SIGKILL');
+    await new Promise((r) => updater.once('exit', r));
+    assert.ok(fs.existsSync(path.join(gw.opt, 'update-pending')));
+    // The operator asks for the version before, without a restart in between.
+    const back = gw.tu('rollback', '--restart-command', `sh ${gw.restart}`, '--timeout-s', '60');
+    assert.is(back.code, 0, back.out);
+    assert.is((await waitHealth(gw.http, 5000)).version, V1, back.out);
+    assert.is(fs.readlinkSync(path.join(gw.opt, 'current')), V1);
+    assert.not.ok(fs.existsSync(path.join(gw.opt, 'update-pending')));
+  } finally {
+    gw.stop();
+  }
+});
+
 test('a second update while one runs is refused; an unpack cut short leaves nothing on flash after the next update', async () => {
   const gw = await installedGateway();
   try {

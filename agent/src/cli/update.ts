@@ -254,11 +254,23 @@ export function recoverCommand(o: { root: string; out: (line: string) => void })
  */
 export async function rollbackCommand(o: UpdateOptions): Promise<number> {
   const p = systemPaths(o.root);
+  const before = linkedDir(p.current);
   // An interrupted update is put back first, and none may be running.
   beginUpdate(p, reloadSystemd(o), o.out);
   // True while `current` names a version not seen healthy: the record then stays for the next start.
   let unverified = false;
   try {
+    const recovered = linkedDir(p.current);
+    if (recovered && recovered !== before) {
+      // That put `current` back on the version the cut-short update came from, which is what this
+      // rollback asks for; the service still runs the version it left until restarted. Rolling
+      // back once more went to the version before (or found none) with that one left running.
+      const version = readRelease(recovered).version;
+      const result = await switchAndCheck(p, recovered, version, o);
+      if (!result.ok) throw new TuError('UPDATE_UNHEALTHY', `rolled back to ${version}, but it did not become healthy: ${result.reason}`);
+      o.out(`rolled back to ${version}: answering`);
+      return 0;
+    }
     const prev = linkedDir(p.previous);
     const cur = linkedDir(p.current);
     if (!prev || !cur || !fs.existsSync(prev)) throw new TuError('INSTALL_FAILED', 'there is no previous version to roll back to');
