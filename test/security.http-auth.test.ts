@@ -18,7 +18,7 @@ import { technicianPublicKeyPem, technicianToken } from '@tu/relay/internal/cli/
 import { ROLES, type Role } from '@tu/shared/internal/technician-roles';
 import { DEVICE_ISSUER, signTechnicianToken } from '@tu/shared/internal/technician-token';
 import { REPO_ROOT } from './support/data.js';
-import { startHandler, startTestAgent, techToken, testConfig, tmpDir } from './support/harness.js';
+import { startAllHandlers, startHandler, startTestAgent, techToken, testConfig, tmpDir } from './support/harness.js';
 import { photoBytes } from './support/real.js';
 
 type Ctx = { agent: Agent; relayDir: string };
@@ -157,6 +157,22 @@ t('the relay signs only short-lived tokens for registered gateways and known rol
 t('health is open but tells a stranger only ok/degraded, gateway and version; a viewer gets the details', async (ctx) => {
   const open = (await call(ctx, { method: 'GET', url: '/api/v1/health' })).json() as Record<string, unknown>;
   assert.equal(Object.keys(open).sort(), ['agent', 'detail', 'gatewayId', 'status', 'uptimeS']);
+  // "to see why" only when there is a why: an ok gateway's answer asked a question nobody had.
+  assert.is(open.status, 'degraded', 'no step handlers yet');
+  assert.match(String(open.detail), 'to see why');
+  const handlers = await startAllHandlers(ctx.agent);
+  try {
+    const deadline = Date.now() + 10_000;
+    let now = open;
+    while (now.status !== 'ok' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      now = (await call(ctx, { method: 'GET', url: '/api/v1/health' })).json() as Record<string, unknown>;
+    }
+    assert.is(now.status, 'ok');
+    assert.not.match(String(now.detail), 'why', String(now.detail));
+  } finally {
+    for (const h of handlers) await h.close();
+  }
   const full = (await call(ctx, { method: 'GET', url: '/api/v1/health' }, await techToken(ctx.agent, ['view']))).json() as Record<string, unknown>;
   for (const k of ['reasons', 'broker', 'services', 'model', 'uplink']) assert.ok(k in full, k);
   // A bad token on the open route is not an error: the public answer.

@@ -129,7 +129,11 @@ export function publicHealthView(deps: AppDeps) {
     gatewayId: full.gatewayId,
     agent: full.agent,
     uptimeS: full.uptimeS,
-    detail: 'Sign in with a technician token (view role) to see why, and the services, model, bus and uplink.',
+    // "to see why" of an ok gateway asked a question nobody had.
+    detail:
+      full.status === 'ok'
+        ? 'Sign in with a technician token (view role) to see the services, model, bus and uplink.'
+        : 'Sign in with a technician token (view role) to see why, and the services, model, bus and uplink.',
   };
 }
 
