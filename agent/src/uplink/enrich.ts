@@ -38,20 +38,16 @@ export interface EnricherDeps {
 
 export function createEnricher(deps: EnricherDeps): EventEnricher {
   const log = deps.logger.child({ component: 'uplink-enrich' });
-  const packed = (v: EmbeddingValue, eventId: string): EmbeddingValue => {
+  /** `kept`: numbers kept elsewhere for a reference whose file is gone (a label's, below). */
+  const packed = (v: EmbeddingValue, eventId: string, kept?: () => number[] | undefined): EmbeddingValue => {
     if (!isEmbeddingRef(v)) return v;
     try {
       return pack(readEmbeddingSync(deps.blobs, v));
     } catch (err) {
+      const numbers = kept?.();
+      if (numbers) return pack(numbers);
       log.warn({ eventId, err: (err as Error).message }, 'embedding not sent to the relay: its file could not be read; the event goes with the reference');
       return v;
-    }
-  };
-  const readable = (v: EmbeddingValue): number[] | undefined => {
-    try {
-      return readEmbeddingSync(deps.blobs, v);
-    } catch {
-      return undefined;
     }
   };
   return (event) => {
@@ -83,9 +79,8 @@ export function createEnricher(deps: EnricherDeps): EventEnricher {
       // The label store keeps the numbers after the storage quota removed the photo's files: a
       // label re-published after a restart, or a relabel, went with the reference, and the relay
       // refuses a labelled example without its vector (relay/src/ingest/pipeline.ts EMBEDDING_MISSING).
-      const numbers = readable(own) ?? deps.labelledEmbedding?.(String(src['analysisId']), String(src['sha256']));
       // Neither: sent with the reference, and the warning says so.
-      edit()['embedding'] = numbers ? pack(numbers) : packed(own, event.id);
+      edit()['embedding'] = packed(own, event.id, () => deps.labelledEmbedding?.(String(src['analysisId']), String(src['sha256'])));
     }
     return data ? ({ ...event, data } as AnyEvent) : event;
   };
