@@ -78,6 +78,7 @@ function recordTimeText(meta: Metadata): string | undefined {
 
 function MetadataView({ meta }: { meta: Metadata }) {
   const gps = meta.exif.gps;
+  const recordTime = meta.exif.captureTimePlausible !== false ? recordTimeText(meta) : undefined;
   return (
     <>
       <dt>Captured</dt>
@@ -88,8 +89,8 @@ function MetadataView({ meta }: { meta: Metadata }) {
           <span class="warn" data-testid="capture-time-implausible"><br />Not plausible: {meta.exif.captureTimeProblem?.message ?? 'rejected by the gateway'}. The machine record uses the upload time instead.</span>
         )}
         {/* A plausible time the record still does not use, or reads in a zone the photo does not give (agent/src/services/metadata/sort.ts). */}
-        {meta.exif.captureTimePlausible !== false && recordTimeText(meta) && (
-          <span class="muted" data-testid="capture-time-record"><br />{recordTimeText(meta)}</span>
+        {recordTime && (
+          <span class="muted" data-testid="capture-time-record"><br />{recordTime}</span>
         )}
       </dd>
       <dt>Position</dt>
